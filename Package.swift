@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "loopsy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "loopsyd", targets: ["loopsyd"]),
+        .executable(name: "loopsy", targets: ["loopsy"]),
+        .executable(name: "loopsy-mcp", targets: ["loopsy-mcp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
+                       providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-gnutls-dev"])]),
+
+        .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD"]),
+        .target(name: "LoopsyAPI"),
+        .target(name: "LoopsyStore", dependencies: ["CSQLite", "LoopsyAPI"]),
+        .target(name: "LoopsyConfig", dependencies: [
+            "LoopsyAPI", "Yams", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "LoopsyServer", dependencies: [
+            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "LoopsyClient", dependencies: ["CCurl", "LoopsyAPI", "LoopsyConfig"]),
+
+        .executableTarget(name: "loopsyd", dependencies: ["LoopsyServer", "LoopsyConfig"]),
+        .executableTarget(name: "loopsy", dependencies: [
+            "LoopsyClient", "LoopsyConfig", "LoopsyAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "loopsy-mcp", dependencies: ["LoopsyAPI"]),
+
+        .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
+        .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig"]),
+        .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["LoopsyAPI"]),
+    ]
+)

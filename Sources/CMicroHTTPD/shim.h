@@ -1,0 +1,61 @@
+// Wrappers for the parts of libmicrohttpd that Swift cannot call directly (C variadics and
+// unions). Each is prefixed with the module name; only LoopsyHTTP imports this module.
+#ifndef CMICROHTTPD_SHIM_H
+#define CMICROHTTPD_SHIM_H
+#include <stdint.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+/// MHD_start_daemon is variadic: every option goes through one MHD_OPTION_ARRAY.
+static inline struct MHD_Daemon *cmhd_start_daemon(unsigned int flags, uint16_t port,
+                                                   MHD_AccessHandlerCallback handler, void *handler_cls,
+                                                   struct MHD_OptionItem *options) {
+    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+                            MHD_OPTION_ARRAY, options, MHD_OPTION_END);
+}
+
+/// The listening socket, so the daemon can report the port it bound when asked for port 0.
+static inline int cmhd_listen_fd(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    return info ? (int)info->listen_fd : -1;
+}
+
+/// The peer address of a connection (valid for the connection's lifetime).
+static inline const struct sockaddr *cmhd_client_address(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return info ? info->client_addr : NULL;
+}
+
+/// Option values are intptr_t in MHD_OptionItem; these build items without casts in Swift.
+static inline struct MHD_OptionItem cmhd_option_int(enum MHD_OPTION option, intptr_t value) {
+    struct MHD_OptionItem item = { option, value, NULL };
+    return item;
+}
+static inline struct MHD_OptionItem cmhd_option_ptr(enum MHD_OPTION option, intptr_t value, void *ptr) {
+    struct MHD_OptionItem item = { option, value, ptr };
+    return item;
+}
+static inline struct MHD_OptionItem cmhd_option_completed(MHD_RequestCompletedCallback cb, void *cls) {
+    struct MHD_OptionItem item = { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)cb, cls };
+    return item;
+}
+typedef size_t (*cmhd_unescape_callback)(void *cls, struct MHD_Connection *connection, char *text);
+static inline struct MHD_OptionItem cmhd_option_unescape(cmhd_unescape_callback cb, void *cls) {
+    struct MHD_OptionItem item = { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)cb, cls };
+    return item;
+}
+static inline struct MHD_OptionItem cmhd_option_end(void) {
+    struct MHD_OptionItem item = { MHD_OPTION_END, 0, NULL };
+    return item;
+}
+
+/// Copy mode for buffer responses (the enum case imports under an unstable Swift name).
+static inline struct MHD_Response *cmhd_response_copying(size_t size, const void *buffer) {
+    return MHD_create_response_from_buffer(size, (void *)buffer, MHD_RESPMEM_MUST_COPY);
+}
+
+#endif

@@ -1,0 +1,50 @@
+/// A context store entry. Times are Unix epoch milliseconds; `ttl` is seconds.
+public struct ContextEntry: Codable, Sendable, Equatable {
+    public var key: String
+    public var value: String
+    public var fromNodeId: String
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var ttl: Int?
+    public var expiresAt: Int64?
+    /// Starts at 1 and grows by one on every write of this key.
+    public var revision: Int64
+
+    public init(key: String, value: String, fromNodeId: String, createdAt: Int64, updatedAt: Int64,
+                ttl: Int?, expiresAt: Int64?, revision: Int64) {
+        self.key = key
+        self.value = value
+        self.fromNodeId = fromNodeId
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.ttl = ttl
+        self.expiresAt = expiresAt
+        self.revision = revision
+    }
+}
+
+public struct ContextPutRequest: Codable, Sendable {
+    public var value: String
+    /// Seconds until the entry expires; absent or null for no expiry.
+    public var ttl: Int?
+
+    public init(value: String, ttl: Int? = nil) {
+        self.value = value
+        self.ttl = ttl
+    }
+}
+
+public struct ContextListResponse: Codable, Sendable {
+    public var entries: [ContextEntry]
+    public init(entries: [ContextEntry]) { self.entries = entries }
+}
+
+public struct DeletedResponse: Codable, Sendable {
+    public var deleted: Bool
+    public init(deleted: Bool) { self.deleted = deleted }
+}
+
+public enum ContextLimits {
+    /// Longest key in UTF-8 bytes.
+    public static let maxKeyBytes = 512
+}

@@ -1,0 +1,91 @@
+public struct HealthResponse: Codable, Sendable, Equatable {
+    public var status: String
+    public var nodeId: String
+    public var version: String
+    /// Seconds since the daemon started.
+    public var uptime: Double
+
+    public init(status: String, nodeId: String, version: String, uptime: Double) {
+        self.status = status
+        self.nodeId = nodeId
+        self.version = version
+        self.uptime = uptime
+    }
+}
+
+public struct IdentityResponse: Codable, Sendable, Equatable {
+    public var nodeId: String
+    public var hostname: String
+    public var platform: String
+    public var version: String
+    public var port: Int
+    public var capabilities: [String]
+
+    public init(nodeId: String, hostname: String, platform: String, version: String, port: Int,
+                capabilities: [String]) {
+        self.nodeId = nodeId
+        self.hostname = hostname
+        self.platform = platform
+        self.version = version
+        self.port = port
+        self.capabilities = capabilities
+    }
+}
+
+public struct StatusResponse: Codable, Sendable, Equatable {
+    public var nodeId: String
+    public var hostname: String
+    public var version: String
+    public var port: Int
+    public var uptime: Double
+    public var pid: Int
+    public var dataDir: String
+    public var peers: Int
+    public var jobs: Int
+    public var context: Int
+
+    public init(nodeId: String, hostname: String, version: String, port: Int, uptime: Double, pid: Int,
+                dataDir: String, peers: Int, jobs: Int, context: Int) {
+        self.nodeId = nodeId
+        self.hostname = hostname
+        self.version = version
+        self.port = port
+        self.uptime = uptime
+        self.pid = pid
+        self.dataDir = dataDir
+        self.peers = peers
+        self.jobs = jobs
+        self.context = context
+    }
+}
+
+/// One audited request. Times are Unix epoch milliseconds.
+public struct AuditEntry: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var time: Int64
+    public var requestId: String
+    public var caller: String
+    public var method: String
+    public var path: String
+    public var status: Int
+    public var durationMs: Double
+    public var remote: String
+
+    public init(id: Int64, time: Int64, requestId: String, caller: String, method: String, path: String,
+                status: Int, durationMs: Double, remote: String) {
+        self.id = id
+        self.time = time
+        self.requestId = requestId
+        self.caller = caller
+        self.method = method
+        self.path = path
+        self.status = status
+        self.durationMs = durationMs
+        self.remote = remote
+    }
+}
+
+public struct AuditListResponse: Codable, Sendable {
+    public var entries: [AuditEntry]
+    public init(entries: [AuditEntry]) { self.entries = entries }
+}

@@ -1,0 +1,83 @@
+/// Everything `config.yaml` can say, with the seed README's defaults.
+public struct LoopsyConfig: Sendable, Equatable {
+    public struct Server: Sendable, Equatable {
+        public var port = Int(19532)
+        public var host = "0.0.0.0"
+        public var hostname: String?
+        /// MHD worker threads; 0 picks one per core (at least 2).
+        public var threads = 0
+    }
+    public struct Auth: Sendable, Equatable {
+        public var apiKey = ""
+        /// Extra accepted keys by name (hand-made setups; pairing stores peer keys in SQLite).
+        public var allowedKeys: [String: String] = [:]
+    }
+    public struct TLS: Sendable, Equatable {
+        public var enabled = false
+        public var pinnedCerts: [String: String] = [:]
+    }
+    public struct Execution: Sendable, Equatable {
+        public var denylist = ["rm", "rmdir", "format", "mkfs", "dd", "shutdown", "reboot"]
+        /// When set, only these programs run.
+        public var allowlist: [String]?
+        public var maxConcurrent = 10
+        /// Milliseconds, applied when a caller gives no timeout.
+        public var defaultTimeout = 300_000
+        /// Milliseconds; the most a caller may ask for.
+        public var maxTimeout = 3_600_000
+        /// Bytes kept per output stream of a job.
+        public var maxOutputBytes = 10 * 1024 * 1024
+    }
+    public struct Transfer: Sendable, Equatable {
+        public var allowedPaths = ["~"]
+        public var deniedPaths = ["~/.ssh", "~/.gnupg", "~/.loopsy"]
+        public var maxFileSize = 1_073_741_824
+    }
+    /// Requests per minute per caller; 0 switches a category's limit off.
+    public struct RateLimits: Sendable, Equatable {
+        public var execute = 30
+        public var transfer = 10
+        public var context = 60
+    }
+    public struct ManualPeer: Sendable, Equatable {
+        public var address: String
+        public var port: Int
+    }
+    public struct Discovery: Sendable, Equatable {
+        public var enabled = true
+        public var manualPeers: [ManualPeer] = []
+    }
+    public struct Logging: Sendable, Equatable {
+        public var level = LogLevel.info
+    }
+    public struct Context: Sendable, Equatable {
+        /// Largest value in UTF-8 bytes.
+        public var maxValueBytes = 1_048_576
+        public var maxEntries = 10_000
+    }
+    public struct Audit: Sendable, Equatable {
+        public var retentionDays = 30
+        public var maxEntries = 100_000
+    }
+
+    public var server = Server()
+    public var auth = Auth()
+    public var tls = TLS()
+    public var execution = Execution()
+    public var transfer = Transfer()
+    public var rateLimits = RateLimits()
+    public var discovery = Discovery()
+    public var logging = Logging()
+    public var context = Context()
+    public var audit = Audit()
+
+    public init() {}
+}
+
+public enum LogLevel: String, Sendable, Comparable, CaseIterable {
+    case debug, info, warn, error
+
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}

@@ -1,0 +1,89 @@
+/// Reading, creating and editing `config.yaml`.
+public enum ConfigFile {
+    public static func load(_ dataDir: DataDir) throws -> (config: LoopsyConfig, warnings: [String]) {
+        guard SecureFile.exists(dataDir.configFile) else {
+            throw ConfigError("no config at \(dataDir.configFile); run `loopsy init` first")
+        }
+        var (config, warnings) = try ConfigParser.parse(try SecureFile.read(dataDir.configFile))
+        if config.auth.apiKey.count < 32 {
+            throw ConfigError("auth.apiKey in \(dataDir.configFile) is missing or shorter than 32 characters; "
+                + "run `loopsy key generate`")
+        }
+        if let mode = SecureFile.mode(dataDir.configFile), mode & 0o077 != 0 {
+            warnings.append("\(dataDir.configFile) is readable by other users (mode \(String(mode, radix: 8))); "
+                + "run `chmod 600 \(dataDir.configFile)`")
+        }
+        return (config, warnings)
+    }
+
+    /// The config `loopsy init` writes: every key with its default, commented.
+    public static func template(apiKey: String, port: Int = 19532, hostname: String? = nil) -> String {
+        let defaults = LoopsyConfig()
+        return """
+            # Loopsy node configuration. Restart loopsyd after editing (auth keys apply at once).
+            server:
+              port: \(port)
+              host: \(defaults.server.host)          # address to listen on; 127.0.0.1 keeps it on this machine
+            \(hostname.map { "  hostname: \($0)" } ?? "  # hostname: my-laptop   # name shown to peers (default: system hostname)")
+            auth:
+              apiKey: \(apiKey)
+              allowedKeys: {}          # name: key, for hand-made setups (pairing manages peer keys)
+            tls:
+              enabled: \(defaults.tls.enabled)
+              pinnedCerts: {}
+            execution:
+              denylist: [\(defaults.execution.denylist.joined(separator: ", "))]
+              # allowlist: [git, ls, cat]   # when set, only these programs may run
+              maxConcurrent: \(defaults.execution.maxConcurrent)
+              defaultTimeout: \(defaults.execution.defaultTimeout)     # ms
+              maxTimeout: \(defaults.execution.maxTimeout)        # ms
+              maxOutputBytes: \(defaults.execution.maxOutputBytes)
+            transfer:
+              allowedPaths: [\(defaults.transfer.allowedPaths.joined(separator: ", "))]
+              deniedPaths: [\(defaults.transfer.deniedPaths.joined(separator: ", "))]
+              maxFileSize: \(defaults.transfer.maxFileSize)
+            rateLimits:                # requests per minute per caller; 0 = unlimited
+              execute: \(defaults.rateLimits.execute)
+              transfer: \(defaults.rateLimits.transfer)
+              context: \(defaults.rateLimits.context)
+            context:
+              maxValueBytes: \(defaults.context.maxValueBytes)
+              maxEntries: \(defaults.context.maxEntries)
+            audit:
+              retentionDays: \(defaults.audit.retentionDays)
+              maxEntries: \(defaults.audit.maxEntries)
+            discovery:
+              enabled: \(defaults.discovery.enabled)
+              manualPeers: []
+            logging:
+              level: \(defaults.logging.level.rawValue)
+
+            """
+    }
+
+    /// Replaces `auth.apiKey` in the file's text, keeping every other line and comment.
+    public static func replacingAPIKey(in text: String, with newKey: String) throws -> String {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var inAuth = false
+        var replaced = 0
+        for index in lines.indices {
+            let line = lines[index]
+            let trimmed = line.drop { $0 == " " }
+            if !line.hasPrefix(" ") && !line.hasPrefix("#") && !line.isEmpty { inAuth = line.hasPrefix("auth:") }
+            if inAuth && line.hasPrefix(" ") && trimmed.hasPrefix("apiKey:") {
+                let indent = String(line.prefix { $0 == " " })
+                lines[index] = indent + "apiKey: " + newKey
+                replaced += 1
+            }
+        }
+        guard replaced == 1 else {
+            throw ConfigError("could not find exactly one auth.apiKey line in config.yaml to replace; edit it by hand")
+        }
+        let result = lines.joined(separator: "\n")
+        let (parsed, _) = try ConfigParser.parse(result)
+        guard parsed.auth.apiKey == newKey else {
+            throw ConfigError("auth.apiKey in config.yaml has a layout this tool cannot edit; edit it by hand")
+        }
+        return result
+    }
+}

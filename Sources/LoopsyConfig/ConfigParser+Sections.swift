@@ -1,0 +1,141 @@
+import Yams
+
+extension Reader {
+    mutating func server(_ node: Node, into server: inout LoopsyConfig.Server) throws {
+        for (key, value) in try mapping(node, at: "server") {
+            let path = "server.\(key)"
+            switch key {
+            case "port": server.port = try int(value, at: path, max: 65535)
+            case "host": server.host = try string(value, at: path)
+            case "hostname": server.hostname = value.isNull ? nil : try string(value, at: path)
+            case "threads": server.threads = try int(value, at: path, max: 256)
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func auth(_ node: Node, into auth: inout LoopsyConfig.Auth) throws {
+        for (key, value) in try mapping(node, at: "auth") {
+            let path = "auth.\(key)"
+            switch key {
+            case "apiKey": auth.apiKey = try string(value, at: path)
+            case "allowedKeys": auth.allowedKeys = try stringMap(value, at: path)
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func tls(_ node: Node, into tls: inout LoopsyConfig.TLS) throws {
+        for (key, value) in try mapping(node, at: "tls") {
+            let path = "tls.\(key)"
+            switch key {
+            case "enabled": tls.enabled = try bool(value, at: path)
+            case "pinnedCerts": tls.pinnedCerts = try stringMap(value, at: path)
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func execution(_ node: Node, into execution: inout LoopsyConfig.Execution) throws {
+        for (key, value) in try mapping(node, at: "execution") {
+            let path = "execution.\(key)"
+            switch key {
+            case "denylist": execution.denylist = try strings(value, at: path)
+            case "allowlist": execution.allowlist = value.isNull ? nil : try strings(value, at: path)
+            case "maxConcurrent": execution.maxConcurrent = try int(value, at: path, min: 1)
+            case "defaultTimeout": execution.defaultTimeout = try int(value, at: path, min: 1)
+            case "maxTimeout": execution.maxTimeout = try int(value, at: path, min: 1)
+            case "maxOutputBytes": execution.maxOutputBytes = try int(value, at: path, min: 1)
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func transfer(_ node: Node, into transfer: inout LoopsyConfig.Transfer) throws {
+        for (key, value) in try mapping(node, at: "transfer") {
+            let path = "transfer.\(key)"
+            switch key {
+            case "allowedPaths": transfer.allowedPaths = try strings(value, at: path)
+            case "deniedPaths": transfer.deniedPaths = try strings(value, at: path)
+            case "maxFileSize": transfer.maxFileSize = try int(value, at: path, min: 1)
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func rateLimits(_ node: Node, into limits: inout LoopsyConfig.RateLimits) throws {
+        for (key, value) in try mapping(node, at: "rateLimits") {
+            let path = "rateLimits.\(key)"
+            switch key {
+            case "execute": limits.execute = try int(value, at: path)
+            case "transfer": limits.transfer = try int(value, at: path)
+            case "context": limits.context = try int(value, at: path)
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func discovery(_ node: Node, into discovery: inout LoopsyConfig.Discovery) throws {
+        for (key, value) in try mapping(node, at: "discovery") {
+            let path = "discovery.\(key)"
+            switch key {
+            case "enabled": discovery.enabled = try bool(value, at: path)
+            case "manualPeers":
+                guard let sequence = value.sequence else {
+                    throw ConfigError("config key '\(path)' must be a list of {address, port}")
+                }
+                discovery.manualPeers = try sequence.enumerated().map { index, item in
+                    var peer = LoopsyConfig.ManualPeer(address: "", port: 19532)
+                    for (field, fieldValue) in try mapping(item, at: "\(path)[\(index)]") {
+                        let fieldPath = "\(path)[\(index)].\(field)"
+                        switch field {
+                        case "address": peer.address = try string(fieldValue, at: fieldPath)
+                        case "port": peer.port = try int(fieldValue, at: fieldPath, min: 1, max: 65535)
+                        default: unknown(fieldPath)
+                        }
+                    }
+                    if peer.address.isEmpty { throw ConfigError("config key '\(path)[\(index)].address' is required") }
+                    return peer
+                }
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func logging(_ node: Node, into logging: inout LoopsyConfig.Logging) throws {
+        for (key, value) in try mapping(node, at: "logging") {
+            let path = "logging.\(key)"
+            switch key {
+            case "level":
+                let text = try string(value, at: path)
+                guard let level = LogLevel(rawValue: text) else {
+                    throw ConfigError("config key '\(path)' must be one of debug, info, warn, error, not '\(text)'")
+                }
+                logging.level = level
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func context(_ node: Node, into context: inout LoopsyConfig.Context) throws {
+        for (key, value) in try mapping(node, at: "context") {
+            let path = "context.\(key)"
+            switch key {
+            case "maxValueBytes": context.maxValueBytes = try int(value, at: path, min: 1, max: 64 * 1024 * 1024)
+            case "maxEntries": context.maxEntries = try int(value, at: path, min: 1)
+            default: unknown(path)
+            }
+        }
+    }
+
+    mutating func audit(_ node: Node, into audit: inout LoopsyConfig.Audit) throws {
+        for (key, value) in try mapping(node, at: "audit") {
+            let path = "audit.\(key)"
+            switch key {
+            case "retentionDays": audit.retentionDays = try int(value, at: path, min: 1)
+            case "maxEntries": audit.maxEntries = try int(value, at: path, min: 100)
+            default: unknown(path)
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import FoundationEssentials
+
+/// The files of one Loopsy node: `~/.loopsy` or a session's `~/.loopsy/sessions/<name>`.
+public struct DataDir: Sendable, Equatable {
+    public var root: String
+
+    public init(root: String) { self.root = root }
+
+    /// `explicit` (a --data-dir flag), else `$LOOPSY_DATA_DIR`, else `~/.loopsy`.
+    public static func resolve(explicit: String? = nil,
+                               environment: [String: String] = ProcessInfo.processInfo.environment) -> DataDir {
+        if let explicit, !explicit.isEmpty { return DataDir(root: absolute(explicit)) }
+        if let fromEnvironment = environment["LOOPSY_DATA_DIR"], !fromEnvironment.isEmpty {
+            return DataDir(root: absolute(fromEnvironment))
+        }
+        return DataDir(root: homeDirectory(environment: environment) + "/.loopsy")
+    }
+
+    public var configFile: String { root + "/config.yaml" }
+    public var databaseFile: String { root + "/loopsy.db" }
+    public var identityKeyFile: String { root + "/identity.pem" }
+    public var pidFile: String { root + "/daemon.pid" }
+    /// The port the running daemon bound (differs from config when started with --port 0).
+    public var portFile: String { root + "/daemon.port" }
+    public var logsDirectory: String { root + "/logs" }
+    public var daemonLogFile: String { logsDirectory + "/loopsyd.log" }
+    public var tlsDirectory: String { root + "/tls" }
+
+    public static func homeDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let home = environment["HOME"], !home.isEmpty { return home }
+        return FileManager.default.homeDirectoryForCurrentUser.path
+    }
+
+    /// Expands a leading `~` to the home directory.
+    public static func expandTilde(_ path: String,
+                                   environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if path == "~" { return homeDirectory(environment: environment) }
+        if path.hasPrefix("~/") { return homeDirectory(environment: environment) + path.dropFirst(1) }
+        return path
+    }
+
+    private static func absolute(_ path: String) -> String {
+        let expanded = expandTilde(path)
+        if expanded.hasPrefix("/") { return expanded }
+        return FileManager.default.currentDirectoryPath + "/" + expanded
+    }
+}

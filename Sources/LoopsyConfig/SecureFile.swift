@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct FileError: Error, CustomStringConvertible {
+    public var path: String
+    public var operation: String
+    public var errno: Int32
+
+    public var description: String {
+        "\(operation) \(path): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// Writes files that may hold secrets: created with the given mode from the start (never
+/// briefly world-readable), fsynced, and renamed into place so readers see old or new, whole.
+public enum SecureFile {
+    public static func write(_ path: String, contents: String, mode: mode_t = 0o600) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { throw FileError(path: temporary, operation: "create", errno: errno) }
+        var ok = fchmod(fd, mode) == 0
+        let bytes = Array(contents.utf8)
+        var written = 0
+        while ok && written < bytes.count {
+            let result = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if result < 0 && errno == EINTR { continue }
+            if result <= 0 { ok = false } else { written += result }
+        }
+        ok = ok && fsync(fd) == 0
+        let savedErrno = errno
+        close(fd)
+        guard ok else {
+            unlink(temporary)
+            throw FileError(path: path, operation: "write", errno: savedErrno)
+        }
+        guard rename(temporary, path) == 0 else {
+            let renameErrno = errno
+            unlink(temporary)
+            throw FileError(path: path, operation: "rename into", errno: renameErrno)
+        }
+    }
+
+    public static func read(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { throw FileError(path: path, operation: "read", errno: errno) }
+            if count == 0 { break }
+            bytes.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Creates `path` and missing parents with `mode` (0700: data dirs hold secrets).
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode) != 0 && errno != EEXIST {
+                throw FileError(path: current, operation: "create directory", errno: errno)
+            }
+        }
+    }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// Permission bits of `path`, or nil if it cannot be stat'ed.
+    public static func mode(_ path: String) -> mode_t? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return info.st_mode & 0o7777
+    }
+
+    /// Modification time in nanoseconds plus inode, to notice a replaced file cheaply.
+    public static func changeStamp(_ path: String) -> (Int64, UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec), UInt64(info.st_ino))
+    }
+}

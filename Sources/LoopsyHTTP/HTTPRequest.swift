@@ -1,0 +1,69 @@
+/// A request as the server hands it to a handler: head fields plus the whole (bounded) body.
+///
+/// `rawPath` is exactly what the client sent before `?`, still percent-encoded: routing splits it
+/// into segments first and decodes each segment on its own, so `%2F` can never create a path
+/// separator and an encoded path can never reach a route the plain one would not.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var rawPath: String
+    /// Query parameters, percent-decoded; a bare `?flag` maps to "".
+    public var query: [String: String]
+    /// Header names lower-cased; repeated headers joined with ", ".
+    public var headers: [String: String]
+    public var body: [UInt8]
+    /// The peer's IP address as text ("127.0.0.1", "::1").
+    public var remoteAddress: String
+
+    public init(method: String, rawPath: String, query: [String: String] = [:],
+                headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1") {
+        self.method = method
+        self.rawPath = rawPath
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.remoteAddress = remoteAddress
+    }
+
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+}
+
+/// The part of a request known before its body arrives, used to refuse oversized uploads early.
+public struct HTTPRequestHead: Sendable {
+    public var method: String
+    public var rawPath: String
+    public var headers: [String: String]
+}
+
+public enum PercentDecoding {
+    /// Decodes `%XX` escapes; returns nil for malformed escapes or bytes that are not UTF-8.
+    /// `plusIsSpace` applies form encoding rules (query strings).
+    public static func decode(_ text: Substring, plusIsSpace: Bool = false) -> String? {
+        if !text.contains("%") && !(plusIsSpace && text.contains("+")) { return String(text) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            case UInt8(ascii: "+") where plusIsSpace:
+                bytes.append(UInt8(ascii: " "))
+            default:
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import CMicroHTTPD
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct HTTPServerOptions: Sendable {
+    /// IPv4 or IPv6 literal to bind ("0.0.0.0", "127.0.0.1", "::"); "localhost" means 127.0.0.1.
+    public var host: String
+    /// 0 lets the kernel choose; `HTTPServer.port` tells which.
+    public var port: UInt16
+    public var threads: Int
+    /// Idle seconds before a connection is closed (slowloris defence).
+    public var connectionTimeout: Int
+    public var connectionLimit: Int
+
+    public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: Int = 2,
+                connectionTimeout: Int = 30, connectionLimit: Int = 1000) {
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.connectionTimeout = connectionTimeout
+        self.connectionLimit = connectionLimit
+    }
+}
+
+public enum HTTPServerError: Error, CustomStringConvertible {
+    case badHost(String)
+    case startFailed(host: String, port: UInt16)
+
+    public var description: String {
+        switch self {
+        case .badHost(let host): return "server.host '\(host)' is not an IPv4 or IPv6 address"
+        case .startFailed(let host, let port):
+            return "could not listen on \(host):\(port) (port in use or address not on this machine?)"
+        }
+    }
+}
+
+/// libmicrohttpd with its internal thread pool and epoll. Handlers run synchronously on MHD's
+/// worker threads.
+public final class HTTPServer: @unchecked Sendable {
+    private let handler: any HTTPHandler
+    private let options: HTTPServerOptions
+    private var daemon: OpaquePointer?
+    public private(set) var port: UInt16 = 0
+
+    public init(handler: any HTTPHandler, options: HTTPServerOptions) {
+        self.handler = handler
+        self.options = options
+    }
+
+    deinit { stop() }
+
+    public func start() throws {
+        let bindAddress = try SocketAddress(host: options.host, port: options.port)
+        var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
+            | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        if bindAddress.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+        // The server outlives every callback: stop() joins MHD's threads before `self` can go.
+        let selfPointer = Unmanaged.passUnretained(self).toOpaque()
+        daemon = bindAddress.withSockaddr { sockaddrPointer -> OpaquePointer? in
+            var items: [MHD_OptionItem] = [
+                cmhd_option_int(.THREAD_POOL_SIZE, max(1, options.threads)),
+                cmhd_option_int(.CONNECTION_TIMEOUT, options.connectionTimeout),
+                cmhd_option_int(.CONNECTION_LIMIT, options.connectionLimit),
+                cmhd_option_ptr(.SOCK_ADDR, 0, UnsafeMutableRawPointer(mutating: sockaddrPointer)),
+                cmhd_option_completed(requestCompleted, selfPointer),
+                cmhd_option_unescape(keepEscaped, nil),
+                cmhd_option_end(),
+            ]
+            return items.withUnsafeMutableBufferPointer { buffer in
+                cmhd_start_daemon(flags, options.port, accessHandler, selfPointer, buffer.baseAddress)
+            }
+        }
+        guard let daemon else { throw HTTPServerError.startFailed(host: options.host, port: options.port) }
+        port = Self.boundPort(listenFD: cmhd_listen_fd(daemon)) ?? options.port
+    }
+
+    /// Stops accepting, finishes with MHD's threads and closes every connection.
+    public func stop() {
+        if let daemon {
+            MHD_stop_daemon(daemon)
+            self.daemon = nil
+        }
+    }
+
+    private static func boundPort(listenFD: Int32) -> UInt16? {
+        guard listenFD >= 0 else { return nil }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) }
+        }
+        guard ok == 0 else { return nil }
+        return SocketAddress.port(of: storage)
+    }
+
+    // MARK: Per-request flow
+
+    fileprivate func access(connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>,
+                            uploadData: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
+                            state: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
+        guard let existing = state.pointee else {
+            // First call: headers only. Queueing now would make MHD close the connection, so we
+            // remember the request and answer on a later call (keep-alive stays on).
+            let context = RequestContext(head: HTTPRequestHead(
+                method: String(cString: method), rawPath: String(cString: url),
+                headers: Self.values(connection, kind: .HEADER_KIND, lowercase: true)))
+            context.limit = handler.maxBodySize(for: context.head)
+            // Released in requestCompleted, which MHD calls exactly once per request.
+            state.pointee = Unmanaged.passRetained(context).toOpaque()
+            if let length = context.head.headers["content-length"].flatMap(Int.init), length > context.limit {
+                return queue(handler.payloadTooLarge(for: context.head, limit: context.limit), on: connection)
+            }
+            return .YES
+        }
+        let context = Unmanaged<RequestContext>.fromOpaque(existing).takeUnretainedValue()
+        if uploadSize.pointee > 0 {
+            let count = uploadSize.pointee
+            uploadSize.pointee = 0
+            if context.answered { return .YES }  // draining a refused body
+            guard context.body.count + count <= context.limit else {
+                context.answered = true
+                return queue(handler.payloadTooLarge(for: context.head, limit: context.limit), on: connection)
+            }
+            if let uploadData {
+                uploadData.withMemoryRebound(to: UInt8.self, capacity: count) {
+                    context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
+                }
+            }
+            return .YES
+        }
+        if context.answered { return .YES }
+        context.answered = true
+        let request = HTTPRequest(
+            method: context.head.method, rawPath: context.head.rawPath,
+            query: Self.query(connection), headers: context.head.headers, body: context.body,
+            remoteAddress: Self.remoteAddress(connection))
+        context.body = []
+        return queue(handler.handle(request), on: connection)
+    }
+
+    private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+        let mhdResponse = response.body.withUnsafeBytes { bytes in
+            cmhd_response_copying(bytes.count, bytes.baseAddress)
+        }
+        guard let mhdResponse else { return .NO }
+        defer { MHD_destroy_response(mhdResponse) }
+        for (name, value) in response.headers {
+            _ = MHD_add_response_header(mhdResponse, name, value)
+        }
+        return MHD_queue_response(connection, UInt32(response.status), mhdResponse)
+    }
+
+    private static func values(_ connection: OpaquePointer, kind: MHD_ValueKind,
+                               lowercase: Bool) -> [String: String] {
+        final class Collector { var values: [String: String] = [:]; var lowercase = false }
+        let collector = Collector()
+        collector.lowercase = lowercase
+        // The collector lives on this stack frame for the whole synchronous iteration.
+        let pointer = Unmanaged.passUnretained(collector).toOpaque()
+        _ = MHD_get_connection_values(connection, kind, { cls, _, key, value in
+            guard let cls, let key else { return .YES }
+            let collector = Unmanaged<Collector>.fromOpaque(cls).takeUnretainedValue()
+            var name = String(cString: key)
+            if collector.lowercase { name = name.lowercased() }
+            let text = value.map { String(cString: $0) } ?? ""
+            if let previous = collector.values[name] {
+                collector.values[name] = previous + ", " + text
+            } else {
+                collector.values[name] = text
+            }
+            return .YES
+        }, pointer)
+        return collector.values
+    }
+
+    /// Query arguments arrive still escaped (see `keepEscaped`); decode them here, form-style.
+    private static func query(_ connection: OpaquePointer) -> [String: String] {
+        var decoded: [String: String] = [:]
+        for (key, value) in values(connection, kind: .GET_ARGUMENT_KIND, lowercase: false) {
+            guard let name = PercentDecoding.decode(Substring(key), plusIsSpace: true) else { continue }
+            decoded[name] = PercentDecoding.decode(Substring(value), plusIsSpace: true) ?? value
+        }
+        return decoded
+    }
+
+    private static func remoteAddress(_ connection: OpaquePointer) -> String {
+        guard let address = cmhd_client_address(connection) else { return "unknown" }
+        return SocketAddress.describe(address)
+    }
+}
+
+/// State of one request between MHD's calls to the access handler.
+private final class RequestContext {
+    let head: HTTPRequestHead
+    var body: [UInt8] = []
+    var limit = 0
+    var answered = false
+    init(head: HTTPRequestHead) { self.head = head }
+}
+
+private let accessHandler: MHD_AccessHandlerCallback = {
+    cls, connection, url, method, _, uploadData, uploadSize, state in
+    guard let cls, let connection, let url, let method, let uploadSize, let state else { return .NO }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    return server.access(connection: connection, url: url, method: method, uploadData: uploadData,
+                         uploadSize: uploadSize, state: state)
+}
+
+private let requestCompleted: MHD_RequestCompletedCallback = { _, _, state, _ in
+    guard let state, let context = state.pointee else { return }
+    Unmanaged<RequestContext>.fromOpaque(context).release()
+    state.pointee = nil
+}
+
+/// Leaves the URL as sent: routing decodes segment by segment (see HTTPRequest.rawPath).
+private let keepEscaped: cmhd_unescape_callback = { _, _, text in
+    guard let text else { return 0 }
+    return strlen(text)
+}

@@ -1,0 +1,63 @@
+import LoopsyAPI
+import LoopsyHTTP
+
+/// The shared key-value store.
+public enum ContextHandlers {
+    /// Longest ttl accepted: ten years, in seconds.
+    static let maxTTL = 315_360_000
+
+    static func put(_ context: RequestContext) throws -> HTTPResponse {
+        let key = try validKey(context)
+        let body = try context.decode(ContextPutRequest.self)
+        let limits = context.node.config.context
+        if body.value.utf8.count > limits.maxValueBytes {
+            throw APIError.payloadTooLarge("value is \(body.value.utf8.count) bytes; the limit is "
+                + "\(limits.maxValueBytes) (context.maxValueBytes)")
+        }
+        if let ttl = body.ttl, !(1...maxTTL).contains(ttl) {
+            throw APIError.badRequest("ttl must be between 1 and \(maxTTL) seconds, or omitted for no expiry",
+                                      code: "bad_ttl")
+        }
+        let entry = try context.node.contextStore.put(
+            key: key, value: body.value, ttl: body.ttl, fromNodeId: origin(context), maxEntries: limits.maxEntries)
+        return try .json(entry)
+    }
+
+    static func get(_ context: RequestContext) throws -> HTTPResponse {
+        let key = try validKey(context)
+        guard let entry = try context.node.contextStore.get(key: key) else {
+            throw APIError.notFound("context key '\(key)'")
+        }
+        return try .json(entry)
+    }
+
+    static func delete(_ context: RequestContext) throws -> HTTPResponse {
+        let key = try validKey(context)
+        guard try context.node.contextStore.delete(key: key) else { throw APIError.notFound("context key '\(key)'") }
+        return try .json(DeletedResponse(deleted: true))
+    }
+
+    static func list(_ context: RequestContext) throws -> HTTPResponse {
+        let prefix = context.request.query["prefix"] ?? ""
+        let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
+        return try .json(ContextListResponse(entries: try context.node.contextStore.list(prefix: prefix, limit: limit)))
+    }
+
+    static func validKey(_ context: RequestContext) throws -> String {
+        let key = context.parameter("key")
+        guard !key.isEmpty else { throw APIError.badRequest("the key must not be empty", code: "bad_key") }
+        guard key.utf8.count <= ContextLimits.maxKeyBytes else {
+            throw APIError.badRequest("the key is \(key.utf8.count) bytes; keys are at most \(ContextLimits.maxKeyBytes)",
+                                      code: "bad_key")
+        }
+        guard !key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw APIError.badRequest("the key must not contain control characters", code: "bad_key")
+        }
+        return key
+    }
+
+    /// The node a write comes from: this node for local callers, else the caller's identity.
+    static func origin(_ context: RequestContext) -> String {
+        context.caller == .local ? context.node.identity.nodeId : context.caller.id
+    }
+}

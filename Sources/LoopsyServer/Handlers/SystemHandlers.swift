@@ -1,0 +1,50 @@
+import LoopsyAPI
+import LoopsyHTTP
+import LoopsyStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Health, status, identity, audit and the API description.
+public enum SystemHandlers {
+    /// Capabilities this build offers to peers.
+    public static let capabilities = ["context", "audit"]
+
+    static func health(_ context: RequestContext) throws -> HTTPResponse {
+        try .json(HealthResponse(status: "ok", nodeId: context.node.identity.nodeId, version: LoopsyVersion.current,
+                                 uptime: context.node.uptime))
+    }
+
+    static func identity(_ context: RequestContext) throws -> HTTPResponse {
+        let node = context.node
+        return try .json(IdentityResponse(nodeId: node.identity.nodeId, hostname: node.hostname, platform: "linux",
+                                          version: LoopsyVersion.current, port: node.port,
+                                          capabilities: capabilities))
+    }
+
+    static func status(_ context: RequestContext) throws -> HTTPResponse {
+        let node = context.node
+        return try .json(StatusResponse(
+            nodeId: node.identity.nodeId, hostname: node.hostname, version: LoopsyVersion.current, port: node.port,
+            uptime: node.uptime, pid: Int(getpid()), dataDir: node.dataDir.root, peers: 0, jobs: 0,
+            context: try node.contextStore.count()))
+    }
+
+    static func audit(_ context: RequestContext) throws -> HTTPResponse {
+        let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
+        let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)
+        return try .json(AuditListResponse(entries: try context.node.auditStore.recent(limit: limit,
+                                                                                       afterId: Int64(after))))
+    }
+}
+
+enum QueryValue {
+    static func int(_ context: RequestContext, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = context.request.query[name] else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw APIError.badRequest("query parameter '\(name)' must be an integer from \(range.lowerBound) "
+                + "to \(range.upperBound)", code: "bad_query")
+        }
+        return number
+    }
+}

@@ -1,0 +1,99 @@
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyStore
+import Synchronization
+
+/// Who made a request, as far as auth can tell.
+public struct Caller: Sendable, Equatable {
+    /// "local" for the node's own key, "key:<name>" for an `auth.allowedKeys` entry,
+    /// "anonymous@<address>" for open routes called without a credential.
+    public var id: String
+
+    public static let local = Caller(id: "local")
+    public static func anonymous(_ address: String) -> Caller { Caller(id: "anonymous@\(address)") }
+}
+
+/// Checks Bearer credentials against the node key and `auth.allowedKeys`.
+///
+/// Keys come from config.yaml and are re-read when the file changes (checked at most twice a
+/// second), so `loopsy key generate` takes effect without a restart.
+public final class Authenticator: Sendable {
+    private struct Keys {
+        var apiKey: String
+        var allowed: [(name: String, key: String)]
+    }
+    private struct State {
+        var keys: Keys
+        var stamp: (Int64, UInt64)?
+        var checkedAt: Double
+    }
+
+    private let configPath: String?
+    private let logger: Logger
+    private let state: Mutex<State>
+
+    public init(auth: LoopsyConfig.Auth, configPath: String?, logger: Logger) {
+        self.configPath = configPath
+        self.logger = logger
+        state = Mutex(State(keys: Self.keys(from: auth), stamp: configPath.flatMap(SecureFile.changeStamp),
+                            checkedAt: Clock.monotonicSeconds()))
+    }
+
+    private static func keys(from auth: LoopsyConfig.Auth) -> Keys {
+        Keys(apiKey: auth.apiKey, allowed: auth.allowedKeys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
+    /// The caller for an Authorization header, or the 401/403 to answer.
+    public func authenticate(authorization: String?) -> Result<Caller, APIError> {
+        guard let authorization, !authorization.isEmpty else {
+            return .failure(.unauthorized("missing credentials: send 'Authorization: Bearer <api key>' "
+                + "(the key is in config.yaml; `loopsy key show` prints it)"))
+        }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            return .failure(.unauthorized("the Authorization header must be 'Bearer <api key>'"))
+        }
+        let token = String(parts[1]).trimmingSpaces
+        let keys = currentKeys()
+        // Compare against every key so timing does not say which matched.
+        var caller: Caller?
+        if Secrets.equal(token, keys.apiKey) { caller = .local }
+        for (name, key) in keys.allowed where Secrets.equal(token, key) && caller == nil {
+            caller = Caller(id: "key:\(name)")
+        }
+        guard let caller else { return .failure(.forbidden("invalid API key", code: "invalid_credentials")) }
+        return .success(caller)
+    }
+
+    private func currentKeys() -> Keys {
+        let now = Clock.monotonicSeconds()
+        return state.withLock { state in
+            guard let configPath, now - state.checkedAt >= 0.5 else { return state.keys }
+            state.checkedAt = now
+            let stamp = SecureFile.changeStamp(configPath)
+            guard let stamp, stamp != state.stamp ?? (0, 0) else { return state.keys }
+            state.stamp = stamp
+            do {
+                let (config, _) = try ConfigParser.parse(try SecureFile.read(configPath))
+                if config.auth.apiKey.count >= 32 {
+                    state.keys = Self.keys(from: config.auth)
+                    logger.info("auth keys reloaded from \(configPath)")
+                } else {
+                    logger.warn("config changed but auth.apiKey is missing or short; keeping the previous keys")
+                }
+            } catch {
+                logger.warn("config changed but cannot be read (\(error)); keeping the previous keys")
+            }
+            return state.keys
+        }
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var text = Substring(self)
+        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
+        while text.last == " " || text.last == "\t" { text = text.dropLast() }
+        return String(text)
+    }
+}

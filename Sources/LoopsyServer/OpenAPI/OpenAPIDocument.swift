@@ -1,0 +1,74 @@
+import LoopsyAPI
+
+/// Builds the OpenAPI 3.1 document from the route table.
+public enum OpenAPIDocument {
+    public static func build(routes: [Route]) -> JSONValue {
+        var paths: [(String, JSONValue)] = []
+        for route in routes {
+            let operation = self.operation(route)
+            if let index = paths.firstIndex(where: { $0.0 == route.pattern }), case .object(var methods) = paths[index].1 {
+                methods.append((route.method.rawValue.lowercased(), operation))
+                paths[index].1 = .object(methods)
+            } else {
+                paths.append((route.pattern, .object([(route.method.rawValue.lowercased(), operation)])))
+            }
+        }
+        return [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "Loopsy daemon API",
+                "version": .string(LoopsyVersion.current),
+                "description": "REST API of loopsyd. Every route except /api/v1/health needs 'Authorization: Bearer <api key>'.",
+            ],
+            "servers": [["url": "/"]],
+            "components": [
+                "schemas": .object(Schemas.components),
+                "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]],
+            ],
+            "paths": .object(paths),
+        ]
+    }
+
+    private static func operation(_ route: Route) -> JSONValue {
+        let doc = route.doc
+        var parameters: [JSONValue] = []
+        for segment in route.segments where segment.hasPrefix("{") {
+            let name = String(segment.dropFirst().dropLast())
+            parameters.append(["name": .string(name), "in": "path", "required": true,
+                               "schema": ["type": "string", "minLength": 1, "maxLength": 512]])
+        }
+        for parameter in doc.query {
+            parameters.append(["name": .string(parameter.name), "in": "query", "required": .bool(parameter.required),
+                               "description": .string(parameter.description), "schema": parameter.schema])
+        }
+        var responses: [(String, JSONValue)] = doc.responses.map { response in
+            var body: [(String, JSONValue)] = [("description", .string(response.description))]
+            if let schema = response.schema {
+                body.append(("content", .object([(response.contentType, ["schema": schema] as JSONValue)])))
+            }
+            return (String(response.status), .object(body))
+        }
+        // What the dispatcher can answer for any route.
+        var common: [(Int, String)] = [(400, "Malformed request"), (403, "Forbidden host, origin or credential"),
+                                       (500, "Internal error")]
+        if route.access == .authenticated { common.append((401, "Missing credentials")) }
+        if route.category != nil { common.append((429, "Rate limit reached")) }
+        if route.maxBody > 0 && doc.requestBody != nil { common.append((413, "Body too large")) }
+        if doc.requestBody != nil { common.append((415, "Body is not JSON")) }
+        for (status, description) in common where !responses.contains(where: { $0.0 == String(status) }) {
+            responses.append((String(status), ["description": .string(description), "content": [
+                "application/json": ["schema": Schemas.ref("Error")]]]))
+        }
+        var operation: [(String, JSONValue)] = [
+            ("operationId", .string(doc.operationId)), ("summary", .string(doc.summary)),
+            ("tags", [.string(doc.tag)]),
+        ]
+        if !parameters.isEmpty { operation.append(("parameters", .array(parameters))) }
+        if let requestBody = doc.requestBody {
+            operation.append(("requestBody", ["required": true, "content": ["application/json": ["schema": requestBody]]]))
+        }
+        operation.append(("responses", .object(responses)))
+        operation.append(("security", route.access == .open ? [] : [["bearer": []]]))
+        return .object(operation)
+    }
+}

@@ -1,0 +1,51 @@
+/// JSON Schemas of the wire types in LoopsyAPI, for the OpenAPI document.
+public enum Schemas {
+    public static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
+
+    static func object(_ properties: [(String, JSONValue)], required: [String]) -> JSONValue {
+        ["type": "object", "properties": .object(properties), "required": .array(required.map { .string($0) })]
+    }
+
+    static let string: JSONValue = ["type": "string"]
+    static let integer: JSONValue = ["type": "integer"]
+    static let number: JSONValue = ["type": "number"]
+    static let nullableInteger: JSONValue = ["type": ["integer", "null"]]
+
+    static let components: [(String, JSONValue)] = [
+        ("Error", object([
+            ("error", object([("code", string), ("message", string)], required: ["code", "message"])),
+        ], required: ["error"])),
+        ("Health", object([
+            ("status", ["type": "string", "enum": ["ok"]]), ("nodeId", string), ("version", string),
+            ("uptime", number),
+        ], required: ["status", "nodeId", "version", "uptime"])),
+        ("Identity", object([
+            ("nodeId", string), ("hostname", string), ("platform", string), ("version", string),
+            ("port", integer), ("capabilities", ["type": "array", "items": string]),
+        ], required: ["nodeId", "hostname", "platform", "version", "port", "capabilities"])),
+        ("Status", object([
+            ("nodeId", string), ("hostname", string), ("version", string), ("port", integer), ("uptime", number),
+            ("pid", integer), ("dataDir", string), ("peers", integer), ("jobs", integer), ("context", integer),
+        ], required: ["nodeId", "hostname", "version", "port", "uptime", "pid", "dataDir", "peers", "jobs",
+                      "context"])),
+        ("ContextEntry", object([
+            ("key", string), ("value", string), ("fromNodeId", string), ("createdAt", integer),
+            ("updatedAt", integer), ("ttl", nullableInteger), ("expiresAt", nullableInteger),
+            ("revision", ["type": "integer", "minimum": 1]),
+        ], required: ["key", "value", "fromNodeId", "createdAt", "updatedAt", "revision"])),
+        ("ContextPut", object([
+            ("value", string),
+            ("ttl", ["type": ["integer", "null"], "minimum": 1, "maximum": 315_360_000,
+                     "description": "seconds until the entry expires"]),
+        ], required: ["value"])),
+        ("ContextList", object([("entries", ["type": "array", "items": ref("ContextEntry")])],
+                               required: ["entries"])),
+        ("Deleted", object([("deleted", ["type": "boolean"])], required: ["deleted"])),
+        ("AuditEntry", object([
+            ("id", integer), ("time", integer), ("requestId", string), ("caller", string), ("method", string),
+            ("path", string), ("status", integer), ("durationMs", number), ("remote", string),
+        ], required: ["id", "time", "requestId", "caller", "method", "path", "status", "durationMs", "remote"])),
+        ("AuditList", object([("entries", ["type": "array", "items": ref("AuditEntry")])], required: ["entries"])),
+        ("OpenAPIDocument", ["type": "object"]),
+    ]
+}

@@ -1,0 +1,60 @@
+import FoundationEssentials
+import LoopsyAPI
+import LoopsyHTTP
+
+extension HTTPResponse {
+    static let jsonEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    public static func json<T: Encodable>(_ value: T, status: Int = 200) throws -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")],
+                     body: Array(try jsonEncoder.encode(value)))
+    }
+
+    public static func error(_ error: APIError) -> HTTPResponse {
+        var response = HTTPResponse(status: error.status, headers: [("Content-Type", "application/json")],
+                                    body: Array((try? jsonEncoder.encode(ErrorBody(error))) ?? Data()))
+        for (name, value) in error.headers.sorted(by: { $0.key < $1.key }) { response.setHeader(name, value) }
+        return response
+    }
+}
+
+extension RequestContext {
+    /// Decodes a JSON body, turning every decoding failure into a 400 that names the field.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        if let contentType = request.header("content-type"),
+           !contentType.lowercased().hasPrefix("application/json") {
+            throw APIError.unsupportedMediaType("send the body as application/json, not \(contentType)")
+        }
+        guard !request.body.isEmpty else { throw APIError.badRequest("a JSON body is required", code: "bad_json") }
+        do {
+            return try JSONDecoder().decode(type, from: Data(request.body))
+        } catch let error as DecodingError {
+            throw APIError.badRequest(Self.describe(error), code: "bad_json")
+        } catch {
+            throw APIError.badRequest("body is not valid JSON", code: "bad_json")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context.codingPath)
+            return "missing field '\(parent.isEmpty ? key.stringValue : parent + "." + key.stringValue)'"
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            let name = type == String.self ? "a string" : (type == Int.self ? "an integer" : "\(type)")
+            return "field '\(path(context.codingPath))' must be \(name)"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "body is not valid JSON"
+                : "field '\(path(context.codingPath))' is invalid"
+        @unknown default:
+            return "body is not valid JSON"
+        }
+    }
+}

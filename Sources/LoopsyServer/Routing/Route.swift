@@ -1,0 +1,58 @@
+import LoopsyAPI
+import LoopsyHTTP
+
+public enum HTTPMethod: String, Sendable, CaseIterable {
+    case get = "GET", put = "PUT", post = "POST", delete = "DELETE"
+}
+
+/// Which `rateLimits` budget a route draws from.
+public enum RateCategory: String, Sendable {
+    case execute, transfer, context
+}
+
+public enum RouteAccess: Sendable {
+    /// Anyone may call it (health, pairing).
+    case open
+    /// Needs a valid credential.
+    case authenticated
+}
+
+/// What a handler gets: the request, decoded path parameters, who is calling, and the node.
+public struct RequestContext: Sendable {
+    public var request: HTTPRequest
+    public var parameters: [String: String]
+    public var caller: Caller
+    public var requestId: String
+    public var node: NodeServices
+
+    public func parameter(_ name: String) -> String { parameters[name] ?? "" }
+}
+
+public typealias Handler = @Sendable (RequestContext) throws -> HTTPResponse
+
+/// One entry of the route table: method, path pattern (`{name}` matches one segment), policy
+/// and the OpenAPI description that documents it.
+public struct Route: Sendable {
+    public var method: HTTPMethod
+    public var pattern: String
+    public var access: RouteAccess
+    public var category: RateCategory?
+    /// Largest accepted request body.
+    public var maxBody: Int
+    public var doc: OperationDoc
+    public var handler: Handler
+
+    public init(_ method: HTTPMethod, _ pattern: String, access: RouteAccess = .authenticated,
+                category: RateCategory? = nil, maxBody: Int = 64 * 1024, doc: OperationDoc,
+                _ handler: @escaping Handler) {
+        self.method = method
+        self.pattern = pattern
+        self.access = access
+        self.category = category
+        self.maxBody = maxBody
+        self.doc = doc
+        self.handler = handler
+    }
+
+    var segments: [Substring] { pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { $0 } }
+}

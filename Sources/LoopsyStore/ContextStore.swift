@@ -1,0 +1,100 @@
+import LoopsyAPI
+
+public enum ContextStoreError: Error, Equatable {
+    /// Creating another key would pass the configured entry limit.
+    case full(limit: Int)
+}
+
+/// The `context` table: a key-value store whose entries may expire.
+///
+/// Expired rows are invisible to every read at once and removed later by `sweepExpired`.
+public struct ContextStore: Sendable {
+    private let pool: DatabasePool
+
+    public init(pool: DatabasePool) { self.pool = pool }
+
+    private static let columns = "key, value, from_node_id, created_at, updated_at, ttl, expires_at, revision"
+    private static let live = "(expires_at IS NULL OR expires_at > ?)"
+
+    /// Creates or replaces `key`, bumping its revision; a new key is refused once `maxEntries`
+    /// live entries exist.
+    public func put(key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
+                    now: Int64 = Clock.nowMillis()) throws -> ContextEntry {
+        try pool.write { db in
+            try db.transaction {
+                let existing = try Self.fetch(db, key: key, now: now)
+                if existing == nil {
+                    // An expired row under this key does not count and is replaced below.
+                    try db.cached("DELETE FROM context WHERE key = ?").run([.text(key)])
+                    let count = try db.cached("SELECT count(*) FROM context WHERE \(Self.live)")
+                        .rows([.integer(now)]) { $0.int(0) }.first ?? 0
+                    if count >= maxEntries { throw ContextStoreError.full(limit: maxEntries) }
+                }
+                let entry = ContextEntry(
+                    key: key, value: value, fromNodeId: fromNodeId, createdAt: existing?.createdAt ?? now,
+                    updatedAt: now, ttl: ttl, expiresAt: ttl.map { now + Int64($0) * 1000 },
+                    revision: (existing?.revision ?? 0) + 1)
+                try db.cached("INSERT OR REPLACE INTO context (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                    .run([.text(entry.key), .text(entry.value), .text(entry.fromNodeId), .integer(entry.createdAt),
+                          .integer(entry.updatedAt), .int(entry.ttl), .int(entry.expiresAt),
+                          .integer(entry.revision)])
+                return entry
+            }
+        }
+    }
+
+    public func get(key: String, now: Int64 = Clock.nowMillis()) throws -> ContextEntry? {
+        try pool.read { db in try Self.fetch(db, key: key, now: now) }
+    }
+
+    /// Removes `key`; true if a live entry was there.
+    public func delete(key: String, now: Int64 = Clock.nowMillis()) throws -> Bool {
+        try pool.write { db in
+            try db.transaction {
+                let existed = try Self.fetch(db, key: key, now: now) != nil
+                try db.cached("DELETE FROM context WHERE key = ?").run([.text(key)])
+                return existed
+            }
+        }
+    }
+
+    /// Live entries whose key starts with `prefix`, in key order.
+    public func list(prefix: String = "", limit: Int = 10_000, now: Int64 = Clock.nowMillis()) throws -> [ContextEntry] {
+        try pool.read { db in
+            // A byte-wise range keeps the primary key index in use; U+10FFFF sorts after any
+            // continuation of the prefix.
+            try db.cached("""
+                SELECT \(Self.columns) FROM context
+                WHERE key >= ? AND key < ? AND \(Self.live) ORDER BY key LIMIT ?
+                """).rows([.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit))],
+                          Self.entry)
+        }
+    }
+
+    public func count(now: Int64 = Clock.nowMillis()) throws -> Int {
+        try pool.read { db in
+            try db.cached("SELECT count(*) FROM context WHERE \(Self.live)").rows([.integer(now)]) { $0.int(0) }
+                .first ?? 0
+        }
+    }
+
+    /// Deletes expired rows; returns how many.
+    @discardableResult
+    public func sweepExpired(now: Int64 = Clock.nowMillis()) throws -> Int {
+        try pool.write { db in
+            try db.cached("DELETE FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?").run([.integer(now)])
+            return db.changes
+        }
+    }
+
+    private static func fetch(_ db: Database, key: String, now: Int64) throws -> ContextEntry? {
+        try db.cached("SELECT \(columns) FROM context WHERE key = ? AND \(live)")
+            .rows([.text(key), .integer(now)], entry).first
+    }
+
+    private static func entry(_ row: Statement) -> ContextEntry {
+        ContextEntry(key: row.text(0), value: row.text(1), fromNodeId: row.text(2), createdAt: row.int64(3),
+                     updatedAt: row.int64(4), ttl: row.optionalInt64(5).map { Int($0) },
+                     expiresAt: row.optionalInt64(6), revision: row.int64(7))
+    }
+}

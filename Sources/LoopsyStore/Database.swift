@@ -1,0 +1,107 @@
+import CSQLite
+import Synchronization
+
+/// One SQLite connection, opened NOMUTEX: it must be used by one thread at a time, which
+/// `DatabasePool` guarantees by handing it out under a lock (hence `@unchecked Sendable`).
+public final class Database: @unchecked Sendable {
+    let handle: OpaquePointer
+    private var statementCache: [String: Statement] = [:]
+
+    public init(path: String, readOnly: Bool = false) throws {
+        var pointer: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+            | SQLITE_OPEN_NOMUTEX
+        let code = sqlite3_open_v2(path, &pointer, flags, nil)
+        guard code == SQLITE_OK, let pointer else {
+            let message = pointer.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(pointer)
+            throw DatabaseError(resultCode: code, message: "\(message): \(path)")
+        }
+        handle = pointer
+        sqlite3_extended_result_codes(handle, 1)
+        try execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+    }
+
+    deinit {
+        statementCache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs one or more statements that return no rows.
+    public func execute(_ sql: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let code = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if code != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? lastErrorMessage
+            sqlite3_free(errorMessage)
+            throw DatabaseError(resultCode: code, message: message, sql: sql)
+        }
+    }
+
+    public func prepare(_ sql: String) throws -> Statement {
+        try Statement(database: self, sql: sql)
+    }
+
+    /// A prepared statement kept for the life of the connection; reset before it is returned.
+    public func cached(_ sql: String) throws -> Statement {
+        if let statement = statementCache[sql] {
+            statement.reset()
+            return statement
+        }
+        let statement = try prepare(sql)
+        statementCache[sql] = statement
+        return statement
+    }
+
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back if it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    var lastErrorMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    func check(_ code: Int32, sql: String? = nil) throws {
+        guard code == SQLITE_OK || code == SQLITE_ROW || code == SQLITE_DONE else {
+            throw DatabaseError(resultCode: code, message: lastErrorMessage, sql: sql)
+        }
+    }
+}
+
+/// The daemon's connections to one database file: a single writer, serialised, and a pool of
+/// readers that WAL lets run beside it.
+public final class DatabasePool: Sendable {
+    public let path: String
+    private let writer: Mutex<Database>
+    private let readers = Mutex<[Database]>([])
+
+    /// Opens (creating if needed) the database in WAL mode and applies `migrations`.
+    public init(path: String, migrations: [Migration]) throws {
+        self.path = path
+        let database = try Database(path: path)
+        try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        try Migrator(migrations: migrations).migrate(database)
+        writer = Mutex(database)
+    }
+
+    /// Runs `body` with exclusive use of the writer connection.
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.withLock { database in try body(database) }
+    }
+
+    /// Runs `body` on a reader connection, opened on first need and reused afterwards.
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        let database = try readers.withLock { $0.popLast() } ?? Database(path: path)
+        defer { readers.withLock { $0.append(database) } }
+        return try body(database)
+    }
+}

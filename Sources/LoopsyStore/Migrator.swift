@@ -1,0 +1,89 @@
+import FoundationEssentials
+
+/// One schema change: `migrations/NNNN_name.sql`, immutable once landed.
+public struct Migration: Sendable, Equatable {
+    public var id: Int
+    public var name: String
+    public var sql: String
+
+    public init(id: Int, name: String, sql: String) {
+        self.id = id
+        self.name = name
+        self.sql = sql
+    }
+
+    /// Reads every `NNNN_name.sql` in `directory`, sorted by number.
+    public static func load(from directory: String) throws -> [Migration] {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }
+        var migrations: [Migration] = []
+        for file in files {
+            let stem = file.dropLast(4)
+            guard let underscore = stem.firstIndex(of: "_"), let id = Int(stem[..<underscore]),
+                  stem.distance(from: stem.startIndex, to: underscore) == 4 else {
+                throw MigrationError.badFileName(file)
+            }
+            let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file))
+            migrations.append(Migration(id: id, name: String(stem[stem.index(after: underscore)...]),
+                                        sql: String(decoding: data, as: UTF8.self)))
+        }
+        migrations.sort { $0.id < $1.id }
+        for (first, second) in zip(migrations, migrations.dropFirst()) where first.id == second.id {
+            throw MigrationError.duplicateID(first.id)
+        }
+        return migrations
+    }
+
+    /// Finds the migrations directory: $LOOPSY_MIGRATIONS_DIR, beside an installed binary
+    /// (`../share/loopsy/migrations`), `/usr/share/loopsy/migrations`, then the source checkout
+    /// this binary was built from.
+    public static func locateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment,
+                                       executablePath: String? = CommandLine.arguments.first) throws -> String {
+        var candidates: [String] = []
+        if let explicit = environment["LOOPSY_MIGRATIONS_DIR"] { candidates.append(explicit) }
+        if let executable = executablePath.map({ URL(fileURLWithPath: $0).resolvingSymlinksInPath() }) {
+            candidates.append(executable.deletingLastPathComponent()
+                .appendingPathComponent("../share/loopsy/migrations").standardizedFileURL.path)
+        }
+        candidates.append("/usr/share/loopsy/migrations")
+        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../migrations").standardizedFileURL.path)
+        for candidate in candidates where (try? FileManager.default.contentsOfDirectory(atPath: candidate)) != nil {
+            return candidate
+        }
+        throw MigrationError.directoryNotFound(searched: candidates)
+    }
+}
+
+/// Applies migrations in order, each in its own `BEGIN IMMEDIATE` transaction together with
+/// its row in `schema_migrations`, and refuses databases written by a newer build.
+public struct Migrator {
+    public var migrations: [Migration]
+
+    public init(migrations: [Migration]) { self.migrations = migrations }
+
+    /// Returns the ids it applied.
+    @discardableResult
+    public func migrate(_ database: Database) throws -> [Int] {
+        try database.execute("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                id INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at INTEGER NOT NULL)
+            """)
+        let applied = try database.prepare("SELECT id, name FROM schema_migrations ORDER BY id")
+            .rows { (id: $0.int(0), name: $0.text(1)) }
+        let known = Set(migrations.map(\.id))
+        if let unknown = applied.first(where: { !known.contains($0.id) }) {
+            throw MigrationError.unknownApplied(id: unknown.id, name: unknown.name)
+        }
+        let done = Set(applied.map(\.id))
+        var newlyApplied: [Int] = []
+        for migration in migrations where !done.contains(migration.id) {
+            try database.transaction {
+                try database.execute(migration.sql)
+                try database.prepare("INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)")
+                    .run([.integer(Int64(migration.id)), .text(migration.name), .integer(Clock.nowMillis())])
+            }
+            newlyApplied.append(migration.id)
+        }
+        return newlyApplied
+    }
+}

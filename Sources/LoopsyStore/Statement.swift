@@ -1,0 +1,99 @@
+import CSQLite
+
+/// A prepared statement; finalized when released.
+public final class Statement {
+    private let handle: OpaquePointer
+    private unowned let database: Database
+    public let sql: String
+
+    init(database: Database, sql: String) throws {
+        var pointer: OpaquePointer?
+        let code = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &pointer, nil)
+        guard code == SQLITE_OK, let pointer else {
+            throw DatabaseError(resultCode: code, message: database.lastErrorMessage, sql: sql)
+        }
+        self.handle = pointer
+        self.database = database
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    public func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    /// Binds values to `?1…?n` in order; nil binds NULL.
+    @discardableResult
+    public func bind(_ values: [DatabaseValue?]) throws -> Statement {
+        for (offset, value) in values.enumerated() {
+            let index = Int32(offset + 1)
+            let code: Int32
+            switch value {
+            case nil: code = sqlite3_bind_null(handle, index)
+            case .integer(let number): code = sqlite3_bind_int64(handle, index, number)
+            case .real(let number): code = sqlite3_bind_double(handle, index, number)
+            case .text(let text):
+                code = text.withCString { csqlite_bind_text_transient(handle, index, $0, -1) }
+            }
+            try database.check(code, sql: sql)
+        }
+        return self
+    }
+
+    /// Advances to the next row; false when done.
+    public func step() throws -> Bool {
+        let code = sqlite3_step(handle)
+        switch code {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            let error = DatabaseError(resultCode: code, message: database.lastErrorMessage, sql: sql)
+            sqlite3_reset(handle)
+            throw error
+        }
+    }
+
+    /// Runs a statement that returns no rows.
+    public func run(_ values: [DatabaseValue?] = []) throws {
+        try bind(values)
+        while try step() {}
+    }
+
+    /// Maps every row.
+    public func rows<T>(_ values: [DatabaseValue?] = [], _ map: (Statement) throws -> T) throws -> [T] {
+        try bind(values)
+        var result: [T] = []
+        while try step() { result.append(try map(self)) }
+        return result
+    }
+
+    public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    public func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(handle, column)) }
+    public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    public func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
+
+    public func text(_ column: Int32) -> String {
+        guard let pointer = sqlite3_column_text(handle, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+}
+
+public enum DatabaseValue: Sendable, Equatable {
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+}
+
+extension DatabaseValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    public init(stringLiteral value: String) { self = .text(value) }
+    public init(integerLiteral value: Int64) { self = .integer(value) }
+}
+
+extension Optional where Wrapped == DatabaseValue {
+    public static func int(_ value: Int64?) -> DatabaseValue? { value.map { .integer($0) } }
+    public static func int(_ value: Int?) -> DatabaseValue? { value.map { .integer(Int64($0)) } }
+}

@@ -1,0 +1,75 @@
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyServer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Block the stop signals before any thread exists so every thread inherits the mask and the
+// signals wait for sigwait below instead of killing a worker mid-request.
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
+pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+signal(SIGPIPE, SIG_IGN)
+
+let usage = """
+    usage: loopsyd [--data-dir DIR] [--port N] [--host ADDR]
+
+    The Loopsy daemon. Usually started by `loopsy start`.
+      --data-dir DIR  node data (default: $LOOPSY_DATA_DIR or ~/.loopsy)
+      --port N        listen port (default: server.port; 0 = any free port, printed on start)
+      --host ADDR     listen address (default: server.host)
+      --version       print the version
+    """
+
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    var line = Array("loopsyd: \(message)\n".utf8)
+    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    exit(code)
+}
+
+var explicitDataDir: String?
+var port: Int?
+var host: String?
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--data-dir":
+        guard let value = arguments.next() else { fail("--data-dir needs a directory", code: 64) }
+        explicitDataDir = value
+    case "--port":
+        guard let value = arguments.next().flatMap(Int.init), (0...65535).contains(value) else {
+            fail("--port needs a number from 0 to 65535", code: 64)
+        }
+        port = value
+    case "--host":
+        guard let value = arguments.next() else { fail("--host needs an address", code: 64) }
+        host = value
+    case "--version": print("loopsyd \(LoopsyVersion.current)"); exit(0)
+    case "--help", "-h": print(usage); exit(0)
+    default: fail("unknown argument '\(argument)'\n\(usage)", code: 64)
+    }
+}
+
+let daemon: Daemon
+do {
+    daemon = try Daemon(options: DaemonOptions(dataDir: DataDir.resolve(explicit: explicitDataDir), port: port, host: host))
+    let boundPort = try daemon.start()
+    print("loopsyd \(LoopsyVersion.current) listening on port \(boundPort) node \(daemon.node.identity.nodeId)")
+    fflush(nil)  // stdout is a pipe when tests read the port from it
+} catch {
+    fail("\(error)")
+}
+
+while true {
+    var received: Int32 = 0
+    sigwait(&stopSignals, &received)
+    if received == SIGHUP {
+        daemon.node.logger.info("SIGHUP: auth keys reload by themselves; restart loopsyd for other settings")
+        continue
+    }
+    daemon.node.logger.info("signal \(received): shutting down")
+    daemon.stop()
+    exit(0)
+}
