@@ -39,8 +39,8 @@ public enum ConfigFile {
               maxTimeout: \(defaults.execution.maxTimeout)        # ms
               maxOutputBytes: \(defaults.execution.maxOutputBytes)
             transfer:
-              allowedPaths: [\(defaults.transfer.allowedPaths.joined(separator: ", "))]
-              deniedPaths: [\(defaults.transfer.deniedPaths.joined(separator: ", "))]
+              allowedPaths: [\(quoted(defaults.transfer.allowedPaths))]   # "~" is the daemon user's home
+              deniedPaths: [\(quoted(defaults.transfer.deniedPaths))]
               maxFileSize: \(defaults.transfer.maxFileSize)
             rateLimits:                # requests per minute per caller; 0 = unlimited
               execute: \(defaults.rateLimits.execute)
@@ -59,6 +59,11 @@ public enum ConfigFile {
               level: \(defaults.logging.level.rawValue)
 
             """
+    }
+
+    /// YAML reads a bare `~` as null, so paths are always quoted.
+    private static func quoted(_ items: [String]) -> String {
+        items.map { "\"\($0)\"" }.joined(separator: ", ")
     }
 
     /// Replaces `auth.apiKey` in the file's text, keeping every other line and comment.

@@ -45,3 +45,20 @@ public struct DataDir: Sendable, Equatable {
         return FileManager.default.currentDirectoryPath + "/" + expanded
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension DataDir {
+    /// The pid in daemon.pid if that process is alive and is a loopsyd (a stale file left by a
+    /// crash, or a reused pid, does not count).
+    public func runningDaemonPid() -> Int32? {
+        guard let text = try? SecureFile.read(pidFile),
+              let pid = Int32(text.filter(\.isNumber)), pid > 0, kill(pid, 0) == 0 || errno == EPERM else {
+            return nil
+        }
+        let cmdline = (try? SecureFile.read("/proc/\(pid)/cmdline")) ?? ""
+        return cmdline.contains("loopsyd") ? pid : nil
+    }
+}

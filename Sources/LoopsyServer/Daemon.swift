@@ -67,7 +67,7 @@ public final class Daemon: Sendable {
     @discardableResult
     public func start() throws -> Int {
         let dataDir = options.dataDir
-        if let pid = Self.runningPid(dataDir), pid != getpid() {
+        if let pid = dataDir.runningDaemonPid(), pid != getpid() {
             throw DaemonError("loopsyd is already running for \(dataDir.root) (pid \(pid)); stop it with `loopsy stop`")
         }
         do {
@@ -111,24 +111,5 @@ public final class Daemon: Sendable {
             self.rateLimiter.prune()
             self.upkeep()
         }
-    }
-
-    /// The pid in daemon.pid if that process is alive and is a loopsyd.
-    public static func runningPid(_ dataDir: DataDir) -> Int32? {
-        guard let text = try? SecureFile.read(dataDir.pidFile),
-              let pid = Int32(text.trimmingCharacters(in: " \n")), pid > 0, kill(pid, 0) == 0 || errno == EPERM else {
-            return nil
-        }
-        let cmdline = (try? SecureFile.read("/proc/\(pid)/cmdline")) ?? ""
-        return cmdline.contains("loopsyd") ? pid : nil
-    }
-}
-
-extension String {
-    func trimmingCharacters(in characters: String) -> String {
-        var text = Substring(self)
-        while let first = text.first, characters.contains(first) { text = text.dropFirst() }
-        while let last = text.last, characters.contains(last) { text = text.dropLast() }
-        return String(text)
     }
 }

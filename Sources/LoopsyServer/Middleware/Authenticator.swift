@@ -53,7 +53,7 @@ public final class Authenticator: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             return .failure(.unauthorized("the Authorization header must be 'Bearer <api key>'"))
         }
-        let token = String(parts[1]).trimmingSpaces
+        let token = parts[1].trimming()
         let keys = currentKeys()
         // Compare against every key so timing does not say which matched.
         var caller: Caller?
@@ -89,11 +89,3 @@ public final class Authenticator: Sendable {
     }
 }
 
-extension String {
-    var trimmingSpaces: String {
-        var text = Substring(self)
-        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
-        while text.last == " " || text.last == "\t" { text = text.dropLast() }
-        return String(text)
-    }
-}

@@ -1,0 +1,152 @@
+import FoundationEssentials
+import LoopsyAPI
+import LoopsyConfig
+
+/// What went wrong talking to a daemon, phrased for the person at the terminal.
+public enum ClientError: Error, CustomStringConvertible {
+    case daemonUnreachable(String)
+    case api(APIError)
+    case transport(String)
+    case badResponse(String)
+    case setup(String)
+
+    public var description: String {
+        switch self {
+        case .daemonUnreachable(let address):
+            return "loopsyd is not running at \(address) — start it with `loopsy start`"
+        case .api(let error): return error.message
+        case .transport(let message): return message
+        case .badResponse(let message): return "unexpected answer from loopsyd: \(message)"
+        case .setup(let message): return message
+        }
+    }
+}
+
+/// A typed client of one daemon's REST API.
+public struct LoopsyClient: Sendable {
+    public var baseURL: String
+    private var apiKey: String?
+    private let http: CurlHTTPClient
+
+    public init(baseURL: String, apiKey: String?, timeoutSeconds: Int = 30) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        http = CurlHTTPClient(timeoutSeconds: timeoutSeconds)
+    }
+
+    /// The client of this machine's daemon for `dataDir`: its key from config.yaml and its port
+    /// from daemon.port (written at start) or config.
+    public static func local(_ dataDir: DataDir, timeoutSeconds: Int = 30) throws -> LoopsyClient {
+        let config: LoopsyConfig
+        do {
+            config = try ConfigFile.load(dataDir).config
+        } catch {
+            throw ClientError.setup("\(error)")
+        }
+        return LoopsyClient(baseURL: "http://127.0.0.1:\(localPort(dataDir, config: config))", apiKey: config.auth.apiKey,
+                            timeoutSeconds: timeoutSeconds)
+    }
+
+    public static func localPort(_ dataDir: DataDir, config: LoopsyConfig) -> Int {
+        if let text = try? SecureFile.read(dataDir.portFile),
+           let port = Int(text.trimming()), port > 0 {
+            return port
+        }
+        return config.server.port
+    }
+
+    public func withAPIKey(_ key: String) -> LoopsyClient {
+        var copy = self
+        copy.apiKey = key
+        return copy
+    }
+
+    // MARK: Raw requests
+
+    public func request(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> CurlHTTPClient.Response {
+        var headers = ["Accept": "application/json"]
+        if let apiKey { headers["Authorization"] = "Bearer \(apiKey)" }
+        if body != nil { headers["Content-Type"] = "application/json" }
+        let response: CurlHTTPClient.Response
+        do {
+            response = try http.send(method: method, url: baseURL + path, headers: headers, body: body)
+        } catch CurlHTTPClient.Failure.couldNotConnect {
+            throw ClientError.daemonUnreachable(baseURL)
+        } catch {
+            throw ClientError.transport("\(error)")
+        }
+        guard (200..<300).contains(response.status) else {
+            if let decoded = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)) {
+                var headers: [String: String] = [:]
+                if let retry = response.headers["retry-after"] { headers["Retry-After"] = retry }
+                throw ClientError.api(APIError(status: response.status, code: decoded.error.code,
+                                               message: decoded.error.message, headers: headers))
+            }
+            throw ClientError.badResponse("HTTP \(response.status) from \(method) \(path)")
+        }
+        return response
+    }
+
+    public func call<T: Decodable>(_ method: String, _ path: String, as type: T.Type) throws -> T {
+        try decode(type, try request(method, path))
+    }
+
+    public func call<T: Decodable, B: Encodable>(_ method: String, _ path: String, body: B, as type: T.Type) throws -> T {
+        try decode(type, try request(method, path, body: Array(try JSONEncoder().encode(body))))
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ response: CurlHTTPClient.Response) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(response.body))
+        } catch {
+            throw ClientError.badResponse("\(T.self) could not be decoded (\(error))")
+        }
+    }
+
+    // MARK: Endpoints
+
+    public func health() throws -> HealthResponse { try call("GET", "/api/v1/health", as: HealthResponse.self) }
+    public func status() throws -> StatusResponse { try call("GET", "/api/v1/status", as: StatusResponse.self) }
+    public func identity() throws -> IdentityResponse { try call("GET", "/api/v1/identity", as: IdentityResponse.self) }
+
+    public func audit(limit: Int, after: Int64 = 0) throws -> [AuditEntry] {
+        try call("GET", "/api/v1/audit?limit=\(limit)&after=\(after)", as: AuditListResponse.self).entries
+    }
+
+    public func contextSet(_ key: String, value: String, ttl: Int?) throws -> ContextEntry {
+        try call("PUT", "/api/v1/context/\(PathEncoding.segment(key))", body: ContextPutRequest(value: value, ttl: ttl),
+                 as: ContextEntry.self)
+    }
+
+    public func contextGet(_ key: String) throws -> ContextEntry {
+        try call("GET", "/api/v1/context/\(PathEncoding.segment(key))", as: ContextEntry.self)
+    }
+
+    public func contextDelete(_ key: String) throws {
+        _ = try call("DELETE", "/api/v1/context/\(PathEncoding.segment(key))", as: DeletedResponse.self)
+    }
+
+    public func contextList(prefix: String?) throws -> [ContextEntry] {
+        let query = prefix.map { "?prefix=\(PathEncoding.segment($0))" } ?? ""
+        return try call("GET", "/api/v1/context\(query)", as: ContextListResponse.self).entries
+    }
+}
+
+public enum PathEncoding {
+    /// Percent-encodes everything but RFC 3986 unreserved characters.
+    public static func segment(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "~"):
+                result.append(Character(Unicode.Scalar(byte)))
+            default:
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return result
+    }
+}

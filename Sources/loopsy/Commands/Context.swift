@@ -1,0 +1,103 @@
+import ArgumentParser
+import LoopsyAPI
+import LoopsyClient
+
+struct Context: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read and write the shared key-value context store.",
+        subcommands: [Set.self, Get.self, List.self, Delete.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a value (optionally expiring).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The key.") var key: String
+        @Argument(help: "The value.") var value: String
+        @Option(help: "Seconds until the entry expires.") var ttl: Int?
+        @Flag(help: "Print the stored entry as JSON.") var json = false
+
+        func validate() throws {
+            if let ttl, ttl <= 0 { throw ValidationError("--ttl must be a positive number of seconds") }
+        }
+
+        func run() throws {
+            try runReporting {
+                let entry = try global.client().contextSet(key, value: value, ttl: ttl)
+                if json {
+                    print(try JSONLine.encode(entry, pretty: true))
+                } else {
+                    print("set \(entry.key) (revision \(entry.revision)\(entry.ttl.map { ", expires in \($0) s" } ?? ""))")
+                }
+            }
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a value.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The key.") var key: String
+        @Flag(help: "Print the whole entry as JSON.") var json = false
+
+        func run() throws {
+            try runReporting {
+                let entry = try global.client().contextGet(key)
+                print(json ? try JSONLine.encode(entry, pretty: true) : entry.value)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List entries.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only keys starting with this.") var prefix: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try runReporting {
+                let entries = try global.client().contextList(prefix: prefix)
+                if json {
+                    print(try JSONLine.encode(ContextListResponse(entries: entries), pretty: true))
+                    return
+                }
+                if entries.isEmpty {
+                    print(prefix.map { "no entries with prefix '\($0)'" } ?? "the context store is empty")
+                }
+                for entry in entries {
+                    let ttl = entry.expiresAt.map { " (expires in \(max(0, ($0 - Self.nowMillis()) / 1000)) s)" } ?? ""
+                    print("\(entry.key) = \(Self.preview(entry.value))\(ttl)")
+                }
+            }
+        }
+
+        static func preview(_ value: String) -> String {
+            let line = value.replacingNewlines
+            return line.count > 60 ? String(line.prefix(57)) + "..." : line
+        }
+
+        static func nowMillis() -> Int64 {
+            var spec = timespec()
+            clock_gettime(CLOCK_REALTIME, &spec)
+            return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an entry.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The key.") var key: String
+
+        func run() throws {
+            try runReporting {
+                try global.client().contextDelete(key)
+                print("deleted \(key)")
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension String {
+    var replacingNewlines: String { String(map { $0 == "\n" ? " " : $0 }) }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import LoopsyConfig
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create the node's config, API key and identity.",
+        discussion: "An existing setup is kept as it is; --force writes a fresh config with a new API key "
+            + "(the node identity, and so its nodeId, stays).")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Replace an existing config.yaml (new API key).") var force = false
+    @Option(help: "Port to write into the new config.") var port: Int = 19532
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+    }
+
+    func run() throws {
+        try runReporting {
+            let dataDir = global.resolvedDataDir
+            try SecureFile.makeDirectory(dataDir.root)
+            try SecureFile.makeDirectory(dataDir.logsDirectory)
+            if !SecureFile.exists(dataDir.identityKeyFile) {
+                let identity = NodeIdentity.generate()
+                try identity.save(to: dataDir.identityKeyFile)
+                print("created node identity \(identity.nodeId) (\(dataDir.identityKeyFile))")
+            } else {
+                let identity = try NodeIdentity.load(from: dataDir.identityKeyFile)
+                print("node identity \(identity.nodeId) kept")
+            }
+            if SecureFile.exists(dataDir.configFile) && !force {
+                _ = try ConfigFile.load(dataDir)
+                print("config kept: \(dataDir.configFile) (use --force for a fresh one with a new API key)")
+            } else {
+                try SecureFile.write(dataDir.configFile, contents: ConfigFile.template(apiKey: Secrets.apiKey(), port: port))
+                print("wrote \(dataDir.configFile) (mode 600) with a new API key")
+            }
+            print("next: `loopsy start`")
+        }
+    }
+}

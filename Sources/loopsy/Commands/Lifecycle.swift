@@ -1,0 +1,157 @@
+import ArgumentParser
+import LoopsyAPI
+import LoopsyClient
+import LoopsyConfig
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start loopsyd in the background and wait until it is healthy.")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Listen on this port instead of server.port (0 = any free port).") var port: Int?
+    @Option(help: "Seconds to wait for the daemon to become healthy.") var wait: Int = 15
+
+    func run() throws {
+        try runReporting {
+            let dataDir = global.resolvedDataDir
+            if let pid = dataDir.runningDaemonPid() {
+                let client = try global.client(timeoutSeconds: 5)
+                print("loopsyd is already running (pid \(pid)) at \(client.baseURL)")
+                return
+            }
+            guard SecureFile.exists(dataDir.configFile) else {
+                throw CLIFailure(message: "no config at \(dataDir.configFile); run `loopsy init` first",
+                                 code: CLIFailure.apiError)
+            }
+            try SecureFile.makeDirectory(dataDir.logsDirectory)
+            var arguments = ["--data-dir", dataDir.root]
+            if let port { arguments += ["--port", String(port)] }
+            let pid = try DaemonProcess.spawnDetached(arguments: arguments, logFile: dataDir.daemonLogFile)
+            let deadline = Double(time(nil)) + Double(wait)
+            while Double(time(nil)) < deadline {
+                usleep(100_000)
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    throw CLIFailure(message: "loopsyd exited during start-up:\n"
+                        + DaemonProcess.tail(dataDir.daemonLogFile, lines: 5)
+                        + "\n(full log: \(dataDir.daemonLogFile))", code: CLIFailure.apiError)
+                }
+                guard SecureFile.exists(dataDir.portFile), let client = try? global.client(timeoutSeconds: 2),
+                      let health = try? client.health() else { continue }
+                print("loopsyd \(health.version) is running (pid \(pid)) at \(client.baseURL), node \(health.nodeId)")
+                print("log: \(dataDir.daemonLogFile)")
+                return
+            }
+            throw CLIFailure(message: "loopsyd did not become healthy within \(wait) s; see \(dataDir.daemonLogFile)",
+                             code: CLIFailure.unavailable)
+        }
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop the running loopsyd.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try runReporting {
+            let dataDir = global.resolvedDataDir
+            guard let pid = dataDir.runningDaemonPid() else {
+                print("loopsyd is not running")
+                return
+            }
+            kill(pid, SIGTERM)
+            for _ in 0..<100 {
+                if kill(pid, 0) != 0 {
+                    print("loopsyd stopped (pid \(pid))")
+                    return
+                }
+                usleep(100_000)
+            }
+            kill(pid, SIGKILL)
+            throw CLIFailure(message: "loopsyd (pid \(pid)) did not stop within 10 s and was killed; "
+                + "see \(dataDir.daemonLogFile)", code: CLIFailure.apiError)
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the daemon's status: peers, jobs, context.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try runReporting {
+            let client = try global.client()
+            let status = try client.status()
+            if json {
+                print(try JSONLine.encode(status, pretty: true))
+                return
+            }
+            print("""
+                loopsyd \(status.version) running (pid \(status.pid)) at \(client.baseURL)
+                node:     \(status.nodeId) (\(status.hostname))
+                uptime:   \(Int(status.uptime)) s
+                data:     \(status.dataDir)
+                peers:    \(status.peers)
+                jobs:     \(status.jobs)
+                context:  \(status.context) entries
+                """)
+        }
+    }
+}
+
+/// glibc's POSIX_SPAWN_SETSID (2.26+), hidden from Swift behind _GNU_SOURCE.
+private let posixSpawnSetsid: Int16 = 0x80
+
+/// Starting loopsyd as a detached background process.
+enum DaemonProcess {
+    /// The loopsyd next to this loopsy binary, else the first on PATH.
+    static func executable() throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if length > 0 {
+            let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let sibling = path.split(separator: "/").dropLast().joined(separator: "/")
+            if access("/" + sibling + "/loopsyd", X_OK) == 0 { return "/" + sibling + "/loopsyd" }
+        }
+        for directory in (getenv("PATH").map { String(cString: $0) } ?? "/usr/bin").split(separator: ":") {
+            if access("\(directory)/loopsyd", X_OK) == 0 { return "\(directory)/loopsyd" }
+        }
+        throw CLIFailure(message: "loopsyd was not found next to loopsy or on PATH; reinstall loopsy",
+                         code: CLIFailure.unavailable)
+    }
+
+    /// Spawns loopsyd in its own session, stdin from /dev/null and output appended to `logFile`.
+    static func spawnDetached(arguments: [String], logFile: String) throws -> pid_t {
+        let path = try executable()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, posixSpawnSetsid)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        guard result == 0 else {
+            throw CLIFailure(message: "could not start \(path): \(String(cString: strerror(result)))",
+                             code: CLIFailure.unavailable)
+        }
+        return pid
+    }
+
+    static func tail(_ file: String, lines: Int) -> String {
+        guard let text = try? SecureFile.read(file) else { return "(no log)" }
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+}
