@@ -42,6 +42,6 @@ let package = Package(
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig"]),
         .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["LoopsyAPI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["LoopsyAPI", "LoopsyClient", "LoopsyStore"]),
     ]
 )

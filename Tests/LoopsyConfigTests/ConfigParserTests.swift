@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+@testable import LoopsyConfig
+
+@Suite struct ConfigParserTests {
+    @Test func emptyFileGivesSeedDefaults() throws {
+        let (config, warnings) = try ConfigParser.parse("")
+        #expect(config == LoopsyConfig())
+        #expect(config.server.port == 19532)
+        #expect(config.execution.defaultTimeout == 300_000)
+        #expect(config.rateLimits.execute == 30)
+        #expect(warnings.isEmpty)
+    }
+
+    @Test func seedReadmeExampleParses() throws {
+        let yaml = """
+            server:
+              port: 19532
+              host: 0.0.0.0
+              hostname: leo
+            auth:
+              apiKey: abc
+              allowedKeys:
+                peer-name: k1
+            tls:
+              enabled: false
+              pinnedCerts:
+                peer-name: deadbeef
+            execution:
+              denylist: [rm, rmdir, format, mkfs, dd, shutdown, reboot]
+              maxConcurrent: 10
+              defaultTimeout: 300000
+            transfer:
+              allowedPaths: [/Users/you]
+              deniedPaths: [/Users/you/.ssh, /Users/you/.gnupg]
+              maxFileSize: 1073741824
+            rateLimits:
+              execute: 30
+              transfer: 10
+              context: 60
+            discovery:
+              enabled: true
+              manualPeers:
+                - address: 192.168.1.75
+                  port: 19532
+            logging:
+              level: info
+            """
+        let (config, warnings) = try ConfigParser.parse(yaml)
+        #expect(warnings.isEmpty)
+        #expect(config.server.hostname == "leo")
+        #expect(config.auth.allowedKeys == ["peer-name": "k1"])
+        #expect(config.tls.pinnedCerts == ["peer-name": "deadbeef"])
+        #expect(config.transfer.allowedPaths == ["/Users/you"])
+        #expect(config.discovery.manualPeers == [LoopsyConfig.ManualPeer(address: "192.168.1.75", port: 19532)])
+    }
+
+    @Test(arguments: [
+        ("server:\n  port: abc\n", "server.port"),
+        ("server:\n  port: 70000\n", "server.port"),
+        ("tls:\n  enabled: yes please\n", "tls.enabled"),
+        ("execution:\n  denylist: rm\n", "execution.denylist"),
+        ("rateLimits:\n  context: -1\n", "rateLimits.context"),
+        ("logging:\n  level: loud\n", "logging.level"),
+        ("discovery:\n  manualPeers:\n    - port: 1\n", "discovery.manualPeers[0].address"),
+        ("server: 5\n", "server"),
+    ])
+    func wrongTypesNameTheKey(yaml: String, key: String) {
+        #expect {
+            try ConfigParser.parse(yaml)
+        } throws: { error in
+            "\(error)".contains("'\(key)'")
+        }
+    }
+
+    @Test func unknownKeysWarnAndAreIgnored() throws {
+        let (config, warnings) = try ConfigParser.parse("server:\n  port: 1234\n  colour: blue\nextras: 1\n")
+        #expect(config.server.port == 1234)
+        #expect(warnings.contains("unknown config key 'server.colour' ignored"))
+        #expect(warnings.contains("unknown config key 'extras' ignored"))
+    }
+
+    @Test func templateParsesBackToDefaultsWithItsKey() throws {
+        let key = Secrets.apiKey()
+        let (config, warnings) = try ConfigParser.parse(ConfigFile.template(apiKey: key, port: 4000))
+        #expect(warnings.isEmpty)
+        var expected = LoopsyConfig()
+        expected.auth.apiKey = key
+        expected.server.port = 4000
+        #expect(config == expected)
+    }
+
+    @Test func apiKeyReplacementKeepsEverythingElse() throws {
+        let original = ConfigFile.template(apiKey: String(repeating: "a", count: 64))
+        let replaced = try ConfigFile.replacingAPIKey(in: original, with: String(repeating: "b", count: 64))
+        #expect(try ConfigParser.parse(replaced).config.auth.apiKey == String(repeating: "b", count: 64))
+        #expect(replaced.replacingOccurrences(of: String(repeating: "b", count: 64), with: String(repeating: "a", count: 64)) == original)
+        #expect(throws: ConfigError.self) { try ConfigFile.replacingAPIKey(in: "server:\n  port: 1\n", with: "x") }
+    }
+
+    @Test func secretsAreRandomAndCompareInConstantShape() {
+        let first = Secrets.apiKey(), second = Secrets.apiKey()
+        #expect(first.count == 64)
+        #expect(first != second)
+        #expect(Secrets.equal(first, first))
+        #expect(!Secrets.equal(first, second))
+        #expect(!Secrets.equal(first, String(first.dropLast())))
+        #expect(!Secrets.equal("", first))
+    }
+
+    @Test func nodeIdIsStableForAKey() throws {
+        let identity = NodeIdentity.generate()
+        let again = NodeIdentity(privateKey: identity.privateKey)
+        #expect(identity.nodeId == again.nodeId)
+        #expect(identity.nodeId.count == 32)
+        #expect(NodeIdentity.generate().nodeId != identity.nodeId)
+    }
+}

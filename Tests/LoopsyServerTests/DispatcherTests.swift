@@ -1,0 +1,101 @@
+import Foundation
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyHTTP
+import LoopsyStore
+import Testing
+@testable import LoopsyServer
+
+/// The dispatcher driven in-process, without sockets, on a real temporary database.
+@Suite struct DispatcherTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-disp-\(UUID().uuidString)").path
+    let key = Secrets.apiKey()
+    let dispatcher: Dispatcher
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var config = LoopsyConfig()
+        config.auth.apiKey = key
+        config.auth.allowedKeys = ["helper": String(repeating: "h", count: 40)]
+        config.context.maxValueBytes = 16
+        config.rateLimits.context = 0
+        let pool = try DatabasePool(path: directory + "/t.db", migrations: try Migration.load(
+            from: try Migration.locateDirectory(environment: [:], executablePath: nil)))
+        let logger = Logger(level: .error)
+        let node = NodeServices(config: config, dataDir: DataDir(root: directory), identity: .generate(), pool: pool,
+                                logger: logger)
+        dispatcher = Dispatcher(routes: Routes.table(config: config), node: node,
+                                authenticator: Authenticator(auth: config.auth, configPath: nil, logger: logger),
+                                rateLimiter: RateLimiter(perMinute: [:]), auditLog: nil)
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+
+    func send(_ method: String, _ path: String, body: String? = nil, auth: String? = "default",
+              headers: [String: String] = [:]) -> (Int, ErrorBody?, HTTPResponse) {
+        var allHeaders = headers
+        if let auth { allHeaders["authorization"] = "Bearer " + (auth == "default" ? key : auth) }
+        if body != nil && allHeaders["content-type"] == nil { allHeaders["content-type"] = "application/json" }
+        // MHD hands the query over separately from the path; do the same here.
+        let parts = path.split(separator: "?", maxSplits: 1)
+        var query: [String: String] = [:]
+        for pair in parts.dropFirst().first?.split(separator: "&") ?? [] {
+            let field = pair.split(separator: "=", maxSplits: 1)
+            query[String(field[0])] = field.count > 1 ? String(field[1]) : ""
+        }
+        let response = dispatcher.handle(HTTPRequest(method: method, rawPath: String(parts[0]), query: query,
+                                                     headers: allHeaders, body: Array((body ?? "").utf8)))
+        return (response.status, try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)), response)
+    }
+
+    @Test func authFailuresAre401Then403WithJSONBodies() {
+        defer { cleanUp() }
+        let missing = send("GET", "/api/v1/status", auth: nil)
+        #expect(missing.0 == 401)
+        #expect(missing.1?.error.code == "unauthorized")
+        let wrong = send("GET", "/api/v1/status", auth: "nope")
+        #expect(wrong.0 == 403)
+        #expect(wrong.1?.error.code == "invalid_credentials")
+        #expect(send("GET", "/api/v1/status").0 == 200)
+        #expect(send("GET", "/api/v1/status", auth: String(repeating: "h", count: 40)).0 == 200)
+        #expect(send("GET", "/api/v1/health", auth: nil).0 == 200)
+        // Unknown paths do not reveal themselves without credentials.
+        #expect(send("GET", "/api/v1/nothing", auth: nil).0 == 401)
+        #expect(send("GET", "/api/v1/nothing").0 == 404)
+    }
+
+    @Test func badInputGetsClearErrors() {
+        defer { cleanUp() }
+        #expect(send("PUT", "/api/v1/context/k", body: "{").1?.error.code == "bad_json")
+        let missing = send("PUT", "/api/v1/context/k", body: "{}")
+        #expect(missing.0 == 400)
+        #expect(missing.1?.error.message == "missing field 'value'")
+        #expect(send("PUT", "/api/v1/context/k", body: #"{"value":1}"#).1?.error.message == "field 'value' must be a string")
+        #expect(send("PUT", "/api/v1/context/k", body: #"{"value":"x","ttl":0}"#).1?.error.code == "bad_ttl")
+        #expect(send("PUT", "/api/v1/context/k", body: #"{"value":"x"}"#, headers: ["content-type": "text/plain"]).0 == 415)
+        #expect(send("PUT", "/api/v1/context/k", body: #"{"value":"0123456789abcdefg"}"#).0 == 413)
+        #expect(send("PUT", "/api/v1/context/" + String(repeating: "k", count: 513), body: #"{"value":"x"}"#).1?.error.code == "bad_key")
+        #expect(send("PUT", "/api/v1/context/a%0Ab", body: #"{"value":"x"}"#).1?.error.code == "bad_key")
+        #expect(send("GET", "/api/v1/context/%zz").1?.error.code == "bad_path")
+        #expect(send("GET", "/api/v1/audit?limit=0").1?.error.code == "bad_query")
+        let wrongMethod = send("PATCH", "/api/v1/status")
+        #expect(wrongMethod.0 == 405)
+        #expect(wrongMethod.2.header("Allow") == "GET")
+    }
+
+    @Test func writesRecordWhoWroteThem() throws {
+        defer { cleanUp() }
+        let local = send("PUT", "/api/v1/context/k", body: #"{"value":"x"}"#)
+        #expect(local.0 == 200)
+        let helper = send("PUT", "/api/v1/context/k", body: #"{"value":"y"}"#, auth: String(repeating: "h", count: 40))
+        let entry = try JSONDecoder().decode(ContextEntry.self, from: Data(helper.2.body))
+        #expect(entry.fromNodeId == "key:helper")
+        #expect(entry.revision == 2)
+    }
+
+    @Test func everyResponseCarriesARequestId() {
+        defer { cleanUp() }
+        #expect(send("GET", "/api/v1/health").2.header("X-Request-Id")?.count == 16)
+        #expect(send("GET", "/api/v1/x", auth: nil).2.header("X-Request-Id")?.count == 16)
+    }
+}

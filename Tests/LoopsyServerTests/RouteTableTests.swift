@@ -1,0 +1,141 @@
+import LoopsyConfig
+import Testing
+@testable import LoopsyServer
+
+@Suite struct RouteTableTests {
+    let routes = Routes.table(config: LoopsyConfig())
+
+    @Test func tableIsSortedByPathThenMethod() {
+        let keys = routes.map { "\($0.pattern) \($0.method.rawValue)" }
+        #expect(keys == keys.sorted(), "keep Routes.table sorted by path, then method")
+    }
+
+    @Test func tableHasNoDuplicates() {
+        let keys = routes.map { "\($0.method.rawValue) \($0.pattern)" }
+        #expect(Set(keys).count == keys.count)
+        let operationIds = routes.map(\.doc.operationId)
+        #expect(Set(operationIds).count == operationIds.count)
+    }
+
+    @Test func everyRouteLivesUnderTheAPIBase() {
+        for route in routes { #expect(route.pattern.hasPrefix("/api/v1/")) }
+    }
+
+    @Test func onlyHealthIsOpen() {
+        #expect(routes.filter { $0.access == .open }.map(\.pattern) == ["/api/v1/health"])
+    }
+
+    @Test func openAPIDocumentsEveryRouteAndNothingElse() throws {
+        let document = OpenAPIDocument.build(routes: routes)
+        #expect(document["openapi"] == "3.1.0")
+        guard case .object(let paths)? = document["paths"] else {
+            Issue.record("paths missing")
+            return
+        }
+        var documented: Set<String> = []
+        for (path, item) in paths {
+            guard case .object(let methods) = item else { continue }
+            for (method, operation) in methods {
+                documented.insert("\(method.uppercased()) \(path)")
+                #expect(operation["responses"] != nil)
+                #expect(operation["operationId"] != nil)
+            }
+        }
+        #expect(documented == Set(routes.map { "\($0.method.rawValue) \($0.pattern)" }))
+    }
+
+    @Test func everySchemaReferenceResolves() throws {
+        let document = OpenAPIDocument.build(routes: routes)
+        let names = Set(Schemas.components.map(\.0))
+        var references: [String] = []
+        func walk(_ value: JSONValue) {
+            switch value {
+            case .object(let pairs):
+                for (key, child) in pairs {
+                    if key == "$ref", case .string(let target) = child { references.append(target) }
+                    walk(child)
+                }
+            case .array(let items): items.forEach(walk)
+            default: break
+            }
+        }
+        walk(document)
+        #expect(!references.isEmpty)
+        for reference in references {
+            #expect(names.contains(String(reference.dropFirst("#/components/schemas/".count))), "\(reference)")
+        }
+    }
+}
+
+@Suite struct RouterTests {
+    let router = Router(routes: Routes.table(config: LoopsyConfig()))
+
+    func matched(_ method: String, _ path: String) -> (String, [String: String])? {
+        if case .found(let route, let parameters) = router.match(method: method, rawPath: path) {
+            return (route.pattern, parameters)
+        }
+        return nil
+    }
+
+    @Test func parametersAreDecodedPerSegment() {
+        #expect(matched("GET", "/api/v1/context/a%2Fb")?.1 == ["key": "a/b"])
+        #expect(matched("GET", "/api/v1/context/%C3%BC%20x")?.1 == ["key": "ü x"])
+        #expect(matched("GET", "/api/v1/context/a/b") == nil)
+    }
+
+    @Test func encodedLiteralsAndOddShapesDoNotMatch() {
+        #expect(matched("GET", "/api/v1/%63ontext") == nil)
+        #expect(matched("GET", "/api//v1/status") == nil)
+        #expect(matched("GET", "/api/v1/status/") == nil)
+        #expect(matched("GET", "/api/v1/context/") == nil)
+        #expect(matched("GET", "api/v1/status") == nil)
+    }
+
+    @Test func badEscapesAreReported() {
+        if case .badEncoding = router.match(method: "GET", rawPath: "/api/v1/context/%zz") {} else {
+            Issue.record("expected badEncoding")
+        }
+        if case .badEncoding = router.match(method: "GET", rawPath: "/api/v1/context/%ff") {} else {
+            Issue.record("expected badEncoding for non-UTF-8")
+        }
+    }
+
+    @Test func wrongMethodListsTheAllowedOnes() {
+        guard case .wrongMethod(let allowed) = router.match(method: "POST", rawPath: "/api/v1/context/k") else {
+            Issue.record("expected wrongMethod")
+            return
+        }
+        #expect(Set(allowed) == ["GET", "PUT", "DELETE"])
+    }
+}
+
+@Suite struct HostPolicyTests {
+    let policy = HostPolicy(hostnames: ["leo"])
+
+    @Test(arguments: ["127.0.0.1:19532", "localhost", "LOCALHOST:1", "[::1]:19532", "10.1.2.3", "leo", "leo.local:19532",
+                      "app.localhost", "localhost."])
+    func acceptsThisNode(host: String) { #expect(policy.allows(host: host)) }
+
+    @Test(arguments: ["evil.com", "127.0.0.1.evil.com", "leo.evil.com", "localhost.evil.com:80", "300.1.1.1", "1.2.3"])
+    func refusesOtherNames(host: String) { #expect(!policy.allows(host: host)) }
+
+    @Test func originMustBeTheSameOrigin() {
+        #expect(policy.allows(origin: nil, host: "127.0.0.1:5"))
+        #expect(policy.allows(origin: "http://127.0.0.1:5", host: "127.0.0.1:5"))
+        #expect(!policy.allows(origin: "http://evil.com", host: "127.0.0.1:5"))
+        #expect(!policy.allows(origin: "null", host: "127.0.0.1:5"))
+    }
+}
+
+@Suite struct RateLimiterTests {
+    @Test func burstThenRefillPerCallerAndCategory() {
+        let limiter = RateLimiter(perMinute: [.context: 3, .execute: 0])
+        for _ in 0..<3 { #expect(limiter.take(caller: "a", category: .context, now: 100) == nil) }
+        #expect(limiter.take(caller: "a", category: .context, now: 100) == 20)
+        #expect(limiter.take(caller: "b", category: .context, now: 100) == nil)
+        #expect(limiter.take(caller: "a", category: .context, now: 120) == nil)
+        #expect(limiter.take(caller: "a", category: .context, now: 120) != nil)
+        for _ in 0..<100 { #expect(limiter.take(caller: "a", category: .execute, now: 100) == nil) }
+        #expect(limiter.take(caller: "a", category: .transfer, now: 100) == nil)
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import LoopsyAPI
+import Testing
+@testable import LoopsyStore
+
+@Suite struct ContextStoreTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-ctx-\(UUID().uuidString)").path
+    let store: ContextStore
+    let audit: AuditStore
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let migrations = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
+        let pool = try DatabasePool(path: directory + "/t.db", migrations: migrations)
+        store = ContextStore(pool: pool)
+        audit = AuditStore(pool: pool)
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+
+    @Test func putGetAndRevisionGrowsOnEveryWrite() throws {
+        defer { cleanUp() }
+        let first = try store.put(key: "k", value: "v1", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 1000)
+        #expect(first.revision == 1)
+        #expect(first.createdAt == 1000)
+        let second = try store.put(key: "k", value: "v2", ttl: 5, fromNodeId: "n", maxEntries: 10, now: 2000)
+        #expect(second.revision == 2)
+        #expect(second.createdAt == 1000)
+        #expect(second.updatedAt == 2000)
+        #expect(second.expiresAt == 7000)
+        #expect(try store.get(key: "k", now: 2500) == second)
+    }
+
+    @Test func expiredEntriesAreInvisibleThenSwept() throws {
+        defer { cleanUp() }
+        _ = try store.put(key: "short", value: "x", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
+        _ = try store.put(key: "long", value: "y", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 0)
+        #expect(try store.get(key: "short", now: 999) != nil)
+        #expect(try store.get(key: "short", now: 1000) == nil)
+        #expect(try store.list(now: 1000).map(\.key) == ["long"])
+        #expect(try store.count(now: 1000) == 1)
+        #expect(try store.delete(key: "short", now: 1000) == false)
+        #expect(try store.sweepExpired(now: 1000) == 0)  // delete above already removed the row
+        _ = try store.put(key: "again", value: "x", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
+        #expect(try store.sweepExpired(now: 5000) == 1)
+    }
+
+    @Test func recreatingAnExpiredKeyStartsOver() throws {
+        defer { cleanUp() }
+        _ = try store.put(key: "k", value: "old", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
+        let fresh = try store.put(key: "k", value: "new", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 5000)
+        #expect(fresh.revision == 1)
+        #expect(fresh.createdAt == 5000)
+    }
+
+    @Test func entryLimitRefusesNewKeysButAllowsUpdates() throws {
+        defer { cleanUp() }
+        _ = try store.put(key: "a", value: "1", ttl: nil, fromNodeId: "n", maxEntries: 2, now: 0)
+        _ = try store.put(key: "b", value: "2", ttl: 1, fromNodeId: "n", maxEntries: 2, now: 0)
+        #expect(throws: ContextStoreError.full(limit: 2)) {
+            try store.put(key: "c", value: "3", ttl: nil, fromNodeId: "n", maxEntries: 2, now: 10)
+        }
+        #expect(try store.put(key: "a", value: "updated", ttl: nil, fromNodeId: "n", maxEntries: 2, now: 10).revision == 2)
+        // Once "b" has expired it no longer counts.
+        #expect(try store.put(key: "c", value: "3", ttl: nil, fromNodeId: "n", maxEntries: 2, now: 2000).revision == 1)
+        #expect(try store.get(key: "a", now: 2000)?.value == "updated")
+    }
+
+    @Test func prefixListingIsExactAndOrdered() throws {
+        defer { cleanUp() }
+        for key in ["inbox:b:2", "inbox:a:1", "inbox", "inboy", "outbox:1", "inbox:ü:3"] {
+            _ = try store.put(key: key, value: key, ttl: nil, fromNodeId: "n", maxEntries: 100, now: 0)
+        }
+        #expect(try store.list(prefix: "inbox:", now: 0).map(\.key) == ["inbox:a:1", "inbox:b:2", "inbox:ü:3"])
+        #expect(try store.list(prefix: "", now: 0).count == 6)
+        #expect(try store.list(prefix: "inbox", limit: 2, now: 0).map(\.key) == ["inbox", "inbox:a:1"])
+        #expect(try store.list(prefix: "%", now: 0).isEmpty)
+    }
+
+    @Test func auditAppendsReadsAndPrunes() throws {
+        defer { cleanUp() }
+        let entries = (0..<5).map {
+            AuditEntry(id: 0, time: Int64($0) * 1000, requestId: "r\($0)", caller: "local", method: "GET",
+                       path: "/p", status: 200, durationMs: 0.5, remote: "127.0.0.1")
+        }
+        try audit.append(entries)
+        #expect(try audit.recent(limit: 2).map(\.requestId) == ["r3", "r4"])
+        #expect(try audit.recent(limit: 10, afterId: 3).map(\.requestId) == ["r3", "r4"])
+        try audit.prune(olderThan: 1000, keep: 3)
+        #expect(try audit.recent(limit: 10).map(\.requestId) == ["r2", "r3", "r4"])
+    }
+}
