@@ -27,7 +27,9 @@ public final class Dispatcher: HTTPHandler, Sendable {
         if case .found(let route, _) = router.match(method: head.method, rawPath: Self.pathOnly(head.rawPath)) {
             return route.maxBody
         }
-        return 0
+        // Small enough to be harmless, large enough that a wrong method or path still gets its
+        // 404/405 instead of a 413.
+        return 64 * 1024
     }
 
     public func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse {

@@ -135,6 +135,11 @@ enum DaemonProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Any other descriptor we inherited (a caller's pipe, say) must not live on in the
+        // daemon: whoever reads that pipe would wait for EOF for as long as loopsyd runs.
+        for fd in inheritedDescriptors() where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -148,6 +153,18 @@ enum DaemonProcess {
                              code: CLIFailure.unavailable)
         }
         return pid
+    }
+
+    private static func inheritedDescriptors() -> [Int32] {
+        guard let directory = opendir("/proc/self/fd") else { return [] }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        var descriptors: [Int32] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let fd = Int32(name), fd != own { descriptors.append(fd) }
+        }
+        return descriptors
     }
 
     static func tail(_ file: String, lines: Int) -> String {

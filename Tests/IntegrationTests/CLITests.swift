@@ -1,0 +1,100 @@
+import Foundation
+import LoopsyAPI
+import Testing
+
+/// The `loopsy` binary against real daemons: output, errors and exit codes.
+@Suite struct CLITests {
+    @Test func noDaemonGivesOneClearLineAndExit69() throws {
+        let node = try TestNode { $0.replacingOccurrences(of: "  port: 19532", with: "  port: 1") }
+        defer { node.cleanUp() }
+        let result = try node.cli("status")
+        #expect(result.status == 69)
+        #expect(result.stderr == "loopsy: loopsyd is not running at http://127.0.0.1:1 — start it with `loopsy start`\n")
+        #expect(try node.cli("context", "get", "x").status == 69)
+    }
+
+    @Test func contextCommandsWork() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let set = try node.cli("context", "set", "greeting", "hello world", "--ttl", "60")
+        #expect(set.status == 0)
+        #expect(set.stdout.contains("set greeting (revision 1, expires in 60 s)"))
+        #expect(try node.cli("context", "get", "greeting").stdout == "hello world\n")
+        let json = try node.cli("context", "get", "greeting", "--json")
+        let entry = try JSONDecoder().decode(ContextEntry.self, from: Data(json.stdout.utf8))
+        #expect(entry.ttl == 60)
+        _ = try node.cli("context", "set", "other", "x")
+        let listed = try node.cli("context", "list", "--prefix", "gre")
+        #expect(listed.stdout.hasPrefix("greeting = hello world (expires in"))
+        #expect(!listed.stdout.contains("other"))
+        #expect(try node.cli("context", "delete", "greeting").stdout == "deleted greeting\n")
+        let missing = try node.cli("context", "get", "greeting")
+        #expect(missing.status == 1)
+        #expect(missing.stderr == "loopsy: context key 'greeting' not found\n")
+    }
+
+    @Test func usageErrorsExit64() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        let noValue = try node.cli("context", "set", "only-key")
+        #expect(noValue.status == 64)
+        #expect(noValue.stderr.contains("Missing expected argument"))
+        #expect(try node.cli("context", "set", "k", "v", "--ttl", "-5").status == 64)
+        #expect(try node.cli("frobnicate").status == 64)
+        let help = try node.cli("context", "--help")
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("set"))
+    }
+
+    @Test func keyRotationTakesEffectWithoutRestart() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let oldKey = node.apiKey
+        let rotated = try node.cli("key", "generate")
+        #expect(rotated.status == 0)
+        #expect(rotated.stdout.contains("the running daemon now accepts the new key"))
+        let newKey = try node.cli("key", "show").stdout.trimming()
+        #expect(newKey != oldKey)
+        #expect(newKey.count == 64)
+        #expect(try node.http("GET", "/api/v1/status", key: oldKey).status == 403)
+        #expect(try node.http("GET", "/api/v1/status", key: newKey).status == 200)
+    }
+
+    @Test func initKeepsTheKeyUnlessForced() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        let key = node.apiKey
+        let again = try node.cli("init")
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("config kept"))
+        #expect(node.apiKey == key)
+        #expect(try node.cli("init", "--force").status == 0)
+        #expect(node.apiKey != key)
+    }
+
+    @Test func startStopAndLogs() throws {
+        let node = try TestNode()
+        defer {
+            _ = try? node.cli("stop")
+            node.cleanUp()
+        }
+        let started = try node.cli("start", "--port", "0")
+        #expect(started.status == 0, "\(started.stderr)")
+        #expect(started.stdout.contains("is running"))
+        let again = try node.cli("start")
+        #expect(again.stdout.contains("already running"))
+        _ = try node.cli("context", "set", "k", "v")
+        Thread.sleep(forTimeInterval: 0.6)
+        let logs = try node.cli("logs", "-n", "5")
+        #expect(logs.status == 0)
+        #expect(logs.stdout.contains("PUT /api/v1/context/k caller=local"))
+        let status = try node.cli("status")
+        #expect(status.stdout.contains("context:  1 entries"))
+        let stopped = try node.cli("stop")
+        #expect(stopped.stdout.contains("loopsyd stopped"))
+        #expect(try node.cli("status").status == 69)
+        #expect(try node.cli("stop").stdout == "loopsyd is not running\n")
+    }
+}

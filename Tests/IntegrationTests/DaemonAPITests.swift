@@ -1,0 +1,300 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import LoopsyStore
+import Testing
+
+/// Real loopsyd processes on ephemeral ports, driven over HTTP.
+@Suite struct DaemonAPITests {
+    @Test func healthIsOpenAndEverythingElseNeedsTheKey() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let health = try node.http("GET", "/api/v1/health", key: "").json(HealthResponse.self)
+        #expect(health.status == "ok")
+        #expect(health.version == LoopsyVersion.current)
+        let missing = try node.http("GET", "/api/v1/status", key: "")
+        #expect(missing.status == 401)
+        #expect(missing.errorCode == "unauthorized")
+        #expect(missing.headers["www-authenticate"] == "Bearer")
+        let wrong = try node.http("GET", "/api/v1/status", key: String(repeating: "0", count: 64))
+        #expect(wrong.status == 403)
+        #expect(wrong.errorCode == "invalid_credentials")
+        let status = try node.http("GET", "/api/v1/status").json(StatusResponse.self)
+        #expect(status.nodeId == health.nodeId)
+        #expect(status.port == node.port)
+        let identity = try node.http("GET", "/api/v1/identity").json(IdentityResponse.self)
+        #expect(identity.nodeId == health.nodeId)
+        #expect(identity.capabilities.contains("context"))
+    }
+
+    @Test func nodeIdSurvivesRestartAndStopIsClean() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let first = try node.client.health().nodeId
+        #expect(FileManager.default.fileExists(atPath: node.dataDir + "/daemon.pid"))
+        #expect(node.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: node.dataDir + "/daemon.pid"))
+        try node.start()
+        #expect(try node.client.health().nodeId == first)
+    }
+
+    @Test func everyContextRouteRoundTrips() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let client = node.client
+        let created = try client.contextSet("team/plan ü", value: "ship it", ttl: nil)
+        #expect(created.revision == 1)
+        #expect(created.key == "team/plan ü")
+        #expect(created.fromNodeId == (try client.health().nodeId))
+        let updated = try client.contextSet("team/plan ü", value: "ship it now", ttl: 3600)
+        #expect(updated.revision == 2)
+        #expect(updated.expiresAt == updated.updatedAt + 3_600_000)
+        #expect(try client.contextGet("team/plan ü").value == "ship it now")
+        _ = try client.contextSet("team/other", value: "x", ttl: nil)
+        _ = try client.contextSet("teams", value: "y", ttl: nil)
+        #expect(try client.contextList(prefix: "team/").map(\.key) == ["team/other", "team/plan ü"])
+        #expect(try client.contextList(prefix: nil).count == 3)
+        try client.contextDelete("team/plan ü")
+        let gone = try node.http("GET", "/api/v1/context/team%2Fplan%20%C3%BC")
+        #expect(gone.status == 404)
+        #expect(gone.errorCode == "not_found")
+        #expect(try node.http("DELETE", "/api/v1/context/team%2Fplan%20%C3%BC").status == 404)
+        #expect(try client.status().context == 2)
+    }
+
+    @Test func expiredEntriesDisappear() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        _ = try node.client.contextSet("short", value: "soon gone", ttl: 1)
+        _ = try node.client.contextSet("long", value: "stays", ttl: 60)
+        #expect(try node.client.contextGet("short").value == "soon gone")
+        Thread.sleep(forTimeInterval: 1.2)
+        #expect(try node.http("GET", "/api/v1/context/short").status == 404)
+        #expect(try node.client.contextList(prefix: nil).map(\.key) == ["long"])
+    }
+
+    @Test func dataPersistsAcrossRestartAndKill() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        _ = try node.client.contextSet("kept", value: "across restarts", ttl: nil)
+        node.stop()
+        try node.start()
+        #expect(try node.client.contextGet("kept").value == "across restarts")
+        _ = try node.client.contextSet("acked", value: "before kill", ttl: nil)
+        node.kill9()
+        try node.start()  // a stale daemon.pid from the killed process must not block this
+        #expect(try node.client.contextGet("acked").value == "before kill")
+    }
+
+    @Test func badRequestsGetTheRightStatusAndJSON() throws {
+        let node = try TestNode { $0.replacingOccurrences(of: "maxValueBytes: 1048576", with: "maxValueBytes: 100") }
+        defer { node.cleanUp() }
+        try node.start()
+        let badJSON = try node.http("PUT", "/api/v1/context/k", body: "{not json")
+        #expect(badJSON.status == 400)
+        #expect(badJSON.errorCode == "bad_json")
+        let wrongType = try node.http("PUT", "/api/v1/context/k", body: #"{"value": 5}"#)
+        #expect(wrongType.status == 400)
+        #expect(wrongType.text.contains("field 'value' must be a string"))
+        #expect(try node.http("PUT", "/api/v1/context/k", body: #"{"value":"x","ttl":"soon"}"#).status == 400)
+        #expect(try node.http("PUT", "/api/v1/context/k", body: "value=x",
+                              headers: ["Content-Type": "application/x-www-form-urlencoded"]).status == 415)
+        let tooBig = try node.http("PUT", "/api/v1/context/k", body: #"{"value":"\#(String(repeating: "x", count: 101))"}"#)
+        #expect(tooBig.status == 413)
+        #expect(tooBig.text.contains("context.maxValueBytes"))
+        // Far over the route's body limit: refused from Content-Length, before the body is read.
+        let huge = try node.http("PUT", "/api/v1/context/k", body: String(repeating: " ", count: 2_000_000))
+        #expect(huge.status == 413)
+        #expect(huge.errorCode == "payload_too_large")
+        let wrongMethod = try node.http("POST", "/api/v1/context/k", body: "{}")
+        #expect(wrongMethod.status == 405)
+        #expect(wrongMethod.headers["allow"]?.contains("PUT") == true)
+        let unknown = try node.http("GET", "/api/v1/nope")
+        #expect(unknown.status == 404)
+        #expect(unknown.errorCode == "not_found")
+        #expect(try node.http("GET", "/api/v1/context/%E0%A4").errorCode == "bad_path")
+        // Nothing above changed the store.
+        #expect(try node.client.contextList(prefix: nil).isEmpty)
+    }
+
+    @Test func entryLimitGives409AndKeepsData() throws {
+        let node = try TestNode { $0.replacingOccurrences(of: "maxEntries: 10000\n", with: "maxEntries: 2\n") }
+        defer { node.cleanUp() }
+        try node.start()
+        _ = try node.client.contextSet("a", value: "1", ttl: nil)
+        _ = try node.client.contextSet("b", value: "2", ttl: nil)
+        let full = try node.http("PUT", "/api/v1/context/c", body: #"{"value":"3"}"#)
+        #expect(full.status == 409)
+        #expect(full.errorCode == "context_full")
+        #expect(try node.client.contextSet("a", value: "updated", ttl: nil).revision == 2)
+        #expect(try node.client.contextList(prefix: nil).map(\.value) == ["updated", "2"])
+    }
+
+    @Test func rateLimitGives429WithRetryAfterPerCaller() throws {
+        let node = try TestNode {
+            $0.replacingOccurrences(of: "  context: 60\n", with: "  context: 5\n")
+                .replacingOccurrences(of: "allowedKeys: {}", with: "allowedKeys: {helper: \(String(repeating: "h", count: 40))}")
+        }
+        defer { node.cleanUp() }
+        try node.start()
+        for index in 0..<5 {
+            #expect(try node.http("GET", "/api/v1/context/k\(index)").status == 404)
+        }
+        let limited = try node.http("GET", "/api/v1/context/k")
+        #expect(limited.status == 429)
+        #expect(limited.errorCode == "rate_limited")
+        #expect(Int(limited.headers["retry-after"] ?? "") ?? 0 >= 1)
+        // Another caller has its own budget; routes outside the category are not limited.
+        #expect(try node.http("GET", "/api/v1/context/k", key: String(repeating: "h", count: 40)).status == 404)
+        #expect(try node.http("GET", "/api/v1/status").status == 200)
+    }
+
+    @Test func foreignHostAndCrossOriginAreRefused() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let rebound = try node.http("GET", "/api/v1/status", headers: ["Host": "attacker.example:\(node.port)"])
+        #expect(rebound.status == 403)
+        #expect(rebound.errorCode == "host_forbidden")
+        let crossSite = try node.http("PUT", "/api/v1/context/k", body: #"{"value":"x"}"#,
+                                      headers: ["Origin": "http://attacker.example"])
+        #expect(crossSite.status == 403)
+        #expect(crossSite.errorCode == "origin_forbidden")
+        #expect(try node.http("GET", "/api/v1/status", headers: ["Host": "localhost:\(node.port)"]).status == 200)
+        #expect(try node.http("GET", "/api/v1/context/k").status == 404)
+    }
+
+    @Test func keepAliveServesSeveralRequestsOnOneConnection() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let request = "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        let replies = try RawHTTP.exchange(port: node.port, requests: [request, request, request])
+        #expect(replies.count == 3)
+        for reply in replies {
+            #expect(reply.hasPrefix("HTTP/1.1 200"))
+            #expect(!reply.lowercased().contains("connection: close"))
+        }
+    }
+
+    @Test func auditRecordsRequestsWithoutSecrets() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        _ = try node.client.contextSet("audited", value: "secret-value-123", ttl: nil)
+        _ = try node.http("GET", "/api/v1/status", key: "wrong-key-456")
+        Thread.sleep(forTimeInterval: 0.6)  // the audit log flushes every 250 ms
+        let entries = try node.client.audit(limit: 100)
+        let put = try #require(entries.first { $0.method == "PUT" })
+        #expect(put.path == "/api/v1/context/audited")
+        #expect(put.caller == "local")
+        #expect(put.status == 200)
+        #expect(put.requestId.count == 16)
+        #expect(entries.contains { $0.status == 403 && $0.caller.hasPrefix("anonymous@") })
+        node.stop()
+        let database = try String(contentsOfFile: node.dataDir + "/loopsy.db", encoding: .isoLatin1)
+        #expect(!database.contains(node.apiKey))
+        #expect(!database.contains("wrong-key-456"))
+        #expect(!node.stderrText().contains(node.apiKey))
+    }
+
+    @Test func openAPIDocumentIsServed() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let response = try node.http("GET", "/api/v1/openapi.json")
+        #expect(response.status == 200)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+        #expect(document["openapi"] as? String == "3.1.0")
+        let paths = try #require(document["paths"] as? [String: Any])
+        #expect(paths["/api/v1/context/{key}"] != nil)
+    }
+
+    @Test func wrongConfigTypeStopsStartupNamingTheKey() throws {
+        let node = try TestNode { $0.replacingOccurrences(of: "  port: 19532", with: "  port: lots") }
+        defer { node.cleanUp() }
+        #expect(throws: HarnessError.self) { try node.start() }
+        let result = try run(try Binaries.path("loopsyd"), ["--data-dir", node.dataDir, "--port", "0"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("'server.port'"))
+    }
+
+    @Test func databaseFromANewerBuildIsRefused() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        node.stop()
+        let database = try Database(path: node.dataDir + "/loopsy.db")
+        try database.execute("INSERT INTO schema_migrations (id, name, applied_at) VALUES (9999, 'from_the_future', 0)")
+        let result = try run(try Binaries.path("loopsyd"), ["--data-dir", node.dataDir, "--port", "0"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("newer loopsy"))
+    }
+
+    @Test func secondDaemonOnTheSameDataDirIsRefused() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let second = try run(try Binaries.path("loopsyd"), ["--data-dir", node.dataDir, "--port", "0"])
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("already running"))
+        #expect(try node.client.health().status == "ok")
+    }
+
+    @Test func filesHoldingSecretsArePrivate() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        _ = try node.client.contextSet("k", value: "v", ttl: nil)
+        for file in ["config.yaml", "identity.pem", "loopsy.db", "."] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: node.dataDir + "/" + file)
+            let mode = (attributes[.posixPermissions] as? Int ?? 0o777) & 0o077
+            #expect(mode == 0, "\(file) is readable by others")
+        }
+    }
+}
+
+/// Several requests written on one TCP connection, replies read back in order.
+enum RawHTTP {
+    static func exchange(port: Int, requests: [String]) throws -> [String] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw HarnessError("connect failed") }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var replies: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        for request in requests {
+            _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            var reply = ""
+            // Read until the headers and the Content-Length body have arrived.
+            while true {
+                let count = recv(fd, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                reply += String(decoding: buffer[0..<count], as: UTF8.self)
+                if let headerEnd = reply.range(of: "\r\n\r\n") {
+                    let head = reply[..<headerEnd.lowerBound].lowercased()
+                    let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                        .flatMap { Int($0.dropFirst("content-length:".count).trimming()) } ?? 0
+                    if reply.utf8.count - reply[..<headerEnd.upperBound].utf8.count >= length { break }
+                }
+            }
+            if reply.isEmpty { break }
+            replies.append(reply)
+        }
+        return replies
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Testing
+
+/// Where `swift build` put the binaries under test (next to this test bundle).
+enum Binaries {
+    static let directory: String = {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
+        var candidate = bundle.deletingLastPathComponent()
+        // The bundle may be a directory (…/loopsyPackageTests.xctest/…); walk up to the build folder.
+        while candidate.path != "/" {
+            if FileManager.default.isExecutableFile(atPath: candidate.appendingPathComponent("loopsyd").path) {
+                return candidate.path
+            }
+            candidate = candidate.deletingLastPathComponent()
+        }
+        return bundle.deletingLastPathComponent().path
+    }()
+
+    static func path(_ name: String) throws -> String {
+        let path = directory + "/" + name
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw HarnessError("\(path) is missing: run `swift build` before `swift test` (scripts/test.sh does)")
+        }
+        return path
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The result of running a command to completion.
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a binary with the given environment additions and waits for it.
+func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+         stdin: String? = nil) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    // Read both pipes fully before waiting, so a chatty child cannot block on a full pipe.
+    let group = DispatchGroup()
+    nonisolated(unsafe) var outData = Data(), errData = Data()
+    group.enter()
+    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    errData = err.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A real loopsyd on an ephemeral port with its own data directory, made by `loopsy init`.
+final class TestNode: @unchecked Sendable {
+    let dataDir: String
+    private(set) var process: Process?
+    private(set) var port = 0
+    private var stderrPipe: Pipe?
+
+    /// `configure` edits the generated config.yaml text before the daemon starts.
+    init(configure: (String) -> String = { $0 }) throws {
+        dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-it-\(UUID().uuidString)").path
+        let result = try run(try Binaries.path("loopsy"), ["init", "--data-dir", dataDir])
+        guard result.status == 0 else { throw HarnessError("loopsy init failed: \(result.stderr)") }
+        let configPath = dataDir + "/config.yaml"
+        let text = try String(contentsOfFile: configPath, encoding: .utf8)
+        try configure(text).write(toFile: configPath, atomically: true, encoding: .utf8)
+        chmod(configPath, 0o600)
+    }
+
+    var apiKey: String {
+        let text = (try? String(contentsOfFile: dataDir + "/config.yaml", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.trimming().hasPrefix("apiKey:") } ?? ""
+        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimming() } ?? ""
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var environment: [String: String] { ["LOOPSY_DATA_DIR": dataDir] }
+
+    /// Starts loopsyd with `--port 0` and reads the bound port from its first line of output.
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Binaries.path("loopsyd"))
+        process.arguments = ["--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        self.process = process
+        stderrPipe = err
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let portText = text.split(separator: " ").firstIndex(of: "port").map({ text.split(separator: " ")[$0 + 1] }),
+              let port = Int(portText.trimming()) else {
+            process.waitUntilExit()
+            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw HarnessError("loopsyd did not start: \(text) \(errors)")
+        }
+        self.port = port
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        guard let process, process.isRunning else { return process?.terminationStatus ?? 0 }
+        process.terminate()
+        process.waitUntilExit()
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    func kill9() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    func cleanUp() {
+        stop()
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    /// Everything loopsyd wrote to stderr so far (only after stop).
+    func stderrText() -> String {
+        guard let stderrPipe else { return "" }
+        return String(decoding: stderrPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    var client: LoopsyClient { LoopsyClient(baseURL: baseURL, apiKey: apiKey) }
+
+    /// A raw HTTP exchange, for checking statuses and headers of refusals.
+    func http(_ method: String, _ path: String, body: String? = nil, key: String? = nil,
+              headers: [String: String] = [:]) throws -> CurlHTTPClient.Response {
+        var allHeaders = headers
+        if let key = key ?? Optional(apiKey), !key.isEmpty { allHeaders["Authorization"] = "Bearer \(key)" }
+        if body != nil && allHeaders["Content-Type"] == nil { allHeaders["Content-Type"] = "application/json" }
+        return try CurlHTTPClient().send(method: method, url: baseURL + path, headers: allHeaders,
+                                         body: body.map { Array($0.utf8) })
+    }
+
+    func cli(_ arguments: String...) throws -> CommandResult {
+        try run(try Binaries.path("loopsy"), arguments, environment: environment)
+    }
+}
+
+extension CurlHTTPClient.Response {
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var errorCode: String? { (try? JSONDecoder().decode(ErrorBody.self, from: Data(body)))?.error.code }
+    func json<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(type, from: Data(body)) }
+}
