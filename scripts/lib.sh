@@ -1,0 +1,32 @@
+# Shared by the project's scripts: toolchain on PATH and Debian build dependencies installed.
+# Sourced, not run.
+
+# C libraries loopsy links against (Debian 12 -dev packages).
+LOOPSY_BUILD_PACKAGES="pkg-config libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libavahi-client-dev libcurl4-gnutls-dev"
+
+loopsy_log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+loopsy_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Puts swift on PATH (the toolchain lives in /opt/swift on our machines).
+loopsy_swift() {
+    if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+        export PATH="/opt/swift/usr/bin:$PATH"
+    fi
+    command -v swift >/dev/null 2>&1 ||
+        loopsy_die "Swift 6 is not installed: unpack a Swift 6 toolchain for Debian 12 into /opt/swift (see swift.org/install)"
+}
+
+# Installs the missing Debian packages named in "$@" (apt-get needs root, or sudo).
+loopsy_apt() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    loopsy_log "installing ${missing[*]}"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+        loopsy_die "apt-get install ${missing[*]} failed"
+}

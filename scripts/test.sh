@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need, builds all products, then the Swift Testing
+# suites (unit, server-in-process and integration tests against real loopsyd processes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+loopsy_apt $LOOPSY_BUILD_PACKAGES
+loopsy_swift
+mkdir -p .build
+loopsy_log "building"
+if ! swift build --build-tests >.build/build.log 2>&1; then
+    grep -E 'error|warning: unre' .build/build.log | head -40 >&2 || tail -40 .build/build.log >&2
+    loopsy_die "build failed (full log: .build/build.log)"
+fi
+loopsy_log "running tests"
+set +e
+# Passing tests and start markers go to the log only; failures, suites and the summary show.
+swift test --skip-build 2>&1 | tee .build/test-output.txt |
+    awk '/^✔ Test run / || !(/^(◇|↳)/ || /^✔ Test .* (started|passed)/)'
+status=${PIPESTATUS[0]}
+set -e
+[ "$status" -eq 0 ] || loopsy_die "tests failed (full output: .build/test-output.txt)"
