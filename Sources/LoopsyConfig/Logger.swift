@@ -6,11 +6,14 @@ import Synchronization
 /// Line-oriented log to stderr: `2026-11-28T12:00:00.123Z info message key=value`.
 /// Callers never pass secrets or bodies.
 public final class Logger: Sendable {
-    private let level: Mutex<LogLevel>
+    /// Index into LogLevel.allCases; atomic so the check on every call takes no lock.
+    private let level: Atomic<Int>
 
-    public init(level: LogLevel) { self.level = Mutex(level) }
+    public init(level: LogLevel) { self.level = Atomic(Self.index(level)) }
 
-    public func setLevel(_ newLevel: LogLevel) { level.withLock { $0 = newLevel } }
+    public func setLevel(_ newLevel: LogLevel) { level.store(Self.index(newLevel), ordering: .relaxed) }
+
+    private static func index(_ level: LogLevel) -> Int { LogLevel.allCases.firstIndex(of: level) ?? 1 }
 
     public func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
     public func info(_ message: @autoclosure () -> String) { log(.info, message()) }
@@ -18,7 +21,7 @@ public final class Logger: Sendable {
     public func error(_ message: @autoclosure () -> String) { log(.error, message()) }
 
     private func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
-        guard messageLevel >= level.withLock({ $0 }) else { return }
+        guard Self.index(messageLevel) >= level.load(ordering: .relaxed) else { return }
         let line = "\(Self.timestamp()) \(messageLevel.rawValue) \(message())\n"
         // One write(2) per line keeps lines whole when threads log at once.
         var bytes = Array(line.utf8)

@@ -48,11 +48,10 @@ public enum Secrets {
 
     /// Constant-time comparison of two secrets (time depends only on the lengths).
     public static func equal(_ lhs: String, _ rhs: String) -> Bool {
-        let a = Array(lhs.utf8), b = Array(rhs.utf8)
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-        }
+        var difference = UInt8(lhs.utf8.count == rhs.utf8.count ? 0 : 1)
+        var right = rhs.utf8.makeIterator()
+        for byte in lhs.utf8 { difference |= byte ^ (right.next() ?? 0) }
+        while let extra = right.next() { difference |= extra | 1 }
         return difference == 0
     }
 }

@@ -2,6 +2,7 @@ import LoopsyAPI
 import LoopsyConfig
 import LoopsyHTTP
 import LoopsyStore
+import Synchronization
 
 /// The one place every request passes through: request id, Host/Origin checks, routing,
 /// authentication, rate limits, error mapping and audit. Handlers only do their own work.
@@ -24,6 +25,9 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     public func maxBodySize(for head: HTTPRequestHead) -> Int {
+        // Most requests carry no body; they need no routing here.
+        let declared = head.headers["content-length"].flatMap(Int.init) ?? 0
+        if declared == 0 && head.headers["transfer-encoding"] == nil { return 64 * 1024 }
         if case .found(let route, _) = router.match(method: head.method, rawPath: Self.pathOnly(head.rawPath)) {
             return route.maxBody
         }
@@ -50,9 +54,10 @@ public final class Dispatcher: HTTPHandler, Sendable {
         } catch {
             response = .error(Self.map(error, requestId: requestId, logger: node.logger))
         }
-        response.setHeader("X-Request-Id", requestId)
-        response.setHeader("Cache-Control", "no-store")
-        response.setHeader("X-Content-Type-Options", "nosniff")
+        // Handlers never set these, so appending is enough.
+        response.headers.append(("X-Request-Id", requestId))
+        response.headers.append(("Cache-Control", "no-store"))
+        response.headers.append(("X-Content-Type-Options", "nosniff"))
         let duration = (Clock.monotonicSeconds() - started) * 1000
         auditLog?.record(AuditEntry(
             id: 0, time: Clock.nowMillis(), requestId: requestId, caller: caller.id, method: request.method,
@@ -115,10 +120,17 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 }
 
+/// Request ids: unique per daemon run and cheap (no getrandom call per request). They are
+/// correlation handles, not secrets.
 enum RequestID {
-    static func make() -> String {
+    private static let prefix: UInt64 = {
         var generator = SystemRandomNumberGenerator()
-        let value = generator.next() as UInt64
+        return generator.next() & 0xFFFF_FFFF_0000_0000
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    static func make() -> String {
+        let value = prefix | (counter.add(1, ordering: .relaxed).newValue & 0xFFFF_FFFF)
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }

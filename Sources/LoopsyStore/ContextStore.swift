@@ -10,51 +10,79 @@ public enum ContextStoreError: Error, Equatable {
 /// Expired rows are invisible to every read at once and removed later by `sweepExpired`.
 public struct ContextStore: Sendable {
     private let pool: DatabasePool
+    private let cache = ContextCache()
 
     public init(pool: DatabasePool) { self.pool = pool }
 
-    private static let columns = "key, value, from_node_id, created_at, updated_at, ttl, expires_at, revision"
-    private static let live = "(expires_at IS NULL OR expires_at > ?)"
+    /// Statements are built once: `Database.cached` keys its cache by the SQL text.
+    private enum SQL {
+        static let columns = "key, value, from_node_id, created_at, updated_at, ttl, expires_at, revision"
+        static let live = "(expires_at IS NULL OR expires_at > ?)"
+        static let fetch = "SELECT \(columns) FROM context WHERE key = ? AND \(live)"
+        static let deleteKey = "DELETE FROM context WHERE key = ?"
+        static let countLive = "SELECT count(*) FROM context WHERE \(live)"
+        static let upsert = "INSERT OR REPLACE INTO context (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        static let list = """
+            SELECT \(columns) FROM context
+            WHERE key >= ? AND key < ? AND \(live) ORDER BY key LIMIT ?
+            """
+        static let sweep = "DELETE FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?"
+    }
 
     /// Creates or replaces `key`, bumping its revision; a new key is refused once `maxEntries`
     /// live entries exist.
     public func put(key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
                     now: Int64 = Clock.nowMillis()) throws -> ContextEntry {
         try pool.write { db in
-            try db.transaction {
-                let existing = try Self.fetch(db, key: key, now: now)
-                if existing == nil {
-                    // An expired row under this key does not count and is replaced below.
-                    try db.cached("DELETE FROM context WHERE key = ?").run([.text(key)])
-                    let count = try db.cached("SELECT count(*) FROM context WHERE \(Self.live)")
-                        .rows([.integer(now)]) { $0.int(0) }.first ?? 0
-                    if count >= maxEntries { throw ContextStoreError.full(limit: maxEntries) }
-                }
-                let entry = ContextEntry(
-                    key: key, value: value, fromNodeId: fromNodeId, createdAt: existing?.createdAt ?? now,
-                    updatedAt: now, ttl: ttl, expiresAt: ttl.map { now + Int64($0) * 1000 },
-                    revision: (existing?.revision ?? 0) + 1)
-                try db.cached("INSERT OR REPLACE INTO context (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-                    .run([.text(entry.key), .text(entry.value), .text(entry.fromNodeId), .integer(entry.createdAt),
-                          .integer(entry.updatedAt), .int(entry.ttl), .int(entry.expiresAt),
-                          .integer(entry.revision)])
-                return entry
+            let entry = try insert(db, key: key, value: value, ttl: ttl, fromNodeId: fromNodeId,
+                                   maxEntries: maxEntries, now: now)
+            // Still under the writer lock, so cache updates happen in commit order.
+            cache.written(key, entry)
+            return entry
+        }
+    }
+
+    private func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
+                        now: Int64) throws -> ContextEntry {
+        try db.transaction {
+            let existing = try Self.fetch(db, key: key, now: now)
+            if existing == nil {
+                // An expired row under this key does not count and is replaced below.
+                try db.cached(SQL.deleteKey).run([.text(key)])
+                let count = try db.cached(SQL.countLive)
+                    .rows([.integer(now)]) { $0.int(0) }.first ?? 0
+                if count >= maxEntries { throw ContextStoreError.full(limit: maxEntries) }
             }
+            let entry = ContextEntry(
+                key: key, value: value, fromNodeId: fromNodeId, createdAt: existing?.createdAt ?? now,
+                updatedAt: now, ttl: ttl, expiresAt: ttl.map { now + Int64($0) * 1000 },
+                revision: (existing?.revision ?? 0) + 1)
+            try db.cached(SQL.upsert)
+                .run([.text(entry.key), .text(entry.value), .text(entry.fromNodeId), .integer(entry.createdAt),
+                      .integer(entry.updatedAt), .int(entry.ttl), .int(entry.expiresAt),
+                      .integer(entry.revision)])
+            return entry
         }
     }
 
     public func get(key: String, now: Int64 = Clock.nowMillis()) throws -> ContextEntry? {
-        try pool.read { db in try Self.fetch(db, key: key, now: now) }
+        let (cached, generation) = cache.lookup(key, now: now)
+        if let cached { return cached }
+        let entry = try pool.read { db in try Self.fetch(db, key: key, now: now) }
+        if let entry { cache.fill(entry, generation: generation) }
+        return entry
     }
 
     /// Removes `key`; true if a live entry was there.
     public func delete(key: String, now: Int64 = Clock.nowMillis()) throws -> Bool {
         try pool.write { db in
-            try db.transaction {
+            let existed = try db.transaction {
                 let existed = try Self.fetch(db, key: key, now: now) != nil
-                try db.cached("DELETE FROM context WHERE key = ?").run([.text(key)])
+                try db.cached(SQL.deleteKey).run([.text(key)])
                 return existed
             }
+            cache.written(key, nil)
+            return existed
         }
     }
 
@@ -63,17 +91,14 @@ public struct ContextStore: Sendable {
         try pool.read { db in
             // A byte-wise range keeps the primary key index in use; U+10FFFF sorts after any
             // continuation of the prefix.
-            try db.cached("""
-                SELECT \(Self.columns) FROM context
-                WHERE key >= ? AND key < ? AND \(Self.live) ORDER BY key LIMIT ?
-                """).rows([.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit))],
+            try db.cached(SQL.list).rows([.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit))],
                           Self.entry)
         }
     }
 
     public func count(now: Int64 = Clock.nowMillis()) throws -> Int {
         try pool.read { db in
-            try db.cached("SELECT count(*) FROM context WHERE \(Self.live)").rows([.integer(now)]) { $0.int(0) }
+            try db.cached(SQL.countLive).rows([.integer(now)]) { $0.int(0) }
                 .first ?? 0
         }
     }
@@ -82,13 +107,15 @@ public struct ContextStore: Sendable {
     @discardableResult
     public func sweepExpired(now: Int64 = Clock.nowMillis()) throws -> Int {
         try pool.write { db in
-            try db.cached("DELETE FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?").run([.integer(now)])
-            return db.changes
+            try db.cached(SQL.sweep).run([.integer(now)])
+            let removed = db.changes
+            if removed > 0 { cache.invalidateAll() }
+            return removed
         }
     }
 
     private static func fetch(_ db: Database, key: String, now: Int64) throws -> ContextEntry? {
-        try db.cached("SELECT \(columns) FROM context WHERE key = ? AND \(live)")
+        try db.cached(SQL.fetch)
             .rows([.text(key), .integer(now)], entry).first
     }
 

@@ -90,3 +90,34 @@ import Testing
         #expect(try audit.recent(limit: 10).map(\.requestId) == ["r2", "r3", "r4"])
     }
 }
+
+@Suite struct ContextCacheCoherenceTests {
+    @Test func readsSeeEveryCommittedWrite() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-cache-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let migrations = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
+        let store = ContextStore(pool: try DatabasePool(path: directory + "/t.db", migrations: migrations))
+        _ = try store.put(key: "k", value: "1", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 0)
+        #expect(try store.get(key: "k", now: 0)?.value == "1")  // now cached
+        _ = try store.put(key: "k", value: "2", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
+        #expect(try store.get(key: "k", now: 500)?.value == "2")
+        #expect(try store.get(key: "k", now: 1000) == nil)  // the cached copy expires too
+        _ = try store.put(key: "k", value: "3", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 2000)
+        #expect(try store.delete(key: "k", now: 2000))
+        #expect(try store.get(key: "k", now: 2000) == nil)
+
+        // Readers racing a writer never end up with an older value than the last write.
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for round in 1...200 {
+                if worker == 0 {
+                    _ = try? store.put(key: "race", value: String(round), ttl: nil, fromNodeId: "n", maxEntries: 10)
+                } else {
+                    _ = try? store.get(key: "race")
+                }
+            }
+        }
+        #expect(try store.get(key: "race")?.value == "200")
+        #expect(try store.get(key: "race")?.revision == 200)
+    }
+}

@@ -49,11 +49,11 @@ public final class Authenticator: Sendable {
             return .failure(.unauthorized("missing credentials: send 'Authorization: Bearer <api key>' "
                 + "(the key is in config.yaml; `loopsy key show` prints it)"))
         }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        let scheme = authorization.utf8.prefix(7)
+        guard scheme.count == 7, String(decoding: scheme, as: UTF8.self).lowercased() == "bearer " else {
             return .failure(.unauthorized("the Authorization header must be 'Bearer <api key>'"))
         }
-        let token = parts[1].trimming()
+        let token = authorization.dropFirst(7).trimming()
         let keys = currentKeys()
         // Compare against every key so timing does not say which matched.
         var caller: Caller?

@@ -3,7 +3,7 @@
 ///
 /// IP literals are always accepted (a rebinding attack needs a name that resolves to us); names
 /// are accepted only if they are this node's: localhost, *.localhost, its hostname and
-/// hostname.local.
+/// hostname.local. Runs on every request, so it works on bytes.
 public struct HostPolicy: Sendable {
     private let names: Set<String>
 
@@ -18,20 +18,21 @@ public struct HostPolicy: Sendable {
 
     /// Host without port, lower-cased, brackets removed from IPv6 literals.
     static func hostName(_ hostHeader: String) -> String {
-        let host = hostHeader.lowercased()
-        if host.hasPrefix("[") {
-            return String(host.dropFirst().prefix { $0 != "]" })
+        let bytes = Array(hostHeader.utf8)
+        if bytes.first == UInt8(ascii: "[") {
+            let end = bytes.firstIndex(of: UInt8(ascii: "]")) ?? bytes.count
+            return String(decoding: bytes[1..<end], as: UTF8.self).lowercased()
         }
-        if host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") {
-            return String(host[..<colon])
-        }
-        return host
+        let colons = bytes.indices.filter { bytes[$0] == UInt8(ascii: ":") }
+        // One colon is host:port; more is a bare IPv6 literal.
+        let end = colons.count == 1 ? colons[0] : bytes.count
+        return String(decoding: bytes[0..<end], as: UTF8.self).lowercased()
     }
 
     public func allows(host hostHeader: String?) -> Bool {
         guard let hostHeader, !hostHeader.isEmpty else { return true }  // HTTP/1.0 without Host
-        let host = Self.hostName(hostHeader)
-        if host.hasSuffix(".") { return allows(host: String(host.dropLast())) }
+        var host = Self.hostName(hostHeader)
+        if host.utf8.last == UInt8(ascii: ".") { host = String(host.dropLast()) }
         return Self.isIPLiteral(host) || names.contains(host) || host.hasSuffix(".localhost")
     }
 
@@ -39,15 +40,34 @@ public struct HostPolicy: Sendable {
     public func allows(origin: String?, host: String?) -> Bool {
         guard let origin else { return true }
         guard let host else { return false }
-        return origin.lowercased() == "http://" + host.lowercased() || origin.lowercased() == "https://" + host.lowercased()
+        let sent = origin.lowercased(), own = host.lowercased()
+        return sent == "http://" + own || sent == "https://" + own
     }
 
     static func isIPLiteral(_ host: String) -> Bool {
-        if host.contains(":") { return host.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } }
-        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in
-            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber)
-                && Int(part).map { $0 <= 255 } == true
+        let bytes = Array(host.utf8)
+        if bytes.contains(UInt8(ascii: ":")) {
+            return bytes.allSatisfy { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || isHexDigit($0) }
         }
+        var parts = 0, digits = 0, value = 0
+        for byte in bytes + [UInt8(ascii: ".")] {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0 && value <= 255 else { return false }
+                parts += 1
+                digits = 0
+                value = 0
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                digits += 1
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                if digits > 3 { return false }
+            } else {
+                return false
+            }
+        }
+        return parts == 4
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
     }
 }

@@ -10,13 +10,22 @@ extension HTTPResponse {
     }()
 
     public static func json<T: Encodable>(_ value: T, status: Int = 200) throws -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")],
-                     body: Array(try jsonEncoder.encode(value)))
+        let body: [UInt8]
+        if let writable = value as? any JSONWritable {
+            var writer = JSONWriter()
+            writable.write(to: &writer)
+            body = writer.bytes
+        } else {
+            body = Array(try jsonEncoder.encode(value))
+        }
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: body)
     }
 
     public static func error(_ error: APIError) -> HTTPResponse {
+        var writer = JSONWriter()
+        ErrorBody(error).write(to: &writer)
         var response = HTTPResponse(status: error.status, headers: [("Content-Type", "application/json")],
-                                    body: Array((try? jsonEncoder.encode(ErrorBody(error))) ?? Data()))
+                                    body: writer.bytes)
         for (name, value) in error.headers.sorted(by: { $0.key < $1.key }) { response.setHeader(name, value) }
         return response
     }

@@ -5,6 +5,7 @@ import LoopsyHTTP
 ///
 /// Segments are compared before any decoding; only parameter segments are percent-decoded, each
 /// on its own. So `/api/v1/%63ontext` matches nothing and `%2F` inside a key stays in the key.
+/// Matching works on UTF-8 bytes: it runs for every request.
 public struct Router: Sendable {
     public enum Match {
         case found(Route, [String: String])
@@ -14,34 +15,65 @@ public struct Router: Sendable {
         case badEncoding
     }
 
+    private enum Segment: Sendable {
+        case literal([UInt8])
+        case parameter(String)
+    }
+
     public let routes: [Route]
-    private let compiled: [(route: Route, segments: [Substring])]
+    private let compiled: [(route: Route, segments: [Segment])]
 
     public init(routes: [Route]) {
         self.routes = routes
-        compiled = routes.map { ($0, $0.segments) }
+        compiled = routes.map { route in
+            (route, route.segments.map { segment in
+                segment.hasPrefix("{") ? .parameter(String(segment.dropFirst().dropLast())) : .literal(Array(segment.utf8))
+            })
+        }
     }
 
     public func match(method: String, rawPath: String) -> Match {
-        guard rawPath.hasPrefix("/") else { return .notFound }
-        let segments = rawPath.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        var path = rawPath
+        return path.withUTF8 { bytes in match(method: method, bytes: bytes) }
+    }
+
+    private func match(method: String, bytes: UnsafeBufferPointer<UInt8>) -> Match {
+        guard bytes.first == UInt8(ascii: "/") else { return .notFound }
+        // Segment boundaries after the leading slash; empty segments are kept (and match nothing).
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(8)
+        var start = 1
+        for index in 1..<bytes.count where bytes[index] == UInt8(ascii: "/") {
+            ranges.append(start..<index)
+            start = index + 1
+        }
+        ranges.append(start..<bytes.count)
+
         var allowed: [String] = []
-        for (route, pattern) in compiled where pattern.count == segments.count {
-            var parameters: [String: String] = [:]
+        for (route, pattern) in compiled where pattern.count == ranges.count {
             var matched = true
-            for (patternSegment, segment) in zip(pattern, segments) {
-                if patternSegment.hasPrefix("{") {
-                    guard !segment.isEmpty else { matched = false; break }
-                    guard let decoded = PercentDecoding.decode(segment) else { return .badEncoding }
-                    parameters[String(patternSegment.dropFirst().dropLast())] = decoded
-                } else if patternSegment != segment {
-                    matched = false
-                    break
+            for (segment, range) in zip(pattern, ranges) {
+                switch segment {
+                case .literal(let literal):
+                    matched = literal.count == range.count && literal.elementsEqual(bytes[range])
+                case .parameter:
+                    matched = !range.isEmpty
                 }
+                if !matched { break }
             }
             guard matched else { continue }
-            if route.method.rawValue == method { return .found(route, parameters) }
-            allowed.append(route.method.rawValue)
+            guard route.method.rawValue == method else {
+                allowed.append(route.method.rawValue)
+                continue
+            }
+            var parameters: [String: String] = [:]
+            for (segment, range) in zip(pattern, ranges) {
+                guard case .parameter(let name) = segment else { continue }
+                let raw = String(decoding: bytes[range], as: UTF8.self)
+                guard let decoded = PercentDecoding.decode(Substring(raw)) else { return .badEncoding }
+                parameters[name] = decoded
+            }
+            return .found(route, parameters)
         }
         return allowed.isEmpty ? .notFound : .wrongMethod(allowed: allowed)
     }

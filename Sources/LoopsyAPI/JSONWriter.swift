@@ -1,0 +1,125 @@
+/// A single-pass JSON writer for the responses on hot paths, where Foundation's JSONEncoder
+/// (which builds a tree first) costs more than the rest of the request. Output is what
+/// JSONEncoder with `.sortedKeys, .withoutEscapingSlashes` gives, so callers write keys sorted.
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
+    private var needsComma = false
+
+    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    public mutating func openObject() { separate(); bytes.append(UInt8(ascii: "{")); needsComma = false }
+    public mutating func closeObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
+    public mutating func openArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma = false }
+    public mutating func closeArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
+
+    public mutating func key(_ name: String) {
+        separate()
+        appendEscaped(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    public mutating func string(_ value: String) { separate(); appendEscaped(value); needsComma = true }
+    public mutating func integer(_ value: Int64) { separate(); bytes.append(contentsOf: String(value).utf8); needsComma = true }
+    public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8); needsComma = true }
+    public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8); needsComma = true }
+
+    public mutating func number(_ value: Double) {
+        guard value.isFinite else { return null() }
+        separate()
+        let integral = abs(value) < 1e15 && value == Double(Int64(value))
+        bytes.append(contentsOf: (integral ? String(Int64(value)) : "\(value)").utf8)
+        needsComma = true
+    }
+
+    public mutating func field(_ name: String, _ value: String) { key(name); string(value) }
+    public mutating func field(_ name: String, _ value: Int64) { key(name); integer(value) }
+    /// Absent values are left out, as JSONEncoder does.
+    public mutating func field(_ name: String, _ value: Int64?) {
+        if let value { key(name); integer(value) }
+    }
+    public mutating func field(_ name: String, _ value: Double) { key(name); number(value) }
+
+    private mutating func separate() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+    }
+
+    private mutating func appendEscaped(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        let utf8 = text.utf8
+        if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case UInt8(ascii: "\r"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case UInt8(ascii: "\t"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                          hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Types that write themselves with `JSONWriter` (keys in sorted order).
+public protocol JSONWritable: Encodable {
+    func write(to writer: inout JSONWriter)
+}
+
+extension ContextEntry: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.field("createdAt", createdAt)
+        writer.field("expiresAt", expiresAt)
+        writer.field("fromNodeId", fromNodeId)
+        writer.field("key", key)
+        writer.field("revision", revision)
+        writer.field("ttl", ttl.map(Int64.init))
+        writer.field("updatedAt", updatedAt)
+        writer.field("value", value)
+        writer.closeObject()
+    }
+}
+
+extension ContextListResponse: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.key("entries")
+        writer.openArray()
+        for entry in entries { entry.write(to: &writer) }
+        writer.closeArray()
+        writer.closeObject()
+    }
+}
+
+extension HealthResponse: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.field("nodeId", nodeId)
+        writer.field("status", status)
+        writer.field("uptime", uptime)
+        writer.field("version", version)
+        writer.closeObject()
+    }
+}
+
+extension ErrorBody: JSONWritable {
+    public func write(to writer: inout JSONWriter) {
+        writer.openObject()
+        writer.key("error")
+        writer.openObject()
+        writer.field("code", error.code)
+        writer.field("message", error.message)
+        writer.closeObject()
+        writer.closeObject()
+    }
+}

@@ -1,0 +1,70 @@
+import LoopsyAPI
+import Synchronization
+
+/// Recently read or written context entries, so hot keys are served without a SQLite read
+/// transaction (whose file locks cost more than the rest of a GET).
+///
+/// Coherent because every write goes through this process's `ContextStore`: writers update the
+/// cache after their transaction commits and bump `generation`; a reader that fetched from
+/// SQLite inserts its result only if no write happened meanwhile, so a slow read can never put
+/// an older value back. Bounded by total value bytes; when full it starts over.
+final class ContextCache: Sendable {
+    private struct State {
+        var entries: [String: ContextEntry] = [:]
+        var bytes = 0
+        var generation: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    private let maxBytes: Int
+
+    init(maxBytes: Int = 32 * 1024 * 1024) { self.maxBytes = maxBytes }
+
+    /// The live cached entry, or nil (absent or expired) with the generation to pass to `fill`.
+    func lookup(_ key: String, now: Int64) -> (entry: ContextEntry?, generation: UInt64) {
+        state.withLock { state in
+            guard let entry = state.entries[key] else { return (nil, state.generation) }
+            if let expiresAt = entry.expiresAt, expiresAt <= now { return (nil, state.generation) }
+            return (entry, state.generation)
+        }
+    }
+
+    /// Caches what a read found, unless a write happened since `generation`.
+    func fill(_ entry: ContextEntry, generation: UInt64) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            Self.insert(entry, into: &state, maxBytes: maxBytes)
+        }
+    }
+
+    /// After a committed write: the new entry (nil when deleted).
+    func written(_ key: String, _ entry: ContextEntry?) {
+        state.withLock { state in
+            state.generation &+= 1
+            if let old = state.entries.removeValue(forKey: key) { state.bytes -= Self.cost(old) }
+            if let entry { Self.insert(entry, into: &state, maxBytes: maxBytes) }
+        }
+    }
+
+    /// After a bulk change (sweep): forget everything.
+    func invalidateAll() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.entries.removeAll()
+            state.bytes = 0
+        }
+    }
+
+    private static func insert(_ entry: ContextEntry, into state: inout State, maxBytes: Int) {
+        let cost = cost(entry)
+        guard cost <= maxBytes / 4 else { return }
+        if state.bytes + cost > maxBytes {
+            state.entries.removeAll(keepingCapacity: true)
+            state.bytes = 0
+        }
+        if let old = state.entries.updateValue(entry, forKey: entry.key) { state.bytes -= Self.cost(old) }
+        state.bytes += cost
+    }
+
+    private static func cost(_ entry: ContextEntry) -> Int { entry.key.utf8.count + entry.value.utf8.count + 128 }
+}

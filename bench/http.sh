@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# HTTP throughput of loopsyd on loopback, against nginx serving a small static file in the same
+# run: wrk on /api/v1/health, on an authenticated GET /api/v1/context/{key}, and on nginx.
+# Usage: bench/http.sh [seconds per run, default 10] [connections, default 32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+duration="${1:-10}"
+connections="${2:-32}"
+
+loopsy_apt $LOOPSY_BUILD_PACKAGES wrk nginx-light
+loopsy_swift
+loopsy_log "building release binaries"
+swift build -c release >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+
+work="$(mktemp -d)"
+chmod 755 "$work"
+cleanup() {
+    [ -n "${loopsyd_pid:-}" ] && kill "$loopsyd_pid" 2>/dev/null || true
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# loopsyd with rate limits off (a benchmark is one caller sending thousands of requests).
+export LOOPSY_DATA_DIR="$work/loopsy"
+"$bin/loopsy" init >/dev/null
+sed -i 's/^  context: 60$/  context: 0/' "$LOOPSY_DATA_DIR/config.yaml"
+"$bin/loopsyd" --port 0 --host 127.0.0.1 >"$work/loopsyd.out" 2>"$work/loopsyd.err" &
+loopsyd_pid=$!
+for _ in $(seq 50); do grep -q port "$work/loopsyd.out" 2>/dev/null && break; sleep 0.1; done
+port="$(awk '{for (i = 1; i < NF; i++) if ($i == "port") print $(i + 1)}' "$work/loopsyd.out")"
+key="$("$bin/loopsy" key show)"
+curl -fsS -X PUT -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d '{"value":"the plan is to ship on friday"}' "http://127.0.0.1:$port/api/v1/context/plan" >"$work/entry.json"
+
+# nginx serving a file of the same size as the context response.
+mkdir -p "$work/www"
+cp "$work/entry.json" "$work/www/entry.json"
+nginx_port=$((port + 1))
+cat >"$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        root $work/www;
+    }
+}
+CONF
+nginx -c "$work/nginx.conf"
+sleep 0.3
+curl -fsS "http://127.0.0.1:$nginx_port/entry.json" >/dev/null
+
+run_wrk() { # name url [header]
+    local name="$1" url="$2" header="${3:-X-Bench: 1}" file
+    file="$work/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')"
+    wrk -t2 -c"$connections" -d"${duration}s" --latency -H "$header" "$url" >"$file.txt"
+    local rps avg p99 errors
+    rps="$(awk '/Requests\/sec/ {print $2}' "$file.txt")"
+    avg="$(awk '/^    Latency/ {print $2}' "$file.txt")"
+    p99="$(awk '/^ +99%/ {print $2}' "$file.txt")"
+    errors="$(awk '/Non-2xx/ {print $NF}' "$file.txt")"
+    printf '| %-34s | %12s | %10s | %10s | %8s |\n' "$name" "$rps" "$avg" "$p99" "${errors:-0}"
+    echo "$rps" >"$file.rps"
+}
+
+loopsy_log "wrk: ${duration}s per run, $connections connections, 2 threads, $(nproc) cores"
+printf '| %-34s | %12s | %10s | %10s | %8s |\n' "target" "requests/s" "latency" "p99" "non-2xx"
+printf '|%s|%s|%s|%s|%s|\n' "------------------------------------" "--------------" "------------" "------------" "----------"
+run_wrk "nginx static file (reference)" "http://127.0.0.1:$nginx_port/entry.json"
+run_wrk "loopsyd GET /health" "http://127.0.0.1:$port/api/v1/health"
+run_wrk "loopsyd GET /context/plan (auth)" "http://127.0.0.1:$port/api/v1/context/plan" "Authorization: Bearer $key"
+reference="$(cat "$work/nginx_static_file__reference_.rps")"
+context="$(cat "$work/loopsyd_GET__context_plan__auth_.rps")"
+echo
+echo "authenticated context GET / nginx: $(awk -v a="$context" -v b="$reference" 'BEGIN {printf "%.2f", a / b}')"
+echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
