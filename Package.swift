@@ -19,6 +19,7 @@ let package = Package(
                        providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-gnutls-dev"])]),
+        .systemLibrary(name: "CPosix"),
 
         .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD"]),
         .target(name: "LoopsyAPI"),
@@ -27,7 +28,7 @@ let package = Package(
             "LoopsyAPI", "Yams", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig",
+            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "CPosix",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "LoopsyClient", dependencies: ["CCurl", "LoopsyAPI", "LoopsyConfig"]),

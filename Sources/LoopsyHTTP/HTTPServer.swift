@@ -141,8 +141,18 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
-        let mhdResponse = response.body.withUnsafeBytes { bytes in
-            cmhd_response_copying(bytes.count, bytes.baseAddress)
+        let mhdResponse: OpaquePointer?
+        if let stream = response.stream {
+            stream.attach(connection)
+            // MHD holds this reference until it calls streamFree with the response.
+            let streamPointer = Unmanaged.passRetained(stream).toOpaque()
+            mhdResponse = MHD_create_response_from_callback(UInt64.max, 16 * 1024, streamRead, streamPointer,
+                                                            streamFree)
+            if mhdResponse == nil { Unmanaged<HTTPStream>.fromOpaque(streamPointer).release() }
+        } else {
+            mhdResponse = response.body.withUnsafeBytes { bytes in
+                cmhd_response_copying(bytes.count, bytes.baseAddress)
+            }
         }
         guard let mhdResponse else { return .NO }
         defer { MHD_destroy_response(mhdResponse) }
@@ -212,6 +222,22 @@ private let requestCompleted: MHD_RequestCompletedCallback = { _, _, state, _ in
     guard let state, let context = state.pointee else { return }
     Unmanaged<RequestContext>.fromOpaque(context).release()
     state.pointee = nil
+}
+
+private let streamRead: MHD_ContentReaderCallback = { cls, _, buffer, max in
+    guard let cls, let buffer else { return -2 }  // MHD_CONTENT_READER_END_WITH_ERROR
+    switch Unmanaged<HTTPStream>.fromOpaque(cls).takeUnretainedValue().read(into: buffer, max: max) {
+    case .bytes(let count): return count
+    case .wait: return 0
+    case .end: return -1  // MHD_CONTENT_READER_END_OF_STREAM
+    }
+}
+
+private let streamFree: MHD_ContentReaderFreeCallback = { cls in
+    guard let cls else { return }
+    let stream = Unmanaged<HTTPStream>.fromOpaque(cls)
+    stream.takeUnretainedValue().detach()
+    stream.release()
 }
 
 /// Leaves the URL as sent: routing decodes segment by segment (see HTTPRequest.rawPath).

@@ -89,6 +89,9 @@ public final class Daemon: Sendable {
     /// Stops serving (in-flight requests finish), flushes the audit log, removes the pid file.
     public func stop() {
         guard running.exchange(false, ordering: .relaxed) else { return }
+        // Jobs first: their streams finish, which resumes every suspended connection before
+        // MHD is stopped.
+        node.execution.shutdown()
         server.stop()
         auditLog.stop()
         unlink(options.dataDir.pidFile)
@@ -103,8 +106,9 @@ public final class Daemon: Sendable {
             do {
                 try self.node.contextStore.sweepExpired()
                 let audit = self.node.config.audit
-                try self.node.auditStore.prune(
-                    olderThan: Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000, keep: audit.maxEntries)
+                let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
+                try self.node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries)
+                try self.node.execution.jobStore.prune(olderThan: cutoff, keep: ExecutionService.keptJobs)
             } catch {
                 self.node.logger.warn("upkeep failed: \(error)")
             }

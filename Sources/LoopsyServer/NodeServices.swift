@@ -14,6 +14,7 @@ public final class NodeServices: Sendable {
     public let pool: DatabasePool
     public let contextStore: ContextStore
     public let auditStore: AuditStore
+    public let execution: ExecutionService
     public let logger: Logger
     public let startedAt = Clock.monotonicSeconds()
     private let boundPort = Atomic<Int>(0)
@@ -27,6 +28,7 @@ public final class NodeServices: Sendable {
         hostname = config.server.hostname ?? Self.systemHostname()
         contextStore = ContextStore(pool: pool)
         auditStore = AuditStore(pool: pool)
+        execution = ExecutionService(config: config.execution, pool: pool, logger: logger)
     }
 
     /// The port the server actually listens on.

@@ -8,7 +8,7 @@ import Glibc
 /// Health, status, identity, audit and the API description.
 public enum SystemHandlers {
     /// Capabilities this build offers to peers.
-    public static let capabilities = ["context", "audit"]
+    public static let capabilities = ["context", "audit", "execute"]
 
     static func health(_ context: RequestContext) throws -> HTTPResponse {
         try .json(HealthResponse(status: "ok", nodeId: context.node.identity.nodeId, version: LoopsyVersion.current,
@@ -26,7 +26,7 @@ public enum SystemHandlers {
         let node = context.node
         return try .json(StatusResponse(
             nodeId: node.identity.nodeId, hostname: node.hostname, version: LoopsyVersion.current, port: node.port,
-            uptime: node.uptime, pid: Int(getpid()), dataDir: node.dataDir.root, peers: 0, jobs: 0,
+            uptime: node.uptime, pid: Int(getpid()), dataDir: node.dataDir.root, peers: 0, jobs: node.execution.runningJobs,
             context: try node.contextStore.count()))
     }
 

@@ -16,6 +16,13 @@ public struct OperationDoc: Sendable {
         public var description: String
         public var schema: JSONValue?
         public var contentType = "application/json"
+
+        public init(status: Int, description: String, schema: JSONValue?, contentType: String = "application/json") {
+            self.status = status
+            self.description = description
+            self.schema = schema
+            self.contentType = contentType
+        }
     }
 
     public var operationId: String

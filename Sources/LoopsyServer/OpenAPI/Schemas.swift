@@ -47,5 +47,27 @@ public enum Schemas {
         ], required: ["id", "time", "requestId", "caller", "method", "path", "status", "durationMs", "remote"])),
         ("AuditList", object([("entries", ["type": "array", "items": ref("AuditEntry")])], required: ["entries"])),
         ("OpenAPIDocument", ["type": "object"]),
+        ("ExecuteRequest", object([
+            ("command", ["type": "string", "minLength": 1, "description": "program name (looked up in the daemon's PATH) or path"]),
+            ("args", ["type": "array", "items": string]),
+            ("cwd", ["type": "string", "description": "absolute directory (default: the daemon user's home)"]),
+            ("env", ["type": "object", "additionalProperties": string,
+                     "description": "extra variables; PATH, LD_* and similar are refused"]),
+            ("timeout", ["type": "integer", "minimum": 1, "description": "milliseconds (capped by execution.maxTimeout)"]),
+        ], required: ["command"])),
+        ("ExecuteResult", object([
+            ("jobId", string), ("exitCode", nullableInteger), ("signal", ["type": ["string", "null"]]),
+            ("stdout", string), ("stderr", string), ("durationMs", number), ("timedOut", ["type": "boolean"]),
+            ("truncated", ["type": "boolean"]), ("cancelled", ["type": "boolean"]),
+        ], required: ["jobId", "stdout", "stderr", "durationMs", "timedOut", "truncated", "cancelled"])),
+        ("JobInfo", object([
+            ("jobId", string), ("command", string), ("args", ["type": "array", "items": string]), ("cwd", string),
+            ("pid", integer), ("startedAt", integer), ("caller", string), ("streamed", ["type": "boolean"]),
+            ("state", ["type": "string", "enum": ["running", "starting", "finished"]]), ("finishedAt", integer),
+            ("exitCode", nullableInteger), ("signal", ["type": ["string", "null"]]), ("durationMs", number),
+            ("timedOut", ["type": "boolean"]), ("truncated", ["type": "boolean"]), ("cancelled", ["type": "boolean"]),
+        ], required: ["jobId", "command", "args", "cwd", "pid", "startedAt", "caller", "streamed", "state"])),
+        ("JobList", object([("jobs", ["type": "array", "items": ref("JobInfo")])], required: ["jobs"])),
+        ("Cancelled", object([("jobId", string), ("cancelled", ["type": "boolean"])], required: ["jobId", "cancelled"])),
     ]
 }

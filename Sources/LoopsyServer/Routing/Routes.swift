@@ -30,6 +30,28 @@ public enum Routes {
                 "putContext", "Create or replace an entry", tag: "context", requestBody: Schemas.ref("ContextPut"),
                 responses: [.ok(Schemas.ref("ContextEntry")), .error(409, "Entry limit reached"),
                             .error(507, "Disk full")]), ContextHandlers.put),
+            Route(.post, "/api/v1/execute", category: .execute, maxBody: 1 << 20, doc: OperationDoc(
+                "execute", "Run a program (argv, no shell) and return its result when it ends", tag: "execute",
+                requestBody: Schemas.ref("ExecuteRequest"),
+                responses: [.ok(Schemas.ref("ExecuteResult")), .error(404, "Program not found"),
+                            .error(429, "Too many jobs running (execution.maxConcurrent) or rate limit")]),
+                  ExecuteHandlers.execute),
+            Route(.get, "/api/v1/execute/jobs", doc: OperationDoc(
+                "listJobs", "Running jobs; with all=1 also recently finished ones", tag: "execute",
+                query: [.query("all", ["type": "string", "enum": ["0", "1", "true", "false"]], "include finished jobs"),
+                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "finished jobs to include")],
+                responses: [.ok(Schemas.ref("JobList"))]), ExecuteHandlers.jobs),
+            Route(.post, "/api/v1/execute/stream", category: .execute, maxBody: 1 << 20, doc: OperationDoc(
+                "executeStream", "Run a program and stream its output as Server-Sent Events", tag: "execute",
+                requestBody: Schemas.ref("ExecuteRequest"),
+                responses: [OperationDoc.Response(status: 200,
+                                                  description: "Events: start, stdout, stderr, exit (an ExecuteResult)",
+                                                  schema: ["type": "string"], contentType: "text/event-stream"),
+                            .error(429, "Too many jobs running (execution.maxConcurrent) or rate limit")]),
+                  ExecuteHandlers.stream),
+            Route(.delete, "/api/v1/execute/{jobId}", doc: OperationDoc(
+                "cancelJob", "Cancel a running job (SIGTERM to its process group, then SIGKILL)", tag: "execute",
+                responses: [.ok(Schemas.ref("Cancelled")), .error(404, "No such running job")]), ExecuteHandlers.cancel),
             Route(.get, "/api/v1/health", access: .open, doc: OperationDoc(
                 "health", "Liveness check (no auth)", tag: "system",
                 responses: [.ok(Schemas.ref("Health"))]), SystemHandlers.health),

@@ -1,0 +1,46 @@
+// POSIX process control that Swift's Glibc module hides (GNU extensions, macros).
+// Declared here without _GNU_SOURCE, which would make these headers disagree with the ones
+// other modules import. Only LoopsyServer's process runner imports this module.
+#ifndef CPOSIX_SHIM_H
+#define CPOSIX_SHIM_H
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// glibc 2.34+ and 2.29+; declared in spawn.h only under _GNU_SOURCE.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
+
+/// Closes every descriptor >= `from` in the child, so no daemon socket, database or pipe of
+/// another job leaks into a command.
+static inline int cposix_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+/// Starts the child in `path`.
+static inline int cposix_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+static inline short cposix_spawn_flags_for_job(void) {
+    return POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+}
+
+extern int pipe2(int fds[2], int flags);  // unistd.h declares it only under _GNU_SOURCE
+
+/// A pipe whose ends close on exec (the child gets them through dup2 only).
+static inline int cposix_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+/// A non-blocking, close-on-exec eventfd used to wake a job's I/O loop.
+static inline int cposix_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+static inline int cposix_wifexited(int status) { return WIFEXITED(status); }
+static inline int cposix_wexitstatus(int status) { return WEXITSTATUS(status); }
+static inline int cposix_wifsignaled(int status) { return WIFSIGNALED(status); }
+static inline int cposix_wtermsig(int status) { return WTERMSIG(status); }
+
+#endif

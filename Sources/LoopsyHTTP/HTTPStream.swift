@@ -1,0 +1,122 @@
+import CMicroHTTPD
+import Synchronization
+
+/// A response body produced over time by another thread (SSE events, a long job's result).
+///
+/// The producer calls `write` and finally `finish`; MHD pulls bytes through `read`. When MHD
+/// asks and there is nothing yet, the connection is suspended (returning 0 would make MHD spin)
+/// and the next `write` or `finish` resumes it. Suspend and resume happen under one lock, so a
+/// write can never slip between "empty" and "suspended" and be missed.
+public final class HTTPStream: Sendable {
+    private struct State {
+        var buffer: [UInt8] = []
+        var offset = 0
+        var finished = false
+        var closed = false
+        var connection: ConnectionHandle?
+        var suspended = false
+        var onClose: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+    /// Bytes the stream holds for a slow client before `write` starts refusing.
+    public let bufferLimit: Int
+
+    public init(bufferLimit: Int = 4 * 1024 * 1024) { self.bufferLimit = bufferLimit }
+
+    /// Queues bytes for the client. False when the client has gone, or when it is so far behind
+    /// that the buffer is full (the caller decides whether to drop or stop).
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool {
+        state.withLock { state in
+            guard !state.closed, !state.finished else { return false }
+            guard state.buffer.count - state.offset + bytes.count <= bufferLimit else { return false }
+            state.buffer.append(contentsOf: bytes)
+            Self.wake(&state)
+            return true
+        }
+    }
+
+    /// No more bytes will come; the response ends once the buffer is sent.
+    public func finish() {
+        state.withLock { state in
+            state.finished = true
+            Self.wake(&state)
+        }
+    }
+
+    /// True once the client disconnected or the response was torn down.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Runs `handler` once when the client goes away before the stream finished (at once if it
+    /// already has).
+    public func onClose(_ handler: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.closed { return true }
+            state.onClose = handler
+            return false
+        }
+        if runNow { handler() }
+    }
+
+    // MARK: Called by HTTPServer on MHD's threads
+
+    func attach(_ connection: OpaquePointer) {
+        state.withLock { $0.connection = ConnectionHandle(pointer: connection) }
+    }
+
+    enum ReadResult { case bytes(Int), wait, end }
+
+    func read(into destination: UnsafeMutablePointer<CChar>, max: Int) -> ReadResult {
+        state.withLock { state in
+            let available = state.buffer.count - state.offset
+            if available > 0 {
+                let count = min(available, max)
+                state.buffer.withUnsafeBytes { source in
+                    UnsafeMutableRawPointer(destination).copyMemory(from: source.baseAddress! + state.offset, byteCount: count)
+                }
+                state.offset += count
+                if state.offset == state.buffer.count {
+                    state.buffer.removeAll(keepingCapacity: true)
+                    state.offset = 0
+                } else if state.offset > 1 << 20 {
+                    state.buffer.removeFirst(state.offset)
+                    state.offset = 0
+                }
+                return .bytes(count)
+            }
+            if state.finished || state.closed { return .end }
+            if let connection = state.connection, !state.suspended {
+                state.suspended = true
+                MHD_suspend_connection(connection.pointer)
+            }
+            return .wait
+        }
+    }
+
+    /// The response is being destroyed: the client got everything, or went away.
+    func detach() {
+        let handler = state.withLock { state -> (@Sendable () -> Void)? in
+            let wasFinished = state.finished && state.buffer.count == state.offset
+            state.closed = true
+            state.connection = nil
+            state.suspended = false
+            defer { state.onClose = nil }
+            return wasFinished ? nil : state.onClose
+        }
+        handler?()
+    }
+
+    private static func wake(_ state: inout State) {
+        if state.suspended, let connection = state.connection {
+            state.suspended = false
+            MHD_resume_connection(connection.pointer)
+        }
+    }
+}
+
+/// An MHD connection pointer, only ever used under the stream's lock while MHD keeps the
+/// connection alive (until `detach`).
+struct ConnectionHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}

@@ -1,0 +1,131 @@
+import CPosix
+import Dispatch
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyStore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum OutputStreamName: String, Sendable { case stdout, stderr }
+
+/// Receives a job's output as it happens. Called from the job's I/O thread only.
+protocol JobSink: Sendable {
+    /// False when the consumer is gone: the job is then cancelled.
+    func output(_ stream: OutputStreamName, _ bytes: [UInt8]) -> Bool
+    /// Called every few seconds of silence; false when the consumer is gone.
+    func heartbeat() -> Bool
+    func finished(_ result: ExecuteResult)
+}
+
+/// Runs approved commands in their own process groups, enforcing the concurrency limit,
+/// timeouts, output caps, and cancellation (which kills the whole group).
+final class JobRunner: Sendable {
+    private let store: JobStore
+    private let maxConcurrent: Int
+    private let maxOutputBytes: Int
+    private let logger: Logger
+    private let jobs = Mutex<[String: RunningJob]>([:])
+    private let finishedGroup = DispatchGroup()
+    /// Seconds between SIGTERM and SIGKILL.
+    static let killGrace = 2.0
+
+    init(store: JobStore, maxConcurrent: Int, maxOutputBytes: Int, logger: Logger) {
+        self.store = store
+        self.maxConcurrent = maxConcurrent
+        self.maxOutputBytes = maxOutputBytes
+        self.logger = logger
+    }
+
+    var runningCount: Int { jobs.withLock { $0.count } }
+
+    func running() -> [JobInfo] {
+        jobs.withLock { $0.values.map(\.info) }.sorted { $0.startedAt < $1.startedAt }
+    }
+
+    /// Spawns the command and returns at once; output and the result go to `sink`.
+    /// `onStart` runs before any output reaches the sink.
+    func start(_ command: ApprovedCommand, caller: String, streamed: Bool, sink: any JobSink,
+               onStart: (JobInfo) -> Void = { _ in }) throws -> JobInfo {
+        let id = JobID.make()
+        // Reserve the slot before spawning so concurrent requests cannot overshoot the limit.
+        let reserved = jobs.withLock { jobs -> Bool in
+            guard jobs.count < maxConcurrent else { return false }
+            jobs[id] = RunningJob.placeholder(id: id)
+            return true
+        }
+        guard reserved else {
+            throw APIError(status: 429, code: "too_many_jobs",
+                           message: "\(maxConcurrent) jobs are already running (execution.maxConcurrent); "
+                               + "wait for one to finish or cancel one", headers: ["Retry-After": "1"])
+        }
+        let process: SpawnedProcess
+        do {
+            process = try SpawnedProcess.spawn(command)
+        } catch {
+            _ = jobs.withLock { $0.removeValue(forKey: id) }
+            throw error
+        }
+        let info = JobInfo(jobId: id, command: command.argv[0], args: Array(command.argv.dropFirst()), cwd: command.cwd,
+                           pid: Int(process.pid), startedAt: Clock.nowMillis(), caller: caller, streamed: streamed,
+                           state: "running")
+        let job = RunningJob(info: info, process: process)
+        jobs.withLock { $0[id] = job }
+        onStart(info)
+        finishedGroup.enter()
+        let thread = JobIOLoop(job: job, timeoutMs: command.timeoutMs, maxOutputBytes: maxOutputBytes, sink: sink)
+        DispatchQueue.global().async { [self] in
+            let result = thread.run()
+            _ = jobs.withLock { $0.removeValue(forKey: id) }
+            do {
+                try store.record(info, result: result)
+            } catch {
+                logger.error("job \(id): could not record result: \(error)")
+            }
+            sink.finished(result)
+            finishedGroup.leave()
+        }
+        return info
+    }
+
+    /// Asks a running job to stop (SIGTERM to its group, SIGKILL after the grace period).
+    func cancel(_ id: String) -> Bool {
+        guard let job = jobs.withLock({ $0[id] }), job.process != nil else { return false }
+        job.requestCancel()
+        return true
+    }
+
+    /// Daemon shutdown: stop every job and wait (bounded) for them to be reaped.
+    func shutdown() {
+        for job in jobs.withLock({ Array($0.values) }) { job.requestCancel() }
+        _ = finishedGroup.wait(timeout: .now() + Self.killGrace + 2)
+    }
+}
+
+/// A job while it runs: its listing and the handle to cancel it.
+final class RunningJob: Sendable {
+    let info: JobInfo
+    let process: SpawnedProcess?
+
+    init(info: JobInfo, process: SpawnedProcess?) {
+        self.info = info
+        self.process = process
+    }
+
+    static func placeholder(id: String) -> RunningJob {
+        RunningJob(info: JobInfo(jobId: id, command: "", args: [], cwd: "", pid: 0, startedAt: Clock.nowMillis(),
+                                 caller: "", streamed: false, state: "starting"), process: nil)
+    }
+
+    func requestCancel() { process?.signalCancel() }
+}
+
+enum JobID {
+    static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value: UInt64 = generator.next()
+        let hex = String(value, radix: 16)
+        return "job_" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

@@ -1,0 +1,94 @@
+import CPosix
+import LoopsyAPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process leading its own process group, with stdout and stderr on pipes and an
+/// eventfd that asks its I/O loop to cancel it.
+final class SpawnedProcess: Sendable {
+    let pid: pid_t
+    let stdoutFD: Int32
+    let stderrFD: Int32
+    let cancelFD: Int32
+
+    private init(pid: pid_t, stdoutFD: Int32, stderrFD: Int32, cancelFD: Int32) {
+        self.pid = pid
+        self.stdoutFD = stdoutFD
+        self.stderrFD = stderrFD
+        self.cancelFD = cancelFD
+    }
+
+    deinit {
+        close(stdoutFD)
+        close(stderrFD)
+        close(cancelFD)
+    }
+
+    static func spawn(_ command: ApprovedCommand) throws -> SpawnedProcess {
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+        guard cposix_pipe_cloexec(&out) == 0 else { throw spawnError("pipe", errno) }
+        guard cposix_pipe_cloexec(&err) == 0 else {
+            close(out[0]); close(out[1])
+            throw spawnError("pipe", errno)
+        }
+        let cancelFD = cposix_eventfd()
+        defer { close(out[1]); close(err[1]) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        cposix_spawn_addclosefrom(&actions, 3)
+        cposix_spawn_addchdir(&actions, command.cwd)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Own process group (so cancel reaches grandchildren), signals unblocked and default:
+        // the daemon blocks SIGTERM/SIGINT and ignores SIGPIPE, which children would inherit.
+        posix_spawnattr_setflags(&attributes, cposix_spawn_flags_for_job())
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+
+        let argv = command.argv.map { strdup($0) } + [nil]
+        let envp = command.environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, command.executable, &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            close(out[0]); close(err[0]); close(cancelFD)
+            throw spawnError(command.argv[0], result)
+        }
+        return SpawnedProcess(pid: pid, stdoutFD: out[0], stderrFD: err[0], cancelFD: cancelFD)
+    }
+
+    func signalCancel() {
+        var one: UInt64 = 1
+        _ = write(cancelFD, &one, 8)
+    }
+
+    /// Signals the whole process group.
+    func signalGroup(_ signal: Int32) {
+        kill(-pid, signal)
+    }
+
+    private static func spawnError(_ what: String, _ code: Int32) -> APIError {
+        if code == ENOEXEC || code == EACCES {
+            return APIError.badRequest("'\(what)' cannot be executed: \(String(cString: strerror(code)))",
+                                       code: "command_not_executable")
+        }
+        return APIError(status: 500, code: "spawn_failed",
+                        message: "could not start '\(what)': \(String(cString: strerror(code)))")
+    }
+}

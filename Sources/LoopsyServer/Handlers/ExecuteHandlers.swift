@@ -1,0 +1,50 @@
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyHTTP
+
+/// Remote execution: run, stream, list and cancel jobs.
+public enum ExecuteHandlers {
+    static func execute(_ context: RequestContext) throws -> HTTPResponse {
+        let (execution, command) = try approve(context)
+        let stream = HTTPStream()
+        let info = try execution.runner.start(command, caller: context.caller.id, streamed: false,
+                                              sink: CollectingSink(stream: stream))
+        stream.onClose { _ = execution.runner.cancel(info.jobId) }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("X-Loopsy-Job", info.jobId)],
+                            stream: stream)
+    }
+
+    static func stream(_ context: RequestContext) throws -> HTTPResponse {
+        let (execution, command) = try approve(context)
+        let stream = HTTPStream()
+        let sink = EventStreamSink(stream: stream)
+        let info = try execution.runner.start(command, caller: context.caller.id, streamed: true, sink: sink) { info in
+            sink.started(info)
+        }
+        stream.onClose { _ = execution.runner.cancel(info.jobId) }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("X-Loopsy-Job", info.jobId),
+                                                   ("X-Accel-Buffering", "no")], stream: stream)
+    }
+
+    static func jobs(_ context: RequestContext) throws -> HTTPResponse {
+        let execution = context.node.execution
+        var jobs = execution.runner.running()
+        if let all = context.request.query["all"], all == "1" || all == "true" {
+            jobs += try execution.jobStore.recent(limit: try QueryValue.int(context, "limit", default: 100, range: 1...1000))
+        }
+        return try .json(JobListResponse(jobs: jobs))
+    }
+
+    static func cancel(_ context: RequestContext) throws -> HTTPResponse {
+        let id = context.parameter("jobId")
+        guard context.node.execution.runner.cancel(id) else { throw APIError.notFound("running job '\(id)'") }
+        return try .json(CancelResponse(jobId: id, cancelled: true))
+    }
+
+    private static func approve(_ context: RequestContext) throws -> (ExecutionService, ApprovedCommand) {
+        let request = try context.decode(ExecuteRequest.self)
+        let execution = context.node.execution
+        let home = DataDir.homeDirectory()
+        return (execution, try execution.policy.approve(request, home: home))
+    }
+}
