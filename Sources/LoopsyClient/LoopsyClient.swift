@@ -55,6 +55,8 @@ public struct LoopsyClient: Sendable {
         return config.server.port
     }
 
+    var currentAPIKey: String? { apiKey }
+
     public func withAPIKey(_ key: String) -> LoopsyClient {
         var copy = self
         copy.apiKey = key
@@ -75,6 +77,12 @@ public struct LoopsyClient: Sendable {
         } catch {
             throw ClientError.transport("\(error)")
         }
+        try checkStatus(response, method: method, path: path)
+        return response
+    }
+
+    /// Turns a non-2xx response into the API error its body describes.
+    func checkStatus(_ response: CurlHTTPClient.Response, method: String, path: String) throws {
         guard (200..<300).contains(response.status) else {
             if let decoded = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)) {
                 var headers: [String: String] = [:]
@@ -84,7 +92,6 @@ public struct LoopsyClient: Sendable {
             }
             throw ClientError.badResponse("HTTP \(response.status) from \(method) \(path)")
         }
-        return response
     }
 
     public func call<T: Decodable>(_ method: String, _ path: String, as type: T.Type) throws -> T {

@@ -16,7 +16,7 @@ struct Loopsy: ParsableCommand {
             the request, 64 bad usage, 69 the daemon is not running.
             """,
         version: LoopsyVersion.current,
-        subcommands: [Init.self, Start.self, Stop.self, Status.self, Key.self, Logs.self, Context.self])
+        subcommands: [Init.self, Start.self, Stop.self, Status.self, Exec.self, Context.self, Key.self, Logs.self])
 }
 
 /// Options every command shares.

@@ -1,0 +1,43 @@
+import FoundationEssentials
+import LoopsyAPI
+
+extension LoopsyClient {
+    public func execute(_ request: ExecuteRequest) throws -> ExecuteResult {
+        try call("POST", "/api/v1/execute", body: request, as: ExecuteResult.self)
+    }
+
+    public func cancelJob(_ jobId: String) throws {
+        _ = try call("DELETE", "/api/v1/execute/\(PathEncoding.segment(jobId))", as: CancelResponse.self)
+    }
+
+    public func jobs(includeFinished: Bool) throws -> [JobInfo] {
+        try call("GET", "/api/v1/execute/jobs\(includeFinished ? "?all=1" : "")", as: JobListResponse.self).jobs
+    }
+
+    /// Runs `request` with output streamed: `onEvent` sees each SSE event (start, stdout,
+    /// stderr, exit) as it arrives; returning false stops reading.
+    public func executeStream(_ request: ExecuteRequest, onEvent: @escaping (SSEEvent) -> Bool) throws {
+        var parser = SSEParser()
+        try stream("POST", "/api/v1/execute/stream", body: Array(try JSONEncoder().encode(request))) { bytes in
+            for event in parser.feed(bytes) where !onEvent(event) { return false }
+            return true
+        }
+    }
+
+    /// A request whose 2xx body is handed over as it arrives; errors decode as usual.
+    public func stream(_ method: String, _ path: String, body: [UInt8]?, onData: @escaping ([UInt8]) -> Bool) throws {
+        var headers = ["Accept": "text/event-stream, application/json"]
+        if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
+        if body != nil { headers["Content-Type"] = "application/json" }
+        let response: CurlHTTPClient.Response
+        do {
+            response = try CurlHTTPClient().stream(method: method, url: baseURL + path, headers: headers, body: body,
+                                                   onData: onData)
+        } catch CurlHTTPClient.Failure.couldNotConnect {
+            throw ClientError.daemonUnreachable(baseURL)
+        } catch {
+            throw ClientError.transport("\(error)")
+        }
+        try checkStatus(response, method: method, path: path)
+    }
+}

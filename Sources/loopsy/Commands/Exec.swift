@@ -1,0 +1,136 @@
+import ArgumentParser
+import Dispatch
+import FoundationEssentials
+import LoopsyAPI
+import LoopsyClient
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command on a peer and stream its output.",
+        discussion: """
+            The command runs as a program with arguments (no shell; use `sh -c '...'` for one). \
+            Output streams live: the remote stdout to stdout, stderr to stderr. Ctrl-C cancels the \
+            remote job. loopsy exits with the remote exit code (128 + signal number if a signal \
+            ended it). Until peers are added, <peer> is `local` (or `self`): this machine's daemon.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .shortAndLong, help: "Seconds before the job is stopped (default: execution.defaultTimeout).")
+    var timeout: Double?
+    @Option(help: "Directory to run in (absolute; default: the daemon user's home).") var cwd: String?
+    @Argument(help: "Where to run: local or self.") var peer: String
+    @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.") var command: [String] = []
+
+    func validate() throws {
+        guard !command.isEmpty else { throw ValidationError("name the program to run after the peer") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be a positive number of seconds") }
+        guard ["local", "self"].contains(peer) else {
+            throw ValidationError("unknown peer '\(peer)': only 'local' (this machine) is available until peers are added")
+        }
+    }
+
+    func run() throws {
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        let request = ExecuteRequest(command: argv[0], args: Array(argv.dropFirst()), cwd: cwd, env: nil,
+                                     timeout: timeout.map { Int(($0 * 1000).rounded(.up)) })
+        var exitCode: Int32 = 0
+        try runReporting {
+            let client = try global.client()
+            let session = ExecSession(client: client)
+            session.installInterruptHandler()
+            try client.executeStream(request) { event in session.handle(event) }
+            exitCode = try session.exitCode()
+        }
+        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+}
+
+/// Kept alive for the life of the command; set once on the main thread before streaming.
+nonisolated(unsafe) private var interruptSource: (any DispatchSourceSignal)?
+
+/// State of one streamed execution: output, the job id for Ctrl-C, and how it ended.
+final class ExecSession: Sendable {
+    private struct State {
+        var jobId: String?
+        var result: ExecuteResult?
+        var interrupted = false
+    }
+
+    private let client: LoopsyClient
+    private let state = Mutex(State())
+    private let signalQueue = DispatchQueue(label: "loopsy.exec.signals")
+
+    init(client: LoopsyClient) { self.client = client }
+
+    /// Ctrl-C cancels the remote job; a second one leaves at once.
+    func installInterruptHandler() {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: signalQueue)
+        source.setEventHandler { [self] in
+            let (jobId, again) = state.withLock { state -> (String?, Bool) in
+                defer { state.interrupted = true }
+                return (state.jobId, state.interrupted)
+            }
+            if again { exit(130) }
+            printError("loopsy: cancelling the remote job (Ctrl-C again to leave now)")
+            if let jobId { try? client.cancelJob(jobId) }
+        }
+        source.resume()
+        interruptSource = source
+    }
+
+    func handle(_ event: SSEEvent) -> Bool {
+        let data = Data(event.data.utf8)
+        switch event.event {
+        case "start":
+            let start = try? JSONDecoder().decode(ExecuteStreamEvent.Start.self, from: data)
+            let cancelNow = state.withLock { state -> Bool in
+                state.jobId = start?.jobId
+                return state.interrupted
+            }
+            if cancelNow, let jobId = start?.jobId { try? client.cancelJob(jobId) }
+        case "stdout", "stderr":
+            guard let output = try? JSONDecoder().decode(ExecuteStreamEvent.Output.self, from: data) else { return true }
+            let bytes = output.text.map { Array($0.utf8) } ?? output.base64.flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
+            writeAll(event.event == "stdout" ? 1 : 2, bytes)
+        case "exit":
+            let result = try? JSONDecoder().decode(ExecuteResult.self, from: data)
+            state.withLock { $0.result = result }
+            return false
+        default:
+            break
+        }
+        return true
+    }
+
+    func exitCode() throws -> Int32 {
+        let (result, interrupted) = state.withLock { ($0.result, $0.interrupted) }
+        guard let result else {
+            throw CLIFailure(message: "the stream ended before the job did; see `loopsy logs`", code: CLIFailure.apiError)
+        }
+        if result.timedOut { printError("loopsy: the job timed out and was stopped") }
+        if result.truncated { printError("loopsy: output was larger than execution.maxOutputBytes and was cut") }
+        if interrupted { return 130 }
+        if let code = result.exitCode { return Int32(truncatingIfNeeded: code) }
+        return 128 + (result.signal.flatMap(Self.signalNumbers.index(forKey:)).map { Self.signalNumbers[$0].value } ?? 0)
+    }
+
+    private static let signalNumbers: [String: Int32] = ["SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGABRT": 6,
+                                                         "SIGKILL": 9, "SIGSEGV": 11, "SIGPIPE": 13, "SIGALRM": 14,
+                                                         "SIGTERM": 15]
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}
