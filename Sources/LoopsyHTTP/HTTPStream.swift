@@ -25,12 +25,13 @@ public final class HTTPStream: Sendable {
     public init(bufferLimit: Int = 4 * 1024 * 1024) { self.bufferLimit = bufferLimit }
 
     /// Queues bytes for the client. False when the client has gone, or when it is so far behind
-    /// that the buffer is full (the caller decides whether to drop or stop).
+    /// that the buffer is full (the caller decides whether to drop or stop); `bounded: false`
+    /// queues regardless, for a final message that must arrive whole.
     @discardableResult
-    public func write(_ bytes: [UInt8]) -> Bool {
+    public func write(_ bytes: [UInt8], bounded: Bool = true) -> Bool {
         state.withLock { state in
             guard !state.closed, !state.finished else { return false }
-            guard state.buffer.count - state.offset + bytes.count <= bufferLimit else { return false }
+            if bounded && state.buffer.count - state.offset + bytes.count > bufferLimit { return false }
             state.buffer.append(contentsOf: bytes)
             Self.wake(&state)
             return true

@@ -67,11 +67,12 @@ struct ExecutionPolicy: Sendable {
             }
             environment[name] = value
         }
+        // Denied programs are refused whether or not they exist here.
+        try check(argv: [request.command] + args, cwd: cwd, depth: 0)
         guard let executable = resolve(request.command, cwd: cwd) else {
             throw APIError.badRequest("program '\(request.command)' was not found (looked in \(searchPath.joined(separator: ":")))",
                                       code: "command_not_found")
         }
-        try check(argv: [request.command] + args, cwd: cwd, depth: 0)
         let timeout: Int
         if let requested = request.timeout {
             guard requested > 0 else {

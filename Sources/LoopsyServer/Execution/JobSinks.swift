@@ -27,7 +27,7 @@ final class CollectingSink: JobSink {
             complete.stdout = String(decoding: output.stdout, as: UTF8.self)
             complete.stderr = String(decoding: output.stderr, as: UTF8.self)
         }
-        if let body = try? HTTPResponse.json(complete).body { stream.write(body) }
+        if let body = try? HTTPResponse.json(complete).body { stream.write(body, bounded: false) }
         stream.finish()
     }
 }
@@ -72,7 +72,7 @@ final class EventStreamSink: JobSink {
         for (name, bytes) in leftovers { _ = sendOutput(name, bytes) }
         var final = result
         if state.withLock({ $0.dropped }) { final.truncated = true }
-        send(event: "exit", data: Self.encode(final))
+        send(event: "exit", data: Self.encode(final), bounded: false)
         stream.finish()
     }
 
@@ -87,12 +87,12 @@ final class EventStreamSink: JobSink {
     }
 
     @discardableResult
-    private func send(event: String, data: [UInt8]) -> Bool {
+    private func send(event: String, data: [UInt8], bounded: Bool = true) -> Bool {
         let frame = state.withLock { state -> [UInt8] in
             defer { state.nextId += 1 }
             return Array("id: \(state.nextId)\nevent: \(event)\ndata: ".utf8) + data + Array("\n\n".utf8)
         }
-        if stream.write(frame) { return true }
+        if stream.write(frame, bounded: bounded) { return true }
         if stream.isClosed { return false }
         // The client reads slower than the job writes: drop and say so in the exit event.
         state.withLock { $0.dropped = true }
@@ -116,7 +116,13 @@ enum UTF8Boundary {
         }
         guard index > 0 else { return bytes.count }
         let lead = bytes[index - 1]
-        let needed = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0
+        let needed: Int
+        switch lead {
+        case 0xF0...0xF7: needed = 3
+        case 0xE0...0xEF: needed = 2
+        case 0xC0...0xDF: needed = 1
+        default: needed = 0
+        }
         return needed > continuation ? index - 1 : bytes.count
     }
 }

@@ -1,0 +1,313 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Testing
+
+/// Remote execution against a real loopsyd: results, streaming, policy, limits, cancellation.
+@Suite struct ExecuteTests {
+    /// A node whose execute rate limit is off (these tests run many commands).
+    func node(_ edit: @escaping (String) -> String = { $0 }) throws -> TestNode {
+        let node = try TestNode { edit($0.replacingOccurrences(of: "  execute: 30\n", with: "  execute: 0\n")) }
+        try node.start()
+        return node
+    }
+
+    func execute(_ node: TestNode, _ body: String) throws -> CurlHTTPClient.Response {
+        try node.http("POST", "/api/v1/execute", body: body)
+    }
+
+    static func alive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
+
+    static func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return condition()
+    }
+
+    @Test func runsProgramsAndReportsHowTheyEnded() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let ok = try node.client.execute(ExecuteRequest(command: "echo", args: ["hello", "world"]))
+        #expect(ok.stdout == "hello world\n")
+        #expect(ok.exitCode == 0)
+        #expect(ok.signal == nil)
+        let failed = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "echo out; echo err >&2; exit 3"]))
+        #expect(failed.stdout == "out\n")
+        #expect(failed.stderr == "err\n")
+        #expect(failed.exitCode == 3)
+        let signalled = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "kill -9 $$"]))
+        #expect(signalled.exitCode == nil)
+        #expect(signalled.signal == "SIGKILL")
+        // argv semantics: no shell interprets the arguments.
+        let literal = try node.client.execute(ExecuteRequest(command: "echo", args: ["$HOME", "a;b", "`x`"]))
+        #expect(literal.stdout == "$HOME a;b `x`\n")
+        let inDirectory = try node.client.execute(ExecuteRequest(command: "pwd", cwd: "/tmp"))
+        #expect(inDirectory.stdout == "/tmp\n")
+        let withEnv = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "echo $GREETING"], env: ["GREETING": "hi"]))
+        #expect(withEnv.stdout == "hi\n")
+    }
+
+    @Test func streamDeliversOutputWhileTheCommandRuns() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let started = Date()
+        var firstOutput: TimeInterval?
+        var events: [String] = []
+        var ids: [String] = []
+        var result: ExecuteResult?
+        try node.client.executeStream(ExecuteRequest(command: "sh", args: ["-c", "echo first; sleep 1.5; echo second >&2"])) { event in
+            events.append(event.event)
+            ids.append(event.id ?? "")
+            if event.event == "stdout" && firstOutput == nil { firstOutput = Date().timeIntervalSince(started) }
+            if event.event == "exit" { result = try? JSONDecoder().decode(ExecuteResult.self, from: Data(event.data.utf8)) }
+            return true
+        }
+        let total = Date().timeIntervalSince(started)
+        #expect(events == ["start", "stdout", "stderr", "exit"])
+        #expect(ids == ["1", "2", "3", "4"])
+        #expect(try #require(firstOutput) < 1.0)
+        #expect(total >= 1.5)
+        #expect(result?.exitCode == 0)
+    }
+
+    @Test func denylistAppliesToBothRoutesAndThroughWrappers() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        for body in [#"{"command":"rm","args":["-rf","/tmp/x"]}"#, #"{"command":"env","args":["A=1","rm","x"]}"#,
+                     #"{"command":"sh","args":["-c","true && rm -rf /tmp/x"]}"#,
+                     #"{"command":"find","args":["/tmp","-maxdepth","0","-exec","rm","{}",";"]}"#,
+                     #"{"command":"xargs","args":["rm"]}"#, #"{"command":"nice","args":["-n","1","dd","if=/dev/zero"]}"#] {
+            for route in ["/api/v1/execute", "/api/v1/execute/stream"] {
+                let response = try node.http("POST", route, body: body)
+                #expect(response.status == 403, "\(route) \(body)")
+                #expect(response.errorCode == "command_denied")
+            }
+        }
+    }
+
+    @Test func allowlistRestrictsToListedPrograms() throws {
+        let node = try node { $0.replacingOccurrences(of: "  # allowlist: [git, ls, cat]", with: "  allowlist: [echo, sh]") }
+        defer { node.cleanUp() }
+        #expect(try node.client.execute(ExecuteRequest(command: "echo", args: ["ok"])).stdout == "ok\n")
+        let refused = try execute(node, #"{"command":"ls"}"#)
+        #expect(refused.status == 403)
+        #expect(refused.errorCode == "command_not_allowed")
+        #expect(try execute(node, #"{"command":"sh","args":["-c","echo a; ls /"]}"#).status == 403)
+    }
+
+    @Test func timeoutsStopTheJob() throws {
+        let node = try node { $0.replacingOccurrences(of: "defaultTimeout: 300000", with: "defaultTimeout: 400") }
+        defer { node.cleanUp() }
+        let started = Date()
+        let viaDefault = try node.client.execute(ExecuteRequest(command: "sleep", args: ["30"]))
+        #expect(viaDefault.timedOut)
+        #expect(viaDefault.signal == "SIGTERM")
+        #expect(Date().timeIntervalSince(started) < 5)
+        let asked = try node.client.execute(ExecuteRequest(command: "sleep", args: ["30"], timeout: 200))
+        #expect(asked.timedOut)
+        // A program that ignores SIGTERM is killed after the grace period.
+        let stubborn = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "trap '' TERM; sleep 30"], timeout: 200))
+        #expect(stubborn.timedOut)
+        #expect(stubborn.signal == "SIGKILL")
+        #expect(stubborn.durationMs < 4000)
+    }
+
+    @Test func concurrencyLimitGives429OnBothRoutes() throws {
+        let node = try node { $0.replacingOccurrences(of: "maxConcurrent: 10", with: "maxConcurrent: 2") }
+        defer { node.cleanUp() }
+        let group = DispatchGroup()
+        for _ in 0..<2 {
+            group.enter()
+            DispatchQueue.global().async {
+                _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: ["2"]))
+                group.leave()
+            }
+        }
+        #expect(Self.waitUntil(3) { (try? node.client.status().jobs) == 2 })
+        for route in ["/api/v1/execute", "/api/v1/execute/stream"] {
+            let refused = try node.http("POST", route, body: #"{"command":"true"}"#)
+            #expect(refused.status == 429)
+            #expect(refused.errorCode == "too_many_jobs")
+            #expect(refused.headers["retry-after"] != nil)
+        }
+        group.wait()
+        #expect(try node.client.execute(ExecuteRequest(command: "true")).exitCode == 0)
+    }
+
+    @Test func hugeOutputIsCappedAndMemoryStaysBounded() throws {
+        let node = try node { $0.replacingOccurrences(of: "maxOutputBytes: 10485760", with: "maxOutputBytes: 1048576") }
+        defer { node.cleanUp() }
+        let pid = try #require(node.process?.processIdentifier)
+        let before = Self.peakRSSKiB(pid)
+        let result = try node.client.execute(ExecuteRequest(command: "head", args: ["-c", "300000000", "/dev/zero"]))
+        #expect(result.truncated)
+        #expect(result.exitCode == 0)  // the program ran to the end; only its output was cut
+        #expect(result.stdout.utf8.count == 1_048_576)
+        var streamedBytes = 0
+        var streamedResult: ExecuteResult?
+        try node.client.executeStream(ExecuteRequest(command: "head", args: ["-c", "300000000", "/dev/urandom"])) { event in
+            if event.event == "stdout" { streamedBytes += event.data.utf8.count }
+            if event.event == "exit" { streamedResult = try? JSONDecoder().decode(ExecuteResult.self, from: Data(event.data.utf8)) }
+            return true
+        }
+        #expect(streamedResult?.truncated == true)
+        #expect(streamedBytes < 3 * 1_048_576)  // base64 of at most 1 MiB, plus framing
+        let growth = Self.peakRSSKiB(pid) - before
+        #expect(growth < 64 * 1024, "daemon peak RSS grew by \(growth) KiB while commands printed 600 MB")
+    }
+
+    @Test func cancelKillsTheWholeProcessGroup() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        var grandchild: Int32?
+        var jobId: String?
+        var result: ExecuteResult?
+        try node.client.executeStream(ExecuteRequest(command: "sh", args: ["-c", "sleep 300 & echo $!; wait"])) { event in
+            switch event.event {
+            case "start":
+                jobId = (try? JSONDecoder().decode(ExecuteStreamEvent.Start.self, from: Data(event.data.utf8)))?.jobId
+            case "stdout":
+                let output = try? JSONDecoder().decode(ExecuteStreamEvent.Output.self, from: Data(event.data.utf8))
+                grandchild = output?.text.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                let listed = (try? node.client.jobs(includeFinished: false)) ?? []
+                #expect(listed.first?.jobId == jobId)
+                #expect(listed.first?.caller == "local")
+                #expect(listed.first?.command == "sh")
+                if let jobId { try? node.client.cancelJob(jobId) }
+            case "exit":
+                result = try? JSONDecoder().decode(ExecuteResult.self, from: Data(event.data.utf8))
+            default: break
+            }
+            return true
+        }
+        #expect(result?.cancelled == true)
+        #expect(result?.signal == "SIGTERM")
+        let pid = try #require(grandchild)
+        #expect(Self.waitUntil(3) { !Self.alive(pid) }, "the grandchild \(pid) survived the cancel")
+        let finished = try node.client.jobs(includeFinished: true)
+        #expect(finished.contains { $0.jobId == jobId && $0.state == "finished" && $0.cancelled == true })
+        #expect(try node.http("DELETE", "/api/v1/execute/job_0000000000000000").status == 404)
+    }
+
+    @Test func clientDisconnectKillsTheJob() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        var grandchild: Int32?
+        try node.client.executeStream(ExecuteRequest(command: "sh", args: ["-c", "sleep 300 & echo $!; wait"])) { event in
+            guard event.event == "stdout" else { return true }
+            let output = try? JSONDecoder().decode(ExecuteStreamEvent.Output.self, from: Data(event.data.utf8))
+            grandchild = output?.text.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return false  // hang up
+        }
+        let pid = try #require(grandchild)
+        #expect(Self.waitUntil(8) { !Self.alive(pid) }, "the job's process \(pid) outlived its client")
+        #expect(Self.waitUntil(3) { (try? node.client.status().jobs) == 0 })
+    }
+
+    @Test func stoppingTheDaemonStopsItsJobs() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-pid-\(UUID().uuidString)").path
+        DispatchQueue.global().async {
+            _ = try? node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "sleep 300 & echo $! > \(marker); wait"]))
+        }
+        #expect(Self.waitUntil(5) { FileManager.default.fileExists(atPath: marker) })
+        let pid = try #require(Int32((try? String(contentsOfFile: marker, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        try? FileManager.default.removeItem(atPath: marker)
+        #expect(Self.alive(pid))
+        #expect(node.stop() == 0)
+        #expect(Self.waitUntil(3) { !Self.alive(pid) })
+    }
+
+    @Test func badInputIsA4xxNeverA500() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let cases: [(String, Int, String)] = [
+            (#"{"args":["x"]}"#, 400, "bad_json"),
+            (#"{"command":""}"#, 400, "bad_command"),
+            (#"{"command":"no-such-program-here"}"#, 400, "command_not_found"),
+            (#"{"command":"ls","cwd":"/no/such/dir"}"#, 400, "bad_cwd"),
+            (#"{"command":"ls","cwd":"tmp"}"#, 400, "bad_cwd"),
+            (#"{"command":"ls","args":"-l"}"#, 400, "bad_json"),
+            (#"{"command":"ls","timeout":-5}"#, 400, "bad_timeout"),
+            (#"{"command":"ls","env":{"LD_PRELOAD":"/tmp/x.so"}}"#, 400, "forbidden_env"),
+            (#"{"command":"ls","env":{"PATH":"/tmp"}}"#, 400, "forbidden_env"),
+            (#"{"command":"/etc/passwd"}"#, 400, "command_not_found"),
+        ]
+        for (body, status, code) in cases {
+            let response = try execute(node, body)
+            #expect(response.status == status, "\(body)")
+            #expect(response.errorCode == code, "\(body): \(response.text)")
+        }
+        #expect(try execute(node, #"{"command":"ls","env":{"LD_PRELOAD":"/tmp/x.so"}}"#).text.contains("LD_PRELOAD"))
+    }
+
+    @Test func executeIsRateLimitedPerCaller() throws {
+        let node = try TestNode { $0.replacingOccurrences(of: "  execute: 30\n", with: "  execute: 2\n") }
+        defer { node.cleanUp() }
+        try node.start()
+        #expect(try execute(node, #"{"command":"true"}"#).status == 200)
+        #expect(try node.http("POST", "/api/v1/execute/stream", body: #"{"command":"true"}"#).status == 200)
+        let limited = try execute(node, #"{"command":"true"}"#)
+        #expect(limited.status == 429)
+        #expect(limited.errorCode == "rate_limited")
+    }
+
+    static func peakRSSKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+}
+
+/// `loopsy exec` as a person uses it.
+@Suite struct ExecCLITests {
+    @Test func exitCodesAndStreamsPassThrough() throws {
+        let node = try TestNode { $0.replacingOccurrences(of: "  execute: 30\n", with: "  execute: 0\n") }
+        defer { node.cleanUp() }
+        try node.start()
+        try Data("\(node.port)\n".utf8).write(to: URL(fileURLWithPath: node.dataDir + "/daemon.port"))
+        let ok = try node.cli("exec", "local", "sh", "-c", "echo to-out; echo to-err >&2; exit 5")
+        #expect(ok.status == 5)
+        #expect(ok.stdout == "to-out\n")
+        #expect(ok.stderr == "to-err\n")
+        let killed = try node.cli("exec", "local", "sh", "-c", "kill -TERM $$")
+        #expect(killed.status == 143)
+        let denied = try node.cli("exec", "local", "rm", "-rf", "/tmp/nothing-here")
+        #expect(denied.status == 1)
+        #expect(denied.stderr == "loopsy: 'rm' is in execution.denylist\n")
+        let timedOut = try node.cli("exec", "--timeout", "0.3", "local", "sleep", "10")
+        #expect(timedOut.status == 143)
+        #expect(timedOut.stderr.contains("timed out"))
+        let unknownPeer = try node.cli("exec", "nowhere", "ls")
+        #expect(unknownPeer.status == 64)
+    }
+
+    @Test func ctrlCCancelsTheRemoteJob() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        try Data("\(node.port)\n".utf8).write(to: URL(fileURLWithPath: node.dataDir + "/daemon.port"))
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-cc-\(UUID().uuidString)").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Binaries.path("loopsy"))
+        process.arguments = ["exec", "local", "sh", "-c", "sleep 300 & echo $! > \(marker); wait"]
+        process.environment = ProcessInfo.processInfo.environment.merging(node.environment) { $1 }
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        #expect(ExecuteTests.waitUntil(5) { FileManager.default.fileExists(atPath: marker) })
+        Thread.sleep(forTimeInterval: 0.2)
+        let pid = try #require(Int32((try? String(contentsOfFile: marker, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        try? FileManager.default.removeItem(atPath: marker)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("cancelling"))
+        #expect(ExecuteTests.waitUntil(3) { !ExecuteTests.alive(pid) })
+    }
+}
