@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +38,16 @@ static inline int cposix_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC)
 
 /// A non-blocking, close-on-exec eventfd used to wake a job's I/O loop.
 static inline int cposix_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+/// A descriptor that polls readable when the process exits (Linux 5.3+); -1 if unsupported.
+/// syscall(2) is variadic, hence the wrapper.
+static inline int cposix_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    return -1;
+#endif
+}
 
 static inline int cposix_wifexited(int status) { return WIFEXITED(status); }
 static inline int cposix_wexitstatus(int status) { return WEXITSTATUS(status); }

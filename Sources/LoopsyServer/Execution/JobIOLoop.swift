@@ -66,14 +66,16 @@ struct JobIOLoop: Sendable {
             }
 
             var fds = [pollfd(fd: process.cancelFD, events: Int16(POLLIN), revents: 0)]
+            if status == nil && process.exitFD >= 0 { fds.append(pollfd(fd: process.exitFD, events: Int16(POLLIN), revents: 0)) }
             if open[.stdout]! { fds.append(pollfd(fd: process.stdoutFD, events: Int16(POLLIN), revents: 0)) }
             if open[.stderr]! { fds.append(pollfd(fd: process.stderrFD, events: Int16(POLLIN), revents: 0)) }
             var wake = min(deadline, lastActivity + Self.heartbeatInterval, drainUntil, killAt ?? .infinity)
-            if status == nil { wake = min(wake, now + 0.05) }  // poll waitpid for children that close their pipes
+            if status == nil && process.exitFD < 0 { wake = min(wake, now + 0.05) }  // no pidfd: poll waitpid
             let timeout = Int32(max(0, min(1000, (wake - now) * 1000)).rounded(.up))
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }
 
             for descriptor in fds where descriptor.revents != 0 {
+                if descriptor.fd == process.exitFD { continue }  // waitpid at the top of the loop reaps it
                 if descriptor.fd == process.cancelFD {
                     var value: UInt64 = 0
                     _ = read(process.cancelFD, &value, 8)

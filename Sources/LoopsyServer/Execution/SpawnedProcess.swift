@@ -11,18 +11,23 @@ final class SpawnedProcess: Sendable {
     let stdoutFD: Int32
     let stderrFD: Int32
     let cancelFD: Int32
+    /// Readable when the child exits, so the I/O loop sleeps until something happens; -1 on
+    /// kernels without pidfd (the loop then polls waitpid).
+    let exitFD: Int32
 
     private init(pid: pid_t, stdoutFD: Int32, stderrFD: Int32, cancelFD: Int32) {
         self.pid = pid
         self.stdoutFD = stdoutFD
         self.stderrFD = stderrFD
         self.cancelFD = cancelFD
+        exitFD = cposix_pidfd_open(pid)
     }
 
     deinit {
         close(stdoutFD)
         close(stderrFD)
         close(cancelFD)
+        if exitFD >= 0 { close(exitFD) }
     }
 
     static func spawn(_ command: ApprovedCommand) throws -> SpawnedProcess {

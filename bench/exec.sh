@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# End-to-end latency of `loopsy exec self true` (CLI → loopsyd → spawn → result), compared in
+# the same run with `ssh` to localhost running `true` (a private sshd on a spare port with a
+# throwaway key; nothing in ~/.ssh is touched). Uses hyperfine.
+# Usage: bench/exec.sh [runs, default 100]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+runs="${1:-100}"
+
+loopsy_apt $LOOPSY_BUILD_PACKAGES openssh-server openssh-client hyperfine
+loopsy_swift
+loopsy_log "building release binaries"
+swift build -c release >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+
+work="$(mktemp -d)"
+cleanup() {
+    [ -n "${loopsyd_pid:-}" ] && kill "$loopsyd_pid" 2>/dev/null || true
+    [ -f "$work/sshd.pid" ] && kill "$(cat "$work/sshd.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+export LOOPSY_DATA_DIR="$work/loopsy"
+"$bin/loopsy" init >/dev/null
+sed -i 's/^  execute: 30$/  execute: 0/' "$LOOPSY_DATA_DIR/config.yaml"
+"$bin/loopsyd" --port 0 --host 127.0.0.1 >"$work/loopsyd.out" 2>"$work/loopsyd.err" &
+loopsyd_pid=$!
+for _ in $(seq 50); do [ -s "$LOOPSY_DATA_DIR/daemon.port" ] && break; sleep 0.1; done
+
+# A private sshd: its own host key, authorized key, port and pid file.
+ssh_port=$(( $(cat "$LOOPSY_DATA_DIR/daemon.port") + 1 ))
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+chmod 600 "$work/authorized_keys"
+mkdir -p /run/sshd
+cat >"$work/sshd_config" <<CONF
+Port $ssh_port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+PidFile $work/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+CONF
+/usr/sbin/sshd -f "$work/sshd_config"
+ssh_cmd="ssh -q -i $work/client_key -p $ssh_port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes $(id -un)@127.0.0.1 true"
+for _ in $(seq 50); do $ssh_cmd 2>/dev/null && break; sleep 0.1; done
+
+loopsy_log "hyperfine: $runs runs each"
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/result.json" \
+    -n "loopsy exec self true" "$bin/loopsy exec self true" \
+    -n "ssh localhost true" "$ssh_cmd" >/dev/null
+python3 - "$work/result.json" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+print(f"| {'command':<24} | {'mean ms':>9} | {'stddev':>8} | {'min ms':>8} | {'max ms':>8} |")
+print(f"|{'-'*26}|{'-'*11}|{'-'*10}|{'-'*10}|{'-'*10}|")
+for name, r in results.items():
+    print(f"| {name:<24} | {r['mean']*1000:9.2f} | {r['stddev']*1000:8.2f} | {r['min']*1000:8.2f} | {r['max']*1000:8.2f} |")
+loopsy, ssh = results["loopsy exec self true"]["mean"], results["ssh localhost true"]["mean"]
+print(f"\nloopsy / ssh mean latency: {loopsy / ssh:.2f}")
+PY
