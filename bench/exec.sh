@@ -23,15 +23,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export LOOPSY_DATA_DIR="$work/loopsy"
-"$bin/loopsy" init >/dev/null
-sed -i 's/^  execute: 30$/  execute: 0/' "$LOOPSY_DATA_DIR/config.yaml"
-"$bin/loopsyd" --port 0 --host 127.0.0.1 >"$work/loopsyd.out" 2>"$work/loopsyd.err" &
-loopsyd_pid=$!
-for _ in $(seq 50); do [ -s "$LOOPSY_DATA_DIR/daemon.port" ] && break; sleep 0.1; done
+loopsy_bench_daemon "$work"
 
 # A private sshd: its own host key, authorized key, port and pid file.
-ssh_port=$(( $(cat "$LOOPSY_DATA_DIR/daemon.port") + 1 ))
+ssh_port=$((loopsyd_port + 1))
 ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
 ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
 cp "$work/client_key.pub" "$work/authorized_keys"

@@ -24,18 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# loopsyd with rate limits off (a benchmark is one caller sending thousands of requests).
-export LOOPSY_DATA_DIR="$work/loopsy"
-"$bin/loopsy" init >/dev/null
-sed -i 's/^  context: 60$/  context: 0/' "$LOOPSY_DATA_DIR/config.yaml"
-# THREADS=N overrides loopsyd's worker count (default: one per core).
-if [ -n "${THREADS:-}" ]; then
-    sed -i "s/^  port: \(.*\)$/  port: \1\n  threads: $THREADS/" "$LOOPSY_DATA_DIR/config.yaml"
-fi
-"$bin/loopsyd" --port 0 --host 127.0.0.1 >"$work/loopsyd.out" 2>"$work/loopsyd.err" &
-loopsyd_pid=$!
-for _ in $(seq 50); do grep -q port "$work/loopsyd.out" 2>/dev/null && break; sleep 0.1; done
-port="$(awk '{for (i = 1; i < NF; i++) if ($i == "port") print $(i + 1)}' "$work/loopsyd.out")"
+loopsy_bench_daemon "$work"
+port="$loopsyd_port"
 key="$("$bin/loopsy" key show)"
 curl -fsS -X PUT -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
     -d '{"value":"the plan is to ship on friday"}' "http://127.0.0.1:$port/api/v1/context/plan" >"$work/entry.json"

@@ -30,3 +30,21 @@ loopsy_apt() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
         loopsy_die "apt-get install ${missing[*]} failed"
 }
+
+# For benchmarks: a release loopsyd on a free loopback port with its own data dir under "$1",
+# rate limits off (a benchmark is one caller sending thousands of requests). Sets
+# LOOPSY_DATA_DIR, loopsyd_pid and loopsyd_port; "$bin" must hold the release binaries.
+loopsy_bench_daemon() {
+    export LOOPSY_DATA_DIR="$1/loopsy"
+    "$bin/loopsy" init >/dev/null
+    sed -i -e 's/^  context: 60$/  context: 0/' -e 's/^  execute: 30$/  execute: 0/' \
+        -e 's/^  transfer: 10$/  transfer: 0/' "$LOOPSY_DATA_DIR/config.yaml"
+    if [ -n "${THREADS:-}" ]; then  # THREADS=N overrides loopsyd's worker count
+        sed -i "s/^  port: \\(.*\\)$/  port: \\1\\n  threads: $THREADS/" "$LOOPSY_DATA_DIR/config.yaml"
+    fi
+    "$bin/loopsyd" --port 0 --host 127.0.0.1 >"$1/loopsyd.out" 2>"$1/loopsyd.err" &
+    loopsyd_pid=$!
+    for _ in $(seq 100); do [ -s "$LOOPSY_DATA_DIR/daemon.port" ] && break; sleep 0.1; done
+    [ -s "$LOOPSY_DATA_DIR/daemon.port" ] || loopsy_die "loopsyd did not start: $(cat "$1/loopsyd.err")"
+    loopsyd_port="$(cat "$LOOPSY_DATA_DIR/daemon.port")"
+}
