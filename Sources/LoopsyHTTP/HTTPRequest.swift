@@ -13,25 +13,57 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The peer's IP address as text ("127.0.0.1", "::1").
     public var remoteAddress: String
+    /// The sink that consumed the body, when the handler chose to stream it (then `body` is empty).
+    public var bodySink: (any HTTPBodySink)?
 
     public init(method: String, rawPath: String, query: [String: String] = [:],
-                headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1") {
+                headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1",
+                bodySink: (any HTTPBodySink)? = nil) {
         self.method = method
         self.rawPath = rawPath
         self.query = query
         self.headers = headers
         self.body = body
         self.remoteAddress = remoteAddress
+        self.bodySink = bodySink
     }
 
     public func header(_ name: String) -> String? { headers[name.lowercased()] }
 }
 
-/// The part of a request known before its body arrives, used to refuse oversized uploads early.
+/// The part of a request known before its body arrives: enough to refuse it, or to decide
+/// where its body goes, before reading a byte of it.
 public struct HTTPRequestHead: Sendable {
     public var method: String
     public var rawPath: String
     public var headers: [String: String]
+    public var query: [String: String]
+    public var remoteAddress: String
+
+    public init(method: String, rawPath: String, headers: [String: String], query: [String: String] = [:],
+                remoteAddress: String = "127.0.0.1") {
+        self.method = method
+        self.rawPath = rawPath
+        self.headers = headers
+        self.query = query
+        self.remoteAddress = remoteAddress
+    }
+}
+
+/// Takes a request body chunk by chunk (uploads straight to disk).
+public protocol HTTPBodySink: AnyObject, Sendable {
+    /// Consumes the next bytes (~16 KiB at a time); a response stops the upload and is sent at once.
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse?
+}
+
+/// What the server does with a request's body, decided from its head.
+public enum BodyPlan: Sendable {
+    /// Collect up to `limit` bytes in memory (larger → the handler's 413).
+    case buffer(limit: Int)
+    /// Hand the bytes to the sink as they arrive.
+    case stream(any HTTPBodySink)
+    /// Answer now, without reading the body.
+    case respond(HTTPResponse)
 }
 
 public enum PercentDecoding {

@@ -5,13 +5,29 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// When set, the body comes from this stream instead (chunked, length unknown).
     public var stream: HTTPStream?
+    /// When set, the body is this part of an open file, sent by the kernel (sendfile); the
+    /// server owns and closes the descriptor.
+    public var file: FileBody?
+
+    public struct FileBody: Sendable {
+        public var descriptor: Int32
+        public var offset: UInt64
+        public var length: UInt64
+
+        public init(descriptor: Int32, offset: UInt64, length: UInt64) {
+            self.descriptor = descriptor
+            self.offset = offset
+            self.length = length
+        }
+    }
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
-                stream: HTTPStream? = nil) {
+                stream: HTTPStream? = nil, file: FileBody? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
         self.stream = stream
+        self.file = file
     }
 
     public mutating func setHeader(_ name: String, _ value: String) {
@@ -26,10 +42,10 @@ public struct HTTPResponse: Sendable {
 
 /// What the server calls for each request, on one of its worker threads.
 public protocol HTTPHandler: Sendable {
-    /// The largest body this request may carry; larger ones are refused with 413 before or while
-    /// they arrive, without buffering them.
-    func maxBodySize(for head: HTTPRequestHead) -> Int
-    /// The response for a request that exceeded `maxBodySize`.
+    /// Decides, from the head alone, where the body goes (or answers at once).
+    func plan(for head: HTTPRequestHead) -> BodyPlan
+    /// The response for a buffered body that exceeded its limit.
     func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse
+    /// Called once the whole body has been buffered or streamed.
     func handle(_ request: HTTPRequest) -> HTTPResponse
 }

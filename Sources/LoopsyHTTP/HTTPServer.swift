@@ -101,16 +101,26 @@ public final class HTTPServer: @unchecked Sendable {
                             uploadData: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
                             state: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
         guard let existing = state.pointee else {
-            // First call: headers only. Queueing now would make MHD close the connection, so we
-            // remember the request and answer on a later call (keep-alive stays on).
+            // First call: headers only. Queueing now would make MHD close the connection, so
+            // unless the plan is to refuse the request, we answer on a later call.
             let context = RequestContext(head: HTTPRequestHead(
                 method: String(cString: method), rawPath: String(cString: url),
-                headers: Self.values(connection, kind: .HEADER_KIND, lowercase: true)))
-            context.limit = handler.maxBodySize(for: context.head)
+                headers: Self.values(connection, kind: .HEADER_KIND, lowercase: true), query: Self.query(connection),
+                remoteAddress: Self.remoteAddress(connection)))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
-            if let length = context.head.headers["content-length"].flatMap(Int.init), length > context.limit {
-                return queue(handler.payloadTooLarge(for: context.head, limit: context.limit), on: connection)
+            switch handler.plan(for: context.head) {
+            case .respond(let response):
+                context.answered = true
+                return queue(response, on: connection)
+            case .stream(let sink):
+                context.sink = sink
+            case .buffer(let limit):
+                context.limit = limit
+                if let length = context.head.headers["content-length"].flatMap(Int.init), length > limit {
+                    context.answered = true
+                    return queue(handler.payloadTooLarge(for: context.head, limit: limit), on: connection)
+                }
             }
             return .YES
         }
@@ -119,23 +129,28 @@ public final class HTTPServer: @unchecked Sendable {
             let count = uploadSize.pointee
             uploadSize.pointee = 0
             if context.answered { return .YES }  // draining a refused body
+            guard let uploadData else { return .YES }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(uploadData).assumingMemoryBound(to: UInt8.self),
+                                            count: count)
+            if let sink = context.sink {
+                if let refusal = sink.consume(bytes) {
+                    context.answered = true
+                    return queue(refusal, on: connection)
+                }
+                return .YES
+            }
             guard context.body.count + count <= context.limit else {
                 context.answered = true
                 return queue(handler.payloadTooLarge(for: context.head, limit: context.limit), on: connection)
             }
-            if let uploadData {
-                uploadData.withMemoryRebound(to: UInt8.self, capacity: count) {
-                    context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
-                }
-            }
+            context.body.append(contentsOf: bytes)
             return .YES
         }
         if context.answered { return .YES }
         context.answered = true
-        let request = HTTPRequest(
-            method: context.head.method, rawPath: context.head.rawPath,
-            query: Self.query(connection), headers: context.head.headers, body: context.body,
-            remoteAddress: Self.remoteAddress(connection))
+        let head = context.head
+        let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
+                                  body: context.body, remoteAddress: head.remoteAddress, bodySink: context.sink)
         context.body = []
         return queue(handler.handle(request), on: connection)
     }
@@ -149,6 +164,10 @@ public final class HTTPServer: @unchecked Sendable {
             mhdResponse = MHD_create_response_from_callback(UInt64.max, 16 * 1024, streamRead, streamPointer,
                                                             streamFree)
             if mhdResponse == nil { Unmanaged<HTTPStream>.fromOpaque(streamPointer).release() }
+        } else if let file = response.file {
+            // MHD closes the descriptor when it destroys the response.
+            mhdResponse = MHD_create_response_from_fd_at_offset64(file.length, file.descriptor, file.offset)
+            if mhdResponse == nil { close(file.descriptor) }
         } else {
             mhdResponse = response.body.withUnsafeBytes { bytes in
                 cmhd_response_copying(bytes.count, bytes.baseAddress)
@@ -206,6 +225,7 @@ private final class RequestContext {
     let head: HTTPRequestHead
     var body: [UInt8] = []
     var limit = 0
+    var sink: (any HTTPBodySink)?
     var answered = false
     init(head: HTTPRequestHead) { self.head = head }
 }

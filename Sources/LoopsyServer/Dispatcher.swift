@@ -24,16 +24,32 @@ public final class Dispatcher: HTTPHandler, Sendable {
         hostPolicy = HostPolicy(hostnames: [node.hostname, NodeServices.systemHostname()])
     }
 
-    public func maxBodySize(for head: HTTPRequestHead) -> Int {
+    public func plan(for head: HTTPRequestHead) -> BodyPlan {
         // Most requests carry no body; they need no routing here.
         let declared = head.headers["content-length"].flatMap(Int.init) ?? 0
-        if declared == 0 && head.headers["transfer-encoding"] == nil { return 64 * 1024 }
-        if case .found(let route, _) = router.match(method: head.method, rawPath: Self.pathOnly(head.rawPath)) {
-            return route.maxBody
+        if declared == 0 && head.headers["transfer-encoding"] == nil { return .buffer(limit: 64 * 1024) }
+        guard case .found(let route, let parameters) = router.match(method: head.method, rawPath: head.rawPath) else {
+            // Small enough to be harmless, large enough that a wrong method or path still gets
+            // its 404/405 instead of a 413.
+            return .buffer(limit: 64 * 1024)
         }
-        // Small enough to be harmless, large enough that a wrong method or path still gets its
-        // 404/405 instead of a 413.
-        return 64 * 1024
+        guard let makeSink = route.bodySink else { return .buffer(limit: route.maxBody) }
+        // A streamed body goes to disk: every check happens before its first byte is accepted.
+        let started = Clock.monotonicSeconds()
+        let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
+                                  remoteAddress: head.remoteAddress)
+        var caller = Caller.anonymous(head.remoteAddress)
+        let requestId = RequestID.make()
+        do {
+            try admit(request, route: route, caller: &caller)
+            let context = RequestContext(request: request, parameters: parameters, caller: caller,
+                                         requestId: requestId, node: node)
+            return .stream(PlannedUpload(inner: try makeSink(context), context: context, route: route, started: started,
+                                         dispatcher: self))
+        } catch {
+            return .respond(finish(response(for: error, requestId: requestId), request: request, caller: caller,
+                                   requestId: requestId, started: started))
+        }
     }
 
     public func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse {
@@ -43,30 +59,83 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        if let planned = request.bodySink as? PlannedUpload {
+            var context = planned.context
+            context.request.bodySink = planned.inner
+            let response: HTTPResponse
+            do {
+                response = try planned.route.handler(context)
+            } catch {
+                response = self.response(for: error, requestId: context.requestId)
+            }
+            return finish(response, request: request, caller: context.caller, requestId: context.requestId,
+                          started: planned.started)
+        }
         let started = Clock.monotonicSeconds()
         let requestId = RequestID.make()
         var caller = Caller.anonymous(request.remoteAddress)
-        var response: HTTPResponse
+        let response: HTTPResponse
         do {
             response = try dispatch(request, requestId: requestId, caller: &caller)
-        } catch let error as APIError {
-            response = .error(error)
         } catch {
-            response = .error(Self.map(error, requestId: requestId, logger: node.logger))
+            response = self.response(for: error, requestId: requestId)
         }
+        return finish(response, request: request, caller: caller, requestId: requestId, started: started)
+    }
+
+    /// Adds the common headers and records the audit entry.
+    func finish(_ response: HTTPResponse, request: HTTPRequest, caller: Caller, requestId: String,
+                started: Double) -> HTTPResponse {
+        var response = response
         // Handlers never set these, so appending is enough.
         response.headers.append(("X-Request-Id", requestId))
         response.headers.append(("Cache-Control", "no-store"))
         response.headers.append(("X-Content-Type-Options", "nosniff"))
-        let duration = (Clock.monotonicSeconds() - started) * 1000
         auditLog?.record(AuditEntry(
             id: 0, time: Clock.nowMillis(), requestId: requestId, caller: caller.id, method: request.method,
-            path: Self.pathOnly(request.rawPath), status: response.status, durationMs: duration,
+            path: request.rawPath, status: response.status, durationMs: (Clock.monotonicSeconds() - started) * 1000,
             remote: request.remoteAddress))
         return response
     }
 
+    private func response(for error: any Error, requestId: String) -> HTTPResponse {
+        if let error = error as? APIError { return .error(error) }
+        return .error(Self.map(error, requestId: requestId, logger: node.logger))
+    }
+
     private func dispatch(_ request: HTTPRequest, requestId: String, caller: inout Caller) throws -> HTTPResponse {
+        let match = router.match(method: request.method, rawPath: request.rawPath)
+        switch match {
+        case .found(let route, let parameters):
+            try admit(request, route: route, caller: &caller)
+            return try route.handler(RequestContext(request: request, parameters: parameters, caller: caller,
+                                                    requestId: requestId, node: node))
+        case .notFound, .badEncoding, .wrongMethod:
+            try checkHostAndOrigin(request)
+            // Unknown paths need credentials too, so the API's shape is not public.
+            caller = try authenticator.authenticate(authorization: request.header("authorization")).get()
+            if case .badEncoding = match {
+                throw APIError.badRequest("the path has a malformed percent-escape or is not UTF-8", code: "bad_path")
+            }
+            if case .wrongMethod(let allowed) = match { throw APIError.methodNotAllowed(request.method, allowed: allowed) }
+            throw APIError.notFound("route \(request.method) \(request.rawPath)")
+        }
+    }
+
+    /// Host/Origin, credentials and rate limit: what every request to a route must pass.
+    private func admit(_ request: HTTPRequest, route: Route, caller: inout Caller) throws {
+        try checkHostAndOrigin(request)
+        if route.access == .authenticated {
+            caller = try authenticator.authenticate(authorization: request.header("authorization")).get()
+        }
+        if let category = route.category, let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
+            throw APIError.tooManyRequests(
+                "rate limit for \(category.rawValue) requests reached (rateLimits.\(category.rawValue) per minute); "
+                    + "retry in \(retryAfter) s", retryAfter: retryAfter)
+        }
+    }
+
+    private func checkHostAndOrigin(_ request: HTTPRequest) throws {
         let host = request.header("host")
         guard hostPolicy.allows(host: host) else {
             throw APIError.forbidden("Host '\(host ?? "")' does not name this node; use its IP address or localhost",
@@ -74,29 +143,6 @@ public final class Dispatcher: HTTPHandler, Sendable {
         }
         guard hostPolicy.allows(origin: request.header("origin"), host: host) else {
             throw APIError.forbidden("cross-origin requests are refused", code: "origin_forbidden")
-        }
-        let match = router.match(method: request.method, rawPath: request.rawPath)
-        var needsAuth = true
-        if case .found(let route, _) = match, route.access == .open { needsAuth = false }
-        if needsAuth {
-            // Unknown paths need credentials too, so the API's shape is not public.
-            caller = try authenticator.authenticate(authorization: request.header("authorization")).get()
-        }
-        switch match {
-        case .notFound:
-            throw APIError.notFound("route \(request.method) \(request.rawPath)")
-        case .badEncoding:
-            throw APIError.badRequest("the path has a malformed percent-escape or is not UTF-8", code: "bad_path")
-        case .wrongMethod(let allowed):
-            throw APIError.methodNotAllowed(request.method, allowed: allowed)
-        case .found(let route, let parameters):
-            if let category = route.category, let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
-                throw APIError.tooManyRequests(
-                    "rate limit for \(category.rawValue) requests reached (rateLimits.\(category.rawValue) per minute); "
-                        + "retry in \(retryAfter) s", retryAfter: retryAfter)
-            }
-            return try route.handler(RequestContext(request: request, parameters: parameters, caller: caller,
-                                                    requestId: requestId, node: node))
         }
     }
 
@@ -115,8 +161,31 @@ public final class Dispatcher: HTTPHandler, Sendable {
         return .internalError(requestId: requestId)
     }
 
-    static func pathOnly(_ rawPath: String) -> String {
-        rawPath.firstIndex(of: "?").map { String(rawPath[..<$0]) } ?? rawPath
+}
+
+/// A streamed upload that passed the dispatcher's checks: the route's sink plus what the
+/// final handler call needs. An early refusal from the sink is audited like any response.
+final class PlannedUpload: HTTPBodySink {
+    let inner: any HTTPBodySink
+    let context: RequestContext
+    let route: Route
+    let started: Double
+    private unowned let dispatcher: Dispatcher
+
+    init(inner: any HTTPBodySink, context: RequestContext, route: Route, started: Double, dispatcher: Dispatcher) {
+        self.inner = inner
+        self.context = context
+        self.route = route
+        self.started = started
+        self.dispatcher = dispatcher
+    }
+
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
+        guard let refusal = inner.consume(bytes) else { return nil }
+        var response = dispatcher.finish(refusal, request: context.request, caller: context.caller,
+                                         requestId: context.requestId, started: started)
+        response.setHeader("Connection", "close")
+        return response
     }
 }
 

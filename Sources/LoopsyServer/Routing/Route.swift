@@ -29,6 +29,7 @@ public struct RequestContext: Sendable {
 }
 
 public typealias Handler = @Sendable (RequestContext) throws -> HTTPResponse
+public typealias BodySinkFactory = @Sendable (RequestContext) throws -> any HTTPBodySink
 
 /// One entry of the route table: method, path pattern (`{name}` matches one segment), policy
 /// and the OpenAPI description that documents it.
@@ -41,15 +42,19 @@ public struct Route: Sendable {
     public var maxBody: Int
     public var doc: OperationDoc
     public var handler: Handler
+    /// For routes whose body streams (uploads): makes the sink once the request is admitted;
+    /// the handler then finds it in `request.bodySink`.
+    public var bodySink: BodySinkFactory?
 
     public init(_ method: HTTPMethod, _ pattern: String, access: RouteAccess = .authenticated,
-                category: RateCategory? = nil, maxBody: Int = 64 * 1024, doc: OperationDoc,
-                _ handler: @escaping Handler) {
+                category: RateCategory? = nil, maxBody: Int = 64 * 1024, bodySink: BodySinkFactory? = nil,
+                doc: OperationDoc, _ handler: @escaping Handler) {
         self.method = method
         self.pattern = pattern
         self.access = access
         self.category = category
         self.maxBody = maxBody
+        self.bodySink = bodySink
         self.doc = doc
         self.handler = handler
     }
