@@ -31,7 +31,13 @@ static inline short cposix_spawn_flags_for_job(void) {
     return POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
 }
 
-extern int pipe2(int fds[2], int flags);  // unistd.h declares it only under _GNU_SOURCE
+extern int pipe2(int fds[2], int flags);
+extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+/// rename(2), refusing to replace an existing target when `noreplace` (RENAME_NOREPLACE).
+static inline int cposix_rename(const char *from, const char *to, int noreplace) {
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, noreplace ? 1u : 0u);
+}  // unistd.h declares it only under _GNU_SOURCE
 
 /// A pipe whose ends close on exec (the child gets them through dup2 only).
 static inline int cposix_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

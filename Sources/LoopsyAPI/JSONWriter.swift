@@ -123,3 +123,16 @@ extension ErrorBody: JSONWritable {
         writer.closeObject()
     }
 }
+
+public enum Hex {
+    /// Lowercase hex of bytes (digests, keys).
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -128,26 +128,27 @@ public final class HTTPServer: @unchecked Sendable {
         if uploadSize.pointee > 0 {
             let count = uploadSize.pointee
             uploadSize.pointee = 0
-            if context.answered { return .YES }  // draining a refused body
+            // MHD accepts a response only before the body starts or after it ends, so a body
+            // refused midway is read and dropped, and the refusal is sent at the end.
+            if context.answered || context.refusal != nil { return .YES }
             guard let uploadData else { return .YES }
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(uploadData).assumingMemoryBound(to: UInt8.self),
                                             count: count)
             if let sink = context.sink {
-                if let refusal = sink.consume(bytes) {
-                    context.answered = true
-                    return queue(refusal, on: connection)
-                }
+                context.refusal = sink.consume(bytes)
                 return .YES
             }
             guard context.body.count + count <= context.limit else {
-                context.answered = true
-                return queue(handler.payloadTooLarge(for: context.head, limit: context.limit), on: connection)
+                context.body = []
+                context.refusal = handler.payloadTooLarge(for: context.head, limit: context.limit)
+                return .YES
             }
             context.body.append(contentsOf: bytes)
             return .YES
         }
         if context.answered { return .YES }
         context.answered = true
+        if let refusal = context.refusal { return queue(refusal, on: connection) }
         let head = context.head
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
                                   body: context.body, remoteAddress: head.remoteAddress, bodySink: context.sink)
@@ -226,6 +227,8 @@ private final class RequestContext {
     var body: [UInt8] = []
     var limit = 0
     var sink: (any HTTPBodySink)?
+    /// A response decided while the body was still arriving.
+    var refusal: HTTPResponse?
     var answered = false
     init(head: HTTPRequestHead) { self.head = head }
 }

@@ -15,6 +15,7 @@ public final class NodeServices: Sendable {
     public let contextStore: ContextStore
     public let auditStore: AuditStore
     public let execution: ExecutionService
+    public let transfer: TransferService
     public let logger: Logger
     public let startedAt = Clock.monotonicSeconds()
     private let boundPort = Atomic<Int>(0)
@@ -29,6 +30,7 @@ public final class NodeServices: Sendable {
         contextStore = ContextStore(pool: pool)
         auditStore = AuditStore(pool: pool)
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)
+        transfer = TransferService(config: config.transfer)
     }
 
     /// The port the server actually listens on.

@@ -8,7 +8,7 @@ import Glibc
 /// Health, status, identity, audit and the API description.
 public enum SystemHandlers {
     /// Capabilities this build offers to peers.
-    public static let capabilities = ["context", "audit", "execute"]
+    public static let capabilities = ["context", "audit", "execute", "transfer"]
 
     static func health(_ context: RequestContext) throws -> HTTPResponse {
         try .json(HealthResponse(status: "ok", nodeId: context.node.identity.nodeId, version: LoopsyVersion.current,

@@ -54,7 +54,7 @@ public enum OpenAPIDocument {
         if route.access == .authenticated { common.append((401, "Missing credentials")) }
         if route.category != nil { common.append((429, "Rate limit reached")) }
         if route.maxBody > 0 && doc.requestBody != nil { common.append((413, "Body too large")) }
-        if doc.requestBody != nil { common.append((415, "Body is not JSON")) }
+        if doc.requestBody != nil { common.append((415, "Wrong body content type")) }
         for (status, description) in common where !responses.contains(where: { $0.0 == String(status) }) {
             responses.append((String(status), ["description": .string(description), "content": [
                 "application/json": ["schema": Schemas.ref("Error")]]]))
@@ -65,7 +65,8 @@ public enum OpenAPIDocument {
         ]
         if !parameters.isEmpty { operation.append(("parameters", .array(parameters))) }
         if let requestBody = doc.requestBody {
-            operation.append(("requestBody", ["required": true, "content": ["application/json": ["schema": requestBody]]]))
+            operation.append(("requestBody", ["required": true, "content": .object([(doc.requestContentType,
+                                                                                    ["schema": requestBody] as JSONValue)])]))
         }
         operation.append(("responses", .object(responses)))
         operation.append(("security", route.access == .open ? [] : [["bearer": []]]))

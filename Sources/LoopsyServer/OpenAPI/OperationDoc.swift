@@ -30,15 +30,17 @@ public struct OperationDoc: Sendable {
     public var tag: String
     public var query: [Parameter] = []
     public var requestBody: JSONValue?
+    public var requestContentType: String
     public var responses: [Response]
 
     public init(_ operationId: String, _ summary: String, tag: String, query: [Parameter] = [],
-                requestBody: JSONValue? = nil, responses: [Response]) {
+                requestBody: JSONValue? = nil, requestContentType: String = "application/json", responses: [Response]) {
         self.operationId = operationId
         self.summary = summary
         self.tag = tag
         self.query = query
         self.requestBody = requestBody
+        self.requestContentType = requestContentType
         self.responses = responses
     }
 }

@@ -68,6 +68,23 @@ public enum Schemas {
             ("timedOut", ["type": "boolean"]), ("truncated", ["type": "boolean"]), ("cancelled", ["type": "boolean"]),
         ], required: ["jobId", "command", "args", "cwd", "pid", "startedAt", "caller", "streamed", "state"])),
         ("JobList", object([("jobs", ["type": "array", "items": ref("JobInfo")])], required: ["jobs"])),
+        ("PullRequest", object([("sourcePath", ["type": "string", "description": "absolute path"])],
+                               required: ["sourcePath"])),
+        ("PathRequest", object([("path", ["type": "string", "description": "absolute path"])], required: ["path"])),
+        ("PushForm", object([
+            ("destPath", ["type": "string", "description": "absolute destination file path"]),
+            ("sha256", ["type": "string", "description": "expected SHA-256 (hex); a mismatch stores nothing"]),
+            ("overwrite", ["type": "string", "enum": ["true", "false"]]),
+            ("file", ["type": "string", "format": "binary"]),
+        ], required: ["destPath", "file"])),
+        ("PushResult", object([("path", string), ("size", integer), ("sha256", string), ("durationMs", number)],
+                              required: ["path", "size", "sha256", "durationMs"])),
+        ("Checksum", object([("path", string), ("size", integer), ("sha256", string)], required: ["path", "size", "sha256"])),
+        ("FileEntry", object([
+            ("name", string), ("path", string), ("type", ["type": "string", "enum": ["file", "directory", "symlink", "other"]]),
+            ("size", integer), ("modified", integer), ("mode", string),
+        ], required: ["name", "path", "type", "size", "modified", "mode"])),
+        ("FileList", object([("files", ["type": "array", "items": ref("FileEntry")])], required: ["files"])),
         ("Cancelled", object([("jobId", string), ("cancelled", ["type": "boolean"])], required: ["jobId", "cancelled"])),
     ]
 }

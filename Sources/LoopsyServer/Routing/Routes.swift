@@ -64,6 +64,32 @@ public enum Routes {
             Route(.get, "/api/v1/status", doc: OperationDoc(
                 "status", "Daemon status with peer, job and context counts", tag: "system",
                 responses: [.ok(Schemas.ref("Status"))]), SystemHandlers.status),
+            Route(.post, "/api/v1/transfer/checksum", category: .transfer, doc: OperationDoc(
+                "transferChecksum", "SHA-256 of a whole file (to verify large pulls)", tag: "transfer",
+                requestBody: Schemas.ref("PathRequest"),
+                responses: [.ok(Schemas.ref("Checksum")), .error(404, "No such file")]), TransferHandlers.checksum),
+            Route(.post, "/api/v1/transfer/list", category: .transfer, doc: OperationDoc(
+                "transferList", "List a directory", tag: "transfer", requestBody: Schemas.ref("PathRequest"),
+                responses: [.ok(Schemas.ref("FileList")), .error(404, "No such directory")]), TransferHandlers.list),
+            Route(.post, "/api/v1/transfer/pull", category: .transfer, doc: OperationDoc(
+                "transferPull", "Download a file (Range supported; X-Loopsy-Sha256 holds the whole file's digest "
+                    + "for files up to 64 MiB)", tag: "transfer", requestBody: Schemas.ref("PullRequest"),
+                responses: [OperationDoc.Response(status: 200, description: "The file",
+                                                  schema: ["type": "string", "format": "binary"],
+                                                  contentType: "application/octet-stream"),
+                            OperationDoc.Response(status: 206, description: "The requested range",
+                                                  schema: ["type": "string", "format": "binary"],
+                                                  contentType: "application/octet-stream"),
+                            .error(404, "No such file"), .error(416, "Range outside the file")]),
+                  TransferHandlers.pull),
+            Route(.post, "/api/v1/transfer/push", category: .transfer, bodySink: TransferHandlers.uploadSink,
+                  doc: OperationDoc(
+                    "transferPush", "Upload a file: multipart/form-data with destPath, optional sha256 and overwrite "
+                        + "fields before the file part", tag: "transfer",
+                    requestBody: Schemas.ref("PushForm"), requestContentType: "multipart/form-data",
+                    responses: [.ok(Schemas.ref("PushResult")), .error(409, "Destination exists"),
+                                .error(413, "Larger than transfer.maxFileSize"), .error(415, "Not multipart/form-data"),
+                                .error(422, "SHA-256 mismatch"), .error(507, "Disk full")]), TransferHandlers.push),
         ]
     }
 

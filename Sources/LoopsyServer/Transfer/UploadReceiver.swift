@@ -1,0 +1,232 @@
+import CPosix
+import Crypto
+import LoopsyAPI
+import LoopsyHTTP
+import LoopsyStore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Takes a `POST /transfer/push` body straight to disk: the `file` part streams into a
+/// temporary file next to its destination, hashed as it goes; `finish` verifies, fsyncs and
+/// renames it into place. Anything that goes wrong, including the client vanishing (the sink is
+/// released), removes the temporary file.
+final class UploadReceiver: HTTPBodySink {
+    private struct State {
+        var parser: MultipartParser
+        var field: String?
+        var fieldValue: [UInt8] = []
+        var destPath: String?
+        var expectedSha256: String?
+        var overwrite = false
+        var target: String?
+        var temporary: String?
+        var fd: Int32 = -1
+        var size: Int64 = 0
+        var hasher = SHA256()
+        var sawFile = false
+        var failure: APIError?
+    }
+
+    private let state: Mutex<State>
+    private let policy: PathPolicy
+    private let maxFileSize: Int64
+    private let started = Clock.monotonicSeconds()
+
+    init(context: RequestContext, policy: PathPolicy, maxFileSize: Int) throws {
+        let request = context.request
+        guard let boundary = request.header("content-type").flatMap(MultipartParser.boundary(fromContentType:)) else {
+            throw APIError.unsupportedMediaType("send the upload as multipart/form-data with a destPath field and a file part")
+        }
+        // Known too large before a byte arrives (a little slack for the multipart framing).
+        if let length = request.header("content-length").flatMap(Int64.init), length > Int64(maxFileSize) + 65_536 {
+            throw APIError.payloadTooLarge("the upload is \(length) bytes; transfer.maxFileSize is \(maxFileSize)")
+        }
+        self.policy = policy
+        self.maxFileSize = Int64(maxFileSize)
+        var initial = State(parser: MultipartParser(boundary: boundary))
+        initial.destPath = request.query["destPath"]
+        initial.expectedSha256 = request.header(TransferHeaders.sha256)?.lowercased()
+        initial.overwrite = ["1", "true", "yes"].contains(request.query["overwrite"]?.lowercased() ?? "")
+        // A destination given in the query is checked before the body is read at all.
+        if let destPath = initial.destPath { try Self.checkDestination(destPath, overwrite: initial.overwrite, policy: policy) }
+        state = Mutex(initial)
+    }
+
+    @discardableResult
+    private static func checkDestination(_ destPath: String, overwrite: Bool, policy: PathPolicy) throws -> String {
+        let target = try policy.resolve(destPath, for: .write)
+        var info = stat()
+        if lstat(target, &info) == 0 {
+            if info.st_mode & S_IFMT == S_IFDIR {
+                throw APIError.conflict("'\(destPath)' is a directory; name the file to create", code: "is_directory")
+            }
+            if !overwrite {
+                throw APIError.conflict("'\(destPath)' exists; send overwrite=true to replace it", code: "exists")
+            }
+        }
+        return target
+    }
+
+    deinit {
+        state.withLock { Self.discard(&$0) }
+    }
+
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
+        state.withLock { state in
+            do {
+                for event in try state.parser.feed(bytes) { try handle(event, &state) }
+                return nil
+            } catch let error as APIError {
+                Self.discard(&state)
+                state.failure = error
+                return .error(error)
+            } catch let error as MultipartParser.Failure {
+                Self.discard(&state)
+                let apiError = APIError.badRequest(error.message, code: "bad_multipart")
+                state.failure = apiError
+                return .error(apiError)
+            } catch {
+                Self.discard(&state)
+                return .error(.badRequest("upload failed: \(error)", code: "bad_multipart"))
+            }
+        }
+    }
+
+    /// Called once the body has arrived: verify, fsync, rename, report.
+    func finish() throws -> TransferPushResult {
+        try state.withLock { state in
+            if let failure = state.failure { throw failure }
+            guard state.parser.isComplete else {
+                Self.discard(&state)
+                throw APIError.badRequest("the upload ended before its closing multipart boundary", code: "bad_multipart")
+            }
+            guard state.sawFile, let target = state.target, let temporary = state.temporary else {
+                Self.discard(&state)
+                throw APIError.badRequest("the upload has no 'file' part", code: "bad_multipart")
+            }
+            let digest = Hex.encode(state.hasher.finalize())
+            if let expected = state.expectedSha256, expected != digest {
+                Self.discard(&state)
+                throw APIError(status: 422, code: "checksum_mismatch",
+                               message: "the received file's SHA-256 is \(digest), not \(expected); nothing was stored")
+            }
+            guard fsync(state.fd) == 0 else {
+                let code = errno
+                Self.discard(&state)
+                throw Self.diskError("fsync", code)
+            }
+            close(state.fd)
+            state.fd = -1
+            // Without overwrite, never replace a file that appeared while the upload ran.
+            if cposix_rename(temporary, target, state.overwrite ? 0 : 1) != 0 {
+                let code = errno
+                Self.discard(&state)
+                if code == EEXIST {
+                    throw APIError.conflict("'\(target)' exists; send overwrite=true to replace it", code: "exists")
+                }
+                throw Self.diskError("rename", code)
+            }
+            state.temporary = nil
+            Self.syncDirectory(of: target)
+            return TransferPushResult(path: target, size: state.size, sha256: digest,
+                                      durationMs: (Clock.monotonicSeconds() - started) * 1000)
+        }
+    }
+
+    private func handle(_ event: MultipartParser.Event, _ state: inout State) throws {
+        switch event {
+        case .partStart(let name, _):
+            state.field = name
+            state.fieldValue = []
+            if name == "file" {
+                guard !state.sawFile else { throw APIError.badRequest("only one file part per upload", code: "bad_multipart") }
+                state.sawFile = true
+                try open(&state)
+            }
+        case .data(let bytes):
+            if state.field == "file" {
+                state.size += Int64(bytes.count)
+                guard state.size <= maxFileSize else {
+                    throw APIError.payloadTooLarge("the file is larger than transfer.maxFileSize (\(maxFileSize) bytes); nothing was stored")
+                }
+                state.hasher.update(data: bytes)
+                try Self.writeAll(state.fd, bytes)
+            } else {
+                state.fieldValue += bytes
+                guard state.fieldValue.count <= 4096 else {
+                    throw APIError.badRequest("field '\(state.field ?? "")' is too long", code: "bad_multipart")
+                }
+            }
+        case .partEnd:
+            let value = String(decoding: state.fieldValue, as: UTF8.self)
+            switch state.field {
+            case "destPath": state.destPath = value
+            case "sha256": state.expectedSha256 = value.lowercased().trimming()
+            case "overwrite": state.overwrite = ["1", "true", "yes"].contains(value.lowercased().trimming())
+            default: break
+            }
+            state.field = nil
+        }
+    }
+
+    /// The destination is checked and the temporary file made when the file part begins.
+    private func open(_ state: inout State) throws {
+        guard let destPath = state.destPath, !destPath.isEmpty else {
+            throw APIError.badRequest("send the destPath field before the file part (or ?destPath=)", code: "bad_multipart")
+        }
+        let target = try Self.checkDestination(destPath, overwrite: state.overwrite, policy: policy)
+        let directory = String(target[..<(target.lastIndex(of: "/") ?? target.startIndex)])
+        try Self.makeDirectories(directory.isEmpty ? "/" : directory)
+        let name = String(target[target.index(after: target.lastIndex(of: "/") ?? target.startIndex)...])
+        var random = SystemRandomNumberGenerator()
+        let temporary = "\(directory)/.\(name).loopsy-\(String(random.next() as UInt32, radix: 16)).part"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Self.diskError("create", errno) }
+        state.target = target
+        state.temporary = temporary
+        state.fd = fd
+    }
+
+    private static func discard(_ state: inout State) {
+        if state.fd >= 0 { close(state.fd) }
+        state.fd = -1
+        if let temporary = state.temporary { unlink(temporary) }
+        state.temporary = nil
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw diskError("write", errno) }
+            offset += written
+        }
+    }
+
+    private static func makeDirectories(_ path: String) throws {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw diskError("create directory", errno) }
+        }
+    }
+
+    private static func syncDirectory(of path: String) {
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        let fd = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    static func diskError(_ operation: String, _ code: Int32) -> APIError {
+        if code == ENOSPC || code == EDQUOT {
+            return .insufficientStorage("the disk is full (\(operation)); nothing was stored")
+        }
+        return APIError(status: 500, code: "io_error", message: "\(operation) failed: \(String(cString: strerror(code)))")
+    }
+}
