@@ -37,6 +37,7 @@ let package = Package(
         .executableTarget(name: "loopsy", dependencies: [
             "LoopsyClient", "LoopsyConfig", "LoopsyAPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "loopsy-mcp", dependencies: ["LoopsyAPI"]),
 

@@ -35,10 +35,36 @@ public struct CurlHTTPClient: Sendable {
         self.timeoutSeconds = timeoutSeconds
     }
 
+    /// Bytes moved so far and the total when known (0 when not), for progress displays.
+    public typealias Progress = (_ done: Int64, _ total: Int64) -> Void
+
+    /// What a request sends.
+    enum RequestBody {
+        case none
+        case bytes([UInt8])
+        /// multipart/form-data: text fields, then one part streamed from a file on disk.
+        case multipart(fields: [(String, String)], fileField: String, filePath: String)
+    }
+
     /// Sends a request and returns the whole response.
     public func send(method: String, url: String, headers: [String: String] = [:], body: [UInt8]? = nil) throws -> Response {
         var collected: [UInt8] = []
-        var response = try transfer(method: method, url: url, headers: headers, body: body, timeout: timeoutSeconds) {
+        var response = try transfer(method: method, url: url, headers: headers, body: body.map { .bytes($0) } ?? .none,
+                                    timeout: timeoutSeconds) {
+            collected += $0
+            return true
+        }
+        if (200..<300).contains(response.status) { response.body = collected }
+        return response
+    }
+
+    /// Uploads `filePath` as the `fileField` part of a multipart form, streamed from disk.
+    public func upload(url: String, headers: [String: String], fields: [(String, String)], fileField: String,
+                       filePath: String, progress: Progress? = nil) throws -> Response {
+        var collected: [UInt8] = []
+        var response = try transfer(method: "POST", url: url, headers: headers,
+                                    body: .multipart(fields: fields, fileField: fileField, filePath: filePath),
+                                    timeout: 0, progress: progress) {
             collected += $0
             return true
         }
@@ -50,15 +76,16 @@ public struct CurlHTTPClient: Sendable {
     /// downloads); `onData` returns false to stop. An error response's body is returned whole
     /// instead, so the caller can decode it.
     public func stream(method: String, url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-                       onData: @escaping ([UInt8]) -> Bool) throws -> Response {
-        try transfer(method: method, url: url, headers: headers, body: body, timeout: 0, onData: onData)
+                       progress: Progress? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
+        try transfer(method: method, url: url, headers: headers, body: body.map { .bytes($0) } ?? .none, timeout: 0,
+                     progress: progress, onData: onData)
     }
 
-    private func transfer(method: String, url: String, headers: [String: String], body: [UInt8]?, timeout: Int,
-                          onData: @escaping ([UInt8]) -> Bool) throws -> Response {
+    private func transfer(method: String, url: String, headers: [String: String], body: RequestBody, timeout: Int,
+                          progress: Progress? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
         guard let curl = curl_easy_init() else { throw Failure.other(code: -1, message: "curl_easy_init failed") }
         defer { curl_easy_cleanup(curl) }
-        let sink = TransferSink(onData: onData)
+        let sink = TransferSink(onData: onData, progress: progress)
         // The sink outlives the transfer: curl_easy_perform returns before this frame ends.
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>?
@@ -77,16 +104,38 @@ public struct CurlHTTPClient: Sendable {
         _ = ccurl_setopt_header_function(curl, writeHeader)
         _ = ccurl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer)
         if method == "HEAD" { _ = ccurl_setopt_long(curl, CURLOPT_NOBODY, 1) }
+        if progress != nil {
+            _ = ccurl_setopt_long(curl, CURLOPT_NOPROGRESS, 0)
+            _ = ccurl_setopt_xferinfo_function(curl, reportProgress)
+            _ = ccurl_setopt_pointer(curl, CURLOPT_XFERINFODATA, sinkPointer)
+        }
 
         let code: CURLcode
-        if let body {
-            code = body.withUnsafeBytes { bytes -> CURLcode in
+        switch body {
+        case .none:
+            code = curl_easy_perform(curl)
+        case .bytes(let bytes):
+            code = bytes.withUnsafeBytes { bytes -> CURLcode in
                 _ = ccurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, bytes.count)
                 // curl reads the body during perform, while `bytes` is still valid.
                 _ = ccurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
                 return curl_easy_perform(curl)
             }
-        } else {
+        case .multipart(let fields, let fileField, let filePath):
+            guard let mime = curl_mime_init(curl) else { throw Failure.other(code: -1, message: "curl_mime_init failed") }
+            defer { curl_mime_free(mime) }
+            for (name, value) in fields {
+                let part = curl_mime_addpart(mime)
+                curl_mime_name(part, name)
+                curl_mime_data(part, value, value.utf8.count)
+            }
+            let filePart = curl_mime_addpart(mime)
+            curl_mime_name(filePart, fileField)
+            // curl reads the file while sending: the upload never sits in memory.
+            guard curl_mime_filedata(filePart, filePath) == CURLE_OK else {
+                throw Failure.other(code: -1, message: "cannot read \(filePath)")
+            }
+            _ = ccurl_setopt_mime(curl, mime)
             code = curl_easy_perform(curl)
         }
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stoppedByCaller) else {
@@ -106,12 +155,28 @@ public struct CurlHTTPClient: Sendable {
 /// Where curl's callbacks put a response: 2xx body bytes to `onData`, anything else kept.
 private final class TransferSink {
     let onData: ([UInt8]) -> Bool
+    let progress: CurlHTTPClient.Progress?
     var headers: [String: String] = [:]
     var status = 0
     var errorBody: [UInt8] = []
     var stoppedByCaller = false
 
-    init(onData: @escaping ([UInt8]) -> Bool) { self.onData = onData }
+    init(onData: @escaping ([UInt8]) -> Bool, progress: CurlHTTPClient.Progress?) {
+        self.onData = onData
+        self.progress = progress
+    }
+}
+
+/// Reports whichever direction is moving: the upload while sending, else the download.
+private let reportProgress: ccurl_xferinfo_callback = { userdata, downloadTotal, downloaded, uploadTotal, uploaded in
+    guard let userdata else { return 0 }
+    let sink = Unmanaged<TransferSink>.fromOpaque(userdata).takeUnretainedValue()
+    if uploadTotal > 0 && uploaded < uploadTotal || downloaded == 0 && uploaded > 0 {
+        sink.progress?(Int64(uploaded), Int64(uploadTotal))
+    } else {
+        sink.progress?(Int64(downloaded), Int64(downloadTotal))
+    }
+    return 0
 }
 
 private let writeBody: ccurl_write_callback = { data, size, count, userdata in

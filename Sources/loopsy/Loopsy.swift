@@ -16,7 +16,8 @@ struct Loopsy: ParsableCommand {
             the request, 64 bad usage, 69 the daemon is not running.
             """,
         version: LoopsyVersion.current,
-        subcommands: [Init.self, Start.self, Stop.self, Status.self, Exec.self, Context.self, Key.self, Logs.self])
+        subcommands: [Init.self, Start.self, Stop.self, Status.self, Exec.self, Send.self, Pull.self, Context.self,
+                      Key.self, Logs.self])
 }
 
 /// Options every command shares.
@@ -72,8 +73,8 @@ func runReporting(_ body: () throws -> Void) throws {
     }
 }
 
-func printError(_ text: String) {
-    var bytes = Array((text + "\n").utf8)
+func printError(_ text: String, newline: Bool = true) {
+    var bytes = Array((text + (newline ? "\n" : "")).utf8)
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }
 
