@@ -44,6 +44,8 @@ let package = Package(
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig"]),
         .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["LoopsyAPI", "LoopsyClient", "LoopsyStore"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "LoopsyAPI", "LoopsyClient", "LoopsyStore", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
     ]
 )

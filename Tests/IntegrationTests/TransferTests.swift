@@ -1,0 +1,291 @@
+import Crypto
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Testing
+
+/// File transfer against a real loopsyd confined to a temporary tree.
+@Suite struct TransferTests {
+    /// root/home is allowed, root/home/secret denied; root/home2 and root/outside are neither.
+    final class Sandbox {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-tr-\(UUID().uuidString)").path
+        var home: String { root + "/home" }
+        let node: TestNode
+
+        init(maxFileSize: Int = 1_073_741_824) throws {
+            let root = self.root
+            for directory in ["home/secret", "home2", "outside"] {
+                try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+            }
+            node = try TestNode {
+                $0.replacingOccurrences(of: #"allowedPaths: ["~"]"#, with: #"allowedPaths: ["\#(root)/home"]"#)
+                    .replacingOccurrences(of: #"deniedPaths: ["~/.ssh", "~/.gnupg", "~/.loopsy"]"#,
+                                          with: #"deniedPaths: ["\#(root)/home/secret"]"#)
+                    .replacingOccurrences(of: "maxFileSize: 1073741824", with: "maxFileSize: \(maxFileSize)")
+                    .replacingOccurrences(of: "  transfer: 10\n", with: "  transfer: 0\n")
+            }
+            try node.start()
+            try Data("\(node.port)\n".utf8).write(to: URL(fileURLWithPath: node.dataDir + "/daemon.port"))
+        }
+
+        func cleanUp() {
+            node.cleanUp()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+
+        func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+            let path = root + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+
+        /// Everything under root/home, to show that refused requests wrote nothing.
+        func homeContents() -> [String] {
+            (FileManager.default.enumerator(atPath: home)?.allObjects as? [String] ?? []).sorted()
+        }
+
+        func push(_ local: String, to remote: String, sha256: String? = nil, overwrite: Bool = false) throws
+            -> CurlHTTPClient.Response {
+            try CurlHTTPClient().upload(
+                url: node.baseURL + "/api/v1/transfer/push",
+                headers: ["Authorization": "Bearer \(node.apiKey)"],
+                fields: [("destPath", remote), ("overwrite", String(overwrite))] + (sha256.map { [("sha256", $0)] } ?? []),
+                fileField: "file", filePath: local)
+        }
+
+        func pull(_ remote: String, range: String? = nil) throws -> CurlHTTPClient.Response {
+            var headers = ["Authorization": "Bearer \(node.apiKey)", "Content-Type": "application/json"]
+            if let range { headers["Range"] = range }
+            return try CurlHTTPClient(timeoutSeconds: 120).send(
+                method: "POST", url: node.baseURL + "/api/v1/transfer/pull", headers: headers,
+                body: Array(#"{"sourcePath":"\#(remote)"}"#.utf8))
+        }
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+
+    static func random(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
+    @Test func smallEmptyAndLargeFilesRoundTripVerified() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let client = box.node.client
+        for (name, bytes) in [("empty", [UInt8]()), ("one", [0x2A]), ("large", Self.random(3_000_000))] {
+            let local = try box.write(name, bytes)
+            let result = try client.push(localPath: local, remotePath: box.home + "/in/\(name)", sha256: Self.sha256(bytes),
+                                         overwrite: false)
+            #expect(result.size == Int64(bytes.count))
+            #expect(result.sha256 == Self.sha256(bytes))
+            let pulled = try box.pull(box.home + "/in/\(name)")
+            #expect(pulled.status == 200)
+            #expect(pulled.body == bytes)
+            #expect(pulled.headers["x-loopsy-sha256"] == Self.sha256(bytes))
+            #expect(try client.checksum(remotePath: box.home + "/in/\(name)").sha256 == Self.sha256(bytes))
+        }
+        #expect(box.homeContents() == ["in", "in/empty", "in/large", "in/one", "secret"])
+    }
+
+    @Test func checksumMismatchStoresNothing() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let local = try box.write("file", Self.random(100_000))
+        let response = try box.push(local, to: box.home + "/x.bin", sha256: String(repeating: "0", count: 64))
+        #expect(response.status == 422)
+        #expect(response.errorCode == "checksum_mismatch")
+        #expect(box.homeContents() == ["secret"])
+    }
+
+    @Test func everyEscapeIsRefusedAndWritesNothing() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        try FileManager.default.createSymbolicLink(atPath: box.home + "/link", withDestinationPath: box.root + "/outside")
+        try "outside".write(toFile: box.root + "/outside/target.txt", atomically: true, encoding: .utf8)
+        let local = try box.write("payload", Array("payload".utf8))
+        let before = box.homeContents()
+        let attempts: [(String, Int)] = [
+            (box.home + "/../outside/x", 403),        // ..
+            (box.home + "/link/x", 403),              // symlink out
+            (box.root + "/home2/x", 403),             // prefix-of-name sibling
+            (box.home + "/secret/x", 403),            // denied subdirectory
+            (box.home + "/secret", 403),              // the denied directory itself
+            ("home/x", 400),                          // relative
+            ("/etc/evil", 403),
+        ]
+        for (destination, status) in attempts {
+            let response = try box.push(local, to: destination)
+            #expect(response.status == status, "push \(destination): \(response.text)")
+        }
+        for (source, status) in [("/etc/passwd", 403), (box.home + "/link/target.txt", 403),
+                                 (box.home + "/../outside/target.txt", 403), ("etc/passwd", 400)] {
+            let response = try box.pull(source)
+            #expect(response.status == status, "pull \(source): \(response.text)")
+            #expect(!response.text.contains("root:"))
+        }
+        #expect(try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(box.home)/link"}"#).status == 403)
+        #expect(box.homeContents() == before)
+        #expect(!FileManager.default.fileExists(atPath: box.root + "/outside/x"))
+        #expect(!FileManager.default.fileExists(atPath: box.root + "/home2/x"))
+    }
+
+    @Test func overLimitIs413AndLeavesNothing() throws {
+        let box = try Sandbox(maxFileSize: 1000)
+        defer { box.cleanUp() }
+        let local = try box.write("big", Self.random(5000))
+        let response = try box.push(local, to: box.home + "/big")
+        #expect(response.status == 413)
+        #expect(response.text.contains("transfer.maxFileSize"))
+        let huge = try box.write("huge", Self.random(200_000))
+        #expect(try box.push(huge, to: box.home + "/huge").status == 413)  // refused from Content-Length
+        #expect(box.homeContents() == ["secret"])
+        let fits = try box.write("fits", Self.random(1000))
+        #expect(try box.push(fits, to: box.home + "/fits").status == 200)
+    }
+
+    @Test func existingFilesNeedOverwrite() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let first = try box.write("first", Array("first".utf8))
+        let second = try box.write("second", Array("second".utf8))
+        #expect(try box.push(first, to: box.home + "/f").status == 200)
+        let conflict = try box.push(second, to: box.home + "/f")
+        #expect(conflict.status == 409)
+        #expect(conflict.errorCode == "exists")
+        #expect(try String(contentsOfFile: box.home + "/f", encoding: .utf8) == "first")
+        #expect(try box.push(second, to: box.home + "/f", overwrite: true).status == 200)
+        #expect(try String(contentsOfFile: box.home + "/f", encoding: .utf8) == "second")
+        #expect(box.homeContents() == ["f", "secret"])
+    }
+
+    @Test func rangesResumeAndBadRangesAre416() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let bytes = Self.random(10_000)
+        try Data(bytes).write(to: URL(fileURLWithPath: box.home + "/r.bin"))
+        let tail = try box.pull(box.home + "/r.bin", range: "bytes=9000-")
+        #expect(tail.status == 206)
+        #expect(tail.body == Array(bytes[9000...]))
+        #expect(tail.headers["content-range"] == "bytes 9000-9999/10000")
+        #expect(tail.headers["x-loopsy-sha256"] == Self.sha256(bytes))  // of the whole file, for verification
+        #expect(try box.pull(box.home + "/r.bin", range: "bytes=10-19").body == Array(bytes[10..<20]))
+        let beyond = try box.pull(box.home + "/r.bin", range: "bytes=20000-")
+        #expect(beyond.status == 416)
+        #expect(beyond.headers["content-range"] == "bytes */10000")
+    }
+
+    @Test func listShowsEntriesButNotDeniedOnes() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        try "x".write(toFile: box.home + "/a.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: box.home + "/dir", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: box.home + "/ln", withDestinationPath: "/etc/passwd")
+        let files = try box.node.client.list(remotePath: box.home)
+        #expect(files.map(\.name) == ["a.txt", "dir", "ln"])
+        #expect(files.map(\.type) == ["file", "directory", "symlink"])
+        #expect(files[0].size == 1)
+        #expect(files[0].path == box.home + "/a.txt")
+        #expect(files[0].mode.hasPrefix("0"))
+        #expect(try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(box.home)/a.txt"}"#).errorCode == "not_a_directory")
+    }
+
+    @Test func daemonMemoryStaysFlatWhileMovingHundredsOfMegabytes() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let pid = try #require(box.node.process?.processIdentifier)
+        let size = 300 * 1024 * 1024
+        let local = box.root + "/big.bin"
+        #expect(FileManager.default.createFile(atPath: local, contents: nil))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: local))
+        let chunk = Data(Self.random(1 << 20))
+        for _ in 0..<(size >> 20) { handle.write(chunk) }
+        try handle.close()
+        let before = ExecuteTests.peakRSSKiB(pid)
+        let result = try box.node.client.push(localPath: local, remotePath: box.home + "/big.bin",
+                                              sha256: try Self.fileSHA256(local), overwrite: false)
+        #expect(result.size == Int64(size))
+        var received = 0
+        var hasher = SHA256()
+        _ = try box.node.client.pull(remotePath: box.home + "/big.bin", offset: 0) { bytes in
+            received += bytes.count
+            hasher.update(data: bytes)
+            return true
+        }
+        #expect(received == size)
+        #expect(Hex.encode(hasher.finalize()) == result.sha256)
+        let growth = ExecuteTests.peakRSSKiB(pid) - before
+        #expect(growth < 64 * 1024, "daemon peak RSS grew by \(growth) KiB moving 2 x 300 MiB")
+    }
+
+    static func fileSHA256(_ path: String) throws -> String {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty { hasher.update(data: data) }
+        return Hex.encode(hasher.finalize())
+    }
+}
+
+/// `loopsy send` / `loopsy pull` as a person uses them.
+@Suite struct TransferCLITests {
+    @Test func sendPullDirectoriesAndResume() throws {
+        let box = try TransferTests.Sandbox()
+        defer { box.cleanUp() }
+        let tree = box.root + "/tree"
+        try FileManager.default.createDirectory(atPath: tree + "/a/b", withIntermediateDirectories: true)
+        try "one".write(toFile: tree + "/one.txt", atomically: true, encoding: .utf8)
+        try "two".write(toFile: tree + "/a/b/two.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: tree + "/escape", withDestinationPath: "/etc/passwd")
+        let sent = try box.node.cli("send", "-r", "local", tree, box.home + "/tree")
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stdout.contains("sent 2 files"))
+        #expect(sent.stderr.contains("skipped"))
+        #expect(try String(contentsOfFile: box.home + "/tree/a/b/two.txt", encoding: .utf8) == "two")
+        #expect(!FileManager.default.fileExists(atPath: box.home + "/tree/escape"))
+
+        // A hostile remote tree: a symlink pointing out is listed but never followed.
+        try FileManager.default.createSymbolicLink(atPath: box.home + "/tree/out", withDestinationPath: box.root + "/outside")
+        let back = box.root + "/back"
+        let pulled = try box.node.cli("pull", "-r", "local", box.home + "/tree", back)
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(try String(contentsOfFile: back + "/a/b/two.txt", encoding: .utf8) == "two")
+        #expect(try String(contentsOfFile: back + "/one.txt", encoding: .utf8) == "one")
+        #expect(!FileManager.default.fileExists(atPath: back + "/out"))
+
+        // Resume: a partial download is continued, then verified.
+        let bytes = TransferTests.random(200_000)
+        try Data(bytes).write(to: URL(fileURLWithPath: box.home + "/data.bin"))
+        try Data(bytes[..<50_000]).write(to: URL(fileURLWithPath: box.root + "/data.bin.loopsy-part"))
+        let resumed = try box.node.cli("pull", "local", box.home + "/data.bin", box.root + "/data.bin")
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("resumed"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: box.root + "/data.bin")) == Data(bytes))
+        #expect(!FileManager.default.fileExists(atPath: box.root + "/data.bin.loopsy-part"))
+
+        // A corrupt partial is caught by the checksum and removed.
+        try Data(repeating: 0, count: 1000).write(to: URL(fileURLWithPath: box.root + "/bad.bin.loopsy-part"))
+        let corrupt = try box.node.cli("pull", "local", box.home + "/data.bin", box.root + "/bad.bin")
+        #expect(corrupt.status == 1)
+        #expect(corrupt.stderr.contains("checksum mismatch"))
+        #expect(!FileManager.default.fileExists(atPath: box.root + "/bad.bin"))
+        #expect(!FileManager.default.fileExists(atPath: box.root + "/bad.bin.loopsy-part"))
+    }
+
+    @Test func refusalsAreClearWithExitCodes() throws {
+        let box = try TransferTests.Sandbox()
+        defer { box.cleanUp() }
+        let local = try box.write("f.txt", Array("hello".utf8))
+        #expect(try box.node.cli("send", "local", local, box.home + "/").status == 0)
+        let again = try box.node.cli("send", "local", local, box.home + "/f.txt")
+        #expect(again.status == 1)
+        #expect(again.stderr == "loopsy: \(box.home)/f.txt exists on local; use -f to replace it\n")
+        #expect(try box.node.cli("send", "-f", "local", local, box.home + "/f.txt").status == 0)
+        let outside = try box.node.cli("pull", "local", "/etc/passwd", box.root + "/p")
+        #expect(outside.status == 1)
+        #expect(outside.stderr.contains("outside transfer.allowedPaths"))
+        let directory = try box.node.cli("send", "local", box.root + "/outside", box.home + "/x")
+        #expect(directory.status == 64)
+        #expect(directory.stderr.contains("use -r"))
+    }
+}
