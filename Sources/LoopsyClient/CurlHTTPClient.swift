@@ -104,6 +104,8 @@ public struct CurlHTTPClient: Sendable {
         _ = ccurl_setopt_header_function(curl, writeHeader)
         _ = ccurl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer)
         if method == "HEAD" { _ = ccurl_setopt_long(curl, CURLOPT_NOBODY, 1) }
+        // Larger reads mean fewer callbacks and write(2) calls on big downloads.
+        _ = ccurl_setopt_long(curl, CURLOPT_BUFFERSIZE, 256 * 1024)
         if progress != nil {
             _ = ccurl_setopt_long(curl, CURLOPT_NOPROGRESS, 0)
             _ = ccurl_setopt_xferinfo_function(curl, reportProgress)

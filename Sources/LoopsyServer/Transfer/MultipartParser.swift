@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An incremental `multipart/form-data` parser: bytes in as they arrive, part events out.
 /// Part bodies are never held whole, so a 1 GiB file part streams through in constant memory.
 struct MultipartParser {
@@ -121,21 +125,18 @@ struct MultipartParser {
         throw Failure(message: "a multipart part has no Content-Disposition name")
     }
 
-    /// Index of `needle` in `haystack` at or after `start`.
+    /// Index of `needle` in `haystack` at or after `start` (memchr finds candidates: this runs
+    /// over every byte of an upload).
     private func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
         guard let first = needle.first, haystack.count >= needle.count else { return nil }
         return haystack.withUnsafeBufferPointer { bytes -> Int? in
+            guard let base = bytes.baseAddress else { return nil }
             var index = start
             let last = bytes.count - needle.count
             while index <= last {
-                if bytes[index] == first {
-                    var matched = true
-                    for offset in 1..<needle.count where bytes[index + offset] != needle[offset] {
-                        matched = false
-                        break
-                    }
-                    if matched { return index }
-                }
+                guard let hit = memchr(base + index, Int32(first), last - index + 1) else { return nil }
+                index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                if memcmp(base + index, needle, needle.count) == 0 { return index }
                 index += 1
             }
             return nil

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Crypto
+import Dispatch
 import LoopsyAPI
 import LoopsyClient
 #if canImport(Glibc)
@@ -141,6 +142,9 @@ struct Pull: ParsableCommand {
             throw CLIFailure(message: "cannot write \(partial): \(String(cString: strerror(errno)))", code: CLIFailure.apiError)
         }
         defer { close(fd) }
+        // The peer hashes large files while it sends them (it names small files' digests in a
+        // header): ask now, so verification does not wait for a second read of the file.
+        let remoteDigest = ConcurrentChecksum(client: client, remotePath: remote)
         let bar = ProgressBar(label: LocalFiles.basename(remote), offset: offset)
         var writeError: Int32 = 0
         var status = 0
@@ -161,7 +165,7 @@ struct Pull: ParsableCommand {
             throw CLIFailure(message: "the peer did not resume the transfer; run the pull again", code: CLIFailure.apiError)
         }
         let digest = Hex.encode(hasher.finalize())
-        let expected = try headers[TransferHeaders.sha256.lowercased()] ?? client.checksum(remotePath: remote).sha256
+        let expected = try headers[TransferHeaders.sha256.lowercased()] ?? remoteDigest.value()
         guard digest == expected else {
             unlink(partial)
             throw CLIFailure(message: "checksum mismatch pulling \(remote): got \(digest), the peer has \(expected); "
@@ -173,6 +177,30 @@ struct Pull: ParsableCommand {
         }
         let size = LocalFiles.size(local) ?? 0
         print("pulled \(peer):\(remote) → \(local) (\(ProgressBar.size(size))\(offset > 0 ? ", resumed at \(ProgressBar.size(offset))" : ""), sha256 verified)")
+    }
+}
+
+/// A `/transfer/checksum` request running beside the download.
+final class ConcurrentChecksum: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private let client: LoopsyClient
+    private let remotePath: String
+    // Written once on the worker before `group.leave()`, read after `group.wait()`.
+    private var result: Result<String, any Error> = .failure(CLIFailure(message: "no checksum", code: 1))
+
+    init(client: LoopsyClient, remotePath: String) {
+        self.client = client
+        self.remotePath = remotePath
+        group.enter()
+        DispatchQueue.global().async { [self] in
+            result = Result { try client.checksum(remotePath: remotePath).sha256 }
+            group.leave()
+        }
+    }
+
+    func value() throws -> String {
+        group.wait()
+        return try result.get()
     }
 }
 

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Throughput of a 1 GiB push and pull through loopsyd on loopback, compared in the same run with
+# curl downloading the same file from nginx (pull) and scp against a private sshd (both ways).
+# Prints MB/s and loopsyd's peak RSS.
+# Usage: bench/transfer.sh [size in MiB, default 1024]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+size_mib="${1:-1024}"
+
+loopsy_apt $LOOPSY_BUILD_PACKAGES nginx-light openssh-server openssh-client bc
+loopsy_swift
+loopsy_log "building release binaries"
+swift build -c release >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+
+work="$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")"
+chmod 755 "$work"
+cleanup() {
+    [ -n "${loopsyd_pid:-}" ] && kill "$loopsyd_pid" 2>/dev/null || true
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    [ -f "$work/sshd.pid" ] && kill "$(cat "$work/sshd.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+loopsy_bench_daemon "$work"
+# Let the daemon write into the bench directory.
+sed -i "s|^  allowedPaths: .*|  allowedPaths: [\"$work/files\"]|" "$LOOPSY_DATA_DIR/config.yaml"
+kill "$loopsyd_pid"; wait "$loopsyd_pid" 2>/dev/null || true
+"$bin/loopsyd" --port 0 --host 127.0.0.1 >"$work/loopsyd.out" 2>"$work/loopsyd.err" &
+loopsyd_pid=$!
+for _ in $(seq 100); do [ -s "$LOOPSY_DATA_DIR/daemon.port" ] && break; sleep 0.1; done
+loopsyd_port="$(cat "$LOOPSY_DATA_DIR/daemon.port")"
+
+mkdir -p "$work/files" "$work/www"
+loopsy_log "writing a $size_mib MiB test file"
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/source.bin"
+cp "$work/source.bin" "$work/files/served.bin"
+cp "$work/source.bin" "$work/www/served.bin"
+bytes=$((size_mib * 1024 * 1024))
+
+# nginx for the pull reference.
+nginx_port=$((loopsyd_port + 1))
+cat >"$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 64; }
+http { access_log off; sendfile on; server { listen 127.0.0.1:$nginx_port; root $work/www; } }
+CONF
+nginx -c "$work/nginx.conf"
+
+# A private sshd for scp.
+ssh_port=$((loopsyd_port + 2))
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+mkdir -p /run/sshd
+cat >"$work/sshd_config" <<CONF
+Port $ssh_port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+PidFile $work/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+Subsystem sftp /usr/lib/openssh/sftp-server
+CONF
+/usr/sbin/sshd -f "$work/sshd_config"
+scp_opts=(-q -i "$work/client_key" -P "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes)
+sleep 0.3
+
+timed() { # prints seconds taken by the command
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null
+    end=$(date +%s.%N)
+    echo "$end - $start" | bc -l
+}
+rate() { echo "scale=1; $bytes / 1048576 / $1" | bc -l; }
+sync
+
+loopsy_log "running (each direction once; the page cache is warm for every reader)"
+t_disk=$(timed dd if="$work/source.bin" of="$work/dd.bin" bs=1M conv=fsync status=none)
+t_push=$(timed "$bin/loopsy" send local "$work/source.bin" "$work/files/pushed.bin")
+t_pull=$(timed "$bin/loopsy" pull -f local "$work/files/served.bin" "$work/pulled.bin")
+t_nginx=$(timed curl -fsS -o "$work/nginx.bin" "http://127.0.0.1:$nginx_port/served.bin")
+t_scp_up=$(timed scp "${scp_opts[@]}" "$work/source.bin" "$(id -un)@127.0.0.1:$work/scp-up.bin")
+t_scp_down=$(timed scp "${scp_opts[@]}" "$(id -un)@127.0.0.1:$work/source.bin" "$work/scp-down.bin")
+cmp -s "$work/source.bin" "$work/pulled.bin" || loopsy_die "pulled file differs"
+cmp -s "$work/source.bin" "$work/files/pushed.bin" || loopsy_die "pushed file differs"
+
+printf '| %-40s | %9s | %8s |\n' "transfer of $size_mib MiB on loopback" "seconds" "MiB/s"
+printf '|%s|%s|%s|\n' "------------------------------------------" "-----------" "----------"
+printf '| %-40s | %9.2f | %8s |\n' "dd copy + fsync (disk reference)" "$t_disk" "$(rate "$t_disk")"
+printf '| %-40s | %9.2f | %8s |\n' "loopsy send (push, fsync + sha256)" "$t_push" "$(rate "$t_push")"
+printf '| %-40s | %9.2f | %8s |\n' "scp upload (reference)" "$t_scp_up" "$(rate "$t_scp_up")"
+printf '| %-40s | %9.2f | %8s |\n' "loopsy pull (sha256 verified)" "$t_pull" "$(rate "$t_pull")"
+printf '| %-40s | %9.2f | %8s |\n' "curl from nginx (reference)" "$t_nginx" "$(rate "$t_nginx")"
+printf '| %-40s | %9.2f | %8s |\n' "scp download (reference)" "$t_scp_down" "$(rate "$t_scp_down")"
+echo
+echo "loopsy pull / nginx: $(echo "scale=2; $t_nginx / $t_pull" | bc -l)"
+echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
