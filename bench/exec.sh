@@ -25,27 +25,9 @@ trap cleanup EXIT
 
 loopsy_bench_daemon "$work"
 
-# A private sshd: its own host key, authorized key, port and pid file.
 ssh_port=$((loopsyd_port + 1))
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-chmod 600 "$work/authorized_keys"
-mkdir -p /run/sshd
-cat >"$work/sshd_config" <<CONF
-Port $ssh_port
-ListenAddress 127.0.0.1
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-CONF
-/usr/sbin/sshd -f "$work/sshd_config"
-ssh_cmd="ssh -q -i $work/client_key -p $ssh_port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes $(id -un)@127.0.0.1 true"
+loopsy_bench_sshd "$work" "$ssh_port"
+ssh_cmd="ssh ${ssh_opts[*]} -p $ssh_port $(id -un)@127.0.0.1 true"
 for _ in $(seq 50); do $ssh_cmd 2>/dev/null && break; sleep 0.1; done
 
 loopsy_log "hyperfine: $runs runs each"

@@ -34,22 +34,7 @@ curl -fsS -X PUT -H "Authorization: Bearer $key" -H 'Content-Type: application/j
 mkdir -p "$work/www"
 cp "$work/entry.json" "$work/www/entry.json"
 nginx_port=$((port + 1))
-cat >"$work/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$nginx_port;
-        root $work/www;
-    }
-}
-CONF
-nginx -c "$work/nginx.conf"
-sleep 0.3
+loopsy_bench_nginx "$work" "$work/www" "$nginx_port"
 curl -fsS "http://127.0.0.1:$nginx_port/entry.json" >/dev/null
 
 run_wrk() { # name url [header]

@@ -43,36 +43,12 @@ bytes=$((size_mib * 1024 * 1024))
 
 # nginx for the pull reference.
 nginx_port=$((loopsyd_port + 1))
-cat >"$work/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 64; }
-http { access_log off; sendfile on; server { listen 127.0.0.1:$nginx_port; root $work/www; } }
-CONF
-nginx -c "$work/nginx.conf"
+loopsy_bench_nginx "$work" "$work/www" "$nginx_port"
 
 # A private sshd for scp.
 ssh_port=$((loopsyd_port + 2))
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-mkdir -p /run/sshd
-cat >"$work/sshd_config" <<CONF
-Port $ssh_port
-ListenAddress 127.0.0.1
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM no
-Subsystem sftp /usr/lib/openssh/sftp-server
-CONF
-/usr/sbin/sshd -f "$work/sshd_config"
-scp_opts=(-q -i "$work/client_key" -P "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes)
-sleep 0.3
+loopsy_bench_sshd "$work" "$ssh_port"
+scp_opts=("${ssh_opts[@]}" -P "$ssh_port")
 
 timed() { # prints seconds taken by the command
     local start end

@@ -48,3 +48,47 @@ loopsy_bench_daemon() {
     [ -s "$LOOPSY_DATA_DIR/daemon.port" ] || loopsy_die "loopsyd did not start: $(cat "$1/loopsyd.err")"
     loopsyd_port="$(cat "$LOOPSY_DATA_DIR/daemon.port")"
 }
+
+# For benchmarks: nginx serving directory "$2" on 127.0.0.1:"$3", files under "$1".
+loopsy_bench_nginx() {
+    cat >"$1/nginx.conf" <<CONF
+worker_processes auto;
+pid $1/nginx.pid;
+error_log $1/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$3; root $2; }
+}
+CONF
+    nginx -c "$1/nginx.conf"
+    sleep 0.3
+}
+
+# For benchmarks: a private sshd on 127.0.0.1:"$2" with a throwaway host and client key under
+# "$1" (nothing in ~/.ssh is touched). Sets ssh_opts for ssh/scp (-p/-P are added by callers).
+loopsy_bench_sshd() {
+    ssh-keygen -q -t ed25519 -N '' -f "$1/host_key"
+    ssh-keygen -q -t ed25519 -N '' -f "$1/client_key"
+    cp "$1/client_key.pub" "$1/authorized_keys"
+    chmod 600 "$1/authorized_keys"
+    mkdir -p /run/sshd
+    cat >"$1/sshd_config" <<CONF
+Port $2
+ListenAddress 127.0.0.1
+HostKey $1/host_key
+AuthorizedKeysFile $1/authorized_keys
+PidFile $1/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+Subsystem sftp /usr/lib/openssh/sftp-server
+CONF
+    /usr/sbin/sshd -f "$1/sshd_config"
+    ssh_opts=(-q -i "$1/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes)
+    sleep 0.3
+}
