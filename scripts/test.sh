@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need, builds all products, then the Swift Testing
-# suites (unit, server-in-process and integration tests against real loopsyd processes).
+# Runs every test: installs what the tests need, builds all products, runs the Swift Testing
+# suites (unit, server-in-process and integration tests against real loopsyd processes), then
+# builds the Debian package and tests it installed (root needed for dpkg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -21,3 +22,8 @@ swift test --skip-build 2>&1 | tee .build/test-output.txt |
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || loopsy_die "tests failed (full output: .build/test-output.txt)"
+
+# The Debian package, built and installed on this machine (needs root, as in CI; without it
+# the script says so and fails).
+loopsy_log "package test"
+bash Tests/Packaging/deb-test.sh

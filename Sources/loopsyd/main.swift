@@ -1,3 +1,4 @@
+import FoundationEssentials
 import LoopsyAPI
 import LoopsyConfig
 import LoopsyServer
@@ -60,6 +61,7 @@ do {
     let boundPort = try daemon.start()
     print("loopsyd \(LoopsyVersion.current) listening on port \(boundPort) node \(daemon.node.identity.nodeId)")
     fflush(nil)  // stdout is a pipe when tests read the port from it
+    SystemdNotify.send("READY=1\nSTATUS=listening on port \(boundPort)", environment: ProcessInfo.processInfo.environment)
 } catch {
     fail("\(error)")
 }
@@ -72,6 +74,7 @@ while true {
         continue
     }
     daemon.node.logger.info("signal \(received): shutting down")
+    SystemdNotify.send("STOPPING=1", environment: ProcessInfo.processInfo.environment)
     daemon.stop()
     exit(0)
 }

@@ -246,6 +246,31 @@ import Testing
         #expect(try node.client.health().status == "ok")
     }
 
+    @Test func readinessIsReportedToSystemd() throws {
+        let socketPath = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8))").path
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd); unlink(socketPath) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in socketPath.utf8.enumerated() { buffer[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start(environment: ["NOTIFY_SOCKET": socketPath])
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        let message = String(decoding: buffer[0..<max(0, count)], as: UTF8.self)
+        #expect(message.hasPrefix("READY=1\n"))
+        #expect(message.contains("port \(node.port)"))
+    }
+
     @Test func filesHoldingSecretsArePrivate() throws {
         let node = try TestNode()
         defer { node.cleanUp() }

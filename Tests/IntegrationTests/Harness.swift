@@ -93,10 +93,11 @@ final class TestNode: @unchecked Sendable {
     var environment: [String: String] { ["LOOPSY_DATA_DIR": dataDir] }
 
     /// Starts loopsyd with `--port 0` and reads the bound port from its first line of output.
-    func start() throws {
+    func start(environment extra: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Binaries.path("loopsyd"))
         process.arguments = ["--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1"]
+        if !extra.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The Debian package on this machine, as a user gets it: build, lintian (in build-deb.sh),
+# dpkg -i, init + start from /usr/bin, an exec and a transfer, then dpkg -r and --purge.
+# Needs root (dpkg); CI runs as root. Prints "deb: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+[ "$(id -u)" -eq 0 ] || loopsy_die "the package test installs a .deb and needs root (run it with sudo)"
+
+passed=0
+failed=0
+check() { # description, command...
+    local description="$1"
+    shift
+    if "$@" >/tmp/loopsy-deb-check.log 2>&1; then
+        passed=$((passed + 1))
+        echo "ok   $description"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $description"
+        sed 's/^/     /' /tmp/loopsy-deb-check.log | tail -20
+    fi
+}
+
+deb="$(bash scripts/build-deb.sh | tail -1)" || loopsy_die "building the package failed"
+[ -f "$deb" ] || loopsy_die "no package was built"
+
+home="$(mktemp -d)"
+cleanup() {
+    HOME="$home" loopsy stop >/dev/null 2>&1 || true
+    dpkg --purge loopsy >/dev/null 2>&1 || true
+    rm -rf "$home"
+}
+trap cleanup EXIT
+
+check "dpkg -i installs the package" dpkg -i "$deb"
+check "binaries, migrations, man pages, completions and user unit are installed" bash -c '
+    test -x /usr/bin/loopsy && test -x /usr/bin/loopsyd && test -x /usr/bin/loopsy-mcp &&
+    test -f /usr/share/loopsy/migrations/0001_initial.sql && test -f /usr/share/man/man1/loopsy.1.gz &&
+    test -f /usr/share/man/man1/loopsyd.1.gz && test -f /usr/share/bash-completion/completions/loopsy &&
+    test -f /usr/share/zsh/vendor-completions/_loopsy && test -f /usr/share/fish/vendor_completions.d/loopsy.fish &&
+    test -f /usr/lib/systemd/user/loopsy.service'
+check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
+export HOME="$home"
+unset LOOPSY_DATA_DIR
+check "loopsy init makes ~/.loopsy" bash -c 'loopsy init && test -f "$HOME/.loopsy/config.yaml"'
+check "loopsy start runs the packaged loopsyd" loopsy start --port 0
+check "loopsy exec runs a command" bash -c 'test "$(loopsy exec local echo packaged)" = packaged'
+check "loopsy send and pull move a file intact" bash -c '
+    head -c 100000 /dev/urandom > "$HOME/data.bin" &&
+    loopsy send local "$HOME/data.bin" "$HOME/incoming/data.bin" &&
+    loopsy pull local "$HOME/incoming/data.bin" "$HOME/back.bin" &&
+    cmp "$HOME/data.bin" "$HOME/back.bin"'
+check "loopsy stop" loopsy stop
+check "dpkg -r removes the programs" bash -c 'dpkg -r loopsy && ! test -e /usr/bin/loopsyd'
+check "dpkg --purge leaves nothing registered" bash -c 'dpkg --purge loopsy && ! dpkg -s loopsy 2>/dev/null | grep -q "^Status: install"'
+
+echo "deb: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
