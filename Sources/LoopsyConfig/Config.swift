@@ -77,7 +77,15 @@ public struct LoopsyConfig: Sendable, Equatable {
 public enum LogLevel: String, Sendable, Comparable, CaseIterable {
     case debug, info, warn, error
 
-    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool {
-        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    /// Position in increasing severity.
+    public var severity: Int {
+        switch self {
+        case .debug: return 0
+        case .info: return 1
+        case .warn: return 2
+        case .error: return 3
+        }
     }
+
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.severity < rhs.severity }
 }

@@ -13,7 +13,7 @@ public final class Logger: Sendable {
 
     public func setLevel(_ newLevel: LogLevel) { level.store(Self.index(newLevel), ordering: .relaxed) }
 
-    private static func index(_ level: LogLevel) -> Int { LogLevel.allCases.firstIndex(of: level) ?? 1 }
+    private static func index(_ level: LogLevel) -> Int { level.severity }
 
     public func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
     public func info(_ message: @autoclosure () -> String) { log(.info, message()) }

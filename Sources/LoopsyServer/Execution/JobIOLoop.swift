@@ -9,6 +9,7 @@ import Glibc
 /// watch the deadline and cancel requests, escalate SIGTERM to SIGKILL, reap the child.
 struct JobIOLoop: Sendable {
     let job: RunningJob
+    let process: SpawnedProcess
     let timeoutMs: Int
     let maxOutputBytes: Int
     let sink: any JobSink
@@ -19,7 +20,6 @@ struct JobIOLoop: Sendable {
     static let drainAfterExit = 0.2
 
     func run() -> ExecuteResult {
-        guard let process = job.process else { fatalError("a running job always has a process") }
         let started = Clock.monotonicSeconds()
         let deadline = started + Double(timeoutMs) / 1000
         var open: [OutputStreamName: Bool] = [.stdout: true, .stderr: true]

@@ -74,7 +74,8 @@ final class JobRunner: Sendable {
         jobs.withLock { $0[id] = job }
         onStart(info)
         finishedGroup.enter()
-        let thread = JobIOLoop(job: job, timeoutMs: command.timeoutMs, maxOutputBytes: maxOutputBytes, sink: sink)
+        let thread = JobIOLoop(job: job, process: process, timeoutMs: command.timeoutMs, maxOutputBytes: maxOutputBytes,
+                               sink: sink)
         DispatchQueue.global().async { [self] in
             let result = thread.run()
             _ = jobs.withLock { $0.removeValue(forKey: id) }
