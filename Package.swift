@@ -11,8 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
@@ -25,7 +24,7 @@ let package = Package(
         .target(name: "LoopsyAPI"),
         .target(name: "LoopsyStore", dependencies: ["CSQLite", "LoopsyAPI"]),
         .target(name: "LoopsyConfig", dependencies: [
-            "LoopsyAPI", "Yams", .product(name: "Crypto", package: "swift-crypto"),
+            "LoopsyAPI", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "LoopsyServer", dependencies: [
             "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "CPosix",

@@ -1,7 +1,5 @@
-import Yams
-
 extension Reader {
-    mutating func server(_ node: Node, into server: inout LoopsyConfig.Server) throws {
+    mutating func server(_ node: YAMLNode, into server: inout LoopsyConfig.Server) throws {
         for (key, value) in try mapping(node, at: "server") {
             let path = "server.\(key)"
             switch key {
@@ -14,7 +12,7 @@ extension Reader {
         }
     }
 
-    mutating func auth(_ node: Node, into auth: inout LoopsyConfig.Auth) throws {
+    mutating func auth(_ node: YAMLNode, into auth: inout LoopsyConfig.Auth) throws {
         for (key, value) in try mapping(node, at: "auth") {
             let path = "auth.\(key)"
             switch key {
@@ -25,7 +23,7 @@ extension Reader {
         }
     }
 
-    mutating func tls(_ node: Node, into tls: inout LoopsyConfig.TLS) throws {
+    mutating func tls(_ node: YAMLNode, into tls: inout LoopsyConfig.TLS) throws {
         for (key, value) in try mapping(node, at: "tls") {
             let path = "tls.\(key)"
             switch key {
@@ -36,7 +34,7 @@ extension Reader {
         }
     }
 
-    mutating func execution(_ node: Node, into execution: inout LoopsyConfig.Execution) throws {
+    mutating func execution(_ node: YAMLNode, into execution: inout LoopsyConfig.Execution) throws {
         for (key, value) in try mapping(node, at: "execution") {
             let path = "execution.\(key)"
             switch key {
@@ -51,7 +49,7 @@ extension Reader {
         }
     }
 
-    mutating func transfer(_ node: Node, into transfer: inout LoopsyConfig.Transfer) throws {
+    mutating func transfer(_ node: YAMLNode, into transfer: inout LoopsyConfig.Transfer) throws {
         for (key, value) in try mapping(node, at: "transfer") {
             let path = "transfer.\(key)"
             switch key {
@@ -63,7 +61,7 @@ extension Reader {
         }
     }
 
-    mutating func rateLimits(_ node: Node, into limits: inout LoopsyConfig.RateLimits) throws {
+    mutating func rateLimits(_ node: YAMLNode, into limits: inout LoopsyConfig.RateLimits) throws {
         for (key, value) in try mapping(node, at: "rateLimits") {
             let path = "rateLimits.\(key)"
             switch key {
@@ -75,13 +73,13 @@ extension Reader {
         }
     }
 
-    mutating func discovery(_ node: Node, into discovery: inout LoopsyConfig.Discovery) throws {
+    mutating func discovery(_ node: YAMLNode, into discovery: inout LoopsyConfig.Discovery) throws {
         for (key, value) in try mapping(node, at: "discovery") {
             let path = "discovery.\(key)"
             switch key {
             case "enabled": discovery.enabled = try bool(value, at: path)
             case "manualPeers":
-                guard let sequence = value.sequence else {
+                guard case .sequence(let sequence, _) = value else {
                     throw ConfigError("config key '\(path)' must be a list of {address, port}")
                 }
                 discovery.manualPeers = try sequence.enumerated().map { index, item in
@@ -102,7 +100,7 @@ extension Reader {
         }
     }
 
-    mutating func logging(_ node: Node, into logging: inout LoopsyConfig.Logging) throws {
+    mutating func logging(_ node: YAMLNode, into logging: inout LoopsyConfig.Logging) throws {
         for (key, value) in try mapping(node, at: "logging") {
             let path = "logging.\(key)"
             switch key {
@@ -117,7 +115,7 @@ extension Reader {
         }
     }
 
-    mutating func context(_ node: Node, into context: inout LoopsyConfig.Context) throws {
+    mutating func context(_ node: YAMLNode, into context: inout LoopsyConfig.Context) throws {
         for (key, value) in try mapping(node, at: "context") {
             let path = "context.\(key)"
             switch key {
@@ -128,7 +126,7 @@ extension Reader {
         }
     }
 
-    mutating func audit(_ node: Node, into audit: inout LoopsyConfig.Audit) throws {
+    mutating func audit(_ node: YAMLNode, into audit: inout LoopsyConfig.Audit) throws {
         for (key, value) in try mapping(node, at: "audit") {
             let path = "audit.\(key)"
             switch key {

@@ -1,4 +1,3 @@
-import Yams
 
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var message: String
@@ -10,9 +9,9 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 /// an unknown key is a warning (so a newer config still starts an older daemon).
 public enum ConfigParser {
     public static func parse(_ yaml: String) throws -> (config: LoopsyConfig, warnings: [String]) {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: yaml)
+            root = try YAML.parse(yaml)
         } catch {
             throw ConfigError("config.yaml is not valid YAML: \(error)")
         }
@@ -43,39 +42,36 @@ public enum ConfigParser {
 struct Reader {
     var warnings: [String] = []
 
-    func mapping(_ node: Node, at path: String) throws -> [(String, Node)] {
+    func mapping(_ node: YAMLNode, at path: String) throws -> [(String, YAMLNode)] {
         if node.isNull { return [] }
-        guard let mapping = node.mapping else { throw typeError(path, "a mapping", node) }
-        return try mapping.map { key, value in
-            guard let name = key.scalar?.string else { throw typeError(path, "string keys", key) }
-            return (name, value)
-        }
+        guard case .mapping(let pairs, _) = node else { throw typeError(path, "a mapping", node) }
+        return pairs.map { ($0.key, $0.value) }
     }
 
-    func int(_ node: Node, at path: String, min: Int = 0, max: Int = Int.max) throws -> Int {
-        guard node.hasTag(.int), let value = node.int else { throw typeError(path, "an integer", node) }
+    func int(_ node: YAMLNode, at path: String, min: Int = 0, max: Int = Int.max) throws -> Int {
+        guard let value = node.int else { throw typeError(path, "an integer", node) }
         guard value >= min && value <= max else {
             throw ConfigError("config key '\(path)' must be between \(min) and \(max), not \(value)")
         }
         return value
     }
 
-    func bool(_ node: Node, at path: String) throws -> Bool {
-        guard node.hasTag(.bool), let value = node.bool else { throw typeError(path, "true or false", node) }
+    func bool(_ node: YAMLNode, at path: String) throws -> Bool {
+        guard let value = node.bool else { throw typeError(path, "true or false", node) }
         return value
     }
 
-    func string(_ node: Node, at path: String) throws -> String {
-        guard let scalar = node.scalar, !node.isNull else { throw typeError(path, "a string", node) }
-        return scalar.string
+    func string(_ node: YAMLNode, at path: String) throws -> String {
+        guard case .scalar(let text, _, _) = node, !node.isNull else { throw typeError(path, "a string", node) }
+        return text
     }
 
-    func strings(_ node: Node, at path: String) throws -> [String] {
-        guard let sequence = node.sequence else { throw typeError(path, "a list of strings", node) }
-        return try sequence.enumerated().map { try string($1, at: "\(path)[\($0)]") }
+    func strings(_ node: YAMLNode, at path: String) throws -> [String] {
+        guard case .sequence(let items, _) = node else { throw typeError(path, "a list of strings", node) }
+        return try items.enumerated().map { try string($1, at: "\(path)[\($0)]") }
     }
 
-    func stringMap(_ node: Node, at path: String) throws -> [String: String] {
+    func stringMap(_ node: YAMLNode, at path: String) throws -> [String: String] {
         var result: [String: String] = [:]
         for (key, value) in try mapping(node, at: path) { result[key] = try string(value, at: "\(path).\(key)") }
         return result
@@ -83,14 +79,14 @@ struct Reader {
 
     mutating func unknown(_ path: String) { warnings.append("unknown config key '\(path)' ignored") }
 
-    private func typeError(_ path: String, _ expected: String, _ node: Node) -> ConfigError {
-        let line = node.mark.map { " (line \($0.line))" } ?? ""
-        let found = node.scalar.map { "'\($0.string)'" } ?? (node.mapping != nil ? "a mapping" : "a list")
-        return ConfigError("config key '\(path.isEmpty ? "<top level>" : path)' must be \(expected), found \(found)\(line)")
+    private func typeError(_ path: String, _ expected: String, _ node: YAMLNode) -> ConfigError {
+        let found: String
+        switch node {
+        case .scalar(let text, _, _): found = node.isNull ? "nothing" : "'\(text)'"
+        case .mapping: found = "a mapping"
+        case .sequence: found = "a list"
+        }
+        return ConfigError("config key '\(path.isEmpty ? "<top level>" : path)' must be \(expected), found \(found) "
+            + "(line \(node.line))")
     }
-}
-
-extension Node {
-    func hasTag(_ name: Tag.Name) -> Bool { tag.rawValue == name.rawValue }
-    var isNull: Bool { hasTag(.null) }
 }

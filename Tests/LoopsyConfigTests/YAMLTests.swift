@@ -1,0 +1,63 @@
+import Testing
+@testable import LoopsyConfig
+
+@Suite struct YAMLTests {
+    func parse(_ text: String) throws -> YAMLNode? { try YAML.parse(text) }
+
+    @Test func blockMappingsListsAndScalars() throws {
+        let node = try #require(try parse("""
+            # comment
+            server:
+              port: 19532   # trailing comment
+              host: "0.0.0.0"
+              name: it's # fine
+            list: [a, "b c", 'd''e', 3]
+            empty: {}
+            peers:
+              - address: 10.0.0.1
+                port: 1
+              - address: 10.0.0.2
+            plain:
+            - x
+            - "y # not a comment"
+            nothing:
+            """))
+        guard case .mapping(let top, _) = node else { Issue.record("not a mapping"); return }
+        #expect(top.map(\.key) == ["server", "list", "empty", "peers", "plain", "nothing"])
+        guard case .mapping(let server, _) = top[0].value else { Issue.record("server"); return }
+        #expect(server[0].value.int == 19532)
+        #expect(server[1].value == .scalar("0.0.0.0", quoted: true, line: 4))
+        #expect(server[1].value.int == nil)
+        #expect(server[2].value == .scalar("it's", quoted: false, line: 5))
+        guard case .sequence(let list, _) = top[1].value else { Issue.record("list"); return }
+        #expect(list.map { if case .scalar(let text, _, _) = $0 { return text } else { return "?" } } == ["a", "b c", "d'e", "3"])
+        guard case .sequence(let peers, _) = top[3].value, case .mapping(let first, _) = peers[0] else {
+            Issue.record("peers")
+            return
+        }
+        #expect(peers.count == 2)
+        #expect(first.map(\.key) == ["address", "port"])
+        guard case .sequence(let plain, _) = top[4].value else { Issue.record("plain"); return }
+        #expect(plain[1] == .scalar("y # not a comment", quoted: true, line: 14))
+        #expect(top[5].value.isNull)
+    }
+
+    @Test func typesFollowTheCoreSchema() throws {
+        let node = try #require(try parse("a: true\nb: no\nc: ~\nd: '5'\ne: -3\n"))
+        guard case .mapping(let pairs, _) = node else { Issue.record("mapping"); return }
+        #expect(pairs[0].value.bool == true)
+        #expect(pairs[1].value.bool == nil)  // YAML 1.2: "no" is a string
+        #expect(pairs[2].value.isNull)
+        #expect(pairs[3].value.int == nil)
+        #expect(pairs[4].value.int == -3)
+    }
+
+    @Test(arguments: ["a: [1, 2", "a: \"open", "a: |\n  text", "a: &x 1", "a: 1\na: 2", "a:\n\tb: 1", "  a: 1\nb: 2"])
+    func unsupportedOrBrokenInputIsAnError(text: String) {
+        #expect(throws: YAMLError.self) { try YAML.parse(text) }
+    }
+
+    @Test func emptyDocumentIsNil() throws {
+        #expect(try parse("# only a comment\n\n") == nil)
+    }
+}
