@@ -73,8 +73,9 @@ final class TestNode: @unchecked Sendable {
     private var stderrPipe: Pipe?
 
     /// `configure` edits the generated config.yaml text before the daemon starts.
-    init(configure: (String) -> String = { $0 }) throws {
-        dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-it-\(UUID().uuidString)").path
+    init(dataDir directory: String? = nil, configure: (String) -> String = { $0 }) throws {
+        dataDir = directory
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-it-\(UUID().uuidString)").path
         let result = try run(try Binaries.path("loopsy"), ["init", "--data-dir", dataDir])
         guard result.status == 0 else { throw HarnessError("loopsy init failed: \(result.stderr)") }
         let configPath = dataDir + "/config.yaml"
