@@ -15,13 +15,7 @@ swift build -c release >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
 work="$(mktemp -d)"
-cleanup() {
-    [ -n "${loopsyd_pid:-}" ] && kill "$loopsyd_pid" 2>/dev/null || true
-    [ -f "$work/sshd.pid" ] && kill "$(cat "$work/sshd.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'loopsy_bench_cleanup "$work"' EXIT
 
 loopsy_bench_daemon "$work"
 
@@ -29,6 +23,7 @@ ssh_port=$((loopsyd_port + 1))
 loopsy_bench_sshd "$work" "$ssh_port"
 ssh_cmd="ssh ${ssh_opts[*]} -p $ssh_port $(id -un)@127.0.0.1 true"
 for _ in $(seq 50); do $ssh_cmd 2>/dev/null && break; sleep 0.1; done
+$ssh_cmd || loopsy_die "the private sshd on port $ssh_port does not answer (port taken? see $work/sshd_config)"
 
 loopsy_log "hyperfine: $runs runs each"
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/result.json" \

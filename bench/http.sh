@@ -16,13 +16,7 @@ bin="$(swift build -c release --show-bin-path)"
 
 work="$(mktemp -d)"
 chmod 755 "$work"
-cleanup() {
-    [ -n "${loopsyd_pid:-}" ] && kill "$loopsyd_pid" 2>/dev/null || true
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'loopsy_bench_cleanup "$work"' EXIT
 
 loopsy_bench_daemon "$work"
 port="$loopsyd_port"

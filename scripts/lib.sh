@@ -92,3 +92,13 @@ CONF
     ssh_opts=(-q -i "$1/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes)
     sleep 0.3
 }
+
+# For benchmarks: stops what the loopsy_bench_* helpers started under "$1" and removes it.
+loopsy_bench_cleanup() {
+    [ -n "${loopsyd_pid:-}" ] && kill "$loopsyd_pid" 2>/dev/null || true
+    for pid_file in "$1/nginx.pid" "$1/sshd.pid"; do
+        [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$1"
+}

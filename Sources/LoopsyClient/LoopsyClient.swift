@@ -25,7 +25,7 @@ public enum ClientError: Error, CustomStringConvertible {
 /// A typed client of one daemon's REST API.
 public struct LoopsyClient: Sendable {
     public var baseURL: String
-    private var apiKey: String?
+    private let apiKey: String?
     private let http: CurlHTTPClient
 
     public init(baseURL: String, apiKey: String?, timeoutSeconds: Int = 30) {
@@ -56,12 +56,6 @@ public struct LoopsyClient: Sendable {
     }
 
     var currentAPIKey: String? { apiKey }
-
-    public func withAPIKey(_ key: String) -> LoopsyClient {
-        var copy = self
-        copy.apiKey = key
-        return copy
-    }
 
     // MARK: Raw requests
 

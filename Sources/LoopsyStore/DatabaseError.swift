@@ -15,8 +15,6 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     /// The primary result code (extended codes carry detail in the high bits).
     public var primaryCode: Int32 { resultCode & 0xFF }
     public var isDiskFull: Bool { primaryCode == SQLITE_FULL }
-    public var isConstraint: Bool { primaryCode == SQLITE_CONSTRAINT }
-    public var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
 
     public var description: String {
         "SQLite error \(resultCode): \(message)" + (sql.map { " (in: \($0.prefix(120)))" } ?? "")

@@ -154,8 +154,13 @@ import Testing
         #expect(conflict.status == 409)
         #expect(conflict.errorCode == "exists")
         #expect(try String(contentsOfFile: box.home + "/f", encoding: .utf8) == "first")
+        let firstDigest = try box.node.client.checksum(remotePath: box.home + "/f").sha256
+        #expect(firstDigest == Self.sha256(Array("first".utf8)))
         #expect(try box.push(second, to: box.home + "/f", overwrite: true).status == 200)
         #expect(try String(contentsOfFile: box.home + "/f", encoding: .utf8) == "second")
+        // Digests are cached per file identity: a replaced file is hashed anew.
+        #expect(try box.node.client.checksum(remotePath: box.home + "/f").sha256 == Self.sha256(Array("second".utf8)))
+        #expect(try box.pull(box.home + "/f").headers["x-loopsy-sha256"] == Self.sha256(Array("second".utf8)))
         #expect(box.homeContents() == ["f", "secret"])
     }
 

@@ -127,11 +127,4 @@ struct JobIOLoop: Sendable {
                                       SIGUSR2: "SIGUSR2", SIGBUS: "SIGBUS", SIGTRAP: "SIGTRAP", SIGXCPU: "SIGXCPU"]
         return names[signal] ?? "SIG\(signal)"
     }
-
-    /// Shell convention for the CLI: 128 + signal number.
-    static func signalNumber(_ name: String) -> Int32? {
-        let names: [String: Int32] = ["SIGHUP": SIGHUP, "SIGINT": SIGINT, "SIGQUIT": SIGQUIT, "SIGKILL": SIGKILL,
-                                      "SIGTERM": SIGTERM, "SIGSEGV": SIGSEGV, "SIGABRT": SIGABRT, "SIGPIPE": SIGPIPE]
-        return names[name]
-    }
 }

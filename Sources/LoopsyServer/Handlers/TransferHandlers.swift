@@ -25,7 +25,7 @@ public enum TransferHandlers {
                                                         ("Accept-Ranges", "bytes"), ("X-Loopsy-Size", String(size))]
         do {
             if size <= TransferService.inlineChecksumLimit {
-                headers.append((TransferHeaders.sha256, try TransferService.sha256(fd: fd)))
+                headers.append((TransferHeaders.sha256, try context.node.transfer.sha256(fd: fd)))
             }
             guard let rangeHeader = context.request.header("range") else {
                 return HTTPResponse(status: 200, headers: headers,
@@ -52,7 +52,7 @@ public enum TransferHandlers {
         let request = try context.decode(TransferPathRequest.self)
         let (fd, real, size) = try context.node.transfer.openForReading(request.path)
         defer { close(fd) }
-        return try .json(ChecksumResponse(path: real, size: size, sha256: try TransferService.sha256(fd: fd)))
+        return try .json(ChecksumResponse(path: real, size: size, sha256: try context.node.transfer.sha256(fd: fd)))
     }
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {

@@ -2,6 +2,7 @@ import Crypto
 import FoundationEssentials
 import LoopsyAPI
 import LoopsyConfig
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,17 @@ public final class TransferService: Sendable {
     /// Pull responses carry the whole-file SHA-256 in a header up to this size; larger files
     /// are verified through `/transfer/checksum` so the first byte is not delayed.
     static let inlineChecksumLimit: Int64 = 64 * 1024 * 1024
+
+    /// Digests already computed, by file identity: a pull's header and the checksum route (or a
+    /// repeated pull) then hash a file once, not once per request.
+    private struct FileIdentity: Hashable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modifiedNanoseconds: Int64
+    }
+    private let digests = Mutex<[FileIdentity: String]>([:])
+    private static let cachedDigests = 256
 
     init(config: LoopsyConfig.Transfer, environment: [String: String] = ProcessInfo.processInfo.environment) {
         policy = PathPolicy(config: config, environment: environment)
@@ -35,6 +47,22 @@ public final class TransferService: Sendable {
                                       code: "not_a_file")
         }
         return (fd, real, Int64(info.st_size))
+    }
+
+    /// SHA-256 of a whole open file, from the cache when the same file (same inode, size and
+    /// modification time) was hashed before.
+    func sha256(fd: Int32) throws -> String {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return try Self.sha256(fd: fd) }
+        let identity = FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                                    modifiedNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+        if let known = digests.withLock({ $0[identity] }) { return known }
+        let digest = try Self.sha256(fd: fd)
+        digests.withLock { cache in
+            if cache.count >= Self.cachedDigests { cache.removeAll() }
+            cache[identity] = digest
+        }
+        return digest
     }
 
     /// SHA-256 of a whole open file, read with pread so the file offset is untouched.

@@ -117,7 +117,7 @@ final class ExecSession: Sendable {
         if result.truncated { printError("loopsy: output was larger than execution.maxOutputBytes and was cut") }
         if interrupted { return 130 }
         if let code = result.exitCode { return Int32(truncatingIfNeeded: code) }
-        return 128 + (result.signal.flatMap(Self.signalNumbers.index(forKey:)).map { Self.signalNumbers[$0].value } ?? 0)
+        return 128 + (result.signal.flatMap { Self.signalNumbers[$0] } ?? 0)
     }
 
     private static let signalNumbers: [String: Int32] = ["SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGABRT": 6,
