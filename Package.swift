@@ -18,6 +18,7 @@ let package = Package(
                        providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-gnutls-dev"])]),
+        .systemLibrary(name: "CAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "CPosix"),
 
         .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD"]),
@@ -27,7 +28,7 @@ let package = Package(
             "LoopsyAPI", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "CPosix",
+            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "LoopsyClient", dependencies: ["CCurl", "LoopsyAPI", "LoopsyConfig"]),

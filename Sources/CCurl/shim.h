@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 typedef size_t (*ccurl_write_callback)(char *ptr, size_t size, size_t nmemb, void *userdata);
+typedef size_t (*ccurl_read_callback)(char *buffer, size_t size, size_t nitems, void *userdata);
 typedef int (*ccurl_xferinfo_callback)(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
                                        curl_off_t ultotal, curl_off_t ulnow);
 
@@ -25,6 +26,12 @@ static inline CURLcode ccurl_setopt_write_function(CURL *curl, ccurl_write_callb
 }
 static inline CURLcode ccurl_setopt_header_function(CURL *curl, ccurl_write_callback cb) {
     return curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, cb);
+}
+static inline CURLcode ccurl_setopt_read_function(CURL *curl, ccurl_read_callback cb) {
+    return curl_easy_setopt(curl, CURLOPT_READFUNCTION, cb);
+}
+static inline CURLcode ccurl_setopt_off(CURL *curl, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(curl, option, value);
 }
 static inline CURLcode ccurl_setopt_xferinfo_function(CURL *curl, ccurl_xferinfo_callback cb) {
     return curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, cb);

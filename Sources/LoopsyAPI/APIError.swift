@@ -48,6 +48,10 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
         APIError(status: 500, code: "internal",
                  message: "internal error; the daemon log has details under request id \(requestId)")
     }
+    /// A peer could not be reached, or answered in a way we refuse (wrong TLS key).
+    public static func badGateway(_ message: String, code: String = "peer_unreachable") -> APIError {
+        APIError(status: 502, code: code, message: message)
+    }
     public static func insufficientStorage(_ message: String) -> APIError {
         APIError(status: 507, code: "insufficient_storage", message: message)
     }

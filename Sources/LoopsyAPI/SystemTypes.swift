@@ -20,15 +20,24 @@ public struct IdentityResponse: Codable, Sendable, Equatable {
     public var version: String
     public var port: Int
     public var capabilities: [String]
+    /// Base64 of the node's P-256 public key (X9.63); the nodeId is derived from it.
+    public var publicKey: String
+    /// Hex SHA-256 of the TLS certificate's SubjectPublicKeyInfo: what peers pin.
+    public var fingerprint: String
+    /// Whether peers are served over HTTPS.
+    public var tls: Bool
 
     public init(nodeId: String, hostname: String, platform: String, version: String, port: Int,
-                capabilities: [String]) {
+                capabilities: [String], publicKey: String, fingerprint: String, tls: Bool) {
         self.nodeId = nodeId
         self.hostname = hostname
         self.platform = platform
         self.version = version
         self.port = port
         self.capabilities = capabilities
+        self.publicKey = publicKey
+        self.fingerprint = fingerprint
+        self.tls = tls
     }
 }
 
@@ -41,11 +50,12 @@ public struct StatusResponse: Codable, Sendable, Equatable {
     public var pid: Int
     public var dataDir: String
     public var peers: Int
+    public var peersOnline: Int
     public var jobs: Int
     public var context: Int
 
     public init(nodeId: String, hostname: String, version: String, port: Int, uptime: Double, pid: Int,
-                dataDir: String, peers: Int, jobs: Int, context: Int) {
+                dataDir: String, peers: Int, peersOnline: Int, jobs: Int, context: Int) {
         self.nodeId = nodeId
         self.hostname = hostname
         self.version = version
@@ -54,6 +64,7 @@ public struct StatusResponse: Codable, Sendable, Equatable {
         self.pid = pid
         self.dataDir = dataDir
         self.peers = peers
+        self.peersOnline = peersOnline
         self.jobs = jobs
         self.context = context
     }

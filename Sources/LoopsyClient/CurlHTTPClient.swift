@@ -14,12 +14,18 @@ public struct CurlHTTPClient: Sendable {
         /// Nothing listens at the address (connection refused or host unreachable).
         case couldNotConnect(String)
         case timedOut(String)
+        /// The server's TLS key is not the pinned one.
+        case pinMismatch(String)
+        /// TLS could not be set up (e.g. the server speaks plain HTTP).
+        case tlsFailed(String)
         case other(code: Int32, message: String)
 
         public var description: String {
             switch self {
             case .couldNotConnect(let detail): return "could not connect: \(detail)"
             case .timedOut(let detail): return "timed out: \(detail)"
+            case .pinMismatch(let detail): return "TLS key does not match the pinned fingerprint: \(detail)"
+            case .tlsFailed(let detail): return "TLS handshake failed: \(detail)"
             case .other(_, let message): return message
             }
         }
@@ -29,10 +35,16 @@ public struct CurlHTTPClient: Sendable {
 
     /// Whole-request limit for `send`; streams have none (they end when the server says).
     public var timeoutSeconds: Int
+    /// For https URLs: the server's key must hash to this ("sha256//<base64>", see
+    /// CURLOPT_PINNEDPUBLICKEY). Peers use self-signed certificates, so the chain is never
+    /// verified: without a pin, TLS only hides the traffic from passive listeners.
+    public var pinnedPublicKey: String?
+    public var connectTimeoutSeconds = 10
 
-    public init(timeoutSeconds: Int = 30) {
+    public init(timeoutSeconds: Int = 30, pinnedPublicKey: String? = nil) {
         _ = Self.globalInit
         self.timeoutSeconds = timeoutSeconds
+        self.pinnedPublicKey = pinnedPublicKey
     }
 
     /// Bytes moved so far and the total when known (0 when not), for progress displays.
@@ -44,6 +56,22 @@ public struct CurlHTTPClient: Sendable {
         case bytes([UInt8])
         /// multipart/form-data: text fields, then one part streamed from a file on disk.
         case multipart(fields: [(String, String)], fileField: String, filePath: String)
+        /// Pulled from `read` as curl sends (nil length: chunked). `read` fills the buffer and
+        /// returns the count, 0 at the end, or nil to abort.
+        case reader(length: Int64?, read: (UnsafeMutableRawBufferPointer) -> Int?)
+    }
+
+    /// A request whose body is pulled from `read` while sending and whose response, whatever its
+    /// status, goes to `onHead` (status and headers, once) and then `onData` as it arrives.
+    /// For relaying a request to another server without holding it in memory.
+    public func relay(method: String, url: String, headers: [String: String], bodyLength: Int64?,
+                      read: ((UnsafeMutableRawBufferPointer) -> Int?)?, timeout: Int = 0,
+                      isCancelled: @escaping () -> Bool,
+                      onHead: @escaping (Int, [String: String]) -> Void,
+                      onData: @escaping ([UInt8]) -> Bool) throws {
+        _ = try transfer(method: method, url: url, headers: headers,
+                         body: read.map { .reader(length: bodyLength, read: $0) } ?? .none, timeout: timeout,
+                         relayHead: onHead, isCancelled: isCancelled, onData: onData)
     }
 
     /// Sends a request and returns the whole response.
@@ -82,22 +110,37 @@ public struct CurlHTTPClient: Sendable {
     }
 
     private func transfer(method: String, url: String, headers: [String: String], body: RequestBody, timeout: Int,
-                          progress: Progress? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
+                          progress: Progress? = nil, relayHead: ((Int, [String: String]) -> Void)? = nil,
+                          isCancelled: (() -> Bool)? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
         guard let curl = curl_easy_init() else { throw Failure.other(code: -1, message: "curl_easy_init failed") }
         defer { curl_easy_cleanup(curl) }
         let sink = TransferSink(onData: onData, progress: progress)
+        sink.relayHead = relayHead
+        sink.isCancelled = isCancelled
         // The sink outlives the transfer: curl_easy_perform returns before this frame ends.
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(headerList) }
         for (name, value) in headers { headerList = curl_slist_append(headerList, "\(name): \(value)") }
-        headerList = curl_slist_append(headerList, "Expect:")  // no 100-continue round trip
+        if case .reader(let length, _) = body, length ?? Int64.max > 64 * 1024 {
+            // A relayed upload waits for "100 Continue": a server that refuses it from its head
+            // answers before the body, and that answer is what gets relayed (not a broken pipe).
+            headerList = curl_slist_append(headerList, "Expect: 100-continue")
+            _ = ccurl_setopt_long(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 10_000)
+        } else {
+            headerList = curl_slist_append(headerList, "Expect:")  // no 100-continue round trip
+        }
 
         _ = ccurl_setopt_string(curl, CURLOPT_URL, url)
         _ = ccurl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, method)
         _ = ccurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
         _ = ccurl_setopt_long(curl, CURLOPT_TIMEOUT, timeout)
-        _ = ccurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT, 10)
+        _ = ccurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT, connectTimeoutSeconds)
+        if url.hasPrefix("https:") {
+            _ = ccurl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 0)
+            _ = ccurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 0)
+            if let pinnedPublicKey { _ = ccurl_setopt_string(curl, CURLOPT_PINNEDPUBLICKEY, pinnedPublicKey) }
+        }
         _ = ccurl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList)
         _ = ccurl_setopt_write_function(curl, writeBody)
         _ = ccurl_setopt_pointer(curl, CURLOPT_WRITEDATA, sinkPointer)
@@ -106,7 +149,12 @@ public struct CurlHTTPClient: Sendable {
         if method == "HEAD" { _ = ccurl_setopt_long(curl, CURLOPT_NOBODY, 1) }
         // Larger reads mean fewer callbacks and write(2) calls on big downloads.
         _ = ccurl_setopt_long(curl, CURLOPT_BUFFERSIZE, 256 * 1024)
-        if progress != nil {
+        if relayHead != nil {
+            // A relay is raw: no dot-segment clean-up, and it stops when its client goes away
+            // (the progress callback runs about once a second even when nothing moves).
+            _ = ccurl_setopt_long(curl, CURLOPT_PATH_AS_IS, 1)
+        }
+        if progress != nil || isCancelled != nil {
             _ = ccurl_setopt_long(curl, CURLOPT_NOPROGRESS, 0)
             _ = ccurl_setopt_xferinfo_function(curl, reportProgress)
             _ = ccurl_setopt_pointer(curl, CURLOPT_XFERINFODATA, sinkPointer)
@@ -139,12 +187,25 @@ public struct CurlHTTPClient: Sendable {
             }
             _ = ccurl_setopt_mime(curl, mime)
             code = curl_easy_perform(curl)
+        case .reader(let length, let read):
+            let reader = BodyReader(read: read)
+            _ = ccurl_setopt_long(curl, CURLOPT_UPLOAD, 1)
+            _ = ccurl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, method)  // UPLOAD would make it PUT
+            if let length { _ = ccurl_setopt_off(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)) }
+            _ = ccurl_setopt_read_function(curl, readBody)
+            code = withExtendedLifetime(reader) {
+                _ = ccurl_setopt_pointer(curl, CURLOPT_READDATA, Unmanaged.passUnretained(reader).toOpaque())
+                return curl_easy_perform(curl)
+            }
         }
-        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stoppedByCaller) else {
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stoppedByCaller)
+            || (code == CURLE_ABORTED_BY_CALLBACK && sink.isCancelled?() == true) else {
             let message = String(cString: curl_easy_strerror(code))
             switch code {
             case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST: throw Failure.couldNotConnect("\(url): \(message)")
             case CURLE_OPERATION_TIMEDOUT: throw Failure.timedOut("\(url): \(message)")
+            case CURLE_SSL_PINNEDPUBKEYNOTMATCH: throw Failure.pinMismatch(url)
+            case CURLE_SSL_CONNECT_ERROR: throw Failure.tlsFailed("\(url): \(message)")
             default: throw Failure.other(code: Int32(code.rawValue), message: "\(url): \(message)")
             }
         }
@@ -162,6 +223,9 @@ private final class TransferSink {
     var status = 0
     var errorBody: [UInt8] = []
     var stoppedByCaller = false
+    /// Set for relays: every body goes to onData, after the head went here.
+    var relayHead: ((Int, [String: String]) -> Void)?
+    var isCancelled: (() -> Bool)?
 
     init(onData: @escaping ([UInt8]) -> Bool, progress: CurlHTTPClient.Progress?) {
         self.onData = onData
@@ -173,6 +237,7 @@ private final class TransferSink {
 private let reportProgress: ccurl_xferinfo_callback = { userdata, downloadTotal, downloaded, uploadTotal, uploaded in
     guard let userdata else { return 0 }
     let sink = Unmanaged<TransferSink>.fromOpaque(userdata).takeUnretainedValue()
+    if sink.isCancelled?() == true { return 1 }
     if uploadTotal > 0 && uploaded < uploadTotal || downloaded == 0 && uploaded > 0 {
         sink.progress?(Int64(uploaded), Int64(uploadTotal))
     } else {
@@ -186,7 +251,7 @@ private let writeBody: ccurl_write_callback = { data, size, count, userdata in
     let sink = Unmanaged<TransferSink>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     let bytes = data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
-    if !(200..<300).contains(sink.status) {
+    if sink.relayHead == nil && !(200..<300).contains(sink.status) {
         sink.errorBody += bytes
         return length
     }
@@ -208,6 +273,22 @@ private let writeHeader: ccurl_write_callback = { data, size, count, userdata in
         sink.status = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
     } else if let colon = line.firstIndex(of: ":") {
         sink.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimming()
+    } else if line == "\r\n" || line == "\n", sink.status >= 200, let relayHead = sink.relayHead {
+        relayHead(sink.status, sink.headers)
     }
     return length
+}
+
+/// A streamed request body (relays).
+private final class BodyReader {
+    let read: (UnsafeMutableRawBufferPointer) -> Int?
+    init(read: @escaping (UnsafeMutableRawBufferPointer) -> Int?) { self.read = read }
+}
+
+private let readBody: ccurl_read_callback = { buffer, size, count, userdata in
+    guard let buffer, let userdata else { return 0x1000_0000 }  // CURL_READFUNC_ABORT
+    let reader = Unmanaged<BodyReader>.fromOpaque(userdata).takeUnretainedValue()
+    let destination = UnsafeMutableRawBufferPointer(start: buffer, count: size * count)
+    guard let filled = reader.read(destination) else { return 0x1000_0000 }
+    return filled
 }

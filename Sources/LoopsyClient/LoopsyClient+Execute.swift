@@ -26,12 +26,13 @@ extension LoopsyClient {
 
     /// A request whose 2xx body is handed over as it arrives; errors decode as usual.
     public func stream(_ method: String, _ path: String, body: [UInt8]?, onData: @escaping ([UInt8]) -> Bool) throws {
-        var headers = ["Accept": "text/event-stream, application/json"]
+        var headers = extraHeaders
+        headers["Accept"] = "text/event-stream, application/json"
         if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
         if body != nil { headers["Content-Type"] = "application/json" }
         let response: CurlHTTPClient.Response
         do {
-            response = try CurlHTTPClient().stream(method: method, url: baseURL + path, headers: headers, body: body,
+            response = try http.stream(method: method, url: url(path), headers: headers, body: body,
                                                    onData: onData)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)

@@ -5,14 +5,16 @@ extension LoopsyClient {
     /// Uploads a local file; the daemon stores it only if its SHA-256 equals `sha256`.
     public func push(localPath: String, remotePath: String, sha256: String, overwrite: Bool,
                      progress: CurlHTTPClient.Progress? = nil) throws -> TransferPushResult {
-        var headers = ["Accept": "application/json", TransferHeaders.sha256: sha256]
+        var headers = extraHeaders
+        headers["Accept"] = "application/json"
+        headers[TransferHeaders.sha256] = sha256
         if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
         // The destination also goes in the query, so a refused path is answered before any upload.
         let query = "?destPath=\(PathEncoding.segment(remotePath))&overwrite=\(overwrite)"
         let response: CurlHTTPClient.Response
         do {
-            response = try CurlHTTPClient().upload(
-                url: baseURL + "/api/v1/transfer/push" + query, headers: headers,
+            response = try http.upload(
+                url: url("/api/v1/transfer/push" + query), headers: headers,
                 fields: [("destPath", remotePath), ("sha256", sha256), ("overwrite", String(overwrite))],
                 fileField: "file", filePath: localPath, progress: progress)
         } catch CurlHTTPClient.Failure.couldNotConnect {
@@ -32,13 +34,15 @@ extension LoopsyClient {
     /// (`x-loopsy-sha256`, `x-loopsy-size`, `content-range`) and status (200, or 206 when resumed).
     public func pull(remotePath: String, offset: Int64, progress: CurlHTTPClient.Progress? = nil,
                      onData: @escaping ([UInt8]) -> Bool) throws -> (status: Int, headers: [String: String]) {
-        var headers = ["Accept": "application/octet-stream", "Content-Type": "application/json"]
+        var headers = extraHeaders
+        headers["Accept"] = "application/octet-stream"
+        headers["Content-Type"] = "application/json"
         if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
         if offset > 0 { headers["Range"] = "bytes=\(offset)-" }
         let body = Array(try JSONEncoder().encode(TransferPullRequest(sourcePath: remotePath)))
         let response: CurlHTTPClient.Response
         do {
-            response = try CurlHTTPClient().stream(method: "POST", url: baseURL + "/api/v1/transfer/pull", headers: headers,
+            response = try http.stream(method: "POST", url: url("/api/v1/transfer/pull"), headers: headers,
                                                    body: body, progress: progress, onData: onData)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)

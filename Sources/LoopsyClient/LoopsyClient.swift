@@ -5,6 +5,8 @@ import LoopsyConfig
 /// What went wrong talking to a daemon, phrased for the person at the terminal.
 public enum ClientError: Error, CustomStringConvertible {
     case daemonUnreachable(String)
+    /// A transport failure other than "nothing listens" (timeouts, TLS, pin mismatch).
+    case network(CurlHTTPClient.Failure)
     case api(APIError)
     case transport(String)
     case badResponse(String)
@@ -14,6 +16,7 @@ public enum ClientError: Error, CustomStringConvertible {
         switch self {
         case .daemonUnreachable(let address):
             return "loopsyd is not running at \(address) — start it with `loopsy start`"
+        case .network(let failure): return failure.description
         case .api(let error): return error.message
         case .transport(let message): return message
         case .badResponse(let message): return "unexpected answer from loopsyd: \(message)"
@@ -26,12 +29,18 @@ public enum ClientError: Error, CustomStringConvertible {
 public struct LoopsyClient: Sendable {
     public var baseURL: String
     private let apiKey: String?
-    private let http: CurlHTTPClient
+    let http: CurlHTTPClient
+    /// Sent with every request (a daemon calling a peer says who it is).
+    var extraHeaders: [String: String]
+    /// Set by `throughPeer`: API paths go to the local daemon's forwarding prefix.
+    private var peerPrefix: String?
 
-    public init(baseURL: String, apiKey: String?, timeoutSeconds: Int = 30) {
+    public init(baseURL: String, apiKey: String?, timeoutSeconds: Int = 30, pinnedPublicKey: String? = nil,
+                headers: [String: String] = [:]) {
         self.baseURL = baseURL
         self.apiKey = apiKey
-        http = CurlHTTPClient(timeoutSeconds: timeoutSeconds)
+        extraHeaders = headers
+        http = CurlHTTPClient(timeoutSeconds: timeoutSeconds, pinnedPublicKey: pinnedPublicKey)
     }
 
     /// The client of this machine's daemon for `dataDir`: its key from config.yaml and its port
@@ -57,17 +66,34 @@ public struct LoopsyClient: Sendable {
 
     var currentAPIKey: String? { apiKey }
 
+    /// The same daemon, but every API call is relayed to `peer` (a name, nodeId, nodeId prefix
+    /// or address the daemon knows). The local daemon holds the peer's credential and pin.
+    public func throughPeer(_ peer: String) -> LoopsyClient {
+        var client = self
+        client.peerPrefix = "/api/v1/peers/\(PathEncoding.segment(peer))/"
+        return client
+    }
+
+    /// The URL for an API path ("/api/v1/..."), through the peer prefix when there is one.
+    func url(_ path: String) -> String {
+        guard let peerPrefix, path.hasPrefix("/api/v1/") else { return baseURL + path }
+        return baseURL + peerPrefix + path.dropFirst("/api/v1/".count)
+    }
+
     // MARK: Raw requests
 
     public func request(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> CurlHTTPClient.Response {
-        var headers = ["Accept": "application/json"]
+        var headers = extraHeaders
+        headers["Accept"] = "application/json"
         if let apiKey { headers["Authorization"] = "Bearer \(apiKey)" }
         if body != nil { headers["Content-Type"] = "application/json" }
         let response: CurlHTTPClient.Response
         do {
-            response = try http.send(method: method, url: baseURL + path, headers: headers, body: body)
+            response = try http.send(method: method, url: url(path), headers: headers, body: body)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)
+        } catch let failure as CurlHTTPClient.Failure {
+            throw ClientError.network(failure)
         } catch {
             throw ClientError.transport("\(error)")
         }

@@ -46,6 +46,10 @@ public struct LoopsyConfig: Sendable, Equatable {
     public struct Discovery: Sendable, Equatable {
         public var enabled = true
         public var manualPeers: [ManualPeer] = []
+        /// Seconds between health checks of an online peer.
+        public var healthInterval = 30
+        /// Consecutive failed checks before a peer is offline (then re-checked with backoff).
+        public var offlineAfter = 3
     }
     public struct Logging: Sendable, Equatable {
         public var level = LogLevel.info

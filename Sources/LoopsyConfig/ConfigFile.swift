@@ -29,8 +29,8 @@ public enum ConfigFile {
               apiKey: \(apiKey)
               allowedKeys: {}          # name: key, for hand-made setups (pairing manages peer keys)
             tls:
-              enabled: \(defaults.tls.enabled)
-              pinnedCerts: {}
+              enabled: \(defaults.tls.enabled)           # serve peers over HTTPS (tls/cert.pem); loopback stays HTTP
+              pinnedCerts: {}          # peer name or nodeId: sha256 hex of its TLS key (overrides what was learned)
             execution:
               denylist: [\(defaults.execution.denylist.joined(separator: ", "))]
               # allowlist: [git, ls, cat]   # when set, only these programs may run
@@ -53,8 +53,10 @@ public enum ConfigFile {
               retentionDays: \(defaults.audit.retentionDays)
               maxEntries: \(defaults.audit.maxEntries)
             discovery:
-              enabled: \(defaults.discovery.enabled)
-              manualPeers: []
+              enabled: \(defaults.discovery.enabled)            # mDNS (_loopsy._tcp via avahi-daemon)
+              manualPeers: []          # [{address: 192.168.1.20, port: 19532}] probed at start
+              healthInterval: \(defaults.discovery.healthInterval)       # seconds between peer health checks
+              offlineAfter: \(defaults.discovery.offlineAfter)          # failed checks before a peer is offline
             logging:
               level: \(defaults.logging.level.rawValue)
 

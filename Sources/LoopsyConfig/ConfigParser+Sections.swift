@@ -78,6 +78,8 @@ extension Reader {
             let path = "discovery.\(key)"
             switch key {
             case "enabled": discovery.enabled = try bool(value, at: path)
+            case "healthInterval": discovery.healthInterval = try int(value, at: path, min: 1, max: 86_400)
+            case "offlineAfter": discovery.offlineAfter = try int(value, at: path, min: 1, max: 100)
             case "manualPeers":
                 guard case .sequence(let sequence, _) = value else {
                     throw ConfigError("config key '\(path)' must be a list of {address, port}")

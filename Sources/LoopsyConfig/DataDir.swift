@@ -25,6 +25,8 @@ public struct DataDir: Sendable, Equatable {
     public var logsDirectory: String { root + "/logs" }
     public var daemonLogFile: String { logsDirectory + "/loopsyd.log" }
     public var tlsDirectory: String { root + "/tls" }
+    public var tlsKeyFile: String { tlsDirectory + "/key.pem" }
+    public var tlsCertificateFile: String { tlsDirectory + "/cert.pem" }
 
     public static func homeDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let home = environment["HOME"], !home.isEmpty { return home }

@@ -15,10 +15,13 @@ public struct HTTPRequest: Sendable {
     public var remoteAddress: String
     /// The sink that consumed the body, when the handler chose to stream it (then `body` is empty).
     public var bodySink: (any HTTPBodySink)?
+    /// Whether it arrived over TLS.
+    public var secure: Bool
 
     public init(method: String, rawPath: String, query: [String: String] = [:],
                 headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1",
-                bodySink: (any HTTPBodySink)? = nil) {
+                bodySink: (any HTTPBodySink)? = nil, secure: Bool = false) {
+        self.secure = secure
         self.method = method
         self.rawPath = rawPath
         self.query = query
@@ -39,9 +42,11 @@ public struct HTTPRequestHead: Sendable {
     public var headers: [String: String]
     public var query: [String: String]
     public var remoteAddress: String
+    public var secure: Bool
 
     public init(method: String, rawPath: String, headers: [String: String], query: [String: String] = [:],
-                remoteAddress: String = "127.0.0.1") {
+                remoteAddress: String = "127.0.0.1", secure: Bool = false) {
+        self.secure = secure
         self.method = method
         self.rawPath = rawPath
         self.headers = headers

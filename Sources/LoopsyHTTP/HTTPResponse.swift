@@ -3,8 +3,10 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
-    /// When set, the body comes from this stream instead (chunked, length unknown).
+    /// When set, the body comes from this stream instead (chunked, unless `streamLength` is known).
     public var stream: HTTPStream?
+    /// The stream's total length when known in advance (sent as Content-Length).
+    public var streamLength: UInt64?
     /// When set, the body is this part of an open file, sent by the kernel (sendfile); the
     /// server owns and closes the descriptor.
     public var file: FileBody?

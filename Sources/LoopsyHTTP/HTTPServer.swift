@@ -12,14 +12,31 @@ public struct HTTPServerOptions: Sendable {
     /// Idle seconds before a connection is closed (slowloris defence).
     public var connectionTimeout: Int
     public var connectionLimit: Int
+    /// Serve HTTPS with this key and certificate (PEM).
+    public var tls: TLSCredentials?
+    /// SO_REUSEPORT, so a loopback listener and a wildcard one can share a port (the kernel
+    /// prefers the socket bound to the exact address).
+    public var sharePort: Bool
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: Int = 2,
-                connectionTimeout: Int = 30, connectionLimit: Int = 1000) {
+                connectionTimeout: Int = 30, connectionLimit: Int = 1000, tls: TLSCredentials? = nil,
+                sharePort: Bool = false) {
         self.host = host
         self.port = port
         self.threads = threads
         self.connectionTimeout = connectionTimeout
         self.connectionLimit = connectionLimit
+        self.tls = tls
+        self.sharePort = sharePort
+    }
+}
+
+public struct TLSCredentials: Sendable {
+    public var keyPEM: String
+    public var certificatePEM: String
+    public init(keyPEM: String, certificatePEM: String) {
+        self.keyPEM = keyPEM
+        self.certificatePEM = certificatePEM
     }
 }
 
@@ -43,6 +60,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let options: HTTPServerOptions
     private var daemon: OpaquePointer?
     public private(set) var port: UInt16 = 0
+    /// Key, certificate and priorities as C strings for MHD (TLS only).
+    private var tlsStrings: [UnsafeMutablePointer<CChar>?] = []
 
     public init(handler: any HTTPHandler, options: HTTPServerOptions) {
         self.handler = handler
@@ -51,11 +70,20 @@ public final class HTTPServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    public func start() throws {
+    /// Binds `port` instead of the configured one when given.
+    public func start(port requestedPort: UInt16? = nil) throws {
+        var options = self.options
+        if let requestedPort { options.port = requestedPort }
         let bindAddress = try SocketAddress(host: options.host, port: options.port)
         var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         if bindAddress.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+        if options.tls != nil { flags |= MHD_USE_TLS.rawValue }
+        // MHD keeps these pointers; they live until stop().
+        releaseTLSStrings()
+        if let tls = options.tls {
+            tlsStrings = [strdup(tls.keyPEM), strdup(tls.certificatePEM), strdup(tlsPriorities)]
+        }
         // The server outlives every callback: stop() joins MHD's threads before `self` can go.
         let selfPointer = Unmanaged.passUnretained(self).toOpaque()
         daemon = bindAddress.withSockaddr { sockaddrPointer -> OpaquePointer? in
@@ -66,8 +94,15 @@ public final class HTTPServer: @unchecked Sendable {
                 cmhd_option_ptr(.SOCK_ADDR, 0, UnsafeMutableRawPointer(mutating: sockaddrPointer)),
                 cmhd_option_completed(requestCompleted, selfPointer),
                 cmhd_option_unescape(keepEscaped, nil),
-                cmhd_option_end(),
             ]
+            if options.sharePort { items.append(cmhd_option_int(.LISTENING_ADDRESS_REUSE, 1)) }
+            if tlsStrings.count == 3, let key = tlsStrings[0], let certificate = tlsStrings[1],
+               let priorities = tlsStrings[2] {
+                items.append(cmhd_option_ptr(.HTTPS_MEM_KEY, 0, key))
+                items.append(cmhd_option_ptr(.HTTPS_MEM_CERT, 0, certificate))
+                items.append(cmhd_option_ptr(.HTTPS_PRIORITIES, 0, priorities))
+            }
+            items.append(cmhd_option_end())
             return items.withUnsafeMutableBufferPointer { buffer in
                 cmhd_start_daemon(flags, options.port, accessHandler, selfPointer, buffer.baseAddress)
             }
@@ -76,12 +111,36 @@ public final class HTTPServer: @unchecked Sendable {
         port = Self.boundPort(listenFD: cmhd_listen_fd(daemon)) ?? options.port
     }
 
+    /// True when nothing else listens on host:port. Listeners that share a port (SO_REUSEPORT)
+    /// would otherwise quietly share it with another process of the same user.
+    public static func portIsFree(host: String, port: UInt16) -> Bool {
+        guard let address = try? SocketAddress(host: host, port: port) else { return false }
+        let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var on: Int32 = 1
+        // SO_REUSEADDR alone only skips TIME_WAIT leftovers; a live listener still conflicts.
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let length = socklen_t(address.isIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+        return address.withSockaddr { bind(fd, $0, length) } == 0
+    }
+
     /// Stops accepting, finishes with MHD's threads and closes every connection.
     public func stop() {
         if let daemon {
             MHD_stop_daemon(daemon)
             self.daemon = nil
         }
+        releaseTLSStrings()
+    }
+
+    private func releaseTLSStrings() {
+        for string in tlsStrings {
+            // The key is secret: clear it before the memory goes back.
+            if let string { memset(string, 0, strlen(string)) }
+            free(string)
+        }
+        tlsStrings = []
     }
 
     private static func boundPort(listenFD: Int32) -> UInt16? {
@@ -106,7 +165,7 @@ public final class HTTPServer: @unchecked Sendable {
             let context = RequestContext(head: HTTPRequestHead(
                 method: String(cString: method), rawPath: String(cString: url),
                 headers: Self.values(connection, kind: .HEADER_KIND, lowercase: true), query: Self.query(connection),
-                remoteAddress: Self.remoteAddress(connection)))
+                remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
             switch handler.plan(for: context.head) {
@@ -151,7 +210,8 @@ public final class HTTPServer: @unchecked Sendable {
         if let refusal = context.refusal { return queue(refusal, on: connection) }
         let head = context.head
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
-                                  body: context.body, remoteAddress: head.remoteAddress, bodySink: context.sink)
+                                  body: context.body, remoteAddress: head.remoteAddress, bodySink: context.sink,
+                                  secure: head.secure)
         context.body = []
         return queue(handler.handle(request), on: connection)
     }
@@ -162,7 +222,7 @@ public final class HTTPServer: @unchecked Sendable {
             stream.attach(connection)
             // MHD holds this reference until it calls streamFree with the response.
             let streamPointer = Unmanaged.passRetained(stream).toOpaque()
-            mhdResponse = MHD_create_response_from_callback(UInt64.max, 16 * 1024, streamRead, streamPointer,
+            mhdResponse = MHD_create_response_from_callback(response.streamLength ?? UInt64.max, 64 * 1024, streamRead, streamPointer,
                                                             streamFree)
             if mhdResponse == nil { Unmanaged<HTTPStream>.fromOpaque(streamPointer).release() }
         } else if let file = response.file {
@@ -220,6 +280,9 @@ public final class HTTPServer: @unchecked Sendable {
         return SocketAddress.describe(address)
     }
 }
+
+/// TLS 1.2 and 1.3 only, GnuTLS's secure defaults otherwise.
+private let tlsPriorities = "SECURE256:SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-SHA1"
 
 /// State of one request between MHD's calls to the access handler.
 private final class RequestContext {

@@ -30,11 +30,14 @@ public struct DaemonError: Error, CustomStringConvertible {
 /// loopsyd wired together: config, identity, database, HTTP server and background upkeep.
 public final class Daemon: Sendable {
     public let node: NodeServices
-    private let server: HTTPServer
+    /// The first binds the port; with TLS, the second is plain HTTP on loopback at the same port.
+    private let servers: [HTTPServer]
     private let auditLog: AuditLog
     private let rateLimiter: RateLimiter
     private let options: DaemonOptions
+    private let host: String
     private let running = Atomic<Bool>(false)
+    private let discovery = Mutex<Discovery?>(nil)
     private let upkeepQueue = DispatchQueue(label: "loopsy.upkeep")
 
     public init(options: DaemonOptions) throws {
@@ -47,20 +50,38 @@ public final class Daemon: Sendable {
             throw DaemonError("no node identity at \(dataDir.identityKeyFile); run `loopsy init`")
         }
         let identity = try NodeIdentity.load(from: dataDir.identityKeyFile)
+        let host = options.host ?? config.server.host
+        // Peers get HTTPS when tls.enabled; local clients always have plain HTTP on 127.0.0.1
+        // (a second listener when server.host is anything else).
+        let servesTLS = config.tls.enabled && !["127.0.0.1", "localhost", "::1"].contains(host)
+        var tlsCredentials: TLSCredentials?
+        if servesTLS {
+            let files = try TLSFiles.ensure(dataDir, identity: identity)
+            tlsCredentials = TLSCredentials(keyPEM: files.key, certificatePEM: files.certificate)
+        }
         let pool = try DatabasePool(path: dataDir.databaseFile,
                                     migrations: try Migration.load(from: try Migration.locateDirectory()))
-        node = NodeServices(config: config, dataDir: dataDir, identity: identity, pool: pool, logger: logger)
+        node = NodeServices(config: config, dataDir: dataDir, identity: identity, pool: pool, logger: logger,
+                            servesTLS: servesTLS, monitorPeers: true)
         auditLog = AuditLog(store: node.auditStore, logger: logger)
         rateLimiter = RateLimiter(perMinute: [.execute: config.rateLimits.execute,
                                               .transfer: config.rateLimits.transfer,
                                               .context: config.rateLimits.context])
-        let authenticator = Authenticator(auth: config.auth, configPath: dataDir.configFile, logger: logger)
+        let peerStore = node.peers.store
+        let authenticator = Authenticator(auth: config.auth, configPath: dataDir.configFile, logger: logger,
+                                          peerForKeyHash: { try? peerStore.nodeId(forKeyHash: $0) })
         let dispatcher = Dispatcher(routes: Routes.table(config: config), node: node, authenticator: authenticator,
                                     rateLimiter: rateLimiter, auditLog: auditLog)
         let threads = config.server.threads > 0 ? config.server.threads : max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        server = HTTPServer(handler: dispatcher, options: HTTPServerOptions(
-            host: options.host ?? config.server.host, port: UInt16(options.port ?? config.server.port),
-            threads: threads))
+        let port = UInt16(options.port ?? config.server.port)
+        var servers = [HTTPServer(handler: dispatcher, options: HTTPServerOptions(
+            host: host, port: port, threads: threads, tls: tlsCredentials, sharePort: servesTLS))]
+        if servesTLS {
+            servers.append(HTTPServer(handler: dispatcher, options: HTTPServerOptions(
+                host: "127.0.0.1", port: port, threads: max(2, threads / 2), sharePort: true)))
+        }
+        self.servers = servers
+        self.host = host
     }
 
     /// Binds, writes daemon.pid and daemon.port, and starts upkeep. Returns the bound port.
@@ -71,19 +92,54 @@ public final class Daemon: Sendable {
             throw DaemonError("loopsyd is already running for \(dataDir.root) (pid \(pid)); stop it with `loopsy stop`")
         }
         do {
-            try server.start()
+            guard servers.count == 1 || options.port == 0 || HTTPServer.portIsFree(host: host, port: UInt16(options.port ?? node.config.server.port)) else {
+                throw DaemonError("port \(options.port ?? node.config.server.port) is in use on \(host); "
+                    + "stop whatever listens there or change server.port")
+            }
+            try servers[0].start()
+            let port = servers[0].port
+            for server in servers.dropFirst() {
+                // The loopback listener takes the port the first one got (port 0 picks one).
+                try server.start(port: port)
+            }
+        } catch let error as DaemonError {
+            servers.forEach { $0.stop() }
+            throw error
         } catch {
+            servers.forEach { $0.stop() }
             throw DaemonError("\(error)")
         }
-        node.port = Int(server.port)
+        let port = servers[0].port
+        node.port = Int(port)
         try SecureFile.write(dataDir.pidFile, contents: "\(getpid())\n", mode: 0o644)
-        try SecureFile.write(dataDir.portFile, contents: "\(server.port)\n", mode: 0o644)
+        try SecureFile.write(dataDir.portFile, contents: "\(port)\n", mode: 0o644)
         running.store(true, ordering: .relaxed)
         auditLog.start()
+        node.monitor?.start()
+        addManualPeers()
+        if node.config.discovery.enabled {
+            let discovery = Discovery(service: node.peers, monitor: node.monitor, logger: node.logger)
+            discovery.start()
+            self.discovery.withLock { $0 = discovery }
+        }
         upkeep()
-        node.logger.info("loopsyd \(LoopsyVersion.current) listening on \(options.host ?? node.config.server.host):\(server.port) "
-            + "node \(node.identity.nodeId) data \(dataDir.root)")
-        return Int(server.port)
+        node.logger.info("loopsyd \(LoopsyVersion.current) listening on \(host):\(port)"
+            + (servers.count > 1 ? " (HTTPS for peers, HTTP on 127.0.0.1)" : "")
+            + " node \(node.identity.nodeId) data \(dataDir.root)")
+        return Int(port)
+    }
+
+    /// `discovery.manualPeers`: probed in the background, recorded when they answer.
+    private func addManualPeers() {
+        for peer in node.config.discovery.manualPeers {
+            DispatchQueue.global().async { [node] in
+                do {
+                    _ = try node.peers.add(PeerAddRequest(address: peer.address, port: peer.port))
+                } catch {
+                    node.logger.warn("discovery.manualPeers \(peer.address):\(peer.port): \(error)")
+                }
+            }
+        }
     }
 
     /// Stops serving (in-flight requests finish), flushes the audit log, removes the pid file.
@@ -91,8 +147,13 @@ public final class Daemon: Sendable {
         guard running.exchange(false, ordering: .relaxed) else { return }
         // Jobs first: their streams finish, which resumes every suspended connection before
         // MHD is stopped.
+        discovery.withLock { discovery in
+            discovery?.stop()
+            discovery = nil
+        }
         node.execution.shutdown()
-        server.stop()
+        node.monitor?.stop()
+        servers.forEach { $0.stop() }
         auditLog.stop()
         unlink(options.dataDir.pidFile)
         unlink(options.dataDir.portFile)

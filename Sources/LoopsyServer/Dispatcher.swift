@@ -37,7 +37,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
         // A streamed body goes to disk: every check happens before its first byte is accepted.
         let started = Clock.monotonicSeconds()
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
-                                  remoteAddress: head.remoteAddress)
+                                  remoteAddress: head.remoteAddress, secure: head.secure)
         var caller = Caller.anonymous(head.remoteAddress)
         let requestId = RequestID.make()
         do {
@@ -126,7 +126,8 @@ public final class Dispatcher: HTTPHandler, Sendable {
     private func admit(_ request: HTTPRequest, route: Route, caller: inout Caller) throws {
         try checkHostAndOrigin(request)
         if route.access == .authenticated {
-            caller = try authenticator.authenticate(authorization: request.header("authorization")).get()
+            caller = try authenticator.authenticate(authorization: request.header("authorization"),
+                                                    nodeId: request.header("x-loopsy-node-id")).get()
         }
         if let category = route.category, let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
             throw APIError.tooManyRequests(

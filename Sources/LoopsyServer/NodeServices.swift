@@ -17,10 +17,15 @@ public final class NodeServices: Sendable {
     public let execution: ExecutionService
     public let transfer: TransferService
     public let logger: Logger
+    public let peers: PeerService
+    /// Health checks of peers (nil in tests that build a node without them).
+    public let monitor: PeerMonitor?
     public let startedAt = Clock.monotonicSeconds()
-    private let boundPort = Atomic<Int>(0)
+    private let portCell = PortCell()
 
-    public init(config: LoopsyConfig, dataDir: DataDir, identity: NodeIdentity, pool: DatabasePool, logger: Logger) {
+    /// `servesTLS`: whether peers reach this node over HTTPS.
+    public init(config: LoopsyConfig, dataDir: DataDir, identity: NodeIdentity, pool: DatabasePool, logger: Logger,
+                servesTLS: Bool = false, monitorPeers: Bool = false) {
         self.config = config
         self.dataDir = dataDir
         self.identity = identity
@@ -31,12 +36,21 @@ public final class NodeServices: Sendable {
         auditStore = AuditStore(pool: pool)
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)
         transfer = TransferService(config: config.transfer)
+        let host = config.server.host
+        let advertised = host == "0.0.0.0" || host == "::" || HostPolicy.isLoopback(host) ? "" : host
+        peers = PeerService(
+            store: PeerStore(pool: pool),
+            local: LocalNodeInfo(identity: identity, hostname: hostname, tls: servesTLS, advertisedAddress: advertised,
+                                 portCell: portCell),
+            pinnedCerts: config.tls.pinnedCerts, auditStore: auditStore, logger: logger)
+        monitor = monitorPeers ? PeerMonitor(service: peers, interval: config.discovery.healthInterval,
+                                             offlineAfter: config.discovery.offlineAfter, logger: logger) : nil
     }
 
     /// The port the server actually listens on.
     public var port: Int {
-        get { boundPort.load(ordering: .relaxed) }
-        set { boundPort.store(newValue, ordering: .relaxed) }
+        get { portCell.value }
+        set { portCell.value = newValue }
     }
 
     public var uptime: Double { Clock.monotonicSeconds() - startedAt }

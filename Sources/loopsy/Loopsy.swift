@@ -16,8 +16,8 @@ struct Loopsy: ParsableCommand {
             the request, 64 bad usage, 69 the daemon is not running.
             """,
         version: LoopsyVersion.current,
-        subcommands: [Init.self, Start.self, Stop.self, Status.self, Exec.self, Send.self, Pull.self, Context.self,
-                      Key.self, Logs.self])
+        subcommands: [Init.self, Start.self, Stop.self, Status.self, Peers.self, Connect.self, Exec.self, Send.self,
+                      Pull.self, Context.self, Key.self, Logs.self])
 }
 
 /// Options every command shares.
@@ -33,6 +33,13 @@ struct GlobalOptions: ParsableArguments {
         } catch {
             throw CLIFailure.from(error)
         }
+    }
+
+    /// The local daemon's client, relaying to `peer` unless it is nil, "local" or "self".
+    func client(peer: String?, timeoutSeconds: Int = 30) throws -> LoopsyClient {
+        let local = try client(timeoutSeconds: timeoutSeconds)
+        guard let peer, !["local", "self"].contains(peer) else { return local }
+        return local.throughPeer(peer)
     }
 }
 

@@ -283,7 +283,8 @@ import Testing
         #expect(timedOut.status == 143)
         #expect(timedOut.stderr.contains("timed out"))
         let unknownPeer = try node.cli("exec", "nowhere", "ls")
-        #expect(unknownPeer.status == 64)
+        #expect(unknownPeer.status == 1)
+        #expect(unknownPeer.stderr.contains("no known peer is named 'nowhere'"))
     }
 
     @Test func ctrlCCancelsTheRemoteJob() throws {

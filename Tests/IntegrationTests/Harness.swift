@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LoopsyAPI
 import LoopsyClient
@@ -71,6 +72,8 @@ final class TestNode: @unchecked Sendable {
     private(set) var process: Process?
     private(set) var port = 0
     private var stderrPipe: Pipe?
+    /// A command that runs the binaries elsewhere (`lab.sh exec LAB I` for a network namespace).
+    var launcher: [String] = []
 
     /// `configure` edits the generated config.yaml text before the daemon starts.
     init(dataDir directory: String? = nil, configure: (String) -> String = { $0 }) throws {
@@ -93,11 +96,14 @@ final class TestNode: @unchecked Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var environment: [String: String] { ["LOOPSY_DATA_DIR": dataDir] }
 
-    /// Starts loopsyd with `--port 0` and reads the bound port from its first line of output.
-    func start(environment extra: [String: String] = [:]) throws {
+    /// Starts loopsyd (by default on an ephemeral loopback port) and reads the bound port from
+    /// its first line of output.
+    func start(environment extra: [String: String] = [:], host: String = "127.0.0.1", port: Int = 0) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Binaries.path("loopsyd"))
-        process.arguments = ["--data-dir", dataDir, "--port", "0", "--host", "127.0.0.1"]
+        let daemon = try Binaries.path("loopsyd")
+        let arguments = ["--data-dir", dataDir, "--port", String(port), "--host", host]
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? daemon)
+        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [daemon] + arguments
         if !extra.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -162,8 +168,47 @@ final class TestNode: @unchecked Sendable {
     }
 
     func cli(_ arguments: String...) throws -> CommandResult {
-        try run(try Binaries.path("loopsy"), arguments, environment: environment)
+        try cli(arguments)
     }
+
+    func cli(_ arguments: [String], stdin: String? = nil) throws -> CommandResult {
+        let loopsy = try Binaries.path("loopsy")
+        guard let first = launcher.first else { return try run(loopsy, arguments, environment: environment, stdin: stdin) }
+        return try run(first, Array(launcher.dropFirst()) + [loopsy] + arguments, environment: environment, stdin: stdin)
+    }
+
+    /// Peers as `loopsy peers --json` shows them.
+    func peers() throws -> [PeerInfo] {
+        let result = try cli("peers", "list", "--json")
+        guard result.status == 0 else { throw HarnessError("loopsy peers failed: \(result.stderr)") }
+        return try JSONDecoder().decode(PeerListResponse.self, from: Data(result.stdout.utf8)).peers
+    }
+
+    /// The nodeId `loopsy init` made (SHA-256 of the identity's public key, first 16 bytes).
+    var nodeId: String {
+        get throws {
+            let pem = try String(contentsOfFile: dataDir + "/identity.pem", encoding: .utf8)
+            let key = try P256.Signing.PrivateKey(pemRepresentation: pem)
+            return SHA256.hash(data: key.publicKey.x963Representation).prefix(16).map { String(format: "%02x", $0) }
+                .joined()
+        }
+    }
+}
+
+/// Polls `condition` every 100 ms until it holds or `seconds` pass; returns whether it held.
+func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    return try condition()
+}
+
+/// Changes one config line ("  key: old" → "  key: new"), failing loudly if it is not there.
+func replacingLine(_ text: String, _ old: String, _ new: String) -> String {
+    precondition(text.contains(old), "config template has no line '\(old)'")
+    return text.replacingOccurrences(of: old, with: new)
 }
 
 extension CurlHTTPClient.Response {

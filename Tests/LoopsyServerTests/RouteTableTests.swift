@@ -21,8 +21,9 @@ import Testing
         for route in routes { #expect(route.pattern.hasPrefix("/api/v1/")) }
     }
 
-    @Test func onlyHealthIsOpen() {
-        #expect(routes.filter { $0.access == .open }.map(\.pattern) == ["/api/v1/health"])
+    /// Identity is public: mDNS announces the same facts, and peers need the key to pin it.
+    @Test func onlyHealthAndIdentityAreOpen() {
+        #expect(routes.filter { $0.access == .open }.map(\.pattern) == ["/api/v1/health", "/api/v1/identity"])
     }
 
     @Test func openAPIDocumentsEveryRouteAndNothingElse() throws {
@@ -41,7 +42,7 @@ import Testing
                 #expect(operation["operationId"] != nil)
             }
         }
-        #expect(documented == Set(routes.map { "\($0.method.rawValue) \($0.pattern)" }))
+        #expect(documented == Set(routes.map { "\($0.method.rawValue) \($0.pattern.replacing("+}", with: "}"))" }))
     }
 
     @Test func everySchemaReferenceResolves() throws {
@@ -89,6 +90,16 @@ import Testing
         #expect(matched("GET", "/api/v1/status/") == nil)
         #expect(matched("GET", "/api/v1/context/") == nil)
         #expect(matched("GET", "api/v1/status") == nil)
+    }
+
+    @Test func forwardingTakesTheRestOfThePathStillEncoded() {
+        #expect(matched("POST", "/api/v1/peers/bob/execute/stream")?.1 == ["peer": "bob", "path": "execute/stream"])
+        #expect(matched("GET", "/api/v1/peers/b%20o/context/a%2Fb")?.1 == ["peer": "b o", "path": "context/a%2Fb"])
+        #expect(matched("GET", "/api/v1/peers/bob/") == nil)
+        #expect(matched("GET", "/api/v1/peers/bob") == nil)
+        // Fixed routes under /peers keep their own handlers.
+        #expect(matched("POST", "/api/v1/peers/handshake")?.0 == "/api/v1/peers/handshake")
+        #expect(matched("DELETE", "/api/v1/peers/bob")?.0 == "/api/v1/peers/{nodeId}")
     }
 
     @Test func badEscapesAreReported() {

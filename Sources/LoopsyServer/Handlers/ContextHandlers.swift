@@ -58,6 +58,7 @@ public enum ContextHandlers {
 
     /// The node a write comes from: this node for local callers, else the caller's identity.
     static func origin(_ context: RequestContext) -> String {
-        context.caller == .local ? context.node.identity.nodeId : context.caller.id
+        if let peer = context.caller.peerNodeId ?? context.caller.viaNodeId { return peer }
+        return context.caller == .local ? context.node.identity.nodeId : context.caller.id
     }
 }

@@ -8,7 +8,7 @@ import Glibc
 /// Health, status, identity, audit and the API description.
 public enum SystemHandlers {
     /// Capabilities this build offers to peers.
-    public static let capabilities = ["context", "audit", "execute", "transfer"]
+    public static let capabilities = ["context", "audit", "execute", "transfer", "peers"]
 
     static func health(_ context: RequestContext) throws -> HTTPResponse {
         try .json(HealthResponse(status: "ok", nodeId: context.node.identity.nodeId, version: LoopsyVersion.current,
@@ -16,17 +16,15 @@ public enum SystemHandlers {
     }
 
     static func identity(_ context: RequestContext) throws -> HTTPResponse {
-        let node = context.node
-        return try .json(IdentityResponse(nodeId: node.identity.nodeId, hostname: node.hostname, platform: "linux",
-                                          version: LoopsyVersion.current, port: node.port,
-                                          capabilities: capabilities))
+        try .json(context.node.peers.local.identityResponse())
     }
 
     static func status(_ context: RequestContext) throws -> HTTPResponse {
         let node = context.node
+        let peers = try node.peers.store.count()
         return try .json(StatusResponse(
             nodeId: node.identity.nodeId, hostname: node.hostname, version: LoopsyVersion.current, port: node.port,
-            uptime: node.uptime, pid: Int(getpid()), dataDir: node.dataDir.root, peers: 0, jobs: node.execution.runningJobs,
+            uptime: node.uptime, pid: Int(getpid()), dataDir: node.dataDir.root, peers: peers.all, peersOnline: peers.online, jobs: node.execution.runningJobs,
             context: try node.contextStore.count()))
     }
 

@@ -1,16 +1,32 @@
 import LoopsyAPI
 import LoopsyConfig
+import Crypto
 import LoopsyStore
 import Synchronization
 
 /// Who made a request, as far as auth can tell.
 public struct Caller: Sendable, Equatable {
     /// "local" for the node's own key, "key:<name>" for an `auth.allowedKeys` entry,
-    /// "anonymous@<address>" for open routes called without a credential.
+    /// "peer:<nodeId>" for a peer's own credential, "anonymous@<address>" for open routes called
+    /// without one. A call relayed by another node adds " via <nodeId>" (as that node claims).
     public var id: String
+    /// Set when the credential is a peer's: the only node it is valid for.
+    public var peerNodeId: String?
+    /// The node that relayed the call, as it says (X-Loopsy-Node-Id with one of our own keys).
+    public var viaNodeId: String?
+
+    public init(id: String, peerNodeId: String? = nil, viaNodeId: String? = nil) {
+        self.id = id
+        self.peerNodeId = peerNodeId
+        self.viaNodeId = viaNodeId
+    }
 
     public static let local = Caller(id: "local")
     public static func anonymous(_ address: String) -> Caller { Caller(id: "anonymous@\(address)") }
+    public static func peer(_ nodeId: String) -> Caller { Caller(id: "peer:\(nodeId)", peerNodeId: nodeId) }
+
+    /// May this caller act as the node itself (forward to peers, manage peers)?
+    public var isOwner: Bool { peerNodeId == nil && !id.hasPrefix("anonymous@") }
 }
 
 /// Checks Bearer credentials against the node key and `auth.allowedKeys`.
@@ -31,10 +47,14 @@ public final class Authenticator: Sendable {
     private let configPath: String?
     private let logger: Logger
     private let state: Mutex<State>
+    /// The peer whose credential hashes to the given hex SHA-256, if any.
+    private let peerForKeyHash: @Sendable (String) -> String?
 
-    public init(auth: LoopsyConfig.Auth, configPath: String?, logger: Logger) {
+    public init(auth: LoopsyConfig.Auth, configPath: String?, logger: Logger,
+                peerForKeyHash: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.configPath = configPath
         self.logger = logger
+        self.peerForKeyHash = peerForKeyHash
         state = Mutex(State(keys: Self.keys(from: auth), stamp: configPath.flatMap(SecureFile.changeStamp),
                             checkedAt: Clock.monotonicSeconds()))
     }
@@ -43,8 +63,14 @@ public final class Authenticator: Sendable {
         Keys(apiKey: auth.apiKey, allowed: auth.allowedKeys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     }
 
-    /// The caller for an Authorization header, or the 401/403 to answer.
-    public func authenticate(authorization: String?) -> Result<Caller, APIError> {
+    /// The hex SHA-256 under which peer credentials are stored.
+    public static func keyHash(_ key: String) -> String {
+        Hex.encode(SHA256.hash(data: Array(key.utf8)))
+    }
+
+    /// The caller for an Authorization header, or the 401/403 to answer. `nodeId` is what the
+    /// X-Loopsy-Node-Id header claims: a peer credential is refused for any other node.
+    public func authenticate(authorization: String?, nodeId: String? = nil) -> Result<Caller, APIError> {
         guard let authorization, !authorization.isEmpty else {
             return .failure(.unauthorized("missing credentials: send 'Authorization: Bearer <api key>' "
                 + "(the key is in config.yaml; `loopsy key show` prints it)"))
@@ -61,7 +87,19 @@ public final class Authenticator: Sendable {
         for (name, key) in keys.allowed where Secrets.equal(token, key) && caller == nil {
             caller = Caller(id: "key:\(name)")
         }
-        guard let caller else { return .failure(.forbidden("invalid API key", code: "invalid_credentials")) }
+        // Peer credentials are 256-bit random keys looked up by hash: the lookup leaks nothing
+        // an attacker could use to guess one.
+        if caller == nil, let peer = peerForKeyHash(Self.keyHash(String(token))) {
+            if let nodeId, nodeId != peer {
+                return .failure(.forbidden("this credential belongs to another node", code: "credential_node_mismatch"))
+            }
+            return .success(.peer(peer))
+        }
+        guard var caller else { return .failure(.forbidden("invalid API key", code: "invalid_credentials")) }
+        if let nodeId, nodeId.utf8.count == 32, nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
+            caller.id += " via \(nodeId)"
+            caller.viaNodeId = nodeId
+        }
         return .success(caller)
     }
 

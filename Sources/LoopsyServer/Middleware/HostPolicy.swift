@@ -44,7 +44,12 @@ public struct HostPolicy: Sendable {
         return sent == "http://" + own || sent == "https://" + own
     }
 
-    static func isIPLiteral(_ host: String) -> Bool {
+    /// 127.0.0.0/8, ::1 or localhost.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || (host.hasPrefix("127.") && isIPLiteral(host))
+    }
+
+    public static func isIPLiteral(_ host: String) -> Bool {
         let bytes = Array(host.utf8)
         if bytes.contains(UInt8(ascii: ":")) {
             return bytes.allSatisfy { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || isHexDigit($0) }

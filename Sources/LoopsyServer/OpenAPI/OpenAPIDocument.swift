@@ -6,11 +6,13 @@ public enum OpenAPIDocument {
         var paths: [(String, JSONValue)] = []
         for route in routes {
             let operation = self.operation(route)
-            if let index = paths.firstIndex(where: { $0.0 == route.pattern }), case .object(var methods) = paths[index].1 {
+            // OpenAPI has no multi-segment parameter: "{path+}" is documented as "{path}".
+            let path = route.pattern.replacing("+}", with: "}")
+            if let index = paths.firstIndex(where: { $0.0 == path }), case .object(var methods) = paths[index].1 {
                 methods.append((route.method.rawValue.lowercased(), operation))
                 paths[index].1 = .object(methods)
             } else {
-                paths.append((route.pattern, .object([(route.method.rawValue.lowercased(), operation)])))
+                paths.append((path, .object([(route.method.rawValue.lowercased(), operation)])))
             }
         }
         return [
@@ -33,6 +35,12 @@ public enum OpenAPIDocument {
         let doc = route.doc
         var parameters: [JSONValue] = []
         for segment in route.segments where segment.hasPrefix("{") {
+            if segment.hasSuffix("+}") {
+                parameters.append(["name": .string(String(segment.dropFirst().dropLast(2))), "in": "path",
+                                   "required": true, "description": "the rest of an API path, slashes included",
+                                   "schema": ["type": "string", "minLength": 1]])
+                continue
+            }
             let name = String(segment.dropFirst().dropLast())
             parameters.append(["name": .string(name), "in": "path", "required": true,
                                "schema": ["type": "string", "minLength": 1, "maxLength": 512]])

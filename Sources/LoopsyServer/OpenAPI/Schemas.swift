@@ -10,6 +10,8 @@ public enum Schemas {
     static let integer: JSONValue = ["type": "integer"]
     static let number: JSONValue = ["type": "number"]
     static let nullableInteger: JSONValue = ["type": ["integer", "null"]]
+    static let nullableString: JSONValue = ["type": ["string", "null"]]
+    static let boolean: JSONValue = ["type": "boolean"]
 
     static let components: [(String, JSONValue)] = [
         ("Error", object([
@@ -22,12 +24,43 @@ public enum Schemas {
         ("Identity", object([
             ("nodeId", string), ("hostname", string), ("platform", string), ("version", string),
             ("port", integer), ("capabilities", ["type": "array", "items": string]),
-        ], required: ["nodeId", "hostname", "platform", "version", "port", "capabilities"])),
+            ("publicKey", ["type": "string", "description": "base64 X9.63 P-256 public key"]),
+            ("fingerprint", ["type": "string", "description": "hex SHA-256 of the TLS SubjectPublicKeyInfo"]),
+            ("tls", boolean),
+        ], required: ["nodeId", "hostname", "platform", "version", "port", "capabilities", "publicKey", "fingerprint",
+                      "tls"])),
         ("Status", object([
             ("nodeId", string), ("hostname", string), ("version", string), ("port", integer), ("uptime", number),
-            ("pid", integer), ("dataDir", string), ("peers", integer), ("jobs", integer), ("context", integer),
-        ], required: ["nodeId", "hostname", "version", "port", "uptime", "pid", "dataDir", "peers", "jobs",
-                      "context"])),
+            ("pid", integer), ("dataDir", string), ("peers", integer), ("peersOnline", integer), ("jobs", integer),
+            ("context", integer),
+        ], required: ["nodeId", "hostname", "version", "port", "uptime", "pid", "dataDir", "peers", "peersOnline",
+                      "jobs", "context"])),
+        ("Peer", object([
+            ("nodeId", string), ("name", string), ("address", string), ("addresses", ["type": "array", "items": string]),
+            ("port", integer), ("platform", string), ("version", string),
+            ("capabilities", ["type": "array", "items": string]), ("fingerprint", nullableString), ("tls", boolean),
+            ("status", ["type": "string", "enum": ["online", "offline", "unknown"]]), ("lastSeen", nullableInteger),
+            ("lastChecked", nullableInteger), ("failures", integer), ("lastError", nullableString),
+            ("source", ["type": "string", "enum": ["mdns", "manual", "paired"]]), ("hasCredential", boolean),
+            ("acceptsCredential", boolean), ("createdAt", integer), ("updatedAt", integer),
+        ], required: ["nodeId", "name", "address", "addresses", "port", "platform", "version", "capabilities", "tls",
+                      "status", "failures", "source", "hasCredential", "acceptsCredential", "createdAt", "updatedAt"])),
+        ("PeerList", object([("peers", ["type": "array", "items": ref("Peer")])], required: ["peers"])),
+        ("PeerAdd", object([
+            ("address", ["type": "string", "minLength": 1, "description": "IP address or host name"]),
+            ("port", ["type": "integer", "minimum": 1, "maximum": 65535]),
+            ("apiKey", ["type": "string", "description": "a key the peer accepts; then this node introduces itself"]),
+            ("fingerprint", ["type": "string", "description": "expected hex fingerprint; a mismatch refuses the peer"]),
+        ], required: ["address"])),
+        ("PeerHandshake", object([
+            ("nodeId", string), ("hostname", string), ("publicKey", string), ("address", string), ("port", integer),
+            ("tls", boolean), ("platform", string), ("version", string),
+            ("capabilities", ["type": "array", "items": string]),
+            ("credential", ["type": "string", "description": "key the receiver presents when calling the sender (TLS only)"]),
+        ], required: ["nodeId", "hostname", "publicKey", "address", "port", "tls", "platform", "version",
+                      "capabilities"])),
+        ("PeerHandshakeResult", object([("nodeId", string), ("credentialStored", boolean)],
+                                       required: ["nodeId", "credentialStored"])),
         ("ContextEntry", object([
             ("key", string), ("value", string), ("fromNodeId", string), ("createdAt", integer),
             ("updatedAt", integer), ("ttl", nullableInteger), ("expiresAt", nullableInteger),

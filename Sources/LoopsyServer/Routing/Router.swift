@@ -5,6 +5,8 @@ import LoopsyHTTP
 ///
 /// Segments are compared before any decoding; only parameter segments are percent-decoded, each
 /// on its own. So `/api/v1/%63ontext` matches nothing and `%2F` inside a key stays in the key.
+/// A last segment `{name+}` takes the rest of the path (one or more segments), still encoded:
+/// it is relayed, not interpreted.
 /// Matching works on UTF-8 bytes: it runs for every request.
 public struct Router: Sendable {
     public enum Match {
@@ -18,6 +20,7 @@ public struct Router: Sendable {
     private enum Segment: Sendable {
         case literal([UInt8])
         case parameter(String)
+        case rest(String)
     }
 
     public let routes: [Route]
@@ -26,8 +29,10 @@ public struct Router: Sendable {
     public init(routes: [Route]) {
         self.routes = routes
         compiled = routes.map { route in
-            (route, route.segments.map { segment in
-                segment.hasPrefix("{") ? .parameter(String(segment.dropFirst().dropLast())) : .literal(Array(segment.utf8))
+            (route, route.segments.map { segment -> Segment in
+                if segment.hasPrefix("{") && segment.hasSuffix("+}") { return .rest(String(segment.dropFirst().dropLast(2))) }
+                return segment.hasPrefix("{") ? .parameter(String(segment.dropFirst().dropLast()))
+                    : .literal(Array(segment.utf8))
             })
         }
     }
@@ -50,13 +55,16 @@ public struct Router: Sendable {
         ranges.append(start..<bytes.count)
 
         var allowed: [String] = []
-        for (route, pattern) in compiled where pattern.count == ranges.count {
+        for (route, pattern) in compiled {
+            let hasRest: Bool
+            if case .rest = pattern.last { hasRest = true } else { hasRest = false }
+            guard pattern.count == ranges.count || (hasRest && ranges.count > pattern.count) else { continue }
             var matched = true
             for (segment, range) in zip(pattern, ranges) {
                 switch segment {
                 case .literal(let literal):
                     matched = literal.count == range.count && literal.elementsEqual(bytes[range])
-                case .parameter:
+                case .parameter, .rest:
                     matched = !range.isEmpty
                 }
                 if !matched { break }
@@ -68,6 +76,10 @@ public struct Router: Sendable {
             }
             var parameters: [String: String] = [:]
             for (segment, range) in zip(pattern, ranges) {
+                if case .rest(let name) = segment {
+                    parameters[name] = String(decoding: bytes[range.lowerBound..<bytes.count], as: UTF8.self)
+                    continue
+                }
                 guard case .parameter(let name) = segment else { continue }
                 let raw = String(decoding: bytes[range], as: UTF8.self)
                 guard let decoded = PercentDecoding.decode(Substring(raw)) else { return .badEncoding }

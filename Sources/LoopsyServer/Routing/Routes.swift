@@ -9,6 +9,12 @@ public enum Routes {
         // A JSON string can spell one byte as six ("\u0000"); the handler enforces the real limit.
         let contextBody = config.context.maxValueBytes * 6 + 4096
         let key = "/api/v1/context/{key}"
+        let forward = "/api/v1/peers/{peer}/{path+}"
+        let forwardResponses: [OperationDoc.Response] = [
+            OperationDoc.Response(status: 200, description: "Whatever the peer answers (status, body and headers)",
+                                  schema: nil),
+            .error(404, "Unknown peer"), .error(409, "The name matches several peers"),
+            .error(502, "The peer is unreachable or presented a TLS key other than the pinned one")]
         return [
             Route(.get, "/api/v1/audit", doc: OperationDoc(
                 "listAudit", "Recent audited requests, oldest first", tag: "system",
@@ -55,12 +61,37 @@ public enum Routes {
             Route(.get, "/api/v1/health", access: .open, doc: OperationDoc(
                 "health", "Liveness check (no auth)", tag: "system",
                 responses: [.ok(Schemas.ref("Health"))]), SystemHandlers.health),
-            Route(.get, "/api/v1/identity", doc: OperationDoc(
-                "identity", "This node's identity", tag: "system",
+            Route(.get, "/api/v1/identity", access: .open, doc: OperationDoc(
+                "identity", "This node's public identity: nodeId, public key and TLS fingerprint (no auth: "
+                    + "mDNS announces the same)", tag: "system",
                 responses: [.ok(Schemas.ref("Identity"))]), SystemHandlers.identity),
             Route(.get, "/api/v1/openapi.json", doc: OperationDoc(
                 "openapi", "This document", tag: "system",
                 responses: [.ok(Schemas.ref("OpenAPIDocument"))]), openAPI),
+            Route(.get, "/api/v1/peers", doc: OperationDoc(
+                "listPeers", "Known peers with health, source and pin (credentials are never shown)", tag: "peers",
+                responses: [.ok(Schemas.ref("PeerList"))]), PeerHandlers.list),
+            Route(.post, "/api/v1/peers", doc: OperationDoc(
+                "addPeer", "Probe a daemon at an address and record it; with its apiKey also introduce this node",
+                tag: "peers", requestBody: Schemas.ref("PeerAdd"),
+                responses: [OperationDoc.Response(status: 201, description: "The peer", schema: Schemas.ref("Peer")),
+                            .error(409, "Fingerprint differs from the expected one"),
+                            .error(502, "Nothing answers there, or its TLS key is not its identity key")]),
+                  PeerHandlers.add),
+            Route(.post, "/api/v1/peers/handshake", doc: OperationDoc(
+                "peerHandshake", "A node holding one of our keys introduces itself (and, over TLS, gives us a "
+                    + "credential for calling it)", tag: "peers", requestBody: Schemas.ref("PeerHandshake"),
+                responses: [.ok(Schemas.ref("PeerHandshakeResult"))]), PeerHandlers.handshake),
+            Route(.delete, "/api/v1/peers/{nodeId}", doc: OperationDoc(
+                "removePeer", "Forget a peer (nodeId, name, address or nodeId prefix) and revoke its credential",
+                tag: "peers", responses: [.ok(Schemas.ref("Deleted")), .error(404, "Unknown peer"),
+                                          .error(409, "The name matches several peers")]), PeerHandlers.remove),
+        ] + [HTTPMethod.delete, .get, .post, .put].map { method in
+            Route(method, forward, maxBody: Int.max, bodySink: PeerHandlers.forwardSink, doc: OperationDoc(
+                "\(method.rawValue.lowercased())OnPeer", "Relay \(method.rawValue) /api/v1/{path} to a peer with the "
+                    + "credential and pin this node holds (streams both ways)", tag: "peers",
+                responses: forwardResponses), PeerHandlers.forward)
+        } + [
             Route(.get, "/api/v1/status", doc: OperationDoc(
                 "status", "Daemon status with peer, job and context counts", tag: "system",
                 responses: [.ok(Schemas.ref("Status"))]), SystemHandlers.status),

@@ -10,6 +10,7 @@ struct Context: ParsableCommand {
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set a value (optionally expiring).")
         @OptionGroup var global: GlobalOptions
+        @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Argument(help: "The key.") var key: String
         @Argument(help: "The value.") var value: String
         @Option(help: "Seconds until the entry expires.") var ttl: Int?
@@ -21,7 +22,7 @@ struct Context: ParsableCommand {
 
         func run() throws {
             try runReporting {
-                let entry = try global.client().contextSet(key, value: value, ttl: ttl)
+                let entry = try global.client(peer: peer).contextSet(key, value: value, ttl: ttl)
                 if json {
                     print(try JSONLine.encode(entry, pretty: true))
                 } else {
@@ -34,12 +35,13 @@ struct Context: ParsableCommand {
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a value.")
         @OptionGroup var global: GlobalOptions
+        @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Argument(help: "The key.") var key: String
         @Flag(help: "Print the whole entry as JSON.") var json = false
 
         func run() throws {
             try runReporting {
-                let entry = try global.client().contextGet(key)
+                let entry = try global.client(peer: peer).contextGet(key)
                 print(json ? try JSONLine.encode(entry, pretty: true) : entry.value)
             }
         }
@@ -48,12 +50,13 @@ struct Context: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List entries.")
         @OptionGroup var global: GlobalOptions
+        @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Option(help: "Only keys starting with this.") var prefix: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             try runReporting {
-                let entries = try global.client().contextList(prefix: prefix)
+                let entries = try global.client(peer: peer).contextList(prefix: prefix)
                 if json {
                     print(try JSONLine.encode(ContextListResponse(entries: entries), pretty: true))
                     return
@@ -83,11 +86,12 @@ struct Context: ParsableCommand {
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete an entry.")
         @OptionGroup var global: GlobalOptions
+        @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Argument(help: "The key.") var key: String
 
         func run() throws {
             try runReporting {
-                try global.client().contextDelete(key)
+                try global.client(peer: peer).contextDelete(key)
                 print("deleted \(key)")
             }
         }

@@ -15,22 +15,21 @@ struct Exec: ParsableCommand {
             The command runs as a program with arguments (no shell; use `sh -c '...'` for one). \
             Output streams live: the remote stdout to stdout, stderr to stderr. Ctrl-C cancels the \
             remote job. loopsy exits with the remote exit code (128 + signal number if a signal \
-            ended it). Until peers are added, <peer> is `local` (or `self`): this machine's daemon.
+            ended it). <peer> is a peer's name, nodeId (or a prefix of it) or address, as \
+            `loopsy peers` lists them; `local` (or `self`) is this machine. The local daemon \
+            relays the call with the peer's credential, so this command never sees a peer's key.
             """)
 
     @OptionGroup var global: GlobalOptions
     @Option(name: .shortAndLong, help: "Seconds before the job is stopped (default: execution.defaultTimeout).")
     var timeout: Double?
     @Option(help: "Directory to run in (absolute; default: the daemon user's home).") var cwd: String?
-    @Argument(help: "Where to run: local or self.") var peer: String
+    @Argument(help: "Where to run: a peer (name, nodeId or address), or local.") var peer: String
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.") var command: [String] = []
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("name the program to run after the peer") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be a positive number of seconds") }
-        guard ["local", "self"].contains(peer) else {
-            throw ValidationError("unknown peer '\(peer)': only 'local' (this machine) is available until peers are added")
-        }
     }
 
     func run() throws {
@@ -40,7 +39,7 @@ struct Exec: ParsableCommand {
                                      timeout: timeout.map { Int(($0 * 1000).rounded(.up)) })
         var exitCode: Int32 = 0
         try runReporting {
-            let client = try global.client()
+            let client = try global.client(peer: peer)
             let session = ExecSession(client: client)
             session.installInterruptHandler()
             try client.executeStream(request) { event in session.handle(event) }

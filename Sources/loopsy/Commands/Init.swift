@@ -20,14 +20,18 @@ struct Init: ParsableCommand {
             let dataDir = global.resolvedDataDir
             try SecureFile.makeDirectory(dataDir.root)
             try SecureFile.makeDirectory(dataDir.logsDirectory)
+            let identity: NodeIdentity
             if !SecureFile.exists(dataDir.identityKeyFile) {
-                let identity = NodeIdentity.generate()
+                identity = NodeIdentity.generate()
                 try identity.save(to: dataDir.identityKeyFile)
                 print("created node identity \(identity.nodeId) (\(dataDir.identityKeyFile))")
             } else {
-                let identity = try NodeIdentity.load(from: dataDir.identityKeyFile)
+                identity = try NodeIdentity.load(from: dataDir.identityKeyFile)
                 print("node identity \(identity.nodeId) kept")
             }
+            _ = try TLSFiles.ensure(dataDir, identity: identity)
+            print("TLS certificate \(dataDir.tlsCertificateFile), key fingerprint "
+                + TLSCertificate.fingerprint(of: identity.privateKey.publicKey))
             if SecureFile.exists(dataDir.configFile) && !force {
                 _ = try ConfigFile.load(dataDir)
                 print("config kept: \(dataDir.configFile) (use --force for a fresh one with a new API key)")

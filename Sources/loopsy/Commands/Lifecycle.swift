@@ -92,15 +92,19 @@ struct Status: ParsableCommand {
                 print(try JSONLine.encode(status, pretty: true))
                 return
             }
+            let identity = try client.identity()
             print("""
                 loopsyd \(status.version) running (pid \(status.pid)) at \(client.baseURL)
                 node:     \(status.nodeId) (\(status.hostname))
+                key:      \(identity.fingerprint) (\(identity.tls ? "peers use HTTPS and pin this" : "tls off: peers use plain HTTP"))
                 uptime:   \(Int(status.uptime)) s
                 data:     \(status.dataDir)
-                peers:    \(status.peers)
+                peers:    \(status.peers) (\(status.peersOnline) online)
                 jobs:     \(status.jobs)
                 context:  \(status.context) entries
                 """)
+            let peers = try client.peers()
+            if !peers.isEmpty { print("\n" + PeerTable.render(peers)) }
         }
     }
 }

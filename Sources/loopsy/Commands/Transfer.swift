@@ -7,12 +7,6 @@ import LoopsyClient
 import Glibc
 #endif
 
-/// Peers a transfer can name until the peers issue lands.
-func validateLocalPeer(_ peer: String) throws {
-    guard ["local", "self"].contains(peer) else {
-        throw ValidationError("unknown peer '\(peer)': only 'local' (this machine) is available until peers are added")
-    }
-}
 
 struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,15 +21,13 @@ struct Send: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Send a directory recursively.") var recursive = false
     @Flag(name: [.customShort("f"), .long], help: "Replace files that exist on the peer.") var overwrite = false
-    @Argument(help: "Where to send: local or self.") var peer: String
+    @Argument(help: "Where to send: a peer (name, nodeId or address), or local.") var peer: String
     @Argument(help: "Local file or directory.") var source: String
     @Argument(help: "Absolute destination path on the peer.") var destination: String
 
-    func validate() throws { try validateLocalPeer(peer) }
-
     func run() throws {
         try runReporting {
-            let client = try global.client()
+            let client = try global.client(peer: peer)
             var info = stat()
             guard stat(source, &info) == 0 else {
                 throw CLIFailure(message: "cannot read \(source): \(String(cString: strerror(errno)))", code: CLIFailure.apiError)
@@ -92,15 +84,13 @@ struct Pull: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Pull a directory recursively.") var recursive = false
     @Flag(name: [.customShort("f"), .long], help: "Replace local files that exist.") var overwrite = false
-    @Argument(help: "Where to pull from: local or self.") var peer: String
+    @Argument(help: "Where to pull from: a peer (name, nodeId or address), or local.") var peer: String
     @Argument(help: "Absolute path on the peer.") var source: String
     @Argument(help: "Local destination.") var destination: String
 
-    func validate() throws { try validateLocalPeer(peer) }
-
     func run() throws {
         try runReporting {
-            let client = try global.client()
+            let client = try global.client(peer: peer)
             if recursive {
                 let base = LocalFiles.isDirectory(destination) ? LocalFiles.join(destination, LocalFiles.basename(source)) : destination
                 let count = try pullTree(client, source, base)

@@ -1,0 +1,117 @@
+/// A known peer as the API shows it. Credentials never appear here: `hasCredential` only says
+/// whether we hold one for calling it, `acceptsCredential` whether it holds one for calling us.
+public struct PeerInfo: Codable, Sendable, Equatable {
+    public var nodeId: String
+    public var name: String
+    public var address: String
+    public var addresses: [String]
+    public var port: Int
+    public var platform: String
+    public var version: String
+    public var capabilities: [String]
+    /// Hex SHA-256 of the peer's TLS public key, when we know it (then every call pins it).
+    public var fingerprint: String?
+    /// Whether we call it over HTTPS.
+    public var tls: Bool
+    /// online, offline or unknown.
+    public var status: String
+    public var lastSeen: Int64?
+    public var lastChecked: Int64?
+    public var failures: Int
+    public var lastError: String?
+    /// mdns, manual or paired.
+    public var source: String
+    public var hasCredential: Bool
+    public var acceptsCredential: Bool
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(nodeId: String, name: String, address: String, addresses: [String], port: Int, platform: String,
+                version: String, capabilities: [String], fingerprint: String?, tls: Bool, status: String,
+                lastSeen: Int64?, lastChecked: Int64?, failures: Int, lastError: String?, source: String,
+                hasCredential: Bool, acceptsCredential: Bool, createdAt: Int64, updatedAt: Int64) {
+        self.nodeId = nodeId
+        self.name = name
+        self.address = address
+        self.addresses = addresses
+        self.port = port
+        self.platform = platform
+        self.version = version
+        self.capabilities = capabilities
+        self.fingerprint = fingerprint
+        self.tls = tls
+        self.status = status
+        self.lastSeen = lastSeen
+        self.lastChecked = lastChecked
+        self.failures = failures
+        self.lastError = lastError
+        self.source = source
+        self.hasCredential = hasCredential
+        self.acceptsCredential = acceptsCredential
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+public struct PeerListResponse: Codable, Sendable {
+    public var peers: [PeerInfo]
+    public init(peers: [PeerInfo]) { self.peers = peers }
+}
+
+/// `POST /peers`: probe a daemon at an address and record it. `apiKey` is the credential that
+/// daemon accepts (its own key or one of its `auth.allowedKeys`); with it we also introduce
+/// ourselves, so it can call us back with a credential of its own.
+public struct PeerAddRequest: Codable, Sendable {
+    public var address: String
+    public var port: Int?
+    public var apiKey: String?
+    /// The fingerprint the user expects (from the other machine's `loopsy status`); a mismatch
+    /// refuses the peer.
+    public var fingerprint: String?
+
+    public init(address: String, port: Int? = nil, apiKey: String? = nil, fingerprint: String? = nil) {
+        self.address = address
+        self.port = port
+        self.apiKey = apiKey
+        self.fingerprint = fingerprint
+    }
+}
+
+/// `POST /peers/handshake`: a node introduces itself. `credential` is the key the receiver must
+/// present when calling the sender; it is only accepted over TLS.
+public struct PeerHandshakeRequest: Codable, Sendable {
+    public var nodeId: String
+    public var hostname: String
+    public var publicKey: String
+    public var address: String
+    public var port: Int
+    public var tls: Bool
+    public var platform: String
+    public var version: String
+    public var capabilities: [String]
+    public var credential: String?
+
+    public init(nodeId: String, hostname: String, publicKey: String, address: String, port: Int, tls: Bool,
+                platform: String, version: String, capabilities: [String], credential: String?) {
+        self.nodeId = nodeId
+        self.hostname = hostname
+        self.publicKey = publicKey
+        self.address = address
+        self.port = port
+        self.tls = tls
+        self.platform = platform
+        self.version = version
+        self.capabilities = capabilities
+        self.credential = credential
+    }
+}
+
+public struct PeerHandshakeResponse: Codable, Sendable {
+    public var nodeId: String
+    /// Whether the receiver stored the credential (false when it came over plain HTTP).
+    public var credentialStored: Bool
+    public init(nodeId: String, credentialStored: Bool) {
+        self.nodeId = nodeId
+        self.credentialStored = credentialStored
+    }
+}

@@ -1,0 +1,27 @@
+import FoundationEssentials
+import LoopsyAPI
+
+extension LoopsyClient {
+    public func peers() throws -> [PeerInfo] {
+        try call("GET", "/api/v1/peers", as: PeerListResponse.self).peers
+    }
+
+    /// Adds a peer; the notes say what the daemon could not do (plain HTTP, no call-back key).
+    public func addPeer(_ request: PeerAddRequest) throws -> (peer: PeerInfo, notes: [String]) {
+        let response = try self.request("POST", "/api/v1/peers", body: Array(try JSONEncoder().encode(request)))
+        let peer: PeerInfo
+        do {
+            peer = try JSONDecoder().decode(PeerInfo.self, from: Data(response.body))
+        } catch {
+            throw ClientError.badResponse("peer could not be decoded (\(error))")
+        }
+        let notes = response.headers["x-loopsy-notice"].map {
+            $0.split(separator: "|").map { $0.trimming() }
+        } ?? []
+        return (peer, notes)
+    }
+
+    public func removePeer(_ reference: String) throws {
+        _ = try call("DELETE", "/api/v1/peers/\(PathEncoding.segment(reference))", as: DeletedResponse.self)
+    }
+}

@@ -1,0 +1,90 @@
+import LoopsyAPI
+import LoopsyClient
+import LoopsyHTTP
+import LoopsyStore
+
+/// The peer registry and forwarding: `/peers/{peer}/...` relays any API call to a peer with
+/// the credential and pin this node holds, so local clients never see a peer's key.
+public enum PeerHandlers {
+    static func list(_ context: RequestContext) throws -> HTTPResponse {
+        try .json(PeerListResponse(peers: try context.node.peers.store.all().map(\.info)))
+    }
+
+    static func add(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        let request = try context.decode(PeerAddRequest.self)
+        let (record, notes) = try context.node.peers.add(request)
+        for note in notes { context.node.logger.warn("peers add \(request.address): \(note)") }
+        context.node.monitor?.wake()
+        var response = try HTTPResponse.json(record.info, status: 201)
+        if !notes.isEmpty { response.setHeader("X-Loopsy-Notice", notes.joined(separator: " | ")) }
+        return response
+    }
+
+    static func remove(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        let record = try context.node.peers.resolve(context.parameter("nodeId"))
+        try context.node.peers.store.remove(record.nodeId)
+        context.node.logger.info("peer \(record.info.name) (\(record.nodeId)) removed; its credential is revoked")
+        return try .json(DeletedResponse(deleted: true))
+    }
+
+    static func handshake(_ context: RequestContext) throws -> HTTPResponse {
+        guard context.caller.isOwner || context.caller.peerNodeId != nil else {
+            throw APIError.forbidden("handshakes need a credential", code: "forbidden")
+        }
+        let request = try context.decode(PeerHandshakeRequest.self)
+        if let peer = context.caller.peerNodeId, peer != request.nodeId {
+            throw APIError.forbidden("a peer can only introduce itself", code: "credential_node_mismatch")
+        }
+        let response = try context.node.peers.acceptHandshake(request, remoteAddress: context.request.remoteAddress,
+                                                              secure: context.request.secure)
+        context.node.monitor?.wake()
+        return try .json(response)
+    }
+
+    // MARK: Forwarding
+
+    /// Called once the request is admitted, before its body arrives: the relay starts now so the
+    /// body streams through.
+    static func forwardSink(_ context: RequestContext) throws -> any HTTPBodySink {
+        try startRelay(context, hasBody: true)
+    }
+
+    static func forward(_ context: RequestContext) throws -> HTTPResponse {
+        let relay: PeerRelay
+        if let started = context.request.bodySink as? PeerRelay {
+            relay = started
+        } else {
+            relay = try startRelay(context, hasBody: false)
+        }
+        relay.endBody()
+        return try relay.response()
+    }
+
+    private static func startRelay(_ context: RequestContext, hasBody: Bool) throws -> PeerRelay {
+        // One hop only: a call another node relayed here is not relayed again.
+        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
+            throw APIError.forbidden("only this node's own clients may relay through it", code: "forwarding_forbidden")
+        }
+        let path = context.parameter("path")
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }), !path.hasPrefix("peers/") else {
+            throw APIError.badRequest("the path after /peers/{peer}/ must be an API path like execute or context/key",
+                                      code: "bad_path")
+        }
+        let record = try context.node.peers.resolve(context.parameter("peer"))
+        var query = ""
+        for (name, value) in context.request.query.sorted(by: { $0.key < $1.key }) {
+            query += (query.isEmpty ? "" : "&") + PathEncoding.segment(name) + "=" + PathEncoding.segment(value)
+        }
+        return try PeerRelay.start(service: context.node.peers, record: record, method: context.request.method,
+                                   path: path, query: query, headers: context.request.headers, hasBody: hasBody)
+    }
+
+    private static func requireOwner(_ context: RequestContext) throws {
+        guard context.caller.isOwner else {
+            throw APIError.forbidden("peers cannot manage this node's peer list", code: "forbidden")
+        }
+    }
+}

@@ -1,0 +1,256 @@
+import CAvahi
+import Dispatch
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyStore
+import Synchronization
+
+/// mDNS through the system's avahi-daemon: publishes `_loopsy._tcp` with this node's TXT record
+/// and browses for other nodes, recording them as peers. Without a reachable avahi-daemon it
+/// logs one warning and waits for one to appear (AVAHI_CLIENT_NO_FAIL); manual peers keep
+/// working meanwhile. Avahi's callbacks run on its own poll thread with its lock held.
+public final class Discovery: @unchecked Sendable {
+    public static let serviceType = "_loopsy._tcp"
+
+    private let service: PeerService
+    private let monitor: PeerMonitor?
+    private let logger: Logger
+    private let txt: [String]
+    private let port: UInt16
+    private let events = DispatchQueue(label: "loopsy.discovery")
+
+    // Owned by avahi's poll thread (touched elsewhere only under the poll lock, or before start
+    // and after stop).
+    private var poll: OpaquePointer?
+    private var client: OpaquePointer?
+    private var group: OpaquePointer?
+    private var browser: OpaquePointer?
+    private var serviceName: String
+    private var warnedUnreachable = false
+
+    public init(service: PeerService, monitor: PeerMonitor?, logger: Logger) {
+        self.service = service
+        self.monitor = monitor
+        self.logger = logger
+        let local = service.local
+        port = UInt16(local.port)
+        serviceName = local.hostname
+        txt = ["nodeId=\(local.identity.nodeId)", "name=\(local.hostname)", "version=\(LoopsyVersion.current)", "platform=linux",
+               "capabilities=\(SystemHandlers.capabilities.joined(separator: ","))", "tls=\(local.tls ? 1 : 0)"]
+    }
+
+    public func start() {
+        guard let poll = avahi_threaded_poll_new() else {
+            logger.warn("mDNS disabled: cannot create the avahi poll loop")
+            return
+        }
+        self.poll = poll
+        connect()
+        avahi_threaded_poll_start(poll)
+    }
+
+    /// Withdraws the service and stops browsing (the daemon keeps its peers).
+    public func stop() {
+        guard let poll else { return }
+        // Retries run on `events` and read `self.poll`: after this, they find nothing to do.
+        events.sync { self.poll = nil }
+        avahi_threaded_poll_stop(poll)
+        if let client { avahi_client_free(client) }  // frees its groups, browsers and resolvers
+        client = nil
+        group = nil
+        browser = nil
+        avahi_threaded_poll_free(poll)
+    }
+
+    private var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    private func connect() {
+        guard let poll else { return }
+        var error: Int32 = 0
+        client = avahi_client_new(avahi_threaded_poll_get(poll), AVAHI_CLIENT_NO_FAIL, clientCallback, context, &error)
+        guard client == nil else { return }
+        // No system bus at all (NO_FAIL only covers a bus without avahi): try again later.
+        warnUnreachable(String(cString: avahi_strerror(error)))
+        events.asyncAfter(deadline: .now() + .seconds(10)) { [weak self] in
+            guard let self, let poll = self.poll else { return }
+            avahi_threaded_poll_lock(poll)
+            if self.client == nil { self.connect() }
+            avahi_threaded_poll_unlock(poll)
+        }
+    }
+
+    private func warnUnreachable(_ reason: String) {
+        guard !warnedUnreachable else { return }
+        warnedUnreachable = true
+        logger.warn("mDNS: no avahi-daemon is reachable (\(reason)); is it installed and running? Peers can still be "
+            + "added with `loopsy peers add`; discovery starts when avahi-daemon does")
+    }
+
+    fileprivate func clientChanged(_ client: OpaquePointer, state: AvahiClientState) {
+        self.client = client
+        switch state {
+        case AVAHI_CLIENT_S_RUNNING:
+            if warnedUnreachable { logger.info("avahi-daemon is reachable again; mDNS discovery resumed") }
+            warnedUnreachable = false
+            publish()
+            browse()
+        case AVAHI_CLIENT_S_COLLISION, AVAHI_CLIENT_S_REGISTERING:
+            // The host name is being (re)negotiated: withdraw until running again.
+            if let group { avahi_entry_group_reset(group) }
+        case AVAHI_CLIENT_CONNECTING:
+            warnUnreachable("avahi-daemon is not on the system bus")
+        case AVAHI_CLIENT_FAILURE:
+            let error = avahi_client_errno(client)
+            group = nil
+            browser = nil
+            avahi_client_free(client)
+            self.client = nil
+            if error == AVAHI_ERR_DISCONNECTED {
+                // avahi-daemon went away: wait for it to come back.
+                connect()
+            } else {
+                logger.warn("mDNS stopped: \(String(cString: avahi_strerror(error)))")
+            }
+        default:
+            break
+        }
+    }
+
+    private func publish() {
+        guard let client else { return }
+        if group == nil { group = avahi_entry_group_new(client, groupCallback, context) }
+        guard let group else {
+            logger.warn("mDNS: cannot publish: \(String(cString: avahi_strerror(avahi_client_errno(client))))")
+            return
+        }
+        guard avahi_entry_group_is_empty(group) != 0 else { return }
+        var list: UnsafeMutablePointer<AvahiStringList>?
+        for entry in txt.reversed() { list = avahi_string_list_add(list, entry) }
+        defer { avahi_string_list_free(list) }
+        let result = avahi_entry_group_add_service_strlst(
+            group, AvahiIfIndex(AVAHI_IF_UNSPEC), AvahiProtocol(AVAHI_PROTO_INET), AvahiPublishFlags(0), serviceName, Self.serviceType, nil, nil,
+            port, list)
+        if result == AVAHI_ERR_COLLISION {
+            renameAfterCollision()
+            return
+        }
+        guard result >= 0, avahi_entry_group_commit(group) >= 0 else {
+            logger.warn("mDNS: cannot publish \(Self.serviceType): \(String(cString: avahi_strerror(result)))")
+            return
+        }
+    }
+
+    fileprivate func groupChanged(_ group: OpaquePointer, state: AvahiEntryGroupState) {
+        switch state {
+        case AVAHI_ENTRY_GROUP_ESTABLISHED:
+            logger.info("mDNS: published '\(serviceName)' \(Self.serviceType) on port \(port)")
+        case AVAHI_ENTRY_GROUP_COLLISION:
+            renameAfterCollision()
+        case AVAHI_ENTRY_GROUP_FAILURE:
+            logger.warn("mDNS: publishing failed: "
+                + String(cString: avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(group)))))
+        default:
+            break
+        }
+    }
+
+    private func renameAfterCollision() {
+        guard let alternative = avahi_alternative_service_name(serviceName) else { return }
+        let next = String(cString: alternative)
+        avahi_free(alternative)
+        logger.info("mDNS: service name '\(serviceName)' is taken on this network; using '\(next)'")
+        serviceName = next
+        if let group { avahi_entry_group_reset(group) }
+        publish()
+    }
+
+    private func browse() {
+        guard let client, browser == nil else { return }
+        browser = avahi_service_browser_new(client, AvahiIfIndex(AVAHI_IF_UNSPEC), AvahiProtocol(AVAHI_PROTO_INET), Self.serviceType, nil,
+                                            AvahiLookupFlags(0), browseCallback, context)
+        if browser == nil {
+            logger.warn("mDNS: cannot browse: \(String(cString: avahi_strerror(avahi_client_errno(client))))")
+        }
+    }
+
+    fileprivate func browsed(interface: AvahiIfIndex, protocol: AvahiProtocol, event: AvahiBrowserEvent,
+                             name: UnsafePointer<CChar>?, type: UnsafePointer<CChar>?, domain: UnsafePointer<CChar>?) {
+        guard event == AVAHI_BROWSER_NEW, let client, let name, let type, let domain else { return }
+        // Freed in the resolve callback.
+        if avahi_service_resolver_new(client, interface, `protocol`, name, type, domain, AvahiProtocol(AVAHI_PROTO_INET),
+                                      AvahiLookupFlags(0), resolveCallback, context) == nil {
+            logger.debug("mDNS: cannot resolve \(String(cString: name))")
+        }
+    }
+
+    fileprivate func resolved(address: String, port: UInt16, txt: [String: String]) {
+        guard let nodeId = txt["nodeId"], nodeId != service.local.identity.nodeId,
+              nodeId.utf8.count == 32, nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
+              port > 0 else { return }
+        events.async { [self] in sighted(nodeId: nodeId, address: address, port: Int(port), txt: txt) }
+    }
+
+    /// Records a node seen on the network. mDNS is unauthenticated, so a sighting never sets a
+    /// key or a pin (the first health check fetches and verifies the node's key), and it moves
+    /// only peers that were themselves learned over mDNS or whose key is pinned (a node
+    /// claiming a pinned peer's id elsewhere fails the pin).
+    private func sighted(nodeId: String, address: String, port: Int, txt: [String: String]) {
+        do {
+            let existing = try service.store.get(nodeId)
+            let movable = existing == nil || existing?.info.source == "mdns" || existing?.info.fingerprint != nil
+            let capabilities = (txt["capabilities"] ?? "").split(separator: ",").map(String.init)
+            let record = try service.store.upsert(PeerSighting(
+                nodeId: nodeId, name: existing?.info.name ?? txt["name"] ?? address, address: address, port: port,
+                platform: txt["platform"] ?? "", version: txt["version"] ?? "", capabilities: capabilities,
+                publicKey: nil, fingerprint: nil, tls: txt["tls"] == "1", source: "mdns"), moveAddress: movable)
+            if existing == nil {
+                logger.info("mDNS: found node \(nodeId) at \(address):\(port)")
+            } else if existing?.info.address != record.info.address || existing?.info.port != record.info.port {
+                logger.info("mDNS: peer \(record.info.name) (\(nodeId)) moved to \(address):\(port)")
+            }
+            monitor?.wake()
+        } catch {
+            logger.warn("mDNS: cannot record node \(nodeId): \(error)")
+        }
+    }
+}
+
+private func discovery(_ userdata: UnsafeMutableRawPointer?) -> Discovery? {
+    userdata.map { Unmanaged<Discovery>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private let clientCallback: AvahiClientCallback = { client, state, userdata in
+    guard let client else { return }
+    discovery(userdata)?.clientChanged(client, state: state)
+}
+
+private let groupCallback: AvahiEntryGroupCallback = { group, state, userdata in
+    guard let group else { return }
+    discovery(userdata)?.groupChanged(group, state: state)
+}
+
+private let browseCallback: AvahiServiceBrowserCallback = { _, interface, proto, event, name, type, domain, _, userdata in
+    discovery(userdata)?.browsed(interface: interface, protocol: proto, event: event, name: name, type: type,
+                                 domain: domain)
+}
+
+private let resolveCallback: AvahiServiceResolverCallback = {
+    resolver, _, _, event, _, _, _, _, address, port, txt, _, userdata in
+    defer { avahi_service_resolver_free(resolver) }
+    guard event == AVAHI_RESOLVER_FOUND, let address, let discovery = discovery(userdata) else { return }
+    var buffer = [CChar](repeating: 0, count: Int(AVAHI_ADDRESS_STR_MAX))
+    avahi_address_snprint(&buffer, buffer.count, address)
+    var entries: [String: String] = [:]
+    var item = txt
+    while let current = item {
+        let size = Int(avahi_string_list_get_size(current))
+        if let text = avahi_string_list_get_text(current), size <= 255 {
+            let entry = String(decoding: UnsafeBufferPointer(start: text, count: size), as: UTF8.self)
+            if let equals = entry.firstIndex(of: "=") {
+                entries[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+            }
+        }
+        item = avahi_string_list_get_next(current)
+    }
+    discovery.resolved(address: String(cString: buffer), port: port, txt: entries)
+}

@@ -1,0 +1,108 @@
+import Dispatch
+import LoopsyAPI
+import LoopsyClient
+import LoopsyConfig
+import LoopsyStore
+import Synchronization
+
+/// Periodic health checks. An online peer is checked every `discovery.healthInterval` seconds;
+/// after `discovery.offlineAfter` failures in a row it is offline and re-checked with backoff
+/// (doubling, at most 8 intervals apart) for as long as it is known, so it comes back by itself.
+public final class PeerMonitor: Sendable {
+    private let service: PeerService
+    private let interval: Int
+    private let offlineAfter: Int
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "loopsy.peers.monitor")
+    private let running = Atomic<Bool>(false)
+    private let inFlight = Mutex<Set<String>>([])
+    /// Wakes the loop early (a peer was added or seen).
+    private let wakeups = DispatchSemaphore(value: 0)
+
+    init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger) {
+        self.service = service
+        self.interval = interval
+        self.offlineAfter = offlineAfter
+        self.logger = logger
+    }
+
+    public func start() {
+        guard !running.exchange(true, ordering: .relaxed) else { return }
+        queue.async { [self] in
+            while running.load(ordering: .relaxed) {
+                checkDuePeers()
+                _ = wakeups.wait(timeout: .now() + .milliseconds(500))
+            }
+        }
+    }
+
+    public func stop() {
+        running.store(false, ordering: .relaxed)
+        wakeups.signal()
+    }
+
+    /// Check soon rather than at the next tick.
+    public func wake() { wakeups.signal() }
+
+    /// Seconds between checks for a peer with `failures` failed checks in a row.
+    func delay(failures: Int) -> Int {
+        guard failures >= offlineAfter else { return failures == 0 ? interval : 1 }
+        return interval * (1 << min(failures - offlineAfter, 3))
+    }
+
+    private func checkDuePeers() {
+        guard let peers = try? service.store.all() else { return }
+        let now = Clock.nowMillis()
+        for record in peers {
+            let info = record.info
+            if let checked = info.lastChecked, now - checked < Int64(delay(failures: info.failures)) * 1000 { continue }
+            let claimed = inFlight.withLock { $0.insert(record.nodeId).inserted }
+            guard claimed else { continue }
+            DispatchQueue.global().async { [self] in
+                defer { _ = inFlight.withLock { $0.remove(record.nodeId) } }
+                check(record)
+            }
+        }
+    }
+
+    /// One health check: the peer must answer /health with its own nodeId (over its pinned key).
+    func check(_ record: PeerRecord) {
+        var failure: String?
+        do {
+            let health = try service.client(for: record, timeoutSeconds: 5).health()
+            if health.nodeId != record.nodeId {
+                failure = "another node (\(health.nodeId)) answers at \(record.info.address):\(record.info.port)"
+            } else if record.publicKey == nil {
+                learnIdentity(record)
+            }
+        } catch {
+            failure = service.apiError(error, calling: record, context: "health check").message
+            if !record.info.tls, case ClientError.network(_) = error { upgradeToTLS(record) }
+        }
+        guard let change = try? service.store.recordCheck(record.nodeId, ok: failure == nil, error: failure,
+                                                          offlineAfter: offlineAfter) else { return }
+        if change.before != change.after {
+            logger.info("peer \(record.info.name) (\(record.nodeId)) is \(change.after)"
+                + (failure.map { ": \($0)" } ?? ""))
+        }
+    }
+
+    /// Peers seen over mDNS come without a verified key: fetch and check it once.
+    private func learnIdentity(_ record: PeerRecord) {
+        guard let probe = try? service.probe(address: record.info.address, port: record.info.port),
+              probe.identity.nodeId == record.nodeId else { return }
+        _ = try? service.store.upsert(PeerSighting(
+            nodeId: record.nodeId, name: probe.identity.hostname, address: record.info.address, port: record.info.port,
+            platform: probe.identity.platform, version: probe.identity.version,
+            capabilities: probe.identity.capabilities, publicKey: probe.identity.publicKey,
+            fingerprint: probe.tls ? probe.fingerprint : nil, tls: probe.tls, source: record.info.source))
+    }
+
+    /// A plain-HTTP peer that now speaks TLS: pin the key its nodeId stands for, if it matches.
+    private func upgradeToTLS(_ record: PeerRecord) {
+        guard let probe = try? service.probe(address: record.info.address, port: record.info.port),
+              probe.tls, probe.identity.nodeId == record.nodeId else { return }
+        try? service.store.setPin(record.nodeId, fingerprint: probe.fingerprint)
+        logger.info("peer \(record.info.name) (\(record.nodeId)) now serves TLS; its key is pinned")
+    }
+}

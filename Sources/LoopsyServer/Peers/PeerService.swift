@@ -1,0 +1,292 @@
+import Crypto
+import FoundationEssentials
+import LoopsyAPI
+import LoopsyClient
+import LoopsyConfig
+import LoopsyStore
+import Synchronization
+
+/// This node as peers see it: what /identity says and what handshakes carry.
+public struct LocalNodeInfo: Sendable {
+    public var identity: NodeIdentity
+    public var hostname: String
+    /// Whether peers reach us over HTTPS.
+    public var tls: Bool
+    /// The address we tell peers to call, when server.host names one; otherwise they use the
+    /// address our request came from.
+    public var advertisedAddress: String
+    public let portCell: PortCell
+
+    public var port: Int { portCell.value }
+    public var publicKeyBase64: String { Data(identity.privateKey.publicKey.x963Representation).base64EncodedString() }
+    public var fingerprint: String { TLSCertificate.fingerprint(of: identity.privateKey.publicKey) }
+
+    public func identityResponse() -> IdentityResponse {
+        IdentityResponse(nodeId: identity.nodeId, hostname: hostname, platform: "linux", version: LoopsyVersion.current,
+                         port: port, capabilities: SystemHandlers.capabilities, publicKey: publicKeyBase64,
+                         fingerprint: fingerprint, tls: tls)
+    }
+}
+
+/// The port the server bound, readable from any thread.
+public final class PortCell: Sendable {
+    private let storage = Atomic<Int>(0)
+    public init() {}
+    public var value: Int {
+        get { storage.load(ordering: .relaxed) }
+        set { storage.store(newValue, ordering: .relaxed) }
+    }
+}
+
+/// Knows the peers and how to call them: probing and adding, handshakes, resolving a name to a
+/// peer, and building clients that present the peer's credential and pin its TLS key.
+public final class PeerService: Sendable {
+    public let store: PeerStore
+    public let local: LocalNodeInfo
+    private let pinnedCerts: [String: String]
+    private let auditStore: AuditStore
+    private let logger: Logger
+
+    init(store: PeerStore, local: LocalNodeInfo, pinnedCerts: [String: String], auditStore: AuditStore, logger: Logger) {
+        self.store = store
+        self.local = local
+        self.pinnedCerts = pinnedCerts
+        self.auditStore = auditStore
+        self.logger = logger
+    }
+
+    // MARK: Calling a peer
+
+    /// Where and how we call a peer: HTTPS with its key pinned when we know the key, plain HTTP
+    /// only for peers that do not serve TLS.
+    public struct Endpoint: Sendable {
+        public var baseURL: String
+        public var pin: String?
+        public var fingerprint: String?
+        public var apiKey: String?
+    }
+
+    public func endpoint(for record: PeerRecord) -> Endpoint {
+        let info = record.info
+        let configured = pinnedCerts[info.name] ?? pinnedCerts[info.nodeId]
+        let fingerprint = configured?.lowercased() ?? info.fingerprint
+        let tls = info.tls || configured != nil
+        let host = info.address.contains(":") ? "[\(info.address)]" : info.address
+        return Endpoint(baseURL: "\(tls ? "https" : "http")://\(host):\(info.port)",
+                        pin: tls ? fingerprint.flatMap(TLSCertificate.curlPin) : nil, fingerprint: fingerprint,
+                        apiKey: record.apiKey)
+    }
+
+    /// A client for the peer's API, carrying our nodeId so its audit log says who called.
+    public func client(for record: PeerRecord, timeoutSeconds: Int = 30) -> LoopsyClient {
+        let endpoint = endpoint(for: record)
+        return LoopsyClient(baseURL: endpoint.baseURL, apiKey: endpoint.apiKey, timeoutSeconds: timeoutSeconds,
+                            pinnedPublicKey: endpoint.pin, headers: ["X-Loopsy-Node-Id": local.identity.nodeId])
+    }
+
+    /// Logs and audits a peer presenting a TLS key other than the pinned one.
+    func reportPinMismatch(_ record: PeerRecord, context: String) {
+        logger.error("peer \(record.info.name) (\(record.nodeId)) at \(record.info.address):\(record.info.port) "
+            + "presented a TLS key that does not match its pinned fingerprint \(record.info.fingerprint ?? "?") "
+            + "during \(context); refusing to talk to it. If it was re-installed, remove and re-add it.")
+        try? auditStore.append([AuditEntry(
+            id: 0, time: Clock.nowMillis(), requestId: "-", caller: "peer:\(record.nodeId)", method: "TLS",
+            path: "pin-mismatch \(context)", status: 495, durationMs: 0,
+            remote: "\(record.info.address):\(record.info.port)")])
+    }
+
+    /// The APIError for a failed call to a peer.
+    func apiError(_ error: any Error, calling record: PeerRecord, context: String) -> APIError {
+        let name = "\(record.info.name) (\(record.info.address):\(record.info.port))"
+        switch error {
+        case ClientError.network(.pinMismatch):
+            reportPinMismatch(record, context: context)
+            return .badGateway("peer \(name) presented a TLS key that does not match its pinned fingerprint; "
+                + "the call was refused. Check the peer, then `loopsy peers remove` and add it again if it was "
+                + "re-installed", code: "peer_pin_mismatch")
+        case ClientError.daemonUnreachable:
+            return .badGateway("peer \(name) is not answering; `loopsy peers` shows its status")
+        case ClientError.api(let apiError):
+            return apiError
+        default:
+            return .badGateway("calling peer \(name) failed: \(error)")
+        }
+    }
+
+    // MARK: Resolving names
+
+    /// The one peer `reference` names: a nodeId, name, address or nodeId prefix.
+    public func resolve(_ reference: String) throws -> PeerRecord {
+        let all = try store.all()
+        if let exact = all.first(where: { $0.nodeId == reference }) { return exact }
+        let lowered = reference.lowercased()
+        let matches = all.filter { record in
+            record.info.name.lowercased() == lowered || record.info.name.lowercased() == lowered + ".local"
+                || record.info.address == reference
+                || (reference.utf8.count >= 4 && record.nodeId.hasPrefix(lowered))
+        }
+        if matches.count == 1 { return matches[0] }
+        if matches.isEmpty {
+            throw APIError(status: 404, code: "unknown_peer",
+                           message: "no known peer is named '\(reference)'; `loopsy peers` lists them, "
+                               + "`loopsy peers add <address>` adds one")
+        }
+        let candidates = matches.map { "\($0.info.name) (\($0.nodeId), \($0.info.address))" }.joined(separator: "; ")
+        throw APIError.conflict("'\(reference)' names \(matches.count) peers: \(candidates); use a nodeId",
+                                code: "ambiguous_peer")
+    }
+
+    // MARK: Probing and adding
+
+    /// What a daemon at an address says about itself, checked: its public key must give its
+    /// nodeId and, over TLS, be the key its certificate carries.
+    struct Probe {
+        var identity: IdentityResponse
+        var publicKey: P256.Signing.PublicKey
+        var tls: Bool
+        var fingerprint: String
+    }
+
+    func probe(address: String, port: Int) throws -> Probe {
+        let host = address.contains(":") ? "[\(address)]" : address
+        let headers = ["X-Loopsy-Node-Id": local.identity.nodeId]
+        var tls = true
+        var identity: IdentityResponse
+        do {
+            identity = try LoopsyClient(baseURL: "https://\(host):\(port)", apiKey: nil, timeoutSeconds: 10,
+                                        headers: headers).identity()
+        } catch ClientError.daemonUnreachable {
+            throw APIError.badGateway("nothing answers at \(address):\(port); is loopsyd running there, and is its "
+                + "server.host reachable from here?")
+        } catch ClientError.network(.timedOut) {
+            throw APIError.badGateway("\(address):\(port) did not answer in time")
+        } catch {
+            // Not TLS: a daemon serving plain HTTP to its peers.
+            tls = false
+            do {
+                identity = try LoopsyClient(baseURL: "http://\(host):\(port)", apiKey: nil, timeoutSeconds: 10,
+                                            headers: headers).identity()
+            } catch {
+                throw APIError.badGateway("\(address):\(port) does not answer like a loopsy daemon (\(error))")
+            }
+        }
+        guard let keyBytes = Data(base64Encoded: identity.publicKey),
+              let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
+              NodeIdentity.nodeId(for: publicKey) == identity.nodeId else {
+            throw APIError.badGateway("\(address):\(port) claims nodeId \(identity.nodeId) but its public key does not "
+                + "give that id; refusing it", code: "peer_identity_invalid")
+        }
+        let fingerprint = TLSCertificate.fingerprint(of: publicKey)
+        if tls {
+            // The TLS key must be the identity key: otherwise something between us answered.
+            do {
+                _ = try LoopsyClient(baseURL: "https://\(host):\(port)", apiKey: nil, timeoutSeconds: 10,
+                                     pinnedPublicKey: TLSCertificate.curlPin(fingerprint: fingerprint),
+                                     headers: headers).health()
+            } catch {
+                throw APIError.badGateway("\(address):\(port) serves TLS with a key other than node \(identity.nodeId)'s "
+                    + "(\(error)); refusing it", code: "peer_pin_mismatch")
+            }
+        }
+        return Probe(identity: identity, publicKey: publicKey, tls: tls, fingerprint: fingerprint)
+    }
+
+    /// `POST /peers`: probe, record, and with a key also check it and introduce ourselves.
+    public func add(_ request: PeerAddRequest) throws -> (PeerRecord, [String]) {
+        let port = request.port ?? 19532
+        guard (1...65535).contains(port) else { throw APIError.badRequest("port must be from 1 to 65535") }
+        guard !request.address.isEmpty, request.address.utf8.count <= 253,
+              request.address.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
+            throw APIError.badRequest("address must be an IP address or host name")
+        }
+        let probe = try probe(address: request.address, port: port)
+        let identity = probe.identity
+        if identity.nodeId == local.identity.nodeId {
+            throw APIError.badRequest("\(request.address):\(port) is this node itself", code: "peer_is_self")
+        }
+        if let expected = request.fingerprint?.lowercased(), expected != probe.fingerprint {
+            throw APIError.conflict("the daemon at \(request.address):\(port) has key fingerprint \(probe.fingerprint), "
+                + "not the expected \(expected); refusing it", code: "fingerprint_mismatch")
+        }
+        var notes: [String] = []
+        var record = try store.upsert(PeerSighting(
+            nodeId: identity.nodeId, name: identity.hostname, address: request.address, port: port,
+            platform: identity.platform, version: identity.version, capabilities: identity.capabilities,
+            publicKey: identity.publicKey, fingerprint: probe.tls ? probe.fingerprint : nil, tls: probe.tls,
+            source: "manual"))
+        if !probe.tls {
+            notes.append("\(request.address) serves plain HTTP: calls to it are not encrypted. Enable tls on it.")
+        }
+        if let apiKey = request.apiKey, !apiKey.isEmpty {
+            try store.setOutgoingCredential(identity.nodeId, apiKey: apiKey)
+            record.apiKey = apiKey
+            let peerClient = client(for: record, timeoutSeconds: 10)
+            do {
+                _ = try peerClient.status()
+            } catch ClientError.api(let error) where error.status == 401 || error.status == 403 {
+                try store.setOutgoingCredential(identity.nodeId, apiKey: nil)
+                throw APIError.forbidden("the peer refused the key: give one of its keys (`loopsy key show` on it)",
+                                         code: "peer_refused_key")
+            } catch {
+                throw apiError(error, calling: record, context: "peers add")
+            }
+            notes.append(contentsOf: try introduce(to: record, client: peerClient))
+        }
+        _ = try store.recordCheck(identity.nodeId, ok: true, error: nil, offlineAfter: 1)
+        return (try store.get(identity.nodeId) ?? record, notes)
+    }
+
+    /// Tells the peer who we are and, over TLS, gives it a credential of its own for calling us.
+    private func introduce(to record: PeerRecord, client: LoopsyClient) throws -> [String] {
+        let secure = endpoint(for: record).pin != nil
+        let credential = secure ? Secrets.apiKey() : nil
+        if let credential {
+            try store.setAcceptedCredential(record.nodeId, keyHash: Authenticator.keyHash(credential))
+        }
+        let info = local.identityResponse()
+        let handshake = PeerHandshakeRequest(
+            nodeId: info.nodeId, hostname: info.hostname, publicKey: info.publicKey, address: local.advertisedAddress,
+            port: info.port, tls: info.tls, platform: info.platform, version: info.version,
+            capabilities: info.capabilities, credential: credential)
+        do {
+            let response = try client.call("POST", "/api/v1/peers/handshake", body: handshake,
+                                           as: PeerHandshakeResponse.self)
+            if response.credentialStored { return [] }
+            return ["\(record.info.name) did not take a credential for calling back; add this node there by hand"]
+        } catch {
+            if credential != nil { try? store.setAcceptedCredential(record.nodeId, keyHash: nil) }
+            return ["introducing this node to \(record.info.name) failed (\(apiError(error, calling: record, context: "handshake").message)); "
+                + "it can still be called from here"]
+        }
+    }
+
+    /// `POST /peers/handshake`: a node that holds one of our keys introduces itself.
+    public func acceptHandshake(_ request: PeerHandshakeRequest, remoteAddress: String, secure: Bool) throws
+        -> PeerHandshakeResponse {
+        guard let keyBytes = Data(base64Encoded: request.publicKey),
+              let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
+              NodeIdentity.nodeId(for: publicKey) == request.nodeId else {
+            throw APIError.badRequest("publicKey does not give nodeId \(request.nodeId)", code: "peer_identity_invalid")
+        }
+        guard request.nodeId != local.identity.nodeId else {
+            throw APIError.badRequest("a node cannot introduce itself to itself", code: "peer_is_self")
+        }
+        guard (1...65535).contains(request.port) else { throw APIError.badRequest("port must be from 1 to 65535") }
+        let address = HostPolicy.isIPLiteral(request.address) ? request.address : remoteAddress
+        let fingerprint = TLSCertificate.fingerprint(of: publicKey)
+        try store.upsert(PeerSighting(
+            nodeId: request.nodeId, name: request.hostname, address: address, port: request.port,
+            platform: request.platform, version: request.version, capabilities: request.capabilities,
+            publicKey: request.publicKey, fingerprint: request.tls ? fingerprint : nil, tls: request.tls,
+            source: "manual"))
+        if request.tls { try store.setPin(request.nodeId, fingerprint: fingerprint) }
+        var stored = false
+        if let credential = request.credential, secure, credential.utf8.count >= 32 {
+            try store.setOutgoingCredential(request.nodeId, apiKey: credential)
+            stored = true
+        }
+        logger.info("peer \(request.hostname) (\(request.nodeId)) introduced itself from \(remoteAddress)"
+            + (stored ? " with a credential" : ""))
+        return PeerHandshakeResponse(nodeId: local.identity.nodeId, credentialStored: stored)
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Testing
+
+/// Two or three daemons on loopback addresses: alpha on 127.0.0.1 (plain HTTP), bravo serving
+/// peers over TLS on 127.0.0.2 (and its local clients over HTTP on 127.0.0.1, same port).
+@Suite struct PeerTests {
+    static func named(_ name: String, tls: Bool = false, extra: (String) -> String = { $0 }) throws -> TestNode {
+        try TestNode { text in
+            var text = text.replacingOccurrences(of: "  # hostname: my-laptop", with: "  hostname: \(name)")
+            text = replacingLine(text, "  enabled: true            # mDNS", "  enabled: false            # mDNS")
+            if tls { text = replacingLine(text, "  enabled: false           # serve peers", "  enabled: true           # serve peers") }
+            return extra(text)
+        }
+    }
+
+    /// alpha adds bravo with bravo's key (read from stdin), which also introduces alpha to bravo.
+    static func pair(_ alpha: TestNode, _ bravo: TestNode, address: String = "127.0.0.2") throws -> CommandResult {
+        try alpha.cli(["peers", "add", address, String(bravo.port), "--key-stdin"], stdin: bravo.apiKey + "\n")
+    }
+
+    @Test func addedPeerIsPinnedAndWorkIsForwardedBothWays() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-peer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let alpha = try Self.named("alpha")
+        let bravo = try Self.named("bravo", tls: true) {
+            replacingLine($0, #"allowedPaths: ["~"]"#, #"allowedPaths: ["\#(directory.path)"]"#)
+        }
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+
+        let added = try Self.pair(alpha, bravo)
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stdout.contains("added bravo (\(try bravo.nodeId))"))
+        #expect(added.stdout.contains("TLS key pinned: "))
+        #expect(added.stdout.contains("it was given its own key for calling back"))
+
+        let peer = try #require(try alpha.peers().first)
+        #expect(peer.nodeId == (try bravo.nodeId))
+        #expect(peer.tls && peer.status == "online" && peer.source == "manual" && peer.hasCredential)
+        let identity = try bravo.client.identity()
+        #expect(peer.fingerprint == identity.fingerprint)
+        // The pin is the SHA-256 of the certificate's key, as openssl computes it.
+        let openssl = try run("/bin/sh", ["-c", "openssl x509 -in '\(bravo.dataDir)/tls/cert.pem' -pubkey -noout "
+            + "| openssl pkey -pubin -outform der | sha256sum"])
+        #expect(openssl.stdout.hasPrefix(identity.fingerprint))
+        #expect(try alpha.cli("peers").stdout.contains("tls, pinned"))
+
+        // exec, context, send and pull through alpha's daemon, by name, nodeId prefix and address.
+        let exec = try alpha.cli("exec", "bravo", "sh", "-c", "echo on-$0; exit 3")
+        #expect(exec.stdout == "on-sh\n")
+        #expect(exec.status == 3)
+        #expect(try alpha.cli("context", "set", "k", "v1", "--peer", String(try bravo.nodeId.prefix(6))).status == 0)
+        #expect(try bravo.client.contextGet("k").value == "v1")
+        #expect(try bravo.client.contextGet("k").fromNodeId == (try alpha.nodeId))
+        #expect(try alpha.cli("context", "get", "k", "--peer", "127.0.0.2").stdout == "v1\n")
+
+        let payload = Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try payload.write(to: directory.appendingPathComponent("in.bin"))
+        let sent = try alpha.cli("send", "bravo", directory.path + "/in.bin", directory.path + "/remote.bin")
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(try Data(contentsOf: directory.appendingPathComponent("remote.bin")) == payload)
+        let pulled = try alpha.cli("pull", "bravo", directory.path + "/remote.bin", directory.path + "/back.bin")
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(try Data(contentsOf: directory.appendingPathComponent("back.bin")) == payload)
+
+        // bravo's audit log names alpha as the caller; alpha's key never left alpha.
+        #expect(try eventually(2) {
+            try bravo.client.audit(limit: 200).contains { $0.caller == "local via \(try alpha.nodeId)" && $0.path == "/api/v1/execute/stream" }
+        })
+
+        // bravo calls alpha back with the credential alpha gave it: alpha sees peer:<bravo>.
+        let back = try bravo.cli("context", "set", "from-bravo", "hello", "--peer", "alpha")
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(try alpha.client.contextGet("from-bravo").fromNodeId == (try bravo.nodeId))
+        #expect(try eventually(2) {
+            try alpha.client.audit(limit: 200).contains { $0.caller == "peer:\(try bravo.nodeId)" }
+        })
+        #expect(try alpha.cli("status").stdout.contains("peers:    1 (1 online)"))
+    }
+
+    @Test func aNodeWithAnotherKeyAtAPinnedAddressIsRefused() throws {
+        let alpha = try Self.named("alpha"), bravo = try Self.named("bravo", tls: true)
+        let impostor = try Self.named("bravo", tls: true)
+        defer { alpha.cleanUp(); bravo.cleanUp(); impostor.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        #expect(try Self.pair(alpha, bravo).status == 0)
+        let port = bravo.port
+        bravo.stop()
+        // Same address, same port, same name, another identity (and so another TLS key).
+        try impostor.start(host: "127.0.0.2", port: port)
+
+        let exec = try alpha.cli("exec", "bravo", "true")
+        #expect(exec.status == 1)
+        #expect(exec.stderr.contains("does not match its pinned fingerprint"))
+        let response = try alpha.http("POST", "/api/v1/peers/bravo/execute", body: #"{"command":"true"}"#)
+        #expect(response.status == 502)
+        #expect(response.errorCode == "peer_pin_mismatch")
+        // Audited as a TLS event, and the health check marks the peer offline with the reason.
+        #expect(try eventually(2) {
+            try alpha.client.audit(limit: 500).contains { $0.method == "TLS" && $0.status == 495 }
+        })
+        #expect(try impostor.client.audit(limit: 500).allSatisfy { !$0.path.contains("execute") })
+    }
+
+    @Test func removingAPeerRevokesItsCredentialAtOnce() throws {
+        let alpha = try Self.named("alpha"), bravo = try Self.named("bravo", tls: true)
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        #expect(try Self.pair(alpha, bravo).status == 0)
+        #expect(try bravo.cli("context", "set", "a", "1", "--peer", "alpha").status == 0)
+
+        let removed = try alpha.cli("peers", "remove", "bravo")
+        #expect(removed.status == 0)
+        #expect(try alpha.peers().isEmpty)
+        let refused = try bravo.cli("context", "set", "a", "2", "--peer", "alpha")
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("invalid API key"))
+        #expect(try alpha.client.contextGet("a").value == "1")
+    }
+
+    @Test func peerCredentialsAreBoundToTheirNodeAndCannotRelay() throws {
+        let alpha = try Self.named("alpha"), bravo = try Self.named("bravo", tls: true)
+        let charlie = try Self.named("charlie")
+        defer { alpha.cleanUp(); bravo.cleanUp(); charlie.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        try charlie.start()
+        #expect(try Self.pair(alpha, bravo).status == 0)
+        #expect(try alpha.cli(["peers", "add", "127.0.0.1", String(charlie.port), "--key-stdin"],
+                              stdin: charlie.apiKey + "\n").status == 0)
+        // The key alpha gave bravo, read from bravo's database the way bravo's daemon uses it.
+        let database = bravo.dataDir + "/loopsy.db"
+        let key = try run("/usr/bin/sqlite3", [database, "SELECT api_key FROM peers"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(key.count == 64)
+        // Presented with another node's id it is refused; and no peer may relay through alpha.
+        let spoofed = try alpha.http("GET", "/api/v1/status", key: key, headers: ["X-Loopsy-Node-Id": try charlie.nodeId])
+        #expect(spoofed.status == 403)
+        #expect(spoofed.errorCode == "credential_node_mismatch")
+        let relay = try alpha.http("GET", "/api/v1/peers/charlie/status", key: key)
+        #expect(relay.status == 403)
+        #expect(relay.errorCode == "forwarding_forbidden")
+        let manage = try alpha.http("DELETE", "/api/v1/peers/charlie", key: key)
+        #expect(manage.status == 403)
+        #expect(try alpha.peers().count == 2)
+    }
+
+    @Test func aPeersRateLimitsApplyToForwardedCalls() throws {
+        let alpha = try Self.named("alpha")
+        let bravo = try Self.named("bravo", tls: true) { replacingLine($0, "  context: 60\n", "  context: 3\n") }
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        #expect(try Self.pair(alpha, bravo).status == 0)
+        var statuses: [Int] = []
+        var retryAfter: String?
+        for index in 0..<4 {
+            let response = try alpha.http("PUT", "/api/v1/peers/bravo/context/k\(index)", body: #"{"value":"x"}"#)
+            statuses.append(response.status)
+            if response.status == 429 { retryAfter = response.headers["retry-after"] }
+        }
+        #expect(statuses == [200, 200, 200, 429])
+        #expect(retryAfter != nil)
+        let limited = try alpha.cli("context", "set", "more", "x", "--peer", "bravo")
+        #expect(limited.status == 1)
+        #expect(limited.stderr.contains("rate limit"))
+    }
+
+    @Test func namesThatFitSeveralPeersAreAnError() throws {
+        let alpha = try Self.named("alpha")
+        let first = try Self.named("twin"), second = try Self.named("twin")
+        defer { alpha.cleanUp(); first.cleanUp(); second.cleanUp() }
+        try alpha.start()
+        try first.start()
+        try second.start()
+        #expect(try alpha.cli("peers", "add", "127.0.0.1", String(first.port)).status == 0)
+        #expect(try alpha.cli("peers", "add", "127.0.0.1", String(second.port)).status == 0)
+        let ambiguous = try alpha.cli("exec", "twin", "true")
+        #expect(ambiguous.status == 1)
+        #expect(ambiguous.stderr.contains("'twin' names 2 peers"))
+        let (firstId, secondId) = (try first.nodeId, try second.nodeId)
+        #expect(ambiguous.stderr.contains(firstId) && ambiguous.stderr.contains(secondId))
+        // Without a key the peer is known but cannot be called; plain HTTP is shown as such.
+        #expect(try alpha.cli("peers").stdout.contains("plain http"))
+        let unknown = try alpha.cli("peers", "remove", "nobody")
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("no known peer is named 'nobody'"))
+        let bad = try alpha.cli("peers", "add", "127.0.0.1", "1")
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("nothing answers at 127.0.0.1:1"))
+        let wrongKey = try alpha.cli(["peers", "add", "127.0.0.1", String(first.port), "--key-stdin"], stdin: "nope\n")
+        #expect(wrongKey.status == 1)
+        #expect(wrongKey.stderr.contains("the peer refused the key"))
+        let wrongPrint = try alpha.cli("peers", "add", "127.0.0.1", String(first.port), "--fingerprint", String(repeating: "0", count: 64))
+        #expect(wrongPrint.stderr.contains("not the expected"))
+    }
+
+    @Test func connectWizardTakesFlagsAndVerifiesByCalling() throws {
+        let alpha = try Self.named("alpha"), bravo = try Self.named("bravo", tls: true)
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        let fingerprint = try bravo.client.identity().fingerprint
+        let result = try alpha.cli(["connect", "--address", "127.0.0.2", "--port", String(bravo.port), "--key-stdin",
+                                    "--fingerprint", fingerprint, "--yes"], stdin: bravo.apiKey + "\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("verified: called bravo through the local daemon"))
+        // The key never appears in argv or output.
+        #expect(!result.stdout.contains(bravo.apiKey))
+    }
+}
