@@ -43,7 +43,9 @@ check "binaries, migrations, man pages, completions and user unit are installed"
 check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
 export HOME="$home"
 unset LOOPSY_DATA_DIR
-check "loopsy init makes ~/.loopsy" bash -c 'loopsy init && test -f "$HOME/.loopsy/config.yaml"'
+check "loopsy init makes ~/.loopsy with a private TLS key" bash -c '
+    loopsy init && test -f "$HOME/.loopsy/config.yaml" && test -f "$HOME/.loopsy/tls/cert.pem" &&
+    test "$(stat -c %a "$HOME/.loopsy/tls/key.pem")" = 600 && test -f /usr/share/loopsy/migrations/0003_peers.sql'
 check "loopsy start runs the packaged loopsyd" loopsy start --port 0
 check "loopsy exec runs a command" bash -c 'test "$(loopsy exec local echo packaged)" = packaged'
 check "loopsy send and pull move a file intact" bash -c '
@@ -51,6 +53,7 @@ check "loopsy send and pull move a file intact" bash -c '
     loopsy send local "$HOME/data.bin" "$HOME/incoming/data.bin" &&
     loopsy pull local "$HOME/incoming/data.bin" "$HOME/back.bin" &&
     cmp "$HOME/data.bin" "$HOME/back.bin"'
+check "loopsy peers lists none yet" bash -c 'loopsy peers | grep -q "no peers yet"'
 check "loopsy stop" loopsy stop
 check "dpkg -r removes the programs" bash -c 'dpkg -r loopsy && ! test -e /usr/bin/loopsyd'
 check "dpkg --purge leaves nothing registered" bash -c 'dpkg --purge loopsy && ! dpkg -s loopsy 2>/dev/null | grep -q "^Status: install"'
