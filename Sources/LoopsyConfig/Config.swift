@@ -64,6 +64,13 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var maxEntries = 100_000
     }
 
+    public struct Messages: Sendable, Equatable {
+        /// Largest message body in UTF-8 bytes.
+        public var maxBodyBytes = 65_536
+        /// Seconds a message may wait for delivery when the sender gives no ttl.
+        public var defaultTtl = 86_400
+    }
+
     public var server = Server()
     public var auth = Auth()
     public var tls = TLS()
@@ -74,6 +81,7 @@ public struct LoopsyConfig: Sendable, Equatable {
     public var logging = Logging()
     public var context = Context()
     public var audit = Audit()
+    public var messages = Messages()
 
     public init() {}
 }

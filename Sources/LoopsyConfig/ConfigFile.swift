@@ -52,6 +52,9 @@ public enum ConfigFile {
             audit:
               retentionDays: \(defaults.audit.retentionDays)
               maxEntries: \(defaults.audit.maxEntries)
+            messages:
+              maxBodyBytes: \(defaults.messages.maxBodyBytes)      # largest message body
+              defaultTtl: \(defaults.messages.defaultTtl)        # seconds a message may wait for an offline peer
             discovery:
               enabled: \(defaults.discovery.enabled)            # mDNS (_loopsy._tcp via avahi-daemon)
               manualPeers: []          # [{address: 192.168.1.20, port: 19532}] probed at start

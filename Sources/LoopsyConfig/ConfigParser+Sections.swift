@@ -138,4 +138,15 @@ extension Reader {
             }
         }
     }
+
+    mutating func messages(_ node: YAMLNode, into messages: inout LoopsyConfig.Messages) throws {
+        for (key, value) in try mapping(node, at: "messages") {
+            let path = "messages.\(key)"
+            switch key {
+            case "maxBodyBytes": messages.maxBodyBytes = try int(value, at: path, min: 1, max: 16 * 1024 * 1024)
+            case "defaultTtl": messages.defaultTtl = try int(value, at: path, min: 1, max: 30 * 86_400)
+            default: unknown(path)
+            }
+        }
+    }
 }

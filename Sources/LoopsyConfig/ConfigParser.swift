@@ -31,6 +31,7 @@ public enum ConfigParser {
             case "logging": try reader.logging(node, into: &config.logging)
             case "context": try reader.context(node, into: &config.context)
             case "audit": try reader.audit(node, into: &config.audit)
+            case "messages": try reader.messages(node, into: &config.messages)
             default: reader.warnings.append("unknown config key '\(name)' ignored")
             }
         }

@@ -116,6 +116,7 @@ public final class Daemon: Sendable {
         running.store(true, ordering: .relaxed)
         auditLog.start()
         node.monitor?.start()
+        node.messages.start()
         addManualPeers()
         if node.config.discovery.enabled {
             let discovery = Discovery(service: node.peers, monitor: node.monitor, logger: node.logger)
@@ -152,6 +153,7 @@ public final class Daemon: Sendable {
             discovery = nil
         }
         node.execution.shutdown()
+        node.messages.stop()
         node.monitor?.stop()
         servers.forEach { $0.stop() }
         auditLog.stop()
@@ -170,6 +172,7 @@ public final class Daemon: Sendable {
                 let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
                 try self.node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries)
                 try self.node.execution.jobStore.prune(olderThan: cutoff, keep: ExecutionService.keptJobs)
+                try self.node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000)
             } catch {
                 self.node.logger.warn("upkeep failed: \(error)")
             }

@@ -18,6 +18,7 @@ public final class NodeServices: Sendable {
     public let transfer: TransferService
     public let logger: Logger
     public let peers: PeerService
+    public let messages: MessageService
     /// Health checks of peers (nil in tests that build a node without them).
     public let monitor: PeerMonitor?
     public let startedAt = Clock.monotonicSeconds()
@@ -45,6 +46,8 @@ public final class NodeServices: Sendable {
             pinnedCerts: config.tls.pinnedCerts, auditStore: auditStore, logger: logger)
         monitor = monitorPeers ? PeerMonitor(service: peers, interval: config.discovery.healthInterval,
                                              offlineAfter: config.discovery.offlineAfter, logger: logger) : nil
+        messages = MessageService(pool: pool, peers: peers, context: contextStore, config: config, logger: logger)
+        monitor?.onPeerOnline { [messages] in messages.peerOnline($0) }
     }
 
     /// The port the server actually listens on.

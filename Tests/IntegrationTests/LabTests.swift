@@ -80,6 +80,11 @@ import Testing
         #expect(try one.cli("pull", "two", directory.path + "/b.bin", directory.path + "/c.bin").status == 0)
         #expect(try Data(contentsOf: directory.appendingPathComponent("c.bin")) == payload)
 
+        // Messages across hosts, acked back.
+        #expect(try one.cli("msg", "send", "two", "from one", "--id", "x-1").stdout == "x-1 → two: delivered\n")
+        #expect(try two.cli("msg", "ack", "x-1").status == 0)
+        #expect(try eventually(5) { try one.cli("msg", "outbox").stdout.contains("x-1 → two: acked") })
+
         // On the wire between the hosts the key is never in clear: the peer only speaks TLS.
         let plain = try lab.exec(1, ["curl", "-s", "-m", "3", "http://\(lab.address(2)):19532/api/v1/health"])
         #expect(plain.status != 0)

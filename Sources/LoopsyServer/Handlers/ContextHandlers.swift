@@ -9,18 +9,22 @@ public enum ContextHandlers {
     static func put(_ context: RequestContext) throws -> HTTPResponse {
         let key = try validKey(context)
         let body = try context.decode(ContextPutRequest.self)
+        return try .json(try put(key: key, value: body.value, ttl: body.ttl, context: context))
+    }
+
+    /// Checks the limits and stores an entry (PUT and broadcast).
+    static func put(key: String, value: String, ttl: Int?, context: RequestContext) throws -> ContextEntry {
         let limits = context.node.config.context
-        if body.value.utf8.count > limits.maxValueBytes {
-            throw APIError.payloadTooLarge("value is \(body.value.utf8.count) bytes; the limit is "
+        if value.utf8.count > limits.maxValueBytes {
+            throw APIError.payloadTooLarge("value is \(value.utf8.count) bytes; the limit is "
                 + "\(limits.maxValueBytes) (context.maxValueBytes)")
         }
-        if let ttl = body.ttl, !(1...maxTTL).contains(ttl) {
+        if let ttl, !(1...maxTTL).contains(ttl) {
             throw APIError.badRequest("ttl must be between 1 and \(maxTTL) seconds, or omitted for no expiry",
                                       code: "bad_ttl")
         }
-        let entry = try context.node.contextStore.put(
-            key: key, value: body.value, ttl: body.ttl, fromNodeId: origin(context), maxEntries: limits.maxEntries)
-        return try .json(entry)
+        return try context.node.contextStore.put(
+            key: key, value: value, ttl: ttl, fromNodeId: origin(context), maxEntries: limits.maxEntries)
     }
 
     static func get(_ context: RequestContext) throws -> HTTPResponse {

@@ -18,6 +18,7 @@ public final class PeerMonitor: Sendable {
     private let inFlight = Mutex<Set<String>>([])
     /// Wakes the loop early (a peer was added or seen).
     private let wakeups = DispatchSemaphore(value: 0)
+    private let onlineListeners = Mutex<[@Sendable (String) -> Void]>([])
 
     init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger) {
         self.service = service
@@ -39,6 +40,11 @@ public final class PeerMonitor: Sendable {
     public func stop() {
         running.store(false, ordering: .relaxed)
         wakeups.signal()
+    }
+
+    /// Called with a peer's nodeId whenever a check finds it online after it was not.
+    public func onPeerOnline(_ listener: @escaping @Sendable (String) -> Void) {
+        onlineListeners.withLock { $0.append(listener) }
     }
 
     /// Check soon rather than at the next tick.
@@ -84,6 +90,7 @@ public final class PeerMonitor: Sendable {
         if change.before != change.after {
             logger.info("peer \(record.info.name) (\(record.nodeId)) is \(change.after)"
                 + (failure.map { ": \($0)" } ?? ""))
+            if change.after == "online" { for listener in onlineListeners.withLock({ $0 }) { listener(record.nodeId) } }
         }
     }
 

@@ -10,6 +10,8 @@ public enum Routes {
         let contextBody = config.context.maxValueBytes * 6 + 4096
         let key = "/api/v1/context/{key}"
         let forward = "/api/v1/peers/{peer}/{path+}"
+        // JSON may spell a byte as six; the service enforces the real limit.
+        let messageBody = config.messages.maxBodyBytes * 6 + 4096
         let forwardResponses: [OperationDoc.Response] = [
             OperationDoc.Response(status: 200, description: "Whatever the peer answers (status, body and headers)",
                                   schema: nil),
@@ -26,6 +28,10 @@ public enum Routes {
                 query: [.query("prefix", ["type": "string"], "only keys starting with this"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many")],
                 responses: [.ok(Schemas.ref("ContextList"))]), ContextHandlers.list),
+            Route(.post, "/api/v1/context/broadcast", category: .context, maxBody: contextBody, doc: OperationDoc(
+                "broadcastContext", "Set a key here and on every known peer; reports what happened at each",
+                tag: "context", requestBody: Schemas.ref("ContextBroadcast"),
+                responses: [.ok(Schemas.ref("BroadcastResult"))]), ContextHandlers.broadcast),
             Route(.delete, key, category: .context, doc: OperationDoc(
                 "deleteContext", "Delete an entry", tag: "context",
                 responses: [.ok(Schemas.ref("Deleted")), .error(404, "No such live key")]), ContextHandlers.delete),
@@ -65,6 +71,55 @@ public enum Routes {
                 "identity", "This node's public identity: nodeId, public key and TLS fingerprint (no auth: "
                     + "mDNS announces the same)", tag: "system",
                 responses: [.ok(Schemas.ref("Identity"))]), SystemHandlers.identity),
+            Route(.post, "/api/v1/messages", category: .context, maxBody: messageBody, doc: OperationDoc(
+                "sendMessage", "Send a message to a peer: stored first, delivered with retries until its ttl",
+                tag: "messages", requestBody: Schemas.ref("MessageSend"),
+                responses: [OperationDoc.Response(status: 201, description: "The outbox entry",
+                                                  schema: Schemas.ref("OutboxList")),
+                            .error(404, "Unknown peer"), .error(413, "Body larger than messages.maxBodyBytes")]),
+                  MessageHandlers.send),
+            Route(.post, "/api/v1/messages/broadcast", category: .context, maxBody: messageBody, doc: OperationDoc(
+                "broadcastMessage", "Send one message to every known peer; reports delivered or queued per peer",
+                tag: "messages", requestBody: Schemas.ref("Broadcast"),
+                responses: [.ok(Schemas.ref("BroadcastResult"))]), MessageHandlers.broadcast),
+            Route(.post, "/api/v1/messages/deliver", category: .context, maxBody: messageBody, doc: OperationDoc(
+                "deliverMessage", "Node to node: hand over a message (the sender is the calling node)",
+                tag: "messages", requestBody: Schemas.ref("MessageDelivery"),
+                responses: [.ok(Schemas.ref("DeliveryResult"))]), MessageHandlers.deliver),
+            Route(.get, "/api/v1/messages/inbox", doc: OperationDoc(
+                "inbox", "Messages received, oldest first; with wait, holds the request until one arrives",
+                tag: "messages",
+                query: [.query("unread", ["type": "string", "enum": ["0", "1", "true", "false"]], "only unread ones"),
+                        .query("after", ["type": "integer", "minimum": 0], "only messages with a larger seq (cursor)"),
+                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many"),
+                        .query("wait", ["type": "integer", "minimum": 0, "maximum": 60],
+                               "seconds to wait for a message when there is none")],
+                responses: [.ok(Schemas.ref("InboxList"))]), MessageHandlers.inbox),
+            Route(.post, "/api/v1/messages/inbox/{id}/ack", category: .context, doc: OperationDoc(
+                "ackMessage", "Acknowledge a message (the sender sees acked)", tag: "messages",
+                requestBody: Schemas.ref("MessageAck"),
+                responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
+                            .error(409, "Several senders used this id: give from")]), MessageHandlers.ack),
+            Route(.post, "/api/v1/messages/inbox/{id}/read", category: .context, doc: OperationDoc(
+                "readMessage", "Mark a message read (the sender sees read)", tag: "messages",
+                requestBody: Schemas.ref("MessageAck"),
+                responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
+                            .error(409, "Several senders used this id: give from")]), MessageHandlers.read),
+            Route(.get, "/api/v1/messages/outbox", doc: OperationDoc(
+                "outbox", "Messages sent, newest first, each with its delivery state", tag: "messages",
+                query: [.query("state", ["type": "string", "enum": ["queued", "delivered", "read", "acked", "expired"]],
+                               "only messages in this state"),
+                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
+                responses: [.ok(Schemas.ref("OutboxList"))]), MessageHandlers.outbox),
+            Route(.get, "/api/v1/messages/outbox/{id}", doc: OperationDoc(
+                "outboxMessage", "One sent message: its state at each recipient", tag: "messages",
+                responses: [.ok(Schemas.ref("OutboxList")), .error(404, "No such message")]),
+                  MessageHandlers.outboxMessage),
+            Route(.post, "/api/v1/messages/receipt", category: .context, doc: OperationDoc(
+                "messageReceipt", "Node to node: a message was read or acked by its recipient (the calling node)",
+                tag: "messages", requestBody: Schemas.ref("MessageReceipt"),
+                responses: [.ok(Schemas.ref("DeliveryResult")), .error(404, "No such message to that node")]),
+                  MessageHandlers.receipt),
             Route(.get, "/api/v1/openapi.json", doc: OperationDoc(
                 "openapi", "This document", tag: "system",
                 responses: [.ok(Schemas.ref("OpenAPIDocument"))]), openAPI),

@@ -5,7 +5,26 @@ import LoopsyClient
 struct Context: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read and write the shared key-value context store.",
-        subcommands: [Set.self, Get.self, List.self, Delete.self])
+        subcommands: [Set.self, Get.self, List.self, Delete.self, Broadcast.self])
+
+    struct Broadcast: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a key here and on every known peer, reporting each.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The key.") var key: String
+        @Argument(help: "The value.") var value: String
+        @Option(help: "Seconds until the entries expire.") var ttl: Int?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try runReporting {
+                let result = try global.client(timeoutSeconds: 60)
+                    .broadcastContext(ContextBroadcastRequest(key: key, value: value, ttl: ttl))
+                print("set \(key) here")
+                try printOutcomes(result, json: json)
+            }
+        }
+    }
 
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set a value (optionally expiring).")

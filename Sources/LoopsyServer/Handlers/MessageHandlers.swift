@@ -1,0 +1,112 @@
+import LoopsyAPI
+import LoopsyHTTP
+
+/// Messages between agents: send, broadcast, inbox (with long-poll), read/ack, outbox; and the
+/// two node-to-node routes, deliver and receipt.
+public enum MessageHandlers {
+    static func send(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        let sent = try context.node.messages.send(try context.decode(MessageSendRequest.self))
+        return try .json(OutboxListResponse(messages: sent), status: 201)
+    }
+
+    static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        return try .json(try context.node.messages.broadcast(try context.decode(BroadcastRequest.self)))
+    }
+
+    static func inbox(_ context: RequestContext) throws -> HTTPResponse {
+        let unread = try QueryValue.flag(context, "unread")
+        let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)
+        let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
+        let wait = try QueryValue.int(context, "wait", default: 0, range: 0...60)
+        return try context.node.messages.inboxResponse(unreadOnly: unread, after: Int64(after), limit: limit, wait: wait)
+    }
+
+    static func read(_ context: RequestContext) throws -> HTTPResponse {
+        try mark(context, state: "read")
+    }
+
+    static func ack(_ context: RequestContext) throws -> HTTPResponse {
+        try mark(context, state: "acked")
+    }
+
+    private static func mark(_ context: RequestContext, state: String) throws -> HTTPResponse {
+        try requireOwner(context)
+        let body = context.request.body.isEmpty ? MessageAckRequest() : try context.decode(MessageAckRequest.self)
+        return try .json(try context.node.messages.mark(id: context.parameter("id"), from: body.from, state: state,
+                                                        note: state == "acked" ? body.note : nil))
+    }
+
+    static func outbox(_ context: RequestContext) throws -> HTTPResponse {
+        let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
+        let state = context.request.query["state"]
+        if let state, !["queued", "delivered", "read", "acked", "expired"].contains(state) {
+            throw APIError.badRequest("state must be queued, delivered, read, acked or expired", code: "bad_query")
+        }
+        return try .json(OutboxListResponse(messages: try context.node.messages.store.outbox(state: state, limit: limit)))
+    }
+
+    static func outboxMessage(_ context: RequestContext) throws -> HTTPResponse {
+        let id = context.parameter("id")
+        let rows = try context.node.messages.store.outbox(id: id, limit: 1000)
+        guard !rows.isEmpty else { throw APIError.notFound("message \(id) in the outbox") }
+        return try .json(OutboxListResponse(messages: rows))
+    }
+
+    // MARK: Node to node
+
+    static func deliver(_ context: RequestContext) throws -> HTTPResponse {
+        let sender = try senderNode(context)
+        return try .json(try context.node.messages.receive(try context.decode(MessageDelivery.self), from: sender))
+    }
+
+    static func receipt(_ context: RequestContext) throws -> HTTPResponse {
+        let sender = try senderNode(context)
+        try context.node.messages.applyReceipt(try context.decode(MessageReceipt.self), from: sender)
+        return try .json(MessageDeliveryResult(duplicate: false))
+    }
+
+    /// The node a delivery comes from is the one its credential (or the relaying node) names,
+    /// never a field of the body.
+    private static func senderNode(_ context: RequestContext) throws -> String {
+        guard let node = context.caller.peerNodeId ?? context.caller.viaNodeId else {
+            throw APIError.forbidden("deliveries come from other nodes (with X-Loopsy-Node-Id); use POST /messages "
+                + "to send one", code: "not_a_node")
+        }
+        return node
+    }
+
+    private static func requireOwner(_ context: RequestContext) throws {
+        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
+            throw APIError.forbidden("only this node's own clients may send from it or handle its inbox")
+        }
+    }
+}
+
+extension QueryValue {
+    /// "1"/"true" or "0"/"false"; absent is false.
+    static func flag(_ context: RequestContext, _ name: String) throws -> Bool {
+        guard let text = context.request.query[name] else { return false }
+        switch text {
+        case "1", "true", "": return true
+        case "0", "false": return false
+        default: throw APIError.badRequest("query parameter '\(name)' must be 1, 0, true or false", code: "bad_query")
+        }
+    }
+}
+
+extension ContextHandlers {
+    static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
+        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
+            throw APIError.forbidden("only this node's own clients may broadcast from it")
+        }
+        let request = try context.decode(ContextBroadcastRequest.self)
+        let response = try context.node.messages.broadcastContext(request) { request in
+            var local = context
+            local.parameters["key"] = request.key
+            _ = try put(key: try validKey(local), value: request.value, ttl: request.ttl, context: local)
+        }
+        return try .json(response)
+    }
+}

@@ -1,0 +1,418 @@
+import Dispatch
+import FoundationEssentials
+import LoopsyAPI
+import LoopsyClient
+import LoopsyConfig
+import LoopsyHTTP
+import LoopsyStore
+import Synchronization
+
+/// Durable messaging between nodes. Sending stores the message in the outbox first; a worker
+/// delivers it (retrying with backoff while the peer is away, until its ttl), and the recipient
+/// sends read/acked receipts back the same durable way. Every message is also mirrored into the
+/// context store as `outbox:<id>` (sender) and `inbox:<recipient>:<id>` (recipient), the seed's
+/// conventions, so scripts reading the context store see them.
+public final class MessageService: Sendable {
+    public let store: MessageStore
+    private let peers: PeerService
+    private let context: ContextStore
+    private let config: LoopsyConfig
+    private let logger: Logger
+    private let waiters = InboxWaiters()
+    private let queue = DispatchQueue(label: "loopsy.messages")
+    private let running = Atomic<Bool>(false)
+    private let wakeups = DispatchSemaphore(value: 0)
+
+    static let maxIdBytes = 128
+
+    init(pool: DatabasePool, peers: PeerService, context: ContextStore, config: LoopsyConfig, logger: Logger) {
+        store = MessageStore(pool: pool)
+        self.peers = peers
+        self.context = context
+        self.config = config
+        self.logger = logger
+    }
+
+    private var ownId: String { peers.local.identity.nodeId }
+
+    // MARK: Sending
+
+    public func send(_ request: MessageSendRequest) throws -> [OutboxMessage] {
+        let recipient = try recipient(request.to)
+        let message = try makeMessage(body: request.body, type: request.type ?? .chat, id: request.id,
+                                      replyTo: request.replyTo, thread: request.thread, ttl: request.ttl)
+        let stored = try store.queue(message, recipients: [recipient])
+        // First attempt right away, so the caller learns whether it was delivered; a failure
+        // leaves it queued for the worker.
+        for row in stored where row.state == "queued" { _ = attempt(row) }
+        mirrorOutbox(message.id)
+        return try store.outbox(id: message.id, limit: 1000).filter { $0.to == recipient.nodeId }
+    }
+
+    /// One message to every known peer: delivered at once to those that answer, queued for the
+    /// rest (they get it when they return, until the ttl).
+    public func broadcast(_ request: BroadcastRequest) throws -> BroadcastResponse {
+        let message = try makeMessage(body: request.body, type: request.type ?? .broadcast, id: request.id,
+                                      replyTo: nil, thread: nil, ttl: request.ttl)
+        let records = try peers.store.all()
+        let stored = try store.queue(message, recipients: records.map { ($0.nodeId, $0.info.name) })
+        var results: [PeerOutcome] = []
+        let lock = Mutex<[PeerOutcome]>([])
+        DispatchQueue.concurrentPerform(iterations: stored.count) { index in
+            let row = stored[index]
+            let outcome: PeerOutcome
+            if row.state != "queued" {
+                outcome = PeerOutcome(nodeId: row.to, name: row.toName, state: row.state, error: nil)
+            } else if let failure = attempt(row) {
+                outcome = PeerOutcome(nodeId: row.to, name: row.toName, state: "queued", error: failure)
+            } else {
+                outcome = PeerOutcome(nodeId: row.to, name: row.toName, state: "delivered", error: nil)
+            }
+            lock.withLock { $0.append(outcome) }
+        }
+        results = lock.withLock { $0 }.sorted { ($0.name, $0.nodeId) < ($1.name, $1.nodeId) }
+        mirrorOutbox(message.id)
+        return BroadcastResponse(id: message.id, results: results)
+    }
+
+    private func recipient(_ reference: String) throws -> (nodeId: String, name: String) {
+        if ["local", "self", ownId].contains(reference) { return (ownId, peers.local.hostname) }
+        let record = try peers.resolve(reference)
+        return (record.nodeId, record.info.name)
+    }
+
+    private func makeMessage(body: String, type: MessageType, id: String?, replyTo: String?, thread: String?,
+                             ttl: Int?) throws -> OutboxMessage {
+        let limit = config.messages.maxBodyBytes
+        guard body.utf8.count <= limit else {
+            throw APIError.payloadTooLarge("message body is \(body.utf8.count) bytes; the limit is \(limit) "
+                + "(messages.maxBodyBytes)")
+        }
+        let id = id ?? "msg_" + Secrets.apiKey().prefix(20)
+        for (name, value) in [("id", id), ("replyTo", replyTo ?? "x"), ("thread", thread ?? "x")] {
+            guard !value.isEmpty, value.utf8.count <= Self.maxIdBytes, !value.unicodeScalars.contains(where: {
+                $0.properties.generalCategory == .control
+            }) else {
+                throw APIError.badRequest("\(name) must be 1–\(Self.maxIdBytes) bytes without control characters")
+            }
+        }
+        let ttl = ttl ?? config.messages.defaultTtl
+        guard (1...30 * 86_400).contains(ttl) else {
+            throw APIError.badRequest("ttl must be from 1 to 2592000 seconds (30 days)", code: "bad_ttl")
+        }
+        let now = Clock.nowMillis()
+        return OutboxMessage(id: id, to: "", toName: "", type: type, body: body, replyTo: replyTo, thread: thread,
+                             createdAt: now, expiresAt: now + Int64(ttl) * 1000, state: "queued", attempts: 0,
+                             lastError: nil, deliveredAt: nil, readAt: nil, ackedAt: nil, ackNote: nil)
+    }
+
+    /// Hands one queued message to its recipient; nil on success, else why it failed.
+    private func attempt(_ message: OutboxMessage) -> String? {
+        let now = Clock.nowMillis()
+        let delivery = MessageDelivery(id: message.id, fromName: peers.local.hostname, type: message.type,
+                                       body: message.body, replyTo: message.replyTo, thread: message.thread,
+                                       createdAt: message.createdAt, expiresAt: message.expiresAt)
+        var failure: String?
+        if message.to == ownId {
+            do {
+                try receive(delivery, from: ownId)
+            } catch {
+                failure = "\(error)"
+            }
+        } else {
+            do {
+                guard let record = try peers.store.get(message.to) else {
+                    throw APIError.notFound("peer \(message.to) (no longer known)")
+                }
+                guard record.apiKey != nil else {
+                    throw APIError.forbidden("no key for peer \(record.info.name): add it with one of its keys")
+                }
+                _ = try peers.client(for: record, timeoutSeconds: 10)
+                    .call("POST", "/api/v1/messages/deliver", body: delivery, as: MessageDeliveryResult.self)
+            } catch {
+                failure = (error as? APIError)?.message ?? "\(error)"
+                if let record = try? peers.store.get(message.to) {
+                    failure = peers.apiError(error, calling: record, context: "message delivery").message
+                }
+            }
+        }
+        do {
+            if let failure {
+                let delay = min(60_000, 1000 << min(message.attempts, 6))
+                try store.markAttemptFailed(id: message.id, to: message.to, error: failure,
+                                            nextAttemptAt: now + Int64(delay))
+            } else {
+                try store.markDelivered(id: message.id, to: message.to, now: now)
+            }
+        } catch {
+            logger.warn("messages: cannot record delivery of \(message.id): \(error)")
+        }
+        return failure
+    }
+
+    // MARK: Receiving
+
+    /// A message from another node (or from this one to itself).
+    @discardableResult
+    public func receive(_ delivery: MessageDelivery, from nodeId: String) throws -> MessageDeliveryResult {
+        guard delivery.body.utf8.count <= config.messages.maxBodyBytes else {
+            throw APIError.payloadTooLarge("message body is larger than messages.maxBodyBytes here")
+        }
+        guard !delivery.id.isEmpty, delivery.id.utf8.count <= Self.maxIdBytes else {
+            throw APIError.badRequest("message id must be 1–\(Self.maxIdBytes) bytes")
+        }
+        let now = Clock.nowMillis()
+        let name = (try? peers.store.get(nodeId))?.info.name ?? String(delivery.fromName.prefix(64))
+        var sanitized = delivery
+        sanitized.fromName = name
+        let (message, duplicate) = try store.receive(sanitized, from: nodeId, now: now)
+        if !duplicate {
+            mirrorInbox(message)
+            waiters.notify()
+        }
+        return MessageDeliveryResult(duplicate: duplicate)
+    }
+
+    /// A read/acked receipt from the node a message was sent to.
+    public func applyReceipt(_ receipt: MessageReceipt, from nodeId: String) throws {
+        guard ["read", "acked"].contains(receipt.state) else {
+            throw APIError.badRequest("state must be read or acked")
+        }
+        guard try store.applyReceipt(id: receipt.id, from: nodeId, state: receipt.state, at: receipt.at,
+                                     note: receipt.note) != nil else {
+            throw APIError.notFound("message \(receipt.id) to \(nodeId)")
+        }
+        mirrorOutbox(receipt.id)
+    }
+
+    // MARK: Inbox
+
+    public func inbox(unreadOnly: Bool, after: Int64, limit: Int) throws -> InboxListResponse {
+        InboxListResponse(messages: try store.inbox(unreadOnly: unreadOnly, after: after, limit: limit),
+                          cursor: try store.lastSeq())
+    }
+
+    /// The inbox now if it has something, else a response that waits up to `wait` seconds for
+    /// a message (the connection is suspended meanwhile: no thread waits).
+    public func inboxResponse(unreadOnly: Bool, after: Int64, limit: Int, wait: Int) throws -> HTTPResponse {
+        let now = try inbox(unreadOnly: unreadOnly, after: after, limit: limit)
+        guard now.messages.isEmpty, wait > 0 else { return try .json(now) }
+        let stream = HTTPStream()
+        let waiter = InboxWaiters.Waiter { [self] in
+            let answer = (try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
+                ?? InboxListResponse(messages: [], cursor: after)
+            if answer.messages.isEmpty { return false }
+            stream.write(Array((try? HTTPResponse.jsonEncoder.encode(answer)) ?? Data()), bounded: false)
+            stream.finish()
+            return true
+        } timeout: { [self] in
+            let answer = (try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
+                ?? InboxListResponse(messages: [], cursor: after)
+            stream.write(Array((try? HTTPResponse.jsonEncoder.encode(answer)) ?? Data()), bounded: false)
+            stream.finish()
+        }
+        waiters.add(waiter, timeout: wait)
+        stream.onClose { [waiters] in waiters.remove(waiter) }
+        // A message may have landed between the query and the registration.
+        waiters.notify()
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], stream: stream)
+    }
+
+    /// Marks a message read or acked and queues the receipt for its sender.
+    public func mark(id: String, from: String?, state: String, note: String?) throws -> InboxMessage {
+        let candidates = try store.inboxMessages(id: id, from: from)
+        guard let target = candidates.first else { throw APIError.notFound("message \(id) in the inbox") }
+        guard candidates.count == 1 else {
+            throw APIError.conflict("\(candidates.count) senders used id \(id); say which with from",
+                                    code: "ambiguous_message")
+        }
+        if let note, note.utf8.count > 4096 { throw APIError.badRequest("note is limited to 4096 bytes") }
+        guard let updated = try store.mark(seq: target.seq, state: state, note: note, now: Clock.nowMillis()) else {
+            throw APIError.notFound("message \(id) in the inbox")
+        }
+        mirrorInbox(updated)
+        wake()
+        return updated
+    }
+
+    // MARK: Context broadcast
+
+    /// Sets a key here and on every known peer, reporting what happened at each.
+    public func broadcastContext(_ request: ContextBroadcastRequest, put: (ContextBroadcastRequest) throws -> Void)
+        throws -> BroadcastResponse {
+        try put(request)
+        let records = try peers.store.all()
+        let results = Mutex<[PeerOutcome]>([])
+        DispatchQueue.concurrentPerform(iterations: records.count) { index in
+            let record = records[index]
+            var outcome = PeerOutcome(nodeId: record.nodeId, name: record.info.name, state: "set", error: nil)
+            if record.apiKey == nil {
+                outcome.state = "skipped"
+                outcome.error = "no key for this peer"
+            } else {
+                do {
+                    _ = try peers.client(for: record, timeoutSeconds: 10).contextSet(request.key, value: request.value,
+                                                                                     ttl: request.ttl)
+                } catch {
+                    outcome.state = "failed"
+                    outcome.error = peers.apiError(error, calling: record, context: "context broadcast").message
+                }
+            }
+            results.withLock { $0.append(outcome) }
+        }
+        return BroadcastResponse(id: nil, results: results.withLock { $0 }.sorted { $0.name < $1.name })
+    }
+
+    // MARK: Worker
+
+    public func start() {
+        guard !running.exchange(true, ordering: .relaxed) else { return }
+        queue.async { [self] in
+            while running.load(ordering: .relaxed) {
+                work()
+                _ = wakeups.wait(timeout: .now() + .milliseconds(500))
+            }
+        }
+    }
+
+    public func stop() {
+        running.store(false, ordering: .relaxed)
+        wakeups.signal()
+        waiters.finishAll()
+    }
+
+    public func wake() { wakeups.signal() }
+
+    /// A peer came online: what waits for it goes now.
+    public func peerOnline(_ nodeId: String) {
+        let now = Clock.nowMillis()
+        try? store.retrySoon(to: nodeId, now: now)
+        try? store.receiptsSoon(to: nodeId, now: now)
+        wake()
+    }
+
+    private func work() {
+        let now = Clock.nowMillis()
+        do {
+            for expired in try store.expire(now: now) {
+                logger.info("message \(expired.id) to \(expired.toName) expired undelivered")
+                mirrorOutbox(expired.id)
+            }
+            let due = try store.dueForDelivery(now: now)
+            DispatchQueue.concurrentPerform(iterations: due.count) { index in
+                if attempt(due[index]) == nil { mirrorOutbox(due[index].id) }
+            }
+            for receipt in try store.dueReceipts(now: now) { sendReceipt(receipt, now: now) }
+        } catch {
+            logger.warn("messages: delivery pass failed: \(error)")
+        }
+    }
+
+    private func sendReceipt(_ receipt: MessageStore.PendingReceipt, now: Int64) {
+        let body = MessageReceipt(id: receipt.id, state: receipt.state, at: receipt.at, note: receipt.note)
+        do {
+            if receipt.to == ownId {
+                try applyReceipt(body, from: ownId)
+            } else {
+                guard let record = try peers.store.get(receipt.to), record.apiKey != nil else {
+                    throw APIError.notFound("no key for the sender \(receipt.to)")
+                }
+                _ = try peers.client(for: record, timeoutSeconds: 10)
+                    .call("POST", "/api/v1/messages/receipt", body: body, as: MessageDeliveryResult.self)
+            }
+            try store.receiptSent(seq: receipt.seq, state: receipt.state)
+        } catch ClientError.api(let error) where error.status == 404 {
+            // The sender no longer has the message: nothing left to tell it.
+            try? store.receiptSent(seq: receipt.seq, state: receipt.state)
+        } catch {
+            let delay = min(60_000, 1000 << min(receipt.attempts, 6))
+            try? store.receiptFailed(seq: receipt.seq, nextAttemptAt: now + Int64(delay))
+        }
+    }
+
+    // MARK: Context mirror
+
+    private func mirrorOutbox(_ id: String) {
+        guard let rows = try? store.outbox(id: id, limit: 1000), let first = rows.first,
+              let json = try? HTTPResponse.jsonEncoder.encode(rows) else { return }
+        let ttl = max(1, Int((first.expiresAt - Clock.nowMillis()) / 1000) + 7 * 86_400)
+        mirror("outbox:\(id)", String(decoding: json, as: UTF8.self), ttl: ttl)
+    }
+
+    private func mirrorInbox(_ message: InboxMessage) {
+        guard let json = try? HTTPResponse.jsonEncoder.encode(message) else { return }
+        let ttl = max(1, Int((message.expiresAt - Clock.nowMillis()) / 1000) + 7 * 86_400)
+        mirror("inbox:\(ownId):\(message.id)", String(decoding: json, as: UTF8.self), ttl: ttl)
+    }
+
+    private func mirror(_ key: String, _ value: String, ttl: Int) {
+        do {
+            _ = try context.put(key: key, value: value, ttl: ttl, fromNodeId: ownId,
+                                maxEntries: config.context.maxEntries)
+        } catch {
+            logger.debug("messages: context mirror \(key) not written: \(error)")
+        }
+    }
+}
+
+/// Long-poll requests waiting for a message. A waiter completes once: when a message that
+/// matches arrives, or when its time is up.
+final class InboxWaiters: Sendable {
+    final class Waiter: Sendable {
+        /// Answers if there is something to answer with; true when it did.
+        let attempt: @Sendable () -> Bool
+        let timeout: @Sendable () -> Void
+        let done = Atomic<Bool>(false)
+
+        init(attempt: @escaping @Sendable () -> Bool, timeout: @escaping @Sendable () -> Void) {
+            self.attempt = attempt
+            self.timeout = timeout
+        }
+    }
+
+    private let waiting = Mutex<[ObjectIdentifier: Waiter]>([:])
+
+    func add(_ waiter: Waiter, timeout seconds: Int) {
+        waiting.withLock { $0[ObjectIdentifier(waiter)] = waiter }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) { [self] in
+            guard remove(waiter) else { return }
+            waiter.timeout()
+        }
+    }
+
+    /// Removes the waiter; true if this call is the one that ended it.
+    @discardableResult
+    func remove(_ waiter: Waiter) -> Bool {
+        waiting.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(waiter)) }
+        return !waiter.done.exchange(true, ordering: .acquiringAndReleasing)
+    }
+
+    /// Something arrived: every waiter with a match answers.
+    func notify() {
+        let current = waiting.withLock { Array($0.values) }
+        DispatchQueue.global().async { [self] in
+            for waiter in current where !waiter.done.load(ordering: .acquiring) {
+                // Claim first so a timeout cannot answer too; give the claim back if nothing matched.
+                guard !waiter.done.exchange(true, ordering: .acquiringAndReleasing) else { continue }
+                if waiter.attempt() {
+                    waiting.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(waiter)) }
+                    continue
+                }
+                waiter.done.store(false, ordering: .releasing)
+                // Its timer may have fired while we held the claim: answer for it.
+                if waiting.withLock({ $0[ObjectIdentifier(waiter)] == nil }),
+                   !waiter.done.exchange(true, ordering: .acquiringAndReleasing) {
+                    waiter.timeout()
+                }
+            }
+        }
+    }
+
+    func finishAll() {
+        let all = waiting.withLock { waiting -> [Waiter] in
+            defer { waiting.removeAll() }
+            return Array(waiting.values)
+        }
+        for waiter in all where !waiter.done.exchange(true, ordering: .acquiringAndReleasing) { waiter.timeout() }
+    }
+}
