@@ -12,13 +12,15 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
     ],
     targets: [
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
                        providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-gnutls-dev"])]),
-        .systemLibrary(name: "CAvahi", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
+        // No pkgConfig: its cflags carry -D_REENTRANT, which SwiftPM refuses; the headers are in /usr/include.
+        .systemLibrary(name: "CAvahi", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "CPosix"),
 
         .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD"]),
@@ -31,7 +33,9 @@ let package = Package(
             "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "LoopsyClient", dependencies: ["CCurl", "LoopsyAPI", "LoopsyConfig"]),
+        .target(name: "LoopsyClient", dependencies: [
+            "CCurl", "LoopsyAPI", "LoopsyConfig", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
 
         .executableTarget(name: "loopsyd", dependencies: ["LoopsyServer", "LoopsyConfig"]),
         .executableTarget(name: "loopsy", dependencies: [
@@ -39,10 +43,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .executableTarget(name: "loopsy-mcp", dependencies: ["LoopsyAPI"]),
+        .executableTarget(name: "loopsy-mcp", dependencies: [
+            "LoopsyAPI", "LoopsyClient", "LoopsyConfig", .product(name: "MCP", package: "swift-sdk"),
+        ]),
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
-        .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig"]),
+        .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig", "LoopsyAPI"]),
         .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "LoopsyAPI", "LoopsyClient", "LoopsyStore", .product(name: "Crypto", package: "swift-crypto"),

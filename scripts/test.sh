@@ -8,7 +8,8 @@ source scripts/lib.sh
 
 # Multi-host tests: network namespaces (iproute2) each with its own dbus and avahi-daemon;
 # openssl, sqlite3 and curl check what the daemons wrote and sent.
-LOOPSY_TEST_PACKAGES="iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils openssl sqlite3 curl util-linux"
+LOOPSY_TEST_PACKAGES="iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils openssl sqlite3 curl util-linux
+    python3 python3-venv"
 loopsy_apt $LOOPSY_BUILD_PACKAGES $LOOPSY_TEST_PACKAGES
 # A lab left behind by an interrupted run would only waste addresses; remove any.
 bash Tests/Support/lab.sh down-all
@@ -27,6 +28,17 @@ swift test --skip-build 2>&1 | tee .build/test-output.txt |
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || loopsy_die "tests failed (full output: .build/test-output.txt)"
+
+# loopsy-mcp against the official Python MCP SDK (pinned), in a venv of its own.
+loopsy_log "MCP tests (Python mcp SDK)"
+if [ ! -x .build/venv-mcp/bin/pytest ] || ! cmp -s Tests/MCP/requirements.txt .build/venv-mcp/requirements.txt; then
+    rm -rf .build/venv-mcp
+    python3 -m venv .build/venv-mcp || loopsy_die "python3 -m venv failed (install python3-venv)"
+    .build/venv-mcp/bin/pip install -q --disable-pip-version-check -r Tests/MCP/requirements.txt ||
+        loopsy_die "installing the MCP test client from PyPI failed"
+    cp Tests/MCP/requirements.txt .build/venv-mcp/requirements.txt
+fi
+.build/venv-mcp/bin/python -m pytest -q -p no:cacheprovider Tests/MCP || loopsy_die "MCP tests failed"
 
 # The Debian package, built and installed on this machine (needs root, as in CI; without it
 # the script says so and fails).

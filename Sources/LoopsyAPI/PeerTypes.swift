@@ -68,12 +68,17 @@ public struct PeerAddRequest: Codable, Sendable {
     /// The fingerprint the user expects (from the other machine's `loopsy status`); a mismatch
     /// refuses the peer.
     public var fingerprint: String?
+    /// Accept a peer that does not serve TLS even though a key or fingerprint is given (the key
+    /// then crosses the network in clear). Without it, such a peer is refused.
+    public var allowInsecure: Bool?
 
-    public init(address: String, port: Int? = nil, apiKey: String? = nil, fingerprint: String? = nil) {
+    public init(address: String, port: Int? = nil, apiKey: String? = nil, fingerprint: String? = nil,
+                allowInsecure: Bool? = nil) {
         self.address = address
         self.port = port
         self.apiKey = apiKey
         self.fingerprint = fingerprint
+        self.allowInsecure = allowInsecure
     }
 }
 
@@ -110,8 +115,12 @@ public struct PeerHandshakeResponse: Codable, Sendable {
     public var nodeId: String
     /// Whether the receiver stored the credential (false when it came over plain HTTP).
     public var credentialStored: Bool
-    public init(nodeId: String, credentialStored: Bool) {
+    /// Over TLS: a key of the receiver's own, for the sender to call it with from now on (so the
+    /// key the sender used for the handshake need not be kept).
+    public var credential: String?
+    public init(nodeId: String, credentialStored: Bool, credential: String?) {
         self.nodeId = nodeId
         self.credentialStored = credentialStored
+        self.credential = credential
     }
 }

@@ -103,10 +103,12 @@ public struct CurlHTTPClient: Sendable {
     /// Sends a request and hands a 2xx response's body to `onData` as it arrives (SSE, large
     /// downloads); `onData` returns false to stop. An error response's body is returned whole
     /// instead, so the caller can decode it.
+    /// `isCancelled` is polled about once a second even while nothing arrives; true stops.
     public func stream(method: String, url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-                       progress: Progress? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
+                       progress: Progress? = nil, isCancelled: (() -> Bool)? = nil,
+                       onData: @escaping ([UInt8]) -> Bool) throws -> Response {
         try transfer(method: method, url: url, headers: headers, body: body.map { .bytes($0) } ?? .none, timeout: 0,
-                     progress: progress, onData: onData)
+                     progress: progress, isCancelled: isCancelled, onData: onData)
     }
 
     private func transfer(method: String, url: String, headers: [String: String], body: RequestBody, timeout: Int,
@@ -115,6 +117,8 @@ public struct CurlHTTPClient: Sendable {
         guard let curl = curl_easy_init() else { throw Failure.other(code: -1, message: "curl_easy_init failed") }
         defer { curl_easy_cleanup(curl) }
         let sink = TransferSink(onData: onData, progress: progress)
+        // An upload's progress is the bytes sent; the small answer that follows is not progress.
+        if case .multipart = body { sink.reportsUpload = true }
         sink.relayHead = relayHead
         sink.isCancelled = isCancelled
         // The sink outlives the transfer: curl_easy_perform returns before this frame ends.
@@ -226,6 +230,7 @@ private final class TransferSink {
     /// Set for relays: every body goes to onData, after the head went here.
     var relayHead: ((Int, [String: String]) -> Void)?
     var isCancelled: (() -> Bool)?
+    var reportsUpload = false
 
     init(onData: @escaping ([UInt8]) -> Bool, progress: CurlHTTPClient.Progress?) {
         self.onData = onData
@@ -238,7 +243,7 @@ private let reportProgress: ccurl_xferinfo_callback = { userdata, downloadTotal,
     guard let userdata else { return 0 }
     let sink = Unmanaged<TransferSink>.fromOpaque(userdata).takeUnretainedValue()
     if sink.isCancelled?() == true { return 1 }
-    if uploadTotal > 0 && uploaded < uploadTotal || downloaded == 0 && uploaded > 0 {
+    if sink.reportsUpload || uploadTotal > 0 && uploaded < uploadTotal || downloaded == 0 && uploaded > 0 {
         sink.progress?(Int64(uploaded), Int64(uploadTotal))
     } else {
         sink.progress?(Int64(downloaded), Int64(downloadTotal))

@@ -16,16 +16,19 @@ extension LoopsyClient {
 
     /// Runs `request` with output streamed: `onEvent` sees each SSE event (start, stdout,
     /// stderr, exit) as it arrives; returning false stops reading.
-    public func executeStream(_ request: ExecuteRequest, onEvent: @escaping (SSEEvent) -> Bool) throws {
+    public func executeStream(_ request: ExecuteRequest, isCancelled: (() -> Bool)? = nil,
+                              onEvent: @escaping (SSEEvent) -> Bool) throws {
         var parser = SSEParser()
-        try stream("POST", "/api/v1/execute/stream", body: Array(try JSONEncoder().encode(request))) { bytes in
+        try stream("POST", "/api/v1/execute/stream", body: Array(try JSONEncoder().encode(request)),
+                   isCancelled: isCancelled) { bytes in
             for event in parser.feed(bytes) where !onEvent(event) { return false }
             return true
         }
     }
 
     /// A request whose 2xx body is handed over as it arrives; errors decode as usual.
-    public func stream(_ method: String, _ path: String, body: [UInt8]?, onData: @escaping ([UInt8]) -> Bool) throws {
+    public func stream(_ method: String, _ path: String, body: [UInt8]?, isCancelled: (() -> Bool)? = nil,
+                       onData: @escaping ([UInt8]) -> Bool) throws {
         var headers = extraHeaders
         headers["Accept"] = "text/event-stream, application/json"
         if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
@@ -33,7 +36,7 @@ extension LoopsyClient {
         let response: CurlHTTPClient.Response
         do {
             response = try http.stream(method: method, url: url(path), headers: headers, body: body,
-                                                   onData: onData)
+                                       isCancelled: isCancelled, onData: onData)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)
         } catch {

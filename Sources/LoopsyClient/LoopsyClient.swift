@@ -11,6 +11,8 @@ public enum ClientError: Error, CustomStringConvertible {
     case transport(String)
     case badResponse(String)
     case setup(String)
+    /// A problem with a local file (reading, writing, verifying).
+    case local(String)
 
     public var description: String {
         switch self {
@@ -20,7 +22,7 @@ public enum ClientError: Error, CustomStringConvertible {
         case .api(let error): return error.message
         case .transport(let message): return message
         case .badResponse(let message): return "unexpected answer from loopsyd: \(message)"
-        case .setup(let message): return message
+        case .setup(let message), .local(let message): return message
         }
     }
 }

@@ -38,6 +38,12 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var execute = 30
         public var transfer = 10
         public var context = 60
+        /// Pairing messages per minute per source address (the routes need no key).
+        public var pairing = 10
+    }
+    public struct Pairing: Sendable, Equatable {
+        /// Seconds a pairing session stays open.
+        public var timeoutSeconds = 300
     }
     public struct ManualPeer: Sendable, Equatable {
         public var address: String
@@ -82,6 +88,7 @@ public struct LoopsyConfig: Sendable, Equatable {
     public var context = Context()
     public var audit = Audit()
     public var messages = Messages()
+    public var pairing = Pairing()
 
     public init() {}
 }

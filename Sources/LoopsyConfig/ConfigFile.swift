@@ -46,12 +46,15 @@ public enum ConfigFile {
               execute: \(defaults.rateLimits.execute)
               transfer: \(defaults.rateLimits.transfer)
               context: \(defaults.rateLimits.context)
+              pairing: \(defaults.rateLimits.pairing)               # per source address, on the routes that need no key
             context:
               maxValueBytes: \(defaults.context.maxValueBytes)
               maxEntries: \(defaults.context.maxEntries)
             audit:
               retentionDays: \(defaults.audit.retentionDays)
               maxEntries: \(defaults.audit.maxEntries)
+            pairing:
+              timeoutSeconds: \(defaults.pairing.timeoutSeconds)     # a `loopsy pair` session closes after this
             messages:
               maxBodyBytes: \(defaults.messages.maxBodyBytes)      # largest message body
               defaultTtl: \(defaults.messages.defaultTtl)        # seconds a message may wait for an offline peer

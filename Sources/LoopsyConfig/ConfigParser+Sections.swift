@@ -28,7 +28,16 @@ extension Reader {
             let path = "tls.\(key)"
             switch key {
             case "enabled": tls.enabled = try bool(value, at: path)
-            case "pinnedCerts": tls.pinnedCerts = try stringMap(value, at: path)
+            case "pinnedCerts":
+                // A malformed pin must stop the daemon, not quietly turn pinning off.
+                tls.pinnedCerts = try stringMap(value, at: path).mapValues { pin in
+                    let hex = pin.lowercased().filter { $0 != ":" }
+                    guard hex.count == 64, hex.allSatisfy(\.isHexDigit) else {
+                        throw ConfigError("config key '\(path)' values must be SHA-256 fingerprints (64 hex digits, "
+                            + "as `loopsy status` prints them); '\(pin)' is not")
+                    }
+                    return hex
+                }
             default: unknown(path)
             }
         }
@@ -68,6 +77,7 @@ extension Reader {
             case "execute": limits.execute = try int(value, at: path)
             case "transfer": limits.transfer = try int(value, at: path)
             case "context": limits.context = try int(value, at: path)
+            case "pairing": limits.pairing = try int(value, at: path)
             default: unknown(path)
             }
         }

@@ -32,6 +32,14 @@ public enum ConfigParser {
             case "context": try reader.context(node, into: &config.context)
             case "audit": try reader.audit(node, into: &config.audit)
             case "messages": try reader.messages(node, into: &config.messages)
+            case "pairing":
+                for (key, value) in try reader.mapping(node, at: "pairing") {
+                    switch key {
+                    case "timeoutSeconds":
+                        config.pairing.timeoutSeconds = try reader.int(value, at: "pairing.timeoutSeconds", min: 1, max: 3600)
+                    default: reader.unknown("pairing.\(key)")
+                    }
+                }
             default: reader.warnings.append("unknown config key '\(name)' ignored")
             }
         }

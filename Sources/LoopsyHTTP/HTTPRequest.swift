@@ -59,6 +59,12 @@ public struct HTTPRequestHead: Sendable {
 public protocol HTTPBodySink: AnyObject, Sendable {
     /// Consumes the next bytes (~16 KiB at a time); a response stops the upload and is sent at once.
     func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse?
+    /// The request ended before it was answered (client gone, timeout): stop and clean up.
+    func cancel()
+}
+
+extension HTTPBodySink {
+    public func cancel() {}
 }
 
 /// What the server does with a request's body, decided from its head.

@@ -7,6 +7,8 @@ public struct HTTPResponse: Sendable {
     public var stream: HTTPStream?
     /// The stream's total length when known in advance (sent as Content-Length).
     public var streamLength: UInt64?
+    /// When set, this response is only a placeholder: the real one comes through it later.
+    public var deferred: DeferredResponse?
     /// When set, the body is this part of an open file, sent by the kernel (sendfile); the
     /// server owns and closes the descriptor.
     public var file: FileBody?
@@ -30,6 +32,26 @@ public struct HTTPResponse: Sendable {
         self.body = body
         self.stream = stream
         self.file = file
+    }
+
+    /// A response that `deferred` will supply later.
+    public init(deferred: DeferredResponse) {
+        self.init(status: 0)
+        self.deferred = deferred
+    }
+
+    /// A minimal JSON error, for the HTTP layer's own answers.
+    static func error(status: Int, message: String) -> HTTPResponse {
+        var escaped = ""
+        for scalar in message.unicodeScalars {
+            switch scalar {
+            case "\"", "\\": escaped += "\\" + String(scalar)
+            case _ where scalar.value < 0x20: escaped += " "
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        let body = #"{"error":{"code":"unavailable","message":""# + escaped + #""}}"#
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
     }
 
     public mutating func setHeader(_ name: String, _ value: String) {

@@ -60,6 +60,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let options: HTTPServerOptions
     private var daemon: OpaquePointer?
     public private(set) var port: UInt16 = 0
+    /// Answers still being prepared; completed with 503 at stop so no connection stays suspended.
+    private let deferrals = DeferralRegistry()
     /// Key, certificate and priorities as C strings for MHD (TLS only).
     private var tlsStrings: [UnsafeMutablePointer<CChar>?] = []
 
@@ -128,6 +130,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Stops accepting, finishes with MHD's threads and closes every connection.
     public func stop() {
         if let daemon {
+            deferrals.completeAll(with: .error(status: 503, message: "the daemon is shutting down; retry when it is back"))
             MHD_stop_daemon(daemon)
             self.daemon = nil
         }
@@ -205,6 +208,12 @@ public final class HTTPServer: @unchecked Sendable {
             context.body.append(contentsOf: bytes)
             return .YES
         }
+        if let deferred = context.deferred {
+            // Called again after a resume: the deferred answer is ready (or still is not).
+            guard let response = deferred.take(suspending: connection) else { return .YES }
+            context.deferred = nil
+            return queue(response, on: connection)
+        }
         if context.answered { return .YES }
         context.answered = true
         if let refusal = context.refusal { return queue(refusal, on: connection) }
@@ -213,7 +222,15 @@ public final class HTTPServer: @unchecked Sendable {
                                   body: context.body, remoteAddress: head.remoteAddress, bodySink: context.sink,
                                   secure: head.secure)
         context.body = []
-        return queue(handler.handle(request), on: connection)
+        let response = handler.handle(request)
+        if let deferred = response.deferred {
+            context.deferred = deferred
+            deferrals.add(deferred)
+            guard let ready = deferred.take(suspending: connection) else { return .YES }
+            context.deferred = nil
+            return queue(ready, on: connection)
+        }
+        return queue(response, on: connection)
     }
 
     private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
@@ -293,6 +310,8 @@ private final class RequestContext {
     /// A response decided while the body was still arriving.
     var refusal: HTTPResponse?
     var answered = false
+    /// Set while the answer waits on another thread (the connection is suspended).
+    var deferred: DeferredResponse?
     init(head: HTTPRequestHead) { self.head = head }
 }
 
@@ -305,8 +324,13 @@ private let accessHandler: MHD_AccessHandlerCallback = {
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = { _, _, state, _ in
-    guard let state, let context = state.pointee else { return }
-    Unmanaged<RequestContext>.fromOpaque(context).release()
+    guard let state, let pointer = state.pointee else { return }
+    let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeUnretainedValue()
+    // Ended before it was answered (client gone, timeout, shutdown): whoever consumes the body
+    // or prepares the answer must stop.
+    if !context.answered { context.sink?.cancel() }
+    context.deferred?.abandon()
+    Unmanaged<RequestContext>.fromOpaque(pointer).release()
     state.pointee = nil
 }
 
@@ -316,6 +340,7 @@ private let streamRead: MHD_ContentReaderCallback = { cls, _, buffer, max in
     case .bytes(let count): return count
     case .wait: return 0
     case .end: return -1  // MHD_CONTENT_READER_END_OF_STREAM
+    case .error: return -2  // MHD_CONTENT_READER_END_WITH_ERROR
     }
 }
 

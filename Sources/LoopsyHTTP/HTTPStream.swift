@@ -12,6 +12,7 @@ public final class HTTPStream: Sendable {
         var buffer: [UInt8] = []
         var offset = 0
         var finished = false
+        var aborted = false
         var closed = false
         var connection: ConnectionHandle?
         var suspended = false
@@ -46,6 +47,16 @@ public final class HTTPStream: Sendable {
         }
     }
 
+    /// Ends the response as broken: the client sees the connection drop instead of a clean end
+    /// (a relay that lost its source mid-way must not look complete).
+    public func abort() {
+        state.withLock { state in
+            state.finished = true
+            state.aborted = true
+            Self.wake(&state)
+        }
+    }
+
     /// True once the client disconnected or the response was torn down.
     public var isClosed: Bool { state.withLock { $0.closed } }
 
@@ -66,7 +77,7 @@ public final class HTTPStream: Sendable {
         state.withLock { $0.connection = ConnectionHandle(pointer: connection) }
     }
 
-    enum ReadResult { case bytes(Int), wait, end }
+    enum ReadResult { case bytes(Int), wait, end, error }
 
     func read(into destination: UnsafeMutablePointer<CChar>, max: Int) -> ReadResult {
         state.withLock { state in
@@ -86,6 +97,7 @@ public final class HTTPStream: Sendable {
                 }
                 return .bytes(count)
             }
+            if state.aborted { return .error }
             if state.finished || state.closed { return .end }
             if let connection = state.connection, !state.suspended {
                 state.suspended = true

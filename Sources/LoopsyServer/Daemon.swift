@@ -66,7 +66,8 @@ public final class Daemon: Sendable {
         auditLog = AuditLog(store: node.auditStore, logger: logger)
         rateLimiter = RateLimiter(perMinute: [.execute: config.rateLimits.execute,
                                               .transfer: config.rateLimits.transfer,
-                                              .context: config.rateLimits.context])
+                                              .context: config.rateLimits.context,
+                                              .pairing: config.rateLimits.pairing])
         let peerStore = node.peers.store
         let authenticator = Authenticator(auth: config.auth, configPath: dataDir.configFile, logger: logger,
                                           peerForKeyHash: { try? peerStore.nodeId(forKeyHash: $0) })
@@ -92,16 +93,7 @@ public final class Daemon: Sendable {
             throw DaemonError("loopsyd is already running for \(dataDir.root) (pid \(pid)); stop it with `loopsy stop`")
         }
         do {
-            guard servers.count == 1 || options.port == 0 || HTTPServer.portIsFree(host: host, port: UInt16(options.port ?? node.config.server.port)) else {
-                throw DaemonError("port \(options.port ?? node.config.server.port) is in use on \(host); "
-                    + "stop whatever listens there or change server.port")
-            }
-            try servers[0].start()
-            let port = servers[0].port
-            for server in servers.dropFirst() {
-                // The loopback listener takes the port the first one got (port 0 picks one).
-                try server.start(port: port)
-            }
+            try bind()
         } catch let error as DaemonError {
             servers.forEach { $0.stop() }
             throw error
@@ -128,6 +120,38 @@ public final class Daemon: Sendable {
             + (servers.count > 1 ? " (HTTPS for peers, HTTP on 127.0.0.1)" : "")
             + " node \(node.identity.nodeId) data \(dataDir.root)")
         return Int(port)
+    }
+
+    /// Binds the listeners. With TLS there are two on one port, sharing it through SO_REUSEPORT,
+    /// which would also let another process of this user quietly share it: so the port is
+    /// checked free first (a fixed port), or the loopback listener takes a kernel-chosen port
+    /// first and the peer-facing one follows only if nothing else holds that port there.
+    private func bind() throws {
+        let configured = options.port ?? node.config.server.port
+        guard servers.count == 2 else {
+            try servers[0].start()
+            return
+        }
+        let peerFacing = servers[0], loopback = servers[1]
+        let wildcard = host == "0.0.0.0" || host == "::"
+        func inUse(_ port: Int, on address: String) -> DaemonError {
+            DaemonError("port \(port) is in use on \(address); stop whatever listens there or change server.port")
+        }
+        if configured == 0 {
+            try loopback.start()
+            let port = loopback.port
+            // A wildcard address cannot be probed here (our own loopback listener conflicts);
+            // the kernel picked a port no one listens on at all, so it is free there too.
+            guard wildcard || HTTPServer.portIsFree(host: host, port: port) else { throw inUse(Int(port), on: host) }
+            try peerFacing.start(port: port)
+            return
+        }
+        guard HTTPServer.portIsFree(host: host, port: UInt16(configured)) else { throw inUse(configured, on: host) }
+        if !wildcard, !HTTPServer.portIsFree(host: "127.0.0.1", port: UInt16(configured)) {
+            throw inUse(configured, on: "127.0.0.1")
+        }
+        try peerFacing.start()
+        try loopback.start()
     }
 
     /// `discovery.manualPeers`: probed in the background, recorded when they answer.

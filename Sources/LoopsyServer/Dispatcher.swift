@@ -86,6 +86,13 @@ public final class Dispatcher: HTTPHandler, Sendable {
     /// Adds the common headers and records the audit entry.
     func finish(_ response: HTTPResponse, request: HTTPRequest, caller: Caller, requestId: String,
                 started: Double) -> HTTPResponse {
+        if let deferred = response.deferred {
+            // Headers and audit when the real answer arrives.
+            deferred.finalize { [self] final in
+                finish(final, request: request, caller: caller, requestId: requestId, started: started)
+            }
+            return response
+        }
         var response = response
         // Handlers never set these, so appending is enough.
         response.headers.append(("X-Request-Id", requestId))
@@ -180,6 +187,8 @@ final class PlannedUpload: HTTPBodySink {
         self.started = started
         self.dispatcher = dispatcher
     }
+
+    func cancel() { inner.cancel() }
 
     func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
         guard let refusal = inner.consume(bytes) else { return nil }

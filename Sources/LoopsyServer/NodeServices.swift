@@ -19,6 +19,7 @@ public final class NodeServices: Sendable {
     public let logger: Logger
     public let peers: PeerService
     public let messages: MessageService
+    public let pairing: PairingService
     /// Health checks of peers (nil in tests that build a node without them).
     public let monitor: PeerMonitor?
     public let startedAt = Clock.monotonicSeconds()
@@ -48,6 +49,7 @@ public final class NodeServices: Sendable {
                                              offlineAfter: config.discovery.offlineAfter, logger: logger) : nil
         messages = MessageService(pool: pool, peers: peers, context: contextStore, config: config, logger: logger)
         monitor?.onPeerOnline { [messages] in messages.peerOnline($0) }
+        pairing = PairingService(peers: peers, timeoutSeconds: config.pairing.timeoutSeconds, logger: logger)
     }
 
     /// The port the server actually listens on.

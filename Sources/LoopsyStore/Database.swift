@@ -54,8 +54,9 @@ public final class Database: @unchecked Sendable {
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back if it throws.
-    public func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE")
+    /// `mode` DEFERRED gives a reader one consistent snapshot for several statements.
+    public func transaction<T>(mode: String = "IMMEDIATE", _ body: () throws -> T) throws -> T {
+        try execute("BEGIN \(mode)")
         do {
             let result = try body()
             try execute("COMMIT")

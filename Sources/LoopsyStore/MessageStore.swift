@@ -38,9 +38,11 @@ public struct MessageStore: Sendable {
 
     // MARK: Outbox
 
-    /// Queues `message` for each recipient; a (id, recipient) already queued is left as it is.
-    /// Returns the rows as stored.
-    public func queue(_ message: OutboxMessage, recipients: [(nodeId: String, name: String)]) throws -> [OutboxMessage] {
+    /// Queues `message` for each recipient; a (id, recipient) already queued is left as it is
+    /// (a different body under the same id is refused). The worker leaves new rows alone for
+    /// `leaseMillis`, while the sender makes the first attempt itself. Returns the rows as stored.
+    public func queue(_ message: OutboxMessage, recipients: [(nodeId: String, name: String)],
+                      leaseMillis: Int64 = 30_000) throws -> [OutboxMessage] {
         try pool.write { db in
             try db.transaction {
                 var stored: [OutboxMessage] = []
@@ -52,9 +54,13 @@ public struct MessageStore: Sendable {
                         """).run([.text(message.id), .text(recipient.nodeId), .text(recipient.name),
                                   .text(message.type.rawValue), .text(message.body), message.replyTo.map { .text($0) },
                                   message.thread.map { .text($0) }, .integer(message.createdAt),
-                                  .integer(message.expiresAt), .integer(message.createdAt)])
-                    stored += try db.cached("SELECT \(Self.outboxColumns) FROM outbox WHERE id = ? AND to_node = ?")
+                                  .integer(message.expiresAt), .integer(message.createdAt + leaseMillis)])
+                    let row = try db.cached("SELECT \(Self.outboxColumns) FROM outbox WHERE id = ? AND to_node = ?")
                         .rows([.text(message.id), .text(recipient.nodeId)], Self.outboxRow)
+                    if let existing = row.first, existing.body != message.body || existing.type != message.type {
+                        throw MessageStoreError.idReused(message.id)
+                    }
+                    stored += row
                 }
                 return stored
             }
@@ -161,10 +167,12 @@ public struct MessageStore: Sendable {
     // MARK: Inbox
 
     /// Stores a delivered message once per (sender, id). Returns the row and whether it was
-    /// already there.
+    /// already there. The message's lifetime counts from its arrival here (the sender's clock may be off): its
+    /// ttl, clamped to 1 s–30 days.
     public func receive(_ delivery: MessageDelivery, from nodeId: String, now: Int64) throws
         -> (message: InboxMessage, duplicate: Bool) {
-        try pool.write { db in
+        let lifetime = min(max(delivery.expiresAt - delivery.createdAt, 1000), 30 * 86_400_000)
+        return try pool.write { db in
             try db.transaction {
                 try db.cached("""
                     INSERT OR IGNORE INTO inbox (id, from_node, from_name, type, body, reply_to, thread, created_at,
@@ -173,7 +181,7 @@ public struct MessageStore: Sendable {
                     """).run([.text(delivery.id), .text(nodeId), .text(delivery.fromName), .text(delivery.type.rawValue),
                               .text(delivery.body), delivery.replyTo.map { .text($0) },
                               delivery.thread.map { .text($0) }, .integer(delivery.createdAt), .integer(now),
-                              .integer(delivery.expiresAt)])
+                              .integer(now + lifetime)])
                 let duplicate = db.changes == 0
                 let row = try db.cached("SELECT \(Self.inboxColumns) FROM inbox WHERE from_node = ? AND id = ?")
                     .rows([.text(nodeId), .text(delivery.id)], Self.inboxRow)[0]
@@ -182,20 +190,22 @@ public struct MessageStore: Sendable {
         }
     }
 
-    public func inbox(unreadOnly: Bool, after: Int64, limit: Int) throws -> [InboxMessage] {
+    /// A page of the inbox after `after`, and the cursor to continue from: the last message
+    /// returned, or (when none matched) the newest seq seen by this same read.
+    public func inbox(unreadOnly: Bool, after: Int64, limit: Int) throws -> (messages: [InboxMessage], cursor: Int64) {
         try pool.read { db in
-            try db.cached("""
-                SELECT \(Self.inboxColumns) FROM inbox
-                WHERE seq > ? AND (? = 0 OR state = 'unread') ORDER BY seq LIMIT ?
-                """).rows([.integer(after), .integer(unreadOnly ? 1 : 0), .integer(Int64(limit))], Self.inboxRow)
+            try db.transaction(mode: "DEFERRED") {
+                let messages = try db.cached("""
+                    SELECT \(Self.inboxColumns) FROM inbox
+                    WHERE seq > ? AND (? = 0 OR state = 'unread') ORDER BY seq LIMIT ?
+                    """).rows([.integer(after), .integer(unreadOnly ? 1 : 0), .integer(Int64(limit))], Self.inboxRow)
+                if messages.count == limit, let last = messages.last { return (messages, last.seq) }
+                let newest = try db.cached("SELECT coalesce(max(seq), 0) FROM inbox").rows([]) { $0.int64(0) }.first ?? 0
+                return (messages, max(after, newest))
+            }
         }
     }
 
-    public func lastSeq() throws -> Int64 {
-        try pool.read { db in
-            try db.cached("SELECT coalesce(max(seq), 0) FROM inbox").rows([]) { $0.int64(0) }.first ?? 0
-        }
-    }
 
     /// Inbox rows with this id (from `from` when given).
     public func inboxMessages(id: String, from: String?) throws -> [InboxMessage] {
@@ -269,11 +279,12 @@ public struct MessageStore: Sendable {
         }
     }
 
-    public func receiptFailed(seq: Int64, nextAttemptAt: Int64) throws {
+    /// A failed attempt delays this receipt only (a newer one owed meanwhile keeps its time).
+    public func receiptFailed(seq: Int64, state: String, nextAttemptAt: Int64) throws {
         try pool.write { db in
             try db.cached("""
-                UPDATE inbox SET receipt_attempts = receipt_attempts + 1, receipt_next_at = ? WHERE seq = ?
-                """).run([.integer(nextAttemptAt), .integer(seq)])
+                UPDATE inbox SET receipt_attempts = receipt_attempts + 1, receipt_next_at = ? WHERE seq = ? AND receipt = ?
+                """).run([.integer(nextAttemptAt), .integer(seq), .text(state)])
         }
     }
 
@@ -296,6 +307,16 @@ public struct MessageStore: Sendable {
             try db.cached("DELETE FROM outbox WHERE expires_at < ? AND state != 'queued'").run([.integer(cutoff)])
             removed += db.changes
             return removed
+        }
+    }
+}
+
+public enum MessageStoreError: Error, CustomStringConvertible {
+    case idReused(String)
+
+    public var description: String {
+        switch self {
+        case .idReused(let id): return "message id \(id) was already used for a different message"
         }
     }
 }

@@ -101,11 +101,27 @@ public final class PeerStore: Sendable {
         }
     }
 
+    /// Like `upsert`, but only for a peer that is still known (a check that finishes after the
+    /// peer was removed must not bring it back).
+    @discardableResult
+    public func update(_ sighting: PeerSighting, now: Int64 = Clock.nowMillis()) throws -> PeerRecord? {
+        try upsert(sighting, insert: false, now: now)
+    }
+
     /// Records what was learned about a peer. A known peer keeps its credentials and source
     /// (a paired peer seen over mDNS stays paired); its address moves only when `moveAddress`.
     @discardableResult
     public func upsert(_ sighting: PeerSighting, moveAddress: Bool = true, now: Int64 = Clock.nowMillis()) throws
         -> PeerRecord {
+        // With insert allowed there is always a row to return.
+        guard let record = try upsert(sighting, moveAddress: moveAddress, insert: true, now: now) else {
+            throw DatabaseError(resultCode: 0, message: "peer \(sighting.nodeId) vanished during upsert")
+        }
+        return record
+    }
+
+    private func upsert(_ sighting: PeerSighting, moveAddress: Bool = true, insert: Bool, now: Int64) throws
+        -> PeerRecord? {
         try pool.write { db in
             try db.transaction {
                 let existing = try db.cached("SELECT \(Self.columns) FROM peers WHERE node_id = ?")
@@ -142,6 +158,7 @@ public final class PeerStore: Sendable {
                     record.info = info
                     return record
                 }
+                guard insert else { return nil }
                 try db.cached("""
                     INSERT INTO peers (node_id, name, address, addresses, port, platform, version, capabilities,
                         fingerprint, tls, source, public_key, created_at, updated_at)
@@ -172,6 +189,14 @@ public final class PeerStore: Sendable {
                 .run([keyHash.map { .text($0) }, .integer(Clock.nowMillis()), .text(nodeId)])
         }
         invalidate()
+    }
+
+    /// How the peer was learned (pairing makes it "paired" whatever it was before).
+    public func setSource(_ nodeId: String, _ source: String) throws {
+        try pool.write { db in
+            try db.cached("UPDATE peers SET source = ?, updated_at = ? WHERE node_id = ?")
+                .run([.text(source), .integer(Clock.nowMillis()), .text(nodeId)])
+        }
     }
 
     /// Upgrades a peer to TLS with a pin (only when it has none yet, or by pairing).

@@ -17,7 +17,7 @@ struct Loopsy: ParsableCommand {
             """,
         version: LoopsyVersion.current,
         subcommands: [Init.self, Start.self, Stop.self, Status.self, Peers.self, Connect.self, Exec.self, Send.self,
-                      Pull.self, Context.self, Messages.self, Key.self, Logs.self])
+                      Pull.self, Context.self, Messages.self, MCP.self, Key.self, Logs.self])
 }
 
 /// Options every command shares.

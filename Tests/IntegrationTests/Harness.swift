@@ -79,7 +79,7 @@ final class TestNode: @unchecked Sendable {
     init(dataDir directory: String? = nil, configure: (String) -> String = { $0 }) throws {
         dataDir = directory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-it-\(UUID().uuidString)").path
-        let result = try run(try Binaries.path("loopsy"), ["init", "--data-dir", dataDir])
+        let result = try run(try Binaries.path("loopsy"), ["init", "--no-mcp", "--data-dir", dataDir])
         guard result.status == 0 else { throw HarnessError("loopsy init failed: \(result.stderr)") }
         let configPath = dataDir + "/config.yaml"
         let text = try String(contentsOfFile: configPath, encoding: .utf8)

@@ -67,16 +67,17 @@ import Testing
         #expect(pulled.status == 0, "\(pulled.stderr)")
         #expect(try Data(contentsOf: directory.appendingPathComponent("back.bin")) == payload)
 
-        // bravo's audit log names alpha as the caller; alpha's key never left alpha.
-        #expect(try eventually(2) {
-            try bravo.client.audit(limit: 200).contains { $0.caller == "local via \(try alpha.nodeId)" && $0.path == "/api/v1/execute/stream" }
+        // bravo's audit log names alpha as the caller (by the key bravo gave it); alpha's own key never
+        // left alpha, and bravo's is not kept by alpha.
+        #expect(try eventually(5) {
+            try bravo.client.audit(limit: 200).contains { $0.caller == "peer:\(try alpha.nodeId)" && $0.path == "/api/v1/execute/stream" }
         })
 
         // bravo calls alpha back with the credential alpha gave it: alpha sees peer:<bravo>.
         let back = try bravo.cli("context", "set", "from-bravo", "hello", "--peer", "alpha")
         #expect(back.status == 0, "\(back.stderr)")
         #expect(try alpha.client.contextGet("from-bravo").fromNodeId == (try bravo.nodeId))
-        #expect(try eventually(2) {
+        #expect(try eventually(5) {
             try alpha.client.audit(limit: 200).contains { $0.caller == "peer:\(try bravo.nodeId)" }
         })
         #expect(try alpha.cli("status").stdout.contains("peers:    1 (1 online)"))
@@ -101,7 +102,7 @@ import Testing
         #expect(response.status == 502)
         #expect(response.errorCode == "peer_pin_mismatch")
         // Audited as a TLS event, and the health check marks the peer offline with the reason.
-        #expect(try eventually(2) {
+        #expect(try eventually(5) {
             try alpha.client.audit(limit: 500).contains { $0.method == "TLS" && $0.status == 495 }
         })
         #expect(try impostor.client.audit(limit: 500).allSatisfy { !$0.path.contains("execute") })
@@ -132,8 +133,12 @@ import Testing
         try bravo.start(host: "127.0.0.2")
         try charlie.start()
         #expect(try Self.pair(alpha, bravo).status == 0)
-        #expect(try alpha.cli(["peers", "add", "127.0.0.1", String(charlie.port), "--key-stdin"],
+        #expect(try alpha.cli(["peers", "add", "127.0.0.1", String(charlie.port), "--key-stdin", "--insecure-http"],
                               stdin: charlie.apiKey + "\n").status == 0)
+        // alpha no longer keeps bravo's own key: it got a key of its own for calling bravo.
+        let alphaDB = alpha.dataDir + "/loopsy.db"
+        let alphaHolds = try run("/usr/bin/sqlite3", [alphaDB, "SELECT api_key FROM peers WHERE name = 'bravo'"]).stdout
+        #expect(!alphaHolds.contains(bravo.apiKey) && alphaHolds.count > 64)
         // The key alpha gave bravo, read from bravo's database the way bravo's daemon uses it.
         let database = bravo.dataDir + "/loopsy.db"
         let key = try run("/usr/bin/sqlite3", [database, "SELECT api_key FROM peers"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -148,6 +153,17 @@ import Testing
         let manage = try alpha.http("DELETE", "/api/v1/peers/charlie", key: key)
         #expect(manage.status == 403)
         #expect(try alpha.peers().count == 2)
+        // A peer may use the shared context store, but not read this node's messages.
+        #expect(try alpha.http("PUT", "/api/v1/context/shared", body: #"{"value":"ok"}"#, key: key).status == 200)
+        #expect(try alpha.http("GET", "/api/v1/messages/inbox", key: key).status == 403)
+        #expect(try alpha.http("GET", "/api/v1/messages/outbox", key: key).status == 403)
+        let reserved = try alpha.http("GET", "/api/v1/context/inbox:\(try alpha.nodeId):x", key: key)
+        #expect(reserved.status == 403 && reserved.errorCode == "reserved_key")
+        // And deliveries are from the node the key belongs to, whatever a header says.
+        let forged = try alpha.http("POST", "/api/v1/messages/deliver", body:
+            #"{"id":"f","fromName":"x","type":"chat","body":"hi","createdAt":1,"expiresAt":99999999999999}"#,
+            key: alpha.apiKey, headers: ["X-Loopsy-Node-Id": try charlie.nodeId])
+        #expect(forged.status == 403 && forged.errorCode == "not_a_node")
     }
 
     @Test func aPeersRateLimitsApplyToForwardedCalls() throws {
@@ -193,10 +209,16 @@ import Testing
         let bad = try alpha.cli("peers", "add", "127.0.0.1", "1")
         #expect(bad.status == 1)
         #expect(bad.stderr.contains("nothing answers at 127.0.0.1:1"))
-        let wrongKey = try alpha.cli(["peers", "add", "127.0.0.1", String(first.port), "--key-stdin"], stdin: "nope\n")
+        // A key is never sent to a peer without TLS unless the user says so.
+        let noTLS = try alpha.cli(["peers", "add", "127.0.0.1", String(first.port), "--key-stdin"], stdin: first.apiKey + "\n")
+        #expect(noTLS.status == 1)
+        #expect(noTLS.stderr.contains("the key is not sent over plain HTTP"))
+        let wrongKey = try alpha.cli(["peers", "add", "127.0.0.1", String(first.port), "--key-stdin", "--insecure-http"],
+                                     stdin: "nope\n")
         #expect(wrongKey.status == 1)
         #expect(wrongKey.stderr.contains("the peer refused the key"))
-        let wrongPrint = try alpha.cli("peers", "add", "127.0.0.1", String(first.port), "--fingerprint", String(repeating: "0", count: 64))
+        let wrongPrint = try alpha.cli("peers", "add", "127.0.0.1", String(first.port), "--insecure-http",
+                                       "--fingerprint", String(repeating: "0", count: 64))
         #expect(wrongPrint.stderr.contains("not the expected"))
     }
 

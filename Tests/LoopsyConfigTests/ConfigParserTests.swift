@@ -25,7 +25,7 @@ import Testing
             tls:
               enabled: false
               pinnedCerts:
-                peer-name: deadbeef
+                peer-name: "E6:50:f5:54:ac:7c:76:ce:db:dd:01:34:9b:42:53:1c:54:ea:ba:93:40:50:8b:fc:dc:24:09:b9:1f:78:fa:51"
             execution:
               denylist: [rm, rmdir, format, mkfs, dd, shutdown, reboot]
               maxConcurrent: 10
@@ -50,7 +50,12 @@ import Testing
         #expect(warnings.isEmpty)
         #expect(config.server.hostname == "leo")
         #expect(config.auth.allowedKeys == ["peer-name": "k1"])
-        #expect(config.tls.pinnedCerts == ["peer-name": "deadbeef"])
+        // Pins are normalised to lowercase hex without colons.
+        #expect(config.tls.pinnedCerts == ["peer-name": "e650f554ac7c76cedbdd01349b42531c54eaba9340508bfcdc2409b91f78fa51"])
+        // A pin that is not a SHA-256 fingerprint stops the daemon rather than turning pinning off.
+        #expect(throws: ConfigError.self) {
+            try ConfigParser.parse("tls:\n  pinnedCerts:\n    bob: deadbeef\n")
+        }
         #expect(config.transfer.allowedPaths == ["/Users/you"])
         #expect(config.discovery.manualPeers == [LoopsyConfig.ManualPeer(address: "192.168.1.75", port: 19532)])
     }

@@ -1,3 +1,4 @@
+import LoopsyAPI
 import LoopsyConfig
 import Testing
 @testable import LoopsyServer
@@ -21,9 +22,13 @@ import Testing
         for route in routes { #expect(route.pattern.hasPrefix("/api/v1/")) }
     }
 
-    /// Identity is public: mDNS announces the same facts, and peers need the key to pin it.
-    @Test func onlyHealthAndIdentityAreOpen() {
-        #expect(routes.filter { $0.access == .open }.map(\.pattern) == ["/api/v1/health", "/api/v1/identity"])
+    /// Identity is public: mDNS announces the same facts, and peers need the key to pin it. The
+    /// node-to-node pairing steps carry nothing secret in clear and do nothing without the code.
+    @Test func onlyHealthIdentityAndPairingStepsAreOpen() {
+        #expect(routes.filter { $0.access == .open }.map(\.pattern) == [
+            "/api/v1/health", "/api/v1/identity", "/api/v1/pair/abort", "/api/v1/pair/commit", "/api/v1/pair/exchange",
+            "/api/v1/pair/reveal",
+        ])
     }
 
     @Test func openAPIDocumentsEveryRouteAndNothingElse() throws {

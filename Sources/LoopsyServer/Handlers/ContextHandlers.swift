@@ -44,11 +44,20 @@ public enum ContextHandlers {
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let prefix = context.request.query["prefix"] ?? ""
         let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
-        return try .json(ContextListResponse(entries: try context.node.contextStore.list(prefix: prefix, limit: limit)))
+        var entries = try context.node.contextStore.list(prefix: prefix, limit: limit)
+        if !context.caller.isOwner { entries.removeAll { isReserved($0.key) } }
+        return try .json(ContextListResponse(entries: entries))
     }
+
+    /// The message mirrors (`inbox:…`, `outbox:…`): this node's own clients see them, peers do not.
+    static func isReserved(_ key: String) -> Bool { key.hasPrefix("inbox:") || key.hasPrefix("outbox:") }
 
     static func validKey(_ context: RequestContext) throws -> String {
         let key = context.parameter("key")
+        if isReserved(key) && !context.caller.isOwner {
+            throw APIError.forbidden("keys starting with inbox: or outbox: hold this node's messages; peers cannot "
+                + "read or write them", code: "reserved_key")
+        }
         guard !key.isEmpty else { throw APIError.badRequest("the key must not be empty", code: "bad_key") }
         guard key.utf8.count <= ContextLimits.maxKeyBytes else {
             throw APIError.badRequest("the key is \(key.utf8.count) bytes; keys are at most \(ContextLimits.maxKeyBytes)",

@@ -16,6 +16,7 @@ public enum MessageHandlers {
     }
 
     static func inbox(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
         let unread = try QueryValue.flag(context, "unread")
         let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
@@ -39,6 +40,7 @@ public enum MessageHandlers {
     }
 
     static func outbox(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let state = context.request.query["state"]
         if let state, !["queued", "delivered", "read", "acked", "expired"].contains(state) {
@@ -48,6 +50,7 @@ public enum MessageHandlers {
     }
 
     static func outboxMessage(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
         let id = context.parameter("id")
         let rows = try context.node.messages.store.outbox(id: id, limit: 1000)
         guard !rows.isEmpty else { throw APIError.notFound("message \(id) in the outbox") }
@@ -67,11 +70,11 @@ public enum MessageHandlers {
         return try .json(MessageDeliveryResult(duplicate: false))
     }
 
-    /// The node a delivery comes from is the one its credential (or the relaying node) names,
-    /// never a field of the body.
+    /// The node a delivery comes from is the one its credential belongs to, never something the
+    /// caller says (a header or a body field).
     private static func senderNode(_ context: RequestContext) throws -> String {
-        guard let node = context.caller.peerNodeId ?? context.caller.viaNodeId else {
-            throw APIError.forbidden("deliveries come from other nodes (with X-Loopsy-Node-Id); use POST /messages "
+        guard let node = context.caller.peerNodeId else {
+            throw APIError.forbidden("deliveries come from peers, with the key this node gave them; use POST /messages "
                 + "to send one", code: "not_a_node")
         }
         return node
@@ -79,7 +82,7 @@ public enum MessageHandlers {
 
     private static func requireOwner(_ context: RequestContext) throws {
         guard context.caller.isOwner, context.caller.viaNodeId == nil else {
-            throw APIError.forbidden("only this node's own clients may send from it or handle its inbox")
+            throw APIError.forbidden("only this node's own clients may send from it or read its messages")
         }
     }
 }

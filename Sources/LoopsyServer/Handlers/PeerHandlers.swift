@@ -59,7 +59,7 @@ public enum PeerHandlers {
             relay = try startRelay(context, hasBody: false)
         }
         relay.endBody()
-        return try relay.response()
+        return relay.response()
     }
 
     private static func startRelay(_ context: RequestContext, hasBody: Bool) throws -> PeerRelay {

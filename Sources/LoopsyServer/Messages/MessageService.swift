@@ -41,7 +41,7 @@ public final class MessageService: Sendable {
         let recipient = try recipient(request.to)
         let message = try makeMessage(body: request.body, type: request.type ?? .chat, id: request.id,
                                       replyTo: request.replyTo, thread: request.thread, ttl: request.ttl)
-        let stored = try store.queue(message, recipients: [recipient])
+        let stored = try queue(message, recipients: [recipient])
         // First attempt right away, so the caller learns whether it was delivered; a failure
         // leaves it queued for the worker.
         for row in stored where row.state == "queued" { _ = attempt(row) }
@@ -54,8 +54,9 @@ public final class MessageService: Sendable {
     public func broadcast(_ request: BroadcastRequest) throws -> BroadcastResponse {
         let message = try makeMessage(body: request.body, type: request.type ?? .broadcast, id: request.id,
                                       replyTo: nil, thread: nil, ttl: request.ttl)
-        let records = try peers.store.all()
-        let stored = try store.queue(message, recipients: records.map { ($0.nodeId, $0.info.name) })
+        // Only peers this node can call: the others could never get it.
+        let records = try peers.store.all().filter { $0.apiKey != nil }
+        let stored = try queue(message, recipients: records.map { ($0.nodeId, $0.info.name) })
         var results: [PeerOutcome] = []
         let lock = Mutex<[PeerOutcome]>([])
         DispatchQueue.concurrentPerform(iterations: stored.count) { index in
@@ -73,6 +74,14 @@ public final class MessageService: Sendable {
         results = lock.withLock { $0 }.sorted { ($0.name, $0.nodeId) < ($1.name, $1.nodeId) }
         mirrorOutbox(message.id)
         return BroadcastResponse(id: message.id, results: results)
+    }
+
+    private func queue(_ message: OutboxMessage, recipients: [(nodeId: String, name: String)]) throws -> [OutboxMessage] {
+        do {
+            return try store.queue(message, recipients: recipients)
+        } catch let error as MessageStoreError {
+            throw APIError.conflict("\(error); pick a new id", code: "message_id_reused")
+        }
     }
 
     private func recipient(_ reference: String) throws -> (nodeId: String, name: String) {
@@ -188,8 +197,8 @@ public final class MessageService: Sendable {
     // MARK: Inbox
 
     public func inbox(unreadOnly: Bool, after: Int64, limit: Int) throws -> InboxListResponse {
-        InboxListResponse(messages: try store.inbox(unreadOnly: unreadOnly, after: after, limit: limit),
-                          cursor: try store.lastSeq())
+        let page = try store.inbox(unreadOnly: unreadOnly, after: after, limit: limit)
+        return InboxListResponse(messages: page.messages, cursor: page.cursor)
     }
 
     /// The inbox now if it has something, else a response that waits up to `wait` seconds for
@@ -298,7 +307,10 @@ public final class MessageService: Sendable {
                 logger.info("message \(expired.id) to \(expired.toName) expired undelivered")
                 mirrorOutbox(expired.id)
             }
-            let due = try store.dueForDelivery(now: now)
+            // One message per recipient per pass, all recipients in parallel: a peer that is away
+            // costs one timed-out attempt, and nobody else's messages wait behind it.
+            var seen: Set<String> = []
+            let due = try store.dueForDelivery(now: now).filter { seen.insert($0.to).inserted }
             DispatchQueue.concurrentPerform(iterations: due.count) { index in
                 if attempt(due[index]) == nil { mirrorOutbox(due[index].id) }
             }
@@ -326,7 +338,7 @@ public final class MessageService: Sendable {
             try? store.receiptSent(seq: receipt.seq, state: receipt.state)
         } catch {
             let delay = min(60_000, 1000 << min(receipt.attempts, 6))
-            try? store.receiptFailed(seq: receipt.seq, nextAttemptAt: now + Int64(delay))
+            try? store.receiptFailed(seq: receipt.seq, state: receipt.state, nextAttemptAt: now + Int64(delay))
         }
     }
 

@@ -25,8 +25,9 @@ public struct Caller: Sendable, Equatable {
     public static func anonymous(_ address: String) -> Caller { Caller(id: "anonymous@\(address)") }
     public static func peer(_ nodeId: String) -> Caller { Caller(id: "peer:\(nodeId)", peerNodeId: nodeId) }
 
-    /// May this caller act as the node itself (forward to peers, manage peers)?
-    public var isOwner: Bool { peerNodeId == nil && !id.hasPrefix("anonymous@") }
+    /// May this caller act as the node itself (forward to peers, manage peers, read its inbox)?
+    /// Only the node's own key: `auth.allowedKeys` entries are for other machines, like peers.
+    public var isOwner: Bool { peerNodeId == nil && (id == "local" || id.hasPrefix("local via ")) }
 }
 
 /// Checks Bearer credentials against the node key and `auth.allowedKeys`.

@@ -1,3 +1,4 @@
+import LoopsyAPI
 /// The OpenAPI description carried by each route, so the document is generated from the route
 /// table and cannot drift from it.
 public struct OperationDoc: Sendable {

@@ -1,3 +1,4 @@
+import LoopsyAPI
 /// JSON Schemas of the wire types in LoopsyAPI, for the OpenAPI document.
 public enum Schemas {
     public static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
@@ -108,6 +109,27 @@ public enum Schemas {
             ("id", string), ("state", ["type": "string", "enum": ["read", "acked"]]), ("at", integer),
             ("note", nullableString),
         ], required: ["id", "state", "at"])),
+        ("PairStart", object([
+            ("code", ["type": "string", "pattern": "^[0-9]{6}$"]), ("nodeId", string),
+            ("addresses", ["type": "array", "items": string]), ("port", integer), ("expiresAt", integer),
+        ], required: ["code", "nodeId", "addresses", "port", "expiresAt"])),
+        ("PairInitiate", object([
+            ("address", ["type": "string", "minLength": 1]), ("port", ["type": "integer", "minimum": 1, "maximum": 65535]),
+            ("code", ["type": "string", "description": "the 6 digits shown on the other machine"]),
+        ], required: ["address", "code"])),
+        ("PairConfirm", object([("accept", boolean)], required: ["accept"])),
+        ("PairStatus", object([
+            ("role", ["type": "string", "enum": ["responder", "initiator", "none"]]), ("state", string),
+            ("code", nullableString), ("sas", nullableString), ("confirmedHere", boolean), ("peerName", nullableString),
+            ("peerNodeId", nullableString), ("error", nullableString), ("expiresAt", nullableInteger),
+        ], required: ["role", "state", "confirmedHere"])),
+        ("PairCommit", object([("commitment", ["type": "string", "description": "hex SHA-256"])],
+                              required: ["commitment"])),
+        ("PairKeyShare", object([("publicKey", string), ("nonce", string)], required: ["publicKey", "nonce"])),
+        ("PairSealed", object([("box", string)], required: ["box"])),
+        ("PairExchangeReply", object([("state", ["type": "string", "enum": ["waiting", "done"]]), ("box", nullableString)],
+                                     required: ["state"])),
+        ("PairAck", object([("ok", boolean)], required: ["ok"])),
         ("PeerHandshakeResult", object([("nodeId", string), ("credentialStored", boolean)],
                                        required: ["nodeId", "credentialStored"])),
         ("ContextEntry", object([

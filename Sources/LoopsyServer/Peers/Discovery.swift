@@ -12,7 +12,7 @@ import Synchronization
 public final class Discovery: @unchecked Sendable {
     public static let serviceType = "_loopsy._tcp"
 
-    private let service: PeerService
+    fileprivate let service: PeerService
     private let monitor: PeerMonitor?
     private let logger: Logger
     private let txt: [String]
@@ -191,13 +191,17 @@ public final class Discovery: @unchecked Sendable {
     }
 
     /// Records a node seen on the network. mDNS is unauthenticated, so a sighting never sets a
-    /// key or a pin (the first health check fetches and verifies the node's key), and it moves
-    /// only peers that were themselves learned over mDNS or whose key is pinned (a node
-    /// claiming a pinned peer's id elsewhere fails the pin).
+    /// key or a pin (the first health check fetches and verifies the node's key). It moves a
+    /// peer learned over mDNS; a pinned peer moves only once it answered at the new address with
+    /// its pinned key (so a spoofed announcement cannot cut it off); other peers stay put.
     private func sighted(nodeId: String, address: String, port: Int, txt: [String: String]) {
         do {
             let existing = try service.store.get(nodeId)
-            let movable = existing == nil || existing?.info.source == "mdns" || existing?.info.fingerprint != nil
+            var movable = existing == nil || existing?.info.source == "mdns"
+            if let existing, existing.info.fingerprint != nil,
+               existing.info.address != address || existing.info.port != port {
+                movable = answersWithPinnedKey(existing, address: address, port: port)
+            }
             let capabilities = (txt["capabilities"] ?? "").split(separator: ",").map(String.init)
             let record = try service.store.upsert(PeerSighting(
                 nodeId: nodeId, name: existing?.info.name ?? txt["name"] ?? address, address: address, port: port,
@@ -212,6 +216,18 @@ public final class Discovery: @unchecked Sendable {
         } catch {
             logger.warn("mDNS: cannot record node \(nodeId): \(error)")
         }
+    }
+}
+
+extension Discovery {
+    /// Does the pinned peer answer at this other address, with its own key?
+    fileprivate func answersWithPinnedKey(_ record: PeerRecord, address: String, port: Int) -> Bool {
+        var moved = record
+        moved.info.address = address
+        moved.info.port = port
+        guard let client = try? service.client(for: moved, timeoutSeconds: 5, authenticated: false),
+              let health = try? client.health() else { return false }
+        return health.nodeId == record.nodeId
     }
 }
 
@@ -252,5 +268,6 @@ private let resolveCallback: AvahiServiceResolverCallback = {
         }
         item = avahi_string_list_get_next(current)
     }
-    discovery.resolved(address: String(cString: buffer), port: port, txt: entries)
+    discovery.resolved(address: String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                       port: port, txt: entries)
 }

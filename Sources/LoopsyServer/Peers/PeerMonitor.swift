@@ -75,7 +75,8 @@ public final class PeerMonitor: Sendable {
     func check(_ record: PeerRecord) {
         var failure: String?
         do {
-            let health = try service.client(for: record, timeoutSeconds: 5).health()
+            // /health needs no credential: none is sent, so a peer reached over plain HTTP never sees one.
+            let health = try service.client(for: record, timeoutSeconds: 5, authenticated: false).health()
             if health.nodeId != record.nodeId {
                 failure = "another node (\(health.nodeId)) answers at \(record.info.address):\(record.info.port)"
             } else if record.publicKey == nil {
@@ -98,7 +99,7 @@ public final class PeerMonitor: Sendable {
     private func learnIdentity(_ record: PeerRecord) {
         guard let probe = try? service.probe(address: record.info.address, port: record.info.port),
               probe.identity.nodeId == record.nodeId else { return }
-        _ = try? service.store.upsert(PeerSighting(
+        _ = try? service.store.update(PeerSighting(
             nodeId: record.nodeId, name: probe.identity.hostname, address: record.info.address, port: record.info.port,
             platform: probe.identity.platform, version: probe.identity.version,
             capabilities: probe.identity.capabilities, publicKey: probe.identity.publicKey,

@@ -66,22 +66,30 @@ public final class PeerService: Sendable {
         public var apiKey: String?
     }
 
-    public func endpoint(for record: PeerRecord) -> Endpoint {
+    public func endpoint(for record: PeerRecord) throws -> Endpoint {
         let info = record.info
-        let configured = pinnedCerts[info.name] ?? pinnedCerts[info.nodeId]
-        let fingerprint = configured?.lowercased() ?? info.fingerprint
+        let configured = pinnedCerts[info.nodeId] ?? pinnedCerts[info.name]
+        let fingerprint = configured ?? info.fingerprint
         let tls = info.tls || configured != nil
         let host = info.address.contains(":") ? "[\(info.address)]" : info.address
-        return Endpoint(baseURL: "\(tls ? "https" : "http")://\(host):\(info.port)",
-                        pin: tls ? fingerprint.flatMap(TLSCertificate.curlPin) : nil, fingerprint: fingerprint,
+        let pin = tls ? fingerprint.flatMap(TLSCertificate.curlPin) : nil
+        // Never fall back to an unpinned call for a peer whose key we know.
+        if tls, fingerprint != nil, pin == nil {
+            throw APIError.badGateway("the pinned fingerprint for \(info.name) is not 64 hex digits; fix "
+                + "tls.pinnedCerts", code: "peer_pin_invalid")
+        }
+        return Endpoint(baseURL: "\(tls ? "https" : "http")://\(host):\(info.port)", pin: pin, fingerprint: fingerprint,
                         apiKey: record.apiKey)
     }
 
     /// A client for the peer's API, carrying our nodeId so its audit log says who called.
-    public func client(for record: PeerRecord, timeoutSeconds: Int = 30) -> LoopsyClient {
-        let endpoint = endpoint(for: record)
-        return LoopsyClient(baseURL: endpoint.baseURL, apiKey: endpoint.apiKey, timeoutSeconds: timeoutSeconds,
-                            pinnedPublicKey: endpoint.pin, headers: ["X-Loopsy-Node-Id": local.identity.nodeId])
+    /// `authenticated: false` leaves the credential out (health checks need none).
+    public func client(for record: PeerRecord, timeoutSeconds: Int = 30, authenticated: Bool = true) throws
+        -> LoopsyClient {
+        let endpoint = try endpoint(for: record)
+        return LoopsyClient(baseURL: endpoint.baseURL, apiKey: authenticated ? endpoint.apiKey : nil,
+                            timeoutSeconds: timeoutSeconds, pinnedPublicKey: endpoint.pin,
+                            headers: ["X-Loopsy-Node-Id": local.identity.nodeId])
     }
 
     /// Logs and audits a peer presenting a TLS key other than the pinned one.
@@ -123,9 +131,12 @@ public final class PeerService: Sendable {
         let matches = all.filter { record in
             record.info.name.lowercased() == lowered || record.info.name.lowercased() == lowered + ".local"
                 || record.info.address == reference
-                || (reference.utf8.count >= 4 && record.nodeId.hasPrefix(lowered))
+                || (reference.utf8.count >= 6 && record.nodeId.hasPrefix(lowered))
         }
         if matches.count == 1 { return matches[0] }
+        // A name several nodes claim (names are theirs to choose): one we can call wins.
+        let callable = matches.filter { $0.apiKey != nil }
+        if callable.count == 1 { return callable[0] }
         if matches.isEmpty {
             throw APIError(status: 404, code: "unknown_peer",
                            message: "no known peer is named '\(reference)'; `loopsy peers` lists them, "
@@ -147,7 +158,9 @@ public final class PeerService: Sendable {
         var fingerprint: String
     }
 
-    func probe(address: String, port: Int) throws -> Probe {
+    /// `requireTLS`: a secret is about to be sent, so a daemon that does not speak TLS (or an
+    /// attacker breaking the handshake) is refused rather than talked to in clear.
+    func probe(address: String, port: Int, requireTLS: Bool = false) throws -> Probe {
         let host = address.contains(":") ? "[\(address)]" : address
         let headers = ["X-Loopsy-Node-Id": local.identity.nodeId]
         var tls = true
@@ -161,6 +174,11 @@ public final class PeerService: Sendable {
         } catch ClientError.network(.timedOut) {
             throw APIError.badGateway("\(address):\(port) did not answer in time")
         } catch {
+            if requireTLS {
+                throw APIError.badGateway("\(address):\(port) did not complete a TLS handshake (\(error)); the key is "
+                    + "not sent over plain HTTP. Enable tls on that node, or give --insecure-http if you accept that "
+                    + "the key crosses the network in clear", code: "peer_tls_required")
+            }
             // Not TLS: a daemon serving plain HTTP to its peers.
             tls = false
             do {
@@ -199,7 +217,9 @@ public final class PeerService: Sendable {
               request.address.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
             throw APIError.badRequest("address must be an IP address or host name")
         }
-        let probe = try probe(address: request.address, port: port)
+        let secret = request.apiKey?.isEmpty == false || request.fingerprint != nil
+        let probe = try probe(address: request.address, port: port,
+                              requireTLS: secret && request.allowInsecure != true)
         let identity = probe.identity
         if identity.nodeId == local.identity.nodeId {
             throw APIError.badRequest("\(request.address):\(port) is this node itself", code: "peer_is_self")
@@ -220,7 +240,7 @@ public final class PeerService: Sendable {
         if let apiKey = request.apiKey, !apiKey.isEmpty {
             try store.setOutgoingCredential(identity.nodeId, apiKey: apiKey)
             record.apiKey = apiKey
-            let peerClient = client(for: record, timeoutSeconds: 10)
+            let peerClient = try client(for: record, timeoutSeconds: 10)
             do {
                 _ = try peerClient.status()
             } catch ClientError.api(let error) where error.status == 401 || error.status == 403 {
@@ -236,9 +256,11 @@ public final class PeerService: Sendable {
         return (try store.get(identity.nodeId) ?? record, notes)
     }
 
-    /// Tells the peer who we are and, over TLS, gives it a credential of its own for calling us.
+    /// Tells the peer who we are. Over a pinned TLS connection both sides then trade keys of
+    /// their own: we give it a credential for calling us, it gives us one for calling it, which
+    /// replaces the key the user typed (so that key is not kept here).
     private func introduce(to record: PeerRecord, client: LoopsyClient) throws -> [String] {
-        let secure = endpoint(for: record).pin != nil
+        let secure = try endpoint(for: record).pin != nil
         let credential = secure ? Secrets.apiKey() : nil
         if let credential {
             try store.setAcceptedCredential(record.nodeId, keyHash: Authenticator.keyHash(credential))
@@ -251,12 +273,21 @@ public final class PeerService: Sendable {
         do {
             let response = try client.call("POST", "/api/v1/peers/handshake", body: handshake,
                                            as: PeerHandshakeResponse.self)
-            if response.credentialStored { return [] }
-            return ["\(record.info.name) did not take a credential for calling back; add this node there by hand"]
+            var notes: [String] = []
+            if let own = response.credential, secure, own.utf8.count >= 32 {
+                try store.setOutgoingCredential(record.nodeId, apiKey: own)
+            } else {
+                notes.append("\(record.info.name) gave no key of its own (no TLS): the key you gave is kept for "
+                    + "calling it")
+            }
+            if !response.credentialStored {
+                notes.append("\(record.info.name) did not take a key for calling back; add this node there by hand")
+            }
+            return notes
         } catch {
             if credential != nil { try? store.setAcceptedCredential(record.nodeId, keyHash: nil) }
-            return ["introducing this node to \(record.info.name) failed (\(apiError(error, calling: record, context: "handshake").message)); "
-                + "it can still be called from here"]
+            return ["introducing this node to \(record.info.name) failed "
+                + "(\(apiError(error, calling: record, context: "handshake").message)); it can still be called from here"]
         }
     }
 
@@ -285,8 +316,14 @@ public final class PeerService: Sendable {
             try store.setOutgoingCredential(request.nodeId, apiKey: credential)
             stored = true
         }
+        // Over TLS the introducer gets a key of its own (accepted only for its nodeId).
+        var own: String?
+        if secure {
+            own = Secrets.apiKey()
+            try store.setAcceptedCredential(request.nodeId, keyHash: Authenticator.keyHash(own ?? ""))
+        }
         logger.info("peer \(request.hostname) (\(request.nodeId)) introduced itself from \(remoteAddress)"
             + (stored ? " with a credential" : ""))
-        return PeerHandshakeResponse(nodeId: local.identity.nodeId, credentialStored: stored)
+        return PeerHandshakeResponse(nodeId: local.identity.nodeId, credentialStored: stored, credential: own)
     }
 }

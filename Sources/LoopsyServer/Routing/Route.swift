@@ -7,7 +7,7 @@ public enum HTTPMethod: String, Sendable, CaseIterable {
 
 /// Which `rateLimits` budget a route draws from.
 public enum RateCategory: String, Sendable {
-    case execute, transfer, context
+    case execute, transfer, context, pairing
 }
 
 public enum RouteAccess: Sendable {

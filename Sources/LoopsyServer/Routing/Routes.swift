@@ -123,6 +123,43 @@ public enum Routes {
             Route(.get, "/api/v1/openapi.json", doc: OperationDoc(
                 "openapi", "This document", tag: "system",
                 responses: [.ok(Schemas.ref("OpenAPIDocument"))]), openAPI),
+            Route(.post, "/api/v1/pair/abort", access: .open, doc: OperationDoc(
+                "pairAbort", "Node to node: the initiator's person declined (authenticated by a session key)",
+                tag: "pairing", requestBody: Schemas.ref("PairSealed"),
+                responses: [.ok(Schemas.ref("PairAck")), .error(404, "No such pairing session")]), PairingHandlers.abort),
+            Route(.post, "/api/v1/pair/cancel", doc: OperationDoc(
+                "pairCancel", "Cancel this node's pairing session", tag: "pairing",
+                responses: [.ok(Schemas.ref("PairStatus"))]), PairingHandlers.cancel),
+            Route(.post, "/api/v1/pair/commit", access: .open, category: .pairing, doc: OperationDoc(
+                "pairCommit", "Node to node, step 1: a commitment to the initiator's key and the invite code",
+                tag: "pairing", requestBody: Schemas.ref("PairCommit"),
+                responses: [.ok(Schemas.ref("PairKeyShare")), .error(404, "No open pairing session")]),
+                  PairingHandlers.commit),
+            Route(.post, "/api/v1/pair/confirm", doc: OperationDoc(
+                "pairConfirm", "This node's person compared the SAS (accept: true if both screens match)",
+                tag: "pairing", requestBody: Schemas.ref("PairConfirm"),
+                responses: [.ok(Schemas.ref("PairStatus")), .error(409, "Nothing to confirm")]), PairingHandlers.confirm),
+            Route(.post, "/api/v1/pair/exchange", access: .open, doc: OperationDoc(
+                "pairExchange", "Node to node, step 3: sealed identity and credential (AES-GCM)", tag: "pairing",
+                requestBody: Schemas.ref("PairSealed"),
+                responses: [.ok(Schemas.ref("PairExchangeReply")), .error(404, "No such pairing session"),
+                            .error(410, "The other person declined")]), PairingHandlers.exchange),
+            Route(.post, "/api/v1/pair/initiate", doc: OperationDoc(
+                "pairInitiate", "Pair with a node that waits (`loopsy pair` there): runs the key exchange, returns the "
+                    + "SAS to compare", tag: "pairing", requestBody: Schemas.ref("PairInitiate"),
+                responses: [.ok(Schemas.ref("PairStatus")), .error(403, "Wrong invite code"),
+                            .error(502, "The other node cannot be reached")]), PairingHandlers.initiate),
+            Route(.post, "/api/v1/pair/reveal", access: .open, category: .pairing, doc: OperationDoc(
+                "pairReveal", "Node to node, step 2: the initiator's key and nonce, checked against its commitment",
+                tag: "pairing", requestBody: Schemas.ref("PairKeyShare"),
+                responses: [.ok(Schemas.ref("PairAck")), .error(403, "Wrong invite code: the session is closed"),
+                            .error(404, "No open pairing session")]), PairingHandlers.reveal),
+            Route(.post, "/api/v1/pair/start", doc: OperationDoc(
+                "pairStart", "Open a pairing session on this node: returns the invite code to read out", tag: "pairing",
+                responses: [.ok(Schemas.ref("PairStart"))]), PairingHandlers.start),
+            Route(.get, "/api/v1/pair/status", doc: OperationDoc(
+                "pairStatus", "This node's pairing session: state, code (while waiting), SAS", tag: "pairing",
+                responses: [.ok(Schemas.ref("PairStatus"))]), PairingHandlers.status),
             Route(.get, "/api/v1/peers", doc: OperationDoc(
                 "listPeers", "Known peers with health, source and pin (credentials are never shown)", tag: "peers",
                 responses: [.ok(Schemas.ref("PeerList"))]), PeerHandlers.list),

@@ -10,6 +10,7 @@ struct Init: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Replace an existing config.yaml (new API key).") var force = false
     @Option(help: "Port to write into the new config.") var port: Int = 19532
+    @Flag(help: "Do not register loopsy-mcp with Claude Code.") var noMcp = false
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
@@ -38,6 +39,20 @@ struct Init: ParsableCommand {
             } else {
                 try SecureFile.write(dataDir.configFile, contents: ConfigFile.template(apiKey: Secrets.apiKey(), port: port))
                 print("wrote \(dataDir.configFile) (mode 600) with a new API key")
+            }
+            if !noMcp {
+                let registration = ClaudeRegistration(dataDir: global.dataDir)
+                if !ClaudeRegistration.claudeIsPresent() {
+                    print("Claude Code not found; register loopsy-mcp with it later with `loopsy mcp add`")
+                } else if !registration.registrations().isEmpty {
+                    print("loopsy-mcp is already registered with Claude Code (`loopsy mcp status`)")
+                } else {
+                    do {
+                        print(try registration.add(scope: .user))
+                    } catch {
+                        print("could not register loopsy-mcp with Claude Code (\(error)); run `loopsy mcp add` later")
+                    }
+                }
             }
             print("next: `loopsy start`")
         }

@@ -52,6 +52,8 @@ struct Peers: ParsableCommand {
         @Option(help: "Read the peer's API key from this file.") var keyFile: String?
         @Option(help: "The fingerprint you expect (from `loopsy status` on the peer); anything else is refused.")
         var fingerprint: String?
+        @Flag(help: "Accept a peer without TLS even with a key (the key then crosses the network in clear).")
+        var insecureHttp = false
 
         func validate() throws {
             guard (1...65535).contains(port) else { throw ValidationError("the port must be from 1 to 65535") }
@@ -63,7 +65,8 @@ struct Peers: ParsableCommand {
                 let key = try SecretInput.read(stdin: keyStdin, file: keyFile)
                 let client = try global.client(timeoutSeconds: 60)
                 let (peer, notes) = try client.addPeer(PeerAddRequest(address: address, port: port, apiKey: key,
-                                                                       fingerprint: fingerprint))
+                                                                       fingerprint: fingerprint,
+                                                                       allowInsecure: insecureHttp))
                 PeerTable.describeAdded(peer, notes: notes)
             }
         }
@@ -98,6 +101,8 @@ struct Connect: ParsableCommand {
     @Flag(help: "Read the peer's API key from the first line of stdin.") var keyStdin = false
     @Option(help: "Read the peer's API key from this file.") var keyFile: String?
     @Option(help: "The fingerprint you expect; anything else is refused.") var fingerprint: String?
+    @Flag(help: "Accept a peer without TLS even with a key (the key then crosses the network in clear).")
+    var insecureHttp = false
     @Flag(help: "Do not ask anything; missing answers are errors (the key is then optional).") var yes = false
 
     func run() throws {
@@ -126,7 +131,7 @@ struct Connect: ParsableCommand {
             }
             print("checking \(address):\(port) …")
             let (peer, notes) = try client.addPeer(PeerAddRequest(address: address, port: port, apiKey: key,
-                                                                   fingerprint: expected))
+                                                                   fingerprint: expected, allowInsecure: insecureHttp))
             PeerTable.describeAdded(peer, notes: notes)
             guard peer.hasCredential else {
                 print("without a key this node can see \(peer.name) but not call it; run `loopsy connect` again with one")

@@ -1,0 +1,179 @@
+import Crypto
+import Dispatch
+import LoopsyAPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whole-file push and pull with end-to-end SHA-256 verification, shared by the CLI and
+/// loopsy-mcp. A pull streams into `<dest>.loopsy-part` and resumes from it when run again.
+public struct FileTransfers: Sendable {
+    public let client: LoopsyClient
+
+    public init(client: LoopsyClient) { self.client = client }
+
+    /// Sends `local` to `remote`; the daemon keeps it only if the digest matches.
+    public func push(_ local: String, to remote: String, overwrite: Bool,
+                     progress: CurlHTTPClient.Progress? = nil) throws -> TransferPushResult {
+        let digest = try LocalFiles.sha256(of: local)
+        let result = try client.push(localPath: local, remotePath: remote, sha256: digest, overwrite: overwrite,
+                                     progress: progress)
+        guard result.sha256 == digest else {
+            throw ClientError.local("checksum mismatch for \(remote): sent \(digest), stored \(result.sha256)")
+        }
+        return result
+    }
+
+    public struct Pulled: Sendable {
+        public var size: Int64
+        public var resumedAt: Int64
+    }
+
+    /// Fetches `remote` into `local`, verifying the digest before the file is moved into place.
+    public func pull(_ remote: String, to local: String, overwrite: Bool,
+                     progress: ((Int64, Int64) -> Void)? = nil) throws -> Pulled {
+        if access(local, F_OK) == 0 && !overwrite {
+            throw ClientError.local("\(local) exists; use -f to replace it")
+        }
+        let partial = local + ".loopsy-part"
+        let offset = LocalFiles.size(partial) ?? 0
+        var hasher = SHA256()
+        if offset > 0 { try LocalFiles.hash(partial, into: &hasher) }
+        let fd = open(partial, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ClientError.local("cannot write \(partial): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        // The peer hashes large files while it sends them (it names small files' digests in a
+        // header): ask now, so verification does not wait for a second read of the file.
+        let remoteDigest = ConcurrentChecksum(client: client, remotePath: remote)
+        var writeError: Int32 = 0
+        let (status, headers) = try client.pull(remotePath: remote, offset: offset, progress: progress) { bytes in
+            hasher.update(data: bytes)
+            writeError = LocalFiles.writeAll(fd, bytes)
+            return writeError == 0
+        }
+        if writeError != 0 {
+            throw ClientError.local("writing \(partial) failed: \(String(cString: strerror(writeError))); run again to resume")
+        }
+        if offset > 0 && status != 206 {
+            // The whole file came although we asked for the rest: the partial is useless now.
+            unlink(partial)
+            throw ClientError.local("the peer did not resume the transfer; run the pull again")
+        }
+        let digest = Hex.encode(hasher.finalize())
+        let expected = try headers[TransferHeaders.sha256.lowercased()] ?? remoteDigest.value()
+        guard digest == expected else {
+            unlink(partial)
+            throw ClientError.local("checksum mismatch pulling \(remote): got \(digest), the peer has \(expected); "
+                + "the partial file was removed, run the pull again")
+        }
+        guard rename(partial, local) == 0 else {
+            throw ClientError.local("cannot move \(partial) to \(local): \(String(cString: strerror(errno)))")
+        }
+        return Pulled(size: LocalFiles.size(local) ?? 0, resumedAt: offset)
+    }
+}
+
+/// A `/transfer/checksum` request running beside the download.
+final class ConcurrentChecksum: @unchecked Sendable {
+    private let group = DispatchGroup()
+    // Written once on the worker before `group.leave()`, read after `group.wait()`.
+    private var result: Result<String, any Error> = .failure(ClientError.local("no checksum"))
+
+    init(client: LoopsyClient, remotePath: String) {
+        group.enter()
+        DispatchQueue.global().async { [self] in
+            result = Result { try client.checksum(remotePath: remotePath).sha256 }
+            group.leave()
+        }
+    }
+
+    func value() throws -> String {
+        group.wait()
+        return try result.get()
+    }
+}
+
+/// Local file helpers for transfers.
+public enum LocalFiles {
+    public static func basename(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    public static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    public static func size(_ path: String) -> Int64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+    }
+
+    public static func makeDirectory(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw ClientError.local("cannot create \(current): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Regular files below `root`, as paths relative to it; `skipped` hears of everything else.
+    public static func walk(_ root: String, prefix: String = "", skipped: (String) -> Void) throws -> [String] {
+        guard let directory = opendir(prefix.isEmpty ? root : root + "/" + prefix) else {
+            throw ClientError.local("cannot read \(root)/\(prefix): \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(directory) }
+        var files: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            let relative = prefix.isEmpty ? name : prefix + "/" + name
+            var info = stat()
+            guard lstat(root + "/" + relative, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: files.append(relative)
+            case S_IFDIR: files += try walk(root, prefix: relative, skipped: skipped)
+            default: skipped(root + "/" + relative)
+            }
+        }
+        return files.sorted()
+    }
+
+    public static func sha256(of path: String) throws -> String {
+        var hasher = SHA256()
+        try hash(path, into: &hasher)
+        return Hex.encode(hasher.finalize())
+    }
+
+    static func hash(_ path: String, into hasher: inout SHA256) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ClientError.local("cannot read \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw ClientError.local("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if count == 0 { return }
+            hasher.update(data: buffer[0..<count])
+        }
+    }
+
+    /// 0 on success, else errno.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return errno }
+            offset += written
+        }
+        return 0
+    }
+}

@@ -1,0 +1,85 @@
+import CMicroHTTPD
+import Synchronization
+
+/// An answer a handler cannot give yet because it waits on something slow (another machine):
+/// the handler returns `HTTPResponse(deferred:)`, the connection is suspended (no worker thread
+/// waits), and `complete` resumes it with the real response.
+public final class DeferredResponse: Sendable {
+    private struct State {
+        var response: HTTPResponse?
+        var connection: ConnectionHandle?
+        var suspended = false
+        var abandoned = false
+        var finalize: (@Sendable (HTTPResponse) -> HTTPResponse)?
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Runs on the response when it completes (the dispatcher adds its headers and audits it).
+    public func finalize(with transform: @escaping @Sendable (HTTPResponse) -> HTTPResponse) {
+        state.withLock { $0.finalize = transform }
+    }
+
+    /// Delivers the answer; later calls are ignored.
+    public func complete(_ response: HTTPResponse) {
+        let transform = state.withLock { state -> (@Sendable (HTTPResponse) -> HTTPResponse)? in
+            guard state.response == nil else { return nil }
+            return state.finalize ?? { $0 }
+        }
+        guard let transform else { return }
+        let final = transform(response)
+        state.withLock { state in
+            guard state.response == nil else { return }
+            state.response = final
+            if state.suspended, let connection = state.connection, !state.abandoned {
+                state.suspended = false
+                MHD_resume_connection(connection.pointer)
+            }
+        }
+    }
+
+    /// True once the request ended without waiting for the answer (the client went away).
+    public var isAbandoned: Bool { state.withLock { $0.abandoned } }
+
+    // MARK: Called by HTTPServer on MHD's threads
+
+    /// The answer if it is ready; otherwise the connection is suspended until it is.
+    func take(suspending connection: OpaquePointer) -> HTTPResponse? {
+        state.withLock { state in
+            if let response = state.response { return response }
+            state.connection = ConnectionHandle(pointer: connection)
+            if !state.suspended {
+                state.suspended = true
+                MHD_suspend_connection(connection)
+            }
+            return nil
+        }
+    }
+
+    func abandon() {
+        state.withLock { state in
+            state.abandoned = true
+            state.connection = nil
+        }
+    }
+
+    var isPending: Bool { state.withLock { $0.response == nil && !$0.abandoned } }
+}
+
+/// The deferred answers a server has handed out, so stop() can complete the ones still open.
+final class DeferralRegistry: Sendable {
+    private let items = Mutex<[DeferredResponse]>([])
+
+    func add(_ deferred: DeferredResponse) {
+        items.withLock { items in
+            items.removeAll { !$0.isPending }
+            items.append(deferred)
+        }
+    }
+
+    func completeAll(with response: HTTPResponse) {
+        for deferred in items.withLock({ $0 }) where deferred.isPending { deferred.complete(response) }
+    }
+}

@@ -1,0 +1,83 @@
+import LoopsyAPI
+import LoopsyHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `loopsy pair`: the local routes (this node's own key) drive a session; the node-to-node
+/// routes need no key, do nothing without the invite code, and never carry a secret in clear.
+public enum PairingHandlers {
+    static func start(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        return try .json(context.node.pairing.start(addresses: localAddresses()))
+    }
+
+    static func initiate(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        return try .json(try context.node.pairing.initiate(try context.decode(PairInitiateRequest.self)))
+    }
+
+    static func confirm(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        return try .json(try context.node.pairing.confirm(accept: try context.decode(PairConfirmRequest.self).accept))
+    }
+
+    static func cancel(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        return try .json(context.node.pairing.cancel())
+    }
+
+    static func status(_ context: RequestContext) throws -> HTTPResponse {
+        try requireOwner(context)
+        return try .json(context.node.pairing.status())
+    }
+
+    // MARK: Node to node
+
+    static func commit(_ context: RequestContext) throws -> HTTPResponse {
+        try .json(try context.node.pairing.commit(try context.decode(PairCommit.self)))
+    }
+
+    static func reveal(_ context: RequestContext) throws -> HTTPResponse {
+        try context.node.pairing.reveal(try context.decode(PairKeyShare.self))
+        return try .json(PairStatusAck())
+    }
+
+    static func exchange(_ context: RequestContext) throws -> HTTPResponse {
+        try .json(try context.node.pairing.exchange(try context.decode(PairSealed.self),
+                                                   remoteAddress: context.request.remoteAddress))
+    }
+
+    static func abort(_ context: RequestContext) throws -> HTTPResponse {
+        try context.node.pairing.abort(try context.decode(PairSealed.self))
+        return try .json(PairStatusAck())
+    }
+
+    private static func requireOwner(_ context: RequestContext) throws {
+        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
+            throw APIError.forbidden("only this node's own key drives its pairing; each person confirms on their own "
+                + "machine", code: "forbidden")
+        }
+    }
+
+    /// This machine's IPv4 addresses other than loopback, to tell the other person.
+    static func localAddresses() -> [String] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return [] }
+        defer { freeifaddrs(list) }
+        var addresses: [String] = []
+        var entry: UnsafeMutablePointer<ifaddrs>? = first
+        while let current = entry {
+            defer { entry = current.pointee.ifa_next }
+            guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
+                var raw = ipv4.pointee.sin_addr
+                _ = inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
+            }
+            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if !text.hasPrefix("127.") && !addresses.contains(text) { addresses.append(text) }
+        }
+        return addresses
+    }
+}
