@@ -39,7 +39,7 @@ let package = Package(
 
         .executableTarget(name: "loopsyd", dependencies: ["LoopsyServer", "LoopsyConfig"]),
         .executableTarget(name: "loopsy", dependencies: [
-            "LoopsyClient", "LoopsyConfig", "LoopsyAPI",
+            "LoopsyClient", "LoopsyConfig", "LoopsyAPI", "LoopsyStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

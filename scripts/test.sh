@@ -9,7 +9,7 @@ source scripts/lib.sh
 # Multi-host tests: network namespaces (iproute2) each with its own dbus and avahi-daemon;
 # openssl, sqlite3 and curl check what the daemons wrote and sent.
 LOOPSY_TEST_PACKAGES="iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils openssl sqlite3 curl util-linux
-    python3 python3-venv"
+    python3 python3-venv tcpdump"
 loopsy_apt $LOOPSY_BUILD_PACKAGES $LOOPSY_TEST_PACKAGES
 # A lab left behind by an interrupted run would only waste addresses; remove any.
 bash Tests/Support/lab.sh down-all

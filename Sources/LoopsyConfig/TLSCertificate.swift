@@ -81,6 +81,11 @@ public enum TLSCertificate {
 /// tls/key.pem (the identity key, 0600) and tls/cert.pem: made when missing, remade when the
 /// certificate is not for the current identity key.
 public enum TLSFiles {
+    /// Does this certificate (DER) carry the identity's public key?
+    public static func certificateMatches(_ der: [UInt8], identity: NodeIdentity) -> Bool {
+        der.contains(subsequence: Array(identity.privateKey.publicKey.derRepresentation))
+    }
+
     public static func ensure(_ dataDir: DataDir, identity: NodeIdentity) throws -> (key: String, certificate: String) {
         try SecureFile.makeDirectory(dataDir.tlsDirectory)
         let keyPEM = identity.privateKey.pemRepresentation

@@ -145,6 +145,10 @@ struct LoopsyTools: Sendable {
                 "note": Schema.string("A short note for the sender."),
                 "from": Schema.string("The sender's nodeId, only if several senders used this id."),
              ], required: ["id"]), annotations: .init(idempotentHint: true)),
+        Tool(name: "loopsy_list_sessions", description: "Other Loopsy nodes on this same machine (one per agent, "
+                + "started with `loopsy session start`): name, port, running or not. Each is also a peer by its "
+                + "name <host>-<session>.",
+             inputSchema: Schema.object([:]), annotations: .init(readOnlyHint: true, openWorldHint: false)),
         Tool(name: "loopsy_check_ack", description: "Where a message you sent got to, per recipient: queued, "
                 + "delivered, read, acked (with the note) or expired.",
              inputSchema: Schema.object(["id": Schema.string("The id loopsy_send_message returned.")], required: ["id"]),
@@ -169,6 +173,7 @@ struct LoopsyTools: Sendable {
         case "loopsy_check_inbox": return try await checkInbox(arguments)
         case "loopsy_ack_message": return try await ackMessage(arguments)
         case "loopsy_check_ack": return try await checkAck(arguments)
+        case "loopsy_list_sessions": return listSessions()
         default: throw MCPError.invalidParams("unknown tool '\(name)'; tools/list names them")
         }
     }
@@ -331,6 +336,18 @@ struct LoopsyTools: Sendable {
                       response)
     }
 
+    // MARK: Sessions
+
+    private func listSessions() -> CallTool.Result {
+        let sessions = SessionDirectory(main: SessionDirectory.mainDataDir(for: dataDir))
+        let entries = sessions.entries()
+        guard !entries.isEmpty else {
+            return result("No sessions on this machine (`loopsy session start <name>` makes one).", SessionsResult(sessions: []))
+        }
+        let lines = entries.map { "- \($0.name): \($0.running ? "running" : "stopped"), port \($0.port), \($0.dataDir)" }
+        return result("\(entries.count) session(s):\n" + lines.joined(separator: "\n"), SessionsResult(sessions: entries))
+    }
+
     // MARK: Messages
 
     private func sendMessage(_ arguments: Arguments) async throws -> CallTool.Result {
@@ -407,4 +424,8 @@ struct TransferSummary: Codable, Sendable {
     var remotePath: String
     var size: Int64
     var sha256: String
+}
+
+struct SessionsResult: Codable, Sendable {
+    var sessions: [SessionDirectory.Entry]
 }

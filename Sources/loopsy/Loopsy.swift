@@ -16,8 +16,9 @@ struct Loopsy: ParsableCommand {
             the request, 64 bad usage, 69 the daemon is not running.
             """,
         version: LoopsyVersion.current,
-        subcommands: [Init.self, Start.self, Stop.self, Status.self, Peers.self, Connect.self, Exec.self, Send.self,
-                      Pull.self, Context.self, Messages.self, MCP.self, Key.self, Logs.self])
+        subcommands: [Init.self, Start.self, Stop.self, Status.self, Peers.self, Pair.self, Connect.self, Exec.self, Send.self,
+                      Pull.self, Context.self, Messages.self, MCP.self, Session.self, Enable.self, Disable.self,
+                      ServiceStatus.self, Doctor.self, Key.self, Logs.self])
 }
 
 /// Options every command shares.

@@ -19,6 +19,7 @@ TOOLS = {
     "loopsy_list_peers", "loopsy_peer_status", "loopsy_execute", "loopsy_transfer_file", "loopsy_list_remote_files",
     "loopsy_context_set", "loopsy_context_get", "loopsy_context_list", "loopsy_context_delete",
     "loopsy_broadcast_context", "loopsy_send_message", "loopsy_check_inbox", "loopsy_ack_message", "loopsy_check_ack",
+    "loopsy_list_sessions",
 }
 
 
@@ -52,6 +53,9 @@ async def test_every_tool_on_this_machine(nodes):
         result = await session.call_tool("loopsy_list_peers", {})
         assert not result.is_error and "No peers yet" in text(result)
         assert result.structured_content == {"peers": []}
+
+        sessions = await session.call_tool("loopsy_list_sessions", {})
+        assert not sessions.is_error and sessions.structured_content == {"sessions": []}
 
         result = await session.call_tool("loopsy_peer_status", {"peer": "local"})
         assert not result.is_error and "alpha" in text(result)
@@ -325,3 +329,17 @@ def test_init_registers_when_claude_code_is_present(tmp_path):
     empty.mkdir()
     result = subprocess.run([str(BIN / "loopsy"), "init"], env={**env, "HOME": str(empty)}, capture_output=True, text=True)
     assert "Claude Code not found" in result.stdout and not (empty / ".claude.json").exists()
+
+
+async def test_sessions_tool_lists_this_machines_sessions(nodes):
+    node = nodes("alpha").start()
+    started = node.cli("session", "start", "helper")
+    assert started.returncode == 0, started.stderr
+    try:
+        async with mcp_session(node) as session:
+            result = await session.call_tool("loopsy_list_sessions", {})
+            [entry] = result.structured_content["sessions"]
+            assert entry["name"] == "helper" and entry["running"] and entry["port"] >= 19533
+            assert "helper: running" in text(result)
+    finally:
+        node.cli("session", "stop-all")

@@ -40,6 +40,8 @@ check "binaries, migrations, man pages, completions and user unit are installed"
     test -f /usr/share/man/man1/loopsyd.1.gz && test -f /usr/share/bash-completion/completions/loopsy &&
     test -f /usr/share/zsh/vendor-completions/_loopsy && test -f /usr/share/fish/vendor_completions.d/loopsy.fish &&
     test -f /usr/lib/systemd/user/loopsy.service'
+check "the packaged user unit passes systemd-analyze verify without a warning" bash -c '
+    out=$(systemd-analyze verify /usr/lib/systemd/user/loopsy.service 2>&1) && [ -z "$out" ] || { echo "$out"; exit 1; }'
 check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
 export HOME="$home"
 unset LOOPSY_DATA_DIR

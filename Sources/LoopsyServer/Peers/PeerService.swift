@@ -260,7 +260,8 @@ public final class PeerService: Sendable {
     /// their own: we give it a credential for calling us, it gives us one for calling it, which
     /// replaces the key the user typed (so that key is not kept here).
     private func introduce(to record: PeerRecord, client: LoopsyClient) throws -> [String] {
-        let secure = try endpoint(for: record).pin != nil
+        // Over loopback (sessions on one machine) nothing crosses a network.
+        let secure = try endpoint(for: record).pin != nil || HostPolicy.isLoopback(record.info.address)
         let credential = secure ? Secrets.apiKey() : nil
         if let credential {
             try store.setAcceptedCredential(record.nodeId, keyHash: Authenticator.keyHash(credential))
@@ -292,8 +293,9 @@ public final class PeerService: Sendable {
     }
 
     /// `POST /peers/handshake`: a node that holds one of our keys introduces itself.
-    public func acceptHandshake(_ request: PeerHandshakeRequest, remoteAddress: String, secure: Bool) throws
+    public func acceptHandshake(_ request: PeerHandshakeRequest, remoteAddress: String, secure arrivedOverTLS: Bool) throws
         -> PeerHandshakeResponse {
+        let secure = arrivedOverTLS || HostPolicy.isLoopback(remoteAddress)
         guard let keyBytes = Data(base64Encoded: request.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
               NodeIdentity.nodeId(for: publicKey) == request.nodeId else {

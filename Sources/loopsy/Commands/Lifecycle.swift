@@ -18,35 +18,14 @@ struct Start: ParsableCommand {
         try runReporting {
             let dataDir = global.resolvedDataDir
             if let pid = dataDir.runningDaemonPid() {
-                let client = try global.client(timeoutSeconds: 5)
+                let client = try LoopsyClient.local(dataDir, timeoutSeconds: 5)
                 print("loopsyd is already running (pid \(pid)) at \(client.baseURL)")
                 return
             }
-            guard SecureFile.exists(dataDir.configFile) else {
-                throw CLIFailure(message: "no config at \(dataDir.configFile); run `loopsy init` first",
-                                 code: CLIFailure.apiError)
-            }
-            try SecureFile.makeDirectory(dataDir.logsDirectory)
-            var arguments = ["--data-dir", dataDir.root]
-            if let port { arguments += ["--port", String(port)] }
-            let pid = try DaemonProcess.spawnDetached(arguments: arguments, logFile: dataDir.daemonLogFile)
-            let deadline = Double(time(nil)) + Double(wait)
-            while Double(time(nil)) < deadline {
-                usleep(100_000)
-                var status: Int32 = 0
-                if waitpid(pid, &status, WNOHANG) == pid {
-                    throw CLIFailure(message: "loopsyd exited during start-up:\n"
-                        + DaemonProcess.tail(dataDir.daemonLogFile, lines: 5)
-                        + "\n(full log: \(dataDir.daemonLogFile))", code: CLIFailure.apiError)
-                }
-                guard SecureFile.exists(dataDir.portFile), let client = try? global.client(timeoutSeconds: 2),
-                      let health = try? client.health() else { continue }
-                print("loopsyd \(health.version) is running (pid \(pid)) at \(client.baseURL), node \(health.nodeId)")
-                print("log: \(dataDir.daemonLogFile)")
-                return
-            }
-            throw CLIFailure(message: "loopsyd did not become healthy within \(wait) s; see \(dataDir.daemonLogFile)",
-                             code: CLIFailure.unavailable)
+            let started = try DaemonControl.start(dataDir, port: port, wait: wait)
+            print("loopsyd \(started.health.version) is running (pid \(started.pid)) at \(started.client.baseURL), "
+                + "node \(started.health.nodeId)")
+            print("log: \(dataDir.daemonLogFile)")
         }
     }
 }
@@ -58,23 +37,60 @@ struct Stop: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let dataDir = global.resolvedDataDir
-            guard let pid = dataDir.runningDaemonPid() else {
+            guard let pid = try DaemonControl.stop(global.resolvedDataDir) else {
                 print("loopsyd is not running")
                 return
             }
-            kill(pid, SIGTERM)
-            for _ in 0..<100 {
-                if kill(pid, 0) != 0 {
-                    print("loopsyd stopped (pid \(pid))")
-                    return
-                }
-                usleep(100_000)
-            }
-            kill(pid, SIGKILL)
-            throw CLIFailure(message: "loopsyd (pid \(pid)) did not stop within 10 s and was killed; "
-                + "see \(dataDir.daemonLogFile)", code: CLIFailure.apiError)
+            print("loopsyd stopped (pid \(pid))")
         }
+    }
+}
+
+/// Starting and stopping the daemon of a data dir (the main node's or a session's).
+enum DaemonControl {
+    struct Started {
+        var pid: pid_t
+        var client: LoopsyClient
+        var health: HealthResponse
+    }
+
+    static func start(_ dataDir: DataDir, port: Int? = nil, wait: Int = 15) throws -> Started {
+        guard SecureFile.exists(dataDir.configFile) else {
+            throw CLIFailure(message: "no config at \(dataDir.configFile); run `loopsy init` first", code: CLIFailure.apiError)
+        }
+        try SecureFile.makeDirectory(dataDir.logsDirectory)
+        var arguments = ["--data-dir", dataDir.root]
+        if let port { arguments += ["--port", String(port)] }
+        let pid = try DaemonProcess.spawnDetached(arguments: arguments, logFile: dataDir.daemonLogFile)
+        let deadline = Double(time(nil)) + Double(wait)
+        while Double(time(nil)) < deadline {
+            usleep(100_000)
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                throw CLIFailure(message: "loopsyd exited during start-up:\n"
+                    + DaemonProcess.tail(dataDir.daemonLogFile, lines: 5)
+                    + "\n(full log: \(dataDir.daemonLogFile))", code: CLIFailure.apiError)
+            }
+            guard SecureFile.exists(dataDir.portFile), let client = try? LoopsyClient.local(dataDir, timeoutSeconds: 2),
+                  let health = try? client.health() else { continue }
+            return Started(pid: pid, client: client, health: health)
+        }
+        throw CLIFailure(message: "loopsyd did not become healthy within \(wait) s; see \(dataDir.daemonLogFile)",
+                         code: CLIFailure.unavailable)
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s. Returns the pid it stopped, nil if none ran.
+    @discardableResult
+    static func stop(_ dataDir: DataDir) throws -> pid_t? {
+        guard let pid = dataDir.runningDaemonPid() else { return nil }
+        kill(pid, SIGTERM)
+        for _ in 0..<100 {
+            if kill(pid, 0) != 0 { return pid }
+            usleep(100_000)
+        }
+        kill(pid, SIGKILL)
+        throw CLIFailure(message: "loopsyd (pid \(pid)) did not stop within 10 s and was killed; "
+            + "see \(dataDir.daemonLogFile)", code: CLIFailure.apiError)
     }
 }
 
