@@ -55,6 +55,32 @@ static inline int cposix_pidfd_open(pid_t pid) {
 #endif
 }
 
+struct winsize;
+struct termios;
+extern int forkpty(int *amaster, char *name, const struct termios *termp, const struct winsize *winp);
+extern void closefrom(int lowfd);
+
+/// Runs `path` with `argv`/`envp` in `cwd` on a new pseudo-terminal: the child is a session
+/// leader (its own process group, so a kill of -pid reaches everything it starts) with the
+/// terminal as stdin/stdout/stderr, default signal handling and mask, and no other descriptor.
+/// Returns the child's pid and the terminal's master side in `master`, or -1 (errno set).
+/// Only async-signal-safe calls happen between fork and exec.
+static inline pid_t cposix_forkpty_exec(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                                        int *master) {
+    pid_t pid = forkpty(master, 0, 0, 0);
+    if (pid != 0) return pid;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, 0);
+    for (int signal = 1; signal < 32; signal++) {
+        if (signal != SIGKILL && signal != SIGSTOP) { struct sigaction dfl = {0}; dfl.sa_handler = SIG_DFL; sigaction(signal, &dfl, 0); }
+    }
+    closefrom(3);
+    if (cwd && chdir(cwd) != 0) _exit(126);
+    execve(path, argv, envp);
+    _exit(127);
+}
+
 static inline int cposix_wifexited(int status) { return WIFEXITED(status); }
 static inline int cposix_wexitstatus(int status) { return WEXITSTATUS(status); }
 static inline int cposix_wifsignaled(int status) { return WIFSIGNALED(status); }

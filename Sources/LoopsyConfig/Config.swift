@@ -41,6 +41,17 @@ public struct LoopsyConfig: Sendable, Equatable {
         /// Pairing messages per minute per source address (the routes need no key).
         public var pairing = 10
     }
+    public struct AITasks: Sendable, Equatable {
+        /// The Claude Code CLI (a name looked up on PATH, or a path).
+        public var claudePath = "claude"
+        public var maxConcurrent = 3
+        /// A task running longer is stopped.
+        public var maxDurationSeconds = 3600
+        /// A permission request nobody answers is denied after this long.
+        public var approvalTimeoutSeconds = 300
+        /// Finished tasks (and their events) are kept this long.
+        public var retentionDays = 7
+    }
     public struct Pairing: Sendable, Equatable {
         /// Seconds a pairing session stays open.
         public var timeoutSeconds = 300
@@ -89,6 +100,7 @@ public struct LoopsyConfig: Sendable, Equatable {
     public var audit = Audit()
     public var messages = Messages()
     public var pairing = Pairing()
+    public var aiTasks = AITasks()
 
     public init() {}
 }

@@ -53,6 +53,12 @@ public enum ConfigFile {
             audit:
               retentionDays: \(defaults.audit.retentionDays)
               maxEntries: \(defaults.audit.maxEntries)
+            aiTasks:                   # Claude Code tasks dispatched to this node
+              claudePath: \(defaults.aiTasks.claudePath)
+              maxConcurrent: \(defaults.aiTasks.maxConcurrent)
+              maxDurationSeconds: \(defaults.aiTasks.maxDurationSeconds)
+              approvalTimeoutSeconds: \(defaults.aiTasks.approvalTimeoutSeconds)   # unanswered permission requests are denied
+              retentionDays: \(defaults.aiTasks.retentionDays)
             pairing:
               timeoutSeconds: \(defaults.pairing.timeoutSeconds)     # a `loopsy pair` session closes after this
             messages:

@@ -32,6 +32,20 @@ public enum ConfigParser {
             case "context": try reader.context(node, into: &config.context)
             case "audit": try reader.audit(node, into: &config.audit)
             case "messages": try reader.messages(node, into: &config.messages)
+            case "aiTasks":
+                for (key, value) in try reader.mapping(node, at: "aiTasks") {
+                    let path = "aiTasks.\(key)"
+                    switch key {
+                    case "claudePath": config.aiTasks.claudePath = try reader.string(value, at: path)
+                    case "maxConcurrent": config.aiTasks.maxConcurrent = try reader.int(value, at: path, min: 1, max: 64)
+                    case "maxDurationSeconds":
+                        config.aiTasks.maxDurationSeconds = try reader.int(value, at: path, min: 1, max: 86_400)
+                    case "approvalTimeoutSeconds":
+                        config.aiTasks.approvalTimeoutSeconds = try reader.int(value, at: path, min: 1, max: 86_400)
+                    case "retentionDays": config.aiTasks.retentionDays = try reader.int(value, at: path, min: 1, max: 3650)
+                    default: reader.unknown(path)
+                    }
+                }
             case "pairing":
                 for (key, value) in try reader.mapping(node, at: "pairing") {
                     switch key {

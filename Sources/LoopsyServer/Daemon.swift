@@ -177,6 +177,7 @@ public final class Daemon: Sendable {
             discovery = nil
         }
         node.execution.shutdown()
+        node.tasks.shutdown()
         node.messages.stop()
         node.monitor?.stop()
         servers.forEach { $0.stop() }
@@ -197,6 +198,7 @@ public final class Daemon: Sendable {
                 try self.node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries)
                 try self.node.execution.jobStore.prune(olderThan: cutoff, keep: ExecutionService.keptJobs)
                 try self.node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000)
+                self.node.tasks.prune()
             } catch {
                 self.node.logger.warn("upkeep failed: \(error)")
             }

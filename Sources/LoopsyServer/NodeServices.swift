@@ -20,6 +20,7 @@ public final class NodeServices: Sendable {
     public let peers: PeerService
     public let messages: MessageService
     public let pairing: PairingService
+    public let tasks: TaskService
     /// Health checks of peers (nil in tests that build a node without them).
     public let monitor: PeerMonitor?
     public let startedAt = Clock.monotonicSeconds()
@@ -50,6 +51,7 @@ public final class NodeServices: Sendable {
         messages = MessageService(pool: pool, peers: peers, context: contextStore, config: config, logger: logger)
         monitor?.onPeerOnline { [messages] in messages.peerOnline($0) }
         pairing = PairingService(peers: peers, timeoutSeconds: config.pairing.timeoutSeconds, logger: logger)
+        tasks = TaskService(pool: pool, config: config.aiTasks, dataDir: dataDir, logger: logger)
     }
 
     /// The port the server actually listens on.

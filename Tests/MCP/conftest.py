@@ -59,10 +59,13 @@ class Node:
     def env(self):
         return {**os.environ, "LOOPSY_DATA_DIR": str(self.dir)}
 
-    def start(self, host="127.0.0.1", port=0):
+    def start(self, host="127.0.0.1", port=0, path_prefix=None):
+        env = dict(os.environ)
+        if path_prefix:
+            env["PATH"] = f"{path_prefix}:{env['PATH']}"
         self.process = subprocess.Popen(
             self.launcher + [str(BIN / "loopsyd"), "--data-dir", str(self.dir), "--port", str(port), "--host", host],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         line = self.process.stdout.readline()
         match = re.search(r"port (\d+)", line)
         assert match, f"loopsyd did not start: {line!r}"

@@ -19,7 +19,8 @@ TOOLS = {
     "loopsy_list_peers", "loopsy_peer_status", "loopsy_execute", "loopsy_transfer_file", "loopsy_list_remote_files",
     "loopsy_context_set", "loopsy_context_get", "loopsy_context_list", "loopsy_context_delete",
     "loopsy_broadcast_context", "loopsy_send_message", "loopsy_check_inbox", "loopsy_ack_message", "loopsy_check_ack",
-    "loopsy_list_sessions",
+    "loopsy_list_sessions", "loopsy_ai_task_run", "loopsy_ai_task_status", "loopsy_ai_task_approve",
+    "loopsy_ai_task_cancel", "loopsy_ai_task_list",
 }
 
 
@@ -343,3 +344,33 @@ async def test_sessions_tool_lists_this_machines_sessions(nodes):
             assert "helper: running" in text(result)
     finally:
         node.cli("session", "stop-all")
+
+
+async def test_ai_task_tools_dispatch_watch_and_approve(nodes):
+    # The daemon finds the fake `claude` (the real CLI is not on build machines).
+    node = nodes("alpha").start(path_prefix=Path(__file__).resolve().parents[1] / "Support" / "fake-claude")
+    async with mcp_session(node) as session:
+        started = await session.call_tool("loopsy_ai_task_run", {"peer": "local", "prompt": "use-tool now"})
+        assert not started.is_error, text(started)
+        task_id = started.structured_content["id"]
+        for _ in range(100):
+            status = await session.call_tool("loopsy_ai_task_status", {"peer": "local", "id": task_id})
+            if status.structured_content["task"]["pendingApprovals"]:
+                break
+            await anyio.sleep(0.1)
+        request = status.structured_content["task"]["pendingApprovals"][0]
+        assert "waiting for approval" in text(status) and "data only" in text(status)
+        approved = await session.call_tool("loopsy_ai_task_approve", {
+            "peer": "local", "id": task_id, "requestId": request["requestId"], "approved": True})
+        assert not approved.is_error
+        for _ in range(100):
+            status = await session.call_tool("loopsy_ai_task_status", {"peer": "local", "id": task_id, "since": 3})
+            if status.structured_content["task"]["state"] == "completed":
+                break
+            await anyio.sleep(0.1)
+        assert status.structured_content["task"]["state"] == "completed"
+        assert all(e["seq"] > 3 for e in status.structured_content["events"])
+        listed = await session.call_tool("loopsy_ai_task_list", {"peer": "local"})
+        assert task_id in text(listed)
+        deleted = await session.call_tool("loopsy_ai_task_cancel", {"peer": "local", "id": task_id})
+        assert "deleted" in text(deleted)

@@ -18,6 +18,43 @@ public enum Routes {
             .error(404, "Unknown peer"), .error(409, "The name matches several peers"),
             .error(502, "The peer is unreachable or presented a TLS key other than the pinned one")]
         return [
+            Route(.get, "/api/v1/ai-tasks", doc: OperationDoc(
+                "listTasks", "Claude Code tasks on this node, newest first", tag: "ai-tasks",
+                query: [.query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
+                responses: [.ok(Schemas.ref("TaskList"))]), TaskHandlers.list),
+            Route(.post, "/api/v1/ai-tasks", category: .execute, maxBody: 1 << 20, doc: OperationDoc(
+                "createTask", "Run Claude Code (claude -p) with a prompt in a directory of this machine", tag: "ai-tasks",
+                requestBody: Schemas.ref("TaskRequest"),
+                responses: [OperationDoc.Response(status: 201, description: "The task", schema: Schemas.ref("Task")),
+                            .error(429, "aiTasks.maxConcurrent tasks run already"),
+                            .error(503, "The Claude Code CLI is not installed")]), TaskHandlers.create),
+            Route(.delete, "/api/v1/ai-tasks/{id}", doc: OperationDoc(
+                "cancelTask", "Cancel a running task (its process group is killed) or delete a finished one",
+                tag: "ai-tasks", responses: [.ok(Schemas.ref("Task")), .error(404, "No such task")]), TaskHandlers.cancel),
+            Route(.get, "/api/v1/ai-tasks/{id}", doc: OperationDoc(
+                "getTask", "A task with its pending permission requests", tag: "ai-tasks",
+                responses: [.ok(Schemas.ref("Task")), .error(404, "No such task")]), TaskHandlers.get),
+            Route(.post, "/api/v1/ai-tasks/{id}/approve", doc: OperationDoc(
+                "approveTask", "Approve or deny a pending permission request", tag: "ai-tasks",
+                requestBody: Schemas.ref("Approval"),
+                responses: [.ok(Schemas.ref("Task")), .error(404, "No such pending request")]), TaskHandlers.approve),
+            Route(.get, "/api/v1/ai-tasks/{id}/events", doc: OperationDoc(
+                "taskEvents", "A task's stored events after `since`", tag: "ai-tasks",
+                query: [.query("since", ["type": "integer", "minimum": 0], "only events with a larger number"),
+                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many")],
+                responses: [.ok(Schemas.ref("TaskEvents")), .error(404, "No such task")]), TaskHandlers.events),
+            Route(.post, "/api/v1/ai-tasks/{id}/permissions", doc: OperationDoc(
+                "askPermission", "The task's PreToolUse hook asks; the answer comes once someone decides (or the "
+                    + "timeout denies)", tag: "ai-tasks", requestBody: Schemas.ref("PermissionAsk"),
+                responses: [.ok(Schemas.ref("PermissionDecision")), .error(404, "No such running task")]),
+                  TaskHandlers.permission),
+            Route(.get, "/api/v1/ai-tasks/{id}/stream", doc: OperationDoc(
+                "streamTask", "Server-Sent Events with ids; resume with ?since= or Last-Event-ID", tag: "ai-tasks",
+                query: [.query("since", ["type": "integer", "minimum": 0], "events after this number")],
+                responses: [OperationDoc.Response(status: 200, description: "init, text, thinking, tool_use, tool_result, "
+                    + "permission_request, permission_decision, result, output, exit", schema: ["type": "string"],
+                                                  contentType: "text/event-stream"),
+                            .error(404, "No such task")]), TaskHandlers.stream),
             Route(.get, "/api/v1/audit", doc: OperationDoc(
                 "listAudit", "Recent audited requests, oldest first", tag: "system",
                 query: [.query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "how many (default 100)"),

@@ -1,0 +1,45 @@
+import FoundationEssentials
+import LoopsyAPI
+
+extension LoopsyClient {
+    public func startTask(_ request: AITaskRequest) throws -> AITaskInfo {
+        try call("POST", "/api/v1/ai-tasks", body: request, as: AITaskInfo.self)
+    }
+
+    public func tasks(limit: Int = 50) throws -> [AITaskInfo] {
+        try call("GET", "/api/v1/ai-tasks?limit=\(limit)", as: AITaskListResponse.self).tasks
+    }
+
+    public func task(_ id: String) throws -> AITaskInfo {
+        try call("GET", "/api/v1/ai-tasks/\(PathEncoding.segment(id))", as: AITaskInfo.self)
+    }
+
+    public func taskEvents(_ id: String, since: Int64 = 0) throws -> [AITaskEvent] {
+        try call("GET", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/events?since=\(since)", as: AITaskEventsResponse.self)
+            .events
+    }
+
+    public func approveTask(_ id: String, _ approval: ApprovalRequest) throws -> AITaskInfo {
+        try call("POST", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/approve", body: approval, as: AITaskInfo.self)
+    }
+
+    public func cancelTask(_ id: String) throws -> AITaskInfo {
+        try call("DELETE", "/api/v1/ai-tasks/\(PathEncoding.segment(id))", as: AITaskInfo.self)
+    }
+
+    public func askPermission(_ id: String, _ question: PermissionAsk) throws -> PermissionDecision {
+        try call("POST", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/permissions", body: question,
+                 as: PermissionDecision.self)
+    }
+
+    /// Streams a task's events from `since` until it ends (or `onEvent` returns false).
+    public func streamTask(_ id: String, since: Int64 = 0, isCancelled: (() -> Bool)? = nil,
+                           onEvent: @escaping (SSEEvent) -> Bool) throws {
+        var parser = SSEParser()
+        try stream("GET", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/stream?since=\(since)", body: nil,
+                   isCancelled: isCancelled) { bytes in
+            for event in parser.feed(bytes) where !onEvent(event) { return false }
+            return true
+        }
+    }
+}

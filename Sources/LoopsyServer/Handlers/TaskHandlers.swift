@@ -1,0 +1,61 @@
+import LoopsyAPI
+import LoopsyHTTP
+
+/// Claude Code tasks: dispatch, list, show, stream (resumable), approve, cancel; and the route
+/// the task's own permission hook asks on.
+public enum TaskHandlers {
+    static func create(_ context: RequestContext) throws -> HTTPResponse {
+        let request = try context.decode(AITaskRequest.self)
+        return try .json(try context.node.tasks.start(request, caller: context.caller.id), status: 201)
+    }
+
+    static func list(_ context: RequestContext) throws -> HTTPResponse {
+        let limit = try QueryValue.int(context, "limit", default: 50, range: 1...1000)
+        return try .json(AITaskListResponse(tasks: try context.node.tasks.list(limit: limit)))
+    }
+
+    static func get(_ context: RequestContext) throws -> HTTPResponse {
+        let id = context.parameter("id")
+        guard let info = try context.node.tasks.info(id) else { throw APIError.notFound("task \(id)") }
+        return try .json(info)
+    }
+
+    static func events(_ context: RequestContext) throws -> HTTPResponse {
+        let id = context.parameter("id")
+        guard try context.node.tasks.info(id) != nil else { throw APIError.notFound("task \(id)") }
+        let since = try QueryValue.int(context, "since", default: 0, range: 0...Int.max)
+        let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
+        return try .json(AITaskEventsResponse(events: try context.node.tasks.store.events(id, after: Int64(since), limit: limit)))
+    }
+
+    /// SSE from event `since` (or the Last-Event-ID a reconnecting client sends) onwards.
+    static func stream(_ context: RequestContext) throws -> HTTPResponse {
+        var since = try QueryValue.int(context, "since", default: 0, range: 0...Int.max)
+        if context.request.query["since"] == nil, let last = context.request.header("last-event-id").flatMap(Int.init),
+           last >= 0 {
+            since = last
+        }
+        return try context.node.tasks.stream(context.parameter("id"), since: Int64(since))
+    }
+
+    static func approve(_ context: RequestContext) throws -> HTTPResponse {
+        let id = context.parameter("id")
+        try context.node.tasks.decide(id, try context.decode(ApprovalRequest.self))
+        guard let info = try context.node.tasks.info(id) else { throw APIError.notFound("task \(id)") }
+        return try .json(info)
+    }
+
+    static func cancel(_ context: RequestContext) throws -> HTTPResponse {
+        let id = context.parameter("id")
+        guard let info = try context.node.tasks.cancel(id) else { throw APIError.notFound("task \(id)") }
+        return try .json(info)
+    }
+
+    /// Only this node's own key: the hook runs here, as the daemon's user.
+    static func permission(_ context: RequestContext) throws -> HTTPResponse {
+        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
+            throw APIError.forbidden("only the task's own hook on this machine asks for permissions")
+        }
+        return try context.node.tasks.ask(context.parameter("id"), try context.decode(PermissionAsk.self))
+    }
+}

@@ -1,0 +1,456 @@
+import CPosix
+import Dispatch
+import FoundationEssentials
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyHTTP
+import LoopsyStore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Claude Code tasks: `claude -p <prompt> --output-format stream-json --verbose` on a PTY, its
+/// lines parsed into typed events stored in SQLite (streams resume from any event), permission
+/// requests routed to whoever approves through the API, cancel and a maximum duration that kill
+/// the task's process group. Per-task settings (the PreToolUse hook that asks this daemon) live
+/// in a file of the task's own, passed with --settings and removed afterwards: nothing is added
+/// to the user's Claude settings, and no key is put in argv or the environment.
+public final class TaskService: Sendable {
+    public let store: TaskStore
+    private let config: LoopsyConfig.AITasks
+    private let dataDir: DataDir
+    private let logger: Logger
+    private let tasks = Mutex<[String: RunningTask]>([:])
+
+    /// A task whose process runs.
+    final class RunningTask: Sendable {
+        struct State {
+            var pid: pid_t = 0
+            var subscribers: [ObjectIdentifier: HTTPStream] = [:]
+            var pending: [String: (request: PermissionRequest, answer: DeferredResponse)] = [:]
+            var cancelled = false
+            var timedOut = false
+            var resultIsError = false
+            var sawResult = false
+        }
+        let id: String
+        let request: AITaskRequest
+        let state = Mutex(State())
+        init(id: String, request: AITaskRequest) {
+            self.id = id
+            self.request = request
+        }
+    }
+
+    init(pool: DatabasePool, config: LoopsyConfig.AITasks, dataDir: DataDir, logger: Logger) {
+        store = TaskStore(pool: pool)
+        self.config = config
+        self.dataDir = dataDir
+        self.logger = logger
+        if let interrupted = try? store.failInterrupted(now: Clock.nowMillis()), !interrupted.isEmpty {
+            logger.warn("ai tasks: \(interrupted.count) task(s) were running when the daemon stopped; marked failed")
+        }
+    }
+
+    static let permissionModes = ["default", "acceptEdits", "plan", "bypassPermissions"]
+
+    // MARK: Starting
+
+    public func start(_ request: AITaskRequest, caller: String) throws -> AITaskInfo {
+        try validate(request)
+        let cwd = request.cwd ?? DataDir.homeDirectory()
+        var directory = stat()
+        guard stat(cwd, &directory) == 0, directory.st_mode & S_IFMT == S_IFDIR else {
+            throw APIError.badRequest("cwd '\(cwd)' is not a directory on this machine", code: "bad_cwd")
+        }
+        guard let claude = Self.locate(config.claudePath) else {
+            throw APIError(status: 503, code: "claude_missing", message: "the Claude Code CLI ('\(config.claudePath)') is "
+                + "not installed on this machine; install it or set aiTasks.claudePath")
+        }
+        let id = "task_" + Secrets.apiKey().prefix(16)
+        let task = RunningTask(id: id, request: request)
+        try tasks.withLock { tasks in
+            guard tasks.count < config.maxConcurrent else {
+                throw APIError.tooManyRequests("\(tasks.count) tasks are running (aiTasks.maxConcurrent); wait for one "
+                    + "to end or cancel one", retryAfter: 10)
+            }
+            tasks[id] = task
+        }
+        do {
+            let options = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
+            try store.create(id: id, caller: caller, prompt: request.prompt, cwd: cwd, options: options,
+                             now: Clock.nowMillis())
+            let settings = try writeSettings(id)
+            try launch(task, claude: claude, cwd: cwd, settings: settings)
+        } catch {
+            _ = tasks.withLock { $0.removeValue(forKey: id) }
+            try? store.update(id, state: "failed", finishedAt: Clock.nowMillis(), error: "\(error)")
+            throw error
+        }
+        return try info(id) ?? { throw APIError.notFound("task \(id)") }()
+    }
+
+    private func validate(_ request: AITaskRequest) throws {
+        guard !request.prompt.trimming().isEmpty, request.prompt.utf8.count <= 200_000 else {
+            throw APIError.badRequest("prompt must be 1–200000 bytes", code: "bad_prompt")
+        }
+        if let mode = request.permissionMode, !Self.permissionModes.contains(mode) {
+            throw APIError.badRequest("permissionMode must be one of \(Self.permissionModes.joined(separator: ", "))")
+        }
+        for tool in (request.allowedTools ?? []) + (request.disallowedTools ?? []) {
+            guard !tool.isEmpty, tool.utf8.count <= 200, !tool.unicodeScalars.contains(where: { $0.value < 0x20 }),
+                  !tool.hasPrefix("-") else {
+                throw APIError.badRequest("tool names must be 1–200 printable characters, not starting with '-'")
+            }
+        }
+        if let budget = request.maxBudgetUsd, !(budget > 0 && budget <= 10_000) {
+            throw APIError.badRequest("maxBudgetUsd must be more than 0")
+        }
+        if let resume = request.resumeSessionId,
+           resume.isEmpty || resume.hasPrefix("-") || resume.utf8.count > 200 {
+            throw APIError.badRequest("resumeSessionId is not a session id")
+        }
+        if let model = request.model, model.isEmpty || model.hasPrefix("-") || model.utf8.count > 200 {
+            throw APIError.badRequest("model is not a model name")
+        }
+    }
+
+    /// The task's own settings file: a PreToolUse hook that asks this daemon.
+    private func writeSettings(_ id: String) throws -> String {
+        let directory = dataDir.root + "/tasks/" + id
+        try SecureFile.makeDirectory(dataDir.root + "/tasks")
+        try SecureFile.makeDirectory(directory)
+        let loopsy = Self.sibling("loopsy") ?? Self.locate("loopsy") ?? "loopsy"
+        let command = "'\(loopsy)' task hook --task \(id)"
+        let settings: JSONValue = ["hooks": ["PreToolUse": [[
+            "matcher": "*",
+            "hooks": [["type": "command", "command": .string(command), "timeout": .integer(config.approvalTimeoutSeconds + 60)]],
+        ]]]]
+        let path = directory + "/settings.json"
+        try SecureFile.write(path, contents: settings.serialized() + "\n", mode: 0o600)
+        return path
+    }
+
+    private func arguments(_ request: AITaskRequest, settings: String) -> [String] {
+        var arguments = ["-p", request.prompt, "--output-format", "stream-json", "--verbose", "--settings", settings]
+        if let model = request.model { arguments += ["--model", model] }
+        if let mode = request.permissionMode { arguments += ["--permission-mode", mode] }
+        if let tools = request.allowedTools, !tools.isEmpty { arguments += ["--allowedTools", tools.joined(separator: ",")] }
+        if let tools = request.disallowedTools, !tools.isEmpty {
+            arguments += ["--disallowedTools", tools.joined(separator: ",")]
+        }
+        if let budget = request.maxBudgetUsd { arguments += ["--max-budget-usd", String(budget)] }
+        if let session = request.resumeSessionId { arguments += ["--resume", session] }
+        return arguments
+    }
+
+    private func launch(_ task: RunningTask, claude: String, cwd: String, settings: String) throws {
+        let argv = ([claude] + arguments(task.request, settings: settings)).map { strdup($0) } + [nil]
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LOOPSY_") }
+        environment["LOOPSY_DATA_DIR"] = dataDir.root
+        environment["LOOPSY_TASK_ID"] = task.id
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var master: Int32 = -1
+        let pid = cposix_forkpty_exec(claude, argv, envp, cwd, &master)
+        guard pid > 0 else {
+            throw APIError.internalError(requestId: "forkpty: \(String(cString: strerror(errno)))")
+        }
+        task.state.withLock { $0.pid = pid }
+        try store.update(task.id, state: "running", startedAt: Clock.nowMillis())
+        logger.info("ai task \(task.id) started (pid \(pid)) in \(cwd)")
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(config.maxDurationSeconds)) { [weak task, self] in
+            guard let task else { return }
+            task.state.withLock { $0.timedOut = true }
+            kill(task)
+        }
+        // One blocking reader per task (at most aiTasks.maxConcurrent of them).
+        DispatchQueue.global().async { [self, master] in readLoop(task, master: master, pid: pid) }
+    }
+
+    // MARK: Output
+
+    private func readLoop(_ task: RunningTask, master: Int32, pid: pid_t) {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var line: [UInt8] = []
+        while true {
+            let count = read(master, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }  // EIO once the child and its terminal are gone
+            for byte in buffer[0..<count] {
+                if byte == UInt8(ascii: "\n") {
+                    handle(line, task)
+                    line.removeAll(keepingCapacity: true)
+                } else if byte != UInt8(ascii: "\r") {
+                    line.append(byte)
+                }
+            }
+            if line.count > 8 * 1024 * 1024 { line.removeAll() }  // a runaway line is dropped, not kept
+        }
+        if !line.isEmpty { handle(line, task) }
+        close(master)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        finish(task, status: status)
+    }
+
+    private func handle(_ bytes: [UInt8], _ task: RunningTask) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard !text.trimming().isEmpty else { return }
+        guard text.hasPrefix("{"), let message = try? JSONValue.parse(text) else {
+            emit(task, "output", ["text": .string(text)])
+            return
+        }
+        switch message["type"] {
+        case "system":
+            if case .string(let session)? = message["session_id"] { try? store.recordResult(task.id, sessionId: session, costUsd: nil) }
+            emit(task, "init", ["sessionId": message["session_id"] ?? .null, "model": message["model"] ?? .null,
+                                "cwd": message["cwd"] ?? .null])
+        case "assistant":
+            for item in Self.content(message) {
+                switch item["type"] {
+                case "text": emit(task, "text", ["text": item["text"] ?? ""])
+                case "thinking": emit(task, "thinking", ["text": item["thinking"] ?? ""])
+                case "tool_use":
+                    emit(task, "tool_use", ["id": item["id"] ?? .null, "name": item["name"] ?? .null,
+                                            "input": item["input"] ?? .null])
+                default: emit(task, "other", ["message": item])
+                }
+            }
+        case "user":
+            for item in Self.content(message) where item["type"] == "tool_result" {
+                emit(task, "tool_result", ["toolUseId": item["tool_use_id"] ?? .null,
+                                           "isError": item["is_error"] ?? false, "content": Self.flatten(item["content"])])
+            }
+        case "result":
+            let cost: Double? = {
+                switch message["total_cost_usd"] {
+                case .number(let value)?: return value
+                case .integer(let value)?: return Double(value)
+                default: return nil
+                }
+            }()
+            var session: String?
+            if case .string(let value)? = message["session_id"] { session = value }
+            try? store.recordResult(task.id, sessionId: session, costUsd: cost)
+            task.state.withLock { state in
+                state.sawResult = true
+                state.resultIsError = message["is_error"] == true
+            }
+            emit(task, "result", ["subtype": message["subtype"] ?? .null, "isError": message["is_error"] ?? false,
+                                  "costUsd": message["total_cost_usd"] ?? .null, "sessionId": message["session_id"] ?? .null,
+                                  "durationMs": message["duration_ms"] ?? .null, "numTurns": message["num_turns"] ?? .null,
+                                  "result": message["result"] ?? .null])
+        default:
+            emit(task, "other", ["message": message])
+        }
+    }
+
+    private static func content(_ message: JSONValue) -> [JSONValue] {
+        if case .array(let items)? = message["message"]?["content"] { return items }
+        return []
+    }
+
+    private static func flatten(_ content: JSONValue?) -> JSONValue {
+        guard case .array(let parts)? = content else { return content ?? "" }
+        var text = ""
+        for part in parts { if case .string(let piece)? = part["text"] { text += piece } }
+        return .string(text)
+    }
+
+    /// Stores an event and hands it to every live stream, in one step per task (so a stream
+    /// that subscribes while replaying misses nothing and sees nothing twice).
+    private func emit(_ task: RunningTask, _ type: String, _ fields: KeyValuePairs<String, JSONValue>) {
+        task.state.withLock { state in
+            let data = Self.compact(.object(fields.map { ($0.key, $0.value) }))
+            guard let event = try? store.append(task.id, type: type, data: data, now: Clock.nowMillis()) else {
+                logger.warn("ai task \(task.id): could not store a \(type) event")
+                return
+            }
+            let bytes = Self.sse(event)
+            for stream in state.subscribers.values where !stream.write(bytes) {
+                stream.finish()  // a reader this far behind resumes with ?since=
+            }
+        }
+    }
+
+    static func compact(_ value: JSONValue) -> String {
+        (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func sse(_ event: AITaskEvent) -> [UInt8] {
+        Array("id: \(event.seq)\nevent: \(event.type)\ndata: \(event.data)\n\n".utf8)
+    }
+
+    private func finish(_ task: RunningTask, status: Int32) {
+        let exitCode = cposix_wifexited(status) != 0 ? Int(cposix_wexitstatus(status)) : 128 + Int(cposix_wtermsig(status))
+        let (cancelled, timedOut, sawResult, resultIsError, pending) = task.state.withLock { state in
+            (state.cancelled, state.timedOut, state.sawResult, state.resultIsError, state.pending)
+        }
+        for (_, waiting) in pending {
+            waiting.answer.complete(try! HTTPResponse.json(PermissionDecision(approved: false, message: "the task ended")))
+        }
+        let state: String
+        var error: String?
+        if cancelled {
+            state = "cancelled"
+        } else if timedOut {
+            state = "failed"
+            error = "stopped after aiTasks.maxDurationSeconds (\(config.maxDurationSeconds) s)"
+        } else if exitCode == 0 && sawResult && !resultIsError {
+            state = "completed"
+        } else {
+            state = "failed"
+            error = sawResult ? "Claude reported an error" : "claude exited with \(exitCode) without a result"
+        }
+        emit(task, "exit", ["exitCode": .integer(exitCode), "state": .string(state), "error": error.map { .string($0) } ?? .null])
+        try? store.update(task.id, state: state, finishedAt: Clock.nowMillis(), exitCode: exitCode, error: error)
+        removeSettings(task.id)
+        _ = tasks.withLock { $0.removeValue(forKey: task.id) }
+        let streams = task.state.withLock { state -> [HTTPStream] in
+            defer { state.subscribers.removeAll() }
+            return Array(state.subscribers.values)
+        }
+        streams.forEach { $0.finish() }
+        logger.info("ai task \(task.id) \(state) (exit \(exitCode))")
+    }
+
+    private func removeSettings(_ id: String) {
+        let directory = dataDir.root + "/tasks/" + id
+        unlink(directory + "/settings.json")
+        rmdir(directory)
+    }
+
+    // MARK: Control
+
+    public func info(_ id: String) throws -> AITaskInfo? {
+        guard var info = try store.get(id) else { return nil }
+        if let task = tasks.withLock({ $0[id] }) {
+            info.pendingApprovals = task.state.withLock { $0.pending.values.map(\.request) }.sorted { $0.createdAt < $1.createdAt }
+        }
+        return info
+    }
+
+    public func list(limit: Int) throws -> [AITaskInfo] {
+        try store.list(limit: limit).map { try info($0.id) ?? $0 }
+    }
+
+    /// Cancels a running task (SIGTERM to its process group, SIGKILL 2 s later) or deletes a finished one.
+    public func cancel(_ id: String) throws -> AITaskInfo? {
+        if let task = tasks.withLock({ $0[id] }) {
+            task.state.withLock { $0.cancelled = true }
+            kill(task)
+            return try info(id)
+        }
+        guard let info = try store.get(id) else { throw APIError.notFound("task \(id)") }
+        try store.delete(id)
+        return info
+    }
+
+    private func kill(_ task: RunningTask) {
+        let pid = task.state.withLock { $0.pid }
+        guard pid > 0 else { return }
+        Glibc.kill(-pid, SIGTERM)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) { [weak task] in
+            guard task != nil else { return }
+            Glibc.kill(-pid, SIGKILL)
+        }
+    }
+
+    /// The task's hook asks: the answer waits (suspended, no thread held) for an approval, a
+    /// denial or the timeout (which denies).
+    public func ask(_ id: String, _ question: PermissionAsk) throws -> HTTPResponse {
+        guard let task = tasks.withLock({ $0[id] }) else { throw APIError.notFound("running task \(id)") }
+        let request = task.request
+        if request.permissionMode == "bypassPermissions" || (request.allowedTools ?? []).contains(question.toolName) {
+            return try .json(PermissionDecision(approved: true, message: "allowed by the task's options"))
+        }
+        if (request.disallowedTools ?? []).contains(question.toolName) {
+            return try .json(PermissionDecision(approved: false, message: "\(question.toolName) is disallowed for this task"))
+        }
+        let now = Clock.nowMillis()
+        let permission = PermissionRequest(requestId: "perm_" + Secrets.apiKey().prefix(12), toolName: question.toolName,
+                                           toolInput: String(question.toolInput.prefix(64 * 1024)), createdAt: now,
+                                           expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000)
+        let answer = DeferredResponse()
+        task.state.withLock { $0.pending[permission.requestId] = (permission, answer) }
+        try? store.update(id, state: "waiting_approval")
+        emit(task, "permission_request", ["requestId": .string(permission.requestId), "toolName": .string(permission.toolName),
+                                          "toolInput": .string(permission.toolInput), "expiresAt": .integer(Int(permission.expiresAt))])
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(config.approvalTimeoutSeconds)) { [self] in
+            try? decide(id, ApprovalRequest(requestId: permission.requestId, approved: false,
+                                            message: "nobody answered within \(config.approvalTimeoutSeconds) s"))
+        }
+        return HTTPResponse(deferred: answer)
+    }
+
+    /// An approval or denial from the API (a person, the dashboard, an agent with the key).
+    public func decide(_ id: String, _ approval: ApprovalRequest) throws {
+        guard let task = tasks.withLock({ $0[id] }) else { throw APIError.notFound("running task \(id)") }
+        guard let waiting = task.state.withLock({ $0.pending.removeValue(forKey: approval.requestId) }) else {
+            throw APIError.notFound("pending permission request \(approval.requestId)")
+        }
+        let message = approval.message ?? (approval.approved ? "approved" : "denied")
+        emit(task, "permission_decision", ["requestId": .string(approval.requestId), "approved": .bool(approval.approved),
+                                           "message": .string(message)])
+        if task.state.withLock({ $0.pending.isEmpty }) { try? store.update(id, state: "running") }
+        waiting.answer.complete(try .json(PermissionDecision(approved: approval.approved, message: message)))
+    }
+
+    /// Streams the task's events after `since`, then live ones until it ends.
+    public func stream(_ id: String, since: Int64) throws -> HTTPResponse {
+        guard try store.get(id) != nil else { throw APIError.notFound("task \(id)") }
+        let stream = HTTPStream()
+        let live = tasks.withLock { $0[id] }
+        if let live {
+            try live.state.withLock { state in
+                for event in try store.events(id, after: since) { stream.write(Self.sse(event), bounded: false) }
+                state.subscribers[ObjectIdentifier(stream)] = stream
+            }
+            stream.onClose { [weak live] in _ = live?.state.withLock { $0.subscribers.removeValue(forKey: ObjectIdentifier(stream)) } }
+        } else {
+            for event in try store.events(id, after: since) { stream.write(Self.sse(event), bounded: false) }
+            stream.finish()
+        }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream")], stream: stream)
+    }
+
+    public func shutdown() {
+        let running = tasks.withLock { Array($0.values) }
+        for task in running {
+            task.state.withLock { $0.cancelled = true }
+            kill(task)
+        }
+    }
+
+    public func prune() {
+        _ = try? store.prune(now: Clock.nowMillis(), retentionMillis: Int64(config.retentionDays) * 86_400_000,
+                             keep: 1000)
+    }
+
+    // MARK: Programs
+
+    /// An absolute path for a program name (PATH lookup) or path.
+    static func locate(_ program: String) -> String? {
+        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") where access("\(directory)/\(program)", X_OK) == 0 {
+            return "\(directory)/\(program)"
+        }
+        return nil
+    }
+
+    /// A program installed next to this one.
+    static func sibling(_ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let candidate = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) + "/" + name
+        return access(candidate, X_OK) == 0 ? candidate : nil
+    }
+}

@@ -1,0 +1,116 @@
+import LoopsyAPI
+
+/// The `ai_tasks` and `ai_task_events` tables. Events are numbered per task from 1, in the
+/// order they happened; a stream resumes from any number.
+public struct TaskStore: Sendable {
+    private let pool: DatabasePool
+
+    public init(pool: DatabasePool) { self.pool = pool }
+
+    private static let columns = """
+        id, state, prompt, cwd, caller, created_at, started_at, finished_at, exit_code, session_id, cost_usd, error,
+        last_seq
+        """
+
+    private static func row(_ row: Statement) -> AITaskInfo {
+        AITaskInfo(id: row.text(0), state: row.text(1), prompt: row.text(2), cwd: row.text(3), caller: row.text(4),
+                   createdAt: row.int64(5), startedAt: row.optionalInt64(6), finishedAt: row.optionalInt64(7),
+                   exitCode: row.optionalInt64(8).map { Int($0) }, sessionId: row.isNull(9) ? nil : row.text(9),
+                   costUsd: row.isNull(10) ? nil : row.double(10), error: row.isNull(11) ? nil : row.text(11),
+                   lastEvent: row.int64(12), pendingApprovals: [])
+    }
+
+    public func create(id: String, caller: String, prompt: String, cwd: String, options: String, now: Int64) throws {
+        try pool.write { db in
+            try db.cached("""
+                INSERT INTO ai_tasks (id, caller, prompt, cwd, options, state, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)
+                """).run([.text(id), .text(caller), .text(prompt), .text(cwd), .text(options), .integer(now)])
+        }
+    }
+
+    public func get(_ id: String) throws -> AITaskInfo? {
+        try pool.read { db in try db.cached("SELECT \(Self.columns) FROM ai_tasks WHERE id = ?").rows([.text(id)], Self.row).first }
+    }
+
+    public func list(limit: Int) throws -> [AITaskInfo] {
+        try pool.read { db in
+            try db.cached("SELECT \(Self.columns) FROM ai_tasks ORDER BY created_at DESC LIMIT ?")
+                .rows([.integer(Int64(limit))], Self.row)
+        }
+    }
+
+    /// Sets the state (and, when given, the other columns). A finished task stays finished.
+    public func update(_ id: String, state: String, startedAt: Int64? = nil, finishedAt: Int64? = nil,
+                       exitCode: Int? = nil, error: String? = nil) throws {
+        try pool.write { db in
+            try db.cached("""
+                UPDATE ai_tasks SET state = ?, started_at = coalesce(?, started_at), finished_at = coalesce(?, finished_at),
+                    exit_code = coalesce(?, exit_code), error = coalesce(?, error)
+                WHERE id = ? AND state NOT IN ('completed', 'failed', 'cancelled')
+                """).run([.text(state), .int(startedAt), .int(finishedAt), .int(exitCode), error.map { .text($0) },
+                          .text(id)])
+        }
+    }
+
+    public func recordResult(_ id: String, sessionId: String?, costUsd: Double?) throws {
+        try pool.write { db in
+            try db.cached("UPDATE ai_tasks SET session_id = coalesce(?, session_id), cost_usd = coalesce(?, cost_usd) WHERE id = ?")
+                .run([sessionId.map { .text($0) }, costUsd.map { .real($0) }, .text(id)])
+        }
+    }
+
+    /// Appends an event with the next number; returns it.
+    public func append(_ id: String, type: String, data: String, now: Int64) throws -> AITaskEvent {
+        try pool.write { db in
+            try db.transaction {
+                try db.cached("UPDATE ai_tasks SET last_seq = last_seq + 1 WHERE id = ?").run([.text(id)])
+                let seq = try db.cached("SELECT last_seq FROM ai_tasks WHERE id = ?").rows([.text(id)]) { $0.int64(0) }.first ?? 0
+                try db.cached("INSERT INTO ai_task_events (task_id, seq, time, type, data) VALUES (?, ?, ?, ?, ?)")
+                    .run([.text(id), .integer(seq), .integer(now), .text(type), .text(data)])
+                return AITaskEvent(seq: seq, time: now, type: type, data: data)
+            }
+        }
+    }
+
+    public func events(_ id: String, after: Int64, limit: Int = 100_000) throws -> [AITaskEvent] {
+        try pool.read { db in
+            try db.cached("SELECT seq, time, type, data FROM ai_task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+                .rows([.text(id), .integer(after), .integer(Int64(limit))]) {
+                    AITaskEvent(seq: $0.int64(0), time: $0.int64(1), type: $0.text(2), data: $0.text(3))
+                }
+        }
+    }
+
+    public func delete(_ id: String) throws {
+        try pool.write { db in
+            try db.cached("DELETE FROM ai_task_events WHERE task_id = ?").run([.text(id)])
+            try db.cached("DELETE FROM ai_tasks WHERE id = ?").run([.text(id)])
+        }
+    }
+
+    /// Tasks a previous daemon run left unfinished: they ended with it.
+    @discardableResult
+    public func failInterrupted(now: Int64) throws -> [String] {
+        try pool.write { db in
+            let ids = try db.cached("SELECT id FROM ai_tasks WHERE state NOT IN ('completed', 'failed', 'cancelled')")
+                .rows([]) { $0.text(0) }
+            try db.cached("""
+                UPDATE ai_tasks SET state = 'failed', finished_at = ?, error = 'the daemon stopped while the task ran'
+                WHERE state NOT IN ('completed', 'failed', 'cancelled')
+                """).run([.integer(now)])
+            return ids
+        }
+    }
+
+    /// Keeps finished tasks for `retentionMillis` and at most `keep` of them (events go along).
+    @discardableResult
+    public func prune(now: Int64, retentionMillis: Int64, keep: Int) throws -> Int {
+        try pool.write { db in
+            try db.cached("""
+                DELETE FROM ai_tasks WHERE state IN ('completed', 'failed', 'cancelled') AND
+                    (finished_at < ? OR id NOT IN (SELECT id FROM ai_tasks ORDER BY created_at DESC LIMIT ?))
+                """).run([.integer(now - retentionMillis), .integer(Int64(keep))])
+            return db.changes
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import ArgumentParser
+import FoundationEssentials
+import LoopsyAPI
+import LoopsyClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Task: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run Claude Code tasks on any machine, watch them, approve what they ask.",
+        subcommands: [Run.self, List.self, Show.self, Approve.self, Cancel.self, Hook.self])
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Dispatch a task and stream it.",
+            discussion: """
+                Runs `claude -p` on <peer> (or local) and prints what it does as it happens. When the task \
+                asks for a permission you are asked here (y/n); with --detach the command returns at once \
+                and `loopsy task show` or the dashboard follow it.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Where: a peer, or local.") var peer: String
+        @Argument(help: "The prompt.") var prompt: String
+        @Option(help: "Directory to work in (absolute, on that machine).") var cwd: String?
+        @Option(help: "Claude model.") var model: String?
+        @Option(help: "default, acceptEdits, plan or bypassPermissions.") var permissionMode: String?
+        @Option(name: .customLong("allow"), help: "A tool allowed without asking (repeatable).") var allowed: [String] = []
+        @Option(name: .customLong("disallow"), help: "A tool never allowed (repeatable).") var disallowed: [String] = []
+        @Option(help: "Stop when this many dollars are spent.") var maxBudget: Double?
+        @Option(help: "Continue this Claude session.") var resume: String?
+        @Flag(help: "Start it and return.") var detach = false
+
+        func run() throws {
+            var exitCode: Int32 = 0
+            try runReporting {
+                let client = try global.client(peer: peer, timeoutSeconds: 60)
+                let task = try client.startTask(AITaskRequest(
+                    prompt: prompt, cwd: cwd, model: model, permissionMode: permissionMode,
+                    allowedTools: allowed.isEmpty ? nil : allowed, disallowedTools: disallowed.isEmpty ? nil : disallowed,
+                    maxBudgetUsd: maxBudget, resumeSessionId: resume))
+                if detach {
+                    print(task.id)
+                    return
+                }
+                printError("task \(task.id) on \(peer)")
+                let final = try TaskWatcher(client: client, taskId: task.id, interactive: isatty(0) == 1).watch()
+                exitCode = final.state == "completed" ? 0 : 1
+            }
+            if exitCode != 0 { throw ExitCode(exitCode) }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Tasks on a machine.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Where: a peer, or local.") var peer: String = "local"
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try runReporting {
+                let tasks = try global.client(peer: peer).tasks()
+                if json { return print(try JSONLine.encode(AITaskListResponse(tasks: tasks), pretty: true)) }
+                guard !tasks.isEmpty else { return print("no tasks") }
+                for task in tasks {
+                    let cost = task.costUsd.map { " " + dollars($0) } ?? ""
+                    print("\(task.id)  \(task.state)\(cost)  \(task.prompt.prefix(60))")
+                }
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A task's state and events (follows it with -f).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Where: a peer, or local.") var peer: String
+        @Argument(help: "Task id.") var id: String
+        @Flag(name: .shortAndLong, help: "Keep following until it ends.") var follow = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try runReporting {
+                let client = try global.client(peer: peer)
+                if json { return print(try JSONLine.encode(try client.task(id), pretty: true)) }
+                if follow {
+                    _ = try TaskWatcher(client: client, taskId: id, interactive: isatty(0) == 1).watch()
+                    return
+                }
+                let task = try client.task(id)
+                for event in try client.taskEvents(id) { TaskWatcher.render(event.type, event.data) }
+                print("state: \(task.state)" + (task.error.map { " (\($0))" } ?? ""))
+                for request in task.pendingApprovals {
+                    print("waiting for approval \(request.requestId): \(request.toolName) \(request.toolInput)")
+                }
+            }
+        }
+    }
+
+    struct Approve: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Approve (or --deny) a permission a task asks for.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Where: a peer, or local.") var peer: String
+        @Argument(help: "Task id.") var id: String
+        @Argument(help: "The request id (from `loopsy task show`).") var requestId: String
+        @Flag(help: "Deny instead.") var deny = false
+        @Option(help: "A note for Claude.") var message: String?
+
+        func run() throws {
+            try runReporting {
+                let task = try global.client(peer: peer).approveTask(id, ApprovalRequest(
+                    requestId: requestId, approved: !deny, message: message))
+                print("\(deny ? "denied" : "approved") \(requestId); task \(task.id) is \(task.state)")
+            }
+        }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a running task, or delete a finished one.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Where: a peer, or local.") var peer: String
+        @Argument(help: "Task id.") var id: String
+
+        func run() throws {
+            try runReporting {
+                let task = try global.client(peer: peer).cancelTask(id)
+                print(task.isFinished ? "deleted \(id)" : "cancelling \(id)")
+            }
+        }
+    }
+
+    /// Claude Code's PreToolUse hook for a task loopsyd runs (named in the task's own settings
+    /// file): asks this machine's daemon and answers with its decision. Fails closed.
+    struct Hook: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Internal: the permission hook of a dispatched task.", shouldDisplay: false)
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The task id.") var task: String
+
+        func run() throws {
+            var input: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(0, &buffer, buffer.count)
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                input += buffer[0..<count]
+            }
+            var decision = PermissionDecision(approved: false, message: "loopsy could not ask for permission")
+            if let event = try? JSONValue.parse(String(decoding: input, as: UTF8.self)),
+               case .string(let tool)? = event["tool_name"] {
+                let toolInput = (try? JSONEncoder().encode(event["tool_input"] ?? .null)).map {
+                    String(decoding: $0, as: UTF8.self)
+                } ?? "{}"
+                do {
+                    decision = try global.client(timeoutSeconds: 86_400).askPermission(
+                        task, PermissionAsk(toolName: tool, toolInput: toolInput))
+                } catch {
+                    decision.message = "loopsy could not ask for permission: \(CLIFailure.from(error).message)"
+                }
+            }
+            let output: JSONValue = ["hookSpecificOutput": [
+                "hookEventName": "PreToolUse",
+                "permissionDecision": .string(decision.approved ? "allow" : "deny"),
+                "permissionDecisionReason": .string(decision.message),
+            ]]
+            print(output.serialized())
+        }
+    }
+}
+
+/// Follows a task's stream and prints it; asks the person about permission requests.
+struct TaskWatcher {
+    let client: LoopsyClient
+    let taskId: String
+    let interactive: Bool
+
+    func watch() throws -> AITaskInfo {
+        var since: Int64 = 0
+        // A dropped stream resumes where it stopped.
+        while true {
+            do {
+                try client.streamTask(taskId, since: since) { event in
+                    if let id = event.id.flatMap(Int64.init) { since = id }
+                    Self.render(event.event, event.data)
+                    if event.event == "permission_request" { ask(event.data) }
+                    return true
+                }
+            } catch let error as ClientError {
+                if case .api = error { throw error }
+            }
+            let task = try client.task(taskId)
+            if task.isFinished {
+                let cost = task.costUsd.map { ", " + dollars($0) } ?? ""
+                printError("task \(task.state)\(cost)" + (task.error.map { ": \($0)" } ?? ""))
+                return task
+            }
+        }
+    }
+
+    private func ask(_ data: String) {
+        guard let event = try? JSONValue.parse(data), case .string(let requestId)? = event["requestId"] else { return }
+        guard interactive else {
+            printError("  answer with: loopsy task approve <peer> \(taskId) \(requestId) [--deny]")
+            return
+        }
+        let answer = (try? Prompt.ask("Allow it? [y/N]"))??.lowercased() ?? ""
+        let approved = answer == "y" || answer == "yes"
+        _ = try? client.approveTask(taskId, ApprovalRequest(requestId: requestId, approved: approved,
+                                                            message: approved ? nil : "denied at the terminal"))
+    }
+
+    static func render(_ type: String, _ data: String) {
+        let event = (try? JSONValue.parse(data)) ?? .null
+        func text(_ key: String) -> String {
+            if case .string(let value)? = event[key] { return value }
+            return ""
+        }
+        switch type {
+        case "text": print(text("text"))
+        case "output": print(text("text"))
+        case "thinking": printError("  (thinking) " + text("text"))
+        case "tool_use":
+            let input = (try? JSONEncoder().encode(event["input"] ?? .null)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            printError("  → \(text("name")) \(input.prefix(200))")
+        case "tool_result": printError("  ← \(text("content").prefix(200))")
+        case "permission_request":
+            printError("  ? permission wanted: \(text("toolName")) \(text("toolInput").prefix(200)) [\(text("requestId"))]")
+        case "permission_decision":
+            printError("  \(event["approved"] == true ? "✓ approved" : "✗ denied"): \(text("message"))")
+        default: break
+        }
+    }
+}
+
+/// "$0.0052": dollars to four decimals.
+func dollars(_ amount: Double) -> String {
+    let tenThousandths = Int((amount * 10_000).rounded())
+    let fraction = String(tenThousandths % 10_000)
+    return "$\(tenThousandths / 10_000)." + String(repeating: "0", count: 4 - fraction.count) + fraction
+}

@@ -1,0 +1,200 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Testing
+
+/// Claude Code tasks, run by real daemons with the fake `claude` (Tests/Support/fake-claude) on PATH.
+@Suite struct TaskTests {
+    static let fakeClaude = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Support/fake-claude").path
+
+    /// A node whose daemon finds the fake claude; `argv` collects what it was started with.
+    static func node(_ name: String = "alpha", extra: @escaping (String) -> String = { $0 }) throws -> (TestNode, String) {
+        let node = try PeerTests.named(name) { text in
+            var text = replacingLine(text, "  approvalTimeoutSeconds: 300", "  approvalTimeoutSeconds: 3")
+            text = replacingLine(text, "  maxDurationSeconds: 3600", "  maxDurationSeconds: 20")
+            return extra(text)
+        }
+        let argv = node.dataDir + "/argv.jsonl"
+        try node.start(environment: ["PATH": fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? ""),
+                                     "FAKE_CLAUDE_ARGV": argv])
+        return (node, argv)
+    }
+
+    /// Waits until the task is finished and returns it.
+    static func finished(_ client: LoopsyClient, _ id: String, within seconds: Double = 20) throws -> AITaskInfo {
+        var task = try client.task(id)
+        _ = try eventually(seconds) {
+            task = try client.task(id)
+            return task.isFinished
+        }
+        return task
+    }
+
+    static func streamed(_ client: LoopsyClient, _ id: String, since: Int64 = 0) throws -> [SSEEvent] {
+        var events: [SSEEvent] = []
+        try client.streamTask(id, since: since) { events.append($0); return true }
+        return events
+    }
+
+    @Test func aTaskRunsWithTheCLIFlagsAndStreamsTypedEvents() throws {
+        let (node, argvFile) = try Self.node()
+        defer { node.cleanUp() }
+        let client = node.client
+        let task = try client.startTask(AITaskRequest(
+            prompt: "hello", cwd: node.dataDir, model: "claude-opus-4", permissionMode: "acceptEdits",
+            allowedTools: ["Read", "Bash(git status)"], disallowedTools: ["WebFetch"], maxBudgetUsd: 0.5,
+            resumeSessionId: "sess-123"))
+        #expect(task.state == "running" || task.state == "completed")
+        let events = try Self.streamed(client, task.id)
+        #expect(events.map(\.event) == ["init", "thinking", "text", "result", "exit"])
+        #expect(events.map(\.id) == (1...5).map { String($0) })
+        #expect(events[2].data.contains("Working on: hello"))
+        let done = try Self.finished(client, task.id)
+        #expect(done.state == "completed" && done.exitCode == 0 && done.sessionId == "sess-123")
+        #expect(abs((done.costUsd ?? 0) - 0.0012) < 1e-9)
+
+        let line = try #require(try String(contentsOfFile: argvFile, encoding: .utf8).split(separator: "\n").first)
+        let recorded = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        let argv = try #require(recorded?["argv"] as? [String])
+        #expect(Array(argv.prefix(5)) == ["-p", "hello", "--output-format", "stream-json", "--verbose"])
+        for (flag, value) in [("--model", "claude-opus-4"), ("--permission-mode", "acceptEdits"),
+                              ("--allowedTools", "Read,Bash(git status)"), ("--disallowedTools", "WebFetch"),
+                              ("--max-budget-usd", "0.5"), ("--resume", "sess-123")] {
+            let index = try #require(argv.firstIndex(of: flag), "\(flag) missing")
+            #expect(argv[index + 1] == value)
+        }
+        #expect(recorded?["cwd"] as? String == node.dataDir)
+        // No key in argv or environment; the task's settings file is gone afterwards.
+        #expect(!line.contains(node.apiKey))
+        let settings = try #require(argv.firstIndex(of: "--settings").map { argv[$0 + 1] })
+        #expect(!FileManager.default.fileExists(atPath: settings))
+        // The user's own Claude settings were not touched.
+        #expect(!FileManager.default.fileExists(atPath: node.dataDir + "/.claude/settings.json"))
+    }
+
+    @Test func permissionRequestsWaitForAnAnswerThroughTheAPI() throws {
+        let (node, _) = try Self.node()
+        defer { node.cleanUp() }
+        let client = node.client
+        // Approved.
+        var task = try client.startTask(AITaskRequest(prompt: "use-tool"))
+        #expect(try eventually(10) { try client.task(task.id).state == "waiting_approval" })
+        let request = try #require(try client.task(task.id).pendingApprovals.first)
+        #expect(request.toolName == "Bash" && request.toolInput.contains("echo hi"))
+        _ = try client.approveTask(task.id, ApprovalRequest(requestId: request.requestId, approved: true))
+        task = try Self.finished(client, task.id)
+        var events = try client.taskEvents(task.id)
+        #expect(task.state == "completed")
+        #expect(events.contains { $0.type == "tool_result" && $0.data.contains("hi\\n") && $0.data.contains("\"isError\":false") })
+        #expect(events.contains { $0.type == "permission_decision" && $0.data.contains("\"approved\":true") })
+        // Denied, with a message the model sees.
+        task = try client.startTask(AITaskRequest(prompt: "use-tool"))
+        #expect(try eventually(10) { try !client.task(task.id).pendingApprovals.isEmpty })
+        let second = try client.task(task.id).pendingApprovals[0]
+        _ = try client.approveTask(task.id, ApprovalRequest(requestId: second.requestId, approved: false, message: "not on main"))
+        task = try Self.finished(client, task.id)
+        events = try client.taskEvents(task.id)
+        #expect(events.contains { $0.type == "tool_result" && $0.data.contains("not on main") })
+        // Unanswered: denied when aiTasks.approvalTimeoutSeconds pass.
+        task = try client.startTask(AITaskRequest(prompt: "use-tool"))
+        task = try Self.finished(client, task.id, within: 15)
+        #expect(try client.taskEvents(task.id).contains { $0.type == "permission_decision" && $0.data.contains("nobody answered") })
+        // Tools the task allows up front are not asked about.
+        task = try client.startTask(AITaskRequest(prompt: "use-tool", allowedTools: ["Bash"]))
+        task = try Self.finished(client, task.id)
+        #expect(try client.taskEvents(task.id).allSatisfy { $0.type != "permission_request" })
+        // Answering a request that does not exist is a 404.
+        #expect(throws: ClientError.self) { try client.approveTask(task.id, ApprovalRequest(requestId: "nope", approved: true)) }
+    }
+
+    @Test func streamsResumeWithoutGapsOrDuplicatesAcrossADaemonRestart() throws {
+        let (node, _) = try Self.node()
+        defer { node.cleanUp() }
+        let task = try node.client.startTask(AITaskRequest(prompt: "sleep 1"))
+        let all = try Self.streamed(node.client, task.id)
+        let ids = all.compactMap { $0.id.flatMap(Int.init) }
+        #expect(ids == Array(1...ids.count) && ids.count > 5)
+        let rest = try Self.streamed(node.client, task.id, since: 3)
+        #expect(rest.compactMap { $0.id.flatMap(Int.init) } == Array(4...ids.count))
+        let header = try node.http("GET", "/api/v1/ai-tasks/\(task.id)/stream", headers: ["Last-Event-ID": "\(ids.count - 1)"])
+        #expect(header.text.hasPrefix("id: \(ids.count)\nevent: exit\n"))
+        node.kill9()
+        try node.start(environment: ["PATH": Self.fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")])
+        let again = try Self.streamed(node.client, task.id)
+        #expect(again.map(\.data) == all.map(\.data))
+    }
+
+    @Test func cancelKillsTheWholeTaskAndLimitsHold() throws {
+        let (node, _) = try Self.node { replacingLine($0, "  maxConcurrent: 3", "  maxConcurrent: 1") }
+        defer { node.cleanUp() }
+        let client = node.client
+        let long = try client.startTask(AITaskRequest(prompt: "sleep 60 marker-\(UUID().uuidString.prefix(8))"))
+        // One at a time: the second is refused.
+        let refused = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"hello"}"#)
+        #expect(refused.status == 429 && refused.headers["retry-after"] != nil)
+        #expect(try eventually(5) { try client.taskEvents(long.id).count >= 3 })
+        _ = try client.cancelTask(long.id)
+        let cancelled = try Self.finished(client, long.id, within: 10)
+        #expect(cancelled.state == "cancelled")
+        let marker = long.prompt.split(separator: " ").last.map(String.init) ?? ""
+        #expect(try eventually(5) { try run("/usr/bin/pgrep", ["-f", marker]).stdout.isEmpty })
+        // Deleting a finished task.
+        _ = try client.cancelTask(long.id)
+        let gone = try node.http("GET", "/api/v1/ai-tasks/\(long.id)")
+        #expect(gone.status == 404)
+        // Bad input.
+        let empty = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":""}"#)
+        #expect(empty.status == 400)
+        let missing = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x","cwd":"/nonexistent"}"#)
+        #expect(missing.errorCode == "bad_cwd")
+        let mode = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x","permissionMode":"yolo"}"#)
+        #expect(mode.status == 400)
+        let flag = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x","model":"--help"}"#)
+        #expect(flag.status == 400)
+    }
+
+    @Test func aTaskRunsOnAPeerThroughForwarding() throws {
+        let alpha = try PeerTests.named("alpha")
+        defer { alpha.cleanUp() }
+        try alpha.start()
+        let bravo = try PeerTests.named("bravo", tls: true)
+        defer { bravo.cleanUp() }
+        try bravo.start(environment: ["PATH": Self.fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")],
+                        host: "127.0.0.2")
+        #expect(try PeerTests.pair(alpha, bravo).status == 0)
+        let result = try alpha.cli("task", "run", "bravo", "hello from alpha")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("Working on: hello from alpha"))
+        #expect(result.stderr.contains("task completed"))
+        let tasks = try bravo.client.tasks()
+        let alphaId = try alpha.nodeId
+        #expect(tasks.count == 1 && tasks[0].caller == "peer:\(alphaId)")
+        // Without Claude Code installed the peer says so.
+        let plain = try TestNode { replacingLine($0, "  claudePath: claude", "  claudePath: /nonexistent/claude") }
+        defer { plain.cleanUp() }
+        try plain.start()
+        let noClaude = try plain.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x"}"#)
+        #expect(noClaude.errorCode == "claude_missing")
+    }
+
+    @Test func aTaskPastItsMaximumDurationIsStoppedAndADaemonCrashFailsItsTasks() throws {
+        let (node, _) = try Self.node { replacingLine($0, "  maxDurationSeconds: 20", "  maxDurationSeconds: 1") }
+        defer { node.cleanUp() }
+        let long = try node.client.startTask(AITaskRequest(prompt: "sleep 30"))
+        let stopped = try Self.finished(node.client, long.id, within: 10)
+        #expect(stopped.state == "failed" && stopped.error?.contains("maxDurationSeconds") == true)
+        // A crash while a task runs: the next start marks it failed rather than running forever.
+        let config = node.dataDir + "/config.yaml"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try replacingLine(text, "  maxDurationSeconds: 1", "  maxDurationSeconds: 60").write(toFile: config, atomically: true, encoding: .utf8)
+        node.stop()
+        try node.start(environment: ["PATH": Self.fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")])
+        let running = try node.client.startTask(AITaskRequest(prompt: "sleep 30"))
+        #expect(try eventually(5) { try node.client.taskEvents(running.id).count >= 3 })
+        node.kill9()
+        try node.start()
+        let failed = try node.client.task(running.id)
+        #expect(failed.state == "failed" && failed.error == "the daemon stopped while the task ran")
+    }
+}
