@@ -31,6 +31,12 @@ import Testing
         return task
     }
 
+    /// The user's global Claude Code settings file, as bytes (nil when there is none).
+    static func userClaudeSettings() throws -> Data? {
+        let path = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".claude/settings.json").path
+        return FileManager.default.fileExists(atPath: path) ? try Data(contentsOf: URL(fileURLWithPath: path)) : nil
+    }
+
     static func streamed(_ client: LoopsyClient, _ id: String, since: Int64 = 0) throws -> [SSEEvent] {
         var events: [SSEEvent] = []
         try client.streamTask(id, since: since) { events.append($0); return true }
@@ -38,6 +44,7 @@ import Testing
     }
 
     @Test func aTaskRunsWithTheCLIFlagsAndStreamsTypedEvents() throws {
+        let settingsBefore = try Self.userClaudeSettings()
         let (node, argvFile) = try Self.node()
         defer { node.cleanUp() }
         let client = node.client
@@ -69,8 +76,8 @@ import Testing
         #expect(!line.contains(node.apiKey))
         let settings = try #require(argv.firstIndex(of: "--settings").map { argv[$0 + 1] })
         #expect(!FileManager.default.fileExists(atPath: settings))
-        // The user's own Claude settings were not touched.
-        #expect(!FileManager.default.fileExists(atPath: node.dataDir + "/.claude/settings.json"))
+        // The user's own Claude settings were not touched (the original appended its hook there).
+        #expect(try Self.userClaudeSettings() == settingsBefore)
     }
 
     @Test func permissionRequestsWaitForAnAnswerThroughTheAPI() throws {
