@@ -27,6 +27,17 @@ import Testing
         return condition()
     }
 
+    /// Found by schemathesis: query parameters outside the documented values are a 400, not ignored.
+    @Test func jobListQueryParametersAreChecked() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        #expect(try node.http("GET", "/api/v1/execute/jobs?all=1&limit=5").status == 200)
+        for query in ["all=maybe", "limit=", "all=1&limit=0", "limit=x"] {
+            let response = try node.http("GET", "/api/v1/execute/jobs?" + query)
+            #expect(response.status == 400 && response.errorCode == "bad_query", "\(query)")
+        }
+    }
+
     @Test func runsProgramsAndReportsHowTheyEnded() throws {
         let node = try node()
         defer { node.cleanUp() }

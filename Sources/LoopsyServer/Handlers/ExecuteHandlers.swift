@@ -28,10 +28,11 @@ public enum ExecuteHandlers {
 
     static func jobs(_ context: RequestContext) throws -> HTTPResponse {
         let execution = context.node.execution
+        // Both parameters are checked even when unused: a wrong one is a 400, not ignored.
+        let all = try QueryValue.flag(context, "all")
+        let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         var jobs = execution.runner.running()
-        if let all = context.request.query["all"], all == "1" || all == "true" {
-            jobs += try execution.jobStore.recent(limit: try QueryValue.int(context, "limit", default: 100, range: 1...1000))
-        }
+        if all { jobs += try execution.jobStore.recent(limit: limit) }
         return try .json(JobListResponse(jobs: jobs))
     }
 

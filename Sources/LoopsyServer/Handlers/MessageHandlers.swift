@@ -92,7 +92,7 @@ extension QueryValue {
     static func flag(_ context: RequestContext, _ name: String) throws -> Bool {
         guard let text = context.request.query[name] else { return false }
         switch text {
-        case "1", "true", "": return true
+        case "1", "true": return true
         case "0", "false": return false
         default: throw APIError.badRequest("query parameter '\(name)' must be 1, 0, true or false", code: "bad_query")
         }

@@ -42,8 +42,10 @@ public enum OpenAPIDocument {
                 continue
             }
             let name = String(segment.dropFirst().dropLast())
-            parameters.append(["name": .string(name), "in": "path", "required": true,
-                               "schema": ["type": "string", "minLength": 1, "maxLength": 512]])
+            var schema: [(String, JSONValue)] = [("type", "string"), ("minLength", 1), ("maxLength", 512)]
+            // Context keys refuse control characters (ContextHandlers.validKey).
+            if name == "key" { schema.append(("pattern", "^[^\\u0000-\\u001F\\u007F]+$")) }
+            parameters.append(["name": .string(name), "in": "path", "required": true, "schema": .object(schema)])
         }
         for parameter in doc.query {
             parameters.append(["name": .string(parameter.name), "in": "query", "required": .bool(parameter.required),
