@@ -6,6 +6,10 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var hostname: String?
         /// MHD worker threads; 0 picks one per core (at least 2).
         public var threads = 0
+        /// Seconds a connection may stay idle (or dribble a request) before it is closed.
+        public var connectionTimeout = 30
+        /// Open connections per listener; more wait in the kernel's accept queue.
+        public var maxConnections = 1000
     }
     public struct Auth: Sendable, Equatable {
         public var apiKey = ""

@@ -25,6 +25,8 @@ public enum ConfigFile {
               port: \(port)
               host: \(defaults.server.host)          # address to listen on; 127.0.0.1 keeps it on this machine
             \(hostname.map { "  hostname: \($0)" } ?? "  # hostname: my-laptop   # name shown to peers (default: system hostname)")
+              connectionTimeout: \(defaults.server.connectionTimeout)     # seconds idle (slowloris defence)
+              maxConnections: \(defaults.server.maxConnections)     # per listener; more wait until one closes
             auth:
               apiKey: \(apiKey)
               allowedKeys: {}          # name: key, for hand-made setups (pairing manages peer keys)

@@ -7,6 +7,8 @@ extension Reader {
             case "host": server.host = try string(value, at: path)
             case "hostname": server.hostname = value.isNull ? nil : try string(value, at: path)
             case "threads": server.threads = try int(value, at: path, max: 256)
+            case "connectionTimeout": server.connectionTimeout = try int(value, at: path, min: 1, max: 3600)
+            case "maxConnections": server.maxConnections = try int(value, at: path, min: 1, max: 100_000)
             default: unknown(path)
             }
         }

@@ -75,11 +75,14 @@ public final class Daemon: Sendable {
                                     rateLimiter: rateLimiter, auditLog: auditLog)
         let threads = config.server.threads > 0 ? config.server.threads : max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let port = UInt16(options.port ?? config.server.port)
+        let timeout = config.server.connectionTimeout, limit = config.server.maxConnections
         var servers = [HTTPServer(handler: dispatcher, options: HTTPServerOptions(
-            host: host, port: port, threads: threads, tls: tlsCredentials, sharePort: servesTLS))]
+            host: host, port: port, threads: threads, connectionTimeout: timeout, connectionLimit: limit,
+            tls: tlsCredentials, sharePort: servesTLS))]
         if servesTLS {
             servers.append(HTTPServer(handler: dispatcher, options: HTTPServerOptions(
-                host: "127.0.0.1", port: port, threads: max(2, threads / 2), sharePort: true)))
+                host: "127.0.0.1", port: port, threads: max(2, threads / 2), connectionTimeout: timeout,
+                connectionLimit: limit, sharePort: true)))
         }
         self.servers = servers
         self.host = host

@@ -48,4 +48,67 @@ import Testing
             #expect(protected.first?.hasPrefix("HTTP/1.1 403") == true, "\(host)")
         }
     }
+
+    /// A raw connection to 127.0.0.1:port with a receive timeout.
+    static func connection(_ port: Int, timeout: Int = 5) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, connected == 0 else { throw HarnessError("connect failed") }
+        var time = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// Reads until the peer closes or the timeout passes; true when it closed.
+    static func closedByServer(_ fd: Int32) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count == 0 { return true }
+            if count < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    @Test func aSlowClientIsCutOffAfterTheConnectionTimeout() throws {
+        let node = try TestNode { replacingLine($0, "  connectionTimeout: 30", "  connectionTimeout: 1") }
+        defer { node.cleanUp() }
+        try node.start()
+        // Half a request, then nothing: the connection is closed about a second later.
+        let slow = try Self.connection(node.port, timeout: 10)
+        defer { close(slow) }
+        _ = "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n".withCString { send(slow, $0, strlen($0), 0) }
+        let started = Date()
+        #expect(Self.closedByServer(slow))
+        #expect(Date().timeIntervalSince(started) < 8)
+        // Everyone else is served meanwhile and afterwards.
+        #expect(try node.client.health().status == "ok")
+    }
+
+    @Test func connectionsBeyondTheLimitWaitUntilOneCloses() throws {
+        // One worker thread: libmicrohttpd splits the limit between its threads.
+        let node = try TestNode {
+            replacingLine($0, "  maxConnections: 1000", "  maxConnections: 4\n  threads: 1")
+        }
+        defer { node.cleanUp() }
+        try node.start()
+        let held = try (0..<4).map { _ in try Self.connection(node.port) }
+        Thread.sleep(forTimeInterval: 0.3)
+        // The fifth is left in the kernel's queue: its request gets no answer while four are open.
+        let extra = try Self.connection(node.port, timeout: 1)
+        defer { close(extra) }
+        _ = "GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".withCString { send(extra, $0, strlen($0), 0) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        #expect(recv(extra, &buffer, buffer.count, 0) < 0)
+        held.forEach { close($0) }
+        var time = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(extra, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        let count = recv(extra, &buffer, buffer.count, 0)
+        #expect(count > 0 && String(decoding: buffer[0..<max(0, count)], as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+    }
 }
