@@ -64,7 +64,9 @@ import Testing
         let line = try #require(try String(contentsOfFile: argvFile, encoding: .utf8).split(separator: "\n").first)
         let recorded = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         let argv = try #require(recorded?["argv"] as? [String])
-        #expect(Array(argv.prefix(5)) == ["-p", "hello", "--output-format", "stream-json", "--verbose"])
+        #expect(Array(argv.prefix(4)) == ["-p", "--output-format", "stream-json", "--verbose"])
+        // The prompt comes last, after "--": it can never be taken for an option.
+        #expect(Array(argv.suffix(2)) == ["--", "hello"])
         for (flag, value) in [("--model", "claude-opus-4"), ("--permission-mode", "acceptEdits"),
                               ("--allowedTools", "Read,Bash(git status)"), ("--disallowedTools", "WebFetch"),
                               ("--max-budget-usd", "0.5"), ("--resume", "sess-123")] {
@@ -161,6 +163,18 @@ import Testing
         #expect(flag.status == 400)
     }
 
+    @Test func aPromptThatLooksLikeAnOptionStaysAPrompt() throws {
+        let (node, argvFile) = try Self.node()
+        defer { node.cleanUp() }
+        let prompt = #"--mcp-config={"mcpServers":{"x":{"command":"touch","args":["/tmp/pwned"]}}}"#
+        let task = try node.client.startTask(AITaskRequest(prompt: prompt))
+        _ = try Self.finished(node.client, task.id)
+        let line = try #require(try String(contentsOfFile: argvFile, encoding: .utf8).split(separator: "\n").last)
+        let argv = try #require((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["argv"] as? [String])
+        #expect(Array(argv.suffix(2)) == ["--", prompt])
+        #expect(try node.client.taskEvents(task.id).contains { $0.type == "text" && $0.data.contains("mcp-config") })
+    }
+
     @Test func aTaskRunsOnAPeerThroughForwarding() throws {
         let alpha = try PeerTests.named("alpha")
         defer { alpha.cleanUp() }
@@ -177,6 +191,14 @@ import Testing
         let tasks = try bravo.client.tasks()
         let alphaId = try alpha.nodeId
         #expect(tasks.count == 1 && tasks[0].caller == "peer:\(alphaId)")
+        // A peer cannot widen a task's permissions, nor see or answer the owner's tasks.
+        let bypass = try alpha.http("POST", "/api/v1/peers/bravo/ai-tasks", body: #"{"prompt":"x","permissionMode":"bypassPermissions"}"#)
+        #expect(bypass.status == 403 && bypass.errorCode == "task_options_forbidden")
+        let own = try bravo.client.startTask(AITaskRequest(prompt: "hello"))
+        let peek = try alpha.http("GET", "/api/v1/peers/bravo/ai-tasks/\(own.id)")
+        #expect(peek.status == 404)
+        let listed = try alpha.http("GET", "/api/v1/peers/bravo/ai-tasks")
+        #expect(listed.status == 200 && !listed.text.contains(own.id))
         // Without Claude Code installed the peer says so.
         let plain = try TestNode { replacingLine($0, "  claudePath: claude", "  claudePath: /nonexistent/claude") }
         defer { plain.cleanUp() }

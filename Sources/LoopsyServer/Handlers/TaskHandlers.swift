@@ -6,22 +6,31 @@ import LoopsyHTTP
 public enum TaskHandlers {
     static func create(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(AITaskRequest.self)
-        return try .json(try context.node.tasks.start(request, caller: context.caller.id), status: 201)
+        return try .json(try context.node.tasks.start(request, caller: context.caller.id, owner: context.caller.isOwner),
+                         status: 201)
     }
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 50, range: 1...1000)
-        return try .json(AITaskListResponse(tasks: try context.node.tasks.list(limit: limit)))
+        return try .json(AITaskListResponse(tasks: try context.node.tasks.list(
+            limit: limit, caller: context.caller.isOwner ? nil : context.caller.id)))
+    }
+
+    /// Only the node's own key, or whoever started the task.
+    private static func authorized(_ context: RequestContext) throws -> String {
+        let id = context.parameter("id")
+        try context.node.tasks.authorize(id, caller: context.caller.id, owner: context.caller.isOwner)
+        return id
     }
 
     static func get(_ context: RequestContext) throws -> HTTPResponse {
-        let id = context.parameter("id")
+        let id = try authorized(context)
         guard let info = try context.node.tasks.info(id) else { throw APIError.notFound("task \(id)") }
         return try .json(info)
     }
 
     static func events(_ context: RequestContext) throws -> HTTPResponse {
-        let id = context.parameter("id")
+        let id = try authorized(context)
         guard try context.node.tasks.info(id) != nil else { throw APIError.notFound("task \(id)") }
         let since = try QueryValue.int(context, "since", default: 0, range: 0...Int.max)
         let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
@@ -35,18 +44,18 @@ public enum TaskHandlers {
            last >= 0 {
             since = last
         }
-        return try context.node.tasks.stream(context.parameter("id"), since: Int64(since))
+        return try context.node.tasks.stream(try authorized(context), since: Int64(since))
     }
 
     static func approve(_ context: RequestContext) throws -> HTTPResponse {
-        let id = context.parameter("id")
+        let id = try authorized(context)
         try context.node.tasks.decide(id, try context.decode(ApprovalRequest.self))
         guard let info = try context.node.tasks.info(id) else { throw APIError.notFound("task \(id)") }
         return try .json(info)
     }
 
     static func cancel(_ context: RequestContext) throws -> HTTPResponse {
-        let id = context.parameter("id")
+        let id = try authorized(context)
         guard let info = try context.node.tasks.cancel(id) else { throw APIError.notFound("task \(id)") }
         return try .json(info)
     }

@@ -33,6 +33,8 @@ public final class TaskService: Sendable {
             var timedOut = false
             var resultIsError = false
             var sawResult = false
+            /// Set when the task ended: a stream that arrives later is finished at once.
+            var finished = false
         }
         let id: String
         let request: AITaskRequest
@@ -57,8 +59,14 @@ public final class TaskService: Sendable {
 
     // MARK: Starting
 
-    public func start(_ request: AITaskRequest, caller: String) throws -> AITaskInfo {
+    /// `owner`: the node's own key. Other callers (peers) cannot widen what the task may do
+    /// without asking: every permission then goes through an approval.
+    public func start(_ request: AITaskRequest, caller: String, owner: Bool) throws -> AITaskInfo {
         try validate(request)
+        if !owner && (request.permissionMode == "bypassPermissions" || !(request.allowedTools ?? []).isEmpty) {
+            throw APIError.forbidden("only this node's own key may start a task with bypassPermissions or allowedTools; "
+                + "a peer's task asks for each permission", code: "task_options_forbidden")
+        }
         let cwd = request.cwd ?? DataDir.homeDirectory()
         var directory = stat()
         guard stat(cwd, &directory) == 0, directory.st_mode & S_IFMT == S_IFDIR else {
@@ -133,7 +141,7 @@ public final class TaskService: Sendable {
     }
 
     private func arguments(_ request: AITaskRequest, settings: String) -> [String] {
-        var arguments = ["-p", request.prompt, "--output-format", "stream-json", "--verbose", "--settings", settings]
+        var arguments = ["-p", "--output-format", "stream-json", "--verbose", "--settings", settings]
         if let model = request.model { arguments += ["--model", model] }
         if let mode = request.permissionMode { arguments += ["--permission-mode", mode] }
         if let tools = request.allowedTools, !tools.isEmpty { arguments += ["--allowedTools", tools.joined(separator: ",")] }
@@ -142,7 +150,9 @@ public final class TaskService: Sendable {
         }
         if let budget = request.maxBudgetUsd { arguments += ["--max-budget-usd", String(budget)] }
         if let session = request.resumeSessionId { arguments += ["--resume", session] }
-        return arguments
+        // The prompt is the CLI's positional argument: after "--", so a prompt that starts with
+        // "-" (say "--mcp-config=…") can never be read as an option.
+        return arguments + ["--", request.prompt]
     }
 
     private func launch(_ task: RunningTask, claude: String, cwd: String, settings: String) throws {
@@ -272,8 +282,9 @@ public final class TaskService: Sendable {
                 return
             }
             let bytes = Self.sse(event)
-            for stream in state.subscribers.values where !stream.write(bytes) {
+            for (key, stream) in state.subscribers where !stream.write(bytes) {
                 stream.finish()  // a reader this far behind resumes with ?since=
+                state.subscribers.removeValue(forKey: key)
             }
         }
     }
@@ -312,6 +323,7 @@ public final class TaskService: Sendable {
         removeSettings(task.id)
         _ = tasks.withLock { $0.removeValue(forKey: task.id) }
         let streams = task.state.withLock { state -> [HTTPStream] in
+            state.finished = true
             defer { state.subscribers.removeAll() }
             return Array(state.subscribers.values)
         }
@@ -335,8 +347,14 @@ public final class TaskService: Sendable {
         return info
     }
 
-    public func list(limit: Int) throws -> [AITaskInfo] {
-        try store.list(limit: limit).map { try info($0.id) ?? $0 }
+    public func list(limit: Int, caller: String?) throws -> [AITaskInfo] {
+        try store.list(limit: limit).filter { caller == nil || $0.caller == caller }.map { try info($0.id) ?? $0 }
+    }
+
+    /// The task, if `caller` may see and control it: the node's own key sees every task, anyone
+    /// else only the tasks it started (a peer cannot answer the owner's permission prompts).
+    public func authorize(_ id: String, caller: String, owner: Bool) throws {
+        guard let task = try store.get(id), owner || task.caller == caller else { throw APIError.notFound("task \(id)") }
     }
 
     /// Cancels a running task (SIGTERM to its process group, SIGKILL 2 s later) or deletes a finished one.
@@ -355,10 +373,9 @@ public final class TaskService: Sendable {
         let pid = task.state.withLock { $0.pid }
         guard pid > 0 else { return }
         Glibc.kill(-pid, SIGTERM)
-        DispatchQueue.global().asyncAfter(deadline: .now() + 2) { [weak task] in
-            guard task != nil else { return }
-            Glibc.kill(-pid, SIGKILL)
-        }
+        // Whatever in the group ignores SIGTERM goes too (the group id is the task's pid; it
+        // stays reserved while any member lives).
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) { Glibc.kill(-pid, SIGKILL) }
     }
 
     /// The task's hook asks: the answer waits (suspended, no thread held) for an approval, a
@@ -366,11 +383,11 @@ public final class TaskService: Sendable {
     public func ask(_ id: String, _ question: PermissionAsk) throws -> HTTPResponse {
         guard let task = tasks.withLock({ $0[id] }) else { throw APIError.notFound("running task \(id)") }
         let request = task.request
-        if request.permissionMode == "bypassPermissions" || (request.allowedTools ?? []).contains(question.toolName) {
-            return try .json(PermissionDecision(approved: true, message: "allowed by the task's options"))
-        }
         if (request.disallowedTools ?? []).contains(question.toolName) {
             return try .json(PermissionDecision(approved: false, message: "\(question.toolName) is disallowed for this task"))
+        }
+        if request.permissionMode == "bypassPermissions" || (request.allowedTools ?? []).contains(question.toolName) {
+            return try .json(PermissionDecision(approved: true, message: "allowed by the task's options"))
         }
         let now = Clock.nowMillis()
         let permission = PermissionRequest(requestId: "perm_" + Secrets.apiKey().prefix(12), toolName: question.toolName,
@@ -409,7 +426,11 @@ public final class TaskService: Sendable {
         if let live {
             try live.state.withLock { state in
                 for event in try store.events(id, after: since) { stream.write(Self.sse(event), bounded: false) }
-                state.subscribers[ObjectIdentifier(stream)] = stream
+                if state.finished {
+                    stream.finish()
+                } else {
+                    state.subscribers[ObjectIdentifier(stream)] = stream
+                }
             }
             stream.onClose { [weak live] in _ = live?.state.withLock { $0.subscribers.removeValue(forKey: ObjectIdentifier(stream)) } }
         } else {
