@@ -105,4 +105,11 @@ struct PairPayload: Codable, Sendable {
     var platform: String
     var version: String
     var capabilities: [String]
+    /// Base64 DER ECDSA signature by the identity key over the role label and the transcript:
+    /// proof that the sender holds the key whose nodeId it claims (public keys are public).
+    var proof: String = ""
+
+    static func signedBytes(role: String, transcript: [UInt8]) -> [UInt8] {
+        Array("\(PairingCrypto.version) identity \(role)".utf8) + transcript
+    }
 }

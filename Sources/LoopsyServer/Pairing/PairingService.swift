@@ -35,6 +35,7 @@ public final class PairingService: Sendable {
         var remote: Remote?
 
         var isOpen: Bool { !["completed", "failed", "cancelled", "expired"].contains(state) }
+        // ("exchanging": the responder is storing the peer; it ends in completed or failed.)
     }
 
     struct Remote: Sendable {
@@ -230,8 +231,11 @@ public final class PairingService: Sendable {
                         fail("the other machine's answer did not authenticate (bad MAC): nothing was stored")
                         return
                     }
+                    // This person may have cancelled while the answer was on its way.
+                    guard session.withLock({ $0?.state == "confirmed" }) else { return }
                     do {
-                        let info = try store(plain, address: remote.address, fallbackPort: remote.port,
+                        let info = try store(plain, role: "responder", transcript: derived.transcript,
+                                             address: remote.address, fallbackPort: remote.port,
                                              credentialWeGave: payload.credential)
                         session.withLock { session in
                             session?.state = "completed"
@@ -260,18 +264,21 @@ public final class PairingService: Sendable {
                 throw APIError.conflict("no pairing in progress")
             }
             let credential = Secrets.apiKey()
-            let box = try PairingCrypto.seal(Array(try JSONEncoder().encode(ownPayload(credential: credential))),
-                                             key: derived.toResponder, label: "initiator",
-                                             transcript: derived.transcript)
+            let payload = try ownPayload(credential: credential, role: "initiator", transcript: derived.transcript)
+            let box = try PairingCrypto.seal(Array(try JSONEncoder().encode(payload)), key: derived.toResponder,
+                                             label: "initiator", transcript: derived.transcript)
             return (remote, derived, (box, credential))
         }
     }
 
-    private func ownPayload(credential: String) -> PairPayload {
+    private func ownPayload(credential: String, role: String, transcript: [UInt8]) throws -> PairPayload {
         let info = peers.local.identityResponse()
+        let signature = try peers.local.identity.privateKey.signature(
+            for: PairPayload.signedBytes(role: role, transcript: transcript))
         return PairPayload(nodeId: info.nodeId, hostname: info.hostname, publicKey: info.publicKey, tls: info.tls,
                            port: info.port, address: peers.local.advertisedAddress, credential: credential,
-                           platform: info.platform, version: info.version, capabilities: info.capabilities)
+                           platform: info.platform, version: info.version, capabilities: info.capabilities,
+                           proof: Data(signature.derRepresentation).base64EncodedString())
     }
 
     private func fail(_ reason: String) {
@@ -356,7 +363,7 @@ public final class PairingService: Sendable {
             if current.state == "cancelled" && current.crypto != nil {
                 throw APIError(status: 410, code: "pairing_declined", message: "the other person declined")
             }
-            guard ["sas", "confirmed", "completed"].contains(current.state), let derived = current.crypto else {
+            guard ["sas", "confirmed", "exchanging", "completed"].contains(current.state), let derived = current.crypto else {
                 if current.isOpen { Self.burn(&session, "an exchange arrived out of order") }
                 throw Self.closed
             }
@@ -369,17 +376,31 @@ public final class PairingService: Sendable {
         }
         if let cached { return cached }
         guard confirmed == true else { return PairExchangeReply(state: "waiting", box: nil) }
+        // Exactly one exchange stores the peer: a concurrent one (a retry, or a replayed box)
+        // waits and then gets the same answer.
+        let claimed = session.withLock { session -> Bool in
+            guard session?.state == "confirmed" else { return false }
+            session?.state = "exchanging"
+            return true
+        }
+        guard claimed else { return PairExchangeReply(state: "waiting", box: nil) }
         let credential = Secrets.apiKey()
         let info: PeerInfo
+        let reply: PairExchangeReply
         do {
-            info = try store(plain, address: remoteAddress, fallbackPort: nil, credentialWeGave: credential)
+            info = try store(plain, role: "initiator", transcript: derived.transcript, address: remoteAddress,
+                             fallbackPort: nil, credentialWeGave: credential)
+            let payload = try ownPayload(credential: credential, role: "responder", transcript: derived.transcript)
+            let box = try PairingCrypto.seal(Array(try JSONEncoder().encode(payload)), key: derived.toInitiator,
+                                             label: "responder", transcript: derived.transcript)
+            reply = PairExchangeReply(state: "done", box: box)
         } catch {
-            session.withLock { Self.burn(&$0, "\(error)") }
+            session.withLock { session in
+                session?.state = "confirmed"
+                Self.burn(&session, "\(error)")
+            }
             throw Self.closed
         }
-        let box = try PairingCrypto.seal(Array(try JSONEncoder().encode(ownPayload(credential: credential))),
-                                         key: derived.toInitiator, label: "responder", transcript: derived.transcript)
-        let reply = PairExchangeReply(state: "done", box: box)
         session.withLock { session in
             session?.reply = reply
             session?.state = "completed"
@@ -406,13 +427,22 @@ public final class PairingService: Sendable {
 
     /// Stores the peer a verified payload describes: paired, pinned (its key is the identity the
     /// SAS vouched for), with the credential it gave us and the hash of the one we gave it.
-    private func store(_ plain: [UInt8], address: String, fallbackPort: Int?, credentialWeGave: String) throws -> PeerInfo {
+    /// `role`: who sent the payload ("initiator" or "responder"); `transcript`: this session's.
+    private func store(_ plain: [UInt8], role: String, transcript: [UInt8], address: String, fallbackPort: Int?,
+                       credentialWeGave: String) throws -> PeerInfo {
         guard let payload = try? JSONDecoder().decode(PairPayload.self, from: Data(plain)),
               let keyBytes = Data(base64Encoded: payload.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
               NodeIdentity.nodeId(for: publicKey) == payload.nodeId, payload.credential.utf8.count >= 32,
-              (1...65535).contains(payload.port) else {
-            throw APIError.badRequest("the other node's identity did not check out", code: "pairing_failed")
+              (1...65535).contains(payload.port),
+              let proof = Data(base64Encoded: payload.proof),
+              let signature = try? P256.Signing.ECDSASignature(derRepresentation: proof),
+              publicKey.isValidSignature(signature, for: PairPayload.signedBytes(role: role, transcript: transcript)) else {
+            throw APIError.badRequest("the other node's identity did not check out (no proof it holds its key)",
+                                      code: "pairing_failed")
+        }
+        guard payload.nodeId != peers.local.identity.nodeId else {
+            throw APIError.badRequest("the other node claims to be this node", code: "pairing_failed")
         }
         let where_ = HostPolicy.isIPLiteral(payload.address) ? payload.address : address
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)
