@@ -110,6 +110,15 @@ public final class PeerStore: Sendable {
 
     /// Records what was learned about a peer. A known peer keeps its credentials and source
     /// (a paired peer seen over mDNS stays paired); its address moves only when `moveAddress`.
+    /// Names come from other machines: no control characters (they would reach terminals), at
+    /// most 64 characters.
+    static func displayName(_ name: String) -> String {
+        let clean = String(String.UnicodeScalarView(name.unicodeScalars.filter {
+            $0.value >= 0x20 && $0.value != 0x7F && !(0x80...0x9F).contains($0.value)
+        }).prefix(64))
+        return clean.isEmpty ? "unnamed" : clean
+    }
+
     @discardableResult
     public func upsert(_ sighting: PeerSighting, moveAddress: Bool = true, now: Int64 = Clock.nowMillis()) throws
         -> PeerRecord {
@@ -122,7 +131,9 @@ public final class PeerStore: Sendable {
 
     private func upsert(_ sighting: PeerSighting, moveAddress: Bool = true, insert: Bool, now: Int64) throws
         -> PeerRecord? {
-        try pool.write { db in
+        var sighting = sighting
+        sighting.name = Self.displayName(sighting.name)
+        return try pool.write { db -> PeerRecord? in
             try db.transaction {
                 let existing = try db.cached("SELECT \(Self.columns) FROM peers WHERE node_id = ?")
                     .rows([.text(sighting.nodeId)], Self.record).first

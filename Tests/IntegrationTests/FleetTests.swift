@@ -96,7 +96,8 @@ import Testing
         let unit = home.path + "/.config/systemd/user/loopsy.service"
         let text = try String(contentsOfFile: unit, encoding: .utf8)
         let loopsyd = try Binaries.path("loopsyd")
-        #expect(text.contains("Type=notify") && text.contains("Restart=on-failure") && text.contains("ExecStart=\(loopsyd)"))
+        #expect(text.contains("Type=notify") && text.contains("Restart=on-failure")
+                && text.contains("ExecStart=\"\(loopsyd)\"") && text.contains("Environment=\"PATH="))
         // Any warning fails: systemd-analyze prints nothing for a clean unit.
         let verified = try run("/usr/bin/systemd-analyze", ["verify", unit])
         #expect(verified.status == 0 && verified.stdout.isEmpty && verified.stderr.isEmpty, "\(verified.stderr)")

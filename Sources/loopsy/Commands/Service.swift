@@ -17,16 +17,25 @@ enum UserService {
 
     static var unitPath: String { unitDirectory + "/" + name }
 
-    static func unit(loopsyd: String, dataDir: DataDir, isDefault: Bool) -> String {
-        """
+    /// A systemd command-line word: quoted, with `%` (specifiers) doubled.
+    static func word(_ text: String) -> String {
+        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("%", with: "%%") + "\""
+    }
+
+    static func unit(loopsyd: String, dataDir: DataDir, isDefault: Bool, path: String?) -> String {
+        let command = word(loopsyd) + (isDefault ? "" : " --data-dir " + word(dataDir.root))
+        // The user manager's PATH is short: keep the one `loopsy enable` ran with, so AI tasks
+        // find `claude` where the user's shell does.
+        let environment = path.map { "Environment=" + word("PATH=" + $0) + "\n" } ?? ""
+        return """
         [Unit]
         Description=Loopsy daemon (loopsyd)
         After=network-online.target
 
         [Service]
         Type=notify
-        ExecStart=\(loopsyd)\(isDefault ? "" : " --data-dir \(dataDir.root)")
-        Restart=on-failure
+        ExecStart=\(command)
+        \(environment)Restart=on-failure
         RestartSec=2
 
         [Install]
@@ -64,8 +73,10 @@ struct Enable: ParsableCommand {
             let loopsyd = try DaemonProcess.executable()
             let isDefault = dataDir.root == DataDir.resolve(explicit: nil, environment: ["HOME": DataDir.homeDirectory()]).root
             try SecureFile.makeDirectory(UserService.unitDirectory, mode: 0o755)
+            let path = getenv("PATH").map { String(cString: $0) }
             try SecureFile.write(UserService.unitPath, contents: UserService.unit(loopsyd: loopsyd, dataDir: dataDir,
-                                                                                  isDefault: isDefault), mode: 0o644)
+                                                                                  isDefault: isDefault, path: path),
+                                 mode: 0o644)
             print("wrote \(UserService.unitPath)")
             guard UserService.systemctlAvailable(), let systemctl = ClaudeRegistration.findOnPath("systemctl") else {
                 print("systemctl --user is not available here (no user session manager): start the unit from a login "
