@@ -163,6 +163,17 @@ import Testing
         #expect(flag.status == 400)
     }
 
+    @Test func aTaskEndsWhenClaudeExitsEvenIfAHelperKeepsTheTerminal() throws {
+        let (node, _) = try Self.node()
+        defer { node.cleanUp() }
+        let started = Date()
+        let task = try node.client.startTask(AITaskRequest(prompt: "orphan"))
+        let done = try Self.finished(node.client, task.id, within: 10)
+        #expect(done.state == "completed")
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(try node.client.taskEvents(task.id).last?.type == "exit")
+    }
+
     @Test func aPromptThatLooksLikeAnOptionStaysAPrompt() throws {
         let (node, argvFile) = try Self.node()
         defer { node.cleanUp() }

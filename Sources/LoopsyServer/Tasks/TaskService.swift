@@ -184,10 +184,24 @@ public final class TaskService: Sendable {
 
     // MARK: Output
 
+    /// Reads the terminal until claude has exited and its output is drained. The end is the
+    /// process's exit (a pidfd), not the terminal's EOF: a descendant that keeps the terminal
+    /// open (a detached helper, say) must not keep the task "running".
     private func readLoop(_ task: RunningTask, master: Int32, pid: pid_t) {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var line: [UInt8] = []
+        let exited = cposix_pidfd_open(pid)
+        defer { if exited >= 0 { close(exited) } }
+        var exitSeen = false
         while true {
+            var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: exited, events: Int16(POLLIN), revents: 0)]
+            // After the exit, whatever is still buffered is read; 200 ms of silence ends it.
+            let ready = poll(&fds, exited >= 0 && !exitSeen ? 2 : 1, exitSeen ? 200 : -1)
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { break }
+            if fds[1].revents != 0 { exitSeen = true }
+            guard fds[0].revents != 0 else { continue }
             let count = read(master, &buffer, buffer.count)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }  // EIO once the child and its terminal are gone
