@@ -16,13 +16,7 @@ public enum TLSCertificate {
     /// libcurl's `CURLOPT_PINNEDPUBLICKEY` form of a hex fingerprint ("sha256//<base64>"), or nil
     /// if the text is not 64 hex digits.
     public static func curlPin(fingerprint: String) -> String? {
-        let hex = Array(fingerprint.lowercased().utf8)
-        guard hex.count == 64 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: 64, by: 2) {
-            guard let high = hexValue(hex[index]), let low = hexValue(hex[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
+        guard fingerprint.utf8.count == 64, let bytes = Hex.decode(fingerprint) else { return nil }
         return "sha256//" + Data(bytes).base64EncodedString()
     }
 
@@ -67,14 +61,6 @@ public enum TLSCertificate {
             text += String(decoding: base64[start..<min(start + 64, base64.count)], as: UTF8.self) + "\n"
         }
         return text + "-----END \(label)-----\n"
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        default: return nil
-        }
     }
 }
 

@@ -21,7 +21,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
         self.auditLog = auditLog
-        hostPolicy = HostPolicy(hostnames: [node.hostname, NodeServices.systemHostname()])
+        hostPolicy = HostPolicy(hostnames: [node.hostname, Programs.hostname()])
     }
 
     public func plan(for head: HTTPRequestHead) -> BodyPlan {

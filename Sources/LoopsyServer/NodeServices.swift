@@ -34,7 +34,7 @@ public final class NodeServices: Sendable {
         self.identity = identity
         self.pool = pool
         self.logger = logger
-        hostname = config.server.hostname ?? Self.systemHostname()
+        hostname = config.server.hostname ?? Programs.hostname()
         contextStore = ContextStore(pool: pool)
         auditStore = AuditStore(pool: pool)
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)
@@ -61,10 +61,4 @@ public final class NodeServices: Sendable {
     }
 
     public var uptime: Double { Clock.monotonicSeconds() - startedAt }
-
-    public static func systemHostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 }

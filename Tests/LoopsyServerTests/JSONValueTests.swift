@@ -30,3 +30,12 @@ import Testing
         }
     }
 }
+
+@Suite struct HexTests {
+    @Test func decodeIsTheInverseOfEncodeAndRefusesNonHex() {
+        let bytes: [UInt8] = [0, 1, 0x7F, 0x80, 0xAB, 0xFF]
+        #expect(Hex.decode(Hex.encode(bytes)) == bytes)
+        #expect(Hex.decode("ABff") == [0xAB, 0xFF])
+        for bad in ["a", "zz", "0g", "12 4"] { #expect(Hex.decode(bad) == nil, "\(bad)") }
+    }
+}

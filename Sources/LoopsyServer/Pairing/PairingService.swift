@@ -310,7 +310,7 @@ public final class PairingService: Sendable {
                 Self.burn(&session, "a second commitment arrived")
                 throw Self.closed
             }
-            guard let commitment = Self.hexBytes(request.commitment), commitment.count == 32 else {
+            guard let commitment = Hex.decode(request.commitment), commitment.count == 32 else {
                 Self.burn(&session, "malformed commitment")
                 throw Self.closed
             }
@@ -481,25 +481,6 @@ public final class PairingService: Sendable {
         guard session?.isOpen == true else { return }
         session?.state = "failed"
         session?.error = reason + "; the session is closed, start again with `loopsy pair`"
-    }
-
-    private static func hexBytes(_ text: String) -> [UInt8]? {
-        let chars = Array(text.lowercased().utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: chars.count, by: 2) {
-            guard let high = hex(chars[index]), let low = hex(chars[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
-    }
-
-    private static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        default: return nil
-        }
     }
 }
 

@@ -72,7 +72,7 @@ public final class TaskService: Sendable {
         guard stat(cwd, &directory) == 0, directory.st_mode & S_IFMT == S_IFDIR else {
             throw APIError.badRequest("cwd '\(cwd)' is not a directory on this machine", code: "bad_cwd")
         }
-        guard let claude = Self.locate(config.claudePath) else {
+        guard let claude = Programs.onPath(config.claudePath) else {
             throw APIError(status: 503, code: "claude_missing", message: "the Claude Code CLI ('\(config.claudePath)') is "
                 + "not installed on this machine; install it or set aiTasks.claudePath")
         }
@@ -129,7 +129,7 @@ public final class TaskService: Sendable {
         let directory = dataDir.root + "/tasks/" + id
         try SecureFile.makeDirectory(dataDir.root + "/tasks")
         try SecureFile.makeDirectory(directory)
-        let loopsy = Self.sibling("loopsy") ?? Self.locate("loopsy") ?? "loopsy"
+        let loopsy = Programs.companion("loopsy") ?? "loopsy"
         let command = "'\(loopsy)' task hook --task \(id)"
         let settings: JSONValue = ["hooks": ["PreToolUse": [[
             "matcher": "*",
@@ -465,27 +465,5 @@ public final class TaskService: Sendable {
     public func prune() {
         _ = try? store.prune(now: Clock.nowMillis(), retentionMillis: Int64(config.retentionDays) * 86_400_000,
                              keep: 1000)
-    }
-
-    // MARK: Programs
-
-    /// An absolute path for a program name (PATH lookup) or path.
-    static func locate(_ program: String) -> String? {
-        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") where access("\(directory)/\(program)", X_OK) == 0 {
-            return "\(directory)/\(program)"
-        }
-        return nil
-    }
-
-    /// A program installed next to this one.
-    static func sibling(_ name: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard length > 0 else { return nil }
-        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let candidate = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) + "/" + name
-        return access(candidate, X_OK) == 0 ? candidate : nil
     }
 }

@@ -167,7 +167,7 @@ private struct Checks {
 
     private func checkAvahi(_ config: LoopsyConfig) -> [Finding] {
         guard config.discovery.enabled else { return [ok("mdns", "discovery.enabled is false: mDNS not used")] }
-        guard let avahi = ClaudeRegistration.findOnPath("avahi-daemon") ?? ["/usr/sbin/avahi-daemon"].first(where: {
+        guard let avahi = Programs.onPath("avahi-daemon") ?? ["/usr/sbin/avahi-daemon"].first(where: {
             access($0, X_OK) == 0
         }) else {
             return [warn("mdns", "avahi-daemon is not installed: peers are not discovered automatically",

@@ -132,18 +132,11 @@ private let posixSpawnSetsid: Int16 = 0x80
 enum DaemonProcess {
     /// The loopsyd next to this loopsy binary, else the first on PATH.
     static func executable() throws -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if length > 0 {
-            let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let sibling = path.split(separator: "/").dropLast().joined(separator: "/")
-            if access("/" + sibling + "/loopsyd", X_OK) == 0 { return "/" + sibling + "/loopsyd" }
+        guard let path = Programs.companion("loopsyd") else {
+            throw CLIFailure(message: "loopsyd was not found next to loopsy or on PATH; reinstall loopsy",
+                             code: CLIFailure.unavailable)
         }
-        for directory in (getenv("PATH").map { String(cString: $0) } ?? "/usr/bin").split(separator: ":") {
-            if access("\(directory)/loopsyd", X_OK) == 0 { return "\(directory)/loopsyd" }
-        }
-        throw CLIFailure(message: "loopsyd was not found next to loopsy or on PATH; reinstall loopsy",
-                         code: CLIFailure.unavailable)
+        return path
     }
 
     /// Spawns loopsyd in its own session, stdin from /dev/null and output appended to `logFile`.

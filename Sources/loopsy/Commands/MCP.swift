@@ -71,12 +71,12 @@ struct ClaudeRegistration {
 
     /// Is Claude Code installed for this user?
     static func claudeIsPresent() -> Bool {
-        findOnPath("claude") != nil || access(DataDir.homeDirectory() + "/.claude.json", F_OK) == 0
+        Programs.onPath("claude") != nil || access(DataDir.homeDirectory() + "/.claude.json", F_OK) == 0
     }
 
     func add(scope: Scope) throws -> String {
         let command = try Self.mcpExecutable()
-        if let claude = Self.findOnPath("claude") {
+        if let claude = Programs.onPath("claude") {
             var arguments = ["mcp", "add", "--scope", scope.rawValue]
             if let dataDir = explicitDataDir() { arguments += ["-e", "LOOPSY_DATA_DIR=\(dataDir)"] }
             arguments += [Self.name, "--", command]
@@ -92,7 +92,7 @@ struct ClaudeRegistration {
     }
 
     func remove(scope: Scope) throws -> String {
-        if let claude = Self.findOnPath("claude") {
+        if let claude = Programs.onPath("claude") {
             try Self.run(claude, ["mcp", "remove", "--scope", scope.rawValue, Self.name], what: "claude mcp remove")
             return "removed loopsy from Claude Code (\(scope.rawValue) scope) through `claude mcp remove`"
         }
@@ -176,24 +176,11 @@ struct ClaudeRegistration {
 
     /// loopsy-mcp next to this loopsy, else on PATH.
     static func mcpExecutable() throws -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if length > 0 {
-            let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let sibling = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) + "/loopsy-mcp"
-            if access(sibling, X_OK) == 0 { return sibling }
+        guard let path = Programs.companion("loopsy-mcp") else {
+            throw CLIFailure(message: "loopsy-mcp was not found next to loopsy or on PATH; reinstall loopsy",
+                             code: CLIFailure.unavailable)
         }
-        if let found = findOnPath("loopsy-mcp") { return found }
-        throw CLIFailure(message: "loopsy-mcp was not found next to loopsy or on PATH; reinstall loopsy",
-                         code: CLIFailure.unavailable)
-    }
-
-    static func findOnPath(_ name: String) -> String? {
-        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") where access("\(directory)/\(name)", X_OK) == 0 {
-            return "\(directory)/\(name)"
-        }
-        return nil
+        return path
     }
 
     /// Runs a program to completion, its output passed through (or dropped when `quiet`).

@@ -46,13 +46,13 @@ enum UserService {
 
     /// `systemctl --user` works here (a user manager is running and reachable).
     static func systemctlAvailable() -> Bool {
-        guard let systemctl = ClaudeRegistration.findOnPath("systemctl") else { return false }
+        guard let systemctl = Programs.onPath("systemctl") else { return false }
         return (try? ClaudeRegistration.run(systemctl, ["--user", "--quiet", "is-system-running"], quiet: true)) != nil
             && (try? ClaudeRegistration.run(systemctl, ["--user", "show-environment"], quiet: true)) == 0
     }
 
     static func lingerEnabled() -> Bool? {
-        guard let loginctl = ClaudeRegistration.findOnPath("loginctl"),
+        guard let loginctl = Programs.onPath("loginctl"),
               let user = getenv("USER").map({ String(cString: $0) }) else { return nil }
         return (try? ClaudeRegistration.capture(loginctl, ["show-user", user, "-p", "Linger", "--value"]))?
             .trimming() == "yes"
@@ -78,7 +78,7 @@ struct Enable: ParsableCommand {
                                                                                   isDefault: isDefault, path: path),
                                  mode: 0o644)
             print("wrote \(UserService.unitPath)")
-            guard UserService.systemctlAvailable(), let systemctl = ClaudeRegistration.findOnPath("systemctl") else {
+            guard UserService.systemctlAvailable(), let systemctl = Programs.onPath("systemctl") else {
                 print("systemctl --user is not available here (no user session manager): start the unit from a login "
                     + "session with `systemctl --user enable --now \(UserService.name)`, or use `loopsy start`")
                 return
@@ -101,7 +101,7 @@ struct Disable: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            if UserService.systemctlAvailable(), let systemctl = ClaudeRegistration.findOnPath("systemctl") {
+            if UserService.systemctlAvailable(), let systemctl = Programs.onPath("systemctl") {
                 try ClaudeRegistration.run(systemctl, ["--user", "disable", "--now", UserService.name],
                                            what: "systemctl --user disable --now")
             }
@@ -127,7 +127,7 @@ struct ServiceStatus: ParsableCommand {
                 throw ExitCode(1)
             }
             print("unit: \(UserService.unitPath)")
-            if UserService.systemctlAvailable(), let systemctl = ClaudeRegistration.findOnPath("systemctl") {
+            if UserService.systemctlAvailable(), let systemctl = Programs.onPath("systemctl") {
                 let active = (try? ClaudeRegistration.capture(systemctl, ["--user", "is-active", UserService.name]))?
                     .trimming() ?? "unknown"
                 let enabled = (try? ClaudeRegistration.capture(systemctl, ["--user", "is-enabled", UserService.name]))?

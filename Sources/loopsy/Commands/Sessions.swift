@@ -181,7 +181,7 @@ struct Sessions {
             throw CLIFailure(message: "no free port from 19533 to 19999 for a new session", code: CLIFailure.apiError)
         }
         var text = ConfigFile.template(apiKey: Secrets.apiKey(), port: port,
-                                       hostname: NodeServicesName.hostname() + "-" + name)
+                                       hostname: Programs.hostname() + "-" + name)
         text = text.replacingFirst("  host: 0.0.0.0", with: "  host: 127.0.0.1")
         text = text.replacingFirst("  enabled: true            # mDNS", with: "  enabled: false            # mDNS")
         try SecureFile.write(dataDir.configFile, contents: text)
@@ -252,14 +252,6 @@ struct Sessions {
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         } == 0
-    }
-}
-
-enum NodeServicesName {
-    static func hostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 
