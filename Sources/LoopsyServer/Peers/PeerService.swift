@@ -125,8 +125,9 @@ public final class PeerService: Sendable {
 
     /// The one peer `reference` names: a nodeId, name, address or nodeId prefix.
     public func resolve(_ reference: String) throws -> PeerRecord {
+        // A nodeId (what the CLI and MCP pass most) is one indexed lookup, not a table scan.
+        if let exact = try store.get(reference) { return exact }
         let all = try store.all()
-        if let exact = all.first(where: { $0.nodeId == reference }) { return exact }
         let lowered = reference.lowercased()
         let matches = all.filter { record in
             record.info.name.lowercased() == lowered || record.info.name.lowercased() == lowered + ".local"

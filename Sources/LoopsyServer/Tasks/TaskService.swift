@@ -354,15 +354,19 @@ public final class TaskService: Sendable {
     // MARK: Control
 
     public func info(_ id: String) throws -> AITaskInfo? {
-        guard var info = try store.get(id) else { return nil }
-        if let task = tasks.withLock({ $0[id] }) {
-            info.pendingApprovals = task.state.withLock { $0.pending.values.map(\.request) }.sorted { $0.createdAt < $1.createdAt }
-        }
-        return info
+        try store.get(id).map(withPendingApprovals)
     }
 
     public func list(limit: Int, caller: String?) throws -> [AITaskInfo] {
-        try store.list(limit: limit).filter { caller == nil || $0.caller == caller }.map { try info($0.id) ?? $0 }
+        try store.list(limit: limit).filter { caller == nil || $0.caller == caller }.map(withPendingApprovals)
+    }
+
+    /// A stored task plus what it waits for now (running tasks only; kept in memory).
+    private func withPendingApprovals(_ stored: AITaskInfo) -> AITaskInfo {
+        guard let task = tasks.withLock({ $0[stored.id] }) else { return stored }
+        var info = stored
+        info.pendingApprovals = task.state.withLock { $0.pending.values.map(\.request) }.sorted { $0.createdAt < $1.createdAt }
+        return info
     }
 
     /// The task, if `caller` may see and control it: the node's own key sees every task, anyone
