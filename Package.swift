@@ -32,6 +32,10 @@ let package = Package(
         .target(name: "LoopsyServer", dependencies: [
             "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
+        ], resources: [
+            // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).
+            .embedInCode("Dashboard/Web/index.html"), .embedInCode("Dashboard/Web/app.js"),
+            .embedInCode("Dashboard/Web/app.css"), .embedInCode("Dashboard/Web/icon.svg"),
         ]),
         .target(name: "LoopsyClient", dependencies: [
             "CCurl", "LoopsyAPI", "LoopsyConfig", .product(name: "Crypto", package: "swift-crypto"),
@@ -39,7 +43,7 @@ let package = Package(
 
         .executableTarget(name: "loopsyd", dependencies: ["LoopsyServer", "LoopsyConfig"]),
         .executableTarget(name: "loopsy", dependencies: [
-            "LoopsyClient", "LoopsyConfig", "LoopsyAPI", "LoopsyStore",
+            "LoopsyClient", "LoopsyConfig", "LoopsyAPI", "LoopsyStore", "LoopsyHTTP", "LoopsyServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 # Multi-host tests: network namespaces (iproute2) each with its own dbus and avahi-daemon;
-# openssl, sqlite3 and curl check what the daemons wrote and sent.
+# openssl, sqlite3 and curl check what the daemons wrote and sent; chromium and its driver
+# run the dashboard tests in a real browser.
 LOOPSY_TEST_PACKAGES="iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils openssl sqlite3 curl util-linux
-    python3 python3-venv tcpdump"
+    python3 python3-venv tcpdump chromium chromium-driver"
 loopsy_apt $LOOPSY_BUILD_PACKAGES $LOOPSY_TEST_PACKAGES
 # A lab left behind by an interrupted run would only waste addresses; remove any.
 bash Tests/Support/lab.sh down-all
@@ -29,16 +30,27 @@ status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || loopsy_die "tests failed (full output: .build/test-output.txt)"
 
-# loopsy-mcp against the official Python MCP SDK (pinned), in a venv of its own.
+# A Python suite in a venv of its own, rebuilt when its pinned requirements change.
+python_suite() {
+    local name="$1" dir="$2" venv=".build/venv-$1"
+    if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$dir/requirements.txt" "$venv/requirements.txt"; then
+        rm -rf "$venv"
+        python3 -m venv "$venv" || loopsy_die "python3 -m venv failed (install python3-venv)"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$dir/requirements.txt" ||
+            loopsy_die "installing the $name test requirements from PyPI failed"
+        cp "$dir/requirements.txt" "$venv/requirements.txt"
+    fi
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$dir" || loopsy_die "$name tests failed"
+}
+
+# loopsy-mcp against the official Python MCP SDK (pinned).
 loopsy_log "MCP tests (Python mcp SDK)"
-if [ ! -x .build/venv-mcp/bin/pytest ] || ! cmp -s Tests/MCP/requirements.txt .build/venv-mcp/requirements.txt; then
-    rm -rf .build/venv-mcp
-    python3 -m venv .build/venv-mcp || loopsy_die "python3 -m venv failed (install python3-venv)"
-    .build/venv-mcp/bin/pip install -q --disable-pip-version-check -r Tests/MCP/requirements.txt ||
-        loopsy_die "installing the MCP test client from PyPI failed"
-    cp Tests/MCP/requirements.txt .build/venv-mcp/requirements.txt
-fi
-.build/venv-mcp/bin/python -m pytest -q -p no:cacheprovider Tests/MCP || loopsy_die "MCP tests failed"
+python_suite mcp Tests/MCP
+
+# The dashboard in Debian's chromium driven by Selenium; screenshots land in
+# .build/test-artifacts/dashboard.
+loopsy_log "dashboard tests (chromium + selenium)"
+python_suite dashboard Tests/Dashboard
 
 # The Debian package, built and installed on this machine (needs root, as in CI; without it
 # the script says so and fails).

@@ -52,6 +52,9 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func badGateway(_ message: String, code: String = "peer_unreachable") -> APIError {
         APIError(status: 502, code: code, message: message)
     }
+    public static func serviceUnavailable(_ message: String, code: String = "unavailable") -> APIError {
+        APIError(status: 503, code: code, message: message)
+    }
     public static func insufficientStorage(_ message: String) -> APIError {
         APIError(status: 507, code: "insufficient_storage", message: message)
     }

@@ -68,10 +68,7 @@ public final class Daemon: Sendable {
                                               .transfer: config.rateLimits.transfer,
                                               .context: config.rateLimits.context,
                                               .pairing: config.rateLimits.pairing])
-        let peerStore = node.peers.store
-        let authenticator = Authenticator(auth: config.auth, configPath: dataDir.configFile, logger: logger,
-                                          peerForKeyHash: { try? peerStore.nodeId(forKeyHash: $0) })
-        let dispatcher = Dispatcher(routes: Routes.table(config: config), node: node, authenticator: authenticator,
+        let dispatcher = Dispatcher(routes: Routes.table(config: config), node: node, authenticator: node.authenticator,
                                     rateLimiter: rateLimiter, auditLog: auditLog)
         let threads = config.server.threads > 0 ? config.server.threads : max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let port = UInt16(options.port ?? config.server.port)
@@ -182,6 +179,7 @@ public final class Daemon: Sendable {
         node.execution.shutdown()
         node.tasks.shutdown()
         node.messages.stop()
+        node.events.finishAll()
         node.monitor?.stop()
         servers.forEach { $0.stop() }
         auditLog.stop()

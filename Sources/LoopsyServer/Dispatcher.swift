@@ -94,6 +94,10 @@ public final class Dispatcher: HTTPHandler, Sendable {
             return response
         }
         var response = response
+        if request.method != "GET", (200..<300).contains(response.status),
+           let topic = EventHub.topic(forPath: request.rawPath) {
+            node.events.publish(topic, detail: ["method": request.method, "path": request.rawPath])
+        }
         // Handlers never set these, so appending is enough.
         response.headers.append(("X-Request-Id", requestId))
         response.headers.append(("Cache-Control", "no-store"))
@@ -118,9 +122,9 @@ public final class Dispatcher: HTTPHandler, Sendable {
             return try route.handler(RequestContext(request: request, parameters: parameters, caller: caller,
                                                     requestId: requestId, node: node))
         case .notFound, .badEncoding, .wrongMethod:
-            try checkHostAndOrigin(request)
+            try hostPolicy.check(request)
             // Unknown paths need credentials too, so the API's shape is not public.
-            caller = try authenticator.authenticate(authorization: request.header("authorization")).get()
+            caller = try authenticator.authenticate(request).get()
             if case .badEncoding = match {
                 throw APIError.badRequest("the path has a malformed percent-escape or is not UTF-8", code: "bad_path")
             }
@@ -131,26 +135,14 @@ public final class Dispatcher: HTTPHandler, Sendable {
 
     /// Host/Origin, credentials and rate limit: what every request to a route must pass.
     private func admit(_ request: HTTPRequest, route: Route, caller: inout Caller) throws {
-        try checkHostAndOrigin(request)
+        try hostPolicy.check(request)
         if route.access == .authenticated {
-            caller = try authenticator.authenticate(authorization: request.header("authorization"),
-                                                    nodeId: request.header("x-loopsy-node-id")).get()
+            caller = try authenticator.authenticate(request).get()
         }
         if let category = route.category, let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
             throw APIError.tooManyRequests(
                 "rate limit for \(category.rawValue) requests reached (rateLimits.\(category.rawValue) per minute); "
                     + "retry in \(retryAfter) s", retryAfter: retryAfter)
-        }
-    }
-
-    private func checkHostAndOrigin(_ request: HTTPRequest) throws {
-        let host = request.header("host")
-        guard hostPolicy.allows(host: host) else {
-            throw APIError.forbidden("Host '\(host ?? "")' does not name this node; use its IP address or localhost",
-                                     code: "host_forbidden")
-        }
-        guard hostPolicy.allows(origin: request.header("origin"), host: host) else {
-            throw APIError.forbidden("cross-origin requests are refused", code: "origin_forbidden")
         }
     }
 

@@ -23,6 +23,12 @@ public final class NodeServices: Sendable {
     public let tasks: TaskService
     /// Health checks of peers (nil in tests that build a node without them).
     public let monitor: PeerMonitor?
+    /// Change notifications for live views.
+    public let events = EventHub()
+    /// Dashboard browser sessions.
+    public let dashboard: DashboardSessions
+    /// Checks keys and dashboard sessions; keys are re-read when config.yaml changes.
+    public let authenticator: Authenticator
     public let startedAt = Clock.monotonicSeconds()
     private let portCell = PortCell()
 
@@ -47,11 +53,16 @@ public final class NodeServices: Sendable {
                                  portCell: portCell),
             pinnedCerts: config.tls.pinnedCerts, auditStore: auditStore, logger: logger)
         monitor = monitorPeers ? PeerMonitor(service: peers, interval: config.discovery.healthInterval,
-                                             offlineAfter: config.discovery.offlineAfter, logger: logger) : nil
-        messages = MessageService(pool: pool, peers: peers, context: contextStore, config: config, logger: logger)
+                                             offlineAfter: config.discovery.offlineAfter, logger: logger, events: events) : nil
+        messages = MessageService(pool: pool, peers: peers, context: contextStore, config: config, logger: logger,
+                                  events: events)
         monitor?.onPeerOnline { [messages] in messages.peerOnline($0) }
         pairing = PairingService(peers: peers, timeoutSeconds: config.pairing.timeoutSeconds, logger: logger)
-        tasks = TaskService(pool: pool, config: config.aiTasks, dataDir: dataDir, logger: logger)
+        tasks = TaskService(pool: pool, config: config.aiTasks, dataDir: dataDir, logger: logger, events: events)
+        dashboard = DashboardSessions(cookieName: "loopsy_" + identity.nodeId.prefix(12))
+        let peerStore = peers.store
+        authenticator = Authenticator(auth: config.auth, configPath: dataDir.configFile, logger: logger,
+                                      sessions: dashboard, peerForKeyHash: { try? peerStore.nodeId(forKeyHash: $0) })
     }
 
     /// The port the server actually listens on.

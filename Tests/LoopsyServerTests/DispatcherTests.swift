@@ -25,7 +25,7 @@ import Testing
         let node = NodeServices(config: config, dataDir: DataDir(root: directory), identity: .generate(), pool: pool,
                                 logger: logger)
         dispatcher = Dispatcher(routes: Routes.table(config: config), node: node,
-                                authenticator: Authenticator(auth: config.auth, configPath: nil, logger: logger),
+                                authenticator: node.authenticator,
                                 rateLimiter: RateLimiter(perMinute: [:]), auditLog: nil)
     }
 

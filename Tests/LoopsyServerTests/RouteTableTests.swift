@@ -18,17 +18,24 @@ import Testing
         #expect(Set(operationIds).count == operationIds.count)
     }
 
-    @Test func everyRouteLivesUnderTheAPIBase() {
-        for route in routes { #expect(route.pattern.hasPrefix("/api/v1/")) }
+    @Test func everyRouteLivesUnderTheAPIBaseOrIsTheDashboard() {
+        for route in routes {
+            #expect(route.pattern.hasPrefix("/api/v1/") || route.pattern == "/dashboard"
+                || route.pattern.hasPrefix("/dashboard/"))
+        }
     }
 
     /// Identity is public: mDNS announces the same facts, and peers need the key to pin it. The
     /// node-to-node pairing steps carry nothing secret in clear and do nothing without the code.
-    @Test func onlyHealthIdentityAndPairingStepsAreOpen() {
+    /// The dashboard's static files are public, and its login is how a key becomes a session.
+    @Test func onlyHealthIdentityPairingStepsAndDashboardFilesAreOpen() {
         #expect(routes.filter { $0.access == .open }.map(\.pattern) == [
             "/api/v1/health", "/api/v1/identity", "/api/v1/pair/abort", "/api/v1/pair/commit", "/api/v1/pair/exchange",
-            "/api/v1/pair/reveal",
+            "/api/v1/pair/reveal", "/dashboard", "/dashboard/", "/dashboard/api/login", "/dashboard/app.css",
+            "/dashboard/app.js", "/dashboard/icon.svg",
         ])
+        #expect(Set(DashboardWeb.assets.keys) == ["/dashboard/", "/dashboard/app.css", "/dashboard/app.js",
+                                                  "/dashboard/icon.svg"])
     }
 
     @Test func openAPIDocumentsEveryRouteAndNothingElse() throws {

@@ -86,7 +86,7 @@ class Node:
         args = ["curl", "-s", "-X", method, "-H", f"Authorization: Bearer {self.key}",
                 f"http://127.0.0.1:{self.port}{path}"]
         if body is not None:
-            args[3:3] = ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+            args[4:4] = ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
         out = subprocess.run(self.launcher + args, capture_output=True, text=True, timeout=30).stdout
         return json.loads(out)
 

@@ -55,6 +55,11 @@ check "loopsy send and pull move a file intact" bash -c '
     loopsy send local "$HOME/data.bin" "$HOME/incoming/data.bin" &&
     loopsy pull local "$HOME/incoming/data.bin" "$HOME/back.bin" &&
     cmp "$HOME/data.bin" "$HOME/back.bin"'
+check "the packaged daemon serves the dashboard from its binary, and a login link for it" bash -c '
+    port=$(cat "$HOME/.loopsy/daemon.port")
+    curl -sf "http://127.0.0.1:$port/dashboard/" | grep -q "<title>Loopsy</title>" &&
+    curl -sf "http://127.0.0.1:$port/dashboard/app.js" | grep -q "X-CSRF-Token" &&
+    loopsy dashboard --daemon | grep -q "/dashboard/#login="'
 check "loopsy peers lists none yet" bash -c 'loopsy peers | grep -q "no peers yet"'
 check "loopsy stop" loopsy stop
 check "dpkg -r removes the programs" bash -c 'dpkg -r loopsy && ! test -e /usr/bin/loopsyd'

@@ -68,18 +68,11 @@ public enum PeerHandlers {
             throw APIError.forbidden("only this node's own clients may relay through it", code: "forwarding_forbidden")
         }
         let path = context.parameter("path")
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }), !path.hasPrefix("peers/") else {
-            throw APIError.badRequest("the path after /peers/{peer}/ must be an API path like execute or context/key",
-                                      code: "bad_path")
-        }
+        try PeerRelay.checkPath(path)
         let record = try context.node.peers.resolve(context.parameter("peer"))
-        var query = ""
-        for (name, value) in context.request.query.sorted(by: { $0.key < $1.key }) {
-            query += (query.isEmpty ? "" : "&") + PathEncoding.segment(name) + "=" + PathEncoding.segment(value)
-        }
         return try PeerRelay.start(service: context.node.peers, record: record, method: context.request.method,
-                                   path: path, query: query, headers: context.request.headers, hasBody: hasBody)
+                                   path: path, query: PeerRelay.encodedQuery(context.request.query),
+                                   headers: context.request.headers, hasBody: hasBody)
     }
 
     private static func requireOwner(_ context: RequestContext) throws {

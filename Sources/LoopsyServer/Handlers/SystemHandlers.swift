@@ -28,6 +28,18 @@ public enum SystemHandlers {
             context: try node.contextStore.count()))
     }
 
+    static func events(_ context: RequestContext) throws -> HTTPResponse {
+        guard context.caller.isOwner else {
+            throw APIError.forbidden("only this node's own key may watch its changes", code: "forbidden")
+        }
+        guard let stream = context.node.events.subscribe() else {
+            throw APIError.serviceUnavailable("\(context.node.events.maxSubscribers) live views are open already; "
+                + "close one and retry")
+        }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("X-Accel-Buffering", "no")],
+                            stream: stream)
+    }
+
     static func audit(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)

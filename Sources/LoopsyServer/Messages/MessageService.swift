@@ -25,8 +25,12 @@ public final class MessageService: Sendable {
 
     static let maxIdBytes = 128
 
-    init(pool: DatabasePool, peers: PeerService, context: ContextStore, config: LoopsyConfig, logger: Logger) {
+    private let events: EventHub?
+
+    init(pool: DatabasePool, peers: PeerService, context: ContextStore, config: LoopsyConfig, logger: Logger,
+         events: EventHub? = nil) {
         store = MessageStore(pool: pool)
+        self.events = events
         self.peers = peers
         self.context = context
         self.config = config
@@ -153,6 +157,7 @@ public final class MessageService: Sendable {
             } else {
                 try store.markDelivered(id: message.id, to: message.to, now: now)
             }
+            events?.publish("messages", detail: ["id": message.id, "to": message.to])
         } catch {
             logger.warn("messages: cannot record delivery of \(message.id): \(error)")
         }

@@ -1,5 +1,6 @@
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyHTTP
 import Crypto
 import LoopsyStore
 import Synchronization
@@ -22,15 +23,20 @@ public struct Caller: Sendable, Equatable {
     }
 
     public static let local = Caller(id: "local")
+    /// The node's owner through a dashboard session.
+    public static let dashboard = Caller(id: "local (dashboard)")
     public static func anonymous(_ address: String) -> Caller { Caller(id: "anonymous@\(address)") }
     public static func peer(_ nodeId: String) -> Caller { Caller(id: "peer:\(nodeId)", peerNodeId: nodeId) }
 
     /// May this caller act as the node itself (forward to peers, manage peers, read its inbox)?
     /// Only the node's own key: `auth.allowedKeys` entries are for other machines, like peers.
-    public var isOwner: Bool { peerNodeId == nil && (id == "local" || id.hasPrefix("local via ")) }
+    public var isOwner: Bool {
+        peerNodeId == nil && (id == "local" || id.hasPrefix("local via ") || id == "local (dashboard)")
+    }
 }
 
-/// Checks Bearer credentials against the node key and `auth.allowedKeys`.
+/// Checks Bearer credentials against the node key and `auth.allowedKeys`, and dashboard
+/// session cookies (with their CSRF token) against `sessions`.
 ///
 /// Keys come from config.yaml and are re-read when the file changes (checked at most twice a
 /// second), so `loopsy key generate` takes effect without a restart.
@@ -50,10 +56,13 @@ public final class Authenticator: Sendable {
     private let state: Mutex<State>
     /// The peer whose credential hashes to the given hex SHA-256, if any.
     private let peerForKeyHash: @Sendable (String) -> String?
+    /// Dashboard sessions; nil where there is no dashboard.
+    public let sessions: DashboardSessions?
 
-    public init(auth: LoopsyConfig.Auth, configPath: String?, logger: Logger,
+    public init(auth: LoopsyConfig.Auth, configPath: String?, logger: Logger, sessions: DashboardSessions? = nil,
                 peerForKeyHash: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.configPath = configPath
+        self.sessions = sessions
         self.logger = logger
         self.peerForKeyHash = peerForKeyHash
         state = Mutex(State(keys: Self.keys(from: auth), stamp: configPath.flatMap(SecureFile.changeStamp),
@@ -67,6 +76,19 @@ public final class Authenticator: Sendable {
     /// The hex SHA-256 under which peer credentials are stored.
     public static func keyHash(_ key: String) -> String {
         Hex.encode(SHA256.hash(data: Array(key.utf8)))
+    }
+
+    /// The caller of a request: its Authorization header if it has one, else its dashboard
+    /// session cookie (CSRF-checked), else the 401 that says how to authenticate.
+    public func authenticate(_ request: HTTPRequest) -> Result<Caller, APIError> {
+        let authorization = request.header("authorization")
+        if authorization == nil, let sessions,
+           let result = sessions.authenticate(method: request.method, cookie: request.header("cookie"),
+                                              csrfToken: request.header("x-csrf-token"),
+                                              fetchSite: request.header("sec-fetch-site")) {
+            return result.map { _ in .dashboard }
+        }
+        return authenticate(authorization: authorization, nodeId: request.header("x-loopsy-node-id"))
     }
 
     /// The caller for an Authorization header, or the 401/403 to answer. `nodeId` is what the

@@ -1,3 +1,6 @@
+import LoopsyAPI
+import LoopsyHTTP
+
 /// DNS-rebinding and cross-site defence: a request must name this node in `Host`, and a browser
 /// request may only come from the same origin.
 ///
@@ -34,6 +37,18 @@ public struct HostPolicy: Sendable {
         var host = Self.hostName(hostHeader)
         if host.utf8.last == UInt8(ascii: ".") { host = String(host.dropLast()) }
         return Self.isIPLiteral(host) || names.contains(host) || host.hasSuffix(".localhost")
+    }
+
+    /// Host and Origin of a request, or the 403 that refuses it.
+    public func check(_ request: HTTPRequest) throws {
+        let host = request.header("host")
+        guard allows(host: host) else {
+            throw APIError.forbidden("Host '\(host ?? "")' does not name this node; use its IP address or localhost",
+                                     code: "host_forbidden")
+        }
+        guard allows(origin: request.header("origin"), host: host) else {
+            throw APIError.forbidden("cross-origin requests are refused", code: "origin_forbidden")
+        }
     }
 
     /// A browser's Origin must be exactly this request's own origin.

@@ -178,6 +178,15 @@ public enum Schemas {
         ], required: ["id", "time", "requestId", "caller", "method", "path", "status", "durationMs", "remote"])),
         ("AuditList", object([("entries", ["type": "array", "items": ref("AuditEntry")])], required: ["entries"])),
         ("OpenAPIDocument", ["type": "object"]),
+        ("DashboardLogin", ["type": "object", "properties": ["apiKey": string, "token": string],
+                            "description": "apiKey or token"]),
+        ("DashboardNode", object([("name", string), ("base", string), ("nodeId", nullableString),
+                                  ("reachable", boolean)], required: ["name", "base", "reachable"])),
+        ("DashboardSession", object([
+            ("csrfToken", string), ("mode", ["type": "string", "enum": ["daemon", "standalone"]]),
+            ("nodes", ["type": "array", "items": ref("DashboardNode")]),
+        ], required: ["csrfToken", "mode", "nodes"])),
+        ("DashboardLink", object([("path", string), ("expiresIn", integer)], required: ["path", "expiresIn"])),
         ("ExecuteRequest", object([
             ("command", ["type": "string", "minLength": 1, "description": "program name (looked up in the daemon's PATH) or path"]),
             ("args", ["type": "array", "items": string]),

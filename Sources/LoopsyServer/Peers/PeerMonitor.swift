@@ -19,9 +19,11 @@ public final class PeerMonitor: Sendable {
     /// Wakes the loop early (a peer was added or seen).
     private let wakeups = DispatchSemaphore(value: 0)
     private let onlineListeners = Mutex<[@Sendable (String) -> Void]>([])
+    private let events: EventHub?
 
-    init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger) {
+    init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger, events: EventHub? = nil) {
         self.service = service
+        self.events = events
         self.interval = interval
         self.offlineAfter = offlineAfter
         self.logger = logger
@@ -91,6 +93,7 @@ public final class PeerMonitor: Sendable {
         if change.before != change.after {
             logger.info("peer \(record.info.name) (\(record.nodeId)) is \(change.after)"
                 + (failure.map { ": \($0)" } ?? ""))
+            events?.publish("peers", detail: ["nodeId": record.nodeId, "status": change.after])
             if change.after == "online" { for listener in onlineListeners.withLock({ $0 }) { listener(record.nodeId) } }
         }
     }

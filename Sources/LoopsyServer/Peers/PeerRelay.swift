@@ -47,24 +47,46 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         if fd >= 0 { _ = Glibc.close(fd) }
     }
 
+    /// Where a relay goes: a daemon's base URL, the headers that authenticate there, the TLS
+    /// pin, and how its failures read.
+    struct Target: Sendable {
+        var name: String
+        var baseURL: String
+        var headers: [String: String]
+        var pin: String?
+        var describe: @Sendable (any Error, String) -> APIError
+    }
+
     /// Starts relaying `method path?query` to the peer. A body, if any, is fed through
     /// `consume` and ended with `endBody`.
     static func start(service: PeerService, record: PeerRecord, method: String, path: String, query: String,
                       headers: [String: String], hasBody: Bool) throws -> PeerRelay {
         let endpoint = try service.endpoint(for: record)
-        guard endpoint.apiKey != nil else {
+        guard let apiKey = endpoint.apiKey else {
             throw APIError.conflict("this node holds no key for peer \(record.info.name), so it cannot call it; add it "
                 + "with one of its keys (`loopsy peers add \(record.info.address) --key-stdin`) or pair with it",
                                     code: "peer_without_key")
         }
+        let target = Target(
+            name: "peer \(record.info.name)", baseURL: endpoint.baseURL,
+            headers: ["X-Loopsy-Node-Id": service.local.identity.nodeId, "Authorization": "Bearer \(apiKey)"],
+            pin: endpoint.pin,
+            describe: { error, context in
+                service.apiError(ClientError.from(error, baseURL: endpoint.baseURL), calling: record, context: context)
+            })
+        return try start(target, method: method, path: path, query: query, headers: headers, hasBody: hasBody)
+    }
+
+    /// Starts relaying `method /api/v1/path?query` to `target`.
+    static func start(_ target: Target, method: String, path: String, query: String, headers: [String: String],
+                      hasBody: Bool) throws -> PeerRelay {
         var fds: [Int32] = [0, 0]
         guard cposix_pipe_cloexec(&fds) == 0 else { throw APIError.internalError(requestId: "pipe") }
         let relay = PeerRelay(pipe: (fds[0], fds[1]))
-        var outgoing: [String: String] = ["X-Loopsy-Node-Id": service.local.identity.nodeId]
+        var outgoing = target.headers
         for name in forwardedHeaders { if let value = headers[name] { outgoing[name] = value } }
-        if let apiKey = endpoint.apiKey { outgoing["Authorization"] = "Bearer \(apiKey)" }
-        let url = endpoint.baseURL + "/api/v1/" + path + (query.isEmpty ? "" : "?" + query)
-        var http = CurlHTTPClient(timeoutSeconds: 0, pinnedPublicKey: endpoint.pin)
+        let url = target.baseURL + "/api/v1/" + path + (query.isEmpty ? "" : "?" + query)
+        var http = CurlHTTPClient(timeoutSeconds: 0, pinnedPublicKey: target.pin)
         http.connectTimeoutSeconds = 5
         relay.stream.onClose { [weak relay] in relay?.cancel() }
         let bodyLength = headers["transfer-encoding"] == nil ? headers["content-length"].flatMap(Int64.init) : nil
@@ -77,21 +99,40 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
                     onHead: { status, headers in relay.answer(status: status, headers: headers) },
                     onData: { relay.forward($0) })
                 if !relay.answered.load(ordering: .acquiring) {
-                    relay.fail(APIError.badGateway("peer \(record.info.name) closed the connection without answering"))
+                    relay.fail(APIError.badGateway("\(target.name) closed the connection without answering"))
                 }
                 relay.stream.finish()
             } catch {
                 if relay.answered.load(ordering: .acquiring) {
                     relay.stream.abort()
                 } else if !relay.cancelled.load(ordering: .relaxed) {
-                    relay.fail(service.apiError(ClientError.from(error, baseURL: endpoint.baseURL), calling: record,
-                                                context: "\(method) /\(path)"))
+                    relay.fail(target.describe(error, "\(method) /\(path)"))
                 }
             }
             // An uploader still writing gets EPIPE instead of waiting on a pipe nobody reads.
             Self.close(relay.bodyRead)
         }
         return relay
+    }
+
+    /// The API path after a relay prefix must be a plain one: no empty, `.` or `..` segments,
+    /// and, between nodes, no second hop.
+    static func checkPath(_ path: String, allowPeerHop: Bool = false) throws {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+              allowPeerHop || !path.hasPrefix("peers/") else {
+            throw APIError.badRequest("the path after the relay prefix must be an API path like execute or "
+                + "context/key", code: "bad_path")
+        }
+    }
+
+    /// A decoded query, encoded again for the relayed request.
+    static func encodedQuery(_ query: [String: String]) -> String {
+        var encoded = ""
+        for (name, value) in query.sorted(by: { $0.key < $1.key }) {
+            encoded += (encoded.isEmpty ? "" : "&") + PathEncoding.segment(name) + "=" + PathEncoding.segment(value)
+        }
+        return encoded
     }
 
     // MARK: Request body (MHD's thread → pipe → curl's thread)

@@ -79,6 +79,14 @@ public enum Routes {
                 "putContext", "Create or replace an entry", tag: "context", requestBody: Schemas.ref("ContextPut"),
                 responses: [.ok(Schemas.ref("ContextEntry")), .error(409, "Entry limit reached"),
                             .error(507, "Disk full")]), ContextHandlers.put),
+            Route(.get, "/api/v1/events", doc: OperationDoc(
+                "events", "Server-Sent Events: a `change` event naming the area (context, messages, peers, ai-tasks, "
+                    + "execute, transfer, pair) each time something changes here; for live views. Owner only",
+                tag: "system",
+                responses: [OperationDoc.Response(status: 200, description: "ready, then change events",
+                                                  schema: ["type": "string"], contentType: "text/event-stream"),
+                            .error(403, "Only this node's own key may watch"),
+                            .error(503, "Too many watchers")]), SystemHandlers.events),
             Route(.post, "/api/v1/execute", category: .execute, maxBody: 1 << 20, doc: OperationDoc(
                 "execute", "Run a program (argv, no shell) and return its result when it ends", tag: "execute",
                 requestBody: Schemas.ref("ExecuteRequest"),
@@ -250,8 +258,47 @@ public enum Routes {
                     responses: [.ok(Schemas.ref("PushResult")), .error(409, "Destination exists"),
                                 .error(413, "Larger than transfer.maxFileSize"), .error(415, "Not multipart/form-data"),
                                 .error(422, "SHA-256 mismatch"), .error(507, "Disk full")]), TransferHandlers.push),
-        ]
+        ] + dashboard
     }
+
+    /// The web dashboard: its files need no credentials; login exchanges the API key (or a
+    /// one-time link) for a session cookie; the page then calls the API above with that cookie.
+    private static let dashboard: [Route] = {
+        func page(_ path: String, _ id: String, _ summary: String, _ type: String) -> Route {
+            Route(.get, path, access: .open, doc: OperationDoc(
+                id, summary, tag: "dashboard",
+                responses: [OperationDoc.Response(status: 200, description: summary, schema: ["type": "string"],
+                                                  contentType: type)]), DashboardHandlers.asset)
+        }
+        return [
+            Route(.get, "/dashboard", access: .open, doc: OperationDoc(
+                "dashboardRedirect", "Redirects to /dashboard/", tag: "dashboard",
+                responses: [OperationDoc.Response(status: 308, description: "To /dashboard/", schema: nil)]),
+                  DashboardHandlers.redirect),
+            page("/dashboard/", "dashboardPage", "The dashboard page", "text/html"),
+            Route(.post, "/dashboard/api/link", doc: OperationDoc(
+                "dashboardLink", "A one-time login link for this dashboard (owner key only)", tag: "dashboard",
+                responses: [OperationDoc.Response(status: 201, description: "The link's path, with the token in its "
+                    + "fragment", schema: Schemas.ref("DashboardLink"))]), DashboardHandlers.link),
+            Route(.post, "/dashboard/api/login", access: .open, category: .pairing, maxBody: 4096, doc: OperationDoc(
+                "dashboardLogin", "Exchange the API key or a one-time link token for a session cookie (HttpOnly, "
+                    + "SameSite=Strict); only over loopback or HTTPS", tag: "dashboard",
+                requestBody: Schemas.ref("DashboardLogin"),
+                responses: [.ok(Schemas.ref("DashboardSession")), .error(403, "Wrong key, spent link, or plain HTTP "
+                    + "from another machine"), .error(429, "rateLimits.pairing attempts per minute used")]),
+                  DashboardHandlers.login),
+            Route(.post, "/dashboard/api/logout", doc: OperationDoc(
+                "dashboardLogout", "End the session and clear its cookie", tag: "dashboard",
+                responses: [.ok(Schemas.ref("Deleted"))]), DashboardHandlers.logout),
+            Route(.get, "/dashboard/api/session", doc: OperationDoc(
+                "dashboardSession", "The cookie's session: its CSRF token and the nodes the page drives",
+                tag: "dashboard", responses: [.ok(Schemas.ref("DashboardSession")),
+                                              .error(401, "No valid session cookie")]), DashboardHandlers.session),
+            page("/dashboard/app.css", "dashboardStyles", "The dashboard's styles", "text/css"),
+            page("/dashboard/app.js", "dashboardScript", "The dashboard's script", "text/javascript"),
+            page("/dashboard/icon.svg", "dashboardIcon", "The dashboard's icon", "image/svg+xml"),
+        ]
+    }()
 
     private static func openAPI(_ context: RequestContext) throws -> HTTPResponse {
         try .json(OpenAPIDocument.build(routes: table(config: context.node.config)))

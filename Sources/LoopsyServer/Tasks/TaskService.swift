@@ -45,8 +45,11 @@ public final class TaskService: Sendable {
         }
     }
 
-    init(pool: DatabasePool, config: LoopsyConfig.AITasks, dataDir: DataDir, logger: Logger) {
+    private let events: EventHub?
+
+    init(pool: DatabasePool, config: LoopsyConfig.AITasks, dataDir: DataDir, logger: Logger, events: EventHub? = nil) {
         store = TaskStore(pool: pool)
+        self.events = events
         self.config = config
         self.dataDir = dataDir
         self.logger = logger
@@ -301,6 +304,10 @@ public final class TaskService: Sendable {
                 state.subscribers.removeValue(forKey: key)
             }
         }
+        // Live views hear of what needs a person, and of the end.
+        if ["permission_request", "permission_decision", "result"].contains(type) {
+            events?.publish("ai-tasks", detail: ["id": task.id, "event": type])
+        }
     }
 
     static func compact(_ value: JSONValue) -> String {
@@ -336,6 +343,7 @@ public final class TaskService: Sendable {
         try? store.update(task.id, state: state, finishedAt: Clock.nowMillis(), exitCode: exitCode, error: error)
         removeSettings(task.id)
         _ = tasks.withLock { $0.removeValue(forKey: task.id) }
+        events?.publish("ai-tasks", detail: ["id": task.id, "state": state])
         let streams = task.state.withLock { state -> [HTTPStream] in
             state.finished = true
             defer { state.subscribers.removeAll() }

@@ -1,0 +1,185 @@
+import LoopsyAPI
+import LoopsyClient
+import LoopsyConfig
+import LoopsyHTTP
+import LoopsyStore
+
+/// `loopsy dashboard`: the dashboard on its own port (127.0.0.1:19540 by default), driving every
+/// local node — the main one and each `loopsy session` — through `/nodes/<name>/api/v1/…`,
+/// which it relays to that node's daemon with that node's key. The browser never holds a key:
+/// it holds a session cookie of this process, and CSRF, Host and Origin are checked as loopsyd
+/// checks them.
+public final class DashboardGateway: HTTPHandler, Sendable {
+    public let sessions: DashboardSessions
+    private let main: DataDir
+    private let hostPolicy = HostPolicy(hostnames: [Programs.hostname()])
+    /// Failed and successful logins alike, per address: keys are not for guessing.
+    private let loginLimiter: RateLimiter
+    private let logger: Logger
+
+    public init(main: DataDir, loginsPerMinute: Int, logger: Logger) {
+        self.main = main
+        self.logger = logger
+        sessions = DashboardSessions(cookieName: "loopsy_dashboard")
+        loginLimiter = RateLimiter(perMinute: [.pairing: loginsPerMinute])
+    }
+
+    // MARK: Local nodes
+
+    private struct LocalNode {
+        var info: DashboardNode
+        var target: PeerRelay.Target?
+        var apiKey: String?
+    }
+
+    /// The main node and every session, read fresh each time (sessions come and go).
+    private func localNodes() -> [LocalNode] {
+        let directory = SessionDirectory(main: main)
+        var nodes = [node(named: "main", dataDir: main)]
+        for name in directory.names() { nodes.append(node(named: name, dataDir: directory.dataDir(name))) }
+        return nodes
+    }
+
+    private func node(named name: String, dataDir: DataDir) -> LocalNode {
+        let base = "/nodes/\(name)/api/v1"
+        guard let config = try? ConfigFile.load(dataDir).config else {
+            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nil, reachable: false))
+        }
+        let nodeId = (try? NodeIdentity.load(from: dataDir.identityKeyFile))?.nodeId
+        let running = dataDir.runningDaemonPid() != nil
+        let port = LoopsyClient.localPort(dataDir, config: config)
+        let baseURL = "http://127.0.0.1:\(port)"
+        let target = PeerRelay.Target(
+            name: "local node \(name)", baseURL: baseURL, headers: ["Authorization": "Bearer " + config.auth.apiKey],
+            pin: nil,
+            describe: { error, _ in
+                APIError.badGateway("local node \(name) does not answer at \(baseURL) (\(error)); start it with "
+                    + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: "node_unreachable")
+            })
+        return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: running),
+                         target: target, apiKey: config.auth.apiKey)
+    }
+
+    /// A one-time login link's token.
+    public func makeLink() -> String { sessions.makeLink() }
+
+    // MARK: HTTPHandler
+
+    public func plan(for head: HTTPRequestHead) -> BodyPlan {
+        let declared = head.headers["content-length"].flatMap(Int.init) ?? 0
+        guard declared > 0 || head.headers["transfer-encoding"] != nil, head.rawPath.hasPrefix("/nodes/") else {
+            return .buffer(limit: 64 * 1024)
+        }
+        // A relayed body (an upload) streams through: every check happens before its first byte.
+        let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
+                                  remoteAddress: head.remoteAddress, secure: head.secure)
+        do {
+            return .stream(try startRelay(request, hasBody: true))
+        } catch {
+            var response = finish(.error(error as? APIError ?? .internalError(requestId: "gateway")))
+            response.setHeader("Connection", "close")
+            return .respond(response)
+        }
+    }
+
+    public func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse {
+        finish(.error(.payloadTooLarge("request body is larger than the \(limit) bytes this path accepts")))
+    }
+
+    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        do {
+            return finish(try respond(request))
+        } catch let error as APIError {
+            return finish(.error(error))
+        } catch {
+            logger.error("dashboard: \(request.method) \(request.rawPath) failed: \(error)")
+            return finish(.error(.internalError(requestId: "gateway")))
+        }
+    }
+
+    private func respond(_ request: HTTPRequest) throws -> HTTPResponse {
+        if let relay = request.bodySink as? PeerRelay {
+            relay.endBody()
+            return relay.response()
+        }
+        try hostPolicy.check(request)
+        let path = request.rawPath
+        switch (request.method, path) {
+        case ("GET", "/"), ("GET", "/dashboard"):
+            return DashboardWeb.redirectToIndex()
+        case ("GET", _) where DashboardWeb.assets[path] != nil:
+            return DashboardWeb.asset(path)!
+        case ("POST", "/dashboard/api/login"):
+            if let retry = loginLimiter.take(caller: request.remoteAddress, category: .pairing) {
+                throw APIError.tooManyRequests("too many login attempts; retry in \(retry) s", retryAfter: retry)
+            }
+            let nodes = localNodes()
+            guard let mainKey = nodes.first?.apiKey else {
+                throw APIError.conflict("no config at \(main.configFile); run `loopsy init` first", code: "not_initialised")
+            }
+            return try DashboardWeb.login(request, sessions: sessions, mode: "standalone", nodes: nodes.map(\.info)) {
+                Secrets.equal($0, mainKey)
+            }
+        default:
+            break
+        }
+        // Everything else needs a session.
+        _ = try authenticate(request)
+        switch (request.method, path) {
+        case ("POST", "/dashboard/api/logout"):
+            return try DashboardWeb.logout(request, sessions: sessions)
+        case ("GET", "/dashboard/api/session"):
+            return try DashboardWeb.session(request, sessions: sessions, mode: "standalone",
+                                            nodes: localNodes().map(\.info))
+        case (_, _) where path.hasPrefix("/nodes/"):
+            let relay = try startRelay(request, hasBody: false)
+            relay.endBody()
+            return relay.response()
+        default:
+            throw APIError.notFound("\(request.method) \(path)")
+        }
+    }
+
+    private func authenticate(_ request: HTTPRequest) throws -> DashboardSessions.Session {
+        guard let result = sessions.authenticate(method: request.method, cookie: request.header("cookie"),
+                                                 csrfToken: request.header("x-csrf-token"),
+                                                 fetchSite: request.header("sec-fetch-site")) else {
+            throw APIError.unauthorized("log in first: open the link `loopsy dashboard` printed, or log in with the "
+                + "API key at /dashboard/")
+        }
+        return try result.get()
+    }
+
+    /// `/nodes/<name>/api/v1/<path>` → that node's daemon.
+    private func startRelay(_ request: HTTPRequest, hasBody: Bool) throws -> PeerRelay {
+        try hostPolicy.check(request)
+        _ = try authenticate(request)
+        let parts = request.rawPath.split(separator: "/", maxSplits: 4, omittingEmptySubsequences: false)
+        // ["", "nodes", name, "api", "v1/rest"]
+        guard parts.count == 5, parts[3] == "api", parts[4].hasPrefix("v1/") else {
+            throw APIError.notFound("\(request.method) \(request.rawPath)")
+        }
+        let name = String(parts[2])
+        let rest = String(parts[4].dropFirst(3))
+        // The node may relay on to one of its peers: that is its own single hop.
+        try PeerRelay.checkPath(rest, allowPeerHop: true)
+        guard let node = localNodes().first(where: { $0.info.name == name }), let target = node.target else {
+            throw APIError.notFound("local node '\(name)' (see `loopsy session list`)")
+        }
+        return try PeerRelay.start(target, method: request.method, path: rest,
+                                   query: PeerRelay.encodedQuery(request.query), headers: request.headers,
+                                   hasBody: hasBody)
+    }
+
+    /// Headers every answer gets; relayed answers get them when they arrive.
+    private func finish(_ response: HTTPResponse) -> HTTPResponse {
+        if let deferred = response.deferred {
+            deferred.finalize { [self] in finish($0) }
+            return response
+        }
+        var response = response
+        response.headers.append(("Cache-Control", "no-store"))
+        response.headers.append(("X-Content-Type-Options", "nosniff"))
+        return response
+    }
+}

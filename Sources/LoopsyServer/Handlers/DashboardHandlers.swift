@@ -1,0 +1,49 @@
+import LoopsyAPI
+import LoopsyHTTP
+
+/// The dashboard as loopsyd serves it under /dashboard: static files (no auth), login and
+/// logout (a session cookie), and the page's session. Everything else it does goes through
+/// the ordinary API with that cookie, CSRF-checked by the dispatcher.
+public enum DashboardHandlers {
+    static func redirect(_ context: RequestContext) throws -> HTTPResponse { DashboardWeb.redirectToIndex() }
+
+    static func asset(_ context: RequestContext) throws -> HTTPResponse {
+        guard let response = DashboardWeb.asset(context.request.rawPath) else {
+            throw APIError.notFound("dashboard file \(context.request.rawPath)")
+        }
+        return response
+    }
+
+    /// The daemon's dashboard drives this one daemon (and its peers through it).
+    private static func nodes(_ context: RequestContext) -> [DashboardNode] {
+        [DashboardNode(name: context.node.hostname, base: "/api/v1", nodeId: context.node.identity.nodeId,
+                       reachable: true)]
+    }
+
+    static func login(_ context: RequestContext) throws -> HTTPResponse {
+        try DashboardWeb.login(context.request, sessions: context.node.dashboard, mode: "daemon",
+                               nodes: nodes(context)) { key in
+            // Only the node's own key: the dashboard acts as the owner.
+            (try? context.node.authenticator.authenticate(authorization: "Bearer " + key).get())?.id == "local"
+        }
+    }
+
+    static func logout(_ context: RequestContext) throws -> HTTPResponse {
+        try DashboardWeb.logout(context.request, sessions: context.node.dashboard)
+    }
+
+    static func session(_ context: RequestContext) throws -> HTTPResponse {
+        try DashboardWeb.session(context.request, sessions: context.node.dashboard, mode: "daemon",
+                                 nodes: nodes(context))
+    }
+
+    /// A one-time login link for this daemon's dashboard (`loopsy dashboard --link`).
+    static func link(_ context: RequestContext) throws -> HTTPResponse {
+        guard context.caller.id == "local" else {
+            throw APIError.forbidden("only this node's own key may make dashboard login links", code: "forbidden")
+        }
+        let token = context.node.dashboard.makeLink()
+        return try .json(DashboardLinkResponse(path: "/dashboard/#login=" + token,
+                                               expiresIn: Int(context.node.dashboard.linkSeconds)), status: 201)
+    }
+}

@@ -1,0 +1,203 @@
+"""The dashboard in a real browser against real daemons: log in, every page shows real data,
+one action per page works, log out. Screenshots of each page are saved as artifacts."""
+import json
+import subprocess
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from conftest import screenshot, settle, wait
+
+
+def visible(driver, element_id):
+    return driver.find_element(By.ID, element_id).is_displayed()
+
+
+def text(driver, element_id):
+    return driver.find_element(By.ID, element_id).text
+
+
+def go(driver, page):
+    driver.find_element(By.CSS_SELECTOR, f'nav a[data-page="{page}"]').click()
+    wait(driver, lambda d: visible(d, "page-" + page), message=f"page {page} did not open")
+
+
+def fill(driver, element_id, value):
+    field = driver.find_element(By.ID, element_id)
+    field.clear()
+    field.send_keys(value)
+
+
+def rows(driver, table_id):
+    """Row texts, read in one step (live updates re-render tables under the test's feet)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#' + arguments[0] + ' tbody tr')].map(r => r.innerText)", table_id)
+
+
+def names(driver, table_id):
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#' + arguments[0] + ' tbody tr td:first-child')].map(c => c.innerText)",
+        table_id)
+
+
+def api(fleet, method, path, port=None, key=None, body=None):
+    args = ["curl", "-s", "-X", method, "-H", f"Authorization: Bearer {key or fleet.key}",
+            f"http://127.0.0.1:{port or fleet.port}{path}"]
+    if body is not None:
+        args[4:4] = ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    return json.loads(subprocess.run(args, capture_output=True, text=True, timeout=30).stdout)
+
+
+def fetch_status(driver, path):
+    """What the page's own origin gets for `path` now (the cookie goes along)."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => done(r.status), e => done(String(e)));", path)
+
+
+def test_standalone_dashboard_drives_every_local_node(fleet, browser):
+    fleet.run("session", "start", "alpha")
+    link = fleet.start_gateway()
+
+    # The one-time link logs in, and leaves the address bar at once.
+    browser.get(link)
+    wait(browser, lambda d: visible(d, "app"), message="the link did not log in")
+    assert "login=" not in browser.current_url
+    cookie = next(c for c in browser.get_cookies() if c["name"] == "loopsy_dashboard")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # Overview: both local nodes with their live status, and the peers they know.
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#overview-nodes .card")) == 2
+         and "dash-main" in text(d, "overview-nodes") and "alpha" in text(d, "overview-nodes")
+         and "online" in text(d, "overview-nodes"), message="overview did not show both nodes")
+    wait(browser, lambda d: any("alpha" in row for row in rows(d, "overview-peers")))
+    assert "1 online of 1" in text(browser, "overview-nodes")
+    screenshot(browser, "overview")
+
+    # Peers: each machine once, although both local nodes know each other.
+    go(browser, "peers")
+    wait(browser, lambda d: len(rows(d, "peers-table")) == 2 and "online" in text(d, "peers-table"))
+    peer_names = names(browser, "peers-table")
+    assert len(peer_names) == 2 and "dash-main" in peer_names and any(name.endswith("alpha") for name in peer_names)
+    screenshot(browser, "peers")
+
+    # Context: set a key with a TTL through the form; the daemon has it; the prefix filter finds it.
+    go(browser, "context")
+    fill(browser, "context-key", "dash:greeting")
+    fill(browser, "context-value", "hello from chromium")
+    fill(browser, "context-ttl", "600")
+    browser.find_element(By.CSS_SELECTOR, "#context-form button[type=submit]").click()
+    wait(browser, lambda d: any("dash:greeting" in row for row in rows(d, "context-table")))
+    entry = api(fleet, "GET", "/api/v1/context/dash%3Agreeting")
+    assert entry["value"] == "hello from chromium" and entry["ttl"] == 600
+    row = next(row for row in rows(browser, "context-table") if "dash:greeting" in row)
+    assert "min" in row or " s" in row, f"TTL left not shown: {row}"
+    api(fleet, "PUT", "/api/v1/context/other", body={"value": "not matching"})
+    wait(browser, lambda d: any("other" in row for row in rows(d, "context-table")), message="no live update")
+    fill(browser, "context-prefix", "dash:")
+    browser.find_element(By.CSS_SELECTOR, "#context-filter button").click()
+    wait(browser, lambda d: not any("not matching" in row for row in rows(d, "context-table")))
+    assert any("dash:greeting" in row for row in rows(browser, "context-table"))
+    screenshot(browser, "context")
+
+    # Messages: main writes to alpha; alpha's inbox has it; alpha acks; main's outbox says acked.
+    go(browser, "messages")
+    wait(browser, lambda d: len(Select(d.find_element(By.ID, "message-to")).options) >= 1)
+    Select(browser.find_element(By.ID, "message-to")).select_by_index(0)
+    fill(browser, "message-body", "hi alpha, from the dashboard")
+    browser.find_element(By.CSS_SELECTOR, "#message-form button[type=submit]").click()
+    wait(browser, lambda d: any("hi alpha" in row and "delivered" in row for row in rows(d, "outbox-table")),
+         message="the outbox never said delivered")
+    Select(browser.find_element(By.ID, "node-select")).select_by_visible_text("alpha")
+    wait(browser, lambda d: any("hi alpha" in row for row in rows(d, "inbox-table")))
+    browser.find_element(By.CSS_SELECTOR, "#inbox-table button[aria-label^='Acknowledge']").click()
+    wait(browser, lambda d: any("hi alpha" in row and "acked" in row for row in rows(d, "inbox-table")))
+    screenshot(browser, "messages-alpha")
+    Select(browser.find_element(By.ID, "node-select")).select_by_visible_text("main")
+    wait(browser, lambda d: any("hi alpha" in row and "acked" in row for row in rows(d, "outbox-table")),
+         message="the ack never reached main's outbox")
+    screenshot(browser, "messages")
+
+    # AI tasks: dispatch to main; the fake claude asks to use Bash; approve it; it completes.
+    go(browser, "tasks")
+    wait(browser, lambda d: len(Select(d.find_element(By.ID, "task-target")).options) >= 2)
+    Select(browser.find_element(By.ID, "task-target")).select_by_visible_text("main (local)")
+    fill(browser, "task-prompt", "please use-tool and report")
+    browser.find_element(By.CSS_SELECTOR, "#task-form button[type=submit]").click()
+    wait(browser, lambda d: "Claude asks to use Bash" in text(d, "task-approvals"),
+         message="the permission request never showed")
+    assert "echo hi" in text(browser, "task-approvals")
+    screenshot(browser, "tasks-approval")
+    browser.find_element(By.XPATH, "//div[@id='task-approvals']//button[text()='Approve']").click()
+    wait(browser, lambda d: "The command ran." in text(d, "task-stream"), message="the task never ran the tool")
+    wait(browser, lambda d: "completed" in text(d, "task-state"))
+    wait(browser, lambda d: any("completed" in row for row in rows(d, "tasks-table")))
+    screenshot(browser, "tasks")
+
+    # Terminal: a command on the alpha session, streamed.
+    go(browser, "terminal")
+    wait(browser, lambda d: len(Select(d.find_element(By.ID, "terminal-target")).options) >= 2)
+    Select(browser.find_element(By.ID, "terminal-target")).select_by_visible_text("alpha (local)")
+    fill(browser, "terminal-command", "echo 'hello from the terminal'")
+    browser.find_element(By.ID, "terminal-run").click()
+    wait(browser, lambda d: "hello from the terminal" in text(d, "terminal-output")
+         and "exit code 0" in text(d, "terminal-status"), message="the command output never arrived")
+    screenshot(browser, "terminal")
+
+    # A phone-sized screen: nothing wider than the screen, every page link reachable.
+    browser.set_window_size(390, 844)
+    go(browser, "overview")
+    settle()
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 392
+    assert all(link.is_displayed() for link in browser.find_elements(By.CSS_SELECTOR, "nav a"))
+    screenshot(browser, "overview-phone")
+    browser.set_window_size(1280, 1000)
+
+    # Log out: the login form is back, and the old session opens nothing.
+    browser.find_element(By.ID, "logout").click()
+    wait(browser, lambda d: visible(d, "login") and not visible(d, "app"))
+    assert fetch_status(browser, "/dashboard/api/session") == 401
+    assert fetch_status(browser, "/nodes/main/api/v1/status") == 401
+    screenshot(browser, "logged-out")
+
+
+def test_daemon_dashboard_logs_in_with_the_key_and_runs_commands_on_a_peer(fleet, browser):
+    fleet.run("session", "start", "beta")
+    browser.get(fleet.base + "/dashboard/")
+    wait(browser, lambda d: visible(d, "login"))
+    screenshot(browser, "login")
+
+    # A wrong key is refused with a message; the right one logs in.
+    fill(browser, "login-key", "0" * 64)
+    browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    wait(browser, lambda d: "not this node's API key" in text(d, "login-error"))
+    fill(browser, "login-key", fleet.key)
+    browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    wait(browser, lambda d: visible(d, "app") and "dash-main" in text(d, "overview-nodes"))
+    cookies = [c for c in browser.get_cookies() if c["name"].startswith("loopsy_")]
+    assert cookies and all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
+    assert fleet.key not in json.dumps(browser.get_cookies())
+    # The key is not kept anywhere the page's script can read.
+    assert fleet.key not in browser.execute_script(
+        "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
+
+    # A reload keeps the session (the page asks for its CSRF token again).
+    browser.refresh()
+    wait(browser, lambda d: visible(d, "app") and "dash-main" in text(d, "overview-nodes"))
+    screenshot(browser, "daemon-overview")
+
+    # The Terminal reaches the peer through this daemon's forwarding.
+    go(browser, "terminal")
+    wait(browser, lambda d: any("(peer" in o.text for o in Select(d.find_element(By.ID, "terminal-target")).options))
+    target = Select(browser.find_element(By.ID, "terminal-target"))
+    target.select_by_visible_text(next(o.text for o in target.options if "beta" in o.text and "(peer" in o.text))
+    fill(browser, "terminal-command", "uname -n")
+    browser.find_element(By.ID, "terminal-run").click()
+    wait(browser, lambda d: "exit code 0" in text(d, "terminal-status"), message="the relayed command never finished")
+    assert text(browser, "terminal-output").strip().splitlines()[-1] == subprocess.run(
+        ["uname", "-n"], capture_output=True, text=True).stdout.strip()
+    screenshot(browser, "daemon-terminal")
+
+    browser.find_element(By.ID, "logout").click()
+    wait(browser, lambda d: visible(d, "login"))
+    assert fetch_status(browser, "/api/v1/status") == 401
