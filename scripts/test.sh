@@ -47,6 +47,10 @@ python_suite() {
 loopsy_log "MCP tests (Python mcp SDK)"
 python_suite mcp Tests/MCP
 
+# schemathesis: every check on every operation of the daemon's OpenAPI document, fixed seed.
+loopsy_log "API property tests (schemathesis)"
+python_suite api Tests/API
+
 # The dashboard in Debian's chromium driven by Selenium; screenshots land in
 # .build/test-artifacts/dashboard.
 loopsy_log "dashboard tests (chromium + selenium)"

@@ -130,6 +130,32 @@ import Testing
         }
         #expect(Set(allowed) == ["GET", "PUT", "DELETE"])
     }
+
+    /// Found by schemathesis: `/execute/jobs` also matched `DELETE /execute/{jobId}`, so its Allow
+    /// header listed a method the document does not give it. A literal segment now wins.
+    @Test func aLiteralSegmentBeatsAParameter() {
+        guard case .wrongMethod(let allowed) = router.match(method: "DELETE", rawPath: "/api/v1/execute/jobs") else {
+            Issue.record("DELETE /execute/jobs must not cancel a job named 'jobs'")
+            return
+        }
+        #expect(allowed == ["GET"])
+        if case .wrongMethod(let methods) = router.match(method: "GET", rawPath: "/api/v1/context/broadcast") {
+            #expect(methods == ["POST"])
+        } else {
+            Issue.record("GET /context/broadcast is the broadcast route's, not the key 'broadcast'")
+        }
+        guard case .found(let route, let parameters) = router.match(method: "DELETE", rawPath: "/api/v1/execute/job_1")
+        else {
+            Issue.record("expected the cancel route")
+            return
+        }
+        #expect(route.pattern == "/api/v1/execute/{jobId}" && parameters["jobId"] == "job_1")
+        if case .found(let route, _) = router.match(method: "GET", rawPath: "/api/v1/execute/jobs") {
+            #expect(route.pattern == "/api/v1/execute/jobs")
+        } else {
+            Issue.record("expected the job list")
+        }
+    }
 }
 
 @Suite struct HostPolicyTests {

@@ -43,8 +43,9 @@ public enum OpenAPIDocument {
             }
             let name = String(segment.dropFirst().dropLast())
             var schema: [(String, JSONValue)] = [("type", "string"), ("minLength", 1), ("maxLength", 512)]
-            // Context keys refuse control characters (ContextHandlers.validKey).
-            if name == "key" { schema.append(("pattern", "^[^\\u0000-\\u001F\\u007F]+$")) }
+            // Context keys refuse control characters (ContextHandlers.validKey); "broadcast" is the
+            // literal route /context/broadcast, which wins over the parameter.
+            if name == "key" { schema.append(("pattern", "^(?!broadcast$)[^\\u0000-\\u001F\\u007F]+$")) }
             parameters.append(["name": .string(name), "in": "path", "required": true, "schema": .object(schema)])
         }
         for parameter in doc.query {

@@ -3,8 +3,29 @@ import LoopsyAPI
 public enum Schemas {
     public static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
 
+    /// An object schema. Properties not in `required` may also be null: the server decodes
+    /// with Codable, where an optional field takes null as absent.
     static func object(_ properties: [(String, JSONValue)], required: [String]) -> JSONValue {
-        ["type": "object", "properties": .object(properties), "required": .array(required.map { .string($0) })]
+        let described = properties.map { name, schema in (name, required.contains(name) ? schema : nullable(schema)) }
+        return ["type": "object", "properties": .object(described), "required": .array(required.map { .string($0) })]
+    }
+
+    static func nullable(_ schema: JSONValue) -> JSONValue {
+        guard case .object(var pairs) = schema else { return schema }
+        if pairs.contains(where: { $0.0 == "$ref" }) { return ["anyOf": [schema, ["type": "null"]]] }
+        for index in pairs.indices {
+            switch (pairs[index].0, pairs[index].1) {
+            case ("type", .string(let type)) where type != "null":
+                pairs[index].1 = [.string(type), "null"]
+            case ("type", .array(let types)) where !types.contains("null"):
+                pairs[index].1 = .array(types + ["null"])
+            case ("enum", .array(let values)) where !values.contains(.null):
+                pairs[index].1 = .array(values + [.null])
+            default:
+                break
+            }
+        }
+        return .object(pairs)
     }
 
     static let string: JSONValue = ["type": "string"]
@@ -178,6 +199,8 @@ public enum Schemas {
         ], required: ["id", "time", "requestId", "caller", "method", "path", "status", "durationMs", "remote"])),
         ("AuditList", object([("entries", ["type": "array", "items": ref("AuditEntry")])], required: ["entries"])),
         ("OpenAPIDocument", ["type": "object"]),
+        ("ServerSentEvent", ["type": "object", "description": "One event of a text/event-stream body; data is JSON text",
+                             "properties": ["event": string, "data": string, "id": string, "retry": integer]]),
         ("DashboardLogin", ["type": "object", "properties": ["apiKey": string, "token": string],
                             "description": "apiKey or token"]),
         ("DashboardNode", object([("name", string), ("base", string), ("nodeId", nullableString),

@@ -24,16 +24,19 @@ public struct Router: Sendable {
     }
 
     public let routes: [Route]
-    private let compiled: [(route: Route, segments: [Segment])]
+    /// Each route with its segments and its number of literal segments.
+    private let compiled: [(route: Route, segments: [Segment], literals: Int)]
 
     public init(routes: [Route]) {
         self.routes = routes
         compiled = routes.map { route in
-            (route, route.segments.map { segment -> Segment in
+            let segments = route.segments.map { segment -> Segment in
                 if segment.hasPrefix("{") && segment.hasSuffix("+}") { return .rest(String(segment.dropFirst().dropLast(2))) }
                 return segment.hasPrefix("{") ? .parameter(String(segment.dropFirst().dropLast()))
                     : .literal(Array(segment.utf8))
-            })
+            }
+            let literals = segments.filter { if case .literal = $0 { return true } else { return false } }.count
+            return (route, segments, literals)
         }
     }
 
@@ -54,8 +57,12 @@ public struct Router: Sendable {
         }
         ranges.append(start..<bytes.count)
 
+        // A literal segment beats a parameter in the same place: /execute/jobs is never the job
+        // "jobs", and only its own methods are allowed there.
         var allowed: [String] = []
-        for (route, pattern) in compiled {
+        var allowedSpecificity = -1
+        var best: (route: Route, pattern: [Segment], specificity: Int)?
+        for (route, pattern, specificity) in compiled {
             let hasRest: Bool
             if case .rest = pattern.last { hasRest = true } else { hasRest = false }
             guard pattern.count == ranges.count || (hasRest && ranges.count > pattern.count) else { continue }
@@ -70,23 +77,30 @@ public struct Router: Sendable {
                 if !matched { break }
             }
             guard matched else { continue }
-            guard route.method.rawValue == method else {
-                allowed.append(route.method.rawValue)
+            if specificity > allowedSpecificity {
+                allowedSpecificity = specificity
+                allowed = []
+            }
+            if specificity == allowedSpecificity { allowed.append(route.method.rawValue) }
+            if route.method.rawValue == method, specificity > best?.specificity ?? -1 {
+                best = (route, pattern, specificity)
+            }
+        }
+        guard let best, best.specificity == allowedSpecificity else {
+            return allowed.isEmpty ? .notFound : .wrongMethod(allowed: allowed)
+        }
+        let (route, pattern) = (best.route, best.pattern)
+        var parameters: [String: String] = [:]
+        for (segment, range) in zip(pattern, ranges) {
+            if case .rest(let name) = segment {
+                parameters[name] = String(decoding: bytes[range.lowerBound..<bytes.count], as: UTF8.self)
                 continue
             }
-            var parameters: [String: String] = [:]
-            for (segment, range) in zip(pattern, ranges) {
-                if case .rest(let name) = segment {
-                    parameters[name] = String(decoding: bytes[range.lowerBound..<bytes.count], as: UTF8.self)
-                    continue
-                }
-                guard case .parameter(let name) = segment else { continue }
-                let raw = String(decoding: bytes[range], as: UTF8.self)
-                guard let decoded = PercentDecoding.decode(Substring(raw)) else { return .badEncoding }
-                parameters[name] = decoded
-            }
-            return .found(route, parameters)
+            guard case .parameter(let name) = segment else { continue }
+            let raw = String(decoding: bytes[range], as: UTF8.self)
+            guard let decoded = PercentDecoding.decode(Substring(raw)) else { return .badEncoding }
+            parameters[name] = decoded
         }
-        return allowed.isEmpty ? .notFound : .wrongMethod(allowed: allowed)
+        return .found(route, parameters)
     }
 }

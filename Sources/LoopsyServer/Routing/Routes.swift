@@ -10,6 +10,8 @@ public enum Routes {
         let contextBody = config.context.maxValueBytes * 6 + 4096
         let key = "/api/v1/context/{key}"
         let forward = "/api/v1/peers/{peer}/{path+}"
+        // Cursors (event numbers, row ids) are 64-bit.
+        let cursor: JSONValue = ["type": "integer", "minimum": 0, "maximum": .integer(Int.max)]
         // JSON may spell a byte as six; the service enforces the real limit.
         let messageBody = config.messages.maxBodyBytes * 6 + 4096
         let forwardResponses: [OperationDoc.Response] = [
@@ -40,7 +42,7 @@ public enum Routes {
                 responses: [.ok(Schemas.ref("Task")), .error(404, "No such pending request")]), TaskHandlers.approve),
             Route(.get, "/api/v1/ai-tasks/{id}/events", doc: OperationDoc(
                 "taskEvents", "A task's stored events after `since`", tag: "ai-tasks",
-                query: [.query("since", ["type": "integer", "minimum": 0], "only events with a larger number"),
+                query: [.query("since", cursor, "only events with a larger number"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many")],
                 responses: [.ok(Schemas.ref("TaskEvents")), .error(404, "No such task")]), TaskHandlers.events),
             Route(.post, "/api/v1/ai-tasks/{id}/permissions", doc: OperationDoc(
@@ -50,15 +52,15 @@ public enum Routes {
                   TaskHandlers.permission),
             Route(.get, "/api/v1/ai-tasks/{id}/stream", doc: OperationDoc(
                 "streamTask", "Server-Sent Events with ids; resume with ?since= or Last-Event-ID", tag: "ai-tasks",
-                query: [.query("since", ["type": "integer", "minimum": 0], "events after this number")],
+                query: [.query("since", cursor, "events after this number")],
                 responses: [OperationDoc.Response(status: 200, description: "init, text, thinking, tool_use, tool_result, "
-                    + "permission_request, permission_decision, result, output, exit", schema: ["type": "string"],
+                    + "permission_request, permission_decision, result, output, exit", schema: Schemas.ref("ServerSentEvent"),
                                                   contentType: "text/event-stream"),
                             .error(404, "No such task")]), TaskHandlers.stream),
             Route(.get, "/api/v1/audit", doc: OperationDoc(
                 "listAudit", "Recent audited requests, oldest first", tag: "system",
                 query: [.query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "how many (default 100)"),
-                        .query("after", ["type": "integer", "minimum": 0], "only entries with a larger id")],
+                        .query("after", cursor, "only entries with a larger id")],
                 responses: [.ok(Schemas.ref("AuditList"))]), SystemHandlers.audit),
             Route(.get, "/api/v1/context", category: .context, doc: OperationDoc(
                 "listContext", "List live entries, optionally by key prefix", tag: "context",
@@ -84,7 +86,7 @@ public enum Routes {
                     + "execute, transfer, pair) each time something changes here; for live views. Owner only",
                 tag: "system",
                 responses: [OperationDoc.Response(status: 200, description: "ready, then change events",
-                                                  schema: ["type": "string"], contentType: "text/event-stream"),
+                                                  schema: Schemas.ref("ServerSentEvent"), contentType: "text/event-stream"),
                             .error(403, "Only this node's own key may watch"),
                             .error(503, "Too many watchers")]), SystemHandlers.events),
             Route(.post, "/api/v1/execute", category: .execute, maxBody: 1 << 20, doc: OperationDoc(
@@ -103,7 +105,7 @@ public enum Routes {
                 requestBody: Schemas.ref("ExecuteRequest"),
                 responses: [OperationDoc.Response(status: 200,
                                                   description: "Events: start, stdout, stderr, exit (an ExecuteResult)",
-                                                  schema: ["type": "string"], contentType: "text/event-stream"),
+                                                  schema: Schemas.ref("ServerSentEvent"), contentType: "text/event-stream"),
                             .error(429, "Too many jobs running (execution.maxConcurrent) or rate limit")]),
                   ExecuteHandlers.stream),
             Route(.delete, "/api/v1/execute/{jobId}", doc: OperationDoc(
@@ -135,7 +137,7 @@ public enum Routes {
                 "inbox", "Messages received, oldest first; with wait, holds the request until one arrives",
                 tag: "messages",
                 query: [.query("unread", ["type": "string", "enum": ["0", "1", "true", "false"]], "only unread ones"),
-                        .query("after", ["type": "integer", "minimum": 0], "only messages with a larger seq (cursor)"),
+                        .query("after", cursor, "only messages with a larger seq (cursor)"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many"),
                         .query("wait", ["type": "integer", "minimum": 0, "maximum": 60],
                                "seconds to wait for a message when there is none")],
