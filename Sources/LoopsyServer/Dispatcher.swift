@@ -102,6 +102,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
         response.headers.append(("X-Request-Id", requestId))
         response.headers.append(("Cache-Control", "no-store"))
         response.headers.append(("X-Content-Type-Options", "nosniff"))
+        DashboardWeb.lockDown(&response)
         auditLog?.record(AuditEntry(
             id: 0, time: Clock.nowMillis(), requestId: requestId, caller: caller.id, method: request.method,
             path: request.rawPath, status: response.status, durationMs: (Clock.monotonicSeconds() - started) * 1000,

@@ -82,11 +82,19 @@ import Testing
         let cookie = String(setCookie.split(separator: ";")[0])
         let csrf = try response.json(DashboardSessionResponse.self).csrfToken
 
-        // Reading works with the cookie alone; the session route hands the page its CSRF token back.
-        #expect(try node.http("GET", "/api/v1/status", key: "", headers: ["Cookie": cookie]).status == 200)
-        let session = try node.http("GET", "/dashboard/api/session", key: "", headers: ["Cookie": cookie])
-        #expect(try session.json(DashboardSessionResponse.self).csrfToken == csrf)
+        // The cookie alone opens nothing, reads included: browsers send it to every port of the
+        // host, so another local server could have collected it. The token is what counts.
+        #expect(try node.http("GET", "/api/v1/status", key: "", headers: ["Cookie": cookie]).errorCode == "csrf_failed")
+        #expect(try node.http("GET", "/dashboard/api/session", key: "", headers: ["Cookie": cookie])
+            .errorCode == "csrf_failed")
+        #expect(try node.http("GET", "/api/v1/status", key: "", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+            .status == 200)
+        let session = try node.http("GET", "/dashboard/api/session", key: "",
+                                    headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        #expect(try session.json(DashboardSessionResponse.self).nodes.first?.base == "/api/v1")
         #expect(try node.http("GET", "/dashboard/api/session", key: "").status == 401)
+        // Every answer forbids being run as a page or framed; only the dashboard's files differ.
+        #expect(session.headers["content-security-policy"]?.contains("sandbox") == true)
 
         // Changing needs the token, the same origin, and a same-origin fetch.
         let put = "{\"value\":\"from the dashboard\"}"
@@ -102,7 +110,8 @@ import Testing
                               headers: ["Cookie": cookie, "X-CSRF-Token": csrf, "Sec-Fetch-Site": "cross-site"])
             .errorCode == "cross_site")
         #expect(try node.http("GET", "/api/v1/status", key: "",
-                              headers: ["Cookie": cookie, "Sec-Fetch-Site": "same-site"]).errorCode == "cross_site")
+                              headers: ["Cookie": cookie, "X-CSRF-Token": csrf, "Sec-Fetch-Site": "same-site"])
+            .errorCode == "cross_site")
         #expect(try node.http("GET", "/api/v1/context/k").status == 404, "nothing was written so far")
         let written = try node.http("PUT", "/api/v1/context/k", body: put, key: "",
                                     headers: ["Cookie": cookie, "X-CSRF-Token": csrf, "Origin": node.baseURL,
@@ -117,7 +126,22 @@ import Testing
         // Logging out ends the session for good.
         let out = try node.http("POST", "/dashboard/api/logout", key: "", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
         #expect(out.status == 200 && out.headers["set-cookie"]?.contains("Max-Age=0") == true)
-        #expect(try node.http("GET", "/api/v1/status", key: "", headers: ["Cookie": cookie]).status == 401)
+        #expect(try node.http("GET", "/api/v1/status", key: "", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+            .status == 401)
+    }
+
+    @Test func aNewKeyEndsEverySession() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let (cookie, csrf) = try Self.login(node)
+        let headers = ["Cookie": cookie, "X-CSRF-Token": csrf]
+        #expect(try node.http("GET", "/api/v1/status", key: "", headers: headers).status == 200)
+        let rotated = try node.cli("key", "generate")
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        // The daemon notices the new key within half a second; the old key's session is over.
+        #expect(eventually(5) { (try? node.http("GET", "/api/v1/status", key: "", headers: headers).status) == 401 })
+        _ = try Self.login(node)  // the new key logs in
     }
 
     @Test func onlyTheNodeKeyLogsInAndLinksWorkOnce() throws {

@@ -20,7 +20,8 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     public init(main: DataDir, loginsPerMinute: Int, logger: Logger) {
         self.main = main
         self.logger = logger
-        sessions = DashboardSessions(cookieName: "loopsy_dashboard")
+        // Per run: two gateways on one host (ports share cookies) must not log each other out.
+        sessions = DashboardSessions(cookieName: "loopsy_dashboard_" + Secrets.apiKey().prefix(8))
         loginLimiter = RateLimiter(perMinute: [.pairing: loginsPerMinute])
     }
 
@@ -29,7 +30,6 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     private struct LocalNode {
         var info: DashboardNode
         var target: PeerRelay.Target?
-        var apiKey: String?
     }
 
     /// The main node and every session, read fresh each time (sessions come and go).
@@ -43,10 +43,15 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     private func node(named name: String, dataDir: DataDir) -> LocalNode {
         let base = "/nodes/\(name)/api/v1"
         guard let config = try? ConfigFile.load(dataDir).config else {
-            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nil, reachable: false))
+            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nil, reachable: false), target: nil)
         }
         let nodeId = (try? NodeIdentity.load(from: dataDir.identityKeyFile))?.nodeId
         let running = dataDir.runningDaemonPid() != nil
+        // A node that is not running gets no calls: whatever listens on its port is not it, and
+        // must not be handed its key.
+        guard running else {
+            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: false), target: nil)
+        }
         let port = LoopsyClient.localPort(dataDir, config: config)
         let baseURL = "http://127.0.0.1:\(port)"
         let target = PeerRelay.Target(
@@ -56,8 +61,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
                 APIError.badGateway("local node \(name) does not answer at \(baseURL) (\(error)); start it with "
                     + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: "node_unreachable")
             })
-        return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: running),
-                         target: target, apiKey: config.auth.apiKey)
+        return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: true), target: target)
     }
 
     /// A one-time login link's token.
@@ -114,12 +118,9 @@ public final class DashboardGateway: HTTPHandler, Sendable {
                 throw APIError.tooManyRequests("too many login attempts; retry in \(retry) s", retryAfter: retry)
             }
             let nodes = localNodes()
-            guard let mainKey = nodes.first?.apiKey else {
-                throw APIError.conflict("no config at \(main.configFile); run `loopsy init` first", code: "not_initialised")
-            }
-            return try DashboardWeb.login(request, sessions: sessions, mode: "standalone", nodes: nodes.map(\.info)) {
-                Secrets.equal($0, mainKey)
-            }
+            let mainKey = try self.mainKey()
+            return try DashboardWeb.login(request, sessions: sessions, mode: "standalone", nodes: nodes.map(\.info),
+                                          binding: Authenticator.keyHash(mainKey)) { Secrets.equal($0, mainKey) }
         default:
             break
         }
@@ -130,7 +131,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
             return try DashboardWeb.logout(request, sessions: sessions)
         case ("GET", "/dashboard/api/session"):
             return try DashboardWeb.session(request, sessions: sessions, mode: "standalone",
-                                            nodes: localNodes().map(\.info))
+                                            nodes: localNodes().map(\.info), binding: Authenticator.keyHash(mainKey()))
         case (_, _) where path.hasPrefix("/nodes/"):
             let relay = try startRelay(request, hasBody: false)
             relay.endBody()
@@ -140,10 +141,19 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         }
     }
 
+    /// The main node's key, read afresh: sessions end when it changes.
+    private func mainKey() throws -> String {
+        guard let config = try? ConfigFile.load(main).config else {
+            throw APIError.conflict("no config at \(main.configFile); run `loopsy init` first", code: "not_initialised")
+        }
+        return config.auth.apiKey
+    }
+
     private func authenticate(_ request: HTTPRequest) throws -> DashboardSessions.Session {
-        guard let result = sessions.authenticate(method: request.method, cookie: request.header("cookie"),
+        guard let result = sessions.authenticate(cookie: request.header("cookie"),
                                                  csrfToken: request.header("x-csrf-token"),
-                                                 fetchSite: request.header("sec-fetch-site")) else {
+                                                 fetchSite: request.header("sec-fetch-site"),
+                                                 binding: Authenticator.keyHash(try mainKey())) else {
             throw APIError.unauthorized("log in first: open the link `loopsy dashboard` printed, or log in with the "
                 + "API key at /dashboard/")
         }
@@ -163,8 +173,12 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         let rest = String(parts[4].dropFirst(3))
         // The node may relay on to one of its peers: that is its own single hop.
         try PeerRelay.checkPath(rest, allowPeerHop: true)
-        guard let node = localNodes().first(where: { $0.info.name == name }), let target = node.target else {
+        guard let node = localNodes().first(where: { $0.info.name == name }) else {
             throw APIError.notFound("local node '\(name)' (see `loopsy session list`)")
+        }
+        guard let target = node.target else {
+            throw APIError.badGateway("local node \(name) is not running; start it with "
+                + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: "node_unreachable")
         }
         return try PeerRelay.start(target, method: request.method, path: rest,
                                    query: PeerRelay.encodedQuery(request.query), headers: request.headers,
@@ -180,6 +194,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         var response = response
         response.headers.append(("Cache-Control", "no-store"))
         response.headers.append(("X-Content-Type-Options", "nosniff"))
+        DashboardWeb.lockDown(&response)
         return response
     }
 }

@@ -5,8 +5,12 @@ import LoopsyStore
 import Synchronization
 
 /// Browser sessions for the dashboard: an HttpOnly, SameSite=Strict cookie holding a random
-/// 256-bit token, plus a CSRF token the page must echo in `X-CSRF-Token` on every request that
-/// changes something. Only hashes of tokens are kept, in memory: a restart logs everyone out.
+/// 256-bit token, plus a CSRF token the page must echo in `X-CSRF-Token` on every request, reads
+/// included. Browsers send a host's cookies to every port on it, so another local server could
+/// collect the cookie; the token lives in the page's own storage, which is per origin (port
+/// included), and without it the cookie opens nothing. Only hashes of tokens are kept, in
+/// memory: a restart logs everyone out, and so does a new API key (each session is bound to the
+/// key that was current when it began).
 ///
 /// One-time login links (printed by `loopsy dashboard`) carry a token that works once, within
 /// a few minutes, and is exchanged for a session by the page (it sits in the URL's fragment,
@@ -14,6 +18,8 @@ import Synchronization
 public final class DashboardSessions: Sendable {
     public struct Session: Sendable {
         public let csrfToken: String
+        /// The hash of the API key current at login; the session ends when the key changes.
+        let binding: String
         let created: Double
         var lastUsed: Double
     }
@@ -46,10 +52,10 @@ public final class DashboardSessions: Sendable {
     private static func digest(_ token: String) -> String { Hex.encode(SHA256.hash(data: Array(token.utf8))) }
 
     /// A new session: the cookie value (secret) and its CSRF token.
-    public func create() -> (token: String, session: Session) {
+    public func create(binding: String) -> (token: String, session: Session) {
         let token = Secrets.apiKey()
         let time = now()
-        let session = Session(csrfToken: Secrets.apiKey(), created: time, lastUsed: time)
+        let session = Session(csrfToken: Secrets.apiKey(), binding: binding, created: time, lastUsed: time)
         state.withLock { state in
             prune(&state, at: time)
             if state.sessions.count >= maxSessions,
@@ -61,8 +67,9 @@ public final class DashboardSessions: Sendable {
         return (token, session)
     }
 
-    /// The live session a Cookie header names, refreshed; nil when none is valid.
-    public func session(cookieHeader: String?) -> Session? {
+    /// The live session a Cookie header names, refreshed; nil when none is valid. A session of
+    /// an older key ends here.
+    func session(cookieHeader: String?, binding: String) -> Session? {
         let candidates = Self.cookieValues(named: cookieName, in: cookieHeader)
         guard !candidates.isEmpty else { return nil }
         let time = now()
@@ -71,6 +78,10 @@ public final class DashboardSessions: Sendable {
             for token in candidates {
                 let key = Self.digest(token)
                 guard var session = state.sessions[key] else { continue }
+                guard Secrets.equal(session.binding, binding) else {
+                    state.sessions[key] = nil
+                    continue
+                }
                 session.lastUsed = time
                 state.sessions[key] = session
                 return session
@@ -119,22 +130,22 @@ public final class DashboardSessions: Sendable {
 
     // MARK: Requests
 
-    /// Checks a request that carries no Authorization header: the session cookie, and for
-    /// anything but GET/HEAD the CSRF token. Fetch metadata, when the browser sends it, must
-    /// say same-origin (the Origin check covers the rest). nil: no session cookie at all.
-    public func authenticate(method: String, cookie: String?, csrfToken: String?, fetchSite: String?)
+    /// Checks a request that carries no Authorization header: the session cookie and, whatever
+    /// the method, its CSRF token. Fetch metadata, when the browser sends it, must say
+    /// same-origin (the Origin check covers the rest). `binding`: the current key's hash. nil:
+    /// no session cookie at all.
+    public func authenticate(cookie: String?, csrfToken: String?, fetchSite: String?, binding: String)
         -> Result<Session, APIError>? {
         guard !Self.cookieValues(named: cookieName, in: cookie).isEmpty else { return nil }
         if let fetchSite, fetchSite != "same-origin", fetchSite != "none" {
             return .failure(.forbidden("cross-site requests are refused", code: "cross_site"))
         }
-        guard let session = session(cookieHeader: cookie) else {
+        guard let session = session(cookieHeader: cookie, binding: binding) else {
             return .failure(.unauthorized("the dashboard session expired or was ended; log in again"))
         }
-        if method != "GET" && method != "HEAD" {
-            guard let csrfToken, Secrets.equal(csrfToken, session.csrfToken) else {
-                return .failure(.forbidden("missing or wrong X-CSRF-Token; reload the dashboard", code: "csrf_failed"))
-            }
+        guard let csrfToken, Secrets.equal(csrfToken, session.csrfToken) else {
+            return .failure(.forbidden("missing or wrong X-CSRF-Token; log in to the dashboard again",
+                                       code: "csrf_failed"))
         }
         return .success(session)
     }

@@ -35,6 +35,15 @@ public enum DashboardWeb {
                             body: asset.bytes)
     }
 
+    /// Every answer but the dashboard's own files: a page that opens one (a relayed peer's answer
+    /// included, whose type and body the peer chose) runs no script, loads nothing and cannot be
+    /// framed. JSON and event streams read by the page's own script are unaffected.
+    static func lockDown(_ response: inout HTTPResponse) {
+        guard !response.headers.contains(where: { $0.name.lowercased() == "content-security-policy" }) else { return }
+        response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox"))
+        response.headers.append(("X-Frame-Options", "DENY"))
+    }
+
     /// `/dashboard` → `/dashboard/` (relative asset paths need the slash).
     public static func redirectToIndex() -> HTTPResponse {
         HTTPResponse(status: 308, headers: [("Location", "/dashboard/"), ("Content-Type", "text/plain")],
@@ -49,7 +58,7 @@ public enum DashboardWeb {
     /// Checks a login: the API key (compared by `checkKey`) or a one-time link token. The
     /// answer sets the session cookie and carries the CSRF token.
     public static func login(_ request: HTTPRequest, sessions: DashboardSessions, mode: String, nodes: [DashboardNode],
-                             checkKey: (String) -> Bool) throws -> HTTPResponse {
+                             binding: String, checkKey: (String) -> Bool) throws -> HTTPResponse {
         guard mayReceiveSecret(request) else {
             throw APIError.forbidden("log in over HTTPS (tls.enabled) or from this machine: the key would cross the "
                 + "network in clear", code: "insecure_transport")
@@ -70,7 +79,7 @@ public enum DashboardWeb {
         } else {
             throw APIError.badRequest("send {\"apiKey\": …} or {\"token\": …}", code: "bad_request")
         }
-        let (token, session) = sessions.create()
+        let (token, session) = sessions.create(binding: binding)
         var response = try HTTPResponse.json(DashboardSessionResponse(csrfToken: session.csrfToken, mode: mode,
                                                                       nodes: nodes))
         response.headers.append(("Set-Cookie", sessions.setCookie(token, secure: request.secure)))
@@ -85,10 +94,11 @@ public enum DashboardWeb {
         return response
     }
 
-    /// The session of a cookie-authenticated request, for pages that reload.
+    /// The session of a request already authenticated with cookie and token, for pages that
+    /// reload: which nodes it drives.
     public static func session(_ request: HTTPRequest, sessions: DashboardSessions, mode: String,
-                               nodes: [DashboardNode]) throws -> HTTPResponse {
-        guard let session = sessions.session(cookieHeader: request.header("cookie")) else {
+                               nodes: [DashboardNode], binding: String) throws -> HTTPResponse {
+        guard let session = sessions.session(cookieHeader: request.header("cookie"), binding: binding) else {
             throw APIError.unauthorized("no dashboard session: log in with the API key")
         }
         return try .json(DashboardSessionResponse(csrfToken: session.csrfToken, mode: mode, nodes: nodes))

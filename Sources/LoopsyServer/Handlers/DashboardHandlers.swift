@@ -21,11 +21,11 @@ public enum DashboardHandlers {
     }
 
     static func login(_ context: RequestContext) throws -> HTTPResponse {
-        try DashboardWeb.login(context.request, sessions: context.node.dashboard, mode: "daemon",
-                               nodes: nodes(context)) { key in
-            // Only the node's own key: the dashboard acts as the owner.
-            (try? context.node.authenticator.authenticate(authorization: "Bearer " + key).get())?.id == "local"
-        }
+        // Only the node's own key: the dashboard acts as the owner.
+        let authenticator = context.node.authenticator
+        return try DashboardWeb.login(context.request, sessions: context.node.dashboard, mode: "daemon",
+                                      nodes: nodes(context), binding: authenticator.sessionBinding,
+                                      checkKey: authenticator.isOwnerKey)
     }
 
     static func logout(_ context: RequestContext) throws -> HTTPResponse {
@@ -34,7 +34,7 @@ public enum DashboardHandlers {
 
     static func session(_ context: RequestContext) throws -> HTTPResponse {
         try DashboardWeb.session(context.request, sessions: context.node.dashboard, mode: "daemon",
-                                 nodes: nodes(context))
+                                 nodes: nodes(context), binding: context.node.authenticator.sessionBinding)
     }
 
     /// A one-time login link for this daemon's dashboard (`loopsy dashboard --link`).

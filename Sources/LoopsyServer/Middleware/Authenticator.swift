@@ -83,13 +83,20 @@ public final class Authenticator: Sendable {
     public func authenticate(_ request: HTTPRequest) -> Result<Caller, APIError> {
         let authorization = request.header("authorization")
         if authorization == nil, let sessions,
-           let result = sessions.authenticate(method: request.method, cookie: request.header("cookie"),
+           let result = sessions.authenticate(cookie: request.header("cookie"),
                                               csrfToken: request.header("x-csrf-token"),
-                                              fetchSite: request.header("sec-fetch-site")) {
+                                              fetchSite: request.header("sec-fetch-site"),
+                                              binding: sessionBinding) {
             return result.map { _ in .dashboard }
         }
         return authenticate(authorization: authorization, nodeId: request.header("x-loopsy-node-id"))
     }
+
+    /// What dashboard sessions are bound to: the current node key's hash (a new key ends them).
+    public var sessionBinding: String { Self.keyHash(currentKeys().apiKey) }
+
+    /// True for the node's own key (not an allowedKeys entry or a peer's).
+    public func isOwnerKey(_ key: String) -> Bool { Secrets.equal(key, currentKeys().apiKey) }
 
     /// The caller for an Authorization header, or the 401/403 to answer. `nodeId` is what the
     /// X-Loopsy-Node-Id header claims: a peer credential is refused for any other node.

@@ -19,7 +19,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     /// Response headers passed back from the peer; the rest are its own business.
     private static let passedHeaders = [
         "content-type", "content-range", "accept-ranges", "retry-after", "content-disposition", "last-modified",
-        "etag", "allow", "www-authenticate",
+        "etag", "allow",
     ]
     /// Request headers passed on to the peer.
     static let forwardedHeaders = ["content-type", "accept", "range", "last-event-id", "if-range"]
@@ -118,7 +118,9 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     /// The API path after a relay prefix must be a plain one: no empty, `.` or `..` segments,
     /// and, between nodes, no second hop.
     static func checkPath(_ path: String, allowPeerHop: Bool = false) throws {
+        // Decoded too: a library that normalises `%2e%2e` must not be able to climb out of /api/v1.
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+            .map { PercentDecoding.decode($0) ?? "." }
         guard !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
               allowPeerHop || !path.hasPrefix("peers/") else {
             throw APIError.badRequest("the path after the relay prefix must be an API path like execute or "

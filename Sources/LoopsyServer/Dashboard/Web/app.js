@@ -1,7 +1,9 @@
 // Loopsy dashboard: plain JavaScript, no dependencies. Every call goes to the daemon's REST API
-// with the session cookie (HttpOnly, so this script never sees it) and, for anything that
-// changes state, the CSRF token the login returned. Data from the network only ever reaches
-// the page through textContent, never as HTML.
+// with the session cookie (HttpOnly, so this script never sees it) and the CSRF token the login
+// returned, kept in this origin's localStorage. Browsers send a host's cookies to all its ports;
+// storage is per port, so a cookie collected by another local server opens nothing. Streams
+// are read with fetch (EventSource cannot send the token). Data from the network only ever
+// reaches the page through textContent, never as HTML.
 'use strict';
 
 const state = {
@@ -10,11 +12,11 @@ const state = {
   nodes: [],      // [{name, base, nodeId, reachable}]
   node: null,     // the selected local node
   page: 'overview',
-  events: null,   // EventSource of the selected node
+  events: null,   // AbortController of the selected node's change stream
   peers: [],      // peers of the selected node
   taskId: null,
   taskBase: null,
-  taskStream: null,
+  taskStream: null, // AbortController of the open task's event stream
   terminal: null, // AbortController of the running command
   refreshTimer: null,
 };
@@ -75,20 +77,22 @@ class APIError extends Error {
 // One call to the API below `base` (a node's /api/v1, or a peer's through it).
 async function api(base, path, options = {}) {
   const method = options.method || 'GET';
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', 'X-CSRF-Token': state.csrf || '' };
   let body;
   if (options.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(options.body);
   }
-  if (method !== 'GET') headers['X-CSRF-Token'] = state.csrf;
   const response = await fetch(base + path, { method, headers, body, credentials: 'same-origin',
                                               signal: options.signal });
   if (options.raw) return response;
   const type = response.headers.get('content-type') || '';
   const data = type.includes('json') ? await response.json().catch(() => null) : null;
   if (!response.ok) {
-    if (response.status === 401 && !options.quiet) showLogin('Your session ended; log in again.');
+    // A peer's own 401 (relayed) says nothing about this session.
+    if (response.status === 401 && !response.headers.get('X-Peer-Request-Id')) {
+      showLogin('Your session ended; log in again.');
+    }
     const error = data && data.error;
     throw new APIError(response.status, error ? error.code : 'http_' + response.status,
                        error ? error.message : 'HTTP ' + response.status);
@@ -105,13 +109,21 @@ function failed(error) {
 
 function showLogin(message) {
   stopLive();
+  stopTask();
   $('app').hidden = true;
   $('login').hidden = false;
   $('login-error').textContent = message || '';
   $('login-key').focus();
 }
 
+const loopback = ['localhost', '127.0.0.1', '[::1]'];
+
 async function login(payload) {
+  if (payload.apiKey && location.protocol !== 'https:' && !loopback.includes(location.hostname)) {
+    // The server would refuse it, but only after the key had crossed the network in clear.
+    throw new Error('Not sent: over plain HTTP the key would cross the network in clear. Enable tls.enabled '
+                    + 'and use https://, or open the dashboard on this machine.');
+  }
   const response = await fetch('/dashboard/api/login', {
     method: 'POST', credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
@@ -124,6 +136,7 @@ async function login(payload) {
 
 async function startSession(session) {
   state.csrf = session.csrfToken;
+  localStorage.setItem('loopsy.csrf', session.csrfToken);
   state.mode = session.mode;
   state.nodes = session.nodes;
   const select = $('node-select');
@@ -176,8 +189,10 @@ async function boot() {
     }
     return;
   }
-  const response = await fetch('/dashboard/api/session', { credentials: 'same-origin' });
-  if (response.ok) await startSession(await response.json());
+  const token = localStorage.getItem('loopsy.csrf');
+  const response = token ? await fetch('/dashboard/api/session', {
+    credentials: 'same-origin', headers: { 'X-CSRF-Token': token, Accept: 'application/json' } }) : null;
+  if (response && response.ok) await startSession(await response.json());
   else showLogin();
 }
 
@@ -187,6 +202,7 @@ async function logout() {
                                            headers: { 'X-CSRF-Token': state.csrf || '' } });
   } finally {
     state.csrf = null;
+    localStorage.removeItem('loopsy.csrf');
     stopTask();
     showLogin('Logged out.');
   }
@@ -194,22 +210,44 @@ async function logout() {
 
 // MARK: Live updates (Server-Sent Events from the selected node)
 
+// Reads a text/event-stream from `url` (with the token) until it ends or `signal` aborts;
+// calls onEvent(type, data, id) per event. Resolves when the stream ends.
+async function readStream(url, signal, onEvent) {
+  const response = await fetch(url, { credentials: 'same-origin', signal,
+                                      headers: { Accept: 'text/event-stream', 'X-CSRF-Token': state.csrf || '' } });
+  if (!response.ok) throw new APIError(response.status, 'http_' + response.status, 'HTTP ' + response.status);
+  await readEvents(response.body, onEvent);
+}
+
 function startLive() {
   stopLive();
   if (!state.node || !state.node.reachable) { setLive(false, 'node not running'); return; }
-  const source = new EventSource(state.node.base + '/events');
-  state.events = source;
-  source.addEventListener('ready', () => setLive(true, 'live'));
-  source.addEventListener('change', (event) => {
-    let change = {};
-    try { change = JSON.parse(event.data); } catch (error) { return; }
-    if (relevant(change.topic)) scheduleRefresh();
-  });
-  source.onerror = () => setLive(false, 'reconnecting…');
+  const controller = new AbortController();
+  state.events = controller;
+  const url = state.node.base + '/events';
+  (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        await readStream(url, controller.signal, (type, data) => {
+          if (type === 'ready') { setLive(true, 'live'); scheduleRefresh(); return; }
+          if (type !== 'change') return;
+          let change = {};
+          try { change = JSON.parse(data); } catch (error) { return; }
+          if (relevant(change.topic)) scheduleRefresh();
+        });
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        if (error.status === 401 || error.status === 403) { showLogin('Your session ended; log in again.'); return; }
+      }
+      if (controller.signal.aborted) return;
+      setLive(false, 'reconnecting…');
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  })();
 }
 
 function stopLive() {
-  if (state.events) state.events.close();
+  if (state.events) state.events.abort();
   state.events = null;
 }
 
@@ -544,7 +582,7 @@ async function loadTasks() {
 }
 
 function stopTask() {
-  if (state.taskStream) state.taskStream.close();
+  if (state.taskStream) state.taskStream.abort();
   state.taskStream = null;
 }
 
@@ -555,16 +593,26 @@ function openTask(base, id) {
   $('task-detail').hidden = false;
   $('task-detail-title').textContent = 'Task ' + shortId(id);
   $('task-stream').replaceChildren();
-  const source = new EventSource(base + '/ai-tasks/' + encodeURIComponent(id) + '/stream');
-  state.taskStream = source;
-  for (const type of ['init', 'text', 'thinking', 'tool_use', 'tool_result', 'permission_request',
-                      'permission_decision', 'result', 'output', 'exit']) {
-    source.addEventListener(type, (event) => {
-      appendTaskEvent(type, event.data);
-      if (type === 'permission_request' || type === 'permission_decision' || type === 'exit') refreshTask();
-      if (type === 'exit') stopTask();
-    });
-  }
+  const controller = new AbortController();
+  state.taskStream = controller;
+  let since = 0;
+  const url = () => base + '/ai-tasks/' + encodeURIComponent(id) + '/stream?since=' + since;
+  (async () => {
+    // Resumes after the last event seen if the connection breaks while the task runs.
+    for (let attempt = 0; attempt < 30 && !controller.signal.aborted; attempt++) {
+      try {
+        await readStream(url(), controller.signal, (type, data, eventId) => {
+          if (eventId) since = Number(eventId);
+          appendTaskEvent(type, data);
+          if (type === 'permission_request' || type === 'permission_decision' || type === 'exit') refreshTask();
+        });
+        return;  // the task ended and the stream with it
+      } catch (error) {
+        if (controller.signal.aborted || error.status === 404) return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  })();
   refreshTask();
 }
 
@@ -727,12 +775,14 @@ async function readEvents(body, handle) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
       let type = 'message';
+      let id = null;
       const data = [];
       for (const line of block.split('\n')) {
         if (line.startsWith('event: ')) type = line.slice(7);
         else if (line.startsWith('data: ')) data.push(line.slice(6));
+        else if (line.startsWith('id: ')) id = line.slice(4);
       }
-      if (data.length) handle(type, data.join('\n'));
+      if (data.length) handle(type, data.join('\n'), id);
     }
   }
 }
