@@ -51,6 +51,11 @@ python_suite mcp Tests/MCP
 loopsy_log "API property tests (schemathesis)"
 python_suite api Tests/API
 
+# libFuzzer (-sanitize=fuzzer,address) on the parsers of untrusted bytes, 15 s each from the
+# committed corpus; bash Tests/Fuzz/run.sh 600 runs the long version.
+loopsy_log "fuzzing (libFuzzer + AddressSanitizer)"
+bash Tests/Fuzz/run.sh 15
+
 # The dashboard in Debian's chromium driven by Selenium; screenshots land in
 # .build/test-artifacts/dashboard.
 loopsy_log "dashboard tests (chromium + selenium)"

@@ -11,7 +11,7 @@ extension LoopsyClient {
         let response = try self.request("POST", "/api/v1/peers", body: Array(try JSONEncoder().encode(request)))
         let peer: PeerInfo
         do {
-            peer = try JSONDecoder().decode(PeerInfo.self, from: Data(response.body))
+            peer = try SafeJSON.decode(PeerInfo.self, from: Data(response.body))
         } catch {
             throw ClientError.badResponse("peer could not be decoded (\(error))")
         }

@@ -24,7 +24,7 @@ extension LoopsyClient {
         }
         try checkStatus(response, method: "POST", path: "/api/v1/transfer/push")
         do {
-            return try JSONDecoder().decode(TransferPushResult.self, from: Data(response.body))
+            return try SafeJSON.decode(TransferPushResult.self, from: Data(response.body))
         } catch {
             throw ClientError.badResponse("push result could not be decoded")
         }

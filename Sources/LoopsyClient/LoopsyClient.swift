@@ -106,7 +106,7 @@ public struct LoopsyClient: Sendable {
     /// Turns a non-2xx response into the API error its body describes.
     func checkStatus(_ response: CurlHTTPClient.Response, method: String, path: String) throws {
         guard (200..<300).contains(response.status) else {
-            if let decoded = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)) {
+            if let decoded = try? SafeJSON.decode(ErrorBody.self, from: Data(response.body)) {
                 var headers: [String: String] = [:]
                 if let retry = response.headers["retry-after"] { headers["Retry-After"] = retry }
                 throw ClientError.api(APIError(status: response.status, code: decoded.error.code,
@@ -126,7 +126,7 @@ public struct LoopsyClient: Sendable {
 
     private func decode<T: Decodable>(_ type: T.Type, _ response: CurlHTTPClient.Response) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(response.body))
+            return try SafeJSON.decode(type, from: Data(response.body))
         } catch {
             throw ClientError.badResponse("\(T.self) could not be decoded (\(error))")
         }

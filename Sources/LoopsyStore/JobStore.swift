@@ -29,7 +29,7 @@ public struct JobStore: Sendable {
                        timed_out, truncated, cancelled, duration_ms
                 FROM jobs ORDER BY finished_at DESC LIMIT ?
                 """).rows([.integer(Int64(limit))]) { row in
-                let args = (try? JSONDecoder().decode([String].self, from: Data(row.text(3).utf8))) ?? []
+                let args = (try? SafeJSON.decode([String].self, from: Data(row.text(3).utf8))) ?? []
                 return JobInfo(jobId: row.text(0), command: row.text(2), args: args, cwd: row.text(4), pid: row.int(5),
                                startedAt: row.int64(7), caller: row.text(1), streamed: row.int(6) == 1,
                                state: "finished", finishedAt: row.int64(8),

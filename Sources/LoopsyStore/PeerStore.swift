@@ -64,7 +64,7 @@ public final class PeerStore: Sendable {
 
     private static func record(_ row: Statement) -> PeerRecord {
         func strings(_ column: Int32) -> [String] {
-            (try? JSONDecoder().decode([String].self, from: Data(row.text(column).utf8))) ?? []
+            (try? SafeJSON.decode([String].self, from: Data(row.text(column).utf8))) ?? []
         }
         func optionalText(_ column: Int32) -> String? { row.isNull(column) ? nil : row.text(column) }
         let info = PeerInfo(

@@ -103,7 +103,7 @@ enum Schema {
 /// Any Encodable as an MCP Value (for structuredContent).
 func value<T: Encodable>(_ encodable: T) -> Value? {
     guard let data = try? JSONEncoder().encode(encodable) else { return nil }
-    return try? JSONDecoder().decode(Value.self, from: data)
+    return try? SafeJSON.decode(Value.self, from: data)
 }
 
 func json<T: Encodable>(_ encodable: T) -> String {

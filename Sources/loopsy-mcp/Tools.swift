@@ -260,11 +260,11 @@ struct LoopsyTools: Sendable {
                 guard let data = event.data.data(using: .utf8) else { return true }
                 switch event.event {
                 case "stdout", "stderr":
-                    let text = (try? JSONDecoder().decode(OutputChunk.self, from: data))?.text ?? ""
+                    let text = (try? SafeJSON.decode(OutputChunk.self, from: data))?.text ?? ""
                     if event.event == "stdout" { stdout += text } else { stderr += text }
                     progress.step(String(text.prefix(500)))
                 case "exit":
-                    final = try? JSONDecoder().decode(ExecuteResult.self, from: data)
+                    final = try? SafeJSON.decode(ExecuteResult.self, from: data)
                 default:
                     break
                 }

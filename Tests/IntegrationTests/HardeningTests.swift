@@ -20,6 +20,25 @@ import Testing
         #expect(try node.client.health().status == "ok")
     }
 
+    /// Found by the `json` fuzz target: Foundation's JSONDecoder traps on nesting past 512, and
+    /// one unauthenticated request to a pairing step stopped the daemon.
+    @Test func deeplyNestedJSONIsA400NotACrash() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        for depth in [65, 513, 30_000] {
+            let body = String(repeating: "[", count: depth)
+            let open = try node.http("POST", "/api/v1/pair/commit", body: body, key: "")
+            #expect(open.status == 400 && open.errorCode == "bad_json", "depth \(depth): \(open.status)")
+            let keyed = try node.http("PUT", "/api/v1/context/k", body: "{\"value\":" + body)
+            #expect(keyed.status == 400 && keyed.errorCode == "bad_json", "depth \(depth): \(keyed.status)")
+        }
+        // Deep but within the limit, inside a string or not, is only a wrong shape.
+        let quoted = "{\"value\":\"" + String(repeating: "[", count: 1000) + "\"}"
+        #expect(try node.http("PUT", "/api/v1/context/k", body: quoted).status == 200)
+        #expect(try node.client.health().status == "ok")
+    }
+
     @Test func hugeHeadersAreRefusedAndTheDaemonCarriesOn() throws {
         let node = try TestNode()
         defer { node.cleanUp() }

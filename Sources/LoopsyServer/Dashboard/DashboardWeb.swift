@@ -110,7 +110,7 @@ public enum DashboardWeb {
             throw APIError.unsupportedMediaType("send the body as application/json")
         }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(request.body))
+            return try SafeJSON.decode(T.self, from: Data(request.body))
         } catch {
             throw APIError.badRequest("the body must be JSON like {\"apiKey\": \"…\"}", code: "bad_json")
         }

@@ -430,7 +430,7 @@ public final class PairingService: Sendable {
     /// `role`: who sent the payload ("initiator" or "responder"); `transcript`: this session's.
     private func store(_ plain: [UInt8], role: String, transcript: [UInt8], address: String, fallbackPort: Int?,
                        credentialWeGave: String) throws -> PeerInfo {
-        guard let payload = try? JSONDecoder().decode(PairPayload.self, from: Data(plain)),
+        guard let payload = try? SafeJSON.decode(PairPayload.self, from: Data(plain)),
               let keyBytes = Data(base64Encoded: payload.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
               NodeIdentity.nodeId(for: publicKey) == payload.nodeId, payload.credential.utf8.count >= 32,

@@ -40,9 +40,11 @@ extension RequestContext {
         }
         guard !request.body.isEmpty else { throw APIError.badRequest("a JSON body is required", code: "bad_json") }
         do {
-            return try JSONDecoder().decode(type, from: Data(request.body))
+            return try SafeJSON.decode(type, from: Data(request.body))
         } catch let error as DecodingError {
             throw APIError.badRequest(Self.describe(error), code: "bad_json")
+        } catch let error as SafeJSON.TooDeep {
+            throw APIError.badRequest("\(error)", code: "bad_json")
         } catch {
             throw APIError.badRequest("body is not valid JSON", code: "bad_json")
         }

@@ -87,18 +87,18 @@ final class ExecSession: Sendable {
         let data = Data(event.data.utf8)
         switch event.event {
         case "start":
-            let start = try? JSONDecoder().decode(ExecuteStreamEvent.Start.self, from: data)
+            let start = try? SafeJSON.decode(ExecuteStreamEvent.Start.self, from: data)
             let cancelNow = state.withLock { state -> Bool in
                 state.jobId = start?.jobId
                 return state.interrupted
             }
             if cancelNow, let jobId = start?.jobId { try? client.cancelJob(jobId) }
         case "stdout", "stderr":
-            guard let output = try? JSONDecoder().decode(ExecuteStreamEvent.Output.self, from: data) else { return true }
+            guard let output = try? SafeJSON.decode(ExecuteStreamEvent.Output.self, from: data) else { return true }
             let bytes = output.text.map { Array($0.utf8) } ?? output.base64.flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
             writeAll(event.event == "stdout" ? 1 : 2, bytes)
         case "exit":
-            let result = try? JSONDecoder().decode(ExecuteResult.self, from: data)
+            let result = try? SafeJSON.decode(ExecuteResult.self, from: data)
             state.withLock { $0.result = result }
             return false
         default:
