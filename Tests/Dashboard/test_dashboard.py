@@ -3,10 +3,35 @@ one action per page works, log out. Screenshots of each page are saved as artifa
 import json
 import subprocess
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from conftest import screenshot, settle, wait
+
+
+def retrying(action, attempts=10):
+    """Live updates re-render tables; an element found a moment ago may be replaced."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if attempt == attempts - 1:
+                raise
+            settle(0.2)
+
+
+def click(driver, by, selector):
+    retrying(lambda: driver.find_element(by, selector).click())
+
+
+def choose(driver, select_id, text=None, matching=None):
+    """Selects the option with this text, or the first whose text contains `matching`."""
+    def pick():
+        select = Select(driver.find_element(By.ID, select_id))
+        label = text or next(o.text for o in select.options if all(m in o.text for m in matching))
+        select.select_by_visible_text(label)
+    retrying(pick)
 
 
 def visible(driver, element_id):
@@ -18,7 +43,7 @@ def text(driver, element_id):
 
 
 def go(driver, page):
-    driver.find_element(By.CSS_SELECTOR, f'nav a[data-page="{page}"]').click()
+    click(driver, By.CSS_SELECTOR, f'nav a[data-page="{page}"]')
     wait(driver, lambda d: visible(d, "page-" + page), message=f"page {page} did not open")
 
 
@@ -86,7 +111,7 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     fill(browser, "context-key", "dash:greeting")
     fill(browser, "context-value", "hello from chromium")
     fill(browser, "context-ttl", "600")
-    browser.find_element(By.CSS_SELECTOR, "#context-form button[type=submit]").click()
+    click(browser, By.CSS_SELECTOR, "#context-form button[type=submit]")
     wait(browser, lambda d: any("dash:greeting" in row for row in rows(d, "context-table")))
     entry = api(fleet, "GET", "/api/v1/context/dash%3Agreeting")
     assert entry["value"] == "hello from chromium" and entry["ttl"] == 600
@@ -95,7 +120,7 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     api(fleet, "PUT", "/api/v1/context/other", body={"value": "not matching"})
     wait(browser, lambda d: any("other" in row for row in rows(d, "context-table")), message="no live update")
     fill(browser, "context-prefix", "dash:")
-    browser.find_element(By.CSS_SELECTOR, "#context-filter button").click()
+    click(browser, By.CSS_SELECTOR, "#context-filter button")
     wait(browser, lambda d: not any("not matching" in row for row in rows(d, "context-table")))
     assert any("dash:greeting" in row for row in rows(browser, "context-table"))
     screenshot(browser, "context")
@@ -103,17 +128,17 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     # Messages: main writes to alpha; alpha's inbox has it; alpha acks; main's outbox says acked.
     go(browser, "messages")
     wait(browser, lambda d: len(Select(d.find_element(By.ID, "message-to")).options) >= 1)
-    Select(browser.find_element(By.ID, "message-to")).select_by_index(0)
+    retrying(lambda: Select(browser.find_element(By.ID, "message-to")).select_by_index(0))
     fill(browser, "message-body", "hi alpha, from the dashboard")
-    browser.find_element(By.CSS_SELECTOR, "#message-form button[type=submit]").click()
+    click(browser, By.CSS_SELECTOR, "#message-form button[type=submit]")
     wait(browser, lambda d: any("hi alpha" in row and "delivered" in row for row in rows(d, "outbox-table")),
          message="the outbox never said delivered")
-    Select(browser.find_element(By.ID, "node-select")).select_by_visible_text("alpha")
+    choose(browser, "node-select", "alpha")
     wait(browser, lambda d: any("hi alpha" in row for row in rows(d, "inbox-table")))
-    browser.find_element(By.CSS_SELECTOR, "#inbox-table button[aria-label^='Acknowledge']").click()
+    click(browser, By.CSS_SELECTOR, "#inbox-table button[aria-label^='Acknowledge']")
     wait(browser, lambda d: any("hi alpha" in row and "acked" in row for row in rows(d, "inbox-table")))
     screenshot(browser, "messages-alpha")
-    Select(browser.find_element(By.ID, "node-select")).select_by_visible_text("main")
+    choose(browser, "node-select", "main")
     wait(browser, lambda d: any("hi alpha" in row and "acked" in row for row in rows(d, "outbox-table")),
          message="the ack never reached main's outbox")
     screenshot(browser, "messages")
@@ -121,14 +146,14 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     # AI tasks: dispatch to main; the fake claude asks to use Bash; approve it; it completes.
     go(browser, "tasks")
     wait(browser, lambda d: len(Select(d.find_element(By.ID, "task-target")).options) >= 2)
-    Select(browser.find_element(By.ID, "task-target")).select_by_visible_text("main (local)")
+    choose(browser, "task-target", "main (local)")
     fill(browser, "task-prompt", "please use-tool and report")
-    browser.find_element(By.CSS_SELECTOR, "#task-form button[type=submit]").click()
+    click(browser, By.CSS_SELECTOR, "#task-form button[type=submit]")
     wait(browser, lambda d: "Claude asks to use Bash" in text(d, "task-approvals"),
          message="the permission request never showed")
     assert "echo hi" in text(browser, "task-approvals")
     screenshot(browser, "tasks-approval")
-    browser.find_element(By.XPATH, "//div[@id='task-approvals']//button[text()='Approve']").click()
+    click(browser, By.XPATH, "//div[@id='task-approvals']//button[text()='Approve']")
     wait(browser, lambda d: "The command ran." in text(d, "task-stream"), message="the task never ran the tool")
     wait(browser, lambda d: "completed" in text(d, "task-state"))
     wait(browser, lambda d: any("completed" in row for row in rows(d, "tasks-table")))
@@ -137,9 +162,9 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     # Terminal: a command on the alpha session, streamed.
     go(browser, "terminal")
     wait(browser, lambda d: len(Select(d.find_element(By.ID, "terminal-target")).options) >= 2)
-    Select(browser.find_element(By.ID, "terminal-target")).select_by_visible_text("alpha (local)")
+    choose(browser, "terminal-target", "alpha (local)")
     fill(browser, "terminal-command", "echo 'hello from the terminal'")
-    browser.find_element(By.ID, "terminal-run").click()
+    click(browser, By.ID, "terminal-run")
     wait(browser, lambda d: "hello from the terminal" in text(d, "terminal-output")
          and "exit code 0" in text(d, "terminal-status"), message="the command output never arrived")
     screenshot(browser, "terminal")
@@ -154,7 +179,7 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     browser.set_window_size(1280, 1000)
 
     # Log out: the login form is back, and the old session opens nothing.
-    browser.find_element(By.ID, "logout").click()
+    click(browser, By.ID, "logout")
     wait(browser, lambda d: visible(d, "login") and not visible(d, "app"))
     assert fetch_status(browser, "/dashboard/api/session") == 401
     assert fetch_status(browser, "/nodes/main/api/v1/status") == 401
@@ -169,10 +194,10 @@ def test_daemon_dashboard_logs_in_with_the_key_and_runs_commands_on_a_peer(fleet
 
     # A wrong key is refused with a message; the right one logs in.
     fill(browser, "login-key", "0" * 64)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    click(browser, By.CSS_SELECTOR, "#login-form button")
     wait(browser, lambda d: "not this node's API key" in text(d, "login-error"))
     fill(browser, "login-key", fleet.key)
-    browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    click(browser, By.CSS_SELECTOR, "#login-form button")
     wait(browser, lambda d: visible(d, "app") and "dash-main" in text(d, "overview-nodes"))
     cookies = [c for c in browser.get_cookies() if c["name"].startswith("loopsy_")]
     assert cookies and all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
@@ -190,15 +215,14 @@ def test_daemon_dashboard_logs_in_with_the_key_and_runs_commands_on_a_peer(fleet
     # The Terminal reaches the peer through this daemon's forwarding.
     go(browser, "terminal")
     wait(browser, lambda d: any("(peer" in o.text for o in Select(d.find_element(By.ID, "terminal-target")).options))
-    target = Select(browser.find_element(By.ID, "terminal-target"))
-    target.select_by_visible_text(next(o.text for o in target.options if "beta" in o.text and "(peer" in o.text))
+    choose(browser, "terminal-target", matching=["beta", "(peer"])
     fill(browser, "terminal-command", "uname -n")
-    browser.find_element(By.ID, "terminal-run").click()
+    click(browser, By.ID, "terminal-run")
     wait(browser, lambda d: "exit code 0" in text(d, "terminal-status"), message="the relayed command never finished")
     assert text(browser, "terminal-output").strip().splitlines()[-1] == subprocess.run(
         ["uname", "-n"], capture_output=True, text=True).stdout.strip()
     screenshot(browser, "daemon-terminal")
 
-    browser.find_element(By.ID, "logout").click()
+    click(browser, By.ID, "logout")
     wait(browser, lambda d: visible(d, "login"))
     assert fetch_status(browser, "/api/v1/status") == 401

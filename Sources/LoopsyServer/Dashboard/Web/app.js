@@ -475,11 +475,7 @@ async function loadMessages() {
   const [peers, inbox, outbox] = await Promise.all([
     api(base, '/peers'), api(base, '/messages/inbox?limit=200'), api(base, '/messages/outbox?limit=200')]);
   state.peers = peers.peers;
-  const select = $('message-to');
-  const chosen = select.value;
-  select.replaceChildren(...state.peers.map((peer) =>
-    el('option', { value: peer.nodeId }, `${peer.name} (${peer.status})`)));
-  if (chosen) select.value = chosen;
+  fillOptions($('message-to'), state.peers.map((peer) => ({ value: peer.nodeId, label: `${peer.name} (${peer.status})` })));
   const messages = inbox.messages.slice().reverse();
   table($('inbox-table'), ['From', 'Message', 'Type', 'Received', 'State', ''], messages.map((message) =>
     el('tr', {},
@@ -530,11 +526,22 @@ async function targets() {
   return list;
 }
 
-function fillTargets(select, list) {
+// Fills a <select> with [{value, label}], keeping the choice when it is still there. An
+// unchanged list stays as it is: a control must not be replaced under the user's pointer.
+function fillOptions(select, options, fallback) {
   const chosen = select.value;
-  select.replaceChildren(...list.map((target) => el('option', { value: target.base }, target.label)));
-  if (list.some((target) => target.base === chosen)) select.value = chosen;
-  else select.value = state.node.base;
+  const same = select.options.length === options.length
+    && options.every((option, index) => select.options[index].value === option.value
+                                        && select.options[index].textContent === option.label);
+  if (!same) {
+    select.replaceChildren(...options.map((option) => el('option', { value: option.value }, option.label)));
+  }
+  if (options.some((option) => option.value === chosen)) select.value = chosen;
+  else if (fallback !== undefined && options.some((option) => option.value === fallback)) select.value = fallback;
+}
+
+function fillTargets(select, list) {
+  fillOptions(select, list.map((target) => ({ value: target.base, label: target.label })), state.node.base);
 }
 
 // MARK: AI tasks
@@ -592,6 +599,8 @@ function openTask(base, id) {
   state.taskBase = base;
   $('task-detail').hidden = false;
   $('task-detail-title').textContent = 'Task ' + shortId(id);
+  $('task-approvals').dataset.requests = '';
+  $('task-approvals').replaceChildren();
   $('task-stream').replaceChildren();
   const controller = new AbortController();
   state.taskStream = controller;
@@ -640,7 +649,12 @@ async function refreshTask() {
   $('task-state').replaceChildren('State: ', badge(task.state),
     task.error ? ' ' + task.error : '', task.costUsd ? ` · $${task.costUsd.toFixed(4)}` : '');
   $('task-cancel').textContent = task.isFinished ? 'Delete task' : 'Cancel task';
-  $('task-approvals').replaceChildren(...(task.pendingApprovals || []).map((request) =>
+  const pending = task.pendingApprovals || [];
+  const shown = $('task-approvals').dataset.requests || '';
+  const now = pending.map((request) => request.requestId).join(' ');
+  if (shown === now) return;  // the same requests: leave their buttons where they are
+  $('task-approvals').dataset.requests = now;
+  $('task-approvals').replaceChildren(...pending.map((request) =>
     el('div', { class: 'approval', role: 'group', 'aria-label': 'Permission request for ' + request.toolName },
        el('strong', {}, 'Claude asks to use ' + request.toolName),
        el('pre', {}, JSON.stringify(request.toolInput, null, 2)),
