@@ -14,9 +14,8 @@ struct Dashboard: ParsableCommand {
         discussion: """
             Without --daemon, serves the dashboard on 127.0.0.1 (port 19540 by default) until Ctrl-C. It drives \
             the main node and every `loopsy session`, each with its own key, which never reaches the browser. \
-            It prints a one-time login link (valid for 5 minutes); the API key (`loopsy key show`) logs in too.
-
-            With --daemon, prints a one-time link to the dashboard loopsyd itself serves under /dashboard.
+            It prints a one-time login link (valid for 5 minutes); the API key (`loopsy key show`) logs in too. \
+            With --daemon, it prints a one-time link to the dashboard loopsyd itself serves under /dashboard.
             """)
 
     @OptionGroup var global: GlobalOptions
