@@ -3,6 +3,7 @@ import LoopsyClient
 import LoopsyConfig
 import LoopsyHTTP
 import LoopsyStore
+import Synchronization
 
 /// `loopsy dashboard`: the dashboard on its own port (127.0.0.1:19540 by default), driving every
 /// local node — the main one and each `loopsy session` — through `/nodes/<name>/api/v1/…`,
@@ -16,6 +17,8 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     /// Failed and successful logins alike, per address: keys are not for guessing.
     private let loginLimiter: RateLimiter
     private let logger: Logger
+    /// The local nodes as last read, and when (monotonic seconds).
+    private let snapshot = Mutex<(nodes: [LocalNode], takenAt: Double)?>(nil)
 
     public init(main: DataDir, loginsPerMinute: Int, logger: Logger) {
         self.main = main
@@ -27,30 +30,39 @@ public final class DashboardGateway: HTTPHandler, Sendable {
 
     // MARK: Local nodes
 
-    private struct LocalNode {
+    private struct LocalNode: Sendable {
         var info: DashboardNode
         var target: PeerRelay.Target?
+        /// The node's key (nil without a readable config).
+        var apiKey: String?
     }
 
-    /// The main node and every session, read fresh each time (sessions come and go).
+    /// The main node first, then every session. Sessions come and go and keys rotate, so this is
+    /// read again once it is a second old: every request needs it, and a read parses each
+    /// node's config and identity.
     private func localNodes() -> [LocalNode] {
+        let now = Clock.monotonicSeconds()
+        if let cached = snapshot.withLock({ $0 }), now - cached.takenAt < 1 { return cached.nodes }
         let directory = SessionDirectory(main: main)
         var nodes = [node(named: "main", dataDir: main)]
         for name in directory.names() { nodes.append(node(named: name, dataDir: directory.dataDir(name))) }
+        snapshot.withLock { $0 = (nodes, now) }
         return nodes
     }
 
     private func node(named name: String, dataDir: DataDir) -> LocalNode {
         let base = "/nodes/\(name)/api/v1"
         guard let config = try? ConfigFile.load(dataDir).config else {
-            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nil, reachable: false), target: nil)
+            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nil, reachable: false), target: nil,
+                             apiKey: nil)
         }
         let nodeId = (try? NodeIdentity.load(from: dataDir.identityKeyFile))?.nodeId
         let running = dataDir.runningDaemonPid() != nil
         // A node that is not running gets no calls: whatever listens on its port is not it, and
         // must not be handed its key.
         guard running else {
-            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: false), target: nil)
+            return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: false), target: nil,
+                             apiKey: config.auth.apiKey)
         }
         let port = LoopsyClient.localPort(dataDir, config: config)
         let baseURL = "http://127.0.0.1:\(port)"
@@ -61,7 +73,8 @@ public final class DashboardGateway: HTTPHandler, Sendable {
                 APIError.badGateway("local node \(name) does not answer at \(baseURL) (\(error)); start it with "
                     + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: "node_unreachable")
             })
-        return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: true), target: target)
+        return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: true), target: target,
+                         apiKey: config.auth.apiKey)
     }
 
     /// A one-time login link's token.
@@ -141,12 +154,12 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         }
     }
 
-    /// The main node's key, read afresh: sessions end when it changes.
+    /// The main node's current key: sessions are bound to it and end when it changes.
     private func mainKey() throws -> String {
-        guard let config = try? ConfigFile.load(main).config else {
+        guard let key = localNodes().first?.apiKey else {
             throw APIError.conflict("no config at \(main.configFile); run `loopsy init` first", code: "not_initialised")
         }
-        return config.auth.apiKey
+        return key
     }
 
     private func authenticate(_ request: HTTPRequest) throws -> DashboardSessions.Session {

@@ -63,7 +63,7 @@ public enum DashboardWeb {
             throw APIError.forbidden("log in over HTTPS (tls.enabled) or from this machine: the key would cross the "
                 + "network in clear", code: "insecure_transport")
         }
-        let body = try decodeBody(DashboardLoginRequest.self, request)
+        let body = try request.decodeJSON(DashboardLoginRequest.self, requireContentType: true)
         let accepted: Bool
         if let token = body.token, !token.isEmpty {
             accepted = sessions.redeem(token)
@@ -104,15 +104,4 @@ public enum DashboardWeb {
         return try .json(DashboardSessionResponse(csrfToken: session.csrfToken, mode: mode, nodes: nodes))
     }
 
-    static func decodeBody<T: Decodable>(_ type: T.Type, _ request: HTTPRequest) throws -> T {
-        // JSON only: an HTML form cannot send it cross-site without a CORS preflight.
-        guard request.header("content-type")?.lowercased().hasPrefix("application/json") == true else {
-            throw APIError.unsupportedMediaType("send the body as application/json")
-        }
-        do {
-            return try SafeJSON.decode(T.self, from: Data(request.body))
-        } catch {
-            throw APIError.badRequest("the body must be JSON like {\"apiKey\": \"…\"}", code: "bad_json")
-        }
-    }
 }

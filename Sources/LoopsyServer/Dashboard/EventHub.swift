@@ -26,9 +26,10 @@ public final class EventHub: Sendable {
         self.maxSubscribers = maxSubscribers
     }
 
-    /// Areas a path belongs to: the segment after /api/v1/ (a relayed call counts as `peers`).
+    /// Areas a path (without its query) belongs to: the segment after /api/v1/ (a relayed call
+    /// counts as `peers`).
     public static func topic(forPath path: String) -> String? {
-        let parts = (path.split(separator: "?", maxSplits: 1).first ?? "").split(separator: "/")
+        let parts = path.split(separator: "/")
         guard parts.count >= 3, parts[0] == "api", parts[1] == "v1" else { return nil }
         switch parts[2] {
         case "context", "messages", "peers", "ai-tasks", "execute", "transfer", "pair": return String(parts[2])

@@ -44,6 +44,8 @@ public final class Authenticator: Sendable {
     private struct Keys {
         var apiKey: String
         var allowed: [(name: String, key: String)]
+        /// What dashboard sessions are bound to: the node key's hash.
+        var binding: String
     }
     private struct State {
         var keys: Keys
@@ -70,7 +72,8 @@ public final class Authenticator: Sendable {
     }
 
     private static func keys(from auth: LoopsyConfig.Auth) -> Keys {
-        Keys(apiKey: auth.apiKey, allowed: auth.allowedKeys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        Keys(apiKey: auth.apiKey, allowed: auth.allowedKeys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+             binding: keyHash(auth.apiKey))
     }
 
     /// The hex SHA-256 under which peer credentials are stored.
@@ -93,7 +96,7 @@ public final class Authenticator: Sendable {
     }
 
     /// What dashboard sessions are bound to: the current node key's hash (a new key ends them).
-    public var sessionBinding: String { Self.keyHash(currentKeys().apiKey) }
+    public var sessionBinding: String { currentKeys().binding }
 
     /// True for the node's own key (not an allowedKeys entry or a peer's).
     public func isOwnerKey(_ key: String) -> Bool { Secrets.equal(key, currentKeys().apiKey) }

@@ -20,7 +20,9 @@ public enum OpenAPIDocument {
             "info": [
                 "title": "Loopsy daemon API",
                 "version": .string(LoopsyVersion.current),
-                "description": "REST API of loopsyd. Every route except /api/v1/health needs 'Authorization: Bearer <api key>'.",
+                "description": .string("REST API of loopsyd. Routes marked without security (health, identity, the pairing steps, the "
+                    + "dashboard's files and login) are open; every other one needs 'Authorization: Bearer <api key>', "
+                    + "or a dashboard session cookie together with its X-CSRF-Token."),
             ],
             "servers": [["url": "/"]],
             "components": [

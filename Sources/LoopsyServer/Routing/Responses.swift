@@ -33,14 +33,24 @@ extension HTTPResponse {
 
 extension RequestContext {
     /// Decodes a JSON body, turning every decoding failure into a 400 that names the field.
-    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        if let contentType = request.header("content-type"),
-           !contentType.lowercased().hasPrefix("application/json") {
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T { try request.decodeJSON(type) }
+}
+
+extension HTTPRequest {
+    /// Decodes a JSON body, turning every decoding failure into a 400 that names the field.
+    /// `requireContentType`: refuse a body not labelled application/json (an HTML form cannot
+    /// send that cross-site without a CORS preflight); otherwise only a wrong label is refused.
+    public func decodeJSON<T: Decodable>(_ type: T.Type, requireContentType: Bool = false) throws -> T {
+        let contentType = header("content-type")
+        if let contentType, !contentType.lowercased().hasPrefix("application/json") {
             throw APIError.unsupportedMediaType("send the body as application/json, not \(contentType)")
         }
-        guard !request.body.isEmpty else { throw APIError.badRequest("a JSON body is required", code: "bad_json") }
+        if requireContentType && contentType == nil {
+            throw APIError.unsupportedMediaType("send the body as application/json")
+        }
+        guard !body.isEmpty else { throw APIError.badRequest("a JSON body is required", code: "bad_json") }
         do {
-            return try SafeJSON.decode(type, from: Data(request.body))
+            return try SafeJSON.decode(type, from: Data(body))
         } catch let error as DecodingError {
             throw APIError.badRequest(Self.describe(error), code: "bad_json")
         } catch let error as SafeJSON.TooDeep {
