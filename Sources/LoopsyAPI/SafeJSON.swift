@@ -16,7 +16,10 @@ public enum SafeJSON {
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data,
                                             decoder: JSONDecoder = JSONDecoder()) throws -> T {
         try checkDepth(data)
-        return try decoder.decode(type, from: data)
+        let value = try decoder.decode(type, from: data)
+        // Numbers from outside are range-checked here, where they are decoded (see WireRange).
+        if let checked = value as? any RangeChecked { try checked.checkRanges() }
+        return value
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {

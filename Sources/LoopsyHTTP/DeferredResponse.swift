@@ -1,5 +1,8 @@
 import CMicroHTTPD
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An answer a handler cannot give yet because it waits on something slow (another machine):
 /// the handler returns `HTTPResponse(deferred:)`, the connection is suspended (no worker thread
@@ -10,6 +13,7 @@ public final class DeferredResponse: Sendable {
         var connection: ConnectionHandle?
         var suspended = false
         var abandoned = false
+        var taken = false
         var finalize: (@Sendable (HTTPResponse) -> HTTPResponse)?
     }
 
@@ -32,6 +36,11 @@ public final class DeferredResponse: Sendable {
         let final = transform(response)
         state.withLock { state in
             guard state.response == nil else { return }
+            if state.abandoned {
+                // Nobody will send it: a file it holds is closed here, not leaked.
+                Self.discard(final)
+                return
+            }
             state.response = final
             if state.suspended, let connection = state.connection, !state.abandoned {
                 state.suspended = false
@@ -48,7 +57,10 @@ public final class DeferredResponse: Sendable {
     /// The answer if it is ready; otherwise the connection is suspended until it is.
     func take(suspending connection: OpaquePointer) -> HTTPResponse? {
         state.withLock { state in
-            if let response = state.response { return response }
+            if let response = state.response {
+                state.taken = true
+                return response
+            }
             state.connection = ConnectionHandle(pointer: connection)
             if !state.suspended {
                 state.suspended = true
@@ -62,7 +74,12 @@ public final class DeferredResponse: Sendable {
         state.withLock { state in
             state.abandoned = true
             state.connection = nil
+            if let response = state.response, !state.taken { Self.discard(response) }
         }
+    }
+
+    private static func discard(_ response: HTTPResponse) {
+        if let file = response.file { close(file.descriptor) }
     }
 
     var isPending: Bool { state.withLock { $0.response == nil && !$0.abandoned } }

@@ -76,7 +76,9 @@ final class JobRunner: Sendable {
         finishedGroup.enter()
         let thread = JobIOLoop(job: job, process: process, timeoutMs: command.timeoutMs, maxOutputBytes: maxOutputBytes,
                                sink: sink)
-        DispatchQueue.global().async { [self] in
+        // A thread of its own for the job's life (at most execution.maxConcurrent of them): a
+        // blocking loop on the shared dispatch pool would delay every other wake-up in the daemon.
+        let work: @Sendable () -> Void = { [self] in
             let result = thread.run()
             _ = jobs.withLock { $0.removeValue(forKey: id) }
             do {
@@ -87,6 +89,7 @@ final class JobRunner: Sendable {
             sink.finished(result)
             finishedGroup.leave()
         }
+        if !DedicatedThread.start("loopsy-job", work) { DispatchQueue.global().async(execute: work) }
         return info
     }
 

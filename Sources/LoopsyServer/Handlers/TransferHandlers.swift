@@ -20,17 +20,13 @@ public enum TransferHandlers {
 
     static func pull(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(TransferPullRequest.self)
-        let (fd, _, size) = try context.node.transfer.openForReading(request.sourcePath)
+        let transfer = context.node.transfer
+        let (fd, _, size) = try transfer.openForReading(request.sourcePath)
         var headers: [(name: String, value: String)] = [("Content-Type", "application/octet-stream"),
                                                         ("Accept-Ranges", "bytes"), ("X-Loopsy-Size", String(size))]
-        do {
-            if size <= TransferService.inlineChecksumLimit {
-                headers.append((TransferHeaders.sha256, try context.node.transfer.sha256(fd: fd)))
-            }
-            guard let rangeHeader = context.request.header("range") else {
-                return HTTPResponse(status: 200, headers: headers,
-                                    file: .init(descriptor: fd, offset: 0, length: UInt64(size)))
-            }
+        var status = 200
+        var body = HTTPResponse.FileBody(descriptor: fd, offset: 0, length: UInt64(size))
+        if let rangeHeader = context.request.header("range") {
             guard let range = ByteRange.parse(rangeHeader, size: size) else {
                 close(fd)
                 var refusal = HTTPResponse.error(APIError(status: 416, code: "range_not_satisfiable",
@@ -38,21 +34,24 @@ public enum TransferHandlers {
                 refusal.setHeader("Content-Range", "bytes */\(size)")
                 return refusal
             }
+            status = 206
             headers.append(("Content-Range", "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)"))
-            return HTTPResponse(status: 206, headers: headers,
-                                file: .init(descriptor: fd, offset: UInt64(range.lowerBound),
-                                            length: UInt64(range.count)))
-        } catch {
-            close(fd)
-            throw error
+            body = .init(descriptor: fd, offset: UInt64(range.lowerBound), length: UInt64(range.count))
+        }
+        guard size <= TransferService.inlineChecksumLimit else {
+            return HTTPResponse(status: status, headers: headers, file: body)
+        }
+        return try transfer.withDigest(of: fd, size: size, keepsDescriptor: true) { [headers, status, body] digest in
+            HTTPResponse(status: status, headers: headers + [(TransferHeaders.sha256, digest)], file: body)
         }
     }
 
     static func checksum(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(TransferPathRequest.self)
         let (fd, real, size) = try context.node.transfer.openForReading(request.path)
-        defer { close(fd) }
-        return try .json(ChecksumResponse(path: real, size: size, sha256: try context.node.transfer.sha256(fd: fd)))
+        return try context.node.transfer.withDigest(of: fd, size: size, keepsDescriptor: false) { digest in
+            try .json(ChecksumResponse(path: real, size: size, sha256: digest))
+        }
     }
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
@@ -85,22 +84,5 @@ public enum TransferHandlers {
                                    mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
         }
         return try .json(TransferListResponse(files: files.sorted { $0.name < $1.name }))
-    }
-}
-
-/// A single `Range: bytes=` request (the only kind clients resuming a download send).
-enum ByteRange {
-    static func parse(_ header: String, size: Int64) -> Range<Int64>? {
-        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
-        let spec = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard spec.count == 2 else { return nil }
-        if spec[0].isEmpty {  // bytes=-N: the last N bytes
-            guard let suffix = Int64(spec[1]), suffix > 0, size > 0 else { return nil }
-            return max(0, size - suffix)..<size
-        }
-        guard let start = Int64(spec[0]), start >= 0, start < size else { return nil }
-        if spec[1].isEmpty { return start..<size }
-        guard let end = Int64(spec[1]), end >= start else { return nil }
-        return start..<min(end + 1, size)
     }
 }

@@ -91,7 +91,7 @@ enum PairingCrypto {
 }
 
 /// What each side sends the other inside the AEAD box once both people confirmed.
-struct PairPayload: Codable, Sendable {
+struct PairPayload: Codable, Sendable, RangeChecked {
     var nodeId: String
     var hostname: String
     /// Base64 X9.63 identity key: the nodeId and TLS pin derive from it.
@@ -108,6 +108,8 @@ struct PairPayload: Codable, Sendable {
     /// Base64 DER ECDSA signature by the identity key over the role label and the transcript:
     /// proof that the sender holds the key whose nodeId it claims (public keys are public).
     var proof: String = ""
+
+    func checkRanges() throws { try WireRange.check(port, WireRange.port, "port") }
 
     static func signedBytes(role: String, transcript: [UInt8]) -> [UInt8] {
         Array("\(PairingCrypto.version) identity \(role)".utf8) + transcript

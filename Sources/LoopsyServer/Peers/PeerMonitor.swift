@@ -20,6 +20,9 @@ public final class PeerMonitor: Sendable {
     private let wakeups = DispatchSemaphore(value: 0)
     private let onlineListeners = Mutex<[@Sendable (String) -> Void]>([])
     private let events: EventHub?
+    /// Health checks run here, never on the shared dispatch pool: hundreds of unreachable peers
+    /// (5 s timeouts each) then slow the checks down, not job I/O or long-poll wake-ups.
+    private let checks = WorkPool(name: "loopsy-health", threads: 8, queueLimit: 4096)
 
     init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger, events: EventHub? = nil) {
         self.service = service
@@ -66,10 +69,11 @@ public final class PeerMonitor: Sendable {
             if let checked = info.lastChecked, now - checked < Int64(delay(failures: info.failures)) * 1000 { continue }
             let claimed = inFlight.withLock { $0.insert(record.nodeId).inserted }
             guard claimed else { continue }
-            DispatchQueue.global().async { [self] in
+            let queued = checks.submit { [self] in
                 defer { _ = inFlight.withLock { $0.remove(record.nodeId) } }
                 check(record)
             }
+            if !queued { _ = inFlight.withLock { $0.remove(record.nodeId) } }
         }
     }
 

@@ -57,6 +57,9 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         var describe: @Sendable (any Error, String) -> APIError
     }
 
+    /// Each relayed call holds a thread while it lasts (a streamed job's can last minutes).
+    static let pool = WorkPool(name: "loopsy-relay", threads: 64, queueLimit: 0)
+
     /// Starts relaying `method path?query` to the peer. A body, if any, is fed through
     /// `consume` and ended with `endBody`.
     static func start(service: PeerService, record: PeerRecord, method: String, path: String, query: String,
@@ -90,7 +93,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         http.connectTimeoutSeconds = 5
         relay.stream.onClose { [weak relay] in relay?.cancel() }
         let bodyLength = headers["transfer-encoding"] == nil ? headers["content-length"].flatMap(Int64.init) : nil
-        DispatchQueue.global().async { [http, outgoing] in
+        let queued = pool.submit { [http, outgoing] in
             do {
                 try http.relay(
                     method: method, url: url, headers: outgoing, bodyLength: hasBody ? bodyLength : nil,
@@ -111,6 +114,11 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
             }
             // An uploader still writing gets EPIPE instead of waiting on a pipe nobody reads.
             Self.close(relay.bodyRead)
+        }
+        guard queued else {
+            throw APIError(status: 503, code: "relay_busy",
+                           message: "\(pool.threads) relayed calls are in progress already; retry in a moment",
+                           headers: ["Retry-After": "1"])
         }
         return relay
     }

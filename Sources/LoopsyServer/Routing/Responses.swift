@@ -53,6 +53,8 @@ extension HTTPRequest {
             return try SafeJSON.decode(type, from: Data(body))
         } catch let error as DecodingError {
             throw APIError.badRequest(Self.describe(error), code: "bad_json")
+        } catch let error as OutOfRange {
+            throw APIError.badRequest("\(error)", code: error.code)
         } catch let error as SafeJSON.TooDeep {
             throw APIError.badRequest("\(error)", code: "bad_json")
         } catch {

@@ -182,7 +182,8 @@ public final class TaskService: Sendable {
             kill(task)
         }
         // One blocking reader per task (at most aiTasks.maxConcurrent of them).
-        DispatchQueue.global().async { [self, master] in readLoop(task, master: master, pid: pid) }
+        let reader: @Sendable () -> Void = { [self, master] in readLoop(task, master: master, pid: pid) }
+        if !DedicatedThread.start("loopsy-task", reader) { DispatchQueue.global().async(execute: reader) }
     }
 
     // MARK: Output

@@ -2,6 +2,7 @@ import Crypto
 import FoundationEssentials
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyHTTP
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -31,31 +32,86 @@ public final class TransferService: Sendable {
         maxFileSize = config.maxFileSize
     }
 
-    /// Opens a regular file for reading after the path rules.
+    /// Opens a regular file for reading after the path rules. The open never blocks: a FIFO or a
+    /// device opened without O_NONBLOCK would hold an HTTP worker until someone wrote to it, so
+    /// the file is opened non-blocking and checked on the descriptor (fstat) before anything
+    /// reads it.
     func openForReading(_ path: String) throws -> (fd: Int32, path: String, size: Int64) {
         let real = try policy.resolve(path, for: .read)
-        let fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        let fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             throw errno == EACCES ? APIError.forbidden("'\(path)' is not readable by the daemon", code: "permission_denied")
                 : APIError.notFound("file '\(path)'")
         }
         var info = stat()
-        fstat(fd, &info)
-        guard info.st_mode & S_IFMT == S_IFREG else {
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            let isDirectory = info.st_mode & S_IFMT == S_IFDIR
             close(fd)
-            throw APIError.badRequest("'\(path)' is not a regular file (a directory? list it, or pull it with -r)",
-                                      code: "not_a_file")
+            throw APIError.badRequest(isDirectory
+                ? "'\(path)' is a directory: list it, or pull it with -r"
+                : "'\(path)' is not a regular file (a pipe, socket or device); only regular files are transferred",
+                code: "not_a_file")
         }
+        // Regular files ignore O_NONBLOCK; clear it anyway so sendfile sees a plain descriptor.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return (fd, real, Int64(info.st_size))
+    }
+
+    /// Files up to this size are hashed on the request's own thread (well under a millisecond);
+    /// larger ones on `hashing`, so no HTTP worker waits for a disk.
+    static let inlineHashLimit: Int64 = 1 << 20
+
+    /// Hashes larger files: two at a time, eight more waiting, then 503 with Retry-After.
+    let hashing = WorkPool(name: "loopsy-hash", threads: 2, queueLimit: 8)
+
+    /// Answers with `respond(digest)` once the open file is hashed: at once for small or cached
+    /// files, else from the hashing pool through a deferred response. `fd` stays open until
+    /// `respond` returns; the caller gives up ownership (it is closed here unless `respond`
+    /// hands it on, which it says by returning true for `keepsDescriptor`).
+    func withDigest(of fd: Int32, size: Int64, keepsDescriptor: Bool,
+                    _ respond: @escaping @Sendable (String) throws -> HTTPResponse) throws -> HTTPResponse {
+        if size <= Self.inlineHashLimit || cachedDigest(fd: fd) != nil {
+            do {
+                let response = try respond(try sha256(fd: fd))
+                if !keepsDescriptor { close(fd) }
+                return response
+            } catch {
+                close(fd)
+                throw error
+            }
+        }
+        let deferred = DeferredResponse()
+        let queued = hashing.submit { [self] in
+            let response: HTTPResponse
+            if deferred.isAbandoned {
+                close(fd)
+                return
+            }
+            do {
+                response = try respond(try sha256(fd: fd))
+                if !keepsDescriptor { close(fd) }
+            } catch let error as APIError {
+                close(fd)
+                response = .error(error)
+            } catch {
+                close(fd)
+                response = .error(APIError.internalError(requestId: "hash"))
+            }
+            deferred.complete(response)
+        }
+        guard queued else {
+            close(fd)
+            throw APIError(status: 503, code: "busy_hashing",
+                           message: "the daemon is hashing \(hashing.load) large files already; retry in a few seconds",
+                           headers: ["Retry-After": "2"])
+        }
+        return HTTPResponse(deferred: deferred)
     }
 
     /// SHA-256 of a whole open file, from the cache when the same file (same inode, size and
     /// modification time) was hashed before.
     func sha256(fd: Int32) throws -> String {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { return try Self.sha256(fd: fd) }
-        let identity = FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                                    modifiedNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+        guard let identity = Self.identity(fd) else { return try Self.sha256(fd: fd) }
         if let known = digests.withLock({ $0[identity] }) { return known }
         let digest = try Self.sha256(fd: fd)
         digests.withLock { cache in
@@ -63,6 +119,18 @@ public final class TransferService: Sendable {
             cache[identity] = digest
         }
         return digest
+    }
+
+    private func cachedDigest(fd: Int32) -> String? {
+        guard let identity = Self.identity(fd) else { return nil }
+        return digests.withLock { $0[identity] }
+    }
+
+    private static func identity(_ fd: Int32) -> FileIdentity? {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                            modifiedNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
     }
 
     /// SHA-256 of a whole open file, read with pread so the file offset is untouched.

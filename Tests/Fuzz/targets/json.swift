@@ -14,6 +14,22 @@ public func fuzzJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     // Exactly as the daemon decodes request bodies and peers' answers.
     let body = Data(bytes)
     let decoder = SafeDecoder()
+    // Every number a decoder accepts is within its WireRange: the arithmetic the daemon does on
+    // it cannot trap (a trap here is a crash there).
+    let now: Int64 = 1_800_000_000_000
+    if let put = try? decoder.decode(ContextPutRequest.self, from: body), let ttl = put.ttl { _ = now + Int64(ttl) * 1000 }
+    if let delivery = try? decoder.decode(MessageDelivery.self, from: body) {
+        _ = now + min(max(delivery.expiresAt - delivery.createdAt, 1000), 30 * 86_400_000)
+    }
+    if let send = try? decoder.decode(MessageSendRequest.self, from: body), let ttl = send.ttl { _ = now + Int64(ttl) * 1000 }
+    if let execute = try? decoder.decode(ExecuteRequest.self, from: body), let timeout = execute.timeout {
+        _ = Double(timeout) / 1000 + 1
+    }
+    // The Range header against a size taken from the input's length.
+    if let range = ByteRange.parse(text, size: Int64(size) * 1_000_003) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= Int64(size) * 1_000_003, "range outside the file")
+        _ = range.count
+    }
     _ = try? decoder.decode(ContextPutRequest.self, from: body)
     _ = try? decoder.decode(ContextBroadcastRequest.self, from: body)
     _ = try? decoder.decode(ExecuteRequest.self, from: body)
