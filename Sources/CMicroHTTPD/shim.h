@@ -11,10 +11,22 @@
 
 /// MHD_start_daemon is variadic: every option goes through one MHD_OPTION_ARRAY.
 static inline struct MHD_Daemon *cmhd_start_daemon(unsigned int flags, uint16_t port,
+                                                   MHD_AcceptPolicyCallback accept_policy, void *accept_cls,
                                                    MHD_AccessHandlerCallback handler, void *handler_cls,
                                                    struct MHD_OptionItem *options) {
-    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+    return MHD_start_daemon(flags, port, accept_policy, accept_cls, handler, handler_cls,
                             MHD_OPTION_ARRAY, options, MHD_OPTION_END);
+}
+
+/// The enum's cases import under unstable Swift names.
+static inline int cmhd_connection_started(enum MHD_ConnectionNotificationCode code) {
+    return code == MHD_CONNECTION_NOTIFY_STARTED;
+}
+
+/// The socket of a connection (valid until MHD_CONNECTION_NOTIFY_CLOSED returns).
+static inline int cmhd_connection_fd(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? (int)info->connect_fd : -1;
 }
 
 /// The listening socket, so the daemon can report the port it bound when asked for port 0.
@@ -41,6 +53,10 @@ static inline struct MHD_OptionItem cmhd_option_ptr(enum MHD_OPTION option, intp
 }
 static inline struct MHD_OptionItem cmhd_option_completed(MHD_RequestCompletedCallback cb, void *cls) {
     struct MHD_OptionItem item = { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)cb, cls };
+    return item;
+}
+static inline struct MHD_OptionItem cmhd_option_notify_connection(MHD_NotifyConnectionCallback cb, void *cls) {
+    struct MHD_OptionItem item = { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)cb, cls };
     return item;
 }
 typedef size_t (*cmhd_unescape_callback)(void *cls, struct MHD_Connection *connection, char *text);

@@ -8,8 +8,16 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var threads = 0
         /// Seconds a connection may stay idle (or dribble a request) before it is closed.
         public var connectionTimeout = 30
-        /// Open connections per listener; more wait in the kernel's accept queue.
+        /// Open connections from other machines per listener; more are refused (or, for loopback
+        /// clients past their reserve, wait in the kernel's accept queue).
         public var maxConnections = 1000
+        /// Open connections one remote address may hold.
+        public var maxConnectionsPerAddress = 64
+        /// Connections on top of maxConnections that only loopback clients (CLI, MCP, dashboard) can use.
+        public var loopbackReserve = 64
+        /// Seconds a remote client has to send a whole request head, from connecting or from its
+        /// previous request's end.
+        public var headerTimeout = 15
     }
     public struct Auth: Sendable, Equatable {
         public var apiKey = ""
@@ -71,6 +79,13 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var healthInterval = 30
         /// Consecutive failed checks before a peer is offline (then re-checked with backoff).
         public var offlineAfter = 3
+        /// Peers known only from mDNS adverts (never paired or added) at most; more are ignored.
+        public var maxUnpairedPeers = 64
+        /// Of those, at most this many at one address (several session nodes share a machine's).
+        public var maxUnpairedPerAddress = 8
+        /// Seconds after which an mDNS-only peer that was neither advertised nor answered a health
+        /// check is forgotten.
+        public var unpairedExpiry = 600
     }
     public struct Logging: Sendable, Equatable {
         public var level = LogLevel.info
@@ -90,6 +105,9 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var maxBodyBytes = 65_536
         /// Seconds a message may wait for delivery when the sender gives no ttl.
         public var defaultTtl = 86_400
+        /// Unhandled (unread or read, not acked) messages kept per sender; newer ones are refused
+        /// to that sender (it keeps retrying until its ttl) until the owner reads or acks some.
+        public var maxInboxPerSender = 1000
     }
 
     public var server = Server()

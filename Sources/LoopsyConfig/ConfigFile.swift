@@ -26,7 +26,10 @@ public enum ConfigFile {
               host: \(defaults.server.host)          # address to listen on; 127.0.0.1 keeps it on this machine
             \(hostname.map { "  hostname: \($0)" } ?? "  # hostname: my-laptop   # name shown to peers (default: system hostname)")
               connectionTimeout: \(defaults.server.connectionTimeout)     # seconds idle (slowloris defence)
-              maxConnections: \(defaults.server.maxConnections)     # per listener; more wait until one closes
+              maxConnections: \(defaults.server.maxConnections)     # from other machines, per listener; more are refused
+              maxConnectionsPerAddress: \(defaults.server.maxConnectionsPerAddress)   # from one remote address
+              loopbackReserve: \(defaults.server.loopbackReserve)     # extra slots only local clients can use
+              headerTimeout: \(defaults.server.headerTimeout)       # seconds a remote client has to send a request head
             auth:
               apiKey: \(apiKey)
               allowedKeys: {}          # name: key, for hand-made setups (pairing manages peer keys)
@@ -66,11 +69,15 @@ public enum ConfigFile {
             messages:
               maxBodyBytes: \(defaults.messages.maxBodyBytes)      # largest message body
               defaultTtl: \(defaults.messages.defaultTtl)        # seconds a message may wait for an offline peer
+              maxInboxPerSender: \(defaults.messages.maxInboxPerSender)   # unacked messages kept per sender; more are refused
             discovery:
               enabled: \(defaults.discovery.enabled)            # mDNS (_loopsy._tcp via avahi-daemon)
               manualPeers: []          # [{address: 192.168.1.20, port: 19532}] probed at start
               healthInterval: \(defaults.discovery.healthInterval)       # seconds between peer health checks
               offlineAfter: \(defaults.discovery.offlineAfter)          # failed checks before a peer is offline
+              maxUnpairedPeers: \(defaults.discovery.maxUnpairedPeers)       # peers known only from mDNS adverts; more are ignored
+              maxUnpairedPerAddress: \(defaults.discovery.maxUnpairedPerAddress)   # of those, at one address
+              unpairedExpiry: \(defaults.discovery.unpairedExpiry)       # seconds an unseen, unanswering mDNS-only peer is kept
             logging:
               level: \(defaults.logging.level.rawValue)
 

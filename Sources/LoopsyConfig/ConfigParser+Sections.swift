@@ -9,6 +9,9 @@ extension Reader {
             case "threads": server.threads = try int(value, at: path, max: 256)
             case "connectionTimeout": server.connectionTimeout = try int(value, at: path, min: 1, max: 3600)
             case "maxConnections": server.maxConnections = try int(value, at: path, min: 1, max: 100_000)
+            case "maxConnectionsPerAddress": server.maxConnectionsPerAddress = try int(value, at: path, min: 1, max: 100_000)
+            case "loopbackReserve": server.loopbackReserve = try int(value, at: path, max: 10_000)
+            case "headerTimeout": server.headerTimeout = try int(value, at: path, max: 3600)
             default: unknown(path)
             }
         }
@@ -92,6 +95,9 @@ extension Reader {
             case "enabled": discovery.enabled = try bool(value, at: path)
             case "healthInterval": discovery.healthInterval = try int(value, at: path, min: 1, max: 86_400)
             case "offlineAfter": discovery.offlineAfter = try int(value, at: path, min: 1, max: 100)
+            case "maxUnpairedPeers": discovery.maxUnpairedPeers = try int(value, at: path, max: 100_000)
+            case "maxUnpairedPerAddress": discovery.maxUnpairedPerAddress = try int(value, at: path, max: 100_000)
+            case "unpairedExpiry": discovery.unpairedExpiry = try int(value, at: path, min: 1, max: 31_536_000)
             case "manualPeers":
                 guard case .sequence(let sequence, _) = value else {
                     throw ConfigError("config key '\(path)' must be a list of {address, port}")
@@ -157,6 +163,7 @@ extension Reader {
             switch key {
             case "maxBodyBytes": messages.maxBodyBytes = try int(value, at: path, min: 1, max: 16 * 1024 * 1024)
             case "defaultTtl": messages.defaultTtl = try int(value, at: path, min: 1, max: 30 * 86_400)
+            case "maxInboxPerSender": messages.maxInboxPerSender = try int(value, at: path, min: 1, max: 10_000_000)
             default: unknown(path)
             }
         }

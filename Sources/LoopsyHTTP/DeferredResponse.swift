@@ -87,16 +87,30 @@ public final class DeferredResponse: Sendable {
 
 /// The deferred answers a server has handed out, so stop() can complete the ones still open.
 final class DeferralRegistry: Sendable {
-    private let items = Mutex<[DeferredResponse]>([])
+    private struct State {
+        var items: [DeferredResponse] = []
+        var closed = false
+    }
+    private let state = Mutex(State())
 
-    func add(_ deferred: DeferredResponse) {
-        items.withLock { items in
-            items.removeAll { !$0.isPending }
-            items.append(deferred)
+    /// False once the server is stopping: the caller answers at once instead.
+    func add(_ deferred: DeferredResponse) -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.items.removeAll { !$0.isPending }
+            state.items.append(deferred)
+            return true
         }
     }
 
-    func completeAll(with response: HTTPResponse) {
-        for deferred in items.withLock({ $0 }) where deferred.isPending { deferred.complete(response) }
+    func reopen() { state.withLock { $0.closed = false } }
+
+    func closeAll(with response: HTTPResponse) {
+        let items = state.withLock { state -> [DeferredResponse] in
+            state.closed = true
+            defer { state.items.removeAll() }
+            return state.items
+        }
+        for deferred in items where deferred.isPending { deferred.complete(response) }
     }
 }

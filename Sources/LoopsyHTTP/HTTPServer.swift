@@ -11,7 +11,14 @@ public struct HTTPServerOptions: Sendable {
     public var threads: Int
     /// Idle seconds before a connection is closed (slowloris defence).
     public var connectionTimeout: Int
+    /// Connections from remote addresses, all together (loopback clients have a reserve on top).
     public var connectionLimit: Int
+    /// Connections one remote address may hold.
+    public var connectionsPerAddress: Int
+    /// Slots beyond `connectionLimit` that only loopback clients can take.
+    public var loopbackReserve: Int
+    /// Seconds a remote client has to send a whole request head (0: no deadline).
+    public var headerTimeout: Int
     /// Serve HTTPS with this key and certificate (PEM).
     public var tls: TLSCredentials?
     /// SO_REUSEPORT, so a loopback listener and a wildcard one can share a port (the kernel
@@ -19,13 +26,17 @@ public struct HTTPServerOptions: Sendable {
     public var sharePort: Bool
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: Int = 2,
-                connectionTimeout: Int = 30, connectionLimit: Int = 1000, tls: TLSCredentials? = nil,
+                connectionTimeout: Int = 30, connectionLimit: Int = 1000, connectionsPerAddress: Int = 64,
+                loopbackReserve: Int = 64, headerTimeout: Int = 15, tls: TLSCredentials? = nil,
                 sharePort: Bool = false) {
         self.host = host
         self.port = port
         self.threads = threads
         self.connectionTimeout = connectionTimeout
         self.connectionLimit = connectionLimit
+        self.connectionsPerAddress = connectionsPerAddress
+        self.loopbackReserve = loopbackReserve
+        self.headerTimeout = headerTimeout
         self.tls = tls
         self.sharePort = sharePort
     }
@@ -62,13 +73,22 @@ public final class HTTPServer: @unchecked Sendable {
     public private(set) var port: UInt16 = 0
     /// Answers still being prepared; completed with 503 at stop so no connection stays suspended.
     private let deferrals = DeferralRegistry()
+    /// Streams still being sent; ended at stop so no connection stays suspended.
+    private let streams = StreamRegistry()
+    private let budget: ConnectionBudget
     /// Key, certificate and priorities as C strings for MHD (TLS only).
     private var tlsStrings: [UnsafeMutablePointer<CChar>?] = []
 
     public init(handler: any HTTPHandler, options: HTTPServerOptions) {
         self.handler = handler
         self.options = options
+        budget = ConnectionBudget(limits: .init(maxConnections: options.connectionLimit,
+                                                maxPerAddress: options.connectionsPerAddress,
+                                                headerTimeout: Double(options.headerTimeout)))
     }
+
+    /// Open connections from other machines (loopback clients are not counted).
+    public var remoteConnections: Int { budget.remoteConnections }
 
     deinit { stop() }
 
@@ -92,7 +112,8 @@ public final class HTTPServer: @unchecked Sendable {
             var items: [MHD_OptionItem] = [
                 cmhd_option_int(.THREAD_POOL_SIZE, max(1, options.threads)),
                 cmhd_option_int(.CONNECTION_TIMEOUT, options.connectionTimeout),
-                cmhd_option_int(.CONNECTION_LIMIT, options.connectionLimit),
+                cmhd_option_int(.CONNECTION_LIMIT, options.connectionLimit + max(0, options.loopbackReserve)),
+                cmhd_option_notify_connection(connectionNotified, selfPointer),
                 cmhd_option_ptr(.SOCK_ADDR, 0, UnsafeMutableRawPointer(mutating: sockaddrPointer)),
                 cmhd_option_completed(requestCompleted, selfPointer),
                 cmhd_option_unescape(keepEscaped, nil),
@@ -106,11 +127,15 @@ public final class HTTPServer: @unchecked Sendable {
             }
             items.append(cmhd_option_end())
             return items.withUnsafeMutableBufferPointer { buffer in
-                cmhd_start_daemon(flags, options.port, accessHandler, selfPointer, buffer.baseAddress)
+                cmhd_start_daemon(flags, options.port, acceptPolicy, selfPointer, accessHandler, selfPointer,
+                                  buffer.baseAddress)
             }
         }
         guard let daemon else { throw HTTPServerError.startFailed(host: options.host, port: options.port) }
         port = Self.boundPort(listenFD: cmhd_listen_fd(daemon)) ?? options.port
+        deferrals.reopen()
+        streams.reopen()
+        budget.start()
     }
 
     /// True when nothing else listens on host:port. Listeners that share a port (SO_REUSEPORT)
@@ -130,7 +155,12 @@ public final class HTTPServer: @unchecked Sendable {
     /// Stops accepting, finishes with MHD's threads and closes every connection.
     public func stop() {
         if let daemon {
-            deferrals.completeAll(with: .error(status: 503, message: "the daemon is shutting down; retry when it is back"))
+            // MHD aborts the process when stopped with a connection still suspended: every
+            // answer that waits and every stream is ended first (and any begun from now on is
+            // ended as it starts), which resumes their connections.
+            deferrals.closeAll(with: .error(status: 503, message: "the daemon is shutting down; retry when it is back"))
+            streams.closeAll()
+            budget.stop()
             MHD_stop_daemon(daemon)
             self.daemon = nil
         }
@@ -171,6 +201,7 @@ public final class HTTPServer: @unchecked Sendable {
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
+            budget.requestStarted(connection)
             switch handler.plan(for: context.head) {
             case .respond(let response):
                 context.answered = true
@@ -225,7 +256,9 @@ public final class HTTPServer: @unchecked Sendable {
         let response = handler.handle(request)
         if let deferred = response.deferred {
             context.deferred = deferred
-            deferrals.add(deferred)
+            if !deferrals.add(deferred) {
+                deferred.complete(.error(status: 503, message: "the daemon is shutting down; retry when it is back"))
+            }
             guard let ready = deferred.take(suspending: connection) else { return .YES }
             context.deferred = nil
             return queue(ready, on: connection)
@@ -233,10 +266,24 @@ public final class HTTPServer: @unchecked Sendable {
         return queue(response, on: connection)
     }
 
+    fileprivate func admits(_ address: UnsafePointer<sockaddr>) -> Bool { budget.admits(address) }
+
+    fileprivate func connection(_ connection: OpaquePointer, code: MHD_ConnectionNotificationCode) {
+        if cmhd_connection_started(code) != 0 {
+            budget.opened(connection, fd: cmhd_connection_fd(connection), address: cmhd_client_address(connection))
+        } else {
+            budget.closed(connection)
+        }
+    }
+
+    fileprivate func requestEnded(_ connection: OpaquePointer) { budget.requestEnded(connection) }
+
     private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
         let mhdResponse: OpaquePointer?
         if let stream = response.stream {
             stream.attach(connection)
+            // At stop, streams end; one that starts during the stop ends at once.
+            if !streams.add(stream) { stream.abort() }
             // MHD holds this reference until it calls streamFree with the response.
             let streamPointer = Unmanaged.passRetained(stream).toOpaque()
             mhdResponse = MHD_create_response_from_callback(response.streamLength ?? UInt64.max, 64 * 1024, streamRead, streamPointer,
@@ -323,7 +370,10 @@ private let accessHandler: MHD_AccessHandlerCallback = {
                          uploadSize: uploadSize, state: state)
 }
 
-private let requestCompleted: MHD_RequestCompletedCallback = { _, _, state, _ in
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, state, _ in
+    if let cls, let connection {
+        Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().requestEnded(connection)
+    }
     guard let state, let pointer = state.pointee else { return }
     let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeUnretainedValue()
     // Ended before it was answered (client gone, timeout, shutdown): whoever consumes the body
@@ -332,6 +382,16 @@ private let requestCompleted: MHD_RequestCompletedCallback = { _, _, state, _ in
     context.deferred?.abandon()
     Unmanaged<RequestContext>.fromOpaque(pointer).release()
     state.pointee = nil
+}
+
+private let acceptPolicy: MHD_AcceptPolicyCallback = { cls, address, _ in
+    guard let cls, let address else { return .NO }
+    return Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().admits(address) ? .YES : .NO
+}
+
+private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, _, code in
+    guard let cls, let connection else { return }
+    Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().connection(connection, code: code)
 }
 
 private let streamRead: MHD_ContentReaderCallback = { cls, _, buffer, max in

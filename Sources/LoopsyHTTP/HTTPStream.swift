@@ -133,3 +133,37 @@ public final class HTTPStream: Sendable {
 struct ConnectionHandle: @unchecked Sendable {
     let pointer: OpaquePointer
 }
+
+/// The streams a server is sending, so stop() can end them (MHD must not be stopped with a
+/// connection suspended on one).
+final class StreamRegistry: Sendable {
+    private struct State {
+        var streams: [ObjectIdentifier: HTTPStream] = [:]
+        var closed = false
+        var adds = 0
+    }
+    private let state = Mutex(State())
+
+    /// False once the server is stopping.
+    func add(_ stream: HTTPStream) -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.adds += 1
+            // Finished streams leave now and then, so the table stays as large as what is open.
+            if state.adds % 64 == 0 { state.streams = state.streams.filter { !$0.value.isClosed } }
+            state.streams[ObjectIdentifier(stream)] = stream
+            return true
+        }
+    }
+
+    func reopen() { state.withLock { $0.closed = false } }
+
+    func closeAll() {
+        let open = state.withLock { state -> [HTTPStream] in
+            state.closed = true
+            defer { state.streams.removeAll() }
+            return Array(state.streams.values)
+        }
+        for stream in open where !stream.isClosed { stream.abort() }
+    }
+}

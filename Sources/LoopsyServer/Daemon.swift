@@ -72,14 +72,17 @@ public final class Daemon: Sendable {
                                     rateLimiter: rateLimiter, auditLog: auditLog)
         let threads = config.server.threads > 0 ? config.server.threads : max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let port = UInt16(options.port ?? config.server.port)
-        let timeout = config.server.connectionTimeout, limit = config.server.maxConnections
-        var servers = [HTTPServer(handler: dispatcher, options: HTTPServerOptions(
-            host: host, port: port, threads: threads, connectionTimeout: timeout, connectionLimit: limit,
-            tls: tlsCredentials, sharePort: servesTLS))]
+        let server = config.server
+        func serverOptions(host: String, threads: Int, tls: TLSCredentials?) -> HTTPServerOptions {
+            HTTPServerOptions(host: host, port: port, threads: threads, connectionTimeout: server.connectionTimeout,
+                              connectionLimit: server.maxConnections, connectionsPerAddress: server.maxConnectionsPerAddress,
+                              loopbackReserve: server.loopbackReserve, headerTimeout: server.headerTimeout,
+                              tls: tls, sharePort: servesTLS)
+        }
+        var servers = [HTTPServer(handler: dispatcher, options: serverOptions(host: host, threads: threads, tls: tlsCredentials))]
         if servesTLS {
-            servers.append(HTTPServer(handler: dispatcher, options: HTTPServerOptions(
-                host: "127.0.0.1", port: port, threads: max(2, threads / 2), connectionTimeout: timeout,
-                connectionLimit: limit, sharePort: true)))
+            servers.append(HTTPServer(handler: dispatcher,
+                                      options: serverOptions(host: "127.0.0.1", threads: max(2, threads / 2), tls: nil)))
         }
         self.servers = servers
         self.host = host

@@ -1,3 +1,4 @@
+import Dispatch
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
@@ -17,6 +18,9 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     /// Failed and successful logins alike, per address: keys are not for guessing.
     private let loginLimiter: RateLimiter
     private let logger: Logger
+    /// Relays opened with a session cookie, so they end when the session does (logout, expiry,
+    /// a new main key), checked twice a second while any is open.
+    private let watched = Mutex<(relays: [(relay: PeerRelay, cookie: String?)], timer: (any DispatchSourceTimer)?)>(([], nil))
     /// The local nodes as last read, and when (monotonic seconds).
     private let snapshot = Mutex<(nodes: [LocalNode], takenAt: Double)?>(nil)
 
@@ -193,9 +197,37 @@ public final class DashboardGateway: HTTPHandler, Sendable {
             throw APIError.badGateway("local node \(name) is not running; start it with "
                 + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: "node_unreachable")
         }
-        return try PeerRelay.start(target, method: request.method, path: rest,
-                                   query: PeerRelay.encodedQuery(request.query), headers: request.headers,
-                                   hasBody: hasBody)
+        let relay = try PeerRelay.start(target, method: request.method, path: rest,
+                                        query: PeerRelay.encodedQuery(request.query), headers: request.headers,
+                                        hasBody: hasBody)
+        watch(relay, cookie: request.header("cookie"))
+        return relay
+    }
+
+    private func watch(_ relay: PeerRelay, cookie: String?) {
+        watched.withLock { watched in
+            watched.relays.append((relay, cookie))
+            guard watched.timer == nil else { return }
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now() + 0.5, repeating: 0.5, leeway: .milliseconds(50))
+            timer.setEventHandler { [weak self] in self?.checkWatched() }
+            timer.resume()
+            watched.timer = timer
+        }
+    }
+
+    private func checkWatched() {
+        let relays = watched.withLock { watched -> [(relay: PeerRelay, cookie: String?)] in
+            watched.relays.removeAll { $0.relay.isFinished }
+            if watched.relays.isEmpty {
+                watched.timer?.cancel()
+                watched.timer = nil
+            }
+            return watched.relays
+        }
+        guard !relays.isEmpty else { return }
+        let binding = (try? mainKey()).map(Authenticator.keyHash) ?? ""
+        for (relay, cookie) in relays where !sessions.isLive(cookieHeader: cookie, binding: binding) { relay.end() }
     }
 
     /// Headers every answer gets; relayed answers get them when they arrive.

@@ -90,6 +90,18 @@ public final class DashboardSessions: Sendable {
         }
     }
 
+    /// True while a session the Cookie header names is live for `binding`. Unlike `session`, it
+    /// does not count as use: an open live view does not keep an idle session alive.
+    public func isLive(cookieHeader: String?, binding: String) -> Bool {
+        let keys = Self.cookieValues(named: cookieName, in: cookieHeader).map(Self.digest)
+        guard !keys.isEmpty else { return false }
+        let time = now()
+        return state.withLock { state in
+            prune(&state, at: time)
+            return keys.contains { key in state.sessions[key].map { Secrets.equal($0.binding, binding) } ?? false }
+        }
+    }
+
     /// Ends the session a Cookie header names.
     public func end(cookieHeader: String?) {
         let keys = Self.cookieValues(named: cookieName, in: cookieHeader).map(Self.digest)

@@ -13,10 +13,16 @@ import Synchronization
 /// same authenticated API. A subscriber that falls behind by a full buffer is dropped (its
 /// EventSource reconnects and refetches).
 public final class EventHub: Sendable {
+    private struct Subscriber {
+        var stream: HTTPStream
+        /// False once the credential that opened the stream no longer holds (logout, new key).
+        var stillValid: @Sendable () -> Bool
+    }
     private struct State {
-        var subscribers: [ObjectIdentifier: HTTPStream] = [:]
+        var subscribers: [ObjectIdentifier: Subscriber] = [:]
         var sequence: UInt64 = 0
         var heartbeat: (any DispatchSourceTimer)?
+        var ticks = 0
     }
     private let state = Mutex(State())
     /// Limits the subscribers, so open streams cannot pile up without bound.
@@ -37,13 +43,14 @@ public final class EventHub: Sendable {
         }
     }
 
-    /// A new subscriber's stream, or nil when `maxSubscribers` are connected.
-    public func subscribe() -> HTTPStream? {
+    /// A new subscriber's stream, or nil when `maxSubscribers` are connected. The stream ends
+    /// within about half a second once `stillValid` says no.
+    public func subscribe(while stillValid: @escaping @Sendable () -> Bool = { true }) -> HTTPStream? {
         let stream = HTTPStream(bufferLimit: 256 * 1024)
         let id = ObjectIdentifier(stream)
         let admitted: Bool = state.withLock { state in
             guard state.subscribers.count < maxSubscribers else { return false }
-            state.subscribers[id] = stream
+            state.subscribers[id] = Subscriber(stream: stream, stillValid: stillValid)
             if state.heartbeat == nil { state.heartbeat = startHeartbeat() }
             return true
         }
@@ -60,7 +67,7 @@ public final class EventHub: Sendable {
     public func publish(_ topic: String, detail: [String: String] = [:]) {
         let (sequence, subscribers) = state.withLock { state -> (UInt64, [HTTPStream]) in
             state.sequence += 1
-            return (state.sequence, Array(state.subscribers.values))
+            return (state.sequence, state.subscribers.values.map(\.stream))
         }
         guard !subscribers.isEmpty else { return }
         // One line of JSON: an SSE data line ends at the first newline.
@@ -81,7 +88,7 @@ public final class EventHub: Sendable {
             state.heartbeat?.cancel()
             state.heartbeat = nil
             defer { state.subscribers.removeAll() }
-            return Array(state.subscribers.values)
+            return state.subscribers.values.map(\.stream)
         }
         subscribers.forEach { $0.finish() }
     }
@@ -101,14 +108,25 @@ public final class EventHub: Sendable {
         }
     }
 
-    /// A comment line every 15 s keeps proxies from closing idle streams and finds clients that left.
+    /// Twice a second: streams whose credential ended are closed. Every 15 s a comment line
+    /// keeps proxies from closing idle streams and finds clients that left.
     private func startHeartbeat() -> any DispatchSourceTimer {
         let timer = DispatchSource.makeTimerSource(queue: .global())
-        timer.schedule(deadline: .now() + 15, repeating: 15)
+        timer.schedule(deadline: .now() + 0.5, repeating: 0.5, leeway: .milliseconds(50))
         timer.setEventHandler { [weak self] in
             guard let self else { return }
-            let subscribers = state.withLock { Array($0.subscribers.values) }
-            for stream in subscribers where !stream.write(Array(": ping\n\n".utf8)) { drop(stream) }
+            let (subscribers, ping) = state.withLock { state -> ([Subscriber], Bool) in
+                state.ticks += 1
+                return (Array(state.subscribers.values), state.ticks % 30 == 0)
+            }
+            for subscriber in subscribers {
+                if !subscriber.stillValid() {
+                    remove(ObjectIdentifier(subscriber.stream))
+                    subscriber.stream.finish()
+                } else if ping, !subscriber.stream.write(Array(": ping\n\n".utf8)) {
+                    drop(subscriber.stream)
+                }
+            }
         }
         timer.resume()
         return timer

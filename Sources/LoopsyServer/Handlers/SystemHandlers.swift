@@ -32,7 +32,8 @@ public enum SystemHandlers {
         guard context.caller.isOwner else {
             throw APIError.forbidden("only this node's own key may watch its changes", code: "forbidden")
         }
-        guard let stream = context.node.events.subscribe() else {
+        let stillValid = context.node.authenticator.stillValid(context.request, as: context.caller)
+        guard let stream = context.node.events.subscribe(while: stillValid) else {
             throw APIError.serviceUnavailable("\(context.node.events.maxSubscribers) live views are open already; "
                 + "close one and retry")
         }

@@ -95,6 +95,19 @@ public final class Authenticator: Sendable {
         return authenticate(authorization: authorization, nodeId: request.header("x-loopsy-node-id"))
     }
 
+    /// Whether the credential that opened a long-lived answer (an event stream) still holds:
+    /// its dashboard session is live, or its key is still accepted for the same caller. Checked
+    /// while the answer lasts, so logging out or a new key ends it.
+    public func stillValid(_ request: HTTPRequest, as caller: Caller) -> @Sendable () -> Bool {
+        let authorization = request.header("authorization")
+        let nodeId = request.header("x-loopsy-node-id")
+        if authorization == nil, let sessions {
+            let cookie = request.header("cookie")
+            return { [self] in sessions.isLive(cookieHeader: cookie, binding: sessionBinding) }
+        }
+        return { [self] in (try? authenticate(authorization: authorization, nodeId: nodeId).get()) == caller }
+    }
+
     /// What dashboard sessions are bound to: the current node key's hash (a new key ends them).
     public var sessionBinding: String { currentKeys().binding }
 

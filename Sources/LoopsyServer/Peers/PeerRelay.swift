@@ -173,6 +173,19 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         Self.close(bodyWrite)
     }
 
+    /// Stops the relay and breaks off what the client has of the answer (its credential ended).
+    func end() {
+        cancel()
+        if answered.load(ordering: .acquiring) {
+            stream.abort()
+        } else {
+            fail(APIError.unauthorized("the dashboard session ended; log in again"))
+        }
+    }
+
+    /// True once the client has the whole answer or went away.
+    var isFinished: Bool { stream.isClosed || answer.isAbandoned }
+
     private func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         while true {
             let count = read(bodyRead.load(ordering: .acquiring), buffer.baseAddress, buffer.count)
