@@ -114,7 +114,8 @@ public final class Daemon: Sendable {
         node.messages.start()
         addManualPeers()
         if node.config.discovery.enabled {
-            let discovery = Discovery(service: node.peers, monitor: node.monitor, logger: node.logger)
+            let discovery = Discovery(service: node.peers, monitor: node.monitor, limits: node.config.discovery,
+                                      logger: node.logger)
             discovery.start()
             self.discovery.withLock { $0 = discovery }
         }
@@ -203,6 +204,9 @@ public final class Daemon: Sendable {
                 try self.node.execution.jobStore.prune(olderThan: cutoff, keep: ExecutionService.keptJobs)
                 try self.node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000)
                 self.node.tasks.prune()
+                let unseen = Clock.nowMillis() - Int64(self.node.config.discovery.unpairedExpiry) * 1000
+                let forgotten = try self.node.peers.store.forgetUnseenUnpaired(before: unseen)
+                if forgotten > 0 { self.node.logger.info("mDNS: forgot \(forgotten) unpaired peer(s) unseen for a while") }
             } catch {
                 self.node.logger.warn("upkeep failed: \(error)")
             }

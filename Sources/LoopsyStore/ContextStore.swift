@@ -20,17 +20,27 @@ public struct ContextStore: Sendable {
         static let live = "(expires_at IS NULL OR expires_at > ?)"
         static let fetch = "SELECT \(columns) FROM context WHERE key = ? AND \(live)"
         static let deleteKey = "DELETE FROM context WHERE key = ?"
-        static let countLive = "SELECT count(*) FROM context WHERE \(live)"
+        /// The message mirrors (`inbox:…`, `outbox:…`, written by the messaging service) are the
+        /// node's own bookkeeping: they neither count against context.maxEntries nor show in
+        /// listings unless asked for by prefix.
+        static let notMirror = """
+            NOT (key >= 'inbox:' AND key < 'inbox;') AND NOT (key >= 'outbox:' AND key < 'outbox;')
+            """
+        static let countLive = "SELECT count(*) FROM context WHERE \(live) AND \(notMirror)"
         static let upsert = "INSERT OR REPLACE INTO context (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         static let list = """
             SELECT \(columns) FROM context
             WHERE key >= ? AND key < ? AND \(live) ORDER BY key LIMIT ?
             """
+        static let listWithoutMirrors = """
+            SELECT \(columns) FROM context
+            WHERE key >= ? AND key < ? AND \(live) AND \(notMirror) ORDER BY key LIMIT ?
+            """
         static let sweep = "DELETE FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?"
     }
 
     /// Creates or replaces `key`, bumping its revision; a new key is refused once `maxEntries`
-    /// live entries exist.
+    /// live entries exist (message mirrors are not counted, and never refused).
     public func put(key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
                     now: Int64 = Clock.nowMillis()) throws -> ContextEntry {
         try pool.write { db in
@@ -46,7 +56,7 @@ public struct ContextStore: Sendable {
                         now: Int64) throws -> ContextEntry {
         try db.transaction {
             let existing = try Self.fetch(db, key: key, now: now)
-            if existing == nil {
+            if existing == nil && !Self.isMirror(key) {
                 // An expired row under this key does not count and is replaced below.
                 try db.cached(SQL.deleteKey).run([.text(key)])
                 let count = try db.cached(SQL.countLive)
@@ -86,12 +96,18 @@ public struct ContextStore: Sendable {
         }
     }
 
-    /// Live entries whose key starts with `prefix`, in key order.
-    public func list(prefix: String = "", limit: Int = 10_000, now: Int64 = Clock.nowMillis()) throws -> [ContextEntry] {
-        try pool.read { db in
+    /// Whether `key` is one of the message mirrors (`inbox:…`, `outbox:…`).
+    public static func isMirror(_ key: String) -> Bool { key.hasPrefix("inbox:") || key.hasPrefix("outbox:") }
+
+    /// Live entries whose key starts with `prefix`, in key order; without the message mirrors
+    /// when `includeMirrors` is false.
+    public func list(prefix: String = "", limit: Int = 10_000, includeMirrors: Bool = true,
+                     now: Int64 = Clock.nowMillis()) throws -> [ContextEntry] {
+        let sql = includeMirrors ? SQL.list : SQL.listWithoutMirrors
+        return try pool.read { db in
             // A byte-wise range keeps the primary key index in use; U+10FFFF sorts after any
             // continuation of the prefix.
-            try db.cached(SQL.list).rows([.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit))],
+            try db.cached(sql).rows([.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit))],
                           Self.entry)
         }
     }

@@ -168,12 +168,21 @@ public struct MessageStore: Sendable {
 
     /// Stores a delivered message once per (sender, id). Returns the row and whether it was
     /// already there. The message's lifetime counts from its arrival here (the sender's clock may be off): its
-    /// ttl, clamped to 1 s–30 days.
-    public func receive(_ delivery: MessageDelivery, from nodeId: String, now: Int64) throws
+    /// ttl, clamped to 1 s–30 days. A sender holds at most `maxPerSender` unacked, unexpired
+    /// messages here: the oldest are kept, a new one beyond that is refused (`inboxFull`).
+    public func receive(_ delivery: MessageDelivery, from nodeId: String, now: Int64, maxPerSender: Int = .max) throws
         -> (message: InboxMessage, duplicate: Bool) {
         let lifetime = min(max(delivery.expiresAt - delivery.createdAt, 1000), 30 * 86_400_000)
         return try pool.write { db in
             try db.transaction {
+                if let known = try db.cached("SELECT \(Self.inboxColumns) FROM inbox WHERE from_node = ? AND id = ?")
+                    .rows([.text(nodeId), .text(delivery.id)], Self.inboxRow).first {
+                    return (known, true)
+                }
+                let held = try db.cached(
+                    "SELECT count(*) FROM inbox WHERE from_node = ? AND state != 'acked' AND expires_at > ?")
+                    .rows([.text(nodeId), .integer(now)]) { $0.int(0) }.first ?? 0
+                if held >= maxPerSender { throw MessageStoreError.inboxFull(limit: maxPerSender) }
                 try db.cached("""
                     INSERT OR IGNORE INTO inbox (id, from_node, from_name, type, body, reply_to, thread, created_at,
                         received_at, expires_at, state)
@@ -313,10 +322,15 @@ public struct MessageStore: Sendable {
 
 public enum MessageStoreError: Error, CustomStringConvertible {
     case idReused(String)
+    /// The sender already has this many messages here that the owner has not acked.
+    case inboxFull(limit: Int)
 
     public var description: String {
         switch self {
         case .idReused(let id): return "message id \(id) was already used for a different message"
+        case .inboxFull(let limit):
+            return "the recipient holds \(limit) unacknowledged messages from this node (messages.maxInboxPerSender); "
+                + "it refuses more until its owner reads and acks some"
         }
     }
 }

@@ -231,6 +231,32 @@ public final class PeerStore: Sendable {
         return removed
     }
 
+    /// Peers known only from mDNS adverts (no credential either way): how many in all, and how
+    /// many at `address`.
+    public func unpairedCount(address: String) throws -> (all: Int, atAddress: Int) {
+        try pool.read { db in
+            try db.cached("""
+                SELECT count(*), coalesce(sum(address = ?), 0) FROM peers
+                WHERE source = 'mdns' AND api_key IS NULL AND accept_key_hash IS NULL
+                """).rows([.text(address)]) { ($0.int(0), $0.int(1)) }.first ?? (0, 0)
+        }
+    }
+
+    /// Forgets peers known only from mDNS that were neither advertised nor answered a health
+    /// check since `cutoff`. Returns how many.
+    @discardableResult
+    public func forgetUnseenUnpaired(before cutoff: Int64) throws -> Int {
+        let removed = try pool.write { db in
+            try db.cached("""
+                DELETE FROM peers WHERE source = 'mdns' AND api_key IS NULL AND accept_key_hash IS NULL
+                    AND updated_at < ?1 AND coalesce(last_seen, 0) < ?1
+                """).run([.integer(cutoff)])
+            return db.changes
+        }
+        if removed > 0 { invalidate() }
+        return removed
+    }
+
     /// A health check's outcome. Returns the peer's status before and after.
     @discardableResult
     public func recordCheck(_ nodeId: String, ok: Bool, error: String?, offlineAfter: Int,

@@ -1,5 +1,6 @@
 import LoopsyAPI
 import LoopsyHTTP
+import LoopsyStore
 
 /// The shared key-value store.
 public enum ContextHandlers {
@@ -44,13 +45,15 @@ public enum ContextHandlers {
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let prefix = context.request.query["prefix"] ?? ""
         let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
-        var entries = try context.node.contextStore.list(prefix: prefix, limit: limit)
-        if !context.caller.isOwner { entries.removeAll { isReserved($0.key) } }
+        // The message mirrors are listed only when the prefix asks for them (and only to the
+        // owner); they stay readable by name.
+        let entries = try context.node.contextStore.list(prefix: prefix, limit: limit,
+                                                         includeMirrors: isReserved(prefix) && context.caller.isOwner)
         return try .json(ContextListResponse(entries: entries))
     }
 
     /// The message mirrors (`inbox:…`, `outbox:…`): this node's own clients see them, peers do not.
-    static func isReserved(_ key: String) -> Bool { key.hasPrefix("inbox:") || key.hasPrefix("outbox:") }
+    static func isReserved(_ key: String) -> Bool { ContextStore.isMirror(key) }
 
     static func validKey(_ context: RequestContext) throws -> String {
         let key = context.parameter("key")

@@ -179,7 +179,14 @@ public final class MessageService: Sendable {
         let name = (try? peers.store.get(nodeId))?.info.name ?? String(delivery.fromName.prefix(64))
         var sanitized = delivery
         sanitized.fromName = name
-        let (message, duplicate) = try store.receive(sanitized, from: nodeId, now: now)
+        let (message, duplicate): (InboxMessage, Bool)
+        do {
+            (message, duplicate) = try store.receive(sanitized, from: nodeId, now: now,
+                                                     maxPerSender: config.messages.maxInboxPerSender)
+        } catch let error as MessageStoreError {
+            guard case .inboxFull = error else { throw error }
+            throw APIError(status: 429, code: "inbox_full", message: "\(error)", headers: ["Retry-After": "60"])
+        }
         if !duplicate {
             mirrorInbox(message)
             waiters.notify()
@@ -364,8 +371,8 @@ public final class MessageService: Sendable {
 
     private func mirror(_ key: String, _ value: String, ttl: Int) {
         do {
-            _ = try context.put(key: key, value: value, ttl: ttl, fromNodeId: ownId,
-                                maxEntries: config.context.maxEntries)
+            // Mirrors are bounded by the message limits, not the owner's context quota.
+            _ = try context.put(key: key, value: value, ttl: ttl, fromNodeId: ownId, maxEntries: .max)
         } catch {
             logger.debug("messages: context mirror \(key) not written: \(error)")
         }

@@ -8,10 +8,30 @@ import Synchronization
 ///
 /// A crash can lose the last flush interval (250 ms) of entries; the requests themselves are
 /// unaffected.
+///
+/// What an outsider can make us store is bounded: every text field is cut to a fixed size (a row
+/// is at most about 600 bytes, so `audit.maxEntries` bounds the table's bytes too), and requests
+/// refused to callers without credentials are sampled: per flush, the first few from each
+/// address are kept whole and the rest become one summary row per address ("N more refused").
 public final class AuditLog: Sendable {
+    /// Longest path kept, in bytes; longer ones end in "…".
+    public static let maxPathBytes = 256
+    static let maxCallerBytes = 128
+    /// Refused anonymous requests kept whole per flush, all addresses together.
+    static let anonymousRowsPerFlush = 50
+    /// Addresses summarised separately per flush; the rest share one row.
+    static let summarisedAddresses = 50
+
+    private struct Pending {
+        var entries: [AuditEntry] = []
+        var anonymousKept = 0
+        /// Refused anonymous requests beyond the sample, by address: count and the last one.
+        var dropped: [String: (count: Int, last: AuditEntry)] = [:]
+    }
+
     private let store: AuditStore
     private let logger: Logger
-    private let pending = Mutex<[AuditEntry]>([])
+    private let pending = Mutex(Pending())
     private let queue = DispatchQueue(label: "loopsy.audit")
     private let running = Atomic<Bool>(false)
 
@@ -34,24 +54,71 @@ public final class AuditLog: Sendable {
     }
 
     public func record(_ entry: AuditEntry) {
-        pending.withLock { $0.append(entry) }
+        var entry = entry
+        entry.path = Self.cut(entry.path, to: Self.maxPathBytes)
+        entry.caller = Self.cut(entry.caller, to: Self.maxCallerBytes)
+        entry.method = Self.cut(entry.method, to: 16)
+        entry.remote = Self.cut(entry.remote, to: 64)
+        let refusedAnonymous = entry.status >= 400 && entry.caller.hasPrefix("anonymous@")
+        pending.withLock { pending in
+            guard refusedAnonymous else {
+                pending.entries.append(entry)
+                return
+            }
+            if pending.anonymousKept < Self.anonymousRowsPerFlush {
+                pending.anonymousKept += 1
+                pending.entries.append(entry)
+                return
+            }
+            let key = pending.dropped[entry.remote] != nil || pending.dropped.count < Self.summarisedAddresses
+                ? entry.remote : "other addresses"
+            let count = (pending.dropped[key]?.count ?? 0) + 1
+            pending.dropped[key] = (count, entry)
+        }
     }
 
     /// Writes what is pending now (also called at shutdown).
     public func flush() {
-        let batch = pending.withLock { entries -> [AuditEntry] in
-            defer { entries.removeAll(keepingCapacity: true) }
-            return entries
+        let (batch, dropped) = pending.withLock { pending -> ([AuditEntry], [String: (count: Int, last: AuditEntry)]) in
+            defer { pending = Pending() }
+            return (pending.entries, pending.dropped)
         }
+        var rows = batch
+        for (address, summary) in dropped.sorted(by: { $0.key < $1.key }) {
+            var row = summary.last
+            row.method = "*"
+            row.path = "(\(summary.count) more refused requests without credentials, last: \(summary.last.method) "
+                + Self.cut(summary.last.path, to: 64) + ")"
+            if address == "other addresses" {
+                row.caller = "anonymous@(other addresses)"
+                row.remote = "(several)"
+            }
+            rows.append(row)
+        }
+        guard !rows.isEmpty else { return }
         do {
-            try store.append(batch)
+            try store.append(rows)
         } catch {
-            logger.error("audit: could not write \(batch.count) entries: \(error)")
+            logger.error("audit: could not write \(rows.count) entries: \(error)")
         }
     }
 
     public func stop() {
         running.store(false, ordering: .relaxed)
         queue.sync { flush() }
+    }
+
+    /// `text` cut to at most `limit` UTF-8 bytes on a character boundary, marked with "…".
+    static func cut(_ text: String, to limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var result = ""
+        var bytes = 0
+        for character in text {
+            let size = character.utf8.count
+            if bytes + size > limit - 3 { break }
+            result.append(character)
+            bytes += size
+        }
+        return result + "…"
     }
 }

@@ -18,6 +18,9 @@ public final class Discovery: @unchecked Sendable {
     private let txt: [String]
     private let port: UInt16
     private let events = DispatchQueue(label: "loopsy.discovery")
+    /// discovery.maxUnpairedPeers and friends.
+    private let limits: LoopsyConfig.Discovery
+    private let capWarned = Atomic<Bool>(false)
 
     // Owned by avahi's poll thread (touched elsewhere only under the poll lock, or before start
     // and after stop).
@@ -28,8 +31,9 @@ public final class Discovery: @unchecked Sendable {
     private var serviceName: String
     private var warnedUnreachable = false
 
-    public init(service: PeerService, monitor: PeerMonitor?, logger: Logger) {
+    public init(service: PeerService, monitor: PeerMonitor?, limits: LoopsyConfig.Discovery, logger: Logger) {
         self.service = service
+        self.limits = limits
         self.monitor = monitor
         self.logger = logger
         let local = service.local
@@ -197,6 +201,20 @@ public final class Discovery: @unchecked Sendable {
     private func sighted(nodeId: String, address: String, port: Int, txt: [String: String]) {
         do {
             let existing = try service.store.get(nodeId)
+            // Adverts are unauthenticated: a host on the LAN can announce any number of nodes.
+            // Those never paired or added are capped, in all and per address, and forgotten
+            // once unseen (Daemon's upkeep).
+            if existing == nil {
+                let unpaired = try service.store.unpairedCount(address: address)
+                guard unpaired.all < limits.maxUnpairedPeers, unpaired.atAddress < limits.maxUnpairedPerAddress else {
+                    if !capWarned.exchange(true, ordering: .relaxed) {
+                        logger.warn("mDNS: ignoring node \(nodeId) at \(address): \(unpaired.all) unpaired peers known "
+                            + "(\(unpaired.atAddress) at that address); see discovery.maxUnpairedPeers and "
+                            + "discovery.maxUnpairedPerAddress")
+                    }
+                    return
+                }
+            }
             var movable = existing == nil || existing?.info.source == "mdns"
             if let existing, existing.info.fingerprint != nil,
                existing.info.address != address || existing.info.port != port {
