@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <microhttpd.h>
 
 /// MHD_start_daemon is variadic: every option goes through one MHD_OPTION_ARRAY.
@@ -21,6 +22,18 @@ static inline struct MHD_Daemon *cmhd_start_daemon(unsigned int flags, uint16_t 
 /// The enum's cases import under unstable Swift names.
 static inline int cmhd_connection_started(enum MHD_ConnectionNotificationCode code) {
     return code == MHD_CONNECTION_NOTIFY_STARTED;
+}
+
+/// True when the client of a (suspended) connection has hung up: MHD does not watch the sockets
+/// of suspended connections, so work done for one asks here whether anyone still waits.
+static inline int cmhd_client_hung_up(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return 1;
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000
+#endif
+    struct pollfd descriptor = { info->connect_fd, POLLRDHUP, 0 };
+    return poll(&descriptor, 1, 0) > 0 && (descriptor.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 /// The socket of a connection (valid until MHD_CONNECTION_NOTIFY_CLOSED returns).

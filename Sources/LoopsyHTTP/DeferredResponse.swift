@@ -49,8 +49,15 @@ public final class DeferredResponse: Sendable {
         }
     }
 
-    /// True once the request ended without waiting for the answer (the client went away).
-    public var isAbandoned: Bool { state.withLock { $0.abandoned } }
+    /// True once the request ended without waiting for the answer, or its client hung up while
+    /// the connection waits suspended (MHD watches no suspended socket, so it is asked here).
+    public var isAbandoned: Bool {
+        state.withLock { state in
+            if state.abandoned { return true }
+            guard state.suspended, state.response == nil, let connection = state.connection else { return false }
+            return cmhd_client_hung_up(connection.pointer) != 0
+        }
+    }
 
     // MARK: Called by HTTPServer on MHD's threads
 

@@ -51,6 +51,34 @@ final class Lab: @unchecked Sendable {
         try run("/bin/bash", [Self.script, "exec", name, String(host)] + arguments)
     }
 
+    /// Starts a command inside namespace `host` and returns at once; `finish` waits for it.
+    func spawn(_ host: Int, _ arguments: [String]) throws -> Spawned {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [Self.script, "exec", name, String(host)] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return Spawned(process: process, output: out)
+    }
+
+    final class Spawned: @unchecked Sendable {
+        let process: Process
+        let output: Pipe
+        init(process: Process, output: Pipe) {
+            self.process = process
+            self.output = output
+        }
+
+        /// Waits for the command to end; what it printed.
+        func finish() -> String {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
     func tearDown() {
         for node in nodes { node.cleanUp() }
         _ = try? run("/bin/bash", [Self.script, "down", name])

@@ -88,8 +88,12 @@ public final class TransferService: Sendable {
                 return
             }
             do {
-                response = try respond(try sha256(fd: fd))
+                // A client that left stops the hashing too: nobody waits for the answer.
+                response = try respond(try sha256(fd: fd, isCancelled: { deferred.isAbandoned }))
                 if !keepsDescriptor { close(fd) }
+            } catch is HashCancelled {
+                close(fd)
+                return
             } catch let error as APIError {
                 close(fd)
                 response = .error(error)
@@ -110,10 +114,10 @@ public final class TransferService: Sendable {
 
     /// SHA-256 of a whole open file, from the cache when the same file (same inode, size and
     /// modification time) was hashed before.
-    func sha256(fd: Int32) throws -> String {
-        guard let identity = Self.identity(fd) else { return try Self.sha256(fd: fd) }
+    func sha256(fd: Int32, isCancelled: () -> Bool = { false }) throws -> String {
+        guard let identity = Self.identity(fd) else { return try Self.sha256(fd: fd, isCancelled: isCancelled) }
         if let known = digests.withLock({ $0[identity] }) { return known }
-        let digest = try Self.sha256(fd: fd)
+        let digest = try Self.sha256(fd: fd, isCancelled: isCancelled)
         digests.withLock { cache in
             if cache.count >= Self.cachedDigests { cache.removeAll() }
             cache[identity] = digest
@@ -134,11 +138,12 @@ public final class TransferService: Sendable {
     }
 
     /// SHA-256 of a whole open file, read with pread so the file offset is untouched.
-    static func sha256(fd: Int32) throws -> String {
+    static func sha256(fd: Int32, isCancelled: () -> Bool = { false }) throws -> String {
         var hasher = SHA256()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: off_t = 0
         while true {
+            if isCancelled() { throw HashCancelled() }
             let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
             if count < 0 && errno == EINTR { continue }
             guard count >= 0 else { throw UploadReceiver.diskError("read", errno) }
@@ -149,3 +154,6 @@ public final class TransferService: Sendable {
         return Hex.encode(hasher.finalize())
     }
 }
+
+/// Hashing stopped because the request that wanted it ended.
+struct HashCancelled: Error {}

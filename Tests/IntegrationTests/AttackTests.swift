@@ -1,0 +1,520 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Synchronization
+import Testing
+
+/// Each way found to stop or stall loopsyd, tried against real daemons: one test per attack,
+/// then all of them at once in the lab while the owner keeps working.
+@Suite(.serialized) struct AttackTests {
+    static let attackScript: String = {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Support/attack.py").path
+    }()
+
+    static func temporaryDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-attack-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    static func allowing(_ directory: URL) -> (String) -> String {
+        { replacingLine($0, #"allowedPaths: ["~"]"#, #"allowedPaths: ["\#(directory.path)"]"#) }
+    }
+
+    /// An HTTP exchange that gives up after `seconds`.
+    static func send(_ node: TestNode, _ method: String, _ path: String, body: String? = nil, key: String? = nil,
+                     headers: [String: String] = [:], seconds: Int = 5) throws -> CurlHTTPClient.Response {
+        var all = headers
+        all["Authorization"] = "Bearer \(key ?? node.apiKey)"
+        if body != nil { all["Content-Type"] = "application/json" }
+        return try CurlHTTPClient(timeoutSeconds: seconds).send(method: method, url: node.baseURL + path, headers: all,
+                                                                body: body.map { Array($0.utf8) })
+    }
+
+    /// Seconds `work` took.
+    static func timed(_ work: () throws -> Void) rethrows -> Double {
+        let started = Date()
+        try work()
+        return Date().timeIntervalSince(started)
+    }
+
+    static func json(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+
+    /// The credential `holder` presents when it calls `peer` (read from its database).
+    static func credential(of holder: TestNode, for peer: TestNode) throws -> String {
+        try run("/usr/bin/sqlite3", [holder.dataDir + "/loopsy.db",
+                                     "SELECT api_key FROM peers WHERE node_id = '\(try peer.nodeId)'"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: 1. Range header
+
+    @Test func aRangeEndingAtInt64MaxIsServedNotACrash() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let node = try TestNode(configure: Self.allowing(directory))
+        defer { node.cleanUp() }
+        let file = directory.appendingPathComponent("data.bin")
+        try Data((0..<1000).map { UInt8($0 % 251) }).write(to: file)
+        try node.start()
+        let body = #"{"sourcePath":"\#(file.path)"}"#
+        let cases: [(String, Int, Int?)] = [
+            ("bytes=0-9223372036854775807", 206, 1000), ("bytes=10-9223372036854775807", 206, 990),
+            ("bytes=-9223372036854775807", 206, 1000), ("bytes=9223372036854775807-", 416, nil),
+            ("bytes=9223372036854775806-9223372036854775807", 416, nil), ("bytes=0-18446744073709551616", 416, nil),
+        ]
+        for (range, status, length) in cases {
+            let response = try Self.send(node, "POST", "/api/v1/transfer/pull", body: body, headers: ["Range": range])
+            #expect(response.status == status, "\(range): \(response.status) \(response.text.prefix(200))")
+            if let length { #expect(response.body.count == length, "\(range)") }
+        }
+        #expect(try node.client.health().status == "ok")
+    }
+
+    // MARK: 2. Numbers from a peer
+
+    @Test func aPeersDeliveryWithExtremeTimesIsRefusedNotACrash() throws {
+        let (alpha, bravo) = try MessageTests.connectedPair()
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        let key = try Self.credential(of: alpha, for: bravo)
+        #expect(!key.isEmpty)
+        let headers = ["X-Loopsy-Node-Id": try alpha.nodeId]
+        func delivery(_ id: String, _ createdAt: String, _ expiresAt: String) -> String {
+            #"{"id":"\#(id)","fromName":"alpha","type":"chat","body":"hi","createdAt":\#(createdAt),"expiresAt":\#(expiresAt)}"#
+        }
+        for (createdAt, expiresAt) in [("-1", "9223372036854775807"), ("0", "9223372036854775807"),
+                                       ("-9223372036854775808", "0"), ("9007199254740993", "1")] {
+            let refused = try Self.send(bravo, "POST", "/api/v1/messages/deliver", body: delivery("x", createdAt, expiresAt),
+                                        key: key, headers: headers)
+            #expect(refused.status == 400 && refused.errorCode == "out_of_range", "\(createdAt) \(expiresAt): \(refused.text)")
+        }
+        let receipt = try Self.send(bravo, "POST", "/api/v1/messages/receipt",
+                                    body: #"{"id":"x","state":"read","at":-9223372036854775808}"#, key: key, headers: headers)
+        #expect(receipt.status == 400 && receipt.errorCode == "out_of_range")
+        // The daemon is alive and a sane delivery goes through.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let fine = try Self.send(bravo, "POST", "/api/v1/messages/deliver", body: delivery("ok", "\(now)", "\(now + 60_000)"),
+                                 key: key, headers: headers)
+        #expect(fine.status == 200, "\(fine.text)")
+        #expect(try bravo.client.health().status == "ok")
+    }
+
+    // MARK: 3. FIFO
+
+    @Test func aFIFOInsideAllowedPathsIsRefusedAtOnce() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let node = try TestNode { replacingLine(Self.allowing(directory)($0), "  maxConnections: 1000", "  maxConnections: 1000\n  threads: 2") }
+        defer { node.cleanUp() }
+        let fifo = directory.appendingPathComponent("pipe").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        try node.start()
+        for route in ["/api/v1/transfer/pull", "/api/v1/transfer/checksum"] {
+            let field = route.hasSuffix("pull") ? "sourcePath" : "path"
+            // More requests than the daemon has worker threads: any that blocked would stall it.
+            for _ in 0..<3 {
+                var response: CurlHTTPClient.Response?
+                let seconds = try Self.timed {
+                    response = try Self.send(node, "POST", route, body: #"{"\#(field)":"\#(fifo)"}"#, seconds: 3)
+                }
+                #expect(response?.status == 400 && response?.errorCode == "not_a_file", "\(route)")
+                #expect(seconds < 2, "\(route) took \(seconds) s")
+            }
+        }
+        #expect(try Self.timed { _ = try node.client.health() } < 1)
+    }
+
+    // MARK: 4. Hashing
+
+    @Test func hashingHugeFilesNeitherStallsTheDaemonNorOutlivesItsClients() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let node = try TestNode {
+            replacingLine(replacingLine(Self.allowing(directory)($0), "  maxConnections: 1000", "  maxConnections: 1000\n  threads: 2"),
+                          "  transfer: 10", "  transfer: 0")
+        }
+        defer { node.cleanUp() }
+        // Sparse: 40 GB that take no disk, and a minute or more to hash.
+        let file = directory.appendingPathComponent("sparse.img").path
+        let fd = open(file, O_CREAT | O_WRONLY, 0o600)
+        #expect(fd >= 0 && ftruncate(fd, 40 << 30) == 0)
+        close(fd)
+        try node.start()
+        let results = Mutex<[Int]>([])
+        let group = DispatchGroup()
+        for _ in 0..<14 {
+            group.enter()
+            // Threads of their own: the shared dispatch pool would start them a second apart.
+            Thread.detachNewThread {
+                defer { group.leave() }
+                let status = (try? Self.send(node, "POST", "/api/v1/transfer/checksum", body: #"{"path":"\#(file)"}"#,
+                                             seconds: 4))?.status ?? 0
+                results.withLock { $0.append(status) }
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        for _ in 0..<5 {
+            var health: HealthResponse?
+            let seconds = try Self.timed { health = try node.client.health() }
+            #expect(health?.status == "ok")
+            #expect(seconds < 1, "/health took \(seconds) s while files were hashed")
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        group.wait()
+        // Two hash, eight wait, the rest are told to come back; the others' clients gave up (0).
+        let statuses = results.withLock { $0 }
+        #expect(statuses.filter { $0 == 503 }.count >= 4, "\(statuses)")
+        #expect(statuses.allSatisfy { $0 == 503 || $0 == 0 }, "\(statuses)")
+        // Their clients are gone, so the hashing stopped: the daemon is idle again.
+        Thread.sleep(forTimeInterval: 1)
+        let pid = try #require(node.process?.processIdentifier)
+        let before = Self.cpuSeconds(pid)
+        Thread.sleep(forTimeInterval: 2)
+        #expect(Self.cpuSeconds(pid) - before < 0.5, "loopsyd still busy after its clients left")
+    }
+
+    /// User and system CPU seconds a process has used (from /proc).
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    // MARK: 5. Slowloris
+
+    @Test func aSlowlorisFromOneHostNeitherHoldsItsConnectionsNorStarvesTheOwner() throws {
+        let lab = try Lab(hosts: 2)
+        defer { lab.tearDown() }
+        let node = try lab.node(1) {
+            replacingLine(replacingLine($0, "  enabled: true            # mDNS", "  enabled: false            # mDNS"),
+                          "  headerTimeout: 15", "  headerTimeout: 3")
+        }
+        try node.start(host: "0.0.0.0", port: 19532)
+        let attack = try lab.spawn(2, ["python3", Self.attackScript, "slowloris", lab.address(1), "19532", "1100", "1", "9"])
+        Thread.sleep(forTimeInterval: 1.5)
+        for _ in 0..<4 {
+            var status: CommandResult?
+            let seconds = try Self.timed { status = try node.cli("status") }
+            #expect(status?.status == 0, "\(status?.stderr ?? "")")
+            #expect(seconds < 1, "loopsy status took \(seconds) s during the slowloris")
+            Thread.sleep(forTimeInterval: 1)
+        }
+        let report = Self.json(attack.finish())
+        let admitted = report["admitted"] as? Int ?? -1
+        let longest = report["longestHeld"] as? Double ?? -1
+        // 64 per address (server.maxConnectionsPerAddress), a few more while MHD's threads race.
+        #expect(admitted > 0 && admitted <= 70, "\(report)")
+        // None outlives the head deadline by much (3 s, swept every second).
+        #expect(longest > 0 && longest < 5.5, "\(report)")
+        #expect(report["openAtEnd"] as? Int == 0, "\(report)")
+    }
+
+    // MARK: 6. Audit flood
+
+    @Test func anAnonymousFloodOfLongPathsLeavesTheAuditLogSmall() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        _ = try node.client.health()
+        node.stop()
+        let before = Self.databaseBytes(node)
+        try node.start()
+        let flood = try run("/usr/bin/python3", [Self.attackScript, "flood", "127.0.0.1", String(node.port), "3000", "8192"])
+        let report = Self.json(flood.stdout)
+        #expect((report["statuses"] as? [String: Int])?["401"] == 3000, "\(flood.stdout) \(flood.stderr)")
+        #expect(try Self.timed { _ = try node.client.health() } < 1)
+        node.stop()
+        let growth = Self.databaseBytes(node) - before
+        // 3000 × 8 KB paths would be 24 MB; cut and sampled, a few hundred small rows.
+        #expect(growth < 2 << 20, "the database grew by \(growth) bytes")
+        try node.start()
+        let audit = try node.http("GET", "/api/v1/audit?limit=1000").json(AuditListResponse.self).entries
+        let refused = audit.filter { $0.caller.hasPrefix("anonymous@") }
+        #expect(!refused.isEmpty && refused.allSatisfy { $0.path.utf8.count <= 256 })
+        #expect(refused.contains { $0.path.contains("more refused requests") }, "no summary row")
+    }
+
+    static func databaseBytes(_ node: TestNode) -> Int {
+        ["", "-wal"].reduce(0) { total, suffix in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: node.dataDir + "/loopsy.db" + suffix)
+            return total + ((attributes?[.size] as? Int) ?? 0)
+        }
+    }
+
+    // MARK: 7. Inbox
+
+    @Test func aPeerCannotFillTheInboxOrTheOwnersContextQuota() throws {
+        let alpha = try MessageTests.node("alpha", tls: false)
+        let bravo = try PeerTests.named("bravo", tls: true) {
+            var text = replacingLine($0, "  maxInboxPerSender: 1000", "  maxInboxPerSender: 5")
+            text = replacingLine(text, "  maxEntries: 10000\n", "  maxEntries: 3\n")
+            return text
+        }
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        try MessageTests.connect(alpha, bravo)
+        let key = try Self.credential(of: alpha, for: bravo)
+        let headers = ["X-Loopsy-Node-Id": try alpha.nodeId]
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        func deliver(_ id: String) throws -> CurlHTTPClient.Response {
+            try Self.send(bravo, "POST", "/api/v1/messages/deliver",
+                          body: #"{"id":"\#(id)","fromName":"alpha","type":"chat","body":"hi","createdAt":\#(now),"expiresAt":\#(now + 600_000)}"#,
+                          key: key, headers: headers)
+        }
+        for index in 1...5 { #expect(try deliver("m\(index)").status == 200) }
+        // The oldest are kept; newer ones are refused to the sender with a clear error.
+        let refused = try deliver("m6")
+        #expect(refused.status == 429 && refused.errorCode == "inbox_full", "\(refused.text)")
+        #expect(refused.text.contains("maxInboxPerSender"))
+        #expect(try deliver("m1").status == 200, "a repeated delivery is still a duplicate, not a refusal")
+        // The owner's quota is the owner's: five mirrors take none of it.
+        for index in 1...3 { #expect(try bravo.http("PUT", "/api/v1/context/k\(index)", body: #"{"value":"v"}"#).status == 200) }
+        #expect(try bravo.http("PUT", "/api/v1/context/k4", body: #"{"value":"v"}"#).errorCode == "context_full")
+        #expect(try bravo.client.contextList(prefix: "").map(\.key) == ["k1", "k2", "k3"])
+        #expect(try bravo.client.contextList(prefix: "inbox:").count == 5)
+        // Once the owner acks one, the sender may send again.
+        let ack = try bravo.http("POST", "/api/v1/messages/inbox/m2/ack", body: #"{"from":"\#(try alpha.nodeId)"}"#)
+        #expect(ack.status == 200, "\(ack.text)")
+        #expect(try deliver("m7").status == 200)
+    }
+
+    // MARK: 8. mDNS flood
+
+    @Test func fakeMDNSAdvertsAreCappedAndForgotten() throws {
+        let lab = try Lab(hosts: 2)
+        defer { lab.tearDown() }
+        let node = try lab.node(1) { replacingLine($0, "  unpairedExpiry: 600", "  unpairedExpiry: 2") }
+        try node.start(host: "0.0.0.0", port: 19532)
+        let adverts = try lab.spawn(2, ["python3", Self.attackScript, "mdns", "40", "6", "19533"])
+        var most = 0
+        #expect(try eventually(10) {
+            most = max(most, try node.peers().count)
+            return most > 0
+        })
+        Thread.sleep(forTimeInterval: 2)
+        most = max(most, try node.peers().count)
+        _ = adverts.finish()
+        // discovery.maxUnpairedPerAddress: 8 from one address, however many it announces.
+        #expect(most <= 8, "\(most) peers from one host")
+        // Gone once unseen (adverts withdrawn, health checks failing) past discovery.unpairedExpiry.
+        #expect(try eventually(30) { try node.peers().isEmpty })
+    }
+
+    // MARK: 9–10. Streams and stopping
+
+    @Test func streamsEndWithTheirSessionAndKey() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        var (cookie, csrf) = try DashboardTests.login(node)
+        let byCookie = try EventStream(port: node.port, path: "/api/v1/events",
+                                       headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        #expect(byCookie.waitFor("event: ready", seconds: 3))
+        #expect(try node.http("POST", "/dashboard/api/logout", key: "", headers: ["Cookie": cookie, "X-CSRF-Token": csrf,
+                                                                                  "Content-Type": "application/json"]).status == 200)
+        #expect(byCookie.waitForEnd(seconds: 1.5), "the stream outlived its session")
+
+        (cookie, csrf) = try DashboardTests.login(node)
+        let second = try EventStream(port: node.port, path: "/api/v1/events", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        let byKey = try EventStream(port: node.port, path: "/api/v1/events", headers: ["Authorization": "Bearer \(node.apiKey)"])
+        #expect(second.waitFor("event: ready", seconds: 3) && byKey.waitFor("event: ready", seconds: 3))
+        #expect(try node.cli("key", "generate").status == 0)
+        #expect(second.waitForEnd(seconds: 2.5), "a cookie stream outlived the key it was bound to")
+        #expect(byKey.waitForEnd(seconds: 2.5), "a key's stream outlived the key")
+    }
+
+    @Test func stoppingTheStandaloneDashboardWithAStreamOpenIsClean() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let dashboard = Process()
+        dashboard.executableURL = URL(fileURLWithPath: try Binaries.path("loopsy"))
+        dashboard.arguments = ["dashboard", "-p", "0"]
+        dashboard.environment = ProcessInfo.processInfo.environment.merging(node.environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        dashboard.standardOutput = out
+        dashboard.standardError = err
+        try dashboard.run()
+        defer { if dashboard.isRunning { dashboard.terminate() } }
+        var printed = ""
+        while !printed.contains("Ctrl-C") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+        let link = try #require(printed.split(separator: "\n").first { $0.contains("#login=") })
+        let port = try #require(Int(link.split(separator: ":")[2].prefix { $0.isNumber }))
+        let token = String(try #require(link.split(separator: "=").last))
+        func login(_ body: String) throws -> (String, String) {
+            let response = try CurlHTTPClient().send(method: "POST", url: "http://127.0.0.1:\(port)/dashboard/api/login",
+                                                     headers: ["Content-Type": "application/json"], body: Array(body.utf8))
+            let cookie = try #require(response.headers["set-cookie"]).split(separator: ";")[0]
+            return (String(cookie), try response.json(DashboardSessionResponse.self).csrfToken)
+        }
+        var (cookie, csrf) = try login(#"{"token":"\#(token)"}"#)
+        let relayed = try EventStream(port: port, path: "/nodes/main/api/v1/events",
+                                      headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        #expect(relayed.waitFor("event: ready", seconds: 5))
+        let logout = try CurlHTTPClient().send(method: "POST", url: "http://127.0.0.1:\(port)/dashboard/api/logout",
+                                               headers: ["Cookie": cookie, "X-CSRF-Token": csrf,
+                                                         "Content-Type": "application/json"], body: nil)
+        #expect(logout.status == 200)
+        #expect(relayed.waitForEnd(seconds: 1.5), "a relayed stream outlived the gateway session")
+
+        (cookie, csrf) = try login(#"{"apiKey":"\#(node.apiKey)"}"#)
+        let open = try EventStream(port: port, path: "/nodes/main/api/v1/events", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        #expect(open.waitFor("event: ready", seconds: 5))
+        dashboard.terminate()
+        #expect(eventually(5) { !dashboard.isRunning })
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(dashboard.terminationReason == .exit && dashboard.terminationStatus == 0, "\(errors)")
+        #expect(!errors.contains("suspended"), "\(errors)")
+        #expect(open.waitForEnd(seconds: 1))
+    }
+
+    // MARK: 11. Blocking work elsewhere
+
+    @Test func manyRunningJobsDelayNeitherWakeUpsNorNewJobs() throws {
+        let node = try TestNode {
+            var text = replacingLine($0, "  maxConcurrent: 10\n  defaultTimeout", "  maxConcurrent: 100\n  defaultTimeout")
+            text = replacingLine(text, "  execute: 30", "  execute: 0")
+            return replacingLine(text, "  context: 60", "  context: 0")
+        }
+        defer { node.cleanUp() }
+        try node.start()
+        // 80 jobs that run (and hold their output loops) for the whole test.
+        let jobs = try (0..<80).map { _ in
+            try EventStream(port: node.port, path: "/api/v1/execute/stream", method: "POST",
+                            headers: ["Authorization": "Bearer \(node.apiKey)", "Content-Type": "application/json"],
+                            body: #"{"command":"sleep","args":["20"]}"#)
+        }
+        #expect(jobs.allSatisfy { $0.waitFor("event: start", seconds: 10) })
+        Thread.sleep(forTimeInterval: 1)
+        // A long-poll is answered the moment a message arrives.
+        let poll = try EventStream(port: node.port, path: "/api/v1/messages/inbox?wait=15",
+                                   headers: ["Authorization": "Bearer \(node.apiKey)"])
+        Thread.sleep(forTimeInterval: 0.3)
+        let sent = Date()
+        #expect(try node.http("POST", "/api/v1/messages", body: #"{"to":"self","body":"wake up"}"#).status < 300)
+        #expect(poll.waitFor("wake up", seconds: 10))
+        let wake = Date().timeIntervalSince(sent)
+        #expect(wake < 1, "the long-poll was answered \(wake) s after the message arrived")
+        // A new job's first line arrives at once.
+        let started = Date()
+        let echo = try EventStream(port: node.port, path: "/api/v1/execute/stream", method: "POST",
+                                   headers: ["Authorization": "Bearer \(node.apiKey)", "Content-Type": "application/json"],
+                                   body: #"{"command":"echo","args":["first line"]}"#)
+        #expect(echo.waitFor("first line", seconds: 10))
+        let first = Date().timeIntervalSince(started)
+        #expect(first < 1, "a new job's output took \(first) s")
+        jobs.forEach { $0.close() }
+    }
+
+    // MARK: All at once
+
+    @Test func underEveryAttackAtOnceTheOwnerIsStillServedWithinASecond() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("pipe").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let lab = try Lab(hosts: 2)
+        defer { lab.tearDown() }
+        let node = try lab.node(1) {
+            var text = replacingLine(Self.allowing(directory)($0), "  headerTimeout: 15", "  headerTimeout: 3")
+            text = replacingLine(text, "  transfer: 10", "  transfer: 0")
+            return replacingLine(text, "  execute: 30", "  execute: 0")
+        }
+        try node.start(host: "0.0.0.0", port: 19532)
+        // The key goes to curl in a file, not on its command line.
+        let headerFile = node.dataDir + "/attack-headers"
+        try "Authorization: Bearer \(node.apiKey)\nContent-Type: application/json\n".write(
+            toFile: headerFile, atomically: true, encoding: .utf8)
+        let target = lab.address(1)
+        let attacks = [
+            try lab.spawn(2, ["python3", Self.attackScript, "slowloris", target, "19532", "1100", "1", "12"]),
+            try lab.spawn(2, ["python3", Self.attackScript, "flood", target, "19532", "3000", "8192"]),
+            try lab.spawn(2, ["python3", Self.attackScript, "mdns", "40", "12", "19533"]),
+            try lab.spawn(1, ["bash", "-c", """
+                for i in $(seq 40); do
+                    curl -s -o /dev/null -m 3 -H @\(headerFile) -d '{"sourcePath":"\(fifo)"}' http://127.0.0.1:19532/api/v1/transfer/pull &
+                    curl -s -o /dev/null -m 3 -H @\(headerFile) -d '{"path":"\(fifo)"}' http://127.0.0.1:19532/api/v1/transfer/checksum &
+                    sleep 0.25
+                done
+                wait
+                """]),
+        ]
+        Thread.sleep(forTimeInterval: 1.5)
+        var slowest: [String: Double] = [:]
+        for round in 0..<6 {
+            for command in [["status"], ["context", "set", "k", "v\(round)"], ["context", "get", "k"],
+                            ["exec", "local", "true"]] {
+                var result: CommandResult?
+                let seconds = try Self.timed { result = try node.cli(command) }
+                #expect(result?.status == 0, "\(command): \(result?.stderr ?? "")")
+                slowest[command.prefix(2).joined(separator: " "), default: 0] =
+                    max(slowest[command.prefix(2).joined(separator: " "), default: 0], seconds)
+            }
+            Thread.sleep(forTimeInterval: 1)
+        }
+        let reports = attacks.map { Self.json($0.finish()) }
+        for (command, seconds) in slowest { #expect(seconds < 1, "loopsy \(command) took \(seconds) s under attack") }
+        #expect((reports[0]["admitted"] as? Int ?? 0) <= 70, "\(reports[0])")
+        #expect(((reports[1]["statuses"] as? [String: Int])?["401"] ?? 0) > 0, "\(reports[1])")
+        #expect(try node.peers().count <= 8)
+    }
+}
+
+/// A raw HTTP request whose answer is read as it arrives (event streams, long-polls).
+final class EventStream: @unchecked Sendable {
+    private let fd: Int32
+    private var received = ""
+
+    init(port: Int, path: String, method: String = "GET", headers: [String: String], body: String? = nil) throws {
+        fd = try HardeningTests.connection(port, timeout: 1)
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        if let body { request += "Content-Length: \(body.utf8.count)\r\n" }
+        request += "\r\n" + (body ?? "")
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    }
+
+    deinit { close() }
+
+    func close() { Glibc.close(fd) }
+
+    /// Reads until `text` arrived; false after `seconds`.
+    func waitFor(_ text: String, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !received.contains(text) && Date() < deadline {
+            if read() == 0 { break }
+        }
+        return received.contains(text)
+    }
+
+    /// Reads until the response ends (final chunk) or the connection closes; false after `seconds`.
+    func waitForEnd(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if received.contains("\r\n0\r\n\r\n") { return true }
+            guard let count = read() else { continue }
+            if count == 0 { return true }
+        }
+        return received.contains("\r\n0\r\n\r\n")
+    }
+
+    /// One read of up to 64 KB (the socket times out after a second): bytes read, 0 at the end,
+    /// nil when nothing came.
+    private func read() -> Int? {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        if count < 0 { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? nil : 0 }
+        received += String(decoding: buffer[0..<count], as: UTF8.self)
+        return count
+    }
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Attacks on a loopsyd, for the tests and bench/soak.sh. Each one is bounded in count and time
+and prints one JSON line of what it saw.
+
+  attack.py slowloris HOST PORT CONNECTIONS INTERVAL SECONDS
+      Opens CONNECTIONS connections that send a request head one line every INTERVAL seconds
+      and never finish it. Reports how many the server admitted, the most open at once, and
+      how long the longest one was held.
+  attack.py flood HOST PORT REQUESTS PATH_BYTES
+      Unauthenticated GETs with long paths on keep-alive connections; reports the statuses.
+  attack.py mdns COUNT SECONDS PORT
+      Announces COUNT fake _loopsy._tcp nodes with avahi-publish for SECONDS.
+"""
+import json
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import time
+
+
+def slowloris(host, port, count, interval, seconds):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 64)), hard))
+    selector = selectors.DefaultSelector()
+    started = time.monotonic()
+    opened = {}  # socket -> time it connected
+    held = []  # seconds each admitted connection stayed open
+    refused = 0
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect((host, port))
+        except BlockingIOError:
+            pass
+        except OSError:
+            refused += 1
+            sock.close()
+            continue
+        opened[sock] = time.monotonic()
+        selector.register(sock, selectors.EVENT_READ)
+    # Everything connected (the kernel accepts before the server decides); the first line goes out.
+    for sock in list(opened):
+        try:
+            sock.send(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+        except OSError:
+            pass
+    max_open = 0
+    next_line = time.monotonic() + interval
+    while time.monotonic() - started < seconds and opened:
+        timeout = max(0.0, min(next_line, started + seconds) - time.monotonic())
+        for key, _ in selector.select(timeout):
+            sock = key.fileobj
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                held.append(time.monotonic() - opened.pop(sock))
+                selector.unregister(sock)
+                sock.close()
+        # Connections the server closed within a moment were refused at accept.
+        alive = len(opened)
+        max_open = max(max_open, alive)
+        if time.monotonic() >= next_line:
+            next_line += interval
+            for sock in list(opened):
+                try:
+                    sock.send(b"X-Dribble: 1\r\n")
+                except OSError:
+                    pass
+    still_open = len(opened)
+    for sock, since in opened.items():
+        held.append(time.monotonic() - since)
+        sock.close()
+    admitted = sum(1 for h in held if h > 0.5)
+    print(json.dumps({"connections": count, "refusedAtConnect": refused, "admitted": admitted,
+                      "openAtEnd": still_open, "longestHeld": round(max(held, default=0), 2)}))
+
+
+def flood(host, port, requests, path_bytes):
+    statuses = {}
+    path = "/api/v1/" + "a" * max(0, path_bytes - 8)
+    sent = 0
+    sock = None
+    reader = None
+    while sent < requests:
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=10)
+            reader = sock.makefile("rb")
+        try:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            status_line = reader.readline()
+            status = status_line.split(b" ")[1].decode() if status_line else "closed"
+            length = 0
+            while True:
+                line = reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            close = status == "closed"
+        except OSError:
+            status, close = "error", True
+        statuses[status] = statuses.get(status, 0) + 1
+        sent += 1
+        if close:
+            sock.close()
+            sock = None
+    if sock:
+        sock.close()
+    print(json.dumps({"sent": sent, "statuses": statuses}))
+
+
+def mdns(count, seconds, port):
+    children = []
+    for index in range(count):
+        node_id = "%032x" % (0xFA4E0000 + index)
+        children.append(subprocess.Popen(
+            ["avahi-publish", "-s", f"fake-{index}", "_loopsy._tcp", str(port), f"nodeId={node_id}",
+             f"name=fake-{index}", "version=0", "platform=linux", "tls=0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(seconds)
+    for child in children:
+        child.kill()  # SIGKILL: a mask inherited from the test runner may block SIGTERM
+    for child in children:
+        child.wait()
+    print(json.dumps({"announced": count}))
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    kind, args = sys.argv[1], sys.argv[2:]
+    if kind == "slowloris" and len(args) == 5:
+        slowloris(args[0], int(args[1]), int(args[2]), float(args[3]), float(args[4]))
+    elif kind == "flood" and len(args) == 4:
+        flood(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif kind == "mdns" and len(args) == 3:
+        mdns(int(args[0]), float(args[1]), int(args[2]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
