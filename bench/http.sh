@@ -8,7 +8,7 @@ source scripts/lib.sh
 duration="${1:-10}"
 connections="${2:-32}"
 
-loopsy_apt $LOOPSY_BUILD_PACKAGES wrk nginx-light
+loopsy_apt $LOOPSY_BUILD_PACKAGES wrk nginx-light curl
 loopsy_swift
 loopsy_log "building release binaries"
 swift build -c release >/dev/null

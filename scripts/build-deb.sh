@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-loopsy_apt $LOOPSY_BUILD_PACKAGES debhelper dpkg-dev help2man lintian
+loopsy_apt $LOOPSY_BUILD_PACKAGES debhelper dpkg-dev help2man lintian rsync
 loopsy_swift
 version="$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)"
 build="$(pwd)/.build-deb-src"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-loopsy_apt $LOOPSY_BUILD_PACKAGES
+loopsy_apt $LOOPSY_BUILD_PACKAGES curl
 loopsy_swift
 loopsy_log "building (release)"
 swift build -c release --product loopsyd >/dev/null

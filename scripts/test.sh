@@ -12,6 +12,9 @@ source scripts/lib.sh
 LOOPSY_TEST_PACKAGES="iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils openssl sqlite3 curl util-linux
     python3 python3-venv tcpdump chromium chromium-driver"
 loopsy_apt $LOOPSY_BUILD_PACKAGES $LOOPSY_TEST_PACKAGES
+# Every program the scripts call is installed by them (a fresh machine has only the base system).
+loopsy_log "checking the scripts' programs against what they install"
+python3 Tests/Packaging/script-deps.py || loopsy_die "a script calls a program that no script installs"
 # A lab left behind by an interrupted run would only waste addresses; remove any.
 bash Tests/Support/lab.sh down-all
 loopsy_swift

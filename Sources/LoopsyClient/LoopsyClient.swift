@@ -5,6 +5,9 @@ import LoopsyConfig
 /// What went wrong talking to a daemon, phrased for the person at the terminal.
 public enum ClientError: Error, CustomStringConvertible {
     case daemonUnreachable(String)
+    /// The port this data dir's daemon would use answers, but as another node (its own daemon is
+    /// not running and another one holds the port).
+    case otherNode(dataDir: String, address: String, nodeId: String)
     /// A transport failure other than "nothing listens" (timeouts, TLS, pin mismatch).
     case network(CurlHTTPClient.Failure)
     case api(APIError)
@@ -18,6 +21,9 @@ public enum ClientError: Error, CustomStringConvertible {
         switch self {
         case .daemonUnreachable(let address):
             return "loopsyd is not running at \(address) — start it with `loopsy start`"
+        case .otherNode(let dataDir, let address, let nodeId):
+            return "loopsyd for \(dataDir) is not running; \(address) is held by another loopsy node (\(nodeId)) — "
+                + "start this one with `loopsy start` (it picks server.port from \(dataDir)/config.yaml)"
         case .network(let failure): return failure.description
         case .api(let error): return error.message
         case .transport(let message): return message
@@ -36,6 +42,8 @@ public struct LoopsyClient: Sendable {
     var extraHeaders: [String: String]
     /// Set by `throughPeer`: API paths go to the local daemon's forwarding prefix.
     private var peerPrefix: String?
+    /// For a local client: the data dir whose node should answer (checked when a key is refused).
+    private var dataDir: DataDir?
 
     public init(baseURL: String, apiKey: String?, timeoutSeconds: Int = 30, pinnedPublicKey: String? = nil,
                 headers: [String: String] = [:]) {
@@ -54,8 +62,10 @@ public struct LoopsyClient: Sendable {
         } catch {
             throw ClientError.setup("\(error)")
         }
-        return LoopsyClient(baseURL: "http://127.0.0.1:\(localPort(dataDir, config: config))", apiKey: config.auth.apiKey,
-                            timeoutSeconds: timeoutSeconds)
+        var client = LoopsyClient(baseURL: "http://127.0.0.1:\(localPort(dataDir, config: config))",
+                                  apiKey: config.auth.apiKey, timeoutSeconds: timeoutSeconds)
+        client.dataDir = dataDir
+        return client
     }
 
     public static func localPort(_ dataDir: DataDir, config: LoopsyConfig) -> Int {
@@ -106,6 +116,7 @@ public struct LoopsyClient: Sendable {
     /// Turns a non-2xx response into the API error its body describes.
     func checkStatus(_ response: CurlHTTPClient.Response, method: String, path: String) throws {
         guard (200..<300).contains(response.status) else {
+            if response.status == 401 || response.status == 403, let other = otherNodeAnswering() { throw other }
             if let decoded = try? SafeJSON.decode(ErrorBody.self, from: Data(response.body)) {
                 var headers: [String: String] = [:]
                 if let retry = response.headers["retry-after"] { headers["Retry-After"] = retry }
@@ -114,6 +125,17 @@ public struct LoopsyClient: Sendable {
             }
             throw ClientError.badResponse("HTTP \(response.status) from \(method) \(path)")
         }
+    }
+
+    /// When our key is refused, is that because another node holds the port (this data dir's
+    /// daemon stopped and another's runs on the same port)? Only asked after a refusal.
+    private func otherNodeAnswering() -> ClientError? {
+        guard let dataDir, let ours = try? NodeIdentity.load(from: dataDir.identityKeyFile).nodeId,
+              let response = try? http.send(method: "GET", url: baseURL + "/api/v1/health", headers: [:], body: nil),
+              response.status == 200, let health = try? SafeJSON.decode(HealthResponse.self, from: Data(response.body)),
+              health.nodeId != ours else { return nil }
+        let port = baseURL.split(separator: ":").last.map(String.init) ?? baseURL
+        return .otherNode(dataDir: dataDir.root, address: "port \(port)", nodeId: health.nodeId)
     }
 
     public func call<T: Decodable>(_ method: String, _ path: String, as type: T.Type) throws -> T {

@@ -63,6 +63,8 @@ func describe(_ error: any Error) -> String {
     case let failure as ToolFailure: return failure.message
     case ClientError.daemonUnreachable:
         return "loopsyd is not running on this machine. Ask your user to start it with `loopsy start`, then retry."
+    case ClientError.otherNode:
+        return "\(error) Ask your user to start it, then retry."
     case ClientError.api(let apiError):
         var text = apiError.message
         if apiError.status == 429, let retry = apiError.headers["Retry-After"] { text += " (retry after \(retry) s)" }

@@ -58,7 +58,7 @@ struct CLIFailure: Error, CustomStringConvertible {
     static func from(_ error: any Error) -> CLIFailure {
         switch error {
         case let failure as CLIFailure: return failure
-        case ClientError.daemonUnreachable: return CLIFailure(message: "\(error)", code: unavailable)
+        case ClientError.daemonUnreachable, ClientError.otherNode: return CLIFailure(message: "\(error)", code: unavailable)
         case ClientError.api(let apiError):
             var message = apiError.message
             if apiError.status == 429, let retry = apiError.headers["Retry-After"] { message += " (Retry-After: \(retry) s)" }

@@ -4,6 +4,24 @@ import Testing
 
 /// The `loopsy` binary against real daemons: output, errors and exit codes.
 @Suite struct CLITests {
+    /// A stopped node whose port another node's daemon holds is reported as not running, with
+    /// who holds the port, instead of as a refused key.
+    @Test func aNodeWhosePortAnotherNodeHoldsIsNotRunning() throws {
+        let running = try TestNode(), stopped = try TestNode()
+        defer { running.cleanUp(); stopped.cleanUp() }
+        try running.start()
+        let config = stopped.dataDir + "/config.yaml"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try replacingLine(text, "  port: 19532", "  port: \(running.port)").write(toFile: config, atomically: true,
+                                                                                   encoding: .utf8)
+        for command in [["status"], ["context", "get", "k"]] {
+            let result = try stopped.cli(command)
+            #expect(result.status == 69, "\(command): \(result.stderr)")
+            #expect(result.stderr.contains("loopsyd for \(stopped.dataDir) is not running; port \(running.port) is held by "
+                + "another loopsy node (\(try running.nodeId))"), "\(result.stderr)")
+        }
+    }
+
     @Test func noDaemonGivesOneClearLineAndExit69() throws {
         let node = try TestNode { $0.replacingOccurrences(of: "  port: 19532", with: "  port: 1") }
         defer { node.cleanUp() }
