@@ -54,7 +54,8 @@ sample "$worker" "$work/nginx.csv" & sampler=$!
 wrk -t2 -c8 -d"${reference}m" "http://127.0.0.1:$nginx_port/small.bin" >"$work/wrk-nginx.txt" 2>&1
 kill "$sampler" 2>/dev/null || true
 
-python3 - "$work" "$minutes" "$reference" <<'PY'
+soak_status=0
+python3 - "$work" "$minutes" "$reference" <<'PY' || soak_status=$?
 import sys, re
 work, minutes, reference = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 def load(name):
@@ -94,3 +95,7 @@ if other or socket_errors:
 print("\nSOAK " + ("PASSED" if verdict else "FAILED"))
 sys.exit(0 if verdict else 1)
 PY
+
+loopsy_log "adversarial phase (bench/adversarial.sh)"
+bin="$bin" bash bench/adversarial.sh 30
+exit "$soak_status"

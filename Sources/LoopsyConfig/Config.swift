@@ -52,6 +52,10 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var context = 60
         /// Pairing messages per minute per source address (the routes need no key).
         public var pairing = 10
+        /// The node's own key on loopback (its CLI, MCP server, dashboard) is not limited: limits
+        /// protect the node from others, and an agent script doing a few operations a second must
+        /// not meet 429s. False limits it like every other caller.
+        public var exemptLocalOwner = true
     }
     public struct AITasks: Sendable, Equatable {
         /// The Claude Code CLI (a name looked up on PATH, or a path).

@@ -52,6 +52,7 @@ public enum ConfigFile {
               transfer: \(defaults.rateLimits.transfer)
               context: \(defaults.rateLimits.context)
               pairing: \(defaults.rateLimits.pairing)               # per source address, on the routes that need no key
+              exemptLocalOwner: \(defaults.rateLimits.exemptLocalOwner)   # the node's own key on loopback is not limited
             context:
               maxValueBytes: \(defaults.context.maxValueBytes)
               maxEntries: \(defaults.context.maxEntries)

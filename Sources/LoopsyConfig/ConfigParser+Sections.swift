@@ -83,6 +83,7 @@ extension Reader {
             case "transfer": limits.transfer = try int(value, at: path)
             case "context": limits.context = try int(value, at: path)
             case "pairing": limits.pairing = try int(value, at: path)
+            case "exemptLocalOwner": limits.exemptLocalOwner = try bool(value, at: path)
             default: unknown(path)
             }
         }

@@ -60,6 +60,16 @@ public final class HTTPStream: Sendable {
     /// True once the client disconnected or the response was torn down.
     public var isClosed: Bool { state.withLock { $0.closed } }
 
+    /// True once the client is gone, noticed even while the stream waits suspended for its next
+    /// bytes (MHD watches no suspended socket; it is asked directly, without writing anything).
+    public var clientHungUp: Bool {
+        state.withLock { state in
+            if state.closed { return true }
+            guard state.suspended, let connection = state.connection else { return false }
+            return cmhd_client_hung_up(connection.pointer) != 0
+        }
+    }
+
     /// Runs `handler` once when the client goes away before the stream finished (at once if it
     /// already has).
     public func onClose(_ handler: @escaping @Sendable () -> Void) {

@@ -32,7 +32,7 @@ public final class Daemon: Sendable {
     public let node: NodeServices
     /// The first binds the port; with TLS, the second is plain HTTP on loopback at the same port.
     private let servers: [HTTPServer]
-    private let auditLog: AuditLog
+    private var auditLog: AuditLog { node.auditLog }
     private let rateLimiter: RateLimiter
     private let options: DaemonOptions
     private let host: String
@@ -63,13 +63,12 @@ public final class Daemon: Sendable {
                                     migrations: try Migration.load(from: try Migration.locateDirectory()))
         node = NodeServices(config: config, dataDir: dataDir, identity: identity, pool: pool, logger: logger,
                             servesTLS: servesTLS, monitorPeers: true)
-        auditLog = AuditLog(store: node.auditStore, logger: logger)
         rateLimiter = RateLimiter(perMinute: [.execute: config.rateLimits.execute,
                                               .transfer: config.rateLimits.transfer,
                                               .context: config.rateLimits.context,
                                               .pairing: config.rateLimits.pairing])
         let dispatcher = Dispatcher(routes: Routes.table(config: config), node: node, authenticator: node.authenticator,
-                                    rateLimiter: rateLimiter, auditLog: auditLog)
+                                    rateLimiter: rateLimiter, auditLog: node.auditLog)
         let threads = config.server.threads > 0 ? config.server.threads : max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let port = UInt16(options.port ?? config.server.port)
         let server = config.server

@@ -13,6 +13,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
     private let rateLimiter: RateLimiter
     private let auditLog: AuditLog?
     private let hostPolicy: HostPolicy
+    private let exemptLocalOwner: Bool
 
     public init(routes: [Route], node: NodeServices, authenticator: Authenticator, rateLimiter: RateLimiter,
                 auditLog: AuditLog?) {
@@ -22,6 +23,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
         self.rateLimiter = rateLimiter
         self.auditLog = auditLog
         hostPolicy = HostPolicy(hostnames: [node.hostname, Programs.hostname()])
+        exemptLocalOwner = node.config.rateLimits.exemptLocalOwner
     }
 
     public func plan(for head: HTTPRequestHead) -> BodyPlan {
@@ -140,7 +142,11 @@ public final class Dispatcher: HTTPHandler, Sendable {
         if route.access == .authenticated {
             caller = try authenticator.authenticate(request).get()
         }
-        if let category = route.category, let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
+        // Limits protect the node from others: its own key on loopback is exempt unless configured otherwise.
+        let exempt = exemptLocalOwner && caller.isOwner && caller.viaNodeId == nil
+            && HostPolicy.isLoopback(request.remoteAddress)
+        if let category = route.category, !exempt,
+           let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
             throw APIError.tooManyRequests(
                 "rate limit for \(category.rawValue) requests reached (rateLimits.\(category.rawValue) per minute); "
                     + "retry in \(retryAfter) s", retryAfter: retryAfter)

@@ -14,6 +14,8 @@ public final class NodeServices: Sendable {
     public let pool: DatabasePool
     public let contextStore: ContextStore
     public let auditStore: AuditStore
+    /// Collects the audit entries of requests and writes them in batches (started by the daemon).
+    public let auditLog: AuditLog
     public let execution: ExecutionService
     public let transfer: TransferService
     public let logger: Logger
@@ -43,6 +45,7 @@ public final class NodeServices: Sendable {
         hostname = config.server.hostname ?? Programs.hostname()
         contextStore = ContextStore(pool: pool)
         auditStore = AuditStore(pool: pool)
+        auditLog = AuditLog(store: auditStore, logger: logger)
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)
         transfer = TransferService(config: config.transfer)
         let host = config.server.host

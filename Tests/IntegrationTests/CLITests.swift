@@ -104,7 +104,7 @@ import Testing
         let again = try node.cli("start")
         #expect(again.stdout.contains("already running"))
         _ = try node.cli("context", "set", "k", "v")
-        Thread.sleep(forTimeInterval: 0.6)
+        // At once: `logs` shows every request up to the moment it is called.
         let logs = try node.cli("logs", "-n", "5")
         #expect(logs.status == 0)
         #expect(logs.stdout.contains("PUT /api/v1/context/k caller=local"))

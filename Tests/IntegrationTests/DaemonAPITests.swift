@@ -139,6 +139,7 @@ import Testing
         let node = try TestNode {
             $0.replacingOccurrences(of: "  context: 60\n", with: "  context: 5\n")
                 .replacingOccurrences(of: "allowedKeys: {}", with: "allowedKeys: {helper: \(String(repeating: "h", count: 40))}")
+                .replacingOccurrences(of: "  exemptLocalOwner: true", with: "  exemptLocalOwner: false")
         }
         defer { node.cleanUp() }
         try node.start()
@@ -152,6 +153,24 @@ import Testing
         // Another caller has its own budget; routes outside the category are not limited.
         #expect(try node.http("GET", "/api/v1/context/k", key: String(repeating: "h", count: 40)).status == 404)
         #expect(try node.http("GET", "/api/v1/status").status == 200)
+    }
+
+    /// By default limits protect the node from others: its own key on loopback is not limited,
+    /// every other caller is.
+    @Test func theLocalOwnerIsNotRateLimitedByDefault() throws {
+        let helper = String(repeating: "h", count: 40)
+        let node = try TestNode {
+            $0.replacingOccurrences(of: "  context: 60\n", with: "  context: 5\n")
+                .replacingOccurrences(of: "allowedKeys: {}", with: "allowedKeys: {helper: \(helper)}")
+        }
+        defer { node.cleanUp() }
+        try node.start()
+        for index in 0..<20 {
+            #expect(try node.http("PUT", "/api/v1/context/k\(index)", body: #"{"value":"v"}"#).status == 200)
+        }
+        #expect(try node.cli("context", "get", "k3").status == 0)
+        for _ in 0..<5 { #expect(try node.http("GET", "/api/v1/context/k1", key: helper).status == 200) }
+        #expect(try node.http("GET", "/api/v1/context/k1", key: helper).status == 429)
     }
 
     @Test func foreignHostAndCrossOriginAreRefused() throws {

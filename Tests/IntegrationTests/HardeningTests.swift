@@ -112,7 +112,8 @@ import Testing
     @Test func connectionsBeyondTheLimitWaitUntilOneCloses() throws {
         // One worker thread: libmicrohttpd splits the limit between its threads.
         let node = try TestNode {
-            replacingLine($0, "  maxConnections: 1000", "  maxConnections: 4\n  loopbackReserve: 0\n  threads: 1")
+            replacingLine(replacingLine($0, "  maxConnections: 1000", "  maxConnections: 4\n  threads: 1"),
+                          "  loopbackReserve: 64", "  loopbackReserve: 0")
         }
         defer { node.cleanUp() }
         try node.start()

@@ -302,12 +302,15 @@ def test_mcp_add_uses_the_claude_cli_when_it_is_on_path(tmp_path):
     tools.mkdir()
     log = tmp_path / "claude.log"
     fake = tools / "claude"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    # Like the real claude: removing what is not registered fails, loudly.
+    fake.write_text(f'#!/bin/sh\nif [ "$1 $2" = "mcp remove" ] && ! grep -q "^mcp add" {log} 2>/dev/null; then\n'
+                    f'  echo "No MCP server named \\"loopsy\\" in user scope" >&2; exit 1\nfi\necho "$@" >> {log}\n')
     fake.chmod(0o755)
     data_dir = tmp_path / "node"
     result = registration(home, "add", "--scope", "user", "--data-dir", str(data_dir), path=f"{tools}:/usr/bin:/bin")
     assert result.returncode == 0, result.stderr
     assert "through `claude mcp add`" in result.stdout
+    assert "No MCP server" not in result.stderr, result.stderr
     calls = log.read_text().splitlines()
     assert calls[-1] == f"mcp add --scope user -e LOOPSY_DATA_DIR={data_dir} loopsy -- {BIN / 'loopsy-mcp'}"
     assert not (home / ".claude.json").exists()

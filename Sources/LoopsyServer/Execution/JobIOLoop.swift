@@ -14,8 +14,10 @@ struct JobIOLoop: Sendable {
     let maxOutputBytes: Int
     let sink: any JobSink
 
-    /// Seconds of silence between heartbeats (how soon a vanished client is noticed).
+    /// Seconds of silence between heartbeats.
     static let heartbeatInterval = 2.0
+    /// Seconds between checks that the client is still there (nothing is sent for them).
+    static let presenceInterval = 0.25
     /// How long to keep reading after the child exits (its last writes, or a grandchild's).
     static let drainAfterExit = 0.2
 
@@ -30,6 +32,7 @@ struct JobIOLoop: Sendable {
         var status: Int32?
         var drainUntil = Double.infinity
         var lastActivity = started
+        var lastPresenceCheck = started
         var buffer = [UInt8](repeating: 0, count: 65536)
 
         func stop(now: Double) {
@@ -57,6 +60,13 @@ struct JobIOLoop: Sendable {
                 process.signalGroup(SIGKILL)
                 killed = true
             }
+            if now - lastPresenceCheck >= Self.presenceInterval {
+                lastPresenceCheck = now
+                if !cancelled && status == nil && sink.clientGone() {
+                    cancelled = true
+                    stop(now: now)
+                }
+            }
             if now - lastActivity >= Self.heartbeatInterval {
                 lastActivity = now
                 if !sink.heartbeat() && !cancelled {
@@ -69,7 +79,8 @@ struct JobIOLoop: Sendable {
             if status == nil && process.exitFD >= 0 { fds.append(pollfd(fd: process.exitFD, events: Int16(POLLIN), revents: 0)) }
             if open[.stdout]! { fds.append(pollfd(fd: process.stdoutFD, events: Int16(POLLIN), revents: 0)) }
             if open[.stderr]! { fds.append(pollfd(fd: process.stderrFD, events: Int16(POLLIN), revents: 0)) }
-            var wake = min(deadline, lastActivity + Self.heartbeatInterval, drainUntil, killAt ?? .infinity)
+            var wake = min(deadline, lastActivity + Self.heartbeatInterval, drainUntil, killAt ?? .infinity,
+                           lastPresenceCheck + Self.presenceInterval)
             if status == nil && process.exitFD < 0 { wake = min(wake, now + 0.05) }  // no pidfd: poll waitpid
             let timeout = Int32(max(0, min(1000, (wake - now) * 1000)).rounded(.up))
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }

@@ -16,6 +16,8 @@ protocol JobSink: Sendable {
     func output(_ stream: OutputStreamName, _ bytes: [UInt8]) -> Bool
     /// Called every few seconds of silence; false when the consumer is gone.
     func heartbeat() -> Bool
+    /// Checked several times a second without sending anything: true once the consumer left.
+    func clientGone() -> Bool
     func finished(_ result: ExecuteResult)
 }
 
@@ -132,4 +134,8 @@ enum JobID {
         let hex = String(value, radix: 16)
         return "job_" + String(repeating: "0", count: 16 - hex.count) + hex
     }
+}
+
+extension JobSink {
+    func clientGone() -> Bool { false }
 }

@@ -21,6 +21,8 @@ final class CollectingSink: JobSink {
 
     func heartbeat() -> Bool { stream.write([UInt8(ascii: " ")]) || !stream.isClosed }
 
+    func clientGone() -> Bool { stream.clientHungUp }
+
     func finished(_ result: ExecuteResult) {
         var complete = result
         output.withLock { output in
@@ -63,6 +65,8 @@ final class EventStreamSink: JobSink {
     }
 
     func heartbeat() -> Bool { stream.write(Array(": keepalive\n\n".utf8)) || !stream.isClosed }
+
+    func clientGone() -> Bool { stream.clientHungUp }
 
     func finished(_ result: ExecuteResult) {
         let leftovers = state.withLock { state -> [(OutputStreamName, [UInt8])] in

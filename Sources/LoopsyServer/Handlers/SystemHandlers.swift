@@ -44,6 +44,7 @@ public enum SystemHandlers {
     static func audit(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)
+        context.node.auditLog.flushNow()
         return try .json(AuditListResponse(entries: try context.node.auditStore.recent(limit: limit,
                                                                                        afterId: Int64(after))))
     }

@@ -103,6 +103,10 @@ public final class AuditLog: Sendable {
         }
     }
 
+    /// Writes what is pending, in order with the periodic flushes: a read of the audit log right
+    /// after a request then shows it (`loopsy logs`).
+    public func flushNow() { queue.sync { flush() } }
+
     public func stop() {
         running.store(false, ordering: .relaxed)
         queue.sync { flush() }

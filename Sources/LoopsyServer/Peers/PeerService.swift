@@ -129,10 +129,16 @@ public final class PeerService: Sendable {
         if let exact = try store.get(reference) { return exact }
         let all = try store.all()
         let lowered = reference.lowercased()
-        let matches = all.filter { record in
+        var matches = all.filter { record in
             record.info.name.lowercased() == lowered || record.info.name.lowercased() == lowered + ".local"
                 || record.info.address == reference
                 || (reference.utf8.count >= 6 && record.nodeId.hasPrefix(lowered))
+        }
+        // A session of this machine (`loopsy session start worker-2`) is the peer "<host>-worker-2"
+        // on a loopback address; its session name alone names it too.
+        if matches.isEmpty {
+            let sessionName = (Programs.hostname() + "-" + reference).lowercased()
+            matches = all.filter { $0.info.name.lowercased() == sessionName && $0.info.address.hasPrefix("127.") }
         }
         if matches.count == 1 { return matches[0] }
         // A name several nodes claim (names are theirs to choose): one we can call wins.

@@ -81,7 +81,8 @@ struct ClaudeRegistration {
             if let dataDir = explicitDataDir() { arguments += ["-e", "LOOPSY_DATA_DIR=\(dataDir)"] }
             arguments += [Self.name, "--", command]
             // `claude mcp add` refuses a name that exists: replace it.
-            _ = try? Self.run(claude, ["mcp", "remove", "--scope", scope.rawValue, Self.name])
+            // Quietly: the first time there is nothing to remove, and claude says so on stderr.
+            _ = try? Self.run(claude, ["mcp", "remove", "--scope", scope.rawValue, Self.name], quiet: true)
             try Self.run(claude, arguments, what: "claude mcp add")
             return "registered \(command) with Claude Code (\(scope.rawValue) scope) through `claude mcp add`"
         }

@@ -79,9 +79,10 @@ struct Enable: ParsableCommand {
                                  mode: 0o644)
             print("wrote \(UserService.unitPath)")
             guard UserService.systemctlAvailable(), let systemctl = Programs.onPath("systemctl") else {
-                print("systemctl --user is not available here (no user session manager): start the unit from a login "
-                    + "session with `systemctl --user enable --now \(UserService.name)`, or use `loopsy start`")
-                return
+                // The unit stays written, but nothing was enabled: a script's `loopsy enable && …` must know.
+                throw CLIFailure(message: "systemctl --user is not available here (no user session manager): start the "
+                    + "unit from a login session with `systemctl --user enable --now \(UserService.name)`, or use "
+                    + "`loopsy start`", code: CLIFailure.unavailable)
             }
             if dataDir.runningDaemonPid() != nil { try DaemonControl.stop(dataDir) }
             try ClaudeRegistration.run(systemctl, ["--user", "daemon-reload"], what: "systemctl --user daemon-reload")
