@@ -204,6 +204,10 @@ public final class HTTPServer: @unchecked Sendable {
             budget.requestStarted(connection)
             switch handler.plan(for: context.head) {
             case .respond(let response):
+                if Self.readsBodyFirst(context.head) {
+                    context.refusal = response
+                    return .YES
+                }
                 context.answered = true
                 return queue(response, on: connection)
             case .stream(let sink):
@@ -211,8 +215,16 @@ public final class HTTPServer: @unchecked Sendable {
             case .buffer(let limit):
                 context.limit = limit
                 if let length = context.head.headers["content-length"].flatMap(Int.init), length > limit {
-                    context.answered = true
-                    return queue(handler.payloadTooLarge(for: context.head, limit: limit), on: connection)
+                    let refusal = handler.payloadTooLarge(for: context.head, limit: limit)
+                    // A client that asked first (Expect: 100-continue) is answered now and sends
+                    // nothing. Most others (urllib, requests) send the whole body before reading:
+                    // answered now, they would meet a reset instead of the 413, so the body is
+                    // read and dropped first, up to `discardLimit`.
+                    guard Self.readsBodyFirst(context.head) else {
+                        context.answered = true
+                        return queue(refusal, on: connection)
+                    }
+                    context.refusal = refusal
                 }
             }
             return .YES
@@ -222,8 +234,12 @@ public final class HTTPServer: @unchecked Sendable {
             let count = uploadSize.pointee
             uploadSize.pointee = 0
             // MHD accepts a response only before the body starts or after it ends, so a body
-            // refused midway is read and dropped, and the refusal is sent at the end.
-            if context.answered || context.refusal != nil { return .YES }
+            // refused midway is read and dropped, and the refusal is sent at the end; past
+            // `discardLimit` the connection is closed instead.
+            if context.answered || context.refusal != nil {
+                context.discarded += count
+                return context.discarded > Self.discardLimit ? .NO : .YES
+            }
             guard let uploadData else { return .YES }
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(uploadData).assumingMemoryBound(to: UInt8.self),
                                             count: count)
@@ -277,6 +293,18 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     fileprivate func requestEnded(_ connection: OpaquePointer) { budget.requestEnded(connection) }
+
+    /// Bytes of a refused body read and dropped so that its client can read the refusal.
+    static let discardLimit = 16 << 20
+
+    /// Should an early answer wait until the body is read (and dropped)? Yes for a body of at
+    /// most `discardLimit` from a client that did not ask first with Expect: 100-continue (MHD
+    /// then sends no 100 and the client sends nothing).
+    private static func readsBodyFirst(_ head: HTTPRequestHead) -> Bool {
+        if head.headers["expect"]?.lowercased() == "100-continue" { return false }
+        if let length = head.headers["content-length"].flatMap(Int.init) { return length > 0 && length <= discardLimit }
+        return head.headers["transfer-encoding"] != nil
+    }
 
     private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
         let mhdResponse: OpaquePointer?
@@ -356,6 +384,8 @@ private final class RequestContext {
     var sink: (any HTTPBodySink)?
     /// A response decided while the body was still arriving.
     var refusal: HTTPResponse?
+    /// Bytes of a refused body dropped so far.
+    var discarded = 0
     var answered = false
     /// Set while the answer waits on another thread (the connection is suspended).
     var deferred: DeferredResponse?

@@ -109,6 +109,34 @@ import Testing
         #expect(try node.client.health().status == "ok")
     }
 
+    /// Most HTTP libraries (Python's urllib and requests among them) send a whole body before
+    /// they read: an early refusal must still reach them, not a reset.
+    @Test func anEarlyRefusalReachesAClientThatSendsTheWholeBodyFirst() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let value = String(repeating: "v", count: 3 << 20)
+        let body = #"{"value":"\#(value)"}"#
+        for (key, status) in [(node.apiKey, "413"), ("wrong", "403")] {
+            let fd = try Self.connection(node.port, timeout: 10)
+            defer { close(fd) }
+            let request = "PUT /api/v1/context/k HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            var bytes = Array(request.utf8)[...]
+            while !bytes.isEmpty {
+                let sent = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                #expect(sent > 0, "the server stopped reading the body (errno \(errno))")
+                guard sent > 0 else { break }
+                bytes = bytes.dropFirst(sent)
+            }
+            var reply = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &reply, reply.count, 0)
+            let text = String(decoding: reply[0..<max(0, count)], as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 \(status)"), "\(text.prefix(80))")
+        }
+        #expect(try node.client.health().status == "ok")
+    }
+
     @Test func connectionsBeyondTheLimitWaitUntilOneCloses() throws {
         // One worker thread: libmicrohttpd splits the limit between its threads.
         let node = try TestNode {
