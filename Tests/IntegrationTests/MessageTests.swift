@@ -38,6 +38,24 @@ import Testing
         try node.client.outbox(id: id)
     }
 
+    /// A peer that stops answering (cable pulled; here its daemon is stopped with SIGSTOP, so
+    /// connections hang rather than fail) does not hold the sender: queued at once, delivered
+    /// when it is back.
+    @Test func sendingToAPeerThatHangsQueuesAtOnce() throws {
+        let (alpha, bravo) = try Self.connectedPair()
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        let pid = try #require(bravo.process?.processIdentifier)
+        kill(pid, SIGSTOP)
+        let started = Date()
+        let sent = try alpha.cli("msg", "send", "bravo", "are you there?", "--id", "hang-1")
+        let seconds = Date().timeIntervalSince(started)
+        kill(pid, SIGCONT)
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stdout.contains("queued"), "\(sent.stdout)")
+        #expect(seconds < 2.5, "loopsy msg send took \(seconds) s")
+        #expect(try eventually(20) { try Self.outbox(alpha, "hang-1").first?.state == "delivered" })
+    }
+
     @Test func sendReadAndAckTravelBothWays() throws {
         let (alpha, bravo) = try Self.connectedPair()
         defer { alpha.cleanUp(); bravo.cleanUp() }

@@ -46,9 +46,10 @@ public final class MessageService: Sendable {
         let message = try makeMessage(body: request.body, type: request.type ?? .chat, id: request.id,
                                       replyTo: request.replyTo, thread: request.thread, ttl: request.ttl)
         let stored = try queue(message, recipients: [recipient])
-        // First attempt right away, so the caller learns whether it was delivered; a failure
-        // leaves it queued for the worker.
-        for row in stored where row.state == "queued" { _ = attempt(row) }
+        // First attempt right away, so the caller learns whether it was delivered; it may take
+        // `inlineAttemptSeconds` (a peer whose cable is pulled must not hold the caller), and a
+        // failure leaves it queued for the worker, which keeps trying until the ttl.
+        for row in stored where row.state == "queued" { _ = attempt(row, timeoutSeconds: Self.inlineAttemptSeconds) }
         mirrorOutbox(message.id)
         return try store.outbox(id: message.id, limit: 1000).filter { $0.to == recipient.nodeId }
     }
@@ -68,7 +69,7 @@ public final class MessageService: Sendable {
             let outcome: PeerOutcome
             if row.state != "queued" {
                 outcome = PeerOutcome(nodeId: row.to, name: row.toName, state: row.state, error: nil)
-            } else if let failure = attempt(row) {
+            } else if let failure = attempt(row, timeoutSeconds: Self.inlineAttemptSeconds) {
                 outcome = PeerOutcome(nodeId: row.to, name: row.toName, state: "queued", error: failure)
             } else {
                 outcome = PeerOutcome(nodeId: row.to, name: row.toName, state: "delivered", error: nil)
@@ -120,7 +121,10 @@ public final class MessageService: Sendable {
     }
 
     /// Hands one queued message to its recipient; nil on success, else why it failed.
-    private func attempt(_ message: OutboxMessage) -> String? {
+    /// How long a send or broadcast waits for its first delivery attempt.
+    static let inlineAttemptSeconds = 1
+
+    private func attempt(_ message: OutboxMessage, timeoutSeconds: Int = 10) -> String? {
         let now = Clock.nowMillis()
         let delivery = MessageDelivery(id: message.id, fromName: peers.local.hostname, type: message.type,
                                        body: message.body, replyTo: message.replyTo, thread: message.thread,
@@ -140,7 +144,7 @@ public final class MessageService: Sendable {
                 guard record.apiKey != nil else {
                     throw APIError.forbidden("no key for peer \(record.info.name): add it with one of its keys")
                 }
-                _ = try peers.client(for: record, timeoutSeconds: 10)
+                _ = try peers.client(for: record, timeoutSeconds: timeoutSeconds)
                     .call("POST", "/api/v1/messages/deliver", body: delivery, as: MessageDeliveryResult.self)
             } catch {
                 failure = (error as? APIError)?.message ?? "\(error)"
