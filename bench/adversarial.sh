@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Adversarial phase: a release loopsyd on lab host 1 (a network namespace) while host 2 attacks it
-# (1100 slowloris connections, 20000 unauthenticated requests with 8 KB paths, 40 fake mDNS
-# adverts) and a local client keeps pulling a FIFO; then with 500 unreachable peers. The owner's
+# Adversarial phase: a release loopsyd on lab host 1 (a network namespace) while host 2 holds
+# 1100 slowloris connections and host 3 sends 20000 unauthenticated requests with 8 KB paths and
+# 40 fake mDNS adverts, and a local client keeps pulling a FIFO; then with 500 unreachable peers. The owner's
 # latencies (/health, `loopsy exec local true`, `loopsy context set`) and the daemon's RSS, fds,
 # threads and database size are printed before, during and after. Needs root (namespaces).
 # Usage: bash bench/adversarial.sh [ATTACK_SECONDS]   (default 30)
@@ -27,7 +27,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-bash Tests/Support/lab.sh up "$lab" 2 >/dev/null
+bash Tests/Support/lab.sh up "$lab" 3 >/dev/null
 export LOOPSY_DATA_DIR="$work/loopsy"
 "$bin/loopsy" init --no-mcp >/dev/null
 sed -i -e 's/^  execute: 30$/  execute: 0/' -e 's/^  context: 60$/  context: 0/' -e 's/^  transfer: 10$/  transfer: 0/' \
@@ -65,8 +65,8 @@ echo "| phase | /health ms (median / max) | exec local true ms | context set ms 
 echo "|---|---|---|---|---|"
 measure "idle"
 in_host 2 python3 Tests/Support/attack.py slowloris 10.77.0.1 19532 1100 1 "$seconds" >"$work/slowloris.json" &
-in_host 2 python3 Tests/Support/attack.py flood 10.77.0.1 19532 20000 8192 >"$work/flood.json" &
-in_host 2 python3 Tests/Support/attack.py mdns 40 "$seconds" 19533 >/dev/null &
+in_host 3 python3 Tests/Support/attack.py flood 10.77.0.1 19532 20000 8192 >"$work/flood.json" &
+in_host 3 python3 Tests/Support/attack.py mdns 40 "$seconds" 19533 >/dev/null &
 in_host 1 bash -c "end=\$((SECONDS + $seconds)); while [ \$SECONDS -lt \$end ]; do
     curl -s -o /dev/null -m 3 -H @$work/headers -d '{\"sourcePath\":\"$work/files/pipe\"}' http://127.0.0.1:19532/api/v1/transfer/pull
     curl -s -o /dev/null -m 3 -H @$work/headers -d '{\"path\":\"$work/files/pipe\"}' http://127.0.0.1:19532/api/v1/transfer/checksum

@@ -5,12 +5,15 @@ public struct PairStartResponse: Codable, Sendable {
     public var addresses: [String]
     public var port: Int
     public var expiresAt: Int64
-    public init(code: String, nodeId: String, addresses: [String], port: Int, expiresAt: Int64) {
+    /// Whether this node serves its peers over HTTPS (the command to print names the scheme).
+    public var tls: Bool?
+    public init(code: String, nodeId: String, addresses: [String], port: Int, expiresAt: Int64, tls: Bool? = nil) {
         self.code = code
         self.nodeId = nodeId
         self.addresses = addresses
         self.port = port
         self.expiresAt = expiresAt
+        self.tls = tls
     }
 }
 
@@ -19,10 +22,14 @@ public struct PairInitiateRequest: Codable, Sendable {
     public var address: String
     public var port: Int?
     public var code: String
-    public init(address: String, port: Int? = nil, code: String) {
+    /// "http" or "https" when the person knows how the other machine serves peers (the command
+    /// `loopsy pair` printed there says so); otherwise HTTPS is tried first.
+    public var scheme: String?
+    public init(address: String, port: Int? = nil, code: String, scheme: String? = nil) {
         self.address = address
         self.port = port
         self.code = code
+        self.scheme = scheme
     }
 }
 

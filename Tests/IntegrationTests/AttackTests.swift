@@ -423,7 +423,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let fifo = directory.appendingPathComponent("pipe").path
         #expect(mkfifo(fifo, 0o600) == 0)
-        let lab = try Lab(hosts: 2)
+        // Two attacking hosts: the slowloris takes all its host's connection slots (as it should).
+        let lab = try Lab(hosts: 3)
         defer { lab.tearDown() }
         let node = try lab.node(1) {
             var text = replacingLine(Self.allowing(directory)($0), "  headerTimeout: 15", "  headerTimeout: 3")
@@ -438,8 +439,8 @@ import Testing
         let target = lab.address(1)
         let attacks = [
             try lab.spawn(2, ["python3", Self.attackScript, "slowloris", target, "19532", "1100", "1", "12"]),
-            try lab.spawn(2, ["python3", Self.attackScript, "flood", target, "19532", "3000", "8192"]),
-            try lab.spawn(2, ["python3", Self.attackScript, "mdns", "40", "12", "19533"]),
+            try lab.spawn(3, ["python3", Self.attackScript, "flood", target, "19532", "3000", "8192"]),
+            try lab.spawn(3, ["python3", Self.attackScript, "mdns", "40", "12", "19533"]),
             try lab.spawn(1, ["bash", "-c", """
                 for i in $(seq 40); do
                     curl -s -o /dev/null -m 3 -H @\(headerFile) -d '{"sourcePath":"\(fifo)"}' http://127.0.0.1:19532/api/v1/transfer/pull &

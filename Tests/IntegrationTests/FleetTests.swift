@@ -25,6 +25,13 @@ import Testing
         func cleanUp() {
             _ = try? loopsy("session", "stop-all")
             _ = try? loopsy("stop")
+            // The main node's and every session's daemon log.
+            let logs = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? [])
+                .filter { $0.hasSuffix("logs/loopsyd.log") }
+            for log in logs {
+                checkNoMalformedRequests((try? String(contentsOfFile: path + "/" + log, encoding: .utf8)) ?? "",
+                                         daemon: path + "/" + log)
+            }
             try? FileManager.default.removeItem(atPath: path)
         }
     }

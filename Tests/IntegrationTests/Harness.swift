@@ -144,8 +144,15 @@ final class TestNode: @unchecked Sendable {
         self.process = nil
     }
 
+    /// Set by tests that send malformed HTTP on purpose.
+    var sendsMalformedRequests = false
+
     func cleanUp() {
         stop()
+        if !sendsMalformedRequests {
+            let log = stderrText() + ((try? String(contentsOfFile: dataDir + "/logs/loopsyd.log", encoding: .utf8)) ?? "")
+            checkNoMalformedRequests(log, daemon: dataDir)
+        }
         try? FileManager.default.removeItem(atPath: dataDir)
     }
 
@@ -215,4 +222,13 @@ extension CurlHTTPClient.Response {
     var text: String { String(decoding: body, as: UTF8.self) }
     var errorCode: String? { (try? JSONDecoder().decode(ErrorBody.self, from: Data(body)))?.error.code }
     func json<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(type, from: Data(body)) }
+}
+
+/// Our own clients never send a daemon what it cannot parse (a TLS ClientHello to a plain-HTTP
+/// daemon was one): any such line in a daemon's log fails the test that ran it.
+func checkNoMalformedRequests(_ log: String, daemon: String) {
+    let lines = log.split(separator: "\n").filter { $0.contains("Request malformed") }
+    if !lines.isEmpty {
+        Issue.record("loopsyd for \(daemon) logged \(lines.count) malformed request(s): \(lines.first ?? "")")
+    }
 }

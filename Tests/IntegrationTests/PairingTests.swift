@@ -35,6 +35,14 @@ import Testing
             code = line.dropFirst("Invite code: ".count).prefix(7).filter(\.isNumber)
         }
 
+        /// The address argument the printed command gives for `address` (with http:// when the
+        /// responder serves plain HTTP).
+        func target(_ address: String) -> String {
+            let command = printed.split(separator: "\n").first { $0.contains("loopsy pair ") && $0.contains(address) }
+            return command.flatMap { $0.components(separatedBy: "loopsy pair ").last?.split(separator: " ").first }
+                .map(String.init) ?? address
+        }
+
         /// What the person types at the prompt.
         func answer(_ text: String) {
             input.fileHandleForWriting.write(Data(text.utf8))
@@ -221,7 +229,9 @@ import Testing
         let responder = try Responder(one, arguments: [])
         let initiator = Process()
         initiator.executableURL = URL(fileURLWithPath: "/bin/bash")
-        initiator.arguments = [Lab.script, "exec", lab.name, "2", try Binaries.path("loopsy"), "pair", lab.address(1),
+        // As printed there: a responder without TLS is asked in plain HTTP.
+        #expect(responder.target(lab.address(1)) == "http://" + lab.address(1))
+        initiator.arguments = [Lab.script, "exec", lab.name, "2", try Binaries.path("loopsy"), "pair", responder.target(lab.address(1)),
                                "--code", responder.code, "--yes"]
         initiator.environment = ProcessInfo.processInfo.environment.merging(two.environment) { $1 }
         initiator.standardOutput = FileHandle.nullDevice
@@ -267,7 +277,7 @@ import Testing
         try two.start(host: "0.0.0.0", port: 19532)
         let responder = try Responder(one)
         Thread.sleep(forTimeInterval: 2.5)
-        let late = try two.cli("pair", lab.address(1), "--code", responder.code, "--yes")
+        let late = try two.cli("pair", responder.target(lab.address(1)), "--code", responder.code, "--yes")
         #expect(late.status == 1)
         let (status, output) = responder.finish()
         #expect(status == 1 && output.contains("expired"), "\(output)")

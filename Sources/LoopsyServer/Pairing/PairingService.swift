@@ -67,7 +67,7 @@ public final class PairingService: Sendable {
         }
         logger.info("pairing: waiting for another node (code valid for \(timeout / 1000) s)")
         return PairStartResponse(code: code, nodeId: peers.local.identity.nodeId, addresses: addresses,
-                                 port: peers.local.port, expiresAt: expiresAt)
+                                 port: peers.local.port, expiresAt: expiresAt, tls: peers.local.tls)
     }
 
     public func status() -> PairStatus {
@@ -143,6 +143,9 @@ public final class PairingService: Sendable {
         guard (1...65535).contains(port), !request.address.isEmpty else {
             throw APIError.badRequest("give the other machine's address and port")
         }
+        guard request.scheme == nil || request.scheme == "http" || request.scheme == "https" else {
+            throw APIError.badRequest("scheme must be http or https", code: "bad_scheme")
+        }
         let privateKey = P256.KeyAgreement.PrivateKey()
         let publicKey = Array(privateKey.publicKey.x963Representation)
         let nonce = PairingCrypto.randomBytes(32)
@@ -152,7 +155,7 @@ public final class PairingService: Sendable {
                          privateKey: Array(privateKey.rawRepresentation), ownNonce: nonce, commitment: commitment)
         }
         do {
-            let remote = try reach(request.address, port: port)
+            let remote = try reach(request.address, port: port, scheme: request.scheme)
             let client = LoopsyClient(baseURL: remote.baseURL, apiKey: nil, timeoutSeconds: 15)
             let share = try client.call("POST", "/api/v1/pair/commit", body: PairCommit(commitment: Hex.encode(commitment)),
                                         as: PairKeyShare.self)
@@ -193,9 +196,9 @@ public final class PairingService: Sendable {
 
     /// HTTPS when the responder serves it (unpinned: nothing secret travels outside the AEAD
     /// box, and the SAS authenticates the keys), else plain HTTP.
-    private func reach(_ address: String, port: Int) throws -> Remote {
+    private func reach(_ address: String, port: Int, scheme: String? = nil) throws -> Remote {
         let host = address.contains(":") ? "[\(address)]" : address
-        for scheme in ["https", "http"] {
+        for scheme in scheme.map({ [$0] }) ?? peers.schemes(for: address, port: port) {
             let base = "\(scheme)://\(host):\(port)"
             do {
                 _ = try LoopsyClient(baseURL: base, apiKey: nil, timeoutSeconds: 5).health()

@@ -167,34 +167,46 @@ public final class PeerService: Sendable {
 
     /// `requireTLS`: a secret is about to be sent, so a daemon that does not speak TLS (or an
     /// attacker breaking the handshake) is refused rather than talked to in clear.
+    /// The schemes to try for a daemon at `address`, in order. Every loopsyd serves plain HTTP
+    /// on 127.0.0.1, so that is asked in HTTP only; elsewhere HTTPS first, unless what we know
+    /// of that address (its mDNS advert, an earlier probe) says it serves plain HTTP. A TLS
+    /// ClientHello sent to a plain-HTTP daemon is a malformed request in its log, and plain HTTP
+    /// sent to a TLS one a failed handshake in its own: each is asked the way it speaks.
+    func schemes(for address: String, port: Int) -> [String] {
+        if address == "127.0.0.1" || address == "localhost" { return ["http"] }
+        let known = (try? store.all())?.first { $0.info.address == address && $0.info.port == port }
+        return known.map { $0.info.tls || $0.info.fingerprint != nil } == false ? ["http", "https"] : ["https", "http"]
+    }
+
     func probe(address: String, port: Int, requireTLS: Bool = false) throws -> Probe {
         let host = address.contains(":") ? "[\(address)]" : address
         let headers = ["X-Loopsy-Node-Id": local.identity.nodeId]
-        var tls = true
-        var identity: IdentityResponse
-        do {
-            identity = try LoopsyClient(baseURL: "https://\(host):\(port)", apiKey: nil, timeoutSeconds: 10,
-                                        headers: headers).identity()
-        } catch ClientError.daemonUnreachable {
-            throw APIError.badGateway("nothing answers at \(address):\(port); is loopsyd running there, and is its "
-                + "server.host reachable from here?")
-        } catch ClientError.network(.timedOut) {
-            throw APIError.badGateway("\(address):\(port) did not answer in time")
-        } catch {
-            if requireTLS {
-                throw APIError.badGateway("\(address):\(port) did not complete a TLS handshake (\(error)); the key is "
-                    + "not sent over plain HTTP. Enable tls on that node, or give --insecure-http if you accept that "
-                    + "the key crosses the network in clear", code: "peer_tls_required")
-            }
-            // Not TLS: a daemon serving plain HTTP to its peers.
-            tls = false
+        var found: (identity: IdentityResponse, tls: Bool)?
+        var failure: (any Error)?
+        for scheme in schemes(for: address, port: port) {
             do {
-                identity = try LoopsyClient(baseURL: "http://\(host):\(port)", apiKey: nil, timeoutSeconds: 10,
-                                            headers: headers).identity()
+                let identity = try LoopsyClient(baseURL: "\(scheme)://\(host):\(port)", apiKey: nil, timeoutSeconds: 10,
+                                                headers: headers).identity()
+                found = (identity, scheme == "https")
+                break
+            } catch ClientError.daemonUnreachable {
+                throw APIError.badGateway("nothing answers at \(address):\(port); is loopsyd running there, and is its "
+                    + "server.host reachable from here?")
+            } catch ClientError.network(.timedOut) {
+                throw APIError.badGateway("\(address):\(port) did not answer in time")
             } catch {
-                throw APIError.badGateway("\(address):\(port) does not answer like a loopsy daemon (\(error))")
+                failure = failure ?? error
             }
         }
+        guard let found else {
+            throw APIError.badGateway("\(address):\(port) does not answer like a loopsy daemon (\(failure.map { "\($0)" } ?? "?"))")
+        }
+        if requireTLS && !found.tls {
+            throw APIError.badGateway("\(address):\(port) did not complete a TLS handshake; the key is not sent over "
+                + "plain HTTP. Enable tls on that node, or give --insecure-http if you accept that the key crosses the "
+                + "network in clear", code: "peer_tls_required")
+        }
+        let identity = found.identity, tls = found.tls
         guard let keyBytes = Data(base64Encoded: identity.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
               NodeIdentity.nodeId(for: publicKey) == identity.nodeId else {

@@ -17,7 +17,8 @@ struct Pair: ParsableCommand {
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The other machine's address (omit to wait for it).") var address: String?
+    @Argument(help: "The other machine's address, as `loopsy pair` printed there (http://address when it serves plain HTTP); omit to wait for it.")
+    var address: String?
     @Argument(help: "Its port.") var port: Int = 19532
     @Option(help: "The invite code (for scripts; otherwise asked).") var code: String?
     @Flag(help: "Accept the verification code without asking (for scripted tests only).") var yes = false
@@ -43,11 +44,14 @@ struct Pair: ParsableCommand {
         let started = try client.pairStart()
         let grouped = String(started.code.prefix(3)) + " " + String(started.code.suffix(3))
         let portHint = started.port == 19532 ? "" : " \(started.port)"
+        // A node without TLS says so in the command, so the other side asks it in plain HTTP
+        // (a TLS handshake would be a malformed request to it).
+        let scheme = started.tls == false ? "http://" : ""
         say("Invite code: \(grouped)   (valid \(max(1, (started.expiresAt - nowMillis() + 59_999) / 60_000)) min)")
         if started.addresses.isEmpty {
-            say("On the other machine run:  loopsy pair <this machine's address>\(portHint)")
+            say("On the other machine run:  loopsy pair \(scheme)<this machine's address>\(portHint)")
         } else {
-            for address in started.addresses { say("On the other machine run:  loopsy pair \(address)\(portHint)") }
+            for address in started.addresses { say("On the other machine run:  loopsy pair \(scheme)\(address)\(portHint)") }
         }
         say("Waiting for the other machine…")
         let status = try waitFor(client) { $0.state != "waiting" && $0.state != "committed" }
@@ -63,8 +67,13 @@ struct Pair: ParsableCommand {
             throw CLIFailure(message: "the invite code is needed: run `loopsy pair` on the other machine to see it",
                              code: CLIFailure.usage)
         }
+        var address = address, scheme: String?
+        for prefix in ["http://", "https://"] where address.lowercased().hasPrefix(prefix) {
+            scheme = String(prefix.dropLast(3))
+            address = String(address.dropFirst(prefix.count))
+        }
         say("contacting \(address):\(port) …")
-        let status = try client.pairInitiate(PairInitiateRequest(address: address, port: port, code: typed))
+        let status = try client.pairInitiate(PairInitiateRequest(address: address, port: port, code: typed, scheme: scheme))
         try compareAndConfirm(client, status)
     }
 
