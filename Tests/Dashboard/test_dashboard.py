@@ -117,6 +117,20 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     assert entry["value"] == "hello from chromium" and entry["ttl"] == 600
     row = next(row for row in rows(browser, "context-table") if "dash:greeting" in row)
     assert "min" in row or " s" in row, f"TTL left not shown: {row}"
+    # Written from the dashboard, the key is this node's: its id, not a cut caller name.
+    main_id = api(fleet, "GET", "/api/v1/health")["nodeId"]
+    assert main_id[:12] in row and "local (d" not in row, row
+    # An error message goes with the page it belongs to.
+    fill(browser, "context-key", "dash:bad")
+    fill(browser, "context-value", "x")
+    fill(browser, "context-ttl", "0")
+    click(browser, By.CSS_SELECTOR, "#context-form button[type=submit]")
+    wait(browser, lambda d: "show" in d.find_element(By.ID, "toast").get_attribute("class"), message="no error shown")
+    go(browser, "peers")
+    wait(browser, lambda d: "show" not in d.find_element(By.ID, "toast").get_attribute("class"),
+         message="the error stayed over the next page")
+    go(browser, "context")
+    fill(browser, "context-ttl", "")
     api(fleet, "PUT", "/api/v1/context/other", body={"value": "not matching"})
     wait(browser, lambda d: any("other" in row for row in rows(d, "context-table")), message="no live update")
     fill(browser, "context-prefix", "dash:")
@@ -135,6 +149,10 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
          message="the outbox never said delivered")
     choose(browser, "node-select", "alpha")
     wait(browser, lambda d: any("hi alpha" in row for row in rows(d, "inbox-table")))
+    # Unread: it can be marked read, then acked.
+    click(browser, By.CSS_SELECTOR, "#inbox-table button[aria-label^='Mark read']")
+    wait(browser, lambda d: any("hi alpha" in row and "read" in row and "unread" not in row
+                                for row in rows(d, "inbox-table")))
     click(browser, By.CSS_SELECTOR, "#inbox-table button[aria-label^='Acknowledge']")
     wait(browser, lambda d: any("hi alpha" in row and "acked" in row for row in rows(d, "inbox-table")))
     screenshot(browser, "messages-alpha")
@@ -176,6 +194,27 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 392
     assert all(link.is_displayed() for link in browser.find_elements(By.CSS_SELECTOR, "nav a"))
     screenshot(browser, "overview-phone")
+    # Tables are cards on a phone: a peer's Remove button and a message's State are on the screen.
+    def on_screen(element):
+        left = browser.execute_script("return arguments[0].getBoundingClientRect().right", element)
+        return left <= 392
+    go(browser, "peers")
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#peers-table button.danger")) >= 1)
+    settle()
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 392
+    assert all(on_screen(button) for button in browser.find_elements(By.CSS_SELECTOR, "#peers-table button.danger"))
+    screenshot(browser, "peers-phone")
+    go(browser, "messages")
+    wait(browser, lambda d: any("hi alpha" in row for row in rows(d, "outbox-table")))
+    settle()
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 392
+    assert all(on_screen(cell) for cell in browser.find_elements(By.CSS_SELECTOR, "#outbox-table td"))
+    choose(browser, "node-select", "alpha")
+    wait(browser, lambda d: any("hi alpha" in row for row in rows(d, "inbox-table")))
+    settle()
+    assert all(on_screen(cell) for cell in browser.find_elements(By.CSS_SELECTOR, "#inbox-table td"))
+    screenshot(browser, "messages-phone")
+    choose(browser, "node-select", "main")
     browser.set_window_size(1280, 1000)
 
     # Log out: the login form is back, and the old session opens nothing.

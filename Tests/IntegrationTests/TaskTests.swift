@@ -82,6 +82,20 @@ import Testing
         #expect(try Self.userClaudeSettings() == settingsBefore)
     }
 
+    /// The terminal's control sequences (cursor, colours) never reach stored events.
+    @Test func textEventsCarryNoTerminalControlSequences() throws {
+        let (node, _) = try Self.node()
+        defer { node.cleanUp() }
+        let task = try Self.finished(node.client, try node.client.startTask(AITaskRequest(prompt: "plain-line")).id)
+        let events = try node.client.taskEvents(task.id)
+        #expect(task.state == "completed")
+        #expect(events.contains { $0.type == "init" }, "the first line, behind an escape sequence, was not parsed")
+        #expect(events.contains { $0.type == "output" && $0.data.contains("\"note: all done\"") }, "\(events.map(\.data))")
+        #expect(!events.contains { $0.data.contains("\\u001b") || $0.data.contains("[?25") }, "\(events.map(\.data))")
+        let shown = try node.cli("task", "show", "local", task.id)
+        #expect(shown.stdout.contains("note: all done") && !shown.stdout.contains("[?25"), "\(shown.stdout)")
+    }
+
     @Test func permissionRequestsWaitForAnAnswerThroughTheAPI() throws {
         let (node, _) = try Self.node()
         defer { node.cleanUp() }
@@ -91,6 +105,9 @@ import Testing
         #expect(try eventually(10) { try client.task(task.id).state == "waiting_approval" })
         let request = try #require(try client.task(task.id).pendingApprovals.first)
         #expect(request.toolName == "Bash" && request.toolInput.contains("echo hi"))
+        // The event carries the tool's input as an object, like tool_use's `input`.
+        let asked = try #require(try client.taskEvents(task.id).first { $0.type == "permission_request" })
+        #expect(asked.data.contains(#""toolInput":{"#) && asked.data.contains(#""command":"echo hi""#), "\(asked.data)")
         _ = try client.approveTask(task.id, ApprovalRequest(requestId: request.requestId, approved: true))
         task = try Self.finished(client, task.id)
         var events = try client.taskEvents(task.id)

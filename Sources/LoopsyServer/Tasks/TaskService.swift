@@ -227,7 +227,9 @@ public final class TaskService: Sendable {
     }
 
     private func handle(_ bytes: [UInt8], _ task: RunningTask) {
-        let text = String(decoding: bytes, as: UTF8.self)
+        // The terminal adds control sequences (cursor shown or hidden, colours): text events
+        // carry only the text.
+        let text = TerminalText.plain(String(decoding: bytes, as: UTF8.self))
         guard !text.trimming().isEmpty else { return }
         guard text.hasPrefix("{"), let message = try? JSONValue.parse(text) else {
             emit(task, "output", ["text": .string(text)])
@@ -423,8 +425,10 @@ public final class TaskService: Sendable {
         let answer = DeferredResponse()
         task.state.withLock { $0.pending[permission.requestId] = (permission, answer) }
         try? store.update(id, state: "waiting_approval")
+        // The tool's input as the object it is, like a tool_use event's `input`.
+        let input = (try? JSONValue.parse(permission.toolInput)) ?? .string(permission.toolInput)
         emit(task, "permission_request", ["requestId": .string(permission.requestId), "toolName": .string(permission.toolName),
-                                          "toolInput": .string(permission.toolInput), "expiresAt": .integer(Int(permission.expiresAt))])
+                                          "toolInput": input, "expiresAt": .integer(Int(permission.expiresAt))])
         DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(config.approvalTimeoutSeconds)) { [self] in
             try? decide(id, ApprovalRequest(requestId: permission.requestId, approved: false,
                                             message: "nobody answered within \(config.approvalTimeoutSeconds) s"))
@@ -478,5 +482,41 @@ public final class TaskService: Sendable {
     public func prune() {
         _ = try? store.prune(now: Clock.nowMillis(), retentionMillis: Int64(config.retentionDays) * 86_400_000,
                              keep: 1000)
+    }
+}
+
+/// Text read from a terminal, without its control sequences.
+enum TerminalText {
+    /// `text` without ANSI escape sequences (CSI `ESC [ … final`, OSC `ESC ] … BEL|ESC \`, and
+    /// two-byte `ESC x`) and without other C0/C1 control characters except tab.
+    static func plain(_ text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        var result = String.UnicodeScalarView()
+        var index = 0
+        while index < scalars.count {
+            let scalar = scalars[index]
+            index += 1
+            switch scalar.value {
+            case 0x1B:
+                guard index < scalars.count else { break }
+                let kind = scalars[index].value
+                index += 1
+                if kind == 0x5B {  // CSI: parameters and intermediates, then one final byte
+                    while index < scalars.count, !(0x40...0x7E).contains(scalars[index].value) { index += 1 }
+                    index += 1
+                } else if kind == 0x5D || kind == 0x50 || kind == 0x5F {  // OSC, DCS, APC: up to BEL or ST
+                    while index < scalars.count {
+                        let value = scalars[index].value
+                        index += 1
+                        if value == 0x07 { break }
+                        if value == 0x1B, index < scalars.count, scalars[index].value == 0x5C { index += 1; break }
+                    }
+                }
+            case 0x09: result.append(scalar)
+            case 0x00..<0x20, 0x7F, 0x80..<0xA0: break
+            default: result.append(scalar)
+            }
+        }
+        return String(result)
     }
 }

@@ -148,9 +148,7 @@ struct Task: ParsableCommand {
             var decision = PermissionDecision(approved: false, message: "loopsy could not ask for permission")
             if let event = try? JSONValue.parse(String(decoding: input, as: UTF8.self)),
                case .string(let tool)? = event["tool_name"] {
-                let toolInput = (try? JSONEncoder().encode(event["tool_input"] ?? .null)).map {
-                    String(decoding: $0, as: UTF8.self)
-                } ?? "{}"
+                let toolInput = (event["tool_input"] ?? .null).serialized()
                 do {
                     decision = try global.client(timeoutSeconds: 86_400).askPermission(
                         task, PermissionAsk(toolName: tool, toolInput: toolInput))
@@ -220,11 +218,11 @@ struct TaskWatcher {
         case "output": print(text("text"))
         case "thinking": printError("  (thinking) " + text("text"))
         case "tool_use":
-            let input = (try? JSONEncoder().encode(event["input"] ?? .null)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            printError("  → \(text("name")) \(input.prefix(200))")
+            printError("  → \(text("name")) \((event["input"] ?? .null).serialized().prefix(200))")
         case "tool_result": printError("  ← \(text("content").prefix(200))")
         case "permission_request":
-            printError("  ? permission wanted: \(text("toolName")) \(text("toolInput").prefix(200)) [\(text("requestId"))]")
+            let input = event["toolInput"].map { $0.serialized() } ?? ""
+            printError("  ? permission wanted: \(text("toolName")) \(input.prefix(200)) [\(text("requestId"))]")
         case "permission_decision":
             printError("  \(event["approved"] == true ? "✓ approved" : "✗ denied"): \(text("message"))")
         default: break

@@ -39,6 +39,8 @@ function el(tag, attributes, ...children) {
 }
 
 // Task ids share a "task_" prefix: show enough after it to tell them apart.
+// A node id is shortened; any other origin ("key:helper") is shown whole.
+function origin(from) { return /^[0-9a-f]{32}$/.test(from) ? from.slice(0, 12) : from; }
 function shortId(id) { return id.length > 14 ? id.slice(0, 13) : id; }
 
 function badge(text) { return el('span', { class: 'badge ' + text }, text); }
@@ -62,10 +64,16 @@ function duration(seconds) {
 }
 
 let toastTimer = null;
+// A message belongs to the page it came from: it goes when the page changes, or on a click.
+function hideToast() {
+  clearTimeout(toastTimer);
+  $('toast').className = 'toast';
+}
 function toast(message, bad) {
   const box = $('toast');
   box.textContent = message;
   box.className = 'toast show' + (bad ? ' bad' : '');
+  box.onclick = hideToast;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { box.className = 'toast'; }, bad ? 6000 : 2500);
 }
@@ -281,6 +289,7 @@ async function route() {
   const name = (location.hash.match(/^#\/([a-z]+)/) || [])[1];
   const page = pages.includes(name) ? name : 'overview';
   if (state.page === 'tasks' && page !== 'tasks') stopTask();
+  if (state.page !== page) hideToast();
   state.page = page;
   for (const other of pages) $('page-' + other).hidden = other !== page;
   for (const link of document.querySelectorAll('nav a')) {
@@ -309,6 +318,10 @@ async function load(page) {
 
 function table(target, headers, rows, emptyText) {
   const head = el('thead', {}, el('tr', {}, headers.map((text) => el('th', { scope: 'col' }, text))));
+  // On a narrow screen each row is shown as a card, each cell with its column's name.
+  for (const row of rows) {
+    Array.from(row.children).forEach((cell, index) => { if (headers[index]) cell.dataset.label = headers[index]; });
+  }
   const body = el('tbody', {}, rows.length ? rows
     : [el('tr', {}, el('td', { class: 'empty', colspan: String(headers.length) }, emptyText))]);
   target.replaceChildren(head, body);
@@ -428,7 +441,7 @@ async function loadContext() {
        el('td', { class: 'value' }, entry.value),
        el('td', {}, entry.expiresAt ? duration((entry.expiresAt - Date.now()) / 1000) : 'never expires'),
        el('td', {}, ago(entry.updatedAt)),
-       el('td', {}, el('code', { title: entry.fromNodeId }, (entry.fromNodeId || '').slice(0, 8))),
+       el('td', {}, el('code', { title: entry.fromNodeId }, origin(entry.fromNodeId || ''))),
        el('td', {},
           el('button', { type: 'button', class: 'small secondary', 'aria-label': 'Edit ' + entry.key,
                          onclick: () => editContext(entry) }, 'Edit'),
@@ -485,7 +498,7 @@ async function loadMessages() {
        el('td', {}, ago(message.receivedAt)),
        el('td', {}, badge(message.state)),
        el('td', {},
-          message.state === 'delivered' ? el('button', { type: 'button', class: 'small secondary',
+          message.state === 'unread' ? el('button', { type: 'button', class: 'small secondary',
             'aria-label': 'Mark read: message from ' + message.fromName,
             onclick: () => markMessage(message, 'read') }, 'Mark read') : null,
           message.state !== 'acked' ? el('button', { type: 'button', class: 'small secondary',
