@@ -11,9 +11,10 @@ import Glibc
 /// - Loopback clients (the CLI, loopsy-mcp, the dashboard) are not counted against either: on
 ///   top of `maxConnections`, MHD keeps `loopbackReserve` slots that only they can reach,
 ///   however many remote connections are open.
-/// - A remote connection must finish each request head within `headerTimeout` seconds of
-///   connecting or of its previous request's end; MHD's own timeout is an idle one that a
-///   client dribbling a header line every few seconds never triggers.
+/// - A remote connection must finish each request within `headerTimeout` seconds of connecting
+///   or of its previous request's end: its head, and its body unless it is a streamed upload
+///   the dispatcher has admitted (authenticated, within limits). MHD's own timeout is an idle
+///   one that a client dribbling a byte every few seconds never triggers.
 final class ConnectionBudget: Sendable {
     struct Limits: Sendable {
         var maxConnections: Int
@@ -60,10 +61,24 @@ final class ConnectionBudget: Sendable {
         }
     }
 
+    /// The budget a remote address counts against: IPv4 addresses one by one, IPv6 ones by /64
+    /// (one host usually holds a whole /64, and would otherwise have 2^64 budgets).
+    static func budgetKey(_ address: UnsafePointer<sockaddr>) -> String {
+        guard Int32(address.pointee.sa_family) == AF_INET6 else { return SocketAddress.describe(address) }
+        let bytes = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+            withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
+        }
+        // An IPv4-mapped address is an IPv4 client.
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            return SocketAddress.describe(address)
+        }
+        return bytes[0..<8].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
     /// Accept policy: may a connection from `address` open?
     func admits(_ address: UnsafePointer<sockaddr>) -> Bool {
         if Self.isLoopback(address) { return true }
-        let key = SocketAddress.describe(address)
+        let key = Self.budgetKey(address)
         return state.withLock { state in
             state.remote < limits.maxConnections && state.perAddress[key, default: 0] < limits.maxPerAddress
         }
@@ -71,7 +86,7 @@ final class ConnectionBudget: Sendable {
 
     func opened(_ connection: OpaquePointer, fd: Int32, address: UnsafePointer<sockaddr>?) {
         let loopback = address.map(Self.isLoopback) ?? false
-        let key = address.map(SocketAddress.describe) ?? "unknown"
+        let key = address.map(Self.budgetKey) ?? "unknown"
         let now = MonotonicClock.seconds()
         state.withLock { state in
             state.entries[UInt(bitPattern: connection)] = Entry(fd: fd, address: key, loopback: loopback, waitingSince: now)
@@ -91,7 +106,8 @@ final class ConnectionBudget: Sendable {
         }
     }
 
-    /// A request head arrived whole.
+    /// The request no longer counts against the deadline (its handler runs, or an admitted
+    /// upload streams).
     func requestStarted(_ connection: OpaquePointer) {
         state.withLock { $0.entries[UInt(bitPattern: connection)]?.waitingSince = nil }
     }

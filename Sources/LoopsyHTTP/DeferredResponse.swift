@@ -32,10 +32,16 @@ public final class DeferredResponse: Sendable {
             guard state.response == nil else { return nil }
             return state.finalize ?? { $0 }
         }
-        guard let transform else { return }
+        guard let transform else {
+            Self.discard(response)  // answered already: a file it holds is closed, not leaked
+            return
+        }
         let final = transform(response)
         state.withLock { state in
-            guard state.response == nil else { return }
+            guard state.response == nil else {
+                Self.discard(final)
+                return
+            }
             if state.abandoned {
                 // Nobody will send it: a file it holds is closed here, not leaked.
                 Self.discard(final)

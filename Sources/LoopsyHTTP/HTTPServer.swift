@@ -201,7 +201,6 @@ public final class HTTPServer: @unchecked Sendable {
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
-            budget.requestStarted(connection)
             switch handler.plan(for: context.head) {
             case .respond(let response):
                 if Self.readsBodyFirst(context.head) {
@@ -211,6 +210,8 @@ public final class HTTPServer: @unchecked Sendable {
                 context.answered = true
                 return queue(response, on: connection)
             case .stream(let sink):
+                // An admitted upload (authenticated, within limits) may take as long as it needs.
+                budget.requestStarted(connection)
                 context.sink = sink
             case .buffer(let limit):
                 context.limit = limit
@@ -263,6 +264,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         if context.answered { return .YES }
         context.answered = true
+        budget.requestStarted(connection)
         if let refusal = context.refusal { return queue(refusal, on: connection) }
         let head = context.head
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,

@@ -17,6 +17,8 @@ public final class HTTPStream: Sendable {
         var connection: ConnectionHandle?
         var suspended = false
         var onClose: (@Sendable () -> Void)?
+        /// Takes the stream out of its server's registry once MHD is done with it.
+        var unregister: (@Sendable () -> Void)?
     }
 
     private let state = Mutex(State())
@@ -87,6 +89,10 @@ public final class HTTPStream: Sendable {
         state.withLock { $0.connection = ConnectionHandle(pointer: connection) }
     }
 
+    func onDetach(_ unregister: @escaping @Sendable () -> Void) {
+        state.withLock { $0.unregister = unregister }
+    }
+
     enum ReadResult { case bytes(Int), wait, end, error }
 
     func read(into destination: UnsafeMutablePointer<CChar>, max: Int) -> ReadResult {
@@ -119,14 +125,21 @@ public final class HTTPStream: Sendable {
 
     /// The response is being destroyed: the client got everything, or went away.
     func detach() {
-        let handler = state.withLock { state -> (@Sendable () -> Void)? in
+        let (handler, unregister) = state.withLock { state -> ((@Sendable () -> Void)?, (@Sendable () -> Void)?) in
             let wasFinished = state.finished && state.buffer.count == state.offset
             state.closed = true
             state.connection = nil
             state.suspended = false
-            defer { state.onClose = nil }
-            return wasFinished ? nil : state.onClose
+            // Nobody will read what is left: the memory goes now, not when the last reference does.
+            state.buffer = []
+            state.offset = 0
+            defer {
+                state.onClose = nil
+                state.unregister = nil
+            }
+            return (wasFinished ? nil : state.onClose, state.unregister)
         }
+        unregister?()
         handler?()
     }
 
@@ -150,20 +163,20 @@ final class StreamRegistry: Sendable {
     private struct State {
         var streams: [ObjectIdentifier: HTTPStream] = [:]
         var closed = false
-        var adds = 0
     }
     private let state = Mutex(State())
 
     /// False once the server is stopping.
     func add(_ stream: HTTPStream) -> Bool {
-        state.withLock { state in
+        let id = ObjectIdentifier(stream)
+        let added = state.withLock { state -> Bool in
             guard !state.closed else { return false }
-            state.adds += 1
-            // Finished streams leave now and then, so the table stays as large as what is open.
-            if state.adds % 64 == 0 { state.streams = state.streams.filter { !$0.value.isClosed } }
-            state.streams[ObjectIdentifier(stream)] = stream
+            state.streams[id] = stream
             return true
         }
+        // A stream leaves the table when MHD is done with it.
+        if added { stream.onDetach { [weak self] in self?.state.withLock { _ = $0.streams.removeValue(forKey: id) } } }
+        return added
     }
 
     func reopen() { state.withLock { $0.closed = false } }

@@ -236,7 +236,7 @@ import Testing
         let audit = try node.http("GET", "/api/v1/audit?limit=1000").json(AuditListResponse.self).entries
         let refused = audit.filter { $0.caller.hasPrefix("anonymous@") }
         #expect(!refused.isEmpty && refused.allSatisfy { $0.path.utf8.count <= 256 })
-        #expect(refused.contains { $0.path.contains("more refused requests") }, "no summary row")
+        #expect(refused.contains { $0.path.contains("more requests without credentials") }, "no summary row")
     }
 
     static func databaseBytes(_ node: TestNode) -> Int {

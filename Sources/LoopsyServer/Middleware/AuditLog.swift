@@ -11,8 +11,8 @@ import Synchronization
 ///
 /// What an outsider can make us store is bounded: every text field is cut to a fixed size (a row
 /// is at most about 600 bytes, so `audit.maxEntries` bounds the table's bytes too), and requests
-/// refused to callers without credentials are sampled: per flush, the first few from each
-/// address are kept whole and the rest become one summary row per address ("N more refused").
+/// from callers without credentials are sampled: per flush, the first 50 are kept whole and the
+/// rest become one summary row per address ("N more requests without credentials").
 public final class AuditLog: Sendable {
     /// Longest path kept, in bytes; longer ones end in "…".
     public static let maxPathBytes = 256
@@ -59,7 +59,8 @@ public final class AuditLog: Sendable {
         entry.caller = Self.cut(entry.caller, to: Self.maxCallerBytes)
         entry.method = Self.cut(entry.method, to: 16)
         entry.remote = Self.cut(entry.remote, to: 64)
-        let refusedAnonymous = entry.status >= 400 && entry.caller.hasPrefix("anonymous@")
+        // Anything without credentials is sampled (open routes answer 200 to anyone too).
+        let refusedAnonymous = entry.caller.hasPrefix("anonymous@")
         pending.withLock { pending in
             guard refusedAnonymous else {
                 pending.entries.append(entry)
@@ -87,7 +88,7 @@ public final class AuditLog: Sendable {
         for (address, summary) in dropped.sorted(by: { $0.key < $1.key }) {
             var row = summary.last
             row.method = "*"
-            row.path = "(\(summary.count) more refused requests without credentials, last: \(summary.last.method) "
+            row.path = "(\(summary.count) more requests without credentials, last: \(summary.last.method) "
                 + Self.cut(summary.last.path, to: 64) + ")"
             if address == "other addresses" {
                 row.caller = "anonymous@(other addresses)"

@@ -216,6 +216,12 @@ public final class Discovery: @unchecked Sendable {
                 }
             }
             var movable = existing == nil || existing?.info.source == "mdns"
+            // An unpaired peer moving to another address counts against that address's cap too.
+            if let existing, existing.info.source == "mdns", existing.info.address != address,
+               existing.apiKey == nil, try service.store.unpairedCount(address: address).atAddress
+                >= limits.maxUnpairedPerAddress {
+                movable = false
+            }
             if let existing, existing.info.fingerprint != nil,
                existing.info.address != address || existing.info.port != port {
                 movable = answersWithPinnedKey(existing, address: address, port: port)

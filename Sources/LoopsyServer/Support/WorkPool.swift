@@ -17,7 +17,7 @@ public enum DedicatedThread {
     /// Starts a detached thread named `name` (at most 15 bytes show) running `body`. False when
     /// the system has no thread to give (the caller refuses the work).
     @discardableResult
-    public static func start(_ name: String, stackBytes: Int = 512 * 1024,
+    public static func start(_ name: String, stackBytes: Int = 8 << 20,
                              _ body: @escaping @Sendable () -> Void) -> Bool {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
@@ -81,18 +81,15 @@ public final class WorkPool: Sendable {
         }
         guard let startWorker else { return false }
         if startWorker, !DedicatedThread.start(name, { [self] in drain() }) {
-            // No thread now: run what waits on the threads that exist, or refuse if none do.
+            // No thread now: what waits runs on the threads that exist; with none, this item is
+            // taken back (items queued before it had workers of their own, or were taken back too).
             let orphaned = state.withLock { state -> Bool in
                 state.workers -= 1
-                return state.workers == 0
+                guard state.workers == 0, state.queue.count > state.head else { return false }
+                state.queue.removeLast()
+                return true
             }
-            if orphaned {
-                state.withLock { state in
-                    state.queue.removeAll()
-                    state.head = 0
-                }
-                return false
-            }
+            if orphaned { return false }
         }
         return true
     }

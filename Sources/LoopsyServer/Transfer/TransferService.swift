@@ -22,6 +22,7 @@ public final class TransferService: Sendable {
         var device: UInt64
         var inode: UInt64
         var size: Int64
+        var modifiedSeconds: Int64
         var modifiedNanoseconds: Int64
     }
     private let digests = Mutex<[FileIdentity: String]>([:])
@@ -70,9 +71,10 @@ public final class TransferService: Sendable {
     /// hands it on, which it says by returning true for `keepsDescriptor`).
     func withDigest(of fd: Int32, size: Int64, keepsDescriptor: Bool,
                     _ respond: @escaping @Sendable (String) throws -> HTTPResponse) throws -> HTTPResponse {
-        if size <= Self.inlineHashLimit || cachedDigest(fd: fd) != nil {
+        let cached = cachedDigest(fd: fd)
+        if size <= Self.inlineHashLimit || cached != nil {
             do {
-                let response = try respond(try sha256(fd: fd))
+                let response = try respond(try cached ?? sha256(fd: fd))
                 if !keepsDescriptor { close(fd) }
                 return response
             } catch {
@@ -83,8 +85,11 @@ public final class TransferService: Sendable {
         let deferred = DeferredResponse()
         let queued = hashing.submit { [self] in
             let response: HTTPResponse
+            // A client that left still gets an answer: completing resumes its suspended
+            // connection, which MHD then closes (a suspended one is never timed out).
             if deferred.isAbandoned {
                 close(fd)
+                deferred.complete(.error(APIError.serviceUnavailable("the client went away")))
                 return
             }
             do {
@@ -93,7 +98,7 @@ public final class TransferService: Sendable {
                 if !keepsDescriptor { close(fd) }
             } catch is HashCancelled {
                 close(fd)
-                return
+                response = .error(APIError.serviceUnavailable("the client went away"))
             } catch let error as APIError {
                 close(fd)
                 response = .error(error)
@@ -133,8 +138,9 @@ public final class TransferService: Sendable {
     private static func identity(_ fd: Int32) -> FileIdentity? {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return nil }
+        // Seconds and nanoseconds apart: a time past 2262 would overflow as one nanosecond count.
         return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                            modifiedNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+                            modifiedSeconds: Int64(info.st_mtim.tv_sec), modifiedNanoseconds: Int64(info.st_mtim.tv_nsec))
     }
 
     /// SHA-256 of a whole open file, read with pread so the file offset is untouched.
