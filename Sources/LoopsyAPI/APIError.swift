@@ -65,6 +65,10 @@ public struct ErrorBody: Codable, Sendable {
     public struct Detail: Codable, Sendable {
         public var code: String
         public var message: String
+        public init(code: String, message: String) {
+            self.code = code
+            self.message = message
+        }
     }
     public var error: Detail
 

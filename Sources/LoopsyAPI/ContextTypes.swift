@@ -27,10 +27,25 @@ public struct ContextPutRequest: Codable, Sendable {
     public var value: String
     /// Seconds until the entry expires; absent or null for no expiry.
     public var ttl: Int?
+    /// Compare-and-set: write only if the key's current revision is this (0: only if absent);
+    /// otherwise 412 `revision_mismatch` with the current entry.
+    public var ifRevision: Int64?
 
-    public init(value: String, ttl: Int? = nil) {
+    public init(value: String, ttl: Int? = nil, ifRevision: Int64? = nil) {
         self.value = value
         self.ttl = ttl
+        self.ifRevision = ifRevision
+    }
+}
+
+/// The body of a 412 `revision_mismatch`: the error, and the entry as it is now (null when the
+/// key does not exist), so the caller can retry from it without another read.
+public struct RevisionMismatchBody: Codable, Sendable {
+    public var error: ErrorBody.Detail
+    public var current: ContextEntry?
+    public init(message: String, current: ContextEntry?) {
+        error = ErrorBody.Detail(code: "revision_mismatch", message: message)
+        self.current = current
     }
 }
 

@@ -41,7 +41,10 @@ extension ExecuteRequest: RangeChecked {
 }
 
 extension ContextPutRequest: RangeChecked {
-    public func checkRanges() throws { try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: "bad_ttl") }
+    public func checkRanges() throws {
+        try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: "bad_ttl")
+        try WireRange.check(ifRevision, 0...Int64.max, "ifRevision", code: "bad_revision")
+    }
 }
 
 extension ContextBroadcastRequest: RangeChecked {

@@ -164,17 +164,20 @@ public struct LoopsyClient: Sendable {
         try call("GET", "/api/v1/audit?limit=\(limit)&after=\(after)", as: AuditListResponse.self).entries
     }
 
-    public func contextSet(_ key: String, value: String, ttl: Int?) throws -> ContextEntry {
-        try call("PUT", "/api/v1/context/\(PathEncoding.segment(key))", body: ContextPutRequest(value: value, ttl: ttl),
-                 as: ContextEntry.self)
+    /// With `ifRevision`, a compare-and-set (0: only if absent); a mismatch is a 412
+    /// `revision_mismatch` API error.
+    public func contextSet(_ key: String, value: String, ttl: Int?, ifRevision: Int64? = nil) throws -> ContextEntry {
+        try call("PUT", "/api/v1/context/\(PathEncoding.segment(key))",
+                 body: ContextPutRequest(value: value, ttl: ttl, ifRevision: ifRevision), as: ContextEntry.self)
     }
 
     public func contextGet(_ key: String) throws -> ContextEntry {
         try call("GET", "/api/v1/context/\(PathEncoding.segment(key))", as: ContextEntry.self)
     }
 
-    public func contextDelete(_ key: String) throws {
-        _ = try call("DELETE", "/api/v1/context/\(PathEncoding.segment(key))", as: DeletedResponse.self)
+    public func contextDelete(_ key: String, ifRevision: Int64? = nil) throws {
+        let query = ifRevision.map { "?ifRevision=\($0)" } ?? ""
+        _ = try call("DELETE", "/api/v1/context/\(PathEncoding.segment(key))\(query)", as: DeletedResponse.self)
     }
 
     public func contextList(prefix: String?) throws -> [ContextEntry] {

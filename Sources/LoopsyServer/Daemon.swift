@@ -72,6 +72,8 @@ public final class Daemon: Sendable {
         let threads = config.server.threads > 0 ? config.server.threads : max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let port = UInt16(options.port ?? config.server.port)
         let server = config.server
+        Self.raiseDescriptorLimit(for: (server.maxConnections + server.loopbackReserve) * (servesTLS ? 2 : 1),
+                                  logger: logger)
         func serverOptions(host: String, threads: Int, tls: TLSCredentials?) -> HTTPServerOptions {
             HTTPServerOptions(host: host, port: port, threads: threads, connectionTimeout: server.connectionTimeout,
                               connectionLimit: server.maxConnections, connectionsPerAddress: server.maxConnectionsPerAddress,
@@ -85,6 +87,24 @@ public final class Daemon: Sendable {
         }
         self.servers = servers
         self.host = host
+    }
+
+    /// Every connection is a descriptor: the soft limit (often 1024) is raised to the hard one, so
+    /// that the connection limits, not EMFILE, decide who is served; a hard limit too low for
+    /// them is reported.
+    static func raiseDescriptorLimit(for connections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // Jobs, the database, listeners and pipes need some too.
+        let needed = UInt64(connections + 512)
+        if UInt64(limit.rlim_cur) < needed {
+            logger.warn("the open-file limit (\(limit.rlim_cur)) is below what server.maxConnections and "
+                + "server.loopbackReserve need (\(needed)); raise it (LimitNOFILE= in the unit, ulimit -n) or lower them")
+        }
     }
 
     /// Binds, writes daemon.pid and daemon.port, and starts upkeep. Returns the bound port.
@@ -182,6 +202,7 @@ public final class Daemon: Sendable {
         node.execution.shutdown()
         node.tasks.shutdown()
         node.messages.stop()
+        node.locks.finishAll()
         node.events.finishAll()
         node.monitor?.stop()
         servers.forEach { $0.stop() }
@@ -197,6 +218,7 @@ public final class Daemon: Sendable {
             guard let self, self.running.load(ordering: .relaxed) else { return }
             do {
                 try self.node.contextStore.sweepExpired()
+                try self.node.locks.store.sweepExpired()
                 let audit = self.node.config.audit
                 let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
                 try self.node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries)

@@ -27,6 +27,8 @@ public final class NodeServices: Sendable {
     public let monitor: PeerMonitor?
     /// Change notifications for live views.
     public let events = EventHub()
+    /// Locks with leases (coordination between agents).
+    public let locks: LockService
     /// Dashboard browser sessions.
     public let dashboard: DashboardSessions
     /// Checks keys and dashboard sessions; keys are re-read when config.yaml changes.
@@ -44,6 +46,7 @@ public final class NodeServices: Sendable {
         self.logger = logger
         hostname = config.server.hostname ?? Programs.hostname()
         contextStore = ContextStore(pool: pool)
+        locks = LockService(store: LockStore(pool: pool), events: events)
         auditStore = AuditStore(pool: pool)
         auditLog = AuditLog(store: auditStore, logger: logger)
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)

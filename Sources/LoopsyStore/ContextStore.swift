@@ -3,6 +3,8 @@ import LoopsyAPI
 public enum ContextStoreError: Error, Equatable {
     /// Creating another key would pass the configured entry limit.
     case full(limit: Int)
+    /// A compare-and-set found another revision (0: the key is absent); `current` is the entry now.
+    case revisionMismatch(expected: Int64, current: ContextEntry?)
 }
 
 /// The `context` table: a key-value store whose entries may expire.
@@ -41,11 +43,12 @@ public struct ContextStore: Sendable {
 
     /// Creates or replaces `key`, bumping its revision; a new key is refused once `maxEntries`
     /// live entries exist (message mirrors are not counted, and never refused).
+    /// With `ifRevision`, only when the key's live revision is that (0: only when absent).
     public func put(key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
-                    now: Int64 = Clock.nowMillis()) throws -> ContextEntry {
+                    ifRevision: Int64? = nil, now: Int64 = Clock.nowMillis()) throws -> ContextEntry {
         try pool.write { db in
             let entry = try insert(db, key: key, value: value, ttl: ttl, fromNodeId: fromNodeId,
-                                   maxEntries: maxEntries, now: now)
+                                   maxEntries: maxEntries, ifRevision: ifRevision, now: now)
             // Still under the writer lock, so cache updates happen in commit order.
             cache.written(key, entry)
             return entry
@@ -53,9 +56,12 @@ public struct ContextStore: Sendable {
     }
 
     private func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
-                        now: Int64) throws -> ContextEntry {
+                        ifRevision: Int64?, now: Int64) throws -> ContextEntry {
         try db.transaction {
             let existing = try Self.fetch(db, key: key, now: now)
+            if let ifRevision, ifRevision != (existing?.revision ?? 0) {
+                throw ContextStoreError.revisionMismatch(expected: ifRevision, current: existing)
+            }
             if existing == nil && !Self.isMirror(key) {
                 // An expired row under this key does not count and is replaced below.
                 try db.cached(SQL.deleteKey).run([.text(key)])
@@ -83,11 +89,16 @@ public struct ContextStore: Sendable {
         return entry
     }
 
-    /// Removes `key`; true if a live entry was there.
-    public func delete(key: String, now: Int64 = Clock.nowMillis()) throws -> Bool {
+    /// Removes `key`; true if a live entry was there. With `ifRevision`, only when the live
+    /// entry has that revision.
+    public func delete(key: String, ifRevision: Int64? = nil, now: Int64 = Clock.nowMillis()) throws -> Bool {
         try pool.write { db in
             let existed = try db.transaction {
-                let existed = try Self.fetch(db, key: key, now: now) != nil
+                let current = try Self.fetch(db, key: key, now: now)
+                if let ifRevision, ifRevision != (current?.revision ?? 0) {
+                    throw ContextStoreError.revisionMismatch(expected: ifRevision, current: current)
+                }
+                let existed = current != nil
                 try db.cached(SQL.deleteKey).run([.text(key)])
                 return existed
             }

@@ -98,12 +98,44 @@ struct LoopsyTools: Sendable {
              inputSchema: Schema.object(["peer": Schema.peer, "path": Schema.string("Absolute directory path there.")],
                                         required: ["peer", "path"]), annotations: .init(readOnlyHint: true)),
         Tool(name: "loopsy_context_set", description: "Store a value under a key in the shared context store "
-                + "(this machine's, or a peer's with peer), optionally expiring after ttlSeconds.",
+                + "(this machine's, or a peer's with peer), optionally expiring after ttlSeconds. To claim work or "
+                + "update a shared value without losing another agent's write, pass ifRevision: the revision you "
+                + "read (0 = only if the key does not exist yet); if someone wrote in between, nothing is written "
+                + "and you get the current entry to retry from.",
              inputSchema: Schema.object([
                 "key": Schema.string("The key (1–512 bytes)."), "value": Schema.string("The value (text)."),
                 "ttlSeconds": Schema.integer("Expire after this many seconds.", minimum: 1, maximum: 315_360_000),
+                "ifRevision": Schema.integer("Compare-and-set: write only if the key is at this revision (0: absent).",
+                                             minimum: 0, maximum: Int.max),
                 "peer": Schema.peer,
-             ], required: ["key", "value"]), annotations: .init(idempotentHint: true)),
+             ], required: ["key", "value"])),
+        Tool(name: "loopsy_lock_acquire", description: "Take a named lock so that only you do a piece of work "
+                + "(\"only one machine runs the migration\", \"I take the flaky test\"). It is held for ttlSeconds "
+                + "(renew it with loopsy_lock_renew if the work takes longer) and returns a fencing token; release it "
+                + "with loopsy_lock_release when done. If someone else holds it you are told who, unless waitSeconds "
+                + "lets you wait for it. With peer, the lock lives on that machine (pick one machine as the team's "
+                + "lock authority).",
+             inputSchema: Schema.object([
+                "name": Schema.string("The lock's name."),
+                "ttlSeconds": Schema.integer("Lease length (default 60).", minimum: 1, maximum: 86_400),
+                "waitSeconds": Schema.integer("Wait this long for it if held (default 0).", minimum: 0, maximum: 300),
+                "peer": Schema.peer,
+             ], required: ["name"])),
+        Tool(name: "loopsy_lock_renew", description: "Extend the lease of a lock you hold (by its fencing token).",
+             inputSchema: Schema.object([
+                "name": Schema.string("The lock's name."), "token": Schema.integer("The fencing token.", minimum: 1,
+                                                                                     maximum: Int.max),
+                "ttlSeconds": Schema.integer("New lease from now (default 60).", minimum: 1, maximum: 86_400),
+                "peer": Schema.peer,
+             ], required: ["name", "token"])),
+        Tool(name: "loopsy_lock_release", description: "Release a lock you hold, so others may take it.",
+             inputSchema: Schema.object([
+                "name": Schema.string("The lock's name."), "token": Schema.integer("The fencing token.", minimum: 1,
+                                                                                     maximum: Int.max),
+                "peer": Schema.peer,
+             ], required: ["name", "token"]), annotations: .init(idempotentHint: true)),
+        Tool(name: "loopsy_lock_list", description: "Locks held now on a machine: who holds each and until when.",
+             inputSchema: Schema.object(["peer": Schema.peer]), annotations: .init(readOnlyHint: true)),
         Tool(name: "loopsy_context_get", description: "Read a key from the context store (this machine's, or a peer's).",
              inputSchema: Schema.object(["key": Schema.string("The key."), "peer": Schema.peer], required: ["key"]),
              annotations: .init(readOnlyHint: true)),
@@ -198,6 +230,10 @@ struct LoopsyTools: Sendable {
         case "loopsy_list_remote_files": return try await listFiles(arguments)
         case "loopsy_context_set": return try await contextSet(arguments)
         case "loopsy_context_get": return try await contextGet(arguments)
+        case "loopsy_lock_acquire": return try await lockAcquire(arguments)
+        case "loopsy_lock_renew": return try await lockRenew(arguments)
+        case "loopsy_lock_release": return try await lockRelease(arguments)
+        case "loopsy_lock_list": return try await lockList(arguments)
         case "loopsy_context_list": return try await contextList(arguments)
         case "loopsy_context_delete": return try await contextDelete(arguments)
         case "loopsy_broadcast_context": return try await broadcastContext(arguments)
@@ -337,8 +373,47 @@ struct LoopsyTools: Sendable {
         let key = try arguments.string("key"), peer = arguments.optionalString("peer")
         guard let text = arguments.optionalString("value") else { throw ToolFailure("missing argument 'value' (a string)") }
         let ttl = try arguments.int("ttlSeconds", range: 1...315_360_000)
-        let entry = try await blocking { _ in try client(peer: peer).contextSet(key, value: text, ttl: ttl) }
+        let ifRevision = try arguments.int("ifRevision", range: 0...Int.max).map(Int64.init)
+        let entry = try await blocking { _ in
+            try client(peer: peer).contextSet(key, value: text, ttl: ttl, ifRevision: ifRevision)
+        }
         return result("set \(key) (revision \(entry.revision))" + (ttl.map { ", expires in \($0) s" } ?? ""), entry)
+    }
+
+    // MARK: Locks
+
+    private func lockAcquire(_ arguments: Arguments) async throws -> CallTool.Result {
+        let name = try arguments.string("name"), peer = arguments.optionalString("peer")
+        let ttl = try arguments.int("ttlSeconds", default: 60, range: 1...86_400) ?? 60
+        let wait = try arguments.int("waitSeconds", default: 0, range: 0...300) ?? 0
+        let lock = try await blocking { _ in
+            try client(peer: peer, timeoutSeconds: wait + 30).lockAcquire(name, holder: "loopsy-mcp on \(Programs.hostname())",
+                                                                          ttl: ttl, wait: wait)
+        }
+        return result("acquired \(lock.name): fencing token \(lock.token), held for \(ttl) s; release it with "
+            + "loopsy_lock_release when done", lock)
+    }
+
+    private func lockRenew(_ arguments: Arguments) async throws -> CallTool.Result {
+        let name = try arguments.string("name"), peer = arguments.optionalString("peer")
+        guard let token = try arguments.int("token", range: 1...Int.max) else { throw ToolFailure("missing argument 'token'") }
+        let ttl = try arguments.int("ttlSeconds", default: 60, range: 1...86_400) ?? 60
+        let lock = try await blocking { _ in try client(peer: peer).lockRenew(name, token: Int64(token), ttl: ttl) }
+        return result("renewed \(lock.name) for \(ttl) s", lock)
+    }
+
+    private func lockRelease(_ arguments: Arguments) async throws -> CallTool.Result {
+        let name = try arguments.string("name"), peer = arguments.optionalString("peer")
+        guard let token = try arguments.int("token", range: 1...Int.max) else { throw ToolFailure("missing argument 'token'") }
+        try await blocking { _ in try client(peer: peer).lockRelease(name, token: Int64(token)) }
+        return result("released \(name)", LockReleased(released: true))
+    }
+
+    private func lockList(_ arguments: Arguments) async throws -> CallTool.Result {
+        let peer = arguments.optionalString("peer")
+        let locks = try await blocking { _ in try client(peer: peer).locks() }
+        let lines = locks.map { "- \($0.name): held by \($0.holder), token \($0.token)" }
+        return result(locks.isEmpty ? "no locks are held" : lines.joined(separator: "\n"), LockListResponse(locks: locks))
     }
 
     private func contextGet(_ arguments: Arguments) async throws -> CallTool.Result {

@@ -20,7 +20,8 @@ TOOLS = {
     "loopsy_context_set", "loopsy_context_get", "loopsy_context_list", "loopsy_context_delete",
     "loopsy_broadcast_context", "loopsy_send_message", "loopsy_check_inbox", "loopsy_ack_message", "loopsy_check_ack",
     "loopsy_list_sessions", "loopsy_ai_task_run", "loopsy_ai_task_status", "loopsy_ai_task_approve",
-    "loopsy_ai_task_cancel", "loopsy_ai_task_list",
+    "loopsy_ai_task_cancel", "loopsy_ai_task_list", "loopsy_lock_acquire", "loopsy_lock_renew", "loopsy_lock_release",
+    "loopsy_lock_list",
 }
 
 
@@ -106,6 +107,29 @@ async def test_every_tool_on_this_machine(nodes):
                 break
             await anyio.sleep(0.1)
         assert "acked" in text(check) and '"done"' in text(check)
+
+
+async def test_coordination_tools_claim_work_without_races(nodes):
+    node = nodes("alpha").start()
+    async with mcp_session(node) as session:
+        claimed = await session.call_tool("loopsy_context_set", {"key": "flaky-test", "value": "mine", "ifRevision": 0})
+        assert not claimed.is_error and claimed.structured_content["revision"] == 1
+        again = await session.call_tool("loopsy_context_set", {"key": "flaky-test", "value": "also mine", "ifRevision": 0})
+        assert again.is_error and "revision 1" in text(again)
+
+        lock = await session.call_tool("loopsy_lock_acquire", {"name": "migration", "ttlSeconds": 30})
+        assert not lock.is_error, text(lock)
+        token = lock.structured_content["token"]
+        held = await session.call_tool("loopsy_lock_acquire", {"name": "migration"})
+        assert held.is_error and "is held by" in text(held)
+        listed = await session.call_tool("loopsy_lock_list", {})
+        assert [entry["name"] for entry in listed.structured_content["locks"]] == ["migration"]
+        renewed = await session.call_tool("loopsy_lock_renew", {"name": "migration", "token": token, "ttlSeconds": 60})
+        assert not renewed.is_error, text(renewed)
+        released = await session.call_tool("loopsy_lock_release", {"name": "migration", "token": token})
+        assert not released.is_error and released.structured_content == {"released": True}
+        gone = await session.call_tool("loopsy_lock_release", {"name": "migration", "token": token})
+        assert gone.is_error and "acquire it again" in text(gone)
 
 
 async def test_failures_are_tool_errors_that_say_what_to_do(nodes):

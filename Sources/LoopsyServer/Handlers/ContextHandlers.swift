@@ -10,11 +10,25 @@ public enum ContextHandlers {
     static func put(_ context: RequestContext) throws -> HTTPResponse {
         let key = try validKey(context)
         let body = try context.decode(ContextPutRequest.self)
-        return try .json(try put(key: key, value: body.value, ttl: body.ttl, context: context))
+        return try compareAndSet {
+            try .json(try put(key: key, value: body.value, ttl: body.ttl, ifRevision: body.ifRevision, context: context))
+        }
+    }
+
+    /// A compare-and-set that found another revision: 412 with the entry as it is now.
+    static func compareAndSet(_ write: () throws -> HTTPResponse) throws -> HTTPResponse {
+        do {
+            return try write()
+        } catch ContextStoreError.revisionMismatch(let expected, let current) {
+            let message = "the key is at revision \(current?.revision ?? 0)\(current == nil ? " (absent)" : ""), not "
+                + "\(expected); read it again (the current entry is in `current`) and retry"
+            return try .json(RevisionMismatchBody(message: message, current: current), status: 412)
+        }
     }
 
     /// Checks the limits and stores an entry (PUT and broadcast).
-    static func put(key: String, value: String, ttl: Int?, context: RequestContext) throws -> ContextEntry {
+    static func put(key: String, value: String, ttl: Int?, ifRevision: Int64? = nil,
+                    context: RequestContext) throws -> ContextEntry {
         let limits = context.node.config.context
         if value.utf8.count > limits.maxValueBytes {
             throw APIError.payloadTooLarge("value is \(value.utf8.count) bytes; the limit is "
@@ -25,7 +39,8 @@ public enum ContextHandlers {
                                       code: "bad_ttl")
         }
         return try context.node.contextStore.put(
-            key: key, value: value, ttl: ttl, fromNodeId: origin(context), maxEntries: limits.maxEntries)
+            key: key, value: value, ttl: ttl, fromNodeId: origin(context), maxEntries: limits.maxEntries,
+            ifRevision: ifRevision)
     }
 
     static func get(_ context: RequestContext) throws -> HTTPResponse {
@@ -38,8 +53,15 @@ public enum ContextHandlers {
 
     static func delete(_ context: RequestContext) throws -> HTTPResponse {
         let key = try validKey(context)
-        guard try context.node.contextStore.delete(key: key) else { throw APIError.notFound("context key '\(key)'") }
-        return try .json(DeletedResponse(deleted: true))
+        let ifRevision = try context.request.query["ifRevision"].map { _ in
+            Int64(try QueryValue.int(context, "ifRevision", default: 0, range: 0...Int.max))
+        }
+        return try compareAndSet {
+            guard try context.node.contextStore.delete(key: key, ifRevision: ifRevision) else {
+                throw APIError.notFound("context key '\(key)'")
+            }
+            return try .json(DeletedResponse(deleted: true))
+        }
     }
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {

@@ -189,10 +189,34 @@ public enum Schemas {
             ("value", string),
             ("ttl", ["type": ["integer", "null"], "minimum": 1, "maximum": 315_360_000,
                      "description": "seconds until the entry expires"]),
+            ("ifRevision", ["type": ["integer", "null"], "minimum": 0, "maximum": .integer(Int.max),
+                            "description": "compare-and-set: write only if the key is at this revision (0: absent)"]),
         ], required: ["value"])),
+        ("RevisionMismatch", object([
+            ("error", object([("code", string), ("message", string)], required: ["code", "message"])),
+            ("current", ["oneOf": [ref("ContextEntry"), ["type": "null"]]]),
+        ], required: ["error", "current"])),
         ("ContextList", object([("entries", ["type": "array", "items": ref("ContextEntry")])],
                                required: ["entries"])),
         ("Deleted", object([("deleted", ["type": "boolean"])], required: ["deleted"])),
+        ("Lock", object([
+            ("name", string), ("holder", string), ("token", ["type": "integer", "minimum": 1]),
+            ("acquiredAt", integer), ("expiresAt", integer),
+        ], required: ["name", "holder", "token", "acquiredAt", "expiresAt"])),
+        ("LockList", object([("locks", ["type": "array", "items": ref("Lock")])], required: ["locks"])),
+        ("LockAcquire", object([
+            ("holder", ["type": "string", "maxLength": 128, "description": "who takes it (empty: the caller's name)"]),
+            ("ttl", ["type": "integer", "minimum": 1, "maximum": 86400, "description": "lease in seconds"]),
+        ], required: ["holder", "ttl"])),
+        ("LockRenew", object([
+            ("token", ["type": "integer", "minimum": 1, "maximum": .integer(Int.max)]),
+            ("ttl", ["type": "integer", "minimum": 1, "maximum": 86400]),
+        ], required: ["token", "ttl"])),
+        ("LockReleased", object([("released", ["type": "boolean"])], required: ["released"])),
+        ("LockHeld", object([
+            ("error", object([("code", string), ("message", string)], required: ["code", "message"])),
+            ("current", ref("Lock")),
+        ], required: ["error", "current"])),
         ("AuditEntry", object([
             ("id", integer), ("time", integer), ("requestId", string), ("caller", string), ("method", string),
             ("path", string), ("status", integer), ("durationMs", number), ("remote", string),

@@ -14,6 +14,9 @@ public enum Routes {
         let cursor: JSONValue = ["type": "integer", "minimum": 0, "maximum": .integer(Int.max)]
         // JSON may spell a byte as six; the service enforces the real limit.
         let messageBody = config.messages.maxBodyBytes * 6 + 4096
+        let revisionMismatch = OperationDoc.Response(
+            status: 412, description: "ifRevision did not match; `current` is the entry now (null: absent)",
+            schema: Schemas.ref("RevisionMismatch"))
         let forwardResponses: [OperationDoc.Response] = [
             OperationDoc.Response(status: 200, description: "Whatever the peer answers (status, body and headers)",
                                   schema: nil),
@@ -73,13 +76,16 @@ public enum Routes {
                 responses: [.ok(Schemas.ref("BroadcastResult"))]), ContextHandlers.broadcast),
             Route(.delete, key, category: .context, doc: OperationDoc(
                 "deleteContext", "Delete an entry", tag: "context",
-                responses: [.ok(Schemas.ref("Deleted")), .error(404, "No such live key")]), ContextHandlers.delete),
+                query: [.query("ifRevision", ["type": "integer", "minimum": 0, "maximum": .integer(Int.max)],
+                               "compare-and-delete: only if the key is at this revision")],
+                responses: [.ok(Schemas.ref("Deleted")), .error(404, "No such live key"), revisionMismatch]),
+                  ContextHandlers.delete),
             Route(.get, key, category: .context, doc: OperationDoc(
                 "getContext", "Get an entry", tag: "context",
                 responses: [.ok(Schemas.ref("ContextEntry")), .error(404, "No such live key")]), ContextHandlers.get),
             Route(.put, key, category: .context, maxBody: contextBody, doc: OperationDoc(
                 "putContext", "Create or replace an entry", tag: "context", requestBody: Schemas.ref("ContextPut"),
-                responses: [.ok(Schemas.ref("ContextEntry")), .error(409, "Entry limit reached"),
+                responses: [.ok(Schemas.ref("ContextEntry")), .error(409, "Entry limit reached"), revisionMismatch,
                             .error(507, "Disk full")]), ContextHandlers.put),
             Route(.get, "/api/v1/events", doc: OperationDoc(
                 "events", "Server-Sent Events: a `change` event naming the area (context, messages, peers, ai-tasks, "
@@ -118,6 +124,31 @@ public enum Routes {
                 "identity", "This node's public identity: nodeId, public key and TLS fingerprint (no auth: "
                     + "mDNS announces the same)", tag: "system",
                 responses: [.ok(Schemas.ref("Identity"))]), SystemHandlers.identity),
+            Route(.get, "/api/v1/locks", category: .context, doc: OperationDoc(
+                "listLocks", "Locks held now, by name", tag: "locks",
+                responses: [.ok(Schemas.ref("LockList"))]), LockHandlers.list),
+            Route(.delete, "/api/v1/locks/{name}", category: .context, doc: OperationDoc(
+                "releaseLock", "Release a lock: only its holder, proven by its fencing token", tag: "locks",
+                query: [OperationDoc.Parameter(name: "token", schema: ["type": "integer", "minimum": 1,
+                                                                       "maximum": .integer(Int.max)],
+                                               description: "the fencing token the acquisition returned", required: true)],
+                responses: [.ok(Schemas.ref("LockReleased")), .error(409, "That token does not hold the lock")]),
+                  LockHandlers.release),
+            Route(.post, "/api/v1/locks/{name}", category: .context, maxBody: 4096, doc: OperationDoc(
+                "acquireLock", "Take a lock for a lease of `ttl` seconds; with ?wait=S, wait up to S seconds for it",
+                tag: "locks", query: [.query("wait", ["type": "integer", "minimum": 0, "maximum": 300],
+                                             "seconds to wait for the lock (0: answer at once)")],
+                requestBody: Schemas.ref("LockAcquire"),
+                responses: [OperationDoc.Response(status: 201, description: "Taken: the lock with its fencing token",
+                                                  schema: Schemas.ref("Lock")),
+                            OperationDoc.Response(status: 409, description: "Held by someone else (or too many locks)",
+                                                  schema: ["oneOf": [Schemas.ref("LockHeld"), Schemas.ref("Error")]]),
+                            .error(503, "Too many requests wait for locks")]), LockHandlers.acquire),
+            Route(.post, "/api/v1/locks/{name}/renew", category: .context, maxBody: 4096, doc: OperationDoc(
+                "renewLock", "Extend the lease of the holder whose fencing token this is", tag: "locks",
+                requestBody: Schemas.ref("LockRenew"),
+                responses: [.ok(Schemas.ref("Lock")), .error(409, "That token does not hold the lock")]),
+                  LockHandlers.renew),
             Route(.post, "/api/v1/messages", category: .context, maxBody: messageBody, doc: OperationDoc(
                 "sendMessage", "Send a message to a peer: stored first, delivered with retries until its ttl",
                 tag: "messages", requestBody: Schemas.ref("MessageSend"),

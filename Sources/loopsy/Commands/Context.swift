@@ -33,15 +33,23 @@ struct Context: ParsableCommand {
         @Argument(help: "The key.") var key: String
         @Argument(help: "The value.") var value: String
         @Option(help: "Seconds until the entry expires.") var ttl: Int?
+        @Option(name: .customLong("if-revision"),
+                help: "Compare-and-set: write only if the key is at this revision (as `context get` shows it).")
+        var ifRevision: Int64?
+        @Flag(name: .customLong("if-absent"), help: "Write only if the key does not exist (same as --if-revision 0).")
+        var ifAbsent = false
         @Flag(help: "Print the stored entry as JSON.") var json = false
 
         func validate() throws {
             if let ttl, ttl <= 0 { throw ValidationError("--ttl must be a positive number of seconds") }
+            if let ifRevision, ifRevision < 0 { throw ValidationError("--if-revision must be 0 or more") }
+            if ifAbsent && ifRevision != nil { throw ValidationError("give --if-revision or --if-absent, not both") }
         }
 
         func run() throws {
             try runReporting {
-                let entry = try global.client(peer: peer).contextSet(key, value: value, ttl: ttl)
+                let entry = try global.client(peer: peer).contextSet(key, value: value, ttl: ttl,
+                                                                     ifRevision: ifAbsent ? 0 : ifRevision)
                 if json {
                     print(try JSONLine.encode(entry, pretty: true))
                 } else {
@@ -107,10 +115,12 @@ struct Context: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Argument(help: "The key.") var key: String
+        @Option(name: .customLong("if-revision"), help: "Delete only if the key is at this revision.")
+        var ifRevision: Int64?
 
         func run() throws {
             try runReporting {
-                try global.client(peer: peer).contextDelete(key)
+                try global.client(peer: peer).contextDelete(key, ifRevision: ifRevision)
                 print("deleted \(key)")
             }
         }

@@ -1,0 +1,46 @@
+import LoopsyAPI
+import LoopsyHTTP
+
+/// Locks with leases: take, renew, release, list.
+public enum LockHandlers {
+    static func acquire(_ context: RequestContext) throws -> HTTPResponse {
+        let name = try validName(context)
+        let body = try context.decode(LockAcquireRequest.self)
+        let holder = body.holder.isEmpty ? context.caller.id : body.holder
+        guard holder.utf8.count <= LockLimits.maxHolderBytes, !holder.unicodeScalars.contains(where: Self.isControl) else {
+            throw APIError.badRequest("holder must be at most \(LockLimits.maxHolderBytes) bytes without control characters",
+                                      code: "bad_holder")
+        }
+        let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
+        return try context.node.locks.acquire(name, holder: holder, owner: context.caller.id, ttl: body.ttl, wait: wait)
+    }
+
+    static func renew(_ context: RequestContext) throws -> HTTPResponse {
+        let name = try validName(context)
+        let body = try context.decode(LockRenewRequest.self)
+        return try .json(try context.node.locks.renew(name, token: body.token, ttl: body.ttl))
+    }
+
+    static func release(_ context: RequestContext) throws -> HTTPResponse {
+        let name = try validName(context)
+        let token = try QueryValue.int(context, "token", default: 0, range: 1...Int.max)
+        try context.node.locks.release(name, token: Int64(token))
+        return try .json(LockReleased(released: true))
+    }
+
+    static func list(_ context: RequestContext) throws -> HTTPResponse {
+        try .json(LockListResponse(locks: try context.node.locks.store.list()))
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7F }
+
+    private static func validName(_ context: RequestContext) throws -> String {
+        let name = context.parameter("name")
+        guard !name.isEmpty, name.utf8.count <= LockLimits.maxNameBytes,
+              !name.unicodeScalars.contains(where: isControl) else {
+            throw APIError.badRequest("a lock name is 1–\(LockLimits.maxNameBytes) bytes without control characters",
+                                      code: "bad_lock_name")
+        }
+        return name
+    }
+}

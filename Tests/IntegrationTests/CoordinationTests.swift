@@ -1,0 +1,162 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Synchronization
+import Testing
+
+/// Compare-and-set and locks with leases, against real daemons and concurrent clients.
+@Suite struct CoordinationTests {
+    static func request(_ node: TestNode, _ method: String, _ path: String, body: String? = nil,
+                        seconds: Int = 30) throws -> CurlHTTPClient.Response {
+        var headers = ["Authorization": "Bearer \(node.apiKey)"]
+        if body != nil { headers["Content-Type"] = "application/json" }
+        return try CurlHTTPClient(timeoutSeconds: seconds).send(method: method, url: node.baseURL + path, headers: headers,
+                                                                body: body.map { Array($0.utf8) })
+    }
+
+    /// Runs `work(index)` on `count` threads of their own at once and waits for all.
+    static func concurrently(_ count: Int, _ work: @escaping @Sendable (Int) -> Void) {
+        let group = DispatchGroup()
+        for index in 0..<count {
+            group.enter()
+            Thread.detachNewThread {
+                work(index)
+                group.leave()
+            }
+        }
+        group.wait()
+    }
+
+    @Test func compareAndSetUnderTwentyWritersLosesNoUpdate() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let conflicts = Atomic<Int>(0), failures = Mutex<[String]>([])
+        Self.concurrently(20) { _ in
+            for _ in 0..<10 {
+                while true {
+                    guard let read = try? Self.request(node, "GET", "/api/v1/context/counter") else { continue }
+                    let entry = read.status == 200 ? try? read.json(ContextEntry.self) : nil
+                    let value = Int(entry?.value ?? "0") ?? 0
+                    let body = #"{"value":"\#(value + 1)","ifRevision":\#(entry?.revision ?? 0)}"#
+                    guard let written = try? Self.request(node, "PUT", "/api/v1/context/counter", body: body) else { continue }
+                    if written.status == 200 { break }
+                    if written.status == 412 && written.errorCode == "revision_mismatch" {
+                        conflicts.add(1, ordering: .relaxed)
+                        continue
+                    }
+                    failures.withLock { $0.append("\(written.status) \(written.text)") }
+                    return
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        let final = try node.client.contextGet("counter")
+        #expect(final.value == "200" && final.revision == 200, "\(final)")
+        #expect(conflicts.load(ordering: .relaxed) > 0, "20 writers never met: the test proved nothing")
+    }
+
+    @Test func compareAndSetAnswersWithTheCurrentEntry() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        #expect(try node.cli("context", "set", "claim", "alpha", "--if-absent").status == 0)
+        let lost = try node.cli("context", "set", "claim", "bravo", "--if-absent")
+        #expect(lost.status == 1 && lost.stderr.contains("revision 1"), "\(lost.stderr)")
+        let mismatch = try Self.request(node, "PUT", "/api/v1/context/claim", body: #"{"value":"x","ifRevision":5}"#)
+        #expect(mismatch.status == 412 && mismatch.errorCode == "revision_mismatch")
+        let body = try mismatch.json(RevisionMismatchBody.self)
+        #expect(body.current?.value == "alpha" && body.current?.revision == 1)
+        #expect(try node.cli("context", "set", "claim", "bravo", "--if-revision", "1").status == 0)
+        #expect(try Self.request(node, "DELETE", "/api/v1/context/claim?ifRevision=1").status == 412)
+        #expect(try Self.request(node, "DELETE", "/api/v1/context/claim?ifRevision=2").status == 200)
+        let absent = try Self.request(node, "PUT", "/api/v1/context/other", body: #"{"value":"x","ifRevision":3}"#)
+        #expect(absent.status == 412 && (try absent.json(RevisionMismatchBody.self)).current == nil)
+        #expect(try Self.request(node, "PUT", "/api/v1/context/other", body: #"{"value":"x","ifRevision":-1}"#)
+            .errorCode == "bad_revision")
+    }
+
+    @Test func fiftyClientsRacingForOneLockGetOneHolderAtATimeAndGrowingTokens() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        // At once, without waiting: exactly one wins.
+        let winners = Atomic<Int>(0), held = Mutex<[Int]>([])
+        Self.concurrently(50) { index in
+            let response = try? Self.request(node, "POST", "/api/v1/locks/job", body: #"{"holder":"c\#(index)","ttl":30}"#)
+            if response?.status == 201 { winners.add(1, ordering: .relaxed) }
+            if response?.status == 409 { held.withLock { $0.append(index) } }
+        }
+        #expect(winners.load(ordering: .relaxed) == 1 && held.withLock { $0.count } == 49)
+        let first = try #require(try node.client.locks().first)
+        try node.client.lockRelease("job", token: first.token)
+
+        // Waiting: each gets it in turn, never two at once, tokens growing.
+        let holding = Atomic<Int>(0), overlaps = Atomic<Int>(0)
+        let tokens = Mutex<[Int64]>([]), failures = Mutex<[String]>([])
+        Self.concurrently(50) { index in
+            guard let response = try? Self.request(node, "POST", "/api/v1/locks/job?wait=60",
+                                                   body: #"{"holder":"c\#(index)","ttl":30}"#, seconds: 90),
+                  response.status == 201, let lock = try? response.json(LockInfo.self) else {
+                failures.withLock { $0.append("client \(index) did not get the lock") }
+                return
+            }
+            if holding.add(1, ordering: .sequentiallyConsistent).newValue != 1 { overlaps.add(1, ordering: .relaxed) }
+            tokens.withLock { $0.append(lock.token) }
+            Thread.sleep(forTimeInterval: 0.01)
+            holding.subtract(1, ordering: .sequentiallyConsistent)
+            if (try? Self.request(node, "DELETE", "/api/v1/locks/job?token=\(lock.token)"))?.status != 200 {
+                failures.withLock { $0.append("client \(index) could not release") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        #expect(overlaps.load(ordering: .relaxed) == 0)
+        let order = tokens.withLock { $0 }
+        #expect(order.count == 50 && zip(order, order.dropFirst()).allSatisfy { $0 < $1 } && order[0] > first.token,
+                "\(order)")
+        #expect(try node.client.locks().isEmpty)
+    }
+
+    @Test func anExpiredLeaseWakesItsWaiterWithinASecond() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let crashed = try node.client.lockAcquire("migration", holder: "crashed agent", ttl: 2)
+        let waited = try Self.request(node, "POST", "/api/v1/locks/migration?wait=10",
+                                      body: #"{"holder":"next agent","ttl":30}"#)
+        #expect(waited.status == 201)
+        let lock = try waited.json(LockInfo.self)
+        let late = lock.acquiredAt - crashed.expiresAt
+        #expect(late >= 0 && late < 1000, "taken \(late) ms after the lease ended")
+        #expect(lock.token > crashed.token && lock.holder == "next agent")
+        // The old holder's token no longer works.
+        #expect(try Self.request(node, "DELETE", "/api/v1/locks/migration?token=\(crashed.token)").errorCode
+                    == "lock_not_held")
+        // A wait that ends first is answered 409 with the holder.
+        let gaveUp = try Self.request(node, "POST", "/api/v1/locks/migration?wait=1", body: #"{"holder":"x","ttl":5}"#)
+        #expect(gaveUp.status == 409 && gaveUp.text.contains("next agent"))
+    }
+
+    @Test func locksAreTakenOnAPeerAndHeldWhileACommandRuns() throws {
+        let (alpha, bravo) = try MessageTests.connectedPair()
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        let taken = try alpha.cli("lock", "acquire", "build", "--peer", "bravo", "--ttl", "60", "--json")
+        #expect(taken.status == 0, "\(taken.stderr)")
+        let lock = try JSONDecoder().decode(LockInfo.self, from: Data(taken.stdout.utf8))
+        #expect(try bravo.client.locks().map(\.name) == ["build"])
+        let again = try alpha.cli("lock", "acquire", "build", "--peer", "bravo")
+        #expect(again.status == 1 && again.stderr.contains("is held by"), "\(again.stderr)")
+        #expect(try alpha.cli("lock", "release", "build", "--peer", "bravo", "--token", String(lock.token)).status == 0)
+        #expect(try bravo.client.locks().isEmpty)
+
+        // `lock run`: a 2 s lease renewed while a 3.5 s command runs, released after, its exit code passed on.
+        let started = Date()
+        let ran = try alpha.cli("lock", "run", "deploy", "--peer", "bravo", "--ttl", "2", "--", "sh", "-c",
+                                "sleep 3.5; exit 7")
+        #expect(ran.status == 7, "\(ran.stderr)")
+        #expect(Date().timeIntervalSince(started) >= 3.5)
+        #expect(ran.stderr.contains("holding deploy") && ran.stderr.contains("released deploy")
+                && !ran.stderr.contains("lost"), "\(ran.stderr)")
+        #expect(try bravo.client.locks().isEmpty)
+    }
+}
