@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import LoopsyAPI
 import LoopsyClient
+import LoopsyConfig
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -102,17 +103,15 @@ struct Lock: ParsableCommand {
         @Option(help: "Seconds to wait for the lock.") var wait: Int = 60
         @Option(help: "Who holds it (default: this node).") var holder: String?
         @Argument(help: "The lock's name.") var name: String
-        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).") var command: [String] = []
+        @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
 
         func validate() throws {
             try Lock.check(ttl: ttl, wait: wait)
-            if command.first == "--" { return }
             guard !command.isEmpty else { throw ValidationError("give the command after --: loopsy lock run NAME -- cmd") }
         }
 
         func run() throws {
-            let argv = command.first == "--" ? Array(command.dropFirst()) : command
-            guard !argv.isEmpty else { throw ValidationError("give the command after --: loopsy lock run NAME -- cmd") }
+            let argv = command
             var status: Int32 = 0
             try runReporting {
                 let client = try global.client(peer: peer, timeoutSeconds: wait + 30)
