@@ -63,3 +63,35 @@ public enum ContextLimits {
     /// Longest key in UTF-8 bytes.
     public static let maxKeyBytes = 512
 }
+
+/// One change of a context key, as a watch reports it. `seq` is the change's cursor (it grows
+/// with every change on the node); `value` is the value it wrote when that is still the key's
+/// current value (otherwise read the key, or follow the later changes).
+public struct ContextChange: Codable, Sendable, Equatable {
+    public var seq: Int64
+    public var key: String
+    /// put, delete or expire
+    public var kind: String
+    public var revision: Int64
+    public var at: Int64
+    public var value: String?
+    public init(seq: Int64, key: String, kind: String, revision: Int64, at: Int64, value: String?) {
+        self.seq = seq
+        self.key = key
+        self.kind = kind
+        self.revision = revision
+        self.at = at
+        self.value = value
+    }
+}
+
+/// `GET /context?prefix=P&after=C&wait=S`: the changes after cursor C (waiting up to S seconds
+/// for one), and the cursor to pass next.
+public struct ContextChangesResponse: Codable, Sendable {
+    public var changes: [ContextChange]
+    public var cursor: Int64
+    public init(changes: [ContextChange], cursor: Int64) {
+        self.changes = changes
+        self.cursor = cursor
+    }
+}

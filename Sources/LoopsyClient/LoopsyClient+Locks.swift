@@ -22,3 +22,24 @@ extension LoopsyClient {
         try call("GET", "/api/v1/locks", as: LockListResponse.self).locks
     }
 }
+
+extension LoopsyClient {
+    /// The changes of keys starting with `prefix` after cursor `after` (nil: from now), waiting
+    /// up to `wait` seconds for one; pass the answer's cursor next time.
+    public func contextChanges(prefix: String, after: Int64?, wait: Int) throws -> ContextChangesResponse {
+        var query = "?prefix=\(PathEncoding.segment(prefix))&wait=\(wait)"
+        if let after { query += "&after=\(after)" }
+        return try call("GET", "/api/v1/context" + query, as: ContextChangesResponse.self)
+    }
+
+    /// `key` once it is at another revision than `afterRevision` (0: absent), or as it is when
+    /// `wait` seconds pass; nil when it does not exist (deleted or expired).
+    public func contextWatch(_ key: String, afterRevision: Int64, wait: Int) throws -> ContextEntry? {
+        do {
+            return try call("GET", "/api/v1/context/\(PathEncoding.segment(key))?afterRevision=\(afterRevision)&wait=\(wait)",
+                            as: ContextEntry.self)
+        } catch ClientError.api(let error) where error.status == 404 {
+            return nil
+        }
+    }
+}

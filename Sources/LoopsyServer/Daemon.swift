@@ -203,6 +203,7 @@ public final class Daemon: Sendable {
         node.tasks.shutdown()
         node.messages.stop()
         node.locks.finishAll()
+        node.contextWatch.finishAll()
         node.events.finishAll()
         node.monitor?.stop()
         servers.forEach { $0.stop() }
@@ -218,6 +219,7 @@ public final class Daemon: Sendable {
             guard let self, self.running.load(ordering: .relaxed) else { return }
             do {
                 try self.node.contextStore.sweepExpired()
+                try self.node.contextStore.pruneChanges()
                 try self.node.locks.store.sweepExpired()
                 let audit = self.node.config.audit
                 let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000

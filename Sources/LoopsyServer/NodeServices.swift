@@ -29,6 +29,8 @@ public final class NodeServices: Sendable {
     public let events = EventHub()
     /// Locks with leases (coordination between agents).
     public let locks: LockService
+    /// Requests waiting for context keys to change.
+    public let contextWatch: ContextWatch
     /// Dashboard browser sessions.
     public let dashboard: DashboardSessions
     /// Checks keys and dashboard sessions; keys are re-read when config.yaml changes.
@@ -47,6 +49,7 @@ public final class NodeServices: Sendable {
         hostname = config.server.hostname ?? Programs.hostname()
         contextStore = ContextStore(pool: pool)
         locks = LockService(store: LockStore(pool: pool), events: events)
+        contextWatch = ContextWatch(store: contextStore)
         auditStore = AuditStore(pool: pool)
         auditLog = AuditLog(store: auditStore, logger: logger)
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)

@@ -13,6 +13,10 @@ public enum ContextStoreError: Error, Equatable {
 public struct ContextStore: Sendable {
     private let pool: DatabasePool
     private let cache = ContextCache()
+    /// Told the keys that changed, after each write commits (watches wait on it).
+    public let changed = ChangeSignal()
+    /// Changes kept in the log for watches.
+    public static let keptChanges: Int64 = 100_000
 
     public init(pool: DatabasePool) { self.pool = pool }
 
@@ -39,6 +43,20 @@ public struct ContextStore: Sendable {
             WHERE key >= ? AND key < ? AND \(live) AND \(notMirror) ORDER BY key LIMIT ?
             """
         static let sweep = "DELETE FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        static let logChange = "INSERT INTO context_changes (key, kind, revision, at) VALUES (?, ?, ?, ?)"
+        static let logExpiries = """
+            INSERT INTO context_changes (key, kind, revision, at)
+            SELECT key, 'expire', revision, ? FROM context WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY key
+            """
+        static let expiring = "SELECT key FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        static let changes = """
+            SELECT ch.seq, ch.key, ch.kind, ch.revision, ch.at, c.value FROM context_changes ch
+            LEFT JOIN context c ON c.key = ch.key AND c.revision = ch.revision AND ch.kind = 'put'
+                AND (c.expires_at IS NULL OR c.expires_at > ?)
+            WHERE ch.seq > ? AND ch.key >= ? AND ch.key < ? ORDER BY ch.seq LIMIT ?
+            """
+        static let lastSeq = "SELECT coalesce(max(seq), 0) FROM context_changes"
+        static let prune = "DELETE FROM context_changes WHERE seq <= (SELECT max(seq) FROM context_changes) - ?"
     }
 
     /// Creates or replaces `key`, bumping its revision; a new key is refused once `maxEntries`
@@ -46,13 +64,15 @@ public struct ContextStore: Sendable {
     /// With `ifRevision`, only when the key's live revision is that (0: only when absent).
     public func put(key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
                     ifRevision: Int64? = nil, now: Int64 = Clock.nowMillis()) throws -> ContextEntry {
-        try pool.write { db in
+        let written = try pool.write { db in
             let entry = try insert(db, key: key, value: value, ttl: ttl, fromNodeId: fromNodeId,
                                    maxEntries: maxEntries, ifRevision: ifRevision, now: now)
             // Still under the writer lock, so cache updates happen in commit order.
             cache.written(key, entry)
             return entry
         }
+        changed.signal([key])
+        return written
     }
 
     private func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
@@ -77,6 +97,7 @@ public struct ContextStore: Sendable {
                 .run([.text(entry.key), .text(entry.value), .text(entry.fromNodeId), .integer(entry.createdAt),
                       .integer(entry.updatedAt), .int(entry.ttl), .int(entry.expiresAt),
                       .integer(entry.revision)])
+            try db.cached(SQL.logChange).run([.text(key), .text("put"), .integer(entry.revision), .integer(now)])
             return entry
         }
     }
@@ -92,7 +113,7 @@ public struct ContextStore: Sendable {
     /// Removes `key`; true if a live entry was there. With `ifRevision`, only when the live
     /// entry has that revision.
     public func delete(key: String, ifRevision: Int64? = nil, now: Int64 = Clock.nowMillis()) throws -> Bool {
-        try pool.write { db in
+        let existed = try pool.write { db in
             let existed = try db.transaction {
                 let current = try Self.fetch(db, key: key, now: now)
                 if let ifRevision, ifRevision != (current?.revision ?? 0) {
@@ -100,11 +121,17 @@ public struct ContextStore: Sendable {
                 }
                 let existed = current != nil
                 try db.cached(SQL.deleteKey).run([.text(key)])
+                if let current {
+                    try db.cached(SQL.logChange).run([.text(key), .text("delete"), .integer(current.revision),
+                                                      .integer(now)])
+                }
                 return existed
             }
             cache.written(key, nil)
             return existed
         }
+        if existed { changed.signal([key]) }
+        return existed
     }
 
     /// Whether `key` is one of the message mirrors (`inbox:…`, `outbox:…`).
@@ -133,12 +160,46 @@ public struct ContextStore: Sendable {
     /// Deletes expired rows; returns how many.
     @discardableResult
     public func sweepExpired(now: Int64 = Clock.nowMillis()) throws -> Int {
-        try pool.write { db in
-            try db.cached(SQL.sweep).run([.integer(now)])
-            let removed = db.changes
-            if removed > 0 { cache.invalidateAll() }
-            return removed
+        let keys = try pool.write { db -> [String] in
+            try db.transaction {
+                let keys = try db.cached(SQL.expiring).rows([.integer(now)]) { $0.text(0) }
+                guard !keys.isEmpty else { return [] }
+                try db.cached(SQL.logExpiries).run([.integer(now), .integer(now)])
+                try db.cached(SQL.sweep).run([.integer(now)])
+                cache.invalidateAll()
+                return keys
+            }
         }
+        if !keys.isEmpty { changed.signal(keys) }
+        return keys.count
+    }
+
+    /// Changes after cursor `after` of keys starting with `prefix`, oldest first, and the cursor
+    /// to continue from (the last change returned, or the newest change when none matched).
+    public func changes(prefix: String, after: Int64, limit: Int = 1000,
+                        now: Int64 = Clock.nowMillis()) throws -> (changes: [ContextChange], cursor: Int64) {
+        try pool.read { db in
+            try db.transaction(mode: "DEFERRED") {
+                let changes = try db.cached(SQL.changes).rows(
+                    [.integer(now), .integer(after), .text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))]) {
+                    ContextChange(seq: $0.int64(0), key: $0.text(1), kind: $0.text(2), revision: $0.int64(3),
+                                  at: $0.int64(4), value: $0.isNull(5) ? nil : $0.text(5))
+                }
+                if changes.count == limit, let last = changes.last { return (changes, last.seq) }
+                let newest = try db.cached(SQL.lastSeq).rows([]) { $0.int64(0) }.first ?? 0
+                return (changes, max(after, newest))
+            }
+        }
+    }
+
+    /// The newest change's cursor (0 before the first).
+    public func lastChange() throws -> Int64 {
+        try pool.read { db in try db.cached(SQL.lastSeq).rows([]) { $0.int64(0) }.first ?? 0 }
+    }
+
+    /// Keeps the newest `keptChanges` changes.
+    public func pruneChanges(keep: Int64 = ContextStore.keptChanges) throws {
+        try pool.write { db in try db.cached(SQL.prune).run([.integer(keep)]) }
     }
 
     private static func fetch(_ db: Database, key: String, now: Int64) throws -> ContextEntry? {

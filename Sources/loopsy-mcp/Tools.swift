@@ -109,6 +109,16 @@ struct LoopsyTools: Sendable {
                                              minimum: 0, maximum: Int.max),
                 "peer": Schema.peer,
              ], required: ["key", "value"])),
+        Tool(name: "loopsy_context_watch", description: "Wait for keys starting with prefix to change (written, "
+                + "deleted or expired) instead of polling: returns the changes after the cursor `after` (omit it to "
+                + "start from now) as soon as there is one, or none when waitSeconds pass; pass the returned cursor "
+                + "as `after` next time to miss nothing. Use it to wait for another agent's result or claim.",
+             inputSchema: Schema.object([
+                "prefix": Schema.string("Keys starting with this (\"\" for all)."),
+                "after": Schema.integer("The cursor a previous watch returned.", minimum: 0, maximum: Int.max),
+                "waitSeconds": Schema.integer("How long to wait for a change (default 30).", minimum: 0, maximum: 120),
+                "peer": Schema.peer,
+             ], required: ["prefix"]), annotations: .init(readOnlyHint: true)),
         Tool(name: "loopsy_lock_acquire", description: "Take a named lock so that only you do a piece of work "
                 + "(\"only one machine runs the migration\", \"I take the flaky test\"). It is held for ttlSeconds "
                 + "(renew it with loopsy_lock_renew if the work takes longer) and returns a fencing token; release it "
@@ -230,6 +240,7 @@ struct LoopsyTools: Sendable {
         case "loopsy_list_remote_files": return try await listFiles(arguments)
         case "loopsy_context_set": return try await contextSet(arguments)
         case "loopsy_context_get": return try await contextGet(arguments)
+        case "loopsy_context_watch": return try await contextWatch(arguments)
         case "loopsy_lock_acquire": return try await lockAcquire(arguments)
         case "loopsy_lock_renew": return try await lockRenew(arguments)
         case "loopsy_lock_release": return try await lockRelease(arguments)
@@ -378,6 +389,21 @@ struct LoopsyTools: Sendable {
             try client(peer: peer).contextSet(key, value: text, ttl: ttl, ifRevision: ifRevision)
         }
         return result("set \(key) (revision \(entry.revision))" + (ttl.map { ", expires in \($0) s" } ?? ""), entry)
+    }
+
+    private func contextWatch(_ arguments: Arguments) async throws -> CallTool.Result {
+        let prefix = arguments.optionalString("prefix") ?? "", peer = arguments.optionalString("peer")
+        let after = try arguments.int("after", range: 0...Int.max).map(Int64.init)
+        let wait = try arguments.int("waitSeconds", default: 30, range: 0...120) ?? 30
+        let page = try await blocking { _ in
+            try client(peer: peer, timeoutSeconds: wait + 30).contextChanges(prefix: prefix, after: after, wait: wait)
+        }
+        let lines = page.changes.map { change in
+            "- \(change.key) \(change.kind) (revision \(change.revision))" + (change.value.map { ": \(Self.clip($0, limit: 200))" } ?? "")
+        }
+        let text = page.changes.isEmpty ? "no change within \(wait) s; watch again with after=\(page.cursor)"
+            : lines.joined(separator: "\n") + "\nnext: after=\(page.cursor)"
+        return result(text, page)
     }
 
     // MARK: Locks

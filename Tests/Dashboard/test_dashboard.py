@@ -120,6 +120,12 @@ def test_standalone_dashboard_drives_every_local_node(fleet, browser):
     # Written from the dashboard, the key is this node's: its id, not a cut caller name.
     main_id = api(fleet, "GET", "/api/v1/health")["nodeId"]
     assert main_id[:12] in row and "local (d" not in row, row
+    # Locks held on the node show with their holder and fencing token.
+    lock = api(fleet, "POST", "/api/v1/locks/deploy", body={"holder": "agent on alpha", "ttl": 600})
+    wait(browser, lambda d: any("deploy" in row and "agent on alpha" in row and str(lock["token"]) in row
+                                for row in rows(d, "locks-table")), message="the lock never showed")
+    api(fleet, "DELETE", f"/api/v1/locks/deploy?token={lock['token']}")
+    wait(browser, lambda d: any("No locks are held" in row for row in rows(d, "locks-table")))
     # An error message goes with the page it belongs to.
     fill(browser, "context-key", "dash:bad")
     fill(browser, "context-value", "x")

@@ -160,4 +160,97 @@ import Testing
                 && !ran.stderr.contains("lost"), "\(ran.stderr)")
         #expect(try bravo.client.locks().isEmpty)
     }
+
+    /// A watcher that follows the change log by cursor sees every revision once and in order,
+    /// while the daemon restarts under it.
+    @Test func aWatchSeesEveryRevisionInOrderAcrossADaemonRestart() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let port = node.port
+        let client = node.client
+        let cursor = try client.contextChanges(prefix: "w:", after: nil, wait: 0).cursor
+        let seen = Mutex<[Int64]>([]), done = Atomic<Bool>(false)
+        let watcher = Thread {
+            var after: Int64? = cursor
+            while !done.load(ordering: .relaxed) || seen.withLock({ $0.count }) < 30 {
+                guard let page = try? LoopsyClient(baseURL: node.baseURL, apiKey: node.apiKey, timeoutSeconds: 10)
+                    .contextChanges(prefix: "w:", after: after, wait: 2) else {
+                    Thread.sleep(forTimeInterval: 0.1)
+                    continue
+                }
+                seen.withLock { $0 += page.changes.filter { $0.key == "w:k" }.map(\.revision) }
+                after = page.cursor
+                if seen.withLock({ $0.count }) >= 30 { break }
+            }
+        }
+        watcher.start()
+        for index in 1...30 {
+            _ = try client.contextSet("w:k", value: "v\(index)", ttl: nil)
+            if index == 15 {
+                node.stop()
+                try node.start(port: port)
+            }
+        }
+        done.store(true, ordering: .relaxed)
+        #expect(eventually(20) { seen.withLock { $0.count } >= 30 })
+        #expect(seen.withLock { $0 } == Array(1...30), "\(seen.withLock { $0 })")
+    }
+
+    @Test func aKeyWatchWakesOnWriteDeleteAndExpiry() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let client = node.client
+        _ = try client.contextSet("job", value: "queued", ttl: nil)
+        // Written by someone else while we wait.
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 0.5)
+            _ = try? client.contextSet("job", value: "running", ttl: 1)
+        }
+        var started = Date()
+        let written = try client.contextWatch("job", afterRevision: 1, wait: 10)
+        #expect(written?.value == "running" && written?.revision == 2 && Date().timeIntervalSince(started) < 3)
+        // Its ttl passes: the watch answers that it is gone, about when it expires.
+        started = Date()
+        #expect(try client.contextWatch("job", afterRevision: 2, wait: 10) == nil)
+        #expect(Date().timeIntervalSince(started) < 2)
+        // Nothing happens: the wait ends with the key as it is.
+        _ = try client.contextSet("job", value: "again", ttl: nil)
+        started = Date()
+        // Written again after it expired, it starts again at revision 1: other than 2, so at once.
+        #expect(try client.contextWatch("job", afterRevision: 2, wait: 5)?.value == "again")
+        #expect(Date().timeIntervalSince(started) < 0.5, "a revision other than afterRevision answers at once")
+        started = Date()
+        let quiet = try client.contextWatch("job", afterRevision: 1, wait: 1)
+        #expect(quiet?.revision == 1 && quiet?.value == "again" && Date().timeIntervalSince(started) >= 0.9)
+    }
+
+    @Test func theCLIPrintsChangesAsTheyHappen() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: try Binaries.path("loopsy"))
+        watch.arguments = ["context", "watch", "--prefix", "team:", "--json"]
+        watch.environment = ProcessInfo.processInfo.environment.merging(node.environment) { $1 }
+        let out = Pipe()
+        watch.standardOutput = out
+        try watch.run()
+        // SIGKILL: the test runner's blocked SIGTERM is inherited by what it starts.
+        defer { kill(watch.processIdentifier, SIGKILL); watch.waitUntilExit() }
+        Thread.sleep(forTimeInterval: 0.5)
+        _ = try node.client.contextSet("team:claim", value: "alpha", ttl: nil)
+        _ = try node.client.contextSet("other", value: "x", ttl: nil)
+        try node.client.contextDelete("team:claim")
+        var text = ""
+        #expect(eventually(5) {
+            text += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+            return text.split(separator: "\n").count >= 2
+        })
+        let changes = text.split(separator: "\n").compactMap {
+            try? JSONDecoder().decode(ContextChange.self, from: Data($0.utf8))
+        }
+        #expect(changes.map(\.kind) == ["put", "delete"] && changes.allSatisfy { $0.key == "team:claim" }, "\(text)")
+    }
 }

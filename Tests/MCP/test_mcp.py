@@ -21,7 +21,7 @@ TOOLS = {
     "loopsy_broadcast_context", "loopsy_send_message", "loopsy_check_inbox", "loopsy_ack_message", "loopsy_check_ack",
     "loopsy_list_sessions", "loopsy_ai_task_run", "loopsy_ai_task_status", "loopsy_ai_task_approve",
     "loopsy_ai_task_cancel", "loopsy_ai_task_list", "loopsy_lock_acquire", "loopsy_lock_renew", "loopsy_lock_release",
-    "loopsy_lock_list",
+    "loopsy_lock_list", "loopsy_context_watch",
 }
 
 
@@ -116,6 +116,15 @@ async def test_coordination_tools_claim_work_without_races(nodes):
         assert not claimed.is_error and claimed.structured_content["revision"] == 1
         again = await session.call_tool("loopsy_context_set", {"key": "flaky-test", "value": "also mine", "ifRevision": 0})
         assert again.is_error and "revision 1" in text(again)
+
+        # A watch returns what changed after its cursor; the next one starts from the cursor it got.
+        quiet = await session.call_tool("loopsy_context_watch", {"prefix": "result:", "waitSeconds": 0})
+        assert not quiet.is_error and quiet.structured_content["changes"] == []
+        cursor = quiet.structured_content["cursor"]
+        await session.call_tool("loopsy_context_set", {"key": "result:build", "value": "green"})
+        seen = await session.call_tool("loopsy_context_watch", {"prefix": "result:", "after": cursor, "waitSeconds": 5})
+        changes = seen.structured_content["changes"]
+        assert [(c["key"], c["kind"], c["value"]) for c in changes] == [("result:build", "put", "green")], changes
 
         lock = await session.call_tool("loopsy_lock_acquire", {"name": "migration", "ttlSeconds": 30})
         assert not lock.is_error, text(lock)

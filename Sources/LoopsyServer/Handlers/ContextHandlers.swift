@@ -45,10 +45,26 @@ public enum ContextHandlers {
 
     static func get(_ context: RequestContext) throws -> HTTPResponse {
         let key = try validKey(context)
-        guard let entry = try context.node.contextStore.get(key: key) else {
-            throw APIError.notFound("context key '\(key)'")
+        let store = context.node.contextStore
+        let query = context.request.query
+        guard query["afterRevision"] != nil || query["wait"] != nil else {
+            guard let entry = try store.get(key: key) else { throw APIError.notFound("context key '\(key)'") }
+            return try .json(entry)
         }
-        return try .json(entry)
+        // A watch: answered once the key is at another revision than `afterRevision` (0: absent),
+        // or when the wait ends (with the key as it is then).
+        let current = try store.get(key: key)
+        let after = Int64(try QueryValue.int(context, "afterRevision", default: Int(current?.revision ?? 0),
+                                             range: 0...Int.max))
+        let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
+        @Sendable func answer() -> HTTPResponse {
+            guard let entry = try? store.get(key: key) else { return .error(APIError.notFound("context key '\(key)'")) }
+            return (try? .json(entry)) ?? .error(APIError.internalError(requestId: "watch"))
+        }
+        return try context.node.contextWatch.wait(
+            prefix: key, exact: true, seconds: wait, recheckAt: current?.expiresAt,
+            attempt: { ((try? store.get(key: key))??.revision ?? 0) != after ? answer() : nil },
+            timeout: answer)
     }
 
     static func delete(_ context: RequestContext) throws -> HTTPResponse {
@@ -66,12 +82,34 @@ public enum ContextHandlers {
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let prefix = context.request.query["prefix"] ?? ""
+        if context.request.query["after"] != nil || context.request.query["wait"] != nil { return try watch(context, prefix) }
         let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
         // The message mirrors are listed only when the prefix asks for them (and only to the
         // owner); they stay readable by name.
         let entries = try context.node.contextStore.list(prefix: prefix, limit: limit,
                                                          includeMirrors: isReserved(prefix) && context.caller.isOwner)
         return try .json(ContextListResponse(entries: entries))
+    }
+
+    /// A prefix watch: the changes after cursor `after` (default: now), waiting up to `wait`
+    /// seconds for the first; the answer's cursor is the next `after`, so nothing is missed or
+    /// seen twice between two watches, across daemon restarts too.
+    static func watch(_ context: RequestContext, _ prefix: String) throws -> HTTPResponse {
+        let store = context.node.contextStore
+        let after = Int64(try QueryValue.int(context, "after", default: Int(try store.lastChange()), range: 0...Int.max))
+        let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
+        let mirrors = isReserved(prefix) && context.caller.isOwner
+        @Sendable func read() -> ContextChangesResponse? {
+            guard let (changes, cursor) = try? store.changes(prefix: prefix, after: after) else { return nil }
+            return ContextChangesResponse(changes: mirrors ? changes : changes.filter { !isReserved($0.key) }, cursor: cursor)
+        }
+        return try context.node.contextWatch.wait(
+            prefix: prefix, exact: false, seconds: wait,
+            attempt: { read().flatMap { $0.changes.isEmpty ? nil : try? .json($0) } },
+            timeout: {
+                (try? .json(read() ?? ContextChangesResponse(changes: [], cursor: after)))
+                    ?? .error(APIError.internalError(requestId: "watch"))
+            })
     }
 
     /// The message mirrors (`inbox:…`, `outbox:…`): this node's own clients see them, peers do not.

@@ -199,6 +199,13 @@ public enum Schemas {
         ("ContextList", object([("entries", ["type": "array", "items": ref("ContextEntry")])],
                                required: ["entries"])),
         ("Deleted", object([("deleted", ["type": "boolean"])], required: ["deleted"])),
+        ("ContextChange", object([
+            ("seq", ["type": "integer", "minimum": 1]), ("key", string),
+            ("kind", ["type": "string", "enum": ["put", "delete", "expire"]]),
+            ("revision", ["type": "integer", "minimum": 1]), ("at", integer), ("value", nullableString),
+        ], required: ["seq", "key", "kind", "revision", "at"])),
+        ("ContextChanges", object([("changes", ["type": "array", "items": ref("ContextChange")]),
+                                   ("cursor", ["type": "integer", "minimum": 0])], required: ["changes", "cursor"])),
         ("Lock", object([
             ("name", string), ("holder", string), ("token", ["type": "integer", "minimum": 1]),
             ("acquiredAt", integer), ("expiresAt", integer),

@@ -66,10 +66,15 @@ public enum Routes {
                         .query("after", cursor, "only entries with a larger id")],
                 responses: [.ok(Schemas.ref("AuditList"))]), SystemHandlers.audit),
             Route(.get, "/api/v1/context", category: .context, doc: OperationDoc(
-                "listContext", "List live entries, optionally by key prefix", tag: "context",
+                "listContext", "List live entries, optionally by key prefix; with `after` or `wait`, watch: the "
+                    + "changes after cursor `after` (default: now), waiting up to `wait` seconds for one",
+                tag: "context",
                 query: [.query("prefix", ["type": "string"], "only keys starting with this"),
-                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many")],
-                responses: [.ok(Schemas.ref("ContextList"))]), ContextHandlers.list),
+                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many"),
+                        .query("after", cursor, "watch: changes after this cursor"),
+                        .query("wait", ["type": "integer", "minimum": 0, "maximum": 300], "watch: seconds to wait")],
+                responses: [.ok(["oneOf": [Schemas.ref("ContextList"), Schemas.ref("ContextChanges")]]),
+                            .error(503, "Too many watches are open")]), ContextHandlers.list),
             Route(.post, "/api/v1/context/broadcast", category: .context, maxBody: contextBody, doc: OperationDoc(
                 "broadcastContext", "Set a key here and on every known peer; reports what happened at each",
                 tag: "context", requestBody: Schemas.ref("ContextBroadcast"),
@@ -81,8 +86,12 @@ public enum Routes {
                 responses: [.ok(Schemas.ref("Deleted")), .error(404, "No such live key"), revisionMismatch]),
                   ContextHandlers.delete),
             Route(.get, key, category: .context, doc: OperationDoc(
-                "getContext", "Get an entry", tag: "context",
-                responses: [.ok(Schemas.ref("ContextEntry")), .error(404, "No such live key")]), ContextHandlers.get),
+                "getContext", "Get an entry; with `afterRevision` or `wait`, watch it: answered once it is at "
+                    + "another revision (or gone), or when the wait ends", tag: "context",
+                query: [.query("afterRevision", cursor, "watch: answer when the key is no longer at this revision"),
+                        .query("wait", ["type": "integer", "minimum": 0, "maximum": 300], "watch: seconds to wait")],
+                responses: [.ok(Schemas.ref("ContextEntry")), .error(404, "No such live key"),
+                            .error(503, "Too many watches are open")]), ContextHandlers.get),
             Route(.put, key, category: .context, maxBody: contextBody, doc: OperationDoc(
                 "putContext", "Create or replace an entry", tag: "context", requestBody: Schemas.ref("ContextPut"),
                 responses: [.ok(Schemas.ref("ContextEntry")), .error(409, "Entry limit reached"), revisionMismatch,

@@ -5,7 +5,80 @@ import LoopsyClient
 struct Context: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read and write the shared key-value context store.",
-        subcommands: [Set.self, Get.self, List.self, Delete.self, Broadcast.self])
+        subcommands: [Set.self, Get.self, List.self, Delete.self, Broadcast.self, Watch.self])
+
+    struct Watch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print changes of a key, or of every key starting with --prefix, as they happen.",
+            discussion: "Runs until interrupted. It follows the node's change log by cursor, so a daemon restart "
+                + "loses or repeats nothing (a key watch without --prefix reports the key's state instead).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Watch this peer's store.") var peer: String?
+        @Argument(help: "The key (or use --prefix).") var key: String?
+        @Option(help: "Every key starting with this.") var prefix: String?
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func validate() throws {
+            guard (key == nil) != (prefix == nil) else { throw ValidationError("give a key or --prefix, not both") }
+        }
+
+        func run() throws {
+            try runReporting {
+                let client = try global.client(peer: peer, timeoutSeconds: 60)
+                var waiting = false
+                /// One long wait; a daemon that is away is waited for (said once).
+                func attempt<T>(_ body: () throws -> T) throws -> T? {
+                    do {
+                        let value = try body()
+                        if waiting { printError("loopsyd is back"); waiting = false }
+                        return value
+                    } catch ClientError.daemonUnreachable, ClientError.network {
+                        if !waiting { printError("loopsyd is not answering; waiting for it…"); waiting = true }
+                        sleep(1)
+                        return nil
+                    }
+                }
+                if let prefix {
+                    var cursor: Int64?
+                    while true {
+                        guard let page = try attempt({ try client.contextChanges(prefix: prefix, after: cursor, wait: 30) })
+                        else { continue }
+                        for change in page.changes { try Self.print(change, json: json) }
+                        cursor = page.cursor
+                    }
+                }
+                let key = key ?? ""
+                // Where it stands now: the first change printed is the next one.
+                var revision: Int64 = 0
+                do {
+                    revision = try client.contextGet(key).revision
+                } catch ClientError.api(let error) where error.status == 404 {
+                    revision = 0
+                }
+                while true {
+                    guard let entry = try attempt({ try client.contextWatch(key, afterRevision: revision, wait: 30) })
+                    else { continue }
+                    let now = entry?.revision ?? 0
+                    guard now != revision else { continue }
+                    revision = now
+                    let change = ContextChange(seq: 0, key: key, kind: entry == nil ? "delete" : "put", revision: now,
+                                               at: entry?.updatedAt ?? 0, value: entry?.value)
+                    try Self.print(change, json: json)
+                }
+            }
+        }
+
+        static func print(_ change: ContextChange, json: Bool) throws {
+            if json {
+                Swift.print(try JSONLine.encode(change, pretty: false))
+            } else if change.kind == "put" {
+                Swift.print("\(change.key) = \(change.value?.replacingNewlines ?? "(changed again since)") (revision \(change.revision))")
+            } else {
+                Swift.print("\(change.key) \(change.kind == "delete" ? "deleted" : "expired")")
+            }
+            fflush(nil)
+        }
+    }
 
     struct Broadcast: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -269,7 +269,7 @@ function relevant(topic) {
   switch (state.page) {
     case 'overview': return true;
     case 'peers': return topic === 'peers';
-    case 'context': return topic === 'context';
+    case 'context': return topic === 'context' || topic === 'locks';
     case 'messages': return topic === 'messages' || topic === 'peers';
     case 'tasks': return topic === 'ai-tasks';
     default: return false;
@@ -448,6 +448,14 @@ async function loadContext() {
           el('button', { type: 'button', class: 'small danger', 'aria-label': 'Delete ' + entry.key,
                          onclick: () => deleteContext(entry.key) }, 'Delete')))),
     prefix ? 'No keys start with “' + prefix + '”.' : 'The context store is empty.');
+  const locks = await api(state.node.base, '/locks');
+  table($('locks-table'), ['Lock', 'Held by', 'Fencing token', 'Lease left'], locks.locks.map((lock) =>
+    el('tr', {},
+       el('td', {}, el('code', {}, lock.name)),
+       el('td', {}, lock.holder),
+       el('td', {}, String(lock.token)),
+       el('td', {}, duration((lock.expiresAt - Date.now()) / 1000)))),
+    'No locks are held.');
 }
 
 function editContext(entry) {
