@@ -31,8 +31,8 @@ alpha_key=$(awk '/apiKey:/ {print $2}' "$work/alpha/config.yaml")
 bravo_key=$(awk '/apiKey:/ {print $2}' "$work/bravo/config.yaml")
 echo "$bravo_key" | LOOPSY_DATA_DIR="$work/alpha" "$bin/loopsy" peers add 127.0.0.2 "$bravo_port" --key-stdin >/dev/null
 
-python3 - "$alpha_port" "$rounds" <<PY
-import http.client, json, os, sys, time
+python3 - "$alpha_port" "$rounds" "$alpha_pid" <<PY
+import http.client, json, os, socket, statistics, sys, threading, time
 port, rounds = int(sys.argv[1]), int(sys.argv[2])
 key = "$alpha_key"
 def measure(label, prefix, count):
@@ -60,11 +60,54 @@ def cas(count):
         revision = body["revision"]
     elapsed = time.perf_counter() - started
     print(f"| compare-and-set increment, loopback | {count} | {count / elapsed:,.0f} | {elapsed / count * 1000:.2f} |")
+def rss_kib(pid):
+    return int(next(line.split()[1] for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS")))
+def watch_latency(count):
+    headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+    writer = http.client.HTTPConnection("127.0.0.1", port)
+    watcher = http.client.HTTPConnection("127.0.0.1", port)
+    watcher.request("GET", "/api/v1/context?prefix=wl:&wait=0", headers=headers)
+    cursor = json.loads(watcher.getresponse().read())["cursor"]
+    latencies = []
+    for index in range(count):
+        result = {}
+        def wait():
+            watcher.request("GET", f"/api/v1/context?prefix=wl:&after={cursor}&wait=10", headers=headers)
+            result["body"] = json.loads(watcher.getresponse().read())
+            result["at"] = time.perf_counter()
+        thread = threading.Thread(target=wait)
+        thread.start()
+        time.sleep(0.005)  # the watch is registered
+        sent = time.perf_counter()
+        writer.request("PUT", "/api/v1/context/wl:key", json.dumps({"value": str(index)}), headers)
+        writer.getresponse().read()
+        thread.join()
+        cursor = result["body"]["cursor"]
+        latencies.append((result["at"] - sent) * 1000)
+    latencies.sort()
+    print(f"| watch wake-up (write → waiter answered), loopback | {count} | median {statistics.median(latencies):.2f} ms "
+          f"| p99 {latencies[int(len(latencies) * 0.99) - 1]:.2f} ms |")
+def many_watchers(count, pid):
+    before = rss_kib(pid)
+    sockets = []
+    for index in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(f"GET /api/v1/context?prefix=idle{index}:&wait=120 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Bearer {key}\r\n\r\n".encode())
+        sockets.append(s)
+    time.sleep(2)
+    during = rss_kib(pid)
+    print(f"| {count} watchers held at once: loopsyd RSS | {count} | {before / 1024:.1f} → {during / 1024:.1f} MB "
+          f"| +{(during - before) / 1024:.1f} MB |")
+    for s in sockets:
+        s.close()
 print("| operation | rounds | per second | ms each |")
 print("|---|---|---|---|")
 measure("lock acquire + release, loopback", "/api/v1", rounds)
 measure("lock acquire + release, through a TLS peer", "/api/v1/peers/bravo", max(100, rounds // 10))
 cas(rounds)
+watch_latency(200)
+many_watchers(1000, int(sys.argv[3]))
 PY
 
 # The reference: etcd on loopback, same operations through etcdctl (one process per operation,
