@@ -17,7 +17,7 @@ if [ -z "${bin:-}" ]; then
     bin="$(swift build -c release --show-bin-path)"
 fi
 work="$(mktemp -d)"
-lab="adv$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+lab="a$(head -c 2 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 in_host() { bash Tests/Support/lab.sh exec "$lab" "$@"; }
 cleanup() {
     [ -n "${daemon:-}" ] && kill "$daemon" 2>/dev/null
@@ -45,7 +45,12 @@ start_daemon() {
     [ -s "$LOOPSY_DATA_DIR/daemon.port" ] || loopsy_die "loopsyd did not start: $(tail -5 "$work/loopsyd.err")"
     pid="$(cat "$LOOPSY_DATA_DIR/daemon.pid")"
 }
-stop_daemon() { kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true; daemon=""; }
+stop_daemon() {
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    wait "$daemon" 2>/dev/null || true
+    daemon=""
+}
 
 # Milliseconds of one run of a command in host 1.
 ms() { local t0 t1; t0=$(date +%s%N); in_host 1 "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
@@ -99,4 +104,4 @@ echo
 echo "slowloris from one host: $(cat "$work/slowloris.json")"
 echo "anonymous flood: $(cat "$work/flood.json")"
 echo "peers learned from 40 fake adverts: $peers (discovery.maxUnpairedPerAddress)"
-grep -c "Request malformed\|suspended" "$work/loopsyd.err" >/dev/null && echo "loopsyd.err: $(grep -c . "$work/loopsyd.err") lines" || true
+echo "database: $(( $(db_bytes) / 1024 )) KiB after all phases"
