@@ -240,7 +240,7 @@ struct LoopsyTools: Sendable {
         case "loopsy_list_remote_files": return try await listFiles(arguments)
         case "loopsy_context_set": return try await contextSet(arguments)
         case "loopsy_context_get": return try await contextGet(arguments)
-        case "loopsy_context_watch": return try await contextWatch(arguments)
+        case "loopsy_context_watch": return try await contextWatch(arguments, progress: progress)
         case "loopsy_lock_acquire": return try await lockAcquire(arguments)
         case "loopsy_lock_renew": return try await lockRenew(arguments)
         case "loopsy_lock_release": return try await lockRelease(arguments)
@@ -391,13 +391,26 @@ struct LoopsyTools: Sendable {
         return result("set \(key) (revision \(entry.revision))" + (ttl.map { ", expires in \($0) s" } ?? ""), entry)
     }
 
-    private func contextWatch(_ arguments: Arguments) async throws -> CallTool.Result {
+    private func contextWatch(_ arguments: Arguments, progress: ProgressReporter) async throws -> CallTool.Result {
         let prefix = arguments.optionalString("prefix") ?? "", peer = arguments.optionalString("peer")
-        let after = try arguments.int("after", range: 0...Int.max).map(Int64.init)
+        var cursor = try arguments.int("after", range: 0...Int.max).map(Int64.init)
         let wait = try arguments.int("waitSeconds", default: 30, range: 0...120) ?? 30
-        let page = try await blocking { _ in
-            try client(peer: peer, timeoutSeconds: wait + 30).contextChanges(prefix: prefix, after: after, wait: wait)
-        }
+        // In slices of at most 5 s: a progress notification after each quiet one, and a cancelled
+        // call stops at the next.
+        var waited = 0
+        var page = ContextChangesResponse(changes: [], cursor: cursor ?? 0)
+        repeat {
+            let slice = min(5, wait - waited)
+            let after = cursor
+            page = try await blocking { _ in
+                try client(peer: peer, timeoutSeconds: slice + 30).contextChanges(prefix: prefix, after: after, wait: slice)
+            }
+            cursor = page.cursor
+            waited += slice
+            if page.changes.isEmpty && waited < wait {
+                progress.report(Double(waited), total: Double(wait), message: "no change of \(prefix)* yet (\(waited) s)")
+            }
+        } while page.changes.isEmpty && waited < wait && !Task.isCancelled
         let lines = page.changes.map { change in
             "- \(change.key) \(change.kind) (revision \(change.revision))" + (change.value.map { ": \(Self.clip($0, limit: 200))" } ?? "")
         }

@@ -150,6 +150,16 @@ import Testing
         #expect(try alpha.cli("lock", "release", "build", "--peer", "bravo", "--token", String(lock.token)).status == 0)
         #expect(try bravo.client.locks().isEmpty)
 
+        // Compare-and-set and watches through the same forwarding.
+        #expect(try alpha.cli("context", "set", "owner", "alpha", "--if-absent", "--peer", "bravo").status == 0)
+        let lost = try alpha.cli("context", "set", "owner", "again", "--if-absent", "--peer", "bravo")
+        #expect(lost.status == 1 && lost.stderr.contains("revision 1"), "\(lost.stderr)")
+        let viaPeer = alpha.client.throughPeer("bravo")
+        let cursor = try viaPeer.contextChanges(prefix: "owner", after: nil, wait: 0).cursor
+        _ = try bravo.client.contextSet("owner", value: "bravo", ttl: nil)
+        let page = try viaPeer.contextChanges(prefix: "owner", after: cursor, wait: 5)
+        #expect(page.changes.map(\.value) == ["bravo"] && page.cursor > cursor)
+
         // `lock run`: a 2 s lease renewed while a 3.5 s command runs, released after, its exit code passed on.
         let started = Date()
         let ran = try alpha.cli("lock", "run", "deploy", "--peer", "bravo", "--ttl", "2", "--", "sh", "-c",

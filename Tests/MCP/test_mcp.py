@@ -125,6 +125,17 @@ async def test_coordination_tools_claim_work_without_races(nodes):
         seen = await session.call_tool("loopsy_context_watch", {"prefix": "result:", "after": cursor, "waitSeconds": 5})
         changes = seen.structured_content["changes"]
         assert [(c["key"], c["kind"], c["value"]) for c in changes] == [("result:build", "put", "green")], changes
+        # A quiet watch reports progress while it waits, and ends empty with a cursor to go on from.
+        reports = []
+
+        async def on_progress(progress, total, message):
+            reports.append((progress, total, message))
+
+        quiet = await session.call_tool("loopsy_context_watch",
+                                        {"prefix": "result:", "after": seen.structured_content["cursor"],
+                                         "waitSeconds": 7}, progress_callback=on_progress)
+        assert not quiet.is_error and quiet.structured_content["changes"] == []
+        assert reports and reports[0][0] == 5 and reports[0][1] == 7, reports
 
         lock = await session.call_tool("loopsy_lock_acquire", {"name": "migration", "ttlSeconds": 30})
         assert not lock.is_error, text(lock)
