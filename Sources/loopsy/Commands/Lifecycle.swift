@@ -63,8 +63,11 @@ enum DaemonControl {
         if let port { arguments += ["--port", String(port)] }
         let pid = try DaemonProcess.spawnDetached(arguments: arguments, logFile: dataDir.daemonLogFile)
         let deadline = Double(time(nil)) + Double(wait)
+        // The daemon answers within milliseconds: look soon, then less often (2 ms doubling to 50 ms).
+        var pause: UInt32 = 2_000
         while Double(time(nil)) < deadline {
-            usleep(100_000)
+            usleep(pause)
+            pause = min(pause * 2, 50_000)
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 throw CLIFailure(message: "loopsyd exited during start-up:\n"
