@@ -71,6 +71,9 @@ def named_packages(path):
         names.update(w for w in match.group(1).split() if re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", w))
     for match in re.finditer(r'[A-Z_]*PACKAGES="([^"]*)"', text, re.S):
         names.update(match.group(1).split())
+    # An optional install done directly (a benchmark's reference tool, when Debian has it).
+    for match in re.finditer(r"apt-get install\s+([^\n>|&;]*)", text):
+        names.update(w for w in match.group(1).split() if re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", w))
     return names
 
 
