@@ -47,6 +47,15 @@ public struct RevisionMismatchBody: Codable, Sendable {
         error = ErrorBody.Detail(code: "revision_mismatch", message: message)
         self.current = current
     }
+
+    private enum CodingKeys: String, CodingKey { case error, current }
+
+    /// `current` is always there: null when the key does not exist.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(error, forKey: .error)
+        try container.encode(current, forKey: .current)
+    }
 }
 
 public struct ContextListResponse: Codable, Sendable {

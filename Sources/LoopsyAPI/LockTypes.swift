@@ -60,7 +60,7 @@ public struct LockHeldBody: Codable, Sendable {
 public enum LockLimits {
     /// Longest lease: a day (a holder renews; a crashed one frees the lock when it ends).
     public static let ttlSeconds: ClosedRange<Int> = 1...86_400
-    public static let maxNameBytes = 256
+    public static let maxNameBytes = 512
     public static let maxHolderBytes = 128
 }
 

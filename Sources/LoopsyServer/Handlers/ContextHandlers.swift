@@ -82,8 +82,11 @@ public enum ContextHandlers {
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let prefix = context.request.query["prefix"] ?? ""
-        if context.request.query["after"] != nil || context.request.query["wait"] != nil { return try watch(context, prefix) }
+        // Checked in both modes: a bad value is a 400 whether or not it is used.
         let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
+        if context.request.query["after"] != nil || context.request.query["wait"] != nil {
+            return try watch(context, prefix, limit: limit)
+        }
         // The message mirrors are listed only when the prefix asks for them (and only to the
         // owner); they stay readable by name.
         let entries = try context.node.contextStore.list(prefix: prefix, limit: limit,
@@ -94,13 +97,13 @@ public enum ContextHandlers {
     /// A prefix watch: the changes after cursor `after` (default: now), waiting up to `wait`
     /// seconds for the first; the answer's cursor is the next `after`, so nothing is missed or
     /// seen twice between two watches, across daemon restarts too.
-    static func watch(_ context: RequestContext, _ prefix: String) throws -> HTTPResponse {
+    static func watch(_ context: RequestContext, _ prefix: String, limit: Int) throws -> HTTPResponse {
         let store = context.node.contextStore
         let after = Int64(try QueryValue.int(context, "after", default: Int(try store.lastChange()), range: 0...Int.max))
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
         let mirrors = isReserved(prefix) && context.caller.isOwner
         @Sendable func read() -> ContextChangesResponse? {
-            guard let (changes, cursor) = try? store.changes(prefix: prefix, after: after) else { return nil }
+            guard let (changes, cursor) = try? store.changes(prefix: prefix, after: after, limit: limit) else { return nil }
             return ContextChangesResponse(changes: mirrors ? changes : changes.filter { !isReserved($0.key) }, cursor: cursor)
         }
         return try context.node.contextWatch.wait(

@@ -36,9 +36,10 @@ public enum LockHandlers {
 
     private static func validName(_ context: RequestContext) throws -> String {
         let name = context.parameter("name")
-        guard !name.isEmpty, name.utf8.count <= LockLimits.maxNameBytes,
+        // Counted in code points, as the OpenAPI document's maxLength counts.
+        guard !name.isEmpty, name.unicodeScalars.count <= LockLimits.maxNameBytes,
               !name.unicodeScalars.contains(where: isControl) else {
-            throw APIError.badRequest("a lock name is 1–\(LockLimits.maxNameBytes) bytes without control characters",
+            throw APIError.badRequest("a lock name is 1–\(LockLimits.maxNameBytes) characters without control characters",
                                       code: "bad_lock_name")
         }
         return name

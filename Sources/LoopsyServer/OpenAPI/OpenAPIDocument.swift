@@ -48,6 +48,8 @@ public enum OpenAPIDocument {
             // Context keys refuse control characters (ContextHandlers.validKey); "broadcast" is the
             // literal route /context/broadcast, which wins over the parameter.
             if name == "key" { schema.append(("pattern", "^(?!broadcast$)[^\\u0000-\\u001F\\u007F]+$")) }
+            // Lock names too (LockHandlers.validName).
+            if name == "name" { schema.append(("pattern", "^[^\\u0000-\\u001F\\u007F]+$")) }
             parameters.append(["name": .string(name), "in": "path", "required": true, "schema": .object(schema)])
         }
         for parameter in doc.query {

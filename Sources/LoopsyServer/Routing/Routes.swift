@@ -73,7 +73,7 @@ public enum Routes {
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many"),
                         .query("after", cursor, "watch: changes after this cursor"),
                         .query("wait", ["type": "integer", "minimum": 0, "maximum": 300], "watch: seconds to wait")],
-                responses: [.ok(["oneOf": [Schemas.ref("ContextList"), Schemas.ref("ContextChanges")]]),
+                responses: [.ok(["anyOf": [Schemas.ref("ContextList"), Schemas.ref("ContextChanges")]]),
                             .error(503, "Too many watches are open")]), ContextHandlers.list),
             Route(.post, "/api/v1/context/broadcast", category: .context, maxBody: contextBody, doc: OperationDoc(
                 "broadcastContext", "Set a key here and on every known peer; reports what happened at each",
@@ -151,7 +151,7 @@ public enum Routes {
                 responses: [OperationDoc.Response(status: 201, description: "Taken: the lock with its fencing token",
                                                   schema: Schemas.ref("Lock")),
                             OperationDoc.Response(status: 409, description: "Held by someone else (or too many locks)",
-                                                  schema: ["oneOf": [Schemas.ref("LockHeld"), Schemas.ref("Error")]]),
+                                                  schema: ["anyOf": [Schemas.ref("LockHeld"), Schemas.ref("Error")]]),
                             .error(503, "Too many requests wait for locks")]), LockHandlers.acquire),
             Route(.post, "/api/v1/locks/{name}/renew", category: .context, maxBody: 4096, doc: OperationDoc(
                 "renewLock", "Extend the lease of the holder whose fencing token this is", tag: "locks",
