@@ -85,7 +85,7 @@ struct Lock: ParsableCommand {
                 let locks = try global.client(peer: peer).locks()
                 if json { return print(try JSONLine.encode(LockListResponse(locks: locks), pretty: true)) }
                 guard !locks.isEmpty else { return print("no locks are held") }
-                let now = Lock.nowMillis()
+                let now = Context.List.nowMillis()
                 for lock in locks {
                     print("\(lock.name)  held by \(lock.holder)  token \(lock.token)  "
                         + "\(max(0, (lock.expiresAt - now + 999) / 1000)) s left")
@@ -130,12 +130,6 @@ struct Lock: ParsableCommand {
             throw ValidationError("--ttl must be from 1 to \(LockLimits.ttlSeconds.upperBound) seconds")
         }
         guard (0...300).contains(wait) else { throw ValidationError("--wait must be from 0 to 300 seconds") }
-    }
-
-    static func nowMillis() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     /// Spawns `argv`, renews the lease every third of `ttl` while it runs, releases the lock
