@@ -1,3 +1,5 @@
+import LoopsyAPI
+
 /// Everything `config.yaml` can say, with the seed README's defaults.
 public struct LoopsyConfig: Sendable, Equatable {
     public struct Server: Sendable, Equatable {
@@ -39,11 +41,17 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var maxTimeout = 3_600_000
         /// Bytes kept per output stream of a job.
         public var maxOutputBytes = 10 * 1024 * 1024
+        /// Names of the daemon's environment variables passed to commands on top of the minimal
+        /// set (HOME, USER, LOGNAME, SHELL, LANG, LC_ALL, TZ, TMPDIR, TERM, PATH).
+        public var environment: [String] = []
     }
     public struct Transfer: Sendable, Equatable {
         public var allowedPaths = ["~"]
         public var deniedPaths = ["~/.ssh", "~/.gnupg", "~/.loopsy"]
         public var maxFileSize = 1_073_741_824
+        /// Dotfiles and dot-directories that run code (~/.bashrc, ~/.config/systemd, …) are refused
+        /// to everyone but the owner; paths listed here are let through.
+        public var allowedDotfiles: [String] = []
     }
     /// Requests per minute per caller; 0 switches a category's limit off.
     public struct RateLimits: Sendable, Equatable {
@@ -67,6 +75,15 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var approvalTimeoutSeconds = 300
         /// Finished tasks (and their events) are kept this long.
         public var retentionDays = 7
+        /// Names of the daemon's environment variables Claude Code gets on top of the minimal set.
+        public var environment = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL",
+                                  "ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+                                  "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY",
+                                  "DISABLE_AUTOUPDATER", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"]
+    }
+    public struct Peers: Sendable, Equatable {
+        /// What a peer added without explicit grants (or an extra key) may do.
+        public var defaultGrants: Set<Capability> = [.contextRead, .contextWrite, .messages]
     }
     public struct Pairing: Sendable, Equatable {
         /// Seconds a pairing session stays open.
@@ -127,6 +144,7 @@ public struct LoopsyConfig: Sendable, Equatable {
     public var messages = Messages()
     public var pairing = Pairing()
     public var aiTasks = AITasks()
+    public var peers = Peers()
 
     public init() {}
 }

@@ -43,10 +43,12 @@ public enum ConfigFile {
               defaultTimeout: \(defaults.execution.defaultTimeout)     # ms
               maxTimeout: \(defaults.execution.maxTimeout)        # ms
               maxOutputBytes: \(defaults.execution.maxOutputBytes)
+              environment: []          # daemon variables passed to commands besides HOME, USER, LANG, PATH, …
             transfer:
               allowedPaths: [\(quoted(defaults.transfer.allowedPaths))]   # "~" is the daemon user's home
               deniedPaths: [\(quoted(defaults.transfer.deniedPaths))]
               maxFileSize: \(defaults.transfer.maxFileSize)
+              allowedDotfiles: []      # dotfiles that run code (~/.bashrc, ~/.config/systemd, …) peers may still use
             rateLimits:                # requests per minute per caller; 0 = unlimited
               execute: \(defaults.rateLimits.execute)
               transfer: \(defaults.rateLimits.transfer)
@@ -65,6 +67,9 @@ public enum ConfigFile {
               maxDurationSeconds: \(defaults.aiTasks.maxDurationSeconds)
               approvalTimeoutSeconds: \(defaults.aiTasks.approvalTimeoutSeconds)   # unanswered permission requests are denied
               retentionDays: \(defaults.aiTasks.retentionDays)
+              environment: [\(defaults.aiTasks.environment.joined(separator: ", "))]   # passed to claude
+            peers:
+              defaultGrants: [\(defaults.peers.defaultGrants.sorted().map(\.rawValue).joined(separator: ", "))]   # what a new peer may do here
             pairing:
               timeoutSeconds: \(defaults.pairing.timeoutSeconds)     # a `loopsy pair` session closes after this
             messages:

@@ -58,6 +58,7 @@ extension Reader {
             case "defaultTimeout": execution.defaultTimeout = try int(value, at: path, min: 1)
             case "maxTimeout": execution.maxTimeout = try int(value, at: path, min: 1)
             case "maxOutputBytes": execution.maxOutputBytes = try int(value, at: path, min: 1)
+            case "environment": execution.environment = try strings(value, at: path)
             default: unknown(path)
             }
         }
@@ -70,6 +71,7 @@ extension Reader {
             case "allowedPaths": transfer.allowedPaths = try strings(value, at: path)
             case "deniedPaths": transfer.deniedPaths = try strings(value, at: path)
             case "maxFileSize": transfer.maxFileSize = try int(value, at: path, min: 1)
+            case "allowedDotfiles": transfer.allowedDotfiles = try strings(value, at: path)
             default: unknown(path)
             }
         }

@@ -1,3 +1,4 @@
+import LoopsyAPI
 
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var message: String
@@ -43,7 +44,21 @@ public enum ConfigParser {
                     case "approvalTimeoutSeconds":
                         config.aiTasks.approvalTimeoutSeconds = try reader.int(value, at: path, min: 1, max: 86_400)
                     case "retentionDays": config.aiTasks.retentionDays = try reader.int(value, at: path, min: 1, max: 3650)
+                    case "environment": config.aiTasks.environment = try reader.strings(value, at: path)
                     default: reader.unknown(path)
+                    }
+                }
+            case "peers":
+                for (key, value) in try reader.mapping(node, at: "peers") {
+                    switch key {
+                    case "defaultGrants":
+                        let names = try reader.strings(value, at: "peers.defaultGrants")
+                        do {
+                            config.peers.defaultGrants = try Capability.parseList(names)
+                        } catch {
+                            throw ConfigError("peers.defaultGrants: \(error)")
+                        }
+                    default: reader.unknown("peers.\(key)")
                     }
                 }
             case "pairing":
