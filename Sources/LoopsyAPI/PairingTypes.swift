@@ -36,7 +36,12 @@ public struct PairInitiateRequest: Codable, Sendable {
 public struct PairConfirmRequest: Codable, Sendable {
     /// True when the person saw the same SAS on both screens.
     public var accept: Bool
-    public init(accept: Bool) { self.accept = accept }
+    /// What the other machine may do on this one once paired (nil: peers.defaultGrants).
+    public var grants: [Capability]?
+    public init(accept: Bool, grants: [Capability]? = nil) {
+        self.accept = accept
+        self.grants = grants
+    }
 }
 
 /// `GET /pair/status`: this node's pairing session, as its own CLI shows it.
@@ -54,6 +59,8 @@ public struct PairStatus: Codable, Sendable, Equatable {
     public var peerNodeId: String?
     public var error: String?
     public var expiresAt: Int64?
+    /// peers.defaultGrants here: what the other machine may do unless this person chooses otherwise.
+    public var defaultGrants: [Capability]?
 
     public init(role: String, state: String, code: String?, sas: String?, confirmedHere: Bool, peerName: String?,
                 peerNodeId: String?, error: String?, expiresAt: Int64?) {

@@ -25,11 +25,21 @@ public struct PeerInfo: Codable, Sendable, Equatable {
     public var acceptsCredential: Bool
     public var createdAt: Int64
     public var updatedAt: Int64
+    /// What this peer may do here (when it holds a credential for us): its own grants, or
+    /// `peers.defaultGrants` when `defaultGrants` is true.
+    public var grants: [Capability]?
+    public var defaultGrants: Bool?
+    /// The peer's own transfer roots, narrowing transfer.allowedPaths (nil: no narrowing).
+    public var transferPaths: [String]?
 
     public init(nodeId: String, name: String, address: String, addresses: [String], port: Int, platform: String,
                 version: String, capabilities: [String], fingerprint: String?, tls: Bool, status: String,
                 lastSeen: Int64?, lastChecked: Int64?, failures: Int, lastError: String?, source: String,
-                hasCredential: Bool, acceptsCredential: Bool, createdAt: Int64, updatedAt: Int64) {
+                hasCredential: Bool, acceptsCredential: Bool, createdAt: Int64, updatedAt: Int64,
+                grants: [Capability]? = nil, defaultGrants: Bool? = nil, transferPaths: [String]? = nil) {
+        self.grants = grants
+        self.defaultGrants = defaultGrants
+        self.transferPaths = transferPaths
         self.nodeId = nodeId
         self.name = name
         self.address = address
@@ -71,9 +81,12 @@ public struct PeerAddRequest: Codable, Sendable {
     /// Accept a peer that does not serve TLS even though a key or fingerprint is given (the key
     /// then crosses the network in clear). Without it, such a peer is refused.
     public var allowInsecure: Bool?
+    /// What the peer may do here once it calls back (nil: peers.defaultGrants).
+    public var grants: [Capability]?
 
     public init(address: String, port: Int? = nil, apiKey: String? = nil, fingerprint: String? = nil,
-                allowInsecure: Bool? = nil) {
+                allowInsecure: Bool? = nil, grants: [Capability]? = nil) {
+        self.grants = grants
         self.address = address
         self.port = port
         self.apiKey = apiKey
@@ -122,5 +135,50 @@ public struct PeerHandshakeResponse: Codable, Sendable {
         self.nodeId = nodeId
         self.credentialStored = credentialStored
         self.credential = credential
+    }
+}
+
+
+/// What a peer or an extra key may do here (`GET /grants`, `POST /grants/{who}`).
+public struct GrantInfo: Codable, Sendable, Equatable {
+    /// "peer" or "key".
+    public var kind: String
+    /// The peer's nodeId or the key's name.
+    public var id: String
+    /// The peer's name or the key's name.
+    public var name: String
+    public var grants: [Capability]
+    /// True when these are peers.defaultGrants (never set explicitly).
+    public var isDefault: Bool
+    public var transferPaths: [String]?
+
+    public init(kind: String, id: String, name: String, grants: [Capability], isDefault: Bool, transferPaths: [String]?) {
+        self.kind = kind
+        self.id = id
+        self.name = name
+        self.grants = grants
+        self.isDefault = isDefault
+        self.transferPaths = transferPaths
+    }
+}
+
+public struct GrantListResponse: Codable, Sendable {
+    public var grants: [GrantInfo]
+    public init(grants: [GrantInfo]) { self.grants = grants }
+}
+
+/// `POST /grants/{who}`: add and remove capabilities; `transferPaths` replaces the transfer
+/// roots (an empty array removes the narrowing); `reset` goes back to peers.defaultGrants first.
+public struct GrantChangeRequest: Codable, Sendable {
+    public var grant: [Capability]?
+    public var revoke: [Capability]?
+    public var transferPaths: [String]?
+    public var reset: Bool?
+    public init(grant: [Capability]? = nil, revoke: [Capability]? = nil, transferPaths: [String]? = nil,
+                reset: Bool? = nil) {
+        self.grant = grant
+        self.revoke = revoke
+        self.transferPaths = transferPaths
+        self.reset = reset
     }
 }

@@ -9,8 +9,9 @@ extension LoopsyClient {
         try call("POST", "/api/v1/pair/initiate", body: request, as: PairStatus.self)
     }
 
-    public func pairConfirm(accept: Bool) throws -> PairStatus {
-        try call("POST", "/api/v1/pair/confirm", body: PairConfirmRequest(accept: accept), as: PairStatus.self)
+    public func pairConfirm(accept: Bool, grants: [Capability]? = nil) throws -> PairStatus {
+        try call("POST", "/api/v1/pair/confirm", body: PairConfirmRequest(accept: accept, grants: grants),
+                 as: PairStatus.self)
     }
 
     public func pairCancel() throws -> PairStatus {

@@ -25,3 +25,15 @@ extension LoopsyClient {
         _ = try call("DELETE", "/api/v1/peers/\(PathEncoding.segment(reference))", as: DeletedResponse.self)
     }
 }
+
+extension LoopsyClient {
+    /// What each peer with a credential and each extra key may do on this node.
+    public func grants() throws -> [GrantInfo] {
+        try call("GET", "/api/v1/grants", as: GrantListResponse.self).grants
+    }
+
+    /// Grants or revokes capabilities of a peer (name, nodeId or address) or a key ("key:NAME").
+    public func changeGrants(_ who: String, _ change: GrantChangeRequest) throws -> GrantInfo {
+        try call("POST", "/api/v1/grants/\(PathEncoding.segment(who))", body: change, as: GrantInfo.self)
+    }
+}

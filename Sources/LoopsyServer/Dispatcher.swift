@@ -106,7 +106,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
         response.headers.append(("X-Content-Type-Options", "nosniff"))
         DashboardWeb.lockDown(&response)
         auditLog?.record(AuditEntry(
-            id: 0, time: Clock.nowMillis(), requestId: requestId, caller: caller.id, method: request.method,
+            id: 0, time: Clock.nowMillis(), requestId: requestId, caller: caller.auditName, method: request.method,
             path: request.rawPath, status: response.status, durationMs: (Clock.monotonicSeconds() - started) * 1000,
             remote: request.remoteAddress))
         return response
@@ -136,15 +136,17 @@ public final class Dispatcher: HTTPHandler, Sendable {
         }
     }
 
-    /// Host/Origin, credentials and rate limit: what every request to a route must pass.
+    /// Host/Origin, credentials, the route's declared access and rate limit: what every request
+    /// to a route must pass. Handlers never check who may call them again.
     private func admit(_ request: HTTPRequest, route: Route, caller: inout Caller) throws {
         try hostPolicy.check(request)
-        if route.access == .authenticated {
+        if !route.access.isOpen {
             caller = try authenticator.authenticate(request).get()
+            guard route.access.admits(caller) else { throw route.access.refusal(for: caller, node: node.hostname) }
         }
-        // Limits protect the node from others: its own key on loopback is exempt unless configured otherwise.
-        let exempt = exemptLocalOwner && caller.isOwner && caller.viaNodeId == nil
-            && HostPolicy.isLoopback(request.remoteAddress)
+        // Limits protect the node from others: its own key on loopback is exempt unless configured
+        // otherwise. They are keyed on the credential, never on anything the caller says.
+        let exempt = exemptLocalOwner && caller.isOwner && HostPolicy.isLoopback(request.remoteAddress)
         if let category = route.category, !exempt,
            let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
             throw APIError.tooManyRequests(

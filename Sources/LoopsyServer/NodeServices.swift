@@ -35,6 +35,8 @@ public final class NodeServices: Sendable {
     public let dashboard: DashboardSessions
     /// Checks keys and dashboard sessions; keys are re-read when config.yaml changes.
     public let authenticator: Authenticator
+    /// Grants of the extra keys (peers hold theirs in the peer table).
+    public let keyGrants: KeyGrantStore
     public let startedAt = Clock.monotonicSeconds()
     private let portCell = PortCell()
 
@@ -70,8 +72,12 @@ public final class NodeServices: Sendable {
         tasks = TaskService(pool: pool, config: config.aiTasks, dataDir: dataDir, logger: logger, events: events)
         dashboard = DashboardSessions(cookieName: "loopsy_" + identity.nodeId.prefix(12))
         let peerStore = peers.store
-        authenticator = Authenticator(auth: config.auth, configPath: dataDir.configFile, logger: logger,
-                                      sessions: dashboard, peerForKeyHash: { try? peerStore.nodeId(forKeyHash: $0) })
+        let keyGrants = KeyGrantStore(pool: pool)
+        self.keyGrants = keyGrants
+        authenticator = Authenticator(auth: config.auth, defaultGrants: config.peers.defaultGrants,
+                                      configPath: dataDir.configFile, logger: logger, sessions: dashboard,
+                                      peerForKeyHash: { try? peerStore.acceptedPeer(forKeyHash: $0) },
+                                      keyGrants: { try? keyGrants.get($0) })
     }
 
     /// The port the server actually listens on.

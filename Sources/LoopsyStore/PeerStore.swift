@@ -7,13 +7,19 @@ public struct PeerRecord: Sendable, Equatable {
     public var info: PeerInfo
     public var publicKey: String?
     public var apiKey: String?
+    /// Explicit grants (nil: peers.defaultGrants) and transfer roots.
+    public var grants: Set<Capability>?
+    public var transferPaths: [String]?
 
     public var nodeId: String { info.nodeId }
 
-    public init(info: PeerInfo, publicKey: String?, apiKey: String?) {
+    public init(info: PeerInfo, publicKey: String?, apiKey: String?, grants: Set<Capability>? = nil,
+                transferPaths: [String]? = nil) {
         self.info = info
         self.publicKey = publicKey
         self.apiKey = apiKey
+        self.grants = grants
+        self.transferPaths = transferPaths
     }
 }
 
@@ -51,15 +57,16 @@ public struct PeerSighting: Sendable {
 /// an in-memory index that every change refreshes, so a removed peer's key stops working at once.
 public final class PeerStore: Sendable {
     private let pool: DatabasePool
-    /// accept_key_hash -> nodeId, and a generation that every change bumps (so a load that
-    /// raced with a change is not kept).
-    private let acceptIndex = Mutex<(generation: Int, map: [String: String]?)>((0, nil))
+    /// accept_key_hash -> the peer and its grants, and a generation that every change bumps (so
+    /// a load that raced with a change is not kept).
+    private let acceptIndex = Mutex<(generation: Int, map: [String: AcceptedPeer]?)>((0, nil))
 
     public init(pool: DatabasePool) { self.pool = pool }
 
     private static let columns = """
         node_id, name, address, addresses, port, platform, version, capabilities, fingerprint, tls, status, last_seen,
-        last_checked, failures, last_error, source, api_key, accept_key_hash, created_at, updated_at, public_key
+        last_checked, failures, last_error, source, api_key, accept_key_hash, created_at, updated_at, public_key,
+        grants, transfer_paths
         """
 
     private static func record(_ row: Statement) -> PeerRecord {
@@ -74,7 +81,12 @@ public final class PeerStore: Sendable {
             lastChecked: row.optionalInt64(12), failures: row.int(13), lastError: optionalText(14), source: row.text(15),
             hasCredential: !row.isNull(16), acceptsCredential: !row.isNull(17), createdAt: row.int64(18),
             updatedAt: row.int64(19))
-        return PeerRecord(info: info, publicKey: optionalText(20), apiKey: optionalText(16))
+        return PeerRecord(info: info, publicKey: optionalText(20), apiKey: optionalText(16),
+                          grants: optionalText(21).map(Grants.decode), transferPaths: paths(optionalText(22)))
+    }
+
+    static func paths(_ text: String?) -> [String]? {
+        text.flatMap { try? SafeJSON.decode([String].self, from: Data($0.utf8)) }
     }
 
     private static func json(_ strings: [String]) -> String {
@@ -280,11 +292,20 @@ public final class PeerStore: Sendable {
 
     /// The peer whose accepted credential hashes to `keyHash`.
     public func nodeId(forKeyHash keyHash: String) throws -> String? {
+        try acceptedPeer(forKeyHash: keyHash)?.nodeId
+    }
+
+    /// The peer whose accepted credential hashes to `keyHash`, with its grants as stored.
+    public func acceptedPeer(forKeyHash keyHash: String) throws -> AcceptedPeer? {
         let (generation, cached) = acceptIndex.withLock { $0 }
         if let cached { return cached[keyHash] }
         let rows = try pool.read { db in
-            try db.cached("SELECT accept_key_hash, node_id FROM peers WHERE accept_key_hash IS NOT NULL")
-                .rows([]) { ($0.text(0), $0.text(1)) }
+            try db.cached("""
+                SELECT accept_key_hash, node_id, grants, transfer_paths FROM peers WHERE accept_key_hash IS NOT NULL
+                """).rows([]) { row in
+                    (row.text(0), AcceptedPeer(nodeId: row.text(1), grants: row.isNull(2) ? nil : Grants.decode(row.text(2)),
+                                               transferPaths: Self.paths(row.isNull(3) ? nil : row.text(3))))
+                }
         }
         let map = Dictionary(rows, uniquingKeysWith: { first, _ in first })
         acceptIndex.withLock { index in
@@ -293,7 +314,39 @@ public final class PeerStore: Sendable {
         return map[keyHash]
     }
 
+    /// Sets what the peer may do here: explicit grants (nil: back to peers.defaultGrants) and
+    /// its transfer roots. Takes effect on its next request.
+    public func setGrants(_ nodeId: String, grants: Set<Capability>?, transferPaths: [String]?) throws {
+        try pool.write { db in
+            try db.cached("UPDATE peers SET grants = ?, transfer_paths = ?, updated_at = ? WHERE node_id = ?")
+                .run([grants.map { .text(Grants.encode($0)) }, transferPaths.map { .text(Self.json($0)) },
+                      .integer(Clock.nowMillis()), .text(nodeId)])
+        }
+        invalidate()
+    }
+
     private func invalidate() {
         acceptIndex.withLock { $0 = ($0.generation + 1, nil) }
+    }
+}
+
+
+/// A peer that holds a credential for calling us, as the authenticator needs it.
+public struct AcceptedPeer: Sendable, Equatable {
+    public var nodeId: String
+    /// nil: peers.defaultGrants.
+    public var grants: Set<Capability>?
+    public var transferPaths: [String]?
+}
+
+/// How grants are stored: comma-separated capability names (unknown names are skipped, so a
+/// newer database read by an older build grants less, never more).
+public enum Grants {
+    public static func encode(_ grants: Set<Capability>) -> String {
+        grants.sorted().map(\.rawValue).joined(separator: ",")
+    }
+
+    public static func decode(_ text: String) -> Set<Capability> {
+        Set(text.split(separator: ",").compactMap { Capability(rawValue: String($0)) })
     }
 }

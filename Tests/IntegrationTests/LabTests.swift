@@ -60,9 +60,10 @@ import Testing
         }
         try one.start(host: "0.0.0.0", port: 19532)
         try two.start(host: "0.0.0.0", port: 19532)
-        let added = try one.cli(["peers", "add", lab.address(2), "--key-stdin"], stdin: two.apiKey + "\n")
+        let added = try one.cli(["peers", "add", lab.address(2), "--key-stdin", "--grant", "all"], stdin: two.apiKey + "\n")
         #expect(added.status == 0, "\(added.stderr)")
         #expect(added.stdout.contains("TLS key pinned"))
+        #expect(try two.cli("peers", "grant", "one", "all").status == 0)
 
         let exec = try one.cli("exec", "two", "sh", "-c", "hostname -I; echo done")
         #expect(exec.status == 0, "\(exec.stderr)")
@@ -99,6 +100,7 @@ import Testing
         try one.start(host: "0.0.0.0", port: 19532)
         try two.start(host: "0.0.0.0", port: 19532)
         #expect(try one.cli(["peers", "add", lab.address(2), "--key-stdin"], stdin: two.apiKey + "\n").status == 0)
+        #expect(try two.cli("peers", "grant", "one", "exec").status == 0)
         #expect(try one.cli("exec", "two", "true").status == 0)
         // avahi comes back: one publishes itself without a restart (host two's avahi sees it).
         try lab.avahi(1, "start")

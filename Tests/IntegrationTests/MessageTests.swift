@@ -212,7 +212,7 @@ import Testing
         // Deliveries must come from a node: a local client cannot forge one.
         let forged = try alpha.http("POST", "/api/v1/messages/deliver", body:
             #"{"id":"x","fromName":"mallory","type":"chat","body":"hi","createdAt":1,"expiresAt":99999999999999}"#)
-        #expect(forged.status == 403 && forged.errorCode == "not_a_node")
+        #expect(forged.status == 403 && forged.errorCode == "peer_only")
         let unknown = try alpha.cli("msg", "ack", "nope")
         #expect(unknown.status == 1 && unknown.stderr.contains("message nope in the inbox not found"))
         // To itself works, for agents sharing one machine.

@@ -93,7 +93,9 @@ import Testing
         try two.start(host: "0.0.0.0", port: 19532)
         let responder = try Responder(one)
         #expect(responder.printed.contains("On the other machine run:  loopsy pair \(lab.address(1))"))
-        let initiated = try two.cli("pair", lab.address(1), "--code", responder.code, "--yes")
+        // host2's person lets host1 run programs there; host1's (the responder, --yes) gives host2
+        // the defaults, so host2 gets exec on host1 below only once host1's owner grants it.
+        let initiated = try two.cli("pair", lab.address(1), "--code", responder.code, "--yes", "--grant", "context,messages,exec")
         #expect(initiated.status == 0, "\(initiated.stdout)\(initiated.stderr)")
         #expect(initiated.stdout.contains("paired with host1"))
         let (status, output) = responder.finish()
@@ -109,6 +111,9 @@ import Testing
         }
         // Neither node's own key is stored anywhere: each holds only the key the other made for it.
         #expect(try Self.storedKeys(one).allSatisfy { $0 != two.apiKey && $0 != one.apiKey })
+        let before = try two.cli("exec", "host1", "true")
+        #expect(before.status != 0 && before.stderr.contains("no 'exec' grant on host1"), "\(before.stderr)")
+        #expect(try one.cli("peers", "grant", "host2", "exec").status == 0)
         let exec = try two.cli("exec", "host1", "sh", "-c", "hostname -I")
         #expect(exec.status == 0 && exec.stdout.contains(lab.address(1)))
         #expect(try one.cli("exec", "host2", "true").status == 0)

@@ -49,6 +49,11 @@ import Testing
         #expect(openssl.stdout.hasPrefix(identity.fingerprint))
         #expect(try alpha.cli("peers").stdout.contains("tls, pinned"))
 
+        // bravo's owner lets alpha run programs and move files there (context is a default grant).
+        let granted = try bravo.cli("peers", "grant", "alpha", "exec", "transfer")
+        #expect(granted.status == 0 && granted.stdout.contains("alpha may now: context:read, context:write, messages, exec, transfer"),
+                "\(granted.stdout)\(granted.stderr)")
+
         // exec, context, send and pull through alpha's daemon, by name, nodeId prefix and address.
         let exec = try alpha.cli("exec", "bravo", "sh", "-c", "echo on-$0; exit 3")
         #expect(exec.stdout == "on-sh\n")
@@ -149,7 +154,7 @@ import Testing
         #expect(spoofed.errorCode == "credential_node_mismatch")
         let relay = try alpha.http("GET", "/api/v1/peers/charlie/status", key: key)
         #expect(relay.status == 403)
-        #expect(relay.errorCode == "forwarding_forbidden")
+        #expect(relay.errorCode == "owner_only")
         let manage = try alpha.http("DELETE", "/api/v1/peers/charlie", key: key)
         #expect(manage.status == 403)
         #expect(try alpha.peers().count == 2)
@@ -163,7 +168,7 @@ import Testing
         let forged = try alpha.http("POST", "/api/v1/messages/deliver", body:
             #"{"id":"f","fromName":"x","type":"chat","body":"hi","createdAt":1,"expiresAt":99999999999999}"#,
             key: alpha.apiKey, headers: ["X-Loopsy-Node-Id": try charlie.nodeId])
-        #expect(forged.status == 403 && forged.errorCode == "not_a_node")
+        #expect(forged.status == 403 && forged.errorCode == "peer_only")
     }
 
     @Test func aPeersRateLimitsApplyToForwardedCalls() throws {

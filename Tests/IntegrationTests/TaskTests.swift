@@ -212,6 +212,12 @@ import Testing
         try bravo.start(environment: ["PATH": Self.fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")],
                         host: "127.0.0.2")
         #expect(try PeerTests.pair(alpha, bravo).status == 0)
+        // Without the tasks grant bravo refuses, naming the grant and the command that gives it.
+        let refused = try alpha.cli("task", "run", "bravo", "hello from alpha")
+        let alphaNode = try alpha.nodeId
+        #expect(refused.status != 0 && refused.stderr.contains("no 'tasks' grant on bravo")
+                && refused.stderr.contains("loopsy peers grant \(alphaNode) tasks"), "\(refused.stderr)")
+        #expect(try bravo.cli("peers", "grant", "alpha", "tasks").status == 0)
         let result = try alpha.cli("task", "run", "bravo", "hello from alpha")
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("Working on: hello from alpha"))

@@ -137,7 +137,7 @@ public enum ContextHandlers {
 
     /// The node a write comes from: this node for local callers, else the caller's identity.
     static func origin(_ context: RequestContext) -> String {
-        if let peer = context.caller.peerNodeId ?? context.caller.viaNodeId { return peer }
+        if let peer = context.caller.peerNodeId { return peer }
         // The owner, whichever client (CLI, MCP, dashboard), writes as this node.
         return context.caller.isOwner ? context.node.identity.nodeId : context.caller.id
     }

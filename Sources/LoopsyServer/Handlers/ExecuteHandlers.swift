@@ -33,12 +33,18 @@ public enum ExecuteHandlers {
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         var jobs = execution.runner.running()
         if all { jobs += try execution.jobStore.recent(limit: limit) }
+        // Jobs belong to the caller that started them; only the owner sees everyone's.
+        if !context.caller.isOwner { jobs = jobs.filter { $0.caller == context.caller.id } }
         return try .json(JobListResponse(jobs: jobs))
     }
 
     static func cancel(_ context: RequestContext) throws -> HTTPResponse {
         let id = context.parameter("jobId")
-        guard context.node.execution.runner.cancel(id) else { throw APIError.notFound("running job '\(id)'") }
+        let runner = context.node.execution.runner
+        // Another caller's job is as absent as a finished one: its id says nothing.
+        let visible = context.caller.isOwner
+            || runner.running().contains { $0.jobId == id && $0.caller == context.caller.id }
+        guard visible, runner.cancel(id) else { throw APIError.notFound("running job '\(id)'") }
         return try .json(CancelResponse(jobId: id, cancelled: true))
     }
 

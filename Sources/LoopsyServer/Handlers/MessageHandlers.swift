@@ -5,18 +5,15 @@ import LoopsyHTTP
 /// two node-to-node routes, deliver and receipt.
 public enum MessageHandlers {
     static func send(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         let sent = try context.node.messages.send(try context.decode(MessageSendRequest.self))
         return try .json(OutboxListResponse(messages: sent), status: 201)
     }
 
     static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         return try .json(try context.node.messages.broadcast(try context.decode(BroadcastRequest.self)))
     }
 
     static func inbox(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         let unread = try QueryValue.flag(context, "unread")
         let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
@@ -33,14 +30,12 @@ public enum MessageHandlers {
     }
 
     private static func mark(_ context: RequestContext, state: String) throws -> HTTPResponse {
-        try requireOwner(context)
         let body = context.request.body.isEmpty ? MessageAckRequest() : try context.decode(MessageAckRequest.self)
         return try .json(try context.node.messages.mark(id: context.parameter("id"), from: body.from, state: state,
                                                         note: state == "acked" ? body.note : nil))
     }
 
     static func outbox(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let state = context.request.query["state"]
         if let state, !["queued", "delivered", "read", "acked", "expired"].contains(state) {
@@ -50,7 +45,6 @@ public enum MessageHandlers {
     }
 
     static func outboxMessage(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         let id = context.parameter("id")
         let rows = try context.node.messages.store.outbox(id: id, limit: 1000)
         guard !rows.isEmpty else { throw APIError.notFound("message \(id) in the outbox") }
@@ -80,11 +74,6 @@ public enum MessageHandlers {
         return node
     }
 
-    private static func requireOwner(_ context: RequestContext) throws {
-        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
-            throw APIError.forbidden("only this node's own clients may send from it or read its messages")
-        }
-    }
 }
 
 extension QueryValue {
@@ -101,9 +90,6 @@ extension QueryValue {
 
 extension ContextHandlers {
     static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
-        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
-            throw APIError.forbidden("only this node's own clients may broadcast from it")
-        }
         let request = try context.decode(ContextBroadcastRequest.self)
         let response = try context.node.messages.broadcastContext(request) { request in
             var local = context

@@ -8,28 +8,33 @@ import Glibc
 /// routes need no key, do nothing without the invite code, and never carry a secret in clear.
 public enum PairingHandlers {
     static func start(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         return try .json(context.node.pairing.start(addresses: localAddresses()))
     }
 
     static func initiate(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
-        return try .json(try context.node.pairing.initiate(try context.decode(PairInitiateRequest.self)))
+        return try .json(withDefaults(try context.node.pairing.initiate(try context.decode(PairInitiateRequest.self)),
+                                      context))
     }
 
     static func confirm(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
-        return try .json(try context.node.pairing.confirm(accept: try context.decode(PairConfirmRequest.self).accept))
+        let request = try context.decode(PairConfirmRequest.self)
+        return try .json(withDefaults(try context.node.pairing.confirm(accept: request.accept,
+                                                                        grants: request.grants.map(Set.init)), context))
     }
 
     static func cancel(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         return try .json(context.node.pairing.cancel())
     }
 
     static func status(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
-        return try .json(context.node.pairing.status())
+        return try .json(withDefaults(context.node.pairing.status(), context))
+    }
+
+    /// The owner's CLI asks about grants starting from these.
+    private static func withDefaults(_ status: PairStatus, _ context: RequestContext) -> PairStatus {
+        var status = status
+        status.defaultGrants = context.node.authenticator.defaultGrants.sorted()
+        return status
     }
 
     // MARK: Node to node
@@ -53,12 +58,6 @@ public enum PairingHandlers {
         return try .json(PairStatusAck())
     }
 
-    private static func requireOwner(_ context: RequestContext) throws {
-        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
-            throw APIError.forbidden("only this node's own key drives its pairing; each person confirms on their own "
-                + "machine", code: "forbidden")
-        }
-    }
 
     /// This machine's IPv4 addresses other than loopback, to tell the other person.
     static func localAddresses() -> [String] {

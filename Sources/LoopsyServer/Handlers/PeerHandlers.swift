@@ -7,11 +7,19 @@ import LoopsyStore
 /// the credential and pin this node holds, so local clients never see a peer's key.
 public enum PeerHandlers {
     static func list(_ context: RequestContext) throws -> HTTPResponse {
-        try .json(PeerListResponse(peers: try context.node.peers.store.all().map(\.info)))
+        let defaults = context.node.authenticator.defaultGrants
+        return try .json(PeerListResponse(peers: try context.node.peers.store.all().map { record in
+            var info = record.info
+            if info.acceptsCredential {
+                info.grants = (record.grants ?? defaults).sorted()
+                info.defaultGrants = record.grants == nil
+                info.transferPaths = record.transferPaths
+            }
+            return info
+        }))
     }
 
     static func add(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         let request = try context.decode(PeerAddRequest.self)
         let (record, notes) = try context.node.peers.add(request)
         for note in notes { context.node.logger.warn("peers add \(request.address): \(note)") }
@@ -22,7 +30,6 @@ public enum PeerHandlers {
     }
 
     static func remove(_ context: RequestContext) throws -> HTTPResponse {
-        try requireOwner(context)
         let record = try context.node.peers.resolve(context.parameter("nodeId"))
         try context.node.peers.store.remove(record.nodeId)
         context.node.logger.info("peer \(record.info.name) (\(record.nodeId)) removed; its credential is revoked")
@@ -30,9 +37,6 @@ public enum PeerHandlers {
     }
 
     static func handshake(_ context: RequestContext) throws -> HTTPResponse {
-        guard context.caller.isOwner || context.caller.peerNodeId != nil else {
-            throw APIError.forbidden("handshakes need a credential", code: "forbidden")
-        }
         let request = try context.decode(PeerHandshakeRequest.self)
         if let peer = context.caller.peerNodeId, peer != request.nodeId {
             throw APIError.forbidden("a peer can only introduce itself", code: "credential_node_mismatch")
@@ -63,10 +67,8 @@ public enum PeerHandlers {
     }
 
     private static func startRelay(_ context: RequestContext, hasBody: Bool) throws -> PeerRelay {
-        // One hop only: a call another node relayed here is not relayed again.
-        guard context.caller.isOwner, context.caller.viaNodeId == nil else {
-            throw APIError.forbidden("only this node's own clients may relay through it", code: "forwarding_forbidden")
-        }
+        // One hop only: the route is the owner's, and a call another node relays here arrives
+        // with that node's peer credential, so it is never relayed again.
         let path = context.parameter("path")
         try PeerRelay.checkPath(path)
         let record = try context.node.peers.resolve(context.parameter("peer"))
@@ -75,9 +77,4 @@ public enum PeerHandlers {
                                    headers: context.request.headers, hasBody: hasBody)
     }
 
-    private static func requireOwner(_ context: RequestContext) throws {
-        guard context.caller.isOwner else {
-            throw APIError.forbidden("peers cannot manage this node's peer list", code: "forbidden")
-        }
-    }
 }

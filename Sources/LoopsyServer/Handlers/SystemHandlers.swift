@@ -29,9 +29,6 @@ public enum SystemHandlers {
     }
 
     static func events(_ context: RequestContext) throws -> HTTPResponse {
-        guard context.caller.isOwner else {
-            throw APIError.forbidden("only this node's own key may watch its changes", code: "forbidden")
-        }
         let stillValid = context.node.authenticator.stillValid(context.request, as: context.caller)
         guard let stream = context.node.events.subscribe(while: stillValid) else {
             throw APIError.serviceUnavailable("\(context.node.events.maxSubscribers) live views are open already; "

@@ -5,36 +5,6 @@ import Crypto
 import LoopsyStore
 import Synchronization
 
-/// Who made a request, as far as auth can tell.
-public struct Caller: Sendable, Equatable {
-    /// "local" for the node's own key, "key:<name>" for an `auth.allowedKeys` entry,
-    /// "peer:<nodeId>" for a peer's own credential, "anonymous@<address>" for open routes called
-    /// without one. A call relayed by another node adds " via <nodeId>" (as that node claims).
-    public var id: String
-    /// Set when the credential is a peer's: the only node it is valid for.
-    public var peerNodeId: String?
-    /// The node that relayed the call, as it says (X-Loopsy-Node-Id with one of our own keys).
-    public var viaNodeId: String?
-
-    public init(id: String, peerNodeId: String? = nil, viaNodeId: String? = nil) {
-        self.id = id
-        self.peerNodeId = peerNodeId
-        self.viaNodeId = viaNodeId
-    }
-
-    public static let local = Caller(id: "local")
-    /// The node's owner through a dashboard session.
-    public static let dashboard = Caller(id: "local (dashboard)")
-    public static func anonymous(_ address: String) -> Caller { Caller(id: "anonymous@\(address)") }
-    public static func peer(_ nodeId: String) -> Caller { Caller(id: "peer:\(nodeId)", peerNodeId: nodeId) }
-
-    /// May this caller act as the node itself (forward to peers, manage peers, read its inbox)?
-    /// Only the node's own key: `auth.allowedKeys` entries are for other machines, like peers.
-    public var isOwner: Bool {
-        peerNodeId == nil && (id == "local" || id.hasPrefix("local via ") || id == "local (dashboard)")
-    }
-}
-
 /// Checks Bearer credentials against the node key and `auth.allowedKeys`, and dashboard
 /// session cookies (with their CSRF token) against `sessions`.
 ///
@@ -46,6 +16,8 @@ public final class Authenticator: Sendable {
         var allowed: [(name: String, key: String)]
         /// What dashboard sessions are bound to: the node key's hash.
         var binding: String
+        /// What a peer or key never given grants may do (peers.defaultGrants).
+        var defaultGrants: Set<Capability>
     }
     private struct State {
         var keys: Keys
@@ -56,25 +28,36 @@ public final class Authenticator: Sendable {
     private let configPath: String?
     private let logger: Logger
     private let state: Mutex<State>
-    /// The peer whose credential hashes to the given hex SHA-256, if any.
-    private let peerForKeyHash: @Sendable (String) -> String?
+    /// The peer whose credential hashes to the given hex SHA-256, if any, with its grants.
+    private let peerForKeyHash: @Sendable (String) -> AcceptedPeer?
+    /// An extra key's explicit grants, by name.
+    private let keyGrants: @Sendable (String) -> KeyGrantStore.Entry?
     /// Dashboard sessions; nil where there is no dashboard.
     public let sessions: DashboardSessions?
 
-    public init(auth: LoopsyConfig.Auth, configPath: String?, logger: Logger, sessions: DashboardSessions? = nil,
-                peerForKeyHash: @escaping @Sendable (String) -> String? = { _ in nil }) {
+    public init(auth: LoopsyConfig.Auth, defaultGrants: Set<Capability> = LoopsyConfig().peers.defaultGrants,
+                configPath: String?, logger: Logger, sessions: DashboardSessions? = nil,
+                peerForKeyHash: @escaping @Sendable (String) -> AcceptedPeer? = { _ in nil },
+                keyGrants: @escaping @Sendable (String) -> KeyGrantStore.Entry? = { _ in nil }) {
         self.configPath = configPath
         self.sessions = sessions
         self.logger = logger
         self.peerForKeyHash = peerForKeyHash
-        state = Mutex(State(keys: Self.keys(from: auth), stamp: configPath.flatMap(SecureFile.changeStamp),
-                            checkedAt: Clock.monotonicSeconds()))
+        self.keyGrants = keyGrants
+        state = Mutex(State(keys: Self.keys(from: auth, defaultGrants: defaultGrants),
+                            stamp: configPath.flatMap(SecureFile.changeStamp), checkedAt: Clock.monotonicSeconds()))
     }
 
-    private static func keys(from auth: LoopsyConfig.Auth) -> Keys {
+    private static func keys(from auth: LoopsyConfig.Auth, defaultGrants: Set<Capability>) -> Keys {
         Keys(apiKey: auth.apiKey, allowed: auth.allowedKeys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-             binding: keyHash(auth.apiKey))
+             binding: keyHash(auth.apiKey), defaultGrants: defaultGrants)
     }
+
+    /// peers.defaultGrants as config.yaml says now.
+    public var defaultGrants: Set<Capability> { currentKeys().defaultGrants }
+
+    /// The names of the extra keys config.yaml holds now.
+    public var extraKeyNames: [String] { currentKeys().allowed.map(\.name) }
 
     /// The hex SHA-256 under which peer credentials are stored.
     public static func keyHash(_ key: String) -> String {
@@ -115,7 +98,8 @@ public final class Authenticator: Sendable {
     public func isOwnerKey(_ key: String) -> Bool { Secrets.equal(key, currentKeys().apiKey) }
 
     /// The caller for an Authorization header, or the 401/403 to answer. `nodeId` is what the
-    /// X-Loopsy-Node-Id header claims: a peer credential is refused for any other node.
+    /// X-Loopsy-Node-Id header claims: a peer credential is refused for any other node, and for
+    /// credentials not bound to a node it is only recorded as a claim.
     public func authenticate(authorization: String?, nodeId: String? = nil) -> Result<Caller, APIError> {
         guard let authorization, !authorization.isEmpty else {
             return .failure(.unauthorized("missing credentials: send 'Authorization: Bearer <api key>' "
@@ -131,20 +115,23 @@ public final class Authenticator: Sendable {
         var caller: Caller?
         if Secrets.equal(token, keys.apiKey) { caller = .local }
         for (name, key) in keys.allowed where Secrets.equal(token, key) && caller == nil {
-            caller = Caller(id: "key:\(name)")
+            let entry = keyGrants(name)
+            caller = .key(name, grants: entry?.grants ?? keys.defaultGrants, transferPaths: entry?.transferPaths)
         }
         // Peer credentials are 256-bit random keys looked up by hash: the lookup leaks nothing
         // an attacker could use to guess one.
         if caller == nil, let peer = peerForKeyHash(Self.keyHash(String(token))) {
-            if let nodeId, nodeId != peer {
+            if let nodeId, nodeId != peer.nodeId {
                 return .failure(.forbidden("this credential belongs to another node", code: "credential_node_mismatch"))
             }
-            return .success(.peer(peer))
+            return .success(.peer(peer.nodeId, grants: peer.grants ?? keys.defaultGrants,
+                                  transferPaths: peer.transferPaths))
         }
         guard var caller else { return .failure(.forbidden("invalid API key", code: "invalid_credentials")) }
+        // The owner's key and extra keys are bound to no node: a node id they send identifies
+        // nothing (no rate limit, audit name or context author follows it); it is kept as a claim.
         if let nodeId, nodeId.utf8.count == 32, nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
-            caller.id += " via \(nodeId)"
-            caller.viaNodeId = nodeId
+            caller.claimedNode = nodeId
         }
         return .success(caller)
     }
@@ -160,7 +147,7 @@ public final class Authenticator: Sendable {
             do {
                 let (config, _) = try ConfigParser.parse(try SecureFile.read(configPath))
                 if config.auth.apiKey.count >= 32 {
-                    state.keys = Self.keys(from: config.auth)
+                    state.keys = Self.keys(from: config.auth, defaultGrants: config.peers.defaultGrants)
                     logger.info("auth keys reloaded from \(configPath)")
                 } else {
                     logger.warn("config changed but auth.apiKey is missing or short; keeping the previous keys")

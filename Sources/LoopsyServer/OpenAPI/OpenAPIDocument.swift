@@ -66,7 +66,7 @@ public enum OpenAPIDocument {
         // What the dispatcher can answer for any route.
         var common: [(Int, String)] = [(400, "Malformed request"), (403, "Forbidden host, origin or credential"),
                                        (500, "Internal error")]
-        if route.access == .authenticated { common.append((401, "Missing credentials")) }
+        if !route.access.isOpen { common.append((401, "Missing credentials")) }
         if route.category != nil { common.append((429, "Rate limit reached")) }
         if route.maxBody > 0 && doc.requestBody != nil { common.append((413, "Body too large")) }
         if doc.requestBody != nil { common.append((415, "Wrong body content type")) }
@@ -76,7 +76,12 @@ public enum OpenAPIDocument {
         }
         var operation: [(String, JSONValue)] = [
             ("operationId", .string(doc.operationId)), ("summary", .string(doc.summary)),
+            ("description", .string("Who may call: \(route.access.summary).")),
             ("tags", [.string(doc.tag)]),
+            ("x-loopsy-access", [
+                "callers": .array(Caller.Kind.allCases.filter(route.access.kinds.contains).map { .string($0.rawValue) }),
+                "grant": route.access.grant.map { .string($0.rawValue) } ?? .null,
+            ]),
         ]
         if !parameters.isEmpty { operation.append(("parameters", .array(parameters))) }
         if let requestBody = doc.requestBody {
@@ -84,7 +89,7 @@ public enum OpenAPIDocument {
                                                                                     ["schema": requestBody] as JSONValue)])]))
         }
         operation.append(("responses", .object(responses)))
-        operation.append(("security", route.access == .open ? [] : [["bearer": []]]))
+        operation.append(("security", route.access.isOpen ? [] : [["bearer": []]]))
         return .object(operation)
     }
 }

@@ -26,6 +26,8 @@ public final class PairingService: Sendable {
         var commitment: [UInt8]?
         var crypto: PairingCrypto.Session?
         var confirmedHere: Bool?
+        /// What this person lets the other machine do here (nil: peers.defaultGrants).
+        var grantsHere: Set<Capability>?
         var peerName: String?
         var peerNodeId: String?
         var error: String?
@@ -86,7 +88,7 @@ public final class PairingService: Sendable {
     }
 
     /// The person compared the SAS: true if both screens showed the same digits.
-    public func confirm(accept: Bool) throws -> PairStatus {
+    public func confirm(accept: Bool, grants: Set<Capability>? = nil) throws -> PairStatus {
         let initiatorGoes = try session.withLock { session -> Bool in
             guard var current = session, current.isOpen else {
                 throw APIError.conflict("no pairing session is open; start one with `loopsy pair`", code: "no_pairing")
@@ -98,6 +100,7 @@ public final class PairingService: Sendable {
                                         : "there is no SAS to confirm yet (state \(current.state))", code: "pairing_state")
             }
             current.confirmedHere = accept
+            current.grantsHere = grants
             if accept {
                 current.state = "confirmed"
             } else {
@@ -239,7 +242,8 @@ public final class PairingService: Sendable {
                     do {
                         let info = try store(plain, role: "responder", transcript: derived.transcript,
                                              address: remote.address, fallbackPort: remote.port,
-                                             credentialWeGave: payload.credential)
+                                             credentialWeGave: payload.credential,
+                                             grants: session.withLock { $0?.grantsHere })
                         session.withLock { session in
                             session?.state = "completed"
                             session?.peerName = info.name
@@ -392,7 +396,8 @@ public final class PairingService: Sendable {
         let reply: PairExchangeReply
         do {
             info = try store(plain, role: "initiator", transcript: derived.transcript, address: remoteAddress,
-                             fallbackPort: nil, credentialWeGave: credential)
+                             fallbackPort: nil, credentialWeGave: credential,
+                             grants: session.withLock { $0?.grantsHere })
             let payload = try ownPayload(credential: credential, role: "responder", transcript: derived.transcript)
             let box = try PairingCrypto.seal(Array(try JSONEncoder().encode(payload)), key: derived.toInitiator,
                                              label: "responder", transcript: derived.transcript)
@@ -432,7 +437,7 @@ public final class PairingService: Sendable {
     /// SAS vouched for), with the credential it gave us and the hash of the one we gave it.
     /// `role`: who sent the payload ("initiator" or "responder"); `transcript`: this session's.
     private func store(_ plain: [UInt8], role: String, transcript: [UInt8], address: String, fallbackPort: Int?,
-                       credentialWeGave: String) throws -> PeerInfo {
+                       credentialWeGave: String, grants: Set<Capability>?) throws -> PeerInfo {
         guard let payload = try? SafeJSON.decode(PairPayload.self, from: Data(plain)),
               let keyBytes = Data(base64Encoded: payload.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
@@ -459,6 +464,8 @@ public final class PairingService: Sendable {
         if payload.tls { try store.setPin(payload.nodeId, fingerprint: fingerprint, replace: true) }
         try store.setOutgoingCredential(payload.nodeId, apiKey: payload.credential)
         try store.setAcceptedCredential(payload.nodeId, keyHash: Authenticator.keyHash(credentialWeGave))
+        // Pairing decides afresh what the other machine may do (nil: the defaults).
+        try store.setGrants(payload.nodeId, grants: grants, transferPaths: nil)
         guard let record = try store.get(payload.nodeId) else { throw APIError.notFound("peer \(payload.nodeId)") }
         return record.info
     }

@@ -271,6 +271,9 @@ public final class PeerService: Sendable {
             }
             notes.append(contentsOf: try introduce(to: record, client: peerClient))
         }
+        if let grants = request.grants {
+            try store.setGrants(identity.nodeId, grants: Set(grants), transferPaths: record.transferPaths)
+        }
         _ = try store.recordCheck(identity.nodeId, ok: true, error: nil, offlineAfter: 1)
         return (try store.get(identity.nodeId) ?? record, notes)
     }
@@ -324,7 +327,13 @@ public final class PeerService: Sendable {
             throw APIError.badRequest("a node cannot introduce itself to itself", code: "peer_is_self")
         }
         guard (1...65535).contains(request.port) else { throw APIError.badRequest("port must be from 1 to 65535") }
-        let address = HostPolicy.isIPLiteral(request.address) ? request.address : remoteAddress
+        // Calls go where the handshake came from, never to an address the body names: otherwise
+        // any credential could aim this node's deliveries and health checks at any host.
+        let address = remoteAddress
+        if request.address != remoteAddress {
+            logger.info("peer \(request.nodeId) says it is at \(request.address) but called from \(remoteAddress); "
+                + "using \(remoteAddress)")
+        }
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)
         try store.upsert(PeerSighting(
             nodeId: request.nodeId, name: request.hostname, address: address, port: request.port,

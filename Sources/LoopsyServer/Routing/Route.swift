@@ -10,13 +10,6 @@ public enum RateCategory: String, Sendable {
     case execute, transfer, context, pairing
 }
 
-public enum RouteAccess: Sendable {
-    /// Anyone may call it (health, pairing).
-    case open
-    /// Needs a valid credential.
-    case authenticated
-}
-
 /// What a handler gets: the request, decoded path parameters, who is calling, and the node.
 public struct RequestContext: Sendable {
     public var request: HTTPRequest
@@ -31,7 +24,8 @@ public struct RequestContext: Sendable {
 public typealias Handler = @Sendable (RequestContext) throws -> HTTPResponse
 public typealias BodySinkFactory = @Sendable (RequestContext) throws -> any HTTPBodySink
 
-/// One entry of the route table: method, path pattern (`{name}` matches one segment), policy
+/// One entry of the route table: method, path pattern (`{name}` matches one segment), who may
+/// call it (declared here, enforced by the dispatcher, shown in the OpenAPI document), policy
 /// and the OpenAPI description that documents it.
 public struct Route: Sendable {
     public var method: HTTPMethod
@@ -46,7 +40,7 @@ public struct Route: Sendable {
     /// the handler then finds it in `request.bodySink`.
     public var bodySink: BodySinkFactory?
 
-    public init(_ method: HTTPMethod, _ pattern: String, access: RouteAccess = .authenticated,
+    public init(_ method: HTTPMethod, _ pattern: String, access: RouteAccess,
                 category: RateCategory? = nil, maxBody: Int = 64 * 1024, bodySink: BodySinkFactory? = nil,
                 doc: OperationDoc, _ handler: @escaping Handler) {
         self.method = method

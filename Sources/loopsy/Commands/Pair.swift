@@ -14,6 +14,11 @@ struct Pair: ParsableCommand {
             6-digit verification code (SAS): compare them and answer on each machine. Only when \
             both people confirm do the machines exchange their identities and keys, encrypted. \
             The session closes after a wrong code and expires after pairing.timeoutSeconds.
+
+            Each person also decides what the other machine may do on theirs: it always gets \
+            peers.defaultGrants (by default the context store and messages); running programs, \
+            files and Claude Code tasks are asked one by one, or given with --grant (for example \
+            --grant exec,transfer, or --grant none). Change them later with `loopsy peers grant|revoke`.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -23,6 +28,15 @@ struct Pair: ParsableCommand {
     @Option(help: "The invite code (for scripts; otherwise asked).") var code: String?
     @Flag(help: "Accept the verification code without asking (for scripted tests only).") var yes = false
     @Flag(help: "Cancel this machine's pairing session.") var cancel = false
+    @Option(name: .customLong("grant"), parsing: .singleValue,
+            help: "What the other machine may do here, e.g. --grant context,messages,exec (none: nothing); not asked then.")
+    var grants: [String] = []
+
+    func validate() throws {
+        if grants != ["none"] {
+            do { _ = try Capability.parseList(grants) } catch { throw ValidationError("\(error)") }
+        }
+    }
 
     func run() throws {
         try runReporting {
@@ -87,7 +101,8 @@ struct Pair: ParsableCommand {
             let answer = try Prompt.ask("Same code on both screens? [y/N]")?.lowercased() ?? ""
             accept = answer == "y" || answer == "yes"
         }
-        let confirmed = try client.pairConfirm(accept: accept)
+        let granted = accept ? try chooseGrants(status) : nil
+        let confirmed = try client.pairConfirm(accept: accept, grants: granted)
         guard accept else {
             throw CLIFailure(message: "pairing cancelled: the codes differ, so someone may be in between. Nothing was "
                 + "exchanged; try again, ideally on a network you trust", code: CLIFailure.apiError)
@@ -97,6 +112,23 @@ struct Pair: ParsableCommand {
         guard final.state == "completed" else { throw outcome(final) }
         say("paired with \(final.peerName ?? "?") (\(final.peerNodeId ?? "?")): keys exchanged, TLS key pinned. "
             + "Try `loopsy exec \(final.peerName ?? "<peer>") uname -a`.")
+    }
+
+    /// What the other machine may do here: --grant, or the defaults plus one question per
+    /// powerful grant (nil: the defaults, for scripted runs).
+    private func chooseGrants(_ status: PairStatus) throws -> [Capability]? {
+        if grants == ["none"] { return [] }
+        if !grants.isEmpty { return try Capability.parseList(grants).sorted() }
+        if yes || isatty(0) == 0 { return nil }
+        let defaults = Set(status.defaultGrants ?? [.contextRead, .contextWrite, .messages])
+        var chosen = defaults.filter { !$0.isPowerful }
+        say("The other machine may " + chosen.sorted().map(\.summary).joined(separator: ", ") + " here.")
+        for capability in Capability.allCases where capability.isPowerful {
+            let byDefault = defaults.contains(capability)
+            let answer = try Prompt.ask("Let it \(capability.summary)? [\(byDefault ? "Y/n" : "y/N")]")?.lowercased() ?? ""
+            if answer.isEmpty ? byDefault : (answer == "y" || answer == "yes") { chosen.insert(capability) }
+        }
+        return chosen.sorted()
     }
 
     private func waitFor(_ client: LoopsyClient, until done: (PairStatus) -> Bool) throws -> PairStatus {

@@ -13,7 +13,7 @@ struct Peers: ParsableCommand {
             Peers are found over mDNS, added by address, or paired. A peer may be named by its \
             name, its nodeId (or a unique prefix) or its address wherever a command takes <peer>.
             """,
-        subcommands: [List.self, Add.self, Remove.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Add.self, Remove.self, Grant.self, Revoke.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List known peers.")
@@ -54,19 +54,24 @@ struct Peers: ParsableCommand {
         var fingerprint: String?
         @Flag(help: "Accept a peer without TLS even with a key (the key then crosses the network in clear).")
         var insecureHttp = false
+        @Option(name: .customLong("grant"), parsing: .singleValue,
+                help: "What the peer may do here once it calls back, e.g. --grant exec,transfer (default: peers.defaultGrants).")
+        var grants: [String] = []
 
         func validate() throws {
             guard (1...65535).contains(port) else { throw ValidationError("the port must be from 1 to 65535") }
             if keyStdin && keyFile != nil { throw ValidationError("use --key-stdin or --key-file, not both") }
+            do { _ = try Capability.parseList(grants) } catch { throw ValidationError("\(error)") }
         }
 
         func run() throws {
             try runReporting {
                 let key = try SecretInput.read(stdin: keyStdin, file: keyFile)
                 let client = try global.client(timeoutSeconds: 60)
+                let granted = grants.isEmpty ? nil : try Capability.parseList(grants).sorted()
                 let (peer, notes) = try client.addPeer(PeerAddRequest(address: address, port: port, apiKey: key,
                                                                        fingerprint: fingerprint,
-                                                                       allowInsecure: insecureHttp))
+                                                                       allowInsecure: insecureHttp, grants: granted))
                 PeerTable.describeAdded(peer, notes: notes)
             }
         }
@@ -85,6 +90,69 @@ struct Peers: ParsableCommand {
             }
         }
     }
+
+    struct Grant: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let a peer or an extra key do more on this machine.",
+            discussion: """
+                Grants: \(Capability.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: ", ")). \
+                `context` means both context grants, `all` every grant. Applies to the peer's next \
+                request, no restart. An extra key (auth.allowedKeys) is named key:NAME.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The peer (name, nodeId or prefix, address) or key:NAME.") var who: String
+        @Argument(help: "Grants to add, e.g. exec transfer.") var grants: [String] = []
+        @Option(name: .customLong("path"), help: "With transfer: the only directories it may use (repeat; replaces earlier ones).")
+        var paths: [String] = []
+        @Flag(help: "Remove its own transfer directories (back to transfer.allowedPaths).") var allPaths = false
+        @Flag(help: "Start from peers.defaultGrants instead of its current grants.") var reset = false
+
+        func validate() throws {
+            do { _ = try Capability.parseList(grants) } catch { throw ValidationError("\(error)") }
+            if grants.isEmpty && paths.isEmpty && !allPaths && !reset {
+                throw ValidationError("name at least one grant (\(Capability.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            if !paths.isEmpty && allPaths { throw ValidationError("use --path or --all-paths, not both") }
+        }
+
+        func run() throws {
+            try runReporting {
+                let change = GrantChangeRequest(grant: try Capability.parseList(grants).sorted(),
+                                                transferPaths: allPaths ? [] : (paths.isEmpty ? nil : paths.map(absolute)),
+                                                reset: reset ? true : nil)
+                PeerTable.describe(try global.client().changeGrants(who, change))
+            }
+        }
+
+        private func absolute(_ path: String) -> String {
+            path.hasPrefix("/") || path.hasPrefix("~") ? path : currentDirectory() + "/" + path
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take grants back from a peer or an extra key; refused at its next request.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The peer (name, nodeId or prefix, address) or key:NAME.") var who: String
+        @Argument(help: "Grants to remove, e.g. exec (or all).") var grants: [String]
+
+        func validate() throws {
+            do { _ = try Capability.parseList(grants) } catch { throw ValidationError("\(error)") }
+        }
+
+        func run() throws {
+            try runReporting {
+                let change = GrantChangeRequest(revoke: try Capability.parseList(grants).sorted())
+                PeerTable.describe(try global.client().changeGrants(who, change))
+            }
+        }
+    }
+}
+
+private func currentDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard getcwd(&buffer, buffer.count) != nil else { return "." }
+    return String(cString: buffer)
 }
 
 struct Connect: ParsableCommand {
@@ -146,13 +214,13 @@ struct Connect: ParsableCommand {
 
 enum PeerTable {
     static func render(_ peers: [PeerInfo]) -> String {
-        var rows = [["NAME", "NODE", "ADDRESS", "STATUS", "SECURITY", "SOURCE", "LAST SEEN"]]
+        var rows = [["NAME", "NODE", "ADDRESS", "STATUS", "SECURITY", "SOURCE", "MAY HERE", "LAST SEEN"]]
         let now = Int64(time(nil)) * 1000
         for peer in peers {
             let security = peer.tls ? (peer.fingerprint != nil ? "tls, pinned" : "tls, unpinned") : "plain http"
             let seen = peer.lastSeen.map { ago(now - $0) } ?? "never"
             rows.append([peer.name, String(peer.nodeId.prefix(12)), "\(peer.address):\(peer.port)", peer.status,
-                         security, peer.source + (peer.hasCredential ? "" : " (no key)"), seen])
+                         security, peer.source + (peer.hasCredential ? "" : " (no key)"), grantSummary(peer), seen])
         }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
@@ -160,6 +228,21 @@ enum PeerTable {
                 index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
             }.joined(separator: "  ")
         }.joined(separator: "\n")
+    }
+
+    /// What the peer may do here: "-" when it cannot call us at all.
+    static func grantSummary(_ peer: PeerInfo) -> String {
+        guard peer.acceptsCredential, let grants = peer.grants else { return "-" }
+        return grants.isEmpty ? "nothing" : grants.map(\.rawValue).joined(separator: ",")
+    }
+
+    static func describe(_ grant: GrantInfo) {
+        let list = grant.grants.isEmpty ? "nothing" : grant.grants.map(\.rawValue).joined(separator: ", ")
+        print("\(grant.kind == "key" ? "key " + grant.name : grant.name) may now: \(list)"
+            + (grant.isDefault ? " (peers.defaultGrants)" : ""))
+        if let paths = grant.transferPaths, grant.grants.contains(.transfer) {
+            print("  transfers only in: \(paths.joined(separator: ", "))")
+        }
     }
 
     static func ago(_ millis: Int64) -> String {

@@ -197,9 +197,14 @@ struct Sessions {
             guard let config = try? ConfigFile.load(other).config else { continue }
             let port = LoopsyClient.localPort(other, config: config)
             do {
+                // One person's nodes on one machine: each may do everything on the other.
                 let (peer, _) = try client.addPeer(PeerAddRequest(address: "127.0.0.1", port: port,
-                                                                  apiKey: config.auth.apiKey, allowInsecure: true))
-                print("  introduced to \(otherName) (\(peer.name))")
+                                                                  apiKey: config.auth.apiKey, allowInsecure: true,
+                                                                  grants: Capability.allCases))
+                let newNode = try client.status().nodeId
+                _ = try LoopsyClient.local(other, timeoutSeconds: 5)
+                    .changeGrants(newNode, GrantChangeRequest(grant: Capability.allCases))
+                print("  introduced to \(otherName) (\(peer.name)); each may do everything on the other")
             } catch {
                 printError("loopsy: could not introduce session \(name) to \(otherName): \(CLIFailure.from(error).message)")
             }
