@@ -27,7 +27,9 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var allowedKeys: [String: String] = [:]
     }
     public struct TLS: Sendable, Equatable {
-        public var enabled = false
+        /// On by default (`loopsy init` writes it): peers' credentials never cross the LAN in
+        /// clear. Loopback clients always get plain HTTP.
+        public var enabled = true
         public var pinnedCerts: [String: String] = [:]
     }
     public struct Execution: Sendable, Equatable {

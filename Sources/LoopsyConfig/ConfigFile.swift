@@ -34,7 +34,7 @@ public enum ConfigFile {
               apiKey: \(apiKey)
               allowedKeys: {}          # name: key, for hand-made setups (pairing manages peer keys)
             tls:
-              enabled: \(defaults.tls.enabled)           # serve peers over HTTPS (tls/cert.pem); loopback stays HTTP
+              enabled: \(defaults.tls.enabled)\(defaults.tls.enabled ? " " : "")           # serve peers over HTTPS (tls/cert.pem); loopback stays HTTP
               pinnedCerts: {}          # peer name or nodeId: sha256 hex of its TLS key (overrides what was learned)
             execution:
               denylist: [\(defaults.execution.denylist.joined(separator: ", "))]

@@ -212,6 +212,12 @@ func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> B
     return try condition()
 }
 
+/// Sets tls.enabled in a config.yaml made by `loopsy init` (which turns it on).
+func settingTLS(_ text: String, _ on: Bool) -> String {
+    let line = { (value: Bool) in "  enabled: \(value)\(value ? " " : "")           # serve peers" }
+    return text.contains(line(on)) ? text : replacingLine(text, line(!on), line(on))
+}
+
 /// Changes one config line ("  key: old" → "  key: new"), failing loudly if it is not there.
 func replacingLine(_ text: String, _ old: String, _ new: String) -> String {
     precondition(text.contains(old), "config template has no line '\(old)'")

@@ -8,7 +8,7 @@ import Testing
     static func fastChecks(_ text: String) -> String {
         var text = replacingLine(text, "  healthInterval: 30", "  healthInterval: 1")
         text = replacingLine(text, "  offlineAfter: 3", "  offlineAfter: 2")
-        return replacingLine(text, "  enabled: false           # serve peers", "  enabled: true           # serve peers")
+        return settingTLS(text, true)
     }
 
     @Test func nodesFindEachOtherOverMDNSAndHealthFollowsTheDaemon() throws {

@@ -59,7 +59,7 @@ import Testing
     static func node(_ lab: Lab, _ host: Int, tls: Bool = true, extra: @escaping (String) -> String = { $0 }) throws -> TestNode {
         try lab.node(host, hostname: "host\(host)") { text in
             var text = replacingLine(text, "  enabled: true            # mDNS", "  enabled: false            # mDNS")
-            if tls { text = replacingLine(text, "  enabled: false           # serve peers", "  enabled: true           # serve peers") }
+            text = settingTLS(text, tls)
             return extra(text)
         }
     }

@@ -10,7 +10,7 @@ import Testing
         try TestNode { text in
             var text = text.replacingOccurrences(of: "  # hostname: my-laptop", with: "  hostname: \(name)")
             text = replacingLine(text, "  enabled: true            # mDNS", "  enabled: false            # mDNS")
-            if tls { text = replacingLine(text, "  enabled: false           # serve peers", "  enabled: true           # serve peers") }
+            text = settingTLS(text, tls)
             return extra(text)
         }
     }
@@ -58,6 +58,13 @@ import Testing
         let exec = try alpha.cli("exec", "bravo", "sh", "-c", "echo on-$0; exit 3")
         #expect(exec.stdout == "on-sh\n")
         #expect(exec.status == 3)
+        // Revoked, it is refused at alpha's very next call (no restart), and granted again works again.
+        #expect(try bravo.cli("peers", "revoke", "alpha", "exec").status == 0)
+        let revoked = try alpha.cli("exec", "bravo", "true")
+        #expect(revoked.status != 0 && revoked.stderr.contains("no 'exec' grant on bravo"), "\(revoked.stderr)")
+        #expect(try bravo.cli("peers").stdout.contains("context:read,context:write,messages,transfer"))
+        #expect(try bravo.cli("peers", "grant", "alpha", "exec").status == 0)
+        #expect(try alpha.cli("exec", "bravo", "true").status == 0)
         #expect(try alpha.cli("context", "set", "k", "v1", "--peer", String(try bravo.nodeId.prefix(6))).status == 0)
         #expect(try bravo.client.contextGet("k").value == "v1")
         #expect(try bravo.client.contextGet("k").fromNodeId == (try alpha.nodeId))

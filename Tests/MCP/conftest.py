@@ -43,8 +43,8 @@ class Node:
         config = config.replace("  # hostname: my-laptop", f"  hostname: {name}")
         config = config.replace("  enabled: true            # mDNS", "  enabled: false            # mDNS")
         config = config.replace('allowedPaths: ["~"]', f'allowedPaths: ["{self.dir}/files", "/tmp"]')
-        if tls:
-            config = config.replace("  enabled: false           # serve peers", "  enabled: true           # serve peers")
+        if not tls:  # `loopsy init` turns tls.enabled on
+            config = config.replace("  enabled: true            # serve peers", "  enabled: false           # serve peers")
         if edit:
             config = edit(config)
         (self.dir / "config.yaml").write_text(config)

@@ -1,0 +1,96 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Testing
+
+/// What an extra key or a peer can no longer do with a header or a body field: pass as another
+/// node, escape its rate limit, use the owner's dashboard session, aim the node at an address,
+/// or see and stop the owner's jobs.
+@Suite struct TrustTests {
+    static let trustedKey = String(repeating: "t", count: 40)
+
+    static func node(_ name: String, extra: @escaping (String) -> String = { $0 }) throws -> TestNode {
+        try PeerTests.named(name) { text in
+            extra(replacingLine(text, "  allowedKeys: {}", "  allowedKeys: {trusted: \(trustedKey)}"))
+        }
+    }
+
+    @Test func aNodeIdHeaderOnAnUnboundKeyIdentifiesNothing() throws {
+        let alpha = try Self.node("alpha") { replacingLine($0, "  context: 60", "  context: 3") }
+        defer { alpha.cleanUp() }
+        try alpha.start()
+        let claimed = (0..<4).map { String(repeating: String($0), count: 32) }
+        // A new node id per request does not buy a new rate-limit budget: the key is what counts.
+        var statuses: [Int] = []
+        for id in claimed {
+            let response = try alpha.http("PUT", "/api/v1/context/k\(statuses.count)", body: #"{"value":"v"}"#,
+                                          key: Self.trustedKey, headers: ["X-Loopsy-Node-Id": id])
+            statuses.append(response.status)
+        }
+        #expect(statuses == [200, 200, 200, 429])
+        // The entry is the key's, not the claimed node's; the audit log shows the claim as a claim.
+        #expect(try alpha.client.contextGet("k0").fromNodeId == "key:trusted")
+        #expect(try alpha.client.audit(limit: 100).contains {
+            $0.caller == "key:trusted (claims node \(claimed[0]))" && $0.path == "/api/v1/context/k0"
+        })
+    }
+
+    @Test func aDashboardCookieWithAnotherKeyGetsNoCSRFToken() throws {
+        let alpha = try Self.node("alpha")
+        defer { alpha.cleanUp() }
+        try alpha.start()
+        let login = try alpha.http("POST", "/dashboard/api/login", body: "{\"apiKey\":\"\(alpha.apiKey)\"}", key: "")
+        #expect(login.status == 200)
+        let cookie = try #require(login.headers["set-cookie"]?.split(separator: ";").first.map(String.init))
+        let csrf = try login.json(DashboardSessionResponse.self).csrfToken
+        // The owner's own session works with its cookie and token…
+        let own = try alpha.http("GET", "/dashboard/api/session", key: "", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        #expect(own.status == 200 && own.text.contains("csrfToken"), "\(own.status) \(own.text)")
+        // …but the cookie sent along with another credential is that credential's request.
+        let stolen = try alpha.http("GET", "/dashboard/api/session", key: Self.trustedKey, headers: ["Cookie": cookie])
+        #expect(stolen.status == 403 && stolen.errorCode == "owner_only" && !stolen.text.contains("csrfToken"))
+    }
+
+    @Test func jobsAreTheirCallersAndAHandshakeCannotAimTheNode() throws {
+        let alpha = try Self.node("alpha"), bravo = try Self.node("bravo")
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start()
+        #expect(try alpha.cli("peers", "grant", "key:trusted", "exec").status == 0)
+        // The owner's long job: the key neither sees it nor can stop it; the owner sees both.
+        let stream = Process()
+        stream.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        stream.arguments = ["-s", "-N", "-m", "40", "-X", "POST", "-H", "Authorization: Bearer \(alpha.apiKey)",
+                            "-H", "Content-Type: application/json", "--data", #"{"command":"sleep","args":["30"]}"#,
+                            alpha.baseURL + "/api/v1/execute/stream"]
+        stream.standardOutput = FileHandle.nullDevice
+        try stream.run()
+        defer { kill(stream.processIdentifier, SIGKILL); stream.waitUntilExit() }
+        var ownerJob = ""
+        #expect(try eventually(5) {
+            let jobs = try alpha.http("GET", "/api/v1/execute/jobs").json(JobListResponse.self).jobs
+            ownerJob = jobs.first { $0.command == "sleep" }?.jobId ?? ""
+            return !ownerJob.isEmpty
+        })
+        let listed = try alpha.http("GET", "/api/v1/execute/jobs", key: Self.trustedKey)
+        #expect(listed.status == 200 && !listed.text.contains(ownerJob))
+        let cancel = try alpha.http("DELETE", "/api/v1/execute/\(ownerJob)", key: Self.trustedKey)
+        #expect(cancel.status == 404)
+        #expect(try alpha.http("GET", "/api/v1/execute/jobs").text.contains(ownerJob))
+        #expect(try alpha.http("DELETE", "/api/v1/execute/\(ownerJob)").status == 200)
+
+        // bravo introduces itself to alpha naming another address: alpha keeps the one it was called from.
+        let paired = try PeerTests.pair(bravo, alpha, address: "127.0.0.1")
+        #expect(paired.status == 0, "\(paired.stderr)")
+        let peerKey = try run("/usr/bin/sqlite3", [bravo.dataDir + "/loopsy.db", "SELECT api_key FROM peers"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let identity = try bravo.client.identity()
+        let handshake = PeerHandshakeRequest(
+            nodeId: identity.nodeId, hostname: "bravo", publicKey: identity.publicKey, address: "10.66.0.9", port: 9,
+            tls: false, platform: "linux", version: "x", capabilities: [], credential: nil)
+        let body = String(decoding: try JSONEncoder().encode(handshake), as: UTF8.self)
+        #expect(try alpha.http("POST", "/api/v1/peers/handshake", body: body, key: peerKey).status == 200)
+        let peer = try #require(try alpha.peers().first { $0.nodeId == identity.nodeId })
+        #expect(peer.address == "127.0.0.1" && !peer.addresses.contains("10.66.0.9"))
+    }
+}
