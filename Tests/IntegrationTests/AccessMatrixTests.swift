@@ -17,15 +17,15 @@ import Testing
 
     @Test func everyRouteAdmitsExactlyTheCallersItDeclares() throws {
         let noneKey = String(repeating: "n", count: 40), allKey = String(repeating: "a", count: 40)
-        let alpha = try PeerTests.named("alpha") { text in
+        let alpha = try PeerTests.named("alpha", tls: true) { text in
             replacingLine(text, "  allowedKeys: {}", "  allowedKeys: {bare: \(noneKey), trusted: \(allKey)}")
         }
         let bravo = try PeerTests.named("bravo")
         defer { alpha.cleanUp(); bravo.cleanUp() }
-        try alpha.start()
+        try alpha.start(host: "127.0.0.2")
         try bravo.start()
         // bravo adds alpha with alpha's key: alpha gives bravo a peer credential of its own.
-        let paired = try PeerTests.pair(bravo, alpha, address: "127.0.0.1")
+        let paired = try PeerTests.pair(bravo, alpha)
         try #require(paired.status == 0, "\(paired.stdout)\(paired.stderr)")
         let peerKey = try run("/usr/bin/sqlite3", [bravo.dataDir + "/loopsy.db", "SELECT api_key FROM peers"])
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -238,8 +238,7 @@ public final class PeerService: Sendable {
         }
         let secret = request.apiKey?.isEmpty == false || request.fingerprint != nil
         let probe = try probe(address: request.address, port: port,
-                              requireTLS: secret && request.allowInsecure != true
-                                  && !HostPolicy.isLoopback(request.address))
+                              requireTLS: secret && request.allowInsecure != true)
         let identity = probe.identity
         if identity.nodeId == local.identity.nodeId {
             throw APIError.badRequest("\(request.address):\(port) is this node itself", code: "peer_is_self")
