@@ -278,6 +278,9 @@ struct LoopsyTools: Sendable {
             "- \(peer.name) (nodeId \(peer.nodeId), \(peer.address):\(peer.port)): \(peer.status)"
                 + (peer.tls ? (peer.fingerprint != nil ? ", TLS pinned" : ", TLS unpinned") : ", plain HTTP")
                 + (peer.hasCredential ? "" : ", no key (cannot be called yet)")
+                + (peer.grants.map { grants in
+                    "; may do here: " + (grants.isEmpty ? "nothing" : grants.map(\.rawValue).joined(separator: ", "))
+                } ?? "")
         }
         return result("\(peers.count) peer(s):\n" + lines.joined(separator: "\n"), PeerListResponse(peers: peers))
     }

@@ -382,8 +382,8 @@ async function loadOverview() {
 
 async function loadPeers() {
   const peers = await allPeers();
-  table($('peers-table'), ['Name', 'Status', 'Node ID', 'Addresses', 'TLS', 'Last seen', 'Checks failed',
-                           'Last error', 'Known to', ''], peers.map((peer) =>
+  table($('peers-table'), ['Name', 'Status', 'Node ID', 'Addresses', 'TLS', 'May do here', 'Last seen',
+                           'Checks failed', 'Last error', 'Known to', ''], peers.map((peer) =>
     el('tr', {},
        el('td', {}, peer.name),
        el('td', {}, badge(peer.status)),
@@ -391,13 +391,35 @@ async function loadPeers() {
        el('td', {}, (peer.addresses && peer.addresses.length ? peer.addresses : [peer.address]).join(', ')
                      + ':' + peer.port),
        el('td', {}, peer.tls ? (peer.fingerprint ? 'pinned' : 'yes') : 'no'),
+       el('td', {}, peer.grants ? (peer.grants.length ? peer.grants.join(', ') : 'nothing') : '–'),
        el('td', {}, ago(peer.lastSeen)),
        el('td', {}, String(peer.failures)),
        el('td', { class: 'value' }, peer.lastError || ''),
        el('td', {}, peer.seenBy.join(', ')),
-       el('td', {}, el('button', { type: 'button', class: 'small danger', 'aria-label': 'Remove peer ' + peer.name,
-                                   onclick: () => removePeer(peer) }, 'Remove')))),
+       el('td', {},
+          peer.grants ? el('button', { type: 'button', class: 'small', 'aria-label': 'Change grants of ' + peer.name,
+                                       onclick: () => changeGrants(peer) }, 'Grants') : '',
+          el('button', { type: 'button', class: 'small danger', 'aria-label': 'Remove peer ' + peer.name,
+                         onclick: () => removePeer(peer) }, 'Remove')))),
     'No peers yet. Pair with `loopsy pair`, or they appear by themselves over mDNS.');
+}
+
+const capabilities = ['context:read', 'context:write', 'messages', 'exec', 'transfer', 'tasks'];
+
+// What a peer may do on the selected node: the owner types the whole list.
+async function changeGrants(peer) {
+  const answer = prompt(`What may ${peer.name} do on ${state.node.name}? Grants, comma-separated, from: `
+                        + capabilities.join(', '), (peer.grants || []).join(', '));
+  if (answer === null) return;
+  const wanted = answer.split(/[\s,]+/).filter(Boolean);
+  const unknown = wanted.filter((name) => !capabilities.includes(name));
+  if (unknown.length) { toast('Unknown grant: ' + unknown.join(', ')); return; }
+  try {
+    await api(state.node.base, '/grants/' + encodeURIComponent(peer.nodeId), { method: 'POST',
+      body: { grant: wanted, revoke: capabilities.filter((name) => !wanted.includes(name)) } });
+    toast(`${peer.name} may now: ${wanted.length ? wanted.join(', ') : 'nothing'}`);
+    await loadPeers();
+  } catch (error) { failed(error); }
 }
 
 async function removePeer(peer) {
