@@ -13,8 +13,10 @@ struct ApprovedCommand: Sendable {
     var timeoutMs: Int
 }
 
-/// The one check for everything that runs a program: denylist (on the program actually run,
-/// seen through common wrappers), optional allowlist, cwd, environment and timeout rules.
+/// The one check for everything that runs a program — /execute, /execute/stream and AI tasks:
+/// denylist (on the name given and the real name of the program run, seen through wrappers whose
+/// options are parsed as they parse them, refusing what is not understood), optional allowlist
+/// (on the real file: PATH search, then realpath), cwd, environment and timeout rules.
 struct ExecutionPolicy: Sendable {
     let denylist: Set<String>
     let allowlist: Set<String>?
@@ -22,6 +24,9 @@ struct ExecutionPolicy: Sendable {
     let maxTimeoutMs: Int
     /// PATH used to find programs: the daemon's own, never the caller's.
     let searchPath: [String]
+    /// The daemon's environment (commands and Claude Code get only named parts of it).
+    private let daemonEnvironment: [String: String]
+    /// What a command starts with: the minimal set plus execution.environment.
     let baseEnvironment: [String: String]
 
     init(config: LoopsyConfig.Execution, environment: [String: String]) {
@@ -31,20 +36,39 @@ struct ExecutionPolicy: Sendable {
         maxTimeoutMs = config.maxTimeout
         let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         searchPath = path.split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
-        var base = environment.filter { Self.inheritedVariables.contains($0.key) }
-        base["PATH"] = path
-        baseEnvironment = base
+        var daemon = environment
+        daemon["PATH"] = path
+        daemonEnvironment = daemon
+        baseEnvironment = Self.environment(of: daemon, passing: config.environment)
     }
 
-    /// Variables a command inherits from the daemon; everything else comes from the caller.
-    private static let inheritedVariables: Set<String> = ["HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM"]
+    /// Variables every program run here gets from the daemon (when it has them); more are passed
+    /// only when named in execution.environment (commands) or aiTasks.environment (Claude Code).
+    static let minimalVariables = ["HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM", "PATH"]
+
+    private static func environment(of daemon: [String: String], passing names: [String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for name in minimalVariables + names {
+            if let value = daemon[name] { result[name] = value }
+        }
+        return result
+    }
+
+    /// The minimal set plus the daemon's variables named in `names` (aiTasks.environment).
+    func environment(passing names: [String]) -> [String: String] {
+        Self.environment(of: daemonEnvironment, passing: names)
+    }
+
+    /// The shell that `flock -c`, `script`, `sudo -s`, … run ($SHELL, which callers may not set).
+    private var shell: String { baseEnvironment["SHELL"].flatMap { $0.isEmpty ? nil : $0 } ?? "/bin/sh" }
 
     /// Variables a caller may not set: they change which program runs or what it loads, past the
     /// checks made here.
     static func forbiddenVariable(_ name: String) -> Bool {
         name.hasPrefix("LD_") || name.hasPrefix("BASH_FUNC_") || name.hasPrefix("DYLD_")
             || ["PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "PS4", "GCONV_PATH", "HOSTALIASES",
-                "NLSPATH", "PYTHONSTARTUP", "PERL5OPT", "NODE_OPTIONS"].contains(name)
+                "NLSPATH", "PYTHONSTARTUP", "PERL5OPT", "NODE_OPTIONS", "SHELL", "CDPATH", "GLOBIGNORE",
+                "PROMPT_COMMAND", "ZDOTDIR"].contains(name)
     }
 
     func approve(_ request: ExecuteRequest, home: String) throws -> ApprovedCommand {
@@ -68,7 +92,7 @@ struct ExecutionPolicy: Sendable {
             environment[name] = value
         }
         // Denied programs are refused whether or not they exist here.
-        try check(argv: [request.command] + args, cwd: cwd, depth: 0)
+        try check(argv: [request.command] + args, cwd: cwd)
         guard let executable = resolve(request.command, cwd: cwd) else {
             throw APIError.badRequest("program '\(request.command)' was not found (looked in \(searchPath.joined(separator: ":")))",
                                       code: "command_not_found")
@@ -89,35 +113,57 @@ struct ExecutionPolicy: Sendable {
 
     // MARK: Programs behind the command
 
-    /// Refuses `argv` if it, or any program it runs through a known wrapper, is denied or not
-    /// allowed.
-    func check(argv: [String], cwd: String, depth: Int) throws {
-        guard let program = argv.first else { return }
+    /// Refuses `argv` if it, or any program it runs through a known wrapper (its options parsed
+    /// as the wrapper parses them; an option not understood is refused), is denied or not allowed.
+    func check(argv: [String], cwd: String) throws {
+        try check(InnerCommand(argv: argv, cwd: cwd), depth: 0)
+    }
+
+    private func check(_ command: InnerCommand, depth: Int) throws {
+        guard let program = command.argv.first else { return }
         guard depth < 8 else {
             throw APIError.forbidden("the command nests wrappers too deeply to check", code: "command_denied")
         }
-        let names = programNames(program, cwd: cwd)
+        let given = basename(program)
+        let shown = program.replacing(String(ShellWords.dynamic), with: "…")
+        if program.contains(ShellWords.dynamic) || program.isEmpty {
+            throw APIError.forbidden("the program '\(shown)' is only known when the command runs (an expansion, a glob, "
+                + "or find's/xargs' input), so it cannot be checked; refused", code: "command_denied")
+        }
+        if program.contains("/") && !program.hasPrefix("/") && command.cwd == nil {
+            throw APIError.forbidden("'\(program)' is a relative path in a directory only known when the command runs, so it "
+                + "cannot be checked; refused", code: "command_denied")
+        }
+        // The program as the kernel will find it: PATH search (the daemon's PATH), then realpath.
+        let real = resolve(program, cwd: command.cwd ?? "/").flatMap(realPath)
+        let realName = real.map(basename)
+        let names = [given] + (realName.map { $0 == given ? [] : [$0] } ?? [])
         if let denied = names.first(where: denylist.contains) {
             throw APIError.forbidden("'\(denied)' is in execution.denylist\(depth > 0 ? " (run through a wrapper)" : "")",
                                      code: "command_denied")
         }
-        if let allowlist, !names.contains(where: allowlist.contains) {
-            throw APIError.forbidden("'\(names.first ?? program)' is not in execution.allowlist", code: "command_not_allowed")
+        if let allowlist {
+            guard let real, let realName, allowlist.contains(realName) || allowlist.contains(real) else {
+                let what = real.map { "'\(given)' (\($0))" } ?? "'\(given)' (not found on the daemon's PATH)"
+                throw APIError.forbidden("\(what) is not in execution.allowlist\(depth > 0 ? " (run through a wrapper)" : "")",
+                                         code: "command_not_allowed")
+            }
         }
-        for inner in Wrappers.innerCommands(of: argv, programName: names.last ?? program) {
-            try check(argv: inner, cwd: cwd, depth: depth + 1)
+        // What the file is decides how it reads its arguments; a multi-call binary goes by its name.
+        let name = realName ?? given
+        var argv = command.argv
+        if name == "busybox" && given != "busybox" { argv = ["busybox", given] + argv.dropFirst() }
+        // In a script, an expanded argument can split into several words and move into the
+        // program's place: a wrapper given one cannot be checked.
+        if command.fromScript, Wrappers.isWrapper(name), argv.dropFirst().contains(where: { $0.contains(ShellWords.dynamic) }) {
+            throw APIError.forbidden("\(name): an argument is only known when the script runs, so the command it runs cannot "
+                + "be checked; refused", code: "command_denied")
         }
-    }
-
-    /// The name as given and the name of the file it resolves to (symlinks followed), so a
-    /// link called `safe` to `/bin/rm` is still `rm`.
-    private func programNames(_ program: String, cwd: String) -> [String] {
-        var names = [basename(program)]
-        if let path = resolve(program, cwd: cwd), let real = realPath(path) {
-            let name = basename(real)
-            if name != names[0] { names.append(name) }
+        let context = WrapperContext(cwd: command.cwd, strict: allowlist != nil, open: command.open,
+                                     fromScript: command.fromScript, shell: shell)
+        for inner in try Wrappers.innerCommands(of: argv, name: name, context: context) {
+            try check(inner, depth: depth + 1)
         }
-        return names
     }
 
     func resolve(_ program: String, cwd: String) -> String? {
@@ -128,15 +174,17 @@ struct ExecutionPolicy: Sendable {
         return searchPath.lazy.map { $0 + "/" + program }.first(where: isExecutableFile)
     }
 
-    private func directory(_ path: String) throws -> String {
+    /// The one check for a working directory (commands and AI tasks): absolute, an existing
+    /// directory; the real path (symlinks resolved) is what is used.
+    func directory(_ path: String) throws -> String {
         guard path.hasPrefix("/") else {
             throw APIError.badRequest("cwd must be an absolute path", code: "bad_cwd")
         }
         var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, let real = realPath(path) else {
             throw APIError.badRequest("cwd '\(path)' is not an existing directory", code: "bad_cwd")
         }
-        return path
+        return real
     }
 
     private func isExecutableFile(_ path: String) -> Bool {
