@@ -150,9 +150,10 @@ struct ExecutionPolicy: Sendable {
             }
         }
         // What the file is decides how it reads its arguments; a multi-call binary goes by its name.
-        let name = realName ?? given
+        var name = realName ?? given
         var argv = command.argv
         if name == "busybox" && given != "busybox" { argv = ["busybox", given] + argv.dropFirst() }
+        if name == "newgrp" && given == "sg" { name = "sg" }  // sg is newgrp under another name
         // In a script, an expanded argument can split into several words and move into the
         // program's place: a wrapper given one cannot be checked.
         if command.fromScript, Wrappers.isWrapper(name), argv.dropFirst().contains(where: { $0.contains(ShellWords.dynamic) }) {
