@@ -280,7 +280,8 @@ import Testing
     @Test func aScriptFileIsRefusedUnderAnAllowlist() throws {
         let error = try #require(Self.refusal(["sh", "/tmp/script.sh"], Self.strict(["dash"])))
         #expect(error.code == "command_denied" && error.message.contains("runs the script file '/tmp/script.sh'"))
-        #expect(Self.refusal(["sh", "-c", "sh /tmp/script.sh"]) != nil)  // nor from a script
+        #expect(Self.refusal(["sh", "-c", "sh /tmp/script.sh"], Self.strict(["dash"])) != nil)  // nor from a script
+        #expect(Self.refusal(["sh", "-c", "sh /tmp/script.sh"]) == nil)  // a denylist alone lets it run
     }
 
     static func strict(_ allowlist: [String]) -> ExecutionPolicy {

@@ -93,7 +93,8 @@ struct ExecutionPolicy: Sendable {
         }
         // Denied programs are refused whether or not they exist here.
         try check(argv: [request.command] + args, cwd: cwd)
-        guard let executable = resolve(request.command, cwd: cwd) else {
+        // The file checked is the file run: its real path (a symlink swapped afterwards changes nothing).
+        guard let executable = resolve(request.command, cwd: cwd).map({ realPath($0) ?? $0 }) else {
             throw APIError.badRequest("program '\(request.command)' was not found (looked in \(searchPath.joined(separator: ":")))",
                                       code: "command_not_found")
         }

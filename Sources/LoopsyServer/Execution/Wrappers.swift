@@ -211,7 +211,7 @@ enum Wrappers {
         "strace", "ltrace", "valgrind", "gdb", "parallel", "unbuffer", "fakeroot", "fakechroot", "proot", "firejail",
         "setpriv", "prlimit", "numactl", "cgexec", "chpst", "catchsegv", "pkexec", "runcon", "newgrp", "expect",
         "sudoedit", "nocache", "torsocks", "proxychains", "proxychains4", "bwrap", "capsh", "daemonize", "start-stop-daemon",
-        "dbus-launch", "xvfb-run", "rlwrap", "ionice.util-linux", "schroot", "machinectl", "flatpak-spawn", "nsjail",
+        "dbus-launch", "xvfb-run", "rlwrap", "schroot", "machinectl", "flatpak-spawn", "nsjail",
     ]
 
     static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "ksh93", "ash", "mksh", "yash", "fish", "rbash",
@@ -267,9 +267,9 @@ enum Wrappers {
             var parser = Getopt(name, OptionTable("pVv"), args)
             let options = try parser.all()
             if options.contains(where: { $0.key != "p" }) { return [] }  // -v/-V describe, they do not run
-            return try command(name, parser.operands, context)
+            return try requireCommand(name, command(name, parser.operands, context), context)
         case "exec": return try simple(name, OptionTable("cla:"), args, context)
-        case "builtin": return try simple(name, OptionTable(""), args, context)
+        case "builtin": return try simple(name, OptionTable(""), args, context)  // only `--`
         case "eval": return try script(name, args.joined(separator: " "), context)
         case "trap":
             var parser = Getopt(name, OptionTable("lpP"), args)
@@ -897,7 +897,9 @@ enum Wrappers {
             return try script(name, text, WrapperContext(cwd: context.cwd, strict: context.strict, shell: context.shell))
         }
         if let file = operands.first {
-            if context.strict || context.fromScript || context.open {
+            // A file's commands cannot be read here: with an allowlist that is a refusal; with only
+            // a denylist (a speed bump) `sh FILE` runs, as it would typed at the top level.
+            if context.strict || context.open {
                 throw refused(name, "it runs the script file '\(file)', whose commands are not known here")
             }
             return []
@@ -923,7 +925,7 @@ enum Wrappers {
             }
         }
         if scripts.isEmpty {
-            if let file = parser.operands.first, context.strict || context.fromScript || context.open {
+            if let file = parser.operands.first, context.strict || context.open {
                 throw refused("fish", "it runs the script file '\(file)', whose commands are not known here")
             }
             if parser.operands.isEmpty && (context.fromScript || context.open) {
