@@ -20,6 +20,21 @@ import Testing
         #expect(ShellWords.commands(in: #"echo "$(shutdown now)""#).compactMap(\.first).contains("shutdown"))
     }
 
+    @Test func marksWordsMadeAtRunTime() {
+        let dynamic = String(ShellWords.dynamic)
+        let commands = ShellWords.commands(in: #"echo "$HOME" '$HOME' *.o "*.o" ~/x a{b,c} \$y; $(date) x"#)
+        #expect(commands == [["echo", "$HOME" + dynamic, "$HOME", "*.o" + dynamic, "*.o", "~/x" + dynamic, "a{b,c}" + dynamic, "$y"],
+                             ["date"], [dynamic, "x"]])
+    }
+
+    @Test func redirectionsBracesAndKeywordsAreNotPrograms() {
+        #expect(ShellWords.commands(in: ">/dev/null 2>&1 rm x; { ls; } 3<in cat <<<word") == [["rm", "x"], ["ls"], ["cat"]])
+        #expect(ShellWords.commands(in: "for f in a b; do echo $f; done; case $x in a) true;; esac").compactMap(\.first)
+            == ["echo", "true"])
+        #expect(ShellWords.commands(in: "diff <(sort a) b").map(\.first) == ["diff", "sort", "b"])
+        #expect(ShellWords.parse("PATH=/x ls; A=1").assignments == ["PATH=/x", "A=1"])
+    }
+
     @Test func commentsAndQuotedOperatorsAreNotCommands() {
         #expect(ShellWords.commands(in: "echo 'rm; dd' # rm -rf").map(\.first) == ["echo"])
     }
@@ -263,6 +278,11 @@ import Testing
         (["sh", "-c", "/bin/r{m,} x"], "is only known when the command runs"),
         (["sh", "-c", "$(echo rm) x"], "is only known when the command runs"),
         (["sh", "-c", "nice -n $N echo"], "nice: an argument is only known when the script runs"),
+        (["sh", "-c", "timeout $T echo"], "timeout: an argument is only known when the script runs"),
+        (["sh", "-c", "env -u $V echo"], "env: an argument is only known when the script runs"),
+        (["sh", "-c", "nice $N"], "the program '$N…' is only known when the command runs"),
+        (["sh", "-c", "timeout -k $K"], "timeout: an argument is only known when the script runs"),
+        (["sh", "-c", "timeout 5 env $X"], "is only known when the command runs"),
         (["env", "PATH=/tmp/evil", "echo", "hi"], "env may not set PATH: it would change which program runs or what it loads"),
         (["env", "-S", "${X} y"], "env: its -S string expands variables or is made when it runs"),
         (["busybox", "rm", "x"], "'rm' is in execution.denylist"),
@@ -316,6 +336,7 @@ import Testing
         ["bash", "--norc", "-c", "if true; then echo yes; fi"], ["sh", "-c", "echo \"$(date)\" | wc -c"],
         ["sh", "-c", "trap '' TERM; sleep 1"], ["sh", "-c", "kill -0 $$"], ["sh"], ["flock", "/tmp/F", "-c", "echo hi"],
         ["timeout", "5", "sh", "-c", "echo hi"], ["env", "-C", "/tmp", "echo"], ["ionice", "-c", "3", "echo"],
+        ["sh", "-c", "timeout 5 echo \"$HOME\" *.txt"], ["sh", "-c", "find . -name '*.log' -print"], ["sh", "-c", "sh f.sh"],
     ])
     func legitimateCommandsStillRun(argv: [String]) {
         let error = Self.refusal(argv)

@@ -155,16 +155,29 @@ struct ExecutionPolicy: Sendable {
         var argv = command.argv
         if name == "busybox" && given != "busybox" { argv = ["busybox", given] + argv.dropFirst() }
         if name == "newgrp" && given == "sg" { name = "sg" }  // sg is newgrp under another name
-        // In a script, an expanded argument can split into several words and move into the
-        // program's place: a wrapper given one cannot be checked.
-        if command.fromScript, Wrappers.isWrapper(name), argv.dropFirst().contains(where: { $0.contains(ShellWords.dynamic) }) {
+        let context = WrapperContext(cwd: command.cwd, strict: allowlist != nil, open: command.open,
+                                     fromScript: command.fromScript, shell: shell)
+        let inner = try Wrappers.innerCommands(of: argv, name: name, context: context)
+        // In a script, an expanded word can split into several and move into the program's place:
+        // a wrapper whose words before the program it runs are made at run time cannot be checked.
+        if command.fromScript, Wrappers.isWrapper(name), !Self.expansionsOnlyAfterThePrograms(argv, inner) {
             throw APIError.forbidden("\(name): an argument is only known when the script runs, so the command it runs cannot "
                 + "be checked; refused", code: "command_denied")
         }
-        let context = WrapperContext(cwd: command.cwd, strict: allowlist != nil, open: command.open,
-                                     fromScript: command.fromScript, shell: shell)
-        for inner in try Wrappers.innerCommands(of: argv, name: name, context: context) {
-            try check(inner, depth: depth + 1)
+        for command in inner {
+            try check(command, depth: depth + 1)
+        }
+    }
+
+    /// Whether every word of `argv` made at run time lies in an inner command taken whole from
+    /// its end (`timeout 5 echo "$x"`), where it is that command's own (checked in its turn).
+    private static func expansionsOnlyAfterThePrograms(_ argv: [String], _ inner: [InnerCommand]) -> Bool {
+        let isDynamic: (String) -> Bool = { $0.contains(ShellWords.dynamic) }
+        guard argv.dropFirst().contains(where: isDynamic) else { return true }
+        guard !inner.isEmpty else { return false }
+        return inner.allSatisfy { command in
+            guard command.argv.count < argv.count, Array(argv.suffix(command.argv.count)) == command.argv else { return false }
+            return !argv[1..<(argv.count - command.argv.count)].contains(where: isDynamic)
         }
     }
 
