@@ -96,7 +96,8 @@ import Testing
         }
     }
 
-    @Test(arguments: ["LD_PRELOAD", "LD_LIBRARY_PATH", "PATH", "BASH_ENV", "BASH_FUNC_ls%%", "IFS"])
+    @Test(arguments: ["LD_PRELOAD", "LD_LIBRARY_PATH", "PATH", "BASH_ENV", "BASH_FUNC_ls%%", "IFS", "SHELL", "POSIXLY_CORRECT",
+                      "GIT_SSH_COMMAND", "GIT_CONFIG_PARAMETERS", "PAGER"])
     func environmentCannotRedirectThePolicy(name: String) {
         #expect(throws: APIError.self) {
             try policy.approve(ExecuteRequest(command: "echo", env: [name: "/tmp/evil"]), home: "/tmp")

@@ -62,14 +62,23 @@ struct ExecutionPolicy: Sendable {
     /// The shell that `flock -c`, `script`, `sudo -s`, … run ($SHELL, which callers may not set).
     private var shell: String { baseEnvironment["SHELL"].flatMap { $0.isEmpty ? nil : $0 } ?? "/bin/sh" }
 
-    /// Variables a caller may not set: they change which program runs or what it loads, past the
-    /// checks made here.
+    /// Variables a caller may not set: they change which program runs or what it loads, or how
+    /// a wrapper reads its options, past the checks made here (SHELL: what flock -c, script and
+    /// sudo -s run; POSIXLY_CORRECT: whether getopt permutes; the GIT_*, PAGER and EDITOR ones:
+    /// commands an allowed git or less would run).
     static func forbiddenVariable(_ name: String) -> Bool {
-        name.hasPrefix("LD_") || name.hasPrefix("BASH_FUNC_") || name.hasPrefix("DYLD_")
-            || ["PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "PS4", "GCONV_PATH", "HOSTALIASES",
-                "NLSPATH", "PYTHONSTARTUP", "PERL5OPT", "NODE_OPTIONS", "SHELL", "CDPATH", "GLOBIGNORE",
-                "PROMPT_COMMAND", "ZDOTDIR"].contains(name)
+        name.hasPrefix("LD_") || name.hasPrefix("BASH_FUNC_") || name.hasPrefix("DYLD_") || name.hasPrefix("GIT_CONFIG")
+            || forbiddenNames.contains(name)
     }
+
+    private static let forbiddenNames: Set<String> = [
+        "PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "PS4", "GCONV_PATH", "HOSTALIASES", "NLSPATH",
+        "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
+        "NODE_PATH", "SHELL", "CDPATH", "GLOBIGNORE", "PROMPT_COMMAND", "ZDOTDIR", "POSIXLY_CORRECT", "GIT_SSH",
+        "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_ASKPASS",
+        "GIT_PROXY_COMMAND", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR", "PAGER", "MANPAGER", "EDITOR", "VISUAL", "SUDO_EDITOR",
+        "LESSOPEN", "LESSCLOSE", "SSH_ASKPASS", "BROWSER",
+    ]
 
     func approve(_ request: ExecuteRequest, home: String) throws -> ApprovedCommand {
         guard !request.command.isEmpty, !request.command.contains("\0") else {
