@@ -33,6 +33,7 @@ import Testing
             == ["echo", "true"])
         #expect(ShellWords.commands(in: "diff <(sort a) b").map(\.first) == ["diff", "sort", "b"])
         #expect(ShellWords.parse("PATH=/x ls; A=1").assignments == ["PATH=/x", "A=1"])
+        #expect(ShellWords.commands(in: "r\\\nm x; \"a\\\nb\"") == [["rm", "x"], ["ab"]])  // \<newline> joins lines
     }
 
     @Test func commentsAndQuotedOperatorsAreNotCommands() {
@@ -280,6 +281,7 @@ import Testing
         (["sh", "-c", "$(echo rm) x"], "is only known when the command runs"),
         (["sh", "-c", "nice -n $N echo"], "nice: an argument is only known when the script runs"),
         (["sh", "-c", "timeout $T echo"], "timeout: an argument is only known when the script runs"),
+        (["sh", "-c", "r\\\nm x"], "'rm' is in execution.denylist"),
         (["sh", "-c", "env -u $V echo"], "env: an argument is only known when the script runs"),
         (["sh", "-c", "nice $N"], "the program '$N…' is only known when the command runs"),
         (["sh", "-c", "timeout -k $K"], "timeout: an argument is only known when the script runs"),

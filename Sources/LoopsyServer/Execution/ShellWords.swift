@@ -95,7 +95,10 @@ enum ShellWords {
                 quoted = true
                 index += 1
                 while index < characters.count && characters[index] != "\"" {
-                    if characters[index] == "\\" && index + 1 < characters.count { index += 1; word.append(characters[index]) }
+                    if characters[index] == "\\" && index + 1 < characters.count {
+                        index += 1
+                        if characters[index] != "\n" { word.append(characters[index]) }  // \<newline> joins lines
+                    }
                     else if characters[index] == "$" && index + 1 < characters.count && characters[index + 1] == "(" {
                         // A command substitution inside double quotes is a command too.
                         isDynamic = true
@@ -110,8 +113,13 @@ enum ShellWords {
                     index += 1
                 }
             case "\\":
-                inWord = true
-                if index + 1 < characters.count { index += 1; word.append(characters[index]) }
+                if index + 1 < characters.count {
+                    index += 1
+                    if characters[index] != "\n" {  // \<newline> only joins lines
+                        inWord = true
+                        word.append(characters[index])
+                    }
+                }
             case "$" where index + 1 < characters.count && characters[index + 1] == "(":
                 inWord = true  // the substitution's output is (part of) a word of this command
                 isDynamic = true
