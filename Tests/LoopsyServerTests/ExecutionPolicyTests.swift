@@ -374,6 +374,28 @@ import Testing
         #expect(Self.refusal(["echo", "hi"], policy, cwd: directory) == nil)  // PATH search, not the cwd
     }
 
+    /// After env -i (or sudo, su, …) PATH is not the daemon's: the program found there is checked too.
+    @Test func aResetPathIsLookedInToo() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-path-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "#!/bin/sh\necho mine\n".write(toFile: directory + "/echo", atomically: true, encoding: .utf8)
+        chmod(directory + "/echo", 0o755)
+        let mine = try #require(realpath(directory + "/echo", nil).map { pointer in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        })
+        var config = LoopsyConfig().execution
+        config.allowlist = [mine, "env"]
+        let policy = ExecutionPolicy(config: config, environment: ["PATH": directory + ":/usr/bin:/bin"])
+        #expect(Self.refusal(["echo", "hi"], policy) == nil)
+        #expect(Self.refusal(["env", "echo", "hi"], policy) == nil)
+        for argv in [["env", "-i", "echo"], ["env", "-u", "PATH", "echo"], ["env", "-", "echo"], ["env", "-iS", "echo"]] {
+            let refused = try #require(Self.refusal(argv, policy), "\(argv) was approved")
+            #expect(refused.code == "command_not_allowed" && refused.message.contains("/usr/bin/echo"), "\(refused.message)")
+        }
+    }
+
     @Test func envSplitsLikeEnv() throws {
         #expect(try Wrappers.envSplit(#"a 'b c' "d\te" f\_g #h"#) == ["a", "b c", "d\te", "f", "g"])
         #expect(throws: APIError.self) { try Wrappers.envSplit("${PROG} x") }

@@ -147,16 +147,36 @@ struct ExecutionPolicy: Sendable {
         // The program as the kernel will find it: PATH search (the daemon's PATH), then realpath.
         let real = resolve(program, cwd: command.cwd ?? "/").flatMap(realPath)
         let realName = real.map(basename)
-        let names = [given] + (realName.map { $0 == given ? [] : [$0] } ?? [])
+        // After `env -i`, `env -u PATH`, sudo, su, … the PATH is another one (glibc's, the shell's
+        // built-in one, sudo's secure_path): the file found there is checked too.
+        var others: [String] = []
+        if command.pathReset && !program.contains("/") {
+            if let other = Self.resetSearchPath.lazy.map({ $0 + "/" + program }).first(where: isExecutableFile)
+                .flatMap(realPath) {
+                if other != real { others.append(other) }
+            } else if let cwd = command.cwd {
+                // bash's built-in PATH ends in ".": a program found nowhere else is the cwd's.
+                if let local = resolve("./" + program, cwd: cwd).flatMap(realPath), local != real { others.append(local) }
+            } else if allowlist != nil {
+                throw APIError.forbidden("'\(program)' would be looked up in a directory only known when the command runs, "
+                    + "so it cannot be checked; refused", code: "command_denied")
+            }
+        }
+        var names = [given]
+        for file in (real.map { [$0] } ?? []) + others where !names.contains(basename(file)) {
+            names.append(basename(file))
+        }
         if let denied = names.first(where: denylist.contains) {
             throw APIError.forbidden("'\(denied)' is in execution.denylist\(depth > 0 ? " (run through a wrapper)" : "")",
                                      code: "command_denied")
         }
         if let allowlist {
-            guard let real, let realName, allowlist.contains(realName) || allowlist.contains(real) else {
-                let what = real.map { "'\(given)' (\($0))" } ?? "'\(given)' (not found on the daemon's PATH)"
-                throw APIError.forbidden("\(what) is not in execution.allowlist\(depth > 0 ? " (run through a wrapper)" : "")",
-                                         code: "command_not_allowed")
+            for file in (real.map { [$0] } ?? [nil]) + others {
+                guard let file, allowlist.contains(basename(file)) || allowlist.contains(file) else {
+                    let what = file.map { "'\(given)' (\($0))" } ?? "'\(given)' (not found on the daemon's PATH)"
+                    throw APIError.forbidden("\(what) is not in execution.allowlist\(depth > 0 ? " (run through a wrapper)" : "")",
+                                             code: "command_not_allowed")
+                }
             }
         }
         // What the file is decides how it reads its arguments; a multi-call binary goes by its name.
@@ -173,8 +193,9 @@ struct ExecutionPolicy: Sendable {
             throw APIError.forbidden("\(name): an argument is only known when the script runs, so the command it runs cannot "
                 + "be checked; refused", code: "command_denied")
         }
-        for command in inner {
-            try check(command, depth: depth + 1)
+        for var inner in inner {
+            inner.pathReset = inner.pathReset || command.pathReset
+            try check(inner, depth: depth + 1)
         }
     }
 
@@ -189,6 +210,10 @@ struct ExecutionPolicy: Sendable {
             return !argv[1..<(argv.count - command.argv.count)].contains(where: isDynamic)
         }
     }
+
+    /// Where a program is looked for once PATH is gone or replaced: every directory glibc's
+    /// execvp, dash, bash or sudo's secure_path fall back to, in the order most of them use.
+    static let resetSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/snap/bin"]
 
     func resolve(_ program: String, cwd: String) -> String? {
         if program.contains("/") {

@@ -176,6 +176,8 @@ struct InnerCommand: Equatable {
     var open = false
     /// A command of a shell script (its words may be made at run time).
     var fromScript = false
+    /// Its PATH is not the daemon's (env -i, env -u PATH, sudo, su, doas, systemd-run).
+    var pathReset = false
 }
 
 /// What a wrapper needs to know besides its arguments.
@@ -257,9 +259,9 @@ enum Wrappers {
         case "taskset": return try taskset(args, context)
         case "xargs": return try xargs(args, context)
         case "find": return try find(args, context)
-        case "sudo": return try sudo(args, context)
-        case "su", "runuser": return try su(name, args, context)
-        case "doas": return try doas(args, context)
+        case "sudo": return try sudo(args, context).map(resettingPath)
+        case "su", "runuser": return try su(name, args, context).map(resettingPath)
+        case "doas": return try doas(args, context).map(resettingPath)
         case "time":
             return try simple(name, OptionTable("+agvpqVf:o:", ["append/a", "format=/f", "output=/o", "portability/p",
                                                               "quiet/q", "verbose/v", "help", "version/V"]), args, context)
@@ -278,13 +280,20 @@ enum Wrappers {
             return try script(name, action, context)
         case "busybox": return try busybox(args, context)
         case "watch": return try watch(args, context)
-        case "systemd-run": return try systemdRun(args, context)
+        case "systemd-run": return try systemdRun(args, context).map(resettingPath)
         case "sg": return try sg(args, context)
         default: return []
         }
     }
 
     // MARK: Helpers
+
+    /// A command run with another PATH than its wrapper's (sudo's secure_path, a login's).
+    private static func resettingPath(_ command: InnerCommand) -> InnerCommand {
+        var command = command
+        command.pathReset = true
+        return command
+    }
 
     /// The command in `operands` (after `skip` leading ones, like timeout's duration).
     private static func command(_ program: String, _ operands: [String], _ context: WrapperContext, skip: Int = 0,
@@ -358,6 +367,7 @@ enum Wrappers {
         var parser = Getopt("env", envTable, args)
         var cwd = context.cwd
         var splits = 0
+        var pathReset = false
         while let option = try parser.next() {
             switch option.key {
             case "S":
@@ -367,17 +377,23 @@ enum Wrappers {
                 let words = try envSplit(option.value ?? "")
                 parser = Getopt("env", envTable, words + parser.unparsed)
             case "C": cwd = joined(cwd, option.value ?? "")
+            case "i": pathReset = true
+            case "u" where option.value == "PATH": pathReset = true
             case "help", "version": return []
             default: break
             }
         }
         var operands = parser.operands
-        if operands.first == "-" { operands.removeFirst() }  // a lone "-" is -i
+        if operands.first == "-" {  // a lone "-" is -i
+            operands.removeFirst()
+            pathReset = true
+        }
         while let first = operands.first, first.contains("=") {
             try checkAssignment("env", first)
             operands.removeFirst()
         }
         return try requireCommand("env", command("env", operands, context, cwd: .some(cwd)), context)
+            .map { var command = $0; command.pathReset = pathReset; return command }
     }
 
     /// Splits an `env -S` string as env does: quotes, backslash escapes, `#` comments. A `${VAR}`
