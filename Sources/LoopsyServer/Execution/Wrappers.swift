@@ -269,7 +269,8 @@ enum Wrappers {
             var parser = Getopt(name, OptionTable("pVv"), args)
             let options = try parser.all()
             if options.contains(where: { $0.key != "p" }) { return [] }  // -v/-V describe, they do not run
-            return try requireCommand(name, command(name, parser.operands, context), context)
+            let commands = try requireCommand(name, command(name, parser.operands, context), context)
+            return options.isEmpty ? commands : commands.map(resettingPath)  // -p: the shell's default PATH
         case "exec": return try simple(name, OptionTable("cla:"), args, context)
         case "builtin": return try simple(name, OptionTable(""), args, context)  // only `--`
         case "eval": return try script(name, args.joined(separator: " "), context)
