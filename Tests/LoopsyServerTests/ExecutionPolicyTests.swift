@@ -396,6 +396,26 @@ import Testing
         }
     }
 
+    /// A link to a multi-call busybox runs the applet of its name: parsed, denied and allowed as that.
+    @Test func busyboxAppletsGoByTheirName() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-bb-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "#!/bin/sh\n".write(toFile: directory + "/busybox", atomically: true, encoding: .utf8)
+        chmod(directory + "/busybox", 0o755)
+        for applet in ["sh", "rm", "id"] {
+            try FileManager.default.createSymbolicLink(atPath: directory + "/" + applet, withDestinationPath: directory + "/busybox")
+        }
+        var config = LoopsyConfig().execution
+        let denying = ExecutionPolicy(config: config, environment: ["PATH": directory])
+        #expect(Self.refusal(["sh", "-c", "rm x"], denying)?.message.contains("'rm' is in execution.denylist") == true)
+        #expect(Self.refusal(["sh", "-c", "echo x"], denying) == nil)
+        config.allowlist = ["busybox", "sh"]
+        let allowing = ExecutionPolicy(config: config, environment: ["PATH": directory])
+        #expect(Self.refusal(["sh", "-c", "id"], allowing)?.message.contains("'id' (busybox's applet) is not in") == true)
+        #expect(Self.refusal(["id"], allowing)?.code == "command_not_allowed")
+    }
+
     @Test func envSplitsLikeEnv() throws {
         #expect(try Wrappers.envSplit(#"a 'b c' "d\te" f\_g #h"#) == ["a", "b c", "d\te", "f", "g"])
         #expect(throws: APIError.self) { try Wrappers.envSplit("${PROG} x") }

@@ -181,9 +181,15 @@ struct ExecutionPolicy: Sendable {
         }
         // What the file is decides how it reads its arguments; a multi-call binary goes by its name.
         var name = realName ?? given
-        var argv = command.argv
-        if name == "busybox" && given != "busybox" { argv = ["busybox", given] + argv.dropFirst() }
+        if name == "busybox" && given != "busybox" {
+            // A link to busybox runs the applet of its name: that name must be allowed too.
+            if let allowlist, !allowlist.contains(given) {
+                throw APIError.forbidden("'\(given)' (busybox's applet) is not in execution.allowlist", code: "command_not_allowed")
+            }
+            name = given
+        }
         if name == "newgrp" && given == "sg" { name = "sg" }  // sg is newgrp under another name
+        let argv = command.argv
         let context = WrapperContext(cwd: command.cwd, strict: allowlist != nil, open: command.open,
                                      fromScript: command.fromScript, shell: shell)
         let inner = try Wrappers.innerCommands(of: argv, name: name, context: context)
