@@ -151,13 +151,13 @@ struct ExecutionPolicy: Sendable {
         // built-in one, sudo's secure_path): the file found there is checked too.
         var others: [String] = []
         if command.pathReset && !program.contains("/") {
-            if let other = Self.resetSearchPath.lazy.map({ $0 + "/" + program }).first(where: isExecutableFile)
-                .flatMap(realPath) {
-                if other != real { others.append(other) }
-            } else if let cwd = command.cwd {
-                // bash's built-in PATH ends in ".": a program found nowhere else is the cwd's.
+            // Each fallback searches these in its own order: every file found is one that may run.
+            let found = Self.resetSearchPath.map { $0 + "/" + program }.filter(isExecutableFile).compactMap(realPath)
+            for file in found where file != real && !others.contains(file) { others.append(file) }
+            // bash's built-in PATH ends in ".": a program found nowhere else is the cwd's.
+            if found.isEmpty, let cwd = command.cwd {
                 if let local = resolve("./" + program, cwd: cwd).flatMap(realPath), local != real { others.append(local) }
-            } else if allowlist != nil {
+            } else if found.isEmpty && allowlist != nil {
                 throw APIError.forbidden("'\(program)' would be looked up in a directory only known when the command runs, "
                     + "so it cannot be checked; refused", code: "command_denied")
             }
@@ -218,7 +218,7 @@ struct ExecutionPolicy: Sendable {
     }
 
     /// Where a program is looked for once PATH is gone or replaced: every directory glibc's
-    /// execvp, dash, bash or sudo's secure_path fall back to, in the order most of them use.
+    /// execvp, dash, bash or sudo's secure_path fall back to.
     static let resetSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/snap/bin"]
 
     func resolve(_ program: String, cwd: String) -> String? {
