@@ -69,7 +69,8 @@ public final class NodeServices: Sendable {
                                   events: events)
         monitor?.onPeerOnline { [messages] in messages.peerOnline($0) }
         pairing = PairingService(peers: peers, timeoutSeconds: config.pairing.timeoutSeconds, logger: logger)
-        tasks = TaskService(pool: pool, config: config.aiTasks, dataDir: dataDir, logger: logger, events: events)
+        tasks = TaskService(pool: pool, config: config.aiTasks, policy: execution.policy, dataDir: dataDir, logger: logger,
+                            events: events)
         dashboard = DashboardSessions(cookieName: "loopsy_" + identity.nodeId.prefix(12))
         let peerStore = peers.store
         let keyGrants = KeyGrantStore(pool: pool)

@@ -115,6 +115,64 @@ import Testing
         #expect(try execute(node, #"{"command":"sh","args":["-c","echo a; ls /"]}"#).status == 403)
     }
 
+    /// The reproduced bypasses, through a real daemon on both routes.
+    @Test func wrapperBypassesAreRefusedOnBothRoutes() throws {
+        let strict = try node { $0.replacingOccurrences(of: "  # allowlist: [git, ls, cat]", with: "  allowlist: [env, echo]") }
+        defer { strict.cleanUp() }
+        let directory = strict.dataDir + "/links"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/echo", withDestinationPath: "/usr/bin/id")
+        for body in [#"{"command":"env","args":["-iSid"]}"#, #"{"command":"env","args":["--split-str=id"]}"#,
+                     #"{"command":"env","args":["--un","echo","id"]}"#, #"{"command":"env","args":["-iS'sh -c id'"]}"#,
+                     #"{"command":"./echo","cwd":"\#(directory)"}"#, #"{"command":"env","args":["--foo","echo"]}"#] {
+            for route in ["/api/v1/execute", "/api/v1/execute/stream"] {
+                let response = try strict.http("POST", route, body: body)
+                #expect(response.status == 403, "\(route) \(body): \(response.text)")
+                #expect(response.errorCode == "command_not_allowed" || response.errorCode == "command_denied")
+            }
+        }
+        #expect(try strict.client.execute(ExecuteRequest(command: "/usr/bin/echo", args: ["hi"], cwd: directory)).stdout == "hi\n")
+        #expect(try strict.client.execute(ExecuteRequest(command: "env", args: ["--unset=HOME", "echo", "ok"])).stdout == "ok\n")
+
+        let open = try node()
+        defer { open.cleanUp() }
+        for argv in [["sh", "-c", "--", "rm x"], ["bash", "-c", "-e", "rm x"], ["env", "-iSrm x"], ["flock", "F", "-c", "rm x"],
+                     ["nice", "--adj", "5", "rm", "x"], ["timeout", "--kill", "1", "5", "rm", "x"],
+                     ["stdbuf", "--out", "L", "rm", "x"], ["script", "-qec", "rm x", "/dev/null"], ["unshare", "rm", "x"]] {
+            let body = String(decoding: try JSONEncoder().encode(ExecuteRequest(command: argv[0], args: Array(argv.dropFirst()))),
+                              as: UTF8.self)
+            for route in ["/api/v1/execute", "/api/v1/execute/stream"] {
+                let response = try open.http("POST", route, body: body)
+                #expect(response.status == 403 && response.errorCode == "command_denied", "\(route) \(argv): \(response.text)")
+            }
+        }
+        let unknown = try execute(open, #"{"command":"env","args":["--foo","echo"]}"#)
+        #expect(unknown.text.contains("env: option '--foo' is not understood"), "\(unknown.text)")
+        // What still runs.
+        #expect(try open.client.execute(ExecuteRequest(command: "nice", args: ["-n", "5", "echo", "hi"])).stdout == "hi\n")
+        #expect(try open.client.execute(ExecuteRequest(command: "sh", args: ["-c", "echo hi"])).stdout == "hi\n")
+    }
+
+    /// A command gets the minimal environment, the daemon variables execution.environment names,
+    /// and the caller's own env — not the rest of the daemon's environment.
+    @Test func commandsGetOnlyTheListedEnvironment() throws {
+        let node = try TestNode {
+            $0.replacingOccurrences(of: "  execute: 30\n", with: "  execute: 0\n")
+                .replacingOccurrences(of: "  environment: []", with: "  environment: [LISTED_THING]")
+        }
+        defer { node.cleanUp() }
+        try node.start(environment: ["SECRET_THING": "x", "LISTED_THING": "y"])
+        let result = try node.client.execute(ExecuteRequest(command: "env", env: ["MINE": "1"]))
+        let names = Set(result.stdout.split(separator: "\n").map { String($0.prefix { $0 != "=" }) })
+        #expect(result.stdout.contains("LISTED_THING=y\n") && result.stdout.contains("MINE=1\n"), "\(result.stdout)")
+        #expect(!names.contains("SECRET_THING"))
+        let expected: Set<String> = ["HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM", "PATH",
+                                     "LISTED_THING", "MINE"]
+        #expect(names.isSubset(of: expected), "\(names.subtracting(expected).sorted())")
+        let shell = try execute(node, #"{"command":"flock","args":["/tmp/f","-c","echo hi"],"env":{"SHELL":"/tmp/x"}}"#)
+        #expect(shell.status == 400 && shell.errorCode == "forbidden_env")
+    }
+
     @Test func timeoutsStopTheJob() throws {
         let node = try node { $0.replacingOccurrences(of: "defaultTimeout: 300000", with: "defaultTimeout: 400") }
         defer { node.cleanUp() }

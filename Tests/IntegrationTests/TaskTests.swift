@@ -9,16 +9,75 @@ import Testing
         .appendingPathComponent("Support/fake-claude").path
 
     /// A node whose daemon finds the fake claude; `argv` collects what it was started with.
-    static func node(_ name: String = "alpha", extra: @escaping (String) -> String = { $0 }) throws -> (TestNode, String) {
+    /// claude gets only the daemon variables aiTasks.environment names, so FAKE_CLAUDE_ARGV is
+    /// listed there; `environment` adds more to the daemon's own.
+    static func node(_ name: String = "alpha", environment: [String: String] = [:],
+                     extra: @escaping (String) -> String = { $0 }) throws -> (TestNode, String) {
         let node = try PeerTests.named(name) { text in
             var text = replacingLine(text, "  approvalTimeoutSeconds: 300", "  approvalTimeoutSeconds: 3")
             text = replacingLine(text, "  maxDurationSeconds: 3600", "  maxDurationSeconds: 20")
+            text = replacingLine(text, "  environment: [ANTHROPIC_API_KEY,", "  environment: [FAKE_CLAUDE_ARGV, ANTHROPIC_API_KEY,")
             return extra(text)
         }
         let argv = node.dataDir + "/argv.jsonl"
         try node.start(environment: ["PATH": fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? ""),
-                                     "FAKE_CLAUDE_ARGV": argv])
+                                     "FAKE_CLAUDE_ARGV": argv].merging(environment) { $1 })
         return (node, argv)
+    }
+
+    /// What the fake claude recorded of its last start: argv, environment, cwd.
+    static func recorded(_ argvFile: String) throws -> [String: Any] {
+        let line = try #require(try String(contentsOfFile: argvFile, encoding: .utf8).split(separator: "\n").last)
+        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    /// Claude Code gets the minimal environment, the names in aiTasks.environment and what its
+    /// hook needs — not whatever else the daemon has (its keys, tokens, …).
+    @Test func claudeGetsOnlyTheListedEnvironment() throws {
+        let (node, argvFile) = try Self.node(environment: ["SECRET_THING": "x", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+                                                           "LOOPSY_SOMETHING": "daemon's"])
+        defer { node.cleanUp() }
+        let task = try Self.finished(node.client, try node.client.startTask(AITaskRequest(prompt: "hello")).id)
+        #expect(task.state == "completed")
+        let environment = try #require(try Self.recorded(argvFile)["env"] as? [String: String])
+        #expect(environment["SECRET_THING"] == nil, "an unlisted daemon variable reached claude")
+        #expect(environment["LOOPSY_SOMETHING"] == nil)
+        #expect(environment["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9")  // in aiTasks.environment by default
+        #expect(environment["FAKE_CLAUDE_ARGV"] == argvFile)  // listed by this test's config
+        #expect(environment["PATH"]?.contains(Self.fakeClaude + ":") == true)  // a pyenv shim may put its own first
+        #expect(environment["LOOPSY_TASK_ID"] == task.id && environment["LOOPSY_DATA_DIR"] != nil)
+        // aiTasks.environment as this node's config.yaml lists it.
+        let config = try String(contentsOfFile: node.dataDir + "/config.yaml", encoding: .utf8)
+        let listLine = try #require(config.split(separator: "\n").first { $0.contains("# passed to claude") })
+        let listed = listLine.drop { $0 != "[" }.dropFirst().prefix { $0 != "]" }.split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(listed.contains("FAKE_CLAUDE_ARGV") && listed.contains("ANTHROPIC_BASE_URL"))
+        let allowed = Set(["HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM", "PATH",
+                           "LOOPSY_TASK_ID", "LOOPSY_DATA_DIR"] + listed)
+        // What starts the fake's python may add a few of its own: python (LC_CTYPE), a pyenv shim
+        // (PYENV_*, and bash's SHLVL and PWD).
+        let unexpected = Set(environment.keys).subtracting(allowed).subtracting(["LC_CTYPE", "SHLVL", "PWD", "_"])
+            .filter { !$0.hasPrefix("PYENV") && !$0.hasPrefix("_PYENV") }
+        #expect(unexpected.isEmpty, "\(unexpected.sorted())")
+        // The hook still reaches the daemon: a permission request is asked and answered.
+        let asking = try node.client.startTask(AITaskRequest(prompt: "use-tool", allowedTools: ["Bash"]))
+        #expect(try Self.finished(node.client, asking.id).state == "completed")
+    }
+
+    /// A task's cwd goes through the same check as a command's: it must be an absolute, existing
+    /// directory, and its real path is used.
+    @Test func aTaskCwdIsCheckedLikeACommands() throws {
+        let (node, argvFile) = try Self.node()
+        defer { node.cleanUp() }
+        let relative = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x","cwd":"relative/dir"}"#)
+        #expect(relative.status == 400 && relative.errorCode == "bad_cwd")
+        let file = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x","cwd":"/etc/passwd"}"#)
+        #expect(file.status == 400 && file.errorCode == "bad_cwd")
+        try FileManager.default.createDirectory(atPath: node.dataDir + "/real", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: node.dataDir + "/link", withDestinationPath: node.dataDir + "/real")
+        let task = try node.client.startTask(AITaskRequest(prompt: "hello", cwd: node.dataDir + "/link"))
+        _ = try Self.finished(node.client, task.id)
+        #expect(try Self.recorded(argvFile)["cwd"] as? String == URL(fileURLWithPath: node.dataDir + "/real").resolvingSymlinksInPath().path)
     }
 
     /// Waits until the task is finished and returns it.
@@ -239,6 +298,36 @@ import Testing
         try plain.start()
         let noClaude = try plain.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x"}"#)
         #expect(noClaude.errorCode == "claude_missing")
+    }
+
+    /// With execution.allowlist set, a peer's task cannot approve its own permission requests:
+    /// only the node's owner answers them.
+    @Test func withAnAllowlistOnlyTheOwnerAnswersAPeersTask() throws {
+        let alpha = try PeerTests.named("alpha")
+        defer { alpha.cleanUp() }
+        try alpha.start()
+        let bravo = try PeerTests.named("bravo", tls: true) { text in
+            var text = replacingLine(text, "  # allowlist: [git, ls, cat]", "  allowlist: [echo]")
+            text = replacingLine(text, "  approvalTimeoutSeconds: 300", "  approvalTimeoutSeconds: 30")
+            return text
+        }
+        defer { bravo.cleanUp() }
+        try bravo.start(environment: ["PATH": Self.fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")],
+                        host: "127.0.0.2")
+        #expect(try PeerTests.pair(alpha, bravo).status == 0)
+        let started = try alpha.http("POST", "/api/v1/peers/bravo/ai-tasks", body: #"{"prompt":"use-tool"}"#)
+        #expect(started.status == 201, "\(started.text)")
+        let task = try started.json(AITaskInfo.self)
+        #expect(try eventually(10) { try !bravo.client.task(task.id).pendingApprovals.isEmpty })
+        let request = try #require(try bravo.client.task(task.id).pendingApprovals.first)
+        let body = #"{"requestId":"\#(request.requestId)","approved":true}"#
+        let byPeer = try alpha.http("POST", "/api/v1/peers/bravo/ai-tasks/\(task.id)/approve", body: body)
+        #expect(byPeer.status == 403 && byPeer.errorCode == "approval_owner_only", "\(byPeer.status) \(byPeer.text)")
+        #expect(try bravo.client.task(task.id).pendingApprovals.count == 1)  // still waiting
+        _ = try bravo.client.approveTask(task.id, ApprovalRequest(requestId: request.requestId, approved: true))
+        let done = try Self.finished(bravo.client, task.id)
+        #expect(done.state == "completed")
+        #expect(try bravo.client.taskEvents(task.id).contains { $0.type == "permission_decision" && $0.data.contains("\"approved\":true") })
     }
 
     @Test func aTaskPastItsMaximumDurationIsStoppedAndADaemonCrashFailsItsTasks() throws {

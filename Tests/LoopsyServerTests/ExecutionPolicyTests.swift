@@ -20,6 +20,22 @@ import Testing
         #expect(ShellWords.commands(in: #"echo "$(shutdown now)""#).compactMap(\.first).contains("shutdown"))
     }
 
+    @Test func marksWordsMadeAtRunTime() {
+        let dynamic = String(ShellWords.dynamic)
+        let commands = ShellWords.commands(in: #"echo "$HOME" '$HOME' *.o "*.o" ~/x a{b,c} \$y; $(date) x"#)
+        #expect(commands == [["echo", "$HOME" + dynamic, "$HOME", "*.o" + dynamic, "*.o", "~/x" + dynamic, "a{b,c}" + dynamic, "$y"],
+                             ["date"], [dynamic, "x"]])
+    }
+
+    @Test func redirectionsBracesAndKeywordsAreNotPrograms() {
+        #expect(ShellWords.commands(in: ">/dev/null 2>&1 rm x; { ls; } 3<in cat <<<word") == [["rm", "x"], ["ls"], ["cat"]])
+        #expect(ShellWords.commands(in: "for f in a b; do echo $f; done; case $x in a) true;; esac").compactMap(\.first)
+            == ["echo", "true"])
+        #expect(ShellWords.commands(in: "diff <(sort a) b").map(\.first) == ["diff", "sort", "b"])
+        #expect(ShellWords.parse("PATH=/x ls; A=1").assignments == ["PATH=/x", "A=1"])
+        #expect(ShellWords.commands(in: "r\\\nm x; \"a\\\nb\"") == [["rm", "x"], ["ab"]])  // \<newline> joins lines
+    }
+
     @Test func commentsAndQuotedOperatorsAreNotCommands() {
         #expect(ShellWords.commands(in: "echo 'rm; dd' # rm -rf").map(\.first) == ["echo"])
     }
@@ -81,7 +97,8 @@ import Testing
         }
     }
 
-    @Test(arguments: ["LD_PRELOAD", "LD_LIBRARY_PATH", "PATH", "BASH_ENV", "BASH_FUNC_ls%%", "IFS"])
+    @Test(arguments: ["LD_PRELOAD", "LD_LIBRARY_PATH", "PATH", "BASH_ENV", "BASH_FUNC_ls%%", "IFS", "SHELL", "POSIXLY_CORRECT",
+                      "GIT_SSH_COMMAND", "GIT_CONFIG_PARAMETERS", "PAGER"])
     func environmentCannotRedirectThePolicy(name: String) {
         #expect(throws: APIError.self) {
             try policy.approve(ExecuteRequest(command: "echo", env: [name: "/tmp/evil"]), home: "/tmp")
@@ -102,11 +119,318 @@ import Testing
         #expect(throws: APIError.self) { try policy.approve(ExecuteRequest(command: ""), home: "/tmp") }
     }
 
+    @Test func environmentIsTheMinimalSetPlusWhatConfigNames() throws {
+        var config = LoopsyConfig().execution
+        config.environment = ["EXTRA_ONE"]
+        let daemon = ["PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "SECRET_THING": "x", "EXTRA_ONE": "1",
+                      "ANTHROPIC_API_KEY": "k"]
+        let policy = ExecutionPolicy(config: config, environment: daemon)
+        let approved = try policy.approve(ExecuteRequest(command: "echo", env: ["MINE": "2"]), home: "/tmp")
+        #expect(Set(approved.environment) == ["PATH=/usr/bin:/bin", "HOME=/root", "LANG=C.UTF-8", "EXTRA_ONE=1", "MINE=2"])
+        // What Claude Code gets: the same minimal set plus aiTasks.environment, nothing else.
+        let task = policy.environment(passing: ["ANTHROPIC_API_KEY", "NOT_SET"])
+        #expect(task == ["PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "ANTHROPIC_API_KEY": "k"])
+        // SHELL decides what flock -c, script and sudo -s run: a caller may not set it.
+        #expect(throws: APIError.self) { try policy.approve(ExecuteRequest(command: "echo", env: ["SHELL": "/tmp/x"]), home: "/tmp") }
+    }
+
+    @Test func cwdIsTheRealDirectory() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-cwd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory + "/real", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link", withDestinationPath: directory + "/real")
+        let real = try #require(realpath(directory + "/real", nil).map { pointer in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        })
+        #expect(try policy.directory(directory + "/link") == real)
+        #expect(throws: APIError.self) { try policy.directory("relative/dir") }
+        #expect(throws: APIError.self) { try policy.directory("/etc/passwd") }
+    }
+
     @Test func utf8BoundaryHoldsBackOnlyIncompleteSequences() {
         #expect(UTF8Boundary.lastComplete(Array("abc".utf8)) == 3)
         let euro = Array("€".utf8)  // three bytes
         #expect(UTF8Boundary.lastComplete([0x61] + euro.prefix(2)) == 1)
         #expect(UTF8Boundary.lastComplete([0x61] + euro) == 4)
         #expect(UTF8Boundary.lastComplete([0xFF, 0xFE]) == 2)
+    }
+}
+
+/// The wrapper parser, as a table: what must be refused and what must still run.
+@Suite struct WrapperParserTests {
+    static let denylistPolicy: ExecutionPolicy = {
+        var config = LoopsyConfig().execution
+        config.maxTimeout = 10_000
+        return ExecutionPolicy(config: config, environment: ["PATH": "/usr/bin:/bin", "HOME": "/root"])
+    }()
+
+    /// execution.allowlist: [env, echo].
+    static let allowPolicy: ExecutionPolicy = {
+        var config = LoopsyConfig().execution
+        config.allowlist = ["env", "echo"]
+        return ExecutionPolicy(config: config, environment: ["PATH": "/usr/bin:/bin", "HOME": "/root"])
+    }()
+
+    /// The refusal (status 403) for `argv`, or nil when it is approved.
+    static func refusal(_ argv: [String], _ policy: ExecutionPolicy = denylistPolicy, cwd: String = "/tmp") -> APIError? {
+        do {
+            _ = try policy.approve(ExecuteRequest(command: argv[0], args: Array(argv.dropFirst()), cwd: cwd), home: "/tmp")
+            return nil
+        } catch let error as APIError {
+            return error
+        } catch {
+            return APIError(status: 500, code: "unexpected", message: "\(error)")
+        }
+    }
+
+    /// The bypasses reproduced against the old parser, with only env and echo allowed.
+    @Test(arguments: [
+        ["env", "-iSid"], ["env", "--split-str=id"], ["env", "--un", "echo", "id"], ["env", "-iSsh -c id"],
+        ["env", "-iS'sh -c id'"],
+    ])
+    func allowlistBypassesAreRefused(argv: [String]) throws {
+        let error = try #require(Self.refusal(argv, Self.allowPolicy), "\(argv) was approved")
+        #expect(error.status == 403, "\(argv): \(error.message)")
+    }
+
+    /// The denylist bypasses reproduced against the old parser (default denylist, with rm).
+    @Test(arguments: [
+        ["sh", "-c", "--", "rm x"], ["bash", "-c", "-e", "rm x"], ["env", "-iSrm x"], ["flock", "/tmp/F", "-c", "rm x"],
+        ["nice", "--adj", "5", "rm", "x"], ["timeout", "--kill", "1", "5", "rm", "x"], ["stdbuf", "--out", "L", "rm", "x"],
+        ["script", "-qec", "rm x", "/dev/null"], ["unshare", "rm", "x"],
+    ])
+    func denylistBypassesAreRefused(argv: [String]) throws {
+        let error = try #require(Self.refusal(argv), "\(argv) was approved")
+        #expect(error.status == 403 && error.code == "command_denied", "\(argv): \(error.message)")
+    }
+
+    /// More ways around the lists (default denylist), each with the reason it must be refused for:
+    /// unknown, ambiguous or misused options; abbreviations, clusters and `--opt=value`; nested
+    /// wrappers; find and xargs; privilege wrappers; scripts whose program is only known when they run.
+    static let otherWays: [([String], String)] = [
+        (["env", "--foo", "echo"], "env: option '--foo' is not understood"),
+        (["env", "-X", "echo"], "env: option '-X' is not understood"),
+        (["env", "--i", "rm"], "env: option '--i' is ambiguous"),
+        (["env", "--null=1", "echo"], "env: option '--null' takes no value"),
+        (["timeout", "--bogus", "5", "echo"], "timeout: option '--bogus' is not understood"),
+        (["sh", "-Z", "-c", "echo"], "dash: option '-Z' is not understood"),
+        (["bash", "--bogus", "-c", "echo"], "bash: option '--bogus' is not understood"),
+        (["busybox", "--frob", "rm"], "busybox: option '--frob' is not understood"),
+        (["nsenter", "--u", "echo"], "nsenter: option '--u' is ambiguous"),
+        (["env", "--unset=HOME", "rm", "x"], "'rm' is in execution.denylist"),
+        (["env", "--spl=rm x"], "'rm' is in execution.denylist"),
+        (["env", "-u", "HOME", "-C", "/tmp", "rm"], "'rm' is in execution.denylist"),
+        (["env", "-S-i rm x"], "'rm' is in execution.denylist"),
+        (["env", "-vS", "rm x"], "'rm' is in execution.denylist"),
+        (["nice", "-5", "rm", "x"], "'rm' is in execution.denylist"),
+        (["nice", "-n5", "rm", "x"], "'rm' is in execution.denylist"),
+        (["nice", "--adjustment=5", "rm", "x"], "'rm' is in execution.denylist"),
+        (["timeout", "-k1", "-sKILL", "5", "rm", "x"], "'rm' is in execution.denylist"),
+        (["timeout", "--sig=KILL", "5", "rm"], "'rm' is in execution.denylist"),
+        (["stdbuf", "-oL", "-eL", "rm", "x"], "'rm' is in execution.denylist"),
+        (["setsid", "-fw", "rm", "x"], "'rm' is in execution.denylist"),
+        (["ionice", "-c3", "rm", "x"], "'rm' is in execution.denylist"),
+        (["chrt", "-f", "10", "rm", "x"], "'rm' is in execution.denylist"),
+        (["chrt", "--other", "rm", "x"], "'rm' is in execution.denylist"),
+        (["taskset", "0x1", "rm", "x"], "'rm' is in execution.denylist"),
+        (["flock", "-w", "5", "/tmp/F", "rm", "x"], "'rm' is in execution.denylist"),
+        (["flock", "-n", "/tmp/F", "--command", "rm x"], "'rm' is in execution.denylist"),
+        (["script", "-q", "/dev/null", "--command=rm x"], "'rm' is in execution.denylist"),
+        (["unshare", "-r", "--fork", "rm", "x"], "'rm' is in execution.denylist"),
+        (["nohup", "nice", "timeout", "5", "env", "rm", "x"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "sh -c \"rm x\""], "'rm' is in execution.denylist"),
+        (["env", "sh", "-c", "env -S'rm x'"], "'rm' is in execution.denylist"),
+        (["timeout", "5", "bash", "-lc", "nice -n 1 rm x"], "'rm' is in execution.denylist"),
+        (["find", ".", "-exec", "rm", "{}", ";"], "'rm' is in execution.denylist"),
+        (["find", ".", "-name", "x", "-delete"], "'rm' is in execution.denylist"),
+        (["find", ".", "-exec", "{}", ";"], "is only known when the command runs"),
+        (["find", ".", "-exec", "sh", "-c", "{}", ";"], "dash: the script it runs is made when it runs (from input or expansions)"),
+        (["xargs", "rm"], "'rm' is in execution.denylist"),
+        (["xargs", "-0", "-n1", "rm"], "'rm' is in execution.denylist"),
+        (["xargs", "env"], "env: the program it runs would come from xargs' input"),
+        (["xargs", "-I{}", "sh", "-c", "{}"], "dash: the script it runs is made when it runs (from input or expansions)"),
+        (["xargs", "sh", "-c"], "dash: its script would come from xargs' input"),
+        (["xargs", "timeout", "5"], "timeout: the program it runs would come from xargs' input"),
+        (["sudo", "-u", "x", "rm", "y"], "'rm' is in execution.denylist"),
+        (["sudo", "-s", "rm", "y"], "'rm' is in execution.denylist"),
+        (["sudo", "PATH=/tmp", "echo"], "sudo may not set PATH: it would change which program runs or what it loads"),
+        (["su", "-c", "rm x"], "'rm' is in execution.denylist"),
+        (["su", "root", "-s", "/bin/rm"], "'rm' is in execution.denylist"),
+        (["runuser", "-u", "nobody", "--", "rm", "x"], "'rm' is in execution.denylist"),
+        (["doas", "rm", "x"], "'rm' is in execution.denylist"),
+        (["sg", "users", "-c", "rm x"], "'rm' is in execution.denylist"),
+        (["watch", "-n", "1", "rm", "x"], "'rm' is in execution.denylist"),
+        (["systemd-run", "--user", "rm", "x"], "'rm' is in execution.denylist"),
+        (["systemd-run", "-p", "ExecStartPre=/bin/rm x", "echo"], "systemd-run: the property ExecStartPre runs or configures programs"),
+        (["chroot", "/", "rm", "x"], "'rm' is in execution.denylist"),
+        (["strace", "echo"], "strace: it runs other programs with options this daemon does not model"),
+        (["sh", "-c", "x=rm; $x y"], "is only known when the command runs"),
+        (["sh", "-c", "echo rm x | sh"], "dash: it reads its commands from its input"),
+        (["sh", "-c", "PATH=/tmp/evil echo hi"], "dash: the script sets PATH, which changes which program runs or what it loads"),
+        (["sh", "-c", "/bin/r? x"], "is only known when the command runs"),
+        (["sh", "-c", ">/dev/null rm x"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "2>&1 rm x"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "time -p rm x"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "command rm x"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "exec -a name rm x"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "eval 'rm x'"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "trap 'rm x' EXIT"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "{ rm x; }"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "/bin/r{m,} x"], "is only known when the command runs"),
+        (["sh", "-c", "$(echo rm) x"], "is only known when the command runs"),
+        (["sh", "-c", "nice -n $N echo"], "nice: an argument is only known when the script runs"),
+        (["sh", "-c", "timeout $T echo"], "timeout: an argument is only known when the script runs"),
+        (["sh", "-c", "r\\\nm x"], "'rm' is in execution.denylist"),
+        (["sh", "-c", "env -u $V echo"], "env: an argument is only known when the script runs"),
+        (["sh", "-c", "nice $N"], "the program '$N…' is only known when the command runs"),
+        (["sh", "-c", "timeout -k $K"], "timeout: an argument is only known when the script runs"),
+        (["sh", "-c", "timeout 5 env $X"], "is only known when the command runs"),
+        (["env", "PATH=/tmp/evil", "echo", "hi"], "env may not set PATH: it would change which program runs or what it loads"),
+        (["env", "-S", "${X} y"], "env: its -S string expands variables or is made when it runs"),
+        (["busybox", "rm", "x"], "'rm' is in execution.denylist"),
+        (["builtin", "eval", "rm x"], "'rm' is in execution.denylist"),
+    ]
+
+    @Test(arguments: otherWays)
+    func otherWaysAroundAreRefused(argv: [String], reason: String) throws {
+        let error = try #require(Self.refusal(argv), "\(argv) was approved")
+        #expect(error.status == 403 && error.code == "command_denied", "\(argv): \(error.code)")
+        #expect(error.message.contains(reason), "\(argv): \(error.message)")
+    }
+
+    /// `sh FILE` runs a file whose commands are not known: refused once an allowlist is set.
+    @Test func aScriptFileIsRefusedUnderAnAllowlist() throws {
+        let error = try #require(Self.refusal(["sh", "/tmp/script.sh"], Self.strict(["dash"])))
+        #expect(error.code == "command_denied" && error.message.contains("runs the script file '/tmp/script.sh'"))
+        #expect(Self.refusal(["sh", "-c", "sh /tmp/script.sh"], Self.strict(["dash"])) != nil)  // nor from a script
+        #expect(Self.refusal(["sh", "-c", "sh /tmp/script.sh"]) == nil)  // a denylist alone lets it run
+    }
+
+    static func strict(_ allowlist: [String]) -> ExecutionPolicy {
+        var config = LoopsyConfig().execution
+        config.allowlist = allowlist
+        return ExecutionPolicy(config: config, environment: ["PATH": "/usr/bin:/bin", "HOME": "/root"])
+    }
+
+    @Test func refusalsNameTheProgramAndTheOption() throws {
+        let unknown = try #require(Self.refusal(["env", "--foo", "echo"]))
+        #expect(unknown.code == "command_denied")
+        #expect(unknown.message == "env: option '--foo' is not understood, so the command it runs cannot be checked; refused")
+        let short = try #require(Self.refusal(["timeout", "-Q", "5", "echo"]))
+        #expect(short.message.contains("timeout: option '-Q' is not understood"))
+        let viaShell = try #require(Self.refusal(["sh", "-c", "nice --frob echo"]))
+        #expect(viaShell.message.contains("nice: option '--frob'"))
+        // Denied through the unique prefix: the message names the program run.
+        let denied = try #require(Self.refusal(["env", "--un", "echo", "rm", "x"]))
+        #expect(denied.code == "command_denied" && denied.message.contains("'rm' is in execution.denylist"))
+        let notAllowed = try #require(Self.refusal(["env", "--un", "echo", "id"], Self.allowPolicy))
+        #expect(notAllowed.code == "command_not_allowed" && notAllowed.message.contains("'id'"))
+    }
+
+    /// Legitimate commands still run (default denylist).
+    @Test(arguments: [
+        ["env", "FOO=1", "echo", "hi"], ["nice", "-n", "5", "echo"], ["timeout", "5", "echo"], ["sh", "-c", "echo hi"],
+        ["git", "status"], ["ls", "-la"], ["env", "-u", "HOME", "-i", "echo", "hi"], ["env", "--unset=HOME", "echo"],
+        ["env", "-S", "echo 'a b' c"], ["nice", "--adjustment=3", "echo"], ["timeout", "--kill-after=1", "-s", "TERM", "5", "echo"],
+        ["stdbuf", "-oL", "echo"], ["nohup", "echo"], ["setsid", "-w", "echo"], ["xargs", "echo"], ["xargs"],
+        ["find", ".", "-name", "*.o", "-print"], ["find", ".", "-type", "f", "-exec", "echo", "{}", "+"],
+        ["sh", "-c", "echo hi > /dev/null 2>&1; echo $HOME"], ["sh", "-ec", "for f in a b; do echo \"$f\"; done"],
+        ["bash", "--norc", "-c", "if true; then echo yes; fi"], ["sh", "-c", "echo \"$(date)\" | wc -c"],
+        ["sh", "-c", "trap '' TERM; sleep 1"], ["sh", "-c", "kill -0 $$"], ["sh"], ["flock", "/tmp/F", "-c", "echo hi"],
+        ["timeout", "5", "sh", "-c", "echo hi"], ["env", "-C", "/tmp", "echo"], ["ionice", "-c", "3", "echo"],
+        ["sh", "-c", "timeout 5 echo \"$HOME\" *.txt"], ["sh", "-c", "find . -name '*.log' -print"], ["sh", "-c", "sh f.sh"],
+    ])
+    func legitimateCommandsStillRun(argv: [String]) {
+        let error = Self.refusal(argv)
+        #expect(error == nil, "\(argv): \(error?.message ?? "")")
+    }
+
+    @Test func allowlistStillLetsListedProgramsRun() {
+        for argv in [["env", "FOO=1", "echo", "hi"], ["echo", "hi"], ["/usr/bin/echo", "hi"], ["env", "-i", "echo"],
+                     ["env", "-S", "echo hi"], ["env", "--", "echo"]] {
+            let error = Self.refusal(argv, Self.allowPolicy)
+            #expect(error == nil, "\(argv): \(error?.message ?? "")")
+        }
+        // The allowlist is on the real file: sh is dash here, so [sh] alone does not allow it.
+        let shell = Self.strict(["dash", "echo"])
+        #expect(Self.refusal(["sh", "-c", "echo hi"], shell) == nil)
+        #expect(Self.refusal(["sh", "-c", "echo hi; id"], shell)?.code == "command_not_allowed")
+        #expect(Self.refusal(["sh", "-c", "echo hi"], Self.strict(["/usr/bin/dash", "/usr/bin/echo"])) == nil)
+    }
+
+    /// `./echo` that is really id: the allowlist looks at the file, not the name.
+    @Test func aSymlinkNamedLikeAnAllowedProgramIsRefused() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-echo-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createSymbolicLink(atPath: directory + "/echo", withDestinationPath: "/usr/bin/id")
+        let policy = Self.strict(["echo"])
+        let refused = try #require(Self.refusal(["./echo"], policy, cwd: directory))
+        #expect(refused.status == 403 && refused.code == "command_not_allowed", "\(refused.message)")
+        #expect(Self.refusal([directory + "/echo"], policy) != nil)
+        #expect(Self.refusal(["env", "./echo"], Self.strict(["echo", "env"]), cwd: directory) != nil)
+        #expect(Self.refusal(["/usr/bin/echo", "hi"], policy, cwd: directory) == nil)
+        #expect(Self.refusal(["echo", "hi"], policy, cwd: directory) == nil)  // PATH search, not the cwd
+    }
+
+    /// After env -i (or sudo, su, …) PATH is not the daemon's: the program found there is checked too.
+    @Test func aResetPathIsLookedInToo() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-path-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "#!/bin/sh\necho mine\n".write(toFile: directory + "/echo", atomically: true, encoding: .utf8)
+        chmod(directory + "/echo", 0o755)
+        let mine = try #require(realpath(directory + "/echo", nil).map { pointer in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        })
+        var config = LoopsyConfig().execution
+        config.allowlist = [mine, "env"]
+        let policy = ExecutionPolicy(config: config, environment: ["PATH": directory + ":/usr/bin:/bin"])
+        #expect(Self.refusal(["echo", "hi"], policy) == nil)
+        #expect(Self.refusal(["env", "echo", "hi"], policy) == nil)
+        for argv in [["env", "-i", "echo"], ["env", "-u", "PATH", "echo"], ["env", "-", "echo"], ["env", "-iS", "echo"]] {
+            let refused = try #require(Self.refusal(argv, policy), "\(argv) was approved")
+            #expect(refused.code == "command_not_allowed" && refused.message.contains("/usr/bin/echo"), "\(refused.message)")
+        }
+    }
+
+    /// A link to a multi-call busybox runs the applet of its name: parsed, denied and allowed as that.
+    @Test func busyboxAppletsGoByTheirName() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-bb-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "#!/bin/sh\n".write(toFile: directory + "/busybox", atomically: true, encoding: .utf8)
+        chmod(directory + "/busybox", 0o755)
+        for applet in ["sh", "rm", "id"] {
+            try FileManager.default.createSymbolicLink(atPath: directory + "/" + applet, withDestinationPath: directory + "/busybox")
+        }
+        var config = LoopsyConfig().execution
+        let denying = ExecutionPolicy(config: config, environment: ["PATH": directory])
+        #expect(Self.refusal(["sh", "-c", "rm x"], denying)?.message.contains("'rm' is in execution.denylist") == true)
+        #expect(Self.refusal(["sh", "-c", "echo x"], denying) == nil)
+        config.allowlist = ["busybox", "sh"]
+        let allowing = ExecutionPolicy(config: config, environment: ["PATH": directory])
+        #expect(Self.refusal(["sh", "-c", "id"], allowing)?.message.contains("'id' (busybox's applet) is not in") == true)
+        #expect(Self.refusal(["id"], allowing)?.code == "command_not_allowed")
+    }
+
+    @Test func envSplitsLikeEnv() throws {
+        #expect(try Wrappers.envSplit(#"a 'b c' "d\te" f\_g #h"#) == ["a", "b c", "d\te", "f", "g"])
+        #expect(throws: APIError.self) { try Wrappers.envSplit("${PROG} x") }
+        #expect(throws: APIError.self) { try Wrappers.envSplit("'open") }
+    }
+
+    @Test func getoptParsesLikeGetoptLong() throws {
+        var parser = Getopt("env", Wrappers.envTable, ["-iu", "A", "--chd=/x", "--", "-v", "cmd"])
+        let options = try parser.all()
+        #expect(options.map(\.key) == ["i", "u", "C"])
+        #expect(options.map(\.value) == [nil, "A", "/x"])
+        #expect(parser.operands == ["-v", "cmd"])
+        // A permuting program finds options after operands.
+        var permuting = Getopt("script", OptionTable("qc:", permute: true), ["file", "-qc", "cmd", "more"])
+        #expect(try permuting.all().map(\.value) == [nil, "cmd"])
+        #expect(permuting.operands == ["file", "more"])
     }
 }

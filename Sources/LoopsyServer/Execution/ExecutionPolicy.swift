@@ -13,8 +13,10 @@ struct ApprovedCommand: Sendable {
     var timeoutMs: Int
 }
 
-/// The one check for everything that runs a program: denylist (on the program actually run,
-/// seen through common wrappers), optional allowlist, cwd, environment and timeout rules.
+/// The one check for everything that runs a program — /execute, /execute/stream and AI tasks:
+/// denylist (on the name given and the real name of the program run, seen through wrappers whose
+/// options are parsed as they parse them, refusing what is not understood), optional allowlist
+/// (on the real file: PATH search, then realpath), cwd, environment and timeout rules.
 struct ExecutionPolicy: Sendable {
     let denylist: Set<String>
     let allowlist: Set<String>?
@@ -22,6 +24,9 @@ struct ExecutionPolicy: Sendable {
     let maxTimeoutMs: Int
     /// PATH used to find programs: the daemon's own, never the caller's.
     let searchPath: [String]
+    /// The daemon's environment (commands and Claude Code get only named parts of it).
+    private let daemonEnvironment: [String: String]
+    /// What a command starts with: the minimal set plus execution.environment.
     let baseEnvironment: [String: String]
 
     init(config: LoopsyConfig.Execution, environment: [String: String]) {
@@ -31,21 +36,49 @@ struct ExecutionPolicy: Sendable {
         maxTimeoutMs = config.maxTimeout
         let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         searchPath = path.split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
-        var base = environment.filter { Self.inheritedVariables.contains($0.key) }
-        base["PATH"] = path
-        baseEnvironment = base
+        var daemon = environment
+        daemon["PATH"] = path
+        daemonEnvironment = daemon
+        baseEnvironment = Self.environment(of: daemon, passing: config.environment)
     }
 
-    /// Variables a command inherits from the daemon; everything else comes from the caller.
-    private static let inheritedVariables: Set<String> = ["HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM"]
+    /// Variables every program run here gets from the daemon (when it has them); more are passed
+    /// only when named in execution.environment (commands) or aiTasks.environment (Claude Code).
+    static let minimalVariables = ["HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM", "PATH"]
 
-    /// Variables a caller may not set: they change which program runs or what it loads, past the
-    /// checks made here.
+    private static func environment(of daemon: [String: String], passing names: [String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for name in minimalVariables + names {
+            if let value = daemon[name] { result[name] = value }
+        }
+        return result
+    }
+
+    /// The minimal set plus the daemon's variables named in `names` (aiTasks.environment).
+    func environment(passing names: [String]) -> [String: String] {
+        Self.environment(of: daemonEnvironment, passing: names)
+    }
+
+    /// The shell that `flock -c`, `script`, `sudo -s`, … run ($SHELL, which callers may not set).
+    private var shell: String { baseEnvironment["SHELL"].flatMap { $0.isEmpty ? nil : $0 } ?? "/bin/sh" }
+
+    /// Variables a caller may not set: they change which program runs or what it loads, or how
+    /// a wrapper reads its options, past the checks made here (SHELL: what flock -c, script and
+    /// sudo -s run; POSIXLY_CORRECT: whether getopt permutes; the GIT_*, PAGER and EDITOR ones:
+    /// commands an allowed git or less would run).
     static func forbiddenVariable(_ name: String) -> Bool {
-        name.hasPrefix("LD_") || name.hasPrefix("BASH_FUNC_") || name.hasPrefix("DYLD_")
-            || ["PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "PS4", "GCONV_PATH", "HOSTALIASES",
-                "NLSPATH", "PYTHONSTARTUP", "PERL5OPT", "NODE_OPTIONS"].contains(name)
+        name.hasPrefix("LD_") || name.hasPrefix("BASH_FUNC_") || name.hasPrefix("DYLD_") || name.hasPrefix("GIT_CONFIG")
+            || forbiddenNames.contains(name)
     }
+
+    private static let forbiddenNames: Set<String> = [
+        "PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "PS4", "GCONV_PATH", "HOSTALIASES", "NLSPATH",
+        "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
+        "NODE_PATH", "SHELL", "CDPATH", "GLOBIGNORE", "PROMPT_COMMAND", "ZDOTDIR", "POSIXLY_CORRECT", "GIT_SSH",
+        "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_ASKPASS",
+        "GIT_PROXY_COMMAND", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR", "PAGER", "MANPAGER", "EDITOR", "VISUAL", "SUDO_EDITOR",
+        "LESSOPEN", "LESSCLOSE", "SSH_ASKPASS", "BROWSER",
+    ]
 
     func approve(_ request: ExecuteRequest, home: String) throws -> ApprovedCommand {
         guard !request.command.isEmpty, !request.command.contains("\0") else {
@@ -68,8 +101,9 @@ struct ExecutionPolicy: Sendable {
             environment[name] = value
         }
         // Denied programs are refused whether or not they exist here.
-        try check(argv: [request.command] + args, cwd: cwd, depth: 0)
-        guard let executable = resolve(request.command, cwd: cwd) else {
+        try check(argv: [request.command] + args, cwd: cwd)
+        // The file checked is the file run: its real path (a symlink swapped afterwards changes nothing).
+        guard let executable = resolve(request.command, cwd: cwd).map({ realPath($0) ?? $0 }) else {
             throw APIError.badRequest("program '\(request.command)' was not found (looked in \(searchPath.joined(separator: ":")))",
                                       code: "command_not_found")
         }
@@ -89,36 +123,103 @@ struct ExecutionPolicy: Sendable {
 
     // MARK: Programs behind the command
 
-    /// Refuses `argv` if it, or any program it runs through a known wrapper, is denied or not
-    /// allowed.
-    func check(argv: [String], cwd: String, depth: Int) throws {
-        guard let program = argv.first else { return }
+    /// Refuses `argv` if it, or any program it runs through a known wrapper (its options parsed
+    /// as the wrapper parses them; an option not understood is refused), is denied or not allowed.
+    func check(argv: [String], cwd: String) throws {
+        try check(InnerCommand(argv: argv, cwd: cwd), depth: 0)
+    }
+
+    private func check(_ command: InnerCommand, depth: Int) throws {
+        guard let program = command.argv.first else { return }
         guard depth < 8 else {
             throw APIError.forbidden("the command nests wrappers too deeply to check", code: "command_denied")
         }
-        let names = programNames(program, cwd: cwd)
+        let given = basename(program)
+        let shown = program.replacing(String(ShellWords.dynamic), with: "…")
+        if program.contains(ShellWords.dynamic) || program.isEmpty {
+            throw APIError.forbidden("the program '\(shown)' is only known when the command runs (an expansion, a glob, "
+                + "or find's/xargs' input), so it cannot be checked; refused", code: "command_denied")
+        }
+        if program.contains("/") && !program.hasPrefix("/") && command.cwd == nil {
+            throw APIError.forbidden("'\(program)' is a relative path in a directory only known when the command runs, so it "
+                + "cannot be checked; refused", code: "command_denied")
+        }
+        // The program as the kernel will find it: PATH search (the daemon's PATH), then realpath.
+        let real = resolve(program, cwd: command.cwd ?? "/").flatMap(realPath)
+        let realName = real.map(basename)
+        // After `env -i`, `env -u PATH`, sudo, su, … the PATH is another one (glibc's, the shell's
+        // built-in one, sudo's secure_path): the file found there is checked too.
+        var others: [String] = []
+        if command.pathReset && !program.contains("/") {
+            // Each fallback searches these in its own order: every file found is one that may run.
+            let found = Self.resetSearchPath.map { $0 + "/" + program }.filter(isExecutableFile).compactMap(realPath)
+            for file in found where file != real && !others.contains(file) { others.append(file) }
+            // bash's built-in PATH ends in ".": a program found nowhere else is the cwd's.
+            if found.isEmpty, let cwd = command.cwd {
+                if let local = resolve("./" + program, cwd: cwd).flatMap(realPath), local != real { others.append(local) }
+            } else if found.isEmpty && allowlist != nil {
+                throw APIError.forbidden("'\(program)' would be looked up in a directory only known when the command runs, "
+                    + "so it cannot be checked; refused", code: "command_denied")
+            }
+        }
+        var names = [given]
+        for file in (real.map { [$0] } ?? []) + others where !names.contains(basename(file)) {
+            names.append(basename(file))
+        }
         if let denied = names.first(where: denylist.contains) {
             throw APIError.forbidden("'\(denied)' is in execution.denylist\(depth > 0 ? " (run through a wrapper)" : "")",
                                      code: "command_denied")
         }
-        if let allowlist, !names.contains(where: allowlist.contains) {
-            throw APIError.forbidden("'\(names.first ?? program)' is not in execution.allowlist", code: "command_not_allowed")
+        if let allowlist {
+            for file in (real.map { [$0] } ?? [nil]) + others {
+                guard let file, allowlist.contains(basename(file)) || allowlist.contains(file) else {
+                    let what = file.map { "'\(given)' (\($0))" } ?? "'\(given)' (not found on the daemon's PATH)"
+                    throw APIError.forbidden("\(what) is not in execution.allowlist\(depth > 0 ? " (run through a wrapper)" : "")",
+                                             code: "command_not_allowed")
+                }
+            }
         }
-        for inner in Wrappers.innerCommands(of: argv, programName: names.last ?? program) {
-            try check(argv: inner, cwd: cwd, depth: depth + 1)
+        // What the file is decides how it reads its arguments; a multi-call binary goes by its name.
+        var name = realName ?? given
+        if name == "busybox" && given != "busybox" {
+            // A link to busybox runs the applet of its name: that name must be allowed too.
+            if let allowlist, !allowlist.contains(given) {
+                throw APIError.forbidden("'\(given)' (busybox's applet) is not in execution.allowlist", code: "command_not_allowed")
+            }
+            name = given
+        }
+        if name == "newgrp" && given == "sg" { name = "sg" }  // sg is newgrp under another name
+        let argv = command.argv
+        let context = WrapperContext(cwd: command.cwd, strict: allowlist != nil, open: command.open,
+                                     fromScript: command.fromScript, shell: shell)
+        let inner = try Wrappers.innerCommands(of: argv, name: name, context: context)
+        // In a script, an expanded word can split into several and move into the program's place:
+        // a wrapper whose words before the program it runs are made at run time cannot be checked.
+        if command.fromScript, Wrappers.isWrapper(name), !Self.expansionsOnlyAfterThePrograms(argv, inner) {
+            throw APIError.forbidden("\(name): an argument is only known when the script runs, so the command it runs cannot "
+                + "be checked; refused", code: "command_denied")
+        }
+        for var inner in inner {
+            inner.pathReset = inner.pathReset || command.pathReset
+            try check(inner, depth: depth + 1)
         }
     }
 
-    /// The name as given and the name of the file it resolves to (symlinks followed), so a
-    /// link called `safe` to `/bin/rm` is still `rm`.
-    private func programNames(_ program: String, cwd: String) -> [String] {
-        var names = [basename(program)]
-        if let path = resolve(program, cwd: cwd), let real = realPath(path) {
-            let name = basename(real)
-            if name != names[0] { names.append(name) }
+    /// Whether every word of `argv` made at run time lies in an inner command taken whole from
+    /// its end (`timeout 5 echo "$x"`), where it is that command's own (checked in its turn).
+    private static func expansionsOnlyAfterThePrograms(_ argv: [String], _ inner: [InnerCommand]) -> Bool {
+        let isDynamic: (String) -> Bool = { $0.contains(ShellWords.dynamic) }
+        guard argv.dropFirst().contains(where: isDynamic) else { return true }
+        guard !inner.isEmpty else { return false }
+        return inner.allSatisfy { command in
+            guard command.argv.count < argv.count, Array(argv.suffix(command.argv.count)) == command.argv else { return false }
+            return !argv[1..<(argv.count - command.argv.count)].contains(where: isDynamic)
         }
-        return names
     }
+
+    /// Where a program is looked for once PATH is gone or replaced: every directory glibc's
+    /// execvp, dash, bash or sudo's secure_path fall back to.
+    static let resetSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/snap/bin"]
 
     func resolve(_ program: String, cwd: String) -> String? {
         if program.contains("/") {
@@ -128,15 +229,17 @@ struct ExecutionPolicy: Sendable {
         return searchPath.lazy.map { $0 + "/" + program }.first(where: isExecutableFile)
     }
 
-    private func directory(_ path: String) throws -> String {
+    /// The one check for a working directory (commands and AI tasks): absolute, an existing
+    /// directory; the real path (symlinks resolved) is what is used.
+    func directory(_ path: String) throws -> String {
         guard path.hasPrefix("/") else {
             throw APIError.badRequest("cwd must be an absolute path", code: "bad_cwd")
         }
         var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, let real = realPath(path) else {
             throw APIError.badRequest("cwd '\(path)' is not an existing directory", code: "bad_cwd")
         }
-        return path
+        return real
     }
 
     private func isExecutableFile(_ path: String) -> Bool {

@@ -1,32 +1,85 @@
-/// Finds the simple commands in a shell string, for the denylist: each command's words with
-/// quotes removed, split at `;`, `&`, `|`, `&&`, `||`, newlines, parentheses, braces, `$(`,
-/// backticks and shell keywords that start a new command.
+/// Finds the simple commands in a shell string, for the execution policy: each command's words
+/// with quotes removed, split at `;`, `&`, `|`, `&&`, `||`, newlines, parentheses, `{`/`}` words,
+/// `$(`, backticks and shell keywords that start a new command.
 ///
-/// This is not a shell. Words made at run time (`$x`, `$(printf rm)`) cannot be seen here,
-/// which is why the README calls a denylist a speed bump and the allowlist the real control.
+/// This is not a shell, and it says so where it cannot be sure. A word whose text is made when
+/// the script runs — a `$` expansion (unquoted or in double quotes), a command substitution, an
+/// unquoted glob (`*`, `?`, `[`), a leading `~` or a brace expansion — carries
+/// `ShellWords.dynamic` (a NUL, which no real argument can contain). The policy refuses a command
+/// whose program word is dynamic, a script or `env -S` string that is dynamic, and a wrapper
+/// (`env`, `nice`, …) in a script given a dynamic argument (word splitting could move it into
+/// the program's place). The commands inside substitutions are returned as commands too.
+///
+/// What it cannot see: a program made by a later command (`x=rm; $x` is refused by the above,
+/// but `printf rm > f; sh f` runs a file, which the policy refuses only in scripts and under an
+/// allowlist), functions and aliases are seen only through their bodies, and here-document
+/// bodies are read as commands (so more is refused, never less). A denylist stays a speed bump;
+/// the allowlist is the real control.
 enum ShellWords {
-    static func commands(in script: String) -> [[String]] {
+    /// Marks a word whose text is only known when the script runs.
+    static let dynamic: Character = "\0"
+
+    struct Parsed {
         var commands: [[String]] = []
+        /// `NAME=value` words before a command's program (and whole commands of assignments).
+        var assignments: [String] = []
+    }
+
+    static func commands(in script: String) -> [[String]] { parse(script).commands }
+
+    static func parse(_ script: String) -> Parsed {
+        var parsed = Parsed()
         var current: [String] = []
         var word = ""
         var inWord = false
+        var quoted = false
+        var isDynamic = false
+        var dropNextWord = false  // the target of a redirection
         var characters = Array(script)
         characters.append("\n")
         var index = 0
 
-        func endWord() {
-            if inWord { current.append(word) }
-            word = ""
-            inWord = false
-        }
         func endCommand() {
-            endWord()
             // Leading assignments (FOO=bar cmd) and keywords are not the program.
             while let first = current.first, isAssignment(first) || startKeywords.contains(first) {
+                if isAssignment(first) { parsed.assignments.append(first) }
                 current.removeFirst()
             }
-            if !current.isEmpty { commands.append(current) }
+            if let first = current.first, wordKeywords.contains(first) { current = [] }
+            if !current.isEmpty { parsed.commands.append(current) }
             current = []
+        }
+        func endWord() {
+            defer {
+                word = ""
+                inWord = false
+                quoted = false
+                isDynamic = false
+            }
+            guard inWord else { return }
+            if dropNextWord {
+                dropNextWord = false
+                return
+            }
+            if !quoted && (word == "{" || word == "}") {
+                endCommand()
+                return
+            }
+            current.append(isDynamic ? word + String(dynamic) : word)
+        }
+        func substitution(from start: Int) {
+            let (inner, end) = Self.substitution(characters, from: start)
+            let nested = parse(inner)
+            parsed.commands += nested.commands
+            parsed.assignments += nested.assignments
+            index = end
+        }
+        func backtick() {
+            let end = characters[(index + 1)...].firstIndex(of: "`") ?? characters.count - 1
+            let nested = parse(String(characters[(index + 1)..<end]))
+            parsed.commands += nested.commands
+            parsed.assignments += nested.assignments
+            index = end
         }
 
         while index < characters.count {
@@ -34,41 +87,64 @@ enum ShellWords {
             switch character {
             case "'":
                 inWord = true
+                quoted = true
                 index += 1
                 while index < characters.count && characters[index] != "'" { word.append(characters[index]); index += 1 }
             case "\"":
                 inWord = true
+                quoted = true
                 index += 1
                 while index < characters.count && characters[index] != "\"" {
-                    if characters[index] == "\\" && index + 1 < characters.count { index += 1 }
-                    if characters[index] == "$" && index + 1 < characters.count && characters[index + 1] == "(" {
+                    if characters[index] == "\\" && index + 1 < characters.count {
+                        index += 1
+                        if characters[index] != "\n" { word.append(characters[index]) }  // \<newline> joins lines
+                    }
+                    else if characters[index] == "$" && index + 1 < characters.count && characters[index + 1] == "(" {
                         // A command substitution inside double quotes is a command too.
-                        let (inner, end) = substitution(characters, from: index + 2)
-                        commands += Self.commands(in: inner)
-                        index = end
+                        isDynamic = true
+                        substitution(from: index + 2)
                     } else if characters[index] == "`" {
-                        let end = characters[(index + 1)...].firstIndex(of: "`") ?? characters.count - 1
-                        commands += Self.commands(in: String(characters[(index + 1)..<end]))
-                        index = end
+                        isDynamic = true
+                        backtick()
                     } else {
+                        if characters[index] == "$" { isDynamic = true }
                         word.append(characters[index])
                     }
                     index += 1
                 }
             case "\\":
-                inWord = true
-                if index + 1 < characters.count { index += 1; word.append(characters[index]) }
+                if index + 1 < characters.count {
+                    index += 1
+                    if characters[index] != "\n" {  // \<newline> only joins lines
+                        inWord = true
+                        word.append(characters[index])
+                    }
+                }
             case "$" where index + 1 < characters.count && characters[index + 1] == "(":
-                let (inner, end) = substitution(characters, from: index + 2)
-                commands += Self.commands(in: inner)
                 inWord = true  // the substitution's output is (part of) a word of this command
-                index = end
+                isDynamic = true
+                substitution(from: index + 2)
             case "`":
-                let end = characters[(index + 1)...].firstIndex(of: "`") ?? characters.count - 1
-                commands += Self.commands(in: String(characters[(index + 1)..<end]))
                 inWord = true
-                index = end
-            case ";", "&", "|", "\n", "(", ")", "{", "}":
+                isDynamic = true
+                backtick()
+            case "<", ">":
+                // A redirection: an fd number before it is not a word, and its target is not an argument.
+                if inWord && !quoted && !word.isEmpty && word.allSatisfy(\.isNumber) {
+                    word = ""
+                    inWord = false
+                    isDynamic = false
+                } else {
+                    endWord()
+                }
+                while index + 1 < characters.count, "<>&|".contains(characters[index + 1]) { index += 1 }
+                if index + 1 < characters.count, characters[index + 1] == "(" {
+                    break  // <( … ) and >( … ): the parenthesis starts the commands inside
+                }
+                dropNextWord = true
+            case ";", "&", "|", "\n", "(", ")":
+                endWord()
+                dropNextWord = false
                 endCommand()
             case " ", "\t":
                 endWord()
@@ -77,14 +153,25 @@ enum ShellWords {
                 // A comment runs to the end of the line.
                 while index < characters.count && characters[index] != "\n" { index += 1 }
                 continue
+            case "*", "?", "[", "{", "$":
+                inWord = true
+                if character != "{" || !word.isEmpty || (index + 1 < characters.count && !" \t\n;".contains(characters[index + 1])) {
+                    isDynamic = true  // a glob, a brace expansion or a variable
+                }
+                word.append(character)
+            case "~" where !inWord:
+                inWord = true
+                isDynamic = true
+                word.append(character)
             default:
                 inWord = true
                 word.append(character)
             }
             index += 1
         }
+        endWord()
         endCommand()
-        return commands
+        return parsed
     }
 
     /// The text of `$( … )` starting after the parenthesis, and the index of its closing one.
@@ -99,9 +186,13 @@ enum ShellWords {
         return (String(characters[start..<min(index, characters.count)]), index)
     }
 
-    private static let startKeywords: Set<String> = ["if", "then", "else", "elif", "do", "while", "until", "!", "time"]
+    /// Reserved words before a command (`time` is not one: it is checked as the wrapper it is).
+    private static let startKeywords: Set<String> = ["if", "then", "else", "elif", "do", "while", "until", "!", "fi",
+                                                     "done", "esac", "coproc"]
+    /// Reserved words whose whole simple command is no program (`for x in a b`, `case $x in`).
+    private static let wordKeywords: Set<String> = ["for", "select", "case", "function", "in"]
 
-    private static func isAssignment(_ word: String) -> Bool {
+    static func isAssignment(_ word: String) -> Bool {
         guard let equals = word.firstIndex(of: "="), equals != word.startIndex else { return false }
         return word[..<equals].allSatisfy { $0 == "_" || $0.isLetter || $0.isNumber }
     }

@@ -1,133 +1,956 @@
-/// Programs that run another program given in their arguments, and how to find it.
+import LoopsyAPI
+
+/// How a wrapper's option takes a value.
+enum OptionArity: Sendable, Hashable {
+    case none
+    /// The rest of a short cluster (`-n5`), `--opt=value` or else the next word.
+    case required
+    /// Only attached: `-dVALUE` or `--opt=VALUE`.
+    case optional
+}
+
+/// A program's options as its getopt_long sees them.
+struct OptionTable: Sendable {
+    struct Spec: Sendable, Hashable {
+        let key: String
+        let arity: OptionArity
+    }
+    var short: [Character: Spec] = [:]
+    var long: [String: Spec] = [:]
+    /// GNU getopt's default: options may follow operands (no leading "+" in the optstring).
+    var permute = false
+
+    /// `short` in getopt's notation ("C:iS:u:v0": one colon after a letter takes a value, two an
+    /// optional attached one); each `long` as "name", "name=" (a value) or "name=?" (an optional
+    /// `=value`), optionally followed by "/x": the short option it is the same as.
+    init(_ short: String, _ long: [String] = [], permute: Bool = false) {
+        self.permute = permute
+        var letters = Array(short)
+        var index = 0
+        while index < letters.count {
+            let letter = letters[index]
+            var arity = OptionArity.none
+            if index + 1 < letters.count, letters[index + 1] == ":" {
+                arity = .required
+                index += 1
+                if index + 1 < letters.count, letters[index + 1] == ":" { arity = .optional; index += 1 }
+            }
+            self.short[letter] = Spec(key: String(letter), arity: arity)
+            index += 1
+        }
+        letters = []
+        for entry in long {
+            let parts = entry.split(separator: "/", maxSplits: 1).map(String.init)
+            var name = parts[0]
+            var arity = OptionArity.none
+            if name.hasSuffix("=?") { arity = .optional; name.removeLast(2) }
+            else if name.hasSuffix("=") { arity = .required; name.removeLast() }
+            self.long[name] = Spec(key: parts.count > 1 ? parts[1] : name, arity: arity)
+        }
+    }
+}
+
+/// getopt_long, as GNU and util-linux programs parse their options: clusters (`-iS'cmd'`),
+/// values attached or in the next word, `--name=value`, unique prefixes of long names (`--un` is
+/// `--unset`), `--` ending the options. Whatever it does not know is refused, never guessed.
+struct Getopt {
+    struct Option {
+        let key: String
+        let value: String?
+    }
+    let program: String
+    let table: OptionTable
+    private(set) var args: [String]
+    private(set) var index = 0
+    private var skipped: [String] = []
+    private var cluster: Substring = ""
+    private var ended = false
+
+    init(_ program: String, _ table: OptionTable, _ args: [String]) {
+        self.program = program
+        self.table = table
+        self.args = args
+    }
+
+    /// The operands: words that are not options (with `--` removed).
+    var operands: [String] { skipped + args[index...] }
+    /// The words not looked at yet.
+    var unparsed: [String] { Array(args[index...]) }
+
+    /// The next option, or nil when the options end.
+    mutating func next() throws -> Option? {
+        if !cluster.isEmpty { return try shortOption() }
+        while !ended, index < args.count {
+            let word = args[index]
+            if word == "--" {
+                index += 1
+                ended = true
+                return nil
+            }
+            if word.hasPrefix("--") {
+                index += 1
+                return try longOption(word)
+            }
+            if word.hasPrefix("-"), word.count > 1 {
+                index += 1
+                cluster = word.dropFirst()
+                return try shortOption()
+            }
+            guard table.permute else {
+                ended = true
+                return nil
+            }
+            skipped.append(word)
+            index += 1
+        }
+        ended = true
+        return nil
+    }
+
+    /// All options, in order.
+    mutating func all() throws -> [Option] {
+        var options: [Option] = []
+        while let option = try next() { options.append(option) }
+        return options
+    }
+
+    private mutating func shortOption() throws -> Option {
+        let letter = cluster.removeFirst()
+        guard let spec = table.short[letter] else { throw Wrappers.notUnderstood(program, "-\(letter)") }
+        switch spec.arity {
+        case .none:
+            return Option(key: spec.key, value: nil)
+        case .optional:
+            defer { cluster = "" }
+            return Option(key: spec.key, value: cluster.isEmpty ? nil : String(cluster))
+        case .required:
+            if !cluster.isEmpty {
+                defer { cluster = "" }
+                return Option(key: spec.key, value: String(cluster))
+            }
+            guard index < args.count else { throw Wrappers.missingValue(program, "-\(letter)") }
+            index += 1
+            return Option(key: spec.key, value: args[index - 1])
+        }
+    }
+
+    private mutating func longOption(_ word: String) throws -> Option {
+        let body = word.dropFirst(2)
+        let name = String(body.prefix { $0 != "=" })
+        let attached = body.contains("=") ? String(body.drop { $0 != "=" }.dropFirst()) : nil
+        let spec: OptionTable.Spec
+        if let exact = table.long[name] {
+            spec = exact
+        } else {
+            let candidates = Set(table.long.filter { !name.isEmpty && $0.key.hasPrefix(name) }.values)
+            guard let only = candidates.first else { throw Wrappers.notUnderstood(program, "--\(name)") }
+            guard candidates.count == 1 else {
+                throw APIError.forbidden("\(program): option '--\(name)' is ambiguous, so the command it runs cannot be "
+                    + "checked; refused", code: "command_denied")
+            }
+            spec = only
+        }
+        switch spec.arity {
+        case .none:
+            if attached != nil {
+                throw APIError.forbidden("\(program): option '--\(name)' takes no value; refused", code: "command_denied")
+            }
+            return Option(key: spec.key, value: nil)
+        case .optional:
+            return Option(key: spec.key, value: attached)
+        case .required:
+            if let attached { return Option(key: spec.key, value: attached) }
+            guard index < args.count else { throw Wrappers.missingValue(program, "--\(name)") }
+            index += 1
+            return Option(key: spec.key, value: args[index - 1])
+        }
+    }
+}
+
+/// A command found inside another (`env rm x` → `rm x`), to be checked like the outer one.
+struct InnerCommand: Equatable {
+    var argv: [String]
+    /// Where it runs, when that is known (nil after `cd` in a script, `find -execdir`, `su -l`, …).
+    var cwd: String?
+    /// More arguments may be appended when it runs (xargs' input).
+    var open = false
+    /// A command of a shell script (its words may be made at run time).
+    var fromScript = false
+    /// Its PATH is not the daemon's (env -i, env -u PATH, sudo, su, doas, systemd-run).
+    var pathReset = false
+}
+
+/// What a wrapper needs to know besides its arguments.
+struct WrapperContext {
+    var cwd: String?
+    /// execution.allowlist is set: what cannot be checked against it is refused.
+    var strict: Bool
+    var open = false
+    var fromScript = false
+    /// The shell programs run with `-c` by flock, script, sudo -s, … ($SHELL).
+    var shell = "/bin/sh"
+}
+
+/// Programs that run another program given in their arguments, and how to find it. Each wrapper's
+/// options are declared as its own parser knows them (GNU coreutils 9, util-linux 2.38,
+/// findutils 4.9, sudo 1.9, procps 4, bash 5); an option not declared is refused.
 enum Wrappers {
-    /// The commands `argv` runs through its program (`env rm x` → [["rm", "x"]]).
-    static func innerCommands(of argv: [String], programName: String) -> [[String]] {
+    static func notUnderstood(_ program: String, _ option: String) -> APIError {
+        .forbidden("\(program): option '\(option)' is not understood, so the command it runs cannot be checked; refused",
+                   code: "command_denied")
+    }
+
+    static func missingValue(_ program: String, _ option: String) -> APIError {
+        .forbidden("\(program): option '\(option)' needs a value; refused", code: "command_denied")
+    }
+
+    static func refused(_ program: String, _ why: String) -> APIError {
+        .forbidden("\(program): \(why), so it cannot be checked; refused", code: "command_denied")
+    }
+
+    /// Programs that run others but whose options are not modelled here: refused outright.
+    static let opaqueRunners: Set<String> = [
+        "strace", "ltrace", "valgrind", "gdb", "parallel", "unbuffer", "fakeroot", "fakechroot", "proot", "firejail",
+        "setpriv", "prlimit", "numactl", "cgexec", "chpst", "catchsegv", "pkexec", "runcon", "newgrp", "expect",
+        "sudoedit", "nocache", "torsocks", "proxychains", "proxychains4", "bwrap", "capsh", "daemonize", "start-stop-daemon",
+        "dbus-launch", "xvfb-run", "rlwrap", "schroot", "machinectl", "flatpak-spawn", "nsjail",
+    ]
+
+    static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "ksh93", "ash", "mksh", "yash", "fish", "rbash",
+                                      "lksh", "pdksh", "posh"]
+
+    static let wrappers: Set<String> = [
+        "env", "nice", "nohup", "timeout", "stdbuf", "setsid", "flock", "script", "unshare", "nsenter", "chroot", "ionice",
+        "chrt", "taskset", "xargs", "find", "sudo", "su", "runuser", "doas", "time", "command", "exec", "builtin", "eval",
+        "trap", "busybox", "watch", "systemd-run", "sg",
+    ]
+
+    static func isWrapper(_ name: String) -> Bool {
+        wrappers.contains(name) || shells.contains(name) || opaqueRunners.contains(name)
+    }
+
+    /// The commands `argv` runs through its program `name` (`env rm x` → [rm x]); [] when it
+    /// runs none.
+    static func innerCommands(of argv: [String], name: String, context: WrapperContext) throws -> [InnerCommand] {
         let args = Array(argv.dropFirst())
-        switch programName {
-        case "env": return env(args)
-        case "nice": return afterOptions(args, withValue: ["-n", "--adjustment"])
-        case "nohup", "exec", "command", "builtin", "time", "chroot", "setsid", "unbuffer", "ionice", "chrt", "taskset",
-             "flock", "doas", "runuser", "su":
-            return special(programName, args)
-        case "timeout": return timeout(args)
-        case "stdbuf": return afterOptions(args, withValue: ["-i", "-o", "-e", "--input", "--output", "--error"])
-        case "xargs": return xargs(args)
-        case "sudo": return sudo(args)
-        case "busybox": return args.isEmpty ? [] : [args]
-        case "find": return find(args)
-        case "sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "yash", "fish": return shell(args)
-        case "eval": return ShellWords.commands(in: args.joined(separator: " "))
+        if opaqueRunners.contains(name) {
+            throw refused(name, "it runs other programs with options this daemon does not model")
+        }
+        if shells.contains(name) { return try shell(name, args, context) }
+        switch name {
+        case "env": return try env(args, context)
+        case "nice": return try nice(args, context)
+        case "nohup": return try simple(name, OptionTable("", ["help", "version"]), args, context)
+        case "timeout":
+            return try simple(name, OptionTable("+k:s:fpv", ["kill-after=/k", "signal=/s", "foreground", "preserve-status/p",
+                                                           "verbose/v", "help", "version"]), args, context, skip: 1)
+        case "stdbuf":
+            return try simple(name, OptionTable("+i:o:e:", ["input=/i", "output=/o", "error=/e", "help", "version"]),
+                              args, context)
+        case "setsid":
+            return try simple(name, OptionTable("+Vhcfw", ["ctty/c", "fork/f", "wait/w", "version/V", "help/h"]), args, context)
+        case "flock": return try flock(args, context)
+        case "script": return try script(args, context)
+        case "unshare": return try unshare(args, context)
+        case "nsenter": return try nsenter(args, context)
+        case "chroot": return try chroot(args, context)
+        case "ionice": return try ionice(args, context)
+        case "chrt": return try chrt(args, context)
+        case "taskset": return try taskset(args, context)
+        case "xargs": return try xargs(args, context)
+        case "find": return try find(args, context)
+        case "sudo": return try sudo(args, context).map(resettingPath)
+        case "su", "runuser": return try su(name, args, context).map(resettingPath)
+        case "doas": return try doas(args, context).map(resettingPath)
+        case "time":
+            return try simple(name, OptionTable("+agvpqVf:o:", ["append/a", "format=/f", "output=/o", "portability/p",
+                                                              "quiet/q", "verbose/v", "help", "version/V"]), args, context)
+        case "command":
+            var parser = Getopt(name, OptionTable("pVv"), args)
+            let options = try parser.all()
+            if options.contains(where: { $0.key != "p" }) { return [] }  // -v/-V describe, they do not run
+            let commands = try requireCommand(name, command(name, parser.operands, context), context)
+            return options.isEmpty ? commands : commands.map(resettingPath)  // -p: the shell's default PATH
+        case "exec": return try simple(name, OptionTable("cla:"), args, context)
+        case "builtin": return try simple(name, OptionTable(""), args, context)  // only `--`
+        case "eval": return try script(name, args.joined(separator: " "), context)
+        case "trap":
+            var parser = Getopt(name, OptionTable("lpP"), args)
+            _ = try parser.all()
+            guard let action = parser.operands.first, action != "-", !action.isEmpty else { return [] }
+            return try script(name, action, context)
+        case "busybox": return try busybox(args, context)
+        case "watch": return try watch(args, context)
+        case "systemd-run": return try systemdRun(args, context).map(resettingPath)
+        case "sg": return try sg(args, context)
         default: return []
         }
     }
 
-    /// Skips leading options (those in `withValue` take the next word) and returns the rest.
-    private static func afterOptions(_ args: [String], withValue: Set<String>) -> [[String]] {
-        var index = 0
-        while index < args.count, args[index].hasPrefix("-") {
-            let option = args[index]
-            if option == "--" { index += 1; break }
-            let name = option.split(separator: "=").first.map(String.init) ?? option
-            if withValue.contains(name) && !option.contains("=") { index += 1 }
-            index += 1
-        }
-        return index < args.count ? [Array(args[index...])] : []
+    // MARK: Helpers
+
+    /// A command run with another PATH than its wrapper's (sudo's secure_path, a login's).
+    private static func resettingPath(_ command: InnerCommand) -> InnerCommand {
+        var command = command
+        command.pathReset = true
+        return command
     }
 
-    private static func env(_ args: [String]) -> [[String]] {
-        var index = 0
-        var commands: [[String]] = []
-        while index < args.count {
-            let word = args[index]
-            if word == "--" { index += 1; break }
-            if word == "-S" || word == "--split-string" {
-                // env -S 'prog args' splits its argument into a command line.
-                if index + 1 < args.count { commands += ShellWords.commands(in: args[index + 1]) }
-                index += 2
-                continue
-            }
-            if word.hasPrefix("--split-string=") || (word.hasPrefix("-S") && word.count > 2) {
-                commands += ShellWords.commands(in: String(word.drop { $0 != "=" && $0 != "S" }.dropFirst()))
-                index += 1
-                continue
-            }
-            if ["-u", "--unset", "-C", "--chdir"].contains(word) { index += 2; continue }
-            if word.hasPrefix("-") || (word.contains("=") && !word.hasPrefix("=")) { index += 1; continue }
-            break
+    /// The command in `operands` (after `skip` leading ones, like timeout's duration).
+    private static func command(_ program: String, _ operands: [String], _ context: WrapperContext, skip: Int = 0,
+                                cwd: String?? = .none) -> [InnerCommand] {
+        let words = Array(operands.dropFirst(skip))
+        return words.isEmpty ? [] : [InnerCommand(argv: words, cwd: cwd ?? context.cwd, open: context.open,
+                                                   fromScript: context.fromScript)]
+    }
+
+    /// A wrapper whose command must be there when more words may be appended (xargs' input
+    /// would otherwise name the program).
+    private static func requireCommand(_ program: String, _ commands: [InnerCommand], _ context: WrapperContext) throws
+        -> [InnerCommand] {
+        if commands.isEmpty && context.open {
+            throw refused(program, "the program it runs would come from xargs' input")
         }
-        if index < args.count { commands.append(Array(args[index...])) }
         return commands
     }
 
-    private static func timeout(_ args: [String]) -> [[String]] {
+    private static func simple(_ program: String, _ table: OptionTable, _ args: [String], _ context: WrapperContext,
+                               skip: Int = 0) throws -> [InnerCommand] {
+        var parser = Getopt(program, table, args)
+        _ = try parser.all()
+        if context.open && parser.operands.count <= skip {
+            throw refused(program, "the program it runs would come from xargs' input")
+        }
+        return command(program, parser.operands, context, skip: skip)
+    }
+
+    /// A shell script run by `program`, split into its commands.
+    static func script(_ program: String, _ text: String, _ context: WrapperContext) throws -> [InnerCommand] {
+        if text.contains(ShellWords.dynamic) {
+            throw refused(program, "the script it runs is made when it runs (from input or expansions)")
+        }
+        let parsed = ShellWords.parse(text)
+        for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where ShellWords.isAssignment(word) {
+            let name = String(word.prefix { $0 != "=" })
+            if ExecutionPolicy.forbiddenVariable(name) {
+                throw APIError.forbidden("\(program): the script sets \(name), which changes which program runs or what "
+                    + "it loads; refused", code: "command_denied")
+            }
+        }
+        // After cd/pushd/popd a relative path names another file: its directory is not known.
+        let changesDirectory = parsed.commands.contains { $0.contains { ["cd", "pushd", "popd"].contains($0) } }
+        return parsed.commands.map {
+            InnerCommand(argv: $0, cwd: changesDirectory ? nil : context.cwd, open: false, fromScript: true)
+        }
+    }
+
+    private static func joined(_ cwd: String?, _ directory: String) -> String? {
+        if directory.hasPrefix("/") { return directory }
+        return cwd.map { $0 + "/" + directory }
+    }
+
+    private static func checkAssignment(_ program: String, _ assignment: String) throws {
+        let name = String(assignment.prefix { $0 != "=" })
+        if ExecutionPolicy.forbiddenVariable(name) {
+            throw APIError.forbidden("\(program) may not set \(name): it would change which program runs or what it loads",
+                                     code: "command_denied")
+        }
+    }
+
+    // MARK: Wrappers
+
+    static let envTable = OptionTable("+C:iS:u:v0", [
+        "ignore-environment/i", "null/0", "unset=/u", "chdir=/C", "debug/v", "split-string=/S", "block-signal=?",
+        "default-signal=?", "ignore-signal=?", "list-signal-handling", "help", "version",
+    ])
+
+    private static func env(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("env", envTable, args)
+        var cwd = context.cwd
+        var splits = 0
+        var pathReset = false
+        while let option = try parser.next() {
+            switch option.key {
+            case "S":
+                // env -S splits its value into words that take its place; parsing starts again on them.
+                splits += 1
+                guard splits < 8 else { throw refused("env", "it nests -S too deeply") }
+                let words = try envSplit(option.value ?? "")
+                parser = Getopt("env", envTable, words + parser.unparsed)
+            case "C": cwd = joined(cwd, option.value ?? "")
+            case "i": pathReset = true
+            case "u" where option.value == "PATH": pathReset = true
+            case "help", "version": return []
+            default: break
+            }
+        }
+        var operands = parser.operands
+        if operands.first == "-" {  // a lone "-" is -i
+            operands.removeFirst()
+            pathReset = true
+        }
+        while let first = operands.first, first.contains("=") {
+            try checkAssignment("env", first)
+            operands.removeFirst()
+        }
+        return try requireCommand("env", command("env", operands, context, cwd: .some(cwd)), context)
+            .map { var command = $0; command.pathReset = pathReset; return command }
+    }
+
+    /// Splits an `env -S` string as env does: quotes, backslash escapes, `#` comments. A `${VAR}`
+    /// (expanded by env) or anything it would reject is refused.
+    static func envSplit(_ text: String) throws -> [String] {
+        if text.contains(ShellWords.dynamic) || text.contains("$") {
+            throw refused("env", "its -S string expands variables or is made when it runs")
+        }
+        var words: [String] = []
+        var word = ""
+        var inWord = false
+        let characters = Array(text)
         var index = 0
-        while index < args.count, args[index].hasPrefix("-") {
-            if ["-s", "--signal", "-k", "--kill-after"].contains(args[index]) { index += 1 }
+        func end() {
+            if inWord { words.append(word) }
+            word = ""
+            inWord = false
+        }
+        func escape(_ character: Character, quoted: Bool) throws -> Character? {
+            switch character {
+            case "\\", "\"", "'", "#", "$": return character
+            case "_": return quoted ? " " : nil
+            case "f": return "\u{0C}"
+            case "n": return "\n"
+            case "r": return "\r"
+            case "t": return "\t"
+            case "v": return "\u{0B}"
+            default: throw refused("env", "its -S string has an escape '\\\(character)' env would reject")
+            }
+        }
+        scan: while index < characters.count {
+            let character = characters[index]
+            switch character {
+            case " ", "\t", "\n", "\u{0B}", "\u{0C}", "\r": end()
+            case "#" where !inWord: break scan
+            case "'":
+                inWord = true
+                index += 1
+                while index < characters.count, characters[index] != "'" {
+                    if characters[index] == "\\", index + 1 < characters.count, "\\'".contains(characters[index + 1]) {
+                        index += 1
+                    }
+                    word.append(characters[index])
+                    index += 1
+                }
+                guard index < characters.count else { throw refused("env", "its -S string has an unterminated quote") }
+            case "\"":
+                inWord = true
+                index += 1
+                while index < characters.count, characters[index] != "\"" {
+                    if characters[index] == "\\", index + 1 < characters.count {
+                        index += 1
+                        if characters[index] == "c" { throw refused("env", "its -S string uses \\c inside quotes") }
+                        if let escaped = try escape(characters[index], quoted: true) { word.append(escaped) }
+                    } else {
+                        word.append(characters[index])
+                    }
+                    index += 1
+                }
+                guard index < characters.count else { throw refused("env", "its -S string has an unterminated quote") }
+            case "\\":
+                guard index + 1 < characters.count else { throw refused("env", "its -S string ends in a backslash") }
+                index += 1
+                if characters[index] == "c" { break scan }
+                if let escaped = try escape(characters[index], quoted: false) {
+                    inWord = true
+                    word.append(escaped)
+                } else {
+                    end()  // \_ outside quotes separates words
+                }
+            default:
+                inWord = true
+                word.append(character)
+            }
             index += 1
         }
-        index += 1  // the duration
-        return index < args.count ? [Array(args[index...])] : []
+        end()
+        return words
     }
 
-    private static func xargs(_ args: [String]) -> [[String]] {
-        let withValue: Set<String> = ["-a", "-d", "-E", "-e", "-I", "-i", "-L", "-l", "-n", "-P", "-s", "--arg-file",
-                                      "--delimiter", "--eof", "--replace", "--max-lines", "--max-args", "--max-procs",
-                                      "--max-chars", "--process-slot-var"]
-        let rest = afterOptions(args, withValue: withValue)
-        return rest.isEmpty ? [["echo"]] : rest
-    }
-
-    private static func sudo(_ args: [String]) -> [[String]] {
-        let withValue: Set<String> = ["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-T", "-U", "--user", "--group",
-                                      "--chdir", "--prompt", "--role", "--type", "--close-from", "--host",
-                                      "--other-user", "--command-timeout"]
-        let rest = afterOptions(args, withValue: withValue)
-        if rest.isEmpty && args.contains(where: { $0 == "-s" || $0 == "-i" || $0 == "--shell" || $0 == "--login" }) {
-            return [["sh"]]
+    private static func nice(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        // nice takes the old `-NUM` / `--NUM` / `-+NUM` adjustment anywhere before the command.
+        func isLegacy(_ word: String) -> Bool {
+            let characters = Array(word)
+            guard characters.count > 1, characters[0] == "-" else { return false }
+            let digit = characters[1] == "-" || characters[1] == "+" ? 2 : 1
+            return digit < characters.count && characters[digit].isASCII && characters[digit].isNumber
         }
-        return rest
-    }
-
-    private static func special(_ name: String, _ args: [String]) -> [[String]] {
-        switch name {
-        case "chroot": return args.count > 1 ? [Array(args.dropFirst())] : []  // chroot DIR cmd
-        case "flock": return afterOptions(args, withValue: ["-w", "--timeout", "-E", "--conflict-exit-code"])
-            .map { Array($0.dropFirst()) }.filter { !$0.isEmpty }  // flock [opts] FILE cmd
-        case "su", "runuser":
-            // su/runuser -c 'command' run a shell string.
-            if let index = args.firstIndex(where: { $0 == "-c" || $0 == "--command" }), index + 1 < args.count {
-                return ShellWords.commands(in: args[index + 1])
+        let table = OptionTable("+n:", ["adjustment=/n", "help", "version"])
+        var rest = args
+        while true {
+            if let first = rest.first, isLegacy(first) {
+                rest.removeFirst()
+                continue
             }
-            return []
-        case "ionice": return afterOptions(args, withValue: ["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"])
-        case "taskset", "chrt": return args.count > 1 ? [Array(args.drop { $0.hasPrefix("-") }.dropFirst())] : []
-        default: return afterOptions(args, withValue: [])
+            var parser = Getopt("nice", table, rest)
+            guard let option = try parser.next() else {
+                rest = parser.operands
+                break
+            }
+            if option.key == "help" || option.key == "version" { return [] }
+            rest = parser.unparsed
         }
+        return try requireCommand("nice", command("nice", rest, context), context)
     }
 
-    private static func find(_ args: [String]) -> [[String]] {
-        var commands: [[String]] = []
+    private static func flock(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("flock", OptionTable("+sexnoFuw:E:hV?", [
+            "shared/s", "exclusive/x", "unlock/u", "nonblocking/n", "nonblock/n", "timeout=/w", "wait=/w",
+            "conflict-exit-code=/E", "close/o", "no-fork/F", "verbose", "help/h", "version/V",
+        ]), args)
+        let options = try parser.all()
+        if options.contains(where: { ["h", "V", "?"].contains($0.key) }) { return [] }
+        let operands = parser.operands
+        if operands.count > 1, operands[1] == "-c" || operands[1] == "--command" {
+            guard operands.count == 3 else { return [] }  // flock refuses anything else
+            return [InnerCommand(argv: [context.shell, "-c", operands[2]], cwd: context.cwd, fromScript: context.fromScript)]
+        }
+        return try requireCommand("flock", command("flock", operands, context, skip: 1), context)
+    }
+
+    private static func script(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("script", OptionTable("aB:c:eE:fI:O:o:qm:T:t::Vh", [
+            "append/a", "command=/c", "echo=/E", "return/e", "flush/f", "force", "log-in=/I", "log-out=/O", "log-io=/B",
+            "log-timing=/T", "logging-format=/m", "output-limit=/o", "quiet/q", "timing=?/t", "version/V", "help/h",
+        ], permute: true), args)
+        let options = try parser.all()
+        if options.contains(where: { $0.key == "V" || $0.key == "h" }) { return [] }
+        if context.open { throw refused("script", "xargs' input would be taken as its options") }
+        let commands = options.filter { $0.key == "c" }.compactMap(\.value)
+        guard let last = commands.last else {
+            return [InnerCommand(argv: [context.shell], cwd: context.cwd, fromScript: context.fromScript)]
+        }
+        return [InnerCommand(argv: [context.shell, "-c", last], cwd: context.cwd, fromScript: context.fromScript)]
+    }
+
+    private static func unshare(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("unshare", OptionTable("+fhVmuinpCTUrR:w:S:G:cl", [
+            "fork/f", "help/h", "version/V", "mount=?/m", "uts=?/u", "ipc=?/i", "net=?/n", "pid=?/p", "user=?/U",
+            "cgroup=?/C", "time=?/T", "mount-proc=?", "map-user=", "map-users=", "map-group=", "map-groups=",
+            "map-root-user/r", "map-current-user/c", "map-auto", "propagation=", "setgroups=", "keep-caps", "setuid=/S",
+            "setgid=/G", "root=/R", "wd=/w", "monotonic=", "boottime=", "kill-child=?", "load-interp=/l",
+        ]), args)
+        var cwd = context.cwd
+        for option in try parser.all() {
+            switch option.key {
+            case "h", "V": return []
+            case "R":
+                if context.strict { throw refused("unshare", "--root runs its command in another root directory") }
+                cwd = nil
+            case "w": cwd = joined(cwd, option.value ?? "")
+            default: break
+            }
+        }
+        if context.open { throw refused("unshare", "the program it runs would come from xargs' input") }
+        let operands = parser.operands
+        if operands.isEmpty { return [InnerCommand(argv: [context.shell], cwd: cwd, fromScript: context.fromScript)] }
+        return command("unshare", operands, context, cwd: .some(cwd))
+    }
+
+    private static func nsenter(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("nsenter", OptionTable("+ahVt:m::u::i::n::p::C::U::T::S:G:r::w::W:eFcZ", [
+            "all/a", "help/h", "version/V", "target=/t", "mount=?/m", "uts=?/u", "ipc=?/i", "net=?/n", "pid=?/p",
+            "cgroup=?/C", "user=?/U", "time=?/T", "setuid=/S", "setgid=/G", "preserve-credentials", "root=?/r",
+            "wd=?/w", "wdns=/W", "env/e", "no-fork/F", "user-parent/c", "follow-context/Z",
+        ]), args)
+        var cwd = context.cwd
+        for option in try parser.all() {
+            switch option.key {
+            case "h", "V": return []
+            case "r":
+                if context.strict { throw refused("nsenter", "--root runs its command in another root directory") }
+                cwd = nil
+            case "w", "W", "t", "m": cwd = nil  // the target's working directory or mount namespace
+            default: break
+            }
+        }
+        if context.open { throw refused("nsenter", "the program it runs would come from xargs' input") }
+        let operands = parser.operands
+        if operands.isEmpty { return [InnerCommand(argv: [context.shell], cwd: cwd, fromScript: context.fromScript)] }
+        return command("nsenter", operands, context, cwd: .some(cwd))
+    }
+
+    private static func chroot(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("chroot", OptionTable("+", ["userspec=", "groups=", "skip-chdir", "help", "version"]), args)
+        if try parser.all().contains(where: { $0.key == "help" || $0.key == "version" }) { return [] }
+        if context.strict { throw refused("chroot", "its command is found in another root directory") }
+        if context.open { throw refused("chroot", "the program it runs would come from xargs' input") }
+        let operands = parser.operands
+        guard operands.count > 0 else { return [] }
+        if operands.count == 1 { return [InnerCommand(argv: [context.shell], cwd: nil, fromScript: context.fromScript)] }
+        return command("chroot", operands, context, skip: 1, cwd: .some(nil))
+    }
+
+    private static func ionice(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("ionice", OptionTable("+c:n:p:P:tu:hV", [
+            "class=/c", "classdata=/n", "pid=/p", "pgid=/P", "ignore/t", "uid=/u", "help/h", "version/V",
+        ]), args)
+        let options = try parser.all()
+        // With -p/-P/-u the operands are more ids, not a command.
+        if options.contains(where: { ["p", "P", "u", "h", "V"].contains($0.key) }) { return [] }
+        return command("ionice", parser.operands, context)
+    }
+
+    private static func chrt(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("chrt", OptionTable("+abdD:fiphmoP:T:rRvV", [
+            "all-tasks/a", "batch/b", "deadline/d", "fifo/f", "help/h", "idle/i", "max/m", "other/o", "pid/p", "rr/r",
+            "reset-on-fork/R", "sched-runtime=/T", "sched-period=/P", "sched-deadline=/D", "verbose/v", "version/V",
+        ]), args)
+        let options = try parser.all()
+        if options.contains(where: { ["p", "m", "h", "V"].contains($0.key) }) { return [] }
+        let operands = parser.operands
+        // The priority, when given, comes first (it may be left out for the other/batch/idle policies).
+        let skip = operands.first.map { !$0.isEmpty && $0.allSatisfy(\.isNumber) } == true ? 1 : 0
+        if context.open && operands.count <= skip { throw refused("chrt", "the program it runs would come from xargs' input") }
+        return command("chrt", operands, context, skip: skip)
+    }
+
+    private static func taskset(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("taskset", OptionTable("+apchV", ["all-tasks/a", "pid/p", "cpu-list/c", "help/h", "version/V"]),
+                            args)
+        let options = try parser.all()
+        if options.contains(where: { ["p", "h", "V"].contains($0.key) }) { return [] }
+        if context.open && parser.operands.count <= 1 {
+            throw refused("taskset", "the program it runs would come from xargs' input")
+        }
+        return command("taskset", parser.operands, context, skip: 1)
+    }
+
+    private static func xargs(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("xargs", OptionTable("+0a:E:e::i::I:l::L:n:oprs:txP:d:", [
+            "null/0", "arg-file=/a", "delimiter=/d", "eof=?/e", "replace=?/i", "max-lines=?/l", "max-args=/n",
+            "open-tty/o", "interactive/p", "no-run-if-empty/r", "max-chars=/s", "verbose/t", "show-limits", "exit/x",
+            "max-procs=/P", "process-slot-var=", "help", "version",
+        ]), args)
+        var replace: String?
+        for option in try parser.all() {
+            switch option.key {
+            case "I": replace = option.value
+            case "i": replace = option.value ?? "{}"
+            case "help", "version": return []
+            default: break
+            }
+        }
+        var argv = parser.operands
+        if argv.isEmpty { argv = ["echo"] }
+        // With -I the input replaces a string in the words; without it, it is appended to them.
+        if let replace, !replace.isEmpty {
+            argv = argv.map { $0.replacing(replace, with: String(ShellWords.dynamic)) }
+        }
+        return [InnerCommand(argv: argv, cwd: context.cwd, open: replace == nil, fromScript: context.fromScript)]
+    }
+
+    private static func find(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        if context.open { throw refused("find", "xargs' input would become part of its expression") }
+        var commands: [InnerCommand] = []
         var index = 0
         while index < args.count {
-            if ["-exec", "-execdir", "-ok", "-okdir"].contains(args[index]) {
+            let word = args[index]
+            if ["-exec", "-execdir", "-ok", "-okdir"].contains(word) {
                 var command: [String] = []
                 index += 1
                 while index < args.count, args[index] != ";", args[index] != "+" {
-                    command.append(args[index])
+                    command.append(args[index].replacing("{}", with: String(ShellWords.dynamic)))
                     index += 1
                 }
-                if !command.isEmpty { commands.append(command) }
+                // -execdir runs in each found file's directory: a relative program there is unknown.
+                let cwd = word.hasSuffix("dir") ? nil : context.cwd
+                if !command.isEmpty {
+                    commands.append(InnerCommand(argv: command, cwd: cwd, fromScript: context.fromScript))
+                }
+            } else if word == "-delete" {
+                commands.append(InnerCommand(argv: ["rm"], cwd: context.cwd))  // find -delete removes like rm
             }
             index += 1
         }
         return commands
     }
 
-    private static func shell(_ args: [String]) -> [[String]] {
-        // The script follows the option cluster holding `c` (sh -c, bash -lc, sh -ec …).
-        for (index, word) in args.enumerated() where word.hasPrefix("-") && !word.hasPrefix("--") && word.contains("c") {
-            if index + 1 < args.count { return ShellWords.commands(in: args[index + 1]) }
+    private static func sudo(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("sudo", OptionTable("+Aa:BbC:c:D:Eeg:Hh::iKklNnPp:R:r:SsT:t:U:u:Vv", [
+            "askpass/A", "auth-type=/a", "background/b", "bell/B", "close-from=/C", "login-class=/c", "chdir=/D",
+            "preserve-env=?/E", "edit/e", "group=/g", "set-home/H", "help", "host=?/h", "login/i", "remove-timestamp/K",
+            "reset-timestamp/k", "list/l", "no-update/N", "non-interactive/n", "preserve-groups/P", "prompt=/p",
+            "chroot=/R", "role=/r", "stdin/S", "shell/s", "type=/t", "command-timeout=/T", "other-user=/U", "user=/u",
+            "version/V", "validate/v",
+        ]), args)
+        var cwd = context.cwd
+        var shell = false
+        for option in try parser.all() {
+            switch option.key {
+            case "e": throw refused("sudo", "-e runs an editor chosen by the environment")
+            case "R":
+                if context.strict { throw refused("sudo", "--chroot runs its command in another root directory") }
+                cwd = nil
+            case "D": cwd = joined(cwd, option.value ?? "")
+            case "i":
+                shell = true
+                cwd = nil  // the target user's home
+            case "s": shell = true
+            case "help", "V", "K": return []
+            case "h" where option.value == nil: return []
+            default: break
+            }
         }
-        return []
+        var operands = parser.operands
+        while let first = operands.first, first.contains("="), ShellWords.isAssignment(first) {
+            try checkAssignment("sudo", first)
+            operands.removeFirst()
+        }
+        if context.open { throw refused("sudo", "the program it runs would come from xargs' input") }
+        var commands = command("sudo", operands, context, cwd: .some(cwd))
+        if shell {
+            // -s/-i run the command through the shell: check it as a script too.
+            commands.append(InnerCommand(argv: [context.shell] + (operands.isEmpty ? [] : ["-c", operands.joined(separator: " ")]),
+                                         cwd: cwd, fromScript: context.fromScript))
+        }
+        return commands
+    }
+
+    private static func su(_ name: String, _ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var long = ["command=/c", "session-command=", "fast/f", "group=/g", "supp-group=/G", "login/l",
+                    "preserve-environment/p", "pty/P", "shell=/s", "whitelist-environment=/w", "help/h", "version/V"]
+        var short = "c:fg:G:hlmpPs:Vw:"
+        if name == "runuser" {
+            long.append("user=/u")
+            short += "u:"
+        }
+        var parser = Getopt(name, OptionTable(short, long, permute: true), args)
+        var script: String?
+        var shell = context.shell
+        var user: String?
+        var login = false
+        for option in try parser.all() {
+            switch option.key {
+            case "c", "session-command": script = option.value
+            case "s": shell = option.value ?? shell
+            case "l": login = true
+            case "u": user = option.value
+            case "h", "V": return []
+            default: break
+            }
+        }
+        if context.open { throw refused(name, "xargs' input would be taken as its user or the shell's arguments") }
+        var operands = parser.operands
+        if operands.first == "-" {
+            login = true
+            operands.removeFirst()
+        }
+        let cwd = login ? nil : context.cwd
+        if user != nil {  // runuser -u USER COMMAND…: the command itself
+            return command(name, operands, context, cwd: .some(cwd))
+        }
+        // su [USER [ARG…]]: the user's shell (or -s SHELL), with -c and the further arguments.
+        let argv = [shell] + (script.map { ["-c", $0] } ?? []) + operands.dropFirst()
+        return [InnerCommand(argv: argv, cwd: cwd, fromScript: context.fromScript)]
+    }
+
+    private static func doas(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("doas", OptionTable("+a:C:Lnsu:"), args)
+        var shell = false
+        for option in try parser.all() {
+            switch option.key {
+            case "C", "L": return []
+            case "s": shell = true
+            default: break
+            }
+        }
+        let operands = parser.operands
+        if operands.isEmpty && shell { return [InnerCommand(argv: [context.shell], cwd: context.cwd, fromScript: context.fromScript)] }
+        return try requireCommand("doas", command("doas", operands, context), context)
+    }
+
+    private static func busybox(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        guard let first = args.first else { return [] }
+        if first.hasPrefix("-") {
+            guard ["--list", "--list-full", "--help", "--install", "--show"].contains(first) else {
+                throw notUnderstood("busybox", first)
+            }
+            return []
+        }
+        // busybox APPLET ARGS: the applet runs as the program of that name would.
+        return [InnerCommand(argv: [first.split(separator: "/").last.map(String.init) ?? first] + args.dropFirst(),
+                             cwd: context.cwd, open: context.open, fromScript: context.fromScript)]
+    }
+
+    private static func watch(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("watch", OptionTable("+bcCd::eghn:pq:tvwx", [
+            "beep/b", "color/c", "no-color/C", "differences=?/d", "errexit/e", "chgexit/g", "equexit=/q", "interval=/n",
+            "precise/p", "no-title/t", "no-wrap/w", "no-linewrap/w", "exec/x", "help/h", "version/v",
+        ]), args)
+        let options = try parser.all()
+        if options.contains(where: { $0.key == "h" || $0.key == "v" }) { return [] }
+        let operands = parser.operands
+        if context.open { throw refused("watch", "the program it runs would come from xargs' input") }
+        guard !operands.isEmpty else { return [] }
+        if options.contains(where: { $0.key == "x" }) { return command("watch", operands, context) }
+        // Without -x the words are joined and run by sh -c.
+        return [InnerCommand(argv: ["/bin/sh", "-c", operands.joined(separator: " ")], cwd: context.cwd,
+                             fromScript: context.fromScript)]
+    }
+
+    private static func systemdRun(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("systemd-run", OptionTable("+u:p:rH:M:E:tPqGdSh", [
+            "unit=/u", "property=/p", "remain-after-exit/r", "host=/H", "machine=/M", "setenv=/E", "pty/t", "pipe/P",
+            "quiet/q", "collect/G", "same-dir/d", "shell/S", "help/h", "version", "user", "system", "scope",
+            "description=", "slice=", "slice-inherit", "send-sighup", "service-type=", "uid=", "gid=", "nice=",
+            "working-directory=", "wait", "no-block", "no-ask-password", "on-active=", "on-boot=", "on-startup=",
+            "on-unit-active=", "on-unit-inactive=", "on-calendar=", "on-timezone-change", "on-clock-change",
+            "timer-property=", "path-property=", "socket-property=",
+        ]), args)
+        var cwd = context.cwd
+        var shell = false
+        for option in try parser.all() {
+            switch option.key {
+            case "E": try checkAssignment("systemd-run", option.value ?? "")
+            case "working-directory": cwd = joined(cwd, option.value ?? "")
+            case "S": shell = true
+            case "h", "version": return []
+            case "H", "M", "user": cwd = nil
+            case "p":
+                // Properties can name programs (ExecStartPre=…): only a few harmless kinds are checked here.
+                let property = (option.value ?? "").prefix { $0 != "=" }
+                if property.hasPrefix("Exec") || property == "Environment" || property == "EnvironmentFile" {
+                    throw refused("systemd-run", "the property \(property) runs or configures programs")
+                }
+            default: break
+            }
+        }
+        if context.open { throw refused("systemd-run", "the program it runs would come from xargs' input") }
+        let operands = parser.operands
+        if operands.isEmpty && shell { return [InnerCommand(argv: [context.shell], cwd: cwd, fromScript: context.fromScript)] }
+        return command("systemd-run", operands, context, cwd: .some(cwd))
+    }
+
+    private static func sg(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var operands = args
+        if operands.first == "-" { operands.removeFirst() }
+        if let first = operands.first, first.hasPrefix("-") { throw notUnderstood("sg", first) }
+        if context.open { throw refused("sg", "the program it runs would come from xargs' input") }
+        guard operands.count > 1 else { return [] }
+        var rest = Array(operands.dropFirst())
+        if rest.first == "-c" { rest.removeFirst() }
+        // sg GROUP [-c] COMMAND: the command is a string for /bin/sh -c.
+        return [InnerCommand(argv: ["/bin/sh", "-c", rest.joined(separator: " ")], cwd: context.cwd,
+                             fromScript: context.fromScript)]
+    }
+
+    // MARK: Shells
+
+    private static func shellTable(_ name: String) -> (flags: String, values: String, long: [String: OptionArity]) {
+        switch name {
+        case "bash", "rbash":
+            return ("abefhkmnptuvxBCEHPTilrsDc", "oO", [
+                "debugger": .none, "dump-po-strings": .none, "dump-strings": .none, "help": .none, "init-file": .required,
+                "rcfile": .required, "login": .none, "noediting": .none, "noprofile": .none, "norc": .none, "posix": .none,
+                "pretty-print": .none, "restricted": .none, "verbose": .none, "version": .none,
+            ])
+        case "zsh":
+            return ("0123456789abcdefghijklmnpqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "o", ["help": .none, "version": .none])
+        case "ksh", "ksh93", "mksh", "lksh", "pdksh":
+            return ("abcefhiklmnprsuvxBCEXU", "oTR", [:])
+        case "yash":
+            return ("abcefhilmnsuvxCV", "o", ["help": .none, "version": .none, "posix": .none, "interactive": .none,
+                                               "login": .none, "noprofile": .none, "norcfile": .none,
+                                               "profile": .required, "rcfile": .required])
+        default:  // sh, dash, ash, posh
+            return ("aCefnuvxIimqVEbpslc", "o", [:])
+        }
+    }
+
+    private static func shell(_ name: String, _ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        if name == "fish" { return try fish(args, context) }
+        let table = shellTable(name)
+        var index = 0
+        var command = false
+        var startupFile = false
+        // Long options first (bash: exact names only), then option clusters with - or +.
+        while index < args.count, args[index].hasPrefix("--"), args[index] != "--" {
+            let option = String(args[index].dropFirst(2))
+            guard let arity = table.long[option] else { throw notUnderstood(name, args[index]) }
+            if option == "help" || option == "version" { return [] }
+            index += 1
+            if arity == .required {
+                guard index < args.count else { throw missingValue(name, args[index - 1]) }
+                startupFile = true
+                index += 1
+            }
+        }
+        while index < args.count {
+            let word = args[index]
+            if word == "--" || word == "-" {
+                index += 1
+                break
+            }
+            guard word.count > 1, word.hasPrefix("-") || word.hasPrefix("+") else { break }
+            index += 1
+            for letter in word.dropFirst() {
+                if table.values.contains(letter) {
+                    guard index < args.count else { throw missingValue(name, "\(word.first!)\(letter)") }
+                    index += 1  // -o NAME, +O NAME
+                } else if table.flags.contains(letter) {
+                    if letter == "c" && word.first == "-" { command = true }
+                } else {
+                    throw notUnderstood(name, "\(word.first!)\(letter)")
+                }
+            }
+        }
+        let operands = Array(args[index...])
+        if startupFile && context.strict { throw refused(name, "it reads a startup file") }
+        if command {
+            // The script is the first word after the options; the rest are $0, $1, …
+            guard let text = operands.first else {
+                if context.open { throw refused(name, "its script would come from xargs' input") }
+                return []
+            }
+            return try script(name, text, WrapperContext(cwd: context.cwd, strict: context.strict, shell: context.shell))
+        }
+        if let file = operands.first {
+            // A file's commands cannot be read here: with an allowlist that is a refusal; with only
+            // a denylist (a speed bump) `sh FILE` runs, as it would typed at the top level.
+            if context.strict || context.open {
+                throw refused(name, "it runs the script file '\(file)', whose commands are not known here")
+            }
+            return []
+        }
+        if context.fromScript || context.open {
+            throw refused(name, "it reads its commands from its input")
+        }
+        return []  // commands from standard input, which is /dev/null here
+    }
+
+    private static func fish(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        var parser = Getopt("fish", OptionTable("+hPilNnvc:C:p:d:f:o:", [
+            "command=/c", "init-command=/C", "debug=/d", "debug-output=/o", "features=/f", "interactive/i", "login/l",
+            "no-config/N", "no-execute/n", "profile=/p", "profile-startup=", "private/P", "print-rusage-self",
+            "print-debug-categories", "version/v", "help/h",
+        ]), args)
+        var scripts: [String] = []
+        for option in try parser.all() {
+            switch option.key {
+            case "c", "C": scripts.append(option.value ?? "")
+            case "h", "v": return []
+            default: break
+            }
+        }
+        if scripts.isEmpty {
+            if let file = parser.operands.first, context.strict || context.open {
+                throw refused("fish", "it runs the script file '\(file)', whose commands are not known here")
+            }
+            if parser.operands.isEmpty && (context.fromScript || context.open) {
+                throw refused("fish", "it reads its commands from its input")
+            }
+            return []
+        }
+        let inner = WrapperContext(cwd: context.cwd, strict: context.strict, shell: context.shell)
+        return try scripts.flatMap { try script("fish", $0, inner) }
     }
 }

@@ -49,7 +49,7 @@ public enum TaskHandlers {
 
     static func approve(_ context: RequestContext) throws -> HTTPResponse {
         let id = try authorized(context)
-        try context.node.tasks.decide(id, try context.decode(ApprovalRequest.self))
+        try context.node.tasks.decide(id, try context.decode(ApprovalRequest.self), owner: context.caller.isOwner)
         guard let info = try context.node.tasks.info(id) else { throw APIError.notFound("task \(id)") }
         return try .json(info)
     }

@@ -19,6 +19,9 @@ import Glibc
 public final class TaskService: Sendable {
     public let store: TaskStore
     private let config: LoopsyConfig.AITasks
+    /// The same policy as /execute: the cwd check, the environment's minimal set, and whether an
+    /// allowlist is in force (then only the owner answers a peer's permission requests).
+    private let policy: ExecutionPolicy
     private let dataDir: DataDir
     private let logger: Logger
     private let tasks = Mutex<[String: RunningTask]>([:])
@@ -38,17 +41,22 @@ public final class TaskService: Sendable {
         }
         let id: String
         let request: AITaskRequest
+        /// Started with the node's own key (not by a peer).
+        let startedByOwner: Bool
         let state = Mutex(State())
-        init(id: String, request: AITaskRequest) {
+        init(id: String, request: AITaskRequest, startedByOwner: Bool) {
             self.id = id
             self.request = request
+            self.startedByOwner = startedByOwner
         }
     }
 
     private let events: EventHub?
 
-    init(pool: DatabasePool, config: LoopsyConfig.AITasks, dataDir: DataDir, logger: Logger, events: EventHub? = nil) {
+    init(pool: DatabasePool, config: LoopsyConfig.AITasks, policy: ExecutionPolicy, dataDir: DataDir, logger: Logger,
+         events: EventHub? = nil) {
         store = TaskStore(pool: pool)
+        self.policy = policy
         self.events = events
         self.config = config
         self.dataDir = dataDir
@@ -70,17 +78,14 @@ public final class TaskService: Sendable {
             throw APIError.forbidden("only this node's own key may start a task with bypassPermissions or allowedTools; "
                 + "a peer's task asks for each permission", code: "task_options_forbidden")
         }
-        let cwd = request.cwd ?? DataDir.homeDirectory()
-        var directory = stat()
-        guard stat(cwd, &directory) == 0, directory.st_mode & S_IFMT == S_IFDIR else {
-            throw APIError.badRequest("cwd '\(cwd)' is not a directory on this machine", code: "bad_cwd")
-        }
+        // The same directory check as a command's: absolute, an existing directory, its real path.
+        let cwd = try policy.directory(request.cwd ?? DataDir.homeDirectory())
         guard let claude = Programs.onPath(config.claudePath) else {
             throw APIError(status: 503, code: "claude_missing", message: "the Claude Code CLI ('\(config.claudePath)') is "
                 + "not installed on this machine; install it or set aiTasks.claudePath")
         }
         let id = "task_" + Secrets.apiKey().prefix(16)
-        let task = RunningTask(id: id, request: request)
+        let task = RunningTask(id: id, request: request, startedByOwner: owner)
         try tasks.withLock { tasks in
             guard tasks.count < config.maxConcurrent else {
                 throw APIError.tooManyRequests("\(tasks.count) tasks are running (aiTasks.maxConcurrent); wait for one "
@@ -160,7 +165,9 @@ public final class TaskService: Sendable {
 
     private func launch(_ task: RunningTask, claude: String, cwd: String, settings: String) throws {
         let argv = ([claude] + arguments(task.request, settings: settings)).map { strdup($0) } + [nil]
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LOOPSY_") }
+        // Not the daemon's whole environment: the minimal set, the names in aiTasks.environment,
+        // and what the task's PreToolUse hook (`loopsy task hook`) needs to reach this daemon.
+        var environment = policy.environment(passing: config.environment).filter { !$0.key.hasPrefix("LOOPSY_") }
         environment["LOOPSY_DATA_DIR"] = dataDir.root
         environment["LOOPSY_TASK_ID"] = task.id
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -431,14 +438,22 @@ public final class TaskService: Sendable {
                                           "toolInput": input, "expiresAt": .integer(Int(permission.expiresAt))])
         DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(config.approvalTimeoutSeconds)) { [self] in
             try? decide(id, ApprovalRequest(requestId: permission.requestId, approved: false,
-                                            message: "nobody answered within \(config.approvalTimeoutSeconds) s"))
+                                            message: "nobody answered within \(config.approvalTimeoutSeconds) s"),
+                        owner: true)
         }
         return HTTPResponse(deferred: answer)
     }
 
     /// An approval or denial from the API (a person, the dashboard, an agent with the key).
-    public func decide(_ id: String, _ approval: ApprovalRequest) throws {
+    /// `owner`: whether the node's own key answers. When execution.allowlist is set, a task a
+    /// peer started is answered only by the owner: the peer could otherwise approve its own
+    /// model's Bash calls and run what the allowlist refuses it through /execute.
+    public func decide(_ id: String, _ approval: ApprovalRequest, owner: Bool) throws {
         guard let task = tasks.withLock({ $0[id] }) else { throw APIError.notFound("running task \(id)") }
+        if policy.allowlist != nil && !task.startedByOwner && !owner {
+            throw APIError.forbidden("execution.allowlist is set on this node, so only its owner may approve or deny the "
+                + "permission requests of a task a peer started", code: "approval_owner_only")
+        }
         guard let waiting = task.state.withLock({ $0.pending.removeValue(forKey: approval.requestId) }) else {
             throw APIError.notFound("pending permission request \(approval.requestId)")
         }
