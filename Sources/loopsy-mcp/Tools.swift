@@ -274,13 +274,15 @@ struct LoopsyTools: Sendable {
             return result("No peers yet. They appear when found on the LAN (mDNS), or a person adds one with "
                 + "`loopsy peers add <address>` or `loopsy pair`.", PeerListResponse(peers: []))
         }
-        let lines = peers.map { peer in
-            "- \(peer.name) (nodeId \(peer.nodeId), \(peer.address):\(peer.port)): \(peer.status)"
-                + (peer.tls ? (peer.fingerprint != nil ? ", TLS pinned" : ", TLS unpinned") : ", plain HTTP")
-                + (peer.hasCredential ? "" : ", no key (cannot be called yet)")
-                + (peer.grants.map { grants in
-                    "; may do here: " + (grants.isEmpty ? "nothing" : grants.map(\.rawValue).joined(separator: ", "))
-                } ?? "")
+        let lines = peers.map { peer -> String in
+            var line = "- \(peer.name) (nodeId \(peer.nodeId), \(peer.address):\(peer.port)): \(peer.status)"
+            line += peer.tls ? (peer.fingerprint != nil ? ", TLS pinned" : ", TLS unpinned") : ", plain HTTP"
+            if !peer.hasCredential { line += ", no key (cannot be called yet)" }
+            if let grants = peer.grants {
+                let names: [String] = grants.map(\.rawValue)
+                line += "; may do here: " + (names.isEmpty ? "nothing" : names.joined(separator: ", "))
+            }
+            return line
         }
         return result("\(peers.count) peer(s):\n" + lines.joined(separator: "\n"), PeerListResponse(peers: peers))
     }

@@ -315,6 +315,7 @@ import Testing
         try bravo.start(environment: ["PATH": Self.fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")],
                         host: "127.0.0.2")
         #expect(try PeerTests.pair(alpha, bravo).status == 0)
+        #expect(try bravo.cli("peers", "grant", "alpha", "tasks").status == 0)
         let started = try alpha.http("POST", "/api/v1/peers/bravo/ai-tasks", body: #"{"prompt":"use-tool"}"#)
         #expect(started.status == 201, "\(started.text)")
         let task = try started.json(AITaskInfo.self)

@@ -42,7 +42,9 @@ public enum Routes {
             Route(.post, "/api/v1/ai-tasks/{id}/approve", access: .grant(.tasks), doc: OperationDoc(
                 "approveTask", "Approve or deny a pending permission request", tag: "ai-tasks",
                 requestBody: Schemas.ref("Approval"),
-                responses: [.ok(Schemas.ref("Task")), .error(404, "No such pending request")]), TaskHandlers.approve),
+                responses: [.ok(Schemas.ref("Task")), .error(404, "No such pending request"),
+                            .error(403, "With execution.allowlist set, only the owner answers a key's or peer's task")]),
+                  TaskHandlers.approve),
             Route(.get, "/api/v1/ai-tasks/{id}/events", access: .grant(.tasks), doc: OperationDoc(
                 "taskEvents", "A task's stored events after `since`", tag: "ai-tasks",
                 query: [.query("since", cursor, "only events with a larger number"),
