@@ -220,8 +220,8 @@ async def test_tools_reach_a_peer_in_another_namespace(nodes, lab):
     two = nodes("two", tls=True, launcher=lab_launcher(lab, 2)).start(host="0.0.0.0", port=19532)
     added = one.cli("peers", "add", "10.77.0.2", "--key-stdin", stdin=two.key + "\n")
     assert added.returncode == 0, added.stderr
-    # two's owner lets one run programs there (a new peer holds only the context and messages grants).
-    granted = two.cli("peers", "grant", "one", "exec")
+    # two's owner lets one run programs and move files there (a new peer holds only context and messages).
+    granted = two.cli("peers", "grant", "one", "exec", "transfer")
     assert granted.returncode == 0, granted.stderr
     async with mcp_session(one) as session:
         peers = await session.call_tool("loopsy_list_peers", {})
