@@ -8,6 +8,8 @@ public enum Capability: String, Sendable, Codable, CaseIterable, Comparable {
     case exec
     case transfer
     case tasks
+    /// Answer the permission prompts of this machine's Claude Code sessions sent to it.
+    case approvals
 
     public static func < (lhs: Capability, rhs: Capability) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -22,11 +24,12 @@ public enum Capability: String, Sendable, Codable, CaseIterable, Comparable {
         case .exec: return "run programs on this machine"
         case .transfer: return "read and write files on this machine"
         case .tasks: return "run Claude Code tasks on this machine"
+        case .approvals: return "answer the permission prompts of Claude Code sessions on this machine"
         }
     }
 
     /// Grants that hand over the machine: pairing asks about each one.
-    public var isPowerful: Bool { self == .exec || self == .transfer || self == .tasks }
+    public var isPowerful: Bool { self == .exec || self == .transfer || self == .tasks || self == .approvals }
 
     /// Parses `context:read,exec` or `context exec` style lists; `context` alone means both
     /// context grants and `all` every grant. Unknown names throw with the list of known ones.

@@ -1,6 +1,8 @@
 /// Message kinds, as the seed's tools name them.
 public enum MessageType: String, Codable, Sendable, CaseIterable {
     case chat, request, response, broadcast
+    /// A Claude Code permission prompt forwarded to an approver (`loopsy approve <id>` answers it).
+    case approval
 }
 
 /// `POST /messages`: send to one peer (name, nodeId or address). `id` is the dedupe key: sending

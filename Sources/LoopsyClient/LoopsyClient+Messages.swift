@@ -34,3 +34,29 @@ extension LoopsyClient {
         try call("POST", "/api/v1/context/broadcast", body: request, as: BroadcastResponse.self)
     }
 }
+
+extension LoopsyClient {
+    /// Permission prompts of this node's Claude Code sessions.
+    public func approvals(state: String? = nil, limit: Int = 100) throws -> [ApprovalInfo] {
+        var query = "limit=\(limit)"
+        if let state { query += "&state=\(PathEncoding.segment(state))" }
+        return try call("GET", "/api/v1/approvals?" + query, as: ApprovalListResponse.self).approvals
+    }
+
+    /// Records a prompt (loopsy-mcp); it is forwarded to channels.approvers.
+    public func createApproval(_ request: ApprovalCreateRequest) throws -> ApprovalInfo {
+        try call("POST", "/api/v1/approvals", body: request, as: ApprovalInfo.self)
+    }
+
+    /// The approval; with `wait`, once it is settled or the wait ends.
+    public func approval(_ id: String, wait: Int = 0) throws -> ApprovalInfo {
+        try call("GET", "/api/v1/approvals/\(PathEncoding.segment(id))?wait=\(wait)", as: ApprovalInfo.self)
+    }
+
+    /// Answers a prompt of this node, or (with `peer`) one a peer forwarded here.
+    public func answerApproval(_ id: String, allow: Bool, peer: String? = nil) throws -> ApprovalInfo {
+        let path = "/approvals/\(PathEncoding.segment(id))/answer"
+        let full = peer.map { "/api/v1/peers/\(PathEncoding.segment($0))" + path } ?? "/api/v1" + path
+        return try call("POST", full, body: ApprovalAnswerRequest(behavior: allow ? "allow" : "deny"), as: ApprovalInfo.self)
+    }
+}

@@ -83,6 +83,16 @@ public struct LoopsyConfig: Sendable, Equatable {
                                   "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY",
                                   "DISABLE_AUTOUPDATER", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"]
     }
+    /// Live Claude Code sessions (loopsy-mcp as a channel).
+    public struct Channels: Sendable, Equatable {
+        /// Peers (names or nodeIds) a session's permission prompts are forwarded to, as messages
+        /// of type approval; they answer with `loopsy approve` if they hold the approvals grant.
+        public var approvers: [String] = []
+        /// A prompt nobody answers expires after this long (the terminal's dialog stays live).
+        public var approvalTimeoutSeconds = 300
+        /// Pending prompts kept at most; more are refused (the terminal's dialog still works).
+        public var maxPendingApprovals = 100
+    }
     public struct Peers: Sendable, Equatable {
         /// What a peer added without explicit grants (or an extra key) may do.
         public var defaultGrants: Set<Capability> = [.contextRead, .contextWrite, .messages]
@@ -147,6 +157,7 @@ public struct LoopsyConfig: Sendable, Equatable {
     public var pairing = Pairing()
     public var aiTasks = AITasks()
     public var peers = Peers()
+    public var channels = Channels()
 
     public init() {}
 }

@@ -68,6 +68,10 @@ public enum ConfigFile {
               approvalTimeoutSeconds: \(defaults.aiTasks.approvalTimeoutSeconds)   # unanswered permission requests are denied
               retentionDays: \(defaults.aiTasks.retentionDays)
               environment: [\(defaults.aiTasks.environment.joined(separator: ", "))]   # passed to claude
+            channels:                  # Claude Code sessions with loopsy-mcp as a channel (see "Live sessions")
+              approvers: []            # peers that get this machine's permission prompts (loopsy approve)
+              approvalTimeoutSeconds: \(defaults.channels.approvalTimeoutSeconds)
+              maxPendingApprovals: \(defaults.channels.maxPendingApprovals)
             peers:
               defaultGrants: [\(defaults.peers.defaultGrants.sorted().map(\.rawValue).joined(separator: ", "))]   # what a new peer may do here
             pairing:

@@ -48,6 +48,18 @@ public enum ConfigParser {
                     default: reader.unknown(path)
                     }
                 }
+            case "channels":
+                for (key, value) in try reader.mapping(node, at: "channels") {
+                    let path = "channels.\(key)"
+                    switch key {
+                    case "approvers": config.channels.approvers = try reader.strings(value, at: path)
+                    case "approvalTimeoutSeconds":
+                        config.channels.approvalTimeoutSeconds = try reader.int(value, at: path, min: 1, max: 86_400)
+                    case "maxPendingApprovals":
+                        config.channels.maxPendingApprovals = try reader.int(value, at: path, min: 1, max: 100_000)
+                    default: reader.unknown(path)
+                    }
+                }
             case "peers":
                 for (key, value) in try reader.mapping(node, at: "peers") {
                     switch key {

@@ -204,6 +204,7 @@ public final class Daemon: Sendable {
         node.messages.stop()
         node.locks.finishAll()
         node.contextWatch.finishAll()
+        node.approvals.shutdown()
         node.events.finishAll()
         node.monitor?.stop()
         servers.forEach { $0.stop() }

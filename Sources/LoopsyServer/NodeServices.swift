@@ -37,6 +37,8 @@ public final class NodeServices: Sendable {
     public let authenticator: Authenticator
     /// Grants of the extra keys (peers hold theirs in the peer table).
     public let keyGrants: KeyGrantStore
+    /// Permission prompts of live Claude Code sessions.
+    public let approvals: ApprovalService
     public let startedAt = Clock.monotonicSeconds()
     private let portCell = PortCell()
 
@@ -68,6 +70,8 @@ public final class NodeServices: Sendable {
         messages = MessageService(pool: pool, peers: peers, context: contextStore, config: config, logger: logger,
                                   events: events)
         monitor?.onPeerOnline { [messages] in messages.peerOnline($0) }
+        approvals = ApprovalService(pool: pool, messages: messages, peers: peers, config: config.channels,
+                                    hostname: hostname, logger: logger, events: events)
         pairing = PairingService(peers: peers, timeoutSeconds: config.pairing.timeoutSeconds, logger: logger)
         tasks = TaskService(pool: pool, config: config.aiTasks, policy: execution.policy, dataDir: dataDir, logger: logger,
                             events: events)

@@ -18,7 +18,7 @@ struct Loopsy: ParsableCommand {
         version: LoopsyVersion.current,
         subcommands: [Init.self, Start.self, Stop.self, Status.self, Peers.self, Pair.self, Connect.self, Exec.self, Send.self,
                       Pull.self, Context.self, Lock.self, Messages.self, Task.self, MCP.self, Session.self, Enable.self, Disable.self,
-                      ServiceStatus.self, Doctor.self, Key.self, Logs.self, Dashboard.self])
+                      ServiceStatus.self, Doctor.self, Key.self, Logs.self, Dashboard.self, Approvals.self, Approve.self])
 }
 
 /// Options every command shares.

@@ -38,7 +38,8 @@ public final class EventHub: Sendable {
         let parts = path.split(separator: "/")
         guard parts.count >= 3, parts[0] == "api", parts[1] == "v1" else { return nil }
         switch parts[2] {
-        case "context", "messages", "peers", "ai-tasks", "execute", "transfer", "pair", "locks": return String(parts[2])
+        case "context", "messages", "peers", "ai-tasks", "execute", "transfer", "pair", "locks", "approvals", "grants":
+            return String(parts[2])
         default: return nil
         }
     }

@@ -13,7 +13,7 @@ public enum GrantHandlers {
         let request = try context.decode(GrantChangeRequest.self)
         if let paths = request.transferPaths {
             guard paths.count <= 64, paths.allSatisfy({ ($0.hasPrefix("/") || $0 == "~" || $0.hasPrefix("~/"))
-                                                         && !$0.contains("\0") && $0.utf8.count <= 4096 }) else {
+                                                         && !$0.contains("\0") && $0.unicodeScalars.count <= 1024 }) else {
                 throw APIError.badRequest("transferPaths must be absolute paths (or start with ~/), at most 64",
                                           code: "bad_transfer_paths")
             }

@@ -62,6 +62,29 @@ public enum Routes {
                     + "permission_request, permission_decision, result, output, exit", schema: Schemas.ref("ServerSentEvent"),
                                                   contentType: "text/event-stream"),
                             .error(404, "No such task")]), TaskHandlers.stream),
+            Route(.get, "/api/v1/approvals", access: .owner, doc: OperationDoc(
+                "listApprovals", "Permission prompts of this node's Claude Code sessions, newest first", tag: "channels",
+                query: [.query("state", ["type": "string", "enum": ["pending", "allowed", "denied", "expired"]],
+                               "only approvals in this state"),
+                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
+                responses: [.ok(Schemas.ref("ApprovalList"))]), ApprovalHandlers.list),
+            Route(.post, "/api/v1/approvals", access: .owner, maxBody: 64 * 1024, doc: OperationDoc(
+                "createApproval", "loopsy-mcp records a session's permission prompt; it is forwarded to "
+                    + "channels.approvers", tag: "channels", requestBody: Schemas.ref("ApprovalCreate"),
+                responses: [OperationDoc.Response(status: 201, description: "The pending approval",
+                                                  schema: Schemas.ref("Approval")),
+                            .error(429, "channels.maxPendingApprovals prompts wait already")]), ApprovalHandlers.create),
+            Route(.get, "/api/v1/approvals/{id}", access: .owner, doc: OperationDoc(
+                "getApproval", "An approval; with wait, answered once it is settled (or when the wait ends)",
+                tag: "channels",
+                query: [.query("wait", ["type": "integer", "minimum": 0, "maximum": 60], "seconds to wait for an answer")],
+                responses: [.ok(Schemas.ref("Approval")), .error(404, "No such approval")]), ApprovalHandlers.get),
+            Route(.post, "/api/v1/approvals/{id}/answer", access: .grant(.approvals), maxBody: 4096, doc: OperationDoc(
+                "answerApproval", "Allow or deny a pending prompt: the owner, or an approver peer it was sent to; "
+                    + "the first answer wins", tag: "channels", requestBody: Schemas.ref("ApprovalAnswer"),
+                responses: [.ok(Schemas.ref("Approval")), .error(404, "No such approval"),
+                            .error(403, "Not sent to this peer"),
+                            .error(409, "Already answered, or expired")]), ApprovalHandlers.answer),
             Route(.get, "/api/v1/audit", access: .owner, doc: OperationDoc(
                 "listAudit", "Recent audited requests, oldest first", tag: "system",
                 query: [.query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "how many (default 100)"),

@@ -1,0 +1,133 @@
+import LoopsyAPI
+import LoopsyConfig
+import LoopsyHTTP
+import LoopsyStore
+import Synchronization
+
+/// Permission prompts of this node's Claude Code sessions, relayed by loopsy-mcp: recorded as
+/// pending approvals, forwarded to `channels.approvers` as messages of type approval, answered
+/// once (here, in the dashboard, or by an approver peer holding the approvals grant), and waited
+/// on by loopsy-mcp, which hands the verdict back to Claude Code.
+public final class ApprovalService: Sendable {
+    public let store: ApprovalStore
+    private let messages: MessageService
+    private let peers: PeerService
+    private let config: LoopsyConfig.Channels
+    private let logger: Logger
+    private let events: EventHub
+    private let hostname: String
+    private let waiters = InboxWaiters()
+    /// Forwarding to approvers calls peers: never on an HTTP worker.
+    private let forwarding = WorkPool(name: "approvals", threads: 2, queueLimit: 256)
+
+    init(pool: DatabasePool, messages: MessageService, peers: PeerService, config: LoopsyConfig.Channels,
+         hostname: String, logger: Logger, events: EventHub) {
+        store = ApprovalStore(pool: pool)
+        self.messages = messages
+        self.peers = peers
+        self.config = config
+        self.hostname = hostname
+        self.logger = logger
+        self.events = events
+    }
+
+    /// Records a prompt and forwards it to the approvers that can be resolved.
+    public func create(_ request: ApprovalCreateRequest) throws -> ApprovalInfo {
+        let now = Clock.nowMillis()
+        try store.expire(now: now)
+        guard try store.pendingCount() < config.maxPendingApprovals else {
+            throw APIError.tooManyRequests("\(config.maxPendingApprovals) permission prompts wait for an answer already "
+                + "(channels.maxPendingApprovals); answer some with `loopsy approvals`", retryAfter: 5)
+        }
+        var approvers: [(nodeId: String, name: String)] = []
+        for name in config.approvers {
+            do {
+                let record = try peers.resolve(name)
+                if !approvers.contains(where: { $0.nodeId == record.nodeId }) {
+                    approvers.append((record.nodeId, record.info.name))
+                }
+            } catch {
+                logger.warn("channels.approvers names '\(name)', which is no known peer; it gets no prompts")
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let id = "apr_" + Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let approval = ApprovalInfo(
+            id: id, requestId: request.requestId, toolName: request.toolName, description: request.description,
+            inputPreview: request.inputPreview, state: "pending", sentTo: approvers.map(\.nodeId), answeredBy: nil,
+            createdAt: now, expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000, answeredAt: nil)
+        try store.insert(approval)
+        events.publish("approvals", detail: ["id": id])
+        let body = """
+            Claude Code on \(hostname) asks to use \(request.toolName): \(request.description)
+            \(request.inputPreview)
+            Answer with: loopsy approve \(id)   (or: loopsy approve \(id) --deny)
+            """
+        for approver in approvers {
+            let accepted = forwarding.submit { [messages, logger, config] in
+                do {
+                    _ = try messages.send(MessageSendRequest(to: approver.nodeId, body: body, type: .approval, id: id,
+                                                             thread: "approvals", ttl: config.approvalTimeoutSeconds))
+                } catch {
+                    logger.warn("approval \(id) could not be queued for \(approver.name): \(error)")
+                }
+            }
+            if !accepted { logger.warn("approval \(id) not forwarded to \(approver.name): the forwarding queue is full") }
+        }
+        return approval
+    }
+
+    /// The first answer wins; a late, expired or foreign one is refused with what happened.
+    public func answer(_ id: String, behavior: String, caller: Caller) throws -> ApprovalInfo {
+        guard behavior == "allow" || behavior == "deny" else {
+            throw APIError.badRequest("behavior must be allow or deny", code: "bad_behavior")
+        }
+        let now = Clock.nowMillis()
+        guard let current = try store.get(id, now: now) else { throw APIError.notFound("approval \(id)") }
+        if let peer = caller.peerNodeId, !current.sentTo.contains(peer) {
+            throw APIError.forbidden("approval \(id) was not sent to this peer: only the owner and the approvers it "
+                + "was forwarded to may answer it", code: "approval_not_yours")
+        }
+        guard current.state == "pending" else { throw Self.settled(current) }
+        guard let answered = try store.answer(id, state: behavior == "allow" ? "allowed" : "denied", by: caller.id,
+                                              now: now) else {
+            // Someone else answered between the read and the write.
+            throw try store.get(id, now: now).map(Self.settled) ?? APIError.notFound("approval \(id)")
+        }
+        logger.info("approval \(id) (\(answered.toolName)) \(answered.state) by \(caller.id)")
+        events.publish("approvals", detail: ["id": id])
+        waiters.notify()
+        return answered
+    }
+
+    private static func settled(_ approval: ApprovalInfo) -> APIError {
+        if approval.state == "expired" {
+            return .conflict("approval \(approval.id) expired unanswered; Claude Code's own dialog decides now",
+                             code: "approval_expired")
+        }
+        return .conflict("approval \(approval.id) was already answered: \(approval.state) by \(approval.answeredBy ?? "?")",
+                         code: "approval_answered")
+    }
+
+    /// Calls `done` once the approval is no longer pending (or `seconds` pass), off the caller's
+    /// thread; returns a cancel function.
+    func whenSettled(_ id: String, seconds: Int, _ done: @escaping @Sendable (ApprovalInfo?) -> Void) -> @Sendable () -> Void {
+        let store = self.store
+        let waiter = InboxWaiters.Waiter {
+            guard let approval = try? store.get(id, now: Clock.nowMillis()), approval.state != "pending" else { return false }
+            done(approval)
+            return true
+        } timeout: {
+            done(try? store.get(id, now: Clock.nowMillis()))
+        }
+        // Expiry is an answer too: wake up then at the latest.
+        let untilExpiry = (try? store.get(id, now: Clock.nowMillis())).map {
+            Int(max(1, ($0.expiresAt - Clock.nowMillis() + 999) / 1000))
+        } ?? seconds
+        waiters.add(waiter, timeout: max(1, min(seconds, untilExpiry)))
+        waiters.notify()
+        return { [waiters] in waiters.remove(waiter) }
+    }
+
+    func shutdown() { waiters.finishAll() }
+}

@@ -1,0 +1,45 @@
+import LoopsyAPI
+import LoopsyStore
+import LoopsyHTTP
+
+/// Permission prompts of live Claude Code sessions (loopsy-mcp records them, people answer).
+public enum ApprovalHandlers {
+    static func create(_ context: RequestContext) throws -> HTTPResponse {
+        try .json(try context.node.approvals.create(try context.decode(ApprovalCreateRequest.self)), status: 201)
+    }
+
+    static func list(_ context: RequestContext) throws -> HTTPResponse {
+        let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
+        let state = context.request.query["state"]
+        if let state, !["pending", "allowed", "denied", "expired"].contains(state) {
+            throw APIError.badRequest("state must be pending, allowed, denied or expired", code: "bad_query")
+        }
+        return try .json(ApprovalListResponse(approvals: try context.node.approvals.store.list(
+            state: state, limit: limit, now: Clock.nowMillis())))
+    }
+
+    /// The approval; with `wait`, answered once it is no longer pending (or when the wait ends).
+    static func get(_ context: RequestContext) throws -> HTTPResponse {
+        let id = context.parameter("id")
+        let wait = try QueryValue.int(context, "wait", default: 0, range: 0...60)
+        let service = context.node.approvals
+        guard let approval = try service.store.get(id, now: Clock.nowMillis()) else {
+            throw APIError.notFound("approval \(id)")
+        }
+        guard wait > 0, approval.state == "pending" else { return try .json(approval) }
+        let stream = HTTPStream()
+        let cancel = service.whenSettled(id, seconds: wait) { settled in
+            let body = (try? HTTPResponse.jsonEncoder.encode(settled ?? approval)).map(Array.init) ?? []
+            stream.write(body, bounded: false)
+            stream.finish()
+        }
+        stream.onClose { cancel() }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], stream: stream)
+    }
+
+    static func answer(_ context: RequestContext) throws -> HTTPResponse {
+        let body = try context.decode(ApprovalAnswerRequest.self)
+        return try .json(try context.node.approvals.answer(context.parameter("id"), behavior: body.behavior,
+                                                           caller: context.caller))
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import LoopsyAPI
+import LoopsyClient
+
+/// `loopsy approvals`: permission prompts of Claude Code sessions waiting for a person, those of
+/// this machine and those peers forwarded here.
+struct Approvals: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Permission prompts waiting for an answer: this machine's sessions', and those peers sent here.",
+        discussion: """
+            A Claude Code session with loopsy-mcp as its channel relays its permission prompts to \
+            loopsyd; they are forwarded to the peers in channels.approvers. Answer with \
+            `loopsy approve <id>` (or --deny) here or on an approver; the first answer wins, and \
+            the terminal's own dialog stays live.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Also show answered and expired ones of this machine.") var all = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try runReporting {
+            let client = try global.client()
+            let own = try client.approvals(state: all ? nil : "pending")
+            let forwarded = try Self.forwardedHere(client)
+            if json {
+                print(try JSONLine.encode(ApprovalListResponse(approvals: own), pretty: true))
+                return
+            }
+            if own.isEmpty && forwarded.isEmpty {
+                print("no permission prompts wait for an answer")
+                return
+            }
+            for approval in own {
+                print("\(approval.id)  \(approval.state)  \(approval.toolName): \(approval.description)")
+                if !approval.inputPreview.isEmpty { print("    \(approval.inputPreview.prefix(300))") }
+                if approval.state == "pending" {
+                    print("    answer: loopsy approve \(approval.id)  (or --deny)")
+                } else if let by = approval.answeredBy {
+                    print("    answered by \(by)")
+                }
+            }
+            for message in forwarded {
+                print("\(message.id)  from \(message.fromName) (\(message.from.prefix(12)))")
+                print("    " + message.body.split(separator: "\n").joined(separator: "\n    "))
+            }
+        }
+    }
+
+    /// Unacked approval messages in the inbox: prompts a peer forwarded to this machine.
+    static func forwardedHere(_ client: LoopsyClient) throws -> [InboxMessage] {
+        var cursor: Int64 = 0
+        var found: [InboxMessage] = []
+        for _ in 0..<100 {
+            let page = try client.inbox(unreadOnly: false, after: cursor, limit: 1000)
+            found += page.messages.filter { $0.type == .approval && $0.state != "acked" }
+            guard page.messages.count == 1000 else { break }
+            cursor = page.cursor
+        }
+        return found
+    }
+}
+
+struct Approve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Allow (or --deny) a Claude Code permission prompt, of this machine or forwarded by a peer.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The approval id (apr_…), as `loopsy approvals` shows it.") var id: String
+    @Flag(help: "Deny instead of allow.") var deny = false
+
+    func run() throws {
+        try runReporting {
+            let client = try global.client(timeoutSeconds: 30)
+            let forwarded = try Approvals.forwardedHere(client).first { $0.id == id }
+            let answered: ApprovalInfo
+            if let forwarded {
+                // A peer's prompt: answered there, through this node's daemon and its credential.
+                answered = try client.answerApproval(id, allow: !deny, peer: forwarded.from)
+                _ = try? client.markMessage(id, acked: true, note: deny ? "denied" : "allowed", from: forwarded.from)
+                print("\(deny ? "denied" : "allowed") on \(forwarded.fromName): \(answered.toolName)")
+            } else {
+                answered = try client.answerApproval(id, allow: !deny)
+                print("\(deny ? "denied" : "allowed"): \(answered.toolName) (\(answered.description))")
+            }
+        }
+    }
+}
