@@ -69,7 +69,8 @@ actor StdioLineTransport: Transport {
     }
 
     func send(_ data: Data) async throws {
-        var message = data
+        // The initialize result declares the channel capabilities (claude/channel, …/permission).
+        var message = ChannelCapabilities.declare(in: data)
         message.append(UInt8(ascii: "\n"))
         try message.withUnsafeBytes { bytes in
             var offset = 0
