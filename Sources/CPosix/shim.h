@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <stdint.h>
 #include <unistd.h>
 
 // glibc 2.34+ and 2.29+; declared in spawn.h only under _GNU_SOURCE.
@@ -86,6 +88,36 @@ static inline int cposix_wifexited(int status) { return WIFEXITED(status); }
 static inline int cposix_wexitstatus(int status) { return WEXITSTATUS(status); }
 static inline int cposix_wifsignaled(int status) { return WIFSIGNALED(status); }
 static inline int cposix_wtermsig(int status) { return WTERMSIG(status); }
+
+// MARK: Files resolved beneath a directory (openat2) and renamed inside one
+
+/// struct open_how of openat2(2) (linux/openat2.h, not included to keep the headers plain).
+struct cposix_open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
+#define CPOSIX_RESOLVE_NO_MAGICLINKS 0x02
+#define CPOSIX_RESOLVE_NO_SYMLINKS 0x04
+#define CPOSIX_RESOLVE_BENEATH 0x08
+
+/// openat2(2) (Linux 5.6+, syscall 437 on every architecture): `resolve` is a mask of the
+/// CPOSIX_RESOLVE_ flags. -1 with errno ENOSYS on older kernels (EINVAL if a flag is unknown).
+static inline int cposix_openat2(int dirfd, const char *path, int flags, mode_t mode, unsigned long long resolve) {
+    struct cposix_open_how how = { (uint64_t)(unsigned)flags, (uint64_t)mode, (uint64_t)resolve };
+    if (flags & O_CREAT) how.mode = mode; else how.mode = 0;
+    return (int)syscall(437, dirfd, path, &how, sizeof how);
+}
+
+/// O_PATH: a descriptor naming a file without opening it for I/O (only under _GNU_SOURCE).
+static inline int cposix_o_path(void) {
+#ifdef O_PATH
+    return O_PATH;
+#else
+    return 010000000;
+#endif
+}
+
+/// renameat2 within one directory, refusing to replace an existing name when `noreplace`.
+static inline int cposix_renameat(int dirfd, const char *from, const char *to, int noreplace) {
+    return renameat2(dirfd, from, dirfd, to, noreplace ? 1u : 0u);
+}
 
 /// Names the calling thread (15 bytes show in top, ps -L and gdb); prctl is variadic in C.
 static inline void cposix_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
