@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <errno.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -69,9 +71,10 @@ extern void closefrom(int lowfd);
 /// Returns the child's pid and the terminal's master side in `master`, or -1 (errno set).
 /// Only async-signal-safe calls happen between fork and exec.
 static inline pid_t cposix_forkpty_exec(const char *path, char *const argv[], char *const envp[], const char *cwd,
-                                        int *master) {
+                                        mode_t mask, int *master) {
     pid_t pid = forkpty(master, 0, 0, 0);
     if (pid != 0) return pid;
+    umask(mask);  // the user's, not the daemon's 077
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, 0);
@@ -117,6 +120,53 @@ static inline int cposix_o_path(void) {
 /// renameat2 within one directory, refusing to replace an existing name when `noreplace`.
 static inline int cposix_renameat(int dirfd, const char *from, const char *to, int noreplace) {
     return renameat2(dirfd, from, dirfd, to, noreplace ? 1u : 0u);
+}
+
+// MARK: Process trees
+
+/// loopsyd adopts the orphans of its jobs (PR_SET_CHILD_SUBREAPER) instead of init.
+static inline int cposix_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+extern int unshare(int flags);
+#ifndef CLONE_FS
+#define CLONE_FS 0x00000200
+#endif
+
+struct cposix_spawn_request {
+    pid_t *pid;
+    const char *path;
+    const posix_spawn_file_actions_t *actions;
+    const posix_spawnattr_t *attributes;
+    char *const *argv;
+    char *const *envp;
+    mode_t mask;
+    int result;
+};
+
+static inline void *cposix_spawn_thread(void *argument) {
+    struct cposix_spawn_request *request = (struct cposix_spawn_request *)argument;
+    // This thread's own cwd and umask (CLONE_FS unshared): the child inherits the umask set
+    // here, and no other thread of the daemon sees it.
+    if (unshare(CLONE_FS) != 0) { request->result = errno; return 0; }
+    umask(request->mask);
+    request->result = posix_spawn(request->pid, request->path, request->actions, request->attributes,
+                                  request->argv, request->envp);
+    return 0;
+}
+
+/// posix_spawn with the child's umask set to `mask`. posix_spawn has no umask attribute and
+/// the umask is per process, so the spawn runs on a short-lived thread that unshares its
+/// filesystem context (CLONE_FS: cwd, root, umask) from the daemon's, sets the umask there and
+/// spawns; the daemon's own umask never changes. Returns posix_spawn's result (an errno).
+static inline int cposix_spawn_with_umask(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                                          const posix_spawnattr_t *attributes, char *const argv[], char *const envp[],
+                                          mode_t mask) {
+    struct cposix_spawn_request request = { pid, path, actions, attributes, argv, envp, mask, 0 };
+    pthread_t thread;
+    int created = pthread_create(&thread, 0, cposix_spawn_thread, &request);
+    if (created != 0) return created;
+    pthread_join(thread, 0);
+    return request.result;
 }
 
 /// Names the calling thread (15 bytes show in top, ps -L and gdb); prctl is variadic in C.

@@ -128,6 +128,8 @@ public final class Daemon: Sendable {
         try SecureFile.write(dataDir.pidFile, contents: "\(getpid())\n", mode: 0o644)
         try SecureFile.write(dataDir.portFile, contents: "\(port)\n", mode: 0o644)
         running.store(true, ordering: .relaxed)
+        // Orphans of jobs and tasks come to loopsyd, which kills and reaps them.
+        ChildProcesses.shared.startReaper(logger: node.logger)
         auditLog.start()
         node.monitor?.start()
         node.messages.start()
@@ -201,6 +203,7 @@ public final class Daemon: Sendable {
         }
         node.execution.shutdown()
         node.tasks.shutdown()
+        ChildProcesses.shared.killEverything()
         node.messages.stop()
         node.locks.finishAll()
         node.contextWatch.finishAll()

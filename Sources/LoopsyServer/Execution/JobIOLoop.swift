@@ -38,6 +38,8 @@ struct JobIOLoop: Sendable {
         func stop(now: Double) {
             guard killAt == nil && !killed else { return }
             process.signalGroup(SIGTERM)
+            // Descendants that left the group (setsid) are asked too: the job's tree ends with it.
+            if status == nil { process.signalEscapedDescendants(SIGTERM) }
             killAt = now + JobRunner.killGrace
         }
 
@@ -57,6 +59,7 @@ struct JobIOLoop: Sendable {
                 stop(now: now)
             }
             if let killAt, now >= killAt, !killed {
+                if status == nil { process.freezeAndKillTree() }
                 process.signalGroup(SIGKILL)
                 killed = true
             }
@@ -117,12 +120,16 @@ struct JobIOLoop: Sendable {
             }
         }
         // Whatever is left of the group (a background grandchild) does not outlive the job.
+        if status == nil { process.freezeAndKillTree() }
         process.signalGroup(SIGKILL)
         if status == nil {
             var raw: Int32 = 0
             while waitpid(process.pid, &raw, 0) < 0 && errno == EINTR {}
             status = raw
         }
+        // Reaped: what the job left behind (reparented to loopsyd, the subreaper) is killed and
+        // reaped by the reaper now.
+        ChildProcesses.shared.release(process.pid)
         let raw = status ?? 0
         let exitCode = cposix_wifexited(raw) != 0 ? Int(cposix_wexitstatus(raw)) : nil
         let signal = cposix_wifsignaled(raw) != 0 ? Self.signalName(cposix_wtermsig(raw)) : nil
