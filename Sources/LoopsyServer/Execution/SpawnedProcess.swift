@@ -30,7 +30,8 @@ final class SpawnedProcess: Sendable {
         if exitFD >= 0 { close(exitFD) }
     }
 
-    static func spawn(_ command: ApprovedCommand) throws -> SpawnedProcess {
+    /// `forking`: use the fork fallback even where unshare works (tests).
+    static func spawn(_ command: ApprovedCommand, forking: Bool = false) throws -> SpawnedProcess {
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard cposix_pipe_cloexec(&out) == 0 else { throw spawnError("pipe", errno) }
         guard cposix_pipe_cloexec(&err) == 0 else {
@@ -74,7 +75,12 @@ final class SpawnedProcess: Sendable {
         // Registered as a job's main process as it starts (the reaper leaves it to its I/O loop),
         // with the user's umask rather than the daemon's 077.
         _ = ChildProcesses.shared.spawn {
-            result = cposix_spawn_with_umask(&pid, command.executable, &actions, &attributes, argv, envp, UserUmask.value)
+            if !forking {
+                result = cposix_spawn_with_umask(&pid, command.executable, &actions, &attributes, argv, envp, UserUmask.value)
+                if result >= 0 { return result == 0 ? pid : -1 }
+            }
+            // unshare(CLONE_FS) refused (a container's seccomp profile): the same spawn by fork.
+            result = cposix_fork_exec_job(&pid, command.executable, argv, envp, command.cwd, out[1], err[1], UserUmask.value)
             return result == 0 ? pid : -1
         }
         guard result == 0 else {
