@@ -260,6 +260,16 @@ struct PathPolicy: Sendable {
         }
     }
 
+    /// Just before a push renames its file into place: the directory it was opened as may have
+    /// been moved since, so its real path now, with `name`, must still pass. Returns that path.
+    func recheck(directoryFD: Int32, name: String, asked: String, access: TransferAccess) throws -> String {
+        let callerRoots = access.roots.map { roots in roots.map { Root(configured: Self.lexical($0), real: Self.canonical($0)) } }
+        let directory = try Self.realPath(of: directoryFD, asked: asked)
+        let path = (directory == "/" ? "" : directory) + "/" + name
+        try check(path, asked: asked, access: access, callerRoots: callerRoots)
+        return path
+    }
+
     /// The decision on a real path (of an opened file, or where a new one will be).
     private func check(_ real: String, asked: String, access: TransferAccess, callerRoots: [Root]?) throws {
         guard isAllowed(real, access: access, callerRoots: callerRoots) else {

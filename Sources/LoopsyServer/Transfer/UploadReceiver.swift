@@ -135,6 +135,15 @@ final class UploadReceiver: HTTPBodySink {
             }
             close(state.fd)
             state.fd = -1
+            // The directory may have been moved while the upload ran: it must still pass.
+            let final: String
+            do {
+                final = try policy.recheck(directoryFD: state.directoryFD, name: state.targetName ?? "",
+                                           asked: state.destPath ?? target, access: access)
+            } catch {
+                Self.discard(&state)
+                throw error
+            }
             // Without overwrite, never replace a file that appeared while the upload ran.
             if cposix_renameat(state.directoryFD, temporary, state.targetName ?? "", state.overwrite ? 0 : 1) != 0 {
                 let code = errno
@@ -151,7 +160,7 @@ final class UploadReceiver: HTTPBodySink {
             fsync(state.directoryFD)
             close(state.directoryFD)
             state.directoryFD = -1
-            return TransferPushResult(path: target, size: state.size, sha256: digest,
+            return TransferPushResult(path: final, size: state.size, sha256: digest,
                                       durationMs: (Clock.monotonicSeconds() - started) * 1000)
         }
     }
