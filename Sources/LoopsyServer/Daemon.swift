@@ -114,6 +114,9 @@ public final class Daemon: Sendable {
         if let pid = dataDir.runningDaemonPid(), pid != getpid() {
             throw DaemonError("loopsyd is already running for \(dataDir.root) (pid \(pid)); stop it with `loopsy stop`")
         }
+        // Orphans of jobs and tasks come to loopsyd, which kills and reaps them: set before the
+        // first request can start a job.
+        ChildProcesses.shared.startReaper(logger: node.logger)
         do {
             try bind()
         } catch let error as DaemonError {
@@ -128,8 +131,6 @@ public final class Daemon: Sendable {
         try SecureFile.write(dataDir.pidFile, contents: "\(getpid())\n", mode: 0o644)
         try SecureFile.write(dataDir.portFile, contents: "\(port)\n", mode: 0o644)
         running.store(true, ordering: .relaxed)
-        // Orphans of jobs and tasks come to loopsyd, which kills and reaps them.
-        ChildProcesses.shared.startReaper(logger: node.logger)
         auditLog.start()
         node.monitor?.start()
         node.messages.start()

@@ -121,8 +121,10 @@ final class ChildProcesses: Sendable {
         // Anything still dying is reaped on the next sweep.
     }
 
-    /// Daemon shutdown: every job's and task's tree and every orphan is killed.
-    func killEverything() {
+    /// Daemon shutdown, after jobs and tasks were asked to stop: whatever of them has not
+    /// ended within `grace` seconds is killed with its tree, and so is every orphan.
+    func killEverything(grace: Double = 2) {
+        for _ in 0..<Int(grace * 20) where !state.withLock({ $0.owned.isEmpty }) { usleep(50_000) }
         let owned = state.withLock { Array($0.owned) }
         ProcessTree.freezeAndKill(owned, includingRoots: true)
         sweep(all: true)
