@@ -27,9 +27,10 @@ import Testing
     static func children(of pid: Int32) -> [(pid: Int32, state: String)] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return tasks.flatMap { task -> [(pid: Int32, state: String)] in
-            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+            let text = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(task)/children")
+                .map { String(decoding: $0, as: UTF8.self) } ?? ""
             return text.split(separator: " ").compactMap { Int32($0) }.map { child in
-                let stat = (try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8)) ?? ""
+                let stat = FileManager.default.contents(atPath: "/proc/\(child)/stat").map { String(decoding: $0, as: UTF8.self) } ?? ""
                 let state = stat.lastIndex(of: ")").map { String(stat[stat.index($0, offsetBy: 2)]) } ?? "?"
                 return (child, state)
             }
@@ -44,9 +45,16 @@ import Testing
         defer { node.cleanUp() }
         let seconds = Self.uniqueSeconds()
         let started = Date()
-        let result = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "setsid sleep \(seconds) & sleep 1000"],
-                                                            timeout: 500))
-        #expect(result.timedOut)
+        let finished = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: ExecuteResult?
+        DispatchQueue.global().async {
+            result = try? node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "setsid sleep \(seconds) & sleep 1000"],
+                                                             timeout: 1500))
+            finished.signal()
+        }
+        #expect(ExecuteTests.waitUntil(1.4) { !Self.processes(["sleep", seconds]).isEmpty }, "the grandchild never ran")
+        #expect(finished.wait(timeout: .now() + 10) == .success)
+        #expect(result?.timedOut == true)
         #expect(ExecuteTests.waitUntil(5) { Self.processes(["sleep", seconds]).isEmpty },
                 "setsid sleep \(seconds) survived the timeout: \(Self.processes(["sleep", seconds]))")
         print("setsid grandchild after timeout gone \(String(format: "%.2f", Date().timeIntervalSince(started))) s after the start")
@@ -92,6 +100,34 @@ import Testing
             _ = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "(sleep 0.1 &); (setsid true &); true"]))
         }
         #expect(ExecuteTests.waitUntil(5) { Self.children(of: daemon).isEmpty }, "\(Self.children(of: daemon))")
+    }
+
+    /// With another job running, a setsid leftover cannot be told apart from that job's own: it
+    /// lives until every job that may own it has ended, then goes; daemon shutdown takes it too.
+    @Test func leftoversThatMayBelongToARunningJobGoWhenItEndsOrTheDaemonStops() throws {
+        for ending in ["cancel", "stop"] {
+            let node = try node()
+            defer { node.cleanUp() }
+            let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
+            DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
+            #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
+            let result = try node.client.execute(ExecuteRequest(
+                // The subshell waits until setsid has run: the orphan is then in no job's group or
+                // session when loopsyd adopts it (caught before, it is charged to this job alone).
+                command: "sh", args: ["-c", "(setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 0.3); echo done"]))
+            #expect(result.exitCode == 0)
+            // Still there a second later: it may be the running job's.
+            Thread.sleep(forTimeInterval: 1.2)
+            #expect(!Self.processes(["sleep", left]).isEmpty)
+            if ending == "cancel" {
+                let job = try #require(try node.client.jobs(includeFinished: false).first)
+                try node.client.cancelJob(job.jobId)
+            } else {
+                #expect(node.stop() == 0)
+            }
+            #expect(ExecuteTests.waitUntil(6) { Self.processes(["sleep", left]).isEmpty && Self.processes(["sleep", long]).isEmpty },
+                    "\(ending): leftovers survived")
+        }
     }
 
     /// A daemon (started with umask 027) that runs the fake claude.
