@@ -105,6 +105,45 @@ import Testing
         #expect(relaxed.refusal(home + "/.ssh/id_ed25519", asked: "x", access: guest) != nil)
     }
 
+    @Test func symlinksLeavingTheRootAreFollowedByRewritingThePathUnderTheSameRules() throws {
+        let tree = try Tree()
+        let fm = FileManager.default
+        var config = LoopsyConfig().transfer
+        config.allowedPaths = [tree.root + "/home", tree.root + "/main/sessions/one/work"]
+        config.deniedPaths = [tree.root + "/home/a/b/denied"]
+        try fm.createDirectory(atPath: tree.root + "/main/sessions/one/work", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: tree.root + "/home/a/b/denied", withIntermediateDirectories: true)
+        let policy = PathPolicy(config: config, dataDir: DataDir(root: tree.root + "/elsewhere"),
+                                environment: ["HOME": tree.root + "/home"])
+        let owner = TransferAccess(owner: true)
+        // An absolute link to a place inside the same root, and a relative one through "..".
+        try fm.createSymbolicLink(atPath: tree.root + "/home/abs", withDestinationPath: tree.root + "/home/a")
+        try fm.createSymbolicLink(atPath: tree.root + "/home/a/rel", withDestinationPath: "../a/b")
+        let viaAbsolute = try policy.open(tree.root + "/home/abs/b/f", flags: O_RDONLY, access: owner)
+        #expect(viaAbsolute.real == tree.root + "/home/a/b/f")
+        close(viaAbsolute.fd)
+        let viaRelative = try policy.open(tree.root + "/home/abs/rel/f", flags: O_RDONLY, access: owner)
+        #expect(viaRelative.real == tree.root + "/home/a/b/f")
+        close(viaRelative.fd)
+        let target = try policy.openForWriting(tree.root + "/home/abs/rel/new/x", access: owner)
+        #expect(target.directory == tree.root + "/home/a/b" && target.missing == ["new"] && target.name == "x")
+        close(target.directoryFD)
+        // Into a denied directory, out of every allowed path, in a loop: refused.
+        try fm.createSymbolicLink(atPath: tree.root + "/home/d", withDestinationPath: tree.root + "/home/a/b/denied")
+        #expect(Self.code { _ = try policy.openForWriting(tree.root + "/home/d/x", access: owner) } == "path_forbidden")
+        #expect(Self.code { _ = try policy.open(tree.root + "/home/out/passwd", flags: O_RDONLY, access: owner) } == "path_forbidden")
+        try fm.createSymbolicLink(atPath: tree.root + "/home/loop1", withDestinationPath: tree.root + "/home/loop2")
+        try fm.createSymbolicLink(atPath: tree.root + "/home/loop2", withDestinationPath: tree.root + "/home/loop1")
+        #expect(Self.code { _ = try policy.open(tree.root + "/home/loop1/x", flags: O_RDONLY, access: owner) } == "path_forbidden")
+        // A second allowed root reached by a link from the first (inside a data dir's sessions
+        // tree, which this node does not own): allowed.
+        try fm.createSymbolicLink(atPath: tree.root + "/home/work", withDestinationPath: tree.root + "/main/sessions/one/work")
+        try "w".write(toFile: tree.root + "/main/sessions/one/work/w", atomically: true, encoding: .utf8)
+        let other = try policy.open(tree.root + "/home/work/w", flags: O_RDONLY, access: owner)
+        #expect(other.real == tree.root + "/main/sessions/one/work/w")
+        close(other.fd)
+    }
+
     @Test func aCallersRootsNarrowTheAllowedPaths() throws {
         let tree = try Tree()
         let policy = tree.policy()

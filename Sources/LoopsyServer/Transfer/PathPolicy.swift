@@ -26,8 +26,11 @@ struct TransferAccess: Sendable {
 /// opened. A path is resolved from a descriptor of the allowed root that contains it (lexically)
 /// with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), so no symlink, `..` in a link or
 /// rename race can lead outside that root; then the opened descriptor's real path
-/// (/proc/self/fd) is checked against the denied paths on whole components. Without openat2
-/// (ENOSYS) the path is walked one component at a time with O_NOFOLLOW, refusing every symlink.
+/// (/proc/self/fd) is checked against the denied paths on whole components. A symlink that
+/// leaves the root is followed by rewriting the path through it and starting again from the
+/// root that contains the new path (so a link to another allowed place still works, one to
+/// anywhere else is refused by the same rules). Without openat2 (ENOSYS) the path is walked one
+/// component at a time with O_NOFOLLOW, and every symlink is followed by that rewriting.
 ///
 /// Denied, whatever the configuration says:
 /// - the node's data dir (`LOOPSY_DATA_DIR`, --data-dir), the main data dir it belongs to, the
@@ -186,27 +189,42 @@ struct PathPolicy: Sendable {
         var real: String
     }
 
-    /// Opens `path` with `flags` (O_CLOEXEC is added) for `access`, following symlinks only
-    /// beneath its root, and checks the opened file's real path. ENOENT and other failures are
-    /// thrown as the matching 4xx; the caller owns the returned descriptor.
+    /// Symlinks leading out of the root a path is opened from are followed by rewriting the
+    /// path through them; at most this many times (then ELOOP's 403).
+    static let maxRewrites = 40
+
+    /// Opens `path` with `flags` (O_CLOEXEC is added) for `access` beneath the allowed root that
+    /// contains it, and checks the opened file's real path. A symlink that leaves that root
+    /// (EXDEV: an absolute one, or `..` past the root) is not followed by the kernel: the path is
+    /// rewritten through it and opened again from the root that contains the new path, under the
+    /// same rules. Failures are thrown as the matching 4xx; the caller owns the descriptor.
     func open(_ path: String, flags: Int32, access: TransferAccess) throws -> Opened {
-        let components = try components(path)
+        var components = try components(path)
         let callerRoots = access.roots.map { roots in roots.map { Root(configured: Self.lexical($0), real: Self.canonical($0)) } }
-        let root = try root(for: components, asked: path, access: access, callerRoots: callerRoots)
-        if let refusal = refusal("/" + components.joined(separator: "/"), asked: path, access: access) { throw refusal }
-        let rootFD = try Self.openRoot(root.real, asked: path)
-        defer { close(rootFD) }
-        let relative = components.dropFirst(root.depth).joined(separator: "/")
-        let fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative, flags: flags)
-        guard fd >= 0 else { throw Self.openError(errno, asked: path, directory: flags & O_DIRECTORY != 0) }
-        do {
-            let real = try Self.realPath(of: fd, asked: path)
-            try check(real, asked: path, access: access, callerRoots: callerRoots)
-            return Opened(fd: fd, real: real)
-        } catch {
-            close(fd)
-            throw error
+        for _ in 0...Self.maxRewrites {
+            let root = try root(for: components, asked: path, access: access, callerRoots: callerRoots)
+            if let refusal = refusal("/" + components.joined(separator: "/"), asked: path, access: access) { throw refusal }
+            let rootFD = try Self.openRoot(root.real, asked: path)
+            let relative = Array(components.dropFirst(root.depth))
+            let fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative.joined(separator: "/"), flags: flags)
+            let code = errno
+            let rewritten = fd < 0 && code == EXDEV ? Self.rewrite(rootFD, rootReal: root.real, relative) : nil
+            close(rootFD)
+            if let rewritten {
+                components = rewritten
+                continue
+            }
+            guard fd >= 0 else { throw Self.openError(code, asked: path, directory: flags & O_DIRECTORY != 0) }
+            do {
+                let real = try Self.realPath(of: fd, asked: path)
+                try check(real, asked: path, access: access, callerRoots: callerRoots)
+                return Opened(fd: fd, real: real)
+            } catch {
+                close(fd)
+                throw error
+            }
         }
+        throw Self.openError(ELOOP, asked: path, directory: false)
     }
 
     /// Where a push writes: the open directory that will hold the file (O_RDONLY), its real
@@ -222,42 +240,90 @@ struct PathPolicy: Sendable {
         }
     }
 
-    /// Opens the deepest existing directory on the way to `path` (beneath its root) and checks
-    /// the path the file will have. Nothing is created here.
+    /// Opens the deepest existing directory on the way to `path` (beneath its root, symlinks
+    /// followed as `open` does) and checks the path the file will have. The file's own name is
+    /// never followed (the rename replaces a symlink there). Nothing is created here.
     func openForWriting(_ path: String, access: TransferAccess) throws -> WriteTarget {
-        let components = try components(path)
+        var components = try components(path)
         let callerRoots = access.roots.map { roots in roots.map { Root(configured: Self.lexical($0), real: Self.canonical($0)) } }
-        let root = try root(for: components, asked: path, access: access, callerRoots: callerRoots)
-        if let refusal = refusal("/" + components.joined(separator: "/"), asked: path, access: access) { throw refusal }
-        guard components.count > root.depth, let name = components.last.map(String.init) else {
-            throw APIError.conflict("'\(path)' is a directory; name the file to create", code: "is_directory")
-        }
-        let rootFD = try Self.openRoot(root.real, asked: path)
-        defer { close(rootFD) }
-        let parents = components.dropFirst(root.depth).dropLast().map(String.init)
-        var existing = parents.count
-        var fd: Int32 = -1
-        while true {
-            let relative = parents.prefix(existing).joined(separator: "/")
-            fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative, flags: O_RDONLY | O_DIRECTORY)
-            if fd >= 0 { break }
-            let code = errno
-            guard code == ENOENT, existing > 0 else {
-                throw code == ENOTDIR
-                    ? APIError.conflict("a parent of '\(path)' is not a directory", code: "not_a_directory")
-                    : Self.openError(code, asked: path, directory: true)
+        rewriting: for _ in 0...Self.maxRewrites {
+            let root = try root(for: components, asked: path, access: access, callerRoots: callerRoots)
+            if let refusal = refusal("/" + components.joined(separator: "/"), asked: path, access: access) { throw refusal }
+            guard components.count > root.depth, let name = components.last.map(String.init) else {
+                throw APIError.conflict("'\(path)' is a directory; name the file to create", code: "is_directory")
             }
-            existing -= 1
+            let rootFD = try Self.openRoot(root.real, asked: path)
+            defer { close(rootFD) }
+            let parents = Array(components.dropFirst(root.depth).dropLast())
+            var existing = parents.count
+            var fd: Int32 = -1
+            while true {
+                let relative = parents.prefix(existing).joined(separator: "/")
+                fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative, flags: O_RDONLY | O_DIRECTORY)
+                if fd >= 0 { break }
+                let code = errno
+                if code == EXDEV, let rewritten = Self.rewrite(rootFD, rootReal: root.real, Array(parents.prefix(existing))) {
+                    components = rewritten + parents.dropFirst(existing) + [Substring(name)]
+                    continue rewriting
+                }
+                guard code == ENOENT, existing > 0 else {
+                    throw code == ENOTDIR
+                        ? APIError.conflict("a parent of '\(path)' is not a directory", code: "not_a_directory")
+                        : Self.openError(code, asked: path, directory: true)
+                }
+                existing -= 1
+            }
+            do {
+                let target = WriteTarget(directoryFD: fd, directory: try Self.realPath(of: fd, asked: path),
+                                         missing: parents.dropFirst(existing).map(String.init), name: name)
+                try check(target.path, asked: path, access: access, callerRoots: callerRoots)
+                return target
+            } catch {
+                close(fd)
+                throw error
+            }
         }
-        do {
-            let target = WriteTarget(directoryFD: fd, directory: try Self.realPath(of: fd, asked: path),
-                                     missing: Array(parents.dropFirst(existing)), name: name)
-            try check(target.path, asked: path, access: access, callerRoots: callerRoots)
-            return target
-        } catch {
+        throw Self.openError(ELOOP, asked: path, directory: true)
+    }
+
+    /// `relative` (below the root `rootReal`, open as `rootFD`) with its first symlink replaced by
+    /// the link's target: an absolute path's components, `.` and `..` resolved (everything before
+    /// the link is a real directory, so that is exact). Nil when no component is a symlink now.
+    static func rewrite(_ rootFD: Int32, rootReal: String, _ relative: [Substring]) -> [Substring]? {
+        var current = dup(rootFD)
+        guard current >= 0 else { return nil }
+        defer { close(current) }
+        for (index, part) in relative.enumerated() {
+            let fd = openat(current, String(part), cposix_o_path() | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            var info = stat()
+            guard fstat(fd, &info) == 0 else {
+                close(fd)
+                return nil
+            }
+            guard info.st_mode & S_IFMT == S_IFLNK else {
+                close(current)
+                current = fd
+                continue
+            }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlinkat(fd, "", &buffer, buffer.count - 1)
             close(fd)
-            throw error
+            guard count > 0 else { return nil }
+            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let base = target.hasPrefix("/") ? [] : rootReal.split(separator: "/") + relative.prefix(index)
+            var result: [Substring] = []
+            for component in base + target.split(separator: "/") + relative.dropFirst(index + 1) {
+                if component == "." || component.isEmpty { continue }
+                if component == ".." {
+                    _ = result.popLast()
+                    continue
+                }
+                result.append(component)
+            }
+            return result
         }
+        return nil
     }
 
     /// Just before a push renames its file into place: the directory it was opened as may have
