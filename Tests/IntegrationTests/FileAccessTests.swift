@@ -71,16 +71,20 @@ import Testing
 
         let stop = Atomic<Bool>(false)
         let flips = Atomic<Int>(0)
-        let flip = box.home + "/flip", parked = box.home + "/.parked", outside = box.root + "/outside/dir"
+        let flip = box.home + "/flip"
+        // Two symlinks to swap in: absolute out of the root, and relative into the denied
+        // directory beside it. renameat2(RENAME_EXCHANGE) swaps atomically, so flip always exists.
+        try fm.createSymbolicLink(atPath: box.home + "/.evil0", withDestinationPath: box.root + "/outside/dir")
+        try fm.createSymbolicLink(atPath: box.home + "/.evil1", withDestinationPath: "secret")
+        typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+        let exchange = try #require(dlsym(dlopen(nil, RTLD_NOW), "renameat2").map { unsafeBitCast($0, to: RenameAt2.self) })
+        let home = box.home
         let racer = Thread {
             var index = 0
             while !stop.load(ordering: .relaxed) {
-                guard rename(flip, parked) == 0 else { continue }
-                // Absolute out of the root, or relative into the denied directory beside it.
-                _ = symlink(index % 2 == 0 ? outside : "secret", flip)
-                for _ in 0..<200 { _ = index &* 31 }
-                unlink(flip)
-                rename(parked, flip)
+                let evil = home + "/.evil\(index % 2)"
+                _ = exchange(AT_FDCWD, flip, AT_FDCWD, evil, 2)  // flip is now the symlink
+                _ = exchange(AT_FDCWD, flip, AT_FDCWD, evil, 2)  // and the directory again
                 index += 1
                 flips.store(index, ordering: .relaxed)
             }
