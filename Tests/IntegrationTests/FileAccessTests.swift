@@ -173,6 +173,19 @@ import Testing
         #expect(try box.push("x", to: box.home + "/.notes", key: Self.helperKey).status == 200)
     }
 
+    /// (Only meaningful when the tests run as a user other than root, whom permissions do not stop.)
+    @Test func aWriteOnlyDirectoryStillTakesPushes() throws {
+        let box = try Box()
+        defer { box.cleanUp() }
+        try FileManager.default.createDirectory(atPath: box.home + "/dropbox", withIntermediateDirectories: true)
+        chmod(box.home + "/dropbox", 0o300)
+        defer { chmod(box.home + "/dropbox", 0o700) }
+        let pushed = try box.push("dropped", to: box.home + "/dropbox/f", key: box.node.apiKey)
+        #expect(pushed.status == 200, "\(pushed.text)")
+        chmod(box.home + "/dropbox", 0o700)
+        #expect(try String(contentsOfFile: box.home + "/dropbox/f", encoding: .utf8) == "dropped")
+    }
+
     @Test func allowedDotfilesLetNonOwnersUseTheListedOnes() throws {
         let box = try Box(extra: "\"~/.bashrc\"")
         defer { box.cleanUp() }

@@ -227,7 +227,8 @@ struct PathPolicy: Sendable {
         throw Self.openError(ELOOP, asked: path, directory: false)
     }
 
-    /// Where a push writes: the open directory that will hold the file (O_RDONLY), its real
+    /// Where a push writes: the open directory that will hold the file (O_RDONLY, or O_PATH when
+    /// it is not readable), its real
     /// path, the directories still to create below it and the file's name.
     struct WriteTarget {
         var directoryFD: Int32
@@ -260,6 +261,11 @@ struct PathPolicy: Sendable {
             while true {
                 let relative = parents.prefix(existing).joined(separator: "/")
                 fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative, flags: O_RDONLY | O_DIRECTORY)
+                if fd < 0 && errno == EACCES {
+                    // A directory we may write but not read (a drop box): an O_PATH descriptor
+                    // serves openat, mkdirat and renameat (only its fsync is lost).
+                    fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative, flags: cposix_o_path() | O_DIRECTORY)
+                }
                 if fd >= 0 { break }
                 let code = errno
                 if code == EXDEV, let rewritten = Self.rewrite(rootFD, rootReal: root.real, Array(parents.prefix(existing))) {
