@@ -102,6 +102,21 @@ import Testing
         #expect(ExecuteTests.waitUntil(5) { Self.children(of: daemon).isEmpty }, "\(Self.children(of: daemon))")
     }
 
+    /// A leftover the job's I/O loop saw in its tree (it looks every second) goes when the job
+    /// ends, even while another job runs.
+    @Test func leftoversSeenInAJobsTreeGoWithItWhileOtherJobsRun() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
+        DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
+        #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
+        let result = try node.client.execute(ExecuteRequest(
+            command: "sh", args: ["-c", "setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 1.5; echo done"]))
+        #expect(result.exitCode == 0)
+        #expect(ExecuteTests.waitUntil(3) { Self.processes(["sleep", left]).isEmpty }, "the leftover outlived its job")
+        #expect(!Self.processes(["sleep", long]).isEmpty, "the other job was touched")
+    }
+
     /// With another job running, a setsid leftover cannot be told apart from that job's own: it
     /// lives until every job that may own it has ended, then goes; daemon shutdown takes it too.
     @Test func leftoversThatMayBelongToARunningJobGoWhenItEndsOrTheDaemonStops() throws {
@@ -116,7 +131,8 @@ import Testing
                 // session when loopsyd adopts it (caught before, it is charged to this job alone).
                 command: "sh", args: ["-c", "(setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 0.3); echo done"]))
             #expect(result.exitCode == 0)
-            // Still there a second later: it may be the running job's.
+            // Still there a second later: it may be the running job's (its job ended before its
+            // I/O loop first looked at the tree).
             Thread.sleep(forTimeInterval: 1.2)
             #expect(!Self.processes(["sleep", left]).isEmpty)
             if ending == "cancel" {

@@ -10,9 +10,10 @@ import Glibc
 /// loopsyd because it is a child subreaper.
 ///
 /// The reaper thread looks at loopsyd's children every second (and at once when a job or task
-/// ends). A child that is not a registered main process is an orphan. Each orphan is charged to
-/// the jobs and tasks that may own it: the one whose process group or session it is still in,
-/// else every one running when it was first seen. Once none of its owners runs any more it is
+/// ends). A child that is not a registered main process is an orphan. One that was seen in an
+/// ended job's tree (its I/O loop looks every second) goes at once. Any other is charged to the
+/// jobs and tasks that may own it: the one whose process group or session it is still in, else
+/// every one running when it was first seen. Once none of its owners runs any more it is
 /// killed with its whole tree (freeze then kill) and reaped with waitpid(pid, WNOHANG) — never
 /// waitpid(-1), which could take a job's exit status from its I/O loop.
 final class ChildProcesses: Sendable {
@@ -23,6 +24,9 @@ final class ChildProcesses: Sendable {
         var owned: Set<pid_t> = []
         /// Orphans and the owners that may still want them.
         var orphans: [pid_t: Set<pid_t>] = [:]
+        /// Processes last seen in the tree of a job that has ended (pid and start time): they go
+        /// at the next sweep whoever else is running.
+        var leftovers: [pid_t: UInt64] = [:]
         var reaperStarted = false
     }
 
@@ -42,8 +46,12 @@ final class ChildProcesses: Sendable {
     }
 
     /// The main process `pid` was reaped by its owner: what it left behind may go now.
-    func release(_ pid: pid_t) {
-        _ = state.withLock { $0.owned.remove(pid) }
+    /// `leftovers`: its descendants as last seen (pid and start time), which are its for sure.
+    func release(_ pid: pid_t, leftovers: [pid_t: UInt64] = [:]) {
+        state.withLock { state in
+            state.owned.remove(pid)
+            state.leftovers.merge(leftovers) { $1 }
+        }
         wake()
     }
 
@@ -91,12 +99,17 @@ final class ChildProcesses: Sendable {
             var doomed: [pid_t] = []
             var orphans: [pid_t: Set<pid_t>] = [:]
             for child in children where !state.owned.contains(child) {
+                let status = ProcessTree.status(child)
+                if let started = state.leftovers[child], started == status?.started {
+                    doomed.append(child)
+                    continue
+                }
                 var owners: Set<pid_t>
                 if let known = state.orphans[child] {
                     owners = known
-                } else if let status = ProcessTree.status(child), state.owned.contains(status.group) {
+                } else if let status, state.owned.contains(status.group) {
                     owners = [status.group]
-                } else if let status = ProcessTree.status(child), state.owned.contains(status.session) {
+                } else if let status, state.owned.contains(status.session) {
                     owners = [status.session]
                 } else {
                     owners = state.owned
@@ -105,6 +118,9 @@ final class ChildProcesses: Sendable {
                 if all || owners.isEmpty { doomed.append(child) } else { orphans[child] = owners }
             }
             state.orphans = orphans
+            // A job's descendants were handed to loopsyd when its main process exited, before
+            // the release: whatever is not a child now is not coming.
+            state.leftovers = [:]
             return doomed
         }
         guard !doomed.isEmpty else { return }

@@ -35,16 +35,26 @@ enum ProcessTree {
         return order
     }
 
-    /// The state letter, process group and session of `pid` (from /proc/<pid>/stat).
-    static func status(_ pid: pid_t) -> (state: UInt8, group: pid_t, session: pid_t)? {
+    /// The state letter, process group, session and start time (clock ticks after boot: with the
+    /// pid, an identity no later process shares) of `pid`, from /proc/<pid>/stat.
+    static func status(_ pid: pid_t) -> (state: UInt8, group: pid_t, session: pid_t, started: UInt64)? {
         guard let text = readSmallFile("/proc/\(pid)/stat"), let close = text.utf8.lastIndex(of: UInt8(ascii: ")")) else {
             return nil
         }
-        // After "(comm)": state ppid pgrp session …
+        // After "(comm)": state(3) ppid(4) pgrp(5) session(6) … starttime(22)
         let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count >= 4, let state = fields[0].utf8.first, let group = pid_t(fields[2]),
-              let session = pid_t(fields[3]) else { return nil }
-        return (state, group, session)
+        guard fields.count >= 20, let state = fields[0].utf8.first, let group = pid_t(fields[2]),
+              let session = pid_t(fields[3]), let started = UInt64(fields[19]) else { return nil }
+        return (state, group, session, started)
+    }
+
+    /// Every descendant of `root` with its start time.
+    static func identities(below root: pid_t) -> [pid_t: UInt64] {
+        var result: [pid_t: UInt64] = [:]
+        for pid in descendants(of: [root]) {
+            if let started = status(pid)?.started { result[pid] = started }
+        }
+        return result
     }
 
     /// Sends `signal` to each descendant of `root` that is outside the process group `group`
