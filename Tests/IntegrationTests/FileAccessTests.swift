@@ -173,6 +173,32 @@ import Testing
         #expect(try box.push("x", to: box.home + "/.notes", key: Self.helperKey).status == 200)
     }
 
+    /// The directory an upload goes to is moved into a denied one while the bytes arrive: the
+    /// upload is refused at the end and leaves nothing there.
+    @Test func aDirectoryMovedIntoADeniedPathDuringAnUploadGetsNothing() throws {
+        let box = try Box()
+        defer { box.cleanUp() }
+        try FileManager.default.createDirectory(atPath: box.home + "/in", withIntermediateDirectories: true)
+        let local = box.root + "/slow.bin"
+        try Data(repeating: 7, count: 400_000).write(to: URL(fileURLWithPath: local))
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "200k",
+                          "-H", "Authorization: Bearer \(box.node.apiKey)", "-F", "destPath=\(box.home)/in/f",
+                          "-F", "file=@\(local)", box.node.baseURL + "/api/v1/transfer/push"]
+        let out = Pipe()
+        curl.standardOutput = out
+        try curl.run()
+        #expect(eventually(5) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: box.home + "/in")) ?? []).contains { $0.hasSuffix(".part") }
+        })
+        #expect(rename(box.home + "/in", box.home + "/secret/in") == 0)
+        curl.waitUntilExit()
+        let status = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(status == "403")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: box.home + "/secret/in") == [])
+    }
+
     /// (Only meaningful when the tests run as a user other than root, whom permissions do not stop.)
     @Test func aWriteOnlyDirectoryStillTakesPushes() throws {
         let box = try Box()
