@@ -114,6 +114,9 @@ public final class Daemon: Sendable {
         if let pid = dataDir.runningDaemonPid(), pid != getpid() {
             throw DaemonError("loopsyd is already running for \(dataDir.root) (pid \(pid)); stop it with `loopsy stop`")
         }
+        // Orphans of jobs and tasks come to loopsyd, which kills and reaps them: set before the
+        // first request can start a job.
+        ChildProcesses.shared.startReaper(logger: node.logger)
         do {
             try bind()
         } catch let error as DaemonError {
@@ -201,6 +204,7 @@ public final class Daemon: Sendable {
         }
         node.execution.shutdown()
         node.tasks.shutdown()
+        ChildProcesses.shared.killEverything()
         node.messages.stop()
         node.locks.finishAll()
         node.contextWatch.finishAll()

@@ -57,7 +57,7 @@ public final class NodeServices: Sendable {
         auditStore = AuditStore(pool: pool)
         auditLog = AuditLog(store: auditStore, logger: logger)
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)
-        transfer = TransferService(config: config.transfer)
+        transfer = TransferService(config: config.transfer, dataDir: dataDir)
         let host = config.server.host
         let advertised = host == "0.0.0.0" || host == "::" || HostPolicy.isLoopback(host) ? "" : host
         peers = PeerService(

@@ -14,7 +14,8 @@ for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
 pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 signal(SIGPIPE, SIG_IGN)
 // The database, logs and TLS keys hold secrets and peers' data: none of it is for other users.
-umask(0o077)
+// The umask the daemon was started with stays the user's: pushed files and jobs get it.
+UserUmask.record(umask(0o077))
 
 let usage = """
     usage: loopsyd [--data-dir DIR] [--port N] [--host ADDR]

@@ -20,6 +20,9 @@ struct JobIOLoop: Sendable {
     static let presenceInterval = 0.25
     /// How long to keep reading after the child exits (its last writes, or a grandchild's).
     static let drainAfterExit = 0.2
+    /// Seconds between looks at the job's process tree: what was in it when the job ends is
+    /// killed even while other jobs run (see ChildProcesses).
+    static let treeInterval = 1.0
 
     func run() -> ExecuteResult {
         let started = Clock.monotonicSeconds()
@@ -33,11 +36,15 @@ struct JobIOLoop: Sendable {
         var drainUntil = Double.infinity
         var lastActivity = started
         var lastPresenceCheck = started
+        var lastTreeLook = started
+        var tree: [pid_t: UInt64] = [:]
         var buffer = [UInt8](repeating: 0, count: 65536)
 
         func stop(now: Double) {
             guard killAt == nil && !killed else { return }
             process.signalGroup(SIGTERM)
+            // Descendants that left the group (setsid) are asked too: the job's tree ends with it.
+            if status == nil { process.signalEscapedDescendants(SIGTERM) }
             killAt = now + JobRunner.killGrace
         }
 
@@ -57,8 +64,17 @@ struct JobIOLoop: Sendable {
                 stop(now: now)
             }
             if let killAt, now >= killAt, !killed {
+                if status == nil { process.freezeAndKillTree() }
                 process.signalGroup(SIGKILL)
                 killed = true
+            }
+            if status == nil && now - lastTreeLook >= Self.treeInterval {
+                lastTreeLook = now
+                // Everything seen stays listed (a descendant orphaned meanwhile is still the
+                // job's), within reason.
+                let seen = ProcessTree.identities(below: process.pid)
+                if tree.count + seen.count > 4096 { tree = [:] }
+                tree.merge(seen) { $1 }
             }
             if now - lastPresenceCheck >= Self.presenceInterval {
                 lastPresenceCheck = now
@@ -80,7 +96,7 @@ struct JobIOLoop: Sendable {
             if open[.stdout]! { fds.append(pollfd(fd: process.stdoutFD, events: Int16(POLLIN), revents: 0)) }
             if open[.stderr]! { fds.append(pollfd(fd: process.stderrFD, events: Int16(POLLIN), revents: 0)) }
             var wake = min(deadline, lastActivity + Self.heartbeatInterval, drainUntil, killAt ?? .infinity,
-                           lastPresenceCheck + Self.presenceInterval)
+                           lastPresenceCheck + Self.presenceInterval, status == nil ? lastTreeLook + Self.treeInterval : .infinity)
             if status == nil && process.exitFD < 0 { wake = min(wake, now + 0.05) }  // no pidfd: poll waitpid
             let timeout = Int32(max(0, min(1000, (wake - now) * 1000)).rounded(.up))
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }
@@ -117,12 +133,16 @@ struct JobIOLoop: Sendable {
             }
         }
         // Whatever is left of the group (a background grandchild) does not outlive the job.
+        if status == nil { process.freezeAndKillTree() }
         process.signalGroup(SIGKILL)
         if status == nil {
             var raw: Int32 = 0
             while waitpid(process.pid, &raw, 0) < 0 && errno == EINTR {}
             status = raw
         }
+        // Reaped: what the job left behind (reparented to loopsyd, the subreaper) is killed and
+        // reaped by the reaper now.
+        ChildProcesses.shared.release(process.pid, leftovers: tree)
         let raw = status ?? 0
         let exitCode = cposix_wifexited(raw) != 0 ? Int(cposix_wexitstatus(raw)) : nil
         let signal = cposix_wifsignaled(raw) != 0 ? Self.signalName(cposix_wtermsig(raw)) : nil

@@ -30,7 +30,8 @@ final class SpawnedProcess: Sendable {
         if exitFD >= 0 { close(exitFD) }
     }
 
-    static func spawn(_ command: ApprovedCommand) throws -> SpawnedProcess {
+    /// `forking`: use the fork fallback even where unshare works (tests).
+    static func spawn(_ command: ApprovedCommand, forking: Bool = false) throws -> SpawnedProcess {
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard cposix_pipe_cloexec(&out) == 0 else { throw spawnError("pipe", errno) }
         guard cposix_pipe_cloexec(&err) == 0 else {
@@ -70,7 +71,18 @@ final class SpawnedProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, command.executable, &actions, &attributes, argv, envp)
+        var result: Int32 = 0
+        // Registered as a job's main process as it starts (the reaper leaves it to its I/O loop),
+        // with the user's umask rather than the daemon's 077.
+        _ = ChildProcesses.shared.spawn {
+            if !forking {
+                result = cposix_spawn_with_umask(&pid, command.executable, &actions, &attributes, argv, envp, UserUmask.value)
+                if result >= 0 { return result == 0 ? pid : -1 }
+            }
+            // unshare(CLONE_FS) refused (a container's seccomp profile): the same spawn by fork.
+            result = cposix_fork_exec_job(&pid, command.executable, argv, envp, command.cwd, out[1], err[1], UserUmask.value)
+            return result == 0 ? pid : -1
+        }
         guard result == 0 else {
             close(out[0]); close(err[0]); close(cancelFD)
             throw spawnError(command.argv[0], result)
@@ -86,6 +98,18 @@ final class SpawnedProcess: Sendable {
     /// Signals the whole process group.
     func signalGroup(_ signal: Int32) {
         kill(-pid, signal)
+    }
+
+    /// Signals the descendants that left the process group (setsid, setpgid); only while the
+    /// child is not reaped yet (its pid could name another process after that).
+    func signalEscapedDescendants(_ signal: Int32) {
+        ProcessTree.signalDescendants(of: pid, outsideGroup: pid, signal)
+    }
+
+    /// Stops the child and every descendant, then kills them all (a fork in between cannot
+    /// escape); only while the child is not reaped yet.
+    func freezeAndKillTree() {
+        ProcessTree.freezeAndKill([pid], includingRoots: true)
     }
 
     private static func spawnError(_ what: String, _ code: Int32) -> APIError {

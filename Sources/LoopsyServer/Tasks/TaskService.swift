@@ -176,7 +176,8 @@ public final class TaskService: Sendable {
             envp.forEach { free($0) }
         }
         var master: Int32 = -1
-        let pid = cposix_forkpty_exec(claude, argv, envp, cwd, &master)
+        // Registered as a task's main process as it starts; the user's umask, not the daemon's.
+        let pid = ChildProcesses.shared.spawn { cposix_forkpty_exec(claude, argv, envp, cwd, UserUmask.value, &master) }
         guard pid > 0 else {
             throw APIError.internalError(requestId: "forkpty: \(String(cString: strerror(errno)))")
         }
@@ -230,6 +231,7 @@ public final class TaskService: Sendable {
         close(master)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        ChildProcesses.shared.release(pid)  // what it left behind goes now
         finish(task, status: status)
     }
 
@@ -409,9 +411,15 @@ public final class TaskService: Sendable {
         let pid = task.state.withLock { $0.pid }
         guard pid > 0 else { return }
         Glibc.kill(-pid, SIGTERM)
+        // Descendants that left the task's session or group are asked too.
+        ChildProcesses.shared.ifRunning(pid) { ProcessTree.signalDescendants(of: pid, outsideGroup: pid, SIGTERM) }
         // Whatever in the group ignores SIGTERM goes too (the group id is the task's pid; it
-        // stays reserved while any member lives).
-        DispatchQueue.global().asyncAfter(deadline: .now() + 2) { Glibc.kill(-pid, SIGKILL) }
+        // stays reserved while any member lives), and so does the whole tree, frozen first so
+        // nothing forks away, while claude is not reaped yet.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
+            ChildProcesses.shared.ifRunning(pid) { ProcessTree.freezeAndKill([pid], includingRoots: true) }
+            Glibc.kill(-pid, SIGKILL)
+        }
     }
 
     /// The task's hook asks: the answer waits (suspended, no thread held) for an approval, a

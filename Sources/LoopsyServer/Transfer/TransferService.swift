@@ -28,22 +28,20 @@ public final class TransferService: Sendable {
     private let digests = Mutex<[FileIdentity: String]>([:])
     private static let cachedDigests = 256
 
-    init(config: LoopsyConfig.Transfer, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        policy = PathPolicy(config: config, environment: environment)
+    /// `dataDir`: the node's data dir, which transfers never reach (nor its sessions').
+    init(config: LoopsyConfig.Transfer, dataDir: DataDir? = nil,
+         environment: [String: String] = ProcessInfo.processInfo.environment) {
+        policy = PathPolicy(config: config, dataDir: dataDir, environment: environment)
         maxFileSize = config.maxFileSize
     }
 
-    /// Opens a regular file for reading after the path rules. The open never blocks: a FIFO or a
-    /// device opened without O_NONBLOCK would hold an HTTP worker until someone wrote to it, so
-    /// the file is opened non-blocking and checked on the descriptor (fstat) before anything
-    /// reads it.
-    func openForReading(_ path: String) throws -> (fd: Int32, path: String, size: Int64) {
-        let real = try policy.resolve(path, for: .read)
-        let fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else {
-            throw errno == EACCES ? APIError.forbidden("'\(path)' is not readable by the daemon", code: "permission_denied")
-                : APIError.notFound("file '\(path)'")
-        }
+    /// Opens a regular file for reading under the path rules (resolved beneath its allowed root,
+    /// checked on the opened descriptor). The open never blocks: a FIFO or a device opened
+    /// without O_NONBLOCK would hold an HTTP worker until someone wrote to it, so the file is
+    /// opened non-blocking and checked on the descriptor (fstat) before anything reads it.
+    func openForReading(_ path: String, access: TransferAccess) throws -> (fd: Int32, path: String, size: Int64) {
+        let opened = try policy.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, access: access)
+        let fd = opened.fd
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             let isDirectory = info.st_mode & S_IFMT == S_IFDIR
@@ -53,9 +51,49 @@ public final class TransferService: Sendable {
                 : "'\(path)' is not a regular file (a pipe, socket or device); only regular files are transferred",
                 code: "not_a_file")
         }
+        // Another name of the same file may be one the rules refuse (a hard link to a key made
+        // inside an allowed directory): only the owner reads files with several names.
+        if !access.owner && info.st_nlink > 1 {
+            close(fd)
+            throw APIError.forbidden("'\(path)' has \(info.st_nlink) hard links; only the node's owner may transfer "
+                + "a file with other names", code: "hard_link_refused")
+        }
         // Regular files ignore O_NONBLOCK; clear it anyway so sendfile sees a plain descriptor.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        return (fd, real, Int64(info.st_size))
+        return (fd, opened.real, Int64(info.st_size))
+    }
+
+    /// The entries of a directory under the path rules; entries the rules refuse this caller
+    /// are not shown. Symlinks are listed as such, never followed.
+    func list(_ path: String, access: TransferAccess) throws -> [FileEntry] {
+        let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
+        guard let handle = fdopendir(opened.fd) else {
+            let code = errno
+            close(opened.fd)
+            throw PathPolicy.openError(code, asked: path, directory: true)
+        }
+        defer { closedir(handle) }
+        let directory = opened.real
+        var files: [FileEntry] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            let entryPath = directory == "/" ? "/" + name : directory + "/" + name
+            if policy.refusal(entryPath, asked: entryPath, access: access) != nil { continue }
+            var info = stat()
+            guard fstatat(dirfd(handle), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let type: String
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: type = "file"
+            case S_IFDIR: type = "directory"
+            case S_IFLNK: type = "symlink"
+            default: type = "other"
+            }
+            files.append(FileEntry(name: name, path: entryPath, type: type, size: Int64(info.st_size),
+                                   modified: Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000,
+                                   mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
+        }
+        return files.sorted { $0.name < $1.name }
     }
 
     /// Files up to this size are hashed on the request's own thread (well under a millisecond);

@@ -20,7 +20,12 @@ final class UploadReceiver: HTTPBodySink {
         var destPath: String?
         var expectedSha256: String?
         var overwrite = false
+        /// The real path the file gets.
         var target: String?
+        /// The directory that holds the temporary file and the target, open: both names are
+        /// used relative to it, so no rename of a parent can move them elsewhere.
+        var directoryFD: Int32 = -1
+        var targetName: String?
         var temporary: String?
         var fd: Int32 = -1
         var size: Int64 = 0
@@ -31,10 +36,11 @@ final class UploadReceiver: HTTPBodySink {
 
     private let state: Mutex<State>
     private let policy: PathPolicy
+    private let access: TransferAccess
     private let maxFileSize: Int64
     private let started = Clock.monotonicSeconds()
 
-    init(context: RequestContext, policy: PathPolicy, maxFileSize: Int) throws {
+    init(context: RequestContext, policy: PathPolicy, maxFileSize: Int, access: TransferAccess) throws {
         let request = context.request
         guard let boundary = request.header("content-type").flatMap(MultipartParser.boundary(fromContentType:)) else {
             throw APIError.unsupportedMediaType("send the upload as multipart/form-data with a destPath field and a file part")
@@ -44,25 +50,33 @@ final class UploadReceiver: HTTPBodySink {
             throw APIError.payloadTooLarge("the upload is \(length) bytes; transfer.maxFileSize is \(maxFileSize)")
         }
         self.policy = policy
+        self.access = access
         self.maxFileSize = Int64(maxFileSize)
         var initial = State(parser: MultipartParser(boundary: boundary))
         initial.destPath = request.query["destPath"]
         initial.expectedSha256 = request.header(TransferHeaders.sha256)?.lowercased()
         initial.overwrite = ["1", "true", "yes"].contains(request.query["overwrite"]?.lowercased() ?? "")
         // A destination given in the query is checked before the body is read at all.
-        if let destPath = initial.destPath { try Self.checkDestination(destPath, overwrite: initial.overwrite, policy: policy) }
+        if let destPath = initial.destPath {
+            let target = try Self.checkDestination(destPath, overwrite: initial.overwrite, policy: policy, access: access)
+            close(target.directoryFD)
+        }
         state = Mutex(initial)
     }
 
-    @discardableResult
-    private static func checkDestination(_ destPath: String, overwrite: Bool, policy: PathPolicy) throws -> String {
-        let target = try policy.resolve(destPath, for: .write)
+    /// The open directory the file goes to (its deepest existing part) after the path rules,
+    /// and the existing-file checks. The caller closes `directoryFD`.
+    private static func checkDestination(_ destPath: String, overwrite: Bool, policy: PathPolicy,
+                                         access: TransferAccess) throws -> PathPolicy.WriteTarget {
+        let target = try policy.openForWriting(destPath, access: access)
         var info = stat()
-        if lstat(target, &info) == 0 {
+        if target.missing.isEmpty && fstatat(target.directoryFD, target.name, &info, AT_SYMLINK_NOFOLLOW) == 0 {
             if info.st_mode & S_IFMT == S_IFDIR {
+                close(target.directoryFD)
                 throw APIError.conflict("'\(destPath)' is a directory; name the file to create", code: "is_directory")
             }
             if !overwrite {
+                close(target.directoryFD)
                 throw APIError.conflict("'\(destPath)' exists; send overwrite=true to replace it", code: "exists")
             }
         }
@@ -112,25 +126,41 @@ final class UploadReceiver: HTTPBodySink {
                 throw APIError(status: 422, code: "checksum_mismatch",
                                message: "the received file's SHA-256 is \(digest), not \(expected); nothing was stored")
             }
-            guard fsync(state.fd) == 0 else {
+            // The user's umask, as if the user had made the file (the daemon's own is 077);
+            // set only now so the partial file stays private while it arrives.
+            guard fchmod(state.fd, 0o666 & ~UserUmask.value) == 0, fsync(state.fd) == 0 else {
                 let code = errno
                 Self.discard(&state)
                 throw Self.diskError("fsync", code)
             }
             close(state.fd)
             state.fd = -1
+            // The directory may have been moved while the upload ran: it must still pass.
+            let final: String
+            do {
+                final = try policy.recheck(directoryFD: state.directoryFD, name: state.targetName ?? "",
+                                           asked: state.destPath ?? target, access: access)
+            } catch {
+                Self.discard(&state)
+                throw error
+            }
             // Without overwrite, never replace a file that appeared while the upload ran.
-            if cposix_rename(temporary, target, state.overwrite ? 0 : 1) != 0 {
+            if cposix_renameat(state.directoryFD, temporary, state.targetName ?? "", state.overwrite ? 0 : 1) != 0 {
                 let code = errno
                 Self.discard(&state)
                 if code == EEXIST {
                     throw APIError.conflict("'\(target)' exists; send overwrite=true to replace it", code: "exists")
                 }
+                if code == EISDIR {
+                    throw APIError.conflict("'\(target)' is a directory; name the file to create", code: "is_directory")
+                }
                 throw Self.diskError("rename", code)
             }
             state.temporary = nil
-            Self.syncDirectory(of: target)
-            return TransferPushResult(path: target, size: state.size, sha256: digest,
+            fsync(state.directoryFD)
+            close(state.directoryFD)
+            state.directoryFD = -1
+            return TransferPushResult(path: final, size: state.size, sha256: digest,
                                       durationMs: (Clock.monotonicSeconds() - started) * 1000)
         }
     }
@@ -176,15 +206,25 @@ final class UploadReceiver: HTTPBodySink {
         guard let destPath = state.destPath, !destPath.isEmpty else {
             throw APIError.badRequest("send the destPath field before the file part (or ?destPath=)", code: "bad_multipart")
         }
-        let target = try Self.checkDestination(destPath, overwrite: state.overwrite, policy: policy)
-        let directory = String(target[..<(target.lastIndex(of: "/") ?? target.startIndex)])
-        try Self.makeDirectories(directory.isEmpty ? "/" : directory)
-        let name = String(target[target.index(after: target.lastIndex(of: "/") ?? target.startIndex)...])
+        let target = try Self.checkDestination(destPath, overwrite: state.overwrite, policy: policy, access: access)
+        var directoryFD = target.directoryFD
+        do {
+            for name in target.missing { directoryFD = try Self.makeDirectory(name, in: directoryFD) }
+        } catch {
+            close(directoryFD)
+            throw error
+        }
         var random = SystemRandomNumberGenerator()
-        let temporary = "\(directory)/.\(name).loopsy-\(String(random.next() as UInt32, radix: 16)).part"
-        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Self.diskError("create", errno) }
-        state.target = target
+        let temporary = ".\(target.name).loopsy-\(String(random.next() as UInt32, radix: 16)).part"
+        let fd = openat(directoryFD, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            close(directoryFD)
+            throw Self.diskError("create", code)
+        }
+        state.target = target.path
+        state.targetName = target.name
+        state.directoryFD = directoryFD
         state.temporary = temporary
         state.fd = fd
     }
@@ -192,8 +232,10 @@ final class UploadReceiver: HTTPBodySink {
     private static func discard(_ state: inout State) {
         if state.fd >= 0 { close(state.fd) }
         state.fd = -1
-        if let temporary = state.temporary { unlink(temporary) }
+        if let temporary = state.temporary, state.directoryFD >= 0 { unlinkat(state.directoryFD, temporary, 0) }
         state.temporary = nil
+        if state.directoryFD >= 0 { close(state.directoryFD) }
+        state.directoryFD = -1
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
@@ -206,21 +248,22 @@ final class UploadReceiver: HTTPBodySink {
         }
     }
 
-    private static func makeDirectories(_ path: String) throws {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw diskError("create directory", errno) }
+    /// Creates (if missing) and opens directory `name` inside `parent`, never following a
+    /// symlink put there meanwhile; a new directory gets the user's umask. Closes `parent`.
+    private static func makeDirectory(_ name: String, in parent: Int32) throws -> Int32 {
+        defer { close(parent) }
+        let created = mkdirat(parent, name, 0o700) == 0
+        if !created && errno != EEXIST { throw diskError("create directory", errno) }
+        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ELOOP || errno == ENOTDIR {
+                throw APIError.forbidden("'\(name)' became a symbolic link or file while the upload was set up",
+                                         code: "path_forbidden")
+            }
+            throw diskError("open directory", errno)
         }
-    }
-
-    private static func syncDirectory(of path: String) {
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        let fd = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
+        if created { fchmod(fd, 0o777 & ~UserUmask.value) }
+        return fd
     }
 
     static func diskError(_ operation: String, _ code: Int32) -> APIError {

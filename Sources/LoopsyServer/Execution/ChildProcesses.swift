@@ -1,0 +1,148 @@
+import CPosix
+import LoopsyConfig
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon's children: the main processes of running jobs and AI tasks (each reaped by its
+/// own I/O loop), and orphans — processes a job or task left behind, which the kernel hands to
+/// loopsyd because it is a child subreaper.
+///
+/// The reaper thread looks at loopsyd's children every second (and at once when a job or task
+/// ends). A child that is not a registered main process is an orphan. One that was seen in an
+/// ended job's tree (its I/O loop looks every second) goes at once. Any other is charged to the
+/// jobs and tasks that may own it: the one whose process group or session it is still in, else
+/// every one running when it was first seen. Once none of its owners runs any more it is
+/// killed with its whole tree (freeze then kill) and reaped with waitpid(pid, WNOHANG) — never
+/// waitpid(-1), which could take a job's exit status from its I/O loop.
+final class ChildProcesses: Sendable {
+    static let shared = ChildProcesses()
+
+    private struct State {
+        /// Main processes of running jobs and tasks.
+        var owned: Set<pid_t> = []
+        /// Orphans and the owners that may still want them.
+        var orphans: [pid_t: Set<pid_t>] = [:]
+        /// Processes last seen in the tree of a job that has ended (pid and start time): they go
+        /// at the next sweep whoever else is running.
+        var leftovers: [pid_t: UInt64] = [:]
+        var reaperStarted = false
+    }
+
+    private let state = Mutex(State())
+    private let wakeFD = cposix_eventfd()
+    /// Seconds between looks at the daemon's children when nothing wakes the reaper.
+    static let interval: Int32 = 1000
+
+    /// Runs `spawn` (which returns the new child's pid, or <= 0 when it failed) and registers
+    /// the child before the reaper can look again, so a new job is never taken for an orphan.
+    func spawn(_ spawn: () -> pid_t) -> pid_t {
+        state.withLock { state in
+            let pid = spawn()
+            if pid > 0 { state.owned.insert(pid) }
+            return pid
+        }
+    }
+
+    /// The main process `pid` was reaped by its owner: what it left behind may go now.
+    /// `leftovers`: its descendants as last seen (pid and start time), which are its for sure.
+    func release(_ pid: pid_t, leftovers: [pid_t: UInt64] = [:]) {
+        state.withLock { state in
+            state.owned.remove(pid)
+            state.leftovers.merge(leftovers) { $1 }
+        }
+        wake()
+    }
+
+    /// Runs `body` if `pid` is still a registered (not yet released) main process.
+    func ifRunning(_ pid: pid_t, _ body: () -> Void) {
+        state.withLock { state in
+            if state.owned.contains(pid) { body() }
+        }
+    }
+
+    /// Makes loopsyd the subreaper of everything it starts and starts the reaper thread.
+    func startReaper(logger: Logger) {
+        let first = state.withLock { state -> Bool in
+            defer { state.reaperStarted = true }
+            return !state.reaperStarted
+        }
+        guard first else { return }
+        if cposix_set_child_subreaper() != 0 {
+            logger.warn("prctl(PR_SET_CHILD_SUBREAPER) failed: \(String(cString: strerror(errno))); "
+                + "processes that jobs leave behind go to init")
+        }
+        let started = DedicatedThread.start("loopsy-reaper") { [self] in
+            while true {
+                var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+                _ = poll(&fds, 1, Self.interval)
+                if fds[0].revents != 0 {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                }
+                sweep()
+            }
+        }
+        if !started { logger.warn("could not start the reaper thread") }
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Kills and reaps orphans nobody may want any more (every orphan when `all`, at shutdown).
+    func sweep(all: Bool = false) {
+        let doomed = state.withLock { state -> [pid_t] in
+            let children = ProcessTree.children(of: getpid())
+            var doomed: [pid_t] = []
+            var orphans: [pid_t: Set<pid_t>] = [:]
+            for child in children where !state.owned.contains(child) {
+                let status = ProcessTree.status(child)
+                if let started = state.leftovers[child], started == status?.started {
+                    doomed.append(child)
+                    continue
+                }
+                var owners: Set<pid_t>
+                if let known = state.orphans[child] {
+                    owners = known
+                } else if let status, state.owned.contains(status.group) {
+                    owners = [status.group]
+                } else if let status, state.owned.contains(status.session) {
+                    owners = [status.session]
+                } else {
+                    owners = state.owned
+                }
+                owners.formIntersection(state.owned)
+                if all || owners.isEmpty { doomed.append(child) } else { orphans[child] = owners }
+            }
+            state.orphans = orphans
+            // A job's descendants were handed to loopsyd when its main process exited, before
+            // the release: whatever is not a child now is not coming.
+            state.leftovers = [:]
+            return doomed
+        }
+        guard !doomed.isEmpty else { return }
+        ProcessTree.freezeAndKill(doomed, includingRoots: true)
+        var left = doomed
+        for _ in 0..<50 where !left.isEmpty {
+            left = left.filter { pid in
+                var status: Int32 = 0
+                let result = waitpid(pid, &status, WNOHANG)
+                return result == 0 || (result < 0 && errno == EINTR)
+            }
+            if !left.isEmpty { usleep(10_000) }
+        }
+        // Anything still dying is reaped on the next sweep.
+    }
+
+    /// Daemon shutdown, after jobs and tasks were asked to stop: whatever of them has not
+    /// ended within `grace` seconds is killed with its tree, and so is every orphan.
+    func killEverything(grace: Double = 2) {
+        for _ in 0..<Int(grace * 20) where !state.withLock({ $0.owned.isEmpty }) { usleep(50_000) }
+        let owned = state.withLock { Array($0.owned) }
+        ProcessTree.freezeAndKill(owned, includingRoots: true)
+        sweep(all: true)
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import LoopsyAPI
+import LoopsyClient
+import Testing
+
+/// A job's whole tree dies with it — descendants that called setsid() too — loopsyd adopts and
+/// reaps what jobs leave behind, and jobs get the user's umask.
+@Suite struct JobTreeTests {
+    func node(umask: String? = nil, _ edit: @escaping (String) -> String = { $0 }) throws -> TestNode {
+        let node = try TestNode { edit($0.replacingOccurrences(of: "  execute: 30\n", with: "  execute: 0\n")) }
+        if let umask { node.launcher = ["/bin/sh", "-c", "umask \(umask); exec \"$0\" \"$@\""] }
+        try node.start()
+        return node
+    }
+
+    /// Pids whose command line is exactly `argv` (scanning /proc), zombies excluded.
+    static func processes(_ argv: [String]) -> [Int32] {
+        let wanted = argv.joined(separator: "\0") + "\0"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: data, as: UTF8.self) == wanted && ExecuteTests.alive(pid)
+        }
+    }
+
+    /// loopsyd's children as /proc shows them, with their state letters.
+    static func children(of pid: Int32) -> [(pid: Int32, state: String)] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { task -> [(pid: Int32, state: String)] in
+            let text = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(task)/children")
+                .map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return text.split(separator: " ").compactMap { Int32($0) }.map { child in
+                let stat = FileManager.default.contents(atPath: "/proc/\(child)/stat").map { String(decoding: $0, as: UTF8.self) } ?? ""
+                let state = stat.lastIndex(of: ")").map { String(stat[stat.index($0, offsetBy: 2)]) } ?? "?"
+                return (child, state)
+            }
+        }
+    }
+
+    /// A unique sleep length, so parallel tests never see each other's processes.
+    static func uniqueSeconds() -> String { String(Int.random(in: 100_000...999_999)) }
+
+    @Test func aSetsidGrandchildDiesWithTheTimeout() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let seconds = Self.uniqueSeconds()
+        let started = Date()
+        let finished = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: ExecuteResult?
+        DispatchQueue.global().async {
+            result = try? node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "setsid sleep \(seconds) & sleep 1000"],
+                                                             timeout: 1500))
+            finished.signal()
+        }
+        #expect(ExecuteTests.waitUntil(1.4) { !Self.processes(["sleep", seconds]).isEmpty }, "the grandchild never ran")
+        #expect(finished.wait(timeout: .now() + 10) == .success)
+        #expect(result?.timedOut == true)
+        #expect(ExecuteTests.waitUntil(5) { Self.processes(["sleep", seconds]).isEmpty },
+                "setsid sleep \(seconds) survived the timeout: \(Self.processes(["sleep", seconds]))")
+        print("setsid grandchild after timeout gone \(String(format: "%.2f", Date().timeIntervalSince(started))) s after the start")
+    }
+
+    @Test func aSetsidGrandchildThatIgnoresSIGTERMDiesWithTheCancel() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let seconds = Self.uniqueSeconds()
+        let finished = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: ExecuteResult?
+        DispatchQueue.global().async {
+            result = try? node.client.execute(ExecuteRequest(
+                command: "sh", args: ["-c", "setsid sh -c 'trap \"\" TERM; exec sleep \(seconds)' & sleep 1000"]))
+            finished.signal()
+        }
+        #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", seconds]).isEmpty })
+        let job = try #require(try node.client.jobs(includeFinished: false).first)
+        try node.client.cancelJob(job.jobId)
+        #expect(finished.wait(timeout: .now() + 10) == .success)
+        #expect(result?.cancelled == true)
+        #expect(ExecuteTests.waitUntil(5) { Self.processes(["sleep", seconds]).isEmpty },
+                "setsid sleep \(seconds) survived the cancel")
+    }
+
+    @Test func whatAJobLeavesBehindIsKilledAndReaped() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let daemon = try #require(node.process?.processIdentifier)
+        let seconds = Self.uniqueSeconds()
+        // Double fork: the leftover is an orphan at once, and in a session of its own.
+        let result = try node.client.execute(ExecuteRequest(
+            command: "sh", args: ["-c", "(setsid sleep \(seconds) </dev/null >/dev/null 2>&1 &); "
+                + "(sleep \(seconds)1 </dev/null >/dev/null 2>&1 &); echo done"]))
+        #expect(result.exitCode == 0)
+        #expect(ExecuteTests.waitUntil(5) {
+            Self.processes(["sleep", seconds]).isEmpty && Self.processes(["sleep", seconds + "1"]).isEmpty
+        }, "the job's leftovers outlived it")
+        // Nothing of it stays as a child of loopsyd, not even a zombie.
+        #expect(ExecuteTests.waitUntil(5) { Self.children(of: daemon).isEmpty }, "\(Self.children(of: daemon))")
+        // Many short jobs with leftovers: no zombie accumulates.
+        for _ in 0..<10 {
+            _ = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "(sleep 0.1 &); (setsid true &); true"]))
+        }
+        #expect(ExecuteTests.waitUntil(5) { Self.children(of: daemon).isEmpty }, "\(Self.children(of: daemon))")
+    }
+
+    /// A leftover the job's I/O loop saw in its tree (it looks every second) goes when the job
+    /// ends, even while another job runs.
+    @Test func leftoversSeenInAJobsTreeGoWithItWhileOtherJobsRun() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
+        DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
+        #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
+        let result = try node.client.execute(ExecuteRequest(
+            command: "sh", args: ["-c", "setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 1.5; echo done"]))
+        #expect(result.exitCode == 0)
+        #expect(ExecuteTests.waitUntil(3) { Self.processes(["sleep", left]).isEmpty }, "the leftover outlived its job")
+        #expect(!Self.processes(["sleep", long]).isEmpty, "the other job was touched")
+    }
+
+    /// With another job running, a setsid leftover cannot be told apart from that job's own: it
+    /// lives until every job that may own it has ended, then goes; daemon shutdown takes it too.
+    @Test func leftoversThatMayBelongToARunningJobGoWhenItEndsOrTheDaemonStops() throws {
+        for ending in ["cancel", "stop"] {
+            let node = try node()
+            defer { node.cleanUp() }
+            let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
+            DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
+            #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
+            let result = try node.client.execute(ExecuteRequest(
+                // The subshell waits until setsid has run: the orphan is then in no job's group or
+                // session when loopsyd adopts it (caught before, it is charged to this job alone).
+                command: "sh", args: ["-c", "(setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 0.3); echo done"]))
+            #expect(result.exitCode == 0)
+            // Still there a second later: it may be the running job's (its job ended before its
+            // I/O loop first looked at the tree).
+            Thread.sleep(forTimeInterval: 1.2)
+            #expect(!Self.processes(["sleep", left]).isEmpty)
+            if ending == "cancel" {
+                let job = try #require(try node.client.jobs(includeFinished: false).first)
+                try node.client.cancelJob(job.jobId)
+            } else {
+                #expect(node.stop() == 0)
+            }
+            #expect(ExecuteTests.waitUntil(6) { Self.processes(["sleep", left]).isEmpty && Self.processes(["sleep", long]).isEmpty },
+                    "\(ending): leftovers survived")
+        }
+    }
+
+    /// A daemon (started with umask 027) that runs the fake claude.
+    func taskNode() throws -> (TestNode, String) {
+        let node = try PeerTests.named("alpha") { text in
+            replacingLine(text, "  maxDurationSeconds: 3600", "  maxDurationSeconds: 4")
+        }
+        node.launcher = ["/bin/sh", "-c", "umask 027; exec \"$0\" \"$@\""]
+        let argv = node.dataDir + "/argv.jsonl"
+        try node.start(environment: ["PATH": TaskTests.fakeClaude + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? ""),
+                                     "FAKE_CLAUDE_ARGV": argv])
+        return (node, argv)
+    }
+
+    @Test func aTasksDetachedHelperDiesWithTheCancelAndTheTimeoutAndClaudeGetsTheUmask() throws {
+        let (node, argvFile) = try taskNode()
+        defer { node.cleanUp() }
+        let daemon = try #require(node.process?.processIdentifier)
+        for ending in ["cancel", "timeout", "exit"] {
+            let seconds = Self.uniqueSeconds()
+            let task = try node.client.startTask(AITaskRequest(prompt: "detach \(seconds) sleep \(ending == "exit" ? 0.5 : 60)"))
+            #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", seconds]).isEmpty }, "\(ending): no helper")
+            if ending == "cancel" { _ = try node.client.cancelTask(task.id) }
+            let done = try TaskTests.finished(node.client, task.id, within: 15)
+            #expect(done.isFinished, "\(ending)")
+            #expect(ExecuteTests.waitUntil(5) { Self.processes(["sleep", seconds]).isEmpty },
+                    "\(ending): the task's setsid helper sleep \(seconds) survived")
+        }
+        #expect(ExecuteTests.waitUntil(5) { Self.children(of: daemon).isEmpty }, "\(Self.children(of: daemon))")
+        let line = try #require(try String(contentsOfFile: argvFile, encoding: .utf8).split(separator: "\n").first)
+        #expect(line.contains(#""umask": "0027""#), "\(line.suffix(40))")
+    }
+
+    @Test(arguments: [("022", "0022"), ("027", "0027")])
+    func jobsGetTheUmaskTheDaemonWasStartedWith(umask: String, printed: String) throws {
+        let node = try node(umask: umask)
+        defer { node.cleanUp() }
+        let result = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "umask"]))
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == printed)
+    }
+}
