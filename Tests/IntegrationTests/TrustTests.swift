@@ -94,4 +94,30 @@ import Testing
         // (The handshake over TLS came from 127.0.0.1: bravo's curl leaves from there.)
         #expect(!peer.addresses.contains("10.66.0.9") && peer.address.hasPrefix("127."), "\(peer.addresses)")
     }
+
+    @Test func aTransferGrantWithPathsReachesOnlyThem() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-grant-\(UUID().uuidString)").path
+        for name in ["shared", "private"] {
+            try FileManager.default.createDirectory(atPath: base + "/" + name, withIntermediateDirectories: true)
+            try Data("in \(name)\n".utf8).write(to: URL(fileURLWithPath: base + "/" + name + "/f.txt"))
+        }
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let alpha = try Self.node("alpha") { replacingLine($0, #"allowedPaths: ["~"]"#, #"allowedPaths: ["\#(base)"]"#) }
+        defer { alpha.cleanUp() }
+        try alpha.start()
+        let pull = { (name: String) in
+            try alpha.http("POST", "/api/v1/transfer/pull", body: #"{"sourcePath":"\#(base)/\#(name)/f.txt"}"#,
+                           key: Self.trustedKey)
+        }
+        #expect(try pull("shared").errorCode == "grant_required")
+        let granted = try alpha.cli("peers", "grant", "key:trusted", "transfer", "--path", base + "/shared")
+        #expect(granted.status == 0 && granted.stdout.contains("transfers only in: \(base)/shared"), "\(granted.stdout)")
+        #expect(try pull("shared").text == "in shared\n")
+        let outside = try pull("private")
+        #expect(outside.status == 403 && outside.errorCode == "path_forbidden", "\(outside.text)")
+        // The owner is not narrowed; and --all-paths gives the key the whole of allowedPaths again.
+        #expect(try alpha.http("POST", "/api/v1/transfer/pull", body: #"{"sourcePath":"\#(base)/private/f.txt"}"#).status == 200)
+        #expect(try alpha.cli("peers", "grant", "key:trusted", "--all-paths").status == 0)
+        #expect(try pull("private").text == "in private\n")
+    }
 }

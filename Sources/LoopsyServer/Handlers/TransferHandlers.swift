@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyConfig
 import LoopsyHTTP
 #if canImport(Glibc)
 import Glibc
@@ -7,9 +8,11 @@ import Glibc
 /// File transfer: push (streamed to disk), pull (sent by the kernel, with Range), list, checksum.
 public enum TransferHandlers {
     /// What the caller may reach: the owner, or someone with less (no code-running dotfiles,
-    /// no hard-linked files).
+    /// no hard-linked files, and only below its own transfer paths when its grant has some).
     static func access(_ context: RequestContext) -> TransferAccess {
-        TransferAccess(owner: context.caller.isOwner, roots: nil)
+        let caller = context.caller
+        return TransferAccess(owner: caller.isOwner,
+                              roots: caller.isOwner ? nil : caller.transferPaths.map { $0.map { DataDir.expandTilde($0) } })
     }
 
     static func uploadSink(_ context: RequestContext) throws -> any HTTPBodySink {
