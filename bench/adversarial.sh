@@ -31,7 +31,8 @@ bash Tests/Support/lab.sh up "$lab" 3 >/dev/null
 export LOOPSY_DATA_DIR="$work/loopsy"
 "$bin/loopsy" init --no-mcp >/dev/null
 sed -i -e 's/^  execute: 30$/  execute: 0/' -e 's/^  context: 60$/  context: 0/' -e 's/^  transfer: 10$/  transfer: 0/' \
-    -e "s|allowedPaths: \\[\"~\"\\]|allowedPaths: [\"$work/files\"]|" "$LOOPSY_DATA_DIR/config.yaml"
+    -e "s|allowedPaths: \\[\"~\"\\]|allowedPaths: [\"$work/files\"]|" \
+    -e 's/^  enabled: true            # serve peers/  enabled: false           # serve peers/' "$LOOPSY_DATA_DIR/config.yaml"
 mkdir -p "$work/files" && mkfifo "$work/files/pipe"
 key="$(awk '/apiKey:/ {print $2}' "$LOOPSY_DATA_DIR/config.yaml")"
 printf 'Authorization: Bearer %s\nContent-Type: application/json\n' "$key" >"$work/headers"

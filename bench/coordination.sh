@@ -22,7 +22,7 @@ start_node() {  # name dir host tls
     # through alpha count as alpha's, which bravo would limit to rateLimits.context a minute).
     sed -i -e 's/^  enabled: true            # mDNS/  enabled: false            # mDNS/' -e 's/^  context: 60$/  context: 0/' \
         -e "s/^  # hostname: my-laptop.*/  hostname: $1/" "$2/config.yaml"
-    [ "$4" = tls ] && sed -i 's/^  enabled: false           # serve peers/  enabled: true           # serve peers/' "$2/config.yaml"
+    [ "$4" = tls ] || sed -i "s/^  enabled: true            # serve peers/  enabled: false           # serve peers/" "$2/config.yaml"
     "$bin/loopsyd" --port 0 --host "$3" >"$2.out" 2>"$2.err" &
     for _ in $(seq 100); do [ -s "$2/daemon.port" ] && break; sleep 0.1; done
 }

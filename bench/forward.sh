@@ -29,7 +29,7 @@ alpha_key="$(grep -m1 'apiKey:' "$alpha/config.yaml" | awk '{print $2}')"
 bravo="$work/bravo"
 LOOPSY_DATA_DIR="$bravo" "$bin/loopsy" init --no-mcp >/dev/null
 sed -i -e 's/^  context: 60$/  context: 0/' -e 's/^  execute: 30$/  execute: 0/' -e 's/^  transfer: 10$/  transfer: 0/' \
-    -e 's/^  enabled: false           # serve peers/  enabled: true           # serve peers/' \
+    -e 's/^  enabled: false           # serve peers/  enabled: true            # serve peers/' \
     -e 's/^  enabled: true            # mDNS/  enabled: false            # mDNS/' \
     -e "s|^  allowedPaths: .*|  allowedPaths: [\"$work/files\"]|" -e 's/^  # hostname: my-laptop/  hostname: bravo/' \
     "$bravo/config.yaml"
@@ -39,6 +39,8 @@ for _ in $(seq 100); do [ -s "$bravo/daemon.port" ] && break; sleep 0.1; done
 bravo_port="$(cat "$bravo/daemon.port")"
 bravo_key="$(grep -m1 'apiKey:' "$bravo/config.yaml" | awk '{print $2}')"
 echo "$bravo_key" | LOOPSY_DATA_DIR="$alpha" "$bin/loopsy" peers add 127.0.0.2 "$bravo_port" --key-stdin >/dev/null
+# A new peer holds the context and messages grants: bravo's owner lets alpha run programs and move files.
+LOOPSY_DATA_DIR="$bravo" "$bin/loopsy" peers grant alpha exec transfer >/dev/null
 export LOOPSY_DATA_DIR="$alpha"
 
 loopsy_log "request latency"

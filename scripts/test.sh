@@ -10,7 +10,7 @@ source scripts/lib.sh
 # openssl, sqlite3 and curl check what the daemons wrote and sent; chromium and its driver
 # run the dashboard tests in a real browser.
 LOOPSY_TEST_PACKAGES="iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils openssl sqlite3 curl util-linux
-    python3 python3-venv tcpdump chromium chromium-driver"
+    python3 python3-venv tcpdump chromium chromium-driver tmux"
 loopsy_apt $LOOPSY_BUILD_PACKAGES $LOOPSY_TEST_PACKAGES
 # Every program the scripts call is installed by them (a fresh machine has only the base system).
 loopsy_log "checking the scripts' programs against what they install"

@@ -108,7 +108,9 @@ final class ChannelPump: Sendable {
     }
 
     static func event(for message: InboxMessage) -> ChannelEvent.Parameters {
-        var meta = ["from": message.fromName, "from_node": message.from, "message_id": message.id,
+        // `user` is what Claude Code's terminal shows as the sender; never a `source` key (Claude
+        // sets that attribute itself).
+        var meta = ["user": message.fromName, "from_node": message.from, "message_id": message.id,
                     "type": message.type.rawValue]
         if let thread = message.thread { meta["thread"] = thread }
         if let replyTo = message.replyTo { meta["reply_to"] = replyTo }

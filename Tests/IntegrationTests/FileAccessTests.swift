@@ -28,6 +28,9 @@ import Testing
                     "allowedKeys: {}", "allowedKeys: {helper: \(FileAccessTests.helperKey)}"),
                     "  transfer: 10\n", "  transfer: 0\n")
                     .replacingOccurrences(of: "allowedDotfiles: []", with: "allowedDotfiles: [\(extra)]")
+                    // The helper key may transfer (extra keys hold peers.defaultGrants).
+                    .replacingOccurrences(of: "defaultGrants: [context:read, context:write, messages]",
+                                          with: "defaultGrants: [context:read, context:write, messages, transfer]")
             }
             if let umask { node.launcher = ["/bin/sh", "-c", "umask \(umask); exec \"$0\" \"$@\""] }
             try node.start(environment: ["HOME": root + "/home"])

@@ -149,7 +149,9 @@ import Testing
     /// A daemon (started with umask 027) that runs the fake claude.
     func taskNode() throws -> (TestNode, String) {
         let node = try PeerTests.named("alpha") { text in
-            replacingLine(text, "  maxDurationSeconds: 3600", "  maxDurationSeconds: 4")
+            // claude gets only the daemon variables aiTasks.environment names.
+            replacingLine(replacingLine(text, "  maxDurationSeconds: 3600", "  maxDurationSeconds: 4"),
+                          "  environment: [ANTHROPIC_API_KEY,", "  environment: [FAKE_CLAUDE_ARGV, ANTHROPIC_API_KEY,")
         }
         node.launcher = ["/bin/sh", "-c", "umask 027; exec \"$0\" \"$@\""]
         let argv = node.dataDir + "/argv.jsonl"

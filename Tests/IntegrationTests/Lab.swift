@@ -28,9 +28,12 @@ final class Lab: @unchecked Sendable {
     func address(_ host: Int) -> String { "10.77.0.\(host)" }
 
     /// A node whose daemon and CLI run in namespace `host`; `configure` edits its config.
-    func node(_ host: Int, hostname: String? = nil, configure: (String) -> String = { $0 }) throws -> TestNode {
+    /// A node on lab host `host`. `tls` is off unless asked for (or `configure` turns it on):
+    /// the attack and mDNS tests speak plain HTTP to it.
+    func node(_ host: Int, hostname: String? = nil, tls: Bool = false,
+              configure: (String) -> String = { $0 }) throws -> TestNode {
         let node = try TestNode { text in
-            var text = text
+            var text = settingTLS(text, tls)
             if let hostname {
                 text = text.replacingOccurrences(of: "  # hostname: my-laptop", with: "  hostname: \(hostname)")
             }

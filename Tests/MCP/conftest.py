@@ -34,6 +34,8 @@ class Node:
 
     def __init__(self, name, tls=False, launcher=None, edit=None):
         self.dir = Path(tempfile.mkdtemp(prefix="loopsy-mcp-"))
+        # Files the tests move live outside the data dir: transfers never reach a data dir.
+        self.files = Path(tempfile.mkdtemp(prefix="loopsy-mcp-files-"))
         self.launcher = launcher or []
         self.process = None
         self.port = 0
@@ -42,14 +44,13 @@ class Node:
         config = (self.dir / "config.yaml").read_text()
         config = config.replace("  # hostname: my-laptop", f"  hostname: {name}")
         config = config.replace("  enabled: true            # mDNS", "  enabled: false            # mDNS")
-        config = config.replace('allowedPaths: ["~"]', f'allowedPaths: ["{self.dir}/files", "/tmp"]')
+        config = config.replace('allowedPaths: ["~"]', f'allowedPaths: ["{self.files}", "/tmp"]')
         if not tls:  # `loopsy init` turns tls.enabled on
             config = config.replace("  enabled: true            # serve peers", "  enabled: false           # serve peers")
         if edit:
             config = edit(config)
         (self.dir / "config.yaml").write_text(config)
         os.chmod(self.dir / "config.yaml", 0o600)
-        (self.dir / "files").mkdir()
 
     @property
     def key(self):
@@ -93,6 +94,7 @@ class Node:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.files, ignore_errors=True)
 
     def server_parameters(self):
         command = self.launcher + [str(BIN / "loopsy-mcp")]

@@ -50,7 +50,7 @@ async def test_initialize_and_tool_schemas(nodes):
 
 async def test_every_tool_on_this_machine(nodes):
     node = nodes("alpha").start()
-    files = node.dir / "files"
+    files = node.files
     async with mcp_session(node) as session:
         result = await session.call_tool("loopsy_list_peers", {})
         assert not result.is_error and "No peers yet" in text(result)
@@ -183,7 +183,7 @@ async def test_progress_is_reported_for_output_and_bytes(nodes):
         assert [m for _, _, m in updates] == ["line1\n", "line2\n", "line3\n"]
         assert [v for v, _, _ in updates] == [1.0, 2.0, 3.0]
         updates.clear()
-        big = node.dir / "files" / "big.bin"
+        big = node.files / "big.bin"
         big.write_bytes(os.urandom(3 * 1024 * 1024))
         pushed = await session.call_tool("loopsy_transfer_file", {
             "peer": "local", "direction": "push", "localPath": str(big), "remotePath": str(big) + ".copy"},
@@ -233,12 +233,12 @@ async def test_tools_reach_a_peer_in_another_namespace(nodes, lab):
         assert not ran.is_error and "10.77.0.2" in ran.structured_content["stdout"]
         assert not (await session.call_tool("loopsy_context_set", {"key": "k", "value": "v", "peer": "two"})).is_error
         assert text(await session.call_tool("loopsy_context_get", {"key": "k", "peer": "two"})) == "v"
-        local_file = one.dir / "files" / "x.txt"
+        local_file = one.files / "x.txt"
         local_file.write_text("across")
         pushed = await session.call_tool("loopsy_transfer_file", {
-            "peer": "two", "direction": "push", "localPath": str(local_file), "remotePath": str(two.dir / "files" / "x.txt")})
+            "peer": "two", "direction": "push", "localPath": str(local_file), "remotePath": str(two.files / "x.txt")})
         assert not pushed.is_error, text(pushed)
-        assert (two.dir / "files" / "x.txt").read_text() == "across"
+        assert (two.files / "x.txt").read_text() == "across"
         sent = await session.call_tool("loopsy_send_message", {"peer": "two", "body": "hello two", "id": "h-1"})
         assert "delivered" in text(sent)
         assert two.api("GET", "/api/v1/messages/inbox")["messages"][0]["body"] == "hello two"

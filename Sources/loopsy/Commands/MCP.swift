@@ -24,9 +24,24 @@ struct MCP: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "user (every project), local (this directory, private) or project (./.mcp.json, shared).")
         var scope: ClaudeRegistration.Scope = .user
+        @Option(help: "As a live channel, push only messages of this thread into the session (LOOPSY_CHANNEL_THREAD).")
+        var thread: String?
+
+        func validate() throws {
+            if let thread, thread.isEmpty || thread.contains("=") || thread.contains("\0") {
+                throw ValidationError("--thread must be a non-empty thread name")
+            }
+        }
 
         func run() throws {
-            try runReporting { print(try ClaudeRegistration(dataDir: global.dataDir).add(scope: scope)) }
+            try runReporting {
+                print(try ClaudeRegistration(dataDir: global.dataDir, thread: thread).add(scope: scope))
+                print("""
+                    To have messages and permission prompts pushed into a session live (a Claude Code channel, \
+                    research preview), start Claude Code with:
+                      claude --dangerously-load-development-channels server:\(ClaudeRegistration.name)
+                    """)
+            }
         }
     }
 
@@ -65,6 +80,8 @@ struct ClaudeRegistration {
 
     static let name = "loopsy"
     let dataDir: String?
+    /// LOOPSY_CHANNEL_THREAD for the registered server.
+    var thread: String? = nil
     var home: String { DataDir.homeDirectory() }
     var userFile: String { home + "/.claude.json" }
     var projectFile: String { currentDirectory() + "/.mcp.json" }
@@ -79,6 +96,7 @@ struct ClaudeRegistration {
         if let claude = Programs.onPath("claude") {
             var arguments = ["mcp", "add", "--scope", scope.rawValue]
             if let dataDir = explicitDataDir() { arguments += ["-e", "LOOPSY_DATA_DIR=\(dataDir)"] }
+            if let thread { arguments += ["-e", "LOOPSY_CHANNEL_THREAD=\(thread)"] }
             arguments += [Self.name, "--", command]
             // `claude mcp add` refuses a name that exists: replace it.
             // Quietly: the first time there is nothing to remove, and claude says so on stderr.
@@ -87,7 +105,10 @@ struct ClaudeRegistration {
             return "registered \(command) with Claude Code (\(scope.rawValue) scope) through `claude mcp add`"
         }
         var server: [(String, JSONValue)] = [("type", "stdio"), ("command", .string(command)), ("args", [])]
-        if let dataDir = explicitDataDir() { server.append(("env", .object([("LOOPSY_DATA_DIR", .string(dataDir))]))) }
+        var environment: [(String, JSONValue)] = []
+        if let dataDir = explicitDataDir() { environment.append(("LOOPSY_DATA_DIR", .string(dataDir))) }
+        if let thread { environment.append(("LOOPSY_CHANNEL_THREAD", .string(thread))) }
+        if !environment.isEmpty { server.append(("env", .object(environment))) }
         let file = try edit(scope) { servers in servers.setting(Self.name, to: .object(server)) }
         return "registered \(command) with Claude Code (\(scope.rawValue) scope) in \(file)"
     }
