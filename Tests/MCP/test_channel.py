@@ -17,11 +17,12 @@ def channel_events(raw):
 
 
 def pair(nodes):
-    """one (TLS on 127.0.0.2) and two, introduced both ways; two may answer one's prompts."""
+    """one (TLS on 127.0.0.2) and two (plain HTTP on 127.0.0.1, where one's calls back come from),
+    introduced both ways; one's prompts go to two."""
     one = nodes("one", tls=True, edit=lambda c: c.replace("  approvers: []", "  approvers: [two]"))
-    two = nodes("two", tls=True)
+    two = nodes("two")
     one.start(host="127.0.0.2")
-    two.start(host="127.0.0.3")
+    two.start()
     added = two.cli("peers", "add", "127.0.0.2", str(one.port), "--key-stdin", stdin=one.key + "\n")
     assert added.returncode == 0, added.stderr
     return one, two
@@ -91,8 +92,8 @@ def test_a_thread_filter_lets_only_that_thread_through(nodes):
 
 def test_a_permission_prompt_is_answered_on_the_approver_peer(nodes):
     one, two = pair(nodes)
-    three = nodes("three", tls=True)
-    three.start(host="127.0.0.4")
+    three = nodes("three")
+    three.start()
     assert three.cli("peers", "add", "127.0.0.2", str(one.port), "--key-stdin", stdin=one.key + "\n").returncode == 0
     # Both may answer prompts on one, but only two is an approver the prompt is sent to.
     for peer in ("two", "three"):

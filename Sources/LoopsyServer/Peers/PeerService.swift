@@ -228,6 +228,15 @@ public final class PeerService: Sendable {
         return Probe(identity: identity, publicKey: publicKey, tls: tls, fingerprint: fingerprint)
     }
 
+    /// Whether `address:port` serves TLS with the key whose fingerprint is given (a short,
+    /// pinned health call: whoever answers must hold that node's private key).
+    private func answersWithKey(address: String, port: Int, fingerprint: String) -> Bool {
+        let host = address.contains(":") ? "[\(address)]" : address
+        return (try? LoopsyClient(baseURL: "https://\(host):\(port)", apiKey: nil, timeoutSeconds: 3,
+                                  pinnedPublicKey: TLSCertificate.curlPin(fingerprint: fingerprint),
+                                  headers: ["X-Loopsy-Node-Id": local.identity.nodeId]).health()) != nil
+    }
+
     /// `POST /peers`: probe, record, and with a key also check it and introduce ourselves.
     public func add(_ request: PeerAddRequest) throws -> (PeerRecord, [String]) {
         let port = request.port ?? 19532
@@ -327,14 +336,19 @@ public final class PeerService: Sendable {
             throw APIError.badRequest("a node cannot introduce itself to itself", code: "peer_is_self")
         }
         guard (1...65535).contains(request.port) else { throw APIError.badRequest("port must be from 1 to 65535") }
-        // Calls go where the handshake came from, never to an address the body names: otherwise
-        // any credential could aim this node's deliveries and health checks at any host.
-        let address = remoteAddress
-        if request.address != remoteAddress {
-            logger.info("peer \(request.nodeId) says it is at \(request.address) but called from \(remoteAddress); "
-                + "using \(remoteAddress)")
-        }
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)
+        // Calls go where the handshake came from, or to the address the body names only once it
+        // answers there with the node's own (pinned) TLS key: otherwise any credential could aim
+        // this node's deliveries and health checks at any host:port.
+        var address = remoteAddress
+        if request.address != remoteAddress, HostPolicy.isIPLiteral(request.address) {
+            if request.tls, answersWithKey(address: request.address, port: request.port, fingerprint: fingerprint) {
+                address = request.address
+            } else {
+                logger.info("peer \(request.nodeId) says it is at \(request.address) but called from \(remoteAddress), "
+                    + "and \(request.address) did not answer with its key; using \(remoteAddress)")
+            }
+        }
         try store.upsert(PeerSighting(
             nodeId: request.nodeId, name: request.hostname, address: address, port: request.port,
             platform: request.platform, version: request.version, capabilities: request.capabilities,

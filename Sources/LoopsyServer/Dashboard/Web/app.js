@@ -270,7 +270,7 @@ function relevant(topic) {
     case 'overview': return true;
     case 'peers': return topic === 'peers';
     case 'context': return topic === 'context' || topic === 'locks';
-    case 'messages': return topic === 'messages' || topic === 'peers';
+    case 'messages': return topic === 'messages' || topic === 'peers' || topic === 'approvals';
     case 'tasks': return topic === 'ai-tasks';
     default: return false;
   }
@@ -515,8 +515,21 @@ function wireMessages() {
 
 async function loadMessages() {
   const base = state.node.base;
-  const [peers, inbox, outbox] = await Promise.all([
-    api(base, '/peers'), api(base, '/messages/inbox?limit=200'), api(base, '/messages/outbox?limit=200')]);
+  const [peers, inbox, outbox, approvals] = await Promise.all([
+    api(base, '/peers'), api(base, '/messages/inbox?limit=200'), api(base, '/messages/outbox?limit=200'),
+    api(base, '/approvals?limit=50').catch(() => ({ approvals: [] }))]);
+  table($('approvals-table'), ['Tool', 'What', 'Asked', 'State', ''], approvals.approvals.map((approval) =>
+    el('tr', {},
+       el('td', {}, approval.toolName),
+       el('td', { class: 'value' }, approval.description + (approval.inputPreview ? '\n' + approval.inputPreview : '')),
+       el('td', {}, ago(approval.createdAt)),
+       el('td', {}, badge(approval.state)),
+       el('td', {}, approval.state === 'pending' ? [
+         el('button', { type: 'button', class: 'small', 'aria-label': 'Allow ' + approval.toolName,
+                        onclick: () => answerApproval(approval, 'allow') }, 'Allow'),
+         el('button', { type: 'button', class: 'small danger', 'aria-label': 'Deny ' + approval.toolName,
+                        onclick: () => answerApproval(approval, 'deny') }, 'Deny')] : (approval.answeredBy || '')))),
+    'No permission prompts.');
   state.peers = peers.peers;
   fillOptions($('message-to'), state.peers.map((peer) => ({ value: peer.nodeId, label: `${peer.name} (${peer.status})` })));
   const messages = inbox.messages.slice().reverse();
@@ -544,6 +557,14 @@ async function loadMessages() {
        el('td', {}, String(message.attempts)),
        el('td', { class: 'value' }, message.lastError || ''))),
     'Nothing sent yet.');
+}
+
+async function answerApproval(approval, behavior) {
+  try {
+    await api(state.node.base, `/approvals/${encodeURIComponent(approval.id)}/answer`, { method: 'POST', body: { behavior } });
+    toast(`${behavior === 'allow' ? 'Allowed' : 'Denied'}: ${approval.toolName}`);
+    await loadMessages();
+  } catch (error) { failed(error); }
 }
 
 async function markMessage(message, action) {
