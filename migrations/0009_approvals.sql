@@ -17,8 +17,9 @@ CREATE TABLE approvals (
 
 CREATE INDEX approvals_pending ON approvals (expires_at) WHERE state = 'pending';
 
--- Messages gain the type 'approval'. SQLite cannot change a CHECK constraint in place, so both
--- tables are rebuilt with the same columns and rows.
+-- Messages gain the type 'approval' (and inbox rows the time they were first pushed into a live
+-- session). SQLite cannot change a CHECK constraint in place, so both tables are rebuilt with
+-- the same rows.
 CREATE TABLE outbox_new (
     id              TEXT    NOT NULL,
     to_node         TEXT    NOT NULL,
@@ -64,9 +65,13 @@ CREATE TABLE inbox_new (
     receipt         TEXT    CHECK (receipt IN ('read', 'acked')),
     receipt_attempts INTEGER NOT NULL DEFAULT 0,
     receipt_next_at INTEGER,
+    session_at      INTEGER,                -- first pushed into a live Claude Code session (loopsy-mcp's channel)
     UNIQUE (from_node, id)
 );
-INSERT INTO inbox_new SELECT * FROM inbox;
+INSERT INTO inbox_new (seq, id, from_node, from_name, type, body, reply_to, thread, created_at, received_at, expires_at,
+                       state, read_at, acked_at, ack_note, receipt, receipt_attempts, receipt_next_at)
+    SELECT seq, id, from_node, from_name, type, body, reply_to, thread, created_at, received_at, expires_at,
+           state, read_at, acked_at, ack_note, receipt, receipt_attempts, receipt_next_at FROM inbox;
 -- Keep the seq counter (long-poll cursors must never see a number again).
 DELETE FROM sqlite_sequence WHERE name = 'inbox_new';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'inbox_new', seq FROM sqlite_sequence WHERE name = 'inbox';

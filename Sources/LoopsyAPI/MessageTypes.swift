@@ -97,10 +97,13 @@ public struct InboxMessage: Codable, Sendable, Equatable {
     public var readAt: Int64?
     public var ackedAt: Int64?
     public var ackNote: String?
+    /// When a live Claude Code session first got it through loopsy-mcp's channel.
+    public var sessionAt: Int64?
 
     public init(seq: Int64, id: String, from: String, fromName: String, origin: String, type: MessageType, body: String,
                 replyTo: String?, thread: String?, createdAt: Int64, receivedAt: Int64, expiresAt: Int64, state: String,
-                readAt: Int64?, ackedAt: Int64?, ackNote: String?) {
+                readAt: Int64?, ackedAt: Int64?, ackNote: String?, sessionAt: Int64? = nil) {
+        self.sessionAt = sessionAt
         self.seq = seq
         self.id = id
         self.from = from

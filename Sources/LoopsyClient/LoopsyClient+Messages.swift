@@ -60,3 +60,12 @@ extension LoopsyClient {
         return try call("POST", full, body: ApprovalAnswerRequest(behavior: allow ? "allow" : "deny"), as: ApprovalInfo.self)
     }
 }
+
+extension LoopsyClient {
+    /// Records that a live session got the message (loopsy-mcp's channel).
+    @discardableResult
+    public func markSessionDelivered(_ id: String, from: String) throws -> InboxMessage {
+        try call("POST", "/api/v1/messages/inbox/\(PathEncoding.segment(id))/session", body: MessageAckRequest(from: from),
+                 as: InboxMessage.self)
+    }
+}

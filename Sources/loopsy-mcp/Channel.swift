@@ -83,6 +83,8 @@ final class ChannelPump: Sendable {
                 for message in page.messages where thread == nil || message.thread == thread {
                     try await server.notify(Message<ChannelEvent>(method: ChannelEvent.name,
                                                                   params: Self.event(for: message)))
+                    // Delivered to a session (its read state is the tools' business).
+                    _ = try? await blocking { _ in try client.markSessionDelivered(message.id, from: message.from) }
                 }
                 cursor = max(after, page.cursor)
                 backoff = 100_000_000

@@ -75,4 +75,42 @@ import Testing
         let journal = try pool.read { db in try db.prepare("PRAGMA journal_mode").rows { $0.text(0) } }
         #expect(journal == ["wal"])
     }
+
+    /// 0009 rebuilds the message tables: rows, their states and the inbox's seq counter (a
+    /// long-poll cursor must never see a number twice) survive it.
+    @Test func messageTablesKeepTheirRowsAndSequenceAcrossTheApprovalsMigration() throws {
+        defer { cleanUp() }
+        let all = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
+        let path = directory + "/m.db"
+        do {
+            let before = try DatabasePool(path: path, migrations: all.filter { $0.id < 9 })
+            try before.write { db in
+                for seq in 1...3 {
+                    try db.prepare("""
+                        INSERT INTO inbox (id, from_node, from_name, type, body, created_at, received_at, expires_at, state)
+                        VALUES ('m\(seq)', 'n', 'peer', 'chat', 'b\(seq)', 1, 1, 9999999999999, 'unread')
+                        """).run([])
+                }
+                try db.prepare("DELETE FROM inbox WHERE id = 'm3'").run([])
+                try db.prepare("""
+                    INSERT INTO outbox (id, to_node, to_name, type, body, created_at, expires_at, state, next_attempt_at)
+                    VALUES ('o1', 'n', 'peer', 'request', 'x', 1, 9999999999999, 'queued', 1)
+                    """).run([])
+            }
+        }
+        let after = try DatabasePool(path: path, migrations: all)
+        let (bodies, nextSeq, outbox) = try after.write { db -> ([String], Int64, Int) in
+            try db.prepare("""
+                INSERT INTO inbox (id, from_node, from_name, type, body, created_at, received_at, expires_at, state)
+                VALUES ('a1', 'n', 'peer', 'approval', 'prompt', 1, 1, 9999999999999, 'unread')
+                """).run([])
+            let bodies = try db.prepare("SELECT body FROM inbox ORDER BY seq").rows { $0.text(0) }
+            let seq = try db.prepare("SELECT seq FROM inbox WHERE id = 'a1'").rows { $0.int64(0) }.first ?? 0
+            let outbox = try db.prepare("SELECT count(*) FROM outbox WHERE id = 'o1'").rows { $0.int(0) }.first ?? 0
+            return (bodies, seq, outbox)
+        }
+        #expect(bodies == ["b1", "b2", "prompt"])
+        #expect(nextSeq == 4, "the deleted seq 3 must not be handed out again")
+        #expect(outbox == 1)
+    }
 }

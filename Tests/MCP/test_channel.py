@@ -52,6 +52,13 @@ def test_messages_arrive_as_channel_events_across_a_daemon_restart(nodes):
         assert meta["type"] == "request" and meta["thread"] == "build" and meta["message_id"].startswith("msg_")
         assert all(isinstance(v, str) for v in meta.values()) and "source" not in meta
         assert all(key.replace("_", "a").isalnum() and not key[0].isdigit() for key in meta)
+        # The message is marked delivered-to-session; it stays unread until the tools read it.
+        deadline = time.time() + 5
+        stored = {}
+        while time.time() < deadline and not stored.get("sessionAt"):
+            stored = one.api("GET", "/api/v1/messages/inbox")["messages"][0]
+            time.sleep(0.05)
+        assert stored["sessionAt"] and stored["state"] == "unread", stored
 
         # The daemon restarts under the session: the channel resumes from its cursor, so the
         # message sent after the restart arrives once and the first is not shown again.

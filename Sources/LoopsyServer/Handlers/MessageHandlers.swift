@@ -35,6 +35,11 @@ public enum MessageHandlers {
                                                         note: state == "acked" ? body.note : nil))
     }
 
+    static func session(_ context: RequestContext) throws -> HTTPResponse {
+        let body = context.request.body.isEmpty ? MessageAckRequest() : try context.decode(MessageAckRequest.self)
+        return try .json(try context.node.messages.markSession(id: context.parameter("id"), from: body.from))
+    }
+
     static func outbox(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let state = context.request.query["state"]

@@ -260,6 +260,21 @@ public final class MessageService: Sendable {
         return updated
     }
 
+    /// Records that a live session got the message (loopsy-mcp's channel); its state is
+    /// unchanged: reading it through the tools still marks it read.
+    public func markSession(id: String, from: String?) throws -> InboxMessage {
+        let candidates = try store.inboxMessages(id: id, from: from)
+        guard let target = candidates.first else { throw APIError.notFound("message \(id) in the inbox") }
+        guard candidates.count == 1 else {
+            throw APIError.conflict("\(candidates.count) senders used id \(id); say which with from",
+                                    code: "ambiguous_message")
+        }
+        guard let updated = try store.markSession(seq: target.seq, now: Clock.nowMillis()) else {
+            throw APIError.notFound("message \(id) in the inbox")
+        }
+        return updated
+    }
+
     // MARK: Context broadcast
 
     /// Sets a key here and on every known peer, reporting what happened at each.

@@ -147,7 +147,7 @@ public enum Schemas {
             ("type", ["type": "string", "enum": ["chat", "request", "response", "broadcast", "approval"]]), ("body", string), ("replyTo", nullableString), ("thread", nullableString),
             ("createdAt", integer), ("receivedAt", integer), ("expiresAt", integer),
             ("state", ["type": "string", "enum": ["unread", "read", "acked"]]), ("readAt", nullableInteger),
-            ("ackedAt", nullableInteger), ("ackNote", nullableString),
+            ("ackedAt", nullableInteger), ("ackNote", nullableString), ("sessionAt", nullableInteger),
         ], required: ["seq", "id", "from", "fromName", "origin", "type", "body", "createdAt", "receivedAt", "expiresAt",
                       "state"])),
         ("InboxList", object([("messages", ["type": "array", "items": ref("InboxMessage")]), ("cursor", integer)],

@@ -225,6 +225,11 @@ public enum Routes {
                 requestBody: Schemas.ref("MessageAck"),
                 responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
                             .error(409, "Several senders used this id: give from")]), MessageHandlers.read),
+            Route(.post, "/api/v1/messages/inbox/{id}/session", access: .owner, category: .context, doc: OperationDoc(
+                "sessionMessage", "Record that a live Claude Code session got the message (loopsy-mcp's channel); "
+                    + "its state stays as it is", tag: "messages", requestBody: Schemas.ref("MessageAck"),
+                responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
+                            .error(409, "Several senders used this id: give from")]), MessageHandlers.session),
             Route(.get, "/api/v1/messages/outbox", access: .owner, doc: OperationDoc(
                 "outbox", "Messages sent, newest first, each with its delivery state", tag: "messages",
                 query: [.query("state", ["type": "string", "enum": ["queued", "delivered", "read", "acked", "expired"]],
