@@ -245,12 +245,7 @@ public final class MessageService: Sendable {
 
     /// Marks a message read or acked and queues the receipt for its sender.
     public func mark(id: String, from: String?, state: String, note: String?) throws -> InboxMessage {
-        let candidates = try store.inboxMessages(id: id, from: from)
-        guard let target = candidates.first else { throw APIError.notFound("message \(id) in the inbox") }
-        guard candidates.count == 1 else {
-            throw APIError.conflict("\(candidates.count) senders used id \(id); say which with from",
-                                    code: "ambiguous_message")
-        }
+        let target = try inboxMessage(id: id, from: from)
         if let note, note.utf8.count > 4096 { throw APIError.badRequest("note is limited to 4096 bytes") }
         guard let updated = try store.mark(seq: target.seq, state: state, note: note, now: Clock.nowMillis()) else {
             throw APIError.notFound("message \(id) in the inbox")
@@ -263,16 +258,22 @@ public final class MessageService: Sendable {
     /// Records that a live session got the message (loopsy-mcp's channel); its state is
     /// unchanged: reading it through the tools still marks it read.
     public func markSession(id: String, from: String?) throws -> InboxMessage {
+        let target = try inboxMessage(id: id, from: from)
+        guard let updated = try store.markSession(seq: target.seq, now: Clock.nowMillis()) else {
+            throw APIError.notFound("message \(id) in the inbox")
+        }
+        return updated
+    }
+
+    /// The one inbox message with this id (from `from` when several senders used it).
+    private func inboxMessage(id: String, from: String?) throws -> InboxMessage {
         let candidates = try store.inboxMessages(id: id, from: from)
         guard let target = candidates.first else { throw APIError.notFound("message \(id) in the inbox") }
         guard candidates.count == 1 else {
             throw APIError.conflict("\(candidates.count) senders used id \(id); say which with from",
                                     code: "ambiguous_message")
         }
-        guard let updated = try store.markSession(seq: target.seq, now: Clock.nowMillis()) else {
-            throw APIError.notFound("message \(id) in the inbox")
-        }
-        return updated
+        return target
     }
 
     // MARK: Context broadcast
