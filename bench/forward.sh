@@ -40,7 +40,7 @@ bravo_port="$(cat "$bravo/daemon.port")"
 bravo_key="$(grep -m1 'apiKey:' "$bravo/config.yaml" | awk '{print $2}')"
 echo "$bravo_key" | LOOPSY_DATA_DIR="$alpha" "$bin/loopsy" peers add 127.0.0.2 "$bravo_port" --key-stdin >/dev/null
 # A new peer holds the context and messages grants: bravo's owner lets alpha run programs and move files.
-LOOPSY_DATA_DIR="$bravo" "$bin/loopsy" peers grant alpha exec transfer >/dev/null
+LOOPSY_DATA_DIR="$bravo" "$bin/loopsy" peers grant 127.0.0.1 exec transfer >/dev/null
 export LOOPSY_DATA_DIR="$alpha"
 
 loopsy_log "request latency"

@@ -1,6 +1,6 @@
 -- Grants: what another machine may do on this node (the trust model). The owner's key may do
 -- everything; a peer or an extra key (auth.allowedKeys) holds a set of capabilities:
--- context:read, context:write, messages, exec, transfer, tasks. NULL grants mean the config's
+-- context:read, context:write, messages, exec, transfer, tasks, approvals. NULL grants mean the config's
 -- peers.defaultGrants, so a changed default applies to every peer never given grants explicitly.
 
 ALTER TABLE peers ADD COLUMN grants TEXT;          -- comma-separated capabilities ('' = none)

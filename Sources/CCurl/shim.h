@@ -9,6 +9,10 @@ typedef size_t (*ccurl_read_callback)(char *buffer, size_t size, size_t nitems, 
 typedef int (*ccurl_xferinfo_callback)(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
                                        curl_off_t ultotal, curl_off_t ulnow);
 
+/// Sets a string option to NULL (e.g. no CA bundle or CA path to load).
+static inline CURLcode ccurl_setopt_null(CURL *curl, CURLoption option) {
+    return curl_easy_setopt(curl, option, (char *)NULL);
+}
 static inline CURLcode ccurl_setopt_long(CURL *curl, CURLoption option, long value) {
     return curl_easy_setopt(curl, option, value);
 }

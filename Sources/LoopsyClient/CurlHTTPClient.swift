@@ -1,7 +1,8 @@
 import CCurl
 import LoopsyAPI
 
-/// A blocking HTTP client on libcurl (one easy handle per request).
+/// A blocking HTTP client on libcurl. Easy handles are kept between requests by origin and pin
+/// (`CurlHandlePool`), so calls to a peer reuse its open, pinned TLS connection.
 public struct CurlHTTPClient: Sendable {
     public struct Response: Sendable {
         public var status: Int
@@ -114,8 +115,13 @@ public struct CurlHTTPClient: Sendable {
     private func transfer(method: String, url: String, headers: [String: String], body: RequestBody, timeout: Int,
                           progress: Progress? = nil, relayHead: ((Int, [String: String]) -> Void)? = nil,
                           isCancelled: (() -> Bool)? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
-        guard let curl = curl_easy_init() else { throw Failure.other(code: -1, message: "curl_easy_init failed") }
-        defer { curl_easy_cleanup(curl) }
+        let poolKey = CurlHandlePool.key(url: url, pin: pinnedPublicKey)
+        guard let curl = CurlHandlePool.shared.take(poolKey) else {
+            throw Failure.other(code: -1, message: "curl_easy_init failed")
+        }
+        // A handle goes back (with its live connection) only after a transfer that ended well.
+        var reusable = false
+        defer { CurlHandlePool.shared.give(poolKey, curl, reusable: reusable) }
         let sink = TransferSink(onData: onData, progress: progress)
         // An upload's progress is the bytes sent; the small answer that follows is not progress.
         if case .multipart = body { sink.reportsUpload = true }
@@ -143,6 +149,10 @@ public struct CurlHTTPClient: Sendable {
         if url.hasPrefix("https:") {
             _ = ccurl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 0)
             _ = ccurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 0)
+            // Peers are never verified against CAs (their key is pinned instead): loading the
+            // system store would cost hundreds of file opens and ~20 ms of parsing per call.
+            _ = ccurl_setopt_null(curl, CURLOPT_CAINFO)
+            _ = ccurl_setopt_null(curl, CURLOPT_CAPATH)
             if let pinnedPublicKey { _ = ccurl_setopt_string(curl, CURLOPT_PINNEDPUBLICKEY, pinnedPublicKey) }
         }
         _ = ccurl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList)
@@ -215,6 +225,7 @@ public struct CurlHTTPClient: Sendable {
         }
         var status = 0
         _ = ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+        reusable = code == CURLE_OK
         return Response(status: status, headers: sink.headers, body: sink.errorBody)
     }
 }

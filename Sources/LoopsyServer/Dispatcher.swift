@@ -35,13 +35,29 @@ public final class Dispatcher: HTTPHandler, Sendable {
             // its 404/405 instead of a 413.
             return .buffer(limit: 64 * 1024)
         }
-        guard let makeSink = route.bodySink else { return .buffer(limit: route.maxBody) }
-        // A streamed body goes to disk: every check happens before its first byte is accepted.
         let started = Clock.monotonicSeconds()
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
                                   remoteAddress: head.remoteAddress, secure: head.secure)
         var caller = Caller.anonymous(head.remoteAddress)
         let requestId = RequestID.make()
+        guard let makeSink = route.bodySink else {
+            // Nobody gets a large body held in memory before they are known and admitted: the
+            // refusal is answered from the head (and the full checks run again once it arrived).
+            if !route.access.isOpen && route.maxBody > 64 * 1024 {
+                do {
+                    try hostPolicy.check(request)
+                    caller = try authenticator.authenticate(request).get()
+                    guard route.access.admits(caller) else { throw route.access.refusal(for: caller, node: node.hostname) }
+                } catch {
+                    var refusal = finish(response(for: error, requestId: requestId), request: request, caller: caller,
+                                         requestId: requestId, started: started)
+                    refusal.setHeader("Connection", "close")
+                    return .respond(refusal)
+                }
+            }
+            return .buffer(limit: route.maxBody)
+        }
+        // A streamed body goes to disk: every check happens before its first byte is accepted.
         do {
             try admit(request, route: route, caller: &caller)
             let context = RequestContext(request: request, parameters: parameters, caller: caller,

@@ -45,10 +45,14 @@ public struct LockStore: Sendable {
     }
 
     /// Extends the lease of the holder whose token this is.
-    public func renew(_ name: String, token: Int64, ttlMillis: Int64, now: Int64 = Clock.nowMillis()) throws -> LockInfo {
+    /// `owner`: when given, the credential that took it must be this one (the node's owner
+    /// passes nil: it may renew or release any lock).
+    public func renew(_ name: String, token: Int64, ttlMillis: Int64, owner: String? = nil,
+                      now: Int64 = Clock.nowMillis()) throws -> LockInfo {
         try pool.write { db in
             try db.transaction {
-                guard var current = try Self.live(db, name, now: now), current.token == token else {
+                guard var current = try Self.live(db, name, now: now), current.token == token,
+                      try Self.ownedBy(db, name, owner) else {
                     throw LockStoreError.notHeld(current: try Self.live(db, name, now: now))
                 }
                 current.expiresAt = now + ttlMillis
@@ -59,15 +63,22 @@ public struct LockStore: Sendable {
     }
 
     /// Frees the lock if `token` is its holder's.
-    public func release(_ name: String, token: Int64, now: Int64 = Clock.nowMillis()) throws {
+    public func release(_ name: String, token: Int64, owner: String? = nil, now: Int64 = Clock.nowMillis()) throws {
         try pool.write { db in
             try db.transaction {
-                guard let current = try Self.live(db, name, now: now), current.token == token else {
+                guard let current = try Self.live(db, name, now: now), current.token == token,
+                      try Self.ownedBy(db, name, owner) else {
                     throw LockStoreError.notHeld(current: try Self.live(db, name, now: now))
                 }
                 try db.cached("DELETE FROM locks WHERE name = ?").run([.text(name)])
             }
         }
+    }
+
+    /// Whether the lock was taken with the credential `owner` (always, for nil).
+    private static func ownedBy(_ db: Database, _ name: String, _ owner: String?) throws -> Bool {
+        guard let owner else { return true }
+        return try db.cached("SELECT owner FROM locks WHERE name = ?").rows([.text(name)]) { $0.text(0) }.first == owner
     }
 
     public func get(_ name: String, now: Int64 = Clock.nowMillis()) throws -> LockInfo? {

@@ -85,8 +85,10 @@ public final class PeerStore: Sendable {
                           grants: optionalText(21).map(Grants.decode), transferPaths: paths(optionalText(22)))
     }
 
+    /// A stored JSON list; one that does not decode is empty (for transfer roots: nothing, never
+    /// "no narrowing").
     static func paths(_ text: String?) -> [String]? {
-        text.flatMap { try? SafeJSON.decode([String].self, from: Data($0.utf8)) }
+        text.map { (try? SafeJSON.decode([String].self, from: Data($0.utf8))) ?? [] }
     }
 
     private static func json(_ strings: [String]) -> String {
@@ -124,7 +126,7 @@ public final class PeerStore: Sendable {
     /// (a paired peer seen over mDNS stays paired); its address moves only when `moveAddress`.
     /// Names come from other machines: no control characters (they would reach terminals), at
     /// most 64 characters.
-    static func displayName(_ name: String) -> String {
+    public static func displayName(_ name: String) -> String {
         let clean = String(String.UnicodeScalarView(name.unicodeScalars.filter {
             $0.value >= 0x20 && $0.value != 0x7F && !(0x80...0x9F).contains($0.value)
         }).prefix(64))

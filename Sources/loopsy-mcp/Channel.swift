@@ -80,7 +80,9 @@ final class ChannelPump: Sendable {
                 if cursor == nil { cursor = try await blocking { _ in try Self.tail(client) } }
                 let after = cursor ?? 0
                 let page = try await blocking { _ in try client.inbox(unreadOnly: false, after: after, limit: 100, wait: 25) }
-                for message in page.messages where thread == nil || message.thread == thread {
+                // Prompts forwarded from other machines are for a person (`loopsy approvals`), never
+                // pushed into a session, which could otherwise answer them itself.
+                for message in page.messages where (thread == nil || message.thread == thread) && message.type != .approval {
                     try await server.notify(Message<ChannelEvent>(method: ChannelEvent.name,
                                                                   params: Self.event(for: message)))
                     // Delivered to a session (its read state is the tools' business).
@@ -112,11 +114,20 @@ final class ChannelPump: Sendable {
     static func event(for message: InboxMessage) -> ChannelEvent.Parameters {
         // `user` is what Claude Code's terminal shows as the sender; never a `source` key (Claude
         // sets that attribute itself).
-        var meta = ["user": message.fromName, "from_node": message.from, "message_id": message.id,
+        var meta = ["user": plain(message.fromName), "from_node": message.from, "message_id": plain(message.id),
                     "type": message.type.rawValue]
-        if let thread = message.thread { meta["thread"] = thread }
-        if let replyTo = message.replyTo { meta["reply_to"] = replyTo }
+        if let thread = message.thread { meta["thread"] = plain(thread) }
+        if let replyTo = message.replyTo { meta["reply_to"] = plain(replyTo) }
         return ChannelEvent.Parameters(content: message.body, meta: meta)
+    }
+
+    /// A peer-chosen name or id without control or format characters (bidi overrides, zero-width
+    /// characters, line separators), which could disguise who is speaking.
+    static func plain(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { scalar in
+            scalar.value >= 0x20 && !(0x7F...0x9F).contains(scalar.value) && scalar.value != 0x2028
+                && scalar.value != 0x2029 && scalar.properties.generalCategory != .format
+        }))
     }
 }
 

@@ -120,4 +120,47 @@ import Testing
         #expect(try alpha.cli("peers", "grant", "key:trusted", "--all-paths").status == 0)
         #expect(try pull("private").text == "in private\n")
     }
+
+    @Test func aKeyCannotReleaseTheOwnersLockAndStrangersSendNoLargeBodies() throws {
+        let alpha = try Self.node("alpha")
+        defer { alpha.cleanUp() }
+        try alpha.start()
+        // The owner's lock: the key (context grants by default) sees its token but cannot use it.
+        let taken = try alpha.http("POST", "/api/v1/locks/deploy", body: #"{"holder":"ci","ttl":60}"#)
+        #expect(taken.status == 201)
+        let token = try taken.json(LockInfo.self).token
+        let release = try alpha.http("DELETE", "/api/v1/locks/deploy?token=\(token)", key: Self.trustedKey)
+        #expect(release.status == 409, "\(release.text)")
+        let renew = try alpha.http("POST", "/api/v1/locks/deploy/renew", body: #"{"token":\#(token),"ttl":60}"#,
+                                   key: Self.trustedKey)
+        #expect(renew.status == 409, "\(renew.text)")
+        #expect(try alpha.http("DELETE", "/api/v1/locks/deploy?token=\(token)").status == 200)
+
+        // A 5 MB context value announced by someone without a valid key is refused from the head:
+        // asked for "100 Continue", the answer is the refusal, before a byte of the body is sent
+        // (without the Expect header the body is read and dropped, never held).
+        let fd = try HardeningTests.connection(alpha.port, timeout: 3)
+        defer { close(fd) }
+        let head = "PUT /api/v1/context/big HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+            + String(repeating: "x", count: 40) + "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n"
+        _ = head.withCString { send(fd, $0, strlen($0), 0) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        let answer = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 403") && answer.contains("invalid_credentials"), "\(answer)")
+    }
+
+    @Test func peersWordsCannotRewriteTheScreen() throws {
+        let alpha = try PeerTests.named("alpha"), bravo = try PeerTests.named("bravo", tls: true)
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        #expect(try PeerTests.pair(alpha, bravo).status == 0)
+        let hostile = "safe text\u{1B}[1A\u{1B}[2Kapproved\u{202E}gnp.exe"
+        let body = String(decoding: try JSONEncoder().encode(["to": "bravo", "body": hostile]), as: UTF8.self)
+        #expect(try alpha.http("POST", "/api/v1/messages", body: body).status == 201)
+        let shown = try bravo.cli("msg", "inbox").stdout
+        #expect(!shown.contains("\u{1B}") && !shown.contains("\u{202E}"), "\(shown)")
+        #expect(shown.contains("safe text\\u{1b}[1A\\u{1b}[2Kapproved\\u{202e}gnp.exe"), "\(shown)")
+    }
 }

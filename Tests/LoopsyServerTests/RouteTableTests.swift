@@ -11,6 +11,12 @@ import Testing
         #expect(keys == keys.sorted(), "keep Routes.table sorted by path, then method")
     }
 
+    /// A second schema under a taken name would be silently shadowed by the first.
+    @Test func schemaNamesAreUnique() {
+        let names = Schemas.components.map(\.0)
+        #expect(Set(names).count == names.count, "\(names.filter { name in names.filter { $0 == name }.count > 1 })")
+    }
+
     @Test func tableHasNoDuplicates() {
         let keys = routes.map { "\($0.method.rawValue) \($0.pattern)" }
         #expect(Set(keys).count == keys.count)

@@ -35,6 +35,8 @@ public final class ApprovalService: Sendable {
     public func create(_ request: ApprovalCreateRequest) throws -> ApprovalInfo {
         let now = Clock.nowMillis()
         try store.expire(now: now)
+        // Settled prompts are kept a week (for `loopsy approvals --all`), then go.
+        try? store.prune(before: now - 7 * 86_400_000)
         guard try store.pendingCount() < config.maxPendingApprovals else {
             throw APIError.tooManyRequests("\(config.maxPendingApprovals) permission prompts wait for an answer already "
                 + "(channels.maxPendingApprovals); answer some with `loopsy approvals`", retryAfter: 5)
@@ -84,7 +86,9 @@ public final class ApprovalService: Sendable {
         }
         let now = Clock.nowMillis()
         guard let current = try store.get(id, now: now) else { throw APIError.notFound("approval \(id)") }
-        if let peer = caller.peerNodeId, !current.sentTo.contains(peer) {
+        // Besides the owner, only an approver peer it was forwarded to (never an extra key, which
+        // is sent nothing).
+        if !caller.isOwner, !(caller.peerNodeId.map(current.sentTo.contains) ?? false) {
             throw APIError.forbidden("approval \(id) was not sent to this peer: only the owner and the approvers it "
                 + "was forwarded to may answer it", code: "approval_not_yours")
         }

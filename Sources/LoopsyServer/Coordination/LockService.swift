@@ -68,9 +68,11 @@ public final class LockService: Sendable {
         }
     }
 
-    func renew(_ name: String, token: Int64, ttl: Int) throws -> LockInfo {
+    /// `owner`: the caller's credential, which must be the one that took the lock (nil: the
+    /// node's owner, who may renew or release any).
+    func renew(_ name: String, token: Int64, ttl: Int, owner: String?) throws -> LockInfo {
         do {
-            let info = try store.renew(name, token: token, ttlMillis: Int64(ttl) * 1000)
+            let info = try store.renew(name, token: token, ttlMillis: Int64(ttl) * 1000, owner: owner)
             events?.publish("locks", detail: ["name": name])
             return info
         } catch LockStoreError.notHeld(let current) {
@@ -78,9 +80,9 @@ public final class LockService: Sendable {
         }
     }
 
-    func release(_ name: String, token: Int64) throws {
+    func release(_ name: String, token: Int64, owner: String?) throws {
         do {
-            try store.release(name, token: token)
+            try store.release(name, token: token, owner: owner)
         } catch LockStoreError.notHeld(let current) {
             throw Self.notHeld(name, token: token, current: current)
         }

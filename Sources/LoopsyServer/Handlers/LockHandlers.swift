@@ -18,18 +18,23 @@ public enum LockHandlers {
     static func renew(_ context: RequestContext) throws -> HTTPResponse {
         let name = try validName(context)
         let body = try context.decode(LockRenewRequest.self)
-        return try .json(try context.node.locks.renew(name, token: body.token, ttl: body.ttl))
+        return try .json(try context.node.locks.renew(name, token: body.token, ttl: body.ttl, owner: owner(context)))
     }
 
     static func release(_ context: RequestContext) throws -> HTTPResponse {
         let name = try validName(context)
         let token = try QueryValue.int(context, "token", default: 0, range: 1...Int.max)
-        try context.node.locks.release(name, token: Int64(token))
+        try context.node.locks.release(name, token: Int64(token), owner: owner(context))
         return try .json(LockReleased(released: true))
     }
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         try .json(LockListResponse(locks: try context.node.locks.store.list()))
+    }
+
+    /// A key or peer renews and releases only what its own credential took; the owner anything.
+    private static func owner(_ context: RequestContext) -> String? {
+        context.caller.isOwner ? nil : context.caller.id
     }
 
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7F }

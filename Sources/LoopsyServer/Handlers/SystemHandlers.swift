@@ -24,7 +24,9 @@ public enum SystemHandlers {
         let peers = try node.peers.store.count()
         return try .json(StatusResponse(
             nodeId: node.identity.nodeId, hostname: node.hostname, version: LoopsyVersion.current, port: node.port,
-            uptime: node.uptime, pid: Int(getpid()), dataDir: node.dataDir.root, peers: peers.all, peersOnline: peers.online, jobs: node.execution.runningJobs,
+            // Where the node keeps its data, and its pid, are the owner's business.
+            uptime: node.uptime, pid: context.caller.isOwner ? Int(getpid()) : 0,
+            dataDir: context.caller.isOwner ? node.dataDir.root : "", peers: peers.all, peersOnline: peers.online, jobs: node.execution.runningJobs,
             context: try node.contextStore.count()))
     }
 

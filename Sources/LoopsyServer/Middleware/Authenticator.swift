@@ -110,11 +110,15 @@ public final class Authenticator: Sendable {
             return .failure(.unauthorized("the Authorization header must be 'Bearer <api key>'"))
         }
         let token = authorization.dropFirst(7).trimming()
+        guard token.utf8.count >= 16 else {
+            return .failure(.forbidden("invalid API key", code: "invalid_credentials"))
+        }
         let keys = currentKeys()
         // Compare against every key so timing does not say which matched.
         var caller: Caller?
         if Secrets.equal(token, keys.apiKey) { caller = .local }
-        for (name, key) in keys.allowed where Secrets.equal(token, key) && caller == nil {
+        // An extra key shorter than 16 characters is never accepted (an empty one would match anything empty).
+        for (name, key) in keys.allowed where key.utf8.count >= 16 && Secrets.equal(token, key) && caller == nil {
             let entry = keyGrants(name)
             caller = .key(name, grants: entry?.grants ?? keys.defaultGrants, transferPaths: entry?.transferPaths)
         }

@@ -90,6 +90,10 @@ public struct RouteAccess: Sendable, Equatable {
     public static func grant(_ capability: Capability) -> RouteAccess {
         RouteAccess(kinds: [.owner, .dashboard, .key, .peer], grant: capability)
     }
+    /// The owner, or a peer holding `capability` (never an extra key: what is sent to peers).
+    public static func grantToPeers(_ capability: Capability) -> RouteAccess {
+        RouteAccess(kinds: [.owner, .dashboard, .peer], grant: capability)
+    }
     /// Node to node: only a peer's own credential (holding `capability` when given).
     public static func peer(_ capability: Capability? = nil) -> RouteAccess {
         RouteAccess(kinds: [.peer], grant: capability)
@@ -131,6 +135,9 @@ public struct RouteAccess: Sendable, Equatable {
         if kinds == [.peer] { return "peers only" + (grant.map { " holding the '\($0.rawValue)' grant" } ?? "") }
         if kinds == [.owner] { return "the owner's key only" }
         if kinds == [.owner, .dashboard] { return "the owner only" }
+        if let grant, kinds == [.owner, .dashboard, .peer] {
+            return "the owner, and peers holding the '\(grant.rawValue)' grant"
+        }
         if let grant { return "the owner, and keys or peers holding the '\(grant.rawValue)' grant" }
         if !kinds.contains(.key) { return "the owner and peers" }
         return "any credential"

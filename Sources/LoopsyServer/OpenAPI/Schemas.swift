@@ -79,19 +79,20 @@ public enum Schemas {
             ("grants", ["type": "array", "items": ref("Capability"),
                         "description": "what the peer may do here (default: peers.defaultGrants)"]),
         ], required: ["address"])),
-        ("Approval", object([
+        ("SessionApproval", object([
             ("id", string), ("requestId", string), ("toolName", string), ("description", string), ("inputPreview", string),
             ("state", ["type": "string", "enum": ["pending", "allowed", "denied", "expired"]]),
             ("sentTo", ["type": "array", "items": string]), ("answeredBy", nullableString), ("createdAt", integer),
             ("expiresAt", integer), ("answeredAt", nullableInteger),
         ], required: ["id", "requestId", "toolName", "description", "inputPreview", "state", "sentTo", "createdAt",
                       "expiresAt"])),
-        ("ApprovalList", object([("approvals", ["type": "array", "items": ref("Approval")])], required: ["approvals"])),
-        ("ApprovalCreate", object([
+        ("SessionApprovalList", object([("approvals", ["type": "array", "items": ref("SessionApproval")])],
+                                       required: ["approvals"])),
+        ("SessionApprovalCreate", object([
             ("requestId", ["type": "string", "minLength": 1, "maxLength": 128]), ("toolName", ["type": "string", "maxLength": 256]),
             ("description", ["type": "string", "maxLength": 8192]), ("inputPreview", ["type": "string", "maxLength": 16384]),
         ], required: ["requestId", "toolName", "description", "inputPreview"])),
-        ("ApprovalAnswer", object([("behavior", ["type": "string", "enum": ["allow", "deny"]])], required: ["behavior"])),
+        ("SessionApprovalAnswer", object([("behavior", ["type": "string", "enum": ["allow", "deny"]])], required: ["behavior"])),
         ("Capability", ["type": "string", "enum": .array(Capability.allCases.map { .string($0.rawValue) })]),
         ("Grant", object([
             ("kind", ["type": "string", "enum": ["peer", "key"]]), ("id", string), ("name", string),

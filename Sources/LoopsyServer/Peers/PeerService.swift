@@ -44,6 +44,8 @@ public final class PeerService: Sendable {
     public let store: PeerStore
     public let local: LocalNodeInfo
     private let pinnedCerts: [String: String]
+    /// Checks of addresses peers claim in handshakes, off the HTTP workers.
+    private let handshakeProbes = WorkPool(name: "handshake-probe", threads: 2, queueLimit: 16)
     private let auditStore: AuditStore
     private let logger: Logger
 
@@ -228,6 +230,13 @@ public final class PeerService: Sendable {
         return Probe(identity: identity, publicKey: publicKey, tls: tls, fingerprint: fingerprint)
     }
 
+    /// Addresses a claimed peer address may never be: this machine, link-local, unspecified.
+    static func isLocalOnly(_ address: String) -> Bool {
+        let lower = address.lowercased()
+        return HostPolicy.isLoopback(address) || address.hasPrefix("169.254.") || lower.hasPrefix("fe80:")
+            || address == "0.0.0.0" || address == "::" || address.hasPrefix("0.")
+    }
+
     /// Whether `address:port` serves TLS with the key whose fingerprint is given (a short,
     /// pinned health call: whoever answers must hold that node's private key).
     private func answersWithKey(address: String, port: Int, fingerprint: String) -> Bool {
@@ -340,20 +349,39 @@ public final class PeerService: Sendable {
         // Calls go where the handshake came from, or to the address the body names only once it
         // answers there with the node's own (pinned) TLS key: otherwise any credential could aim
         // this node's deliveries and health checks at any host:port.
-        var address = remoteAddress
-        if request.address != remoteAddress, HostPolicy.isIPLiteral(request.address) {
-            if request.tls, answersWithKey(address: request.address, port: request.port, fingerprint: fingerprint) {
-                address = request.address
-            } else {
-                logger.info("peer \(request.nodeId) says it is at \(request.address) but called from \(remoteAddress), "
-                    + "and \(request.address) did not answer with its key; using \(remoteAddress)")
-            }
+        // An unpinned peer keeps the address it has: a stolen credential must not be able to move
+        // it somewhere this node would then send its own credential for it in clear.
+        let existing = try store.get(request.nodeId)
+        let moveAddress = existing == nil || existing?.info.fingerprint != nil || request.tls
+        // A name another peer already has is not taken over (commands and channels.approvers
+        // name peers): the newcomer's gets its nodeId prefix.
+        var name = PeerStore.displayName(request.hostname)
+        if try store.all().contains(where: { $0.nodeId != request.nodeId && $0.info.name == name }) {
+            name += "-" + request.nodeId.prefix(6)
         }
-        try store.upsert(PeerSighting(
-            nodeId: request.nodeId, name: request.hostname, address: address, port: request.port,
+        let sighting = PeerSighting(
+            nodeId: request.nodeId, name: name, address: remoteAddress, port: request.port,
             platform: request.platform, version: request.version, capabilities: request.capabilities,
             publicKey: request.publicKey, fingerprint: request.tls ? fingerprint : nil, tls: request.tls,
-            source: "manual"))
+            source: "manual")
+        try store.upsert(sighting, moveAddress: moveAddress)
+        // The address the body names is used only once it answers there with the node's own key,
+        // checked off this worker; never a loopback, link-local or unspecified one.
+        let claimed = request.address
+        if claimed != remoteAddress, request.tls, HostPolicy.isIPLiteral(claimed), !Self.isLocalOnly(claimed) {
+            let submitted = handshakeProbes.submit { [self] in
+                if answersWithKey(address: claimed, port: request.port, fingerprint: fingerprint) {
+                    var moved = sighting
+                    moved.address = claimed
+                    _ = try? store.update(moved)
+                    logger.info("peer \(request.nodeId) answers at \(claimed) with its key: calls go there")
+                } else {
+                    logger.info("peer \(request.nodeId) says it is at \(claimed) but did not answer there with its key; "
+                        + "calls go to \(remoteAddress)")
+                }
+            }
+            if !submitted { logger.warn("peer \(request.nodeId)'s claimed address not checked: too many handshakes at once") }
+        }
         if request.tls { try store.setPin(request.nodeId, fingerprint: fingerprint) }
         var stored = false
         if let credential = request.credential, secure, credential.utf8.count >= 32 {

@@ -67,22 +67,22 @@ public enum Routes {
                 query: [.query("state", ["type": "string", "enum": ["pending", "allowed", "denied", "expired"]],
                                "only approvals in this state"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
-                responses: [.ok(Schemas.ref("ApprovalList"))]), ApprovalHandlers.list),
+                responses: [.ok(Schemas.ref("SessionApprovalList"))]), ApprovalHandlers.list),
             Route(.post, "/api/v1/approvals", access: .owner, maxBody: 64 * 1024, doc: OperationDoc(
                 "createApproval", "loopsy-mcp records a session's permission prompt; it is forwarded to "
-                    + "channels.approvers", tag: "channels", requestBody: Schemas.ref("ApprovalCreate"),
+                    + "channels.approvers", tag: "channels", requestBody: Schemas.ref("SessionApprovalCreate"),
                 responses: [OperationDoc.Response(status: 201, description: "The pending approval",
-                                                  schema: Schemas.ref("Approval")),
+                                                  schema: Schemas.ref("SessionApproval")),
                             .error(429, "channels.maxPendingApprovals prompts wait already")]), ApprovalHandlers.create),
             Route(.get, "/api/v1/approvals/{id}", access: .owner, doc: OperationDoc(
                 "getApproval", "An approval; with wait, answered once it is settled (or when the wait ends)",
                 tag: "channels",
                 query: [.query("wait", ["type": "integer", "minimum": 0, "maximum": 60], "seconds to wait for an answer")],
-                responses: [.ok(Schemas.ref("Approval")), .error(404, "No such approval")]), ApprovalHandlers.get),
-            Route(.post, "/api/v1/approvals/{id}/answer", access: .grant(.approvals), maxBody: 4096, doc: OperationDoc(
+                responses: [.ok(Schemas.ref("SessionApproval")), .error(404, "No such approval")]), ApprovalHandlers.get),
+            Route(.post, "/api/v1/approvals/{id}/answer", access: .grantToPeers(.approvals), maxBody: 4096, doc: OperationDoc(
                 "answerApproval", "Allow or deny a pending prompt: the owner, or an approver peer it was sent to; "
-                    + "the first answer wins", tag: "channels", requestBody: Schemas.ref("ApprovalAnswer"),
-                responses: [.ok(Schemas.ref("Approval")), .error(404, "No such approval"),
+                    + "the first answer wins", tag: "channels", requestBody: Schemas.ref("SessionApprovalAnswer"),
+                responses: [.ok(Schemas.ref("SessionApproval")), .error(404, "No such approval"),
                             .error(403, "Not sent to this peer"),
                             .error(409, "Already answered, or expired")]), ApprovalHandlers.answer),
             Route(.get, "/api/v1/audit", access: .owner, doc: OperationDoc(
@@ -295,7 +295,7 @@ public enum Routes {
                             .error(409, "Fingerprint differs from the expected one"),
                             .error(502, "Nothing answers there, or its TLS key is not its identity key")]),
                   PeerHandlers.add),
-            Route(.post, "/api/v1/peers/handshake", access: .ownerOrPeer, doc: OperationDoc(
+            Route(.post, "/api/v1/peers/handshake", access: .ownerOrPeer, category: .pairing, doc: OperationDoc(
                 "peerHandshake", "A node holding one of our keys introduces itself (and, over TLS, gives us a "
                     + "credential for calling it)", tag: "peers", requestBody: Schemas.ref("PeerHandshake"),
                 responses: [.ok(Schemas.ref("PeerHandshakeResult"))]), PeerHandlers.handshake),

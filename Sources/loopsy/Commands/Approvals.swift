@@ -31,8 +31,9 @@ struct Approvals: ParsableCommand {
                 return
             }
             for approval in own {
-                print("\(approval.id)  \(approval.state)  \(approval.toolName): \(approval.description)")
-                if !approval.inputPreview.isEmpty { print("    \(approval.inputPreview.prefix(300))") }
+                print("\(approval.id)  \(approval.state)  \(TerminalText.safe(approval.toolName)): "
+                    + TerminalText.safe(approval.description))
+                if !approval.inputPreview.isEmpty { print("    \(TerminalText.safe(String(approval.inputPreview.prefix(300))))") }
                 if approval.state == "pending" {
                     print("    answer: loopsy approve \(approval.id)  (or --deny)")
                 } else if let by = approval.answeredBy {
@@ -40,8 +41,9 @@ struct Approvals: ParsableCommand {
                 }
             }
             for message in forwarded {
-                print("\(message.id)  from \(message.fromName) (\(message.from.prefix(12)))")
-                print("    " + message.body.split(separator: "\n").joined(separator: "\n    "))
+                // A peer's words: printed so they cannot rewrite what is on the screen.
+                print("\(TerminalText.safe(message.id))  from \(TerminalText.safe(message.fromName)) (\(message.from.prefix(12)))")
+                print("    " + TerminalText.safe(message.body).split(separator: "\n").joined(separator: "\n    "))
             }
         }
     }
@@ -66,20 +68,31 @@ struct Approve: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The approval id (apr_…), as `loopsy approvals` shows it.") var id: String
     @Flag(help: "Deny instead of allow.") var deny = false
+    @Option(help: "The peer (nodeId) whose prompt this is, when the id is not unique.") var from: String?
 
     func run() throws {
         try runReporting {
             let client = try global.client(timeoutSeconds: 30)
-            let forwarded = try Approvals.forwardedHere(client).first { $0.id == id }
+            // Peers choose their message ids: an id may name several prompts, and then the
+            // person says which (the answer must go where the prompt they read came from).
+            let forwardedAll = try Approvals.forwardedHere(client).filter { $0.id == id && (from == nil || $0.from == from) }
+            let local = from == nil ? (try? client.approval(id)) : nil
+            guard forwardedAll.count + (local == nil ? 0 : 1) <= 1 else {
+                let sources = forwardedAll.map { "\(TerminalText.safe($0.fromName)) (\($0.from))" } + (local == nil ? [] : ["this machine"])
+                throw CLIFailure(message: "\(id) names \(sources.count) prompts: \(sources.joined(separator: ", ")); "
+                    + "say which with --from <nodeId>", code: CLIFailure.apiError)
+            }
+            let forwarded = forwardedAll.first
             let answered: ApprovalInfo
             if let forwarded {
                 // A peer's prompt: answered there, through this node's daemon and its credential.
                 answered = try client.answerApproval(id, allow: !deny, peer: forwarded.from)
                 _ = try? client.markMessage(id, acked: true, note: deny ? "denied" : "allowed", from: forwarded.from)
-                print("\(deny ? "denied" : "allowed") on \(forwarded.fromName): \(answered.toolName)")
+                print("\(deny ? "denied" : "allowed") on \(TerminalText.safe(forwarded.fromName)): "
+                    + "\(TerminalText.safe(answered.toolName)) (\(TerminalText.safe(answered.description)))")
             } else {
                 answered = try client.answerApproval(id, allow: !deny)
-                print("\(deny ? "denied" : "allowed"): \(answered.toolName) (\(answered.description))")
+                print("\(deny ? "denied" : "allowed"): \(TerminalText.safe(answered.toolName)) (\(TerminalText.safe(answered.description)))")
             }
         }
     }
