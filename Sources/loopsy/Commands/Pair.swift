@@ -13,8 +13,7 @@ struct Pair: ParsableCommand {
             machine run `loopsy pair <this address>` and type the code. Both screens then show a \
             6-digit verification code (SAS): compare them and answer on each machine. Only when \
             both people confirm do the machines exchange their identities and keys, encrypted. \
-            The session closes after a wrong code and expires after pairing.timeoutSeconds.
-
+            The session closes after a wrong code and expires after pairing.timeoutSeconds. \
             Each person also decides what the other machine may do on theirs: it always gets \
             peers.defaultGrants (by default the context store and messages); running programs, \
             files and Claude Code tasks are asked one by one, or given with --grant (for example \
