@@ -69,3 +69,19 @@ extension LoopsyClient {
                  as: InboxMessage.self)
     }
 }
+
+extension LoopsyClient {
+    /// Walks the whole inbox in pages of 1000 (at most `maxPages`), handing each page to `visit`;
+    /// returns the cursor after the last message: the inbox's tail.
+    @discardableResult
+    public func walkInbox(maxPages: Int = 1000, _ visit: ([InboxMessage]) -> Void = { _ in }) throws -> Int64 {
+        var cursor: Int64 = 0
+        for _ in 0..<maxPages {
+            let page = try inbox(unreadOnly: false, after: cursor, limit: 1000)
+            visit(page.messages)
+            cursor = max(cursor, page.cursor)
+            if page.messages.count < 1000 { break }
+        }
+        return cursor
+    }
+}

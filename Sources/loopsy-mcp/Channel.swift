@@ -101,15 +101,7 @@ final class ChannelPump: Sendable {
     }
 
     /// The newest seq now: the session sees messages that arrive from here on.
-    static func tail(_ client: LoopsyClient) throws -> Int64 {
-        var cursor: Int64 = 0
-        for _ in 0..<1000 {
-            let page = try client.inbox(unreadOnly: false, after: cursor, limit: 1000)
-            cursor = max(cursor, page.cursor)
-            if page.messages.count < 1000 { break }
-        }
-        return cursor
-    }
+    static func tail(_ client: LoopsyClient) throws -> Int64 { try client.walkInbox() }
 
     static func event(for message: InboxMessage) -> ChannelEvent.Parameters {
         // `user` is what Claude Code's terminal shows as the sender; never a `source` key (Claude

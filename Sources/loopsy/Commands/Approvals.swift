@@ -50,14 +50,8 @@ struct Approvals: ParsableCommand {
 
     /// Unacked approval messages in the inbox: prompts a peer forwarded to this machine.
     static func forwardedHere(_ client: LoopsyClient) throws -> [InboxMessage] {
-        var cursor: Int64 = 0
         var found: [InboxMessage] = []
-        for _ in 0..<100 {
-            let page = try client.inbox(unreadOnly: false, after: cursor, limit: 1000)
-            found += page.messages.filter { $0.type == .approval && $0.state != "acked" }
-            guard page.messages.count == 1000 else { break }
-            cursor = page.cursor
-        }
+        try client.walkInbox(maxPages: 100) { page in found += page.filter { $0.type == .approval && $0.state != "acked" } }
         return found
     }
 }
