@@ -12,9 +12,7 @@ seconds="${1:-30}"
 loopsy_apt $LOOPSY_BUILD_PACKAGES iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils curl procps sqlite3 python3
 loopsy_swift
 if [ -z "${bin:-}" ]; then
-    loopsy_log "building release binaries"
-    swift build -c release >/dev/null
-    bin="$(swift build -c release --show-bin-path)"
+    loopsy_bench_build
 fi
 work="$(mktemp -d)"
 lab="a$(head -c 2 /dev/urandom | od -An -tx1 | tr -d ' \n')"

@@ -11,9 +11,7 @@ count="${1:-100}"
 loopsy_apt $LOOPSY_BUILD_PACKAGES python3 curl iproute2 avahi-daemon dbus
 if [ -z "${BIN:-}" ]; then
     loopsy_swift
-    loopsy_log "building release binaries"
-    swift build -c release >/dev/null
-    bin="$(swift build -c release --show-bin-path)"
+    loopsy_bench_build
 else
     bin="$BIN"
 fi

@@ -9,9 +9,7 @@ source scripts/lib.sh
 rounds="${1:-2000}"
 loopsy_apt $LOOPSY_BUILD_PACKAGES python3
 loopsy_swift
-loopsy_log "building release binaries"
-swift build -c release >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+loopsy_bench_build
 work="$(mktemp -d)"
 trap 'kill "${alpha_pid:-}" "${bravo_pid:-}" 2>/dev/null; rm -rf "$work"' EXIT
 

@@ -10,9 +10,7 @@ runs="${1:-100}"
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES openssh-server openssh-client hyperfine
 loopsy_swift
-loopsy_log "building release binaries"
-swift build -c release >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+loopsy_bench_build
 
 work="$(mktemp -d)"
 trap 'loopsy_bench_cleanup "$work"' EXIT

@@ -11,9 +11,7 @@ size_mib="${1:-512}"
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES hyperfine curl bc
 loopsy_swift
-loopsy_log "building release binaries"
-swift build -c release >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+loopsy_bench_build
 
 work="$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")"
 chmod 755 "$work"

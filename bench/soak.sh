@@ -11,9 +11,7 @@ source scripts/lib.sh
 minutes="${1:-30}"
 loopsy_apt $LOOPSY_BUILD_PACKAGES wrk nginx-light procps
 loopsy_swift
-loopsy_log "building release binaries"
-swift build -c release >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+loopsy_bench_build
 work="$(mktemp -d)"
 trap 'kill "$loopsyd_pid" "$sampler" 2>/dev/null; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")"; rm -rf "$work"' EXIT
 

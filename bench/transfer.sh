@@ -10,9 +10,7 @@ size_mib="${1:-1024}"
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES nginx-light openssh-server openssh-client bc
 loopsy_swift
-loopsy_log "building release binaries"
-swift build -c release >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+loopsy_bench_build
 
 work="$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")"
 chmod 755 "$work"

@@ -16,6 +16,38 @@ loopsy_swift() {
         loopsy_die "Swift 6 is not installed: unpack a Swift 6 toolchain for Debian 12 into /opt/swift (see swift.org/install)"
 }
 
+# How the binaries a user runs are built, by scripts/setup.sh and by every benchmark (the .deb's
+# rules build the same way): release, the Swift runtime linked in statically (no rpath into the
+# toolchain, no 22 MB of toolchain libraries mapped at start), symbols stripped.
+LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath -Xlinker --strip-all)
+
+# Builds the products named in "$@" (all when none) that way and sets bin to where they are.
+loopsy_build_release() {
+    if [ $# -eq 0 ]; then
+        swift build "${LOOPSY_RELEASE_FLAGS[@]}" >/dev/null
+    fi
+    for product in "$@"; do swift build "${LOOPSY_RELEASE_FLAGS[@]}" --product "$product" >/dev/null; done
+    bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
+}
+
+# For benchmarks: the release binaries in $bin, built unless LOOPSY_BENCH_BUILT is set (bench/all.sh
+# builds once for all of them).
+loopsy_bench_build() {
+    if [ -n "${LOOPSY_BENCH_BUILT:-}" ]; then
+        bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
+    else
+        loopsy_log "building release binaries"
+        loopsy_build_release
+    fi
+}
+
+# For benchmarks run by bench/all.sh: one row of its summary table (what, loopsy, reference,
+# goal), appended to $LOOPSY_BENCH_SUMMARY when that is set.
+loopsy_bench_summary() {
+    [ -n "${LOOPSY_BENCH_SUMMARY:-}" ] || return 0
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$LOOPSY_BENCH_SUMMARY"
+}
+
 # Installs the missing Debian packages named in "$@" (apt-get needs root, or sudo).
 loopsy_apt() {
     local missing=()
@@ -34,9 +66,10 @@ loopsy_apt() {
 # For benchmarks: a release loopsyd on a free loopback port with its own data dir under "$1",
 # rate limits off (a benchmark is one caller sending thousands of requests). Sets
 # LOOPSY_DATA_DIR, loopsyd_pid and loopsyd_port; "$bin" must hold the release binaries.
+# A config already in "$1/loopsy" (a caller's own settings) is kept.
 loopsy_bench_daemon() {
     export LOOPSY_DATA_DIR="$1/loopsy"
-    "$bin/loopsy" init >/dev/null
+    [ -f "$LOOPSY_DATA_DIR/config.yaml" ] || "$bin/loopsy" init >/dev/null
     sed -i -e 's/^  context: 60$/  context: 0/' -e 's/^  execute: 30$/  execute: 0/' \
         -e 's/^  transfer: 10$/  transfer: 0/' "$LOOPSY_DATA_DIR/config.yaml"
     if [ -n "${THREADS:-}" ]; then  # THREADS=N overrides loopsyd's worker count
@@ -49,21 +82,31 @@ loopsy_bench_daemon() {
     loopsyd_port="$(cat "$LOOPSY_DATA_DIR/daemon.port")"
 }
 
-# For benchmarks: nginx serving directory "$2" on 127.0.0.1:"$3", files under "$1".
+# For benchmarks: nginx serving directory "$2" on 127.0.0.1:"$3", files under "$1" (nginx.conf,
+# nginx.pid). With "$4" = small, it is set up as its experts set it up for small files: no
+# sendfile (a 200-byte body goes out with the headers in one write), open file descriptors and
+# their metadata cached, every worker accepting; its files are then nginx-small.*.
 loopsy_bench_nginx() {
-    cat >"$1/nginx.conf" <<CONF
+    local name=nginx tuning="sendfile on;"
+    if [ "${4:-}" = small ]; then
+        name=nginx-small
+        tuning="sendfile off; tcp_nodelay on; etag off; server_tokens off;
+    open_file_cache max=1024 inactive=300s; open_file_cache_valid 300s; open_file_cache_errors on;"
+    fi
+    cat >"$1/$name.conf" <<CONF
 worker_processes auto;
-pid $1/nginx.pid;
-error_log $1/nginx-error.log;
-events { worker_connections 1024; }
+pid $1/$name.pid;
+error_log $1/$name-error.log;
+events { worker_connections 4096; multi_accept on; }
 http {
     access_log off;
-    sendfile on;
+    $tuning
     keepalive_requests 1000000;
-    server { listen 127.0.0.1:$3; root $2; }
+    keepalive_timeout 300s;
+    server { listen 127.0.0.1:$3 reuseport; root $2; }
 }
 CONF
-    nginx -c "$1/nginx.conf"
+    nginx -c "$1/$name.conf"
     sleep 0.3
 }
 
@@ -96,7 +139,7 @@ CONF
 # For benchmarks: stops what the loopsy_bench_* helpers started under "$1" and removes it.
 loopsy_bench_cleanup() {
     [ -n "${loopsyd_pid:-}" ] && kill "$loopsyd_pid" 2>/dev/null || true
-    for pid_file in "$1/nginx.pid" "$1/sshd.pid"; do
+    for pid_file in "$1"/nginx*.pid "$1/sshd.pid"; do
         [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
     done
     wait 2>/dev/null || true

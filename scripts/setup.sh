@@ -8,11 +8,8 @@ source scripts/lib.sh
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES curl
 loopsy_swift
-loopsy_log "building (release)"
-swift build -c release --product loopsyd >/dev/null
-swift build -c release --product loopsy >/dev/null
-swift build -c release --product loopsy-mcp >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+loopsy_log "building (release, static Swift runtime, stripped: the same binaries as the .deb's)"
+loopsy_build_release loopsyd loopsy loopsy-mcp
 
 data_dir="${LOOPSY_DATA_DIR:-$HOME/.loopsy}"
 if [ ! -f "$data_dir/config.yaml" ]; then
