@@ -32,8 +32,19 @@ public struct ContextStore: Sendable {
         static let notMirror = """
             NOT (key >= 'inbox:' AND key < 'inbox;') AND NOT (key >= 'outbox:' AND key < 'outbox;')
             """
-        static let countLive = "SELECT count(*) FROM context WHERE \(live) AND \(notMirror)"
-        static let upsert = "INSERT OR REPLACE INTO context (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        /// Rows that count against the limit, expired ones included (kept by triggers, 0010).
+        static let entries = "SELECT entries FROM context_stats WHERE id = 1"
+        /// Expired rows not yet swept that count against the limit (from the expires_at index).
+        static let expiredEntries = """
+            SELECT count(*) FROM context WHERE expires_at IS NOT NULL AND expires_at <= ? AND \(notMirror)
+            """
+        /// An update of an existing key, not a delete and insert, so the count triggers stay exact.
+        static let upsert = """
+            INSERT INTO context (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value, from_node_id = excluded.from_node_id,
+                created_at = excluded.created_at, updated_at = excluded.updated_at, ttl = excluded.ttl,
+                expires_at = excluded.expires_at, revision = excluded.revision
+            """
         static let list = """
             SELECT \(columns) FROM context
             WHERE key >= ? AND key < ? AND \(live) ORDER BY key LIMIT ?
@@ -85,9 +96,9 @@ public struct ContextStore: Sendable {
             if existing == nil && !Self.isMirror(key) {
                 // An expired row under this key does not count and is replaced below.
                 try db.cached(SQL.deleteKey).run([.text(key)])
-                let count = try db.cached(SQL.countLive)
-                    .rows([.integer(now)]) { $0.int(0) }.first ?? 0
-                if count >= maxEntries { throw ContextStoreError.full(limit: maxEntries) }
+                if try Self.liveEntries(db, atLeast: maxEntries, now: now) >= maxEntries {
+                    throw ContextStoreError.full(limit: maxEntries)
+                }
             }
             let entry = ContextEntry(
                 key: key, value: value, fromNodeId: fromNodeId, createdAt: existing?.createdAt ?? now,
@@ -150,11 +161,19 @@ public struct ContextStore: Sendable {
         }
     }
 
+    /// Live entries that count against `context.maxEntries`.
     public func count(now: Int64 = Clock.nowMillis()) throws -> Int {
-        try pool.read { db in
-            try db.cached(SQL.countLive).rows([.integer(now)]) { $0.int(0) }
-                .first ?? 0
-        }
+        try pool.read { db in try db.transaction(mode: "DEFERRED") { try Self.liveEntries(db, now: now) } }
+    }
+
+    /// Live entries that count against the limit: the kept row count minus expired rows not yet
+    /// swept. With `atLeast`, a count below it is returned without looking for expired rows
+    /// (the common case when creating a key: one row read, however large the table).
+    private static func liveEntries(_ db: Database, atLeast: Int = 0, now: Int64) throws -> Int {
+        let entries = try db.cached(SQL.entries).rows([]) { $0.int(0) }.first ?? 0
+        if entries < atLeast { return entries }
+        let expired = try db.cached(SQL.expiredEntries).rows([.integer(now)]) { $0.int(0) }.first ?? 0
+        return entries - expired
     }
 
     /// Deletes expired rows; returns how many.

@@ -66,6 +66,44 @@ import Testing
         #expect(try store.get(key: "a", now: 2000)?.value == "updated")
     }
 
+    /// The entry count is kept by triggers (0010), not counted per write: it must stay equal to
+    /// a count of the table through every kind of write.
+    @Test func keptEntryCountMatchesTheTableThroughEveryKindOfWrite() throws {
+        defer { cleanUp() }
+        func counted(_ now: Int64) throws -> Int {
+            try store.list(limit: 1_000_000, includeMirrors: false, now: now).count
+        }
+        for i in 0..<20 {
+            _ = try store.put(key: "k\(i)", value: "v", ttl: i % 2 == 0 ? 1 : nil, fromNodeId: "n", maxEntries: 100, now: 0)
+        }
+        _ = try store.put(key: "inbox:m1", value: "mirror", ttl: 1, fromNodeId: "n", maxEntries: 100, now: 0)
+        _ = try store.put(key: "outbox:m2", value: "mirror", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 0)
+        #expect(try store.count(now: 0) == 20)
+        // Overwrites (with and without TTL) are updates: the count does not move.
+        for i in 0..<20 { _ = try store.put(key: "k\(i)", value: "w", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 10) }
+        #expect(try store.count(now: 10) == 20)
+        #expect(try store.delete(key: "k0", now: 10))
+        #expect(try store.count(now: 10) == 19)
+        for i in 1..<6 { _ = try store.put(key: "k\(i)", value: "x", ttl: 1, fromNodeId: "n", maxEntries: 100, now: 20) }
+        // Expired but not swept: out of the live count at once.
+        #expect(try store.count(now: 5000) == 14)
+        #expect(try counted(5000) == 14)
+        // Re-creating an expired key replaces its row.
+        _ = try store.put(key: "k1", value: "again", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 5000)
+        #expect(try store.count(now: 5000) == 15)
+        #expect(try store.sweepExpired(now: 5000) == 5)
+        #expect(try store.count(now: 5000) == 15)
+        #expect(try counted(5000) == 15)
+        // The limit sees the kept count: 15 live, a limit of 16 admits one more key and no second.
+        _ = try store.put(key: "new", value: "v", ttl: nil, fromNodeId: "n", maxEntries: 16, now: 5000)
+        #expect(throws: ContextStoreError.full(limit: 16)) {
+            try store.put(key: "newer", value: "v", ttl: nil, fromNodeId: "n", maxEntries: 16, now: 5000)
+        }
+        // Mirrors are never counted nor refused.
+        _ = try store.put(key: "inbox:m3", value: "mirror", ttl: nil, fromNodeId: "n", maxEntries: 16, now: 5000)
+        #expect(try store.count(now: 5000) == 16)
+    }
+
     @Test func prefixListingIsExactAndOrdered() throws {
         defer { cleanUp() }
         for key in ["inbox:b:2", "inbox:a:1", "inbox", "inboy", "outbox:1", "inbox:ü:3"] {

@@ -113,4 +113,26 @@ import Testing
         #expect(nextSeq == 4, "the deleted seq 3 must not be handed out again")
         #expect(outbox == 1)
     }
+
+    /// 0010 starts the kept context count from the rows already there (message mirrors left out).
+    @Test func contextCountStartsFromExistingRows() throws {
+        defer { cleanUp() }
+        let all = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
+        let path = directory + "/c.db"
+        do {
+            let before = try DatabasePool(path: path, migrations: all.filter { $0.id < 10 })
+            try before.write { db in
+                for key in ["a", "b", "inbox:x", "outbox:y", "inboxes"] {
+                    try db.prepare("""
+                        INSERT INTO context (key, value, from_node_id, created_at, updated_at, revision)
+                        VALUES (?, 'v', 'n', 1, 1, 1)
+                        """).run([.text(key)])
+                }
+            }
+        }
+        let store = ContextStore(pool: try DatabasePool(path: path, migrations: all))
+        #expect(try store.count() == 3)
+        _ = try store.put(key: "c", value: "v", ttl: nil, fromNodeId: "n", maxEntries: 10)
+        #expect(try store.count() == 4)
+    }
 }

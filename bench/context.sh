@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Context writes as the table grows: wrk PUTs new keys in rounds of a few seconds until the
+# table holds [keys] entries (default 100000), and prints each round's rate with the table size
+# it started at. The rate should stay flat from an empty table to a full one.
+# Usage: bench/context.sh [keys, default 100000] [seconds per round, default 2] [connections, default 8]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+target="${1:-100000}"
+round="${2:-2}"
+connections="${3:-8}"
+
+loopsy_apt $LOOPSY_BUILD_PACKAGES wrk curl
+loopsy_swift
+loopsy_bench_build
+
+work="$(mktemp -d)"
+trap 'loopsy_bench_cleanup "$work"' EXIT
+export LOOPSY_DATA_DIR="$work/loopsy"
+"$bin/loopsy" init >/dev/null
+# Room for the whole run (the default limit is 10000 keys).
+sed -i "0,/^  maxEntries: 10000$/s//  maxEntries: $((target * 2))/" "$LOOPSY_DATA_DIR/config.yaml"
+loopsy_bench_daemon "$work"
+key="$("$bin/loopsy" key show)"
+
+loopsy_log "wrk: PUT of new keys, ${round}s rounds, $connections connections, 2 threads, $(nproc) cores"
+printf '| %-6s | %12s | %14s | %10s | %8s |\n' "round" "keys before" "new keys / s" "p99" "non-2xx"
+printf '|%s|%s|%s|%s|%s|\n' "--------" "--------------" "----------------" "------------" "----------"
+keys=0 n=0 first="" last="" started=$SECONDS
+while [ "$keys" -lt "$target" ] && [ $((SECONDS - started)) -lt 300 ]; do
+    n=$((n + 1))
+    wrk -t2 -c"$connections" -d"${round}s" --latency -s bench/context-put.lua \
+        -H "Authorization: Bearer $key" "http://127.0.0.1:$loopsyd_port" -- "$n" >"$work/round.txt"
+    rps="$(awk '/Requests\/sec/ {print $2}' "$work/round.txt")"
+    total="$(awk '/requests in/ {print $1}' "$work/round.txt")"
+    errors="$(awk '/Non-2xx/ {print $NF}' "$work/round.txt")"
+    p99="$(awk '/^ +99%/ {print $2}' "$work/round.txt")"
+    printf '| %-6s | %12s | %14s | %10s | %8s |\n' "$n" "$keys" "$rps" "$p99" "${errors:-0}"
+    [ -n "$first" ] || first="$rps"
+    last="$rps"
+    keys=$((keys + total - ${errors:-0}))
+done
+echo
+echo "keys written: $keys in $n rounds; last round / first round: $(awk -v a="$last" -v b="$first" 'BEGIN {printf "%.2f", a / b}')"
+echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
