@@ -23,14 +23,15 @@ let package = Package(
         .systemLibrary(name: "CAvahi", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "CPosix"),
 
-        .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD"]),
+        .target(name: "LoopsyPOSIX"),
+        .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD", "LoopsyPOSIX"]),
         .target(name: "LoopsyAPI"),
-        .target(name: "LoopsyStore", dependencies: ["CSQLite", "LoopsyAPI"]),
+        .target(name: "LoopsyStore", dependencies: ["CSQLite", "LoopsyAPI", "LoopsyPOSIX"]),
         .target(name: "LoopsyConfig", dependencies: [
             "LoopsyAPI", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "CPosix", "CAvahi",
+            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).
@@ -38,20 +39,21 @@ let package = Package(
             .embedInCode("Dashboard/Web/app.css"), .embedInCode("Dashboard/Web/icon.svg"),
         ]),
         .target(name: "LoopsyClient", dependencies: [
-            "CCurl", "LoopsyAPI", "LoopsyConfig", .product(name: "Crypto", package: "swift-crypto"),
+            "CCurl", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
         .executableTarget(name: "loopsyd", dependencies: ["LoopsyServer", "LoopsyConfig"]),
         .executableTarget(name: "loopsy", dependencies: [
-            "LoopsyClient", "LoopsyConfig", "LoopsyAPI", "LoopsyStore", "LoopsyHTTP", "LoopsyServer",
+            "LoopsyClient", "LoopsyConfig", "LoopsyAPI", "LoopsyStore", "LoopsyHTTP", "LoopsyServer", "LoopsyPOSIX",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "loopsy-mcp", dependencies: [
-            "LoopsyAPI", "LoopsyClient", "LoopsyConfig", .product(name: "MCP", package: "swift-sdk"),
+            "LoopsyAPI", "LoopsyClient", "LoopsyConfig", "LoopsyPOSIX", .product(name: "MCP", package: "swift-sdk"),
         ]),
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
+        .testTarget(name: "LoopsyPOSIXTests", dependencies: ["LoopsyPOSIX"]),
         .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig", "LoopsyAPI"]),
         .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: [

@@ -1,5 +1,5 @@
 import CCurl
-import Synchronization
+import LoopsyPOSIX
 
 /// Idle libcurl easy handles, by origin and TLS pin. An easy handle keeps its live connections
 /// and TLS session cache across `curl_easy_reset`, so taking one for the same origin and pin
@@ -13,7 +13,7 @@ final class CurlHandlePool: Sendable {
     static let total = 128
 
     private struct Handle: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
-    private let idle = Mutex<(byKey: [String: [Handle]], count: Int)>(([:], 0))
+    private let idle = PlainMutex<(byKey: [String: [Handle]], count: Int)>(([:], 0))
 
     /// "scheme://host:port" of `url` (without path or credentials) and the pin.
     static func key(url: String, pin: String?) -> String {

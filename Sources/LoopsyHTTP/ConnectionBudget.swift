@@ -1,5 +1,5 @@
 import Dispatch
-import Synchronization
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,7 +39,7 @@ final class ConnectionBudget: Sendable {
     }
 
     let limits: Limits
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     private let queue = DispatchQueue(label: "loopsy.http.deadlines")
 
     init(limits: Limits) { self.limits = limits }

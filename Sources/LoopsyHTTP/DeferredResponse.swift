@@ -1,5 +1,5 @@
 import CMicroHTTPD
-import Synchronization
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,7 +17,7 @@ public final class DeferredResponse: Sendable {
         var finalize: (@Sendable (HTTPResponse) -> HTTPResponse)?
     }
 
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
 
     public init() {}
 
@@ -104,7 +104,7 @@ final class DeferralRegistry: Sendable {
         var items: [DeferredResponse] = []
         var closed = false
     }
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
 
     /// False once the server is stopping: the caller answers at once instead.
     func add(_ deferred: DeferredResponse) -> Bool {

@@ -1,5 +1,5 @@
 import CMicroHTTPD
-import Synchronization
+import LoopsyPOSIX
 
 /// A response body produced over time by another thread (SSE events, a long job's result).
 ///
@@ -21,7 +21,7 @@ public final class HTTPStream: Sendable {
         var unregister: (@Sendable () -> Void)?
     }
 
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     /// Bytes the stream holds for a slow client before `write` starts refusing.
     public let bufferLimit: Int
 
@@ -164,7 +164,7 @@ final class StreamRegistry: Sendable {
         var streams: [ObjectIdentifier: HTTPStream] = [:]
         var closed = false
     }
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
 
     /// False once the server is stopping.
     func add(_ stream: HTTPStream) -> Bool {

@@ -2,6 +2,7 @@ import Dispatch
 import LoopsyAPI
 import LoopsyConfig
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
 #if canImport(Glibc)
@@ -37,7 +38,7 @@ public final class Daemon: Sendable {
     private let options: DaemonOptions
     private let host: String
     private let running = Atomic<Bool>(false)
-    private let discovery = Mutex<Discovery?>(nil)
+    private let discovery = PlainMutex<Discovery?>(nil)
     private let upkeepQueue = DispatchQueue(label: "loopsy.upkeep")
 
     public init(options: DaemonOptions) throws {

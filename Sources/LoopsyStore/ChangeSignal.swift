@@ -1,9 +1,9 @@
-import Synchronization
+import LoopsyPOSIX
 
 /// Tells observers which keys a committed write changed (watches wake on it). Observers run on
 /// the writer's thread after the commit: they must be quick and never block.
 public final class ChangeSignal: Sendable {
-    private let observers = Mutex<[@Sendable ([String]) -> Void]>([])
+    private let observers = PlainMutex<[@Sendable ([String]) -> Void]>([])
 
     public init() {}
 

@@ -1,5 +1,5 @@
 import LoopsyAPI
-import Synchronization
+import LoopsyPOSIX
 
 /// Recently read or written context entries, so hot keys are served without a SQLite read
 /// transaction (whose file locks cost more than the rest of a GET).
@@ -15,7 +15,7 @@ final class ContextCache: Sendable {
         var generation: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     private let maxBytes: Int
 
     init(maxBytes: Int = 32 * 1024 * 1024) { self.maxBytes = maxBytes }

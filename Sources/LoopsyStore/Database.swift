@@ -1,5 +1,5 @@
 import CSQLite
-import Synchronization
+import LoopsyPOSIX
 
 /// One SQLite connection, opened NOMUTEX: it must be used by one thread at a time, which
 /// `DatabasePool` guarantees by handing it out under a lock (hence `@unchecked Sendable`).
@@ -82,8 +82,8 @@ public final class Database: @unchecked Sendable {
 /// readers that WAL lets run beside it.
 public final class DatabasePool: Sendable {
     public let path: String
-    private let writer: Mutex<Database>
-    private let readers = Mutex<[Database]>([])
+    private let writer: PlainMutex<Database>
+    private let readers = PlainMutex<[Database]>([])
 
     /// Opens (creating if needed) the database in WAL mode and applies `migrations`.
     public init(path: String, migrations: [Migration]) throws {
@@ -91,7 +91,7 @@ public final class DatabasePool: Sendable {
         let database = try Database(path: path)
         try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
         try Migrator(migrations: migrations).migrate(database)
-        writer = Mutex(database)
+        writer = PlainMutex(database)
     }
 
     /// Runs `body` with exclusive use of the writer connection.

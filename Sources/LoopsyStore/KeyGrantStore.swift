@@ -1,6 +1,6 @@
 import FoundationEssentials
 import LoopsyAPI
-import Synchronization
+import LoopsyPOSIX
 
 /// Grants of the extra keys (`auth.allowedKeys` entries), by name. A key never given grants
 /// holds peers.defaultGrants. Read on every request a key makes, so kept in memory and refreshed
@@ -12,7 +12,7 @@ public final class KeyGrantStore: Sendable {
     }
 
     private let pool: DatabasePool
-    private let cache = Mutex<(generation: Int, map: [String: Entry]?)>((0, nil))
+    private let cache = PlainMutex<(generation: Int, map: [String: Entry]?)>((0, nil))
 
     public init(pool: DatabasePool) { self.pool = pool }
 

@@ -1,6 +1,6 @@
 import FoundationEssentials
 import LoopsyAPI
-import Synchronization
+import LoopsyPOSIX
 
 /// A peer row with what the API never shows: the credential we call it with and its public key.
 public struct PeerRecord: Sendable, Equatable {
@@ -59,7 +59,7 @@ public final class PeerStore: Sendable {
     private let pool: DatabasePool
     /// accept_key_hash -> the peer and its grants, and a generation that every change bumps (so
     /// a load that raced with a change is not kept).
-    private let acceptIndex = Mutex<(generation: Int, map: [String: AcceptedPeer]?)>((0, nil))
+    private let acceptIndex = PlainMutex<(generation: Int, map: [String: AcceptedPeer]?)>((0, nil))
 
     public init(pool: DatabasePool) { self.pool = pool }
 

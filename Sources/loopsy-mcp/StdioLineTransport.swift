@@ -1,7 +1,7 @@
 import Foundation
 import Logging
+import LoopsyPOSIX
 import MCP
-import Synchronization
 
 /// MCP over stdin/stdout, one JSON message per line, that knows which requests are still
 /// unanswered. At end of input it keeps the stream open until every in-flight request has its
@@ -107,5 +107,5 @@ actor StdioLineTransport: Transport {
 }
 
 final class PendingState: Sendable {
-    let lock = Mutex<(pending: Set<String>, inputEnded: Bool)>(([], false))
+    let lock = PlainMutex<(pending: Set<String>, inputEnded: Bool)>(([], false))
 }

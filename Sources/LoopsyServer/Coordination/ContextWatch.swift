@@ -1,8 +1,8 @@
 import Dispatch
 import LoopsyAPI
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 
 /// Watches on the context store: a request that waits for a key or a prefix to change holds a
 /// suspended connection (no thread), and is answered when a write, delete or expiry of a
@@ -24,7 +24,7 @@ public final class ContextWatch: Sendable {
         var next: UInt64 = 0
         var watchers: [UInt64: Watcher] = [:]
     }
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     private let queue = DispatchQueue(label: "loopsy.context.watch")
 
     init(store: ContextStore) {

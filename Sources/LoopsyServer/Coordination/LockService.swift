@@ -1,8 +1,8 @@
 import Dispatch
 import LoopsyAPI
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 
 /// Locks with leases, for agents on several machines that must not do the same work twice. A
 /// lock lives on the node that serves it; agents elsewhere take it through forwarding. A taker
@@ -28,7 +28,7 @@ public final class LockService: Sendable {
         var waiters: [String: [Waiter]] = [:]
         var count = 0
     }
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     /// Timers (wait deadlines, lease ends) and hand-overs run here, never on an HTTP worker.
     private let queue = DispatchQueue(label: "loopsy.locks")
 

@@ -3,8 +3,8 @@ import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 
 /// `loopsy dashboard`: the dashboard on its own port (127.0.0.1:19540 by default), driving every
 /// local node — the main one and each `loopsy session` — through `/nodes/<name>/api/v1/…`,
@@ -20,9 +20,9 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     private let logger: Logger
     /// Relays opened with a session cookie, so they end when the session does (logout, expiry,
     /// a new main key), checked twice a second while any is open.
-    private let watched = Mutex<(relays: [(relay: PeerRelay, cookie: String?)], timer: (any DispatchSourceTimer)?)>(([], nil))
+    private let watched = PlainMutex<(relays: [(relay: PeerRelay, cookie: String?)], timer: (any DispatchSourceTimer)?)>(([], nil))
     /// The local nodes as last read, and when (monotonic seconds).
-    private let snapshot = Mutex<(nodes: [LocalNode], takenAt: Double)?>(nil)
+    private let snapshot = PlainMutex<(nodes: [LocalNode], takenAt: Double)?>(nil)
 
     public init(main: DataDir, loginsPerMinute: Int, logger: Logger) {
         self.main = main

@@ -1,8 +1,8 @@
 import Crypto
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 
 /// Browser sessions for the dashboard: an HttpOnly, SameSite=Strict cookie holding a random
 /// 256-bit token, plus a CSRF token the page must echo in `X-CSRF-Token` on every request, reads
@@ -35,7 +35,7 @@ public final class DashboardSessions: Sendable {
     public let maxAgeSeconds: Double
     public let maxSessions: Int
     public let linkSeconds: Double
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     private let now: @Sendable () -> Double
 
     public init(cookieName: String, idleSeconds: Double = 12 * 3600, maxAgeSeconds: Double = 7 * 24 * 3600,

@@ -1,8 +1,8 @@
 import Dispatch
 import LoopsyAPI
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 
 /// Change notifications for live views (the dashboard): a Server-Sent Events stream of
 /// `change` events naming the API area that changed (context, messages, peers, ai-tasks,
@@ -24,7 +24,7 @@ public final class EventHub: Sendable {
         var heartbeat: (any DispatchSourceTimer)?
         var ticks = 0
     }
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     /// Limits the subscribers, so open streams cannot pile up without bound.
     public let maxSubscribers: Int
 

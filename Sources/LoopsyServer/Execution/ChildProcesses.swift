@@ -1,6 +1,6 @@
 import CPosix
 import LoopsyConfig
-import Synchronization
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,7 +30,7 @@ final class ChildProcesses: Sendable {
         var reaperStarted = false
     }
 
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     private let wakeFD = cposix_eventfd()
     /// Seconds between looks at the daemon's children when nothing wakes the reaper.
     static let interval: Int32 = 1000

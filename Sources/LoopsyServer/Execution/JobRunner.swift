@@ -2,8 +2,8 @@ import CPosix
 import Dispatch
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,7 +28,7 @@ final class JobRunner: Sendable {
     private let maxConcurrent: Int
     private let maxOutputBytes: Int
     private let logger: Logger
-    private let jobs = Mutex<[String: RunningJob]>([:])
+    private let jobs = PlainMutex<[String: RunningJob]>([:])
     private let finishedGroup = DispatchGroup()
     /// Seconds between SIGTERM and SIGKILL.
     static let killGrace = 2.0

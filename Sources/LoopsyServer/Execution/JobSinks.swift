@@ -1,14 +1,14 @@
 import FoundationEssentials
 import LoopsyAPI
 import LoopsyHTTP
-import Synchronization
+import LoopsyPOSIX
 
 /// Collects a job's output for `POST /execute` and writes one JSON result at the end.
 /// Heartbeats are single spaces (JSON allows leading whitespace): they let a vanished client
 /// be noticed, which cancels the job.
 final class CollectingSink: JobSink {
     private let stream: HTTPStream
-    private let output = Mutex<(stdout: [UInt8], stderr: [UInt8])>(([], []))
+    private let output = PlainMutex<(stdout: [UInt8], stderr: [UInt8])>(([], []))
 
     init(stream: HTTPStream) { self.stream = stream }
 
@@ -44,7 +44,7 @@ final class EventStreamSink: JobSink {
     }
 
     private let stream: HTTPStream
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
 
     init(stream: HTTPStream) { self.stream = stream }
 

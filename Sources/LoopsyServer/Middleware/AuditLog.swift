@@ -1,6 +1,7 @@
 import Dispatch
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
 
@@ -31,7 +32,7 @@ public final class AuditLog: Sendable {
 
     private let store: AuditStore
     private let logger: Logger
-    private let pending = Mutex(Pending())
+    private let pending = PlainMutex(Pending())
     private let queue = DispatchQueue(label: "loopsy.audit")
     private let running = Atomic<Bool>(false)
 

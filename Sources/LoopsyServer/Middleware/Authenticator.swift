@@ -2,8 +2,8 @@ import LoopsyAPI
 import LoopsyConfig
 import LoopsyHTTP
 import Crypto
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 
 /// Checks Bearer credentials against the node key and `auth.allowedKeys`, and dashboard
 /// session cookies (with their CSRF token) against `sessions`.
@@ -27,7 +27,7 @@ public final class Authenticator: Sendable {
 
     private let configPath: String?
     private let logger: Logger
-    private let state: Mutex<State>
+    private let state: PlainMutex<State>
     /// The peer whose credential hashes to the given hex SHA-256, if any, with its grants.
     private let peerForKeyHash: @Sendable (String) -> AcceptedPeer?
     /// An extra key's explicit grants, by name.
@@ -44,7 +44,7 @@ public final class Authenticator: Sendable {
         self.logger = logger
         self.peerForKeyHash = peerForKeyHash
         self.keyGrants = keyGrants
-        state = Mutex(State(keys: Self.keys(from: auth, defaultGrants: defaultGrants),
+        state = PlainMutex(State(keys: Self.keys(from: auth, defaultGrants: defaultGrants),
                             stamp: configPath.flatMap(SecureFile.changeStamp), checkedAt: Clock.monotonicSeconds()))
     }
 

@@ -1,6 +1,6 @@
 import LoopsyAPI
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 
 /// Token buckets per (caller, category): a burst of the per-minute limit, refilled evenly.
 public final class RateLimiter: Sendable {
@@ -10,7 +10,7 @@ public final class RateLimiter: Sendable {
     }
 
     private let perMinute: [RateCategory: Int]
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = PlainMutex<[String: Bucket]>([:])
 
     public init(perMinute: [RateCategory: Int]) { self.perMinute = perMinute }
 

@@ -4,8 +4,8 @@ import FoundationEssentials
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,7 +46,7 @@ public final class PairingService: Sendable {
         var port: Int
     }
 
-    private let session = Mutex<Session?>(nil)
+    private let session = PlainMutex<Session?>(nil)
     private let peers: PeerService
     private let timeout: Int64
     private let logger: Logger

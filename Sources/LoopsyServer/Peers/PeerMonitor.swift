@@ -2,6 +2,7 @@ import Dispatch
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
+import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
 
@@ -15,10 +16,10 @@ public final class PeerMonitor: Sendable {
     private let logger: Logger
     private let queue = DispatchQueue(label: "loopsy.peers.monitor")
     private let running = Atomic<Bool>(false)
-    private let inFlight = Mutex<Set<String>>([])
+    private let inFlight = PlainMutex<Set<String>>([])
     /// Wakes the loop early (a peer was added or seen).
     private let wakeups = DispatchSemaphore(value: 0)
-    private let onlineListeners = Mutex<[@Sendable (String) -> Void]>([])
+    private let onlineListeners = PlainMutex<[@Sendable (String) -> Void]>([])
     private let events: EventHub?
     /// Health checks run here, never on the shared dispatch pool: hundreds of unreachable peers
     /// (5 s timeouts each) then slow the checks down, not job I/O or long-poll wake-ups.

@@ -1,5 +1,5 @@
 import CPosix
-import Synchronization
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -57,7 +57,7 @@ public final class WorkPool: Sendable {
     public let name: String
     public let threads: Int
     public let queueLimit: Int
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
 
     public init(name: String, threads: Int, queueLimit: Int) {
         self.name = name

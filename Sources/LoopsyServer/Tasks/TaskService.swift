@@ -4,8 +4,8 @@ import FoundationEssentials
 import LoopsyAPI
 import LoopsyConfig
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,7 +24,7 @@ public final class TaskService: Sendable {
     private let policy: ExecutionPolicy
     private let dataDir: DataDir
     private let logger: Logger
-    private let tasks = Mutex<[String: RunningTask]>([:])
+    private let tasks = PlainMutex<[String: RunningTask]>([:])
 
     /// A task whose process runs.
     final class RunningTask: Sendable {
@@ -43,7 +43,7 @@ public final class TaskService: Sendable {
         let request: AITaskRequest
         /// Started with the node's own key (not by a peer).
         let startedByOwner: Bool
-        let state = Mutex(State())
+        let state = PlainMutex(State())
         init(id: String, request: AITaskRequest, startedByOwner: Bool) {
             self.id = id
             self.request = request

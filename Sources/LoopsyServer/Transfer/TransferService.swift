@@ -3,7 +3,7 @@ import FoundationEssentials
 import LoopsyAPI
 import LoopsyConfig
 import LoopsyHTTP
-import Synchronization
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +25,7 @@ public final class TransferService: Sendable {
         var modifiedSeconds: Int64
         var modifiedNanoseconds: Int64
     }
-    private let digests = Mutex<[FileIdentity: String]>([:])
+    private let digests = PlainMutex<[FileIdentity: String]>([:])
     private static let cachedDigests = 256
 
     /// `dataDir`: the node's data dir, which transfers never reach (nor its sessions').

@@ -2,8 +2,8 @@ import CPosix
 import Crypto
 import LoopsyAPI
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,7 +34,7 @@ final class UploadReceiver: HTTPBodySink {
         var failure: APIError?
     }
 
-    private let state: Mutex<State>
+    private let state: PlainMutex<State>
     private let policy: PathPolicy
     private let access: TransferAccess
     private let maxFileSize: Int64
@@ -61,7 +61,7 @@ final class UploadReceiver: HTTPBodySink {
             let target = try Self.checkDestination(destPath, overwrite: initial.overwrite, policy: policy, access: access)
             close(target.directoryFD)
         }
-        state = Mutex(initial)
+        state = PlainMutex(initial)
     }
 
     /// The open directory the file goes to (its deepest existing part) after the path rules,

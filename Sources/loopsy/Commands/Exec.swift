@@ -3,7 +3,7 @@ import Dispatch
 import FoundationEssentials
 import LoopsyAPI
 import LoopsyClient
-import Synchronization
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,7 +61,7 @@ final class ExecSession: Sendable {
     }
 
     private let client: LoopsyClient
-    private let state = Mutex(State())
+    private let state = PlainMutex(State())
     private let signalQueue = DispatchQueue(label: "loopsy.exec.signals")
 
     init(client: LoopsyClient) { self.client = client }
