@@ -16,7 +16,7 @@ public final class ApprovalService: Sendable {
     private let logger: Logger
     private let events: EventHub
     private let hostname: String
-    private let waiters = InboxWaiters()
+    private let waiters = LongPolls()
     /// Forwarding to approvers calls peers: never on an HTTP worker.
     private let forwarding = WorkPool(name: "approvals", threads: 2, queueLimit: 256)
 
@@ -100,7 +100,7 @@ public final class ApprovalService: Sendable {
         }
         logger.info("approval \(id) (\(answered.toolName)) \(answered.state) by \(caller.id)")
         events.publish("approvals", detail: ["id": id])
-        waiters.notify()
+        waiters.notify(topic: id)
         return answered
     }
 
@@ -117,7 +117,7 @@ public final class ApprovalService: Sendable {
     /// thread; returns a cancel function.
     func whenSettled(_ id: String, seconds: Int, _ done: @escaping @Sendable (ApprovalInfo?) -> Void) -> @Sendable () -> Void {
         let store = self.store
-        let waiter = InboxWaiters.Waiter {
+        let waiter = LongPolls.Waiter(topic: id) {
             guard let approval = try? store.get(id, now: Clock.nowMillis()), approval.state != "pending" else { return false }
             done(approval)
             return true
@@ -129,7 +129,6 @@ public final class ApprovalService: Sendable {
             Int(max(1, ($0.expiresAt - Clock.nowMillis() + 999) / 1000))
         } ?? seconds
         waiters.add(waiter, timeout: max(1, min(seconds, untilExpiry)))
-        waiters.notify()
         return { [waiters] in waiters.remove(waiter) }
     }
 

@@ -4,6 +4,7 @@ import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
 
@@ -18,7 +19,7 @@ public final class MessageService: Sendable {
     private let context: ContextStore
     private let config: LoopsyConfig
     private let logger: Logger
-    private let waiters = InboxWaiters()
+    private let waiters = LongPolls()
     private let queue = DispatchQueue(label: "loopsy.messages")
     private let running = Atomic<Bool>(false)
     private let wakeups = DispatchSemaphore(value: 0)
@@ -63,7 +64,7 @@ public final class MessageService: Sendable {
         let records = try peers.store.all().filter { $0.apiKey != nil }
         let stored = try queue(message, recipients: records.map { ($0.nodeId, $0.info.name) })
         var results: [PeerOutcome] = []
-        let lock = Mutex<[PeerOutcome]>([])
+        let lock = PlainMutex<[PeerOutcome]>([])
         DispatchQueue.concurrentPerform(iterations: stored.count) { index in
             let row = stored[index]
             let outcome: PeerOutcome
@@ -193,7 +194,8 @@ public final class MessageService: Sendable {
         }
         if !duplicate {
             mirrorInbox(message)
-            waiters.notify()
+            // Only the long polls from before this message can be answered by it.
+            waiters.notify(after: message.seq)
         }
         return MessageDeliveryResult(duplicate: duplicate)
     }
@@ -223,7 +225,7 @@ public final class MessageService: Sendable {
         let now = try inbox(unreadOnly: unreadOnly, after: after, limit: limit)
         guard now.messages.isEmpty, wait > 0 else { return try .json(now) }
         let stream = HTTPStream()
-        let waiter = InboxWaiters.Waiter { [self] in
+        let waiter = LongPolls.Waiter(after: after) { [self] in
             let answer = (try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
                 ?? InboxListResponse(messages: [], cursor: after)
             if answer.messages.isEmpty { return false }
@@ -236,10 +238,9 @@ public final class MessageService: Sendable {
             stream.write(Array((try? HTTPResponse.jsonEncoder.encode(answer)) ?? Data()), bounded: false)
             stream.finish()
         }
+        // Checked once more on registration: a message may have landed since the query above.
         waiters.add(waiter, timeout: wait)
         stream.onClose { [waiters] in waiters.remove(waiter) }
-        // A message may have landed between the query and the registration.
-        waiters.notify()
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], stream: stream)
     }
 
@@ -283,7 +284,7 @@ public final class MessageService: Sendable {
         throws -> BroadcastResponse {
         try put(request)
         let records = try peers.store.all()
-        let results = Mutex<[PeerOutcome]>([])
+        let results = PlainMutex<[PeerOutcome]>([])
         DispatchQueue.concurrentPerform(iterations: records.count) { index in
             let record = records[index]
             var outcome = PeerOutcome(nodeId: record.nodeId, name: record.info.name, state: "set", error: nil)
@@ -396,67 +397,5 @@ public final class MessageService: Sendable {
         } catch {
             logger.debug("messages: context mirror \(key) not written: \(error)")
         }
-    }
-}
-
-/// Long-poll requests waiting for a message. A waiter completes once: when a message that
-/// matches arrives, or when its time is up.
-final class InboxWaiters: Sendable {
-    final class Waiter: Sendable {
-        /// Answers if there is something to answer with; true when it did.
-        let attempt: @Sendable () -> Bool
-        let timeout: @Sendable () -> Void
-        let done = Atomic<Bool>(false)
-
-        init(attempt: @escaping @Sendable () -> Bool, timeout: @escaping @Sendable () -> Void) {
-            self.attempt = attempt
-            self.timeout = timeout
-        }
-    }
-
-    private let waiting = Mutex<[ObjectIdentifier: Waiter]>([:])
-
-    func add(_ waiter: Waiter, timeout seconds: Int) {
-        waiting.withLock { $0[ObjectIdentifier(waiter)] = waiter }
-        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) { [self] in
-            guard remove(waiter) else { return }
-            waiter.timeout()
-        }
-    }
-
-    /// Removes the waiter; true if this call is the one that ended it.
-    @discardableResult
-    func remove(_ waiter: Waiter) -> Bool {
-        waiting.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(waiter)) }
-        return !waiter.done.exchange(true, ordering: .acquiringAndReleasing)
-    }
-
-    /// Something arrived: every waiter with a match answers.
-    func notify() {
-        let current = waiting.withLock { Array($0.values) }
-        DispatchQueue.global().async { [self] in
-            for waiter in current where !waiter.done.load(ordering: .acquiring) {
-                // Claim first so a timeout cannot answer too; give the claim back if nothing matched.
-                guard !waiter.done.exchange(true, ordering: .acquiringAndReleasing) else { continue }
-                if waiter.attempt() {
-                    waiting.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(waiter)) }
-                    continue
-                }
-                waiter.done.store(false, ordering: .releasing)
-                // Its timer may have fired while we held the claim: answer for it.
-                if waiting.withLock({ $0[ObjectIdentifier(waiter)] == nil }),
-                   !waiter.done.exchange(true, ordering: .acquiringAndReleasing) {
-                    waiter.timeout()
-                }
-            }
-        }
-    }
-
-    func finishAll() {
-        let all = waiting.withLock { waiting -> [Waiter] in
-            defer { waiting.removeAll() }
-            return Array(waiting.values)
-        }
-        for waiter in all where !waiter.done.exchange(true, ordering: .acquiringAndReleasing) { waiter.timeout() }
     }
 }

@@ -1,0 +1,60 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import LoopsyServer
+
+@Suite struct LongPollsTests {
+    /// Registering a waiter checks that waiter once; it never re-runs the queries of those
+    /// already waiting (500 polls made 125,000 inbox queries before).
+    @Test func registeringCostsOneCheckPerWaiter() async throws {
+        let polls = LongPolls()
+        let attempts = Atomic<Int>(0)
+        let waiters = (0..<200).map { _ in
+            LongPolls.Waiter(after: 10) {
+                attempts.add(1, ordering: .relaxed)
+                return false
+            } timeout: {}
+        }
+        for waiter in waiters { polls.add(waiter, timeout: 60) }
+        try await settle { attempts.load(ordering: .relaxed) >= 200 }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(attempts.load(ordering: .relaxed) == 200)
+        polls.finishAll()
+    }
+
+    /// An event reaches only the waiters it can answer: those of its topic from before it.
+    @Test func anEventTriesOnlyTheWaitersItCanAnswer() async throws {
+        let polls = LongPolls()
+        let answered = Mutex<[String]>([])
+        // Until the events, every check finds nothing (as an empty inbox would); after, any
+        // waiter that is tried answers, so what answers is exactly what was tried.
+        let eventsHappened = Atomic<Bool>(false)
+        func waiter(_ name: String, topic: String = "", after: Int64 = .min) -> LongPolls.Waiter {
+            let waiter = LongPolls.Waiter(topic: topic, after: after) {
+                guard eventsHappened.load(ordering: .relaxed) else { return false }
+                answered.withLock { $0.append(name) }
+                return true
+            } timeout: {}
+            polls.add(waiter, timeout: 60)
+            return waiter
+        }
+        _ = [waiter("inbox-5", after: 5), waiter("inbox-9", after: 9), waiter("approval-a", topic: "a"),
+             waiter("approval-b", topic: "b")]
+        // Each registration check runs (and finds nothing) before the events.
+        try await Task.sleep(for: .milliseconds(200))
+        eventsHappened.store(true, ordering: .relaxed)
+        polls.notify(after: 7)
+        polls.notify(topic: "a")
+        try await settle { answered.withLock { $0.count } >= 2 }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(answered.withLock { $0.sorted() } == ["approval-a", "inbox-5"])
+        polls.notify(after: 10)
+        try await settle { answered.withLock { $0.count } >= 3 }
+        #expect(answered.withLock { $0.sorted() } == ["approval-a", "inbox-5", "inbox-9"])
+        polls.finishAll()
+    }
+
+    private func settle(_ condition: () -> Bool) async throws {
+        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    }
+}
