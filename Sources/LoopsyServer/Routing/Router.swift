@@ -23,21 +23,45 @@ public struct Router: Sendable {
         case rest(String)
     }
 
+    /// A route's pattern, ready for matching: its segments, its number of literal segments and
+    /// its method; `index` is its place in `routes`.
+    private struct Compiled: Sendable {
+        var index: Int
+        var method: String
+        var segments: [Segment]
+        var literals: Int
+        var hasRest: Bool
+    }
+
     public let routes: [Route]
-    /// Each route with its segments and its number of literal segments.
-    private let compiled: [(route: Route, segments: [Segment], literals: Int)]
+    /// The routes a path of N segments can match, by N: those of exactly N segments, and those
+    /// ending in a rest segment with fewer. Matching looks at one list, never copies a Route
+    /// until one is chosen.
+    private let candidates: [[Compiled]]
 
     public init(routes: [Route]) {
         self.routes = routes
-        compiled = routes.map { route in
+        let compiled = routes.enumerated().map { index, route in
             let segments = route.segments.map { segment -> Segment in
                 if segment.hasPrefix("{") && segment.hasSuffix("+}") { return .rest(String(segment.dropFirst().dropLast(2))) }
                 return segment.hasPrefix("{") ? .parameter(String(segment.dropFirst().dropLast()))
                     : .literal(Array(segment.utf8))
             }
             let literals = segments.filter { if case .literal = $0 { return true } else { return false } }.count
-            return (route, segments, literals)
+            let hasRest: Bool
+            if case .rest = segments.last { hasRest = true } else { hasRest = false }
+            return Compiled(index: index, method: route.method.rawValue, segments: segments, literals: literals,
+                            hasRest: hasRest)
         }
+        let longest = compiled.map(\.segments.count).max() ?? 0
+        candidates = (0...longest + 1).map { count in
+            compiled.filter { $0.segments.count == count || ($0.hasRest && count > $0.segments.count) }
+        }
+    }
+
+    /// Rest routes take any number of segments past the longest pattern: that last list.
+    private func candidates(segments count: Int) -> [Compiled] {
+        candidates[min(count, candidates.count - 1)]
     }
 
     public func match(method: String, rawPath: String) -> Match {
@@ -61,11 +85,10 @@ public struct Router: Sendable {
         // "jobs", and only its own methods are allowed there.
         var allowed: [String] = []
         var allowedSpecificity = -1
-        var best: (route: Route, pattern: [Segment], specificity: Int)?
-        for (route, pattern, specificity) in compiled {
-            let hasRest: Bool
-            if case .rest = pattern.last { hasRest = true } else { hasRest = false }
-            guard pattern.count == ranges.count || (hasRest && ranges.count > pattern.count) else { continue }
+        var best: (candidate: Compiled, specificity: Int)?
+        for candidate in candidates(segments: ranges.count) {
+            let (pattern, specificity) = (candidate.segments, candidate.literals)
+            guard pattern.count == ranges.count || (candidate.hasRest && ranges.count > pattern.count) else { continue }
             var matched = true
             for (segment, range) in zip(pattern, ranges) {
                 switch segment {
@@ -81,15 +104,15 @@ public struct Router: Sendable {
                 allowedSpecificity = specificity
                 allowed = []
             }
-            if specificity == allowedSpecificity { allowed.append(route.method.rawValue) }
-            if route.method.rawValue == method, specificity > best?.specificity ?? -1 {
-                best = (route, pattern, specificity)
+            if specificity == allowedSpecificity { allowed.append(candidate.method) }
+            if candidate.method == method, specificity > best?.specificity ?? -1 {
+                best = (candidate, specificity)
             }
         }
         guard let best, best.specificity == allowedSpecificity else {
             return allowed.isEmpty ? .notFound : .wrongMethod(allowed: allowed)
         }
-        let (route, pattern) = (best.route, best.pattern)
+        let (route, pattern) = (routes[best.candidate.index], best.candidate.segments)
         var parameters: [String: String] = [:]
         for (segment, range) in zip(pattern, ranges) {
             if case .rest(let name) = segment {
