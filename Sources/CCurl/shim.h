@@ -40,9 +40,6 @@ static inline CURLcode ccurl_setopt_off(CURL *curl, CURLoption option, curl_off_
 static inline CURLcode ccurl_setopt_xferinfo_function(CURL *curl, ccurl_xferinfo_callback cb) {
     return curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, cb);
 }
-static inline CURLcode ccurl_setopt_mime(CURL *curl, curl_mime *mime) {
-    return curl_easy_setopt(curl, CURLOPT_MIMEPOST, mime);
-}
 static inline CURLcode ccurl_getinfo_long(CURL *curl, CURLINFO info, long *value) {
     return curl_easy_getinfo(curl, info, value);
 }

@@ -117,6 +117,15 @@ static inline int cposix_o_path(void) {
 #endif
 }
 
+extern int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags);
+
+/// Starts write-out of a file's dirty pages in [offset, offset + length) without waiting for
+/// it (SYNC_FILE_RANGE_WRITE): the disk works while more data arrives, and the final fsync
+/// has only the tail left. Declared in fcntl.h only under _GNU_SOURCE.
+static inline int cposix_start_writeback(int fd, off_t offset, off_t length) {
+    return sync_file_range(fd, offset, length, 2u);
+}
+
 /// renameat2 within one directory, refusing to replace an existing name when `noreplace`.
 static inline int cposix_renameat(int dirfd, const char *from, const char *to, int noreplace) {
     return renameat2(dirfd, from, dirfd, to, noreplace ? 1u : 0u);

@@ -55,8 +55,6 @@ public struct CurlHTTPClient: Sendable {
     enum RequestBody {
         case none
         case bytes([UInt8])
-        /// multipart/form-data: text fields, then one part streamed from a file on disk.
-        case multipart(fields: [(String, String)], fileField: String, filePath: String)
         /// Pulled from `read` as curl sends (nil length: chunked). `read` fills the buffer and
         /// returns the count, 0 at the end, or nil to abort.
         case reader(length: Int64?, read: (UnsafeMutableRawBufferPointer) -> Int?)
@@ -87,13 +85,13 @@ public struct CurlHTTPClient: Sendable {
         return response
     }
 
-    /// Uploads `filePath` as the `fileField` part of a multipart form, streamed from disk.
-    public func upload(url: String, headers: [String: String], fields: [(String, String)], fileField: String,
-                       filePath: String, progress: Progress? = nil) throws -> Response {
+    /// POSTs a body of exactly `length` bytes pulled from `read` as curl sends (see
+    /// `RequestBody.reader`), reporting the bytes sent as progress; returns the whole response.
+    public func upload(url: String, headers: [String: String], length: Int64,
+                       read: @escaping (UnsafeMutableRawBufferPointer) -> Int?, progress: Progress? = nil) throws -> Response {
         var collected: [UInt8] = []
-        var response = try transfer(method: "POST", url: url, headers: headers,
-                                    body: .multipart(fields: fields, fileField: fileField, filePath: filePath),
-                                    timeout: 0, progress: progress) {
+        var response = try transfer(method: "POST", url: url, headers: headers, body: .reader(length: length, read: read),
+                                    timeout: 0, progress: progress, isUpload: true) {
             collected += $0
             return true
         }
@@ -113,7 +111,8 @@ public struct CurlHTTPClient: Sendable {
     }
 
     private func transfer(method: String, url: String, headers: [String: String], body: RequestBody, timeout: Int,
-                          progress: Progress? = nil, relayHead: ((Int, [String: String]) -> Void)? = nil,
+                          progress: Progress? = nil, isUpload: Bool = false,
+                          relayHead: ((Int, [String: String]) -> Void)? = nil,
                           isCancelled: (() -> Bool)? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
         let poolKey = CurlHandlePool.key(url: url, pin: pinnedPublicKey)
         guard let curl = CurlHandlePool.shared.take(poolKey) else {
@@ -124,7 +123,7 @@ public struct CurlHTTPClient: Sendable {
         defer { CurlHandlePool.shared.give(poolKey, curl, reusable: reusable) }
         let sink = TransferSink(onData: onData, progress: progress)
         // An upload's progress is the bytes sent; the small answer that follows is not progress.
-        if case .multipart = body { sink.reportsUpload = true }
+        sink.reportsUpload = isUpload
         sink.relayHead = relayHead
         sink.isCancelled = isCancelled
         // The sink outlives the transfer: curl_easy_perform returns before this frame ends.
@@ -185,28 +184,14 @@ public struct CurlHTTPClient: Sendable {
                 _ = ccurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
                 return curl_easy_perform(curl)
             }
-        case .multipart(let fields, let fileField, let filePath):
-            guard let mime = curl_mime_init(curl) else { throw Failure.other(code: -1, message: "curl_mime_init failed") }
-            defer { curl_mime_free(mime) }
-            for (name, value) in fields {
-                let part = curl_mime_addpart(mime)
-                curl_mime_name(part, name)
-                curl_mime_data(part, value, value.utf8.count)
-            }
-            let filePart = curl_mime_addpart(mime)
-            curl_mime_name(filePart, fileField)
-            // curl reads the file while sending: the upload never sits in memory.
-            guard curl_mime_filedata(filePart, filePath) == CURLE_OK else {
-                throw Failure.other(code: -1, message: "cannot read \(filePath)")
-            }
-            _ = ccurl_setopt_mime(curl, mime)
-            code = curl_easy_perform(curl)
         case .reader(let length, let read):
             let reader = BodyReader(read: read)
             _ = ccurl_setopt_long(curl, CURLOPT_UPLOAD, 1)
             _ = ccurl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, method)  // UPLOAD would make it PUT
             if let length { _ = ccurl_setopt_off(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)) }
             _ = ccurl_setopt_read_function(curl, readBody)
+            // An upload is pulled in 1 MiB steps (curl's default is 64 KiB): fewer callbacks and writes.
+            if isUpload { _ = ccurl_setopt_long(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20) }
             code = withExtendedLifetime(reader) {
                 _ = ccurl_setopt_pointer(curl, CURLOPT_READDATA, Unmanaged.passUnretained(reader).toOpaque())
                 return curl_easy_perform(curl)

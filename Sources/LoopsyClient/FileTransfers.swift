@@ -15,9 +15,8 @@ public struct FileTransfers: Sendable {
     /// Sends `local` to `remote`; the daemon keeps it only if the digest matches.
     public func push(_ local: String, to remote: String, overwrite: Bool,
                      progress: CurlHTTPClient.Progress? = nil) throws -> TransferPushResult {
-        let digest = try LocalFiles.sha256(of: local)
-        let result = try client.push(localPath: local, remotePath: remote, sha256: digest, overwrite: overwrite,
-                                     progress: progress)
+        let (result, digest) = try client.push(localPath: local, remotePath: remote, overwrite: overwrite,
+                                               progress: progress)
         guard result.sha256 == digest else {
             throw ClientError.local("checksum mismatch for \(remote): sent \(digest), stored \(result.sha256)")
         }

@@ -2,29 +2,32 @@ import FoundationEssentials
 import LoopsyAPI
 
 extension LoopsyClient {
-    /// Uploads a local file; the daemon stores it only if its SHA-256 equals `sha256`.
-    public func push(localPath: String, remotePath: String, sha256: String, overwrite: Bool,
-                     progress: CurlHTTPClient.Progress? = nil) throws -> TransferPushResult {
+    /// Uploads a local file in one pass, hashing it as it goes: the digest of what was sent
+    /// follows the file, and the daemon stores the file only if what it received has that
+    /// digest. Returns the daemon's answer and the digest sent.
+    public func push(localPath: String, remotePath: String, overwrite: Bool,
+                     progress: CurlHTTPClient.Progress? = nil) throws -> (result: TransferPushResult, sent: String) {
+        let body = try PushBody(path: localPath)
         var headers = extraHeaders
         headers["Accept"] = "application/json"
-        headers[TransferHeaders.sha256] = sha256
+        headers["Content-Type"] = body.contentType
         if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
-        // The destination also goes in the query, so a refused path is answered before any upload.
+        // The destination goes in the query, so a refused path is answered before any upload.
         let query = "?destPath=\(PathEncoding.segment(remotePath))&overwrite=\(overwrite)"
         let response: CurlHTTPClient.Response
         do {
-            response = try http.upload(
-                url: url("/api/v1/transfer/push" + query), headers: headers,
-                fields: [("destPath", remotePath), ("sha256", sha256), ("overwrite", String(overwrite))],
-                fileField: "file", filePath: localPath, progress: progress)
+            response = try http.upload(url: url("/api/v1/transfer/push" + query), headers: headers, length: body.length,
+                                       read: body.read(into:), progress: progress)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)
         } catch {
+            if let failure = body.failure { throw ClientError.local(failure) }
             throw ClientError.transport("\(error)")
         }
         try checkStatus(response, method: "POST", path: "/api/v1/transfer/push")
+        guard let sent = body.digest else { throw ClientError.badResponse("the daemon answered before the whole file was sent") }
         do {
-            return try SafeJSON.decode(TransferPushResult.self, from: Data(response.body))
+            return (try SafeJSON.decode(TransferPushResult.self, from: Data(response.body)), sent)
         } catch {
             throw ClientError.badResponse("push result could not be decoded")
         }

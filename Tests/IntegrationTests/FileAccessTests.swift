@@ -49,13 +49,8 @@ import Testing
         }
 
         func push(_ bytes: String, to remote: String, key: String) throws -> CurlHTTPClient.Response {
-            let local = root + "/upload-\(UUID().uuidString)"
-            try bytes.write(toFile: local, atomically: true, encoding: .utf8)
-            defer { try? FileManager.default.removeItem(atPath: local) }
-            return try CurlHTTPClient().upload(url: node.baseURL + "/api/v1/transfer/push",
-                                               headers: ["Authorization": "Bearer \(key)"],
-                                               fields: [("destPath", remote), ("overwrite", "false")],
-                                               fileField: "file", filePath: local)
+            try TransferTests.multipartPush(url: node.baseURL + "/api/v1/transfer/push", key: key,
+                                            fields: [("destPath", remote), ("overwrite", "false")], file: Array(bytes.utf8))
         }
     }
 

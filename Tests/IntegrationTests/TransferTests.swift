@@ -46,11 +46,10 @@ import Testing
 
         func push(_ local: String, to remote: String, sha256: String? = nil, overwrite: Bool = false) throws
             -> CurlHTTPClient.Response {
-            try CurlHTTPClient().upload(
-                url: node.baseURL + "/api/v1/transfer/push",
-                headers: ["Authorization": "Bearer \(node.apiKey)"],
+            try TransferTests.multipartPush(
+                url: node.baseURL + "/api/v1/transfer/push", key: node.apiKey,
                 fields: [("destPath", remote), ("overwrite", String(overwrite))] + (sha256.map { [("sha256", $0)] } ?? []),
-                fileField: "file", filePath: local)
+                file: try Array(Data(contentsOf: URL(fileURLWithPath: local))))
         }
 
         func pull(_ remote: String, range: String? = nil) throws -> CurlHTTPClient.Response {
@@ -64,6 +63,27 @@ import Testing
 
     static func sha256(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
 
+    /// A push as any HTTP client may send it: text fields first (destPath, sha256, …), then
+    /// the file part, built in memory (loopsy itself sends the file first and its digest after).
+    static func multipartPush(url: String, key: String, fields: [(String, String)], file: [UInt8],
+                              fieldsAfter: [(String, String)] = []) throws -> CurlHTTPClient.Response {
+        let boundary = "test-\(UUID().uuidString)"
+        var body: [UInt8] = []
+        for (name, value) in fields {
+            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
+        }
+        body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n".utf8)
+        body += Array("Content-Type: application/octet-stream\r\n\r\n".utf8) + file
+        for (name, value) in fieldsAfter {
+            body += Array("\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)".utf8)
+        }
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        return try CurlHTTPClient(timeoutSeconds: 60).send(
+            method: "POST", url: url,
+            headers: ["Authorization": "Bearer \(key)", "Content-Type": "multipart/form-data; boundary=\(boundary)"],
+            body: body)
+    }
+
     static func random(_ count: Int) -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -75,8 +95,8 @@ import Testing
         let client = box.node.client
         for (name, bytes) in [("empty", [UInt8]()), ("one", [0x2A]), ("large", Self.random(3_000_000))] {
             let local = try box.write(name, bytes)
-            let result = try client.push(localPath: local, remotePath: box.home + "/in/\(name)", sha256: Self.sha256(bytes),
-                                         overwrite: false)
+            let (result, sent) = try client.push(localPath: local, remotePath: box.home + "/in/\(name)", overwrite: false)
+            #expect(sent == Self.sha256(bytes))
             #expect(result.size == Int64(bytes.count))
             #expect(result.sha256 == Self.sha256(bytes))
             let pulled = try box.pull(box.home + "/in/\(name)")
@@ -86,6 +106,24 @@ import Testing
             #expect(try client.checksum(remotePath: box.home + "/in/\(name)").sha256 == Self.sha256(bytes))
         }
         #expect(box.homeContents() == ["in", "in/empty", "in/large", "in/one", "secret"])
+    }
+
+    /// loopsy sends the digest after the file (it hashes while sending): a wrong one there is
+    /// caught the same way, and a right one stores the file.
+    @Test func aDigestAfterTheFileIsCheckedBeforeTheFileIsKept() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let bytes = Self.random(200_000)
+        let url = box.node.baseURL + "/api/v1/transfer/push?destPath=" + PathEncoding.segment(box.home + "/after.bin")
+        let wrong = try Self.multipartPush(url: url, key: box.node.apiKey, fields: [], file: bytes,
+                                           fieldsAfter: [("sha256", String(repeating: "0", count: 64))])
+        #expect(wrong.status == 422)
+        #expect(wrong.errorCode == "checksum_mismatch")
+        #expect(box.homeContents() == ["secret"])
+        let right = try Self.multipartPush(url: url, key: box.node.apiKey, fields: [], file: bytes,
+                                           fieldsAfter: [("sha256", Self.sha256(bytes))])
+        #expect(right.status == 200)
+        #expect(FileManager.default.contents(atPath: box.home + "/after.bin") == Data(bytes))
     }
 
     @Test func checksumMismatchStoresNothing() throws {
@@ -207,8 +245,8 @@ import Testing
         for _ in 0..<(size >> 20) { handle.write(chunk) }
         try handle.close()
         let before = ExecuteTests.peakRSSKiB(pid)
-        let result = try box.node.client.push(localPath: local, remotePath: box.home + "/big.bin",
-                                              sha256: try Self.fileSHA256(local), overwrite: false)
+        let (result, sent) = try box.node.client.push(localPath: local, remotePath: box.home + "/big.bin", overwrite: false)
+        #expect(sent == (try Self.fileSHA256(local)))
         #expect(result.size == Int64(size))
         var received = 0
         var hasher = SHA256()
