@@ -10,7 +10,7 @@ target="${1:-100000}"
 round="${2:-2}"
 connections="${3:-8}"
 
-loopsy_apt $LOOPSY_BUILD_PACKAGES wrk curl
+loopsy_apt $LOOPSY_BUILD_PACKAGES wrk curl procps
 loopsy_swift
 loopsy_bench_build
 
@@ -43,3 +43,4 @@ done
 echo
 echo "keys written: $keys in $n rounds; last round / first round: $(awk -v a="$last" -v b="$first" 'BEGIN {printf "%.2f", a / b}')"
 echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
+loopsy_bench_summary "context PUT of new keys, 0 → $keys keys" "$(printf '%.0f' "$first") → $(printf '%.0f' "$last")/s" "-" "≥ 20k/s, flat"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 size_mib="${1:-512}"
 
-loopsy_apt $LOOPSY_BUILD_PACKAGES hyperfine curl bc
+loopsy_apt $LOOPSY_BUILD_PACKAGES hyperfine curl bc python3
 loopsy_swift
 loopsy_bench_build
 
@@ -42,12 +42,12 @@ LOOPSY_DATA_DIR="$bravo" "$bin/loopsy" peers grant 127.0.0.1 exec transfer >/dev
 export LOOPSY_DATA_DIR="$alpha"
 
 loopsy_log "request latency"
-hyperfine -N --warmup 10 --runs 200 --style basic --export-markdown "$work/latency.md" \
+hyperfine -N --warmup 10 --runs 200 --style basic --export-markdown "$work/latency.md" --export-json "$work/latency.json" \
     -n "status, local daemon" "curl -fsS -o /dev/null -H 'Authorization: Bearer $alpha_key' http://127.0.0.1:$loopsyd_port/api/v1/status" \
     -n "status, bravo through alpha (relay + pinned TLS)" "curl -fsS -o /dev/null -H 'Authorization: Bearer $alpha_key' http://127.0.0.1:$loopsyd_port/api/v1/peers/bravo/status" \
     -n "status, bravo directly (curl, TLS) [reference]" "curl -fsSk -o /dev/null -H 'Authorization: Bearer $bravo_key' https://127.0.0.2:$bravo_port/api/v1/status" \
     >/dev/null
-hyperfine -N --warmup 3 --runs 30 --style basic --export-markdown "$work/exec.md" \
+hyperfine -N --warmup 3 --runs 30 --style basic --export-markdown "$work/exec.md" --export-json "$work/exec.json" \
     -n "loopsy exec local true" "$bin/loopsy exec local true" \
     -n "loopsy exec bravo true (relay + TLS)" "$bin/loopsy exec bravo true" >/dev/null
 
@@ -78,3 +78,8 @@ echo "|---|---|"
 echo "| bravo directly over TLS (curl) [reference] | $(rate "$t_direct") |"
 echo "| bravo through alpha's relay (curl to alpha) | $(rate "$t_relay") |"
 echo "| loopsy pull bravo (relay, SHA-256 verified) | $(rate "$t_cli") |"
+median() { python3 -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['results'] if x['command'].startswith(sys.argv[2])][0]; print(f\"{r['median']*1000:.1f}\")" "$@"; }
+loopsy_bench_summary "relayed GET /peers/{p}/status (TLS)" "$(median "$work/latency.json" "status, bravo through") ms" \
+    "direct pinned HTTPS with curl $(median "$work/latency.json" "status, bravo directly") ms" "≤ 1.5x direct"
+loopsy_bench_summary "loopsy exec <peer> true" "$(median "$work/exec.json" "loopsy exec bravo") ms" \
+    "loopsy exec local true $(median "$work/exec.json" "loopsy exec local") ms" "≤ 1.3x local"

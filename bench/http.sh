@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # HTTP throughput of loopsyd on loopback, against nginx serving a small static file in the same
-# run: wrk on /api/v1/health, on an authenticated GET /api/v1/context/{key}, and on nginx.
+# run: wrk on /api/v1/health, on an authenticated GET /api/v1/context/{key}, and on nginx in two
+# set-ups (sendfile on, the default advice; and tuned for small files: sendfile off, open file
+# cache), the better of which is the reference.
 # Usage: bench/http.sh [seconds per run, default 10] [connections, default 32]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +12,7 @@ connections="${2:-32}"
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES wrk nginx-light curl
 loopsy_swift
-loopsy_log "building release binaries"
-swift build -c release >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+loopsy_bench_build
 
 work="$(mktemp -d)"
 chmod 755 "$work"
@@ -30,6 +30,9 @@ cp "$work/entry.json" "$work/www/entry.json"
 nginx_port=$((port + 1))
 loopsy_bench_nginx "$work" "$work/www" "$nginx_port"
 curl -fsS "http://127.0.0.1:$nginx_port/entry.json" >/dev/null
+small_port=$((port + 2))
+loopsy_bench_nginx "$work" "$work/www" "$small_port" small
+curl -fsS "http://127.0.0.1:$small_port/entry.json" >/dev/null
 
 run_wrk() { # name url [header]
     local name="$1" url="$2" header="${3:-X-Bench: 1}" file
@@ -47,11 +50,15 @@ run_wrk() { # name url [header]
 loopsy_log "wrk: ${duration}s per run, $connections connections, 2 threads, $(nproc) cores"
 printf '| %-34s | %12s | %10s | %10s | %8s |\n' "target" "requests/s" "latency" "p99" "non-2xx"
 printf '|%s|%s|%s|%s|%s|\n' "------------------------------------" "--------------" "------------" "------------" "----------"
-run_wrk "nginx static file (reference)" "http://127.0.0.1:$nginx_port/entry.json"
+run_wrk "nginx, sendfile on" "http://127.0.0.1:$nginx_port/entry.json"
+run_wrk "nginx, tuned for small files" "http://127.0.0.1:$small_port/entry.json"
 run_wrk "loopsyd GET /health" "http://127.0.0.1:$port/api/v1/health"
 run_wrk "loopsyd GET /context/plan (auth)" "http://127.0.0.1:$port/api/v1/context/plan" "Authorization: Bearer $key"
-reference="$(cat "$work/nginx_static_file__reference_.rps")"
+reference="$(cat "$work/nginx__sendfile_on.rps" "$work/nginx__tuned_for_small_files.rps" | sort -g | tail -1)"
 context="$(cat "$work/loopsyd_GET__context_plan__auth_.rps")"
 echo
-echo "authenticated context GET / nginx: $(awk -v a="$context" -v b="$reference" 'BEGIN {printf "%.2f", a / b}')"
+echo "authenticated context GET / best nginx: $(awk -v a="$context" -v b="$reference" 'BEGIN {printf "%.2f", a / b}')"
 echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
+loopsy_bench_summary "authenticated GET /context/{key}, wrk -c$connections" "$(printf '%.0f' "$context") req/s" \
+    "best nginx $(printf '%.0f' "$reference") req/s" "≥ 1.0x (now $(awk -v a="$context" -v b="$reference" 'BEGIN {printf "%.2f", a / b}')x)"
+loopsy_bench_summary "loopsyd peak RSS under wrk" "$(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$loopsyd_pid/status)" "-" "≤ 32 MB"

@@ -25,3 +25,4 @@ for n in 50 "$count"; do
     read -r polls registered cpu answered elapsed answer_cpu < <(LOOPSYD_PID="$loopsyd_pid" python3 bench/longpoll.py "$loopsyd_port" "$key" "$n")
     printf '| %-8s | %14s s | %20s s | %10s | %14s s | %16s s |\n' "$polls" "$registered" "$cpu" "$answered" "$elapsed" "$answer_cpu"
 done
+loopsy_bench_summary "registering $polls inbox long-polls" "$cpu s daemon CPU" "-" "O(1) per waiter"

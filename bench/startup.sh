@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# What a user waits for and what the programs hold in memory: `loopsy --version` and
+# `loopsy context get` against curl doing the same request (hyperfine), `loopsy start` until it
+# returns, peak RSS of each program, loopsyd's RSS fresh, and the binaries' sizes. The binaries
+# are the ones setup.sh builds (static Swift runtime, stripped), as the .deb ships them.
+# Usage: bench/startup.sh [runs, default 200]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+runs="${1:-200}"
+
+loopsy_apt $LOOPSY_BUILD_PACKAGES hyperfine curl time python3
+loopsy_swift
+loopsy_bench_build
+
+work="$(mktemp -d)"
+trap 'loopsy_bench_cleanup "$work"' EXIT
+loopsy_bench_daemon "$work"
+key="$("$bin/loopsy" key show)"
+"$bin/loopsy" context set plan "the plan is to ship on friday" >/dev/null
+# curl reads the key from a file (-H @file), as loopsy does: no key in argv.
+printf 'Authorization: Bearer %s\n' "$key" >"$work/auth"
+chmod 600 "$work/auth"
+url="http://127.0.0.1:$loopsyd_port/api/v1/context/plan"
+curl -fsS -H @"$work/auth" "$url" >/dev/null
+
+loopsy_log "hyperfine: $runs runs each"
+hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/cli.json" \
+    -n "loopsy --version" "$bin/loopsy --version" \
+    -n "loopsy context get plan" "$bin/loopsy context get plan" \
+    -n "curl GET /context/plan (reference)" "curl -fsS -o /dev/null -H @$work/auth $url" >/dev/null
+
+# loopsy start until it returns, on a second data dir (stopped between runs, not timed).
+export LOOPSY_DATA_DIR="$work/second"
+"$bin/loopsy" init >/dev/null
+sed -i 's/^  port: .*/  port: 0/' "$LOOPSY_DATA_DIR/config.yaml"
+hyperfine -N --runs 20 --export-json "$work/start.json" --prepare "$bin/loopsy stop" \
+    -n "loopsy start" "$bin/loopsy start" >/dev/null
+"$bin/loopsy" stop >/dev/null
+export LOOPSY_DATA_DIR="$work/loopsy"
+
+peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+version_rss="$(peak "$bin/loopsy" --version)"
+get_rss="$(peak "$bin/loopsy" context get plan)"
+curl_rss="$(peak curl -fsS -o /dev/null -H @"$work/auth" "$url")"
+# loopsy-mcp as Claude Code runs it: initialize, list the tools, end of input.
+mcp_rss="$( { printf '%s\n' \
+    '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+    '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'; sleep 0.5; } | peak "$bin/loopsy-mcp")"
+daemon_rss="$(awk '/VmRSS/ {print $2}' /proc/$loopsyd_pid/status)"
+daemon_file="$(awk '/RssFile/ {print $2}' /proc/$loopsyd_pid/status)"
+
+python3 - "$work/cli.json" "$work/start.json" <<PY
+import json, sys
+results = {r["command"]: r for f in sys.argv[1:] for r in json.load(open(f))["results"]}
+print(f"| {'command':<36} | {'mean ms':>8} | {'min ms':>7} | {'peak RSS':>9} |")
+print(f"|{'-'*38}|{'-'*10}|{'-'*9}|{'-'*11}|")
+rss = {"loopsy --version": $version_rss, "loopsy context get plan": $get_rss,
+       "curl GET /context/plan (reference)": $curl_rss}
+for name, r in results.items():
+    peak = f"{rss[name] / 1024:.1f} MB" if name in rss else "-"
+    print(f"| {name:<36} | {r['mean']*1000:8.2f} | {r['min']*1000:7.2f} | {peak:>9} |")
+get, curl = results["loopsy context get plan"]["mean"], results["curl GET /context/plan (reference)"]["mean"]
+print(f"\nloopsy context get / curl: {get / curl:.2f}")
+PY
+echo
+printf '| %-34s | %10s |\n' "memory and size" "MB"
+printf '|%s|%s|\n' "------------------------------------" "------------"
+printf '| %-34s | %10.1f |\n' "loopsyd RSS, fresh" "$(echo "$daemon_rss / 1024" | bc -l)"
+printf '| %-34s | %10.1f |\n' "  of which file-backed" "$(echo "$daemon_file / 1024" | bc -l)"
+printf '| %-34s | %10.1f |\n' "loopsy-mcp peak RSS (init + list)" "$(echo "$mcp_rss / 1024" | bc -l)"
+for program in loopsyd loopsy loopsy-mcp; do
+    printf '| %-34s | %10.1f |\n' "$program binary" "$(echo "$(stat -c %s "$bin/$program") / 1048576" | bc -l)"
+done
+
+mean() { python3 -c "import json,sys; r={x['command']: x for x in json.load(open(sys.argv[1]))['results']}; print(f\"{r[sys.argv[2]]['mean']*1000:.1f}\")" "$@"; }
+loopsy_bench_summary "loopsy --version" "$(mean "$work/cli.json" "loopsy --version") ms, $(echo "scale=1; $version_rss / 1024" | bc) MB" "curl whole request $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 4 ms, ≤ 8 MB"
+loopsy_bench_summary "loopsy context get k" "$(mean "$work/cli.json" "loopsy context get plan") ms" "curl $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 1.5x curl"
+loopsy_bench_summary "loopsy start until it returns" "$(mean "$work/start.json" "loopsy start") ms" "-" "≤ 30 ms"
+loopsy_bench_summary "loopsyd RSS fresh" "$(echo "scale=1; $daemon_rss / 1024" | bc) MB" "-" "≤ 15 MB"
+loopsy_bench_summary "loopsyd binary" "$(echo "scale=1; $(stat -c %s "$bin/loopsyd") / 1048576" | bc) MB" "-" "≤ 15 MB"
+loopsy_bench_summary "loopsy-mcp peak RSS" "$(echo "scale=1; $mcp_rss / 1024" | bc) MB" "loopsy $(echo "scale=1; $get_rss / 1024" | bc) MB" "≤ 25 MB"
