@@ -5,7 +5,7 @@ import LoopsyClient
 /// `loopsy approvals`: permission prompts of Claude Code sessions waiting for a person, those of
 /// this machine and those peers forwarded here.
 struct Approvals: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "approvals",
         abstract: "Permission prompts waiting for an answer: this machine's sessions', and those peers sent here.",
         discussion: """
             A Claude Code session with loopsy-mcp as its channel relays its permission prompts to \
@@ -57,7 +57,7 @@ struct Approvals: ParsableCommand {
 }
 
 struct Approve: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "approve",
         abstract: "Allow (or --deny) a Claude Code permission prompt, of this machine or forwarded by a peer.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The approval id (apr_…), as `loopsy approvals` shows it.") var id: String

@@ -3,12 +3,12 @@ import LoopsyAPI
 import LoopsyClient
 
 struct Context: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "context",
         abstract: "Read and write the shared key-value context store.",
         subcommands: [Set.self, Get.self, List.self, Delete.self, Broadcast.self, Watch.self])
 
     struct Watch: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "watch",
             abstract: "Print changes of a key, or of every key starting with --prefix, as they happen.",
             discussion: "Runs until interrupted. It follows the node's change log by cursor, so a daemon restart "
                 + "loses or repeats nothing (a key watch without --prefix reports the key's state instead).")
@@ -81,7 +81,7 @@ struct Context: ParsableCommand {
     }
 
     struct Broadcast: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "broadcast",
             abstract: "Set a key here and on every known peer, reporting each.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The key.") var key: String
@@ -100,7 +100,7 @@ struct Context: ParsableCommand {
     }
 
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Set a value (optionally expiring).")
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Set a value (optionally expiring).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Argument(help: "The key.") var key: String
@@ -133,7 +133,7 @@ struct Context: ParsableCommand {
     }
 
     struct Get: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a value.")
+        static let configuration = CommandConfiguration(commandName: "get", abstract: "Print a value.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Argument(help: "The key.") var key: String
@@ -148,7 +148,7 @@ struct Context: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List entries.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List entries.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Option(help: "Only keys starting with this.") var prefix: String?
@@ -184,7 +184,7 @@ struct Context: ParsableCommand {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete an entry.")
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete an entry.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Use this peer's store (name, nodeId or address) instead of this machine's.") var peer: String?
         @Argument(help: "The key.") var key: String

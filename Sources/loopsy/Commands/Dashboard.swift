@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 struct Dashboard: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "dashboard",
         abstract: "Serve the web dashboard for every local node, or print a login link to the daemon's own.",
         discussion: """
             Without --daemon, serves the dashboard on 127.0.0.1 (port 19540 by default) until Ctrl-C. It drives \

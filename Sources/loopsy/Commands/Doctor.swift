@@ -18,7 +18,7 @@ struct Finding: Codable, Sendable {
 }
 
 struct Doctor: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "doctor",
         abstract: "Check this node: config, daemon, database, TLS, mDNS, Claude Code, peers, service, port.",
         discussion: "Exits 1 when anything fails (warnings alone exit 0); each problem comes with what fixes it.")
 

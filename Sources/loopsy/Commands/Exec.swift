@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 struct Exec: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "exec",
         abstract: "Run a command on a peer and stream its output.",
         discussion: """
             The command runs as a program with arguments (no shell; use `sh -c '...'` for one). \

@@ -2,7 +2,7 @@ import ArgumentParser
 import LoopsyConfig
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "init",
         abstract: "Create the node's config, API key and identity.",
         discussion: "An existing setup is kept as it is; --force writes a fresh config with a new API key "
             + "(the node identity, and so its nodeId, stays).")

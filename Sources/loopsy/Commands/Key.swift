@@ -6,11 +6,11 @@ import Glibc
 #endif
 
 struct Key: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "key",
         abstract: "Show or rotate the node's API key.", subcommands: [Show.self, Generate.self])
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the current API key.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the current API key.")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -21,7 +21,7 @@ struct Key: ParsableCommand {
     }
 
     struct Generate: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "generate",
             abstract: "Replace the API key; a running daemon accepts the new one at once and refuses the old.")
         @OptionGroup var global: GlobalOptions
 

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 struct Start: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "start",
         abstract: "Start loopsyd in the background and wait until it is healthy.")
 
     @OptionGroup var global: GlobalOptions
@@ -31,7 +31,7 @@ struct Start: ParsableCommand {
 }
 
 struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop the running loopsyd.")
+    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop the running loopsyd.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -63,11 +63,12 @@ enum DaemonControl {
         if let port { arguments += ["--port", String(port)] }
         let pid = try DaemonProcess.spawnDetached(arguments: arguments, logFile: dataDir.daemonLogFile)
         let deadline = Double(time(nil)) + Double(wait)
-        // The daemon answers within milliseconds: look soon, then less often (2 ms doubling to 50 ms).
-        var pause: UInt32 = 2_000
+        // The daemon answers in 10-30 ms: look every 3 ms for the first half second (a look is
+        // a stat of the port file, then one request), then every 50 ms.
+        var looks = 0
         while Double(time(nil)) < deadline {
-            usleep(pause)
-            pause = min(pause * 2, 50_000)
+            usleep(looks < 150 ? 3_000 : 50_000)
+            looks += 1
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 throw CLIFailure(message: "loopsyd exited during start-up:\n"
@@ -98,7 +99,7 @@ enum DaemonControl {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the daemon's status: peers, jobs, context.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the daemon's status: peers, jobs, context.")
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print JSON.") var json = false

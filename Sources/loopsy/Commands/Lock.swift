@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 struct Lock: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "lock",
         abstract: "Locks with leases: one holder at a time, across machines.",
         discussion: """
             A lock lives on the node that serves it (this one, or --peer). Taking it returns a \
@@ -20,7 +20,7 @@ struct Lock: ParsableCommand {
         subcommands: [Acquire.self, Renew.self, Release.self, List.self, Run.self])
 
     struct Acquire: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Take a lock; prints its fencing token.")
+        static let configuration = CommandConfiguration(commandName: "acquire", abstract: "Take a lock; prints its fencing token.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Take it on this peer (name, nodeId or address) instead of this machine.") var peer: String?
         @Argument(help: "The lock's name.") var name: String
@@ -42,7 +42,7 @@ struct Lock: ParsableCommand {
     }
 
     struct Renew: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Extend a lease you hold.")
+        static let configuration = CommandConfiguration(commandName: "renew", abstract: "Extend a lease you hold.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The lock is on this peer.") var peer: String?
         @Argument(help: "The lock's name.") var name: String
@@ -60,7 +60,7 @@ struct Lock: ParsableCommand {
     }
 
     struct Release: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Release a lock you hold.")
+        static let configuration = CommandConfiguration(commandName: "release", abstract: "Release a lock you hold.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The lock is on this peer.") var peer: String?
         @Argument(help: "The lock's name.") var name: String
@@ -75,7 +75,7 @@ struct Lock: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Locks held now.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Locks held now.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "List this peer's locks.") var peer: String?
         @Flag(help: "Print JSON.") var json = false
@@ -95,7 +95,7 @@ struct Lock: ParsableCommand {
     }
 
     struct Run: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "run",
             abstract: "Run a command while holding a lock (renewed as it runs, released after).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Take it on this peer.") var peer: String?

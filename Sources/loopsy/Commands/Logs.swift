@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the audit log of requests to the daemon.")
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show the audit log of requests to the daemon.")
 
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Keep printing new entries.") var follow = false

@@ -20,7 +20,7 @@ struct MCP: ParsableCommand {
         subcommands: [Add.self, Remove.self, Status.self])
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Register loopsy-mcp.")
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Register loopsy-mcp.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "user (every project), local (this directory, private) or project (./.mcp.json, shared).")
         var scope: ClaudeRegistration.Scope = .user
@@ -46,7 +46,7 @@ struct MCP: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Unregister loopsy-mcp.")
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Unregister loopsy-mcp.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "user, local or project.") var scope: ClaudeRegistration.Scope = .user
 
@@ -56,7 +56,7 @@ struct MCP: ParsableCommand {
     }
 
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show where loopsy-mcp is registered.")
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "Show where loopsy-mcp is registered.")
         @OptionGroup var global: GlobalOptions
 
         func run() throws {

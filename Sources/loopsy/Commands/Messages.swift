@@ -19,7 +19,7 @@ struct Messages: ParsableCommand {
         subcommands: [Send.self, Inbox.self, Read.self, Ack.self, Outbox.self, Broadcast.self])
 
     struct Send: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Send a message to a peer.")
+        static let configuration = CommandConfiguration(commandName: "send", abstract: "Send a message to a peer.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The peer (name, nodeId or address).") var peer: String
         @Argument(help: "The message.") var body: String
@@ -44,7 +44,7 @@ struct Messages: ParsableCommand {
     }
 
     struct Inbox: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show received messages (unread ones by default).")
+        static let configuration = CommandConfiguration(commandName: "inbox", abstract: "Show received messages (unread ones by default).")
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Read ones too.") var all = false
         @Option(help: "Wait up to this many seconds (max 60) for a message if there is none.") var wait: Int = 0
@@ -70,7 +70,7 @@ struct Messages: ParsableCommand {
     }
 
     struct Read: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mark a message read (its sender sees read).")
+        static let configuration = CommandConfiguration(commandName: "read", abstract: "Mark a message read (its sender sees read).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The message id.") var id: String
         @Option(help: "The sender's nodeId, if several sent this id.") var from: String?
@@ -84,7 +84,7 @@ struct Messages: ParsableCommand {
     }
 
     struct Ack: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Acknowledge a message (its sender sees acked).")
+        static let configuration = CommandConfiguration(commandName: "ack", abstract: "Acknowledge a message (its sender sees acked).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The message id.") var id: String
         @Option(help: "A short note for the sender.") var note: String?
@@ -99,7 +99,7 @@ struct Messages: ParsableCommand {
     }
 
     struct Outbox: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show sent messages and where each got to.")
+        static let configuration = CommandConfiguration(commandName: "outbox", abstract: "Show sent messages and where each got to.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Only this message.") var id: String?
         @Option(help: "Only messages in this state.") var state: String?
@@ -123,7 +123,7 @@ struct Messages: ParsableCommand {
     }
 
     struct Broadcast: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "broadcast",
             abstract: "Send one message to every known peer (queued for the ones that are away).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The message.") var body: String

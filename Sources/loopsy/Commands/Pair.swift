@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 struct Pair: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "pair",
         abstract: "Pair this machine with another one, securely.",
         discussion: """
             Without an address this machine waits: it shows a 6-digit invite code. On the other \

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 struct Peers: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "peers",
         abstract: "List, add and remove peers.",
         discussion: """
             Peers are found over mDNS, added by address, or paired. A peer may be named by its \
@@ -37,7 +37,7 @@ struct Peers: ParsableCommand {
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "add",
             abstract: "Add a peer by address.",
             discussion: """
                 The local daemon checks the address answers as a loopsy node (over TLS when it can, \
@@ -78,7 +78,7 @@ struct Peers: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "remove",
             abstract: "Forget a peer and revoke the credential it calls this node with.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The peer: name, nodeId (or prefix) or address.") var peer: String
@@ -92,7 +92,7 @@ struct Peers: ParsableCommand {
     }
 
     struct Grant: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "grant",
             abstract: "Let a peer or an extra key do more on this machine.",
             discussion: """
                 Grants: \(Capability.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: ", ")). \
@@ -130,7 +130,7 @@ struct Peers: ParsableCommand {
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "revoke",
             abstract: "Take grants back from a peer or an extra key; refused at its next request.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The peer (name, nodeId or prefix, address) or key:NAME.") var who: String
@@ -156,7 +156,7 @@ private func currentDirectory() -> String {
 }
 
 struct Connect: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "connect",
         abstract: "Set up a peer by hand, step by step.",
         discussion: """
             Asks for the peer's address, port and API key (typed without echo), adds it, and \

@@ -60,7 +60,7 @@ enum UserService {
 }
 
 struct Enable: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "enable",
         abstract: "Run loopsyd as a systemd user service (started at login, restarted on failure).")
     @OptionGroup var global: GlobalOptions
 
@@ -97,7 +97,7 @@ struct Enable: ParsableCommand {
 }
 
 struct Disable: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop and remove the systemd user service.")
+    static let configuration = CommandConfiguration(commandName: "disable", abstract: "Stop and remove the systemd user service.")
     @OptionGroup var global: GlobalOptions
 
     func run() throws {

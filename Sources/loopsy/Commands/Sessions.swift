@@ -11,12 +11,12 @@ import Glibc
 /// to the main node and to each other as peers. `LOOPSY_DATA_DIR=<that dir>` points the CLI and
 /// loopsy-mcp at one.
 struct Session: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "session",
         abstract: "Run extra nodes on this machine (one per agent) and manage them.",
         subcommands: [Start.self, StartFleet.self, Stop.self, StopAll.self, List.self, Status.self, Remove.self])
 
     struct Start: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create (if needed) and start a session.")
+        static let configuration = CommandConfiguration(commandName: "start", abstract: "Create (if needed) and start a session.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Session name: lowercase letters, digits and dashes.") var name: String
 
@@ -44,7 +44,7 @@ struct Session: ParsableCommand {
     }
 
     struct Stop: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop a session's daemon (its data stays).")
+        static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a session's daemon (its data stays).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Session name.") var name: String
 
@@ -74,7 +74,7 @@ struct Session: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List sessions.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List sessions.")
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -93,7 +93,7 @@ struct Session: ParsableCommand {
     }
 
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A session's daemon status.")
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "A session's daemon status.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Session name.") var name: String
 
@@ -108,7 +108,7 @@ struct Session: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "remove",
             abstract: "Stop a session, forget it as a peer, and delete its data dir.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Session name.") var name: String

@@ -7,12 +7,12 @@ import Glibc
 #endif
 
 struct Task: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "task",
         abstract: "Run Claude Code tasks on any machine, watch them, approve what they ask.",
         subcommands: [Run.self, List.self, Show.self, Approve.self, Cancel.self, Hook.self])
 
     struct Run: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "run",
             abstract: "Dispatch a task and stream it.",
             discussion: """
                 Runs `claude -p` on <peer> (or local) and prints what it does as it happens. When the task \
@@ -52,7 +52,7 @@ struct Task: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Tasks on a machine.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Tasks on a machine.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Where: a peer, or local.") var peer: String = "local"
         @Flag(help: "Print JSON.") var json = false
@@ -71,7 +71,7 @@ struct Task: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A task's state and events (follows it with -f).")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "A task's state and events (follows it with -f).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Where: a peer, or local.") var peer: String
         @Argument(help: "Task id.") var id: String
@@ -97,7 +97,7 @@ struct Task: ParsableCommand {
     }
 
     struct Approve: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Approve (or --deny) a permission a task asks for.")
+        static let configuration = CommandConfiguration(commandName: "approve", abstract: "Approve (or --deny) a permission a task asks for.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Where: a peer, or local.") var peer: String
         @Argument(help: "Task id.") var id: String
@@ -115,7 +115,7 @@ struct Task: ParsableCommand {
     }
 
     struct Cancel: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel a running task, or delete a finished one.")
+        static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a running task, or delete a finished one.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Where: a peer, or local.") var peer: String
         @Argument(help: "Task id.") var id: String
@@ -131,7 +131,7 @@ struct Task: ParsableCommand {
     /// Claude Code's PreToolUse hook for a task loopsyd runs (named in the task's own settings
     /// file): asks this machine's daemon and answers with its decision. Fails closed.
     struct Hook: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "hook",
             abstract: "Internal: the permission hook of a dispatched task.", shouldDisplay: false)
         @OptionGroup var global: GlobalOptions
         @Option(help: "The task id.") var task: String

@@ -8,7 +8,7 @@ import Glibc
 
 
 struct Send: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "send",
         abstract: "Push a file (or with -r a directory) to a peer.",
         discussion: """
             Streams from disk with progress on a terminal; the daemon stores the file only if its \
@@ -67,7 +67,7 @@ struct Send: ParsableCommand {
 }
 
 struct Pull: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "pull",
         abstract: "Pull a file (or with -r a directory) from a peer.",
         discussion: """
             Streams to <dest>.loopsy-part with progress on a terminal, verifies the SHA-256 end to \
