@@ -81,9 +81,12 @@ public struct AuditEntry: Codable, Sendable, Equatable {
     public var status: Int
     public var durationMs: Double
     public var remote: String
+    /// Requests this row stands for: successful reads from one caller to one path are
+    /// summarised per flush (the first one's time and id, the mean duration); else 1.
+    public var count: Int
 
     public init(id: Int64, time: Int64, requestId: String, caller: String, method: String, path: String,
-                status: Int, durationMs: Double, remote: String) {
+                status: Int, durationMs: Double, remote: String, count: Int = 1) {
         self.id = id
         self.time = time
         self.requestId = requestId
@@ -93,6 +96,25 @@ public struct AuditEntry: Codable, Sendable, Equatable {
         self.status = status
         self.durationMs = durationMs
         self.remote = remote
+        self.count = count
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, time, requestId, caller, method, path, status, durationMs, remote, count
+    }
+
+    /// `count` may be missing (a daemon from before it existed): 1.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try container.decode(Int64.self, forKey: .id), time: try container.decode(Int64.self, forKey: .time),
+                  requestId: try container.decode(String.self, forKey: .requestId),
+                  caller: try container.decode(String.self, forKey: .caller),
+                  method: try container.decode(String.self, forKey: .method),
+                  path: try container.decode(String.self, forKey: .path),
+                  status: try container.decode(Int.self, forKey: .status),
+                  durationMs: try container.decode(Double.self, forKey: .durationMs),
+                  remote: try container.decode(String.self, forKey: .remote),
+                  count: try container.decodeIfPresent(Int.self, forKey: .count) ?? 1)
     }
 }
 

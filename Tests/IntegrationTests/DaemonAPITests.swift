@@ -222,6 +222,26 @@ import Testing
         #expect(!node.stderrText().contains(node.apiKey))
     }
 
+    /// Successful reads are summarised (one row per caller, path and status per flush, with a
+    /// count); writes and failed reads keep a row each. No request goes unrecorded.
+    @Test func auditSummarisesSuccessfulReadsAndKeepsEveryOtherRequest() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        for round in 0..<3 { _ = try node.client.contextSet("counted", value: "v\(round)", ttl: nil) }
+        for _ in 0..<40 { _ = try node.client.contextGet("counted") }
+        for _ in 0..<5 { #expect(throws: (any Error).self) { try node.client.contextGet("missing") } }
+        let entries = try node.client.audit(limit: 1000)
+        let reads = entries.filter { $0.method == "GET" && $0.path == "/api/v1/context/counted" }
+        #expect(reads.reduce(0) { $0 + $1.count } == 40)
+        #expect(reads.count < 40 && reads.allSatisfy { $0.status == 200 && $0.caller == "local" })
+        let writes = entries.filter { $0.method == "PUT" && $0.path == "/api/v1/context/counted" }
+        #expect(writes.count == 3 && writes.allSatisfy { $0.count == 1 })
+        let misses = entries.filter { $0.path == "/api/v1/context/missing" }
+        #expect(misses.count == 5 && misses.allSatisfy { $0.count == 1 && $0.status == 404 })
+        #expect(Set(entries.map(\.requestId)).count == entries.count)
+    }
+
     @Test func openAPIDocumentIsServed() throws {
         let node = try TestNode()
         defer { node.cleanUp() }

@@ -14,6 +14,11 @@ import Synchronization
 /// is at most about 600 bytes, so `audit.maxEntries` bounds the table's bytes too), and requests
 /// from callers without credentials are sampled: per flush, the first 50 are kept whole and the
 /// rest become one summary row per address ("N more requests without credentials").
+///
+/// Successful reads (GET and HEAD answered below 400) are summarised too: per flush, one row
+/// per caller, method, path, status and address, with `count` requests, the first one's time
+/// and request id and their mean duration. At 40,000 reads a second that is a handful of rows
+/// instead of 10,000 per flush; every write, error and refusal still has a row of its own.
 public final class AuditLog: Sendable {
     /// Longest path kept, in bytes; longer ones end in "…".
     public static let maxPathBytes = 256
@@ -28,6 +33,17 @@ public final class AuditLog: Sendable {
         var anonymousKept = 0
         /// Refused anonymous requests beyond the sample, by address: count and the last one.
         var dropped: [String: (count: Int, last: AuditEntry)] = [:]
+        /// Successful reads, summarised: the first entry (count and total duration growing)
+        /// and its place in `entries`.
+        var reads: [ReadKey: Int] = [:]
+    }
+
+    private struct ReadKey: Hashable {
+        var caller: String
+        var method: String
+        var path: String
+        var status: Int
+        var remote: String
     }
 
     private let store: AuditStore
@@ -62,7 +78,21 @@ public final class AuditLog: Sendable {
         entry.remote = Self.cut(entry.remote, to: 64)
         // Anything without credentials is sampled (open routes answer 200 to anyone too).
         let refusedAnonymous = entry.caller.hasPrefix("anonymous@")
+        let summarised = (entry.method == "GET" || entry.method == "HEAD") && entry.status < 400 && !refusedAnonymous
         pending.withLock { pending in
+            if summarised {
+                let key = ReadKey(caller: entry.caller, method: entry.method, path: entry.path, status: entry.status,
+                                  remote: entry.remote)
+                if let index = pending.reads[key] {
+                    // durationMs holds the sum until the flush turns it into the mean.
+                    pending.entries[index].count += 1
+                    pending.entries[index].durationMs += entry.durationMs
+                } else {
+                    pending.reads[key] = pending.entries.count
+                    pending.entries.append(entry)
+                }
+                return
+            }
             guard refusedAnonymous else {
                 pending.entries.append(entry)
                 return
@@ -86,6 +116,9 @@ public final class AuditLog: Sendable {
             return (pending.entries, pending.dropped)
         }
         var rows = batch
+        for index in rows.indices where rows[index].count > 1 {
+            rows[index].durationMs /= Double(rows[index].count)
+        }
         for (address, summary) in dropped.sorted(by: { $0.key < $1.key }) {
             var row = summary.last
             row.method = "*"

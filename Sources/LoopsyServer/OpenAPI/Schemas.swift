@@ -265,7 +265,8 @@ public enum Schemas {
         ("AuditEntry", object([
             ("id", integer), ("time", integer), ("requestId", string), ("caller", string), ("method", string),
             ("path", string), ("status", integer), ("durationMs", number), ("remote", string),
-        ], required: ["id", "time", "requestId", "caller", "method", "path", "status", "durationMs", "remote"])),
+            ("count", ["type": "integer", "minimum": 1]),
+        ], required: ["id", "time", "requestId", "caller", "method", "path", "status", "durationMs", "remote", "count"])),
         ("AuditList", object([("entries", ["type": "array", "items": ref("AuditEntry")])], required: ["entries"])),
         ("OpenAPIDocument", ["type": "object"]),
         ("ServerSentEvent", ["type": "object", "description": "One event of a text/event-stream body; data is JSON text",

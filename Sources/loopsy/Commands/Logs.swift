@@ -44,7 +44,9 @@ struct Logs: ParsableCommand {
         let clock = "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday)) "
             + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))"
         let duration = String(Int((entry.durationMs * 10).rounded())) // tenths of ms
-        return "\(clock) \(entry.status) \(entry.method) \(entry.path) caller=\(entry.caller) from=\(entry.remote) "
+        // A summary of successful reads: how many, their mean duration, the first one's id.
+        let times = entry.count > 1 ? " ×\(entry.count)" : ""
+        return "\(clock) \(entry.status) \(entry.method) \(entry.path)\(times) caller=\(entry.caller) from=\(entry.remote) "
             + "\(duration.dropLast().isEmpty ? "0" : String(duration.dropLast())).\(duration.suffix(1))ms id=\(entry.requestId)"
     }
 }
