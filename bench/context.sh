@@ -17,7 +17,7 @@ loopsy_bench_build
 work="$(mktemp -d)"
 trap 'loopsy_bench_cleanup "$work"' EXIT
 export LOOPSY_DATA_DIR="$work/loopsy"
-"$bin/loopsy" init >/dev/null
+"$bin/loopsy" init --no-mcp >/dev/null
 # Room for the whole run (the default limit is 10000 keys).
 sed -i "0,/^  maxEntries: 10000$/s//  maxEntries: $((target * 2))/" "$LOOPSY_DATA_DIR/config.yaml"
 loopsy_bench_daemon "$work"

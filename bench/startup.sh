@@ -14,7 +14,8 @@ loopsy_swift
 loopsy_bench_build
 
 work="$(mktemp -d)"
-trap 'loopsy_bench_cleanup "$work"' EXIT
+# The second data dir's daemon (loopsy start below) goes too if the script stops half-way.
+trap '[ -d "$work/second" ] && LOOPSY_DATA_DIR="$work/second" "$bin/loopsy" stop >/dev/null 2>&1; loopsy_bench_cleanup "$work"' EXIT
 loopsy_bench_daemon "$work"
 key="$("$bin/loopsy" key show)"
 "$bin/loopsy" context set plan "the plan is to ship on friday" >/dev/null
@@ -32,7 +33,7 @@ hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/cli.json" \
 
 # loopsy start until it returns, on a second data dir (stopped between runs, not timed).
 export LOOPSY_DATA_DIR="$work/second"
-"$bin/loopsy" init >/dev/null
+"$bin/loopsy" init --no-mcp >/dev/null
 sed -i 's/^  port: .*/  port: 0/' "$LOOPSY_DATA_DIR/config.yaml"
 hyperfine -N --runs 20 --export-json "$work/start.json" --prepare "$bin/loopsy stop" \
     -n "loopsy start" "$bin/loopsy start" >/dev/null

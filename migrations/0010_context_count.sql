@@ -5,7 +5,7 @@
 
 CREATE TABLE context_stats (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
-    entries INTEGER NOT NULL CHECK (entries >= 0)
+    entries INTEGER NOT NULL
 );
 
 INSERT INTO context_stats (id, entries)

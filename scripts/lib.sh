@@ -19,7 +19,8 @@ loopsy_swift() {
 # How the binaries a user runs are built, by scripts/setup.sh and by every benchmark (the .deb's
 # rules build the same way): release, the Swift runtime linked in statically (no rpath into the
 # toolchain, no 22 MB of toolchain libraries mapped at start), symbols stripped.
-LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath -Xlinker --strip-all)
+LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath --disable-local-rpath
+    -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
 loopsy_build_release() {
@@ -69,7 +70,7 @@ loopsy_apt() {
 # A config already in "$1/loopsy" (a caller's own settings) is kept.
 loopsy_bench_daemon() {
     export LOOPSY_DATA_DIR="$1/loopsy"
-    [ -f "$LOOPSY_DATA_DIR/config.yaml" ] || "$bin/loopsy" init >/dev/null
+    [ -f "$LOOPSY_DATA_DIR/config.yaml" ] || "$bin/loopsy" init --no-mcp >/dev/null
     sed -i -e 's/^  context: 60$/  context: 0/' -e 's/^  execute: 30$/  execute: 0/' \
         -e 's/^  transfer: 10$/  transfer: 0/' "$LOOPSY_DATA_DIR/config.yaml"
     if [ -n "${THREADS:-}" ]; then  # THREADS=N overrides loopsyd's worker count
@@ -103,7 +104,7 @@ http {
     $tuning
     keepalive_requests 1000000;
     keepalive_timeout 300s;
-    server { listen 127.0.0.1:$3 reuseport; root $2; }
+    server { listen 127.0.0.1:$3 root $2; }
 }
 CONF
     nginx -c "$1/$name.conf"

@@ -6,6 +6,7 @@
 
 typedef size_t (*ccurl_write_callback)(char *ptr, size_t size, size_t nmemb, void *userdata);
 typedef size_t (*ccurl_read_callback)(char *buffer, size_t size, size_t nitems, void *userdata);
+typedef int (*ccurl_seek_callback)(void *userdata, curl_off_t offset, int origin);
 typedef int (*ccurl_xferinfo_callback)(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
                                        curl_off_t ultotal, curl_off_t ulnow);
 
@@ -33,6 +34,9 @@ static inline CURLcode ccurl_setopt_header_function(CURL *curl, ccurl_write_call
 }
 static inline CURLcode ccurl_setopt_read_function(CURL *curl, ccurl_read_callback cb) {
     return curl_easy_setopt(curl, CURLOPT_READFUNCTION, cb);
+}
+static inline CURLcode ccurl_setopt_seek_function(CURL *curl, ccurl_seek_callback cb) {
+    return curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, cb);
 }
 static inline CURLcode ccurl_setopt_off(CURL *curl, CURLoption option, curl_off_t value) {
     return curl_easy_setopt(curl, option, value);

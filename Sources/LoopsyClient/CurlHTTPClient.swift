@@ -56,8 +56,10 @@ public struct CurlHTTPClient: Sendable {
         case none
         case bytes([UInt8])
         /// Pulled from `read` as curl sends (nil length: chunked). `read` fills the buffer and
-        /// returns the count, 0 at the end, or nil to abort.
-        case reader(length: Int64?, read: (UnsafeMutableRawBufferPointer) -> Int?)
+        /// returns the count, 0 at the end, or nil to abort. `rewind`, when there is one, starts
+        /// the body over (curl resends it when a kept connection turns out closed); false if it
+        /// cannot.
+        case reader(length: Int64?, read: (UnsafeMutableRawBufferPointer) -> Int?, rewind: (() -> Bool)? = nil)
     }
 
     /// A request whose body is pulled from `read` while sending and whose response, whatever its
@@ -88,9 +90,11 @@ public struct CurlHTTPClient: Sendable {
     /// POSTs a body of exactly `length` bytes pulled from `read` as curl sends (see
     /// `RequestBody.reader`), reporting the bytes sent as progress; returns the whole response.
     public func upload(url: String, headers: [String: String], length: Int64,
-                       read: @escaping (UnsafeMutableRawBufferPointer) -> Int?, progress: Progress? = nil) throws -> Response {
+                       read: @escaping (UnsafeMutableRawBufferPointer) -> Int?, rewind: @escaping () -> Bool,
+                       progress: Progress? = nil) throws -> Response {
         var collected: [UInt8] = []
-        var response = try transfer(method: "POST", url: url, headers: headers, body: .reader(length: length, read: read),
+        var response = try transfer(method: "POST", url: url, headers: headers,
+                                    body: .reader(length: length, read: read, rewind: rewind),
                                     timeout: 0, progress: progress, isUpload: true) {
             collected += $0
             return true
@@ -131,7 +135,7 @@ public struct CurlHTTPClient: Sendable {
         var headerList: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(headerList) }
         for (name, value) in headers { headerList = curl_slist_append(headerList, "\(name): \(value)") }
-        if case .reader(let length, _) = body, length ?? Int64.max > 64 * 1024 {
+        if case .reader(let length, _, _) = body, length ?? Int64.max > 64 * 1024 {
             // A relayed upload waits for "100 Continue": a server that refuses it from its head
             // answers before the body, and that answer is what gets relayed (not a broken pipe).
             headerList = curl_slist_append(headerList, "Expect: 100-continue")
@@ -184,16 +188,18 @@ public struct CurlHTTPClient: Sendable {
                 _ = ccurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
                 return curl_easy_perform(curl)
             }
-        case .reader(let length, let read):
-            let reader = BodyReader(read: read)
+        case .reader(let length, let read, let rewind):
+            let reader = BodyReader(read: read, rewind: rewind)
             _ = ccurl_setopt_long(curl, CURLOPT_UPLOAD, 1)
             _ = ccurl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, method)  // UPLOAD would make it PUT
             if let length { _ = ccurl_setopt_off(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)) }
             _ = ccurl_setopt_read_function(curl, readBody)
+            _ = ccurl_setopt_seek_function(curl, seekBody)
             // An upload is pulled in 1 MiB steps (curl's default is 64 KiB): fewer callbacks and writes.
             if isUpload { _ = ccurl_setopt_long(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20) }
             code = withExtendedLifetime(reader) {
                 _ = ccurl_setopt_pointer(curl, CURLOPT_READDATA, Unmanaged.passUnretained(reader).toOpaque())
+                _ = ccurl_setopt_pointer(curl, CURLOPT_SEEKDATA, Unmanaged.passUnretained(reader).toOpaque())
                 return curl_easy_perform(curl)
             }
         }
@@ -280,10 +286,22 @@ private let writeHeader: ccurl_write_callback = { data, size, count, userdata in
     return length
 }
 
-/// A streamed request body (relays).
+/// A streamed request body (relays, pushes).
 private final class BodyReader {
     let read: (UnsafeMutableRawBufferPointer) -> Int?
-    init(read: @escaping (UnsafeMutableRawBufferPointer) -> Int?) { self.read = read }
+    let rewind: (() -> Bool)?
+    init(read: @escaping (UnsafeMutableRawBufferPointer) -> Int?, rewind: (() -> Bool)?) {
+        self.read = read
+        self.rewind = rewind
+    }
+}
+
+/// curl asks to start the body over (offset 0 from the start) before resending it.
+private let seekBody: ccurl_seek_callback = { userdata, offset, origin in
+    guard let userdata else { return 1 }  // CURL_SEEKFUNC_FAIL
+    let reader = Unmanaged<BodyReader>.fromOpaque(userdata).takeUnretainedValue()
+    guard offset == 0, origin == SEEK_SET, let rewind = reader.rewind else { return 2 }  // CURL_SEEKFUNC_CANTSEEK
+    return rewind() ? 0 : 1
 }
 
 private let readBody: ccurl_read_callback = { buffer, size, count, userdata in

@@ -17,7 +17,7 @@ extension LoopsyClient {
         let response: CurlHTTPClient.Response
         do {
             response = try http.upload(url: url("/api/v1/transfer/push" + query), headers: headers, length: body.length,
-                                       read: body.read(into:), progress: progress)
+                                       read: body.read(into:), rewind: body.rewind, progress: progress)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)
         } catch {

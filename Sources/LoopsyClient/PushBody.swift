@@ -22,6 +22,9 @@ final class PushBody {
     let size: Int64
     private let path: String
     private let fd: Int32
+    /// The file's modification time when opened: a file changed while it is sent is refused,
+    /// not stored as a mix of old and new bytes.
+    private let modified: timespec
     private let head: [UInt8]
     private var hasher = SHA256()
     private var phase: Phase = .head(sent: 0)
@@ -41,6 +44,7 @@ final class PushBody {
         self.fd = fd
         self.path = path
         size = Int64(info.st_size)
+        modified = info.st_mtim
         var random = SystemRandomNumberGenerator()
         boundary = "loopsy-" + (0..<2).map { _ in String(random.next() as UInt64, radix: 16) }.joined(separator: "-")
         head = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file\"\r\n"
@@ -56,6 +60,15 @@ final class PushBody {
 
     private func tail(digest: String) -> [UInt8] {
         Array("\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"sha256\"\r\n\r\n\(digest)\r\n--\(boundary)--\r\n".utf8)
+    }
+
+    /// Starts the body over from its first byte (curl resends it on a new connection).
+    func rewind() -> Bool {
+        guard lseek(fd, 0, SEEK_SET) == 0 else { return false }
+        hasher = SHA256()
+        digest = nil
+        phase = .head(sent: 0)
+        return true
     }
 
     /// Fills `buffer` with the next bytes of the body: the count, 0 at the end, nil on failure.
@@ -84,6 +97,12 @@ final class PushBody {
                     filled += count
                 }
                 if sent + Int64(count) == size {
+                    var info = stat()
+                    guard fstat(fd, &info) == 0, Int64(info.st_size) == size,
+                          info.st_mtim.tv_sec == modified.tv_sec, info.st_mtim.tv_nsec == modified.tv_nsec else {
+                        failure = "\(path) changed while it was being sent; nothing was stored, send it again"
+                        return nil
+                    }
                     let digest = Hex.encode(hasher.finalize())
                     self.digest = digest
                     phase = .tail(bytes: tail(digest: digest), sent: 0)

@@ -12,7 +12,8 @@ import Darwin
 /// (`rt_mutex_slowlock_block` and `_MutexHandle._lockSlow` in perf). A plain mutex sleeps on
 /// an ordinary futex and costs one atomic operation when nobody else holds it.
 ///
-/// Same shape as `Mutex`: the value is reachable only inside `withLock`.
+/// Same shape as `Mutex`: the value is reachable only inside `withLock`. Taking it again on the
+/// thread that holds it is a bug: debug builds (the tests) stop there, as `Mutex` did.
 public final class PlainMutex<Value>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     @usableFromInline var value: Value
@@ -21,7 +22,15 @@ public final class PlainMutex<Value>: @unchecked Sendable {
         self.value = value
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
+        #if DEBUG
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ERRORCHECK))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
+        #else
         pthread_mutex_init(mutex, nil)
+        #endif
     }
 
     deinit {
@@ -33,7 +42,8 @@ public final class PlainMutex<Value>: @unchecked Sendable {
     /// Runs `body` with the value while holding the lock (not reentrant: `body` must not take it again).
     @inlinable
     public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        pthread_mutex_lock(mutex)
+        let locked = pthread_mutex_lock(mutex)
+        precondition(locked == 0, "PlainMutex: the lock was taken again by the thread that holds it")
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
     }

@@ -145,8 +145,12 @@ public struct ContextStore: Sendable {
         return existed
     }
 
-    /// Whether `key` is one of the message mirrors (`inbox:…`, `outbox:…`).
-    public static func isMirror(_ key: String) -> Bool { key.hasPrefix("inbox:") || key.hasPrefix("outbox:") }
+    /// Whether `key` is one of the message mirrors (`inbox:…`, `outbox:…`). Byte-wise, as the SQL
+    /// that counts entries (`hasPrefix` compares characters: "inbox:" + U+0301 would not match
+    /// there, and such keys would be neither reserved nor counted).
+    public static func isMirror(_ key: String) -> Bool {
+        key.utf8.starts(with: "inbox:".utf8) || key.utf8.starts(with: "outbox:".utf8)
+    }
 
     /// Live entries whose key starts with `prefix`, in key order; without the message mirrors
     /// when `includeMirrors` is false.

@@ -171,6 +171,10 @@ import Testing
         #expect(try alpha.http("GET", "/api/v1/messages/outbox", key: key).status == 403)
         let reserved = try alpha.http("GET", "/api/v1/context/inbox:\(try alpha.nodeId):x", key: key)
         #expect(reserved.status == 403 && reserved.errorCode == "reserved_key")
+        // Nor write past context.maxEntries with a key the store would take for a mirror:
+        // "inbox:" + a combining mark (U+0301, %CC%81) is reserved too.
+        let lookalike = try alpha.http("PUT", "/api/v1/context/inbox:%CC%81x", body: #"{"value":"x"}"#, key: key)
+        #expect(lookalike.status == 403 && lookalike.errorCode == "reserved_key")
         // And deliveries are from the node the key belongs to, whatever a header says.
         let forged = try alpha.http("POST", "/api/v1/messages/deliver", body:
             #"{"id":"f","fromName":"x","type":"chat","body":"hi","createdAt":1,"expiresAt":99999999999999}"#,

@@ -54,6 +54,34 @@ import Testing
         polls.finishAll()
     }
 
+    /// A message that lands while the registration check's query runs (its own try finds the
+    /// waiter claimed and gives up) still answers the poll at once, not at its timeout.
+    @Test func anEventDuringARunningCheckIsNotLost() throws {
+        let polls = LongPolls()
+        let checking = DispatchSemaphore(value: 0)
+        let messageLanded = DispatchSemaphore(value: 0)
+        let calls = Atomic<Int>(0)
+        let answered = DispatchSemaphore(value: 0)
+        let waiter = LongPolls.Waiter(after: 0) {
+            if calls.add(1, ordering: .relaxed).newValue == 1 {
+                // The registration check: its query ran before the message was committed.
+                checking.signal()
+                messageLanded.wait()
+                return false
+            }
+            answered.signal()
+            return true
+        } timeout: {}
+        polls.add(waiter, timeout: 60)
+        checking.wait()
+        polls.notify(after: 1)
+        usleep(100_000)  // the event's own try runs now and finds the waiter claimed
+        messageLanded.signal()
+        #expect(answered.wait(timeout: .now() + 5) == .success)
+        #expect(calls.load(ordering: .relaxed) == 2)
+        polls.finishAll()
+    }
+
     private func settle(_ condition: () -> Bool) async throws {
         for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
     }

@@ -102,6 +102,12 @@ import Testing
         // Mirrors are never counted nor refused.
         _ = try store.put(key: "inbox:m3", value: "mirror", ttl: nil, fromNodeId: "n", maxEntries: 16, now: 5000)
         #expect(try store.count(now: 5000) == 16)
+        // A mirror prefix followed by a combining mark is still a mirror, byte for byte as in SQL
+        // (Swift's hasPrefix says no: the mark joins the colon into one character).
+        #expect(ContextStore.isMirror("inbox:\u{301}x") && ContextStore.isMirror("outbox:\u{301}"))
+        #expect(!ContextStore.isMirror("inbo") && !ContextStore.isMirror("inboxes"))
+        _ = try store.put(key: "inbox:\u{301}x", value: "v", ttl: nil, fromNodeId: "n", maxEntries: 16, now: 5000)
+        #expect(try store.count(now: 5000) == 16)
     }
 
     @Test func prefixListingIsExactAndOrdered() throws {

@@ -18,7 +18,11 @@ final class LongPolls: Sendable {
         /// Answers if there is something to answer with; true when it did.
         let attempt: @Sendable () -> Bool
         let timeout: @Sendable () -> Void
+        /// Held while one thread tries it (and for good once it is answered).
         let done = Atomic<Bool>(false)
+        /// Events that may answer it so far: a try that finds another one running leaves this
+        /// raised, and the running one tries again, so no event is lost in between.
+        let events = Atomic<Int>(0)
 
         init(topic: String = "", after: Int64 = .min, attempt: @escaping @Sendable () -> Bool,
              timeout: @escaping @Sendable () -> Void) {
@@ -40,6 +44,7 @@ final class LongPolls: Sendable {
             guard remove(waiter) else { return }
             waiter.timeout()
         }
+        waiter.events.add(1, ordering: .releasing)
         DispatchQueue.global().async { [self] in tryAnswer(waiter) }
     }
 
@@ -54,6 +59,7 @@ final class LongPolls: Sendable {
     func notify(topic: String = "", after seq: Int64 = .max) {
         let current = waiting.withLock { $0[topic]?.values.filter { $0.after < seq } ?? [] }
         guard !current.isEmpty else { return }
+        for waiter in current { waiter.events.add(1, ordering: .releasing) }
         DispatchQueue.global().async { [self] in
             for waiter in current { tryAnswer(waiter) }
         }
@@ -75,18 +81,24 @@ final class LongPolls: Sendable {
     }
 
     private func tryAnswer(_ waiter: Waiter) {
-        guard !waiter.done.load(ordering: .acquiring) else { return }
-        // Claim first so a timeout cannot answer too; give the claim back if nothing matched.
-        guard !waiter.done.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if waiter.attempt() {
-            unregister(waiter)
-            return
-        }
-        waiter.done.store(false, ordering: .releasing)
-        // Its timer may have fired (or its client left) while we held the claim: answer for it.
-        if waiting.withLock({ $0[waiter.topic]?[waiter.id] == nil }),
-           !waiter.done.exchange(true, ordering: .acquiringAndReleasing) {
-            waiter.timeout()
+        while true {
+            guard !waiter.done.load(ordering: .acquiring) else { return }
+            // Claim first so a timeout cannot answer too; give the claim back if nothing matched.
+            // Whoever holds the claim sees the events counted before it looks (below).
+            guard !waiter.done.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            let seen = waiter.events.load(ordering: .acquiring)
+            if waiter.attempt() {
+                unregister(waiter)
+                return
+            }
+            waiter.done.store(false, ordering: .releasing)
+            // Its timer may have fired (or its client left) while we held the claim: answer for it.
+            if waiting.withLock({ $0[waiter.topic]?[waiter.id] == nil }) {
+                if !waiter.done.exchange(true, ordering: .acquiringAndReleasing) { waiter.timeout() }
+                return
+            }
+            // An event came while this try ran (its own try found the claim taken): look again.
+            if waiter.events.load(ordering: .acquiring) == seen { return }
         }
     }
 }
