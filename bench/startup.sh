@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 runs="${1:-200}"
 
-loopsy_apt $LOOPSY_BUILD_PACKAGES hyperfine curl time python3
+loopsy_apt $LOOPSY_BUILD_PACKAGES hyperfine curl time python3 bc
 loopsy_swift
 loopsy_bench_build
 

@@ -104,7 +104,7 @@ http {
     $tuning
     keepalive_requests 1000000;
     keepalive_timeout 300s;
-    server { listen 127.0.0.1:$3 root $2; }
+    server { listen 127.0.0.1:$3; root $2; }
 }
 CONF
     nginx -c "$1/$name.conf"
