@@ -82,7 +82,8 @@ printf '| %-40s | %9.2f | %8s |\n' "curl from nginx (reference)" "$t_nginx" "$(r
 printf '| %-40s | %9.2f | %8s |\n' "scp download (reference)" "$t_scp_down" "$(rate "$t_scp_down")"
 echo
 echo "loopsy pull / nginx: $(echo "scale=2; $t_nginx / $t_pull" | bc -l)"
-loopsy_bench_summary "loopsy send $size_mib MiB (push, fsync + sha256)" "$(rate "$t_push") MiB/s" "dd + fsync $(rate "$t_disk") MiB/s" \
+loopsy_bench_summary "loopsy send $size_mib MiB (push, fsync + sha256)" "$(rate "$t_push") MiB/s" \
+    "dd + fsync $(rate "$t_disk") MiB/s; HTTP on loopback (nginx → curl) $(rate "$t_nginx") MiB/s" \
     "≥ 0.9x dd (now $(awk -v a="$t_disk" -v b="$t_push" 'BEGIN {printf "%.2f", a / b}')x)"
 loopsy_bench_summary "loopsy pull $size_mib MiB" "$(rate "$t_pull") MiB/s" "nginx + curl $(rate "$t_nginx") MiB/s" \
     "≥ 0.9x (now $(awk -v a="$t_nginx" -v b="$t_pull" 'BEGIN {printf "%.2f", a / b}')x)"
