@@ -6,7 +6,13 @@ import Glibc
 #endif
 
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show the audit log of requests to the daemon.")
+    static let configuration = CommandConfiguration(
+        commandName: "logs", abstract: "Show the audit log of requests to the daemon.",
+        discussion: """
+            Every write, error and refusal has a line of its own. Successful reads (GET, HEAD) are \
+            summarised per 250 ms: one line per caller, path and status, marked ×N, with the first \
+            request's time and id and their mean duration.
+            """)
 
     @OptionGroup var global: GlobalOptions
     @Flag(name: .shortAndLong, help: "Keep printing new entries.") var follow = false
