@@ -84,6 +84,6 @@ print(f"|{'-'*48}|{'-'*10}|{'-'*9}|{'-'*9}|")
 for r in results:
     print(f"| {r['command']:<46} | {r['mean']*1000:8.1f} | {r['median']*1000:7.1f} | {r['max']*1000:7.1f} |")
 PY
-median() { python3 -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['results'] if x['command'].startswith(sys.argv[2])][0]; print(f\"{r['median']*1000:.0f}\")" "$work/result.json" "$1"; }
+median() { loopsy_bench_ms "$work/result.json" "$1" median 0; }
 loopsy_bench_summary "POST /messages/broadcast, $count peers" "$(median "POST /messages") ms" "curl --parallel direct $(median "curl") ms" "≤ 100 ms"
 loopsy_bench_summary "POST /context/broadcast, $count peers" "$(median "POST /context") ms" "curl --parallel direct $(median "curl") ms" "≤ 100 ms"

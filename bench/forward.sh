@@ -78,7 +78,7 @@ echo "|---|---|"
 echo "| bravo directly over TLS (curl) [reference] | $(rate "$t_direct") |"
 echo "| bravo through alpha's relay (curl to alpha) | $(rate "$t_relay") |"
 echo "| loopsy pull bravo (relay, SHA-256 verified) | $(rate "$t_cli") |"
-median() { python3 -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['results'] if x['command'].startswith(sys.argv[2])][0]; print(f\"{r['median']*1000:.1f}\")" "$@"; }
+median() { loopsy_bench_ms "$1" "$2" median; }
 loopsy_bench_summary "relayed GET /peers/{p}/status (TLS)" "$(median "$work/latency.json" "status, bravo through") ms" \
     "direct pinned HTTPS with curl $(median "$work/latency.json" "status, bravo directly") ms" "≤ 1.5x direct"
 loopsy_bench_summary "loopsy exec <peer> true" "$(median "$work/exec.json" "loopsy exec bravo") ms" \

@@ -75,7 +75,7 @@ for program in loopsyd loopsy loopsy-mcp; do
     printf '| %-34s | %10.1f |\n' "$program binary" "$(echo "$(stat -c %s "$bin/$program") / 1048576" | bc -l)"
 done
 
-mean() { python3 -c "import json,sys; r={x['command']: x for x in json.load(open(sys.argv[1]))['results']}; print(f\"{r[sys.argv[2]]['mean']*1000:.1f}\")" "$@"; }
+mean() { loopsy_bench_ms "$1" "$2" mean; }
 loopsy_bench_summary "loopsy --version" "$(mean "$work/cli.json" "loopsy --version") ms, $(echo "scale=1; $version_rss / 1024" | bc) MB" "curl whole request $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 4 ms, ≤ 8 MB"
 loopsy_bench_summary "loopsy context get k" "$(mean "$work/cli.json" "loopsy context get plan") ms" "curl $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 1.5x curl"
 loopsy_bench_summary "loopsy start until it returns" "$(mean "$work/start.json" "loopsy start") ms" "-" "≤ 30 ms"

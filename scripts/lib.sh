@@ -42,6 +42,13 @@ loopsy_bench_build() {
     fi
 }
 
+# For benchmarks: milliseconds of the first hyperfine result in JSON file "$1" whose command
+# starts with "$2"; "$3" is the statistic (median, the default, or mean), "$4" the decimals (1).
+loopsy_bench_ms() {
+    python3 -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['results'] if x['command'].startswith(sys.argv[2])][0]; print(f'{r[sys.argv[3]]*1000:.{sys.argv[4]}f}')" \
+        "$1" "$2" "${3:-median}" "${4:-1}"
+}
+
 # For benchmarks run by bench/all.sh: one row of its summary table (what, loopsy, reference,
 # goal), appended to $LOOPSY_BENCH_SUMMARY when that is set.
 loopsy_bench_summary() {
