@@ -23,7 +23,7 @@ let package = Package(
         .systemLibrary(name: "CAvahi", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "CPosix"),
 
-        .target(name: "LoopsyPOSIX"),
+        .target(name: "LoopsyPOSIX", dependencies: ["CPosix"]),
         .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD", "LoopsyPOSIX"]),
         .target(name: "LoopsyAPI"),
         .target(name: "LoopsyStore", dependencies: ["CSQLite", "LoopsyAPI", "LoopsyPOSIX"]),
@@ -42,9 +42,11 @@ let package = Package(
             "CCurl", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
 
-        .executableTarget(name: "loopsyd", dependencies: ["LoopsyServer", "LoopsyConfig"]),
+        .executableTarget(name: "loopsyd", dependencies: [
+            "LoopsyServer", "LoopsyHTTP", "LoopsyStore", "LoopsyConfig", "LoopsyAPI", "LoopsyPOSIX",
+        ]),
         .executableTarget(name: "loopsy", dependencies: [
-            "LoopsyClient", "LoopsyConfig", "LoopsyAPI", "LoopsyStore", "LoopsyHTTP", "LoopsyServer", "LoopsyPOSIX",
+            "LoopsyClient", "LoopsyConfig", "LoopsyAPI", "LoopsyPOSIX",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -1,6 +1,6 @@
 // POSIX process control that Swift's Glibc module hides (GNU extensions, macros).
 // Declared here without _GNU_SOURCE, which would make these headers disagree with the ones
-// other modules import. Only LoopsyServer's process runner imports this module.
+// other modules import. Only LoopsyPOSIX imports this module; everything else goes through it.
 #ifndef CPOSIX_SHIM_H
 #define CPOSIX_SHIM_H
 #include <fcntl.h>
@@ -240,5 +240,8 @@ static inline int cposix_fork_exec_job(pid_t *pid, const char *path, char *const
 
 /// Names the calling thread (15 bytes show in top, ps -L and gdb); prctl is variadic in C.
 static inline void cposix_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+/// glibc's POSIX_SPAWN_SETSID (2.26+), which spawn.h declares only under _GNU_SOURCE.
+static inline short cposix_spawn_setsid_flag(void) { return 0x80; }
 
 #endif

@@ -122,3 +122,19 @@ public struct AuditListResponse: Codable, Sendable {
     public var entries: [AuditEntry]
     public init(entries: [AuditEntry]) { self.entries = entries }
 }
+
+/// `loopsyd check-database`: what `loopsy doctor` reports about the database, found by the
+/// program that owns it (the CLI links no SQLite).
+public struct DatabaseCheck: Codable, Sendable, Equatable {
+    /// `PRAGMA integrity_check`'s lines: ["ok"] when sound.
+    public var integrity: [String]
+    /// The newest migration applied to the file, and the newest this build has.
+    public var applied: Int
+    public var available: Int
+
+    public init(integrity: [String], applied: Int, available: Int) {
+        self.integrity = integrity
+        self.applied = applied
+        self.available = available
+    }
+}

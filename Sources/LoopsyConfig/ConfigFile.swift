@@ -16,9 +16,13 @@ public enum ConfigFile {
         return (config, warnings)
     }
 
-    /// The config `loopsy init` writes: every key with its default, commented.
-    public static func template(apiKey: String, port: Int = 19532, hostname: String? = nil) -> String {
-        let defaults = LoopsyConfig()
+    /// The config `loopsy init` writes: every key with its default, commented. A session's
+    /// (`loopsy session`) listens on `host` 127.0.0.1 without mDNS `discovery`.
+    public static func template(apiKey: String, port: Int = 19532, hostname: String? = nil, host: String? = nil,
+                                discovery: Bool? = nil) -> String {
+        var defaults = LoopsyConfig()
+        if let host { defaults.server.host = host }
+        if let discovery { defaults.discovery.enabled = discovery }
         return """
             # Loopsy node configuration. Restart loopsyd after editing (auth keys apply at once).
             server:
@@ -81,7 +85,7 @@ public enum ConfigFile {
               defaultTtl: \(defaults.messages.defaultTtl)        # seconds a message may wait for an offline peer
               maxInboxPerSender: \(defaults.messages.maxInboxPerSender)   # unacked messages kept per sender; more are refused
             discovery:
-              enabled: \(defaults.discovery.enabled)            # mDNS (_loopsy._tcp via avahi-daemon)
+              enabled: \(defaults.discovery.enabled)\(defaults.discovery.enabled ? " " : "")           # mDNS (_loopsy._tcp via avahi-daemon)
               manualPeers: []          # [{address: 192.168.1.20, port: 19532}] probed at start
               healthInterval: \(defaults.discovery.healthInterval)       # seconds between peer health checks
               offlineAfter: \(defaults.discovery.offlineAfter)          # failed checks before a peer is offline

@@ -1,4 +1,5 @@
 import CMicroHTTPD
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -96,7 +97,9 @@ public final class HTTPServer: @unchecked Sendable {
     public func start(port requestedPort: UInt16? = nil) throws {
         var options = self.options
         if let requestedPort { options.port = requestedPort }
-        let bindAddress = try SocketAddress(host: options.host, port: options.port)
+        guard let bindAddress = SocketAddress(host: options.host, port: options.port) else {
+            throw HTTPServerError.badHost(options.host)
+        }
         var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         if bindAddress.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
@@ -136,20 +139,6 @@ public final class HTTPServer: @unchecked Sendable {
         deferrals.reopen()
         streams.reopen()
         budget.start()
-    }
-
-    /// True when nothing else listens on host:port. Listeners that share a port (SO_REUSEPORT)
-    /// would otherwise quietly share it with another process of the same user.
-    public static func portIsFree(host: String, port: UInt16) -> Bool {
-        guard let address = try? SocketAddress(host: host, port: port) else { return false }
-        let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var on: Int32 = 1
-        // SO_REUSEADDR alone only skips TIME_WAIT leftovers; a live listener still conflicts.
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        let length = socklen_t(address.isIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-        return address.withSockaddr { bind(fd, $0, length) } == 0
     }
 
     /// Stops accepting, finishes with MHD's threads and closes every connection.

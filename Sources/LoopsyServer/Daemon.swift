@@ -169,12 +169,12 @@ public final class Daemon: Sendable {
             let port = loopback.port
             // A wildcard address cannot be probed here (our own loopback listener conflicts);
             // the kernel picked a port no one listens on at all, so it is free there too.
-            guard wildcard || HTTPServer.portIsFree(host: host, port: port) else { throw inUse(Int(port), on: host) }
+            guard wildcard || Port.isFree(host: host, port: port) else { throw inUse(Int(port), on: host) }
             try peerFacing.start(port: port)
             return
         }
-        guard HTTPServer.portIsFree(host: host, port: UInt16(configured)) else { throw inUse(configured, on: host) }
-        if !wildcard, !HTTPServer.portIsFree(host: "127.0.0.1", port: UInt16(configured)) {
+        guard Port.isFree(host: host, port: UInt16(configured)) else { throw inUse(configured, on: host) }
+        if !wildcard, !Port.isFree(host: "127.0.0.1", port: UInt16(configured)) {
             throw inUse(configured, on: "127.0.0.1")
         }
         try peerFacing.start()

@@ -148,6 +148,15 @@ import Testing
         #expect(text.status == 1)
         #expect(text.stdout.contains("FAIL tls: tls/cert.pem is not for this node's identity key"))
         #expect(text.stdout.contains("fix: loopsy init"))
+        // A damaged database is reported by loopsyd's reader, which the CLI runs (it links no SQLite).
+        let database = home.path + "/.loopsy/loopsy.db"
+        for leftover in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + leftover) }
+        let handle = try #require(FileHandle(forWritingAtPath: database))
+        try handle.write(contentsOf: Data(repeating: 0x5A, count: 100))
+        try handle.close()
+        report = try JSONDecoder().decode(DoctorOutput.self, from: Data(try home.loopsy("doctor", "--json").stdout.utf8))
+        let finding = try #require(report.findings.first { $0.check == "database" })
+        #expect(finding.status == "fail" && finding.message.contains("not a database"), "\(finding)")
     }
 }
 

@@ -2,8 +2,7 @@ import ArgumentParser
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
-import LoopsyHTTP
-import LoopsyServer
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,41 +46,19 @@ struct Dashboard: ParsableCommand {
         }
     }
 
-    private func serve() throws {
-        let dataDir = global.resolvedDataDir
-        guard let config = try? ConfigFile.load(dataDir).config else {
-            throw CLIFailure(message: "no config at \(dataDir.configFile); run `loopsy init` first",
+    /// The gateway is loopsyd's (`loopsyd dashboard`): it reuses the daemon's HTTP server,
+    /// relay and session code, which this CLI does not link.
+    private func serve() throws -> Never {
+        guard (try? ConfigFile.load(global.resolvedDataDir)) != nil else {
+            throw CLIFailure(message: "no config at \(global.resolvedDataDir.configFile); run `loopsy init` first",
                              code: CLIFailure.apiError)
         }
-        // Ctrl-C and SIGTERM wait for sigwait below; every thread inherits the mask.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        for signal in [SIGINT, SIGTERM] { sigaddset(&stopSignals, signal) }
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
-        signal(SIGPIPE, SIG_IGN)
-
-        let logger = Logger(level: .warn)
-        let gateway = DashboardGateway(main: dataDir, loginsPerMinute: max(config.rateLimits.pairing, 1), logger: logger)
-        guard port == 0 || HTTPServer.portIsFree(host: "127.0.0.1", port: UInt16(port)) else {
-            throw CLIFailure(message: "port \(port) on 127.0.0.1 is in use (another `loopsy dashboard`?); pick "
-                + "another with -p", code: CLIFailure.unavailable)
-        }
-        let server = HTTPServer(handler: gateway, options: HTTPServerOptions(host: "127.0.0.1", port: UInt16(port),
-                                                                            threads: 2))
+        let path = try DaemonProcess.executable()
         do {
-            try server.start()
+            try Subprocess(path, ["dashboard", "--data-dir", global.resolvedDataDir.root, "--port", String(port)])
+                .replacingThisProcess()
         } catch {
-            throw CLIFailure(message: "cannot listen on 127.0.0.1:\(port): \(error)", code: CLIFailure.unavailable)
+            throw CLIFailure(message: "cannot run \(path): \(error)", code: CLIFailure.unavailable)
         }
-        let sessions = SessionDirectory(main: dataDir).names()
-        print("Loopsy dashboard for \(sessions.count + 1) local node(s): " + (["main"] + sessions).joined(separator: ", "))
-        print("Open within 5 minutes (works once; afterwards log in with `loopsy key show`):")
-        print("  http://127.0.0.1:\(server.port)/dashboard/#login=\(gateway.makeLink())")
-        print("Ctrl-C stops it.")
-        fflush(nil)
-        var received: Int32 = 0
-        sigwait(&stopSignals, &received)
-        server.stop()
-        print("dashboard stopped")
     }
 }

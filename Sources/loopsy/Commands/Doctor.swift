@@ -2,7 +2,7 @@ import ArgumentParser
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
-import LoopsyStore
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -104,23 +104,32 @@ private struct Checks {
         guard SecureFile.exists(dataDir.databaseFile) else {
             return [warn("database", "no database yet (it is made when loopsyd first starts)", "loopsy start")]
         }
+        // loopsyd owns the database: it reads it (read-only) and says what it found.
+        var checker = Subprocess((try? DaemonProcess.executable()) ?? "loopsyd",
+                                 ["check-database", "--data-dir", dataDir.root])
+        checker.stdout = .capture
+        checker.stderr = .discard
+        let check: DatabaseCheck
         do {
-            let database = try Database(path: dataDir.databaseFile, readOnly: true)
-            let integrity = try database.prepare("PRAGMA integrity_check").rows([]) { $0.text(0) }
-            guard integrity == ["ok"] else {
-                return [fail("database", "integrity check: \(integrity.prefix(3).joined(separator: "; "))",
-                             "stop loopsyd, move \(dataDir.databaseFile) aside and start again (context and messages are lost)")]
+            let (status, output) = try checker.run()
+            guard status == .exited(0), let decoded = try? SafeJSON.decode(DatabaseCheck.self, from: output) else {
+                let reason = (try? SafeJSON.decode(ErrorBody.self, from: output))?.error.message ?? "\(status)"
+                return [fail("database", "cannot read \(dataDir.databaseFile): \(reason)",
+                             "check the file's owner and mode; if it is damaged, stop loopsyd, move it aside and start again")]
             }
-            let applied = try database.prepare("SELECT coalesce(max(id), 0) FROM schema_migrations").rows([]) { $0.int(0) }
-            let available = (try? Migration.load(from: try Migration.locateDirectory()).map(\.id).max()) ?? 0
-            if let newest = applied.first, newest < available {
-                return [warn("database", "schema at migration \(newest), this build has \(available)",
-                             "restart loopsyd to apply them (`loopsy stop && loopsy start`)")]
-            }
-            return [ok("database", "integrity ok, migrations current (\(applied.first ?? 0))")]
+            check = decoded
         } catch {
-            return [fail("database", "cannot read \(dataDir.databaseFile): \(error)", "check the file's owner and mode")]
+            return [fail("database", "cannot run loopsyd to read \(dataDir.databaseFile): \(error)", "reinstall loopsy")]
         }
+        guard check.integrity == ["ok"] else {
+            return [fail("database", "integrity check: \(check.integrity.prefix(3).joined(separator: "; "))",
+                         "stop loopsyd, move \(dataDir.databaseFile) aside and start again (context and messages are lost)")]
+        }
+        if check.applied < check.available {
+            return [warn("database", "schema at migration \(check.applied), this build has \(check.available)",
+                         "restart loopsyd to apply them (`loopsy stop && loopsy start`)")]
+        }
+        return [ok("database", "integrity ok, migrations current (\(check.applied))")]
     }
 
     private func checkTLS(_ config: LoopsyConfig) -> [Finding] {
@@ -149,7 +158,7 @@ private struct Checks {
         guard let pid = dataDir.runningDaemonPid() else {
             findings.append(fail("daemon", "loopsyd is not running", "loopsy start"))
             let port = config.server.port
-            findings.append(Sessions.portIsFree(port) ? ok("port", "port \(port) is free for loopsyd")
+            findings.append(Port.isFree(host: config.server.host, port: UInt16(port)) ? ok("port", "port \(port) is free for loopsyd")
                             : fail("port", "port \(port) is taken by another program", "stop it, or change server.port"))
             return nil
         }

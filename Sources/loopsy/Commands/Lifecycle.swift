@@ -2,6 +2,7 @@ import ArgumentParser
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -129,9 +130,6 @@ struct Status: ParsableCommand {
     }
 }
 
-/// glibc's POSIX_SPAWN_SETSID (2.26+), hidden from Swift behind _GNU_SOURCE.
-private let posixSpawnSetsid: Int16 = 0x80
-
 /// Starting loopsyd as a detached background process.
 enum DaemonProcess {
     /// The loopsyd next to this loopsy binary, else the first on PATH.
@@ -146,42 +144,19 @@ enum DaemonProcess {
     /// Spawns loopsyd in its own session, stdin from /dev/null and output appended to `logFile`.
     static func spawnDetached(arguments: [String], logFile: String) throws -> pid_t {
         let path = try executable()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var daemon = Subprocess(path, arguments)
+        daemon.stdin = .null
+        daemon.stdout = .append(logFile)
+        daemon.stderrToStdout = true
         // Any other descriptor we inherited (a caller's pipe, say) must not live on in the
         // daemon: whoever reads that pipe would wait for EOF for as long as loopsyd runs.
-        for fd in inheritedDescriptors() where fd > 2 {
-            posix_spawn_file_actions_addclose(&actions, fd)
+        daemon.closeOtherDescriptors = true
+        daemon.newSession = true
+        do {
+            return try daemon.spawn().pid
+        } catch {
+            throw CLIFailure(message: "could not start \(path): \(error)", code: CLIFailure.unavailable)
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, posixSpawnSetsid)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        guard result == 0 else {
-            throw CLIFailure(message: "could not start \(path): \(String(cString: strerror(result)))",
-                             code: CLIFailure.unavailable)
-        }
-        return pid
-    }
-
-    private static func inheritedDescriptors() -> [Int32] {
-        guard let directory = opendir("/proc/self/fd") else { return [] }
-        defer { closedir(directory) }
-        let own = dirfd(directory)
-        var descriptors: [Int32] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let fd = Int32(name), fd != own { descriptors.append(fd) }
-        }
-        return descriptors
     }
 
     static func tail(_ file: String, lines: Int) -> String {

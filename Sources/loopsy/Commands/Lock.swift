@@ -3,6 +3,7 @@ import Dispatch
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
+import LoopsyPOSIX
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -135,13 +136,14 @@ struct Lock: ParsableCommand {
     /// Spawns `argv`, renews the lease every third of `ttl` while it runs, releases the lock
     /// when it ends. A lost lease stops the command (SIGTERM): it is no longer protected.
     static func runHolding(_ lock: LockInfo, argv: [String], client: LoopsyClient, ttl: Int) throws -> Int32 {
-        let arguments = argv.map { strdup($0) } + [nil]
-        defer { arguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, argv[0], nil, nil, arguments, environ)
-        guard spawned == 0 else {
+        var command = Subprocess(argv[0], Array(argv.dropFirst()))
+        command.searchPath = true
+        let child: Subprocess.Child
+        do {
+            child = try command.spawn()
+        } catch {
             try? client.lockRelease(lock.name, token: lock.token)
-            throw CLIFailure(message: "cannot run \(argv[0]): \(String(cString: strerror(spawned)))", code: CLIFailure.usage)
+            throw CLIFailure(message: "cannot run \(argv[0]): \(error)", code: CLIFailure.usage)
         }
         let lost = Atomic<Bool>(false)
         let renewer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "loopsy.lock.renew"))
@@ -154,12 +156,11 @@ struct Lock: ParsableCommand {
             } catch {
                 lost.store(true, ordering: .relaxed)
                 printError("lost \(lock.name): \(CLIFailure.from(error).message); stopping the command")
-                kill(pid, SIGTERM)
+                child.signal(SIGTERM)
             }
         }
         renewer.resume()
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        let status = child.wait()
         renewer.cancel()
         if !lost.load(ordering: .relaxed) {
             do {
@@ -169,7 +170,6 @@ struct Lock: ParsableCommand {
                 printError("could not release \(lock.name): \(CLIFailure.from(error).message) (its lease ends by itself)")
             }
         }
-        let signal = raw & 0x7F
-        return signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
+        return status.code
     }
 }

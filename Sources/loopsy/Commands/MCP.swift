@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -208,23 +209,17 @@ struct ClaudeRegistration {
     /// Runs a program to completion, its output passed through (or dropped when `quiet`).
     @discardableResult
     static func run(_ program: String, _ arguments: [String], what: String? = nil, quiet: Bool = false) throws -> Int32 {
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
+        var process = Subprocess(program, arguments)
         if quiet {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            process.stdout = .discard
+            process.stderr = .discard
         }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
-        guard spawned == 0 else {
-            throw CLIFailure(message: "cannot run \(program): \(String(cString: strerror(spawned)))", code: CLIFailure.unavailable)
+        let code: Int32
+        do {
+            code = try process.run().status.code
+        } catch {
+            throw CLIFailure(message: "cannot run \(program): \(error)", code: CLIFailure.unavailable)
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         if code != 0, let what {
             throw CLIFailure(message: "\(what) failed (exit \(code)); see its message above", code: CLIFailure.apiError)
         }
@@ -235,31 +230,13 @@ struct ClaudeRegistration {
 extension ClaudeRegistration {
     /// Runs a program and returns its stdout.
     static func capture(_ program: String, _ arguments: [String]) throws -> String {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw CLIFailure(message: "pipe failed", code: CLIFailure.apiError) }
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
-        close(fds[1])
-        defer { close(fds[0]) }
-        guard spawned == 0 else { throw CLIFailure(message: "cannot run \(program)", code: CLIFailure.unavailable) }
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = Glibc.read(fds[0], &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            output += buffer[0..<count]
+        var process = Subprocess(program, arguments)
+        process.stdout = .capture
+        process.stderr = .discard
+        do {
+            return String(decoding: try process.run().output, as: UTF8.self)
+        } catch {
+            throw CLIFailure(message: "cannot run \(program): \(error)", code: CLIFailure.unavailable)
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return String(decoding: output, as: UTF8.self)
     }
 }

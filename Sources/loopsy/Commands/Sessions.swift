@@ -2,6 +2,7 @@ import ArgumentParser
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -177,13 +178,11 @@ struct Sessions {
         let taken = Set(names().compactMap { other in
             (try? ConfigFile.load(DataDir(root: root + "/" + other)).config.server.port)
         })
-        guard let port = (19533...19999).first(where: { !taken.contains($0) && Self.portIsFree($0) }) else {
+        guard let port = (19533...19999).first(where: { !taken.contains($0) && Port.isFree(host: "0.0.0.0", port: UInt16($0)) }) else {
             throw CLIFailure(message: "no free port from 19533 to 19999 for a new session", code: CLIFailure.apiError)
         }
-        var text = ConfigFile.template(apiKey: Secrets.apiKey(), port: port,
-                                       hostname: Programs.hostname() + "-" + name)
-        text = text.replacingFirst("  host: 0.0.0.0", with: "  host: 127.0.0.1")
-        text = text.replacingFirst("  enabled: true            # mDNS", with: "  enabled: false            # mDNS")
+        let text = ConfigFile.template(apiKey: Secrets.apiKey(), port: port, hostname: Programs.hostname() + "-" + name,
+                                       host: "127.0.0.1", discovery: false)
         try SecureFile.write(dataDir.configFile, contents: text)
         print("created session \(name) in \(dataDir.root) (port \(port))")
     }
@@ -231,41 +230,12 @@ struct Sessions {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         if info.st_mode & S_IFMT == S_IFDIR {
-            if let directory = opendir(path) {
-                defer { closedir(directory) }
-                while let entry = readdir(directory) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                    if name != "." && name != ".." { try removeTree(path + "/" + name) }
-                }
-            }
+            for name in Directory.names(path) { try removeTree(path + "/" + name) }
             guard rmdir(path) == 0 else {
                 throw CLIFailure(message: "cannot remove \(path): \(String(cString: strerror(errno)))", code: CLIFailure.apiError)
             }
         } else if unlink(path) != 0 {
             throw CLIFailure(message: "cannot remove \(path): \(String(cString: strerror(errno)))", code: CLIFailure.apiError)
         }
-    }
-
-    static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = INADDR_ANY
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
-}
-
-extension String {
-    /// The text with the first line equal to `target` (up to its comment) replaced.
-    func replacingFirst(_ target: String, with replacement: String) -> String {
-        var lines = split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard let index = lines.firstIndex(where: { $0.hasPrefix(target) }) else { return self }
-        lines[index] = replacement + lines[index].dropFirst(target.count)
-        return lines.joined(separator: "\n")
     }
 }

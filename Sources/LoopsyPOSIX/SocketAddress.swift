@@ -3,11 +3,12 @@ import Glibc
 #endif
 
 /// An IPv4 or IPv6 socket address built from a literal, for binding.
-struct SocketAddress {
+public struct SocketAddress: Sendable {
     private var storage = sockaddr_storage()
-    let isIPv6: Bool
+    public let isIPv6: Bool
 
-    init(host: String, port: UInt16) throws {
+    /// nil unless `host` is an IPv4 or IPv6 literal (or "localhost").
+    public init?(host: String, port: UInt16) {
         let literal = host == "localhost" ? "127.0.0.1" : host
         var v4 = sockaddr_in()
         var v6 = sockaddr_in6()
@@ -26,17 +27,21 @@ struct SocketAddress {
             }
             isIPv6 = true
         } else {
-            throw HTTPServerError.badHost(host)
+            return nil
         }
     }
 
-    func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>) -> T) -> T {
+    public var length: socklen_t {
+        socklen_t(isIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+    }
+
+    public func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>) -> T) -> T {
         withUnsafeBytes(of: storage) { raw in
             body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self))
         }
     }
 
-    static func port(of storage: sockaddr_storage) -> UInt16? {
+    public static func port(of storage: sockaddr_storage) -> UInt16? {
         var copy = storage
         return withUnsafeBytes(of: &copy) { raw -> UInt16? in
             switch Int32(storage.ss_family) {
@@ -47,7 +52,7 @@ struct SocketAddress {
         }
     }
 
-    static func describe(_ address: UnsafePointer<sockaddr>) -> String {
+    public static func describe(_ address: UnsafePointer<sockaddr>) -> String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch Int32(address.pointee.sa_family) {
         case AF_INET:
@@ -67,7 +72,24 @@ struct SocketAddress {
 }
 
 extension String {
-    var trimmingBrackets: String {
+    /// "[::1]" → "::1".
+    public var trimmingBrackets: String {
         hasPrefix("[") && hasSuffix("]") ? String(dropFirst().dropLast()) : self
+    }
+}
+
+/// Probing whether a TCP port can be listened on.
+public enum Port {
+    /// True when nothing else listens on host:port. Listeners that share a port (SO_REUSEPORT)
+    /// would otherwise quietly share it with another process of the same user.
+    public static func isFree(host: String, port: UInt16) -> Bool {
+        guard let address = SocketAddress(host: host, port: port) else { return false }
+        let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var on: Int32 = 1
+        // SO_REUSEADDR alone only skips TIME_WAIT leftovers; a live listener still conflicts.
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        return address.withSockaddr { bind(fd, $0, address.length) } == 0
     }
 }

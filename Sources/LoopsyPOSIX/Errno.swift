@@ -1,0 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call's errno, with its text.
+public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertible {
+    public let code: Int32
+
+    public init(_ code: Int32) { self.code = code }
+
+    /// The calling thread's errno now.
+    public static var current: Errno { Errno(errno) }
+
+    public var description: String { String(cString: strerror(code)) }
+
+    public static let interrupted = Errno(EINTR)
+    public static let wouldBlock = Errno(EAGAIN)
+    public static let noEntry = Errno(ENOENT)
+    public static let exists = Errno(EEXIST)
+    public static let addressInUse = Errno(EADDRINUSE)
+}
+
+/// Calls `body` again for as long as it fails with EINTR (returns -1 and sets errno).
+/// The one retry loop for system calls a signal can interrupt.
+@inlinable
+public func retryingInterrupts<Result: BinaryInteger>(_ body: () -> Result) -> Result {
+    while true {
+        let result = body()
+        if result != -1 || errno != EINTR { return result }
+    }
+}
+
+/// `body`'s result, or the errno it failed with (-1), retrying EINTR.
+@inlinable
+public func checked<Result: BinaryInteger>(_ body: () -> Result) throws(Errno) -> Result {
+    let result = retryingInterrupts(body)
+    if result == -1 { throw Errno.current }
+    return result
+}

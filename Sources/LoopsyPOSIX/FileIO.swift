@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whole reads and writes on a descriptor: short writes continue, EINTR retries.
+public enum FileIO {
+    /// Writes every byte of `bytes` to `fd`.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = retryingInterrupts { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+            if written < 0 { throw Errno.current }
+            offset += written
+        }
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Errno) {
+        // withUnsafeBytes rethrows untyped errors: carry the typed one out by hand.
+        var failure: Errno?
+        bytes.withUnsafeBytes { raw in
+            do throws(Errno) { try writeAll(fd, raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    public static func writeAll(_ fd: Int32, _ text: String) throws(Errno) {
+        try writeAll(fd, Array(text.utf8))
+    }
+
+    /// Reads until end of file, or until more than `limit` bytes arrived (then the first
+    /// `limit + 1` bytes are returned, so a caller can tell "exactly limit" from "more").
+    public static func readAll(_ fd: Int32, limit: Int = Int.max - 1) throws(Errno) -> [UInt8] {
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while output.count <= limit {
+            let count = buffer.withUnsafeMutableBytes { raw in
+                retryingInterrupts { read(fd, raw.baseAddress, raw.count) }
+            }
+            if count < 0 { throw Errno.current }
+            if count == 0 { break }
+            output += buffer[0..<min(count, limit + 1 - output.count)]
+        }
+        return output
+    }
+}
