@@ -6,7 +6,4 @@
 static inline int csqlite_bind_text_transient(sqlite3_stmt *stmt, int index, const char *text, int length) {
     return sqlite3_bind_text(stmt, index, text, length, SQLITE_TRANSIENT);
 }
-static inline int csqlite_bind_blob_transient(sqlite3_stmt *stmt, int index, const void *data, int length) {
-    return sqlite3_bind_blob(stmt, index, data, length, SQLITE_TRANSIENT);
-}
 #endif

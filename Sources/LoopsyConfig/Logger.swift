@@ -1,17 +1,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Line-oriented log to stderr: `2026-11-28T12:00:00.123Z info message key=value`.
 /// Callers never pass secrets or bodies.
 public final class Logger: Sendable {
-    /// Index into LogLevel.allCases; atomic so the check on every call takes no lock.
-    private let level: Atomic<Int>
+    /// The lowest severity written; fixed for the logger's life.
+    private let level: Int
 
-    public init(level: LogLevel) { self.level = Atomic(Self.index(level)) }
-
-    public func setLevel(_ newLevel: LogLevel) { level.store(Self.index(newLevel), ordering: .relaxed) }
+    public init(level: LogLevel) { self.level = Self.index(level) }
 
     private static func index(_ level: LogLevel) -> Int { level.severity }
 
@@ -21,7 +18,7 @@ public final class Logger: Sendable {
     public func error(_ message: @autoclosure () -> String) { log(.error, message()) }
 
     private func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
-        guard Self.index(messageLevel) >= level.load(ordering: .relaxed) else { return }
+        guard Self.index(messageLevel) >= level else { return }
         let line = "\(Self.timestamp()) \(messageLevel.rawValue) \(message())\n"
         // One write(2) per line keeps lines whole when threads log at once.
         var bytes = Array(line.utf8)

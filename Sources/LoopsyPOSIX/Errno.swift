@@ -37,3 +37,17 @@ public func checked<Result: BinaryInteger>(_ body: () -> Result) throws(Errno) -
     if result == -1 { throw Errno.current }
     return result
 }
+
+/// A system call that failed, for logs: "forkpty: Resource temporarily unavailable".
+public struct SystemCallFailure: Error, Sendable, CustomStringConvertible {
+    public let call: String
+    public let errno: Errno
+
+    /// `call` failed with the calling thread's errno now.
+    public init(_ call: String, _ errno: Errno = .current) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(errno)" }
+}

@@ -282,14 +282,6 @@ public struct MessageStore: Sendable {
         }
     }
 
-    public func nextReceiptAt() throws -> Int64? {
-        try pool.read { db in
-            try db.cached("SELECT min(receipt_next_at) FROM inbox WHERE receipt IS NOT NULL").rows([]) {
-                $0.optionalInt64(0)
-            }.first ?? nil
-        }
-    }
-
     /// The sender has the receipt (unless a newer one was owed meanwhile).
     public func receiptSent(seq: Int64, state: String) throws {
         try pool.write { db in

@@ -22,6 +22,8 @@ public final class LockService: Sendable {
         var owner: String
         var ttlMillis: Int64
         var answer: DeferredResponse
+        /// Logs an unexpected error under the waiting request's id.
+        var failure: @Sendable (any Error) -> APIError
     }
     private struct State {
         var next: UInt64 = 0
@@ -39,7 +41,8 @@ public final class LockService: Sendable {
 
     /// Takes `name`, or waits up to `wait` seconds for it. 201 with the lock, or 409 `lock_held`
     /// with its current holder.
-    func acquire(_ name: String, holder: String, owner: String, ttl: Int, wait: Int) throws -> HTTPResponse {
+    func acquire(_ name: String, holder: String, owner: String, ttl: Int, wait: Int,
+                 failure: @escaping @Sendable (any Error) -> APIError) throws -> HTTPResponse {
         let ttlMillis = Int64(ttl) * 1000
         do {
             return try taken(try take(name, holder: holder, owner: owner, ttlMillis: ttlMillis))
@@ -55,7 +58,7 @@ public final class LockService: Sendable {
                 state.next += 1
                 state.count += 1
                 state.waiters[name, default: []].append(Waiter(id: state.next, holder: holder, owner: owner,
-                                                               ttlMillis: ttlMillis, answer: answer))
+                                                               ttlMillis: ttlMillis, answer: answer, failure: failure))
                 return state.next
             }
             scheduleHandOver(name, at: current.expiresAt)
@@ -141,7 +144,7 @@ public final class LockService: Sendable {
                 return
             } catch {
                 guard remove(name, id: waiter.id) != nil else { continue }
-                waiter.answer.complete(.error((error as? APIError) ?? APIError.internalError(requestId: "lock")))
+                waiter.answer.complete(.error(waiter.failure(error)))
             }
         }
     }

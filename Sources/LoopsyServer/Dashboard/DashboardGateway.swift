@@ -97,7 +97,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         do {
             return .stream(try startRelay(request, hasBody: true))
         } catch {
-            var response = finish(.error(error as? APIError ?? .internalError(requestId: "gateway")))
+            var response = finish(.error(failure(error, request)))
             response.setHeader("Connection", "close")
             return .respond(response)
         }
@@ -113,9 +113,16 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         } catch let error as APIError {
             return finish(.error(error))
         } catch {
-            logger.error("dashboard: \(request.method) \(request.rawPath) failed: \(error)")
-            return finish(.error(.internalError(requestId: "gateway")))
+            return finish(.error(failure(error, request)))
         }
+    }
+
+    /// An APIError as it is; anything else logged under a new request id, which the 500 names.
+    private func failure(_ error: any Error, _ request: HTTPRequest) -> APIError {
+        if let error = error as? APIError { return error }
+        let requestId = RequestID.make()
+        logger.error("dashboard: request \(requestId) \(request.method) \(request.rawPath) failed: \(error)")
+        return .internalError(requestId: requestId)
     }
 
     private func respond(_ request: HTTPRequest) throws -> HTTPResponse {

@@ -1,4 +1,5 @@
 import CPosix
+import LoopsyPOSIX
 import LoopsyAPI
 import LoopsyStore
 #if canImport(Glibc)
@@ -144,8 +145,12 @@ struct JobIOLoop: Sendable {
         // reaped by the reaper now.
         ChildProcesses.shared.release(process.pid, leftovers: tree)
         let raw = status ?? 0
-        let exitCode = cposix_wifexited(raw) != 0 ? Int(cposix_wexitstatus(raw)) : nil
-        let signal = cposix_wifsignaled(raw) != 0 ? Self.signalName(cposix_wtermsig(raw)) : nil
+        var exitCode: Int?
+        var signal: String?
+        switch ExitStatus(waitStatus: raw) {
+        case .exited(let code): exitCode = Int(code)
+        case .signaled(let number): signal = Self.signalName(number)
+        }
         return ExecuteResult(jobId: job.info.jobId, exitCode: exitCode, signal: signal, stdout: "", stderr: "",
                              durationMs: (Clock.monotonicSeconds() - started) * 1000, timedOut: timedOut,
                              truncated: truncated, cancelled: cancelled && !timedOut)

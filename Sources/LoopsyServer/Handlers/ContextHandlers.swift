@@ -57,9 +57,14 @@ public enum ContextHandlers {
         let after = Int64(try QueryValue.int(context, "afterRevision", default: Int(current?.revision ?? 0),
                                              range: 0...Int.max))
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
+        let failure = context.reportsFailures
         @Sendable func answer() -> HTTPResponse {
-            guard let entry = try? store.get(key: key) else { return .error(APIError.notFound("context key '\(key)'")) }
-            return (try? .json(entry)) ?? .error(APIError.internalError(requestId: "watch"))
+            do {
+                guard let entry = try store.get(key: key) else { return .error(APIError.notFound("context key '\(key)'")) }
+                return try .json(entry)
+            } catch {
+                return .error(failure(error))
+            }
         }
         return try context.node.contextWatch.wait(
             prefix: key, exact: true, seconds: wait, recheckAt: current?.expiresAt,
@@ -109,9 +114,12 @@ public enum ContextHandlers {
         return try context.node.contextWatch.wait(
             prefix: prefix, exact: false, seconds: wait,
             attempt: { read().flatMap { $0.changes.isEmpty ? nil : try? .json($0) } },
-            timeout: {
-                (try? .json(read() ?? ContextChangesResponse(changes: [], cursor: after)))
-                    ?? .error(APIError.internalError(requestId: "watch"))
+            timeout: { [failure = context.reportsFailures] in
+                do {
+                    return try .json(read() ?? ContextChangesResponse(changes: [], cursor: after))
+                } catch {
+                    return .error(failure(error))
+                }
             })
     }
 

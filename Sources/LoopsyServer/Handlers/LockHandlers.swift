@@ -12,7 +12,8 @@ public enum LockHandlers {
                                       code: "bad_holder")
         }
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
-        return try context.node.locks.acquire(name, holder: holder, owner: context.caller.id, ttl: body.ttl, wait: wait)
+        return try context.node.locks.acquire(name, holder: holder, owner: context.caller.id, ttl: body.ttl, wait: wait,
+                                             failure: context.reportsFailures)
     }
 
     static func renew(_ context: RequestContext) throws -> HTTPResponse {

@@ -51,7 +51,8 @@ public enum TransferHandlers {
         guard size <= TransferService.inlineChecksumLimit else {
             return HTTPResponse(status: status, headers: headers, file: body)
         }
-        return try transfer.withDigest(of: fd, size: size, keepsDescriptor: true) { [headers, status, body] digest in
+        return try transfer.withDigest(of: fd, size: size, keepsDescriptor: true,
+                                         failure: context.reportsFailures) { [headers, status, body] digest in
             HTTPResponse(status: status, headers: headers + [(TransferHeaders.sha256, digest)], file: body)
         }
     }
@@ -59,7 +60,8 @@ public enum TransferHandlers {
     static func checksum(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(TransferPathRequest.self)
         let (fd, real, size) = try context.node.transfer.openForReading(request.path, access: access(context))
-        return try context.node.transfer.withDigest(of: fd, size: size, keepsDescriptor: false) { digest in
+        return try context.node.transfer.withDigest(of: fd, size: size, keepsDescriptor: false,
+                                                      failure: context.reportsFailures) { digest in
             try .json(ChecksumResponse(path: real, size: size, sha256: digest))
         }
     }

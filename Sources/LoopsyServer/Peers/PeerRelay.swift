@@ -3,6 +3,7 @@ import Dispatch
 import LoopsyAPI
 import LoopsyClient
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
 #if canImport(Glibc)
@@ -84,7 +85,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     static func start(_ target: Target, method: String, path: String, query: String, headers: [String: String],
                       hasBody: Bool) throws -> PeerRelay {
         var fds: [Int32] = [0, 0]
-        guard cposix_pipe_cloexec(&fds) == 0 else { throw APIError.internalError(requestId: "pipe") }
+        guard cposix_pipe_cloexec(&fds) == 0 else { throw SystemCallFailure("pipe2") }
         let relay = PeerRelay(pipe: (fds[0], fds[1]))
         var outgoing = target.headers
         for name in forwardedHeaders { if let value = headers[name] { outgoing[name] = value } }

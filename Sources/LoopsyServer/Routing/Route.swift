@@ -19,6 +19,13 @@ public struct RequestContext: Sendable {
     public var node: NodeServices
 
     public func parameter(_ name: String) -> String { parameters[name] ?? "" }
+
+    /// What the client gets for an error met after the handler returned (in a deferred answer):
+    /// an APIError as it is, anything else logged under this request's id, which the 500 names.
+    public var reportsFailures: @Sendable (any Error) -> APIError {
+        let requestId = requestId, logger = node.logger
+        return { error in (error as? APIError) ?? Dispatcher.map(error, requestId: requestId, logger: logger) }
+    }
 }
 
 public typealias Handler = @Sendable (RequestContext) throws -> HTTPResponse

@@ -179,7 +179,7 @@ public final class TaskService: Sendable {
         // Registered as a task's main process as it starts; the user's umask, not the daemon's.
         let pid = ChildProcesses.shared.spawn { cposix_forkpty_exec(claude, argv, envp, cwd, UserUmask.value, &master) }
         guard pid > 0 else {
-            throw APIError.internalError(requestId: "forkpty: \(String(cString: strerror(errno)))")
+            throw SystemCallFailure("forkpty")
         }
         task.state.withLock { $0.pid = pid }
         try store.update(task.id, state: "running", startedAt: Clock.nowMillis())
@@ -331,13 +331,14 @@ public final class TaskService: Sendable {
     }
 
     private func finish(_ task: RunningTask, status: Int32) {
-        let exitCode = cposix_wifexited(status) != 0 ? Int(cposix_wexitstatus(status)) : 128 + Int(cposix_wtermsig(status))
+        let exitCode = Int(ExitStatus(waitStatus: status).code)
         let (cancelled, timedOut, sawResult, resultIsError, pending) = task.state.withLock { state in
             (state.cancelled, state.timedOut, state.sawResult, state.resultIsError, state.pending)
         }
-        for (_, waiting) in pending {
-            waiting.answer.complete(try! HTTPResponse.json(PermissionDecision(approved: false, message: "the task ended")))
-        }
+        // A hook still waiting gets a refusal (an error answer refuses too, should encoding fail).
+        let ended = (try? HTTPResponse.json(PermissionDecision(approved: false, message: "the task ended")))
+            ?? .error(APIError.conflict("the task ended", code: "task_ended"))
+        for (_, waiting) in pending { waiting.answer.complete(ended) }
         let state: String
         var error: String?
         if cancelled {

@@ -108,6 +108,7 @@ public final class TransferService: Sendable {
     /// `respond` returns; the caller gives up ownership (it is closed here unless `respond`
     /// hands it on, which it says by returning true for `keepsDescriptor`).
     func withDigest(of fd: Int32, size: Int64, keepsDescriptor: Bool,
+                    failure: @escaping @Sendable (any Error) -> APIError,
                     _ respond: @escaping @Sendable (String) throws -> HTTPResponse) throws -> HTTPResponse {
         let cached = cachedDigest(fd: fd)
         if size <= Self.inlineHashLimit || cached != nil {
@@ -142,7 +143,7 @@ public final class TransferService: Sendable {
                 response = .error(error)
             } catch {
                 close(fd)
-                response = .error(APIError.internalError(requestId: "hash"))
+                response = .error(failure(error))
             }
             deferred.complete(response)
         }
