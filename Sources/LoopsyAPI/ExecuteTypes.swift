@@ -101,8 +101,16 @@ public struct CancelResponse: Codable, Sendable {
     }
 }
 
+/// Which output of a program: its stdout or its stderr.
+public enum OutputStreamName: String, Codable, Sendable, CaseIterable { case stdout, stderr }
+
 /// Payloads of the `text/event-stream` of `/execute/stream`.
 public enum ExecuteStreamEvent {
+    /// The `event:` names, in the order they come: one start, output, one exit.
+    public enum Name: String, Sendable, CaseIterable {
+        case start, stdout, stderr, exit
+    }
+
     /// `event: start`, `data: {"jobId","pid"}`.
     public struct Start: Codable, Sendable {
         public var jobId: String

@@ -26,6 +26,17 @@ extension LoopsyClient {
         }
     }
 
+    /// Runs `request` with output streamed and decoded: `onEvent` sees the start, each piece
+    /// of output as the program's bytes (base64 chunks decoded), and the exit; returning false
+    /// stops reading. Events this client does not know are skipped.
+    public func executeEvents(_ request: ExecuteRequest, isCancelled: (() -> Bool)? = nil,
+                              onEvent: @escaping (ExecuteEvent) -> Bool) throws {
+        try executeStream(request, isCancelled: isCancelled) { event in
+            guard let decoded = ExecuteEvent(event) else { return true }
+            return onEvent(decoded)
+        }
+    }
+
     /// A request whose 2xx body is handed over as it arrives; errors decode as usual.
     public func stream(_ method: String, _ path: String, body: [UInt8]?, isCancelled: (() -> Bool)? = nil,
                        onData: @escaping ([UInt8]) -> Bool) throws {

@@ -306,26 +306,25 @@ struct LoopsyTools: Sendable {
                                      timeout: try arguments.int("timeoutSeconds", range: 1...3600).map { $0 * 1000 })
         let outcome: ExecuteResult = try await blocking { flag in
             let client = try client(peer: peer)
-            var stdout = "", stderr = ""
+            var output: [OutputStreamName: [UInt8]] = [:]
             var final: ExecuteResult?
-            try client.executeStream(request, isCancelled: { flag.isCancelled }) { event in
-                guard let data = event.data.data(using: .utf8) else { return true }
-                switch event.event {
-                case "stdout", "stderr":
-                    let text = (try? SafeJSON.decode(OutputChunk.self, from: data))?.text ?? ""
-                    if event.event == "stdout" { stdout += text } else { stderr += text }
-                    progress.step(String(text.prefix(500)))
-                case "exit":
-                    final = try? SafeJSON.decode(ExecuteResult.self, from: data)
-                default:
+            try client.executeEvents(request, isCancelled: { flag.isCancelled }) { event in
+                switch event {
+                case .output(let stream, let bytes):
+                    output[stream, default: []] += bytes
+                    progress.step(String(String(decoding: bytes, as: UTF8.self).prefix(500)))
+                case .exited(let result):
+                    final = result
+                case .started:
                     break
                 }
                 return !flag.isCancelled
             }
             if flag.isCancelled { throw CancellationError() }
             guard var result = final else { throw ToolFailure("the stream ended before the program's exit was reported") }
-            result.stdout = stdout
-            result.stderr = stderr
+            // Bytes that are not UTF-8 show as U+FFFD rather than vanish.
+            result.stdout = String(decoding: output[.stdout] ?? [], as: UTF8.self)
+            result.stderr = String(decoding: output[.stderr] ?? [], as: UTF8.self)
             return result
         }
         await progress.finish()
@@ -622,10 +621,6 @@ struct LoopsyTools: Sendable {
         }
         return result("message \(id):\n" + lines.joined(separator: "\n"), OutboxListResponse(messages: rows))
     }
-}
-
-struct OutputChunk: Decodable {
-    var text: String
 }
 
 struct TransferSummary: Codable, Sendable {

@@ -70,6 +70,12 @@ async def test_every_tool_on_this_machine(nodes):
         assert result.structured_content["stdout"] == "out\n" and result.structured_content["stderr"] == "err\n"
         failed = await session.call_tool("loopsy_execute", {"peer": "local", "command": "sh", "args": ["-c", "exit 3"]})
         assert failed.is_error and "exit code 3" in text(failed)
+        # Output that is not UTF-8 comes as base64 events: it is shown (U+FFFD for the bad
+        # byte), not dropped, as `loopsy exec` shows it.
+        latin = await session.call_tool("loopsy_execute", {"peer": "local", "command": "printf",
+                                                           "args": ["caf\\351 ok\\n"]})
+        assert not latin.is_error, text(latin)
+        assert latin.structured_content["stdout"] == "caf\ufffd ok\n"
 
         (files / "a.txt").write_text("hello files")
         pushed = await session.call_tool("loopsy_transfer_file", {

@@ -8,8 +8,6 @@ import LoopsyStore
 import Glibc
 #endif
 
-enum OutputStreamName: String, Sendable { case stdout, stderr }
-
 /// Receives a job's output as it happens. Called from the job's I/O thread only.
 protocol JobSink: Sendable {
     /// False when the consumer is gone: the job is then cancelled.

@@ -49,7 +49,7 @@ final class EventStreamSink: JobSink {
     init(stream: HTTPStream) { self.stream = stream }
 
     func started(_ info: JobInfo) {
-        send(event: "start", data: Self.encode(ExecuteStreamEvent.Start(jobId: info.jobId, pid: info.pid)))
+        send(event: .start, data: Self.encode(ExecuteStreamEvent.Start(jobId: info.jobId, pid: info.pid)))
     }
 
     func output(_ name: OutputStreamName, _ bytes: [UInt8]) -> Bool {
@@ -76,7 +76,7 @@ final class EventStreamSink: JobSink {
         for (name, bytes) in leftovers { _ = sendOutput(name, bytes) }
         var final = result
         if state.withLock({ $0.dropped }) { final.truncated = true }
-        send(event: "exit", data: Self.encode(final), bounded: false)
+        send(event: .exit, data: Self.encode(final), bounded: false)
         stream.finish()
     }
 
@@ -87,14 +87,14 @@ final class EventStreamSink: JobSink {
         } else {
             event = .init(text: nil, base64: Data(bytes).base64EncodedString())
         }
-        return send(event: name.rawValue, data: Self.encode(event))
+        return send(event: name == .stdout ? .stdout : .stderr, data: Self.encode(event))
     }
 
     @discardableResult
-    private func send(event: String, data: [UInt8], bounded: Bool = true) -> Bool {
+    private func send(event: ExecuteStreamEvent.Name, data: [UInt8], bounded: Bool = true) -> Bool {
         let frame = state.withLock { state -> [UInt8] in
             defer { state.nextId += 1 }
-            return Array("id: \(state.nextId)\nevent: \(event)\ndata: ".utf8) + data + Array("\n\n".utf8)
+            return Array("id: \(state.nextId)\nevent: \(event.rawValue)\ndata: ".utf8) + data + Array("\n\n".utf8)
         }
         if stream.write(frame, bounded: bounded) { return true }
         if stream.isClosed { return false }

@@ -42,7 +42,7 @@ struct Exec: ParsableCommand {
             let client = try global.client(peer: peer)
             let session = ExecSession(client: client)
             session.installInterruptHandler()
-            try client.executeStream(request) { event in session.handle(event) }
+            try client.executeEvents(request) { event in session.handle(event) }
             exitCode = try session.exitCode()
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
@@ -83,26 +83,20 @@ final class ExecSession: Sendable {
         interruptSource = source
     }
 
-    func handle(_ event: SSEEvent) -> Bool {
-        let data = Data(event.data.utf8)
-        switch event.event {
-        case "start":
-            let start = try? SafeJSON.decode(ExecuteStreamEvent.Start.self, from: data)
+    func handle(_ event: ExecuteEvent) -> Bool {
+        switch event {
+        case .started(let start):
             let cancelNow = state.withLock { state -> Bool in
-                state.jobId = start?.jobId
+                state.jobId = start.jobId
                 return state.interrupted
             }
-            if cancelNow, let jobId = start?.jobId { try? client.cancelJob(jobId) }
-        case "stdout", "stderr":
-            guard let output = try? SafeJSON.decode(ExecuteStreamEvent.Output.self, from: data) else { return true }
-            let bytes = output.text.map { Array($0.utf8) } ?? output.base64.flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? []
-            writeAll(event.event == "stdout" ? 1 : 2, bytes)
-        case "exit":
-            let result = try? SafeJSON.decode(ExecuteResult.self, from: data)
+            if cancelNow { try? client.cancelJob(start.jobId) }
+        case .output(let stream, let bytes):
+            // A closed stdout (`| head`) is not an error of ours: the job runs on until it ends.
+            try? FileIO.writeAll(stream == .stdout ? 1 : 2, bytes)
+        case .exited(let result):
             state.withLock { $0.result = result }
             return false
-        default:
-            break
         }
         return true
     }
@@ -122,14 +116,4 @@ final class ExecSession: Sendable {
     private static let signalNumbers: [String: Int32] = ["SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGABRT": 6,
                                                          "SIGKILL": 9, "SIGSEGV": 11, "SIGPIPE": 13, "SIGALRM": 14,
                                                          "SIGTERM": 15]
-
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
-    }
 }
