@@ -56,6 +56,9 @@ let package = Package(
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyPOSIXTests", dependencies: ["LoopsyPOSIX"]),
+        .testTarget(name: "LoopsyAPITests", dependencies: ["LoopsyAPI"]),
+        .testTarget(name: "LoopsyHTTPTests", dependencies: ["LoopsyHTTP", "LoopsyClient", "LoopsyPOSIX"]),
+        .testTarget(name: "LoopsyClientTests", dependencies: ["LoopsyClient", "LoopsyAPI", "LoopsyHTTP", "LoopsyPOSIX"]),
         .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig", "LoopsyAPI"]),
         .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: [

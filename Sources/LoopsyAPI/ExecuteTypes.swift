@@ -112,7 +112,7 @@ public enum ExecuteStreamEvent {
     }
 
     /// `event: start`, `data: {"jobId","pid"}`.
-    public struct Start: Codable, Sendable {
+    public struct Start: Codable, Sendable, Equatable {
         public var jobId: String
         public var pid: Int
         public init(jobId: String, pid: Int) {

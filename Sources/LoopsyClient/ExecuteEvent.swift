@@ -2,7 +2,7 @@ import FoundationEssentials
 import LoopsyAPI
 
 /// One event of `/execute/stream`, decoded: what both the CLI and the MCP server act on.
-public enum ExecuteEvent: Sendable {
+public enum ExecuteEvent: Sendable, Equatable {
     case started(ExecuteStreamEvent.Start)
     /// The program's bytes as it wrote them (UTF-8 or not).
     case output(OutputStreamName, [UInt8])

@@ -3,15 +3,15 @@ import LoopsyAPI
 
 extension LoopsyClient {
     public func execute(_ request: ExecuteRequest) throws -> ExecuteResult {
-        try call("POST", "/api/v1/execute", body: request, as: ExecuteResult.self)
+        try call("POST", API.execute(), body: request, as: ExecuteResult.self)
     }
 
     public func cancelJob(_ jobId: String) throws {
-        _ = try call("DELETE", "/api/v1/execute/\(PathEncoding.segment(jobId))", as: CancelResponse.self)
+        _ = try call("DELETE", API.executeJob(jobId), as: CancelResponse.self)
     }
 
     public func jobs(includeFinished: Bool) throws -> [JobInfo] {
-        try call("GET", "/api/v1/execute/jobs\(includeFinished ? "?all=1" : "")", as: JobListResponse.self).jobs
+        try call("GET", API.executeJobs(query: ["all": includeFinished ? "1" : nil]), as: JobListResponse.self).jobs
     }
 
     /// Runs `request` with output streamed: `onEvent` sees each SSE event (start, stdout,
@@ -19,7 +19,7 @@ extension LoopsyClient {
     public func executeStream(_ request: ExecuteRequest, isCancelled: (() -> Bool)? = nil,
                               onEvent: @escaping (SSEEvent) -> Bool) throws {
         var parser = SSEParser()
-        try stream("POST", "/api/v1/execute/stream", body: Array(try JSONEncoder().encode(request)),
+        try stream("POST", API.executeStream(), body: Array(try JSONEncoder().encode(request)),
                    isCancelled: isCancelled) { bytes in
             for event in parser.feed(bytes) where !onEvent(event) { return false }
             return true

@@ -3,61 +3,58 @@ import LoopsyAPI
 
 extension LoopsyClient {
     public func sendMessage(_ request: MessageSendRequest) throws -> [OutboxMessage] {
-        try call("POST", "/api/v1/messages", body: request, as: OutboxListResponse.self).messages
+        try call("POST", API.messages(), body: request, as: OutboxListResponse.self).messages
     }
 
     public func broadcastMessage(_ request: BroadcastRequest) throws -> BroadcastResponse {
-        try call("POST", "/api/v1/messages/broadcast", body: request, as: BroadcastResponse.self)
+        try call("POST", API.messagesBroadcast(), body: request, as: BroadcastResponse.self)
     }
 
     /// The inbox; with `wait` > 0 the daemon holds the request until a message arrives.
     public func inbox(unreadOnly: Bool, after: Int64 = 0, limit: Int = 100, wait: Int = 0) throws -> InboxListResponse {
-        try call("GET", "/api/v1/messages/inbox?unread=\(unreadOnly ? 1 : 0)&after=\(after)&limit=\(limit)&wait=\(wait)",
+        try call("GET", API.inbox(query: ["unread": unreadOnly ? 1 : 0, "after": after, "limit": limit, "wait": wait]),
                  as: InboxListResponse.self)
     }
 
     public func markMessage(_ id: String, acked: Bool, note: String? = nil, from: String? = nil) throws -> InboxMessage {
-        try call("POST", "/api/v1/messages/inbox/\(PathEncoding.segment(id))/\(acked ? "ack" : "read")",
+        try call("POST", acked ? API.inboxAck(id) : API.inboxRead(id),
                  body: MessageAckRequest(note: note, from: from), as: InboxMessage.self)
     }
 
     public func outbox(id: String? = nil, state: String? = nil, limit: Int = 100) throws -> [OutboxMessage] {
         if let id {
-            return try call("GET", "/api/v1/messages/outbox/\(PathEncoding.segment(id))", as: OutboxListResponse.self)
+            return try call("GET", API.outboxMessage(id), as: OutboxListResponse.self)
                 .messages
         }
-        let query = "?limit=\(limit)" + (state.map { "&state=\(PathEncoding.segment($0))" } ?? "")
-        return try call("GET", "/api/v1/messages/outbox\(query)", as: OutboxListResponse.self).messages
+        return try call("GET", API.outbox(query: ["limit": limit, "state": state]), as: OutboxListResponse.self).messages
     }
 
     public func broadcastContext(_ request: ContextBroadcastRequest) throws -> BroadcastResponse {
-        try call("POST", "/api/v1/context/broadcast", body: request, as: BroadcastResponse.self)
+        try call("POST", API.contextBroadcast(), body: request, as: BroadcastResponse.self)
     }
 }
 
 extension LoopsyClient {
     /// Permission prompts of this node's Claude Code sessions.
     public func approvals(state: String? = nil, limit: Int = 100) throws -> [ApprovalInfo] {
-        var query = "limit=\(limit)"
-        if let state { query += "&state=\(PathEncoding.segment(state))" }
-        return try call("GET", "/api/v1/approvals?" + query, as: ApprovalListResponse.self).approvals
+        try call("GET", API.approvals(query: ["limit": limit, "state": state]), as: ApprovalListResponse.self).approvals
     }
 
     /// Records a prompt (loopsy-mcp); it is forwarded to channels.approvers.
     public func createApproval(_ request: ApprovalCreateRequest) throws -> ApprovalInfo {
-        try call("POST", "/api/v1/approvals", body: request, as: ApprovalInfo.self)
+        try call("POST", API.approvals(), body: request, as: ApprovalInfo.self)
     }
 
     /// The approval; with `wait`, once it is settled or the wait ends.
     public func approval(_ id: String, wait: Int = 0) throws -> ApprovalInfo {
-        try call("GET", "/api/v1/approvals/\(PathEncoding.segment(id))?wait=\(wait)", as: ApprovalInfo.self)
+        try call("GET", API.approval(id, query: ["wait": wait]), as: ApprovalInfo.self)
     }
 
     /// Answers a prompt of this node, or (with `peer`) one a peer forwarded here.
     public func answerApproval(_ id: String, allow: Bool, peer: String? = nil) throws -> ApprovalInfo {
-        let path = "/approvals/\(PathEncoding.segment(id))/answer"
-        let full = peer.map { "/api/v1/peers/\(PathEncoding.segment($0))" + path } ?? "/api/v1" + path
-        return try call("POST", full, body: ApprovalAnswerRequest(behavior: allow ? "allow" : "deny"), as: ApprovalInfo.self)
+        try (peer.map(throughPeer) ?? self).call("POST", API.approvalAnswer(id),
+                                                 body: ApprovalAnswerRequest(behavior: allow ? "allow" : "deny"),
+                                                 as: ApprovalInfo.self)
     }
 }
 
@@ -65,7 +62,7 @@ extension LoopsyClient {
     /// Records that a live session got the message (loopsy-mcp's channel).
     @discardableResult
     public func markSessionDelivered(_ id: String, from: String) throws -> InboxMessage {
-        try call("POST", "/api/v1/messages/inbox/\(PathEncoding.segment(id))/session", body: MessageAckRequest(from: from),
+        try call("POST", API.inboxSession(id), body: MessageAckRequest(from: from),
                  as: InboxMessage.self)
     }
 }

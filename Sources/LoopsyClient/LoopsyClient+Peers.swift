@@ -3,12 +3,12 @@ import LoopsyAPI
 
 extension LoopsyClient {
     public func peers() throws -> [PeerInfo] {
-        try call("GET", "/api/v1/peers", as: PeerListResponse.self).peers
+        try call("GET", API.peers(), as: PeerListResponse.self).peers
     }
 
     /// Adds a peer; the notes say what the daemon could not do (plain HTTP, no call-back key).
     public func addPeer(_ request: PeerAddRequest) throws -> (peer: PeerInfo, notes: [String]) {
-        let response = try self.request("POST", "/api/v1/peers", body: Array(try JSONEncoder().encode(request)))
+        let response = try self.request("POST", API.peers(), body: Array(try JSONEncoder().encode(request)))
         let peer: PeerInfo
         do {
             peer = try SafeJSON.decode(PeerInfo.self, from: Data(response.body))
@@ -22,18 +22,18 @@ extension LoopsyClient {
     }
 
     public func removePeer(_ reference: String) throws {
-        _ = try call("DELETE", "/api/v1/peers/\(PathEncoding.segment(reference))", as: DeletedResponse.self)
+        _ = try call("DELETE", API.peer(reference), as: DeletedResponse.self)
     }
 }
 
 extension LoopsyClient {
     /// What each peer with a credential and each extra key may do on this node.
     public func grants() throws -> [GrantInfo] {
-        try call("GET", "/api/v1/grants", as: GrantListResponse.self).grants
+        try call("GET", API.grants(), as: GrantListResponse.self).grants
     }
 
     /// Grants or revokes capabilities of a peer (name, nodeId or address) or a key ("key:NAME").
     public func changeGrants(_ who: String, _ change: GrantChangeRequest) throws -> GrantInfo {
-        try call("POST", "/api/v1/grants/\(PathEncoding.segment(who))", body: change, as: GrantInfo.self)
+        try call("POST", API.grant(who), body: change, as: GrantInfo.self)
     }
 }

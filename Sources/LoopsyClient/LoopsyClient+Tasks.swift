@@ -3,32 +3,32 @@ import LoopsyAPI
 
 extension LoopsyClient {
     public func startTask(_ request: AITaskRequest) throws -> AITaskInfo {
-        try call("POST", "/api/v1/ai-tasks", body: request, as: AITaskInfo.self)
+        try call("POST", API.aiTasks(), body: request, as: AITaskInfo.self)
     }
 
     public func tasks(limit: Int = 50) throws -> [AITaskInfo] {
-        try call("GET", "/api/v1/ai-tasks?limit=\(limit)", as: AITaskListResponse.self).tasks
+        try call("GET", API.aiTasks(query: ["limit": limit]), as: AITaskListResponse.self).tasks
     }
 
     public func task(_ id: String) throws -> AITaskInfo {
-        try call("GET", "/api/v1/ai-tasks/\(PathEncoding.segment(id))", as: AITaskInfo.self)
+        try call("GET", API.aiTask(id), as: AITaskInfo.self)
     }
 
     public func taskEvents(_ id: String, since: Int64 = 0) throws -> [AITaskEvent] {
-        try call("GET", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/events?since=\(since)", as: AITaskEventsResponse.self)
+        try call("GET", API.aiTaskEvents(id, query: ["since": since]), as: AITaskEventsResponse.self)
             .events
     }
 
     public func approveTask(_ id: String, _ approval: ApprovalRequest) throws -> AITaskInfo {
-        try call("POST", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/approve", body: approval, as: AITaskInfo.self)
+        try call("POST", API.aiTaskApprove(id), body: approval, as: AITaskInfo.self)
     }
 
     public func cancelTask(_ id: String) throws -> AITaskInfo {
-        try call("DELETE", "/api/v1/ai-tasks/\(PathEncoding.segment(id))", as: AITaskInfo.self)
+        try call("DELETE", API.aiTask(id), as: AITaskInfo.self)
     }
 
     public func askPermission(_ id: String, _ question: PermissionAsk) throws -> PermissionDecision {
-        try call("POST", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/permissions", body: question,
+        try call("POST", API.aiTaskPermissions(id), body: question,
                  as: PermissionDecision.self)
     }
 
@@ -36,7 +36,7 @@ extension LoopsyClient {
     public func streamTask(_ id: String, since: Int64 = 0, isCancelled: (() -> Bool)? = nil,
                            onEvent: @escaping (SSEEvent) -> Bool) throws {
         var parser = SSEParser()
-        try stream("GET", "/api/v1/ai-tasks/\(PathEncoding.segment(id))/stream?since=\(since)", body: nil,
+        try stream("GET", API.aiTaskStream(id, query: ["since": since]), body: nil,
                    isCancelled: isCancelled) { bytes in
             for event in parser.feed(bytes) where !onEvent(event) { return false }
             return true

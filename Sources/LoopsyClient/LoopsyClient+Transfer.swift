@@ -16,7 +16,7 @@ extension LoopsyClient {
         let query = "?destPath=\(PathEncoding.segment(remotePath))&overwrite=\(overwrite)"
         let response: CurlHTTPClient.Response
         do {
-            response = try http.upload(url: url("/api/v1/transfer/push" + query), headers: headers, length: body.length,
+            response = try http.upload(url: url(API.transferPush() + query), headers: headers, length: body.length,
                                        read: body.read(into:), rewind: body.rewind, progress: progress)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)
@@ -24,7 +24,7 @@ extension LoopsyClient {
             if let failure = body.failure { throw ClientError.local(failure) }
             throw ClientError.transport("\(error)")
         }
-        try checkStatus(response, method: "POST", path: "/api/v1/transfer/push")
+        try checkStatus(response, method: "POST", path: API.transferPush())
         guard let sent = body.digest else { throw ClientError.badResponse("the daemon answered before the whole file was sent") }
         do {
             return (try SafeJSON.decode(TransferPushResult.self, from: Data(response.body)), sent)
@@ -45,23 +45,23 @@ extension LoopsyClient {
         let body = Array(try JSONEncoder().encode(TransferPullRequest(sourcePath: remotePath)))
         let response: CurlHTTPClient.Response
         do {
-            response = try http.stream(method: "POST", url: url("/api/v1/transfer/pull"), headers: headers,
+            response = try http.stream(method: "POST", url: url(API.transferPull()), headers: headers,
                                                    body: body, progress: progress, onData: onData)
         } catch CurlHTTPClient.Failure.couldNotConnect {
             throw ClientError.daemonUnreachable(baseURL)
         } catch {
             throw ClientError.transport("\(error)")
         }
-        try checkStatus(response, method: "POST", path: "/api/v1/transfer/pull")
+        try checkStatus(response, method: "POST", path: API.transferPull())
         return (response.status, response.headers)
     }
 
     public func list(remotePath: String) throws -> [FileEntry] {
-        try call("POST", "/api/v1/transfer/list", body: TransferPathRequest(path: remotePath),
+        try call("POST", API.transferList(), body: TransferPathRequest(path: remotePath),
                  as: TransferListResponse.self).files
     }
 
     public func checksum(remotePath: String) throws -> ChecksumResponse {
-        try call("POST", "/api/v1/transfer/checksum", body: TransferPathRequest(path: remotePath), as: ChecksumResponse.self)
+        try call("POST", API.transferChecksum(), body: TransferPathRequest(path: remotePath), as: ChecksumResponse.self)
     }
 }

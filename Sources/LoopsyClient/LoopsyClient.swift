@@ -82,14 +82,15 @@ public struct LoopsyClient: Sendable {
     /// or address the daemon knows). The local daemon holds the peer's credential and pin.
     public func throughPeer(_ peer: String) -> LoopsyClient {
         var client = self
-        client.peerPrefix = "/api/v1/peers/\(PathEncoding.segment(peer))/"
+        client.peerPrefix = API.peerForward(peer, "")
         return client
     }
 
-    /// The URL for an API path ("/api/v1/..."), through the peer prefix when there is one.
+    /// The URL for an API path (`API.…`), through the peer prefix when there is one.
     func url(_ path: String) -> String {
-        guard let peerPrefix, path.hasPrefix("/api/v1/") else { return baseURL + path }
-        return baseURL + peerPrefix + path.dropFirst("/api/v1/".count)
+        let base = LoopsyVersion.apiBase + "/"
+        guard let peerPrefix, path.hasPrefix(base) else { return baseURL + path }
+        return baseURL + peerPrefix + path.dropFirst(base.count)
     }
 
     // MARK: Raw requests
@@ -131,7 +132,7 @@ public struct LoopsyClient: Sendable {
     /// daemon stopped and another's runs on the same port)? Only asked after a refusal.
     private func otherNodeAnswering() -> ClientError? {
         guard let dataDir, let ours = try? NodeIdentity.load(from: dataDir.identityKeyFile).nodeId,
-              let response = try? http.send(method: "GET", url: baseURL + "/api/v1/health", headers: [:], body: nil),
+              let response = try? http.send(method: "GET", url: baseURL + API.health(), headers: [:], body: nil),
               response.status == 200, let health = try? SafeJSON.decode(HealthResponse.self, from: Data(response.body)),
               health.nodeId != ours else { return nil }
         let port = baseURL.split(separator: ":").last.map(String.init) ?? baseURL
@@ -156,51 +157,30 @@ public struct LoopsyClient: Sendable {
 
     // MARK: Endpoints
 
-    public func health() throws -> HealthResponse { try call("GET", "/api/v1/health", as: HealthResponse.self) }
-    public func status() throws -> StatusResponse { try call("GET", "/api/v1/status", as: StatusResponse.self) }
-    public func identity() throws -> IdentityResponse { try call("GET", "/api/v1/identity", as: IdentityResponse.self) }
+    public func health() throws -> HealthResponse { try call("GET", API.health(), as: HealthResponse.self) }
+    public func status() throws -> StatusResponse { try call("GET", API.status(), as: StatusResponse.self) }
+    public func identity() throws -> IdentityResponse { try call("GET", API.identity(), as: IdentityResponse.self) }
 
     public func audit(limit: Int, after: Int64 = 0) throws -> [AuditEntry] {
-        try call("GET", "/api/v1/audit?limit=\(limit)&after=\(after)", as: AuditListResponse.self).entries
+        try call("GET", API.audit(query: ["limit": limit, "after": after]), as: AuditListResponse.self).entries
     }
 
     /// With `ifRevision`, a compare-and-set (0: only if absent); a mismatch is a 412
     /// `revision_mismatch` API error.
     public func contextSet(_ key: String, value: String, ttl: Int?, ifRevision: Int64? = nil) throws -> ContextEntry {
-        try call("PUT", "/api/v1/context/\(PathEncoding.segment(key))",
+        try call("PUT", API.contextEntry(key),
                  body: ContextPutRequest(value: value, ttl: ttl, ifRevision: ifRevision), as: ContextEntry.self)
     }
 
     public func contextGet(_ key: String) throws -> ContextEntry {
-        try call("GET", "/api/v1/context/\(PathEncoding.segment(key))", as: ContextEntry.self)
+        try call("GET", API.contextEntry(key), as: ContextEntry.self)
     }
 
     public func contextDelete(_ key: String, ifRevision: Int64? = nil) throws {
-        let query = ifRevision.map { "?ifRevision=\($0)" } ?? ""
-        _ = try call("DELETE", "/api/v1/context/\(PathEncoding.segment(key))\(query)", as: DeletedResponse.self)
+        _ = try call("DELETE", API.contextEntry(key, query: ["ifRevision": ifRevision]), as: DeletedResponse.self)
     }
 
     public func contextList(prefix: String?) throws -> [ContextEntry] {
-        let query = prefix.map { "?prefix=\(PathEncoding.segment($0))" } ?? ""
-        return try call("GET", "/api/v1/context\(query)", as: ContextListResponse.self).entries
-    }
-}
-
-public enum PathEncoding {
-    /// Percent-encodes everything but RFC 3986 unreserved characters.
-    public static func segment(_ text: String) -> String {
-        var result = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                 UInt8(ascii: "~"):
-                result.append(Character(Unicode.Scalar(byte)))
-            default:
-                let hex = String(byte, radix: 16, uppercase: true)
-                result += "%" + (hex.count == 1 ? "0" + hex : hex)
-            }
-        }
-        return result
+        try call("GET", API.context(query: ["prefix": prefix]), as: ContextListResponse.self).entries
     }
 }

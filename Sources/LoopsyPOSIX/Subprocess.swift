@@ -102,7 +102,16 @@ public struct Subprocess {
             Self.redirect(stderr, to: 2, &actions)
         }
         if closeOtherDescriptors { cposix_spawn_addclosefrom(&actions, 3) }
-        if newSession { posix_spawnattr_setflags(&attributes, cposix_spawn_setsid_flag()) }
+        // The child starts with no signal blocked and every signal at its default: a caller
+        // that ignores SIGPIPE or blocks SIGTERM (as loopsyd does) must not pass that on.
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newSession { flags |= cposix_spawn_setsid_flag() }
+        posix_spawnattr_setflags(&attributes, flags)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -36,16 +36,19 @@ final class LongPolls: Sendable {
     }
 
     private let waiting = PlainMutex<[String: [ObjectIdentifier: Waiter]]>([:])
+    /// Timeouts and tries run here, not on `DispatchQueue.global()`: whatever blocks threads of
+    /// the global pool (it grows by about one thread a second) must not delay an answer.
+    private let queue = DispatchQueue(label: "loopsy.longpolls")
 
     /// Registers `waiter` for up to `seconds`, then checks it once off the caller's thread.
     func add(_ waiter: Waiter, timeout seconds: Int) {
         waiting.withLock { $0[waiter.topic, default: [:]][waiter.id] = waiter }
-        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) { [self] in
+        queue.asyncAfter(deadline: .now() + .seconds(seconds)) { [self] in
             guard remove(waiter) else { return }
             waiter.timeout()
         }
         waiter.events.add(1, ordering: .releasing)
-        DispatchQueue.global().async { [self] in tryAnswer(waiter) }
+        queue.async { [self] in tryAnswer(waiter) }
     }
 
     /// Removes the waiter; true if this call is the one that ended it.
@@ -60,7 +63,7 @@ final class LongPolls: Sendable {
         let current = waiting.withLock { $0[topic]?.values.filter { $0.after < seq } ?? [] }
         guard !current.isEmpty else { return }
         for waiter in current { waiter.events.add(1, ordering: .releasing) }
-        DispatchQueue.global().async { [self] in
+        queue.async { [self] in
             for waiter in current { tryAnswer(waiter) }
         }
     }

@@ -16,7 +16,7 @@ public enum DashboardHandlers {
 
     /// The daemon's dashboard drives this one daemon (and its peers through it).
     private static func nodes(_ context: RequestContext) -> [DashboardNode] {
-        [DashboardNode(name: context.node.hostname, base: "/api/v1", nodeId: context.node.identity.nodeId,
+        [DashboardNode(name: context.node.hostname, base: LoopsyVersion.apiBase, nodeId: context.node.identity.nodeId,
                        reachable: true)]
     }
 

@@ -146,7 +146,7 @@ public final class MessageService: Sendable {
                     throw APIError.forbidden("no key for peer \(record.info.name): add it with one of its keys")
                 }
                 _ = try peers.client(for: record, timeoutSeconds: timeoutSeconds)
-                    .call("POST", "/api/v1/messages/deliver", body: delivery, as: MessageDeliveryResult.self)
+                    .call("POST", API.messagesDeliver(), body: delivery, as: MessageDeliveryResult.self)
             } catch {
                 failure = (error as? APIError)?.message ?? "\(error)"
                 if let record = try? peers.store.get(message.to) {
@@ -363,7 +363,7 @@ public final class MessageService: Sendable {
                     throw APIError.notFound("no key for the sender \(receipt.to)")
                 }
                 _ = try peers.client(for: record, timeoutSeconds: 10)
-                    .call("POST", "/api/v1/messages/receipt", body: body, as: MessageDeliveryResult.self)
+                    .call("POST", API.messagesReceipt(), body: body, as: MessageDeliveryResult.self)
             }
             try store.receiptSent(seq: receipt.seq, state: receipt.state)
         } catch ClientError.api(let error) where error.status == 404 {

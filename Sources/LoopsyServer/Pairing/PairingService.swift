@@ -160,7 +160,7 @@ public final class PairingService: Sendable {
         do {
             let remote = try reach(request.address, port: port, scheme: request.scheme)
             let client = LoopsyClient(baseURL: remote.baseURL, apiKey: nil, timeoutSeconds: 15)
-            let share = try client.call("POST", "/api/v1/pair/commit", body: PairCommit(commitment: Hex.encode(commitment)),
+            let share = try client.call("POST", API.pairCommit(), body: PairCommit(commitment: Hex.encode(commitment)),
                                         as: PairKeyShare.self)
             guard let responderKey = Data(base64Encoded: share.publicKey).map(Array.init),
                   let responderNonce = Data(base64Encoded: share.nonce).map(Array.init), responderNonce.count == 32 else {
@@ -168,7 +168,7 @@ public final class PairingService: Sendable {
                                           code: "pairing_failed")
             }
             do {
-                _ = try client.call("POST", "/api/v1/pair/reveal",
+                _ = try client.call("POST", API.pairReveal(),
                                     body: PairKeyShare(publicKey: Data(publicKey).base64EncodedString(),
                                                        nonce: Data(nonce).base64EncodedString()),
                                     as: PairStatusAck.self)
@@ -229,7 +229,7 @@ public final class PairingService: Sendable {
                 return current.state == "confirmed"
             }) else { return }
             do {
-                let reply = try client.call("POST", "/api/v1/pair/exchange", body: PairSealed(box: payload.box),
+                let reply = try client.call("POST", API.pairExchange(), body: PairSealed(box: payload.box),
                                             as: PairExchangeReply.self)
                 if reply.state == "done", let box = reply.box {
                     guard let plain = PairingCrypto.open(box, key: derived.toInitiator, label: "responder",
@@ -304,7 +304,7 @@ public final class PairingService: Sendable {
         }) else { return }
         let tag = PairingCrypto.abortTag(key: derived.abort, transcript: derived.transcript)
         _ = try? LoopsyClient(baseURL: remote.baseURL, apiKey: nil, timeoutSeconds: 5)
-            .call("POST", "/api/v1/pair/abort", body: PairSealed(box: tag), as: PairStatusAck.self)
+            .call("POST", API.pairAbort(), body: PairSealed(box: tag), as: PairStatusAck.self)
     }
 
     // MARK: Responder (routes that need no key)

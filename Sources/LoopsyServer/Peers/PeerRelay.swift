@@ -89,7 +89,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         let relay = PeerRelay(pipe: (fds[0], fds[1]))
         var outgoing = target.headers
         for name in forwardedHeaders { if let value = headers[name] { outgoing[name] = value } }
-        let url = target.baseURL + "/api/v1/" + path + (query.isEmpty ? "" : "?" + query)
+        let url = target.baseURL + LoopsyVersion.apiBase + "/" + path + (query.isEmpty ? "" : "?" + query)
         var http = CurlHTTPClient(timeoutSeconds: 0, pinnedPublicKey: target.pin)
         http.connectTimeoutSeconds = 5
         relay.stream.onClose { [weak relay] in relay?.cancel() }

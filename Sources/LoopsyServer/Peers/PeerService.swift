@@ -312,7 +312,7 @@ public final class PeerService: Sendable {
             port: info.port, tls: info.tls, platform: info.platform, version: info.version,
             capabilities: info.capabilities, credential: credential)
         do {
-            let response = try client.call("POST", "/api/v1/peers/handshake", body: handshake,
+            let response = try client.call("POST", API.peersHandshake(), body: handshake,
                                            as: PeerHandshakeResponse.self)
             var notes: [String] = []
             if let own = response.credential, secure, own.utf8.count >= 32 {

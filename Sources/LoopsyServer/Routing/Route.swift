@@ -60,5 +60,13 @@ public struct Route: Sendable {
         self.handler = handler
     }
 
+    /// A route of the REST API (`API.…`).
+    public init(_ method: HTTPMethod, _ path: APIPath, access: RouteAccess,
+                category: RateCategory? = nil, maxBody: Int = 64 * 1024, bodySink: BodySinkFactory? = nil,
+                doc: OperationDoc, _ handler: @escaping Handler) {
+        self.init(method, path.pattern, access: access, category: category, maxBody: maxBody, bodySink: bodySink,
+                  doc: doc, handler)
+    }
+
     var segments: [Substring] { pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { $0 } }
 }

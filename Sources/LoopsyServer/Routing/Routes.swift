@@ -8,8 +8,8 @@ public enum Routes {
     public static func table(config: LoopsyConfig) -> [Route] {
         // A JSON string can spell one byte as six ("\u0000"); the handler enforces the real limit.
         let contextBody = config.context.maxValueBytes * 6 + 4096
-        let key = "/api/v1/context/{key}"
-        let forward = "/api/v1/peers/{peer}/{path+}"
+        let key = API.contextEntry
+        let forward = API.peerForward
         // Cursors (event numbers, row ids) are 64-bit.
         let cursor: JSONValue = ["type": "integer", "minimum": 0, "maximum": .integer(Int.max)]
         // JSON may spell a byte as six; the service enforces the real limit.
@@ -23,74 +23,74 @@ public enum Routes {
             .error(404, "Unknown peer"), .error(409, "The name matches several peers"),
             .error(502, "The peer is unreachable or presented a TLS key other than the pinned one")]
         return [
-            Route(.get, "/api/v1/ai-tasks", access: .grant(.tasks), doc: OperationDoc(
+            Route(.get, API.aiTasks, access: .grant(.tasks), doc: OperationDoc(
                 "listTasks", "Claude Code tasks on this node, newest first", tag: "ai-tasks",
                 query: [.query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
                 responses: [.ok(Schemas.ref("TaskList"))]), TaskHandlers.list),
-            Route(.post, "/api/v1/ai-tasks", access: .grant(.tasks), category: .execute, maxBody: 1 << 20, doc: OperationDoc(
+            Route(.post, API.aiTasks, access: .grant(.tasks), category: .execute, maxBody: 1 << 20, doc: OperationDoc(
                 "createTask", "Run Claude Code (claude -p) with a prompt in a directory of this machine", tag: "ai-tasks",
                 requestBody: Schemas.ref("TaskRequest"),
                 responses: [OperationDoc.Response(status: 201, description: "The task", schema: Schemas.ref("Task")),
                             .error(429, "aiTasks.maxConcurrent tasks run already"),
                             .error(503, "The Claude Code CLI is not installed")]), TaskHandlers.create),
-            Route(.delete, "/api/v1/ai-tasks/{id}", access: .grant(.tasks), doc: OperationDoc(
+            Route(.delete, API.aiTask, access: .grant(.tasks), doc: OperationDoc(
                 "cancelTask", "Cancel a running task (its process group is killed) or delete a finished one",
                 tag: "ai-tasks", responses: [.ok(Schemas.ref("Task")), .error(404, "No such task")]), TaskHandlers.cancel),
-            Route(.get, "/api/v1/ai-tasks/{id}", access: .grant(.tasks), doc: OperationDoc(
+            Route(.get, API.aiTask, access: .grant(.tasks), doc: OperationDoc(
                 "getTask", "A task with its pending permission requests", tag: "ai-tasks",
                 responses: [.ok(Schemas.ref("Task")), .error(404, "No such task")]), TaskHandlers.get),
-            Route(.post, "/api/v1/ai-tasks/{id}/approve", access: .grant(.tasks), doc: OperationDoc(
+            Route(.post, API.aiTaskApprove, access: .grant(.tasks), doc: OperationDoc(
                 "approveTask", "Approve or deny a pending permission request", tag: "ai-tasks",
                 requestBody: Schemas.ref("Approval"),
                 responses: [.ok(Schemas.ref("Task")), .error(404, "No such pending request"),
                             .error(403, "With execution.allowlist set, only the owner answers a key's or peer's task")]),
                   TaskHandlers.approve),
-            Route(.get, "/api/v1/ai-tasks/{id}/events", access: .grant(.tasks), doc: OperationDoc(
+            Route(.get, API.aiTaskEvents, access: .grant(.tasks), doc: OperationDoc(
                 "taskEvents", "A task's stored events after `since`", tag: "ai-tasks",
                 query: [.query("since", cursor, "only events with a larger number"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many")],
                 responses: [.ok(Schemas.ref("TaskEvents")), .error(404, "No such task")]), TaskHandlers.events),
-            Route(.post, "/api/v1/ai-tasks/{id}/permissions", access: .ownerKey, doc: OperationDoc(
+            Route(.post, API.aiTaskPermissions, access: .ownerKey, doc: OperationDoc(
                 "askPermission", "The task's PreToolUse hook asks; the answer comes once someone decides (or the "
                     + "timeout denies)", tag: "ai-tasks", requestBody: Schemas.ref("PermissionAsk"),
                 responses: [.ok(Schemas.ref("PermissionDecision")), .error(404, "No such running task")]),
                   TaskHandlers.permission),
-            Route(.get, "/api/v1/ai-tasks/{id}/stream", access: .grant(.tasks), doc: OperationDoc(
+            Route(.get, API.aiTaskStream, access: .grant(.tasks), doc: OperationDoc(
                 "streamTask", "Server-Sent Events with ids; resume with ?since= or Last-Event-ID", tag: "ai-tasks",
                 query: [.query("since", cursor, "events after this number")],
                 responses: [OperationDoc.Response(status: 200, description: "init, text, thinking, tool_use, tool_result, "
                     + "permission_request, permission_decision, result, output, exit", schema: Schemas.ref("ServerSentEvent"),
                                                   contentType: "text/event-stream"),
                             .error(404, "No such task")]), TaskHandlers.stream),
-            Route(.get, "/api/v1/approvals", access: .owner, doc: OperationDoc(
+            Route(.get, API.approvals, access: .owner, doc: OperationDoc(
                 "listApprovals", "Permission prompts of this node's Claude Code sessions, newest first", tag: "channels",
                 query: [.query("state", ["type": "string", "enum": ["pending", "allowed", "denied", "expired"]],
                                "only approvals in this state"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
                 responses: [.ok(Schemas.ref("SessionApprovalList"))]), ApprovalHandlers.list),
-            Route(.post, "/api/v1/approvals", access: .owner, maxBody: 64 * 1024, doc: OperationDoc(
+            Route(.post, API.approvals, access: .owner, maxBody: 64 * 1024, doc: OperationDoc(
                 "createApproval", "loopsy-mcp records a session's permission prompt; it is forwarded to "
                     + "channels.approvers", tag: "channels", requestBody: Schemas.ref("SessionApprovalCreate"),
                 responses: [OperationDoc.Response(status: 201, description: "The pending approval",
                                                   schema: Schemas.ref("SessionApproval")),
                             .error(429, "channels.maxPendingApprovals prompts wait already")]), ApprovalHandlers.create),
-            Route(.get, "/api/v1/approvals/{id}", access: .owner, doc: OperationDoc(
+            Route(.get, API.approval, access: .owner, doc: OperationDoc(
                 "getApproval", "An approval; with wait, answered once it is settled (or when the wait ends)",
                 tag: "channels",
                 query: [.query("wait", ["type": "integer", "minimum": 0, "maximum": 60], "seconds to wait for an answer")],
                 responses: [.ok(Schemas.ref("SessionApproval")), .error(404, "No such approval")]), ApprovalHandlers.get),
-            Route(.post, "/api/v1/approvals/{id}/answer", access: .grantToPeers(.approvals), maxBody: 4096, doc: OperationDoc(
+            Route(.post, API.approvalAnswer, access: .grantToPeers(.approvals), maxBody: 4096, doc: OperationDoc(
                 "answerApproval", "Allow or deny a pending prompt: the owner, or an approver peer it was sent to; "
                     + "the first answer wins", tag: "channels", requestBody: Schemas.ref("SessionApprovalAnswer"),
                 responses: [.ok(Schemas.ref("SessionApproval")), .error(404, "No such approval"),
                             .error(403, "Not sent to this peer"),
                             .error(409, "Already answered, or expired")]), ApprovalHandlers.answer),
-            Route(.get, "/api/v1/audit", access: .owner, doc: OperationDoc(
+            Route(.get, API.audit, access: .owner, doc: OperationDoc(
                 "listAudit", "Recent audited requests, oldest first", tag: "system",
                 query: [.query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "how many (default 100)"),
                         .query("after", cursor, "only entries with a larger id")],
                 responses: [.ok(Schemas.ref("AuditList"))]), SystemHandlers.audit),
-            Route(.get, "/api/v1/context", access: .grant(.contextRead), category: .context, doc: OperationDoc(
+            Route(.get, API.context, access: .grant(.contextRead), category: .context, doc: OperationDoc(
                 "listContext", "List live entries, optionally by key prefix; with `after` or `wait`, watch: the "
                     + "changes after cursor `after` (default: now), waiting up to `wait` seconds for one",
                 tag: "context",
@@ -100,7 +100,7 @@ public enum Routes {
                         .query("wait", ["type": "integer", "minimum": 0, "maximum": 300], "watch: seconds to wait")],
                 responses: [.ok(["anyOf": [Schemas.ref("ContextList"), Schemas.ref("ContextChanges")]]),
                             .error(503, "Too many watches are open")]), ContextHandlers.list),
-            Route(.post, "/api/v1/context/broadcast", access: .owner, category: .context, maxBody: contextBody, doc: OperationDoc(
+            Route(.post, API.contextBroadcast, access: .owner, category: .context, maxBody: contextBody, doc: OperationDoc(
                 "broadcastContext", "Set a key here and on every known peer; reports what happened at each",
                 tag: "context", requestBody: Schemas.ref("ContextBroadcast"),
                 responses: [.ok(Schemas.ref("BroadcastResult"))]), ContextHandlers.broadcast),
@@ -121,7 +121,7 @@ public enum Routes {
                 "putContext", "Create or replace an entry", tag: "context", requestBody: Schemas.ref("ContextPut"),
                 responses: [.ok(Schemas.ref("ContextEntry")), .error(409, "Entry limit reached"), revisionMismatch,
                             .error(507, "Disk full")]), ContextHandlers.put),
-            Route(.get, "/api/v1/events", access: .owner, doc: OperationDoc(
+            Route(.get, API.events, access: .owner, doc: OperationDoc(
                 "events", "Server-Sent Events: a `change` event naming the area (context, messages, peers, ai-tasks, "
                     + "execute, transfer, pair) each time something changes here; for live views. Owner only",
                 tag: "system",
@@ -129,18 +129,18 @@ public enum Routes {
                                                   schema: Schemas.ref("ServerSentEvent"), contentType: "text/event-stream"),
                             .error(403, "Only this node's own key may watch"),
                             .error(503, "Too many watchers")]), SystemHandlers.events),
-            Route(.post, "/api/v1/execute", access: .grant(.exec), category: .execute, maxBody: 1 << 20, doc: OperationDoc(
+            Route(.post, API.execute, access: .grant(.exec), category: .execute, maxBody: 1 << 20, doc: OperationDoc(
                 "execute", "Run a program (argv, no shell) and return its result when it ends", tag: "execute",
                 requestBody: Schemas.ref("ExecuteRequest"),
                 responses: [.ok(Schemas.ref("ExecuteResult")), .error(404, "Program not found"),
                             .error(429, "Too many jobs running (execution.maxConcurrent) or rate limit")]),
                   ExecuteHandlers.execute),
-            Route(.get, "/api/v1/execute/jobs", access: .grant(.exec), doc: OperationDoc(
+            Route(.get, API.executeJobs, access: .grant(.exec), doc: OperationDoc(
                 "listJobs", "Running jobs; with all=1 also recently finished ones", tag: "execute",
                 query: [.query("all", ["type": "string", "enum": ["0", "1", "true", "false"]], "include finished jobs"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "finished jobs to include")],
                 responses: [.ok(Schemas.ref("JobList"))]), ExecuteHandlers.jobs),
-            Route(.post, "/api/v1/execute/stream", access: .grant(.exec), category: .execute, maxBody: 1 << 20, doc: OperationDoc(
+            Route(.post, API.executeStream, access: .grant(.exec), category: .execute, maxBody: 1 << 20, doc: OperationDoc(
                 "executeStream", "Run a program and stream its output as Server-Sent Events", tag: "execute",
                 requestBody: Schemas.ref("ExecuteRequest"),
                 responses: [OperationDoc.Response(status: 200,
@@ -148,35 +148,35 @@ public enum Routes {
                                                   schema: Schemas.ref("ServerSentEvent"), contentType: "text/event-stream"),
                             .error(429, "Too many jobs running (execution.maxConcurrent) or rate limit")]),
                   ExecuteHandlers.stream),
-            Route(.delete, "/api/v1/execute/{jobId}", access: .grant(.exec), doc: OperationDoc(
+            Route(.delete, API.executeJob, access: .grant(.exec), doc: OperationDoc(
                 "cancelJob", "Cancel a running job (SIGTERM to its process group, then SIGKILL)", tag: "execute",
                 responses: [.ok(Schemas.ref("Cancelled")), .error(404, "No such running job")]), ExecuteHandlers.cancel),
-            Route(.get, "/api/v1/grants", access: .owner, doc: OperationDoc(
+            Route(.get, API.grants, access: .owner, doc: OperationDoc(
                 "listGrants", "What each peer holding a credential and each extra key may do here", tag: "peers",
                 responses: [.ok(Schemas.ref("GrantList"))]), GrantHandlers.list),
-            Route(.post, "/api/v1/grants/{who}", access: .owner, maxBody: 64 * 1024, doc: OperationDoc(
+            Route(.post, API.grant, access: .owner, maxBody: 64 * 1024, doc: OperationDoc(
                 "changeGrants", "Grant or revoke capabilities of a peer (name or nodeId) or a key (key:NAME); applies "
                     + "to its next request", tag: "peers", requestBody: Schemas.ref("GrantChange"),
                 responses: [.ok(Schemas.ref("Grant")), .error(404, "No such peer or key"),
                             .error(409, "The peer holds no credential for this node")]), GrantHandlers.change),
-            Route(.get, "/api/v1/health", access: .open, doc: OperationDoc(
+            Route(.get, API.health, access: .open, doc: OperationDoc(
                 "health", "Liveness check (no auth)", tag: "system",
                 responses: [.ok(Schemas.ref("Health"))]), SystemHandlers.health),
-            Route(.get, "/api/v1/identity", access: .open, doc: OperationDoc(
+            Route(.get, API.identity, access: .open, doc: OperationDoc(
                 "identity", "This node's public identity: nodeId, public key and TLS fingerprint (no auth: "
                     + "mDNS announces the same)", tag: "system",
                 responses: [.ok(Schemas.ref("Identity"))]), SystemHandlers.identity),
-            Route(.get, "/api/v1/locks", access: .grant(.contextRead), category: .context, doc: OperationDoc(
+            Route(.get, API.locks, access: .grant(.contextRead), category: .context, doc: OperationDoc(
                 "listLocks", "Locks held now, by name", tag: "locks",
                 responses: [.ok(Schemas.ref("LockList"))]), LockHandlers.list),
-            Route(.delete, "/api/v1/locks/{name}", access: .grant(.contextWrite), category: .context, doc: OperationDoc(
+            Route(.delete, API.lock, access: .grant(.contextWrite), category: .context, doc: OperationDoc(
                 "releaseLock", "Release a lock: only its holder, proven by its fencing token", tag: "locks",
                 query: [OperationDoc.Parameter(name: "token", schema: ["type": "integer", "minimum": 1,
                                                                        "maximum": .integer(Int.max)],
                                                description: "the fencing token the acquisition returned", required: true)],
                 responses: [.ok(Schemas.ref("LockReleased")), .error(409, "That token does not hold the lock")]),
                   LockHandlers.release),
-            Route(.post, "/api/v1/locks/{name}", access: .grant(.contextWrite), category: .context, maxBody: 4096, doc: OperationDoc(
+            Route(.post, API.lock, access: .grant(.contextWrite), category: .context, maxBody: 4096, doc: OperationDoc(
                 "acquireLock", "Take a lock for a lease of `ttl` seconds; with ?wait=S, wait up to S seconds for it",
                 tag: "locks", query: [.query("wait", ["type": "integer", "minimum": 0, "maximum": 300],
                                              "seconds to wait for the lock (0: answer at once)")],
@@ -186,27 +186,27 @@ public enum Routes {
                             OperationDoc.Response(status: 409, description: "Held by someone else (or too many locks)",
                                                   schema: ["anyOf": [Schemas.ref("LockHeld"), Schemas.ref("Error")]]),
                             .error(503, "Too many requests wait for locks")]), LockHandlers.acquire),
-            Route(.post, "/api/v1/locks/{name}/renew", access: .grant(.contextWrite), category: .context, maxBody: 4096, doc: OperationDoc(
+            Route(.post, API.lockRenew, access: .grant(.contextWrite), category: .context, maxBody: 4096, doc: OperationDoc(
                 "renewLock", "Extend the lease of the holder whose fencing token this is", tag: "locks",
                 requestBody: Schemas.ref("LockRenew"),
                 responses: [.ok(Schemas.ref("Lock")), .error(409, "That token does not hold the lock")]),
                   LockHandlers.renew),
-            Route(.post, "/api/v1/messages", access: .owner, category: .context, maxBody: messageBody, doc: OperationDoc(
+            Route(.post, API.messages, access: .owner, category: .context, maxBody: messageBody, doc: OperationDoc(
                 "sendMessage", "Send a message to a peer: stored first, delivered with retries until its ttl",
                 tag: "messages", requestBody: Schemas.ref("MessageSend"),
                 responses: [OperationDoc.Response(status: 201, description: "The outbox entry",
                                                   schema: Schemas.ref("OutboxList")),
                             .error(404, "Unknown peer"), .error(413, "Body larger than messages.maxBodyBytes")]),
                   MessageHandlers.send),
-            Route(.post, "/api/v1/messages/broadcast", access: .owner, category: .context, maxBody: messageBody, doc: OperationDoc(
+            Route(.post, API.messagesBroadcast, access: .owner, category: .context, maxBody: messageBody, doc: OperationDoc(
                 "broadcastMessage", "Send one message to every known peer; reports delivered or queued per peer",
                 tag: "messages", requestBody: Schemas.ref("Broadcast"),
                 responses: [.ok(Schemas.ref("BroadcastResult"))]), MessageHandlers.broadcast),
-            Route(.post, "/api/v1/messages/deliver", access: .peer(.messages), category: .context, maxBody: messageBody, doc: OperationDoc(
+            Route(.post, API.messagesDeliver, access: .peer(.messages), category: .context, maxBody: messageBody, doc: OperationDoc(
                 "deliverMessage", "Node to node: hand over a message (the sender is the calling node)",
                 tag: "messages", requestBody: Schemas.ref("MessageDelivery"),
                 responses: [.ok(Schemas.ref("DeliveryResult"))]), MessageHandlers.deliver),
-            Route(.get, "/api/v1/messages/inbox", access: .owner, doc: OperationDoc(
+            Route(.get, API.inbox, access: .owner, doc: OperationDoc(
                 "inbox", "Messages received, oldest first; with wait, holds the request until one arrives",
                 tag: "messages",
                 query: [.query("unread", ["type": "string", "enum": ["0", "1", "true", "false"]], "only unread ones"),
@@ -215,91 +215,91 @@ public enum Routes {
                         .query("wait", ["type": "integer", "minimum": 0, "maximum": 60],
                                "seconds to wait for a message when there is none")],
                 responses: [.ok(Schemas.ref("InboxList"))]), MessageHandlers.inbox),
-            Route(.post, "/api/v1/messages/inbox/{id}/ack", access: .owner, category: .context, doc: OperationDoc(
+            Route(.post, API.inboxAck, access: .owner, category: .context, doc: OperationDoc(
                 "ackMessage", "Acknowledge a message (the sender sees acked)", tag: "messages",
                 requestBody: Schemas.ref("MessageAck"),
                 responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
                             .error(409, "Several senders used this id: give from")]), MessageHandlers.ack),
-            Route(.post, "/api/v1/messages/inbox/{id}/read", access: .owner, category: .context, doc: OperationDoc(
+            Route(.post, API.inboxRead, access: .owner, category: .context, doc: OperationDoc(
                 "readMessage", "Mark a message read (the sender sees read)", tag: "messages",
                 requestBody: Schemas.ref("MessageAck"),
                 responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
                             .error(409, "Several senders used this id: give from")]), MessageHandlers.read),
-            Route(.post, "/api/v1/messages/inbox/{id}/session", access: .owner, category: .context, doc: OperationDoc(
+            Route(.post, API.inboxSession, access: .owner, category: .context, doc: OperationDoc(
                 "sessionMessage", "Record that a live Claude Code session got the message (loopsy-mcp's channel); "
                     + "its state stays as it is", tag: "messages", requestBody: Schemas.ref("MessageAck"),
                 responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
                             .error(409, "Several senders used this id: give from")]), MessageHandlers.session),
-            Route(.get, "/api/v1/messages/outbox", access: .owner, doc: OperationDoc(
+            Route(.get, API.outbox, access: .owner, doc: OperationDoc(
                 "outbox", "Messages sent, newest first, each with its delivery state", tag: "messages",
                 query: [.query("state", ["type": "string", "enum": ["queued", "delivered", "read", "acked", "expired"]],
                                "only messages in this state"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
                 responses: [.ok(Schemas.ref("OutboxList"))]), MessageHandlers.outbox),
-            Route(.get, "/api/v1/messages/outbox/{id}", access: .owner, doc: OperationDoc(
+            Route(.get, API.outboxMessage, access: .owner, doc: OperationDoc(
                 "outboxMessage", "One sent message: its state at each recipient", tag: "messages",
                 responses: [.ok(Schemas.ref("OutboxList")), .error(404, "No such message")]),
                   MessageHandlers.outboxMessage),
-            Route(.post, "/api/v1/messages/receipt", access: .peer(), category: .context, doc: OperationDoc(
+            Route(.post, API.messagesReceipt, access: .peer(), category: .context, doc: OperationDoc(
                 "messageReceipt", "Node to node: a message was read or acked by its recipient (the calling node)",
                 tag: "messages", requestBody: Schemas.ref("MessageReceipt"),
                 responses: [.ok(Schemas.ref("DeliveryResult")), .error(404, "No such message to that node")]),
                   MessageHandlers.receipt),
-            Route(.get, "/api/v1/openapi.json", access: .credential, doc: OperationDoc(
+            Route(.get, API.openAPI, access: .credential, doc: OperationDoc(
                 "openapi", "This document", tag: "system",
                 responses: [.ok(Schemas.ref("OpenAPIDocument"))]), openAPI),
-            Route(.post, "/api/v1/pair/abort", access: .open, doc: OperationDoc(
+            Route(.post, API.pairAbort, access: .open, doc: OperationDoc(
                 "pairAbort", "Node to node: the initiator's person declined (authenticated by a session key)",
                 tag: "pairing", requestBody: Schemas.ref("PairSealed"),
                 responses: [.ok(Schemas.ref("PairAck")), .error(404, "No such pairing session")]), PairingHandlers.abort),
-            Route(.post, "/api/v1/pair/cancel", access: .owner, doc: OperationDoc(
+            Route(.post, API.pairCancel, access: .owner, doc: OperationDoc(
                 "pairCancel", "Cancel this node's pairing session", tag: "pairing",
                 responses: [.ok(Schemas.ref("PairStatus"))]), PairingHandlers.cancel),
-            Route(.post, "/api/v1/pair/commit", access: .open, category: .pairing, doc: OperationDoc(
+            Route(.post, API.pairCommit, access: .open, category: .pairing, doc: OperationDoc(
                 "pairCommit", "Node to node, step 1: a commitment to the initiator's key and the invite code",
                 tag: "pairing", requestBody: Schemas.ref("PairCommit"),
                 responses: [.ok(Schemas.ref("PairKeyShare")), .error(404, "No open pairing session")]),
                   PairingHandlers.commit),
-            Route(.post, "/api/v1/pair/confirm", access: .owner, doc: OperationDoc(
+            Route(.post, API.pairConfirm, access: .owner, doc: OperationDoc(
                 "pairConfirm", "This node's person compared the SAS (accept: true if both screens match)",
                 tag: "pairing", requestBody: Schemas.ref("PairConfirm"),
                 responses: [.ok(Schemas.ref("PairStatus")), .error(409, "Nothing to confirm")]), PairingHandlers.confirm),
-            Route(.post, "/api/v1/pair/exchange", access: .open, doc: OperationDoc(
+            Route(.post, API.pairExchange, access: .open, doc: OperationDoc(
                 "pairExchange", "Node to node, step 3: sealed identity and credential (AES-GCM)", tag: "pairing",
                 requestBody: Schemas.ref("PairSealed"),
                 responses: [.ok(Schemas.ref("PairExchangeReply")), .error(404, "No such pairing session"),
                             .error(410, "The other person declined")]), PairingHandlers.exchange),
-            Route(.post, "/api/v1/pair/initiate", access: .owner, doc: OperationDoc(
+            Route(.post, API.pairInitiate, access: .owner, doc: OperationDoc(
                 "pairInitiate", "Pair with a node that waits (`loopsy pair` there): runs the key exchange, returns the "
                     + "SAS to compare", tag: "pairing", requestBody: Schemas.ref("PairInitiate"),
                 responses: [.ok(Schemas.ref("PairStatus")), .error(403, "Wrong invite code"),
                             .error(502, "The other node cannot be reached")]), PairingHandlers.initiate),
-            Route(.post, "/api/v1/pair/reveal", access: .open, category: .pairing, doc: OperationDoc(
+            Route(.post, API.pairReveal, access: .open, category: .pairing, doc: OperationDoc(
                 "pairReveal", "Node to node, step 2: the initiator's key and nonce, checked against its commitment",
                 tag: "pairing", requestBody: Schemas.ref("PairKeyShare"),
                 responses: [.ok(Schemas.ref("PairAck")), .error(403, "Wrong invite code: the session is closed"),
                             .error(404, "No open pairing session")]), PairingHandlers.reveal),
-            Route(.post, "/api/v1/pair/start", access: .owner, doc: OperationDoc(
+            Route(.post, API.pairStart, access: .owner, doc: OperationDoc(
                 "pairStart", "Open a pairing session on this node: returns the invite code to read out", tag: "pairing",
                 responses: [.ok(Schemas.ref("PairStart"))]), PairingHandlers.start),
-            Route(.get, "/api/v1/pair/status", access: .owner, doc: OperationDoc(
+            Route(.get, API.pairStatus, access: .owner, doc: OperationDoc(
                 "pairStatus", "This node's pairing session: state, code (while waiting), SAS", tag: "pairing",
                 responses: [.ok(Schemas.ref("PairStatus"))]), PairingHandlers.status),
-            Route(.get, "/api/v1/peers", access: .owner, doc: OperationDoc(
+            Route(.get, API.peers, access: .owner, doc: OperationDoc(
                 "listPeers", "Known peers with health, source and pin (credentials are never shown)", tag: "peers",
                 responses: [.ok(Schemas.ref("PeerList"))]), PeerHandlers.list),
-            Route(.post, "/api/v1/peers", access: .owner, doc: OperationDoc(
+            Route(.post, API.peers, access: .owner, doc: OperationDoc(
                 "addPeer", "Probe a daemon at an address and record it; with its apiKey also introduce this node",
                 tag: "peers", requestBody: Schemas.ref("PeerAdd"),
                 responses: [OperationDoc.Response(status: 201, description: "The peer", schema: Schemas.ref("Peer")),
                             .error(409, "Fingerprint differs from the expected one"),
                             .error(502, "Nothing answers there, or its TLS key is not its identity key")]),
                   PeerHandlers.add),
-            Route(.post, "/api/v1/peers/handshake", access: .ownerOrPeer, category: .pairing, doc: OperationDoc(
+            Route(.post, API.peersHandshake, access: .ownerOrPeer, category: .pairing, doc: OperationDoc(
                 "peerHandshake", "A node holding one of our keys introduces itself (and, over TLS, gives us a "
                     + "credential for calling it)", tag: "peers", requestBody: Schemas.ref("PeerHandshake"),
                 responses: [.ok(Schemas.ref("PeerHandshakeResult"))]), PeerHandlers.handshake),
-            Route(.delete, "/api/v1/peers/{nodeId}", access: .owner, doc: OperationDoc(
+            Route(.delete, API.peer, access: .owner, doc: OperationDoc(
                 "removePeer", "Forget a peer (nodeId, name, address or nodeId prefix) and revoke its credential",
                 tag: "peers", responses: [.ok(Schemas.ref("Deleted")), .error(404, "Unknown peer"),
                                           .error(409, "The name matches several peers")]), PeerHandlers.remove),
@@ -309,17 +309,17 @@ public enum Routes {
                     + "credential and pin this node holds (streams both ways)", tag: "peers",
                 responses: forwardResponses), PeerHandlers.forward)
         } + [
-            Route(.get, "/api/v1/status", access: .credential, doc: OperationDoc(
+            Route(.get, API.status, access: .credential, doc: OperationDoc(
                 "status", "Daemon status with peer, job and context counts", tag: "system",
                 responses: [.ok(Schemas.ref("Status"))]), SystemHandlers.status),
-            Route(.post, "/api/v1/transfer/checksum", access: .grant(.transfer), category: .transfer, doc: OperationDoc(
+            Route(.post, API.transferChecksum, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferChecksum", "SHA-256 of a whole file (to verify large pulls)", tag: "transfer",
                 requestBody: Schemas.ref("PathRequest"),
                 responses: [.ok(Schemas.ref("Checksum")), .error(404, "No such file")]), TransferHandlers.checksum),
-            Route(.post, "/api/v1/transfer/list", access: .grant(.transfer), category: .transfer, doc: OperationDoc(
+            Route(.post, API.transferList, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferList", "List a directory", tag: "transfer", requestBody: Schemas.ref("PathRequest"),
                 responses: [.ok(Schemas.ref("FileList")), .error(404, "No such directory")]), TransferHandlers.list),
-            Route(.post, "/api/v1/transfer/pull", access: .grant(.transfer), category: .transfer, doc: OperationDoc(
+            Route(.post, API.transferPull, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferPull", "Download a file (Range supported; X-Loopsy-Sha256 holds the whole file's digest "
                     + "for files up to 64 MiB)", tag: "transfer", requestBody: Schemas.ref("PullRequest"),
                 responses: [OperationDoc.Response(status: 200, description: "The file",
@@ -330,7 +330,7 @@ public enum Routes {
                                                   contentType: "application/octet-stream"),
                             .error(404, "No such file"), .error(416, "Range outside the file")]),
                   TransferHandlers.pull),
-            Route(.post, "/api/v1/transfer/push", access: .grant(.transfer), category: .transfer, bodySink: TransferHandlers.uploadSink,
+            Route(.post, API.transferPush, access: .grant(.transfer), category: .transfer, bodySink: TransferHandlers.uploadSink,
                   doc: OperationDoc(
                     "transferPush", "Upload a file: multipart/form-data with destPath, optional sha256 and overwrite "
                         + "fields before the file part", tag: "transfer",

@@ -1,0 +1,95 @@
+import Dispatch
+import LoopsyClient
+import LoopsyHTTP
+import LoopsyPOSIX
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The libmicrohttpd core on its own: a real server on an ephemeral port, a real curl client.
+@Suite struct HTTPServerTests {
+    /// Answers /echo with what it received, /later from another thread after a pause, and
+    /// /never not at all (until the server stops).
+    final class Handler: HTTPHandler, Sendable {
+        let pending = DispatchQueue(label: "later")
+        func plan(for head: HTTPRequestHead) -> BodyPlan { .buffer(limit: 16) }
+        func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse {
+            HTTPResponse(status: 413, body: Array("over \(limit)".utf8))
+        }
+        func handle(_ request: HTTPRequest) -> HTTPResponse {
+            switch request.rawPath {
+            case "/echo":
+                let text = "\(request.method) \(request.query["q"] ?? "-") \(String(decoding: request.body, as: UTF8.self))"
+                return HTTPResponse(status: 200, headers: [("X-Seen", request.header("x-test") ?? "")], body: Array(text.utf8))
+            case "/later":
+                let deferred = DeferredResponse()
+                pending.asyncAfter(deadline: .now() + 0.05) { deferred.complete(HTTPResponse(status: 202, body: [0x6F, 0x6B])) }
+                return HTTPResponse(deferred: deferred)
+            case "/never":
+                return HTTPResponse(deferred: DeferredResponse())
+            default:
+                return HTTPResponse(status: 404)
+            }
+        }
+    }
+
+    private func started() throws -> (HTTPServer, String) {
+        let server = HTTPServer(handler: Handler(), options: HTTPServerOptions(host: "127.0.0.1", port: 0))
+        try server.start()
+        #expect(server.port != 0)
+        return (server, "http://127.0.0.1:\(server.port)")
+    }
+
+    @Test func answersWithWhatTheHandlerSaw() throws {
+        let (server, base) = try started()
+        defer { server.stop() }
+        let response = try CurlHTTPClient().send(method: "POST", url: base + "/echo?q=a%20b", headers: ["X-Test": "yes"],
+                                                 body: Array("body".utf8))
+        #expect(response.status == 200)
+        #expect(String(decoding: response.body, as: UTF8.self) == "POST a b body")
+        #expect(response.headers["x-seen"] == "yes")
+    }
+
+    @Test func aBodyOverThePlannedLimitGetsTheHandlers413() throws {
+        let (server, base) = try started()
+        defer { server.stop() }
+        let response = try CurlHTTPClient().send(method: "POST", url: base + "/echo", body: Array(repeating: 0x61, count: 17))
+        #expect(response.status == 413)
+        #expect(String(decoding: response.body, as: UTF8.self) == "over 16")
+    }
+
+    @Test func aDeferredAnswerArrivesFromAnotherThread() throws {
+        let (server, base) = try started()
+        defer { server.stop() }
+        let response = try CurlHTTPClient().send(method: "GET", url: base + "/later")
+        #expect(response.status == 202 && response.body == [0x6F, 0x6B])
+    }
+
+    /// Stopping with an answer still owed ends that request (a 503 when it can still be
+    /// written, else a closed connection) instead of aborting the process, as MHD does when
+    /// stopped with a suspended connection; the client does not wait for its own timeout.
+    @Test func stoppingAnswersWhatIsStillOwed() throws {
+        let (server, base) = try started()
+        let answered = DispatchSemaphore(value: 0)
+        let status = PlainMutex(0)
+        DispatchQueue.global().async {
+            let answer = (try? CurlHTTPClient(timeoutSeconds: 10).send(method: "GET", url: base + "/never"))?.status ?? -1
+            status.withLock { $0 = answer }
+            answered.signal()
+        }
+        usleep(300_000)
+        server.stop()
+        #expect(answered.wait(timeout: .now() + 5) == .success)
+        #expect([503, -1].contains(status.withLock { $0 }))
+    }
+
+    @Test func aPortInUseIsRefusedAndAnAddressThatIsNoLiteralIsAnError() throws {
+        let (server, _) = try started()
+        defer { server.stop() }
+        let second = HTTPServer(handler: Handler(), options: HTTPServerOptions(host: "127.0.0.1", port: server.port))
+        #expect(throws: HTTPServerError.self) { try second.start() }
+        let named = HTTPServer(handler: Handler(), options: HTTPServerOptions(host: "example.org", port: 0))
+        #expect(throws: HTTPServerError.self) { try named.start() }
+    }
+}
