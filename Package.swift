@@ -30,8 +30,10 @@ let package = Package(
         .target(name: "LoopsyConfig", dependencies: [
             "LoopsyAPI", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // What every domain library shares: answers given later, the change bus.
+        .target(name: "LoopsyCore", dependencies: ["LoopsyAPI", "LoopsyPOSIX", "LoopsyStore"]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
+            "LoopsyCore", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).
@@ -59,7 +61,9 @@ let package = Package(
         .testTarget(name: "LoopsyAPITests", dependencies: ["LoopsyAPI"]),
         .testTarget(name: "LoopsyHTTPTests", dependencies: ["LoopsyHTTP", "LoopsyClient", "LoopsyPOSIX"]),
         .testTarget(name: "LoopsyClientTests", dependencies: ["LoopsyClient", "LoopsyAPI", "LoopsyHTTP", "LoopsyPOSIX"]),
-        .testTarget(name: "LoopsyServerTests", dependencies: ["LoopsyServer", "LoopsyHTTP", "LoopsyConfig", "LoopsyAPI"]),
+        .testTarget(name: "LoopsyServerTests", dependencies: [
+            "LoopsyServer", "LoopsyHTTP", "LoopsyConfig", "LoopsyAPI", "LoopsyPOSIX", "LoopsyCore",
+        ]),
         .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "LoopsyAPI", "LoopsyClient", "LoopsyStore", .product(name: "Crypto", package: "swift-crypto"),

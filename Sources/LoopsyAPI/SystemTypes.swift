@@ -138,3 +138,18 @@ public struct DatabaseCheck: Codable, Sendable, Equatable {
         self.available = available
     }
 }
+
+/// The areas of a node that change notifications (`GET /events`, `event: change`) name.
+public enum ChangeTopic: String, Codable, Sendable, CaseIterable {
+    case context, messages, peers, execute, transfer, pair, locks, approvals, grants
+    case aiTasks = "ai-tasks"
+
+    /// The area an API path (without its query) belongs to: its segment after the API base (a
+    /// relayed call counts as `peers`).
+    public init?(path: String) {
+        let parts = path.split(separator: "/")
+        guard parts.count >= 3, "/" + parts[0] + "/" + parts[1] == LoopsyVersion.apiBase,
+              let topic = ChangeTopic(rawValue: String(parts[2])) else { return nil }
+        self = topic
+    }
+}

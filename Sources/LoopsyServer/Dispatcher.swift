@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP
 import LoopsyStore
@@ -113,8 +114,8 @@ public final class Dispatcher: HTTPHandler, Sendable {
         }
         var response = response
         if request.method != "GET", (200..<300).contains(response.status),
-           let topic = EventHub.topic(forPath: request.rawPath) {
-            node.events.publish(topic, detail: ["method": request.method, "path": request.rawPath])
+           let topic = ChangeTopic(path: request.rawPath) {
+            node.changes.publish(topic, detail: ["method": request.method, "path": request.rawPath])
         }
         // Handlers never set these, so appending is enough.
         response.headers.append(("X-Request-Id", requestId))

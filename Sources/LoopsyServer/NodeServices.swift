@@ -1,4 +1,5 @@
 import LoopsyConfig
+import LoopsyCore
 import LoopsyStore
 import Synchronization
 #if canImport(Glibc)
@@ -25,8 +26,10 @@ public final class NodeServices: Sendable {
     public let tasks: TaskService
     /// Health checks of peers (nil in tests that build a node without them).
     public let monitor: PeerMonitor?
-    /// Change notifications for live views.
-    public let events = EventHub()
+    /// What changed, for whoever follows along (GET /events streams it).
+    public let changes = ChangeBus()
+    /// The `GET /events` streams of `changes`.
+    public let events: ChangeStreams
     /// Locks with leases (coordination between agents).
     public let locks: LockService
     /// Requests waiting for context keys to change.
@@ -51,8 +54,9 @@ public final class NodeServices: Sendable {
         self.pool = pool
         self.logger = logger
         hostname = config.server.hostname ?? Programs.hostname()
+        events = ChangeStreams(bus: changes)
         contextStore = ContextStore(pool: pool)
-        locks = LockService(store: LockStore(pool: pool), events: events)
+        locks = LockService(store: LockStore(pool: pool), changes: changes)
         contextWatch = ContextWatch(store: contextStore)
         auditStore = AuditStore(pool: pool)
         auditLog = AuditLog(store: auditStore, logger: logger)
@@ -66,15 +70,15 @@ public final class NodeServices: Sendable {
                                  portCell: portCell),
             pinnedCerts: config.tls.pinnedCerts, auditStore: auditStore, logger: logger)
         monitor = monitorPeers ? PeerMonitor(service: peers, interval: config.discovery.healthInterval,
-                                             offlineAfter: config.discovery.offlineAfter, logger: logger, events: events) : nil
+                                             offlineAfter: config.discovery.offlineAfter, logger: logger, changes: changes) : nil
         messages = MessageService(pool: pool, peers: peers, context: contextStore, config: config, logger: logger,
-                                  events: events)
+                                  changes: changes)
         monitor?.onPeerOnline { [messages] in messages.peerOnline($0) }
         approvals = ApprovalService(pool: pool, messages: messages, peers: peers, config: config.channels,
-                                    hostname: hostname, logger: logger, events: events)
+                                    hostname: hostname, logger: logger, changes: changes)
         pairing = PairingService(peers: peers, timeoutSeconds: config.pairing.timeoutSeconds, logger: logger)
         tasks = TaskService(pool: pool, config: config.aiTasks, policy: execution.policy, dataDir: dataDir, logger: logger,
-                            events: events)
+                            changes: changes)
         dashboard = DashboardSessions(cookieName: "loopsy_" + identity.nodeId.prefix(12))
         let peerStore = peers.store
         let keyGrants = KeyGrantStore(pool: pool)

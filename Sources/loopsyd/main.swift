@@ -1,5 +1,6 @@
 import FoundationEssentials
 import LoopsyAPI
+import LoopsyPOSIX
 import LoopsyConfig
 import LoopsyServer
 #if canImport(Glibc)

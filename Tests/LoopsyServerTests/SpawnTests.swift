@@ -1,5 +1,6 @@
 import Foundation
 import LoopsyAPI
+import LoopsyPOSIX
 import Testing
 @testable import LoopsyServer
 

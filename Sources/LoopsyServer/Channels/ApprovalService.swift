@@ -1,6 +1,8 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
 
@@ -14,21 +16,21 @@ public final class ApprovalService: Sendable {
     private let peers: PeerService
     private let config: LoopsyConfig.Channels
     private let logger: Logger
-    private let events: EventHub
+    private let changes: ChangeBus
     private let hostname: String
     private let waiters = LongPolls()
     /// Forwarding to approvers calls peers: never on an HTTP worker.
     private let forwarding = WorkPool(name: "approvals", threads: 2, queueLimit: 256)
 
     init(pool: DatabasePool, messages: MessageService, peers: PeerService, config: LoopsyConfig.Channels,
-         hostname: String, logger: Logger, events: EventHub) {
+         hostname: String, logger: Logger, changes: ChangeBus) {
         store = ApprovalStore(pool: pool)
         self.messages = messages
         self.peers = peers
         self.config = config
         self.hostname = hostname
         self.logger = logger
-        self.events = events
+        self.changes = changes
     }
 
     /// Records a prompt and forwards it to the approvers that can be resolved.
@@ -59,7 +61,7 @@ public final class ApprovalService: Sendable {
             inputPreview: request.inputPreview, state: "pending", sentTo: approvers.map(\.nodeId), answeredBy: nil,
             createdAt: now, expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000, answeredAt: nil)
         try store.insert(approval)
-        events.publish("approvals", detail: ["id": id])
+        changes.publish(.approvals, detail: ["id": id])
         let body = """
             Claude Code on \(hostname) asks to use \(request.toolName): \(request.description)
             \(request.inputPreview)
@@ -99,7 +101,7 @@ public final class ApprovalService: Sendable {
             throw try store.get(id, now: now).map(Self.settled) ?? APIError.notFound("approval \(id)")
         }
         logger.info("approval \(id) (\(answered.toolName)) \(answered.state) by \(caller.id)")
-        events.publish("approvals", detail: ["id": id])
+        changes.publish(.approvals, detail: ["id": id])
         waiters.notify(topic: id)
         return answered
     }

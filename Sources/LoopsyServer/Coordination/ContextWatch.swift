@@ -1,12 +1,12 @@
 import Dispatch
 import LoopsyAPI
-import LoopsyHTTP
+import LoopsyCore
 import LoopsyPOSIX
 import LoopsyStore
 
-/// Watches on the context store: a request that waits for a key or a prefix to change holds a
-/// suspended connection (no thread), and is answered when a write, delete or expiry of a
-/// matching key commits, or when its wait ends.
+/// Watches on the context store: a caller that waits for a key or a prefix to change gets a
+/// `Pending` answer (the server holds a suspended connection for it, no thread), completed when
+/// a write, delete or expiry of a matching key commits, or when its wait ends.
 public final class ContextWatch: Sendable {
     /// Requests waiting at once, at most (each holds a suspended connection).
     public static let maxWatchers = 2_000
@@ -15,10 +15,12 @@ public final class ContextWatch: Sendable {
         /// Keys starting with this (a key watch uses the key and `exact`).
         var prefix: String
         var exact: Bool
-        var answer: DeferredResponse
-        /// The answer if there is one now; nil to keep waiting.
-        var attempt: @Sendable () -> HTTPResponse?
-        var timeout: @Sendable () -> HTTPResponse
+        /// What delivers the answer if there is one now; nil to keep waiting. Called by whoever
+        /// removed the watcher, so it answers once.
+        var tryNow: @Sendable () -> (@Sendable () -> Void)?
+        /// Delivers the answer as it is when the wait ends.
+        var timeout: @Sendable () -> Void
+        var isCancelled: @Sendable () -> Bool
     }
     private struct State {
         var next: UInt64 = 0
@@ -35,12 +37,21 @@ public final class ContextWatch: Sendable {
 
     /// Answers with `attempt()` if it has an answer now; otherwise waits up to `seconds` (and
     /// answers `timeout()` then). `recheckAt` (Unix ms) also wakes it, e.g. when an entry expires.
-    func wait(prefix: String, exact: Bool, seconds: Int, recheckAt: Int64? = nil,
-              attempt: @escaping @Sendable () -> HTTPResponse?,
-              timeout: @escaping @Sendable () -> HTTPResponse) throws -> HTTPResponse {
-        if let now = attempt() { return now }
-        guard seconds > 0 else { return timeout() }
-        let answer = DeferredResponse()
+    public func wait<Value: Sendable>(prefix: String, exact: Bool, seconds: Int, recheckAt: Int64? = nil,
+                                      attempt: @escaping @Sendable () throws -> Value?,
+                                      timeout: @escaping @Sendable () throws -> Value) throws -> Answer<Value> {
+        if let now = try attempt() { return .now(now) }
+        guard seconds > 0 else { return .now(try timeout()) }
+        let answer = Pending<Value>()
+        // Only the one that removes the watcher answers: the closures below run after that.
+        let tryNow: @Sendable () -> (@Sendable () -> Void)? = {
+            do {
+                guard let value = try attempt() else { return nil }
+                return { answer.succeed(value) }
+            } catch {
+                return { answer.fail(error) }
+            }
+        }
         let id = try state.withLock { state -> UInt64 in
             guard state.watchers.count < Self.maxWatchers else {
                 throw APIError(status: 503, code: "too_many_watchers",
@@ -48,21 +59,22 @@ public final class ContextWatch: Sendable {
                                headers: ["Retry-After": "1"])
             }
             state.next += 1
-            state.watchers[state.next] = Watcher(prefix: prefix, exact: exact, answer: answer, attempt: attempt,
-                                                  timeout: timeout)
+            state.watchers[state.next] = Watcher(
+                prefix: prefix, exact: exact, tryNow: tryNow,
+                timeout: { answer.complete(Result { try timeout() }) }, isCancelled: { answer.isCancelled })
             return state.next
         }
         // A write may have landed between the first attempt and the registration.
         queue.async { [self] in check(id) }
         queue.asyncAfter(deadline: .now() + .seconds(seconds)) { [self] in
             guard let watcher = remove(id) else { return }
-            watcher.answer.complete(watcher.attempt() ?? watcher.timeout())
+            (watcher.tryNow() ?? watcher.timeout)()
         }
         if let recheckAt {
             let delay = max(0, Double(recheckAt - Clock.nowMillis()) / 1000) + 0.005
             queue.asyncAfter(deadline: .now() + delay) { [self] in check(id) }
         }
-        return HTTPResponse(deferred: answer)
+        return .later(answer)
     }
 
     /// Daemon stop: every watcher is answered now.
@@ -71,7 +83,7 @@ public final class ContextWatch: Sendable {
             defer { state.watchers.removeAll() }
             return Array(state.watchers.values)
         }
-        for watcher in all { watcher.answer.complete(watcher.timeout()) }
+        for watcher in all { watcher.timeout() }
     }
 
     private func changed(_ keys: [String]) {
@@ -86,13 +98,12 @@ public final class ContextWatch: Sendable {
 
     private func check(_ id: UInt64) {
         guard let watcher = state.withLock({ $0.watchers[id] }) else { return }
-        if watcher.answer.isAbandoned {
-            _ = remove(id)
-            watcher.answer.complete(watcher.timeout())
+        if watcher.isCancelled() {
+            remove(id)?.timeout()
             return
         }
-        guard let response = watcher.attempt(), remove(id) != nil else { return }
-        watcher.answer.complete(response)
+        guard let deliver = watcher.tryNow(), remove(id) != nil else { return }
+        deliver()
     }
 
     private func remove(_ id: UInt64) -> Watcher? {

@@ -1,16 +1,22 @@
 import Dispatch
 import LoopsyAPI
-import LoopsyHTTP
+import LoopsyCore
 import LoopsyPOSIX
 import LoopsyStore
 
 /// Locks with leases, for agents on several machines that must not do the same work twice. A
 /// lock lives on the node that serves it; agents elsewhere take it through forwarding. A taker
-/// may wait (`?wait=S`): its connection is suspended, no thread waits, and it is answered the
-/// moment the lock is released or its lease ends, in the order the waiters came.
+/// may wait (`?wait=S`): it gets a `Pending` answer (no thread waits), completed the moment the
+/// lock is released or its lease ends, in the order the waiters came.
 public final class LockService: Sendable {
+    /// What an acquisition comes to: the lock (201), or who holds it (409 `lock_held`).
+    public enum Outcome: Sendable {
+        case taken(LockInfo)
+        case held(LockHeldBody)
+    }
+
     public let store: LockStore
-    private let events: EventHub?
+    private let changes: ChangeBus?
     /// Locks held at once, at most.
     public static let maxLocks = 10_000
     /// Requests waiting for a lock, at most (each holds a suspended connection).
@@ -21,9 +27,7 @@ public final class LockService: Sendable {
         var holder: String
         var owner: String
         var ttlMillis: Int64
-        var answer: DeferredResponse
-        /// Logs an unexpected error under the waiting request's id.
-        var failure: @Sendable (any Error) -> APIError
+        var answer: Pending<Outcome>
     }
     private struct State {
         var next: UInt64 = 0
@@ -34,21 +38,20 @@ public final class LockService: Sendable {
     /// Timers (wait deadlines, lease ends) and hand-overs run here, never on an HTTP worker.
     private let queue = DispatchQueue(label: "loopsy.locks")
 
-    init(store: LockStore, events: EventHub?) {
+    init(store: LockStore, changes: ChangeBus?) {
         self.store = store
-        self.events = events
+        self.changes = changes
     }
 
     /// Takes `name`, or waits up to `wait` seconds for it. 201 with the lock, or 409 `lock_held`
     /// with its current holder.
-    func acquire(_ name: String, holder: String, owner: String, ttl: Int, wait: Int,
-                 failure: @escaping @Sendable (any Error) -> APIError) throws -> HTTPResponse {
+    public func acquire(_ name: String, holder: String, owner: String, ttl: Int, wait: Int) throws -> Answer<Outcome> {
         let ttlMillis = Int64(ttl) * 1000
         do {
-            return try taken(try take(name, holder: holder, owner: owner, ttlMillis: ttlMillis))
+            return .now(taken(try take(name, holder: holder, owner: owner, ttlMillis: ttlMillis)))
         } catch LockStoreError.held(let current) {
-            guard wait > 0 else { return try Self.held(current) }
-            let answer = DeferredResponse()
+            guard wait > 0 else { return .now(Self.held(current)) }
+            let answer = Pending<Outcome>()
             let id = try state.withLock { state -> UInt64 in
                 guard state.count < Self.maxWaiters else {
                     throw APIError(status: 503, code: "too_many_waiters",
@@ -58,38 +61,38 @@ public final class LockService: Sendable {
                 state.next += 1
                 state.count += 1
                 state.waiters[name, default: []].append(Waiter(id: state.next, holder: holder, owner: owner,
-                                                               ttlMillis: ttlMillis, answer: answer, failure: failure))
+                                                               ttlMillis: ttlMillis, answer: answer))
                 return state.next
             }
             scheduleHandOver(name, at: current.expiresAt)
             queue.asyncAfter(deadline: .now() + .seconds(wait)) { [self] in
                 guard let waiter = remove(name, id: id) else { return }
                 let holder = (try? store.get(name)) ?? current
-                waiter.answer.complete((try? Self.held(holder, waited: wait)) ?? .error(APIError.conflict("lock held")))
+                waiter.answer.succeed(Self.held(holder, waited: wait))
             }
-            return HTTPResponse(deferred: answer)
+            return .later(answer)
         }
     }
 
     /// `owner`: the caller's credential, which must be the one that took the lock (nil: the
     /// node's owner, who may renew or release any).
-    func renew(_ name: String, token: Int64, ttl: Int, owner: String?) throws -> LockInfo {
+    public func renew(_ name: String, token: Int64, ttl: Int, owner: String?) throws -> LockInfo {
         do {
             let info = try store.renew(name, token: token, ttlMillis: Int64(ttl) * 1000, owner: owner)
-            events?.publish("locks", detail: ["name": name])
+            changes?.publish(.locks, detail: ["name": name])
             return info
         } catch LockStoreError.notHeld(let current) {
             throw Self.notHeld(name, token: token, current: current)
         }
     }
 
-    func release(_ name: String, token: Int64, owner: String?) throws {
+    public func release(_ name: String, token: Int64, owner: String?) throws {
         do {
             try store.release(name, token: token, owner: owner)
         } catch LockStoreError.notHeld(let current) {
             throw Self.notHeld(name, token: token, current: current)
         }
-        events?.publish("locks", detail: ["name": name])
+        changes?.publish(.locks, detail: ["name": name])
         queue.async { [self] in handOver(name) }
     }
 
@@ -99,7 +102,7 @@ public final class LockService: Sendable {
             defer { state.waiters.removeAll(); state.count = 0 }
             return state.waiters.values.flatMap { $0 }
         }
-        for waiter in all { waiter.answer.complete(.error(APIError.serviceUnavailable("the daemon is stopping"))) }
+        for waiter in all { waiter.answer.fail(APIError.serviceUnavailable("the daemon is stopping")) }
     }
 
     // MARK: Internals
@@ -111,11 +114,11 @@ public final class LockService: Sendable {
         return try store.acquire(name, holder: holder, owner: owner, ttlMillis: ttlMillis)
     }
 
-    private func taken(_ info: LockInfo) throws -> HTTPResponse {
-        events?.publish("locks", detail: ["name": info.name])
+    private func taken(_ info: LockInfo) -> Outcome {
+        changes?.publish(.locks, detail: ["name": info.name])
         // The lease may end unreleased: whoever waits then gets the lock.
         scheduleHandOver(info.name, at: info.expiresAt)
-        return try .json(info, status: 201)
+        return .taken(info)
     }
 
     private func scheduleHandOver(_ name: String, at expiresAt: Int64) {
@@ -126,7 +129,7 @@ public final class LockService: Sendable {
     /// The lock may be free: the first waiter still there takes it.
     private func handOver(_ name: String) {
         while let waiter = state.withLock({ $0.waiters[name]?.first }) {
-            if waiter.answer.isAbandoned {
+            if waiter.answer.isCancelled {
                 _ = remove(name, id: waiter.id)
                 continue
             }
@@ -137,14 +140,14 @@ public final class LockService: Sendable {
                     try? store.release(name, token: info.token)
                     continue
                 }
-                waiter.answer.complete(try taken(info))
+                waiter.answer.succeed(taken(info))
                 return
             } catch LockStoreError.held(let current) {
                 scheduleHandOver(name, at: current.expiresAt)
                 return
             } catch {
                 guard remove(name, id: waiter.id) != nil else { continue }
-                waiter.answer.complete(.error(waiter.failure(error)))
+                waiter.answer.fail(error)
             }
         }
     }
@@ -159,11 +162,11 @@ public final class LockService: Sendable {
         }
     }
 
-    static func held(_ current: LockInfo, waited: Int? = nil) throws -> HTTPResponse {
+    static func held(_ current: LockInfo, waited: Int? = nil) -> Outcome {
         let seconds = max(0, (current.expiresAt - Clock.nowMillis() + 999) / 1000)
         let message = "\(current.name) is held by \(current.holder) (token \(current.token)) for up to \(seconds) s more"
             + (waited.map { "; waited \($0) s" } ?? "") + "; retry, or wait with ?wait=S"
-        return try .json(LockHeldBody(message: message, current: current), status: 409)
+        return .held(LockHeldBody(message: message, current: current))
     }
 
     static func notHeld(_ name: String, token: Int64, current: LockInfo?) -> APIError {

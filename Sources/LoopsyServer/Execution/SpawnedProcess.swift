@@ -1,5 +1,6 @@
 import CPosix
 import LoopsyAPI
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif

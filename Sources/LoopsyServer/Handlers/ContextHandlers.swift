@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyHTTP
 import LoopsyStore
 
@@ -57,19 +58,18 @@ public enum ContextHandlers {
         let after = Int64(try QueryValue.int(context, "afterRevision", default: Int(current?.revision ?? 0),
                                              range: 0...Int.max))
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
-        let failure = context.reportsFailures
-        @Sendable func answer() -> HTTPResponse {
-            do {
-                guard let entry = try store.get(key: key) else { return .error(APIError.notFound("context key '\(key)'")) }
-                return try .json(entry)
-            } catch {
-                return .error(failure(error))
-            }
-        }
-        return try context.node.contextWatch.wait(
+        // The value is the entry then (nil: absent, a 404); the attempt's nil keeps waiting.
+        let answer = try context.node.contextWatch.wait(
             prefix: key, exact: true, seconds: wait, recheckAt: current?.expiresAt,
-            attempt: { ((try? store.get(key: key))??.revision ?? 0) != after ? answer() : nil },
-            timeout: answer)
+            attempt: { () throws -> ContextEntry?? in
+                let entry = try store.get(key: key)
+                return (entry?.revision ?? 0) != after ? .some(entry) : nil
+            },
+            timeout: { try store.get(key: key) })
+        return try context.respond(answer) { entry in
+            guard let entry else { throw APIError.notFound("context key '\(key)'") }
+            return try .json(entry)
+        }
     }
 
     static func delete(_ context: RequestContext) throws -> HTTPResponse {
@@ -107,20 +107,18 @@ public enum ContextHandlers {
         let after = Int64(try QueryValue.int(context, "after", default: Int(try store.lastChange()), range: 0...Int.max))
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
         let mirrors = isReserved(prefix) && context.caller.isOwner
-        @Sendable func read() -> ContextChangesResponse? {
-            guard let (changes, cursor) = try? store.changes(prefix: prefix, after: after, limit: limit) else { return nil }
+        @Sendable func read() throws -> ContextChangesResponse {
+            let (changes, cursor) = try store.changes(prefix: prefix, after: after, limit: limit)
             return ContextChangesResponse(changes: mirrors ? changes : changes.filter { !isReserved($0.key) }, cursor: cursor)
         }
-        return try context.node.contextWatch.wait(
+        let answer = try context.node.contextWatch.wait(
             prefix: prefix, exact: false, seconds: wait,
-            attempt: { read().flatMap { $0.changes.isEmpty ? nil : try? .json($0) } },
-            timeout: { [failure = context.reportsFailures] in
-                do {
-                    return try .json(read() ?? ContextChangesResponse(changes: [], cursor: after))
-                } catch {
-                    return .error(failure(error))
-                }
-            })
+            attempt: { () throws -> ContextChangesResponse? in
+                let read = try read()
+                return read.changes.isEmpty ? nil : read
+            },
+            timeout: read)
+        return try context.respond(answer) { try .json($0) }
     }
 
     /// The message mirrors (`inbox:…`, `outbox:…`): this node's own clients see them, peers do not.

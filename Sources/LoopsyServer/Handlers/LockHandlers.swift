@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyHTTP
 
 /// Locks with leases: take, renew, release, list.
@@ -12,8 +13,14 @@ public enum LockHandlers {
                                       code: "bad_holder")
         }
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
-        return try context.node.locks.acquire(name, holder: holder, owner: context.caller.id, ttl: body.ttl, wait: wait,
-                                             failure: context.reportsFailures)
+        let answer = try context.node.locks.acquire(name, holder: holder, owner: context.caller.id, ttl: body.ttl,
+                                                    wait: wait)
+        return try context.respond(answer) { outcome in
+            switch outcome {
+            case .taken(let lock): return try .json(lock, status: 201)
+            case .held(let holder): return try .json(holder, status: 409)
+            }
+        }
     }
 
     static func renew(_ context: RequestContext) throws -> HTTPResponse {

@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP
 #if canImport(Glibc)
@@ -51,8 +52,9 @@ public enum TransferHandlers {
         guard size <= TransferService.inlineChecksumLimit else {
             return HTTPResponse(status: status, headers: headers, file: body)
         }
-        return try transfer.withDigest(of: fd, size: size, keepsDescriptor: true,
-                                         failure: context.reportsFailures) { [headers, status, body] digest in
+        // The file is the body: it stays open until the answer is sent (or dropped, which closes it).
+        return try context.respond(try digest(of: fd, size: size, context), onFailure: { close(fd) }) {
+            [headers, status, body] digest in
             HTTPResponse(status: status, headers: headers + [(TransferHeaders.sha256, digest)], file: body)
         }
     }
@@ -60,9 +62,19 @@ public enum TransferHandlers {
     static func checksum(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(TransferPathRequest.self)
         let (fd, real, size) = try context.node.transfer.openForReading(request.path, access: access(context))
-        return try context.node.transfer.withDigest(of: fd, size: size, keepsDescriptor: false,
-                                                      failure: context.reportsFailures) { digest in
-            try .json(ChecksumResponse(path: real, size: size, sha256: digest))
+        return try context.respond(try digest(of: fd, size: size, context), onFailure: { close(fd) }) { digest in
+            close(fd)
+            return try .json(ChecksumResponse(path: real, size: size, sha256: digest))
+        }
+    }
+
+    /// The file's digest, now or later; the file is closed here if that fails at once.
+    private static func digest(of fd: Int32, size: Int64, _ context: RequestContext) throws -> Answer<String> {
+        do {
+            return try context.node.transfer.digest(of: fd, size: size)
+        } catch {
+            close(fd)
+            throw error
         }
     }
 

@@ -1,6 +1,7 @@
 import Dispatch
 import FoundationEssentials
 import LoopsyAPI
+import LoopsyCore
 import LoopsyClient
 import LoopsyConfig
 import LoopsyHTTP
@@ -26,12 +27,12 @@ public final class MessageService: Sendable {
 
     static let maxIdBytes = 128
 
-    private let events: EventHub?
+    private let changes: ChangeBus?
 
     init(pool: DatabasePool, peers: PeerService, context: ContextStore, config: LoopsyConfig, logger: Logger,
-         events: EventHub? = nil) {
+         changes: ChangeBus? = nil) {
         store = MessageStore(pool: pool)
-        self.events = events
+        self.changes = changes
         self.peers = peers
         self.context = context
         self.config = config
@@ -162,7 +163,7 @@ public final class MessageService: Sendable {
             } else {
                 try store.markDelivered(id: message.id, to: message.to, now: now)
             }
-            events?.publish("messages", detail: ["id": message.id, "to": message.to])
+            changes?.publish(.messages, detail: ["id": message.id, "to": message.to])
         } catch {
             logger.warn("messages: cannot record delivery of \(message.id): \(error)")
         }

@@ -1,5 +1,6 @@
 import Dispatch
 import LoopsyAPI
+import LoopsyCore
 import LoopsyClient
 import LoopsyConfig
 import LoopsyPOSIX
@@ -20,14 +21,14 @@ public final class PeerMonitor: Sendable {
     /// Wakes the loop early (a peer was added or seen).
     private let wakeups = DispatchSemaphore(value: 0)
     private let onlineListeners = PlainMutex<[@Sendable (String) -> Void]>([])
-    private let events: EventHub?
+    private let changes: ChangeBus?
     /// Health checks run here, never on the shared dispatch pool: hundreds of unreachable peers
     /// (5 s timeouts each) then slow the checks down, not job I/O or long-poll wake-ups.
     private let checks = WorkPool(name: "loopsy-health", threads: 8, queueLimit: 4096)
 
-    init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger, events: EventHub? = nil) {
+    init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger, changes: ChangeBus? = nil) {
         self.service = service
-        self.events = events
+        self.changes = changes
         self.interval = interval
         self.offlineAfter = offlineAfter
         self.logger = logger
@@ -98,7 +99,7 @@ public final class PeerMonitor: Sendable {
         if change.before != change.after {
             logger.info("peer \(record.info.name) (\(record.nodeId)) is \(change.after)"
                 + (failure.map { ": \($0)" } ?? ""))
-            events?.publish("peers", detail: ["nodeId": record.nodeId, "status": change.after])
+            changes?.publish(.peers, detail: ["nodeId": record.nodeId, "status": change.after])
             if change.after == "online" { for listener in onlineListeners.withLock({ $0 }) { listener(record.nodeId) } }
         }
     }

@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import LoopsyAPI
+import LoopsyPOSIX
 import LoopsyClient
 import LoopsyConfig
 import LoopsyStore

@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyHTTP
 
 public enum HTTPMethod: String, Sendable, CaseIterable {
@@ -19,6 +20,38 @@ public struct RequestContext: Sendable {
     public var node: NodeServices
 
     public func parameter(_ name: String) -> String { parameters[name] ?? "" }
+
+    /// A domain answer as HTTP: `render` makes the response of the value, now or when it comes
+    /// (the connection waits suspended meanwhile); an error becomes its APIError, logged under
+    /// this request's id when it is not one. `onFailure` runs when no value is rendered.
+    public func respond<Value: Sendable>(_ answer: Answer<Value>, onFailure: (@Sendable () -> Void)? = nil,
+                                         _ render: @escaping @Sendable (Value) throws -> HTTPResponse) throws -> HTTPResponse {
+        switch answer {
+        case .now(let value):
+            return try render(value)
+        case .later(let pending):
+            let deferred = DeferredResponse()
+            pending.cancelled(when: { deferred.isAbandoned })
+            let failure = reportsFailures
+            pending.whenComplete { result in
+                let value: Value
+                switch result {
+                case .success(let success):
+                    value = success
+                case .failure(let error):
+                    onFailure?()
+                    deferred.complete(.error(failure(error)))
+                    return
+                }
+                do {
+                    deferred.complete(try render(value))
+                } catch {
+                    deferred.complete(.error(failure(error)))
+                }
+            }
+            return HTTPResponse(deferred: deferred)
+        }
+    }
 
     /// What the client gets for an error met after the handler returned (in a deferred answer):
     /// an APIError as it is, anything else logged under this request's id, which the 500 names.

@@ -2,6 +2,7 @@ import CPosix
 import Dispatch
 import FoundationEssentials
 import LoopsyAPI
+import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP
 import LoopsyPOSIX
@@ -51,13 +52,13 @@ public final class TaskService: Sendable {
         }
     }
 
-    private let events: EventHub?
+    private let changes: ChangeBus?
 
     init(pool: DatabasePool, config: LoopsyConfig.AITasks, policy: ExecutionPolicy, dataDir: DataDir, logger: Logger,
-         events: EventHub? = nil) {
+         changes: ChangeBus? = nil) {
         store = TaskStore(pool: pool)
         self.policy = policy
-        self.events = events
+        self.changes = changes
         self.config = config
         self.dataDir = dataDir
         self.logger = logger
@@ -318,7 +319,7 @@ public final class TaskService: Sendable {
         }
         // Live views hear of what needs a person, and of the end.
         if ["permission_request", "permission_decision", "result"].contains(type) {
-            events?.publish("ai-tasks", detail: ["id": task.id, "event": type])
+            changes?.publish(.aiTasks, detail: ["id": task.id, "event": type])
         }
     }
 
@@ -356,7 +357,7 @@ public final class TaskService: Sendable {
         try? store.update(task.id, state: state, finishedAt: Clock.nowMillis(), exitCode: exitCode, error: error)
         removeSettings(task.id)
         _ = tasks.withLock { $0.removeValue(forKey: task.id) }
-        events?.publish("ai-tasks", detail: ["id": task.id, "state": state])
+        changes?.publish(.aiTasks, detail: ["id": task.id, "state": state])
         let streams = task.state.withLock { state -> [HTTPStream] in
             state.finished = true
             defer { state.subscribers.removeAll() }

@@ -1,8 +1,8 @@
 import Crypto
 import FoundationEssentials
 import LoopsyAPI
+import LoopsyCore
 import LoopsyConfig
-import LoopsyHTTP
 import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
@@ -103,57 +103,28 @@ public final class TransferService: Sendable {
     /// Hashes larger files: two at a time, eight more waiting, then 503 with Retry-After.
     let hashing = WorkPool(name: "loopsy-hash", threads: 2, queueLimit: 8)
 
-    /// Answers with `respond(digest)` once the open file is hashed: at once for small or cached
-    /// files, else from the hashing pool through a deferred response. `fd` stays open until
-    /// `respond` returns; the caller gives up ownership (it is closed here unless `respond`
-    /// hands it on, which it says by returning true for `keepsDescriptor`).
-    func withDigest(of fd: Int32, size: Int64, keepsDescriptor: Bool,
-                    failure: @escaping @Sendable (any Error) -> APIError,
-                    _ respond: @escaping @Sendable (String) throws -> HTTPResponse) throws -> HTTPResponse {
-        let cached = cachedDigest(fd: fd)
-        if size <= Self.inlineHashLimit || cached != nil {
-            do {
-                let response = try respond(try cached ?? sha256(fd: fd))
-                if !keepsDescriptor { close(fd) }
-                return response
-            } catch {
-                close(fd)
-                throw error
-            }
-        }
-        let deferred = DeferredResponse()
+    /// The SHA-256 of the open file `fd`: now for small or cached files, else later from the
+    /// hashing pool. `fd` stays the caller's, open until the answer is complete. A caller that
+    /// stops waiting (`Pending.cancel`, or a cancelled check) stops the hashing too.
+    public func digest(of fd: Int32, size: Int64) throws -> Answer<String> {
+        if let cached = cachedDigest(fd: fd) { return .now(cached) }
+        if size <= Self.inlineHashLimit { return .now(try sha256(fd: fd)) }
+        let answer = Pending<String>()
         let queued = hashing.submit { [self] in
-            let response: HTTPResponse
-            // A client that left still gets an answer: completing resumes its suspended
-            // connection, which MHD then closes (a suspended one is never timed out).
-            if deferred.isAbandoned {
-                close(fd)
-                deferred.complete(.error(APIError.serviceUnavailable("the client went away")))
-                return
-            }
-            do {
-                // A client that left stops the hashing too: nobody waits for the answer.
-                response = try respond(try sha256(fd: fd, isCancelled: { deferred.isAbandoned }))
-                if !keepsDescriptor { close(fd) }
-            } catch is HashCancelled {
-                close(fd)
-                response = .error(APIError.serviceUnavailable("the client went away"))
-            } catch let error as APIError {
-                close(fd)
-                response = .error(error)
-            } catch {
-                close(fd)
-                response = .error(failure(error))
-            }
-            deferred.complete(response)
+            answer.complete(Result {
+                do {
+                    return try sha256(fd: fd, isCancelled: { answer.isCancelled })
+                } catch is HashCancelled {
+                    throw APIError.serviceUnavailable("the client went away")
+                }
+            })
         }
         guard queued else {
-            close(fd)
             throw APIError(status: 503, code: "busy_hashing",
                            message: "the daemon is hashing \(hashing.load) large files already; retry in a few seconds",
                            headers: ["Retry-After": "2"])
         }
-        return HTTPResponse(deferred: deferred)
+        return .later(answer)
     }
 
     /// SHA-256 of a whole open file, from the cache when the same file (same inode, size and

@@ -1,18 +1,15 @@
 import Dispatch
 import LoopsyAPI
+import LoopsyCore
 import LoopsyHTTP
 import LoopsyPOSIX
-import LoopsyStore
 
-/// Change notifications for live views (the dashboard): a Server-Sent Events stream of
-/// `change` events naming the API area that changed (context, messages, peers, ai-tasks,
-/// execute). The dispatcher publishes one for every successful state-changing request;
-/// background work (deliveries, health checks, tasks ending) publishes its own.
+/// `GET /events`: the node's change notifications (LoopsyCore's ChangeBus) as Server-Sent
+/// Events streams of `change` events, for live views such as the dashboard.
 ///
-/// Events say *what* changed, not the new data: a view refetches what it shows, through the
-/// same authenticated API. A subscriber that falls behind by a full buffer is dropped (its
-/// EventSource reconnects and refetches).
-public final class EventHub: Sendable {
+/// A subscriber that falls behind by a full buffer is dropped (its EventSource reconnects and
+/// refetches).
+public final class ChangeStreams: Sendable {
     private struct Subscriber {
         var stream: HTTPStream
         /// False once the credential that opened the stream no longer holds (logout, new key).
@@ -20,28 +17,18 @@ public final class EventHub: Sendable {
     }
     private struct State {
         var subscribers: [ObjectIdentifier: Subscriber] = [:]
-        var sequence: UInt64 = 0
         var heartbeat: (any DispatchSourceTimer)?
         var ticks = 0
+        var unsubscribe: (@Sendable () -> Void)?
     }
     private let state = PlainMutex(State())
+    private let bus: ChangeBus
     /// Limits the subscribers, so open streams cannot pile up without bound.
     public let maxSubscribers: Int
 
-    public init(maxSubscribers: Int = 64) {
+    public init(bus: ChangeBus, maxSubscribers: Int = 64) {
+        self.bus = bus
         self.maxSubscribers = maxSubscribers
-    }
-
-    /// Areas a path (without its query) belongs to: the segment after /api/v1/ (a relayed call
-    /// counts as `peers`).
-    public static func topic(forPath path: String) -> String? {
-        let parts = path.split(separator: "/")
-        guard parts.count >= 3, parts[0] == "api", parts[1] == "v1" else { return nil }
-        switch parts[2] {
-        case "context", "messages", "peers", "ai-tasks", "execute", "transfer", "pair", "locks", "approvals", "grants":
-            return String(parts[2])
-        default: return nil
-        }
     }
 
     /// A new subscriber's stream, or nil when `maxSubscribers` are connected. The stream ends
@@ -53,6 +40,7 @@ public final class EventHub: Sendable {
             guard state.subscribers.count < maxSubscribers else { return false }
             state.subscribers[id] = Subscriber(stream: stream, stillValid: stillValid)
             if state.heartbeat == nil { state.heartbeat = startHeartbeat() }
+            if state.unsubscribe == nil { state.unsubscribe = bus.subscribe { [weak self] in self?.send($0) } }
             return true
         }
         guard admitted else { return nil }
@@ -64,22 +52,18 @@ public final class EventHub: Sendable {
 
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
-    /// Tells every subscriber that `topic` changed.
-    public func publish(_ topic: String, detail: [String: String] = [:]) {
-        let (sequence, subscribers) = state.withLock { state -> (UInt64, [HTTPStream]) in
-            state.sequence += 1
-            return (state.sequence, state.subscribers.values.map(\.stream))
-        }
+    /// One change to every stream, as one line of JSON (an SSE data line ends at a newline).
+    private func send(_ change: ChangeBus.Change) {
+        let subscribers = state.withLock { $0.subscribers.values.map(\.stream) }
         guard !subscribers.isEmpty else { return }
-        // One line of JSON: an SSE data line ends at the first newline.
         var json = JSONWriter()
         json.openObject()
-        var fields = detail
-        fields["topic"] = topic
+        var fields = change.detail
+        fields["topic"] = change.topic.rawValue
         for (name, value) in fields.sorted(by: { $0.key < $1.key }) { json.field(name, value) }
-        json.field("time", Clock.nowMillis())
+        json.field("time", change.time)
         json.closeObject()
-        let event = Array("id: \(sequence)\nevent: change\ndata: ".utf8) + json.bytes + Array("\n\n".utf8)
+        let event = Array("id: \(change.sequence)\nevent: change\ndata: ".utf8) + json.bytes + Array("\n\n".utf8)
         for stream in subscribers where !stream.write(event) { drop(stream) }
     }
 
@@ -88,6 +72,8 @@ public final class EventHub: Sendable {
         let subscribers = state.withLock { state -> [HTTPStream] in
             state.heartbeat?.cancel()
             state.heartbeat = nil
+            state.unsubscribe?()
+            state.unsubscribe = nil
             defer { state.subscribers.removeAll() }
             return state.subscribers.values.map(\.stream)
         }
@@ -105,6 +91,8 @@ public final class EventHub: Sendable {
             if state.subscribers.isEmpty {
                 state.heartbeat?.cancel()
                 state.heartbeat = nil
+                state.unsubscribe?()
+                state.unsubscribe = nil
             }
         }
     }

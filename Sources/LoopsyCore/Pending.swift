@@ -1,0 +1,83 @@
+import LoopsyPOSIX
+
+/// An answer a domain operation gives later: a wait for a change, a hash on a pool, a prompt's
+/// decision. The one that serves it (LoopsyServer turns it into a suspended HTTP answer)
+/// registers `whenComplete`; the domain calls `complete` once. Nothing here knows HTTP.
+public final class Pending<Value: Sendable>: Sendable {
+    private struct State {
+        var result: Result<Value, any Error>?
+        var handler: (@Sendable (Result<Value, any Error>) -> Void)?
+        var cancelled = false
+        var cleanups: [@Sendable () -> Void] = []
+        var cancelledCheck: (@Sendable () -> Bool)?
+    }
+    private let state = PlainMutex(State())
+
+    public init() {}
+
+    public func succeed(_ value: Value) { complete(.success(value)) }
+    public func fail(_ error: any Error) { complete(.failure(error)) }
+
+    /// Delivers the answer; later calls are ignored.
+    public func complete(_ result: Result<Value, any Error>) {
+        let handler = state.withLock { state -> (@Sendable (Result<Value, any Error>) -> Void)? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.handler = nil }
+            return state.handler
+        }
+        handler?(result)
+    }
+
+    /// Calls `handler` once with the answer: at once if it is already there.
+    public func whenComplete(_ handler: @escaping @Sendable (Result<Value, any Error>) -> Void) {
+        let ready = state.withLock { state -> Result<Value, any Error>? in
+            if let result = state.result { return result }
+            state.handler = handler
+            return nil
+        }
+        if let ready { handler(ready) }
+    }
+
+    public var isComplete: Bool { state.withLock { $0.result != nil } }
+
+    // MARK: The waiting side going away
+
+    /// Nobody waits for the answer any more (its client left): the domain's clean-ups run.
+    public func cancel() {
+        let cleanups = state.withLock { state -> [@Sendable () -> Void] in
+            guard !state.cancelled else { return [] }
+            state.cancelled = true
+            defer { state.cleanups = [] }
+            return state.cleanups
+        }
+        cleanups.forEach { $0() }
+    }
+
+    /// Runs `cleanup` when the answer is no longer awaited (at once if it already is not).
+    public func onCancel(_ cleanup: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.cancelled { return true }
+            state.cleanups.append(cleanup)
+            return false
+        }
+        if now { cleanup() }
+    }
+
+    /// For a server that can only be asked whether the client is still there.
+    public func cancelled(when check: @escaping @Sendable () -> Bool) {
+        state.withLock { $0.cancelledCheck = check }
+    }
+
+    /// True once nobody waits for the answer: long work checks it and stops.
+    public var isCancelled: Bool {
+        let (cancelled, check) = state.withLock { ($0.cancelled, $0.cancelledCheck) }
+        return cancelled || check?() == true
+    }
+}
+
+/// What a domain operation answers: a value now, or one that comes later.
+public enum Answer<Value: Sendable>: Sendable {
+    case now(Value)
+    case later(Pending<Value>)
+}
