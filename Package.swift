@@ -32,8 +32,13 @@ let package = Package(
         ]),
         // What every domain library shares: answers given later, the change bus.
         .target(name: "LoopsyCore", dependencies: ["LoopsyAPI", "LoopsyPOSIX", "LoopsyStore"]),
+        // Domain libraries: what a node does, without HTTP (LoopsyServer's handlers serve them).
+        .target(name: "LoopsyTransfer", dependencies: [
+            "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX", "CPosix",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyCore", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
+            "LoopsyCore", "LoopsyTransfer", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).
@@ -58,6 +63,7 @@ let package = Package(
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyPOSIXTests", dependencies: ["LoopsyPOSIX"]),
+        .testTarget(name: "LoopsyTransferTests", dependencies: ["LoopsyTransfer", "LoopsyAPI", "LoopsyConfig"]),
         .testTarget(name: "LoopsyAPITests", dependencies: ["LoopsyAPI"]),
         .testTarget(name: "LoopsyHTTPTests", dependencies: ["LoopsyHTTP", "LoopsyClient", "LoopsyPOSIX"]),
         .testTarget(name: "LoopsyClientTests", dependencies: ["LoopsyClient", "LoopsyAPI", "LoopsyHTTP", "LoopsyPOSIX"]),

@@ -2,6 +2,7 @@ import LoopsyAPI
 import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP
+import LoopsyTransfer
 import LoopsyStore
 import Synchronization
 

@@ -1,5 +1,6 @@
 import LoopsyConfig
 import LoopsyCore
+import LoopsyTransfer
 import LoopsyStore
 import Synchronization
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import LoopsyAPI
 import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP
+import LoopsyTransfer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,12 +19,17 @@ public enum TransferHandlers {
 
     static func uploadSink(_ context: RequestContext) throws -> any HTTPBodySink {
         let transfer = context.node.transfer
-        return try UploadReceiver(context: context, policy: transfer.policy, maxFileSize: transfer.maxFileSize,
-                                  access: access(context))
+        let request = context.request
+        let head = Upload.Head(contentType: request.header("content-type"),
+                               contentLength: request.header("content-length").flatMap(Int64.init),
+                               destPath: request.query["destPath"], expectedSha256: request.header(TransferHeaders.sha256),
+                               overwrite: ["1", "true", "yes"].contains(request.query["overwrite"]?.lowercased() ?? ""))
+        return UploadSink(try Upload(head, policy: transfer.policy, maxFileSize: transfer.maxFileSize,
+                                     access: access(context)))
     }
 
     static func push(_ context: RequestContext) throws -> HTTPResponse {
-        guard let receiver = context.request.bodySink as? UploadReceiver else {
+        guard let receiver = (context.request.bodySink as? UploadSink)?.upload else {
             throw APIError.badRequest("send the upload as multipart/form-data", code: "bad_multipart")
         }
         return try .json(try receiver.finish())
@@ -83,4 +89,22 @@ public enum TransferHandlers {
         let files = try context.node.transfer.list(request.path, access: access(context))
         return try .json(TransferListResponse(files: files))
     }
+}
+
+/// The body of `POST /transfer/push`, fed to the transfer library's Upload as it arrives.
+final class UploadSink: HTTPBodySink {
+    let upload: Upload
+
+    init(_ upload: Upload) { self.upload = upload }
+
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
+        do {
+            try upload.consume(bytes)
+            return nil
+        } catch {
+            return .error(error as? APIError ?? .badRequest("upload failed: \(error)", code: "bad_multipart"))
+        }
+    }
+
+    func cancel() { upload.cancel() }
 }

@@ -2,7 +2,7 @@ import Foundation
 import LoopsyAPI
 import LoopsyConfig
 import Testing
-@testable import LoopsyServer
+@testable import LoopsyTransfer
 
 /// PathPolicy's rules and its two ways of opening beneath a root (openat2, and the O_NOFOLLOW
 /// walk used without it).

@@ -1,5 +1,5 @@
 import Testing
-@testable import LoopsyServer
+@testable import LoopsyTransfer
 
 @Suite struct MultipartParserTests {
     let boundary = "XyZ123"

@@ -10,11 +10,11 @@ import Glibc
 
 /// Path rules and limits for file transfer.
 public final class TransferService: Sendable {
-    let policy: PathPolicy
-    let maxFileSize: Int
+    public let policy: PathPolicy
+    public let maxFileSize: Int
     /// Pull responses carry the whole-file SHA-256 in a header up to this size; larger files
     /// are verified through `/transfer/checksum` so the first byte is not delayed.
-    static let inlineChecksumLimit: Int64 = 64 * 1024 * 1024
+    public static let inlineChecksumLimit: Int64 = 64 * 1024 * 1024
 
     /// Digests already computed, by file identity: a pull's header and the checksum route (or a
     /// repeated pull) then hash a file once, not once per request.
@@ -29,7 +29,7 @@ public final class TransferService: Sendable {
     private static let cachedDigests = 256
 
     /// `dataDir`: the node's data dir, which transfers never reach (nor its sessions').
-    init(config: LoopsyConfig.Transfer, dataDir: DataDir? = nil,
+    public init(config: LoopsyConfig.Transfer, dataDir: DataDir? = nil,
          environment: [String: String] = ProcessInfo.processInfo.environment) {
         policy = PathPolicy(config: config, dataDir: dataDir, environment: environment)
         maxFileSize = config.maxFileSize
@@ -39,7 +39,7 @@ public final class TransferService: Sendable {
     /// checked on the opened descriptor). The open never blocks: a FIFO or a device opened
     /// without O_NONBLOCK would hold an HTTP worker until someone wrote to it, so the file is
     /// opened non-blocking and checked on the descriptor (fstat) before anything reads it.
-    func openForReading(_ path: String, access: TransferAccess) throws -> (fd: Int32, path: String, size: Int64) {
+    public func openForReading(_ path: String, access: TransferAccess) throws -> (fd: Int32, path: String, size: Int64) {
         let opened = try policy.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, access: access)
         let fd = opened.fd
         var info = stat()
@@ -65,7 +65,7 @@ public final class TransferService: Sendable {
 
     /// The entries of a directory under the path rules; entries the rules refuse this caller
     /// are not shown. Symlinks are listed as such, never followed.
-    func list(_ path: String, access: TransferAccess) throws -> [FileEntry] {
+    public func list(_ path: String, access: TransferAccess) throws -> [FileEntry] {
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
         guard let handle = fdopendir(opened.fd) else {
             let code = errno
@@ -162,12 +162,20 @@ public final class TransferService: Sendable {
             if isCancelled() { throw HashCancelled() }
             let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
             if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw UploadReceiver.diskError("read", errno) }
+            guard count >= 0 else { throw TransferService.diskError("read", errno) }
             if count == 0 { break }
             hasher.update(data: buffer[0..<count])
             offset += off_t(count)
         }
         return Hex.encode(hasher.finalize())
+    }
+
+    /// A disk error as the client sees it: 507 when the disk is full, else 500 `io_error`.
+    public static func diskError(_ operation: String, _ code: Int32) -> APIError {
+        if code == ENOSPC || code == EDQUOT {
+            return .insufficientStorage("the disk is full (\(operation)); nothing was stored")
+        }
+        return APIError(status: 500, code: "io_error", message: "\(operation) failed: \(String(cString: strerror(code)))")
     }
 }
 

@@ -1,18 +1,35 @@
 import CPosix
 import Crypto
 import LoopsyAPI
-import LoopsyHTTP
 import LoopsyPOSIX
 import LoopsyStore
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Takes a `POST /transfer/push` body straight to disk: the `file` part streams into a
-/// temporary file next to its destination, hashed as it goes; `finish` verifies, fsyncs and
-/// renames it into place. Anything that goes wrong, including the client vanishing (the sink is
-/// released), removes the temporary file.
-final class UploadReceiver: HTTPBodySink {
+/// A pushed file on its way to disk: the multipart body's `file` part streams into a temporary
+/// file next to its destination, hashed as it goes; `finish` verifies, fsyncs and renames it
+/// into place. Anything that goes wrong, including the sender vanishing (the upload is
+/// released or cancelled), removes the temporary file.
+public final class Upload: Sendable {
+    /// What the request said before its body: its headers and query.
+    public struct Head: Sendable {
+        public var contentType: String?
+        public var contentLength: Int64?
+        public var destPath: String?
+        public var expectedSha256: String?
+        public var overwrite: Bool
+
+        public init(contentType: String?, contentLength: Int64?, destPath: String?, expectedSha256: String?,
+                    overwrite: Bool) {
+            self.contentType = contentType
+            self.contentLength = contentLength
+            self.destPath = destPath
+            self.expectedSha256 = expectedSha256
+            self.overwrite = overwrite
+        }
+    }
+
     private struct State {
         var parser: MultipartParser
         var field: String?
@@ -44,22 +61,21 @@ final class UploadReceiver: HTTPBodySink {
     /// Bytes received between two starts of write-out.
     static let writeBehind: Int64 = 8 << 20
 
-    init(context: RequestContext, policy: PathPolicy, maxFileSize: Int, access: TransferAccess) throws {
-        let request = context.request
-        guard let boundary = request.header("content-type").flatMap(MultipartParser.boundary(fromContentType:)) else {
+    public init(_ head: Head, policy: PathPolicy, maxFileSize: Int, access: TransferAccess) throws {
+        guard let boundary = head.contentType.flatMap(MultipartParser.boundary(fromContentType:)) else {
             throw APIError.unsupportedMediaType("send the upload as multipart/form-data with a destPath field and a file part")
         }
         // Known too large before a byte arrives (a little slack for the multipart framing).
-        if let length = request.header("content-length").flatMap(Int64.init), length > Int64(maxFileSize) + 65_536 {
+        if let length = head.contentLength, length > Int64(maxFileSize) + 65_536 {
             throw APIError.payloadTooLarge("the upload is \(length) bytes; transfer.maxFileSize is \(maxFileSize)")
         }
         self.policy = policy
         self.access = access
         self.maxFileSize = Int64(maxFileSize)
         var initial = State(parser: MultipartParser(boundary: boundary))
-        initial.destPath = request.query["destPath"]
-        initial.expectedSha256 = request.header(TransferHeaders.sha256)?.lowercased()
-        initial.overwrite = ["1", "true", "yes"].contains(request.query["overwrite"]?.lowercased() ?? "")
+        initial.destPath = head.destPath
+        initial.expectedSha256 = head.expectedSha256?.lowercased()
+        initial.overwrite = head.overwrite
         // A destination given in the query is checked before the body is read at all.
         if let destPath = initial.destPath {
             let target = try Self.checkDestination(destPath, overwrite: initial.overwrite, policy: policy, access: access)
@@ -91,29 +107,35 @@ final class UploadReceiver: HTTPBodySink {
         state.withLock { Self.discard(&$0) }
     }
 
-    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
-        state.withLock { state in
+    /// The sender stopped before the end: the temporary file goes now, not at release.
+    public func cancel() {
+        state.withLock { Self.discard(&$0) }
+    }
+
+    /// Takes the next bytes of the body; an error (always an APIError) ends the upload and
+    /// removes the temporary file.
+    public func consume(_ bytes: UnsafeBufferPointer<UInt8>) throws {
+        try state.withLock { state in
             do {
                 for event in try state.parser.feed(bytes) { try handle(event, &state) }
-                return nil
             } catch let error as APIError {
                 Self.discard(&state)
                 state.failure = error
-                return .error(error)
+                throw error
             } catch let error as MultipartParser.Failure {
                 Self.discard(&state)
                 let apiError = APIError.badRequest(error.message, code: "bad_multipart")
                 state.failure = apiError
-                return .error(apiError)
+                throw apiError
             } catch {
                 Self.discard(&state)
-                return .error(.badRequest("upload failed: \(error)", code: "bad_multipart"))
+                throw APIError.badRequest("upload failed: \(error)", code: "bad_multipart")
             }
         }
     }
 
     /// Called once the body has arrived: verify, fsync, rename, report.
-    func finish() throws -> TransferPushResult {
+    public func finish() throws -> TransferPushResult {
         try state.withLock { state in
             if let failure = state.failure { throw failure }
             guard state.parser.isComplete else {
@@ -135,7 +157,7 @@ final class UploadReceiver: HTTPBodySink {
             guard fchmod(state.fd, 0o666 & ~UserUmask.value) == 0, fsync(state.fd) == 0 else {
                 let code = errno
                 Self.discard(&state)
-                throw Self.diskError("fsync", code)
+                throw TransferService.diskError("fsync", code)
             }
             close(state.fd)
             state.fd = -1
@@ -158,7 +180,7 @@ final class UploadReceiver: HTTPBodySink {
                 if code == EISDIR {
                     throw APIError.conflict("'\(target)' is a directory; name the file to create", code: "is_directory")
                 }
-                throw Self.diskError("rename", code)
+                throw TransferService.diskError("rename", code)
             }
             state.temporary = nil
             fsync(state.directoryFD)
@@ -231,7 +253,7 @@ final class UploadReceiver: HTTPBodySink {
         guard fd >= 0 else {
             let code = errno
             close(directoryFD)
-            throw Self.diskError("create", code)
+            throw TransferService.diskError("create", code)
         }
         state.target = target.path
         state.targetName = target.name
@@ -254,7 +276,7 @@ final class UploadReceiver: HTTPBodySink {
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw diskError("write", errno) }
+            guard written > 0 else { throw TransferService.diskError("write", errno) }
             offset += written
         }
     }
@@ -264,23 +286,16 @@ final class UploadReceiver: HTTPBodySink {
     private static func makeDirectory(_ name: String, in parent: Int32) throws -> Int32 {
         defer { close(parent) }
         let created = mkdirat(parent, name, 0o700) == 0
-        if !created && errno != EEXIST { throw diskError("create directory", errno) }
+        if !created && errno != EEXIST { throw TransferService.diskError("create directory", errno) }
         let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ELOOP || errno == ENOTDIR {
                 throw APIError.forbidden("'\(name)' became a symbolic link or file while the upload was set up",
                                          code: "path_forbidden")
             }
-            throw diskError("open directory", errno)
+            throw TransferService.diskError("open directory", errno)
         }
         if created { fchmod(fd, 0o777 & ~UserUmask.value) }
         return fd
-    }
-
-    static func diskError(_ operation: String, _ code: Int32) -> APIError {
-        if code == ENOSPC || code == EDQUOT {
-            return .insufficientStorage("the disk is full (\(operation)); nothing was stored")
-        }
-        return APIError(status: 500, code: "io_error", message: "\(operation) failed: \(String(cString: strerror(code)))")
     }
 }

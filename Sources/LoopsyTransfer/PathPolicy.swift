@@ -7,14 +7,14 @@ import Glibc
 
 /// Who asks for a transfer: the node's owner, or another caller (an `auth.allowedKeys` key, a
 /// peer) who gets less: no dotfiles that run code, no files with other hard links.
-struct TransferAccess: Sendable {
+public struct TransferAccess: Sendable {
     /// The node's own key (or its dashboard).
-    var owner: Bool
+    public var owner: Bool
     /// When set, the caller's own allowed paths: a path must lie inside one of these as well as
     /// inside `transfer.allowedPaths`.
-    var roots: [String]?
+    public var roots: [String]?
 
-    init(owner: Bool, roots: [String]? = nil) {
+    public init(owner: Bool, roots: [String]? = nil) {
         self.owner = owner
         self.roots = roots
     }
@@ -40,7 +40,7 @@ struct TransferAccess: Sendable {
 /// - for callers other than the owner, the dotfiles of `codeDotfiles` (they run code or hold
 ///   credentials) unless `transfer.allowedDotfiles` lists them, and files with more than one hard
 ///   link (another name of the same bytes may be a denied file).
-struct PathPolicy: Sendable {
+public struct PathPolicy: Sendable {
     /// An allowed root: as configured (tilde expanded) and its real location.
     struct Root: Sendable {
         var configured: String
@@ -82,7 +82,7 @@ struct PathPolicy: Sendable {
         ".password-store", ".local/share/keyrings", ".config/loopsy",
     ]
 
-    init(config: LoopsyConfig.Transfer, dataDir: DataDir?, environment: [String: String]) {
+    public init(config: LoopsyConfig.Transfer, dataDir: DataDir?, environment: [String: String]) {
         let home = DataDir.homeDirectory(environment: environment)
         func expand(_ path: String) -> String {
             let expanded = DataDir.expandTilde(path, environment: environment)
