@@ -37,8 +37,11 @@ let package = Package(
             "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX", "CPosix",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .target(name: "LoopsyRun", dependencies: [
+            "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX", "CPosix",
+        ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyCore", "LoopsyTransfer", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
+            "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).
@@ -63,6 +66,7 @@ let package = Package(
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyPOSIXTests", dependencies: ["LoopsyPOSIX"]),
+        .testTarget(name: "LoopsyRunTests", dependencies: ["LoopsyRun", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX"]),
         .testTarget(name: "LoopsyTransferTests", dependencies: ["LoopsyTransfer", "LoopsyAPI", "LoopsyConfig"]),
         .testTarget(name: "LoopsyAPITests", dependencies: ["LoopsyAPI"]),
         .testTarget(name: "LoopsyHTTPTests", dependencies: ["LoopsyHTTP", "LoopsyClient", "LoopsyPOSIX"]),

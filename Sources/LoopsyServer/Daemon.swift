@@ -1,5 +1,6 @@
 import Dispatch
 import LoopsyAPI
+import LoopsyRun
 import LoopsyConfig
 import LoopsyHTTP
 import LoopsyPOSIX
@@ -230,7 +231,7 @@ public final class Daemon: Sendable {
                 let audit = self.node.config.audit
                 let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
                 try self.node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries)
-                try self.node.execution.jobStore.prune(olderThan: cutoff, keep: ExecutionService.keptJobs)
+                try self.node.execution.prune(olderThan: cutoff)
                 try self.node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000)
                 self.node.tasks.prune()
                 let unseen = Clock.nowMillis() - Int64(self.node.config.discovery.unpairedExpiry) * 1000

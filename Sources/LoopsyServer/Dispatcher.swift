@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyRun
 import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP

@@ -1,4 +1,5 @@
 import LoopsyConfig
+import LoopsyRun
 import LoopsyCore
 import LoopsyTransfer
 import LoopsyStore
@@ -78,7 +79,7 @@ public final class NodeServices: Sendable {
         approvals = ApprovalService(pool: pool, messages: messages, peers: peers, config: config.channels,
                                     hostname: hostname, logger: logger, changes: changes)
         pairing = PairingService(peers: peers, timeoutSeconds: config.pairing.timeoutSeconds, logger: logger)
-        tasks = TaskService(pool: pool, config: config.aiTasks, policy: execution.policy, dataDir: dataDir, logger: logger,
+        tasks = TaskService(pool: pool, config: config.aiTasks, execution: execution, dataDir: dataDir, logger: logger,
                             changes: changes)
         dashboard = DashboardSessions(cookieName: "loopsy_" + identity.nodeId.prefix(12))
         let peerStore = peers.store

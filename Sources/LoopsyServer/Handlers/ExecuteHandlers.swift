@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyRun
 import LoopsyConfig
 import LoopsyHTTP
 
@@ -7,9 +8,9 @@ public enum ExecuteHandlers {
     static func execute(_ context: RequestContext) throws -> HTTPResponse {
         let (execution, command) = try approve(context)
         let stream = HTTPStream()
-        let info = try execution.runner.start(command, caller: context.caller.id, streamed: false,
+        let info = try execution.start(command, caller: context.caller.id, streamed: false,
                                               sink: CollectingSink(stream: stream))
-        stream.onClose { _ = execution.runner.cancel(info.jobId) }
+        stream.onClose { _ = execution.cancel(info.jobId) }
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("X-Loopsy-Job", info.jobId)],
                             stream: stream)
     }
@@ -18,10 +19,10 @@ public enum ExecuteHandlers {
         let (execution, command) = try approve(context)
         let stream = HTTPStream()
         let sink = EventStreamSink(stream: stream)
-        let info = try execution.runner.start(command, caller: context.caller.id, streamed: true, sink: sink) { info in
+        let info = try execution.start(command, caller: context.caller.id, streamed: true, sink: sink) { info in
             sink.started(info)
         }
-        stream.onClose { _ = execution.runner.cancel(info.jobId) }
+        stream.onClose { _ = execution.cancel(info.jobId) }
         return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("X-Loopsy-Job", info.jobId),
                                                    ("X-Accel-Buffering", "no")], stream: stream)
     }
@@ -31,8 +32,8 @@ public enum ExecuteHandlers {
         // Both parameters are checked even when unused: a wrong one is a 400, not ignored.
         let all = try QueryValue.flag(context, "all")
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
-        var jobs = execution.runner.running()
-        if all { jobs += try execution.jobStore.recent(limit: limit) }
+        var jobs = execution.running()
+        if all { jobs += try execution.recent(limit: limit) }
         // Jobs belong to the caller that started them; only the owner sees everyone's.
         if !context.caller.isOwner { jobs = jobs.filter { $0.caller == context.caller.id } }
         return try .json(JobListResponse(jobs: jobs))
@@ -40,18 +41,17 @@ public enum ExecuteHandlers {
 
     static func cancel(_ context: RequestContext) throws -> HTTPResponse {
         let id = context.parameter("jobId")
-        let runner = context.node.execution.runner
+        let execution = context.node.execution
         // Another caller's job is as absent as a finished one: its id says nothing.
         let visible = context.caller.isOwner
-            || runner.running().contains { $0.jobId == id && $0.caller == context.caller.id }
-        guard visible, runner.cancel(id) else { throw APIError.notFound("running job '\(id)'") }
+            || execution.running().contains { $0.jobId == id && $0.caller == context.caller.id }
+        guard visible, execution.cancel(id) else { throw APIError.notFound("running job '\(id)'") }
         return try .json(CancelResponse(jobId: id, cancelled: true))
     }
 
     private static func approve(_ context: RequestContext) throws -> (ExecutionService, ApprovedCommand) {
         let request = try context.decode(ExecuteRequest.self)
         let execution = context.node.execution
-        let home = DataDir.homeDirectory()
-        return (execution, try execution.policy.approve(request, home: home))
+        return (execution, try execution.approve(request))
     }
 }

@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyRun
 import LoopsyHTTP
 import LoopsyStore
 #if canImport(Glibc)

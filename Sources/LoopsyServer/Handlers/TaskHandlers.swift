@@ -1,4 +1,6 @@
 import LoopsyAPI
+import LoopsyRun
+import LoopsyCore
 import LoopsyHTTP
 
 /// Claude Code tasks: dispatch, list, show, stream (resumable), approve, cancel; and the route
@@ -44,7 +46,11 @@ public enum TaskHandlers {
            last >= 0 {
             since = last
         }
-        return try context.node.tasks.stream(try authorized(context), since: Int64(since))
+        let stream = HTTPStream()
+        let unsubscribe = try context.node.tasks.subscribe(try authorized(context), since: Int64(since),
+                                                           SSEStreamSink(stream))
+        stream.onClose(unsubscribe)
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream")], stream: stream)
     }
 
     static func approve(_ context: RequestContext) throws -> HTTPResponse {
@@ -62,6 +68,20 @@ public enum TaskHandlers {
 
     /// Only this node's own key: the hook runs here, as the daemon's user.
     static func permission(_ context: RequestContext) throws -> HTTPResponse {
-        return try context.node.tasks.ask(context.parameter("id"), try context.decode(PermissionAsk.self))
+        let answer = try context.node.tasks.ask(context.parameter("id"), try context.decode(PermissionAsk.self))
+        return try context.respond(answer) { try .json($0) }
     }
+}
+
+/// A domain's event stream as Server-Sent Events: `id`, `event` and `data` lines per event.
+final class SSEStreamSink: EventSink {
+    private let stream: HTTPStream
+
+    init(_ stream: HTTPStream) { self.stream = stream }
+
+    func send(_ event: StreamedEvent, replayed: Bool) -> Bool {
+        stream.write(Array("id: \(event.id)\nevent: \(event.name)\ndata: \(event.data)\n\n".utf8), bounded: !replayed)
+    }
+
+    func finish() { stream.finish() }
 }

@@ -2,7 +2,7 @@ import Foundation
 import LoopsyAPI
 import LoopsyConfig
 import Testing
-@testable import LoopsyServer
+@testable import LoopsyRun
 
 @Suite struct ShellWordsTests {
     @Test func findsEveryCommandInAScript() {
@@ -146,14 +146,6 @@ import Testing
         #expect(try policy.directory(directory + "/link") == real)
         #expect(throws: APIError.self) { try policy.directory("relative/dir") }
         #expect(throws: APIError.self) { try policy.directory("/etc/passwd") }
-    }
-
-    @Test func utf8BoundaryHoldsBackOnlyIncompleteSequences() {
-        #expect(UTF8Boundary.lastComplete(Array("abc".utf8)) == 3)
-        let euro = Array("€".utf8)  // three bytes
-        #expect(UTF8Boundary.lastComplete([0x61] + euro.prefix(2)) == 1)
-        #expect(UTF8Boundary.lastComplete([0x61] + euro) == 4)
-        #expect(UTF8Boundary.lastComplete([0xFF, 0xFE]) == 2)
     }
 }
 

@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// Receives a job's output as it happens. Called from the job's I/O thread only.
-protocol JobSink: Sendable {
+public protocol JobSink: Sendable {
     /// False when the consumer is gone: the job is then cancelled.
     func output(_ stream: OutputStreamName, _ bytes: [UInt8]) -> Bool
     /// Called every few seconds of silence; false when the consumer is gone.

@@ -16,8 +16,8 @@ import Glibc
 /// every one running when it was first seen. Once none of its owners runs any more it is
 /// killed with its whole tree (freeze then kill) and reaped with waitpid(pid, WNOHANG) — never
 /// waitpid(-1), which could take a job's exit status from its I/O loop.
-final class ChildProcesses: Sendable {
-    static let shared = ChildProcesses()
+public final class ChildProcesses: Sendable {
+    public static let shared = ChildProcesses()
 
     private struct State {
         /// Main processes of running jobs and tasks.
@@ -63,7 +63,7 @@ final class ChildProcesses: Sendable {
     }
 
     /// Makes loopsyd the subreaper of everything it starts and starts the reaper thread.
-    func startReaper(logger: Logger) {
+    public func startReaper(logger: Logger) {
         let first = state.withLock { state -> Bool in
             defer { state.reaperStarted = true }
             return !state.reaperStarted
@@ -139,7 +139,7 @@ final class ChildProcesses: Sendable {
 
     /// Daemon shutdown, after jobs and tasks were asked to stop: whatever of them has not
     /// ended within `grace` seconds is killed with its tree, and so is every orphan.
-    func killEverything(grace: Double = 2) {
+    public func killEverything(grace: Double = 2) {
         for _ in 0..<Int(grace * 20) where !state.withLock({ $0.owned.isEmpty }) { usleep(50_000) }
         let owned = state.withLock { Array($0.owned) }
         ProcessTree.freezeAndKill(owned, includingRoots: true)

@@ -4,7 +4,6 @@ import FoundationEssentials
 import LoopsyAPI
 import LoopsyCore
 import LoopsyConfig
-import LoopsyHTTP
 import LoopsyPOSIX
 import LoopsyStore
 #if canImport(Glibc)
@@ -31,8 +30,8 @@ public final class TaskService: Sendable {
     final class RunningTask: Sendable {
         struct State {
             var pid: pid_t = 0
-            var subscribers: [ObjectIdentifier: HTTPStream] = [:]
-            var pending: [String: (request: PermissionRequest, answer: DeferredResponse)] = [:]
+            var subscribers: [ObjectIdentifier: any EventSink] = [:]
+            var pending: [String: (request: PermissionRequest, answer: Pending<PermissionDecision>)] = [:]
             var cancelled = false
             var timedOut = false
             var resultIsError = false
@@ -53,6 +52,11 @@ public final class TaskService: Sendable {
     }
 
     private let changes: ChangeBus?
+
+    public convenience init(pool: DatabasePool, config: LoopsyConfig.AITasks, execution: ExecutionService, dataDir: DataDir,
+                            logger: Logger, changes: ChangeBus? = nil) {
+        self.init(pool: pool, config: config, policy: execution.policy, dataDir: dataDir, logger: logger, changes: changes)
+    }
 
     init(pool: DatabasePool, config: LoopsyConfig.AITasks, policy: ExecutionPolicy, dataDir: DataDir, logger: Logger,
          changes: ChangeBus? = nil) {
@@ -311,9 +315,9 @@ public final class TaskService: Sendable {
                 logger.warn("ai task \(task.id): could not store a \(type) event")
                 return
             }
-            let bytes = Self.sse(event)
-            for (key, stream) in state.subscribers where !stream.write(bytes) {
-                stream.finish()  // a reader this far behind resumes with ?since=
+            let streamed = Self.streamed(event)
+            for (key, sink) in state.subscribers where !sink.send(streamed, replayed: false) {
+                sink.finish()  // a reader this far behind resumes with ?since=
                 state.subscribers.removeValue(forKey: key)
             }
         }
@@ -327,8 +331,8 @@ public final class TaskService: Sendable {
         (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
-    static func sse(_ event: AITaskEvent) -> [UInt8] {
-        Array("id: \(event.seq)\nevent: \(event.type)\ndata: \(event.data)\n\n".utf8)
+    static func streamed(_ event: AITaskEvent) -> StreamedEvent {
+        StreamedEvent(id: event.seq, name: event.type, data: event.data)
     }
 
     private func finish(_ task: RunningTask, status: Int32) {
@@ -336,10 +340,8 @@ public final class TaskService: Sendable {
         let (cancelled, timedOut, sawResult, resultIsError, pending) = task.state.withLock { state in
             (state.cancelled, state.timedOut, state.sawResult, state.resultIsError, state.pending)
         }
-        // A hook still waiting gets a refusal (an error answer refuses too, should encoding fail).
-        let ended = (try? HTTPResponse.json(PermissionDecision(approved: false, message: "the task ended")))
-            ?? .error(APIError.conflict("the task ended", code: "task_ended"))
-        for (_, waiting) in pending { waiting.answer.complete(ended) }
+        // A hook still waiting gets a refusal.
+        for (_, waiting) in pending { waiting.answer.succeed(PermissionDecision(approved: false, message: "the task ended")) }
         let state: String
         var error: String?
         if cancelled {
@@ -358,7 +360,7 @@ public final class TaskService: Sendable {
         removeSettings(task.id)
         _ = tasks.withLock { $0.removeValue(forKey: task.id) }
         changes?.publish(.aiTasks, detail: ["id": task.id, "state": state])
-        let streams = task.state.withLock { state -> [HTTPStream] in
+        let streams = task.state.withLock { state -> [any EventSink] in
             state.finished = true
             defer { state.subscribers.removeAll() }
             return Array(state.subscribers.values)
@@ -426,20 +428,20 @@ public final class TaskService: Sendable {
 
     /// The task's hook asks: the answer waits (suspended, no thread held) for an approval, a
     /// denial or the timeout (which denies).
-    public func ask(_ id: String, _ question: PermissionAsk) throws -> HTTPResponse {
+    public func ask(_ id: String, _ question: PermissionAsk) throws -> Answer<PermissionDecision> {
         guard let task = tasks.withLock({ $0[id] }) else { throw APIError.notFound("running task \(id)") }
         let request = task.request
         if (request.disallowedTools ?? []).contains(question.toolName) {
-            return try .json(PermissionDecision(approved: false, message: "\(question.toolName) is disallowed for this task"))
+            return .now(PermissionDecision(approved: false, message: "\(question.toolName) is disallowed for this task"))
         }
         if request.permissionMode == "bypassPermissions" || (request.allowedTools ?? []).contains(question.toolName) {
-            return try .json(PermissionDecision(approved: true, message: "allowed by the task's options"))
+            return .now(PermissionDecision(approved: true, message: "allowed by the task's options"))
         }
         let now = Clock.nowMillis()
         let permission = PermissionRequest(requestId: "perm_" + Secrets.apiKey().prefix(12), toolName: question.toolName,
                                            toolInput: String(question.toolInput.prefix(64 * 1024)), createdAt: now,
                                            expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000)
-        let answer = DeferredResponse()
+        let answer = Pending<PermissionDecision>()
         task.state.withLock { $0.pending[permission.requestId] = (permission, answer) }
         try? store.update(id, state: "waiting_approval")
         // The tool's input as the object it is, like a tool_use event's `input`.
@@ -451,7 +453,7 @@ public final class TaskService: Sendable {
                                             message: "nobody answered within \(config.approvalTimeoutSeconds) s"),
                         owner: true)
         }
-        return HTTPResponse(deferred: answer)
+        return .later(answer)
     }
 
     /// An approval or denial from the API (a person, the dashboard, an agent with the key).
@@ -471,29 +473,28 @@ public final class TaskService: Sendable {
         emit(task, "permission_decision", ["requestId": .string(approval.requestId), "approved": .bool(approval.approved),
                                            "message": .string(message)])
         if task.state.withLock({ $0.pending.isEmpty }) { try? store.update(id, state: "running") }
-        waiting.answer.complete(try .json(PermissionDecision(approved: approval.approved, message: message)))
+        waiting.answer.succeed(PermissionDecision(approved: approval.approved, message: message))
     }
 
-    /// Streams the task's events after `since`, then live ones until it ends.
-    public func stream(_ id: String, since: Int64) throws -> HTTPResponse {
+    /// Sends the task's events after `since` to `sink`, then live ones until it ends. Returns
+    /// what ends the subscription early (the reader left).
+    public func subscribe(_ id: String, since: Int64, _ sink: any EventSink) throws -> @Sendable () -> Void {
         guard try store.get(id) != nil else { throw APIError.notFound("task \(id)") }
-        let stream = HTTPStream()
-        let live = tasks.withLock { $0[id] }
-        if let live {
-            try live.state.withLock { state in
-                for event in try store.events(id, after: since) { stream.write(Self.sse(event), bounded: false) }
-                if state.finished {
-                    stream.finish()
-                } else {
-                    state.subscribers[ObjectIdentifier(stream)] = stream
-                }
-            }
-            stream.onClose { [weak live] in _ = live?.state.withLock { $0.subscribers.removeValue(forKey: ObjectIdentifier(stream)) } }
-        } else {
-            for event in try store.events(id, after: since) { stream.write(Self.sse(event), bounded: false) }
-            stream.finish()
+        guard let live = tasks.withLock({ $0[id] }) else {
+            for event in try store.events(id, after: since) { _ = sink.send(Self.streamed(event), replayed: true) }
+            sink.finish()
+            return {}
         }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream")], stream: stream)
+        let key = ObjectIdentifier(sink)
+        try live.state.withLock { state in
+            for event in try store.events(id, after: since) { _ = sink.send(Self.streamed(event), replayed: true) }
+            if state.finished {
+                sink.finish()
+            } else {
+                state.subscribers[key] = sink
+            }
+        }
+        return { [weak live] in _ = live?.state.withLock { $0.subscribers.removeValue(forKey: key) } }
     }
 
     public func shutdown() {

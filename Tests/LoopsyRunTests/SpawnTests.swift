@@ -2,7 +2,7 @@ import Foundation
 import LoopsyAPI
 import LoopsyPOSIX
 import Testing
-@testable import LoopsyServer
+@testable import LoopsyRun
 
 /// Jobs start the same way through posix_spawn (from a thread with its own umask) and through
 /// the fork fallback used where unshare is refused.

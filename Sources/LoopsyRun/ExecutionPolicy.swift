@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A command that passed the policy: what to spawn, where, with what environment and limits.
-struct ApprovedCommand: Sendable {
+public struct ApprovedCommand: Sendable {
     var executable: String
     var argv: [String]
     var cwd: String
