@@ -40,8 +40,12 @@ let package = Package(
         .target(name: "LoopsyRun", dependencies: [
             "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX", "CPosix",
         ]),
+        .target(name: "LoopsyPeers", dependencies: [
+            "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyClient", "LoopsyPOSIX", "CAvahi",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
+            "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyPeers", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).
@@ -66,6 +70,9 @@ let package = Package(
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyPOSIXTests", dependencies: ["LoopsyPOSIX"]),
+        .testTarget(name: "LoopsyPeersTests", dependencies: [
+            "LoopsyPeers", "LoopsyAPI", "LoopsyConfig", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "LoopsyRunTests", dependencies: ["LoopsyRun", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX"]),
         .testTarget(name: "LoopsyTransferTests", dependencies: ["LoopsyTransfer", "LoopsyAPI", "LoopsyConfig"]),
         .testTarget(name: "LoopsyAPITests", dependencies: ["LoopsyAPI"]),

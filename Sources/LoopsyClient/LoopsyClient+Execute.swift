@@ -40,18 +40,14 @@ extension LoopsyClient {
     /// A request whose 2xx body is handed over as it arrives; errors decode as usual.
     public func stream(_ method: String, _ path: String, body: [UInt8]?, isCancelled: (() -> Bool)? = nil,
                        onData: @escaping ([UInt8]) -> Bool) throws {
-        var headers = extraHeaders
-        headers["Accept"] = "text/event-stream, application/json"
-        if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
-        if body != nil { headers["Content-Type"] = "application/json" }
+        let headers = headers(accept: "text/event-stream, application/json",
+                              contentType: body == nil ? nil : "application/json")
         let response: CurlHTTPClient.Response
         do {
             response = try http.stream(method: method, url: url(path), headers: headers, body: body,
                                        isCancelled: isCancelled, onData: onData)
-        } catch CurlHTTPClient.Failure.couldNotConnect {
-            throw ClientError.daemonUnreachable(baseURL)
         } catch {
-            throw ClientError.transport("\(error)")
+            throw ClientError.from(error, baseURL: baseURL)
         }
         try checkStatus(response, method: method, path: path)
     }

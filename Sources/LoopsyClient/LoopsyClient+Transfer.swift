@@ -8,21 +8,15 @@ extension LoopsyClient {
     public func push(localPath: String, remotePath: String, overwrite: Bool,
                      progress: CurlHTTPClient.Progress? = nil) throws -> (result: TransferPushResult, sent: String) {
         let body = try PushBody(path: localPath)
-        var headers = extraHeaders
-        headers["Accept"] = "application/json"
-        headers["Content-Type"] = body.contentType
-        if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
         // The destination goes in the query, so a refused path is answered before any upload.
-        let query = "?destPath=\(PathEncoding.segment(remotePath))&overwrite=\(overwrite)"
+        let path = API.transferPush(query: ["destPath": remotePath, "overwrite": overwrite])
         let response: CurlHTTPClient.Response
         do {
-            response = try http.upload(url: url(API.transferPush() + query), headers: headers, length: body.length,
-                                       read: body.read(into:), rewind: body.rewind, progress: progress)
-        } catch CurlHTTPClient.Failure.couldNotConnect {
-            throw ClientError.daemonUnreachable(baseURL)
+            response = try http.upload(url: url(path), headers: headers(accept: "application/json", contentType: body.contentType),
+                                       length: body.length, read: body.read(into:), rewind: body.rewind, progress: progress)
         } catch {
             if let failure = body.failure { throw ClientError.local(failure) }
-            throw ClientError.transport("\(error)")
+            throw ClientError.from(error, baseURL: baseURL)
         }
         try checkStatus(response, method: "POST", path: API.transferPush())
         guard let sent = body.digest else { throw ClientError.badResponse("the daemon answered before the whole file was sent") }
@@ -37,20 +31,15 @@ extension LoopsyClient {
     /// (`x-loopsy-sha256`, `x-loopsy-size`, `content-range`) and status (200, or 206 when resumed).
     public func pull(remotePath: String, offset: Int64, progress: CurlHTTPClient.Progress? = nil,
                      onData: @escaping ([UInt8]) -> Bool) throws -> (status: Int, headers: [String: String]) {
-        var headers = extraHeaders
-        headers["Accept"] = "application/octet-stream"
-        headers["Content-Type"] = "application/json"
-        if let apiKey = currentAPIKey { headers["Authorization"] = "Bearer \(apiKey)" }
+        var headers = headers(accept: "application/octet-stream", contentType: "application/json")
         if offset > 0 { headers["Range"] = "bytes=\(offset)-" }
         let body = Array(try JSONEncoder().encode(TransferPullRequest(sourcePath: remotePath)))
         let response: CurlHTTPClient.Response
         do {
             response = try http.stream(method: "POST", url: url(API.transferPull()), headers: headers,
                                                    body: body, progress: progress, onData: onData)
-        } catch CurlHTTPClient.Failure.couldNotConnect {
-            throw ClientError.daemonUnreachable(baseURL)
         } catch {
-            throw ClientError.transport("\(error)")
+            throw ClientError.from(error, baseURL: baseURL)
         }
         try checkStatus(response, method: "POST", path: API.transferPull())
         return (response.status, response.headers)

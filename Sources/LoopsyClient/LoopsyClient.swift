@@ -33,6 +33,24 @@ public enum ClientError: Error, CustomStringConvertible {
     }
 }
 
+extension ClientError {
+    /// A transport failure of `baseURL` as the client reports it: nothing listening is
+    /// `daemonUnreachable`, another curl failure `network`, anything else `transport`.
+    public static func from(_ error: any Error, baseURL: String) -> ClientError {
+        switch error {
+        case let error as ClientError: return error
+        case CurlHTTPClient.Failure.couldNotConnect: return .daemonUnreachable(baseURL)
+        case let failure as CurlHTTPClient.Failure: return .network(failure)
+        default: return .transport("\(error)")
+        }
+    }
+
+    /// An error as a person reads it.
+    public static func describe(_ error: any Error) -> String {
+        (error as? ClientError)?.description ?? "\(error)"
+    }
+}
+
 /// A typed client of one daemon's REST API.
 public struct LoopsyClient: Sendable {
     public var baseURL: String
@@ -76,7 +94,6 @@ public struct LoopsyClient: Sendable {
         return config.server.port
     }
 
-    var currentAPIKey: String? { apiKey }
 
     /// The same daemon, but every API call is relayed to `peer` (a name, nodeId, nodeId prefix
     /// or address the daemon knows). The local daemon holds the peer's credential and pin.
@@ -95,20 +112,22 @@ public struct LoopsyClient: Sendable {
 
     // MARK: Raw requests
 
-    public func request(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> CurlHTTPClient.Response {
+    /// Every request's headers: the client's own, the key, what it accepts and sends.
+    func headers(accept: String, contentType: String?) -> [String: String] {
         var headers = extraHeaders
-        headers["Accept"] = "application/json"
+        headers["Accept"] = accept
         if let apiKey { headers["Authorization"] = "Bearer \(apiKey)" }
-        if body != nil { headers["Content-Type"] = "application/json" }
+        if let contentType { headers["Content-Type"] = contentType }
+        return headers
+    }
+
+    public func request(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> CurlHTTPClient.Response {
+        let headers = headers(accept: "application/json", contentType: body == nil ? nil : "application/json")
         let response: CurlHTTPClient.Response
         do {
             response = try http.send(method: method, url: url(path), headers: headers, body: body)
-        } catch CurlHTTPClient.Failure.couldNotConnect {
-            throw ClientError.daemonUnreachable(baseURL)
-        } catch let failure as CurlHTTPClient.Failure {
-            throw ClientError.network(failure)
         } catch {
-            throw ClientError.transport("\(error)")
+            throw ClientError.from(error, baseURL: baseURL)
         }
         try checkStatus(response, method: method, path: path)
         return response

@@ -1,4 +1,5 @@
 import Crypto
+import LoopsyAPI
 
 /// The node's persistent P-256 key pair. The nodeId is derived from the public key, so it is
 /// stable for as long as `identity.pem` exists, and the TLS certificate is made for this key.
@@ -53,6 +54,11 @@ public enum Secrets {
         for byte in lhs.utf8 { difference |= byte ^ (right.next() ?? 0) }
         while let extra = right.next() { difference |= extra | 1 }
         return difference == 0
+    }
+
+    /// What is stored of a key instead of the key: its SHA-256 as lowercase hex.
+    public static func keyHash(_ key: String) -> String {
+        Hex.encode(SHA256.hash(data: Array(key.utf8)))
     }
 }
 

@@ -1,5 +1,6 @@
 import Dispatch
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyRun
 import LoopsyConfig
 import LoopsyHTTP

@@ -165,7 +165,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
         }
         // Limits protect the node from others: its own key on loopback is exempt unless configured
         // otherwise. They are keyed on the credential, never on anything the caller says.
-        let exempt = exemptLocalOwner && caller.isOwner && HostPolicy.isLoopback(request.remoteAddress)
+        let exempt = exemptLocalOwner && caller.isOwner && HostAddress.isLoopback(request.remoteAddress)
         if let category = route.category, !exempt,
            let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
             throw APIError.tooManyRequests(

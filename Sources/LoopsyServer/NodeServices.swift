@@ -1,3 +1,5 @@
+import LoopsyAPI
+import LoopsyPeers
 import LoopsyConfig
 import LoopsyRun
 import LoopsyCore
@@ -65,7 +67,7 @@ public final class NodeServices: Sendable {
         execution = ExecutionService(config: config.execution, pool: pool, logger: logger)
         transfer = TransferService(config: config.transfer, dataDir: dataDir)
         let host = config.server.host
-        let advertised = host == "0.0.0.0" || host == "::" || HostPolicy.isLoopback(host) ? "" : host
+        let advertised = host == "0.0.0.0" || host == "::" || HostAddress.isLoopback(host) ? "" : host
         peers = PeerService(
             store: PeerStore(pool: pool),
             local: LocalNodeInfo(identity: identity, hostname: hostname, tls: servesTLS, advertisedAddress: advertised,

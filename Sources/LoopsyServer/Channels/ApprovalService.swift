@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyCore
 import LoopsyConfig
 import LoopsyHTTP

@@ -144,7 +144,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
             let nodes = localNodes()
             let mainKey = try self.mainKey()
             return try DashboardWeb.login(request, sessions: sessions, mode: "standalone", nodes: nodes.map(\.info),
-                                          binding: Authenticator.keyHash(mainKey)) { Secrets.equal($0, mainKey) }
+                                          binding: Secrets.keyHash(mainKey)) { Secrets.equal($0, mainKey) }
         default:
             break
         }
@@ -155,7 +155,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
             return try DashboardWeb.logout(request, sessions: sessions)
         case ("GET", "/dashboard/api/session"):
             return try DashboardWeb.session(request, sessions: sessions, mode: "standalone",
-                                            nodes: localNodes().map(\.info), binding: Authenticator.keyHash(mainKey()))
+                                            nodes: localNodes().map(\.info), binding: Secrets.keyHash(mainKey()))
         case (_, _) where path.hasPrefix("/nodes/"):
             let relay = try startRelay(request, hasBody: false)
             relay.endBody()
@@ -177,7 +177,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         guard let result = sessions.authenticate(cookie: request.header("cookie"),
                                                  csrfToken: request.header("x-csrf-token"),
                                                  fetchSite: request.header("sec-fetch-site"),
-                                                 binding: Authenticator.keyHash(try mainKey())) else {
+                                                 binding: Secrets.keyHash(try mainKey())) else {
             throw APIError.unauthorized("log in first: open the link `loopsy dashboard` printed, or log in with the "
                 + "API key at /dashboard/")
         }
@@ -233,7 +233,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
             return watched.relays
         }
         guard !relays.isEmpty else { return }
-        let binding = (try? mainKey()).map(Authenticator.keyHash) ?? ""
+        let binding = (try? mainKey()).map(Secrets.keyHash) ?? ""
         for (relay, cookie) in relays where !sessions.isLive(cookieHeader: cookie, binding: binding) { relay.end() }
     }
 

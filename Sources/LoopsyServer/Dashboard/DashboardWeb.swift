@@ -52,7 +52,7 @@ public enum DashboardWeb {
 
     /// A secret may arrive over TLS, or over loopback where it never crosses a network.
     public static func mayReceiveSecret(_ request: HTTPRequest) -> Bool {
-        request.secure || HostPolicy.isLoopback(request.remoteAddress)
+        request.secure || HostAddress.isLoopback(request.remoteAddress)
     }
 
     /// Checks a login: the API key (compared by `checkKey`) or a one-time link token. The

@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyHTTP
 #if canImport(Glibc)
 import Glibc

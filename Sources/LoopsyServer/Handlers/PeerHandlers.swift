@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyClient
 import LoopsyHTTP
 import LoopsyStore

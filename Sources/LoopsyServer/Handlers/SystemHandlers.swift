@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyRun
 import LoopsyHTTP
 import LoopsyStore
@@ -9,8 +10,6 @@ import Glibc
 /// Health, status, identity, audit and the API description.
 public enum SystemHandlers {
     /// Capabilities this build offers to peers.
-    public static let capabilities = ["context", "audit", "execute", "transfer", "peers"]
-
     static func health(_ context: RequestContext) throws -> HTTPResponse {
         try .json(HealthResponse(status: "ok", nodeId: context.node.identity.nodeId, version: LoopsyVersion.current,
                                  uptime: context.node.uptime))

@@ -1,6 +1,7 @@
 import Dispatch
 import FoundationEssentials
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyCore
 import LoopsyClient
 import LoopsyConfig

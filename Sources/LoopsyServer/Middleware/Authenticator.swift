@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyConfig
 import LoopsyHTTP
 import Crypto
@@ -50,7 +51,7 @@ public final class Authenticator: Sendable {
 
     private static func keys(from auth: LoopsyConfig.Auth, defaultGrants: Set<Capability>) -> Keys {
         Keys(apiKey: auth.apiKey, allowed: auth.allowedKeys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-             binding: keyHash(auth.apiKey), defaultGrants: defaultGrants)
+             binding: Secrets.keyHash(auth.apiKey), defaultGrants: defaultGrants)
     }
 
     /// peers.defaultGrants as config.yaml says now.
@@ -58,11 +59,6 @@ public final class Authenticator: Sendable {
 
     /// The names of the extra keys config.yaml holds now.
     public var extraKeyNames: [String] { currentKeys().allowed.map(\.name) }
-
-    /// The hex SHA-256 under which peer credentials are stored.
-    public static func keyHash(_ key: String) -> String {
-        Hex.encode(SHA256.hash(data: Array(key.utf8)))
-    }
 
     /// The caller of a request: its Authorization header if it has one, else its dashboard
     /// session cookie (CSRF-checked), else the 401 that says how to authenticate.
@@ -124,7 +120,7 @@ public final class Authenticator: Sendable {
         }
         // Peer credentials are 256-bit random keys looked up by hash: the lookup leaks nothing
         // an attacker could use to guess one.
-        if caller == nil, let peer = peerForKeyHash(Self.keyHash(String(token))) {
+        if caller == nil, let peer = peerForKeyHash(Secrets.keyHash(String(token))) {
             if let nodeId, nodeId != peer.nodeId {
                 return .failure(.forbidden("this credential belongs to another node", code: "credential_node_mismatch"))
             }

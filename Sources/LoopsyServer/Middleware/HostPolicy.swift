@@ -36,7 +36,7 @@ public struct HostPolicy: Sendable {
         guard let hostHeader, !hostHeader.isEmpty else { return true }  // HTTP/1.0 without Host
         var host = Self.hostName(hostHeader)
         if host.utf8.last == UInt8(ascii: ".") { host = String(host.dropLast()) }
-        return Self.isIPLiteral(host) || names.contains(host) || host.hasSuffix(".localhost")
+        return HostAddress.isIPLiteral(host) || names.contains(host) || host.hasSuffix(".localhost")
     }
 
     /// Host and Origin of a request, or the 403 that refuses it.
@@ -59,35 +59,4 @@ public struct HostPolicy: Sendable {
         return sent == "http://" + own || sent == "https://" + own
     }
 
-    /// 127.0.0.0/8, ::1 or localhost.
-    public static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || (host.hasPrefix("127.") && isIPLiteral(host))
-    }
-
-    public static func isIPLiteral(_ host: String) -> Bool {
-        let bytes = Array(host.utf8)
-        if bytes.contains(UInt8(ascii: ":")) {
-            return bytes.allSatisfy { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || isHexDigit($0) }
-        }
-        var parts = 0, digits = 0, value = 0
-        for byte in bytes + [UInt8(ascii: ".")] {
-            if byte == UInt8(ascii: ".") {
-                guard digits > 0 && value <= 255 else { return false }
-                parts += 1
-                digits = 0
-                value = 0
-            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
-                digits += 1
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-                if digits > 3 { return false }
-            } else {
-                return false
-            }
-        }
-        return parts == 4
-    }
-
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
-    }
 }

@@ -51,7 +51,7 @@ public final class PairingService: Sendable {
     private let timeout: Int64
     private let logger: Logger
 
-    init(peers: PeerService, timeoutSeconds: Int, logger: Logger) {
+    public init(peers: PeerService, timeoutSeconds: Int, logger: Logger) {
         self.peers = peers
         timeout = Int64(timeoutSeconds) * 1000
         self.logger = logger
@@ -310,7 +310,7 @@ public final class PairingService: Sendable {
     // MARK: Responder (routes that need no key)
 
     /// Step 1: the first commitment locks the session to its sender.
-    func commit(_ request: PairCommit) throws -> PairKeyShare {
+    public func commit(_ request: PairCommit) throws -> PairKeyShare {
         try session.withLock { session in
             var current = try Self.openResponder(&session)
             guard current.state == "waiting", current.commitment == nil else {
@@ -331,7 +331,7 @@ public final class PairingService: Sendable {
     }
 
     /// Step 2: the initiator's key must match its commitment under this node's code.
-    func reveal(_ request: PairKeyShare) throws {
+    public func reveal(_ request: PairKeyShare) throws {
         try session.withLock { session in
             var current = try Self.openResponder(&session)
             guard current.state == "committed", let commitment = current.commitment, let code = current.code else {
@@ -361,7 +361,7 @@ public final class PairingService: Sendable {
 
     /// Step 3: the initiator's sealed identity; answered with ours only once this node's own
     /// person confirmed the SAS here.
-    func exchange(_ request: PairSealed, remoteAddress: String) throws -> PairExchangeReply {
+    public func exchange(_ request: PairSealed, remoteAddress: String) throws -> PairExchangeReply {
         let (derived, confirmed, cached) = try session.withLock { session
             -> (PairingCrypto.Session, Bool?, PairExchangeReply?) in
             guard var current = session, current.role == "responder" else { throw Self.closed }
@@ -420,7 +420,7 @@ public final class PairingService: Sendable {
     }
 
     /// The initiator's person declined (tag proves it is the same session).
-    func abort(_ request: PairSealed) throws {
+    public func abort(_ request: PairSealed) throws {
         try session.withLock { session in
             guard let current = session, current.isOpen, let derived = current.crypto,
                   request.box == PairingCrypto.abortTag(key: derived.abort, transcript: derived.transcript) else {
@@ -452,7 +452,7 @@ public final class PairingService: Sendable {
         guard payload.nodeId != peers.local.identity.nodeId else {
             throw APIError.badRequest("the other node claims to be this node", code: "pairing_failed")
         }
-        let where_ = HostPolicy.isIPLiteral(payload.address) ? payload.address : address
+        let where_ = HostAddress.isIPLiteral(payload.address) ? payload.address : address
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)
         let store = peers.store
         try store.upsert(PeerSighting(
@@ -463,7 +463,7 @@ public final class PairingService: Sendable {
         try store.setSource(payload.nodeId, "paired")
         if payload.tls { try store.setPin(payload.nodeId, fingerprint: fingerprint, replace: true) }
         try store.setOutgoingCredential(payload.nodeId, apiKey: payload.credential)
-        try store.setAcceptedCredential(payload.nodeId, keyHash: Authenticator.keyHash(credentialWeGave))
+        try store.setAcceptedCredential(payload.nodeId, keyHash: Secrets.keyHash(credentialWeGave))
         // Pairing decides afresh what the other machine may do (nil: the defaults).
         try store.setGrants(payload.nodeId, grants: grants, transferPaths: nil)
         guard let record = try store.get(payload.nodeId) else { throw APIError.notFound("peer \(payload.nodeId)") }
@@ -498,12 +498,6 @@ public final class PairingService: Sendable {
 public struct PairStatusAck: Codable, Sendable {
     public var ok: Bool
     public init(ok: Bool = true) { self.ok = ok }
-}
-
-extension ClientError {
-    static func describe(_ error: any Error) -> String {
-        (error as? ClientError)?.description ?? "\(error)"
-    }
 }
 
 private func pause(seconds: Double) {

@@ -1,6 +1,6 @@
 import Crypto
 import Testing
-@testable import LoopsyServer
+@testable import LoopsyPeers
 
 /// The pairing protocol's cryptography, both sides computed here.
 @Suite struct PairingCryptoTests {

@@ -1,6 +1,7 @@
 import CPosix
 import Dispatch
 import LoopsyAPI
+import LoopsyPeers
 import LoopsyClient
 import LoopsyHTTP
 import LoopsyPOSIX
@@ -225,16 +226,5 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     /// The placeholder response; the real one comes when the peer answers.
     func response() -> HTTPResponse {
         HTTPResponse(deferred: answer)
-    }
-}
-
-extension ClientError {
-    /// Wraps a CurlHTTPClient failure the way LoopsyClient reports it.
-    static func from(_ error: any Error, baseURL: String) -> any Error {
-        switch error {
-        case CurlHTTPClient.Failure.couldNotConnect: return ClientError.daemonUnreachable(baseURL)
-        case let failure as CurlHTTPClient.Failure: return ClientError.network(failure)
-        default: return error
-        }
     }
 }

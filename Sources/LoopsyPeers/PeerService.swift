@@ -18,13 +18,21 @@ public struct LocalNodeInfo: Sendable {
     public var advertisedAddress: String
     public let portCell: PortCell
 
+    public init(identity: NodeIdentity, hostname: String, tls: Bool, advertisedAddress: String, portCell: PortCell) {
+        self.identity = identity
+        self.hostname = hostname
+        self.tls = tls
+        self.advertisedAddress = advertisedAddress
+        self.portCell = portCell
+    }
+
     public var port: Int { portCell.value }
     public var publicKeyBase64: String { Data(identity.privateKey.publicKey.x963Representation).base64EncodedString() }
     public var fingerprint: String { TLSCertificate.fingerprint(of: identity.privateKey.publicKey) }
 
     public func identityResponse() -> IdentityResponse {
         IdentityResponse(nodeId: identity.nodeId, hostname: hostname, platform: "linux", version: LoopsyVersion.current,
-                         port: port, capabilities: SystemHandlers.capabilities, publicKey: publicKeyBase64,
+                         port: port, capabilities: LoopsyVersion.capabilities, publicKey: publicKeyBase64,
                          fingerprint: fingerprint, tls: tls)
     }
 }
@@ -50,7 +58,7 @@ public final class PeerService: Sendable {
     private let auditStore: AuditStore
     private let logger: Logger
 
-    init(store: PeerStore, local: LocalNodeInfo, pinnedCerts: [String: String], auditStore: AuditStore, logger: Logger) {
+    public init(store: PeerStore, local: LocalNodeInfo, pinnedCerts: [String: String], auditStore: AuditStore, logger: Logger) {
         self.store = store
         self.local = local
         self.pinnedCerts = pinnedCerts
@@ -107,7 +115,7 @@ public final class PeerService: Sendable {
     }
 
     /// The APIError for a failed call to a peer.
-    func apiError(_ error: any Error, calling record: PeerRecord, context: String) -> APIError {
+    public func apiError(_ error: any Error, calling record: PeerRecord, context: String) -> APIError {
         let name = "\(record.info.name) (\(record.info.address):\(record.info.port))"
         switch error {
         case ClientError.network(.pinMismatch):
@@ -234,7 +242,7 @@ public final class PeerService: Sendable {
     /// Addresses a claimed peer address may never be: this machine, link-local, unspecified.
     static func isLocalOnly(_ address: String) -> Bool {
         let lower = address.lowercased()
-        return HostPolicy.isLoopback(address) || address.hasPrefix("169.254.") || lower.hasPrefix("fe80:")
+        return HostAddress.isLoopback(address) || address.hasPrefix("169.254.") || lower.hasPrefix("fe80:")
             || address == "0.0.0.0" || address == "::" || address.hasPrefix("0.")
     }
 
@@ -302,10 +310,10 @@ public final class PeerService: Sendable {
     /// replaces the key the user typed (so that key is not kept here).
     private func introduce(to record: PeerRecord, client: LoopsyClient) throws -> [String] {
         // Over loopback (sessions on one machine) nothing crosses a network.
-        let secure = try endpoint(for: record).pin != nil || HostPolicy.isLoopback(record.info.address)
+        let secure = try endpoint(for: record).pin != nil || HostAddress.isLoopback(record.info.address)
         let credential = secure ? Secrets.apiKey() : nil
         if let credential {
-            try store.setAcceptedCredential(record.nodeId, keyHash: Authenticator.keyHash(credential))
+            try store.setAcceptedCredential(record.nodeId, keyHash: Secrets.keyHash(credential))
         }
         let info = local.identityResponse()
         let handshake = PeerHandshakeRequest(
@@ -336,7 +344,7 @@ public final class PeerService: Sendable {
     /// `POST /peers/handshake`: a node that holds one of our keys introduces itself.
     public func acceptHandshake(_ request: PeerHandshakeRequest, remoteAddress: String, secure arrivedOverTLS: Bool) throws
         -> PeerHandshakeResponse {
-        let secure = arrivedOverTLS || HostPolicy.isLoopback(remoteAddress)
+        let secure = arrivedOverTLS || HostAddress.isLoopback(remoteAddress)
         guard let keyBytes = Data(base64Encoded: request.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
               NodeIdentity.nodeId(for: publicKey) == request.nodeId else {
@@ -369,7 +377,7 @@ public final class PeerService: Sendable {
         // The address the body names is used only once it answers there with the node's own key,
         // checked off this worker; never a loopback, link-local or unspecified one.
         let claimed = request.address
-        if claimed != remoteAddress, request.tls, HostPolicy.isIPLiteral(claimed), !Self.isLocalOnly(claimed) {
+        if claimed != remoteAddress, request.tls, HostAddress.isIPLiteral(claimed), !Self.isLocalOnly(claimed) {
             let submitted = handshakeProbes.submit { [self] in
                 if answersWithKey(address: claimed, port: request.port, fingerprint: fingerprint) {
                     var moved = sighting
@@ -393,7 +401,7 @@ public final class PeerService: Sendable {
         var own: String?
         if secure {
             own = Secrets.apiKey()
-            try store.setAcceptedCredential(request.nodeId, keyHash: Authenticator.keyHash(own ?? ""))
+            try store.setAcceptedCredential(request.nodeId, keyHash: Secrets.keyHash(own ?? ""))
         }
         logger.info("peer \(request.hostname) (\(request.nodeId)) introduced itself from \(remoteAddress)"
             + (stored ? " with a credential" : ""))

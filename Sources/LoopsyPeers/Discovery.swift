@@ -40,7 +40,7 @@ public final class Discovery: @unchecked Sendable {
         port = UInt16(local.port)
         serviceName = local.hostname
         txt = ["nodeId=\(local.identity.nodeId)", "name=\(local.hostname)", "version=\(LoopsyVersion.current)", "platform=linux",
-               "capabilities=\(SystemHandlers.capabilities.joined(separator: ","))", "tls=\(local.tls ? 1 : 0)"]
+               "capabilities=\(LoopsyVersion.capabilities.joined(separator: ","))", "tls=\(local.tls ? 1 : 0)"]
     }
 
     public func start() {

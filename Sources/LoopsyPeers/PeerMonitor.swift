@@ -26,7 +26,7 @@ public final class PeerMonitor: Sendable {
     /// (5 s timeouts each) then slow the checks down, not job I/O or long-poll wake-ups.
     private let checks = WorkPool(name: "loopsy-health", threads: 8, queueLimit: 4096)
 
-    init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger, changes: ChangeBus? = nil) {
+    public init(service: PeerService, interval: Int, offlineAfter: Int, logger: Logger, changes: ChangeBus? = nil) {
         self.service = service
         self.changes = changes
         self.interval = interval
