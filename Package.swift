@@ -44,8 +44,11 @@ let package = Package(
             "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyClient", "LoopsyPOSIX", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .target(name: "LoopsyMessaging", dependencies: [
+            "LoopsyCore", "LoopsyPeers", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyClient", "LoopsyPOSIX",
+        ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyPeers", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
+            "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyPeers", "LoopsyMessaging", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).
@@ -70,6 +73,7 @@ let package = Package(
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyPOSIXTests", dependencies: ["LoopsyPOSIX"]),
+        .testTarget(name: "LoopsyMessagingTests", dependencies: ["LoopsyMessaging"]),
         .testTarget(name: "LoopsyPeersTests", dependencies: [
             "LoopsyPeers", "LoopsyAPI", "LoopsyConfig", .product(name: "Crypto", package: "swift-crypto"),
         ]),

@@ -9,6 +9,13 @@ import FoundationEssentials
 public enum SafeJSON {
     public static let maxDepth = 64
 
+    /// How the daemon writes JSON (answers, stored mirrors): sorted keys, slashes unescaped.
+    public static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
     public struct TooDeep: Error, CustomStringConvertible {
         public var description: String { "JSON nested more than \(SafeJSON.maxDepth) levels deep" }
     }

@@ -1,5 +1,6 @@
 import Dispatch
 import LoopsyAPI
+import LoopsyMessaging
 import LoopsyPeers
 import LoopsyRun
 import LoopsyConfig

@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyMessaging
 import LoopsyPeers
 import LoopsyConfig
 import LoopsyRun

@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyMessaging
 import LoopsyStore
 import LoopsyHTTP
 
@@ -22,19 +23,7 @@ public enum ApprovalHandlers {
     static func get(_ context: RequestContext) throws -> HTTPResponse {
         let id = context.parameter("id")
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...60)
-        let service = context.node.approvals
-        guard let approval = try service.store.get(id, now: Clock.nowMillis()) else {
-            throw APIError.notFound("approval \(id)")
-        }
-        guard wait > 0, approval.state == "pending" else { return try .json(approval) }
-        let stream = HTTPStream()
-        let cancel = service.whenSettled(id, seconds: wait) { settled in
-            let body = (try? HTTPResponse.jsonEncoder.encode(settled ?? approval)).map(Array.init) ?? []
-            stream.write(body, bounded: false)
-            stream.finish()
-        }
-        stream.onClose { cancel() }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], stream: stream)
+        return try context.respondAsStream(try context.node.approvals.approval(id, wait: wait))
     }
 
     static func answer(_ context: RequestContext) throws -> HTTPResponse {

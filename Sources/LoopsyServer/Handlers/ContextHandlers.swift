@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyMessaging
 import LoopsyCore
 import LoopsyHTTP
 import LoopsyStore

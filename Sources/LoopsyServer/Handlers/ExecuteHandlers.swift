@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyRun
 import LoopsyConfig
 import LoopsyHTTP

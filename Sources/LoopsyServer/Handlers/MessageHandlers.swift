@@ -1,4 +1,6 @@
 import LoopsyAPI
+import LoopsyMessaging
+import LoopsyCore
 import LoopsyHTTP
 
 /// Messages between agents: send, broadcast, inbox (with long-poll), read/ack, outbox; and the
@@ -18,7 +20,9 @@ public enum MessageHandlers {
         let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...60)
-        return try context.node.messages.inboxResponse(unreadOnly: unread, after: Int64(after), limit: limit, wait: wait)
+        // Streamed, so a poller that leaves ends its wait at once (a suspended answer would wait on).
+        return try context.respondAsStream(try context.node.messages.inbox(unreadOnly: unread, after: Int64(after),
+                                                                           limit: limit, wait: wait))
     }
 
     static func read(_ context: RequestContext) throws -> HTTPResponse {

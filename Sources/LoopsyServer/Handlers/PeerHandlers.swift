@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyPeers
 import LoopsyClient
 import LoopsyHTTP

@@ -1,5 +1,6 @@
 import Dispatch
 import LoopsyAPI
+import LoopsyCore
 import LoopsyConfig
 import LoopsyPOSIX
 import LoopsyStore

@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 import LoopsyPeers
 import LoopsyConfig
 import LoopsyHTTP

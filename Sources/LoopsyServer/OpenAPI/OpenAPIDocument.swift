@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyCore
 
 /// Builds the OpenAPI 3.1 document from the route table.
 public enum OpenAPIDocument {

@@ -3,11 +3,7 @@ import LoopsyAPI
 import LoopsyHTTP
 
 extension HTTPResponse {
-    static let jsonEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    static var jsonEncoder: JSONEncoder { SafeJSON.encoder }
 
     public static func json<T: Encodable>(_ value: T, status: Int = 200) throws -> HTTPResponse {
         let body: [UInt8]

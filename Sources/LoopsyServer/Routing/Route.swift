@@ -53,6 +53,32 @@ public struct RequestContext: Sendable {
         }
     }
 
+    /// Like `respond` for long polls: a JSON answer that comes later is sent as a stream (200
+    /// and headers first), so a client that leaves ends the wait at once (`Pending.cancel`)
+    /// instead of holding it until its timeout.
+    public func respondAsStream<Value: Encodable & Sendable>(_ answer: Answer<Value>) throws -> HTTPResponse {
+        let pending: Pending<Value>
+        switch answer {
+        case .now(let value): return try .json(value)
+        case .later(let later): pending = later
+        }
+        let stream = HTTPStream()
+        stream.onClose { pending.cancel() }
+        let failure = reportsFailures
+        pending.whenComplete { result in
+            let body: [UInt8]
+            do {
+                body = Array(try SafeJSON.encoder.encode(try result.get()))
+            } catch {
+                // The status is sent already: the body says what went wrong.
+                body = (try? SafeJSON.encoder.encode(ErrorBody(failure(error)))).map { Array($0) } ?? []
+            }
+            _ = stream.write(body, bounded: false)
+            stream.finish()
+        }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], stream: stream)
+    }
+
     /// What the client gets for an error met after the handler returned (in a deferred answer):
     /// an APIError as it is, anything else logged under this request's id, which the 500 names.
     public var reportsFailures: @Sendable (any Error) -> APIError {

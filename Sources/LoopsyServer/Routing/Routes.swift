@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyMessaging
 import LoopsyConfig
 import LoopsyHTTP
 

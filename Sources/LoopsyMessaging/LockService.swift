@@ -38,7 +38,7 @@ public final class LockService: Sendable {
     /// Timers (wait deadlines, lease ends) and hand-overs run here, never on an HTTP worker.
     private let queue = DispatchQueue(label: "loopsy.locks")
 
-    init(store: LockStore, changes: ChangeBus?) {
+    public init(store: LockStore, changes: ChangeBus?) {
         self.store = store
         self.changes = changes
     }
@@ -97,7 +97,7 @@ public final class LockService: Sendable {
     }
 
     /// Daemon stop: every waiter is answered (the server would answer them with 503 anyway).
-    func finishAll() {
+    public func finishAll() {
         let all = state.withLock { state -> [Waiter] in
             defer { state.waiters.removeAll(); state.count = 0 }
             return state.waiters.values.flatMap { $0 }

@@ -29,7 +29,7 @@ public final class ContextWatch: Sendable {
     private let state = PlainMutex(State())
     private let queue = DispatchQueue(label: "loopsy.context.watch")
 
-    init(store: ContextStore) {
+    public init(store: ContextStore) {
         store.changed.observe { [weak self] keys in self?.changed(keys) }
     }
 
@@ -78,7 +78,7 @@ public final class ContextWatch: Sendable {
     }
 
     /// Daemon stop: every watcher is answered now.
-    func finishAll() {
+    public func finishAll() {
         let all = state.withLock { state -> [Watcher] in
             defer { state.watchers.removeAll() }
             return Array(state.watchers.values)

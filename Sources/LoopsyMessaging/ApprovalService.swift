@@ -2,7 +2,6 @@ import LoopsyAPI
 import LoopsyPeers
 import LoopsyCore
 import LoopsyConfig
-import LoopsyHTTP
 import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
@@ -23,7 +22,7 @@ public final class ApprovalService: Sendable {
     /// Forwarding to approvers calls peers: never on an HTTP worker.
     private let forwarding = WorkPool(name: "approvals", threads: 2, queueLimit: 256)
 
-    init(pool: DatabasePool, messages: MessageService, peers: PeerService, config: LoopsyConfig.Channels,
+    public init(pool: DatabasePool, messages: MessageService, peers: PeerService, config: LoopsyConfig.Channels,
          hostname: String, logger: Logger, changes: ChangeBus) {
         store = ApprovalStore(pool: pool)
         self.messages = messages
@@ -116,24 +115,26 @@ public final class ApprovalService: Sendable {
                          code: "approval_answered")
     }
 
-    /// Calls `done` once the approval is no longer pending (or `seconds` pass), off the caller's
-    /// thread; returns a cancel function.
-    func whenSettled(_ id: String, seconds: Int, _ done: @escaping @Sendable (ApprovalInfo?) -> Void) -> @Sendable () -> Void {
+    /// The approval; with `wait`, once it is no longer pending or the wait ends (expiry is an
+    /// answer too). A caller that stops waiting (`Pending.cancel`) ends the wait.
+    public func approval(_ id: String, wait: Int) throws -> Answer<ApprovalInfo> {
         let store = self.store
+        guard let approval = try store.get(id, now: Clock.nowMillis()) else { throw APIError.notFound("approval \(id)") }
+        guard wait > 0, approval.state == "pending" else { return .now(approval) }
+        let answer = Pending<ApprovalInfo>()
         let waiter = LongPolls.Waiter(topic: id) {
-            guard let approval = try? store.get(id, now: Clock.nowMillis()), approval.state != "pending" else { return false }
-            done(approval)
+            guard let settled = try? store.get(id, now: Clock.nowMillis()), settled.state != "pending" else { return false }
+            answer.succeed(settled)
             return true
         } timeout: {
-            done(try? store.get(id, now: Clock.nowMillis()))
+            answer.succeed((try? store.get(id, now: Clock.nowMillis())) ?? approval)
         }
         // Expiry is an answer too: wake up then at the latest.
-        let untilExpiry = (try? store.get(id, now: Clock.nowMillis())).map {
-            Int(max(1, ($0.expiresAt - Clock.nowMillis() + 999) / 1000))
-        } ?? seconds
-        waiters.add(waiter, timeout: max(1, min(seconds, untilExpiry)))
-        return { [waiters] in waiters.remove(waiter) }
+        let untilExpiry = Int(max(1, (approval.expiresAt - Clock.nowMillis() + 999) / 1000))
+        waiters.add(waiter, timeout: max(1, min(wait, untilExpiry)))
+        answer.onCancel { [waiters] in waiters.remove(waiter) }
+        return .later(answer)
     }
 
-    func shutdown() { waiters.finishAll() }
+    public func shutdown() { waiters.finishAll() }
 }

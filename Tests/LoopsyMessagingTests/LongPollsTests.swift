@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import LoopsyServer
+@testable import LoopsyMessaging
 
 @Suite struct LongPollsTests {
     /// Registering a waiter checks that waiter once; it never re-runs the queries of those

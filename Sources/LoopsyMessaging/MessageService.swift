@@ -5,7 +5,6 @@ import LoopsyPeers
 import LoopsyCore
 import LoopsyClient
 import LoopsyConfig
-import LoopsyHTTP
 import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
@@ -30,7 +29,7 @@ public final class MessageService: Sendable {
 
     private let changes: ChangeBus?
 
-    init(pool: DatabasePool, peers: PeerService, context: ContextStore, config: LoopsyConfig, logger: Logger,
+    public init(pool: DatabasePool, peers: PeerService, context: ContextStore, config: LoopsyConfig, logger: Logger,
          changes: ChangeBus? = nil) {
         store = MessageStore(pool: pool)
         self.changes = changes
@@ -221,29 +220,26 @@ public final class MessageService: Sendable {
         return InboxListResponse(messages: page.messages, cursor: page.cursor)
     }
 
-    /// The inbox now if it has something, else a response that waits up to `wait` seconds for
-    /// a message (the connection is suspended meanwhile: no thread waits).
-    public func inboxResponse(unreadOnly: Bool, after: Int64, limit: Int, wait: Int) throws -> HTTPResponse {
+    /// The inbox now if it has something, else an answer that waits up to `wait` seconds for a
+    /// message (no thread waits); a caller that stops waiting (`Pending.cancel`) ends the wait.
+    public func inbox(unreadOnly: Bool, after: Int64, limit: Int, wait: Int) throws -> Answer<InboxListResponse> {
         let now = try inbox(unreadOnly: unreadOnly, after: after, limit: limit)
-        guard now.messages.isEmpty, wait > 0 else { return try .json(now) }
-        let stream = HTTPStream()
+        guard now.messages.isEmpty, wait > 0 else { return .now(now) }
+        let answer = Pending<InboxListResponse>()
         let waiter = LongPolls.Waiter(after: after) { [self] in
-            let answer = (try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
+            let page = (try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
                 ?? InboxListResponse(messages: [], cursor: after)
-            if answer.messages.isEmpty { return false }
-            stream.write(Array((try? HTTPResponse.jsonEncoder.encode(answer)) ?? Data()), bounded: false)
-            stream.finish()
+            if page.messages.isEmpty { return false }
+            answer.succeed(page)
             return true
         } timeout: { [self] in
-            let answer = (try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
-                ?? InboxListResponse(messages: [], cursor: after)
-            stream.write(Array((try? HTTPResponse.jsonEncoder.encode(answer)) ?? Data()), bounded: false)
-            stream.finish()
+            answer.succeed((try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
+                ?? InboxListResponse(messages: [], cursor: after))
         }
         // Checked once more on registration: a message may have landed since the query above.
         waiters.add(waiter, timeout: wait)
-        stream.onClose { [waiters] in waiters.remove(waiter) }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], stream: stream)
+        answer.onCancel { [waiters] in waiters.remove(waiter) }
+        return .later(answer)
     }
 
     /// Marks a message read or acked and queues the receipt for its sender.
@@ -381,13 +377,13 @@ public final class MessageService: Sendable {
 
     private func mirrorOutbox(_ id: String) {
         guard let rows = try? store.outbox(id: id, limit: 1000), let first = rows.first,
-              let json = try? HTTPResponse.jsonEncoder.encode(rows) else { return }
+              let json = try? SafeJSON.encoder.encode(rows) else { return }
         let ttl = max(1, Int((first.expiresAt - Clock.nowMillis()) / 1000) + 7 * 86_400)
         mirror("outbox:\(id)", String(decoding: json, as: UTF8.self), ttl: ttl)
     }
 
     private func mirrorInbox(_ message: InboxMessage) {
-        guard let json = try? HTTPResponse.jsonEncoder.encode(message) else { return }
+        guard let json = try? SafeJSON.encoder.encode(message) else { return }
         let ttl = max(1, Int((message.expiresAt - Clock.nowMillis()) / 1000) + 7 * 86_400)
         mirror("inbox:\(ownId):\(message.id)", String(decoding: json, as: UTF8.self), ttl: ttl)
     }
