@@ -17,11 +17,15 @@ public struct HTTPRequest: Sendable {
     public var bodySink: (any HTTPBodySink)?
     /// Whether it arrived over TLS.
     public var secure: Bool
+    /// What the handler's plan for this request found out from its head (`BodyPlan.buffer`'s
+    /// note), so `handle` need not work it out again.
+    public var planNote: (any Sendable)?
 
     public init(method: String, rawPath: String, query: [String: String] = [:],
                 headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1",
-                bodySink: (any HTTPBodySink)? = nil, secure: Bool = false) {
+                bodySink: (any HTTPBodySink)? = nil, secure: Bool = false, planNote: (any Sendable)? = nil) {
         self.secure = secure
+        self.planNote = planNote
         self.method = method
         self.rawPath = rawPath
         self.query = query
@@ -71,6 +75,8 @@ extension HTTPBodySink {
 public enum BodyPlan: Sendable {
     /// Collect up to `limit` bytes in memory (larger → the handler's 413).
     case buffer(limit: Int)
+    /// The same, and `note` reaches `handle` as `request.planNote` (the route the head matched).
+    case bufferNoting(limit: Int, note: any Sendable)
     /// Hand the bytes to the sink as they arrive.
     case stream(any HTTPBodySink)
     /// Answer now, without reading the body.

@@ -190,7 +190,8 @@ public final class HTTPServer: @unchecked Sendable {
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
-            switch handler.plan(for: context.head) {
+            let plan = handler.plan(for: context.head)
+            switch plan {
             case .respond(let response):
                 if Self.readsBodyFirst(context.head) {
                     context.refusal = response
@@ -202,8 +203,9 @@ public final class HTTPServer: @unchecked Sendable {
                 // An admitted upload (authenticated, within limits) may take as long as it needs.
                 budget.requestStarted(connection)
                 context.sink = sink
-            case .buffer(let limit):
+            case .buffer(let limit), .bufferNoting(let limit, _):
                 context.limit = limit
+                if case .bufferNoting(_, let note) = plan { context.note = note }
                 if let length = context.head.headers["content-length"].flatMap(Int.init), length > limit {
                     let refusal = handler.payloadTooLarge(for: context.head, limit: limit)
                     // A client that asked first (Expect: 100-continue) is answered now and sends
@@ -258,7 +260,8 @@ public final class HTTPServer: @unchecked Sendable {
         let head = context.head
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
                                   body: context.body, remoteAddress: head.remoteAddress, bodySink: context.sink,
-                                  secure: head.secure)
+                                  secure: head.secure, planNote: context.note)
+        context.note = nil
         context.body = []
         let response = handler.handle(request)
         if let deferred = response.deferred {
@@ -373,6 +376,8 @@ private final class RequestContext {
     var body: [UInt8] = []
     var limit = 0
     var sink: (any HTTPBodySink)?
+    /// The plan's note for the handler (`BodyPlan.bufferNoting`).
+    var note: (any Sendable)?
     /// A response decided while the body was still arriving.
     var refusal: HTTPResponse?
     /// Bytes of a refused body dropped so far.

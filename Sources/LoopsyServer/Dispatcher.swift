@@ -58,7 +58,8 @@ public final class Dispatcher: HTTPHandler, Sendable {
                     return .respond(refusal)
                 }
             }
-            return .buffer(limit: route.maxBody)
+            // The match goes along: the request is not routed a second time when it has arrived.
+            return .bufferNoting(limit: route.maxBody, note: Routed(route: route, parameters: parameters))
         }
         // A streamed body goes to disk: every check happens before its first byte is accepted.
         do {
@@ -137,7 +138,8 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     private func dispatch(_ request: HTTPRequest, requestId: String, caller: inout Caller) throws -> HTTPResponse {
-        let match = router.match(method: request.method, rawPath: request.rawPath)
+        let match = (request.planNote as? Routed).map { Router.Match.found($0.route, $0.parameters) }
+            ?? router.match(method: request.method, rawPath: request.rawPath)
         switch match {
         case .found(let route, let parameters):
             try admit(request, route: route, caller: &caller)
@@ -189,6 +191,12 @@ public final class Dispatcher: HTTPHandler, Sendable {
         return .internalError(requestId: requestId)
     }
 
+}
+
+/// The route a request's head matched, carried from `plan` to `handle`.
+struct Routed: Sendable {
+    let route: Route
+    let parameters: [String: String]
 }
 
 /// A streamed upload that passed the dispatcher's checks: the route's sink plus what the

@@ -17,6 +17,16 @@ public enum ContextHandlers {
         }
     }
 
+    /// `POST /context/broadcast`: the entry here, then on every peer (each under the same rules).
+    static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
+        let request = try context.decode(ContextBroadcastRequest.self)
+        let response = try context.node.messages.broadcastContext(request) { entry in
+            _ = try put(key: try validKey(entry.key, caller: context.caller), value: entry.value, ttl: entry.ttl,
+                        context: context)
+        }
+        return try .json(response)
+    }
+
     /// A compare-and-set that found another revision: 412 with the entry as it is now.
     static func compareAndSet(_ write: () throws -> HTTPResponse) throws -> HTTPResponse {
         do {
@@ -126,8 +136,11 @@ public enum ContextHandlers {
     static func isReserved(_ key: String) -> Bool { ContextStore.isMirror(key) }
 
     static func validKey(_ context: RequestContext) throws -> String {
-        let key = context.parameter("key")
-        if isReserved(key) && !context.caller.isOwner {
+        try validKey(context.parameter("key"), caller: context.caller)
+    }
+
+    static func validKey(_ key: String, caller: Caller) throws -> String {
+        if isReserved(key) && !caller.isOwner {
             throw APIError.forbidden("keys starting with inbox: or outbox: hold this node's messages; peers cannot "
                 + "read or write them", code: "reserved_key")
         }

@@ -96,15 +96,3 @@ extension QueryValue {
         }
     }
 }
-
-extension ContextHandlers {
-    static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
-        let request = try context.decode(ContextBroadcastRequest.self)
-        let response = try context.node.messages.broadcastContext(request) { request in
-            var local = context
-            local.parameters["key"] = request.key
-            _ = try put(key: try validKey(local), value: request.value, ttl: request.ttl, context: local)
-        }
-        return try .json(response)
-    }
-}
