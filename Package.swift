@@ -28,17 +28,17 @@ let package = Package(
         .target(name: "LoopsyAPI"),
         .target(name: "LoopsyStore", dependencies: ["CSQLite", "LoopsyAPI", "LoopsyPOSIX"]),
         .target(name: "LoopsyConfig", dependencies: [
-            "LoopsyAPI", .product(name: "Crypto", package: "swift-crypto"),
+            "LoopsyAPI", "LoopsyPOSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // What every domain library shares: answers given later, the change bus.
         .target(name: "LoopsyCore", dependencies: ["LoopsyAPI", "LoopsyPOSIX", "LoopsyStore"]),
         // Domain libraries: what a node does, without HTTP (LoopsyServer's handlers serve them).
         .target(name: "LoopsyTransfer", dependencies: [
-            "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX", "CPosix",
+            "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "LoopsyRun", dependencies: [
-            "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX", "CPosix",
+            "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX",
         ]),
         .target(name: "LoopsyPeers", dependencies: [
             "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyClient", "LoopsyPOSIX", "CAvahi",
@@ -48,7 +48,7 @@ let package = Package(
             "LoopsyCore", "LoopsyPeers", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyClient", "LoopsyPOSIX",
         ]),
         .target(name: "LoopsyServer", dependencies: [
-            "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyPeers", "LoopsyMessaging", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX", "CPosix", "CAvahi",
+            "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyPeers", "LoopsyMessaging", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX",
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [
             // The dashboard's files, compiled into the binary as byte arrays (no Foundation Bundle).

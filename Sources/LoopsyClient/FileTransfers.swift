@@ -1,6 +1,7 @@
 import Crypto
 import Dispatch
 import LoopsyAPI
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -156,8 +157,7 @@ public enum LocalFiles {
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let count = read(fd, &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
+            let count = retryingInterrupts { read(fd, &buffer, buffer.count) }
             guard count >= 0 else { throw ClientError.local("cannot read \(path): \(String(cString: strerror(errno)))") }
             if count == 0 { return }
             hasher.update(data: buffer[0..<count])
@@ -166,13 +166,11 @@ public enum LocalFiles {
 
     /// 0 on success, else errno.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return errno }
-            offset += written
+        do {
+            try FileIO.writeAll(fd, bytes)
+            return 0
+        } catch {
+            return error.code
         }
-        return 0
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import LoopsyAPI
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -86,8 +87,7 @@ final class PushBody {
                 let wanted = Int(min(Int64(buffer.count - filled), size - sent))
                 var count = 0
                 if wanted > 0 {
-                    count = Glibc.read(fd, base + filled, wanted)
-                    if count < 0 && errno == EINTR { continue }
+                    count = retryingInterrupts { Glibc.read(fd, base + filled, wanted) }
                     guard count > 0 else {
                         failure = count == 0 ? "\(path) shrank while it was being sent"
                             : "cannot read \(path): \(String(cString: strerror(errno)))"

@@ -1,3 +1,4 @@
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,13 +21,7 @@ public enum SecureFile {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw FileError(path: temporary, operation: "create", errno: errno) }
         var ok = fchmod(fd, mode) == 0
-        let bytes = Array(contents.utf8)
-        var written = 0
-        while ok && written < bytes.count {
-            let result = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if result < 0 && errno == EINTR { continue }
-            if result <= 0 { ok = false } else { written += result }
-        }
+        ok = ok && (try? FileIO.writeAll(fd, contents)) != nil
         ok = ok && fsync(fd) == 0
         let savedErrno = errno
         close(fd)
@@ -45,16 +40,11 @@ public enum SecureFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 { throw FileError(path: path, operation: "read", errno: errno) }
-            if count == 0 { break }
-            bytes.append(contentsOf: buffer[0..<count])
+        do {
+            return String(decoding: try FileIO.readAll(fd), as: UTF8.self)
+        } catch {
+            throw FileError(path: path, operation: "read", errno: error.code)
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Creates `path` and missing parents with `mode` (0700: data dirs hold secrets).

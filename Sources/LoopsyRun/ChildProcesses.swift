@@ -1,4 +1,3 @@
-import CPosix
 import LoopsyConfig
 import LoopsyPOSIX
 #if canImport(Glibc)
@@ -31,7 +30,7 @@ public final class ChildProcesses: Sendable {
     }
 
     private let state = PlainMutex(State())
-    private let wakeFD = cposix_eventfd()
+    private let wakeFD = Descriptors.eventFD()
     /// Seconds between looks at the daemon's children when nothing wakes the reaper.
     static let interval: Int32 = 1000
 
@@ -69,9 +68,10 @@ public final class ChildProcesses: Sendable {
             return !state.reaperStarted
         }
         guard first else { return }
-        if cposix_set_child_subreaper() != 0 {
-            logger.warn("prctl(PR_SET_CHILD_SUBREAPER) failed: \(String(cString: strerror(errno))); "
-                + "processes that jobs leave behind go to init")
+        do {
+            try ProcessControl.becomeChildSubreaper()
+        } catch {
+            logger.warn("prctl(PR_SET_CHILD_SUBREAPER) failed: \(error); processes that jobs leave behind go to init")
         }
         let started = DedicatedThread.start("loopsy-reaper") { [self] in
             while true {

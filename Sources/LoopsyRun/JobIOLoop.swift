@@ -1,4 +1,3 @@
-import CPosix
 import LoopsyPOSIX
 import LoopsyAPI
 import LoopsyStore
@@ -138,7 +137,7 @@ struct JobIOLoop: Sendable {
         process.signalGroup(SIGKILL)
         if status == nil {
             var raw: Int32 = 0
-            while waitpid(process.pid, &raw, 0) < 0 && errno == EINTR {}
+            _ = retryingInterrupts { waitpid(process.pid, &raw, 0) }
             status = raw
         }
         // Reaped: what the job left behind (reparented to loopsyd, the subreaper) is killed and

@@ -1,4 +1,3 @@
-import CPosix
 import Dispatch
 import LoopsyAPI
 import LoopsyConfig

@@ -1,4 +1,4 @@
-import CPosix
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -95,15 +95,7 @@ enum ProcessTree {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fd, &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-            if bytes.count > 1 << 20 { break }
-        }
+        let bytes = (try? FileIO.readAll(fd, limit: 1 << 20)) ?? []
         return String(decoding: bytes, as: UTF8.self)
     }
 }

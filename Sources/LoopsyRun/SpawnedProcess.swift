@@ -1,4 +1,3 @@
-import CPosix
 import LoopsyAPI
 import LoopsyPOSIX
 #if canImport(Glibc)
@@ -21,7 +20,7 @@ final class SpawnedProcess: Sendable {
         self.stdoutFD = stdoutFD
         self.stderrFD = stderrFD
         self.cancelFD = cancelFD
-        exitFD = cposix_pidfd_open(pid)
+        exitFD = Descriptors.processFD(pid)
     }
 
     deinit {
@@ -33,62 +32,31 @@ final class SpawnedProcess: Sendable {
 
     /// `forking`: use the fork fallback even where unshare works (tests).
     static func spawn(_ command: ApprovedCommand, forking: Bool = false) throws -> SpawnedProcess {
-        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
-        guard cposix_pipe_cloexec(&out) == 0 else { throw spawnError("pipe", errno) }
-        guard cposix_pipe_cloexec(&err) == 0 else {
-            close(out[0]); close(out[1])
-            throw spawnError("pipe", errno)
+        let out: (read: Int32, write: Int32), err: (read: Int32, write: Int32)
+        do {
+            out = try Descriptors.pipe()
+        } catch {
+            throw spawnError("pipe", error.code)
         }
-        let cancelFD = cposix_eventfd()
-        defer { close(out[1]); close(err[1]) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-        cposix_spawn_addclosefrom(&actions, 3)
-        cposix_spawn_addchdir(&actions, command.cwd)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Own process group (so cancel reaches grandchildren), signals unblocked and default:
-        // the daemon blocks SIGTERM/SIGINT and ignores SIGPIPE, which children would inherit.
-        posix_spawnattr_setflags(&attributes, cposix_spawn_flags_for_job())
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-
-        let argv = command.argv.map { strdup($0) } + [nil]
-        let envp = command.environment.map { strdup($0) } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        do {
+            err = try Descriptors.pipe()
+        } catch {
+            close(out.read); close(out.write)
+            throw spawnError("pipe", error.code)
         }
-        var pid: pid_t = 0
-        var result: Int32 = 0
+        let cancelFD = Descriptors.eventFD()
+        defer { close(out.write); close(err.write) }
+        let job = Subprocess.Job(executable: command.executable, argv: command.argv, environment: command.environment,
+                                 cwd: command.cwd, stdout: out.write, stderr: err.write, umask: UserUmask.value)
         // Registered as a job's main process as it starts (the reaper leaves it to its I/O loop),
         // with the user's umask rather than the daemon's 077.
-        _ = ChildProcesses.shared.spawn {
-            if !forking {
-                result = cposix_spawn_with_umask(&pid, command.executable, &actions, &attributes, argv, envp, UserUmask.value)
-                if result >= 0 { return result == 0 ? pid : -1 }
-            }
-            // unshare(CLONE_FS) refused (a container's seccomp profile): the same spawn by fork.
-            result = cposix_fork_exec_job(&pid, command.executable, argv, envp, command.cwd, out[1], err[1], UserUmask.value)
-            return result == 0 ? pid : -1
+        switch Subprocess.spawn(job, forking: forking, around: { ChildProcesses.shared.spawn($0) }) {
+        case .success(let pid):
+            return SpawnedProcess(pid: pid, stdoutFD: out.read, stderrFD: err.read, cancelFD: cancelFD)
+        case .failure(let error):
+            close(out.read); close(err.read); close(cancelFD)
+            throw spawnError(command.argv[0], error.code)
         }
-        guard result == 0 else {
-            close(out[0]); close(err[0]); close(cancelFD)
-            throw spawnError(command.argv[0], result)
-        }
-        return SpawnedProcess(pid: pid, stdoutFD: out[0], stderrFD: err[0], cancelFD: cancelFD)
     }
 
     func signalCancel() {

@@ -1,4 +1,3 @@
-import CPosix
 import Dispatch
 import FoundationEssentials
 import LoopsyAPI
@@ -169,22 +168,20 @@ public final class TaskService: Sendable {
     }
 
     private func launch(_ task: RunningTask, claude: String, cwd: String, settings: String) throws {
-        let argv = ([claude] + arguments(task.request, settings: settings)).map { strdup($0) } + [nil]
         // Not the daemon's whole environment: the minimal set, the names in aiTasks.environment,
         // and what the task's PreToolUse hook (`loopsy task hook`) needs to reach this daemon.
         var environment = policy.environment(passing: config.environment).filter { !$0.key.hasPrefix("LOOPSY_") }
         environment["LOOPSY_DATA_DIR"] = dataDir.root
         environment["LOOPSY_TASK_ID"] = task.id
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var master: Int32 = -1
         // Registered as a task's main process as it starts; the user's umask, not the daemon's.
-        let pid = ChildProcesses.shared.spawn { cposix_forkpty_exec(claude, argv, envp, cwd, UserUmask.value, &master) }
-        guard pid > 0 else {
-            throw SystemCallFailure("forkpty")
+        let pid: pid_t, master: Int32
+        do {
+            (pid, master) = try Subprocess.spawnOnTerminal(
+                executable: claude, argv: [claude] + arguments(task.request, settings: settings),
+                environment: environment.map { "\($0.key)=\($0.value)" }, cwd: cwd, umask: UserUmask.value,
+                around: { ChildProcesses.shared.spawn($0) })
+        } catch {
+            throw SystemCallFailure("forkpty", error)
         }
         task.state.withLock { $0.pid = pid }
         try store.update(task.id, state: "running", startedAt: Clock.nowMillis())
@@ -207,20 +204,18 @@ public final class TaskService: Sendable {
     private func readLoop(_ task: RunningTask, master: Int32, pid: pid_t) {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var line: [UInt8] = []
-        let exited = cposix_pidfd_open(pid)
+        let exited = Descriptors.processFD(pid)
         defer { if exited >= 0 { close(exited) } }
         var exitSeen = false
         while true {
             var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: exited, events: Int16(POLLIN), revents: 0)]
             // After the exit, whatever is still buffered is read; 200 ms of silence ends it.
-            let ready = poll(&fds, exited >= 0 && !exitSeen ? 2 : 1, exitSeen ? 200 : -1)
-            if ready < 0 && errno == EINTR { continue }
-            if ready == 0 { break }
+            let ready = retryingInterrupts { poll(&fds, exited >= 0 && !exitSeen ? 2 : 1, exitSeen ? 200 : -1) }
+            if ready <= 0 { break }
             if fds[1].revents != 0 { exitSeen = true }
             guard fds[0].revents != 0 else { continue }
-            let count = read(master, &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
+            let count = retryingInterrupts { read(master, &buffer, buffer.count) }
             if count <= 0 { break }  // EIO once the child and its terminal are gone
             for byte in buffer[0..<count] {
                 if byte == UInt8(ascii: "\n") {
@@ -235,7 +230,7 @@ public final class TaskService: Sendable {
         if !line.isEmpty { handle(line, task) }
         close(master)
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = retryingInterrupts { waitpid(pid, &status, 0) }
         ChildProcesses.shared.release(pid)  // what it left behind goes now
         finish(task, status: status)
     }

@@ -1,4 +1,4 @@
-import CPosix
+import LoopsyPOSIX
 import LoopsyAPI
 import LoopsyConfig
 #if canImport(Glibc)
@@ -264,7 +264,7 @@ public struct PathPolicy: Sendable {
                 if fd < 0 && errno == EACCES {
                     // A directory we may write but not read (a drop box): an O_PATH descriptor
                     // serves openat, mkdirat and renameat (only its fsync is lost).
-                    fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative, flags: cposix_o_path() | O_DIRECTORY)
+                    fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative, flags: FileSystem.pathOnly | O_DIRECTORY)
                 }
                 if fd >= 0 { break }
                 let code = errno
@@ -300,7 +300,7 @@ public struct PathPolicy: Sendable {
         guard current >= 0 else { return nil }
         defer { close(current) }
         for (index, part) in relative.enumerated() {
-            let fd = openat(current, String(part), cposix_o_path() | O_NOFOLLOW | O_CLOEXEC)
+            let fd = openat(current, String(part), FileSystem.pathOnly | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else { return nil }
             var info = stat()
             guard fstat(fd, &info) == 0 else {
@@ -354,12 +354,12 @@ public struct PathPolicy: Sendable {
     /// The allowed root itself, opened without following any symlink (it was resolved when the
     /// daemon started; a symlink there now is someone's swap).
     private static func openRoot(_ root: String, asked: String) throws -> Int32 {
-        var fd = cposix_openat2(AT_FDCWD, root, cposix_o_path() | O_DIRECTORY | O_CLOEXEC, 0,
-                                UInt64(CPOSIX_RESOLVE_NO_SYMLINKS | CPOSIX_RESOLVE_NO_MAGICLINKS))
+        var fd = FileSystem.openat2(AT_FDCWD, root, flags: FileSystem.pathOnly | O_DIRECTORY | O_CLOEXEC,
+                                    resolve: [.noSymlinks, .noMagicLinks])
         if fd < 0 && (errno == ENOSYS || errno == EINVAL) {
-            let slash = Glibc.open("/", cposix_o_path() | O_DIRECTORY | O_CLOEXEC)
+            let slash = Glibc.open("/", FileSystem.pathOnly | O_DIRECTORY | O_CLOEXEC)
             guard slash >= 0 else { throw openError(errno, asked: asked, directory: true) }
-            fd = walk(slash, root.split(separator: "/").joined(separator: "/"), flags: cposix_o_path() | O_DIRECTORY)
+            fd = walk(slash, root.split(separator: "/").joined(separator: "/"), flags: FileSystem.pathOnly | O_DIRECTORY)
             close(slash)
         }
         guard fd >= 0 else {
@@ -373,8 +373,8 @@ public struct PathPolicy: Sendable {
     /// openat2 beneath `rootFD`; without openat2, a walk that refuses every symlink.
     static func openBeneath(_ rootFD: Int32, _ relative: String, flags: Int32, mode: mode_t = 0) -> Int32 {
         for _ in 0..<8 {
-            let fd = cposix_openat2(rootFD, relative, flags | O_CLOEXEC, mode,
-                                    UInt64(CPOSIX_RESOLVE_BENEATH | CPOSIX_RESOLVE_NO_MAGICLINKS))
+            let fd = FileSystem.openat2(rootFD, relative, flags: flags | O_CLOEXEC, mode: mode,
+                                        resolve: [.beneath, .noMagicLinks])
             if fd >= 0 { return fd }
             switch errno {
             case EAGAIN, EINTR: continue  // a concurrent rename during resolution: try again
@@ -399,7 +399,7 @@ public struct PathPolicy: Sendable {
             return fstatat(current, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFLNK
         }
         for part in parts.dropLast() {
-            let next = openat(current, part, cposix_o_path() | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC)
+            let next = openat(current, part, FileSystem.pathOnly | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC)
             if next < 0 {
                 let code = errno == ENOTDIR && isSymlink(part) ? EXDEV : errno
                 close(current)

@@ -160,8 +160,7 @@ public final class TransferService: Sendable {
         var offset: off_t = 0
         while true {
             if isCancelled() { throw HashCancelled() }
-            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if count < 0 && errno == EINTR { continue }
+            let count = buffer.withUnsafeMutableBytes { raw in retryingInterrupts { pread(fd, raw.baseAddress, raw.count, offset) } }
             guard count >= 0 else { throw TransferService.diskError("read", errno) }
             if count == 0 { break }
             hasher.update(data: buffer[0..<count])

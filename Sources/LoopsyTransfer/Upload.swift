@@ -1,4 +1,3 @@
-import CPosix
 import Crypto
 import LoopsyAPI
 import LoopsyPOSIX
@@ -171,7 +170,8 @@ public final class Upload: Sendable {
                 throw error
             }
             // Without overwrite, never replace a file that appeared while the upload ran.
-            if cposix_renameat(state.directoryFD, temporary, state.targetName ?? "", state.overwrite ? 0 : 1) != 0 {
+            if FileSystem.rename(in: state.directoryFD, from: temporary, to: state.targetName ?? "",
+                                 noreplace: !state.overwrite) != 0 {
                 let code = errno
                 Self.discard(&state)
                 if code == EEXIST {
@@ -212,8 +212,8 @@ public final class Upload: Sendable {
                 // Write-behind: the disk writes each 8 MiB while the rest arrives, so the fsync
                 // at the end waits for the last few MiB, not for the whole file.
                 if state.size - state.writeOutStarted >= Self.writeBehind {
-                    _ = cposix_start_writeback(state.fd, off_t(state.writeOutStarted),
-                                               off_t(state.size - state.writeOutStarted))
+                    FileSystem.startWriteBack(state.fd, offset: off_t(state.writeOutStarted),
+                                              length: off_t(state.size - state.writeOutStarted))
                     state.writeOutStarted = state.size
                 }
             } else {
@@ -272,12 +272,10 @@ public final class Upload: Sendable {
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw TransferService.diskError("write", errno) }
-            offset += written
+        do {
+            try FileIO.writeAll(fd, bytes)
+        } catch {
+            throw TransferService.diskError("write", error.code)
         }
     }
 

@@ -30,8 +30,7 @@ actor StdioLineTransport: Transport {
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             var line = Data()
             while true {
-                let count = read(0, &buffer, buffer.count)
-                if count < 0 && errno == EINTR { continue }
+                let count = retryingInterrupts { read(0, &buffer, buffer.count) }
                 if count <= 0 { break }
                 var start = 0
                 for index in 0..<count where buffer[index] == UInt8(ascii: "\n") {
@@ -72,14 +71,10 @@ actor StdioLineTransport: Transport {
         // The initialize result declares the channel capabilities (claude/channel, …/permission).
         var message = ChannelCapabilities.declare(in: data)
         message.append(UInt8(ascii: "\n"))
-        try message.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(1, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { throw MCPError.internalError("stdout closed") }
-                offset += written
-            }
+        do {
+            try FileIO.writeAll(1, Array(message))
+        } catch {
+            throw MCPError.internalError("stdout closed (\(error))")
         }
         // A response (result or error) answers its request.
         if let (id, method) = Self.requestInfo(data), method == nil, let id {

@@ -1,4 +1,3 @@
-import CPosix
 import Dispatch
 import LoopsyAPI
 import LoopsyPeers
@@ -85,9 +84,13 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     /// Starts relaying `method /api/v1/path?query` to `target`.
     static func start(_ target: Target, method: String, path: String, query: String, headers: [String: String],
                       hasBody: Bool) throws -> PeerRelay {
-        var fds: [Int32] = [0, 0]
-        guard cposix_pipe_cloexec(&fds) == 0 else { throw SystemCallFailure("pipe2") }
-        let relay = PeerRelay(pipe: (fds[0], fds[1]))
+        let pipe: (read: Int32, write: Int32)
+        do {
+            pipe = try Descriptors.pipe()
+        } catch {
+            throw SystemCallFailure("pipe2", error)
+        }
+        let relay = PeerRelay(pipe: (pipe.read, pipe.write))
         var outgoing = target.headers
         for name in forwardedHeaders { if let value = headers[name] { outgoing[name] = value } }
         let url = target.baseURL + LoopsyVersion.apiBase + "/" + path + (query.isEmpty ? "" : "?" + query)

@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import LoopsyAPI
 import LoopsyClient
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -137,14 +138,7 @@ struct Task: ParsableCommand {
         @Option(help: "The task id.") var task: String
 
         func run() throws {
-            var input: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let count = read(0, &buffer, buffer.count)
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 { break }
-                input += buffer[0..<count]
-            }
+            let input = (try? FileIO.readAll(0)) ?? []
             var decision = PermissionDecision(approved: false, message: "loopsy could not ask for permission")
             if let event = try? JSONValue.parse(String(decoding: input, as: UTF8.self)),
                case .string(let tool)? = event["tool_name"] {
