@@ -9,7 +9,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var description: String
     public var inputPreview: String
     /// pending, allowed, denied or expired.
-    public var state: String
+    public var state: ApprovalState
     /// Peers (nodeIds) the request was forwarded to: only they may answer it, besides the owner.
     public var sentTo: [String]
     /// Who answered: "local", "local (dashboard)" or "peer:<nodeId>".
@@ -19,7 +19,7 @@ public struct ApprovalInfo: Codable, Sendable, Equatable {
     public var answeredAt: Int64?
 
     public init(id: String, requestId: String, toolName: String, description: String, inputPreview: String,
-                state: String, sentTo: [String], answeredBy: String?, createdAt: Int64, expiresAt: Int64,
+                state: ApprovalState, sentTo: [String], answeredBy: String?, createdAt: Int64, expiresAt: Int64,
                 answeredAt: Int64?) {
         self.id = id
         self.requestId = requestId
@@ -51,11 +51,11 @@ public struct ApprovalCreateRequest: Codable, Sendable, RangeChecked {
     public func checkRanges() throws {
         guard !requestId.isEmpty, requestId.unicodeScalars.count <= 128, toolName.unicodeScalars.count <= 256 else {
             throw OutOfRange(field: "requestId", message: "must be 1–128 characters (and toolName at most 256)",
-                                 code: "out_of_range")
+                                 code: .outOfRange)
         }
         guard description.unicodeScalars.count <= 8192, inputPreview.unicodeScalars.count <= 16384 else {
             throw OutOfRange(field: "description", message: "is longer than 8192 characters (or inputPreview than 16384)",
-                                 code: "out_of_range")
+                                 code: .outOfRange)
         }
     }
 }
@@ -70,4 +70,9 @@ public struct ApprovalAnswerRequest: Codable, Sendable {
 public struct ApprovalListResponse: Codable, Sendable {
     public var approvals: [ApprovalInfo]
     public init(approvals: [ApprovalInfo]) { self.approvals = approvals }
+}
+
+/// Where a permission prompt is: waiting, answered either way, or past its time.
+public enum ApprovalState: String, Codable, Sendable, CaseIterable {
+    case pending, allowed, denied, expired
 }

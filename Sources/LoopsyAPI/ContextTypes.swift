@@ -44,7 +44,7 @@ public struct RevisionMismatchBody: Codable, Sendable {
     public var error: ErrorBody.Detail
     public var current: ContextEntry?
     public init(message: String, current: ContextEntry?) {
-        error = ErrorBody.Detail(code: "revision_mismatch", message: message)
+        error = ErrorBody.Detail(code: .revisionMismatch, message: message)
         self.current = current
     }
 

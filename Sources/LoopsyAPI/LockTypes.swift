@@ -52,7 +52,7 @@ public struct LockHeldBody: Codable, Sendable {
     public var error: ErrorBody.Detail
     public var current: LockInfo
     public init(message: String, current: LockInfo) {
-        error = ErrorBody.Detail(code: "lock_held", message: message)
+        error = ErrorBody.Detail(code: .lockHeld, message: message)
         self.current = current
     }
 }
@@ -65,12 +65,12 @@ public enum LockLimits {
 }
 
 extension LockAcquireRequest: RangeChecked {
-    public func checkRanges() throws { try WireRange.check(ttl, LockLimits.ttlSeconds, "ttl", code: "bad_ttl") }
+    public func checkRanges() throws { try WireRange.check(ttl, LockLimits.ttlSeconds, "ttl", code: .badTtl) }
 }
 
 extension LockRenewRequest: RangeChecked {
     public func checkRanges() throws {
-        try WireRange.check(ttl, LockLimits.ttlSeconds, "ttl", code: "bad_ttl")
-        try WireRange.check(token, 1...Int64.max, "token", code: "bad_token")
+        try WireRange.check(ttl, LockLimits.ttlSeconds, "ttl", code: .badTtl)
+        try WireRange.check(token, 1...Int64.max, "token", code: .badToken)
     }
 }

@@ -45,7 +45,7 @@ public struct PermissionRequest: Codable, Sendable, Equatable {
 public struct AITaskInfo: Codable, Sendable, Equatable {
     public var id: String
     /// pending, running, waiting_approval, completed, failed or cancelled.
-    public var state: String
+    public var state: TaskState
     public var prompt: String
     public var cwd: String
     public var caller: String
@@ -61,7 +61,7 @@ public struct AITaskInfo: Codable, Sendable, Equatable {
     public var lastEvent: Int64
     public var pendingApprovals: [PermissionRequest]
 
-    public init(id: String, state: String, prompt: String, cwd: String, caller: String, createdAt: Int64,
+    public init(id: String, state: TaskState, prompt: String, cwd: String, caller: String, createdAt: Int64,
                 startedAt: Int64?, finishedAt: Int64?, exitCode: Int?, sessionId: String?, costUsd: Double?,
                 error: String?, lastEvent: Int64, pendingApprovals: [PermissionRequest]) {
         self.id = id
@@ -80,7 +80,7 @@ public struct AITaskInfo: Codable, Sendable, Equatable {
         self.pendingApprovals = pendingApprovals
     }
 
-    public var isFinished: Bool { ["completed", "failed", "cancelled"].contains(state) }
+    public var isFinished: Bool { state.isFinished }
 }
 
 public struct AITaskListResponse: Codable, Sendable {
@@ -139,4 +139,14 @@ public struct PermissionDecision: Codable, Sendable {
         self.approved = approved
         self.message = message
     }
+}
+
+/// Where an AI task is in its life.
+public enum TaskState: String, Codable, Sendable, CaseIterable {
+    case pending, running, completed, failed, cancelled
+    /// Its Claude asked for a permission and waits for the answer.
+    case waitingApproval = "waiting_approval"
+
+    /// Completed, failed or cancelled: it will not change again.
+    public var isFinished: Bool { [.completed, .failed, .cancelled].contains(self) }
 }

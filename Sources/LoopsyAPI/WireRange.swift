@@ -12,7 +12,7 @@ public struct OutOfRange: Error, CustomStringConvertible, Equatable {
     public var field: String
     public var message: String
     /// The API error code a server answers with (a 400).
-    public var code: String
+    public var code: ErrorCode
 
     public var description: String { "field '\(field)' \(message)" }
 }
@@ -27,7 +27,7 @@ public enum WireRange {
     public static let port: ClosedRange<Int> = 1...65535
 
     public static func check<Value: FixedWidthInteger>(_ value: Value?, _ range: ClosedRange<Value>, _ field: String,
-                                                       code: String = "out_of_range") throws {
+                                                       code: ErrorCode = .outOfRange) throws {
         guard let value, !range.contains(value) else { return }
         throw OutOfRange(field: field, message: "must be from \(range.lowerBound) to \(range.upperBound), not \(value)",
                          code: code)
@@ -36,27 +36,27 @@ public enum WireRange {
 
 extension ExecuteRequest: RangeChecked {
     public func checkRanges() throws {
-        try WireRange.check(timeout, WireRange.timeoutMillis, "timeout", code: "bad_timeout")
+        try WireRange.check(timeout, WireRange.timeoutMillis, "timeout", code: .badTimeout)
     }
 }
 
 extension ContextPutRequest: RangeChecked {
     public func checkRanges() throws {
-        try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: "bad_ttl")
-        try WireRange.check(ifRevision, 0...Int64.max, "ifRevision", code: "bad_revision")
+        try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: .badTtl)
+        try WireRange.check(ifRevision, 0...Int64.max, "ifRevision", code: .badRevision)
     }
 }
 
 extension ContextBroadcastRequest: RangeChecked {
-    public func checkRanges() throws { try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: "bad_ttl") }
+    public func checkRanges() throws { try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: .badTtl) }
 }
 
 extension MessageSendRequest: RangeChecked {
-    public func checkRanges() throws { try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: "bad_ttl") }
+    public func checkRanges() throws { try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: .badTtl) }
 }
 
 extension BroadcastRequest: RangeChecked {
-    public func checkRanges() throws { try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: "bad_ttl") }
+    public func checkRanges() throws { try WireRange.check(ttl, WireRange.ttlSeconds, "ttl", code: .badTtl) }
 }
 
 extension MessageDelivery: RangeChecked {
@@ -71,11 +71,11 @@ extension MessageReceipt: RangeChecked {
 }
 
 extension PeerAddRequest: RangeChecked {
-    public func checkRanges() throws { try WireRange.check(port, WireRange.port, "port", code: "bad_port") }
+    public func checkRanges() throws { try WireRange.check(port, WireRange.port, "port", code: .badPort) }
 }
 
 extension PairInitiateRequest: RangeChecked {
-    public func checkRanges() throws { try WireRange.check(port, WireRange.port, "port", code: "bad_port") }
+    public func checkRanges() throws { try WireRange.check(port, WireRange.port, "port", code: .badPort) }
 }
 
 extension PairStartResponse: RangeChecked {

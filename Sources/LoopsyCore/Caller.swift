@@ -116,17 +116,17 @@ public struct RouteAccess: Sendable, Equatable {
         if kinds.contains(caller.kind), let grant {
             return .forbidden("\(caller.kind == .peer ? "this peer" : "key '\(caller.name)'") has no '\(grant.rawValue)' "
                 + "grant on \(node) (it would let it \(grant.summary)); the owner of \(node) can give it with: "
-                + "loopsy peers grant \(caller.grantName) \(grant.rawValue)", code: "grant_required")
+                + "loopsy peers grant \(caller.grantName) \(grant.rawValue)", code: .grantRequired)
         }
         if kinds == [.peer] {
-            return .forbidden("only a peer's own credential may call this node-to-node route", code: "peer_only")
+            return .forbidden("only a peer's own credential may call this node-to-node route", code: .peerOnly)
         }
         if kinds == [.owner] {
             return .forbidden("only this node's own key may do this (not a dashboard session or another key)",
-                              code: "owner_key_only")
+                              code: .ownerKeyOnly)
         }
         return .forbidden("only the owner of \(node) may do this; \(caller.kind == .peer ? "peers" : "extra keys") "
-            + "cannot, whatever they are granted", code: "owner_only")
+            + "cannot, whatever they are granted", code: .ownerOnly)
     }
 
     /// For the API description: who may call, in words.

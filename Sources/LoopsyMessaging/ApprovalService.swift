@@ -58,7 +58,7 @@ public final class ApprovalService: Sendable {
         let id = "apr_" + Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
         let approval = ApprovalInfo(
             id: id, requestId: request.requestId, toolName: request.toolName, description: request.description,
-            inputPreview: request.inputPreview, state: "pending", sentTo: approvers.map(\.nodeId), answeredBy: nil,
+            inputPreview: request.inputPreview, state: .pending, sentTo: approvers.map(\.nodeId), answeredBy: nil,
             createdAt: now, expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000, answeredAt: nil)
         try store.insert(approval)
         changes.publish(.approvals, detail: ["id": id])
@@ -84,7 +84,7 @@ public final class ApprovalService: Sendable {
     /// The first answer wins; a late, expired or foreign one is refused with what happened.
     public func answer(_ id: String, behavior: String, caller: Caller) throws -> ApprovalInfo {
         guard behavior == "allow" || behavior == "deny" else {
-            throw APIError.badRequest("behavior must be allow or deny", code: "bad_behavior")
+            throw APIError.badRequest("behavior must be allow or deny", code: .badBehavior)
         }
         let now = Clock.nowMillis()
         guard let current = try store.get(id, now: now) else { throw APIError.notFound("approval \(id)") }
@@ -92,10 +92,10 @@ public final class ApprovalService: Sendable {
         // is sent nothing).
         if !caller.isOwner, !(caller.peerNodeId.map(current.sentTo.contains) ?? false) {
             throw APIError.forbidden("approval \(id) was not sent to this peer: only the owner and the approvers it "
-                + "was forwarded to may answer it", code: "approval_not_yours")
+                + "was forwarded to may answer it", code: .approvalNotYours)
         }
-        guard current.state == "pending" else { throw Self.settled(current) }
-        guard let answered = try store.answer(id, state: behavior == "allow" ? "allowed" : "denied", by: caller.id,
+        guard current.state == .pending else { throw Self.settled(current) }
+        guard let answered = try store.answer(id, state: behavior == "allow" ? .allowed : .denied, by: caller.id,
                                               now: now) else {
             // Someone else answered between the read and the write.
             throw try store.get(id, now: now).map(Self.settled) ?? APIError.notFound("approval \(id)")
@@ -107,12 +107,12 @@ public final class ApprovalService: Sendable {
     }
 
     private static func settled(_ approval: ApprovalInfo) -> APIError {
-        if approval.state == "expired" {
+        if approval.state == .expired {
             return .conflict("approval \(approval.id) expired unanswered; Claude Code's own dialog decides now",
-                             code: "approval_expired")
+                             code: .approvalExpired)
         }
         return .conflict("approval \(approval.id) was already answered: \(approval.state) by \(approval.answeredBy ?? "?")",
-                         code: "approval_answered")
+                         code: .approvalAnswered)
     }
 
     /// The approval; with `wait`, once it is no longer pending or the wait ends (expiry is an
@@ -120,10 +120,10 @@ public final class ApprovalService: Sendable {
     public func approval(_ id: String, wait: Int) throws -> Answer<ApprovalInfo> {
         let store = self.store
         guard let approval = try store.get(id, now: Clock.nowMillis()) else { throw APIError.notFound("approval \(id)") }
-        guard wait > 0, approval.state == "pending" else { return .now(approval) }
+        guard wait > 0, approval.state == .pending else { return .now(approval) }
         let answer = Pending<ApprovalInfo>()
         let waiter = LongPolls.Waiter(topic: id) {
-            guard let settled = try? store.get(id, now: Clock.nowMillis()), settled.state != "pending" else { return false }
+            guard let settled = try? store.get(id, now: Clock.nowMillis()), settled.state != .pending else { return false }
             answer.succeed(settled)
             return true
         } timeout: {

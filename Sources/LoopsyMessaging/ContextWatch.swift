@@ -54,7 +54,7 @@ public final class ContextWatch: Sendable {
         }
         let id = try state.withLock { state -> UInt64 in
             guard state.watchers.count < Self.maxWatchers else {
-                throw APIError(status: 503, code: "too_many_watchers",
+                throw APIError(status: 503, code: .tooManyWatchers,
                                message: "\(Self.maxWatchers) watches are open already; retry later",
                                headers: ["Retry-After": "1"])
             }

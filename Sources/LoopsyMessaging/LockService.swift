@@ -54,7 +54,7 @@ public final class LockService: Sendable {
             let answer = Pending<Outcome>()
             let id = try state.withLock { state -> UInt64 in
                 guard state.count < Self.maxWaiters else {
-                    throw APIError(status: 503, code: "too_many_waiters",
+                    throw APIError(status: 503, code: .tooManyWaiters,
                                    message: "\(Self.maxWaiters) requests wait for locks already; retry later",
                                    headers: ["Retry-After": "1"])
                 }
@@ -109,7 +109,7 @@ public final class LockService: Sendable {
 
     private func take(_ name: String, holder: String, owner: String, ttlMillis: Int64) throws -> LockInfo {
         if try store.get(name) == nil, try store.count() >= Self.maxLocks {
-            throw APIError.conflict("\(Self.maxLocks) locks are held already; release some", code: "too_many_locks")
+            throw APIError.conflict("\(Self.maxLocks) locks are held already; release some", code: .tooManyLocks)
         }
         return try store.acquire(name, holder: holder, owner: owner, ttlMillis: ttlMillis)
     }
@@ -172,6 +172,6 @@ public final class LockService: Sendable {
     static func notHeld(_ name: String, token: Int64, current: LockInfo?) -> APIError {
         APIError.conflict("token \(token) does not hold \(name)"
             + (current.map { " (it is held by \($0.holder), token \($0.token))" } ?? " (it is free)")
-            + ": the lease ended or was never this holder's; acquire it again", code: "lock_not_held")
+            + ": the lease ended or was never this holder's; acquire it again", code: .lockNotHeld)
     }
 }

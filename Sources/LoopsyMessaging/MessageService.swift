@@ -87,7 +87,7 @@ public final class MessageService: Sendable {
         do {
             return try store.queue(message, recipients: recipients)
         } catch let error as MessageStoreError {
-            throw APIError.conflict("\(error); pick a new id", code: "message_id_reused")
+            throw APIError.conflict("\(error); pick a new id", code: .messageIdReused)
         }
     }
 
@@ -114,7 +114,7 @@ public final class MessageService: Sendable {
         }
         let ttl = ttl ?? config.messages.defaultTtl
         guard (1...30 * 86_400).contains(ttl) else {
-            throw APIError.badRequest("ttl must be from 1 to 2592000 seconds (30 days)", code: "bad_ttl")
+            throw APIError.badRequest("ttl must be from 1 to 2592000 seconds (30 days)", code: .badTtl)
         }
         let now = Clock.nowMillis()
         return OutboxMessage(id: id, to: "", toName: "", type: type, body: body, replyTo: replyTo, thread: thread,
@@ -191,7 +191,7 @@ public final class MessageService: Sendable {
                                                      maxPerSender: config.messages.maxInboxPerSender)
         } catch let error as MessageStoreError {
             guard case .inboxFull = error else { throw error }
-            throw APIError(status: 429, code: "inbox_full", message: "\(error)", headers: ["Retry-After": "60"])
+            throw APIError(status: 429, code: .inboxFull, message: "\(error)", headers: ["Retry-After": "60"])
         }
         if !duplicate {
             mirrorInbox(message)
@@ -270,7 +270,7 @@ public final class MessageService: Sendable {
         guard let target = candidates.first else { throw APIError.notFound("message \(id) in the inbox") }
         guard candidates.count == 1 else {
             throw APIError.conflict("\(candidates.count) senders used id \(id); say which with from",
-                                    code: "ambiguous_message")
+                                    code: .ambiguousMessage)
         }
         return target
     }

@@ -91,13 +91,13 @@ public final class PairingService: Sendable {
     public func confirm(accept: Bool, grants: Set<Capability>? = nil) throws -> PairStatus {
         let initiatorGoes = try session.withLock { session -> Bool in
             guard var current = session, current.isOpen else {
-                throw APIError.conflict("no pairing session is open; start one with `loopsy pair`", code: "no_pairing")
+                throw APIError.conflict("no pairing session is open; start one with `loopsy pair`", code: .noPairing)
             }
             Self.expire(&current)
             guard current.state == "sas" else {
                 session = current
                 throw APIError.conflict(current.state == "expired" ? "the pairing session expired; start again"
-                                        : "there is no SAS to confirm yet (state \(current.state))", code: "pairing_state")
+                                        : "there is no SAS to confirm yet (state \(current.state))", code: .pairingState)
             }
             current.confirmedHere = accept
             current.grantsHere = grants
@@ -140,14 +140,14 @@ public final class PairingService: Sendable {
         let code = request.code.filter { !$0.isWhitespace && $0 != "-" }
         guard code.count == 6, code.allSatisfy(\.isASCII), code.allSatisfy(\.isNumber) else {
             throw APIError.badRequest("the invite code is the 6 digits `loopsy pair` shows on the other machine",
-                                      code: "bad_code")
+                                      code: .badCode)
         }
         let port = request.port ?? 19532
         guard (1...65535).contains(port), !request.address.isEmpty else {
             throw APIError.badRequest("give the other machine's address and port")
         }
         guard request.scheme == nil || request.scheme == "http" || request.scheme == "https" else {
-            throw APIError.badRequest("scheme must be http or https", code: "bad_scheme")
+            throw APIError.badRequest("scheme must be http or https", code: .badScheme)
         }
         let privateKey = P256.KeyAgreement.PrivateKey()
         let publicKey = Array(privateKey.publicKey.x963Representation)
@@ -165,16 +165,16 @@ public final class PairingService: Sendable {
             guard let responderKey = Data(base64Encoded: share.publicKey).map(Array.init),
                   let responderNonce = Data(base64Encoded: share.nonce).map(Array.init), responderNonce.count == 32 else {
                 throw APIError.badGateway("the other machine answered the commitment with something that is not a key",
-                                          code: "pairing_failed")
+                                          code: .pairingFailed)
             }
             do {
                 _ = try client.call("POST", API.pairReveal(),
                                     body: PairKeyShare(publicKey: Data(publicKey).base64EncodedString(),
                                                        nonce: Data(nonce).base64EncodedString()),
                                     as: PairStatusAck.self)
-            } catch ClientError.api(let error) where error.code == "wrong_code" {
+            } catch ClientError.api(let error) where error.is(.wrongCode) {
                 throw APIError.forbidden("the invite code was wrong; the session on the other machine is now closed. "
-                    + "Run `loopsy pair` there again for a new code", code: "wrong_code")
+                    + "Run `loopsy pair` there again for a new code", code: .wrongCode)
             }
             let transcript = PairingCrypto.transcript(commitment: commitment, responderKey: responderKey,
                                                       responderNonce: responderNonce, initiatorKey: publicKey,
@@ -188,7 +188,7 @@ public final class PairingService: Sendable {
             return status()
         } catch {
             let apiError = (error as? APIError) ?? APIError.badGateway("pairing with \(request.address):\(port) failed: "
-                + (ClientError.describe(error)), code: "pairing_failed")
+                + (ClientError.describe(error)), code: .pairingFailed)
             session.withLock { session in
                 session?.state = "failed"
                 session?.error = apiError.message
@@ -213,7 +213,7 @@ public final class PairingService: Sendable {
             }
         }
         throw APIError.badGateway("nothing answers as a loopsy node at \(address):\(port); is `loopsy pair` running "
-            + "there, and is its server.host reachable from here?", code: "pairing_unreachable")
+            + "there, and is its server.host reachable from here?", code: .pairingUnreachable)
     }
 
     /// After this person confirmed: sends the sealed identity until the other person confirms
@@ -342,7 +342,7 @@ public final class PairingService: Sendable {
                   let nonce = Data(base64Encoded: request.nonce).map(Array.init),
                   PairingCrypto.commitment(code: code, publicKey: key, nonce: nonce) == commitment else {
                 Self.burn(&session, "the invite code was wrong (or a message was tampered with)")
-                throw APIError.forbidden("pairing failed: wrong invite code; this session is closed", code: "wrong_code")
+                throw APIError.forbidden("pairing failed: wrong invite code; this session is closed", code: .wrongCode)
             }
             let own = try P256.KeyAgreement.PrivateKey(rawRepresentation: current.privateKey)
             let transcript = PairingCrypto.transcript(
@@ -368,7 +368,7 @@ public final class PairingService: Sendable {
             Self.expire(&current)
             session = current
             if current.state == "cancelled" && current.crypto != nil {
-                throw APIError(status: 410, code: "pairing_declined", message: "the other person declined")
+                throw APIError(status: 410, code: .pairingDeclined, message: "the other person declined")
             }
             guard ["sas", "confirmed", "exchanging", "completed"].contains(current.state), let derived = current.crypto else {
                 if current.isOpen { Self.burn(&session, "an exchange arrived out of order") }
@@ -447,10 +447,10 @@ public final class PairingService: Sendable {
               let signature = try? P256.Signing.ECDSASignature(derRepresentation: proof),
               publicKey.isValidSignature(signature, for: PairPayload.signedBytes(role: role, transcript: transcript)) else {
             throw APIError.badRequest("the other node's identity did not check out (no proof it holds its key)",
-                                      code: "pairing_failed")
+                                      code: .pairingFailed)
         }
         guard payload.nodeId != peers.local.identity.nodeId else {
-            throw APIError.badRequest("the other node claims to be this node", code: "pairing_failed")
+            throw APIError.badRequest("the other node claims to be this node", code: .pairingFailed)
         }
         let where_ = HostAddress.isIPLiteral(payload.address) ? payload.address : address
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)

@@ -87,7 +87,7 @@ public final class PeerService: Sendable {
         // Never fall back to an unpinned call for a peer whose key we know.
         if tls, fingerprint != nil, pin == nil {
             throw APIError.badGateway("the pinned fingerprint for \(info.name) is not 64 hex digits; fix "
-                + "tls.pinnedCerts", code: "peer_pin_invalid")
+                + "tls.pinnedCerts", code: .peerPinInvalid)
         }
         return Endpoint(baseURL: "\(tls ? "https" : "http")://\(host):\(info.port)", pin: pin, fingerprint: fingerprint,
                         apiKey: record.apiKey)
@@ -122,7 +122,7 @@ public final class PeerService: Sendable {
             reportPinMismatch(record, context: context)
             return .badGateway("peer \(name) presented a TLS key that does not match its pinned fingerprint; "
                 + "the call was refused. Check the peer, then `loopsy peers remove` and add it again if it was "
-                + "re-installed", code: "peer_pin_mismatch")
+                + "re-installed", code: .peerPinMismatch)
         case ClientError.daemonUnreachable:
             return .badGateway("peer \(name) is not answering; `loopsy peers` shows its status")
         case ClientError.api(let apiError):
@@ -156,13 +156,13 @@ public final class PeerService: Sendable {
         let callable = matches.filter { $0.apiKey != nil }
         if callable.count == 1 { return callable[0] }
         if matches.isEmpty {
-            throw APIError(status: 404, code: "unknown_peer",
+            throw APIError(status: 404, code: .unknownPeer,
                            message: "no known peer is named '\(reference)'; `loopsy peers` lists them, "
                                + "`loopsy peers add <address>` adds one")
         }
         let candidates = matches.map { "\($0.info.name) (\($0.nodeId), \($0.info.address))" }.joined(separator: "; ")
         throw APIError.conflict("'\(reference)' names \(matches.count) peers: \(candidates); use a nodeId",
-                                code: "ambiguous_peer")
+                                code: .ambiguousPeer)
     }
 
     // MARK: Probing and adding
@@ -215,14 +215,14 @@ public final class PeerService: Sendable {
         if requireTLS && !found.tls {
             throw APIError.badGateway("\(address):\(port) did not complete a TLS handshake; the key is not sent over "
                 + "plain HTTP. Enable tls on that node, or give --insecure-http if you accept that the key crosses the "
-                + "network in clear", code: "peer_tls_required")
+                + "network in clear", code: .peerTlsRequired)
         }
         let identity = found.identity, tls = found.tls
         guard let keyBytes = Data(base64Encoded: identity.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
               NodeIdentity.nodeId(for: publicKey) == identity.nodeId else {
             throw APIError.badGateway("\(address):\(port) claims nodeId \(identity.nodeId) but its public key does not "
-                + "give that id; refusing it", code: "peer_identity_invalid")
+                + "give that id; refusing it", code: .peerIdentityInvalid)
         }
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)
         if tls {
@@ -233,7 +233,7 @@ public final class PeerService: Sendable {
                                      headers: headers).health()
             } catch {
                 throw APIError.badGateway("\(address):\(port) serves TLS with a key other than node \(identity.nodeId)'s "
-                    + "(\(error)); refusing it", code: "peer_pin_mismatch")
+                    + "(\(error)); refusing it", code: .peerPinMismatch)
             }
         }
         return Probe(identity: identity, publicKey: publicKey, tls: tls, fingerprint: fingerprint)
@@ -268,11 +268,11 @@ public final class PeerService: Sendable {
                               requireTLS: secret && request.allowInsecure != true)
         let identity = probe.identity
         if identity.nodeId == local.identity.nodeId {
-            throw APIError.badRequest("\(request.address):\(port) is this node itself", code: "peer_is_self")
+            throw APIError.badRequest("\(request.address):\(port) is this node itself", code: .peerIsSelf)
         }
         if let expected = request.fingerprint?.lowercased(), expected != probe.fingerprint {
             throw APIError.conflict("the daemon at \(request.address):\(port) has key fingerprint \(probe.fingerprint), "
-                + "not the expected \(expected); refusing it", code: "fingerprint_mismatch")
+                + "not the expected \(expected); refusing it", code: .fingerprintMismatch)
         }
         var notes: [String] = []
         var record = try store.upsert(PeerSighting(
@@ -292,7 +292,7 @@ public final class PeerService: Sendable {
             } catch ClientError.api(let error) where error.status == 401 || error.status == 403 {
                 try store.setOutgoingCredential(identity.nodeId, apiKey: nil)
                 throw APIError.forbidden("the peer refused the key: give one of its keys (`loopsy key show` on it)",
-                                         code: "peer_refused_key")
+                                         code: .peerRefusedKey)
             } catch {
                 throw apiError(error, calling: record, context: "peers add")
             }
@@ -348,10 +348,10 @@ public final class PeerService: Sendable {
         guard let keyBytes = Data(base64Encoded: request.publicKey),
               let publicKey = try? P256.Signing.PublicKey(x963Representation: keyBytes),
               NodeIdentity.nodeId(for: publicKey) == request.nodeId else {
-            throw APIError.badRequest("publicKey does not give nodeId \(request.nodeId)", code: "peer_identity_invalid")
+            throw APIError.badRequest("publicKey does not give nodeId \(request.nodeId)", code: .peerIdentityInvalid)
         }
         guard request.nodeId != local.identity.nodeId else {
-            throw APIError.badRequest("a node cannot introduce itself to itself", code: "peer_is_self")
+            throw APIError.badRequest("a node cannot introduce itself to itself", code: .peerIsSelf)
         }
         guard (1...65535).contains(request.port) else { throw APIError.badRequest("port must be from 1 to 65535") }
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)

@@ -82,21 +82,21 @@ struct ExecutionPolicy: Sendable {
 
     func approve(_ request: ExecuteRequest, home: String) throws -> ApprovedCommand {
         guard !request.command.isEmpty, !request.command.contains("\0") else {
-            throw APIError.badRequest("command must be a non-empty program name or path", code: "bad_command")
+            throw APIError.badRequest("command must be a non-empty program name or path", code: .badCommand)
         }
         let args = request.args ?? []
         if args.contains(where: { $0.contains("\0") }) {
-            throw APIError.badRequest("arguments must not contain NUL bytes", code: "bad_command")
+            throw APIError.badRequest("arguments must not contain NUL bytes", code: .badCommand)
         }
         let cwd = try directory(request.cwd ?? home)
         var environment = baseEnvironment
         for (name, value) in request.env ?? [:] {
             guard !name.isEmpty, !name.contains("="), !name.contains("\0"), !value.contains("\0") else {
-                throw APIError.badRequest("environment variable name '\(name)' is not valid", code: "bad_env")
+                throw APIError.badRequest("environment variable name '\(name)' is not valid", code: .badEnv)
             }
             guard !Self.forbiddenVariable(name) else {
                 throw APIError.badRequest("env may not set \(name): it would change which program runs or what it "
-                    + "loads; the daemon's PATH and loader settings are used", code: "forbidden_env")
+                    + "loads; the daemon's PATH and loader settings are used", code: .forbiddenEnv)
             }
             environment[name] = value
         }
@@ -105,12 +105,12 @@ struct ExecutionPolicy: Sendable {
         // The file checked is the file run: its real path (a symlink swapped afterwards changes nothing).
         guard let executable = resolve(request.command, cwd: cwd).map({ realPath($0) ?? $0 }) else {
             throw APIError.badRequest("program '\(request.command)' was not found (looked in \(searchPath.joined(separator: ":")))",
-                                      code: "command_not_found")
+                                      code: .commandNotFound)
         }
         let timeout: Int
         if let requested = request.timeout {
             guard requested > 0 else {
-                throw APIError.badRequest("timeout must be a positive number of milliseconds", code: "bad_timeout")
+                throw APIError.badRequest("timeout must be a positive number of milliseconds", code: .badTimeout)
             }
             timeout = min(requested, maxTimeoutMs)
         } else {
@@ -132,17 +132,17 @@ struct ExecutionPolicy: Sendable {
     private func check(_ command: InnerCommand, depth: Int) throws {
         guard let program = command.argv.first else { return }
         guard depth < 8 else {
-            throw APIError.forbidden("the command nests wrappers too deeply to check", code: "command_denied")
+            throw APIError.forbidden("the command nests wrappers too deeply to check", code: .commandDenied)
         }
         let given = basename(program)
         let shown = program.replacing(String(ShellWords.dynamic), with: "…")
         if program.contains(ShellWords.dynamic) || program.isEmpty {
             throw APIError.forbidden("the program '\(shown)' is only known when the command runs (an expansion, a glob, "
-                + "or find's/xargs' input), so it cannot be checked; refused", code: "command_denied")
+                + "or find's/xargs' input), so it cannot be checked; refused", code: .commandDenied)
         }
         if program.contains("/") && !program.hasPrefix("/") && command.cwd == nil {
             throw APIError.forbidden("'\(program)' is a relative path in a directory only known when the command runs, so it "
-                + "cannot be checked; refused", code: "command_denied")
+                + "cannot be checked; refused", code: .commandDenied)
         }
         // The program as the kernel will find it: PATH search (the daemon's PATH), then realpath.
         let real = resolve(program, cwd: command.cwd ?? "/").flatMap(realPath)
@@ -159,7 +159,7 @@ struct ExecutionPolicy: Sendable {
                 if let local = resolve("./" + program, cwd: cwd).flatMap(realPath), local != real { others.append(local) }
             } else if found.isEmpty && allowlist != nil {
                 throw APIError.forbidden("'\(program)' would be looked up in a directory only known when the command runs, "
-                    + "so it cannot be checked; refused", code: "command_denied")
+                    + "so it cannot be checked; refused", code: .commandDenied)
             }
         }
         var names = [given]
@@ -168,14 +168,14 @@ struct ExecutionPolicy: Sendable {
         }
         if let denied = names.first(where: denylist.contains) {
             throw APIError.forbidden("'\(denied)' is in execution.denylist\(depth > 0 ? " (run through a wrapper)" : "")",
-                                     code: "command_denied")
+                                     code: .commandDenied)
         }
         if let allowlist {
             for file in (real.map { [$0] } ?? [nil]) + others {
                 guard let file, allowlist.contains(basename(file)) || allowlist.contains(file) else {
                     let what = file.map { "'\(given)' (\($0))" } ?? "'\(given)' (not found on the daemon's PATH)"
                     throw APIError.forbidden("\(what) is not in execution.allowlist\(depth > 0 ? " (run through a wrapper)" : "")",
-                                             code: "command_not_allowed")
+                                             code: .commandNotAllowed)
                 }
             }
         }
@@ -184,7 +184,7 @@ struct ExecutionPolicy: Sendable {
         if name == "busybox" && given != "busybox" {
             // A link to busybox runs the applet of its name: that name must be allowed too.
             if let allowlist, !allowlist.contains(given) {
-                throw APIError.forbidden("'\(given)' (busybox's applet) is not in execution.allowlist", code: "command_not_allowed")
+                throw APIError.forbidden("'\(given)' (busybox's applet) is not in execution.allowlist", code: .commandNotAllowed)
             }
             name = given
         }
@@ -197,7 +197,7 @@ struct ExecutionPolicy: Sendable {
         // a wrapper whose words before the program it runs are made at run time cannot be checked.
         if command.fromScript, Wrappers.isWrapper(name), !Self.expansionsOnlyAfterThePrograms(argv, inner) {
             throw APIError.forbidden("\(name): an argument is only known when the script runs, so the command it runs cannot "
-                + "be checked; refused", code: "command_denied")
+                + "be checked; refused", code: .commandDenied)
         }
         for var inner in inner {
             inner.pathReset = inner.pathReset || command.pathReset
@@ -233,11 +233,11 @@ struct ExecutionPolicy: Sendable {
     /// directory; the real path (symlinks resolved) is what is used.
     func directory(_ path: String) throws -> String {
         guard path.hasPrefix("/") else {
-            throw APIError.badRequest("cwd must be an absolute path", code: "bad_cwd")
+            throw APIError.badRequest("cwd must be an absolute path", code: .badCwd)
         }
         var info = stat()
         guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, let real = realPath(path) else {
-            throw APIError.badRequest("cwd '\(path)' is not an existing directory", code: "bad_cwd")
+            throw APIError.badRequest("cwd '\(path)' is not an existing directory", code: .badCwd)
         }
         return real
     }

@@ -55,7 +55,7 @@ final class JobRunner: Sendable {
             return true
         }
         guard reserved else {
-            throw APIError(status: 429, code: "too_many_jobs",
+            throw APIError(status: 429, code: .tooManyJobs,
                            message: "\(maxConcurrent) jobs are already running (execution.maxConcurrent); "
                                + "wait for one to finish or cancel one", headers: ["Retry-After": "1"])
         }

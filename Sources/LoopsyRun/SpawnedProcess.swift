@@ -84,9 +84,9 @@ final class SpawnedProcess: Sendable {
     private static func spawnError(_ what: String, _ code: Int32) -> APIError {
         if code == ENOEXEC || code == EACCES {
             return APIError.badRequest("'\(what)' cannot be executed: \(String(cString: strerror(code)))",
-                                       code: "command_not_executable")
+                                       code: .commandNotExecutable)
         }
-        return APIError(status: 500, code: "spawn_failed",
+        return APIError(status: 500, code: .spawnFailed,
                         message: "could not start '\(what)': \(String(cString: strerror(code)))")
     }
 }

@@ -80,12 +80,12 @@ public final class TaskService: Sendable {
         try validate(request)
         if !owner && (request.permissionMode == "bypassPermissions" || !(request.allowedTools ?? []).isEmpty) {
             throw APIError.forbidden("only this node's own key may start a task with bypassPermissions or allowedTools; "
-                + "a peer's task asks for each permission", code: "task_options_forbidden")
+                + "a peer's task asks for each permission", code: .taskOptionsForbidden)
         }
         // The same directory check as a command's: absolute, an existing directory, its real path.
         let cwd = try policy.directory(request.cwd ?? DataDir.homeDirectory())
         guard let claude = Programs.onPath(config.claudePath) else {
-            throw APIError(status: 503, code: "claude_missing", message: "the Claude Code CLI ('\(config.claudePath)') is "
+            throw APIError(status: 503, code: .claudeMissing, message: "the Claude Code CLI ('\(config.claudePath)') is "
                 + "not installed on this machine; install it or set aiTasks.claudePath")
         }
         let id = "task_" + Secrets.apiKey().prefix(16)
@@ -105,7 +105,7 @@ public final class TaskService: Sendable {
             try launch(task, claude: claude, cwd: cwd, settings: settings)
         } catch {
             _ = tasks.withLock { $0.removeValue(forKey: id) }
-            try? store.update(id, state: "failed", finishedAt: Clock.nowMillis(), error: "\(error)")
+            try? store.update(id, state: .failed, finishedAt: Clock.nowMillis(), error: "\(error)")
             throw error
         }
         return try info(id) ?? { throw APIError.notFound("task \(id)") }()
@@ -113,7 +113,7 @@ public final class TaskService: Sendable {
 
     private func validate(_ request: AITaskRequest) throws {
         guard !request.prompt.trimming().isEmpty, request.prompt.utf8.count <= 200_000 else {
-            throw APIError.badRequest("prompt must be 1–200000 bytes", code: "bad_prompt")
+            throw APIError.badRequest("prompt must be 1–200000 bytes", code: .badPrompt)
         }
         if let mode = request.permissionMode, !Self.permissionModes.contains(mode) {
             throw APIError.badRequest("permissionMode must be one of \(Self.permissionModes.joined(separator: ", "))")
@@ -184,7 +184,7 @@ public final class TaskService: Sendable {
             throw SystemCallFailure("forkpty", error)
         }
         task.state.withLock { $0.pid = pid }
-        try store.update(task.id, state: "running", startedAt: Clock.nowMillis())
+        try store.update(task.id, state: .running, startedAt: Clock.nowMillis())
         logger.info("ai task \(task.id) started (pid \(pid)) in \(cwd)")
         DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(config.maxDurationSeconds)) { [weak task, self] in
             guard let task else { return }
@@ -337,31 +337,31 @@ public final class TaskService: Sendable {
         }
         // A hook still waiting gets a refusal.
         for (_, waiting) in pending { waiting.answer.succeed(PermissionDecision(approved: false, message: "the task ended")) }
-        let state: String
+        let state: TaskState
         var error: String?
         if cancelled {
-            state = "cancelled"
+            state = .cancelled
         } else if timedOut {
-            state = "failed"
+            state = .failed
             error = "stopped after aiTasks.maxDurationSeconds (\(config.maxDurationSeconds) s)"
         } else if exitCode == 0 && sawResult && !resultIsError {
-            state = "completed"
+            state = .completed
         } else {
-            state = "failed"
+            state = .failed
             error = sawResult ? "Claude reported an error" : "claude exited with \(exitCode) without a result"
         }
-        emit(task, "exit", ["exitCode": .integer(exitCode), "state": .string(state), "error": error.map { .string($0) } ?? .null])
+        emit(task, "exit", ["exitCode": .integer(exitCode), "state": .string(state.rawValue), "error": error.map { .string($0) } ?? .null])
         try? store.update(task.id, state: state, finishedAt: Clock.nowMillis(), exitCode: exitCode, error: error)
         removeSettings(task.id)
         _ = tasks.withLock { $0.removeValue(forKey: task.id) }
-        changes?.publish(.aiTasks, detail: ["id": task.id, "state": state])
+        changes?.publish(.aiTasks, detail: ["id": task.id, "state": state.rawValue])
         let streams = task.state.withLock { state -> [any EventSink] in
             state.finished = true
             defer { state.subscribers.removeAll() }
             return Array(state.subscribers.values)
         }
         streams.forEach { $0.finish() }
-        logger.info("ai task \(task.id) \(state) (exit \(exitCode))")
+        logger.info("ai task \(task.id) \(state.rawValue) (exit \(exitCode))")
     }
 
     private func removeSettings(_ id: String) {
@@ -438,7 +438,7 @@ public final class TaskService: Sendable {
                                            expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000)
         let answer = Pending<PermissionDecision>()
         task.state.withLock { $0.pending[permission.requestId] = (permission, answer) }
-        try? store.update(id, state: "waiting_approval")
+        try? store.update(id, state: .waitingApproval)
         // The tool's input as the object it is, like a tool_use event's `input`.
         let input = (try? JSONValue.parse(permission.toolInput)) ?? .string(permission.toolInput)
         emit(task, "permission_request", ["requestId": .string(permission.requestId), "toolName": .string(permission.toolName),
@@ -459,7 +459,7 @@ public final class TaskService: Sendable {
         guard let task = tasks.withLock({ $0[id] }) else { throw APIError.notFound("running task \(id)") }
         if policy.allowlist != nil && !task.startedByOwner && !owner {
             throw APIError.forbidden("execution.allowlist is set on this node, so only its owner may approve or deny the "
-                + "permission requests of a task a peer started", code: "approval_owner_only")
+                + "permission requests of a task a peer started", code: .approvalOwnerOnly)
         }
         guard let waiting = task.state.withLock({ $0.pending.removeValue(forKey: approval.requestId) }) else {
             throw APIError.notFound("pending permission request \(approval.requestId)")
@@ -467,7 +467,7 @@ public final class TaskService: Sendable {
         let message = approval.message ?? (approval.approved ? "approved" : "denied")
         emit(task, "permission_decision", ["requestId": .string(approval.requestId), "approved": .bool(approval.approved),
                                            "message": .string(message)])
-        if task.state.withLock({ $0.pending.isEmpty }) { try? store.update(id, state: "running") }
+        if task.state.withLock({ $0.pending.isEmpty }) { try? store.update(id, state: .running) }
         waiting.answer.succeed(PermissionDecision(approved: approval.approved, message: message))
     }
 

@@ -146,14 +146,14 @@ struct Getopt {
             guard let only = candidates.first else { throw Wrappers.notUnderstood(program, "--\(name)") }
             guard candidates.count == 1 else {
                 throw APIError.forbidden("\(program): option '--\(name)' is ambiguous, so the command it runs cannot be "
-                    + "checked; refused", code: "command_denied")
+                    + "checked; refused", code: .commandDenied)
             }
             spec = only
         }
         switch spec.arity {
         case .none:
             if attached != nil {
-                throw APIError.forbidden("\(program): option '--\(name)' takes no value; refused", code: "command_denied")
+                throw APIError.forbidden("\(program): option '--\(name)' takes no value; refused", code: .commandDenied)
             }
             return Option(key: spec.key, value: nil)
         case .optional:
@@ -197,15 +197,15 @@ struct WrapperContext {
 enum Wrappers {
     static func notUnderstood(_ program: String, _ option: String) -> APIError {
         .forbidden("\(program): option '\(option)' is not understood, so the command it runs cannot be checked; refused",
-                   code: "command_denied")
+                   code: .commandDenied)
     }
 
     static func missingValue(_ program: String, _ option: String) -> APIError {
-        .forbidden("\(program): option '\(option)' needs a value; refused", code: "command_denied")
+        .forbidden("\(program): option '\(option)' needs a value; refused", code: .commandDenied)
     }
 
     static func refused(_ program: String, _ why: String) -> APIError {
-        .forbidden("\(program): \(why), so it cannot be checked; refused", code: "command_denied")
+        .forbidden("\(program): \(why), so it cannot be checked; refused", code: .commandDenied)
     }
 
     /// Programs that run others but whose options are not modelled here: refused outright.
@@ -334,7 +334,7 @@ enum Wrappers {
             let name = String(word.prefix { $0 != "=" })
             if ExecutionPolicy.forbiddenVariable(name) {
                 throw APIError.forbidden("\(program): the script sets \(name), which changes which program runs or what "
-                    + "it loads; refused", code: "command_denied")
+                    + "it loads; refused", code: .commandDenied)
             }
         }
         // After cd/pushd/popd a relative path names another file: its directory is not known.
@@ -353,7 +353,7 @@ enum Wrappers {
         let name = String(assignment.prefix { $0 != "=" })
         if ExecutionPolicy.forbiddenVariable(name) {
             throw APIError.forbidden("\(program) may not set \(name): it would change which program runs or what it loads",
-                                     code: "command_denied")
+                                     code: .commandDenied)
         }
     }
 

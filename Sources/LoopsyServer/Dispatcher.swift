@@ -150,7 +150,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
             // Unknown paths need credentials too, so the API's shape is not public.
             caller = try authenticator.authenticate(request).get()
             if case .badEncoding = match {
-                throw APIError.badRequest("the path has a malformed percent-escape or is not UTF-8", code: "bad_path")
+                throw APIError.badRequest("the path has a malformed percent-escape or is not UTF-8", code: .badPath)
             }
             if case .wrongMethod(let allowed) = match { throw APIError.methodNotAllowed(request.method, allowed: allowed) }
             throw APIError.notFound("route \(request.method) \(request.rawPath)")
@@ -181,7 +181,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
     static func map(_ error: any Error, requestId: String, logger: Logger) -> APIError {
         if let error = error as? ContextStoreError, case .full(let limit) = error {
             return .conflict("the context store holds its maximum of \(limit) entries (context.maxEntries); "
-                + "delete some or raise the limit", code: "context_full")
+                + "delete some or raise the limit", code: .contextFull)
         }
         if let error = error as? DatabaseError, error.isDiskFull {
             logger.error("request \(requestId): disk full: \(error)")

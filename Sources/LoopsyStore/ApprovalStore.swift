@@ -15,7 +15,7 @@ public struct ApprovalStore: Sendable {
 
     private static func row(_ row: Statement) -> ApprovalInfo {
         ApprovalInfo(id: row.text(0), requestId: row.text(1), toolName: row.text(2), description: row.text(3),
-                     inputPreview: row.text(4), state: row.text(5),
+                     inputPreview: row.text(4), state: ApprovalState(rawValue: row.text(5)) ?? .expired,
                      sentTo: PeerStore.paths(row.text(6)) ?? [], answeredBy: row.isNull(7) ? nil : row.text(7),
                      createdAt: row.int64(8), expiresAt: row.int64(9), answeredAt: row.optionalInt64(10))
     }
@@ -26,7 +26,7 @@ public struct ApprovalStore: Sendable {
             try db.cached("""
                 INSERT INTO approvals (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL)
                 """).run([.text(approval.id), .text(approval.requestId), .text(approval.toolName),
-                          .text(approval.description), .text(approval.inputPreview), .text(approval.state),
+                          .text(approval.description), .text(approval.inputPreview), .text(approval.state.rawValue),
                           .text(sentTo), .integer(approval.createdAt), .integer(approval.expiresAt)])
         }
     }
@@ -39,23 +39,23 @@ public struct ApprovalStore: Sendable {
         }
     }
 
-    public func list(state: String?, limit: Int, now: Int64) throws -> [ApprovalInfo] {
+    public func list(state: ApprovalState?, limit: Int, now: Int64) throws -> [ApprovalInfo] {
         try expire(now: now)
         return try pool.read { db in
             try db.cached("""
                 SELECT \(Self.columns) FROM approvals WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at DESC LIMIT ?2
-                """).rows([state.map { .text($0) }, .integer(Int64(limit))], Self.row)
+                """).rows([state.map { .text($0.rawValue) }, .integer(Int64(limit))], Self.row)
         }
     }
 
     /// Answers a pending approval; nil when it was not pending any more (answered or expired).
-    public func answer(_ id: String, state: String, by caller: String, now: Int64) throws -> ApprovalInfo? {
+    public func answer(_ id: String, state: ApprovalState, by caller: String, now: Int64) throws -> ApprovalInfo? {
         try expire(now: now)
         return try pool.write { db in
             try db.transaction {
                 try db.cached("""
                     UPDATE approvals SET state = ?, answered_by = ?, answered_at = ? WHERE id = ? AND state = 'pending'
-                    """).run([.text(state), .text(caller), .integer(now), .text(id)])
+                    """).run([.text(state.rawValue), .text(caller), .integer(now), .text(id)])
                 guard db.changes == 1 else { return nil }
                 return try db.cached("SELECT \(Self.columns) FROM approvals WHERE id = ?").rows([.text(id)], Self.row).first
             }

@@ -167,7 +167,7 @@ public struct ContextStore: Sendable {
 
     /// Live entries that count against `context.maxEntries`.
     public func count(now: Int64 = Clock.nowMillis()) throws -> Int {
-        try pool.read { db in try db.transaction(mode: "DEFERRED") { try Self.liveEntries(db, now: now) } }
+        try pool.read { db in try db.transaction(mode: .deferred) { try Self.liveEntries(db, now: now) } }
     }
 
     /// Live entries that count against the limit: the kept row count minus expired rows not yet
@@ -202,7 +202,7 @@ public struct ContextStore: Sendable {
     public func changes(prefix: String, after: Int64, limit: Int = 1000,
                         now: Int64 = Clock.nowMillis()) throws -> (changes: [ContextChange], cursor: Int64) {
         try pool.read { db in
-            try db.transaction(mode: "DEFERRED") {
+            try db.transaction(mode: .deferred) {
                 let changes = try db.cached(SQL.changes).rows(
                     [.integer(now), .integer(after), .text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))]) {
                     ContextChange(seq: $0.int64(0), key: $0.text(1), kind: $0.text(2), revision: $0.int64(3),

@@ -55,8 +55,17 @@ public final class Database: @unchecked Sendable {
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back if it throws.
     /// `mode` DEFERRED gives a reader one consistent snapshot for several statements.
-    public func transaction<T>(mode: String = "IMMEDIATE", _ body: () throws -> T) throws -> T {
-        try execute("BEGIN \(mode)")
+    /// How a transaction takes its locks (SQLite's BEGIN DEFERRED / IMMEDIATE / EXCLUSIVE).
+    public enum TransactionMode: String, Sendable {
+        /// Reads see one snapshot; the write lock is taken at the first write (readers use it).
+        case deferred = "DEFERRED"
+        /// The write lock now, so a read-then-write never fails halfway with SQLITE_BUSY.
+        case immediate = "IMMEDIATE"
+        case exclusive = "EXCLUSIVE"
+    }
+
+    public func transaction<T>(mode: TransactionMode = .immediate, _ body: () throws -> T) throws -> T {
+        try execute("BEGIN \(mode.rawValue)")
         do {
             let result = try body()
             try execute("COMMIT")

@@ -213,7 +213,7 @@ public struct MessageStore: Sendable {
     /// returned, or (when none matched) the newest seq seen by this same read.
     public func inbox(unreadOnly: Bool, after: Int64, limit: Int) throws -> (messages: [InboxMessage], cursor: Int64) {
         try pool.read { db in
-            try db.transaction(mode: "DEFERRED") {
+            try db.transaction(mode: .deferred) {
                 let messages = try db.cached("""
                     SELECT \(Self.inboxColumns) FROM inbox
                     WHERE seq > ? AND (? = 0 OR state = 'unread') ORDER BY seq LIMIT ?

@@ -13,7 +13,7 @@ public struct TaskStore: Sendable {
         """
 
     private static func row(_ row: Statement) -> AITaskInfo {
-        AITaskInfo(id: row.text(0), state: row.text(1), prompt: row.text(2), cwd: row.text(3), caller: row.text(4),
+        AITaskInfo(id: row.text(0), state: TaskState(rawValue: row.text(1)) ?? .failed, prompt: row.text(2), cwd: row.text(3), caller: row.text(4),
                    createdAt: row.int64(5), startedAt: row.optionalInt64(6), finishedAt: row.optionalInt64(7),
                    exitCode: row.optionalInt64(8).map { Int($0) }, sessionId: row.isNull(9) ? nil : row.text(9),
                    costUsd: row.isNull(10) ? nil : row.double(10), error: row.isNull(11) ? nil : row.text(11),
@@ -40,14 +40,14 @@ public struct TaskStore: Sendable {
     }
 
     /// Sets the state (and, when given, the other columns). A finished task stays finished.
-    public func update(_ id: String, state: String, startedAt: Int64? = nil, finishedAt: Int64? = nil,
+    public func update(_ id: String, state: TaskState, startedAt: Int64? = nil, finishedAt: Int64? = nil,
                        exitCode: Int? = nil, error: String? = nil) throws {
         try pool.write { db in
             try db.cached("""
                 UPDATE ai_tasks SET state = ?, started_at = coalesce(?, started_at), finished_at = coalesce(?, finished_at),
                     exit_code = coalesce(?, exit_code), error = coalesce(?, error)
                 WHERE id = ? AND state NOT IN ('completed', 'failed', 'cancelled')
-                """).run([.text(state), .int(startedAt), .int(finishedAt), .int(exitCode), error.map { .text($0) },
+                """).run([.text(state.rawValue), .int(startedAt), .int(finishedAt), .int(exitCode), error.map { .text($0) },
                           .text(id)])
         }
     }

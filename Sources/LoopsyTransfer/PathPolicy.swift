@@ -115,12 +115,12 @@ public struct PathPolicy: Sendable {
     /// The asked path's components: absolute, without NUL or `..`; `.` and empty ones dropped.
     func components(_ path: String) throws -> [Substring] {
         guard path.hasPrefix("/") else {
-            throw APIError.badRequest("'\(path)' is not an absolute path", code: "bad_path")
+            throw APIError.badRequest("'\(path)' is not an absolute path", code: .badPath)
         }
-        guard !path.contains("\0") else { throw APIError.badRequest("the path contains a NUL byte", code: "bad_path") }
+        guard !path.contains("\0") else { throw APIError.badRequest("the path contains a NUL byte", code: .badPath) }
         let components = path.split(separator: "/").filter { $0 != "." }
         guard !components.contains("..") else {
-            throw APIError.forbidden("'\(path)' contains '..'; give the path without it", code: "path_forbidden")
+            throw APIError.forbidden("'\(path)' contains '..'; give the path without it", code: .pathForbidden)
         }
         return components
     }
@@ -129,11 +129,11 @@ public struct PathPolicy: Sendable {
     func refusal(_ path: String, asked: String, access: TransferAccess) -> APIError? {
         if let rule = protected.first(where: { Self.isInside(path, $0) }) {
             return APIError.forbidden("'\(asked)' is inside '\(rule)', a Loopsy data directory (keys, config, database); "
-                + "transfers never reach it", code: "path_forbidden")
+                + "transfers never reach it", code: .pathForbidden)
         }
         if let rule = denied.first(where: { Self.isInside(path, $0) }) {
             return APIError.forbidden("'\(asked)' is inside '\(rule)', which transfer.deniedPaths refuses",
-                                      code: "path_forbidden")
+                                      code: .pathForbidden)
         }
         if !access.owner, let rule = dotfiles.first(where: { rule in
             Self.isInside(path, rule)
@@ -141,7 +141,7 @@ public struct PathPolicy: Sendable {
         }) {
             return APIError.forbidden("'\(asked)' is inside '\(rule)', a dotfile that runs code or holds credentials; "
                 + "only the node's owner may transfer it (or list it in transfer.allowedDotfiles)",
-                code: "path_forbidden")
+                code: .pathForbidden)
         }
         return nil
     }
@@ -169,12 +169,12 @@ public struct PathPolicy: Sendable {
         }
         guard var chosen = deepest(allowed) else {
             throw APIError.forbidden("'\(asked)' is outside transfer.allowedPaths (\(allowed.map(\.configured).joined(separator: ", ")))",
-                                     code: "path_forbidden")
+                                     code: .pathForbidden)
         }
         if let callerRoots {
             guard let narrower = deepest(callerRoots) else {
                 throw APIError.forbidden("'\(asked)' is outside the paths this caller may use "
-                    + "(\(callerRoots.map(\.configured).joined(separator: ", ")))", code: "path_forbidden")
+                    + "(\(callerRoots.map(\.configured).joined(separator: ", ")))", code: .pathForbidden)
             }
             if narrower.depth > chosen.depth { chosen = narrower }
         }
@@ -251,7 +251,7 @@ public struct PathPolicy: Sendable {
             let root = try root(for: components, asked: path, access: access, callerRoots: callerRoots)
             if let refusal = refusal("/" + components.joined(separator: "/"), asked: path, access: access) { throw refusal }
             guard components.count > root.depth, let name = components.last.map(String.init) else {
-                throw APIError.conflict("'\(path)' is a directory; name the file to create", code: "is_directory")
+                throw APIError.conflict("'\(path)' is a directory; name the file to create", code: .isDirectory)
             }
             let rootFD = try Self.openRoot(root.real, asked: path)
             defer { close(rootFD) }
@@ -274,7 +274,7 @@ public struct PathPolicy: Sendable {
                 }
                 guard code == ENOENT, existing > 0 else {
                     throw code == ENOTDIR
-                        ? APIError.conflict("a parent of '\(path)' is not a directory", code: "not_a_directory")
+                        ? APIError.conflict("a parent of '\(path)' is not a directory", code: .notADirectory)
                         : Self.openError(code, asked: path, directory: true)
                 }
                 existing -= 1
@@ -346,7 +346,7 @@ public struct PathPolicy: Sendable {
     private func check(_ real: String, asked: String, access: TransferAccess, callerRoots: [Root]?) throws {
         guard isAllowed(real, access: access, callerRoots: callerRoots) else {
             throw APIError.forbidden("'\(asked)' leads to '\(real)', outside transfer.allowedPaths"
-                + (callerRoots == nil ? "" : " or this caller's paths"), code: "path_forbidden")
+                + (callerRoots == nil ? "" : " or this caller's paths"), code: .pathForbidden)
         }
         if let refusal = refusal(real, asked: asked, access: access) { throw refusal }
     }
@@ -421,7 +421,7 @@ public struct PathPolicy: Sendable {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
         guard count > 0 else {
-            throw APIError(status: 500, code: "io_error", message: "cannot tell where '\(asked)' is: /proc/self/fd is unreadable")
+            throw APIError(status: 500, code: .ioError, message: "cannot tell where '\(asked)' is: /proc/self/fd is unreadable")
         }
         let real = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard real.hasPrefix("/"), !real.hasSuffix(" (deleted)") else { throw APIError.notFound("path '\(asked)'") }
@@ -432,11 +432,11 @@ public struct PathPolicy: Sendable {
         switch code {
         case EXDEV, ELOOP:
             return APIError.forbidden("'\(asked)' leads outside its allowed path through a symbolic link; "
-                + "transfers follow only links that stay inside", code: "path_forbidden")
+                + "transfers follow only links that stay inside", code: .pathForbidden)
         case EACCES, EPERM:
-            return APIError.forbidden("'\(asked)' is not readable by the daemon", code: "permission_denied")
+            return APIError.forbidden("'\(asked)' is not readable by the daemon", code: .permissionDenied)
         case ENOTDIR where directory:
-            return APIError.badRequest("'\(asked)' is not a directory", code: "not_a_directory")
+            return APIError.badRequest("'\(asked)' is not a directory", code: .notADirectory)
         default:
             return APIError.notFound("path '\(asked)'")
         }

@@ -49,14 +49,14 @@ public final class TransferService: Sendable {
             throw APIError.badRequest(isDirectory
                 ? "'\(path)' is a directory: list it, or pull it with -r"
                 : "'\(path)' is not a regular file (a pipe, socket or device); only regular files are transferred",
-                code: "not_a_file")
+                code: .notAFile)
         }
         // Another name of the same file may be one the rules refuse (a hard link to a key made
         // inside an allowed directory): only the owner reads files with several names.
         if !access.owner && info.st_nlink > 1 {
             close(fd)
             throw APIError.forbidden("'\(path)' has \(info.st_nlink) hard links; only the node's owner may transfer "
-                + "a file with other names", code: "hard_link_refused")
+                + "a file with other names", code: .hardLinkRefused)
         }
         // Regular files ignore O_NONBLOCK; clear it anyway so sendfile sees a plain descriptor.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
@@ -120,7 +120,7 @@ public final class TransferService: Sendable {
             })
         }
         guard queued else {
-            throw APIError(status: 503, code: "busy_hashing",
+            throw APIError(status: 503, code: .busyHashing,
                            message: "the daemon is hashing \(hashing.load) large files already; retry in a few seconds",
                            headers: ["Retry-After": "2"])
         }
@@ -174,7 +174,7 @@ public final class TransferService: Sendable {
         if code == ENOSPC || code == EDQUOT {
             return .insufficientStorage("the disk is full (\(operation)); nothing was stored")
         }
-        return APIError(status: 500, code: "io_error", message: "\(operation) failed: \(String(cString: strerror(code)))")
+        return APIError(status: 500, code: .ioError, message: "\(operation) failed: \(String(cString: strerror(code)))")
     }
 }
 

@@ -92,11 +92,11 @@ public final class Upload: Sendable {
         if target.missing.isEmpty && fstatat(target.directoryFD, target.name, &info, AT_SYMLINK_NOFOLLOW) == 0 {
             if info.st_mode & S_IFMT == S_IFDIR {
                 close(target.directoryFD)
-                throw APIError.conflict("'\(destPath)' is a directory; name the file to create", code: "is_directory")
+                throw APIError.conflict("'\(destPath)' is a directory; name the file to create", code: .isDirectory)
             }
             if !overwrite {
                 close(target.directoryFD)
-                throw APIError.conflict("'\(destPath)' exists; send overwrite=true to replace it", code: "exists")
+                throw APIError.conflict("'\(destPath)' exists; send overwrite=true to replace it", code: .exists)
             }
         }
         return target
@@ -123,12 +123,12 @@ public final class Upload: Sendable {
                 throw error
             } catch let error as MultipartParser.Failure {
                 Self.discard(&state)
-                let apiError = APIError.badRequest(error.message, code: "bad_multipart")
+                let apiError = APIError.badRequest(error.message, code: .badMultipart)
                 state.failure = apiError
                 throw apiError
             } catch {
                 Self.discard(&state)
-                throw APIError.badRequest("upload failed: \(error)", code: "bad_multipart")
+                throw APIError.badRequest("upload failed: \(error)", code: .badMultipart)
             }
         }
     }
@@ -139,16 +139,16 @@ public final class Upload: Sendable {
             if let failure = state.failure { throw failure }
             guard state.parser.isComplete else {
                 Self.discard(&state)
-                throw APIError.badRequest("the upload ended before its closing multipart boundary", code: "bad_multipart")
+                throw APIError.badRequest("the upload ended before its closing multipart boundary", code: .badMultipart)
             }
             guard state.sawFile, let target = state.target, let temporary = state.temporary else {
                 Self.discard(&state)
-                throw APIError.badRequest("the upload has no 'file' part", code: "bad_multipart")
+                throw APIError.badRequest("the upload has no 'file' part", code: .badMultipart)
             }
             let digest = Hex.encode(state.hasher.finalize())
             if let expected = state.expectedSha256, expected != digest {
                 Self.discard(&state)
-                throw APIError(status: 422, code: "checksum_mismatch",
+                throw APIError(status: 422, code: .checksumMismatch,
                                message: "the received file's SHA-256 is \(digest), not \(expected); nothing was stored")
             }
             // The user's umask, as if the user had made the file (the daemon's own is 077);
@@ -175,10 +175,10 @@ public final class Upload: Sendable {
                 let code = errno
                 Self.discard(&state)
                 if code == EEXIST {
-                    throw APIError.conflict("'\(target)' exists; send overwrite=true to replace it", code: "exists")
+                    throw APIError.conflict("'\(target)' exists; send overwrite=true to replace it", code: .exists)
                 }
                 if code == EISDIR {
-                    throw APIError.conflict("'\(target)' is a directory; name the file to create", code: "is_directory")
+                    throw APIError.conflict("'\(target)' is a directory; name the file to create", code: .isDirectory)
                 }
                 throw TransferService.diskError("rename", code)
             }
@@ -197,7 +197,7 @@ public final class Upload: Sendable {
             state.field = name
             state.fieldValue = []
             if name == "file" {
-                guard !state.sawFile else { throw APIError.badRequest("only one file part per upload", code: "bad_multipart") }
+                guard !state.sawFile else { throw APIError.badRequest("only one file part per upload", code: .badMultipart) }
                 state.sawFile = true
                 try open(&state)
             }
@@ -219,7 +219,7 @@ public final class Upload: Sendable {
             } else {
                 state.fieldValue += bytes
                 guard state.fieldValue.count <= 4096 else {
-                    throw APIError.badRequest("field '\(state.field ?? "")' is too long", code: "bad_multipart")
+                    throw APIError.badRequest("field '\(state.field ?? "")' is too long", code: .badMultipart)
                 }
             }
         case .partEnd:
@@ -237,7 +237,7 @@ public final class Upload: Sendable {
     /// The destination is checked and the temporary file made when the file part begins.
     private func open(_ state: inout State) throws {
         guard let destPath = state.destPath, !destPath.isEmpty else {
-            throw APIError.badRequest("send the destPath field before the file part (or ?destPath=)", code: "bad_multipart")
+            throw APIError.badRequest("send the destPath field before the file part (or ?destPath=)", code: .badMultipart)
         }
         let target = try Self.checkDestination(destPath, overwrite: state.overwrite, policy: policy, access: access)
         var directoryFD = target.directoryFD
@@ -289,7 +289,7 @@ public final class Upload: Sendable {
         guard fd >= 0 else {
             if errno == ELOOP || errno == ENOTDIR {
                 throw APIError.forbidden("'\(name)' became a symbolic link or file while the upload was set up",
-                                         code: "path_forbidden")
+                                         code: .pathForbidden)
             }
             throw TransferService.diskError("open directory", errno)
         }

@@ -143,7 +143,7 @@ enum PermissionRelay {
             }
         }
         guard var current = approval else { return }
-        while current.state == "pending" && !Task.isCancelled {
+        while current.state == .pending && !Task.isCancelled {
             do {
                 let client = try tools.client(timeoutSeconds: 40)
                 let id = current.id
@@ -153,9 +153,9 @@ enum PermissionRelay {
                 try? await Task.sleep(nanoseconds: 500_000_000)
             }
         }
-        guard current.state == "allowed" || current.state == "denied" else { return }
+        guard current.state == .allowed || current.state == .denied else { return }
         try? await server.notify(Message<PermissionVerdict>(
             method: PermissionVerdict.name,
-            params: .init(request_id: params.request_id, behavior: current.state == "allowed" ? "allow" : "deny")))
+            params: .init(request_id: params.request_id, behavior: current.state == .allowed ? "allow" : "deny")))
     }
 }

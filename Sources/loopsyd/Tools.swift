@@ -48,7 +48,7 @@ func checkDatabase(_ dataDir: DataDir) -> Never {
         print(String(decoding: try encoder.encode(check), as: UTF8.self))
         exit(0)
     } catch {
-        let body = ErrorBody(APIError(status: 500, code: "database_unreadable", message: "\(error)"))
+        let body = ErrorBody(APIError(status: 500, code: .databaseUnreadable, message: "\(error)"))
         print((try? encoder.encode(body)).map { String(decoding: $0, as: UTF8.self) } ?? "")
         exit(1)
     }

@@ -38,7 +38,7 @@ import Testing
                                                            "LOOPSY_SOMETHING": "daemon's"])
         defer { node.cleanUp() }
         let task = try Self.finished(node.client, try node.client.startTask(AITaskRequest(prompt: "hello")).id)
-        #expect(task.state == "completed")
+        #expect(task.state.rawValue == "completed")
         let environment = try #require(try Self.recorded(argvFile)["env"] as? [String: String])
         #expect(environment["SECRET_THING"] == nil, "an unlisted daemon variable reached claude")
         #expect(environment["LOOPSY_SOMETHING"] == nil)
@@ -61,7 +61,7 @@ import Testing
         #expect(unexpected.isEmpty, "\(unexpected.sorted())")
         // The hook still reaches the daemon: a permission request is asked and answered.
         let asking = try node.client.startTask(AITaskRequest(prompt: "use-tool", allowedTools: ["Bash"]))
-        #expect(try Self.finished(node.client, asking.id).state == "completed")
+        #expect(try Self.finished(node.client, asking.id).state.rawValue == "completed")
     }
 
     /// A task's cwd goes through the same check as a command's: it must be an absolute, existing
@@ -111,13 +111,13 @@ import Testing
             prompt: "hello", cwd: node.dataDir, model: "claude-opus-4", permissionMode: "acceptEdits",
             allowedTools: ["Read", "Bash(git status)"], disallowedTools: ["WebFetch"], maxBudgetUsd: 0.5,
             resumeSessionId: "sess-123"))
-        #expect(task.state == "running" || task.state == "completed")
+        #expect(task.state.rawValue == "running" || task.state.rawValue == "completed")
         let events = try Self.streamed(client, task.id)
         #expect(events.map(\.event) == ["init", "thinking", "text", "result", "exit"])
         #expect(events.map(\.id) == (1...5).map { String($0) })
         #expect(events[2].data.contains("Working on: hello"))
         let done = try Self.finished(client, task.id)
-        #expect(done.state == "completed" && done.exitCode == 0 && done.sessionId == "sess-123")
+        #expect(done.state.rawValue == "completed" && done.exitCode == 0 && done.sessionId == "sess-123")
         #expect(abs((done.costUsd ?? 0) - 0.0012) < 1e-9)
 
         let line = try #require(try String(contentsOfFile: argvFile, encoding: .utf8).split(separator: "\n").first)
@@ -147,7 +147,7 @@ import Testing
         defer { node.cleanUp() }
         let task = try Self.finished(node.client, try node.client.startTask(AITaskRequest(prompt: "plain-line")).id)
         let events = try node.client.taskEvents(task.id)
-        #expect(task.state == "completed")
+        #expect(task.state.rawValue == "completed")
         #expect(events.contains { $0.type == "init" }, "the first line, behind an escape sequence, was not parsed")
         #expect(events.contains { $0.type == "output" && $0.data.contains("\"note: all done\"") }, "\(events.map(\.data))")
         #expect(!events.contains { $0.data.contains("\\u001b") || $0.data.contains("[?25") }, "\(events.map(\.data))")
@@ -161,7 +161,7 @@ import Testing
         let client = node.client
         // Approved.
         var task = try client.startTask(AITaskRequest(prompt: "use-tool"))
-        #expect(try eventually(10) { try client.task(task.id).state == "waiting_approval" })
+        #expect(try eventually(10) { try client.task(task.id).state.rawValue == "waiting_approval" })
         let request = try #require(try client.task(task.id).pendingApprovals.first)
         #expect(request.toolName == "Bash" && request.toolInput.contains("echo hi"))
         // The event carries the tool's input as an object, like tool_use's `input`.
@@ -170,7 +170,7 @@ import Testing
         _ = try client.approveTask(task.id, ApprovalRequest(requestId: request.requestId, approved: true))
         task = try Self.finished(client, task.id)
         var events = try client.taskEvents(task.id)
-        #expect(task.state == "completed")
+        #expect(task.state.rawValue == "completed")
         #expect(events.contains { $0.type == "tool_result" && $0.data.contains("hi\\n") && $0.data.contains("\"isError\":false") })
         #expect(events.contains { $0.type == "permission_decision" && $0.data.contains("\"approved\":true") })
         // Denied, with a message the model sees.
@@ -221,7 +221,7 @@ import Testing
         #expect(try eventually(5) { try client.taskEvents(long.id).count >= 3 })
         _ = try client.cancelTask(long.id)
         let cancelled = try Self.finished(client, long.id, within: 10)
-        #expect(cancelled.state == "cancelled")
+        #expect(cancelled.state.rawValue == "cancelled")
         let marker = long.prompt.split(separator: " ").last.map(String.init) ?? ""
         #expect(try eventually(5) { try run("/usr/bin/pgrep", ["-f", marker]).stdout.isEmpty })
         // Deleting a finished task.
@@ -245,7 +245,7 @@ import Testing
         let started = Date()
         let task = try node.client.startTask(AITaskRequest(prompt: "orphan"))
         let done = try Self.finished(node.client, task.id, within: 10)
-        #expect(done.state == "completed")
+        #expect(done.state.rawValue == "completed")
         #expect(Date().timeIntervalSince(started) < 10)
         #expect(try node.client.taskEvents(task.id).last?.type == "exit")
     }
@@ -327,7 +327,7 @@ import Testing
         #expect(try bravo.client.task(task.id).pendingApprovals.count == 1)  // still waiting
         _ = try bravo.client.approveTask(task.id, ApprovalRequest(requestId: request.requestId, approved: true))
         let done = try Self.finished(bravo.client, task.id)
-        #expect(done.state == "completed")
+        #expect(done.state.rawValue == "completed")
         #expect(try bravo.client.taskEvents(task.id).contains { $0.type == "permission_decision" && $0.data.contains("\"approved\":true") })
     }
 
@@ -336,7 +336,7 @@ import Testing
         defer { node.cleanUp() }
         let long = try node.client.startTask(AITaskRequest(prompt: "sleep 30"))
         let stopped = try Self.finished(node.client, long.id, within: 10)
-        #expect(stopped.state == "failed" && stopped.error?.contains("maxDurationSeconds") == true)
+        #expect(stopped.state.rawValue == "failed" && stopped.error?.contains("maxDurationSeconds") == true)
         // A crash while a task runs: the next start marks it failed rather than running forever.
         let config = node.dataDir + "/config.yaml"
         let text = try String(contentsOfFile: config, encoding: .utf8)
@@ -348,6 +348,6 @@ import Testing
         node.kill9()
         try node.start()
         let failed = try node.client.task(running.id)
-        #expect(failed.state == "failed" && failed.error == "the daemon stopped while the task ran")
+        #expect(failed.state.rawValue == "failed" && failed.error == "the daemon stopped while the task ran")
     }
 }

@@ -75,7 +75,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
             pin: nil,
             describe: { error, _ in
                 APIError.badGateway("local node \(name) does not answer at \(baseURL) (\(error)); start it with "
-                    + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: "node_unreachable")
+                    + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: .nodeUnreachable)
             })
         return LocalNode(info: DashboardNode(name: name, base: base, nodeId: nodeId, reachable: true), target: target,
                          apiKey: config.auth.apiKey)
@@ -168,7 +168,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     /// The main node's current key: sessions are bound to it and end when it changes.
     private func mainKey() throws -> String {
         guard let key = localNodes().first?.apiKey else {
-            throw APIError.conflict("no config at \(main.configFile); run `loopsy init` first", code: "not_initialised")
+            throw APIError.conflict("no config at \(main.configFile); run `loopsy init` first", code: .notInitialised)
         }
         return key
     }
@@ -202,7 +202,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         }
         guard let target = node.target else {
             throw APIError.badGateway("local node \(name) is not running; start it with "
-                + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: "node_unreachable")
+                + (name == "main" ? "`loopsy start`" : "`loopsy session start \(name)`"), code: .nodeUnreachable)
         }
         let relay = try PeerRelay.start(target, method: request.method, path: rest,
                                         query: PeerRelay.encodedQuery(request.query), headers: request.headers,

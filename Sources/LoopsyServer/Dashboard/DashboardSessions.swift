@@ -150,14 +150,14 @@ public final class DashboardSessions: Sendable {
         -> Result<Session, APIError>? {
         guard !Self.cookieValues(named: cookieName, in: cookie).isEmpty else { return nil }
         if let fetchSite, fetchSite != "same-origin", fetchSite != "none" {
-            return .failure(.forbidden("cross-site requests are refused", code: "cross_site"))
+            return .failure(.forbidden("cross-site requests are refused", code: .crossSite))
         }
         guard let session = session(cookieHeader: cookie, binding: binding) else {
             return .failure(.unauthorized("the dashboard session expired or was ended; log in again"))
         }
         guard let csrfToken, Secrets.equal(csrfToken, session.csrfToken) else {
             return .failure(.forbidden("missing or wrong X-CSRF-Token; log in to the dashboard again",
-                                       code: "csrf_failed"))
+                                       code: .csrfFailed))
         }
         return .success(session)
     }

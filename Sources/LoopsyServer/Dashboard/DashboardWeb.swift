@@ -61,7 +61,7 @@ public enum DashboardWeb {
                              binding: String, checkKey: (String) -> Bool) throws -> HTTPResponse {
         guard mayReceiveSecret(request) else {
             throw APIError.forbidden("log in over HTTPS (tls.enabled) or from this machine: the key would cross the "
-                + "network in clear", code: "insecure_transport")
+                + "network in clear", code: .insecureTransport)
         }
         let body = try request.decodeJSON(DashboardLoginRequest.self, requireContentType: true)
         let accepted: Bool
@@ -69,15 +69,15 @@ public enum DashboardWeb {
             accepted = sessions.redeem(token)
             guard accepted else {
                 throw APIError.forbidden("this login link was used already or has expired; run `loopsy dashboard` "
-                    + "again for a new one", code: "link_expired")
+                    + "again for a new one", code: .linkExpired)
             }
         } else if let key = body.apiKey, !key.isEmpty {
             guard checkKey(key) else {
                 throw APIError.forbidden("that is not this node's API key (`loopsy key show` prints it)",
-                                         code: "invalid_credentials")
+                                         code: .invalidCredentials)
             }
         } else {
-            throw APIError.badRequest("send {\"apiKey\": …} or {\"token\": …}", code: "bad_request")
+            throw APIError.badRequest("send {\"apiKey\": …} or {\"token\": …}", code: .badRequest)
         }
         let (token, session) = sessions.create(binding: binding)
         var response = try HTTPResponse.json(DashboardSessionResponse(csrfToken: session.csrfToken, mode: mode,

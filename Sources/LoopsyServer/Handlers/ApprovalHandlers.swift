@@ -11,9 +11,12 @@ public enum ApprovalHandlers {
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
-        let state = context.request.query["state"]
-        if let state, !["pending", "allowed", "denied", "expired"].contains(state) {
-            throw APIError.badRequest("state must be pending, allowed, denied or expired", code: "bad_query")
+        let state = try context.request.query["state"].map { text in
+            guard let state = ApprovalState(rawValue: text) else {
+                throw APIError.badRequest("state must be one of " + ApprovalState.allCases.map(\.rawValue).joined(separator: ", "),
+                                          code: .badQuery)
+            }
+            return state
         }
         return try .json(ApprovalListResponse(approvals: try context.node.approvals.store.list(
             state: state, limit: limit, now: Clock.nowMillis())))

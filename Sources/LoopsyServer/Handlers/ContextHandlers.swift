@@ -48,7 +48,7 @@ public enum ContextHandlers {
         }
         if let ttl, !(1...maxTTL).contains(ttl) {
             throw APIError.badRequest("ttl must be between 1 and \(maxTTL) seconds, or omitted for no expiry",
-                                      code: "bad_ttl")
+                                      code: .badTtl)
         }
         return try context.node.contextStore.put(
             key: key, value: value, ttl: ttl, fromNodeId: origin(context), maxEntries: limits.maxEntries,
@@ -142,15 +142,15 @@ public enum ContextHandlers {
     static func validKey(_ key: String, caller: Caller) throws -> String {
         if isReserved(key) && !caller.isOwner {
             throw APIError.forbidden("keys starting with inbox: or outbox: hold this node's messages; peers cannot "
-                + "read or write them", code: "reserved_key")
+                + "read or write them", code: .reservedKey)
         }
-        guard !key.isEmpty else { throw APIError.badRequest("the key must not be empty", code: "bad_key") }
+        guard !key.isEmpty else { throw APIError.badRequest("the key must not be empty", code: .badKey) }
         guard key.utf8.count <= ContextLimits.maxKeyBytes else {
             throw APIError.badRequest("the key is \(key.utf8.count) bytes; keys are at most \(ContextLimits.maxKeyBytes)",
-                                      code: "bad_key")
+                                      code: .badKey)
         }
         guard !key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw APIError.badRequest("the key must not contain control characters", code: "bad_key")
+            throw APIError.badRequest("the key must not contain control characters", code: .badKey)
         }
         return key
     }

@@ -16,7 +16,7 @@ public enum GrantHandlers {
             guard paths.count <= 64, paths.allSatisfy({ ($0.hasPrefix("/") || $0 == "~" || $0.hasPrefix("~/"))
                                                          && !$0.contains("\0") && $0.unicodeScalars.count <= 1024 }) else {
                 throw APIError.badRequest("transferPaths must be absolute paths (or start with ~/), at most 64",
-                                          code: "bad_transfer_paths")
+                                          code: .badTransferPaths)
             }
         }
         let node = context.node
@@ -45,7 +45,7 @@ public enum GrantHandlers {
         let record = try node.peers.resolve(who)
         guard record.info.acceptsCredential else {
             throw APIError.conflict("\(record.info.name) holds no credential for this node, so it cannot call it; pair "
-                + "with it (`loopsy pair`) or add it with its key first", code: "peer_has_no_credential")
+                + "with it (`loopsy pair`) or add it with its key first", code: .peerHasNoCredential)
         }
         let grants = apply(record.grants)
         try node.peers.store.setGrants(record.nodeId, grants: grants, transferPaths: narrowing(record.transferPaths))

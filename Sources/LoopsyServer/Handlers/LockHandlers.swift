@@ -11,7 +11,7 @@ public enum LockHandlers {
         let holder = body.holder.isEmpty ? context.caller.id : body.holder
         guard holder.utf8.count <= LockLimits.maxHolderBytes, !holder.unicodeScalars.contains(where: Self.isControl) else {
             throw APIError.badRequest("holder must be at most \(LockLimits.maxHolderBytes) bytes without control characters",
-                                      code: "bad_holder")
+                                      code: .badHolder)
         }
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
         let answer = try context.node.locks.acquire(name, holder: holder, owner: context.caller.id, ttl: body.ttl,
@@ -54,7 +54,7 @@ public enum LockHandlers {
         guard !name.isEmpty, name.unicodeScalars.count <= LockLimits.maxNameBytes,
               !name.unicodeScalars.contains(where: isControl) else {
             throw APIError.badRequest("a lock name is 1–\(LockLimits.maxNameBytes) characters without control characters",
-                                      code: "bad_lock_name")
+                                      code: .badLockName)
         }
         return name
     }

@@ -48,7 +48,7 @@ public enum MessageHandlers {
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let state = context.request.query["state"]
         if let state, !["queued", "delivered", "read", "acked", "expired"].contains(state) {
-            throw APIError.badRequest("state must be queued, delivered, read, acked or expired", code: "bad_query")
+            throw APIError.badRequest("state must be queued, delivered, read, acked or expired", code: .badQuery)
         }
         return try .json(OutboxListResponse(messages: try context.node.messages.store.outbox(state: state, limit: limit)))
     }
@@ -78,7 +78,7 @@ public enum MessageHandlers {
     private static func senderNode(_ context: RequestContext) throws -> String {
         guard let node = context.caller.peerNodeId else {
             throw APIError.forbidden("deliveries come from peers, with the key this node gave them; use POST /messages "
-                + "to send one", code: "not_a_node")
+                + "to send one", code: .notANode)
         }
         return node
     }
@@ -92,7 +92,7 @@ extension QueryValue {
         switch text {
         case "1", "true": return true
         case "0", "false": return false
-        default: throw APIError.badRequest("query parameter '\(name)' must be 1, 0, true or false", code: "bad_query")
+        default: throw APIError.badRequest("query parameter '\(name)' must be 1, 0, true or false", code: .badQuery)
         }
     }
 }

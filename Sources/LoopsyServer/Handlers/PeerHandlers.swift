@@ -41,7 +41,7 @@ public enum PeerHandlers {
     static func handshake(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(PeerHandshakeRequest.self)
         if let peer = context.caller.peerNodeId, peer != request.nodeId {
-            throw APIError.forbidden("a peer can only introduce itself", code: "credential_node_mismatch")
+            throw APIError.forbidden("a peer can only introduce itself", code: .credentialNodeMismatch)
         }
         let response = try context.node.peers.acceptHandshake(request, remoteAddress: context.request.remoteAddress,
                                                               secure: context.request.secure)

@@ -69,7 +69,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         guard let apiKey = endpoint.apiKey else {
             throw APIError.conflict("this node holds no key for peer \(record.info.name), so it cannot call it; add it "
                 + "with one of its keys (`loopsy peers add \(record.info.address) --key-stdin`) or pair with it",
-                                    code: "peer_without_key")
+                                    code: .peerWithoutKey)
         }
         let target = Target(
             name: "peer \(record.info.name)", baseURL: endpoint.baseURL,
@@ -121,7 +121,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
             Self.close(relay.bodyRead)
         }
         guard queued else {
-            throw APIError(status: 503, code: "relay_busy",
+            throw APIError(status: 503, code: .relayBusy,
                            message: "\(pool.threads) relayed calls are in progress already; retry in a moment",
                            headers: ["Retry-After": "1"])
         }
@@ -137,7 +137,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         guard !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
               allowPeerHop || !path.hasPrefix("peers/") else {
             throw APIError.badRequest("the path after the relay prefix must be an API path like execute or "
-                + "context/key", code: "bad_path")
+                + "context/key", code: .badPath)
         }
     }
 

@@ -55,7 +55,7 @@ enum QueryValue {
         guard let text = context.request.query[name] else { return value }
         guard let number = Int(text), range.contains(number) else {
             throw APIError.badRequest("query parameter '\(name)' must be an integer from \(range.lowerBound) "
-                + "to \(range.upperBound)", code: "bad_query")
+                + "to \(range.upperBound)", code: .badQuery)
         }
         return number
     }

@@ -30,7 +30,7 @@ public enum TransferHandlers {
 
     static func push(_ context: RequestContext) throws -> HTTPResponse {
         guard let receiver = (context.request.bodySink as? UploadSink)?.upload else {
-            throw APIError.badRequest("send the upload as multipart/form-data", code: "bad_multipart")
+            throw APIError.badRequest("send the upload as multipart/form-data", code: .badMultipart)
         }
         return try .json(try receiver.finish())
     }
@@ -46,7 +46,7 @@ public enum TransferHandlers {
         if let rangeHeader = context.request.header("range") {
             guard let range = ByteRange.parse(rangeHeader, size: size) else {
                 close(fd)
-                var refusal = HTTPResponse.error(APIError(status: 416, code: "range_not_satisfiable",
+                var refusal = HTTPResponse.error(APIError(status: 416, code: .rangeNotSatisfiable,
                                                           message: "range '\(rangeHeader)' is outside the file (\(size) bytes)"))
                 refusal.setHeader("Content-Range", "bytes */\(size)")
                 return refusal
@@ -102,7 +102,7 @@ final class UploadSink: HTTPBodySink {
             try upload.consume(bytes)
             return nil
         } catch {
-            return .error(error as? APIError ?? .badRequest("upload failed: \(error)", code: "bad_multipart"))
+            return .error(error as? APIError ?? .badRequest("upload failed: \(error)", code: .badMultipart))
         }
     }
 

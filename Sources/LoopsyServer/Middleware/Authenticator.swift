@@ -108,7 +108,7 @@ public final class Authenticator: Sendable {
         }
         let token = authorization.dropFirst(7).trimming()
         guard token.utf8.count >= 16 else {
-            return .failure(.forbidden("invalid API key", code: "invalid_credentials"))
+            return .failure(.forbidden("invalid API key", code: .invalidCredentials))
         }
         let keys = currentKeys()
         // Compare against every key so timing does not say which matched.
@@ -123,12 +123,12 @@ public final class Authenticator: Sendable {
         // an attacker could use to guess one.
         if caller == nil, let peer = peerForKeyHash(Secrets.keyHash(String(token))) {
             if let nodeId, nodeId != peer.nodeId {
-                return .failure(.forbidden("this credential belongs to another node", code: "credential_node_mismatch"))
+                return .failure(.forbidden("this credential belongs to another node", code: .credentialNodeMismatch))
             }
             return .success(.peer(peer.nodeId, grants: peer.grants ?? keys.defaultGrants,
                                   transferPaths: peer.transferPaths))
         }
-        guard var caller else { return .failure(.forbidden("invalid API key", code: "invalid_credentials")) }
+        guard var caller else { return .failure(.forbidden("invalid API key", code: .invalidCredentials)) }
         // The owner's key and extra keys are bound to no node: a node id they send identifies
         // nothing (no rate limit, audit name or context author follows it); it is kept as a claim.
         if let nodeId, nodeId.utf8.count == 32, nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {

@@ -44,10 +44,10 @@ public struct HostPolicy: Sendable {
         let host = request.header("host")
         guard allows(host: host) else {
             throw APIError.forbidden("Host '\(host ?? "")' does not name this node; use its IP address or localhost",
-                                     code: "host_forbidden")
+                                     code: .hostForbidden)
         }
         guard allows(origin: request.header("origin"), host: host) else {
-            throw APIError.forbidden("cross-origin requests are refused", code: "origin_forbidden")
+            throw APIError.forbidden("cross-origin requests are refused", code: .originForbidden)
         }
     }
 

@@ -176,7 +176,7 @@ public enum Schemas {
         ], required: ["requestId", "toolName", "toolInput", "createdAt", "expiresAt"])),
         ("Task", object([
             ("id", string),
-            ("state", ["type": "string", "enum": ["pending", "running", "waiting_approval", "completed", "failed", "cancelled"]]),
+            ("state", ["type": "string", "enum": .array(TaskState.allCases.map { .string($0.rawValue) })]),
             ("prompt", string), ("cwd", string), ("caller", string), ("createdAt", integer), ("startedAt", nullableInteger),
             ("finishedAt", nullableInteger), ("exitCode", nullableInteger), ("sessionId", nullableString),
             ("costUsd", ["type": ["number", "null"]]), ("error", nullableString), ("lastEvent", integer),

@@ -44,17 +44,17 @@ extension HTTPRequest {
         if requireContentType && contentType == nil {
             throw APIError.unsupportedMediaType("send the body as application/json")
         }
-        guard !body.isEmpty else { throw APIError.badRequest("a JSON body is required", code: "bad_json") }
+        guard !body.isEmpty else { throw APIError.badRequest("a JSON body is required", code: .badJson) }
         do {
             return try SafeJSON.decode(type, from: Data(body))
         } catch let error as DecodingError {
-            throw APIError.badRequest(Self.describe(error), code: "bad_json")
+            throw APIError.badRequest(Self.describe(error), code: .badJson)
         } catch let error as OutOfRange {
             throw APIError.badRequest("\(error)", code: error.code)
         } catch let error as SafeJSON.TooDeep {
-            throw APIError.badRequest("\(error)", code: "bad_json")
+            throw APIError.badRequest("\(error)", code: .badJson)
         } catch {
-            throw APIError.badRequest("body is not valid JSON", code: "bad_json")
+            throw APIError.badRequest("body is not valid JSON", code: .badJson)
         }
     }
 

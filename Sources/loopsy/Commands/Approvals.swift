@@ -34,7 +34,7 @@ struct Approvals: ParsableCommand {
                 print("\(approval.id)  \(approval.state)  \(TerminalText.safe(approval.toolName)): "
                     + TerminalText.safe(approval.description))
                 if !approval.inputPreview.isEmpty { print("    \(TerminalText.safe(String(approval.inputPreview.prefix(300))))") }
-                if approval.state == "pending" {
+                if approval.state == .pending {
                     print("    answer: loopsy approve \(approval.id)  (or --deny)")
                 } else if let by = approval.answeredBy {
                     print("    answered by \(by)")

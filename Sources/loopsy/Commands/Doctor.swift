@@ -210,7 +210,7 @@ private struct Checks {
                 if peer.address.hasPrefix("127.") { return ok("peer \(peer.name)", "reachable on this machine (loopback)") }
                 return peer.tls && peer.fingerprint != nil ? ok("peer \(peer.name)", "reachable, TLS key pinned")
                     : warn("peer \(peer.name)", "reachable over plain HTTP", "enable tls on \(peer.name), then pair again")
-            } catch ClientError.api(let error) where error.code == "peer_pin_mismatch" {
+            } catch ClientError.api(let error) where error.is(.peerPinMismatch) {
                 return fail("peer \(peer.name)", "presents a TLS key other than the pinned one",
                             "if it was re-installed: loopsy peers remove \(peer.nodeId) and pair again")
             } catch {

@@ -46,7 +46,7 @@ struct Task: ParsableCommand {
                 }
                 printError("task \(task.id) on \(peer)")
                 let final = try TaskWatcher(client: client, taskId: task.id, interactive: isatty(0) == 1).watch()
-                exitCode = final.state == "completed" ? 0 : 1
+                exitCode = final.state == .completed ? 0 : 1
             }
             if exitCode != 0 { throw ExitCode(exitCode) }
         }

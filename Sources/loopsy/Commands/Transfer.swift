@@ -57,7 +57,7 @@ struct Send: ParsableCommand {
                 bar.update(done: $0, total: $1)
             }
             bar.finish()
-        } catch ClientError.api(let error) where error.code == "exists" {
+        } catch ClientError.api(let error) where error.is(.exists) {
             bar.finish()
             throw CLIFailure(message: "\(remote) exists on \(peer); use -f to replace it", code: CLIFailure.apiError)
         }

@@ -1,0 +1,28 @@
+import Foundation
+import LoopsyAPI
+import Testing
+
+/// The typed vocabulary keeps the wire's spelling: snake_case codes and states, one each.
+@Suite struct VocabularyTests {
+    @Test func errorCodesAreDistinctSnakeCaseWords() {
+        let raw = ErrorCode.allCases.map(\.rawValue)
+        #expect(Set(raw).count == raw.count)
+        for code in raw {
+            #expect(code.allSatisfy { $0.isLowercase || $0 == "_" }, "\(code)")
+        }
+        #expect(ErrorCode.internalError.rawValue == "internal")
+        // An error from a newer peer keeps a code this build does not know.
+        let decoded = APIError(status: 418, code: "teapot_busy", message: "later")
+        #expect(decoded.code == "teapot_busy" && !decoded.is(.notFound))
+        #expect(APIError.notFound("x").is(.notFound))
+    }
+
+    @Test func statesDecodeFromAndEncodeToTheirWireNames() throws {
+        let encoded = try JSONEncoder().encode([TaskState.waitingApproval, .completed])
+        #expect(String(decoding: encoded, as: UTF8.self) == #"["waiting_approval","completed"]"#)
+        #expect(try JSONDecoder().decode(ApprovalState.self, from: Data(#""expired""#.utf8)) == .expired)
+        #expect(TaskState.allCases.filter(\.isFinished) == [.completed, .failed, .cancelled])
+        #expect(ChangeTopic(path: "/api/v1/ai-tasks/t1") == .aiTasks)
+        #expect(ChangeTopic(path: "/api/v1/health") == nil && ChangeTopic(path: "/dashboard/api/x") == nil)
+    }
+}
