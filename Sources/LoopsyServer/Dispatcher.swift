@@ -10,7 +10,7 @@ import Synchronization
 /// The one place every request passes through: request id, Host/Origin checks, routing,
 /// authentication, rate limits, error mapping and audit. Handlers only do their own work.
 public final class Dispatcher: HTTPHandler, Sendable {
-    public let router: Router
+    public let router: Router<Route>
     private let node: NodeServices
     private let authenticator: Authenticator
     private let rateLimiter: RateLimiter
@@ -138,7 +138,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     private func dispatch(_ request: HTTPRequest, requestId: String, caller: inout Caller) throws -> HTTPResponse {
-        let match = (request.planNote as? Routed).map { Router.Match.found($0.route, $0.parameters) }
+        let match = (request.planNote as? Routed).map { Router<Route>.Match.found($0.route, $0.parameters) }
             ?? router.match(method: request.method, rawPath: request.rawPath)
         switch match {
         case .found(let route, let parameters):

@@ -87,7 +87,7 @@ import Testing
 }
 
 @Suite struct RouterTests {
-    let router = Router(routes: Routes.table(config: LoopsyConfig()))
+    let router = Router<Route>(routes: Routes.table(config: LoopsyConfig()))
 
     func matched(_ method: String, _ path: String) -> (String, [String: String])? {
         if case .found(let route, let parameters) = router.match(method: method, rawPath: path) {

@@ -131,38 +131,61 @@ public final class DashboardGateway: HTTPHandler, Sendable {
             return relay.response()
         }
         try hostPolicy.check(request)
-        let path = request.rawPath
-        switch (request.method, path) {
-        case ("GET", "/"), ("GET", "/dashboard"):
-            return DashboardWeb.redirectToIndex()
-        case ("GET", _) where DashboardWeb.assets[path] != nil:
-            return DashboardWeb.asset(path)!
-        case ("POST", "/dashboard/api/login"):
-            if let retry = loginLimiter.take(caller: request.remoteAddress, category: .pairing) {
-                throw APIError.tooManyRequests("too many login attempts; retry in \(retry) s", retryAfter: retry)
-            }
-            let nodes = localNodes()
-            let mainKey = try self.mainKey()
-            return try DashboardWeb.login(request, sessions: sessions, mode: "standalone", nodes: nodes.map(\.info),
-                                          binding: Secrets.keyHash(mainKey)) { Secrets.equal($0, mainKey) }
-        default:
-            break
+        switch Self.router.match(method: request.method, rawPath: request.rawPath) {
+        case .found(let route, let parameters):
+            if !route.open { _ = try authenticate(request) }
+            return try route.handle(self, request, parameters)
+        case .notFound, .wrongMethod, .badEncoding:
+            // Only the page and the login are public: the rest of the shape is not.
+            _ = try authenticate(request)
+            throw APIError.notFound("\(request.method) \(request.rawPath)")
         }
-        // Everything else needs a session.
-        _ = try authenticate(request)
-        switch (request.method, path) {
-        case ("POST", "/dashboard/api/logout"):
-            return try DashboardWeb.logout(request, sessions: sessions)
-        case ("GET", "/dashboard/api/session"):
-            return try DashboardWeb.session(request, sessions: sessions, mode: "standalone",
-                                            nodes: localNodes().map(\.info), binding: Secrets.keyHash(mainKey()))
-        case (_, _) where path.hasPrefix("/nodes/"):
-            let relay = try startRelay(request, hasBody: false)
+    }
+
+    /// The gateway's routes, matched by the daemon's Router: the page, its files, the login and
+    /// session calls, and `/nodes/<name>/api/v1/…` relayed to that node.
+    private struct GatewayRoute: RoutePattern {
+        let method: HTTPMethod
+        let pattern: String
+        /// Open routes need no session (the page, its files, the login).
+        let open: Bool
+        let handle: @Sendable (DashboardGateway, HTTPRequest, [String: String]) throws -> HTTPResponse
+    }
+
+    private static let router = Router<GatewayRoute>(routes: [
+        GatewayRoute(method: .get, pattern: "/", open: true) { _, _, _ in DashboardWeb.redirectToIndex() },
+        GatewayRoute(method: .get, pattern: "/dashboard", open: true) { _, _, _ in DashboardWeb.redirectToIndex() },
+        GatewayRoute(method: .post, pattern: "/dashboard/api/login", open: true) { gateway, request, _ in
+            try gateway.login(request)
+        },
+        GatewayRoute(method: .post, pattern: "/dashboard/api/logout", open: false) { gateway, request, _ in
+            try DashboardWeb.logout(request, sessions: gateway.sessions)
+        },
+        GatewayRoute(method: .get, pattern: "/dashboard/api/session", open: false) { gateway, request, _ in
+            try DashboardWeb.session(request, sessions: gateway.sessions, mode: "standalone",
+                                     nodes: gateway.localNodes().map(\.info), binding: Secrets.keyHash(gateway.mainKey()))
+        },
+    ] + DashboardWeb.assets.keys.sorted().map { path in
+        GatewayRoute(method: .get, pattern: path, open: true) { _, _, _ in DashboardWeb.asset(path)! }
+    } + HTTPMethod.allCases.map { method in
+        GatewayRoute(method: method, pattern: relayPattern, open: false) { gateway, request, _ in
+            let relay = try gateway.startRelay(request, hasBody: false)
             relay.endBody()
             return relay.response()
-        default:
-            throw APIError.notFound("\(request.method) \(path)")
         }
+    })
+
+    /// `/nodes/<name>/api/v1/<path>`: `path` is the rest, still encoded (it is relayed).
+    private static let relayPattern = "/nodes/{node}/api/{path+}"
+
+    private func login(_ request: HTTPRequest) throws -> HTTPResponse {
+        if let retry = loginLimiter.take(caller: request.remoteAddress, category: .pairing) {
+            throw APIError.tooManyRequests("too many login attempts; retry in \(retry) s", retryAfter: retry)
+        }
+        let nodes = localNodes()
+        let mainKey = try self.mainKey()
+        return try DashboardWeb.login(request, sessions: sessions, mode: "standalone", nodes: nodes.map(\.info),
+                                      binding: Secrets.keyHash(mainKey)) { Secrets.equal($0, mainKey) }
     }
 
     /// The main node's current key: sessions are bound to it and end when it changes.
@@ -188,13 +211,12 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     private func startRelay(_ request: HTTPRequest, hasBody: Bool) throws -> PeerRelay {
         try hostPolicy.check(request)
         _ = try authenticate(request)
-        let parts = request.rawPath.split(separator: "/", maxSplits: 4, omittingEmptySubsequences: false)
-        // ["", "nodes", name, "api", "v1/rest"]
-        guard parts.count == 5, parts[3] == "api", parts[4].hasPrefix("v1/") else {
+        guard case .found(let route, let parameters) = Self.router.match(method: request.method, rawPath: request.rawPath),
+              route.pattern == Self.relayPattern, let name = parameters["node"], let path = parameters["path"],
+              path.hasPrefix("v1/") else {
             throw APIError.notFound("\(request.method) \(request.rawPath)")
         }
-        let name = String(parts[2])
-        let rest = String(parts[4].dropFirst(3))
+        let rest = String(path.dropFirst(3))
         // The node may relay on to one of its peers: that is its own single hop.
         try PeerRelay.checkPath(rest, allowPeerHop: true)
         guard let node = localNodes().first(where: { $0.info.name == name }) else {

@@ -8,9 +8,12 @@ import LoopsyHTTP
 /// A last segment `{name+}` takes the rest of the path (one or more segments), still encoded:
 /// it is relayed, not interpreted.
 /// Matching works on UTF-8 bytes: it runs for every request.
-public struct Router: Sendable {
+///
+/// Generic over what a route carries: the daemon's `Route` (access, limits, OpenAPI) and the
+/// standalone dashboard gateway's own small table share this one matcher.
+public struct Router<Entry: RoutePattern>: Sendable {
     public enum Match {
-        case found(Route, [String: String])
+        case found(Entry, [String: String])
         /// The path exists with other methods.
         case wrongMethod(allowed: [String])
         case notFound
@@ -33,16 +36,17 @@ public struct Router: Sendable {
         var hasRest: Bool
     }
 
-    public let routes: [Route]
+    public let routes: [Entry]
     /// The routes a path of N segments can match, by N: those of exactly N segments, and those
     /// ending in a rest segment with fewer. Matching looks at one list, never copies a Route
     /// until one is chosen.
     private let candidates: [[Compiled]]
 
-    public init(routes: [Route]) {
+    public init(routes: [Entry]) {
         self.routes = routes
         let compiled = routes.enumerated().map { index, route in
-            let segments = route.segments.map { segment -> Segment in
+            let segments = route.pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+                .map { segment -> Segment in
                 if segment.hasPrefix("{") && segment.hasSuffix("+}") { return .rest(String(segment.dropFirst().dropLast(2))) }
                 return segment.hasPrefix("{") ? .parameter(String(segment.dropFirst().dropLast()))
                     : .literal(Array(segment.utf8))
@@ -127,3 +131,11 @@ public struct Router: Sendable {
         return .found(route, parameters)
     }
 }
+
+/// A method and a path pattern (`/a/{name}/b`, a last `{rest+}`): what the Router matches.
+public protocol RoutePattern: Sendable {
+    var method: HTTPMethod { get }
+    var pattern: String { get }
+}
+
+extension Route: RoutePattern {}
