@@ -125,14 +125,14 @@ public enum LocalFiles {
 
     /// Regular files below `root`, as paths relative to it; `skipped` hears of everything else.
     public static func walk(_ root: String, prefix: String = "", skipped: (String) -> Void) throws -> [String] {
-        guard let directory = opendir(prefix.isEmpty ? root : root + "/" + prefix) else {
-            throw ClientError.local("cannot read \(root)/\(prefix): \(String(cString: strerror(errno)))")
+        let entries: [Directory.Entry]
+        do {
+            entries = try Directory.entries(prefix.isEmpty ? root : root + "/" + prefix)
+        } catch {
+            throw ClientError.local("cannot read \(root)/\(prefix): \(error)")
         }
-        defer { closedir(directory) }
         var files: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
+        for name in entries.map(\.name) {
             let relative = prefix.isEmpty ? name : prefix + "/" + name
             var info = stat()
             guard lstat(root + "/" + relative, &info) == 0 else { continue }

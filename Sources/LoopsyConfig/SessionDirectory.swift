@@ -1,3 +1,4 @@
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,14 +33,7 @@ public struct SessionDirectory: Sendable {
     }
 
     public func names() -> [String] {
-        guard let directory = opendir(root) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if Self.isValid(name), SecureFile.exists(root + "/" + name + "/config.yaml") { names.append(name) }
-        }
-        return names.sorted()
+        Directory.names(root).filter { Self.isValid($0) && SecureFile.exists(root + "/" + $0 + "/config.yaml") }.sorted()
     }
 
     public func dataDir(_ name: String) -> DataDir { DataDir(root: root + "/" + name) }

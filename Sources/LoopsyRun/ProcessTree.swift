@@ -9,11 +9,8 @@ import Glibc
 enum ProcessTree {
     /// Direct children of `pid`, from every thread of it.
     static func children(of pid: pid_t) -> [pid_t] {
-        guard let directory = opendir("/proc/\(pid)/task") else { return [] }
-        defer { closedir(directory) }
         var result: [pid_t] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for name in Directory.names("/proc/\(pid)/task") {
             guard let tid = Int32(name) else { continue }
             let text = readSmallFile("/proc/\(pid)/task/\(tid)/children") ?? ""
             result += text.split(separator: " ").compactMap { pid_t($0.trimming()) }

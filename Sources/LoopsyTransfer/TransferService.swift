@@ -67,21 +67,20 @@ public final class TransferService: Sendable {
     /// are not shown. Symlinks are listed as such, never followed.
     public func list(_ path: String, access: TransferAccess) throws -> [FileEntry] {
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
-        guard let handle = fdopendir(opened.fd) else {
-            let code = errno
-            close(opened.fd)
-            throw PathPolicy.openError(code, asked: path, directory: true)
+        defer { close(opened.fd) }
+        let names: [Directory.Entry]
+        do {
+            names = try Directory.entries(fd: opened.fd)
+        } catch {
+            throw PathPolicy.openError(error.code, asked: path, directory: true)
         }
-        defer { closedir(handle) }
         let directory = opened.real
         var files: [FileEntry] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
+        for name in names.map(\.name) {
             let entryPath = directory == "/" ? "/" + name : directory + "/" + name
             if policy.refusal(entryPath, asked: entryPath, access: access) != nil { continue }
             var info = stat()
-            guard fstatat(dirfd(handle), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            guard fstatat(opened.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             let type: String
             switch info.st_mode & S_IFMT {
             case S_IFREG: type = "file"
