@@ -73,7 +73,8 @@ let package = Package(
 
         .testTarget(name: "LoopsyStoreTests", dependencies: ["LoopsyStore"]),
         .testTarget(name: "LoopsyPOSIXTests", dependencies: ["LoopsyPOSIX"]),
-        .testTarget(name: "LoopsyMessagingTests", dependencies: ["LoopsyMessaging"]),
+        .testTarget(name: "LoopsyCoreTests", dependencies: ["LoopsyCore", "LoopsyAPI", "LoopsyPOSIX"]),
+        .testTarget(name: "LoopsyMessagingTests", dependencies: ["LoopsyMessaging", "LoopsyCore", "LoopsyStore", "LoopsyAPI"]),
         .testTarget(name: "LoopsyPeersTests", dependencies: [
             "LoopsyPeers", "LoopsyAPI", "LoopsyConfig", .product(name: "Crypto", package: "swift-crypto"),
         ]),

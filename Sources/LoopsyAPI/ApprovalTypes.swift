@@ -72,7 +72,18 @@ public struct ApprovalListResponse: Codable, Sendable {
     public init(approvals: [ApprovalInfo]) { self.approvals = approvals }
 }
 
-/// Where a permission prompt is: waiting, answered either way, or past its time.
-public enum ApprovalState: String, Codable, Sendable, CaseIterable {
-    case pending, allowed, denied, expired
+/// Where a permission prompt is: waiting, answered either way, or past its time. Open like
+/// TaskState: a newer peer's state decodes as itself.
+public struct ApprovalState: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let pending = ApprovalState(rawValue: "pending")
+    public static let allowed = ApprovalState(rawValue: "allowed")
+    public static let denied = ApprovalState(rawValue: "denied")
+    public static let expired = ApprovalState(rawValue: "expired")
+    /// The states this build sets.
+    public static let allCases: [ApprovalState] = [.pending, .allowed, .denied, .expired]
+
+    public var description: String { rawValue }
 }

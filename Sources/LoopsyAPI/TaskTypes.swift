@@ -141,12 +141,23 @@ public struct PermissionDecision: Codable, Sendable {
     }
 }
 
-/// Where an AI task is in its life.
-public enum TaskState: String, Codable, Sendable, CaseIterable {
-    case pending, running, completed, failed, cancelled
+/// Where an AI task is in its life. Open like `ErrorCode`'s text: a newer peer's state decodes
+/// (and prints) as itself instead of failing the whole answer.
+public struct TaskState: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let pending = TaskState(rawValue: "pending")
+    public static let running = TaskState(rawValue: "running")
     /// Its Claude asked for a permission and waits for the answer.
-    case waitingApproval = "waiting_approval"
+    public static let waitingApproval = TaskState(rawValue: "waiting_approval")
+    public static let completed = TaskState(rawValue: "completed")
+    public static let failed = TaskState(rawValue: "failed")
+    public static let cancelled = TaskState(rawValue: "cancelled")
+    /// The states this build sets.
+    public static let allCases: [TaskState] = [.pending, .running, .waitingApproval, .completed, .failed, .cancelled]
 
     /// Completed, failed or cancelled: it will not change again.
     public var isFinished: Bool { [.completed, .failed, .cancelled].contains(self) }
+    public var description: String { rawValue }
 }

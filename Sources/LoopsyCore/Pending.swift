@@ -6,7 +6,7 @@ import LoopsyPOSIX
 public final class Pending<Value: Sendable>: Sendable {
     private struct State {
         var result: Result<Value, any Error>?
-        var handler: (@Sendable (Result<Value, any Error>) -> Void)?
+        var handlers: [@Sendable (Result<Value, any Error>) -> Void] = []
         var cancelled = false
         var cleanups: [@Sendable () -> Void] = []
         var cancelledCheck: (@Sendable () -> Bool)?
@@ -20,20 +20,20 @@ public final class Pending<Value: Sendable>: Sendable {
 
     /// Delivers the answer; later calls are ignored.
     public func complete(_ result: Result<Value, any Error>) {
-        let handler = state.withLock { state -> (@Sendable (Result<Value, any Error>) -> Void)? in
-            guard state.result == nil else { return nil }
+        let handlers = state.withLock { state -> [@Sendable (Result<Value, any Error>) -> Void] in
+            guard state.result == nil else { return [] }
             state.result = result
-            defer { state.handler = nil }
-            return state.handler
+            defer { state.handlers = [] }
+            return state.handlers
         }
-        handler?(result)
+        handlers.forEach { $0(result) }
     }
 
     /// Calls `handler` once with the answer: at once if it is already there.
     public func whenComplete(_ handler: @escaping @Sendable (Result<Value, any Error>) -> Void) {
         let ready = state.withLock { state -> Result<Value, any Error>? in
             if let result = state.result { return result }
-            state.handler = handler
+            state.handlers.append(handler)
             return nil
         }
         if let ready { handler(ready) }

@@ -14,7 +14,12 @@ public final class DeferredResponse: Sendable {
         var suspended = false
         var abandoned = false
         var taken = false
+        /// `complete` was called (its response may still be on its way through `finalize`).
+        var completing = false
+        /// `response` has been through `finalize`.
+        var finalized = false
         var finalize: (@Sendable (HTTPResponse) -> HTTPResponse)?
+        var onAbandon: [@Sendable () -> Void] = []
     }
 
     private let state = PlainMutex(State())
@@ -22,36 +27,70 @@ public final class DeferredResponse: Sendable {
     public init() {}
 
     /// Runs on the response when it completes (the dispatcher adds its headers and audits it).
+    /// An answer that came before this was set goes through it now: the handler that returned
+    /// the deferred response calls this before the server can send anything.
     public func finalize(with transform: @escaping @Sendable (HTTPResponse) -> HTTPResponse) {
-        state.withLock { $0.finalize = transform }
+        let early = state.withLock { state -> HTTPResponse? in
+            state.finalize = transform
+            guard let response = state.response, !state.finalized, !state.taken else { return nil }
+            state.finalized = true
+            return response
+        }
+        guard let early else { return }
+        let final = transform(early)
+        state.withLock { state in
+            if state.abandoned || state.taken {
+                Self.discard(final)
+            } else {
+                state.response = final
+            }
+        }
+    }
+
+    /// Runs `body` once the request ends without waiting for the answer (the client left or
+    /// the server stopped first); at once if it already has.
+    public func onAbandon(_ body: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.abandoned { return true }
+            state.onAbandon.append(body)
+            return false
+        }
+        if now { body() }
     }
 
     /// Delivers the answer; later calls are ignored.
     public func complete(_ response: HTTPResponse) {
-        let transform = state.withLock { state -> (@Sendable (HTTPResponse) -> HTTPResponse)? in
-            guard state.response == nil else { return nil }
-            return state.finalize ?? { $0 }
+        let first = state.withLock { state -> (Bool, (@Sendable (HTTPResponse) -> HTTPResponse)?) in
+            guard !state.completing else { return (false, nil) }
+            state.completing = true
+            return (true, state.finalize)
         }
-        guard let transform else {
+        guard first.0 else {
             Self.discard(response)  // answered already: a file it holds is closed, not leaked
             return
         }
-        let final = transform(response)
-        state.withLock { state in
-            guard state.response == nil else {
-                Self.discard(final)
-                return
+        var transform = first.1
+        var final = transform.map { $0(response) } ?? response
+        while true {
+            // A finalize set while the transform ran (or before none was) applies too.
+            let late = state.withLock { state -> (@Sendable (HTTPResponse) -> HTTPResponse)? in
+                if transform == nil, let finalize = state.finalize { return finalize }
+                if state.abandoned {
+                    // Nobody will send it: a file it holds is closed here, not leaked.
+                    Self.discard(final)
+                    return nil
+                }
+                state.response = final
+                state.finalized = transform != nil
+                if state.suspended, let connection = state.connection {
+                    state.suspended = false
+                    MHD_resume_connection(connection.pointer)
+                }
+                return nil
             }
-            if state.abandoned {
-                // Nobody will send it: a file it holds is closed here, not leaked.
-                Self.discard(final)
-                return
-            }
-            state.response = final
-            if state.suspended, let connection = state.connection, !state.abandoned {
-                state.suspended = false
-                MHD_resume_connection(connection.pointer)
-            }
+            guard let late else { return }
+            transform = late
+            final = late(response)
         }
     }
 
@@ -84,18 +123,21 @@ public final class DeferredResponse: Sendable {
     }
 
     func abandon() {
-        state.withLock { state in
+        let callbacks = state.withLock { state -> [@Sendable () -> Void] in
             state.abandoned = true
             state.connection = nil
             if let response = state.response, !state.taken { Self.discard(response) }
+            defer { state.onAbandon = [] }
+            return state.onAbandon
         }
+        callbacks.forEach { $0() }
     }
 
     private static func discard(_ response: HTTPResponse) {
         if let file = response.file { close(file.descriptor) }
     }
 
-    var isPending: Bool { state.withLock { $0.response == nil && !$0.abandoned } }
+    var isPending: Bool { state.withLock { !$0.completing && !$0.abandoned } }
 }
 
 /// The deferred answers a server has handed out, so stop() can complete the ones still open.

@@ -65,6 +65,11 @@ public final class LockService: Sendable {
                 return state.next
             }
             scheduleHandOver(name, at: current.expiresAt)
+            // A caller that stops waiting gives up its place at once.
+            answer.onCancel { [weak self] in
+                guard let self, remove(name, id: id) != nil else { return }
+                answer.fail(APIError.serviceUnavailable("the client went away"))
+            }
             queue.asyncAfter(deadline: .now() + .seconds(wait)) { [self] in
                 guard let waiter = remove(name, id: id) else { return }
                 let holder = (try? store.get(name)) ?? current
@@ -130,7 +135,10 @@ public final class LockService: Sendable {
     private func handOver(_ name: String) {
         while let waiter = state.withLock({ $0.waiters[name]?.first }) {
             if waiter.answer.isCancelled {
-                _ = remove(name, id: waiter.id)
+                // Its client left: the answer still goes out, so the suspended connection ends.
+                if remove(name, id: waiter.id) != nil {
+                    waiter.answer.fail(APIError.serviceUnavailable("the client went away"))
+                }
                 continue
             }
             do {

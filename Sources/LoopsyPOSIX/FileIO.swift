@@ -10,6 +10,7 @@ public enum FileIO {
         while offset < bytes.count {
             let written = retryingInterrupts { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
             if written < 0 { throw Errno.current }
+            if written == 0 { throw Errno(EIO) }  // nothing taken: it would not take more either
             offset += written
         }
     }

@@ -37,6 +37,8 @@ public final class TaskService: Sendable {
             var sawResult = false
             /// Set when the task ended: a stream that arrives later is finished at once.
             var finished = false
+            /// Set once the process ended: a permission question that comes later is refused at once.
+            var askingClosed = false
         }
         let id: String
         let request: AITaskRequest
@@ -333,7 +335,9 @@ public final class TaskService: Sendable {
     private func finish(_ task: RunningTask, status: Int32) {
         let exitCode = Int(ExitStatus(waitStatus: status).code)
         let (cancelled, timedOut, sawResult, resultIsError, pending) = task.state.withLock { state in
-            (state.cancelled, state.timedOut, state.sawResult, state.resultIsError, state.pending)
+            state.askingClosed = true
+            defer { state.pending = [:] }
+            return (state.cancelled, state.timedOut, state.sawResult, state.resultIsError, state.pending)
         }
         // A hook still waiting gets a refusal.
         for (_, waiting) in pending { waiting.answer.succeed(PermissionDecision(approved: false, message: "the task ended")) }
@@ -437,7 +441,12 @@ public final class TaskService: Sendable {
                                            toolInput: String(question.toolInput.prefix(64 * 1024)), createdAt: now,
                                            expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000)
         let answer = Pending<PermissionDecision>()
-        task.state.withLock { $0.pending[permission.requestId] = (permission, answer) }
+        let open = task.state.withLock { state -> Bool in
+            guard !state.askingClosed else { return false }
+            state.pending[permission.requestId] = (permission, answer)
+            return true
+        }
+        guard open else { return .now(PermissionDecision(approved: false, message: "the task ended")) }
         try? store.update(id, state: .waitingApproval)
         // The tool's input as the object it is, like a tool_use event's `input`.
         let input = (try? JSONValue.parse(permission.toolInput)) ?? .string(permission.toolInput)

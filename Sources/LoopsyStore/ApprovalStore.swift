@@ -15,7 +15,7 @@ public struct ApprovalStore: Sendable {
 
     private static func row(_ row: Statement) -> ApprovalInfo {
         ApprovalInfo(id: row.text(0), requestId: row.text(1), toolName: row.text(2), description: row.text(3),
-                     inputPreview: row.text(4), state: ApprovalState(rawValue: row.text(5)) ?? .expired,
+                     inputPreview: row.text(4), state: ApprovalState(rawValue: row.text(5)),
                      sentTo: PeerStore.paths(row.text(6)) ?? [], answeredBy: row.isNull(7) ? nil : row.text(7),
                      createdAt: row.int64(8), expiresAt: row.int64(9), answeredAt: row.optionalInt64(10))
     }

@@ -13,7 +13,7 @@ public struct TaskStore: Sendable {
         """
 
     private static func row(_ row: Statement) -> AITaskInfo {
-        AITaskInfo(id: row.text(0), state: TaskState(rawValue: row.text(1)) ?? .failed, prompt: row.text(2), cwd: row.text(3), caller: row.text(4),
+        AITaskInfo(id: row.text(0), state: TaskState(rawValue: row.text(1)), prompt: row.text(2), cwd: row.text(3), caller: row.text(4),
                    createdAt: row.int64(5), startedAt: row.optionalInt64(6), finishedAt: row.optionalInt64(7),
                    exitCode: row.optionalInt64(8).map { Int($0) }, sessionId: row.isNull(9) ? nil : row.text(9),
                    costUsd: row.isNull(10) ? nil : row.double(10), error: row.isNull(11) ? nil : row.text(11),

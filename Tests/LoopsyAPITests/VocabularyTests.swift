@@ -22,6 +22,9 @@ import Testing
         #expect(String(decoding: encoded, as: UTF8.self) == #"["waiting_approval","completed"]"#)
         #expect(try JSONDecoder().decode(ApprovalState.self, from: Data(#""expired""#.utf8)) == .expired)
         #expect(TaskState.allCases.filter(\.isFinished) == [.completed, .failed, .cancelled])
+        // A state from a newer build decodes and prints as itself; interpolation shows wire names.
+        #expect(try JSONDecoder().decode(TaskState.self, from: Data(#""paused""#.utf8)).rawValue == "paused")
+        #expect("\(TaskState.waitingApproval)" == "waiting_approval")
         #expect(ChangeTopic(path: "/api/v1/ai-tasks/t1") == .aiTasks)
         #expect(ChangeTopic(path: "/api/v1/health") == nil && ChangeTopic(path: "/dashboard/api/x") == nil)
     }

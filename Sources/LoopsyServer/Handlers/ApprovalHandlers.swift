@@ -12,7 +12,7 @@ public enum ApprovalHandlers {
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
         let state = try context.request.query["state"].map { text in
-            guard let state = ApprovalState(rawValue: text) else {
+            guard let state = ApprovalState.allCases.first(where: { $0.rawValue == text }) else {
                 throw APIError.badRequest("state must be one of " + ApprovalState.allCases.map(\.rawValue).joined(separator: ", "),
                                           code: .badQuery)
             }

@@ -69,8 +69,10 @@ public enum TransferHandlers {
         let request = try context.decode(TransferPathRequest.self)
         let (fd, real, size) = try context.node.transfer.openForReading(request.path, access: access(context))
         return try context.respond(try digest(of: fd, size: size, context), onFailure: { close(fd) }) { digest in
+            // The descriptor was only for hashing: closed before anything else can fail.
             close(fd)
-            return try .json(ChecksumResponse(path: real, size: size, sha256: digest))
+            return (try? .json(ChecksumResponse(path: real, size: size, sha256: digest)))
+                ?? .error(APIError(status: 500, code: .internalError, message: "the checksum could not be encoded"))
         }
     }
 

@@ -23,15 +23,23 @@ public struct RequestContext: Sendable {
 
     /// A domain answer as HTTP: `render` makes the response of the value, now or when it comes
     /// (the connection waits suspended meanwhile); an error becomes its APIError, logged under
-    /// this request's id when it is not one. `onFailure` runs when no value is rendered.
+    /// this request's id when it is not one. `onFailure` runs when no response is rendered (the
+    /// answer is an error, or `render` throws). A client that leaves cancels the Pending, so the
+    /// domain's clean-ups run (waiters unregister, hashing stops).
     public func respond<Value: Sendable>(_ answer: Answer<Value>, onFailure: (@Sendable () -> Void)? = nil,
                                          _ render: @escaping @Sendable (Value) throws -> HTTPResponse) throws -> HTTPResponse {
         switch answer {
         case .now(let value):
-            return try render(value)
+            do {
+                return try render(value)
+            } catch {
+                onFailure?()
+                throw error
+            }
         case .later(let pending):
             let deferred = DeferredResponse()
             pending.cancelled(when: { deferred.isAbandoned })
+            deferred.onAbandon { pending.cancel() }
             let failure = reportsFailures
             pending.whenComplete { result in
                 let value: Value
@@ -46,6 +54,7 @@ public struct RequestContext: Sendable {
                 do {
                     deferred.complete(try render(value))
                 } catch {
+                    onFailure?()
                     deferred.complete(.error(failure(error)))
                 }
             }

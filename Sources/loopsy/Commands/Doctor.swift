@@ -105,8 +105,11 @@ private struct Checks {
             return [warn("database", "no database yet (it is made when loopsyd first starts)", "loopsy start")]
         }
         // loopsyd owns the database: it reads it (read-only) and says what it found.
-        var checker = Subprocess((try? DaemonProcess.executable()) ?? "loopsyd",
-                                 ["check-database", "--data-dir", dataDir.root])
+        guard let loopsyd = try? DaemonProcess.executable() else {
+            return [fail("database", "loopsyd, which reads the database, was not found next to loopsy or on PATH",
+                         "reinstall loopsy")]
+        }
+        var checker = Subprocess(loopsyd, ["check-database", "--data-dir", dataDir.root])
         checker.stdout = .capture
         checker.stderr = .discard
         let check: DatabaseCheck
