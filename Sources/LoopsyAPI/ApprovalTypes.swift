@@ -74,7 +74,7 @@ public struct ApprovalListResponse: Codable, Sendable {
 
 /// Where a permission prompt is: waiting, answered either way, or past its time. Open like
 /// TaskState: a newer peer's state decodes as itself.
-public struct ApprovalState: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+public struct ApprovalState: WireWord {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 
@@ -85,5 +85,4 @@ public struct ApprovalState: RawRepresentable, Codable, Sendable, Hashable, Cust
     /// The states this build sets.
     public static let allCases: [ApprovalState] = [.pending, .allowed, .denied, .expired]
 
-    public var description: String { rawValue }
 }

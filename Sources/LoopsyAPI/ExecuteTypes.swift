@@ -54,8 +54,7 @@ public struct JobInfo: Codable, Sendable, Equatable {
     public var startedAt: Int64
     public var caller: String
     public var streamed: Bool
-    /// "running" or "finished".
-    public var state: String
+    public var state: JobState
     public var finishedAt: Int64?
     public var exitCode: Int?
     public var signal: String?
@@ -65,7 +64,7 @@ public struct JobInfo: Codable, Sendable, Equatable {
     public var cancelled: Bool?
 
     public init(jobId: String, command: String, args: [String], cwd: String, pid: Int, startedAt: Int64,
-                caller: String, streamed: Bool, state: String, finishedAt: Int64? = nil, exitCode: Int? = nil,
+                caller: String, streamed: Bool, state: JobState, finishedAt: Int64? = nil, exitCode: Int? = nil,
                 signal: String? = nil, durationMs: Double? = nil, timedOut: Bool? = nil, truncated: Bool? = nil,
                 cancelled: Bool? = nil) {
         self.jobId = jobId

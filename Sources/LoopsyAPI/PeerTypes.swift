@@ -14,13 +14,13 @@ public struct PeerInfo: Codable, Sendable, Equatable {
     /// Whether we call it over HTTPS.
     public var tls: Bool
     /// online, offline or unknown.
-    public var status: String
+    public var status: PeerStatus
     public var lastSeen: Int64?
     public var lastChecked: Int64?
     public var failures: Int
     public var lastError: String?
     /// mdns, manual or paired.
-    public var source: String
+    public var source: PeerSource
     public var hasCredential: Bool
     public var acceptsCredential: Bool
     public var createdAt: Int64
@@ -33,8 +33,8 @@ public struct PeerInfo: Codable, Sendable, Equatable {
     public var transferPaths: [String]?
 
     public init(nodeId: String, name: String, address: String, addresses: [String], port: Int, platform: String,
-                version: String, capabilities: [String], fingerprint: String?, tls: Bool, status: String,
-                lastSeen: Int64?, lastChecked: Int64?, failures: Int, lastError: String?, source: String,
+                version: String, capabilities: [String], fingerprint: String?, tls: Bool, status: PeerStatus,
+                lastSeen: Int64?, lastChecked: Int64?, failures: Int, lastError: String?, source: PeerSource,
                 hasCredential: Bool, acceptsCredential: Bool, createdAt: Int64, updatedAt: Int64,
                 grants: [Capability]? = nil, defaultGrants: Bool? = nil, transferPaths: [String]? = nil) {
         self.grants = grants

@@ -143,7 +143,7 @@ public struct PermissionDecision: Codable, Sendable {
 
 /// Where an AI task is in its life. Open like `ErrorCode`'s text: a newer peer's state decodes
 /// (and prints) as itself instead of failing the whole answer.
-public struct TaskState: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+public struct TaskState: WireWord {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 
@@ -159,5 +159,4 @@ public struct TaskState: RawRepresentable, Codable, Sendable, Hashable, CustomSt
 
     /// Completed, failed or cancelled: it will not change again.
     public var isFinished: Bool { [.completed, .failed, .cancelled].contains(self) }
-    public var description: String { rawValue }
 }

@@ -103,6 +103,13 @@ public struct LoopsyClient: Sendable {
         return client
     }
 
+    /// This client for `peer`: itself for nil, "local" or "self" (this machine), else
+    /// `throughPeer(peer)`. How both the CLI's `--peer` and the MCP tools' `peer` read.
+    public func targeting(_ peer: String?) -> LoopsyClient {
+        guard let peer, !["local", "self"].contains(peer) else { return self }
+        return throughPeer(peer)
+    }
+
     /// The URL for an API path (`API.…`), through the peer prefix when there is one.
     func url(_ path: String) -> String {
         let base = LoopsyVersion.apiBase + "/"

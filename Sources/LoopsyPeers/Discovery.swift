@@ -215,9 +215,9 @@ public final class Discovery: @unchecked Sendable {
                     return
                 }
             }
-            var movable = existing == nil || existing?.info.source == "mdns"
+            var movable = existing == nil || existing?.info.source == .mdns
             // An unpaired peer moving to another address counts against that address's cap too.
-            if let existing, existing.info.source == "mdns", existing.info.address != address,
+            if let existing, existing.info.source == .mdns, existing.info.address != address,
                existing.apiKey == nil, try service.store.unpairedCount(address: address).atAddress
                 >= limits.maxUnpairedPerAddress {
                 movable = false
@@ -230,7 +230,7 @@ public final class Discovery: @unchecked Sendable {
             let record = try service.store.upsert(PeerSighting(
                 nodeId: nodeId, name: existing?.info.name ?? txt["name"] ?? address, address: address, port: port,
                 platform: txt["platform"] ?? "", version: txt["version"] ?? "", capabilities: capabilities,
-                publicKey: nil, fingerprint: nil, tls: txt["tls"] == "1", source: "mdns"), moveAddress: movable)
+                publicKey: nil, fingerprint: nil, tls: txt["tls"] == "1", source: .mdns), moveAddress: movable)
             if existing == nil {
                 logger.info("mDNS: found node \(nodeId) at \(address):\(port)")
             } else if existing?.info.address != record.info.address || existing?.info.port != record.info.port {

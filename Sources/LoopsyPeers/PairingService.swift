@@ -459,8 +459,8 @@ public final class PairingService: Sendable {
             nodeId: payload.nodeId, name: String(payload.hostname.prefix(64)), address: where_,
             port: payload.port == 0 ? (fallbackPort ?? 19532) : payload.port, platform: payload.platform,
             version: payload.version, capabilities: payload.capabilities, publicKey: payload.publicKey,
-            fingerprint: payload.tls ? fingerprint : nil, tls: payload.tls, source: "paired"))
-        try store.setSource(payload.nodeId, "paired")
+            fingerprint: payload.tls ? fingerprint : nil, tls: payload.tls, source: .paired))
+        try store.setSource(payload.nodeId, .paired)
         if payload.tls { try store.setPin(payload.nodeId, fingerprint: fingerprint, replace: true) }
         try store.setOutgoingCredential(payload.nodeId, apiKey: payload.credential)
         try store.setAcceptedCredential(payload.nodeId, keyHash: Secrets.keyHash(credentialWeGave))

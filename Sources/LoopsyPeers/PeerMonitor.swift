@@ -99,8 +99,8 @@ public final class PeerMonitor: Sendable {
         if change.before != change.after {
             logger.info("peer \(record.info.name) (\(record.nodeId)) is \(change.after)"
                 + (failure.map { ": \($0)" } ?? ""))
-            changes?.publish(.peers, detail: ["nodeId": record.nodeId, "status": change.after])
-            if change.after == "online" { for listener in onlineListeners.withLock({ $0 }) { listener(record.nodeId) } }
+            changes?.publish(.peers, detail: ["nodeId": record.nodeId, "status": change.after.rawValue])
+            if change.after == .online { for listener in onlineListeners.withLock({ $0 }) { listener(record.nodeId) } }
         }
     }
 

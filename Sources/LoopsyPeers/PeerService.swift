@@ -279,7 +279,7 @@ public final class PeerService: Sendable {
             nodeId: identity.nodeId, name: identity.hostname, address: request.address, port: port,
             platform: identity.platform, version: identity.version, capabilities: identity.capabilities,
             publicKey: identity.publicKey, fingerprint: probe.tls ? probe.fingerprint : nil, tls: probe.tls,
-            source: "manual"))
+            source: .manual))
         if !probe.tls {
             notes.append("\(request.address) serves plain HTTP: calls to it are not encrypted. Enable tls on it.")
         }
@@ -372,7 +372,7 @@ public final class PeerService: Sendable {
             nodeId: request.nodeId, name: name, address: remoteAddress, port: request.port,
             platform: request.platform, version: request.version, capabilities: request.capabilities,
             publicKey: request.publicKey, fingerprint: request.tls ? fingerprint : nil, tls: request.tls,
-            source: "manual")
+            source: .manual)
         try store.upsert(sighting, moveAddress: moveAddress)
         // The address the body names is used only once it answers there with the node's own key,
         // checked off this worker; never a loopback, link-local or unspecified one.

@@ -68,7 +68,7 @@ final class JobRunner: Sendable {
         }
         let info = JobInfo(jobId: id, command: command.argv[0], args: Array(command.argv.dropFirst()), cwd: command.cwd,
                            pid: Int(process.pid), startedAt: Clock.nowMillis(), caller: caller, streamed: streamed,
-                           state: "running")
+                           state: .running)
         let job = RunningJob(info: info, process: process)
         jobs.withLock { $0[id] = job }
         onStart(info)
@@ -118,7 +118,7 @@ final class RunningJob: Sendable {
 
     static func placeholder(id: String) -> RunningJob {
         RunningJob(info: JobInfo(jobId: id, command: "", args: [], cwd: "", pid: 0, startedAt: Clock.nowMillis(),
-                                 caller: "", streamed: false, state: "starting"), process: nil)
+                                 caller: "", streamed: false, state: .starting), process: nil)
     }
 
     func requestCancel() { process?.signalCancel() }

@@ -32,7 +32,7 @@ public struct JobStore: Sendable {
                 let args = (try? SafeJSON.decode([String].self, from: Data(row.text(3).utf8))) ?? []
                 return JobInfo(jobId: row.text(0), command: row.text(2), args: args, cwd: row.text(4), pid: row.int(5),
                                startedAt: row.int64(7), caller: row.text(1), streamed: row.int(6) == 1,
-                               state: "finished", finishedAt: row.int64(8),
+                               state: .finished, finishedAt: row.int64(8),
                                exitCode: row.optionalInt64(9).map { Int($0) },
                                signal: row.isNull(10) ? nil : row.text(10), durationMs: row.double(14),
                                timedOut: row.int(11) == 1, truncated: row.int(12) == 1, cancelled: row.int(13) == 1)

@@ -35,10 +35,10 @@ public struct PeerSighting: Sendable {
     public var publicKey: String?
     public var fingerprint: String?
     public var tls: Bool
-    public var source: String
+    public var source: PeerSource
 
     public init(nodeId: String, name: String, address: String, port: Int, platform: String, version: String,
-                capabilities: [String], publicKey: String?, fingerprint: String?, tls: Bool, source: String) {
+                capabilities: [String], publicKey: String?, fingerprint: String?, tls: Bool, source: PeerSource) {
         self.nodeId = nodeId
         self.name = name
         self.address = address
@@ -77,8 +77,8 @@ public final class PeerStore: Sendable {
         let info = PeerInfo(
             nodeId: row.text(0), name: row.text(1), address: row.text(2), addresses: strings(3), port: row.int(4),
             platform: row.text(5), version: row.text(6), capabilities: strings(7), fingerprint: optionalText(8),
-            tls: row.int(9) == 1, status: row.text(10), lastSeen: row.optionalInt64(11),
-            lastChecked: row.optionalInt64(12), failures: row.int(13), lastError: optionalText(14), source: row.text(15),
+            tls: row.int(9) == 1, status: PeerStatus(rawValue: row.text(10)), lastSeen: row.optionalInt64(11),
+            lastChecked: row.optionalInt64(12), failures: row.int(13), lastError: optionalText(14), source: PeerSource(rawValue: row.text(15)),
             hasCredential: !row.isNull(16), acceptsCredential: !row.isNull(17), createdAt: row.int64(18),
             updatedAt: row.int64(19))
         return PeerRecord(info: info, publicKey: optionalText(20), apiKey: optionalText(16),
@@ -169,7 +169,7 @@ public final class PeerStore: Sendable {
                     // A pin is never replaced by a sighting: only removal and re-adding (or pairing) can.
                     if info.fingerprint == nil { info.fingerprint = sighting.fingerprint }
                     if record.publicKey == nil { record.publicKey = sighting.publicKey }
-                    if info.source == "mdns" && sighting.source != "mdns" { info.source = sighting.source }
+                    if info.source == .mdns && sighting.source != .mdns { info.source = sighting.source }
                     info.updatedAt = now
                     try db.cached("""
                         UPDATE peers SET name = ?, address = ?, addresses = ?, port = ?, platform = ?, version = ?,
@@ -178,7 +178,7 @@ public final class PeerStore: Sendable {
                         """).run([.text(info.name), .text(info.address), .text(Self.json(info.addresses)),
                                   .integer(Int64(info.port)), .text(info.platform), .text(info.version),
                                   .text(Self.json(info.capabilities)), info.fingerprint.map { .text($0) },
-                                  .integer(info.tls ? 1 : 0), .text(info.source), record.publicKey.map { .text($0) },
+                                  .integer(info.tls ? 1 : 0), .text(info.source.rawValue), record.publicKey.map { .text($0) },
                                   .integer(now), .text(info.nodeId)])
                     record.info = info
                     return record
@@ -192,7 +192,7 @@ public final class PeerStore: Sendable {
                               .text(Self.json([sighting.address])), .integer(Int64(sighting.port)),
                               .text(sighting.platform), .text(sighting.version), .text(Self.json(sighting.capabilities)),
                               sighting.fingerprint.map { .text($0) }, .integer(sighting.tls ? 1 : 0),
-                              .text(sighting.source), sighting.publicKey.map { .text($0) }, .integer(now), .integer(now)])
+                              .text(sighting.source.rawValue), sighting.publicKey.map { .text($0) }, .integer(now), .integer(now)])
                 return try db.cached("SELECT \(Self.columns) FROM peers WHERE node_id = ?")
                     .rows([.text(sighting.nodeId)], Self.record)[0]
             }
@@ -217,10 +217,10 @@ public final class PeerStore: Sendable {
     }
 
     /// How the peer was learned (pairing makes it "paired" whatever it was before).
-    public func setSource(_ nodeId: String, _ source: String) throws {
+    public func setSource(_ nodeId: String, _ source: PeerSource) throws {
         try pool.write { db in
             try db.cached("UPDATE peers SET source = ?, updated_at = ? WHERE node_id = ?")
-                .run([.text(source), .integer(Clock.nowMillis()), .text(nodeId)])
+                .run([.text(source.rawValue), .integer(Clock.nowMillis()), .text(nodeId)])
         }
     }
 
@@ -274,20 +274,20 @@ public final class PeerStore: Sendable {
     /// A health check's outcome. Returns the peer's status before and after.
     @discardableResult
     public func recordCheck(_ nodeId: String, ok: Bool, error: String?, offlineAfter: Int,
-                            now: Int64 = Clock.nowMillis()) throws -> (before: String, after: String)? {
+                            now: Int64 = Clock.nowMillis()) throws -> (before: PeerStatus, after: PeerStatus)? {
         try pool.write { db in
             try db.transaction {
                 guard let row = try db.cached("SELECT status, failures FROM peers WHERE node_id = ?")
                     .rows([.text(nodeId)], { ($0.text(0), $0.int(1)) }).first else { return nil }
                 let failures = ok ? 0 : row.1 + 1
-                let status = ok ? "online" : (failures >= offlineAfter ? "offline" : row.0)
+                let status = ok ? PeerStatus.online : (failures >= offlineAfter ? .offline : PeerStatus(rawValue: row.0))
                 try db.cached("""
                     UPDATE peers SET status = ?, failures = ?, last_checked = ?, last_error = ?,
                         last_seen = CASE WHEN ? THEN ? ELSE last_seen END
                     WHERE node_id = ?
-                    """).run([.text(status), .integer(Int64(failures)), .integer(now), error.map { .text($0) },
+                    """).run([.text(status.rawValue), .integer(Int64(failures)), .integer(now), error.map { .text($0) },
                               .integer(ok ? 1 : 0), .integer(now), .text(nodeId)])
-                return (row.0, status)
+                return (PeerStatus(rawValue: row.0), status)
             }
         }
     }

@@ -58,9 +58,7 @@ struct LoopsyTools: Sendable {
     }
 
     func client(peer: String?, timeoutSeconds: Int = 30) throws -> LoopsyClient {
-        let local = try client(timeoutSeconds: timeoutSeconds)
-        guard let peer, !["local", "self"].contains(peer) else { return local }
-        return local.throughPeer(peer)
+        try client(timeoutSeconds: timeoutSeconds).targeting(peer)
     }
 
     static let definitions: [Tool] = [

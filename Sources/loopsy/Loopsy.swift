@@ -38,9 +38,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// The local daemon's client, relaying to `peer` unless it is nil, "local" or "self".
     func client(peer: String?, timeoutSeconds: Int = 30) throws -> LoopsyClient {
-        let local = try client(timeoutSeconds: timeoutSeconds)
-        guard let peer, !["local", "self"].contains(peer) else { return local }
-        return local.throughPeer(peer)
+        try client(timeoutSeconds: timeoutSeconds).targeting(peer)
     }
 }
 

@@ -85,4 +85,18 @@ import Testing
         _ = try? client.throughPeer("my laptop").contextGet("a/b")
         #expect(handler.lastPath.withLock { $0 } == "/api/v1/peers/my%20laptop/context/a%2Fb")
     }
+
+    /// `--peer` and the MCP tools' `peer`: nil, "local" and "self" stay here; a name goes
+    /// through the local daemon's forwarding route.
+    @Test func targetingSendsLocalAndSelfHereAndANameThroughThePeer() throws {
+        let (server, handler, client) = try server()
+        defer { server.stop() }
+        for here in [nil, "local", "self"] as [String?] {
+            _ = try? client.targeting(here).contextGet("k")
+            #expect(handler.lastPath.withLock { $0 } == "/api/v1/context/k", "\(here ?? "nil")")
+        }
+        _ = try? client.targeting("bravo").contextGet("k")
+        #expect(handler.lastPath.withLock { $0 } == "/api/v1/peers/bravo/context/k")
+    }
 }
+

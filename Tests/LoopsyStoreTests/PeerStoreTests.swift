@@ -15,7 +15,7 @@ import Testing
     }
 
     func sighting(_ name: String, address: String = "10.0.0.2", fingerprint: String? = nil, tls: Bool = false,
-                  source: String = "mdns") -> PeerSighting {
+                  source: PeerSource = "mdns") -> PeerSighting {
         PeerSighting(nodeId: String(repeating: "a", count: 32), name: name, address: address, port: 19532, platform: "linux",
                      version: "1", capabilities: [], publicKey: nil, fingerprint: fingerprint, tls: tls, source: source)
     }

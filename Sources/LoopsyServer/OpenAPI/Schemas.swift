@@ -61,9 +61,9 @@ public enum Schemas {
             ("nodeId", string), ("name", string), ("address", string), ("addresses", ["type": "array", "items": string]),
             ("port", integer), ("platform", string), ("version", string),
             ("capabilities", ["type": "array", "items": string]), ("fingerprint", nullableString), ("tls", boolean),
-            ("status", ["type": "string", "enum": ["online", "offline", "unknown"]]), ("lastSeen", nullableInteger),
+            ("status", ["type": "string", "enum": words(PeerStatus.allCases)]), ("lastSeen", nullableInteger),
             ("lastChecked", nullableInteger), ("failures", integer), ("lastError", nullableString),
-            ("source", ["type": "string", "enum": ["mdns", "manual", "paired"]]), ("hasCredential", boolean),
+            ("source", ["type": "string", "enum": words(PeerSource.allCases)]), ("hasCredential", boolean),
             ("acceptsCredential", boolean), ("createdAt", integer), ("updatedAt", integer),
             ("grants", ["type": "array", "items": ref("Capability")]), ("defaultGrants", boolean),
             ("transferPaths", ["type": "array", "items": string]),
@@ -81,7 +81,7 @@ public enum Schemas {
         ], required: ["address"])),
         ("SessionApproval", object([
             ("id", string), ("requestId", string), ("toolName", string), ("description", string), ("inputPreview", string),
-            ("state", ["type": "string", "enum": ["pending", "allowed", "denied", "expired"]]),
+            ("state", ["type": "string", "enum": words(ApprovalState.allCases)]),
             ("sentTo", ["type": "array", "items": string]), ("answeredBy", nullableString), ("createdAt", integer),
             ("expiresAt", integer), ("answeredAt", nullableInteger),
         ], required: ["id", "requestId", "toolName", "description", "inputPreview", "state", "sentTo", "createdAt",
@@ -176,7 +176,7 @@ public enum Schemas {
         ], required: ["requestId", "toolName", "toolInput", "createdAt", "expiresAt"])),
         ("Task", object([
             ("id", string),
-            ("state", ["type": "string", "enum": .array(TaskState.allCases.map { .string($0.rawValue) })]),
+            ("state", ["type": "string", "enum": words(TaskState.allCases)]),
             ("prompt", string), ("cwd", string), ("caller", string), ("createdAt", integer), ("startedAt", nullableInteger),
             ("finishedAt", nullableInteger), ("exitCode", nullableInteger), ("sessionId", nullableString),
             ("costUsd", ["type": ["number", "null"]]), ("error", nullableString), ("lastEvent", integer),
@@ -320,4 +320,7 @@ public enum Schemas {
         ("FileList", object([("files", ["type": "array", "items": ref("FileEntry")])], required: ["files"])),
         ("Cancelled", object([("jobId", string), ("cancelled", ["type": "boolean"])], required: ["jobId", "cancelled"])),
     ]
+
+    /// The words a WireWord type has in this build, for an OpenAPI enum.
+    static func words<Word: WireWord>(_ cases: [Word]) -> JSONValue { .array(cases.map { .string($0.rawValue) }) }
 }

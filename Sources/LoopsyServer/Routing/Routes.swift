@@ -65,7 +65,7 @@ public enum Routes {
                             .error(404, "No such task")]), TaskHandlers.stream),
             Route(.get, API.approvals, access: .owner, doc: OperationDoc(
                 "listApprovals", "Permission prompts of this node's Claude Code sessions, newest first", tag: "channels",
-                query: [.query("state", ["type": "string", "enum": .array(ApprovalState.allCases.map { .string($0.rawValue) })],
+                query: [.query("state", ["type": "string", "enum": Schemas.words(ApprovalState.allCases)],
                                "only approvals in this state"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
                 responses: [.ok(Schemas.ref("SessionApprovalList"))]), ApprovalHandlers.list),

@@ -219,8 +219,8 @@ enum PeerTable {
         for peer in peers {
             let security = peer.tls ? (peer.fingerprint != nil ? "tls, pinned" : "tls, unpinned") : "plain http"
             let seen = peer.lastSeen.map { ago(now - $0) } ?? "never"
-            rows.append([peer.name, String(peer.nodeId.prefix(12)), "\(peer.address):\(peer.port)", peer.status,
-                         security, peer.source + (peer.hasCredential ? "" : " (no key)"), grantSummary(peer), seen])
+            rows.append([peer.name, String(peer.nodeId.prefix(12)), "\(peer.address):\(peer.port)", peer.status.rawValue,
+                         security, peer.source.rawValue + (peer.hasCredential ? "" : " (no key)"), grantSummary(peer), seen])
         }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
