@@ -13,11 +13,7 @@ public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertib
 
     public var description: String { String(cString: strerror(code)) }
 
-    public static let interrupted = Errno(EINTR)
-    public static let wouldBlock = Errno(EAGAIN)
     public static let noEntry = Errno(ENOENT)
-    public static let exists = Errno(EEXIST)
-    public static let addressInUse = Errno(EADDRINUSE)
 }
 
 /// Calls `body` again for as long as it fails with EINTR (returns -1 and sets errno).
@@ -28,14 +24,6 @@ public func retryingInterrupts<Result: BinaryInteger>(_ body: () -> Result) -> R
         let result = body()
         if result != -1 || errno != EINTR { return result }
     }
-}
-
-/// `body`'s result, or the errno it failed with (-1), retrying EINTR.
-@inlinable
-public func checked<Result: BinaryInteger>(_ body: () -> Result) throws(Errno) -> Result {
-    let result = retryingInterrupts(body)
-    if result == -1 { throw Errno.current }
-    return result
 }
 
 /// A system call that failed, for logs: "forkpty: Resource temporarily unavailable".

@@ -136,5 +136,4 @@ public struct Route: Sendable {
                   doc: doc, handler)
     }
 
-    var segments: [Substring] { pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { $0 } }
 }

@@ -45,8 +45,7 @@ public struct Router<Entry: RoutePattern>: Sendable {
     public init(routes: [Entry]) {
         self.routes = routes
         let compiled = routes.enumerated().map { index, route in
-            let segments = route.pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-                .map { segment -> Segment in
+            let segments = route.segments.map { segment -> Segment in
                 if segment.hasPrefix("{") && segment.hasSuffix("+}") { return .rest(String(segment.dropFirst().dropLast(2))) }
                 return segment.hasPrefix("{") ? .parameter(String(segment.dropFirst().dropLast()))
                     : .literal(Array(segment.utf8))
@@ -136,6 +135,11 @@ public struct Router<Entry: RoutePattern>: Sendable {
 public protocol RoutePattern: Sendable {
     var method: HTTPMethod { get }
     var pattern: String { get }
+}
+
+extension RoutePattern {
+    /// The pattern's segments after the leading slash (empty ones kept: they match nothing).
+    var segments: [Substring] { pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { $0 } }
 }
 
 extension Route: RoutePattern {}
