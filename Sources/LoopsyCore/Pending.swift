@@ -80,4 +80,12 @@ public final class Pending<Value: Sendable>: Sendable {
 public enum Answer<Value: Sendable>: Sendable {
     case now(Value)
     case later(Pending<Value>)
+
+    /// Runs `body` once the answer is settled, value or error: at once for `.now`.
+    public func whenSettled(_ body: @escaping @Sendable () -> Void) {
+        switch self {
+        case .now: body()
+        case .later(let pending): pending.whenComplete { _ in body() }
+        }
+    }
 }

@@ -51,6 +51,19 @@ import Testing
         }
     }
 
+    /// Clean-up that must run however the answer ends (a descriptor only used to compute it).
+    @Test func settledRunsOnceForValuesAndErrorsNowOrLater() {
+        let runs = PlainMutex(0)
+        Answer<Int>.now(1).whenSettled { runs.withLock { $0 += 1 } }
+        #expect(runs.withLock { $0 } == 1)
+        let failing = Pending<Int>()
+        Answer.later(failing).whenSettled { runs.withLock { $0 += 1 } }
+        #expect(runs.withLock { $0 } == 1)
+        failing.fail(Refused())
+        failing.succeed(2)
+        #expect(runs.withLock { $0 } == 2)
+    }
+
     @Test func theBusNumbersChangesAndStopsAtUnsubscribe() {
         let bus = ChangeBus()
         let seen = PlainMutex<[String]>([])

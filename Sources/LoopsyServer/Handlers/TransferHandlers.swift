@@ -68,12 +68,10 @@ public enum TransferHandlers {
     static func checksum(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(TransferPathRequest.self)
         let (fd, real, size) = try context.node.transfer.openForReading(request.path, access: access(context))
-        return try context.respond(try digest(of: fd, size: size, context), onFailure: { close(fd) }) { digest in
-            // The descriptor was only for hashing: closed before anything else can fail.
-            close(fd)
-            return (try? .json(ChecksumResponse(path: real, size: size, sha256: digest)))
-                ?? .error(APIError(status: 500, code: .internalError, message: "the checksum could not be encoded"))
-        }
+        let answer = try digest(of: fd, size: size, context)
+        // The descriptor is only for hashing: it closes once the digest is settled, either way.
+        answer.whenSettled { close(fd) }
+        return try context.respond(answer) { digest in try .json(ChecksumResponse(path: real, size: size, sha256: digest)) }
     }
 
     /// The file's digest, now or later; the file is closed here if that fails at once.
