@@ -29,9 +29,13 @@ import Testing
         // Until the events, every check finds nothing (as an empty inbox would); after, any
         // waiter that is tried answers, so what answers is exactly what was tried.
         let eventsHappened = Atomic<Bool>(false)
+        let registrationChecks = Atomic<Int>(0)
         func waiter(_ name: String, topic: String = "", after: Int64 = .min) -> LongPolls.Waiter {
             let waiter = LongPolls.Waiter(topic: topic, after: after) {
-                guard eventsHappened.load(ordering: .relaxed) else { return false }
+                guard eventsHappened.load(ordering: .relaxed) else {
+                    registrationChecks.add(1, ordering: .relaxed)
+                    return false
+                }
                 answered.withLock { $0.append(name) }
                 return true
             } timeout: {}
@@ -40,8 +44,9 @@ import Testing
         }
         _ = [waiter("inbox-5", after: 5), waiter("inbox-9", after: 9), waiter("approval-a", topic: "a"),
              waiter("approval-b", topic: "b")]
-        // Each registration check runs (and finds nothing) before the events.
-        try await Task.sleep(for: .milliseconds(200))
+        // Each registration check runs (and finds nothing) before the events. Waited for, not
+        // slept on: under a loaded test run the polls' queue can start seconds late.
+        try await settle { registrationChecks.load(ordering: .relaxed) == 4 }
         eventsHappened.store(true, ordering: .relaxed)
         polls.notify(after: 7)
         polls.notify(topic: "a")
@@ -77,12 +82,16 @@ import Testing
         polls.notify(after: 1)
         usleep(100_000)  // the event's own try runs now and finds the waiter claimed
         messageLanded.signal()
-        #expect(answered.wait(timeout: .now() + 5) == .success)
+        #expect(answered.wait(timeout: .now() + 30) == .success)
         #expect(calls.load(ordering: .relaxed) == 2)
         polls.finishAll()
     }
 
-    private func settle(_ condition: () -> Bool) async throws {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    /// Waits until `condition` holds; fails the test if it still does not after 30 s (a loaded
+    /// CI machine can delay the polls' queue by seconds; a passing run returns at once).
+    private func settle(_ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation)
+        async throws {
+        for _ in 0..<3000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+        if !condition() { Issue.record("still not so after 30 s", sourceLocation: sourceLocation) }
     }
 }
