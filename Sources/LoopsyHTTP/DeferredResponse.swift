@@ -111,6 +111,10 @@ public final class DeferredResponse: Sendable {
         state.withLock { state in
             if let response = state.response {
                 state.taken = true
+                // It will never be abandoned now: drop what would have run then (its closures
+                // hold the answer's Pending, which holds this: a cycle, one per answer, if kept).
+                state.onAbandon = []
+                state.finalize = nil
                 return response
             }
             state.connection = ConnectionHandle(pointer: connection)
@@ -138,6 +142,9 @@ public final class DeferredResponse: Sendable {
     }
 
     var isPending: Bool { state.withLock { !$0.completing && !$0.abandoned } }
+
+    /// The answer as it would be sent, once it is there (for driving a dispatcher without MHD).
+    var completedResponse: HTTPResponse? { state.withLock { $0.finalized || $0.finalize == nil ? $0.response : nil } }
 }
 
 /// The deferred answers a server has handed out, so stop() can complete the ones still open.

@@ -13,6 +13,14 @@ import Glibc
     /// /never not at all (until the server stops).
     final class Handler: HTTPHandler, Sendable {
         let pending = DispatchQueue(label: "later")
+        /// What waited on each /held answer, as it does in the daemon (a Pending that holds the
+        /// deferred answer, which holds it back through `onAbandon`): weakly, to see it freed.
+        final class Waiter: Sendable {
+            let deferred: DeferredResponse
+            init(_ deferred: DeferredResponse) { self.deferred = deferred }
+        }
+        struct Weak: @unchecked Sendable { weak var waiter: Waiter? }
+        let waiters = PlainMutex<[Weak]>([])
         func plan(for head: HTTPRequestHead) -> BodyPlan { .buffer(limit: 16) }
         func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse {
             HTTPResponse(status: 413, body: Array("over \(limit)".utf8))
@@ -26,6 +34,13 @@ import Glibc
                 let deferred = DeferredResponse()
                 pending.asyncAfter(deadline: .now() + 0.05) { deferred.complete(HTTPResponse(status: 202, body: [0x6F, 0x6B])) }
                 return HTTPResponse(deferred: deferred)
+            case "/held":
+                let deferred = DeferredResponse()
+                let waiter = Waiter(deferred)
+                deferred.onAbandon { _ = waiter }
+                waiters.withLock { $0.append(Weak(waiter: waiter)) }
+                pending.asyncAfter(deadline: .now() + 0.01) { deferred.complete(HTTPResponse(status: 200)) }
+                return HTTPResponse(deferred: deferred)
             case "/never":
                 return HTTPResponse(deferred: DeferredResponse())
             default:
@@ -34,8 +49,8 @@ import Glibc
         }
     }
 
-    private func started() throws -> (HTTPServer, String) {
-        let server = HTTPServer(handler: Handler(), options: HTTPServerOptions(host: "127.0.0.1", port: 0))
+    private func started(_ handler: Handler = Handler()) throws -> (HTTPServer, String) {
+        let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0))
         try server.start()
         #expect(server.port != 0)
         return (server, "http://127.0.0.1:\(server.port)")
@@ -64,6 +79,19 @@ import Glibc
         defer { server.stop() }
         let response = try CurlHTTPClient().send(method: "GET", url: base + "/later")
         #expect(response.status == 202 && response.body == [0x6F, 0x6B])
+    }
+
+    /// An answered deferred response lets go of what waited on it: one cycle kept per answer
+    /// leaked every long poll, relayed call and grouped write.
+    @Test func anAnsweredDeferredResponseIsFreedWithWhatWaitedOnIt() throws {
+        let handler = Handler()
+        let (server, base) = try started(handler)
+        defer { server.stop() }
+        for _ in 0..<20 { #expect(try CurlHTTPClient().send(method: "GET", url: base + "/held").status == 200) }
+        // The server drops its reference when the request completes, just after the client has it.
+        for _ in 0..<500 where handler.waiters.withLock({ $0.contains { $0.waiter != nil } }) { usleep(10_000) }
+        #expect(handler.waiters.withLock { $0.count } == 20)
+        #expect(handler.waiters.withLock { $0.filter { $0.waiter != nil }.count } == 0)
     }
 
     /// Stopping with an answer still owed ends that request (a 503 when it can still be
