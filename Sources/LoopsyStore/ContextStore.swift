@@ -12,13 +12,17 @@ public enum ContextStoreError: Error, Equatable {
 /// Expired rows are invisible to every read at once and removed later by `sweepExpired`.
 public struct ContextStore: Sendable {
     private let pool: DatabasePool
+    private let group: GroupCommit
     private let cache = ContextCache()
     /// Told the keys that changed, after each write commits (watches wait on it).
     public let changed = ChangeSignal()
     /// Changes kept in the log for watches.
     public static let keptChanges: Int64 = 100_000
 
-    public init(pool: DatabasePool) { self.pool = pool }
+    public init(pool: DatabasePool) {
+        self.pool = pool
+        group = GroupCommit(pool: pool)
+    }
 
     /// Statements are built once: `Database.cached` keys its cache by the SQL text.
     private enum SQL {
@@ -76,8 +80,10 @@ public struct ContextStore: Sendable {
     public func put(key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
                     ifRevision: Int64? = nil, now: Int64 = Clock.nowMillis()) throws -> ContextEntry {
         let written = try pool.write { db in
-            let entry = try insert(db, key: key, value: value, ttl: ttl, fromNodeId: fromNodeId,
-                                   maxEntries: maxEntries, ifRevision: ifRevision, now: now)
+            let entry = try db.transaction {
+                try Self.insert(db, key: key, value: value, ttl: ttl, fromNodeId: fromNodeId,
+                                maxEntries: maxEntries, ifRevision: ifRevision, now: now)
+            }
             // Still under the writer lock, so cache updates happen in commit order.
             cache.written(key, entry)
             return entry
@@ -86,31 +92,49 @@ public struct ContextStore: Sendable {
         return written
     }
 
-    private func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
-                        ifRevision: Int64?, now: Int64) throws -> ContextEntry {
-        try db.transaction {
-            let existing = try Self.fetch(db, key: key, now: now)
-            if let ifRevision, ifRevision != (existing?.revision ?? 0) {
-                throw ContextStoreError.revisionMismatch(expected: ifRevision, current: existing)
-            }
-            if existing == nil && !Self.isMirror(key) {
-                // An expired row under this key does not count and is replaced below.
-                try db.cached(SQL.deleteKey).run([.text(key)])
-                if try Self.liveEntries(db, atLeast: maxEntries, now: now) >= maxEntries {
-                    throw ContextStoreError.full(limit: maxEntries)
-                }
-            }
-            let entry = ContextEntry(
-                key: key, value: value, fromNodeId: fromNodeId, createdAt: existing?.createdAt ?? now,
-                updatedAt: now, ttl: ttl, expiresAt: ttl.map { now + Int64($0) * 1000 },
-                revision: (existing?.revision ?? 0) + 1)
-            try db.cached(SQL.upsert)
-                .run([.text(entry.key), .text(entry.value), .text(entry.fromNodeId), .integer(entry.createdAt),
-                      .integer(entry.updatedAt), .int(entry.ttl), .int(entry.expiresAt),
-                      .integer(entry.revision)])
-            try db.cached(SQL.logChange).run([.text(key), .text("put"), .integer(entry.revision), .integer(now)])
-            return entry
+    /// `put` without waiting: the write joins the next group commit (with the writes of other
+    /// callers), and `done` gets its answer on the commit thread once the group is committed.
+    /// The time of the write is taken when the group runs, so revisions and times stay in
+    /// commit order.
+    public func put(key: String, value: String, ttl: Int?, fromNodeId: String, maxEntries: Int,
+                    ifRevision: Int64? = nil, done: @escaping @Sendable (Result<ContextEntry, any Error>) -> Void) {
+        let cache = cache
+        let changed = changed
+        group.write({ db in
+            try Self.insert(db, key: key, value: value, ttl: ttl, fromNodeId: fromNodeId, maxEntries: maxEntries,
+                            ifRevision: ifRevision, now: Clock.nowMillis())
+        }, committed: { entry in
+            cache.written(key, entry)
+        }, done: { result in
+            if case .success = result { changed.signal([key]) }
+            done(result)
+        })
+    }
+
+    /// Writes one entry; the caller holds a transaction (or a savepoint in one).
+    private static func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String,
+                               maxEntries: Int, ifRevision: Int64?, now: Int64) throws -> ContextEntry {
+        let existing = try Self.fetch(db, key: key, now: now)
+        if let ifRevision, ifRevision != (existing?.revision ?? 0) {
+            throw ContextStoreError.revisionMismatch(expected: ifRevision, current: existing)
         }
+        if existing == nil && !Self.isMirror(key) {
+            // An expired row under this key does not count and is replaced below.
+            try db.cached(SQL.deleteKey).run([.text(key)])
+            if try Self.liveEntries(db, atLeast: maxEntries, now: now) >= maxEntries {
+                throw ContextStoreError.full(limit: maxEntries)
+            }
+        }
+        let entry = ContextEntry(
+            key: key, value: value, fromNodeId: fromNodeId, createdAt: existing?.createdAt ?? now,
+            updatedAt: now, ttl: ttl, expiresAt: ttl.map { now + Int64($0) * 1000 },
+            revision: (existing?.revision ?? 0) + 1)
+        try db.cached(SQL.upsert)
+            .run([.text(entry.key), .text(entry.value), .text(entry.fromNodeId), .integer(entry.createdAt),
+                  .integer(entry.updatedAt), .int(entry.ttl), .int(entry.expiresAt),
+                  .integer(entry.revision)])
+        try db.cached(SQL.logChange).run([.text(key), .text("put"), .integer(entry.revision), .integer(now)])
+        return entry
     }
 
     public func get(key: String, now: Int64 = Clock.nowMillis()) throws -> ContextEntry? {

@@ -77,6 +77,8 @@ public final class Database: @unchecked Sendable {
     }
 
     public var changes: Int { Int(sqlite3_changes(handle)) }
+    /// False while a transaction is open.
+    public var isAutocommit: Bool { sqlite3_get_autocommit(handle) != 0 }
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
     var lastErrorMessage: String { String(cString: sqlite3_errmsg(handle)) }
 
@@ -104,7 +106,7 @@ public final class DatabasePool: Sendable {
     }
 
     /// Runs `body` with exclusive use of the writer connection.
-    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+    public func write<T>(_ body: (Database) throws -> T) rethrows -> T {
         try writer.withLock { database in try body(database) }
     }
 

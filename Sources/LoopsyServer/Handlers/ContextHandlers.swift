@@ -9,11 +9,21 @@ public enum ContextHandlers {
     /// Longest ttl accepted: ten years, in seconds.
     static let maxTTL = 315_360_000
 
+    /// `PUT /context/{key}`: the write joins the next group commit and the connection waits
+    /// suspended for it, so this worker takes the next request meanwhile (the writes of all open
+    /// connections share one commit).
     static func put(_ context: RequestContext) throws -> HTTPResponse {
         let key = try validKey(context)
         let body = try context.decode(ContextPutRequest.self)
-        return try compareAndSet {
-            try .json(try put(key: key, value: body.value, ttl: body.ttl, ifRevision: body.ifRevision, context: context))
+        try checkLimits(value: body.value, ttl: body.ttl, context: context)
+        // The outcome, error included: a compare-and-set miss is a 412 with a body, not an error.
+        let written = Pending<Result<ContextEntry, any Error>>()
+        context.node.contextStore.put(
+            key: key, value: body.value, ttl: body.ttl, fromNodeId: origin(context),
+            maxEntries: context.node.config.context.maxEntries, ifRevision: body.ifRevision,
+            done: { written.succeed($0) })
+        return try context.respond(.later(written)) { result in
+            try compareAndSet { try .json(try result.get()) }
         }
     }
 
@@ -41,6 +51,14 @@ public enum ContextHandlers {
     /// Checks the limits and stores an entry (PUT and broadcast).
     static func put(key: String, value: String, ttl: Int?, ifRevision: Int64? = nil,
                     context: RequestContext) throws -> ContextEntry {
+        try checkLimits(value: value, ttl: ttl, context: context)
+        return try context.node.contextStore.put(
+            key: key, value: value, ttl: ttl, fromNodeId: origin(context),
+            maxEntries: context.node.config.context.maxEntries, ifRevision: ifRevision)
+    }
+
+    /// The value's size (context.maxValueBytes) and the ttl's range.
+    static func checkLimits(value: String, ttl: Int?, context: RequestContext) throws {
         let limits = context.node.config.context
         if value.utf8.count > limits.maxValueBytes {
             throw APIError.payloadTooLarge("value is \(value.utf8.count) bytes; the limit is "
@@ -50,9 +68,6 @@ public enum ContextHandlers {
             throw APIError.badRequest("ttl must be between 1 and \(maxTTL) seconds, or omitted for no expiry",
                                       code: .badTtl)
         }
-        return try context.node.contextStore.put(
-            key: key, value: value, ttl: ttl, fromNodeId: origin(context), maxEntries: limits.maxEntries,
-            ifRevision: ifRevision)
     }
 
     static func get(_ context: RequestContext) throws -> HTTPResponse {

@@ -1,0 +1,175 @@
+import CSQLite
+import Dispatch
+import LoopsyPOSIX
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes from many callers committed together: one thread of its own takes every write that
+/// is waiting, runs them in one transaction (one WAL commit for the group) with a savepoint
+/// each, so a write that fails is undone alone, and answers each caller after the commit.
+///
+/// Callers never wait: `write` queues and returns, and the answer comes on the commit thread.
+/// An HTTP worker that hands its write here and suspends its connection is free for the next
+/// request, so the writes of all open connections meet in one commit instead of queueing on
+/// the writer lock one transaction each. What waits is bounded by the callers: each HTTP
+/// connection has at most one request, and so one write, in flight.
+public final class GroupCommit: Sendable {
+    /// One queued write: `run` runs it inside the group's transaction and says how it went;
+    /// `fail` answers it if its group failed before it ran.
+    private struct Job: Sendable {
+        var run: @Sendable (Database) -> Ran
+        var fail: @Sendable (any Error) -> Void
+    }
+
+    /// What a job did: whether to keep it, what to do once the group is committed (under the
+    /// writer lock, in commit order), and how to answer its caller (with the group's error, if
+    /// the group could not be committed).
+    private struct Ran {
+        var succeeded: Bool
+        var committed: () -> Void
+        var answer: (_ groupFailure: (any Error)?) -> Void
+    }
+
+    private enum Submitted { case start, wake, nothing }
+
+    private struct State {
+        var queue: [Job] = []
+        var threadRunning = false
+        /// The thread waits on `wake` (a write then signals it, once).
+        var threadWaiting = false
+    }
+
+    /// Most writes in one transaction (a commit's WAL frames stay small).
+    public static let maxGroup = 256
+    /// A group that starts this soon after the last one ended means writes are streaming in…
+    private static let busyWindow: UInt64 = 2_000_000
+    /// …and it waits this long for more of them first.
+    private static let gatherMicros: UInt32 = 200
+    /// How long the thread waits for more writes before it ends (the next write starts it again).
+    private static let idle: DispatchTimeInterval = .seconds(2)
+
+    private let pool: DatabasePool
+    private let state = PlainMutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+
+    public init(pool: DatabasePool) { self.pool = pool }
+
+    /// Queues `body` to run in the next group's transaction. Once that commits, `committed` runs
+    /// with its value under the writer lock (in commit order: caches are updated there), then
+    /// `done` with the value, off the lock. If `body` throws, its changes are undone and `done`
+    /// gets the error; if the group cannot be committed, every write of it gets that error.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
+                                   committed: @escaping @Sendable (T) -> Void = { _ in },
+                                   done: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        let job = Job(run: { database in
+            do {
+                let value = try body(database)
+                return Ran(succeeded: true, committed: { committed(value) },
+                           answer: { failure in done(failure.map { .failure($0) } ?? .success(value)) })
+            } catch {
+                return Ran(succeeded: false, committed: {}, answer: { _ in done(.failure(error)) })
+            }
+        }, fail: { error in done(.failure(error)) })
+        let next = state.withLock { state -> Submitted in
+            state.queue.append(job)
+            if !state.threadRunning {
+                state.threadRunning = true
+                return .start
+            }
+            guard state.threadWaiting else { return .nothing }
+            state.threadWaiting = false
+            return .wake
+        }
+        switch next {
+        case .start:
+            if !DedicatedThread.start("loopsy-commit", stackBytes: 1 << 20, { [self] in run() }) {
+                // No thread to be had: this caller's thread commits what is queued.
+                run(once: true)
+            }
+        case .wake: wake.signal()
+        case .nothing: break
+        }
+    }
+
+    private func run(once: Bool = false) {
+        var lastCommit: UInt64 = 0
+        while true {
+            // Under load (the last group ended moments ago), wait a little for the writes now on
+            // their way so they share this commit: one commit of n writes writes far fewer pages
+            // than n commits. A write that comes alone is not delayed.
+            if !once, lastCommit != 0, Self.monotonicNanos() - lastCommit < Self.busyWindow,
+               state.withLock({ $0.queue.count }) < Self.maxGroup {
+                usleep(Self.gatherMicros)
+            }
+            let group = state.withLock { state -> [Job] in
+                let count = min(state.queue.count, Self.maxGroup)
+                defer { state.queue.removeFirst(count) }
+                return Array(state.queue.prefix(count))
+            }
+            if !group.isEmpty {
+                commit(group)
+                lastCommit = Self.monotonicNanos()
+                continue
+            }
+            enum Next { case more, stop, wait }
+            let next = state.withLock { state -> Next in
+                if !state.queue.isEmpty { return .more }
+                if once {
+                    state.threadRunning = false
+                    return .stop
+                }
+                state.threadWaiting = true
+                return .wait
+            }
+            if next == .more { continue }
+            if next == .stop { return }
+            if wake.wait(timeout: .now() + Self.idle) == .success { continue }
+            // Idle: end, unless a write came meanwhile (then its signal may be pending: the
+            // next wait sees it at once, and finds the queue as it is).
+            let end = state.withLock { state -> Bool in
+                state.threadWaiting = false
+                guard state.queue.isEmpty else { return false }
+                state.threadRunning = false
+                return true
+            }
+            if end { return }
+        }
+    }
+
+    private func commit(_ group: [Job]) {
+        var ran: [Ran] = []
+        ran.reserveCapacity(group.count)
+        let failure: (any Error)? = pool.write { database -> (any Error)? in
+            do {
+                try database.execute("BEGIN IMMEDIATE")
+                for job in group {
+                    try database.execute("SAVEPOINT write")
+                    let outcome = job.run(database)
+                    ran.append(outcome)
+                    if !outcome.succeeded { try database.execute("ROLLBACK TO write") }
+                    try database.execute("RELEASE write")
+                }
+                try database.execute("COMMIT")
+            } catch {
+                // Not a write's own failure (those are undone to their savepoint) but the
+                // group's: an I/O error or a full disk took the transaction with it.
+                if !database.isAutocommit { try? database.execute("ROLLBACK") }
+                return error
+            }
+            for outcome in ran where outcome.succeeded { outcome.committed() }
+            return nil
+        }
+        for outcome in ran { outcome.answer(failure) }
+        if let failure {
+            // Those the failure came before: nothing of theirs is in the database.
+            for job in group[ran.count...] { job.fail(failure) }
+        }
+    }
+
+    private static func monotonicNanos() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}

@@ -1,0 +1,129 @@
+import Dispatch
+import Foundation
+import LoopsyAPI
+import Synchronization
+import Testing
+@testable import LoopsyStore
+
+/// Writes that meet in one commit: each is answered as if it had its own transaction.
+@Suite struct GroupCommitTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-group-\(UUID().uuidString)").path
+    let pool: DatabasePool
+    let store: ContextStore
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let migrations = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
+        pool = try DatabasePool(path: directory + "/t.db", migrations: migrations)
+        store = ContextStore(pool: pool)
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// Queues every write at once (so they share groups) and waits for all the answers.
+    private func putAll(_ writes: [(key: String, value: String, ifRevision: Int64?)], maxEntries: Int)
+        -> [Result<ContextEntry, any Error>] {
+        let answers = Mutex<[Int: Result<ContextEntry, any Error>]>([:])
+        let finished = DispatchSemaphore(value: 0)
+        for (index, write) in writes.enumerated() {
+            store.put(key: write.key, value: write.value, ttl: nil, fromNodeId: "n", maxEntries: maxEntries,
+                      ifRevision: write.ifRevision) { result in
+                answers.withLock { $0[index] = result }
+                finished.signal()
+            }
+        }
+        for _ in writes { #expect(finished.wait(timeout: .now() + 30) == .success) }
+        return answers.withLock { answers in writes.indices.map { answers[$0]! } }
+    }
+
+    @Test func everyWriteIsAnsweredAndStoredAndOneKeysRevisionsFollowTheQueue() throws {
+        defer { cleanUp() }
+        let writes = (0..<500).map { (key: "k\($0 % 50)", value: "v\($0)", ifRevision: Int64?.none) }
+        let answers = putAll(writes, maxEntries: 1000)
+        for (index, answer) in answers.enumerated() {
+            let entry = try answer.get()
+            // Write i is key i % 50's (i / 50 + 1)th write: revisions follow the order of the queue.
+            #expect(entry.key == "k\(index % 50)" && entry.value == "v\(index)" && entry.revision == Int64(index / 50 + 1))
+        }
+        for key in 0..<50 {
+            let stored = try #require(try store.get(key: "k\(key)"))
+            #expect(stored.value == "v\(450 + key)" && stored.revision == 10)
+        }
+        #expect(try store.count() == 50)
+        // Every committed write is in the change log, once.
+        #expect(try store.changes(prefix: "k", after: 0, limit: 10_000).changes.count == 500)
+    }
+
+    /// A write that fails is undone alone: the writes before and after it in its group stay.
+    @Test func aFailedWriteIsUndoneAloneAndItsNeighboursStay() throws {
+        defer { cleanUp() }
+        let answers = putAll([("a", "1", nil), ("b", "1", 5), ("c", "1", nil), ("a", "2", 1), ("a", "3", 1)],
+                             maxEntries: 100)
+        #expect(try answers[0].get().revision == 1)
+        #expect(throws: ContextStoreError.self) { try answers[1].get() }
+        #expect(try answers[2].get().revision == 1)
+        #expect(try answers[3].get().revision == 2)
+        // The compare-and-set that lost sees the entry as the one before it in the queue left it.
+        guard case .failure(ContextStoreError.revisionMismatch(let expected, let current)) = answers[4] else {
+            Issue.record("a stale compare-and-set was not refused: \(answers[4])")
+            return
+        }
+        #expect(expected == 1 && current?.revision == 2 && current?.value == "2")
+        #expect(try store.get(key: "b") == nil)
+        #expect(try store.get(key: "a")?.value == "2")
+        #expect(try store.changes(prefix: "", after: 0, limit: 100).changes.map(\.key) == ["a", "c", "a"])
+    }
+
+    /// The entry limit holds across the writes of one group: exactly the room left is used.
+    @Test func theEntryLimitHoldsWithinAGroup() throws {
+        defer { cleanUp() }
+        _ = try store.put(key: "already", value: "x", ttl: nil, fromNodeId: "n", maxEntries: 5)
+        let answers = putAll((0..<40).map { (key: "new\($0)", value: "x", ifRevision: nil) }, maxEntries: 5)
+        let stored = answers.filter { (try? $0.get()) != nil }.count
+        #expect(stored == 4)
+        for answer in answers {
+            if case .failure(let error) = answer { #expect(error as? ContextStoreError == .full(limit: 5)) }
+        }
+        #expect(try store.count() == 5)
+    }
+
+    /// What a write reads in its group is what the cache serves after: a read right after an
+    /// answer sees that write (the cache is updated before the caller is answered).
+    @Test func anAnsweredWriteIsWhatTheNextReadSees() throws {
+        defer { cleanUp() }
+        for round in 1...20 {
+            let answers = putAll((0..<8).map { (key: "shared", value: "r\(round)-\($0)", ifRevision: nil) },
+                                 maxEntries: 10)
+            let last = try answers[7].get()
+            #expect(try store.get(key: "shared") == last)
+        }
+    }
+
+    /// A group that cannot be committed (another process holds the database's write lock past
+    /// the busy timeout) answers every write of it with the error and stores none; the next
+    /// group works.
+    @Test func aGroupThatCannotCommitAnswersEveryWriteWithTheError() throws {
+        defer { cleanUp() }
+        let other = try Database(path: directory + "/t.db")
+        try other.execute("BEGIN IMMEDIATE")
+        let answers = putAll((0..<3).map { (key: "k\($0)", value: "x", ifRevision: nil) }, maxEntries: 10)
+        for answer in answers {
+            guard case .failure(let error) = answer else {
+                Issue.record("a write was stored while the database was locked")
+                continue
+            }
+            #expect(error is DatabaseError)
+        }
+        try other.execute("ROLLBACK")
+        #expect(try store.count() == 0)
+        #expect(try putAll([("k0", "y", nil)], maxEntries: 10)[0].get().revision == 1)
+    }
+
+    /// The commit thread ends after two idle seconds; the next write starts it again.
+    @Test func aWriteAfterTheThreadWentIdleIsCommitted() throws {
+        defer { cleanUp() }
+        #expect(try putAll([("k", "1", nil)], maxEntries: 10)[0].get().revision == 1)
+        usleep(2_500_000)
+        #expect(try putAll([("k", "2", nil)], maxEntries: 10)[0].get().revision == 2)
+    }
+}
