@@ -121,29 +121,40 @@ import Testing
     /// lives until every job that may own it has ended, then goes; daemon shutdown takes it too.
     @Test func leftoversThatMayBelongToARunningJobGoWhenItEndsOrTheDaemonStops() throws {
         for ending in ["cancel", "stop"] {
-            let node = try node()
-            defer { node.cleanUp() }
-            let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
-            DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
-            #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
-            let result = try node.client.execute(ExecuteRequest(
-                // The subshell waits until setsid has run: the orphan is then in no job's group or
-                // session when loopsyd adopts it (caught before, it is charged to this job alone).
-                command: "sh", args: ["-c", "(setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 0.3); echo done"]))
-            #expect(result.exitCode == 0)
-            // Still there a second later: it may be the running job's (its job ended before its
-            // I/O loop first looked at the tree).
-            Thread.sleep(forTimeInterval: 1.2)
-            #expect(!Self.processes(["sleep", left]).isEmpty)
-            if ending == "cancel" {
-                let job = try #require(try node.client.jobs(includeFinished: false).first)
-                try node.client.cancelJob(job.jobId)
-            } else {
-                #expect(node.stop() == 0)
-            }
-            #expect(ExecuteTests.waitUntil(6) { Self.processes(["sleep", left]).isEmpty && Self.processes(["sleep", long]).isEmpty },
-                    "\(ending): leftovers survived")
+            // On a loaded machine the job's I/O loop (it looks every second) can see the leftover
+            // in the job's own tree before the subshell ends: it is then rightly charged to that
+            // job and goes with it, and the case under test did not arise. Up to 3 tries.
+            var arose = false
+            for _ in 0..<3 where !arose { arose = try leftoverOfNoKnownJob(ending: ending) }
+            #expect(arose, "\(ending): the leftover was charged to its own job in 3 tries out of 3")
         }
+    }
+
+    /// One try of the above; false when the leftover went with its own job (the case did not arise).
+    private func leftoverOfNoKnownJob(ending: String) throws -> Bool {
+        let node = try node()
+        defer { node.cleanUp() }
+        let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
+        DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
+        #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
+        let result = try node.client.execute(ExecuteRequest(
+            // The subshell waits until setsid has run: the orphan is then in no job's group or
+            // session when loopsyd adopts it (caught before, it is charged to this job alone).
+            command: "sh", args: ["-c", "(setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 0.3); echo done"]))
+        #expect(result.exitCode == 0)
+        // Still there a second later: it may be the running job's (its job ended before its
+        // I/O loop first looked at the tree).
+        Thread.sleep(forTimeInterval: 1.2)
+        if Self.processes(["sleep", left]).isEmpty { return false }
+        if ending == "cancel" {
+            let job = try #require(try node.client.jobs(includeFinished: false).first)
+            try node.client.cancelJob(job.jobId)
+        } else {
+            #expect(node.stop() == 0)
+        }
+        #expect(ExecuteTests.waitUntil(6) { Self.processes(["sleep", left]).isEmpty && Self.processes(["sleep", long]).isEmpty },
+                "\(ending): leftovers survived")
+        return true
     }
 
     /// A daemon (started with umask 027) that runs the fake claude.

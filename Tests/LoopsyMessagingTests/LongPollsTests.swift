@@ -15,7 +15,7 @@ import Testing
                 return false
             } timeout: {}
         }
-        for waiter in waiters { polls.add(waiter, timeout: 60) }
+        for waiter in waiters { polls.add(waiter, timeout: Self.neverTimesOut) }
         try await settle { attempts.load(ordering: .relaxed) >= 200 }
         try await Task.sleep(for: .milliseconds(100))
         #expect(attempts.load(ordering: .relaxed) == 200)
@@ -39,7 +39,7 @@ import Testing
                 answered.withLock { $0.append(name) }
                 return true
             } timeout: {}
-            polls.add(waiter, timeout: 60)
+            polls.add(waiter, timeout: Self.neverTimesOut)
             return waiter
         }
         _ = [waiter("inbox-5", after: 5), waiter("inbox-9", after: 9), waiter("approval-a", topic: "a"),
@@ -77,21 +77,26 @@ import Testing
             answered.signal()
             return true
         } timeout: {}
-        polls.add(waiter, timeout: 60)
+        polls.add(waiter, timeout: Self.neverTimesOut)
         checking.wait()
         polls.notify(after: 1)
         usleep(100_000)  // the event's own try runs now and finds the waiter claimed
         messageLanded.signal()
-        #expect(answered.wait(timeout: .now() + 30) == .success)
+        #expect(answered.wait(timeout: .now() + 120) == .success)
         #expect(calls.load(ordering: .relaxed) == 2)
         polls.finishAll()
     }
 
-    /// Waits until `condition` holds; fails the test if it still does not after 30 s (a loaded
-    /// CI machine can delay the polls' queue by seconds; a passing run returns at once).
+    /// Waiters here never time out during a test: in the full suite, tests that block Dispatch
+    /// threads have delayed the polls' queue by tens of seconds, and a 60 s timeout then ended
+    /// a waiter before the event the test sends it.
+    static let neverTimesOut = 3600
+
+    /// Waits until `condition` holds; fails the test if it still does not after 120 s (see
+    /// above; a passing run returns at once).
     private func settle(_ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation)
         async throws {
-        for _ in 0..<3000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-        if !condition() { Issue.record("still not so after 30 s", sourceLocation: sourceLocation) }
+        for _ in 0..<12_000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+        if !condition() { Issue.record("still not so after 120 s", sourceLocation: sourceLocation) }
     }
 }
