@@ -43,7 +43,7 @@ public final class GroupCommit: Sendable {
     /// Most writes in one transaction (a commit's WAL frames stay small).
     public static let maxGroup = 256
     /// A group that starts this soon after the last one ended means writes are streaming in…
-    private static let busyWindow: UInt64 = 2_000_000
+    private static let busyWindow = 0.002
     /// …and it waits this long for more of them first.
     private static let gatherMicros: UInt32 = 200
     /// How long the thread waits for more writes before it ends (the next write starts it again).
@@ -93,12 +93,12 @@ public final class GroupCommit: Sendable {
     }
 
     private func run(once: Bool = false) {
-        var lastCommit: UInt64 = 0
+        var lastCommit = 0.0
         while true {
             // Under load (the last group ended moments ago), wait a little for the writes now on
             // their way so they share this commit: one commit of n writes writes far fewer pages
             // than n commits. A write that comes alone is not delayed.
-            if !once, lastCommit != 0, Self.monotonicNanos() - lastCommit < Self.busyWindow,
+            if !once, lastCommit != 0, Clock.monotonicSeconds() - lastCommit < Self.busyWindow,
                state.withLock({ $0.queue.count }) < Self.maxGroup {
                 usleep(Self.gatherMicros)
             }
@@ -109,7 +109,7 @@ public final class GroupCommit: Sendable {
             }
             if !group.isEmpty {
                 commit(group)
-                lastCommit = Self.monotonicNanos()
+                lastCommit = Clock.monotonicSeconds()
                 continue
             }
             enum Next { case more, stop, wait }
@@ -165,11 +165,5 @@ public final class GroupCommit: Sendable {
             // Those the failure came before: nothing of theirs is in the database.
             for job in group[ran.count...] { job.fail(failure) }
         }
-    }
-
-    private static func monotonicNanos() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }
