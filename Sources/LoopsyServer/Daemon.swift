@@ -215,6 +215,9 @@ public final class Daemon: Sendable {
         node.approvals.shutdown()
         node.events.finishAll()
         node.monitor?.stop()
+        // Queued context writes are committed and answered while their connections still
+        // stand: a client must not be told "retry" for a write that was kept.
+        node.contextStore.finishWrites()
         servers.forEach { $0.stop() }
         auditLog.stop()
         unlink(options.dataDir.pidFile)

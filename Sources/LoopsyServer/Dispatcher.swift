@@ -109,9 +109,13 @@ public final class Dispatcher: HTTPHandler, Sendable {
     func finish(_ response: HTTPResponse, request: HTTPRequest, caller: Caller, requestId: String,
                 started: Double) -> HTTPResponse {
         if let deferred = response.deferred {
-            // Headers and audit when the real answer arrives.
+            // Headers and audit when the real answer arrives; the body is not kept meanwhile
+            // (up to 6 MiB per waiting request, and nothing after this reads it).
+            var withoutBody = request
+            withoutBody.body = []
+            let head = withoutBody
             deferred.finalize { [self] final in
-                finish(final, request: request, caller: caller, requestId: requestId, started: started)
+                finish(final, request: head, caller: caller, requestId: requestId, started: started)
             }
             return response
         }
@@ -182,6 +186,9 @@ public final class Dispatcher: HTTPHandler, Sendable {
         if let error = error as? ContextStoreError, case .full(let limit) = error {
             return .conflict("the context store holds its maximum of \(limit) entries (context.maxEntries); "
                 + "delete some or raise the limit", code: .contextFull)
+        }
+        if error is GroupCommitClosed {
+            return .serviceUnavailable("the daemon is shutting down; nothing was changed. Retry when it is back")
         }
         if let error = error as? DatabaseError, error.isDiskFull {
             logger.error("request \(requestId): disk full: \(error)")

@@ -100,7 +100,7 @@ public struct ContextStore: Sendable {
                     ifRevision: Int64? = nil, done: @escaping @Sendable (Result<ContextEntry, any Error>) -> Void) {
         let cache = cache
         let changed = changed
-        group.write({ db in
+        group.write(bytes: key.utf8.count + value.utf8.count, { db in
             try Self.insert(db, key: key, value: value, ttl: ttl, fromNodeId: fromNodeId, maxEntries: maxEntries,
                             ifRevision: ifRevision, now: Clock.nowMillis())
         }, committed: { entry in
@@ -110,6 +110,10 @@ public struct ContextStore: Sendable {
             done(result)
         })
     }
+
+    /// Refuses further `put(…, done:)` writes and waits for those queued to be committed and
+    /// answered (a stopping daemon calls this while it still serves their connections).
+    public func finishWrites() { group.close() }
 
     /// Writes one entry; the caller holds a transaction (or a savepoint in one).
     private static func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String,

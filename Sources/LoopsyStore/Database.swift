@@ -100,7 +100,10 @@ public final class DatabasePool: Sendable {
     public init(path: String, migrations: [Migration]) throws {
         self.path = path
         let database = try Database(path: path)
-        try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        // The WAL is cut back to 64 MiB whenever it starts over (a large transaction, or a
+        // long stretch of writes without a complete checkpoint, would otherwise leave it at
+        // its largest for good).
+        try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;")
         try Migrator(migrations: migrations).migrate(database)
         writer = PlainMutex(database)
     }

@@ -20,6 +20,8 @@ public final class GroupCommit: Sendable {
     private struct Job: Sendable {
         var run: @Sendable (Database) -> Ran
         var fail: @Sendable (any Error) -> Void
+        /// Bytes it writes (roughly): a group ends at `maxGroupBytes`.
+        var bytes: Int
     }
 
     /// What a job did: whether to keep it, what to do once the group is committed (under the
@@ -29,19 +31,28 @@ public final class GroupCommit: Sendable {
         var succeeded: Bool
         var committed: () -> Void
         var answer: (_ groupFailure: (any Error)?) -> Void
+        /// Why it failed, when it did.
+        var error: (any Error)?
     }
 
-    private enum Submitted { case start, wake, nothing }
+    private enum Submitted { case start, wake, nothing, refuse }
 
     private struct State {
         var queue: [Job] = []
         var threadRunning = false
         /// The thread waits on `wake` (a write then signals it, once).
         var threadWaiting = false
+        /// A group is being committed (taken from the queue, not yet answered).
+        var committing = false
+        /// `close` was called: writes are refused.
+        var closed = false
     }
 
-    /// Most writes in one transaction (a commit's WAL frames stay small).
+    /// Most writes in one transaction (a commit's WAL frames stay small)…
     public static let maxGroup = 256
+    /// …and most bytes: 256 values of 1 MiB would hold the writer lock for one 256 MiB
+    /// transaction (and grow the WAL to that). A write larger than this goes alone.
+    public static let maxGroupBytes = 4 << 20
     /// A group that starts this soon after the last one ended means writes are streaming in…
     private static let busyWindow = 0.002
     /// …and it waits this long for more of them first.
@@ -59,19 +70,25 @@ public final class GroupCommit: Sendable {
     /// with its value under the writer lock (in commit order: caches are updated there), then
     /// `done` with the value, off the lock. If `body` throws, its changes are undone and `done`
     /// gets the error; if the group cannot be committed, every write of it gets that error.
-    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T,
+    /// `bytes` is about what it writes (a value's size), so one group stays small.
+    public func write<T: Sendable>(bytes: Int = 0, _ body: @escaping @Sendable (Database) throws -> T,
                                    committed: @escaping @Sendable (T) -> Void = { _ in },
                                    done: @escaping @Sendable (Result<T, any Error>) -> Void) {
         let job = Job(run: { database in
             do {
                 let value = try body(database)
                 return Ran(succeeded: true, committed: { committed(value) },
-                           answer: { failure in done(failure.map { .failure($0) } ?? .success(value)) })
+                           answer: { failure in done(failure.map { .failure($0) } ?? .success(value)) }, error: nil)
             } catch {
-                return Ran(succeeded: false, committed: {}, answer: { _ in done(.failure(error)) })
+                // If the group fails, its error is the answer: this one may have come from
+                // writes before it in the group that are now undone (a 412 showing a revision
+                // that never was).
+                return Ran(succeeded: false, committed: {},
+                           answer: { failure in done(.failure(failure ?? error)) }, error: error)
             }
-        }, fail: { error in done(.failure(error)) })
+        }, fail: { error in done(.failure(error)) }, bytes: bytes)
         let next = state.withLock { state -> Submitted in
+            if state.closed { return .refuse }
             state.queue.append(job)
             if !state.threadRunning {
                 state.threadRunning = true
@@ -89,6 +106,18 @@ public final class GroupCommit: Sendable {
             }
         case .wake: wake.signal()
         case .nothing: break
+        case .refuse: done(.failure(GroupCommitClosed()))
+        }
+    }
+
+    /// Refuses new writes (they fail with `GroupCommitClosed`) and returns once every write
+    /// queued before is committed and answered, or after `seconds`. A daemon that stops calls
+    /// this before it stops serving, so no client is told "retry" for a write that was kept.
+    public func close(waitingUpTo seconds: Int = 10) {
+        state.withLock { $0.closed = true }
+        for _ in 0..<(seconds * 1000) {
+            if state.withLock({ $0.queue.isEmpty && !$0.committing }) { return }
+            usleep(1000)
         }
     }
 
@@ -103,12 +132,19 @@ public final class GroupCommit: Sendable {
                 usleep(Self.gatherMicros)
             }
             let group = state.withLock { state -> [Job] in
-                let count = min(state.queue.count, Self.maxGroup)
+                var count = 0, bytes = 0
+                while count < min(state.queue.count, Self.maxGroup),
+                      count == 0 || bytes + state.queue[count].bytes <= Self.maxGroupBytes {
+                    bytes += state.queue[count].bytes
+                    count += 1
+                }
+                state.committing = count > 0
                 defer { state.queue.removeFirst(count) }
                 return Array(state.queue.prefix(count))
             }
             if !group.isEmpty {
                 commit(group)
+                state.withLock { $0.committing = false }
                 lastCommit = Clock.monotonicSeconds()
                 continue
             }
@@ -147,7 +183,12 @@ public final class GroupCommit: Sendable {
                     try database.execute("SAVEPOINT write")
                     let outcome = job.run(database)
                     ran.append(outcome)
-                    if !outcome.succeeded { try database.execute("ROLLBACK TO write") }
+                    if let error = outcome.error {
+                        // Some failures (a full disk, an I/O error) end the whole transaction:
+                        // that is then the group's failure, with its own cause.
+                        if database.isAutocommit { throw error }
+                        try database.execute("ROLLBACK TO write")
+                    }
                     try database.execute("RELEASE write")
                 }
                 try database.execute("COMMIT")
@@ -167,3 +208,6 @@ public final class GroupCommit: Sendable {
         }
     }
 }
+
+/// A write after `GroupCommit.close`: the daemon is stopping.
+public struct GroupCommitClosed: Error, Sendable {}

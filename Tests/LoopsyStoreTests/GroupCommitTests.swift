@@ -126,4 +126,23 @@ import Testing
         usleep(2_500_000)
         #expect(try putAll([("k", "2", nil)], maxEntries: 10)[0].get().revision == 2)
     }
+
+    /// Closing (a daemon stopping) waits for what is queued to be committed and answered, then
+    /// refuses: no caller is told to retry a write that was kept, or told it was kept when not.
+    @Test func closingCommitsWhatIsQueuedThenRefuses() throws {
+        defer { cleanUp() }
+        let answered = Mutex<[Result<ContextEntry, any Error>]>([])
+        for index in 0..<200 {
+            store.put(key: "k\(index)", value: String(repeating: "v", count: 50_000), ttl: nil, fromNodeId: "n",
+                      maxEntries: 1000) { result in answered.withLock { $0.append(result) } }
+        }
+        store.finishWrites()
+        // Everything queued before the close was answered by the time it returned, and stored.
+        #expect(answered.withLock { $0.count } == 200)
+        #expect(answered.withLock { $0.allSatisfy { (try? $0.get()) != nil } })
+        #expect(try store.count() == 200)
+        let refused = putAll([("late", "x", nil)], maxEntries: 1000)
+        #expect(throws: GroupCommitClosed.self) { try refused[0].get() }
+        #expect(try store.get(key: "late") == nil)
+    }
 }
