@@ -7,12 +7,12 @@ public enum HostAddress {
 
     /// An IPv4 dotted quad or an IPv6 literal (no name lookup).
     public static func isIPLiteral(_ host: String) -> Bool {
-        let bytes = Array(host.utf8)
+        let bytes = host.utf8
         if bytes.contains(UInt8(ascii: ":")) {
             return bytes.allSatisfy { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || isHexDigit($0) }
         }
         var parts = 0, digits = 0, value = 0
-        for byte in bytes + [UInt8(ascii: ".")] {
+        for byte in bytes {
             if byte == UInt8(ascii: ".") {
                 guard digits > 0 && value <= 255 else { return false }
                 parts += 1
@@ -26,7 +26,8 @@ public enum HostAddress {
                 return false
             }
         }
-        return parts == 4
+        // The last part has no "." after it.
+        return digits > 0 && value <= 255 && parts == 3
     }
 
     private static func isHexDigit(_ byte: UInt8) -> Bool {

@@ -52,22 +52,25 @@ public struct SocketAddress: Sendable {
         }
     }
 
+    /// Runs for every request: the text is formatted in a buffer on the stack.
     public static func describe(_ address: UnsafePointer<sockaddr>) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        switch Int32(address.pointee.sa_family) {
-        case AF_INET:
-            var copy = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-            inet_ntop(AF_INET, &copy, &buffer, socklen_t(buffer.count))
-        case AF_INET6:
+        let family = Int32(address.pointee.sa_family)
+        guard family == AF_INET || family == AF_INET6 else { return "unknown" }
+        let size = Int(INET6_ADDRSTRLEN) + 1
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: size) { buffer -> String in
+            guard let base = buffer.baseAddress else { return "unknown" }
+            base.initialize(repeating: 0, count: size)
+            if family == AF_INET {
+                var copy = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                guard inet_ntop(AF_INET, &copy, base, socklen_t(size)) != nil else { return "unknown" }
+                return String(cString: base)
+            }
             var copy = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
-            inet_ntop(AF_INET6, &copy, &buffer, socklen_t(buffer.count))
-            let text = String(cString: buffer)
+            guard inet_ntop(AF_INET6, &copy, base, socklen_t(size)) != nil else { return "unknown" }
+            let text = String(cString: base)
             // IPv4-mapped clients of a dual-stack socket read as plain IPv4.
             return text.hasPrefix("::ffff:") && text.contains(".") ? String(text.dropFirst(7)) : text
-        default:
-            return "unknown"
         }
-        return String(cString: buffer)
     }
 }
 

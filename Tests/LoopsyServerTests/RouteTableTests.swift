@@ -168,10 +168,11 @@ import Testing
     let policy = HostPolicy(hostnames: ["leo"])
 
     @Test(arguments: ["127.0.0.1:19532", "localhost", "LOCALHOST:1", "[::1]:19532", "10.1.2.3", "leo", "leo.local:19532",
-                      "app.localhost", "localhost."])
+                      "app.localhost", "localhost.", "LEO.Local:1", "[::1]", "::1", "192.168.0.10:8080"])
     func acceptsThisNode(host: String) { #expect(policy.allows(host: host)) }
 
-    @Test(arguments: ["evil.com", "127.0.0.1.evil.com", "leo.evil.com", "localhost.evil.com:80", "300.1.1.1", "1.2.3"])
+    @Test(arguments: ["evil.com", "127.0.0.1.evil.com", "leo.evil.com", "localhost.evil.com:80", "300.1.1.1", "1.2.3",
+                      "1.2.3.4.5", "1..2.3", "1.2.3.4444", "[evil.com]:80", "LEO.EVIL.COM"])
     func refusesOtherNames(host: String) { #expect(!policy.allows(host: host)) }
 
     @Test func originMustBeTheSameOrigin() {

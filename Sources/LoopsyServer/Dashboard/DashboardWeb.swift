@@ -39,7 +39,10 @@ public enum DashboardWeb {
     /// included, whose type and body the peer chose) runs no script, loads nothing and cannot be
     /// framed. JSON and event streams read by the page's own script are unaffected.
     static func lockDown(_ response: inout HTTPResponse) {
-        guard !response.headers.contains(where: { $0.name.lowercased() == "content-security-policy" }) else { return }
+        // Runs on every answer: the length rules out most names before any case folding.
+        guard !response.headers.contains(where: {
+            $0.name.utf8.count == 23 && $0.name.lowercased() == "content-security-policy"
+        }) else { return }
         response.headers.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox"))
         response.headers.append(("X-Frame-Options", "DENY"))
     }

@@ -21,15 +21,23 @@ public struct HostPolicy: Sendable {
 
     /// Host without port, lower-cased, brackets removed from IPv6 literals.
     static func hostName(_ hostHeader: String) -> String {
-        let bytes = Array(hostHeader.utf8)
+        let bytes = hostHeader.utf8
+        let name: Substring.UTF8View
         if bytes.first == UInt8(ascii: "[") {
-            let end = bytes.firstIndex(of: UInt8(ascii: "]")) ?? bytes.count
-            return String(decoding: bytes[1..<end], as: UTF8.self).lowercased()
+            let end = bytes.firstIndex(of: UInt8(ascii: "]")) ?? bytes.endIndex
+            name = bytes[bytes.index(after: bytes.startIndex)..<end]
+        } else {
+            // One colon is host:port; more is a bare IPv6 literal.
+            var colons = 0
+            var colon = bytes.endIndex
+            for index in bytes.indices where bytes[index] == UInt8(ascii: ":") {
+                colons += 1
+                colon = index
+            }
+            name = bytes[..<(colons == 1 ? colon : bytes.endIndex)]
         }
-        let colons = bytes.indices.filter { bytes[$0] == UInt8(ascii: ":") }
-        // One colon is host:port; more is a bare IPv6 literal.
-        let end = colons.count == 1 ? colons[0] : bytes.count
-        return String(decoding: bytes[0..<end], as: UTF8.self).lowercased()
+        let text = String(Substring(name))
+        return name.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? text.lowercased() : text
     }
 
     public func allows(host hostHeader: String?) -> Bool {

@@ -85,37 +85,25 @@ public struct Router<Entry: RoutePattern>: Sendable {
         ranges.append(start..<bytes.count)
 
         // A literal segment beats a parameter in the same place: /execute/jobs is never the job
-        // "jobs", and only its own methods are allowed there.
-        var allowed: [String] = []
-        var allowedSpecificity = -1
-        var best: (candidate: Compiled, specificity: Int)?
-        for candidate in candidates(segments: ranges.count) {
-            let (pattern, specificity) = (candidate.segments, candidate.literals)
-            guard pattern.count == ranges.count || (candidate.hasRest && ranges.count > pattern.count) else { continue }
-            var matched = true
-            for (segment, range) in zip(pattern, ranges) {
-                switch segment {
-                case .literal(let literal):
-                    matched = literal.count == range.count && literal.elementsEqual(bytes[range])
-                case .parameter, .rest:
-                    matched = !range.isEmpty
-                }
-                if !matched { break }
-            }
-            guard matched else { continue }
-            if specificity > allowedSpecificity {
-                allowedSpecificity = specificity
-                allowed = []
-            }
-            if specificity == allowedSpecificity { allowed.append(candidate.method) }
-            if candidate.method == method, specificity > best?.specificity ?? -1 {
-                best = (candidate, specificity)
+        // "jobs", and only its own methods are allowed there. The methods allowed at the path are
+        // listed only when the request's is not among them (one pass more, for a 405 or 404).
+        let list = candidates(segments: ranges.count)
+        var topSpecificity = -1
+        var best: (index: Int, specificity: Int)?
+        for index in list.indices where Self.matches(list[index], ranges: ranges, bytes: bytes) {
+            let specificity = list[index].literals
+            topSpecificity = max(topSpecificity, specificity)
+            if specificity > best?.specificity ?? -1, list[index].method == method {
+                best = (index, specificity)
             }
         }
-        guard let best, best.specificity == allowedSpecificity else {
+        guard let best, best.specificity == topSpecificity else {
+            let allowed = list.filter { $0.literals == topSpecificity && Self.matches($0, ranges: ranges, bytes: bytes) }
+                .map(\.method)
             return allowed.isEmpty ? .notFound : .wrongMethod(allowed: allowed)
         }
-        let (route, pattern) = (routes[best.candidate.index], best.candidate.segments)
+        let candidate = list[best.index]
+        let (route, pattern) = (routes[candidate.index], candidate.segments)
         var parameters: [String: String] = [:]
         for (segment, range) in zip(pattern, ranges) {
             if case .rest(let name) = segment {
@@ -128,6 +116,21 @@ public struct Router<Entry: RoutePattern>: Sendable {
             parameters[name] = decoded
         }
         return .found(route, parameters)
+    }
+
+    /// Whether a path of these segments fits the candidate's pattern.
+    private static func matches(_ candidate: Compiled, ranges: [Range<Int>], bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let pattern = candidate.segments
+        guard pattern.count == ranges.count || (candidate.hasRest && ranges.count > pattern.count) else { return false }
+        for (segment, range) in zip(pattern, ranges) {
+            switch segment {
+            case .literal(let literal):
+                guard literal.count == range.count && literal.elementsEqual(bytes[range]) else { return false }
+            case .parameter, .rest:
+                guard !range.isEmpty else { return false }
+            }
+        }
+        return true
     }
 }
 
