@@ -1,10 +1,22 @@
+/// What `trimming()` takes off both ends. "\r\n" is one Character in Swift, so it is named too.
+private let whitespace: Set<Character> = [" ", "\t", "\r", "\n", "\r\n"]
+
 extension StringProtocol {
     /// The text without leading and trailing characters from `set` (no Foundation needed).
-    /// "\r\n" is one Character in Swift, so the default set names it too.
-    public func trimming(_ set: Set<Character> = [" ", "\t", "\r", "\n", "\r\n"]) -> String {
+    public func trimming(_ set: Set<Character>) -> String {
         var text = Substring(self)
         while let first = text.first, set.contains(first) { text = text.dropFirst() }
         while let last = text.last, set.contains(last) { text = text.dropLast() }
         return String(text)
+    }
+
+    /// The text without leading and trailing spaces, tabs and line breaks. It runs on every
+    /// request (credentials, header values): text that neither starts nor ends with one of those
+    /// bytes, as most does, is returned without looking at its characters.
+    public func trimming() -> String {
+        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        let bytes = Substring(self).utf8
+        guard let first = bytes.first, let last = bytes.last, isSpace(first) || isSpace(last) else { return String(self) }
+        return trimming(whitespace)
     }
 }

@@ -32,8 +32,18 @@ public struct Router<Entry: RoutePattern>: Sendable {
         var index: Int
         var method: String
         var segments: [Segment]
+        /// A hash of each segment's bytes (0 for parameters): compared before any bytes, so a
+        /// route that differs in one literal is passed over with a few integer compares.
+        var hashes: [UInt64]
         var literals: Int
         var hasRest: Bool
+    }
+
+    /// FNV-1a of a segment's bytes.
+    private static func hash(_ bytes: some Sequence<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
     }
 
     public let routes: [Entry]
@@ -53,8 +63,12 @@ public struct Router<Entry: RoutePattern>: Sendable {
             let literals = segments.filter { if case .literal = $0 { return true } else { return false } }.count
             let hasRest: Bool
             if case .rest = segments.last { hasRest = true } else { hasRest = false }
-            return Compiled(index: index, method: route.method.rawValue, segments: segments, literals: literals,
-                            hasRest: hasRest)
+            let hashes = segments.map { segment -> UInt64 in
+                if case .literal(let bytes) = segment { return Self.hash(bytes) }
+                return 0
+            }
+            return Compiled(index: index, method: route.method.rawValue, segments: segments, hashes: hashes,
+                            literals: literals, hasRest: hasRest)
         }
         let longest = compiled.map(\.segments.count).max() ?? 0
         candidates = (0...longest + 1).map { count in
@@ -83,6 +97,7 @@ public struct Router<Entry: RoutePattern>: Sendable {
             start = index + 1
         }
         ranges.append(start..<bytes.count)
+        let hashes = ranges.map { Self.hash(bytes[$0]) }
 
         // A literal segment beats a parameter in the same place: /execute/jobs is never the job
         // "jobs", and only its own methods are allowed there. The methods allowed at the path are
@@ -90,7 +105,7 @@ public struct Router<Entry: RoutePattern>: Sendable {
         let list = candidates(segments: ranges.count)
         var topSpecificity = -1
         var best: (index: Int, specificity: Int)?
-        for index in list.indices where Self.matches(list[index], ranges: ranges, bytes: bytes) {
+        for index in list.indices where Self.matches(list[index], ranges: ranges, hashes: hashes, bytes: bytes) {
             let specificity = list[index].literals
             topSpecificity = max(topSpecificity, specificity)
             if specificity > best?.specificity ?? -1, list[index].method == method {
@@ -98,7 +113,9 @@ public struct Router<Entry: RoutePattern>: Sendable {
             }
         }
         guard let best, best.specificity == topSpecificity else {
-            let allowed = list.filter { $0.literals == topSpecificity && Self.matches($0, ranges: ranges, bytes: bytes) }
+            let allowed = list.filter {
+                $0.literals == topSpecificity && Self.matches($0, ranges: ranges, hashes: hashes, bytes: bytes)
+            }
                 .map(\.method)
             return allowed.isEmpty ? .notFound : .wrongMethod(allowed: allowed)
         }
@@ -119,9 +136,13 @@ public struct Router<Entry: RoutePattern>: Sendable {
     }
 
     /// Whether a path of these segments fits the candidate's pattern.
-    private static func matches(_ candidate: Compiled, ranges: [Range<Int>], bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    private static func matches(_ candidate: Compiled, ranges: [Range<Int>], hashes: [UInt64],
+                                bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         let pattern = candidate.segments
         guard pattern.count == ranges.count || (candidate.hasRest && ranges.count > pattern.count) else { return false }
+        for (index, segment) in pattern.enumerated() {
+            if case .literal = segment, candidate.hashes[index] != hashes[index] { return false }
+        }
         for (segment, range) in zip(pattern, ranges) {
             switch segment {
             case .literal(let literal):
