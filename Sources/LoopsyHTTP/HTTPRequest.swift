@@ -35,10 +35,8 @@ public struct HTTPRequest: Sendable {
         self.bodySink = bodySink
     }
 
-    /// Runs several times per request: a name already in lower case (every caller's) is not copied.
-    public func header(_ name: String) -> String? {
-        headers[name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name]
-    }
+    /// Header names are ASCII and compared without case (A–Z only, as they are stored).
+    public func header(_ name: String) -> String? { headers[name.asciiLowercased()] }
 }
 
 /// The part of a request known before its body arrives: enough to refuse it, or to decide

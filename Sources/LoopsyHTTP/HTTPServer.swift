@@ -339,9 +339,7 @@ public final class HTTPServer: @unchecked Sendable {
             guard let cls, let key else { return .YES }
             let collector = Unmanaged<Collector>.fromOpaque(cls).takeUnretainedValue()
             var name = String(cString: key)
-            if collector.lowercase, name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
-                name = name.lowercased()
-            }
+            if collector.lowercase { name = name.asciiLowercased() }
             let text = value.map { String(cString: $0) } ?? ""
             if let previous = collector.values[name] {
                 collector.values[name] = previous + ", " + text

@@ -135,6 +135,7 @@ public final class Daemon: Sendable {
         try SecureFile.write(dataDir.pidFile, contents: "\(getpid())\n", mode: 0o644)
         try SecureFile.write(dataDir.portFile, contents: "\(port)\n", mode: 0o644)
         running.store(true, ordering: .relaxed)
+        node.contextStore.reopenWrites()
         auditLog.start()
         node.monitor?.start()
         node.messages.start()

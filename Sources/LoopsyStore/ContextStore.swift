@@ -113,7 +113,10 @@ public struct ContextStore: Sendable {
 
     /// Refuses further `put(…, done:)` writes and waits for those queued to be committed and
     /// answered (a stopping daemon calls this while it still serves their connections).
-    public func finishWrites() { group.close() }
+    public func finishWrites(waitingUpTo seconds: Double = 10) { group.close(waitingUpTo: seconds) }
+
+    /// Takes `put(…, done:)` writes again after `finishWrites`.
+    public func reopenWrites() { group.reopen() }
 
     /// Writes one entry; the caller holds a transaction (or a savepoint in one).
     private static func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String,

@@ -111,14 +111,33 @@ public final class GroupCommit: Sendable {
     }
 
     /// Refuses new writes (they fail with `GroupCommitClosed`) and returns once every write
-    /// queued before is committed and answered, or after `seconds`. A daemon that stops calls
-    /// this before it stops serving, so no client is told "retry" for a write that was kept.
-    public func close(waitingUpTo seconds: Int = 10) {
+    /// queued before is committed and answered. A daemon that stops calls this before it stops
+    /// serving, so no client is told "retry" for a write that was kept, nor "done" for one lost.
+    /// After `seconds` (a slow disk, the writer lock held long) the writes not yet begun fail
+    /// with `GroupCommitClosed` instead, and only the group being committed (at most `maxGroup`
+    /// writes, `maxGroupBytes`) is waited for.
+    public func close(waitingUpTo seconds: Double = 10) {
         state.withLock { $0.closed = true }
-        for _ in 0..<(seconds * 1000) {
-            if state.withLock({ $0.queue.isEmpty && !$0.committing }) { return }
-            usleep(1000)
+        if waitUntil(seconds, { $0.queue.isEmpty && !$0.committing }) { return }
+        let refused = state.withLock { state -> [Job] in
+            defer { state.queue.removeAll() }
+            return state.queue
         }
+        for job in refused { job.fail(GroupCommitClosed()) }
+        _ = waitUntil(60, { !$0.committing })
+    }
+
+    /// Takes writes again after `close` (a daemon started again in the same process).
+    public func reopen() { state.withLock { $0.closed = false } }
+
+    /// Whether `condition` held within `seconds`, looking every millisecond.
+    private func waitUntil(_ seconds: Double, _ condition: (State) -> Bool) -> Bool {
+        let deadline = Clock.monotonicSeconds() + seconds
+        repeat {
+            if state.withLock({ condition($0) }) { return true }
+            usleep(1000)
+        } while Clock.monotonicSeconds() < deadline
+        return false
     }
 
     private func run(once: Bool = false) {

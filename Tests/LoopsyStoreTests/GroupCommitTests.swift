@@ -145,4 +145,41 @@ import Testing
         #expect(throws: GroupCommitClosed.self) { try refused[0].get() }
         #expect(try store.get(key: "late") == nil)
     }
+
+    /// Closing with the writer lock held past the deadline: writes not yet begun are refused
+    /// (and not stored), the group already begun is still committed and answered, and after
+    /// `reopenWrites` writes are taken again.
+    @Test func closingPastItsDeadlineRefusesWhatHasNotBegun() throws {
+        defer { cleanUp() }
+        let holding = DispatchSemaphore(value: 0)
+        let holder = Thread {
+            self.pool.write { _ in
+                holding.signal()
+                usleep(1_500_000)
+            }
+        }
+        holder.start()
+        #expect(holding.wait(timeout: .now() + 30) == .success)
+        let answered = Mutex<[String: Result<ContextEntry, any Error>]>([:])
+        let put = { (key: String) in
+            store.put(key: key, value: "v", ttl: nil, fromNodeId: "n", maxEntries: 1000) { result in
+                answered.withLock { $0[key] = result }
+            }
+        }
+        // The commit thread takes "first" and waits for the writer lock with it.
+        put("first")
+        usleep(200_000)
+        for index in 0..<20 { put("later\(index)") }
+        store.finishWrites(waitingUpTo: 0.3)
+        let answers = answered.withLock { $0 }
+        #expect(answers.count == 21)
+        #expect((try? answers["first"]?.get())?.value == "v")
+        for index in 0..<20 {
+            #expect(throws: GroupCommitClosed.self) { try answers["later\(index)"]?.get() }
+            #expect(try store.get(key: "later\(index)") == nil)
+        }
+        #expect(try store.count() == 1)
+        store.reopenWrites()
+        #expect(try putAll([("again", "v", nil)], maxEntries: 1000)[0].get().revision == 1)
+    }
 }

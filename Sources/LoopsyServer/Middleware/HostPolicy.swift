@@ -13,8 +13,8 @@ public struct HostPolicy: Sendable {
     public init(hostnames: [String]) {
         var names: Set<String> = ["localhost"]
         for name in hostnames where !name.isEmpty {
-            names.insert(name.lowercased())
-            names.insert(name.lowercased() + ".local")
+            names.insert(name.asciiLowercased())
+            names.insert(name.asciiLowercased() + ".local")
         }
         self.names = names
     }
@@ -36,8 +36,7 @@ public struct HostPolicy: Sendable {
             }
             name = bytes[..<(colons == 1 ? colon : bytes.endIndex)]
         }
-        let text = String(Substring(name))
-        return name.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? text.lowercased() : text
+        return Substring(name).asciiLowercased()
     }
 
     public func allows(host hostHeader: String?) -> Bool {
@@ -63,7 +62,7 @@ public struct HostPolicy: Sendable {
     public func allows(origin: String?, host: String?) -> Bool {
         guard let origin else { return true }
         guard let host else { return false }
-        let sent = origin.lowercased(), own = host.lowercased()
+        let sent = origin.asciiLowercased(), own = host.asciiLowercased()
         return sent == "http://" + own || sent == "https://" + own
     }
 
