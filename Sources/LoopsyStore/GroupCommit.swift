@@ -24,15 +24,13 @@ public final class GroupCommit: Sendable {
         var bytes: Int
     }
 
-    /// What a job did: whether to keep it, what to do once the group is committed (under the
-    /// writer lock, in commit order), and how to answer its caller (with the group's error, if
-    /// the group could not be committed).
+    /// What a job did: why it failed (nil: keep it), what to do once the group is committed
+    /// (under the writer lock, in commit order), and how to answer its caller (with the group's
+    /// error, if the group could not be committed).
     private struct Ran {
-        var succeeded: Bool
+        var error: (any Error)?
         var committed: () -> Void
         var answer: (_ groupFailure: (any Error)?) -> Void
-        /// Why it failed, when it did.
-        var error: (any Error)?
     }
 
     private enum Submitted { case start, wake, nothing, refuse }
@@ -77,14 +75,13 @@ public final class GroupCommit: Sendable {
         let job = Job(run: { database in
             do {
                 let value = try body(database)
-                return Ran(succeeded: true, committed: { committed(value) },
-                           answer: { failure in done(failure.map { .failure($0) } ?? .success(value)) }, error: nil)
+                return Ran(error: nil, committed: { committed(value) },
+                           answer: { failure in done(failure.map { .failure($0) } ?? .success(value)) })
             } catch {
                 // If the group fails, its error is the answer: this one may have come from
                 // writes before it in the group that are now undone (a 412 showing a revision
                 // that never was).
-                return Ran(succeeded: false, committed: {},
-                           answer: { failure in done(.failure(failure ?? error)) }, error: error)
+                return Ran(error: error, committed: {}, answer: { failure in done(.failure(failure ?? error)) })
             }
         }, fail: { error in done(.failure(error)) }, bytes: bytes)
         let next = state.withLock { state -> Submitted in
@@ -217,7 +214,7 @@ public final class GroupCommit: Sendable {
                 if !database.isAutocommit { try? database.execute("ROLLBACK") }
                 return error
             }
-            for outcome in ran where outcome.succeeded { outcome.committed() }
+            for outcome in ran where outcome.error == nil { outcome.committed() }
             return nil
         }
         for outcome in ran { outcome.answer(failure) }
