@@ -121,6 +121,7 @@ public enum Routes {
             Route(.put, key, access: .grant(.contextWrite), category: .context, maxBody: contextBody, doc: OperationDoc(
                 "putContext", "Create or replace an entry", tag: "context", requestBody: Schemas.ref("ContextPut"),
                 responses: [.ok(Schemas.ref("ContextEntry")), .error(409, "Entry limit reached"), revisionMismatch,
+                            .error(503, "The daemon is shutting down; nothing was stored"),
                             .error(507, "Disk full")]), ContextHandlers.put),
             Route(.get, API.events, access: .owner, doc: OperationDoc(
                 "events", "Server-Sent Events: a `change` event naming the area (context, messages, peers, ai-tasks, "
