@@ -40,6 +40,15 @@ import Testing
     /// A unique sleep length, so parallel tests never see each other's processes.
     static func uniqueSeconds() -> String { String(Int.random(in: 100_000...999_999)) }
 
+    /// Starts a job that sleeps a unique number of seconds and waits until it runs; returns
+    /// that number, and another unique one for a leftover the test starts.
+    static func runLongJob(on node: TestNode) -> (long: String, left: String) {
+        let long = uniqueSeconds(), left = uniqueSeconds()
+        DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
+        #expect(ExecuteTests.waitUntil(5) { !processes(["sleep", long]).isEmpty })
+        return (long, left)
+    }
+
     @Test func aSetsidGrandchildDiesWithTheTimeout() throws {
         let node = try node()
         defer { node.cleanUp() }
@@ -107,9 +116,7 @@ import Testing
     @Test func leftoversSeenInAJobsTreeGoWithItWhileOtherJobsRun() throws {
         let node = try node()
         defer { node.cleanUp() }
-        let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
-        DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
-        #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
+        let (long, left) = Self.runLongJob(on: node)
         let result = try node.client.execute(ExecuteRequest(
             command: "sh", args: ["-c", "setsid sleep \(left) </dev/null >/dev/null 2>&1 & sleep 1.5; echo done"]))
         #expect(result.exitCode == 0)
@@ -134,9 +141,7 @@ import Testing
     private func leftoverOfNoKnownJob(ending: String) throws -> Bool {
         let node = try node()
         defer { node.cleanUp() }
-        let long = Self.uniqueSeconds(), left = Self.uniqueSeconds()
-        DispatchQueue.global().async { _ = try? node.client.execute(ExecuteRequest(command: "sleep", args: [long])) }
-        #expect(ExecuteTests.waitUntil(5) { !Self.processes(["sleep", long]).isEmpty })
+        let (long, left) = Self.runLongJob(on: node)
         let result = try node.client.execute(ExecuteRequest(
             // The subshell waits until setsid has run: the orphan is then in no job's group or
             // session when loopsyd adopts it (caught before, it is charged to this job alone).
