@@ -32,8 +32,6 @@ public struct CurlHTTPClient: Sendable {
         }
     }
 
-    private static let globalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
-
     /// Whole-request limit for `send`; streams have none (they end when the server says).
     public var timeoutSeconds: Int
     /// For https URLs: the server's key must hash to this ("sha256//<base64>", see
@@ -43,7 +41,6 @@ public struct CurlHTTPClient: Sendable {
     public var connectTimeoutSeconds = 10
 
     public init(timeoutSeconds: Int = 30, pinnedPublicKey: String? = nil) {
-        _ = Self.globalInit
         self.timeoutSeconds = timeoutSeconds
         self.pinnedPublicKey = pinnedPublicKey
     }
@@ -120,7 +117,8 @@ public struct CurlHTTPClient: Sendable {
                           isCancelled: (() -> Bool)? = nil, onData: @escaping ([UInt8]) -> Bool) throws -> Response {
         let poolKey = CurlHandlePool.key(url: url, pin: pinnedPublicKey)
         guard let curl = CurlHandlePool.shared.take(poolKey) else {
-            throw Failure.other(code: -1, message: "curl_easy_init failed")
+            // libcurl is loaded by the first call (see ccurl.h): this is where a missing one shows.
+            throw Failure.other(code: -1, message: ccurl_load_error().map { String(cString: $0) } ?? "curl_easy_init failed")
         }
         // A handle goes back (with its live connection) only after a transfer that ended well.
         var reusable = false
@@ -133,15 +131,15 @@ public struct CurlHTTPClient: Sendable {
         // The sink outlives the transfer: curl_easy_perform returns before this frame ends.
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headerList) }
-        for (name, value) in headers { headerList = curl_slist_append(headerList, "\(name): \(value)") }
+        defer { ccurl_slist_free_all(headerList) }
+        for (name, value) in headers { headerList = ccurl_slist_append(headerList, "\(name): \(value)") }
         if case .reader(let length, _, _) = body, length ?? Int64.max > 64 * 1024 {
             // A relayed upload waits for "100 Continue": a server that refuses it from its head
             // answers before the body, and that answer is what gets relayed (not a broken pipe).
-            headerList = curl_slist_append(headerList, "Expect: 100-continue")
+            headerList = ccurl_slist_append(headerList, "Expect: 100-continue")
             _ = ccurl_setopt_long(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 10_000)
         } else {
-            headerList = curl_slist_append(headerList, "Expect:")  // no 100-continue round trip
+            headerList = ccurl_slist_append(headerList, "Expect:")  // no 100-continue round trip
         }
 
         _ = ccurl_setopt_string(curl, CURLOPT_URL, url)
@@ -180,13 +178,13 @@ public struct CurlHTTPClient: Sendable {
         let code: CURLcode
         switch body {
         case .none:
-            code = curl_easy_perform(curl)
+            code = ccurl_easy_perform(curl)
         case .bytes(let bytes):
             code = bytes.withUnsafeBytes { bytes -> CURLcode in
                 _ = ccurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, bytes.count)
                 // curl reads the body during perform, while `bytes` is still valid.
                 _ = ccurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
-                return curl_easy_perform(curl)
+                return ccurl_easy_perform(curl)
             }
         case .reader(let length, let read, let rewind):
             let reader = BodyReader(read: read, rewind: rewind)
@@ -200,12 +198,12 @@ public struct CurlHTTPClient: Sendable {
             code = withExtendedLifetime(reader) {
                 _ = ccurl_setopt_pointer(curl, CURLOPT_READDATA, Unmanaged.passUnretained(reader).toOpaque())
                 _ = ccurl_setopt_pointer(curl, CURLOPT_SEEKDATA, Unmanaged.passUnretained(reader).toOpaque())
-                return curl_easy_perform(curl)
+                return ccurl_easy_perform(curl)
             }
         }
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stoppedByCaller)
             || (code == CURLE_ABORTED_BY_CALLBACK && sink.isCancelled?() == true) else {
-            let message = String(cString: curl_easy_strerror(code))
+            let message = String(cString: ccurl_easy_strerror(code))
             switch code {
             case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST: throw Failure.couldNotConnect("\(url): \(message)")
             case CURLE_OPERATION_TIMEDOUT: throw Failure.timedOut("\(url): \(message)")

@@ -35,23 +35,23 @@ final class CurlHandlePool: Sendable {
             state.count -= 1
             return handle
         }
-        return handle?.pointer ?? curl_easy_init()
+        return handle?.pointer ?? ccurl_easy_init()
     }
 
     /// Returns a handle after its transfer: kept (options reset, connection kept) when the
     /// transfer ended well and there is room, else closed.
     func give(_ key: String, _ pointer: UnsafeMutableRawPointer, reusable: Bool) {
         guard reusable else {
-            curl_easy_cleanup(pointer)
+            ccurl_easy_cleanup(pointer)
             return
         }
-        curl_easy_reset(pointer)
+        ccurl_easy_reset(pointer)
         let kept = idle.withLock { state -> Bool in
             guard state.count < Self.total, state.byKey[key, default: []].count < Self.perKey else { return false }
             state.byKey[key, default: []].append(Handle(pointer: pointer))
             state.count += 1
             return true
         }
-        if !kept { curl_easy_cleanup(pointer) }
+        if !kept { ccurl_easy_cleanup(pointer) }
     }
 }

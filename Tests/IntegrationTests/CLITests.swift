@@ -31,6 +31,24 @@ import Testing
         #expect(try node.cli("context", "get", "x").status == 69)
     }
 
+    /// libcurl is loaded by the first HTTP call, not at start: with it unreadable (a private mount
+    /// of /dev/null over it), `--version` still works and a command that needs the daemon says
+    /// which package is missing.
+    @Test func libcurlIsLoadedOnlyWhenACommandNeedsIt() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let library = URL(fileURLWithPath: "/usr/lib/x86_64-linux-gnu/libcurl-gnutls.so.4").resolvingSymlinksInPath().path
+        let hidden = ["-m", "sh", "-c", "mount --bind /dev/null \"$0\" && exec \"$@\"", library, try Binaries.path("loopsy")]
+        let version = try run("/usr/bin/unshare", hidden + ["--version"], environment: node.environment)
+        #expect(version.status == 0 && !version.stdout.isEmpty, "\(version.stderr)")
+        let get = try run("/usr/bin/unshare", hidden + ["context", "get", "k"], environment: node.environment)
+        #expect(get.status == 1)
+        #expect(get.stderr.hasPrefix("loopsy: cannot load libcurl-gnutls.so.4 ("), "\(get.stderr)")
+        #expect(get.stderr.hasSuffix("): install the libcurl3-gnutls package\n"), "\(get.stderr)")
+        #expect(try node.cli("context", "get", "k").stderr == "loopsy: context key 'k' not found\n")
+    }
+
     @Test func contextCommandsWork() throws {
         let node = try TestNode()
         defer { node.cleanUp() }

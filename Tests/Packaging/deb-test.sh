@@ -42,6 +42,11 @@ check "binaries, migrations, man pages, completions and user unit are installed"
     test -f /usr/lib/systemd/user/loopsy.service'
 check "the packaged user unit passes systemd-analyze verify without a warning" bash -c '
     out=$(systemd-analyze verify /usr/lib/systemd/user/loopsy.service 2>&1) && [ -z "$out" ] || { echo "$out"; exit 1; }'
+# loopsy and loopsyd dlopen libcurl (Sources/CCurl), so dpkg-shlibdeps cannot see it there: control
+# names it (loopsy-mcp still links it, through the MCP SDK's FoundationNetworking).
+check "the package depends on the libcurl it loads at run time" bash -c '
+    dpkg-deb -f "$0" Depends | grep -q "libcurl3-gnutls (>= 7.88)" &&
+    ! readelf -d /usr/bin/loopsy /usr/bin/loopsyd | grep -q "NEEDED.*libcurl"' "$deb"
 check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
 export HOME="$home"
 unset LOOPSY_DATA_DIR
