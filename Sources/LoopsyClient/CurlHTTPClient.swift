@@ -32,6 +32,11 @@ public struct CurlHTTPClient: Sendable {
         }
     }
 
+    /// Loads libcurl now rather than in the first request (see ccurl.h), e.g. while waiting for
+    /// something else. Nil when it is usable, else why not.
+    @discardableResult
+    public static func preload() -> String? { ccurl_load_error().map { String(cString: $0) } }
+
     /// Whole-request limit for `send`; streams have none (they end when the server says).
     public var timeoutSeconds: Int
     /// For https URLs: the server's key must hash to this ("sha256//<base64>", see
