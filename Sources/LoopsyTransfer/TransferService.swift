@@ -102,6 +102,21 @@ public final class TransferService: Sendable {
     /// Hashes larger files: two at a time, eight more waiting, then 503 with Retry-After.
     let hashing = WorkPool(name: "loopsy-hash", threads: 2, queueLimit: 8)
 
+    /// Ends pushed files (fsync, rename into place): an fsync waits for the disk, which no HTTP
+    /// worker may. Two at a time, sixteen more waiting, then 503 with Retry-After.
+    let finishing = WorkPool(name: "loopsy-fsync", threads: 2, queueLimit: 16)
+
+    /// `upload.finish()` (verify, fsync, rename) on `finishing`, answered when done.
+    public func finish(_ upload: Upload) throws -> Answer<TransferPushResult> {
+        let answer = Pending<TransferPushResult>()
+        guard finishing.submit({ answer.complete(Result { try upload.finish() }) }) else {
+            throw APIError(status: 503, code: .busyWriting,
+                           message: "the daemon is writing \(finishing.load) received files to disk already; retry in a few seconds",
+                           headers: ["Retry-After": "2"])
+        }
+        return .later(answer)
+    }
+
     /// The SHA-256 of the open file `fd`: now for small or cached files, else later from the
     /// hashing pool. `fd` stays the caller's, open until the answer is complete. A caller that
     /// stops waiting (`Pending.cancel`, or a cancelled check) stops the hashing too.

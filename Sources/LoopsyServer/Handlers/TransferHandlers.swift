@@ -32,7 +32,8 @@ public enum TransferHandlers {
         guard let receiver = (context.request.bodySink as? UploadSink)?.upload else {
             throw APIError.badRequest("send the upload as multipart/form-data", code: .badMultipart)
         }
-        return try .json(try receiver.finish())
+        // The fsync and rename run off this HTTP worker; the answer comes when they are done.
+        return try context.respond(try context.node.transfer.finish(receiver)) { try .json($0) }
     }
 
     static func pull(_ context: RequestContext) throws -> HTTPResponse {

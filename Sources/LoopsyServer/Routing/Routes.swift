@@ -339,7 +339,9 @@ public enum Routes {
                     requestBody: Schemas.ref("PushForm"), requestContentType: "multipart/form-data",
                     responses: [.ok(Schemas.ref("PushResult")), .error(409, "Destination exists"),
                                 .error(413, "Larger than transfer.maxFileSize"), .error(415, "Not multipart/form-data"),
-                                .error(422, "SHA-256 mismatch"), .error(507, "Disk full")]), TransferHandlers.push),
+                                .error(422, "SHA-256 mismatch"),
+                                .error(503, "Too many received files being written to disk; retry after Retry-After"),
+                                .error(507, "Disk full")]), TransferHandlers.push),
         ] + dashboard
     }
 
