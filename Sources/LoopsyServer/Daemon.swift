@@ -136,6 +136,7 @@ public final class Daemon: Sendable {
         try SecureFile.write(dataDir.portFile, contents: "\(port)\n", mode: 0o644)
         running.store(true, ordering: .relaxed)
         node.contextStore.reopenWrites()
+        node.transfer.reopenStores()
         auditLog.start()
         node.monitor?.start()
         node.messages.start()
@@ -219,6 +220,8 @@ public final class Daemon: Sendable {
         // Queued context writes are committed and answered while their connections still
         // stand: a client must not be told "retry" for a write that was kept.
         node.contextStore.finishWrites()
+        // Pushed files being stored likewise: answered, or removed and refused.
+        node.transfer.finishStores()
         servers.forEach { $0.stop() }
         auditLog.stop()
         unlink(options.dataDir.pidFile)

@@ -113,6 +113,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
             // (up to 6 MiB per waiting request, and nothing after this reads it).
             var withoutBody = request
             withoutBody.body = []
+            withoutBody.bodySink = nil
             let head = withoutBody
             deferred.finalize { [self] final in
                 finish(final, request: head, caller: caller, requestId: requestId, started: started)

@@ -4,6 +4,7 @@ import LoopsyAPI
 import LoopsyCore
 import LoopsyConfig
 import LoopsyPOSIX
+import LoopsyStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -102,19 +103,98 @@ public final class TransferService: Sendable {
     /// Hashes larger files: two at a time, eight more waiting, then 503 with Retry-After.
     let hashing = WorkPool(name: "loopsy-hash", threads: 2, queueLimit: 8)
 
-    /// Ends pushed files (fsync, rename into place): an fsync waits for the disk, which no HTTP
-    /// worker may. Two at a time, sixteen more waiting, then 503 with Retry-After.
-    let finishing = WorkPool(name: "loopsy-fsync", threads: 2, queueLimit: 16)
+    /// Stores pushed files (fsync, rename into place): an fsync waits for the disk, which no
+    /// HTTP worker may. Two at a time; the rest wait (a waiting one holds two descriptors and
+    /// its suspended connection, so the connection limits bound them). Past `finishQueue`
+    /// waiting, each further one gets a thread of its own rather than a refusal: the whole
+    /// file has arrived by then, and a 503 would make its sender send it all again.
+    let finishing = WorkPool(name: "loopsy-fsync", threads: 2, queueLimit: TransferService.finishQueue)
+    static let finishQueue = 64
 
-    /// `upload.finish()` (verify, fsync, rename) on `finishing`, answered when done.
-    public func finish(_ upload: Upload) throws -> Answer<TransferPushResult> {
+    /// A pushed file between `finish` and its answer.
+    private final class Finish: Sendable {
+        enum Stage { case queued, storing, done }
+        let upload: Upload
         let answer = Pending<TransferPushResult>()
-        guard finishing.submit({ answer.complete(Result { try upload.finish() }) }) else {
+        let stage = PlainMutex(Stage.queued)
+        init(_ upload: Upload) { self.upload = upload }
+    }
+
+    private struct Finishes {
+        var open: [ObjectIdentifier: Finish] = [:]
+        var closed = false
+    }
+    private let finishes = PlainMutex(Finishes())
+
+    /// Verifies a pushed file on the caller's thread (no disk: a bad upload takes no slot), then
+    /// stores it (fsync, rename) off it; the answer comes when the file is in place.
+    public func finish(_ upload: Upload) throws -> Answer<TransferPushResult> {
+        try upload.verify()
+        let job = Finish(upload)
+        let admitted = finishes.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.open[ObjectIdentifier(job)] = job
+            return true
+        }
+        guard admitted else {
+            upload.cancel()
+            throw APIError.serviceUnavailable("the daemon is shutting down; nothing was stored, send the file again when it is back")
+        }
+        let run: @Sendable () -> Void = { [self] in store(job) }
+        if !finishing.submit(run) && !DedicatedThread.start("loopsy-fsync", stackBytes: 256 << 10, run) {
+            finishes.withLock { _ = $0.open.removeValue(forKey: ObjectIdentifier(job)) }
+            upload.cancel()
             throw APIError(status: 503, code: .busyWriting,
-                           message: "the daemon is writing \(finishing.load) received files to disk already; retry in a few seconds",
+                           message: "the daemon cannot start a thread to store the file; nothing was stored, retry in a few seconds",
                            headers: ["Retry-After": "2"])
         }
-        return .later(answer)
+        return .later(job.answer)
+    }
+
+    private func store(_ job: Finish) {
+        let starts = job.stage.withLock { stage -> Bool in
+            guard stage == .queued else { return false }
+            stage = .storing
+            return true
+        }
+        if starts { job.answer.complete(Result { try job.upload.store() }) }
+        job.stage.withLock { $0 = .done }
+        finishes.withLock { _ = $0.open.removeValue(forKey: ObjectIdentifier(job)) }
+    }
+
+    /// For a stopping daemon, while its connections still stand: takes no more pushed files,
+    /// and waits up to `seconds` for those being stored. Past that, those not yet begun are
+    /// removed and answered 503 (nothing stored), and only those being written are waited for
+    /// (up to a minute): no client is told "retry" for a file that was kept, nor "stored" for
+    /// one that was not, and no partial file is left behind.
+    public func finishStores(waitingUpTo seconds: Double = 10) {
+        finishes.withLock { $0.closed = true }
+        if Self.waitUntil(seconds, { self.finishes.withLock { $0.open.isEmpty } }) { return }
+        let open = finishes.withLock { Array($0.open.values) }
+        for job in open {
+            let refused = job.stage.withLock { stage -> Bool in
+                guard stage == .queued else { return false }
+                stage = .done
+                return true
+            }
+            guard refused else { continue }
+            job.upload.cancel()
+            job.answer.complete(.failure(APIError.serviceUnavailable(
+                "the daemon stopped before the file was stored; nothing was stored, send it again when it is back")))
+        }
+        _ = Self.waitUntil(60, { self.finishes.withLock { state in state.open.values.allSatisfy { $0.stage.withLock { $0 != .storing } } } })
+    }
+
+    /// Takes pushed files again after `finishStores` (a daemon started again in one process).
+    public func reopenStores() { finishes.withLock { $0.closed = false } }
+
+    private static func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Clock.monotonicSeconds() + seconds
+        repeat {
+            if condition() { return true }
+            usleep(1000)
+        } while Clock.monotonicSeconds() < deadline
+        return false
     }
 
     /// The SHA-256 of the open file `fd`: now for small or cached files, else later from the

@@ -48,6 +48,8 @@ public final class Upload: Sendable {
         /// Bytes whose write-out to disk has been started (see `writeBehind`).
         var writeOutStarted: Int64 = 0
         var hasher = SHA256()
+        /// Set by `verify`.
+        var digest: String?
         var sawFile = false
         var failure: APIError?
     }
@@ -135,13 +137,20 @@ public final class Upload: Sendable {
 
     /// Called once the body has arrived: verify, fsync, rename, report.
     public func finish() throws -> TransferPushResult {
+        try verify()
+        return try store()
+    }
+
+    /// The checks that need no disk, once the body has arrived: the multipart body ended, it
+    /// had a file, and the file has the SHA-256 the sender gave. A failure removes the file.
+    public func verify() throws {
         try state.withLock { state in
             if let failure = state.failure { throw failure }
             guard state.parser.isComplete else {
                 Self.discard(&state)
                 throw APIError.badRequest("the upload ended before its closing multipart boundary", code: .badMultipart)
             }
-            guard state.sawFile, let target = state.target, let temporary = state.temporary else {
+            guard state.sawFile, state.target != nil, state.temporary != nil else {
                 Self.discard(&state)
                 throw APIError.badRequest("the upload has no 'file' part", code: .badMultipart)
             }
@@ -150,6 +159,19 @@ public final class Upload: Sendable {
                 Self.discard(&state)
                 throw APIError(status: 422, code: .checksumMismatch,
                                message: "the received file's SHA-256 is \(digest), not \(expected); nothing was stored")
+            }
+            state.digest = digest
+        }
+    }
+
+    /// After `verify`: makes the file durable (fsync) and puts it in place. It waits for the
+    /// disk, so it runs off the HTTP workers (see `TransferService.finish`).
+    public func store() throws -> TransferPushResult {
+        try state.withLock { state in
+            if let failure = state.failure { throw failure }
+            guard let digest = state.digest, let target = state.target, let temporary = state.temporary else {
+                Self.discard(&state)
+                throw APIError.serviceUnavailable("the upload was stopped before it was stored; nothing was stored")
             }
             // The user's umask, as if the user had made the file (the daemon's own is 077);
             // set only now so the partial file stays private while it arrives.

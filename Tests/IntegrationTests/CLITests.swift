@@ -47,6 +47,16 @@ import Testing
         #expect(get.stderr.hasPrefix("loopsy: cannot load libcurl-gnutls.so.4 ("), "\(get.stderr)")
         #expect(get.stderr.hasSuffix("): install the libcurl3-gnutls package\n"), "\(get.stderr)")
         #expect(try node.cli("context", "get", "k").stderr == "loopsy: context key 'k' not found\n")
+        // `loopsy start` says so at once, not after its wait for a health check it cannot make.
+        let other = try TestNode()
+        defer {
+            _ = try? other.cli("stop")
+            other.cleanUp()
+        }
+        let start = try run("/usr/bin/unshare", hidden + ["start", "--port", "0"], environment: other.environment)
+        #expect(start.status == 69)
+        #expect(start.stderr.contains("but loopsy cannot talk to it: cannot load libcurl-gnutls.so.4"), "\(start.stderr)")
+        #expect(try other.cli("status").status == 0)
     }
 
     @Test func contextCommandsWork() throws {
