@@ -31,11 +31,15 @@ hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/cli.json" \
     -n "loopsy context get plan" "$bin/loopsy context get plan" \
     -n "curl GET /context/plan (reference)" "curl -fsS -o /dev/null -H @$work/auth $url" >/dev/null
 
-# loopsy start until it returns, on a second data dir (stopped between runs, not timed).
+# loopsy start until it returns, on a second data dir (stopped between runs, not timed). Its
+# first start creates the database (migrations, WAL): timed alone, apart from the later ones.
 export LOOPSY_DATA_DIR="$work/second"
 "$bin/loopsy" init --no-mcp >/dev/null
 sed -i 's/^  port: .*/  port: 0/' "$LOOPSY_DATA_DIR/config.yaml"
-hyperfine -N --runs 20 --export-json "$work/start.json" --prepare "$bin/loopsy stop" \
+first_start="$(python3 -c 'import subprocess, sys, time
+t = time.monotonic(); subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(f"{(time.monotonic() - t) * 1000:.1f}")' "$bin/loopsy" start)"
+hyperfine -N --runs 30 --export-json "$work/start.json" --prepare "$bin/loopsy stop" \
     -n "loopsy start" "$bin/loopsy start" >/dev/null
 "$bin/loopsy" stop >/dev/null
 export LOOPSY_DATA_DIR="$work/loopsy"
@@ -65,6 +69,7 @@ for name, r in results.items():
 get, curl = results["loopsy context get plan"]["mean"], results["curl GET /context/plan (reference)"]["mean"]
 print(f"\nloopsy context get / curl: {get / curl:.2f}")
 PY
+echo "loopsy start, the first of a data dir (it creates the database): $first_start ms"
 echo
 printf '| %-34s | %10s |\n' "memory and size" "MB"
 printf '|%s|%s|\n' "------------------------------------" "------------"
@@ -78,7 +83,9 @@ done
 mean() { loopsy_bench_ms "$1" "$2" mean; }
 loopsy_bench_summary "loopsy --version" "$(mean "$work/cli.json" "loopsy --version") ms, $(echo "scale=1; $version_rss / 1024" | bc) MB" "curl whole request $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 4 ms, ≤ 8 MB"
 loopsy_bench_summary "loopsy context get k" "$(mean "$work/cli.json" "loopsy context get plan") ms" "curl $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 1.5x curl"
-loopsy_bench_summary "loopsy start until it returns" "$(mean "$work/start.json" "loopsy start") ms" "-" "≤ 30 ms"
+loopsy_bench_summary "loopsy start until it returns" \
+    "$(loopsy_bench_ms "$work/start.json" "loopsy start") ms median, $(mean "$work/start.json" "loopsy start") mean" \
+    "first start of a data dir (creates the database) $first_start ms" "≤ 30 ms"
 loopsy_bench_summary "loopsyd RSS fresh" "$(echo "scale=1; $daemon_rss / 1024" | bc) MB" "-" "≤ 15 MB"
 loopsy_bench_summary "loopsyd binary" "$(echo "scale=1; $(stat -c %s "$bin/loopsyd") / 1048576" | bc) MB" "-" "≤ 15 MB"
 loopsy_bench_summary "loopsy-mcp peak RSS" "$(echo "scale=1; $mcp_rss / 1024" | bc) MB" "loopsy $(echo "scale=1; $get_rss / 1024" | bc) MB" "≤ 25 MB"
