@@ -40,7 +40,15 @@ while [ "$keys" -lt "$target" ] && [ $((SECONDS - started)) -lt 300 ]; do
     last="$rps"
     keys=$((keys + total - ${errors:-0}))
 done
+# One writer alone (an agent writing keys one after another): nothing to group it with, so
+# its rate is one commit's round trip.
+wrk -t1 -c1 -d"${round}s" --latency -s bench/context-put.lua \
+    -H "Authorization: Bearer $key" "http://127.0.0.1:$loopsyd_port" -- "one" >"$work/one.txt"
+one_rps="$(awk '/Requests\/sec/ {print $2}' "$work/one.txt")"
+one_p50="$(awk '/^ +50%/ {print $2}' "$work/one.txt")"
 echo
+echo "one writer (1 connection): $one_rps new keys/s, median latency $one_p50"
 echo "keys written: $keys in $n rounds; last round / first round: $(awk -v a="$last" -v b="$first" 'BEGIN {printf "%.2f", a / b}')"
 echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
 loopsy_bench_summary "context PUT of new keys, 0 → $keys keys" "$(printf '%.0f' "$first") → $(printf '%.0f' "$last")/s" "-" "≥ 20k/s, flat"
+loopsy_bench_summary "context PUT, one writer alone" "$(printf '%.0f' "$one_rps")/s, median $one_p50" "-" "-"

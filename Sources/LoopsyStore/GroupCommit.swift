@@ -44,6 +44,10 @@ public final class GroupCommit: Sendable {
         var committing = false
         /// `close` was called: writes are refused.
         var closed = false
+        /// The thread waits on `wake` until `expected` writes are queued (the write that makes
+        /// it so signals it, once) or `gatherMicros` pass.
+        var gathering = false
+        var expected = 0
     }
 
     /// Most writes in one transaction (a commit's WAL frames stay small)…
@@ -53,8 +57,9 @@ public final class GroupCommit: Sendable {
     public static let maxGroupBytes = 4 << 20
     /// A group that starts this soon after the last one ended means writes are streaming in…
     private static let busyWindow = 0.002
-    /// …and it waits this long for more of them first.
-    private static let gatherMicros: UInt32 = 200
+    /// …and it waits up to this long for as many as the last groups had (the connections
+    /// writing at once); a writer alone is not made to wait for others.
+    private static let gatherMicros = 200
     /// How long the thread waits for more writes before it ends (the next write starts it again).
     private static let idle: DispatchTimeInterval = .seconds(2)
 
@@ -90,6 +95,10 @@ public final class GroupCommit: Sendable {
             if !state.threadRunning {
                 state.threadRunning = true
                 return .start
+            }
+            if state.gathering, state.queue.count >= state.expected {
+                state.gathering = false
+                return .wake
             }
             guard state.threadWaiting else { return .nothing }
             state.threadWaiting = false
@@ -139,13 +148,16 @@ public final class GroupCommit: Sendable {
 
     private func run(once: Bool = false) {
         var lastCommit = 0.0
+        // About how many writes the next group should have: as many as the last one, or one
+        // fewer than the one before (a client between two requests does not halve the groups).
+        var expected = 0
         while true {
             // Under load (the last group ended moments ago), wait a little for the writes now on
             // their way so they share this commit: one commit of n writes writes far fewer pages
-            // than n commits. A write that comes alone is not delayed.
-            if !once, lastCommit != 0, Clock.monotonicSeconds() - lastCommit < Self.busyWindow,
-               state.withLock({ $0.queue.count }) < Self.maxGroup {
-                usleep(Self.gatherMicros)
+            // than n commits. A write that comes alone is not delayed, nor is one writer's
+            // stream of writes (its groups have one write: there is nobody to wait for).
+            if !once, expected > 1, lastCommit != 0, Clock.monotonicSeconds() - lastCommit < Self.busyWindow {
+                gather(min(expected, Self.maxGroup))
             }
             let group = state.withLock { state -> [Job] in
                 var count = 0, bytes = 0
@@ -159,6 +171,7 @@ public final class GroupCommit: Sendable {
                 return Array(state.queue.prefix(count))
             }
             if !group.isEmpty {
+                expected = max(group.count, expected - 1)
                 commit(group)
                 state.withLock { $0.committing = false }
                 lastCommit = Clock.monotonicSeconds()
@@ -187,6 +200,25 @@ public final class GroupCommit: Sendable {
             }
             if end { return }
         }
+    }
+
+    /// Waits until `expected` writes are queued or `gatherMicros` pass.
+    private func gather(_ expected: Int) {
+        let waits = state.withLock { state -> Bool in
+            guard state.queue.count < expected else { return false }
+            state.gathering = true
+            state.expected = expected
+            return true
+        }
+        guard waits else { return }
+        if wake.wait(timeout: .now() + .microseconds(Self.gatherMicros)) == .success { return }
+        // Timed out. A write may have signalled meanwhile: then its signal is taken now, or the
+        // next wait would end at once on it.
+        let signalled = state.withLock { state -> Bool in
+            defer { state.gathering = false }
+            return !state.gathering
+        }
+        if signalled { wake.wait() }
     }
 
     private func commit(_ group: [Job]) {
