@@ -44,6 +44,9 @@ public final class Upload: Sendable {
         var targetName: String?
         var temporary: String?
         var fd: Int32 = -1
+        /// Hashes and writes the file's bytes off the HTTP worker; nil when no thread could be
+        /// had (they are then hashed and written here, with `hasher`).
+        var writer: UploadWriter?
         var size: Int64 = 0
         /// Bytes whose write-out to disk has been started (see `writeBehind`).
         var writeOutStarted: Int64 = 0
@@ -154,6 +157,11 @@ public final class Upload: Sendable {
                 Self.discard(&state)
                 throw APIError.badRequest("the upload has no 'file' part", code: .badMultipart)
             }
+            if let writer = state.writer {
+                // Its digest is checked in `store`, once the writer has written everything.
+                writer.end()
+                return
+            }
             let digest = Hex.encode(state.hasher.finalize())
             if let expected = state.expectedSha256, expected != digest {
                 Self.discard(&state)
@@ -169,6 +177,20 @@ public final class Upload: Sendable {
     public func store() throws -> TransferPushResult {
         try state.withLock { state in
             if let failure = state.failure { throw failure }
+            if let writer = state.writer, state.temporary != nil {
+                let outcome = writer.finish()
+                state.writer = nil
+                guard let digest = outcome.digest else {
+                    Self.discard(&state)
+                    throw outcome.error ?? APIError.serviceUnavailable("the upload was stopped before it was stored; nothing was stored")
+                }
+                if let expected = state.expectedSha256, expected != digest {
+                    Self.discard(&state)
+                    throw APIError(status: 422, code: .checksumMismatch,
+                                   message: "the received file's SHA-256 is \(digest), not \(expected); nothing was stored")
+                }
+                state.digest = digest
+            }
             guard let digest = state.digest, let target = state.target, let temporary = state.temporary else {
                 Self.discard(&state)
                 throw APIError.serviceUnavailable("the upload was stopped before it was stored; nothing was stored")
@@ -229,6 +251,10 @@ public final class Upload: Sendable {
                 guard state.size <= maxFileSize else {
                     throw APIError.payloadTooLarge("the file is larger than transfer.maxFileSize (\(maxFileSize) bytes); nothing was stored")
                 }
+                if let writer = state.writer {
+                    try writer.submit(bytes)
+                    return
+                }
                 state.hasher.update(data: bytes)
                 try Self.writeAll(state.fd, bytes)
                 // Write-behind: the disk writes each 8 MiB while the rest arrives, so the fsync
@@ -282,9 +308,13 @@ public final class Upload: Sendable {
         state.directoryFD = directoryFD
         state.temporary = temporary
         state.fd = fd
+        state.writer = UploadWriter.start(fd: fd)
     }
 
     private static func discard(_ state: inout State) {
+        // The writer stops using the descriptor before it is closed (at most one write).
+        state.writer?.cancel()
+        state.writer = nil
         if state.fd >= 0 { close(state.fd) }
         state.fd = -1
         if let temporary = state.temporary, state.directoryFD >= 0 { unlinkat(state.directoryFD, temporary, 0) }

@@ -126,6 +126,45 @@ import Testing
         #expect(FileManager.default.contents(atPath: box.home + "/after.bin") == Data(bytes))
     }
 
+    /// A disk that fills while a push is written (by the upload's writer thread): 507, no
+    /// partial file, and the next push that fits is stored.
+    @Test func aDiskFullDuringAPushIs507AndLeavesNothing() throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.cleanUp() }
+        let full = sandbox.home + "/full"
+        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", full])
+        try #require(mounted.status == 0, "mounting a small tmpfs needs root: \(mounted.stderr)")
+        defer { _ = try? run("/bin/umount", [full]) }
+        let big = try sandbox.write("big.bin", (0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let refused = try sandbox.push(big, to: full + "/big.bin")
+        #expect(refused.status == 507, "\(refused.text)")
+        #expect(refused.errorCode == "insufficient_storage")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: full).isEmpty)
+        let small = try sandbox.write("small.bin", Array(repeating: 7, count: 100_000))
+        #expect(try sandbox.push(small, to: full + "/small.bin").status == 200)
+        #expect(try Array(Data(contentsOf: URL(fileURLWithPath: full + "/small.bin"))) == Array(repeating: 7, count: 100_000))
+    }
+
+    /// A sender that hangs up halfway: its upload's writer stops and the partial file goes.
+    @Test func aPushWhoseSenderHangsUpLeavesNothing() throws {
+        let sandbox = try Sandbox()
+        defer { sandbox.cleanUp() }
+        let local = try sandbox.write("slow.bin", Array(repeating: 9, count: 4 << 20))
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-o", "/dev/null", "--limit-rate", "1M", "-H", "Authorization: Bearer \(sandbox.node.apiKey)",
+                          "-F", "destPath=\(sandbox.home)/slow.bin", "-F", "file=@\(local)",
+                          sandbox.node.baseURL + "/api/v1/transfer/push"]
+        try curl.run()
+        #expect(eventually(5) { sandbox.homeContents().contains { $0.hasSuffix(".part") } })
+        kill(curl.processIdentifier, SIGKILL)
+        curl.waitUntilExit()
+        _ = eventually(5) { sandbox.homeContents() == ["secret"] }
+        #expect(sandbox.homeContents() == ["secret"])
+        #expect(try sandbox.node.client.health().status == "ok")
+    }
+
     @Test func checksumMismatchStoresNothing() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }

@@ -1,0 +1,186 @@
+import Crypto
+import Dispatch
+import LoopsyAPI
+import LoopsyPOSIX
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hashes and writes a pushed file's bytes on a thread of its own, so that receiving and
+/// parsing the body (on the HTTP worker) overlap with hashing it and copying it into the page
+/// cache: done on one thread, the three took a core between them and a push ran at one core's
+/// speed.
+///
+/// At most `maxQueuedBytes` of an upload wait to be written, and `maxQueuedInAll` of all
+/// uploads together (what senders can make the daemon hold is bounded however many push at
+/// once). Past either, the HTTP worker waits for its upload's writer, as it waited in `write`
+/// itself before (the disk is then slower than the network), and reads on once that writer has
+/// caught up to half its limit.
+final class UploadWriter: @unchecked Sendable {
+    static let maxQueuedBytes = 8 << 20
+    static let maxQueuedInAll = 64 << 20
+    private static let queuedInAll = Atomic<Int>(0)
+    /// Bytes written between two starts of write-out to disk: the fsync at the end then waits
+    /// for the last few MiB, not for the whole file.
+    static let writeBehind: Int64 = 8 << 20
+
+    /// What the writer did, once it has stopped.
+    struct Outcome {
+        var digest: String?
+        var error: APIError?
+    }
+
+    private struct State {
+        var items: [[UInt8]] = []
+        var head = 0
+        var queuedBytes = 0
+        var writerWaiting = false
+        var producerWaiting = false
+        var ended = false
+        var cancelled = false
+        var error: APIError?
+        var outcome: Outcome?
+    }
+
+    /// The file's descriptor: its owner closes it only once `finish` or `cancel` returned.
+    private let fd: Int32
+    private let state = PlainMutex(State())
+    private let work = DispatchSemaphore(value: 0)
+    private let space = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    private init(fd: Int32) { self.fd = fd }
+
+    /// A writer for `fd` with its thread running; nil when no thread can be had (the caller
+    /// then hashes and writes on its own thread).
+    static func start(fd: Int32) -> UploadWriter? {
+        let writer = UploadWriter(fd: fd)
+        return DedicatedThread.start("loopsy-upload", stackBytes: 256 << 10, { writer.run() }) ? writer : nil
+    }
+
+    /// Queues `bytes`; waits while `maxQueuedBytes` are queued. Throws the write error that
+    /// stopped the writer, if one did (then nothing more is queued).
+    func submit(_ bytes: [UInt8]) throws {
+        let (wakeWriter, wait) = try state.withLock { state -> (Bool, Bool) in
+            if let error = state.error { throw error }
+            state.items.append(bytes)
+            state.queuedBytes += bytes.count
+            let inAll = Self.queuedInAll.add(bytes.count, ordering: .relaxed).newValue
+            let wakeWriter = state.writerWaiting
+            state.writerWaiting = false
+            let wait = state.queuedBytes > Self.maxQueuedBytes || inAll > Self.maxQueuedInAll
+            if wait { state.producerWaiting = true }
+            return (wakeWriter, wait)
+        }
+        if wakeWriter { work.signal() }
+        if wait { space.wait() }
+    }
+
+    /// No more bytes come; `finish` waits for the writer to have written them.
+    func end() {
+        let wakeWriter = state.withLock { state -> Bool in
+            state.ended = true
+            defer { state.writerWaiting = false }
+            return state.writerWaiting
+        }
+        if wakeWriter { work.signal() }
+    }
+
+    /// After `end`: waits until every byte is written, then gives the digest or the error.
+    func finish() -> Outcome {
+        if let outcome = state.withLock({ $0.outcome }) { return outcome }
+        done.wait()
+        done.signal()  // a later caller (cancel after finish) does not wait
+        return state.withLock { $0.outcome } ?? Outcome(digest: nil, error: nil)
+    }
+
+    /// Stops the writer (what is queued is dropped) and waits until it no longer uses `fd`:
+    /// at most the write it is in.
+    func cancel() {
+        let wakeWriter = state.withLock { state -> Bool in
+            state.cancelled = true
+            defer { state.writerWaiting = false }
+            return state.writerWaiting
+        }
+        if wakeWriter { work.signal() }
+        _ = finish()
+    }
+
+    private func run() {
+        var hasher = SHA256()
+        var written: Int64 = 0
+        var writeOutStarted: Int64 = 0
+        while true {
+            enum Next { case bytes([UInt8]), stop, wait }
+            let next = state.withLock { state -> Next in
+                if state.cancelled { return .stop }
+                if state.head < state.items.count {
+                    let bytes = state.items[state.head]
+                    state.items[state.head] = []
+                    state.head += 1
+                    if state.head == state.items.count {
+                        state.items.removeAll(keepingCapacity: true)
+                        state.head = 0
+                    }
+                    return .bytes(bytes)
+                }
+                if state.ended { return .stop }
+                state.writerWaiting = true
+                return .wait
+            }
+            switch next {
+            case .wait:
+                work.wait()
+                continue
+            case .stop:
+                let outcome = state.withLock { state -> Outcome in
+                    // What a cancel dropped leaves the count of all uploads.
+                    let dropped = state.items[state.head...].reduce(0) { $0 + $1.count }
+                    Self.queuedInAll.subtract(dropped, ordering: .relaxed)
+                    state.items = []
+                    state.head = 0
+                    state.queuedBytes = 0
+                    let outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
+                                          error: state.error)
+                    state.outcome = outcome
+                    return outcome
+                }
+                _ = outcome
+                // A worker still waiting for room (it cannot be: it is the one that ends or
+                // cancels) must not wait for good.
+                if state.withLock({ state in defer { state.producerWaiting = false }; return state.producerWaiting }) {
+                    space.signal()
+                }
+                done.signal()
+                return
+            case .bytes(let bytes):
+                var failure: APIError?
+                if state.withLock({ $0.error == nil }) {
+                    hasher.update(data: bytes)
+                    do {
+                        try FileIO.writeAll(fd, bytes)
+                        written += Int64(bytes.count)
+                        if written - writeOutStarted >= Self.writeBehind {
+                            FileSystem.startWriteBack(fd, offset: off_t(writeOutStarted), length: off_t(written - writeOutStarted))
+                            writeOutStarted = written
+                        }
+                    } catch {
+                        failure = TransferService.diskError("write", error.code)
+                    }
+                }
+                let wakeProducer = state.withLock { state -> Bool in
+                    if let failure, state.error == nil { state.error = failure }
+                    state.queuedBytes -= bytes.count
+                    Self.queuedInAll.subtract(bytes.count, ordering: .relaxed)
+                    guard state.producerWaiting, state.queuedBytes <= Self.maxQueuedBytes / 2 || state.error != nil else {
+                        return false
+                    }
+                    state.producerWaiting = false
+                    return true
+                }
+                if wakeProducer { space.signal() }
+            }
+        }
+    }
+}
