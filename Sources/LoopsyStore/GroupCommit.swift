@@ -96,12 +96,16 @@ public final class GroupCommit: Sendable {
                 state.threadRunning = true
                 return .start
             }
+            // The thread waits in one place at a time; one signal ends it (both flags go, so no
+            // second write signals it again).
             if state.gathering, state.queue.count >= state.expected {
                 state.gathering = false
+                state.threadWaiting = false
                 return .wake
             }
             guard state.threadWaiting else { return .nothing }
             state.threadWaiting = false
+            state.gathering = false
             return .wake
         }
         switch next {
@@ -148,8 +152,9 @@ public final class GroupCommit: Sendable {
 
     private func run(once: Bool = false) {
         var lastCommit = 0.0
-        // About how many writes the next group should have: as many as the last one, or one
-        // fewer than the one before (a client between two requests does not halve the groups).
+        // About how many writes the next group should have: as many as the last one, or half
+        // the one before (one short group, a client between two requests, does not shrink the
+        // next ones much; after a burst it falls back in a few groups).
         var expected = 0
         while true {
             // Under load (the last group ended moments ago), wait a little for the writes now on
@@ -171,7 +176,7 @@ public final class GroupCommit: Sendable {
                 return Array(state.queue.prefix(count))
             }
             if !group.isEmpty {
-                expected = max(group.count, expected - 1)
+                expected = max(group.count, expected / 2)
                 commit(group)
                 state.withLock { $0.committing = false }
                 lastCommit = Clock.monotonicSeconds()
@@ -190,14 +195,16 @@ public final class GroupCommit: Sendable {
             if next == .more { continue }
             if next == .stop { return }
             if wake.wait(timeout: .now() + Self.idle) == .success { continue }
-            // Idle: end, unless a write came meanwhile (then its signal may be pending: the
-            // next wait sees it at once, and finds the queue as it is).
-            let end = state.withLock { state -> Bool in
+            // Idle: end, unless a write came meanwhile. That write signalled (it found the thread
+            // waiting): the signal is taken now, or the next wait would end early on it.
+            let (end, signalled) = state.withLock { state -> (Bool, Bool) in
+                let signalled = !state.threadWaiting
                 state.threadWaiting = false
-                guard state.queue.isEmpty else { return false }
+                guard state.queue.isEmpty else { return (false, signalled) }
                 state.threadRunning = false
-                return true
+                return (true, signalled)
             }
+            if signalled { wake.wait() }
             if end { return }
         }
     }
@@ -211,7 +218,11 @@ public final class GroupCommit: Sendable {
             return true
         }
         guard waits else { return }
-        if wake.wait(timeout: .now() + .microseconds(Self.gatherMicros)) == .success { return }
+        if wake.wait(timeout: .now() + .microseconds(Self.gatherMicros)) == .success {
+            // A signal is a write's that found the queue full enough (it cleared `gathering`).
+            state.withLock { $0.gathering = false }
+            return
+        }
         // Timed out. A write may have signalled meanwhile: then its signal is taken now, or the
         // next wait would end at once on it.
         let signalled = state.withLock { state -> Bool in

@@ -126,8 +126,9 @@ public final class TransferService: Sendable {
     }
     private let finishes = PlainMutex(Finishes())
 
-    /// Verifies a pushed file on the caller's thread (no disk: a bad upload takes no slot), then
-    /// stores it (fsync, rename) off it; the answer comes when the file is in place.
+    /// Checks a pushed body on the caller's thread (no disk: a malformed one takes no slot),
+    /// then off it waits for the upload's writer, compares the SHA-256 and stores the file
+    /// (fsync, rename); the answer comes when the file is in place.
     public func finish(_ upload: Upload) throws -> Answer<TransferPushResult> {
         try upload.verify()
         let job = Finish(upload)

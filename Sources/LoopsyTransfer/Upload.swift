@@ -144,8 +144,10 @@ public final class Upload: Sendable {
         return try store()
     }
 
-    /// The checks that need no disk, once the body has arrived: the multipart body ended, it
-    /// had a file, and the file has the SHA-256 the sender gave. A failure removes the file.
+    /// The checks that need no disk, once the body has arrived: the multipart body ended and it
+    /// had a file. Without a writer thread, also that the file has the SHA-256 the sender gave;
+    /// with one, `store` checks that once the writer has hashed the last bytes. A failure
+    /// removes the file.
     public func verify() throws {
         try state.withLock { state in
             if let failure = state.failure { throw failure }
@@ -178,6 +180,7 @@ public final class Upload: Sendable {
         try state.withLock { state in
             if let failure = state.failure { throw failure }
             if let writer = state.writer, state.temporary != nil {
+                writer.end()  // `verify` ended it already; a second end changes nothing
                 let outcome = writer.finish()
                 state.writer = nil
                 guard let digest = outcome.digest else {

@@ -14,12 +14,15 @@ import Glibc
 ///
 /// At most `maxQueuedBytes` of an upload wait to be written, and `maxQueuedInAll` of all
 /// uploads together (what senders can make the daemon hold is bounded however many push at
-/// once). Past either, the HTTP worker waits for its upload's writer, as it waited in `write`
-/// itself before (the disk is then slower than the network), and reads on once that writer has
-/// caught up to half its limit.
+/// once). Past its upload's limit the HTTP worker waits for that upload's writer, as it waited
+/// in `write` itself before (the disk is then slower than the network), until half is written;
+/// past the limit of all, until its upload holds no more than before (so it adds nothing). Small
+/// pieces are joined into pieces of up to `pieceBytes`: a sender that trickles a byte at a time
+/// does not get a queue entry per byte.
 final class UploadWriter: @unchecked Sendable {
     static let maxQueuedBytes = 8 << 20
     static let maxQueuedInAll = 64 << 20
+    static let pieceBytes = 64 << 10
     private static let queuedInAll = Atomic<Int>(0)
     /// Bytes written between two starts of write-out to disk: the fsync at the end then waits
     /// for the last few MiB, not for the whole file.
@@ -37,6 +40,8 @@ final class UploadWriter: @unchecked Sendable {
         var queuedBytes = 0
         var writerWaiting = false
         var producerWaiting = false
+        /// The worker waiting for room reads on once this many bytes or fewer are queued.
+        var resumeAt = 0
         var ended = false
         var cancelled = false
         var error: APIError?
@@ -59,19 +64,33 @@ final class UploadWriter: @unchecked Sendable {
         return DedicatedThread.start("loopsy-upload", stackBytes: 256 << 10, { writer.run() }) ? writer : nil
     }
 
-    /// Queues `bytes`; waits while `maxQueuedBytes` are queued. Throws the write error that
+    /// Queues `bytes`; waits while too much is queued (see above). Throws the write error that
     /// stopped the writer, if one did (then nothing more is queued).
     func submit(_ bytes: [UInt8]) throws {
         let (wakeWriter, wait) = try state.withLock { state -> (Bool, Bool) in
             if let error = state.error { throw error }
-            state.items.append(bytes)
+            guard !state.ended, !state.cancelled else {
+                throw APIError.serviceUnavailable("the upload was stopped; nothing was stored")
+            }
+            let before = state.queuedBytes
+            // Joined to the last piece while the writer has not taken it and it is small.
+            if state.head < state.items.count, state.items[state.items.count - 1].count + bytes.count <= Self.pieceBytes {
+                state.items[state.items.count - 1].append(contentsOf: bytes)
+            } else {
+                state.items.append(bytes)
+            }
             state.queuedBytes += bytes.count
             let inAll = Self.queuedInAll.add(bytes.count, ordering: .relaxed).newValue
             let wakeWriter = state.writerWaiting
             state.writerWaiting = false
-            let wait = state.queuedBytes > Self.maxQueuedBytes || inAll > Self.maxQueuedInAll
-            if wait { state.producerWaiting = true }
-            return (wakeWriter, wait)
+            if state.queuedBytes > Self.maxQueuedBytes {
+                state.producerWaiting = true
+                state.resumeAt = Self.maxQueuedBytes / 2
+            } else if inAll > Self.maxQueuedInAll {
+                state.producerWaiting = true
+                state.resumeAt = min(before, Self.maxQueuedBytes / 2)
+            }
+            return (wakeWriter, state.producerWaiting)
         }
         if wakeWriter { work.signal() }
         if wait { space.wait() }
@@ -121,6 +140,10 @@ final class UploadWriter: @unchecked Sendable {
                     state.head += 1
                     if state.head == state.items.count {
                         state.items.removeAll(keepingCapacity: true)
+                        state.head = 0
+                    } else if state.head > 256 && state.head * 2 > state.items.count {
+                        // A queue that never empties (the disk behind) does not grow for good.
+                        state.items.removeFirst(state.head)
                         state.head = 0
                     }
                     return .bytes(bytes)
@@ -173,7 +196,7 @@ final class UploadWriter: @unchecked Sendable {
                     if let failure, state.error == nil { state.error = failure }
                     state.queuedBytes -= bytes.count
                     Self.queuedInAll.subtract(bytes.count, ordering: .relaxed)
-                    guard state.producerWaiting, state.queuedBytes <= Self.maxQueuedBytes / 2 || state.error != nil else {
+                    guard state.producerWaiting, state.queuedBytes <= state.resumeAt || state.error != nil else {
                         return false
                     }
                     state.producerWaiting = false
