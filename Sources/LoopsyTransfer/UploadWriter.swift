@@ -97,14 +97,7 @@ final class UploadWriter: @unchecked Sendable {
     }
 
     /// No more bytes come; `finish` waits for the writer to have written them.
-    func end() {
-        let wakeWriter = state.withLock { state -> Bool in
-            state.ended = true
-            defer { state.writerWaiting = false }
-            return state.writerWaiting
-        }
-        if wakeWriter { work.signal() }
-    }
+    func end() { tellWriter { $0.ended = true } }
 
     /// After `end`: waits until every byte is written, then gives the digest or the error.
     func finish() -> Outcome {
@@ -117,13 +110,18 @@ final class UploadWriter: @unchecked Sendable {
     /// Stops the writer (what is queued is dropped) and waits until it no longer uses `fd`:
     /// at most the write it is in.
     func cancel() {
+        tellWriter { $0.cancelled = true }
+        _ = finish()
+    }
+
+    /// Changes the state and wakes the writer if it waits for something to change.
+    private func tellWriter(_ change: (inout State) -> Void) {
         let wakeWriter = state.withLock { state -> Bool in
-            state.cancelled = true
+            change(&state)
             defer { state.writerWaiting = false }
             return state.writerWaiting
         }
         if wakeWriter { work.signal() }
-        _ = finish()
     }
 
     private func run() {
