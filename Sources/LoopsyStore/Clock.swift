@@ -16,4 +16,15 @@ public enum Clock {
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
+
+    /// Whether `condition` held within `seconds`, looking every millisecond (for a stopping
+    /// daemon waiting for work in flight to end).
+    public static func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = monotonicSeconds() + seconds
+        repeat {
+            if condition() { return true }
+            usleep(1000)
+        } while monotonicSeconds() < deadline
+        return false
+    }
 }

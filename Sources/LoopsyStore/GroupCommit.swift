@@ -140,14 +140,9 @@ public final class GroupCommit: Sendable {
     /// Takes writes again after `close` (a daemon started again in the same process).
     public func reopen() { state.withLock { $0.closed = false } }
 
-    /// Whether `condition` held within `seconds`, looking every millisecond.
+    /// Whether `condition` held within `seconds` (see `Clock.waitUntil`).
     private func waitUntil(_ seconds: Double, _ condition: (State) -> Bool) -> Bool {
-        let deadline = Clock.monotonicSeconds() + seconds
-        repeat {
-            if state.withLock({ condition($0) }) { return true }
-            usleep(1000)
-        } while Clock.monotonicSeconds() < deadline
-        return false
+        Clock.waitUntil(seconds) { state.withLock { condition($0) } }
     }
 
     private func run(once: Bool = false) {

@@ -170,7 +170,7 @@ public final class TransferService: Sendable {
     /// one that was not, and no partial file is left behind.
     public func finishStores(waitingUpTo seconds: Double = 10) {
         finishes.withLock { $0.closed = true }
-        if Self.waitUntil(seconds, { self.finishes.withLock { $0.open.isEmpty } }) { return }
+        if Clock.waitUntil(seconds, { self.finishes.withLock { $0.open.isEmpty } }) { return }
         let open = finishes.withLock { Array($0.open.values) }
         for job in open {
             let refused = job.stage.withLock { stage -> Bool in
@@ -183,20 +183,11 @@ public final class TransferService: Sendable {
             job.answer.complete(.failure(APIError.serviceUnavailable(
                 "the daemon stopped before the file was stored; nothing was stored, send it again when it is back")))
         }
-        _ = Self.waitUntil(60, { self.finishes.withLock { state in state.open.values.allSatisfy { $0.stage.withLock { $0 != .storing } } } })
+        _ = Clock.waitUntil(60, { self.finishes.withLock { state in state.open.values.allSatisfy { $0.stage.withLock { $0 != .storing } } } })
     }
 
     /// Takes pushed files again after `finishStores` (a daemon started again in one process).
     public func reopenStores() { finishes.withLock { $0.closed = false } }
-
-    private static func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Clock.monotonicSeconds() + seconds
-        repeat {
-            if condition() { return true }
-            usleep(1000)
-        } while Clock.monotonicSeconds() < deadline
-        return false
-    }
 
     /// The SHA-256 of the open file `fd`: now for small or cached files, else later from the
     /// hashing pool. `fd` stays the caller's, open until the answer is complete. A caller that
