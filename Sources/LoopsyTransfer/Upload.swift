@@ -1,4 +1,3 @@
-import Crypto
 import LoopsyAPI
 import LoopsyPOSIX
 import LoopsyStore
@@ -44,15 +43,10 @@ public final class Upload: Sendable {
         var targetName: String?
         var temporary: String?
         var fd: Int32 = -1
-        /// Hashes and writes the file's bytes off the HTTP worker; nil when no thread could be
-        /// had (they are then hashed and written here, with `hasher`).
+        /// Hashes and writes the file's bytes off the HTTP worker, from the file part's start
+        /// until `store` (or a discard) stops it.
         var writer: UploadWriter?
         var size: Int64 = 0
-        /// Bytes whose write-out to disk has been started (see `writeBehind`).
-        var writeOutStarted: Int64 = 0
-        var hasher = SHA256()
-        /// Set by `verify`.
-        var digest: String?
         var sawFile = false
         var failure: APIError?
     }
@@ -62,8 +56,6 @@ public final class Upload: Sendable {
     private let access: TransferAccess
     private let maxFileSize: Int64
     private let started = Clock.monotonicSeconds()
-    /// Bytes received between two starts of write-out.
-    static let writeBehind: Int64 = 8 << 20
 
     public init(_ head: Head, policy: PathPolicy, maxFileSize: Int, access: TransferAccess) throws {
         guard let boundary = head.contentType.flatMap(MultipartParser.boundary(fromContentType:)) else {
@@ -138,16 +130,9 @@ public final class Upload: Sendable {
         }
     }
 
-    /// Called once the body has arrived: verify, fsync, rename, report.
-    public func finish() throws -> TransferPushResult {
-        try verify()
-        return try store()
-    }
-
     /// The checks that need no disk, once the body has arrived: the multipart body ended and it
-    /// had a file. Without a writer thread, also that the file has the SHA-256 the sender gave;
-    /// with one, `store` checks that once the writer has hashed the last bytes. A failure
-    /// removes the file.
+    /// had a file (the SHA-256 is compared in `store`, once the writer has hashed the last
+    /// bytes). A failure removes the file.
     public func verify() throws {
         try state.withLock { state in
             if let failure = state.failure { throw failure }
@@ -159,44 +144,32 @@ public final class Upload: Sendable {
                 Self.discard(&state)
                 throw APIError.badRequest("the upload has no 'file' part", code: .badMultipart)
             }
-            if let writer = state.writer {
-                // Its digest is checked in `store`, once the writer has written everything.
-                writer.end()
-                return
+            state.writer?.end()
+        }
+    }
+
+    /// After `verify`: waits for the writer, checks the SHA-256, makes the file durable (fsync)
+    /// and puts it in place. It waits for the disk, so it runs off the HTTP workers (see
+    /// `TransferService.finish`).
+    public func store() throws -> TransferPushResult {
+        try state.withLock { state in
+            if let failure = state.failure { throw failure }
+            let stopped = APIError.serviceUnavailable("the upload was stopped before it was stored; nothing was stored")
+            guard let writer = state.writer, let target = state.target, let temporary = state.temporary else {
+                Self.discard(&state)
+                throw stopped
             }
-            let digest = Hex.encode(state.hasher.finalize())
+            writer.end()  // `verify` ended it already; a second end changes nothing
+            let outcome = writer.finish()
+            state.writer = nil
+            guard let digest = outcome.digest else {
+                Self.discard(&state)
+                throw outcome.error ?? stopped
+            }
             if let expected = state.expectedSha256, expected != digest {
                 Self.discard(&state)
                 throw APIError(status: 422, code: .checksumMismatch,
                                message: "the received file's SHA-256 is \(digest), not \(expected); nothing was stored")
-            }
-            state.digest = digest
-        }
-    }
-
-    /// After `verify`: makes the file durable (fsync) and puts it in place. It waits for the
-    /// disk, so it runs off the HTTP workers (see `TransferService.finish`).
-    public func store() throws -> TransferPushResult {
-        try state.withLock { state in
-            if let failure = state.failure { throw failure }
-            if let writer = state.writer, state.temporary != nil {
-                writer.end()  // `verify` ended it already; a second end changes nothing
-                let outcome = writer.finish()
-                state.writer = nil
-                guard let digest = outcome.digest else {
-                    Self.discard(&state)
-                    throw outcome.error ?? APIError.serviceUnavailable("the upload was stopped before it was stored; nothing was stored")
-                }
-                if let expected = state.expectedSha256, expected != digest {
-                    Self.discard(&state)
-                    throw APIError(status: 422, code: .checksumMismatch,
-                                   message: "the received file's SHA-256 is \(digest), not \(expected); nothing was stored")
-                }
-                state.digest = digest
-            }
-            guard let digest = state.digest, let target = state.target, let temporary = state.temporary else {
-                Self.discard(&state)
-                throw APIError.serviceUnavailable("the upload was stopped before it was stored; nothing was stored")
             }
             // The user's umask, as if the user had made the file (the daemon's own is 077);
             // set only now so the partial file stays private while it arrives.
@@ -254,19 +227,7 @@ public final class Upload: Sendable {
                 guard state.size <= maxFileSize else {
                     throw APIError.payloadTooLarge("the file is larger than transfer.maxFileSize (\(maxFileSize) bytes); nothing was stored")
                 }
-                if let writer = state.writer {
-                    try writer.submit(bytes)
-                    return
-                }
-                state.hasher.update(data: bytes)
-                try Self.writeAll(state.fd, bytes)
-                // Write-behind: the disk writes each 8 MiB while the rest arrives, so the fsync
-                // at the end waits for the last few MiB, not for the whole file.
-                if state.size - state.writeOutStarted >= Self.writeBehind {
-                    FileSystem.startWriteBack(state.fd, offset: off_t(state.writeOutStarted),
-                                              length: off_t(state.size - state.writeOutStarted))
-                    state.writeOutStarted = state.size
-                }
+                try state.writer?.submit(bytes)
             } else {
                 state.fieldValue += bytes
                 guard state.fieldValue.count <= 4096 else {
@@ -311,7 +272,13 @@ public final class Upload: Sendable {
         state.directoryFD = directoryFD
         state.temporary = temporary
         state.fd = fd
-        state.writer = UploadWriter.start(fd: fd)
+        // No thread to be had: refused (the caller discards the file), as the daemon's pools do.
+        guard let writer = UploadWriter.start(fd: fd) else {
+            throw APIError(status: 503, code: .busyWriting,
+                           message: "the daemon cannot start a thread to write the file; nothing was stored, retry in a few seconds",
+                           headers: ["Retry-After": "2"])
+        }
+        state.writer = writer
     }
 
     private static func discard(_ state: inout State) {
@@ -324,14 +291,6 @@ public final class Upload: Sendable {
         state.temporary = nil
         if state.directoryFD >= 0 { close(state.directoryFD) }
         state.directoryFD = -1
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
-        do {
-            try FileIO.writeAll(fd, bytes)
-        } catch {
-            throw TransferService.diskError("write", error.code)
-        }
     }
 
     /// Creates (if missing) and opens directory `name` inside `parent`, never following a

@@ -57,8 +57,8 @@ final class UploadWriter: @unchecked Sendable {
 
     private init(fd: Int32) { self.fd = fd }
 
-    /// A writer for `fd` with its thread running; nil when no thread can be had (the caller
-    /// then hashes and writes on its own thread).
+    /// A writer for `fd` with its thread running; nil when no thread can be had (the upload is
+    /// then refused).
     static func start(fd: Int32) -> UploadWriter? {
         let writer = UploadWriter(fd: fd)
         return DedicatedThread.start("loopsy-upload", stackBytes: 256 << 10, { writer.run() }) ? writer : nil
@@ -128,6 +128,8 @@ final class UploadWriter: @unchecked Sendable {
         var hasher = SHA256()
         var written: Int64 = 0
         var writeOutStarted: Int64 = 0
+        // Only this thread sets `state.error`: after one, the rest is dropped unwritten.
+        var failed = false
         while true {
             enum Next { case bytes([UInt8]), stop, wait }
             let next = state.withLock { state -> Next in
@@ -155,19 +157,16 @@ final class UploadWriter: @unchecked Sendable {
                 work.wait()
                 continue
             case .stop:
-                let outcome = state.withLock { state -> Outcome in
+                state.withLock { state in
                     // What a cancel dropped leaves the count of all uploads.
                     let dropped = state.items[state.head...].reduce(0) { $0 + $1.count }
                     Self.queuedInAll.subtract(dropped, ordering: .relaxed)
                     state.items = []
                     state.head = 0
                     state.queuedBytes = 0
-                    let outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
-                                          error: state.error)
-                    state.outcome = outcome
-                    return outcome
+                    state.outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
+                                            error: state.error)
                 }
-                _ = outcome
                 // A worker still waiting for room (it cannot be: it is the one that ends or
                 // cancels) must not wait for good.
                 if state.withLock({ state in defer { state.producerWaiting = false }; return state.producerWaiting }) {
@@ -177,7 +176,7 @@ final class UploadWriter: @unchecked Sendable {
                 return
             case .bytes(let bytes):
                 var failure: APIError?
-                if state.withLock({ $0.error == nil }) {
+                if !failed {
                     hasher.update(data: bytes)
                     do {
                         try FileIO.writeAll(fd, bytes)
@@ -188,10 +187,11 @@ final class UploadWriter: @unchecked Sendable {
                         }
                     } catch {
                         failure = TransferService.diskError("write", error.code)
+                        failed = true
                     }
                 }
                 let wakeProducer = state.withLock { state -> Bool in
-                    if let failure, state.error == nil { state.error = failure }
+                    if let failure { state.error = failure }
                     state.queuedBytes -= bytes.count
                     Self.queuedInAll.subtract(bytes.count, ordering: .relaxed)
                     guard state.producerWaiting, state.queuedBytes <= state.resumeAt || state.error != nil else {

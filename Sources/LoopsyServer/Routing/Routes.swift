@@ -340,7 +340,7 @@ public enum Routes {
                     responses: [.ok(Schemas.ref("PushResult")), .error(409, "Destination exists"),
                                 .error(413, "Larger than transfer.maxFileSize"), .error(415, "Not multipart/form-data"),
                                 .error(422, "SHA-256 mismatch"),
-                                .error(503, "The daemon is stopping, or cannot start a thread to store the file "
+                                .error(503, "The daemon is stopping, or cannot start a thread to write or store the file "
                                     + "(busy_writing, with Retry-After); nothing was stored"),
                                 .error(507, "Disk full")]), TransferHandlers.push),
         ] + dashboard
