@@ -20,9 +20,12 @@ loopsy_swift() {
 # rules build the same way): release, the Swift runtime linked in statically (no rpath into the
 # toolchain, no 22 MB of toolchain libraries mapped at start), linked by lld with packed
 # relative relocations (DT_RELR, glibc 2.36: 50k relocation records become a few KB, and the
-# binary 1.3 MB smaller), symbols stripped.
+# binary 1.3 MB smaller), no dynamic symbol table (swiftc links executables with -export-dynamic,
+# which put 10.8k symbols, 870 KB, into .dynsym/.dynstr and kept them from --gc-sections; nothing
+# loads a plugin that would look them up), symbols stripped.
 LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath --disable-local-rpath
-    -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --strip-all)
+    -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
+    -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
 loopsy_build_release() {
