@@ -55,22 +55,39 @@ public struct YAMLError: Error, Equatable, CustomStringConvertible {
 
 public enum YAML {
     /// Parses a document; nil when it holds nothing but comments.
+    ///
+    /// The text is read as UTF-8 bytes: everything YAML gives a meaning to here is ASCII, and no
+    /// byte of a multi-byte character is, so cutting at those bytes never splits a character
+    /// (reading it as Characters took a millisecond of every CLI command's start-up, and could
+    /// not split CRLF lines: "\r\n" is one Character).
     public static func parse(_ text: String) throws -> YAMLNode? {
+        let bytes = Array(text.utf8)
         var lines: [Line] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var content = Substring(raw)
-            if content.last == "\r" { content = content.dropLast() }
-            if content.contains("\t") && content.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
-                throw YAMLError(line: index + 1, message: "tabs are not allowed for indentation")
+        var number = 0
+        var start = 0
+        while start <= bytes.count {
+            number += 1
+            var end = start
+            while end < bytes.count && bytes[end] != Byte.newline { end += 1 }
+            defer { start = end + 1 }
+            var contentEnd = end
+            if contentEnd > start && bytes[contentEnd - 1] == Byte.carriageReturn { contentEnd -= 1 }
+            var position = start
+            while position < contentEnd && (bytes[position] == Byte.space || bytes[position] == Byte.tab) {
+                if bytes[position] == Byte.tab {
+                    throw YAMLError(line: number, message: "tabs are not allowed for indentation")
+                }
+                position += 1
             }
-            let stripped = stripComment(content)
-            let indent = stripped.prefix { $0 == " " }.count
-            let body = stripped.dropFirst(indent).trimming([" "])
-            if body.isEmpty || body == "---" { continue }
-            if body.hasPrefix("&") || body.hasPrefix("*") || body.hasPrefix("!") || body == "..." {
-                throw YAMLError(line: index + 1, message: "anchors, aliases, tags and document markers are not supported")
+            let indent = position - start
+            let stripped = stripComment(bytes, start..<contentEnd)
+            let body = trimSpaces(bytes[min(start + indent, stripped.upperBound)..<stripped.upperBound])
+            if body.isEmpty || body.elementsEqual("---".utf8) { continue }
+            if let first = body.first, first == UInt8(ascii: "&") || first == UInt8(ascii: "*") || first == UInt8(ascii: "!")
+                || body.elementsEqual("...".utf8) {
+                throw YAMLError(line: number, message: "anchors, aliases, tags and document markers are not supported")
             }
-            lines.append(Line(number: index + 1, indent: indent, text: body))
+            lines.append(Line(number: number, indent: indent, text: String(decoding: body, as: UTF8.self)))
         }
         guard !lines.isEmpty else { return nil }
         var parser = BlockParser(lines: lines)
@@ -87,24 +104,46 @@ public enum YAML {
         var text: String
     }
 
-    /// The line without a trailing `# comment` (a `#` inside quotes or not after a space stays).
-    static func stripComment(_ line: Substring) -> Substring {
-        var quote: Character?
-        var previous: Character = " "
-        for index in line.indices {
-            let character = line[index]
-            if let open = quote {
-                if character == open { quote = nil }
-            } else if (character == "'" || character == "\"") && " :[{,-".contains(previous) {
-                // A quote opens a quoted scalar only where a scalar can start ("it's" is plain).
-                quote = character
-            } else if character == "#" && (previous == " " || index == line.startIndex) {
-                return line[..<index]
-            }
-            previous = character
-        }
-        return line
+    enum Byte {
+        static let space = UInt8(ascii: " ")
+        static let tab = UInt8(ascii: "\t")
+        static let newline = UInt8(ascii: "\n")
+        static let carriageReturn = UInt8(ascii: "\r")
+        static let singleQuote = UInt8(ascii: "'")
+        static let doubleQuote = UInt8(ascii: "\"")
+        static let colon = UInt8(ascii: ":")
     }
+
+    /// The bytes of `range` without a trailing `# comment` (a `#` inside quotes or not after a
+    /// space stays).
+    static func stripComment(_ bytes: [UInt8], _ range: Range<Int>) -> Range<Int> {
+        var quote: UInt8?
+        var previous = Byte.space
+        for index in range {
+            let byte = bytes[index]
+            if let open = quote {
+                if byte == open { quote = nil }
+            } else if (byte == Byte.singleQuote || byte == Byte.doubleQuote) && " :[{,-".utf8.contains(previous) {
+                // A quote opens a quoted scalar only where a scalar can start ("it's" is plain).
+                quote = byte
+            } else if byte == UInt8(ascii: "#") && (previous == Byte.space || index == range.lowerBound) {
+                return range.lowerBound..<index
+            }
+            previous = byte
+        }
+        return range
+    }
+
+    /// `bytes` without leading and trailing spaces.
+    static func trimSpaces(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var lower = bytes.startIndex
+        var upper = bytes.endIndex
+        while lower < upper && bytes[lower] == Byte.space { lower += 1 }
+        while upper > lower && bytes[upper - 1] == Byte.space { upper -= 1 }
+        return bytes[lower..<upper]
+    }
+
+    static func string(_ bytes: ArraySlice<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
 }
 
 private struct BlockParser {
@@ -147,7 +186,7 @@ private struct BlockParser {
                 items.append(try nested(under: indent, line: line))
             } else if Self.splitKey(rest) != nil {
                 // "- key: value" starts a mapping whose other keys line up with "key".
-                let itemIndent = indent + (line.text.count - line.text.dropFirst(1).drop { $0 == " " }.count)
+                let itemIndent = indent + 1 + line.text.utf8.dropFirst().prefix { $0 == YAML.Byte.space }.count
                 var rewritten = lines
                 rewritten[index] = YAML.Line(number: line.number, indent: itemIndent, text: rest)
                 var inner = BlockParser(lines: rewritten)
@@ -186,29 +225,23 @@ private struct BlockParser {
 
     /// "key: rest" → (key, rest); keys may be quoted.
     static func splitKey(_ text: String) -> (String, String)? {
-        var characters = Substring(text)
-        var key = ""
-        if let quote = characters.first, quote == "\"" || quote == "'" {
-            guard let end = characters.dropFirst().firstIndex(of: quote) else { return nil }
-            key = String(characters[characters.index(after: characters.startIndex)..<end])
-            characters = characters[characters.index(after: end)...]
-            guard characters.first == ":" else { return nil }
-            let rest = characters.dropFirst()
-            guard rest.isEmpty || rest.first == " " else { return nil }
-            return (key, rest.trimming([" "]))
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first else { return nil }
+        if first == YAML.Byte.doubleQuote || first == YAML.Byte.singleQuote {
+            guard let end = bytes[1...].firstIndex(of: first) else { return nil }
+            let key = YAML.string(bytes[1..<end])
+            guard end + 1 < bytes.count, bytes[end + 1] == YAML.Byte.colon else { return nil }
+            let rest = bytes[(end + 2)...]
+            guard rest.isEmpty || rest.first == YAML.Byte.space else { return nil }
+            return (key, YAML.string(YAML.trimSpaces(rest)))
         }
-        guard !text.hasPrefix("[") && !text.hasPrefix("{") else { return nil }
-        var index = characters.startIndex
-        while index < characters.endIndex {
-            if characters[index] == ":" {
-                let after = characters.index(after: index)
-                if after == characters.endIndex || characters[after] == " " {
-                    key = String(characters[..<index]).trimming([" "])
-                    guard !key.isEmpty else { return nil }
-                    return (key, String(characters[after...]).trimming([" "]))
-                }
+        guard first != UInt8(ascii: "[") && first != UInt8(ascii: "{") else { return nil }
+        for index in bytes.indices where bytes[index] == YAML.Byte.colon {
+            if index + 1 == bytes.count || bytes[index + 1] == YAML.Byte.space {
+                let key = YAML.trimSpaces(bytes[..<index])
+                guard !key.isEmpty else { return nil }
+                return (YAML.string(key), YAML.string(YAML.trimSpaces(bytes[(index + 1)...])))
             }
-            index = characters.index(after: index)
         }
         return nil
     }
@@ -216,117 +249,123 @@ private struct BlockParser {
 
 /// One-line values: scalars and `[...]` / `{...}` collections.
 private struct FlowParser {
-    var characters: [Character]
+    /// UTF-8, read byte by byte like the lines (see `YAML.parse`).
+    var characters: [UInt8]
     var position = 0
     let line: Int
 
     static func parse(_ text: String, line: Int) throws -> YAMLNode {
-        var parser = FlowParser(characters: Array(text), line: line)
+        var parser = FlowParser(characters: Array(text.utf8), line: line)
         let node = try parser.value(inFlow: false)
         parser.skipSpaces()
         guard parser.position == parser.characters.count else {
-            throw YAMLError(line: line, message: "unexpected text after the value: '\(String(parser.characters[parser.position...]))'")
+            throw YAMLError(line: line, message: "unexpected text after the value: '\(YAML.string(parser.characters[parser.position...]))'")
         }
         return node
     }
 
     mutating func skipSpaces() {
-        while position < characters.count && characters[position] == " " { position += 1 }
+        while position < characters.count && characters[position] == YAML.Byte.space { position += 1 }
     }
+
+    /// Whether the byte at `position` is `ascii`.
+    func at(_ ascii: Unicode.Scalar) -> Bool { position < characters.count && characters[position] == UInt8(ascii: ascii) }
 
     mutating func value(inFlow: Bool) throws -> YAMLNode {
         skipSpaces()
         guard position < characters.count else { return .scalar("", quoted: false, line: line) }
-        switch characters[position] {
+        switch Unicode.Scalar(characters[position]) {
         case "[":
             position += 1
             var items: [YAMLNode] = []
             skipSpaces()
-            if position < characters.count && characters[position] == "]" { position += 1; return .sequence([], line: line) }
+            if at("]") { position += 1; return .sequence([], line: line) }
             while true {
                 items.append(try value(inFlow: true))
                 skipSpaces()
                 guard position < characters.count else { throw YAMLError(line: line, message: "unclosed '['") }
-                if characters[position] == "," { position += 1; continue }
-                if characters[position] == "]" { position += 1; return .sequence(items, line: line) }
+                if at(",") { position += 1; continue }
+                if at("]") { position += 1; return .sequence(items, line: line) }
                 throw YAMLError(line: line, message: "expected ',' or ']'")
             }
         case "{":
             position += 1
             var pairs: [(key: String, value: YAMLNode)] = []
             skipSpaces()
-            if position < characters.count && characters[position] == "}" { position += 1; return .mapping([], line: line) }
+            if at("}") { position += 1; return .mapping([], line: line) }
             while true {
                 guard case .scalar(let key, _, _) = try value(inFlow: true) else {
                     throw YAMLError(line: line, message: "mapping keys must be scalars")
                 }
                 skipSpaces()
-                guard position < characters.count, characters[position] == ":" else {
-                    throw YAMLError(line: line, message: "expected ':' after '\(key)'")
-                }
+                guard at(":") else { throw YAMLError(line: line, message: "expected ':' after '\(key)'") }
                 position += 1
                 pairs.append((key, try value(inFlow: true)))
                 skipSpaces()
                 guard position < characters.count else { throw YAMLError(line: line, message: "unclosed '{'") }
-                if characters[position] == "," { position += 1; continue }
-                if characters[position] == "}" { position += 1; return .mapping(pairs, line: line) }
+                if at(",") { position += 1; continue }
+                if at("}") { position += 1; return .mapping(pairs, line: line) }
                 throw YAMLError(line: line, message: "expected ',' or '}'")
             }
         case "\"":
             return .scalar(try doubleQuoted(), quoted: true, line: line)
         case "'":
             position += 1
-            var text = ""
+            var text: [UInt8] = []
             while position < characters.count {
-                if characters[position] == "'" {
-                    if position + 1 < characters.count && characters[position + 1] == "'" {
-                        text.append("'")
+                if at("'") {
+                    if position + 1 < characters.count && characters[position + 1] == YAML.Byte.singleQuote {
+                        text.append(YAML.Byte.singleQuote)
                         position += 2
                         continue
                     }
                     position += 1
-                    return .scalar(text, quoted: true, line: line)
+                    return .scalar(YAML.string(text[...]), quoted: true, line: line)
                 }
                 text.append(characters[position])
                 position += 1
             }
             throw YAMLError(line: line, message: "unclosed single quote")
         case "&", "*", "!", "|", ">", "%", "@", "`":
-            throw YAMLError(line: line, message: "'\(characters[position])' (anchors, aliases, tags, block scalars) is not supported")
+            throw YAMLError(line: line, message: "'\(Character(Unicode.Scalar(characters[position])))' (anchors, aliases, tags, block scalars) is not supported")
         default:
-            var text = ""
+            let start = position
             while position < characters.count {
-                let character = characters[position]
-                if inFlow && (character == "," || character == "]" || character == "}") { break }
-                if inFlow && character == ":" && (position + 1 == characters.count || characters[position + 1] == " ") { break }
-                text.append(character)
+                let byte = characters[position]
+                if inFlow && (byte == UInt8(ascii: ",") || byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}")) { break }
+                if inFlow && byte == YAML.Byte.colon
+                    && (position + 1 == characters.count || characters[position + 1] == YAML.Byte.space) { break }
                 position += 1
             }
-            return .scalar(text.trimming([" "]), quoted: false, line: line)
+            return .scalar(YAML.string(YAML.trimSpaces(characters[start..<position])), quoted: false, line: line)
         }
     }
 
     private mutating func doubleQuoted() throws -> String {
         position += 1
-        var text = ""
+        var text: [UInt8] = []
         while position < characters.count {
-            let character = characters[position]
+            let byte = characters[position]
             position += 1
-            if character == "\"" { return text }
-            guard character == "\\" else {
-                text.append(character)
+            if byte == YAML.Byte.doubleQuote { return YAML.string(text[...]) }
+            guard byte == UInt8(ascii: "\\") else {
+                text.append(byte)
                 continue
             }
             guard position < characters.count else { break }
             let escaped = characters[position]
             position += 1
-            switch escaped {
-            case "n": text.append("\n")
-            case "t": text.append("\t")
-            case "r": text.append("\r")
-            case "0": text.append("\0")
+            switch Unicode.Scalar(escaped) {
+            case "n": text.append(YAML.Byte.newline)
+            case "t": text.append(YAML.Byte.tab)
+            case "r": text.append(YAML.Byte.carriageReturn)
+            case "0": text.append(0)
             case "\"", "\\", "/", " ": text.append(escaped)
-            default: throw YAMLError(line: line, message: "unsupported escape '\\\(escaped)'")
+            default:
+                // The whole character after the backslash (its UTF-8 may be several bytes).
+                var end = position
+                while end < characters.count && characters[end] & 0xC0 == 0x80 { end += 1 }
+                throw YAMLError(line: line, message: "unsupported escape '\\\(YAML.string(characters[(position - 1)..<end]))'")
             }
         }
         throw YAMLError(line: line, message: "unclosed double quote")

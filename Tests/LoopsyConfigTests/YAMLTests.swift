@@ -57,6 +57,37 @@ import Testing
         #expect(throws: YAMLError.self) { try YAML.parse(text) }
     }
 
+    @Test func windowsLineEndsAreLineEnds() throws {
+        // "\r\n" is one Character in Swift: split into Characters, such a file was one line.
+        let node = try #require(try parse("server:\r\n  port: 1\r\n  host: 'x' # c\r\nname: y\r\n"))
+        guard case .mapping(let top, _) = node, case .mapping(let server, _) = top[0].value else {
+            Issue.record("not a mapping")
+            return
+        }
+        #expect(top.map(\.key) == ["server", "name"])
+        #expect(server[0].value.int == 1)
+        #expect(server[1].value == .scalar("x", quoted: true, line: 3))
+        #expect(top[1].value == .scalar("y", quoted: false, line: 4))
+    }
+
+    @Test func textBeyondASCIIIsKeptWhole() throws {
+        let node = try #require(try parse("""
+            café: naïve — ok # 注释
+            "clé ü": ["é, ü", 'ß''x', {k: 日本}]
+            emoji: "👩‍💻 \\" x"
+            """))
+        guard case .mapping(let top, _) = node else { Issue.record("not a mapping"); return }
+        #expect(top.map(\.key) == ["café", "clé ü", "emoji"])
+        #expect(top[0].value == .scalar("naïve — ok", quoted: false, line: 1))
+        guard case .sequence(let items, _) = top[1].value else { Issue.record("sequence"); return }
+        #expect(items[0] == .scalar("é, ü", quoted: true, line: 2))
+        #expect(items[1] == .scalar("ß'x", quoted: true, line: 2))
+        #expect(items[2] == .mapping([("k", .scalar("日本", quoted: false, line: 2))], line: 2))
+        #expect(top[2].value == .scalar("👩‍💻 \" x", quoted: true, line: 3))
+        let error = try #require(throws: YAMLError.self) { try YAML.parse("a: \"\\é\"") }
+        #expect(error.message == "unsupported escape '\\é'")
+    }
+
     @Test func emptyDocumentIsNil() throws {
         #expect(try parse("# only a comment\n\n") == nil)
     }
