@@ -23,9 +23,17 @@ loopsy_swift() {
 # binary 1.3 MB smaller), no dynamic symbol table (swiftc links executables with -export-dynamic,
 # which put 10.8k symbols, 870 KB, into .dynsym/.dynstr and kept them from --gc-sections; nothing
 # loads a plugin that would look them up), symbols stripped.
+# LOOPSY_LAYOUT_FLAGS put each function in its own section, so that --gc-sections drops the
+# unused ones (0.6 MB of BoringSSL) and the linker can lay out first the code that start-up runs,
+# in the order packaging/symbol-order.txt gives (made by scripts/symbol-order.sh): the kernel maps
+# 64 KiB of the binary around each page a program touches, and start-up code spread over the
+# whole binary kept most of it resident.
+LOOPSY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOOPSY_LAYOUT_FLAGS=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections)
 LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath --disable-local-rpath
     -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
-    -Xlinker --strip-all)
+    "${LOOPSY_LAYOUT_FLAGS[@]}" -Xlinker "--symbol-ordering-file=$LOOPSY_ROOT/packaging/symbol-order.txt"
+    -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
 loopsy_build_release() {

@@ -19,6 +19,7 @@ ENTRY_POINTS = {
     "scripts/setup.sh": ["scripts/lib.sh"],
     "scripts/test.sh": ["scripts/lib.sh"],
     "scripts/build-deb.sh": ["scripts/lib.sh"],
+    "scripts/symbol-order.sh": ["scripts/lib.sh"],
     "Tests/Packaging/deb-test.sh": ["scripts/lib.sh", "scripts/test.sh", "scripts/build-deb.sh"],
     "Tests/Fuzz/run.sh": ["scripts/lib.sh", "scripts/test.sh"],
     "Tests/Support/lab.sh": ["scripts/lib.sh", "scripts/test.sh"],

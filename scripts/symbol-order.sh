@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Rewrites packaging/symbol-order.txt: the functions that start-up runs, in the order it first
+# runs them, which the release link (LOOPSY_RELEASE_FLAGS in scripts/lib.sh) lays out first.
+# It records them with valgrind's callgrind while loopsyd starts and answers a few requests, and
+# while loopsy runs a few commands against it. Run it when start-up code has changed much: an
+# out-of-date list still links (names no longer there are skipped), it only packs less.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+loopsy_apt $LOOPSY_BUILD_PACKAGES valgrind curl binutils python3
+loopsy_swift
+
+# The same build as the release one, but keeping the symbol table callgrind names functions by.
+flags=()
+for ((i = 0; i < ${#LOOPSY_RELEASE_FLAGS[@]}; i++)); do
+    if [ "${LOOPSY_RELEASE_FLAGS[i]}" = -Xlinker ] && [ "${LOOPSY_RELEASE_FLAGS[i + 1]:-}" = --strip-all ]; then
+        i=$((i + 1))
+        continue
+    fi
+    flags+=("${LOOPSY_RELEASE_FLAGS[i]}")
+done
+loopsy_log "building release binaries with symbols"
+swift build "${flags[@]}" >/dev/null
+built="$(swift build "${flags[@]}" --show-bin-path)"
+
+work="$(mktemp -d)"
+daemon=""
+trap '[ -z "$daemon" ] || kill "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
+# callgrind cannot read Swift's DWARF; the symbol table is all it needs.
+mkdir "$work/bin"
+for program in loopsyd loopsy; do objcopy --strip-debug "$built/$program" "$work/bin/$program"; done
+export LOOPSY_DATA_DIR="$work/loopsy"
+"$work/bin/loopsy" init --no-mcp >/dev/null
+trace() { # name program args...
+    local name="$1"
+    shift
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.out" "$@" >/dev/null 2>"$work/$name.err"
+}
+
+# loopsyd twice: starting alone, then starting and answering requests. What start-up alone runs
+# comes first, so a fresh daemon touches as few pages as it can; what requests add comes next.
+daemon_trace() { # name, then whether to send requests
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$1.out" \
+        "$work/bin/loopsyd" --port 0 --host 127.0.0.1 >/dev/null 2>"$work/$1.err" &
+    daemon=$!
+    for _ in $(seq 600); do [ -s "$LOOPSY_DATA_DIR/daemon.port" ] && break; sleep 0.1; done
+    [ -s "$LOOPSY_DATA_DIR/daemon.port" ] || loopsy_die "loopsyd did not start under valgrind: $(cat "$work/$1.err")"
+    if [ "$2" = requests ]; then
+        local url
+        url="http://127.0.0.1:$(cat "$LOOPSY_DATA_DIR/daemon.port")/api/v1"
+        printf 'Authorization: Bearer %s\n' "$("$work/bin/loopsy" key show)" >"$work/auth"
+        curl -fsS -o /dev/null "$url/health"
+        curl -fsS -o /dev/null -H @"$work/auth" -X PUT -H 'Content-Type: application/json' -d '{"value":"v"}' "$url/context/k"
+        curl -fsS -o /dev/null -H @"$work/auth" "$url/context/k"
+        curl -fsS -o /dev/null -H @"$work/auth" "$url/status"
+    fi
+}
+stop_daemon() {
+    kill -TERM "$daemon"
+    wait "$daemon" || true
+    daemon=""
+    rm -f "$LOOPSY_DATA_DIR/daemon.port"
+}
+loopsy_log "tracing loopsyd's start-up"
+daemon_trace start none
+stop_daemon
+loopsy_log "tracing loopsyd's first requests"
+daemon_trace requests requests
+
+loopsy_log "tracing loopsy commands"
+trace version "$work/bin/loopsy" --version
+trace get "$work/bin/loopsy" context get k
+trace set "$work/bin/loopsy" context set k2 v2
+trace status "$work/bin/loopsy" status
+stop_daemon
+
+python3 - "$work" packaging/symbol-order.txt <<'PY'
+import re, sys
+work, target = sys.argv[1], sys.argv[2]
+seen, order = set(), []
+for name in ["start", "requests", "version", "get", "set", "status"]:
+    ids = {}
+    for line in open(f"{work}/{name}.out", errors="replace"):
+        match = re.match(r"^c?fn=\((\d+)\)(?: (\S+))?$", line.rstrip("\n"))
+        if match and match.group(2) and match.group(1) not in ids:
+            ids[match.group(1)] = match.group(2)
+            symbol = match.group(2)
+            if symbol not in seen and not symbol.startswith("0x"):
+                seen.add(symbol)
+                order.append(symbol)
+with open(target, "w") as out:
+    out.write("# Functions that start-up runs: loopsyd's, then its first requests', then loopsy's; for the release\n")
+    out.write("# link's --symbol-ordering-file. Made by scripts/symbol-order.sh; do not edit.\n")
+    out.write("\n".join(order) + "\n")
+print(f"{len(order)} functions")
+PY
+loopsy_log "wrote packaging/symbol-order.txt"
