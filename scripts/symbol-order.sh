@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Rewrites packaging/symbol-order.txt: the functions that start-up runs, in the order it first
-# runs them, which the release link (LOOPSY_RELEASE_FLAGS in scripts/lib.sh) lays out first.
-# It records them with valgrind's callgrind while loopsyd starts and answers a few requests, and
-# while loopsy runs a few commands against it. Run it when start-up code has changed much: an
+# Rewrites packaging/symbol-order.txt: the functions that start-up runs, which the release link
+# (LOOPSY_RELEASE_FLAGS in scripts/lib.sh) lays out first. It records them with valgrind's
+# callgrind while loopsyd starts and answers a few requests, while loopsy runs a few commands
+# against it, and while loopsy-mcp starts. Run it when start-up code has changed much: an
 # out-of-date list still links (names no longer there are skipped), it only packs less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ daemon=""
 trap '[ -z "$daemon" ] || kill "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
 # callgrind cannot read Swift's DWARF; the symbol table is all it needs.
 mkdir "$work/bin"
-for program in loopsyd loopsy; do objcopy --strip-debug "$built/$program" "$work/bin/$program"; done
+for program in loopsyd loopsy loopsy-mcp; do objcopy --strip-debug "$built/$program" "$work/bin/$program"; done
 export LOOPSY_DATA_DIR="$work/loopsy"
 "$work/bin/loopsy" init --no-mcp >/dev/null
 trace() { # name program args...
@@ -72,13 +72,18 @@ trace version "$work/bin/loopsy" --version
 trace get "$work/bin/loopsy" context get k
 trace set "$work/bin/loopsy" context set k2 v2
 trace status "$work/bin/loopsy" status
+# loopsy-mcp as Claude Code starts it: initialize, list the tools, end of input.
+{ printf '%s\n' \
+    '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"order","version":"1"}}}' \
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+    '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'; sleep 3; } | trace mcp "$work/bin/loopsy-mcp"
 stop_daemon
 
 python3 - "$work" packaging/symbol-order.txt <<'PY'
 import re, sys
 work, target = sys.argv[1], sys.argv[2]
 seen, order = set(), []
-for name in ["start", "requests", "version", "get", "set", "status"]:
+for name in ["start", "requests", "version", "get", "set", "status", "mcp"]:
     ids = {}
     for line in open(f"{work}/{name}.out", errors="replace"):
         match = re.match(r"^c?fn=\((\d+)\)(?: (\S+))?$", line.rstrip("\n"))
@@ -89,7 +94,7 @@ for name in ["start", "requests", "version", "get", "set", "status"]:
                 seen.add(symbol)
                 order.append(symbol)
 with open(target, "w") as out:
-    out.write("# Functions that start-up runs: loopsyd's, then its first requests', then loopsy's; for the release\n")
+    out.write("# Functions that start-up runs: loopsyd's, its first requests', loopsy's, loopsy-mcp's; for the release\n")
     out.write("# link's --symbol-ordering-file. Made by scripts/symbol-order.sh; do not edit.\n")
     out.write("\n".join(order) + "\n")
 print(f"{len(order)} functions")
