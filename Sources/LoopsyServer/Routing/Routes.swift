@@ -18,6 +18,8 @@ public enum Routes {
         let revisionMismatch = OperationDoc.Response(
             status: 412, description: "ifRevision did not match; `current` is the entry now (null: absent)",
             schema: Schemas.ref("RevisionMismatch"))
+        let busyHashing = OperationDoc.Response.error(
+            503, "The daemon is already hashing as many large files as it queues (busy_hashing, with Retry-After)")
         let forwardResponses: [OperationDoc.Response] = [
             OperationDoc.Response(status: 200, description: "Whatever the peer answers (status, body and headers)",
                                   schema: nil),
@@ -317,7 +319,8 @@ public enum Routes {
             Route(.post, API.transferChecksum, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferChecksum", "SHA-256 of a whole file (to verify large pulls)", tag: "transfer",
                 requestBody: Schemas.ref("PathRequest"),
-                responses: [.ok(Schemas.ref("Checksum")), .error(404, "No such file")]), TransferHandlers.checksum),
+                responses: [.ok(Schemas.ref("Checksum")), .error(404, "No such file"), busyHashing]),
+                  TransferHandlers.checksum),
             Route(.post, API.transferList, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferList", "List a directory", tag: "transfer", requestBody: Schemas.ref("PathRequest"),
                 responses: [.ok(Schemas.ref("FileList")), .error(404, "No such directory")]), TransferHandlers.list),
@@ -330,7 +333,7 @@ public enum Routes {
                             OperationDoc.Response(status: 206, description: "The requested range",
                                                   schema: ["type": "string", "format": "binary"],
                                                   contentType: "application/octet-stream"),
-                            .error(404, "No such file"), .error(416, "Range outside the file")]),
+                            .error(404, "No such file"), .error(416, "Range outside the file"), busyHashing]),
                   TransferHandlers.pull),
             Route(.post, API.transferPush, access: .grant(.transfer), category: .transfer, bodySink: TransferHandlers.uploadSink,
                   doc: OperationDoc(
