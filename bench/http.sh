@@ -61,4 +61,4 @@ echo "authenticated context GET / best nginx: $(awk -v a="$context" -v b="$refer
 echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
 loopsy_bench_summary "authenticated GET /context/{key}, wrk -c$connections" "$(printf '%.0f' "$context") req/s" \
     "best nginx $(printf '%.0f' "$reference") req/s" "≥ 1.0x (now $(awk -v a="$context" -v b="$reference" 'BEGIN {printf "%.2f", a / b}')x)"
-loopsy_bench_summary "loopsyd peak RSS under wrk" "$(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$loopsyd_pid/status)" "-" "≤ 32 MB"
+loopsy_bench_summary "loopsyd peak RSS under wrk" "$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/$loopsyd_pid/status)" "-" "≤ 32 MB"

@@ -64,14 +64,14 @@ print(f"|{'-'*38}|{'-'*10}|{'-'*9}|{'-'*11}|")
 rss = {"loopsy --version": $version_rss, "loopsy context get plan": $get_rss,
        "curl GET /context/plan (reference)": $curl_rss}
 for name, r in results.items():
-    peak = f"{rss[name] / 1024:.1f} MB" if name in rss else "-"
+    peak = f"{rss[name] / 1024:.1f} MiB" if name in rss else "-"
     print(f"| {name:<36} | {r['mean']*1000:8.2f} | {r['min']*1000:7.2f} | {peak:>9} |")
 get, curl = results["loopsy context get plan"]["mean"], results["curl GET /context/plan (reference)"]["mean"]
 print(f"\nloopsy context get / curl: {get / curl:.2f}")
 PY
 echo "loopsy start, the first of a data dir (it creates the database): $first_start ms"
 echo
-printf '| %-34s | %10s |\n' "memory and size" "MB"
+printf '| %-34s | %10s |\n' "memory and size" "MiB"
 printf '|%s|%s|\n' "------------------------------------" "------------"
 printf '| %-34s | %10.1f |\n' "loopsyd RSS, fresh" "$(echo "$daemon_rss / 1024" | bc -l)"
 printf '| %-34s | %10.1f |\n' "  of which file-backed" "$(echo "$daemon_file / 1024" | bc -l)"
@@ -81,11 +81,11 @@ for program in loopsyd loopsy loopsy-mcp; do
 done
 
 mean() { loopsy_bench_ms "$1" "$2" mean; }
-loopsy_bench_summary "loopsy --version" "$(mean "$work/cli.json" "loopsy --version") ms, $(echo "scale=1; $version_rss / 1024" | bc) MB" "curl whole request $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 4 ms, ≤ 8 MB"
+loopsy_bench_summary "loopsy --version" "$(mean "$work/cli.json" "loopsy --version") ms, $(echo "scale=1; $version_rss / 1024" | bc) MiB" "curl whole request $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 4 ms, ≤ 8 MB"
 loopsy_bench_summary "loopsy context get k" "$(mean "$work/cli.json" "loopsy context get plan") ms" "curl $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 1.5x curl"
 loopsy_bench_summary "loopsy start until it returns" \
     "$(loopsy_bench_ms "$work/start.json" "loopsy start") ms median, $(mean "$work/start.json" "loopsy start") mean" \
     "first start of a data dir (creates the database) $first_start ms" "≤ 30 ms"
-loopsy_bench_summary "loopsyd RSS fresh" "$(echo "scale=1; $daemon_rss / 1024" | bc) MB" "-" "≤ 15 MB"
-loopsy_bench_summary "loopsyd binary" "$(echo "scale=1; $(stat -c %s "$bin/loopsyd") / 1048576" | bc) MB" "-" "≤ 15 MB"
-loopsy_bench_summary "loopsy-mcp peak RSS" "$(echo "scale=1; $mcp_rss / 1024" | bc) MB" "loopsy $(echo "scale=1; $get_rss / 1024" | bc) MB" "≤ 25 MB"
+loopsy_bench_summary "loopsyd RSS fresh" "$(echo "scale=1; $daemon_rss / 1024" | bc) MiB" "-" "≤ 15 MB"
+loopsy_bench_summary "loopsyd binary" "$(echo "scale=1; $(stat -c %s "$bin/loopsyd") / 1048576" | bc) MiB" "-" "≤ 15 MB"
+loopsy_bench_summary "loopsy-mcp peak RSS" "$(echo "scale=1; $mcp_rss / 1024" | bc) MiB" "loopsy $(echo "scale=1; $get_rss / 1024" | bc) MiB" "≤ 25 MB"

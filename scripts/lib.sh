@@ -36,7 +36,16 @@ LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-st
     -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
+# SwiftPM does not see the symbol order's contents, only its path: a binary older than the order
+# file is removed so that it is linked again.
 loopsy_build_release() {
+    bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
+    local program
+    for program in loopsyd loopsy loopsy-mcp; do
+        if [ -e "$bin/$program" ] && [ "$LOOPSY_ROOT/packaging/symbol-order.txt" -nt "$bin/$program" ]; then
+            rm -f "$bin/$program"
+        fi
+    done
     if [ $# -eq 0 ]; then
         swift build "${LOOPSY_RELEASE_FLAGS[@]}" >/dev/null
     fi

@@ -25,7 +25,16 @@ built="$(swift build "${flags[@]}" --show-bin-path)"
 
 work="$(mktemp -d)"
 daemon=""
-trap '[ -z "$daemon" ] || kill "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
+stop_daemon() { # SIGTERM, then SIGKILL if it has not stopped within 60 s
+    [ -n "$daemon" ] || return 0
+    kill -TERM "$daemon" 2>/dev/null || true
+    for _ in $(seq 600); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$daemon" 2>/dev/null || true
+    wait "$daemon" 2>/dev/null || true
+    daemon=""
+    rm -f "$LOOPSY_DATA_DIR/daemon.port"
+}
+trap 'stop_daemon; rm -rf "$work"' EXIT
 # callgrind cannot read Swift's DWARF; the symbol table is all it needs.
 mkdir "$work/bin"
 for program in loopsyd loopsy loopsy-mcp; do objcopy --strip-debug "$built/$program" "$work/bin/$program"; done
@@ -37,13 +46,18 @@ trace() { # name program args...
     valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name.out" "$@" >/dev/null 2>"$work/$name.err"
 }
 
-# loopsyd twice: starting alone, then starting and answering requests. What start-up alone runs
+# loopsyd twice (with the default config, mDNS included: that is the start-up users run):
+# starting alone, then starting and answering requests. What start-up alone runs
 # comes first, so a fresh daemon touches as few pages as it can; what requests add comes next.
 daemon_trace() { # name, then whether to send requests
     valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$1.out" \
         "$work/bin/loopsyd" --port 0 --host 127.0.0.1 >/dev/null 2>"$work/$1.err" &
     daemon=$!
-    for _ in $(seq 600); do [ -s "$LOOPSY_DATA_DIR/daemon.port" ] && break; sleep 0.1; done
+    for _ in $(seq 600); do
+        [ -s "$LOOPSY_DATA_DIR/daemon.port" ] && break
+        kill -0 "$daemon" 2>/dev/null || break
+        sleep 0.1
+    done
     [ -s "$LOOPSY_DATA_DIR/daemon.port" ] || loopsy_die "loopsyd did not start under valgrind: $(cat "$work/$1.err")"
     if [ "$2" = requests ]; then
         local url
@@ -54,12 +68,6 @@ daemon_trace() { # name, then whether to send requests
         curl -fsS -o /dev/null -H @"$work/auth" "$url/context/k"
         curl -fsS -o /dev/null -H @"$work/auth" "$url/status"
     fi
-}
-stop_daemon() {
-    kill -TERM "$daemon"
-    wait "$daemon" || true
-    daemon=""
-    rm -f "$LOOPSY_DATA_DIR/daemon.port"
 }
 loopsy_log "tracing loopsyd's start-up"
 daemon_trace start none
@@ -82,21 +90,44 @@ stop_daemon
 python3 - "$work" packaging/symbol-order.txt <<'PY'
 import re, sys
 work, target = sys.argv[1], sys.argv[2]
+ours = {f"{work}/bin/{program}" for program in ("loopsyd", "loopsy", "loopsy-mcp")}
 seen, order = set(), []
 for name in ["start", "requests", "version", "get", "set", "status", "mcp"]:
-    ids = {}
+    # callgrind names each object and function once ("ob=(3) /path", "fn=(7) name") and by
+    # number after; "cob=" sets the object of the next "cfn=" only.
+    objects, functions = {}, {}
+    current_object, call_object = None, None
     for line in open(f"{work}/{name}.out", errors="replace"):
-        match = re.match(r"^c?fn=\((\d+)\)(?: (\S+))?$", line.rstrip("\n"))
-        if match and match.group(2) and match.group(1) not in ids:
-            ids[match.group(1)] = match.group(2)
-            symbol = match.group(2)
-            if symbol not in seen and not symbol.startswith("0x"):
-                seen.add(symbol)
-                order.append(symbol)
+        line = line.rstrip("\n")
+        match = re.match(r"^(ob|cob|fn|cfn)=\((\d+)\)(?: (.+))?$", line)
+        if not match:
+            continue
+        kind, number, text = match.groups()
+        if kind in ("ob", "cob"):
+            if text is not None:
+                objects[number] = text
+            if kind == "ob":
+                current_object = objects.get(number)
+            else:
+                call_object = objects.get(number)
+            continue
+        if text is not None:
+            functions[number] = text
+        symbol = functions.get(number)
+        owner = call_object if kind == "cfn" and call_object is not None else current_object
+        if kind == "cfn":
+            call_object = None
+        if symbol is None or owner not in ours:
+            continue
+        symbol = re.sub(r"'\d+$", "", symbol)  # callgrind's mark of a recursion level
+        if symbol not in seen and not symbol.startswith("0x") and " " not in symbol:
+            seen.add(symbol)
+            order.append(symbol)
 with open(target, "w") as out:
     out.write("# Functions that start-up runs: loopsyd's, its first requests', loopsy's, loopsy-mcp's; for the release\n")
     out.write("# link's --symbol-ordering-file. Made by scripts/symbol-order.sh; do not edit.\n")
     out.write("\n".join(order) + "\n")
 print(f"{len(order)} functions")
 PY
-loopsy_log "wrote packaging/symbol-order.txt"
+loopsy_log "wrote packaging/symbol-order.txt; linking the release binaries with it"
+loopsy_build_release

@@ -64,10 +64,20 @@ import Testing
             Issue.record("not a mapping")
             return
         }
+        try #require(top.count == 2 && server.count == 2)
         #expect(top.map(\.key) == ["server", "name"])
         #expect(server[0].value.int == 1)
         #expect(server[1].value == .scalar("x", quoted: true, line: 3))
         #expect(top[1].value == .scalar("y", quoted: false, line: 4))
+    }
+
+    @Test func errorsInCRLFFilesNameTheirLine() throws {
+        let node = try #require(try parse("# top\r\n\r\na: 1\r\n  # inner\r\nb: [x]\r\n"))
+        guard case .mapping(let top, _) = node else { Issue.record("not a mapping"); return }
+        try #require(top.count == 2)
+        #expect(top[1].value == .sequence([.scalar("x", quoted: false, line: 5)], line: 5))
+        let error = try #require(throws: YAMLError.self) { try YAML.parse("a: 1\r\n\r\nb: [x\r\n") }
+        #expect(error.line == 3)
     }
 
     @Test func textBeyondASCIIIsKeptWhole() throws {
@@ -77,9 +87,11 @@ import Testing
             emoji: "👩‍💻 \\" x"
             """))
         guard case .mapping(let top, _) = node else { Issue.record("not a mapping"); return }
+        try #require(top.count == 3)
         #expect(top.map(\.key) == ["café", "clé ü", "emoji"])
         #expect(top[0].value == .scalar("naïve — ok", quoted: false, line: 1))
         guard case .sequence(let items, _) = top[1].value else { Issue.record("sequence"); return }
+        try #require(items.count == 3)
         #expect(items[0] == .scalar("é, ü", quoted: true, line: 2))
         #expect(items[1] == .scalar("ß'x", quoted: true, line: 2))
         #expect(items[2] == .mapping([("k", .scalar("日本", quoted: false, line: 2))], line: 2))
