@@ -36,12 +36,13 @@ LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-st
     -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
-# SwiftPM does not see the symbol order's contents, only its path: a binary older than the order
-# file is removed so that it is linked again.
+# SwiftPM does not see the symbol order's contents, only its path: a program being built that is
+# older than the order file is removed, so that it is linked again.
 loopsy_build_release() {
     bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
-    local program
-    for program in loopsyd loopsy loopsy-mcp; do
+    local programs=("$@") program
+    [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
+    for program in "${programs[@]}"; do
         if [ -e "$bin/$program" ] && [ "$LOOPSY_ROOT/packaging/symbol-order.txt" -nt "$bin/$program" ]; then
             rm -f "$bin/$program"
         fi
@@ -49,8 +50,7 @@ loopsy_build_release() {
     if [ $# -eq 0 ]; then
         swift build "${LOOPSY_RELEASE_FLAGS[@]}" >/dev/null
     fi
-    for product in "$@"; do swift build "${LOOPSY_RELEASE_FLAGS[@]}" --product "$product" >/dev/null; done
-    bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
+    for program in "$@"; do swift build "${LOOPSY_RELEASE_FLAGS[@]}" --product "$program" >/dev/null; done
 }
 
 # For benchmarks: the release binaries in $bin, built unless LOOPSY_BENCH_BUILT is set (bench/all.sh
