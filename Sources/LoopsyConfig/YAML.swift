@@ -54,6 +54,10 @@ public struct YAMLError: Error, Equatable, CustomStringConvertible {
 }
 
 public enum YAML {
+    /// How deep blocks and flow collections may nest: far more than config.yaml needs, and few
+    /// enough that a file of `[[[[…` is an error, not a stack overflow.
+    public static let maxDepth = 64
+
     /// Parses a document; nil when it holds nothing but comments.
     ///
     /// The text is read as UTF-8 bytes: everything YAML gives a meaning to here is ASCII, and no
@@ -149,11 +153,17 @@ public enum YAML {
 private struct BlockParser {
     let lines: [YAML.Line]
     var index = 0
+    var depth = 0
 
     init(lines: [YAML.Line]) { self.lines = lines }
 
     mutating func block(indent: Int) throws -> YAMLNode {
         let first = lines[index]
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= YAML.maxDepth else {
+            throw YAMLError(line: first.number, message: "nested more than \(YAML.maxDepth) levels deep")
+        }
         if first.text == "-" || first.text.hasPrefix("- ") { return try sequence(indent: indent) }
         if Self.splitKey(first.text) != nil { return try mapping(indent: indent) }
         index += 1
@@ -191,6 +201,7 @@ private struct BlockParser {
                 rewritten[index] = YAML.Line(number: line.number, indent: itemIndent, text: rest)
                 var inner = BlockParser(lines: rewritten)
                 inner.index = index
+                inner.depth = depth
                 items.append(try inner.mapping(indent: itemIndent))
                 index = inner.index
             } else {
@@ -252,6 +263,7 @@ private struct FlowParser {
     /// UTF-8, read byte by byte like the lines (see `YAML.parse`).
     var characters: [UInt8]
     var position = 0
+    var depth = 0
     let line: Int
 
     static func parse(_ text: String, line: Int) throws -> YAMLNode {
@@ -274,6 +286,11 @@ private struct FlowParser {
     mutating func value(inFlow: Bool) throws -> YAMLNode {
         skipSpaces()
         guard position < characters.count else { return .scalar("", quoted: false, line: line) }
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= YAML.maxDepth else {
+            throw YAMLError(line: line, message: "nested more than \(YAML.maxDepth) levels deep")
+        }
         switch Unicode.Scalar(characters[position]) {
         case "[":
             position += 1

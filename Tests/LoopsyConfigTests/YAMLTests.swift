@@ -100,6 +100,21 @@ import Testing
         #expect(error.message == "unsupported escape '\\é'")
     }
 
+    @Test func deepNestingIsAnErrorNotACrash() throws {
+        let flow = try #require(throws: YAMLError.self) {
+            try YAML.parse("a: " + String(repeating: "[", count: 100_000))
+        }
+        #expect(flow.message == "nested more than \(YAML.maxDepth) levels deep")
+        let blocks = (0...YAML.maxDepth).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n")
+        let block = try #require(throws: YAMLError.self) { try YAML.parse(blocks) }
+        #expect(block.line == YAML.maxDepth + 1)
+        let items = (0...YAML.maxDepth).map { String(repeating: " ", count: 2 * $0) + "- k\($0):" }.joined(separator: "\n")
+        #expect(throws: YAMLError.self) { try YAML.parse(items) }
+        // Nesting up to the limit still parses.
+        let flat = "a: " + String(repeating: "[", count: YAML.maxDepth - 1) + String(repeating: "]", count: YAML.maxDepth - 1)
+        #expect(try parse(flat) != nil)
+    }
+
     @Test func emptyDocumentIsNil() throws {
         #expect(try parse("# only a comment\n\n") == nil)
     }
