@@ -91,7 +91,7 @@ public enum YAML {
                 || body.elementsEqual("...".utf8) {
                 throw YAMLError(line: number, message: "anchors, aliases, tags and document markers are not supported")
             }
-            lines.append(Line(number: number, indent: indent, text: String(decoding: body, as: UTF8.self)))
+            lines.append(Line(number: number, indent: indent, text: string(body)))
         }
         guard !lines.isEmpty else { return nil }
         var parser = BlockParser(lines: lines)
