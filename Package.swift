@@ -80,7 +80,9 @@ let package = Package(
             "LoopsyPeers", "LoopsyAPI", "LoopsyConfig", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "LoopsyRunTests", dependencies: ["LoopsyRun", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX"]),
-        .testTarget(name: "LoopsyTransferTests", dependencies: ["LoopsyTransfer", "LoopsyAPI", "LoopsyConfig"]),
+        .testTarget(name: "LoopsyTransferTests", dependencies: [
+            "LoopsyTransfer", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "LoopsyAPITests", dependencies: ["LoopsyAPI"]),
         .testTarget(name: "LoopsyHTTPTests", dependencies: ["LoopsyHTTP", "LoopsyClient", "LoopsyPOSIX"]),
         .testTarget(name: "LoopsyClientTests", dependencies: ["LoopsyClient", "LoopsyAPI", "LoopsyHTTP", "LoopsyPOSIX"]),

@@ -147,32 +147,37 @@ public final class DeferredResponse: Sendable {
     var completedResponse: HTTPResponse? { state.withLock { $0.finalized || $0.finalize == nil ? $0.response : nil } }
 }
 
-/// The deferred answers a server has handed out, so stop() can complete the ones still open.
-final class DeferralRegistry: Sendable {
+/// What a server's connections wait on (deferred answers, held bodies), so that stop() can end
+/// the waits still open: MHD aborts the process when stopped with a connection suspended.
+/// Items that are `done` are dropped as new ones come.
+final class WaitRegistry<Item: Sendable>: Sendable {
     private struct State {
-        var items: [DeferredResponse] = []
+        var items: [Item] = []
         var closed = false
     }
     private let state = PlainMutex(State())
+    private let done: @Sendable (Item) -> Bool
 
-    /// False once the server is stopping: the caller answers at once instead.
-    func add(_ deferred: DeferredResponse) -> Bool {
+    init(done: @escaping @Sendable (Item) -> Bool) { self.done = done }
+
+    /// False once the server is stopping: the caller ends the wait at once instead.
+    func add(_ item: Item) -> Bool {
         state.withLock { state in
             guard !state.closed else { return false }
-            state.items.removeAll { !$0.isPending }
-            state.items.append(deferred)
+            state.items.removeAll(where: done)
+            state.items.append(item)
             return true
         }
     }
 
     func reopen() { state.withLock { $0.closed = false } }
 
-    func closeAll(with response: HTTPResponse) {
-        let items = state.withLock { state -> [DeferredResponse] in
+    /// Takes no more, and gives the items not done yet.
+    func close() -> [Item] {
+        state.withLock { state in
             state.closed = true
             defer { state.items.removeAll() }
-            return state.items
+            return state.items.filter { !done($0) }
         }
-        for deferred in items where deferred.isPending { deferred.complete(response) }
     }
 }

@@ -60,10 +60,22 @@ public struct HTTPRequestHead: Sendable {
     }
 }
 
+/// What a body sink did with the bytes it was given.
+public enum BodyIntake: Sendable {
+    /// Taken; more may come.
+    case taken
+    /// The upload stops, and this response is sent at once.
+    case refused(HTTPResponse)
+    /// Taken, but the sink's consumer is behind: no more bytes until `gate` opens. The
+    /// connection waits suspended; no worker thread waits with it.
+    case held(BodyGate)
+}
+
 /// Takes a request body chunk by chunk (uploads straight to disk).
 public protocol HTTPBodySink: AnyObject, Sendable {
-    /// Consumes the next bytes (~16 KiB at a time); a response stops the upload and is sent at once.
-    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse?
+    /// Consumes the next bytes (up to MHD's read buffer at a time). It must not wait: a
+    /// consumer that is behind answers `.held`.
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> BodyIntake
     /// The request ended before it was answered (client gone, timeout): stop and clean up.
     func cancel()
 }

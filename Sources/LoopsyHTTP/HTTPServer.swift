@@ -73,9 +73,11 @@ public final class HTTPServer: @unchecked Sendable {
     private var daemon: OpaquePointer?
     public private(set) var port: UInt16 = 0
     /// Answers still being prepared; completed with 503 at stop so no connection stays suspended.
-    private let deferrals = DeferralRegistry()
+    private let deferrals = WaitRegistry<DeferredResponse> { !$0.isPending }
     /// Streams still being sent; ended at stop so no connection stays suspended.
     private let streams = StreamRegistry()
+    /// Bodies held back (BodyGate); opened at stop so no connection stays suspended.
+    private let gates = WaitRegistry<BodyGate> { $0.isOpen }
     private let budget: ConnectionBudget
     /// Key, certificate and priorities as C strings for MHD (TLS only).
     private var tlsStrings: [UnsafeMutablePointer<CChar>?] = []
@@ -138,6 +140,7 @@ public final class HTTPServer: @unchecked Sendable {
         port = Self.boundPort(listenFD: cmhd_listen_fd(daemon)) ?? options.port
         deferrals.reopen()
         streams.reopen()
+        gates.reopen()
         budget.start()
     }
 
@@ -145,10 +148,13 @@ public final class HTTPServer: @unchecked Sendable {
     public func stop() {
         if let daemon {
             // MHD aborts the process when stopped with a connection still suspended: every
-            // answer that waits and every stream is ended first (and any begun from now on is
-            // ended as it starts), which resumes their connections.
-            deferrals.closeAll(with: .error(status: 503, message: "the daemon is shutting down; retry when it is back"))
+            // answer that waits and every stream is ended first, and every held body let go
+            // (any begun from now on is ended as it starts), which resumes their connections.
+            for deferred in deferrals.close() {
+                deferred.complete(.error(status: 503, message: "the daemon is shutting down; retry when it is back"))
+            }
             streams.closeAll()
+            for gate in gates.close() { gate.open() }
             budget.stop()
             MHD_stop_daemon(daemon)
             self.daemon = nil
@@ -222,6 +228,13 @@ public final class HTTPServer: @unchecked Sendable {
             return .YES
         }
         let context = Unmanaged<RequestContext>.fromOpaque(existing).takeUnretainedValue()
+        if let gate = context.gate {
+            // Called while the body is held (MHD goes on through a chunked body's chunks
+            // without waiting for the resume): nothing is taken until the gate opens, and MHD
+            // offers the same bytes again then.
+            if !gate.isOpen { return .YES }
+            context.gate = nil
+        }
         if uploadSize.pointee > 0 {
             let count = uploadSize.pointee
             uploadSize.pointee = 0
@@ -236,7 +249,16 @@ public final class HTTPServer: @unchecked Sendable {
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(uploadData).assumingMemoryBound(to: UInt8.self),
                                             count: count)
             if let sink = context.sink {
-                context.refusal = sink.consume(bytes)
+                switch sink.consume(bytes) {
+                case .taken:
+                    break
+                case .refused(let response):
+                    context.refusal = response
+                case .held(let gate):
+                    // A server that is stopping holds nothing: the upload ends with the connection.
+                    guard gates.add(gate) else { return .NO }
+                    if gate.hold(connection) { context.gate = gate }
+                }
                 return .YES
             }
             guard context.body.count + count <= context.limit else {
@@ -385,6 +407,8 @@ private final class RequestContext {
     var answered = false
     /// Set while the answer waits on another thread (the connection is suspended).
     var deferred: DeferredResponse?
+    /// Set while the body is held back by its sink (the connection is suspended until it opens).
+    var gate: BodyGate?
     init(head: HTTPRequestHead) { self.head = head }
 }
 

@@ -226,12 +226,13 @@ final class PlannedUpload: HTTPBodySink {
 
     func cancel() { inner.cancel() }
 
-    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
-        guard let refusal = inner.consume(bytes) else { return nil }
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> BodyIntake {
+        let intake = inner.consume(bytes)
+        guard case .refused(let refusal) = intake else { return intake }
         var response = dispatcher.finish(refusal, request: context.request, caller: context.caller,
                                          requestId: context.requestId, started: started)
         response.setHeader("Connection", "close")
-        return response
+        return .refused(response)
     }
 }
 

@@ -130,6 +130,13 @@ public final class Upload: Sendable {
         }
     }
 
+    /// After `consume`: false when the upload takes more bytes now. Otherwise true, and `room`
+    /// is called once it does (the disk caught up, or the upload stopped): the caller sends
+    /// nothing more until then, and no thread needs to wait for it.
+    public func whenRoom(_ room: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { $0.writer }?.whenRoom(room) ?? false
+    }
+
     /// The checks that need no disk, once the body has arrived: the multipart body ended and it
     /// had a file (the SHA-256 is compared in `store`, once the writer has hashed the last
     /// bytes). A failure removes the file.

@@ -14,11 +14,11 @@ import Glibc
 ///
 /// At most `maxQueuedBytes` of an upload wait to be written, and `maxQueuedInAll` of all
 /// uploads together (what senders can make the daemon hold is bounded however many push at
-/// once). Past its upload's limit the HTTP worker waits for that upload's writer, as it waited
-/// in `write` itself before (the disk is then slower than the network), until half is written;
-/// past the limit of all, until its upload holds no more than before (so it adds nothing). Small
-/// pieces are joined into pieces of up to `pieceBytes`: a sender that trickles a byte at a time
-/// does not get a queue entry per byte.
+/// once), give or take the piece just queued. Past its upload's limit the upload takes no more
+/// bytes (`whenRoom`; the HTTP server holds its connection suspended, no thread waits) until
+/// half is written; past the limit of all, until its upload holds no more than before (so it
+/// adds nothing). Small pieces are joined into pieces of up to `pieceBytes`: a sender that
+/// trickles a byte at a time does not get a queue entry per byte.
 final class UploadWriter: @unchecked Sendable {
     static let maxQueuedBytes = 8 << 20
     static let maxQueuedInAll = 64 << 20
@@ -39,9 +39,11 @@ final class UploadWriter: @unchecked Sendable {
         var head = 0
         var queuedBytes = 0
         var writerWaiting = false
+        /// Too much is queued: the upload takes more once `resumeAt` bytes or fewer are.
         var producerWaiting = false
-        /// The worker waiting for room reads on once this many bytes or fewer are queued.
         var resumeAt = 0
+        /// Called once there is room again (`whenRoom`).
+        var room: (@Sendable () -> Void)?
         var ended = false
         var cancelled = false
         var error: APIError?
@@ -52,7 +54,6 @@ final class UploadWriter: @unchecked Sendable {
     private let fd: Int32
     private let state = PlainMutex(State())
     private let work = DispatchSemaphore(value: 0)
-    private let space = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
     private init(fd: Int32) { self.fd = fd }
@@ -64,10 +65,10 @@ final class UploadWriter: @unchecked Sendable {
         return DedicatedThread.start("loopsy-upload", stackBytes: 256 << 10, { writer.run() }) ? writer : nil
     }
 
-    /// Queues `bytes`; waits while too much is queued (see above). Throws the write error that
-    /// stopped the writer, if one did (then nothing more is queued).
+    /// Queues `bytes`, never waiting (see `whenRoom`). Throws the write error that stopped the
+    /// writer, if one did (then nothing more is queued).
     func submit(_ bytes: [UInt8]) throws {
-        let (wakeWriter, wait) = try state.withLock { state -> (Bool, Bool) in
+        let wakeWriter = try state.withLock { state -> Bool in
             if let error = state.error { throw error }
             guard !state.ended, !state.cancelled else {
                 throw APIError.serviceUnavailable("the upload was stopped; nothing was stored")
@@ -90,10 +91,20 @@ final class UploadWriter: @unchecked Sendable {
                 state.producerWaiting = true
                 state.resumeAt = min(before, Self.maxQueuedBytes / 2)
             }
-            return (wakeWriter, state.producerWaiting)
+            return wakeWriter
         }
         if wakeWriter { work.signal() }
-        if wait { space.wait() }
+    }
+
+    /// After `submit`: false when the upload may take more bytes now. Otherwise true, and
+    /// `room` is called once, on the writer's thread, when it may: enough is written, or the
+    /// writer stopped (an error, `cancel`, or every byte written).
+    func whenRoom(_ room: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard state.producerWaiting, state.outcome == nil else { return false }
+            state.room = room
+            return true
+        }
     }
 
     /// No more bytes come; `finish` waits for the writer to have written them.
@@ -167,11 +178,14 @@ final class UploadWriter: @unchecked Sendable {
                     state.outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
                                             error: state.error)
                 }
-                // A worker still waiting for room (it cannot be: it is the one that ends or
-                // cancels) must not wait for good.
-                if state.withLock({ state in defer { state.producerWaiting = false }; return state.producerWaiting }) {
-                    space.signal()
+                // An upload still waiting for room is let go (it is ended or cancelled, so
+                // whatever it sends next is refused).
+                let room = state.withLock { state -> (@Sendable () -> Void)? in
+                    state.producerWaiting = false
+                    defer { state.room = nil }
+                    return state.room
                 }
+                room?()
                 done.signal()
                 return
             case .bytes(let bytes):
@@ -190,17 +204,18 @@ final class UploadWriter: @unchecked Sendable {
                         failed = true
                     }
                 }
-                let wakeProducer = state.withLock { state -> Bool in
+                let room = state.withLock { state -> (@Sendable () -> Void)? in
                     if let failure { state.error = failure }
                     state.queuedBytes -= bytes.count
                     Self.queuedInAll.subtract(bytes.count, ordering: .relaxed)
                     guard state.producerWaiting, state.queuedBytes <= state.resumeAt || state.error != nil else {
-                        return false
+                        return nil
                     }
                     state.producerWaiting = false
-                    return true
+                    defer { state.room = nil }
+                    return state.room
                 }
-                if wakeProducer { space.signal() }
+                room?()
             }
         }
     }

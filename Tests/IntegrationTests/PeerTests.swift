@@ -120,6 +120,66 @@ import Testing
         #expect(try impostor.client.audit(limit: 500).allSatisfy { !$0.path.contains("execute") })
     }
 
+    /// A peer that stops reading what it is sent holds none of our HTTP threads. Relayed bodies
+    /// flow through a pipe to curl; when curl cannot send, the uploader's connection waits
+    /// suspended instead of a worker waiting on the full pipe (with one thread, one stalled
+    /// upload used to stop the whole daemon, for as long as the peer kept its connection). When
+    /// the peer goes, each upload is answered 502 and nothing is left waiting.
+    @Test func aPeerThatStopsReadingHoldsNoWorkerThread() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-stall-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let alpha = try Self.named("alpha") {
+            replacingLine($0, "  connectionTimeout: 30", "  threads: 1\n  connectionTimeout: 30")
+        }
+        let bravo = try Self.named("bravo")
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        // Plain HTTP, so that the stalling peer below needs no TLS. `peers add` tries a TLS
+        // handshake first, which bravo logs as a malformed request.
+        bravo.sendsMalformedRequests = true
+        let added = try alpha.cli(["peers", "add", "127.0.0.2", String(bravo.port), "--key-stdin", "--insecure-http"],
+                                  stdin: bravo.apiKey + "\n")
+        #expect(added.status == 0, "\(added.stderr)")
+        let port = bravo.port
+        bravo.stop()
+        // In bravo's place: a peer that takes connections and never reads from them.
+        let stall = try StallingListener(host: "127.0.0.2", port: port)
+        defer { stall.close() }
+
+        let payload = directory.appendingPathComponent("big.bin")
+        try Data(count: 32 << 20).write(to: payload)
+        let header = directory.appendingPathComponent("auth")
+        try Data("Authorization: Bearer \(alpha.apiKey)\n".utf8).write(to: header)
+        let uploads = try (0..<3).map { index -> (Process, Pipe) in
+            let process = Process(), out = Pipe()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "120", "-X", "POST",
+                                 "-H", "@" + header.path, "-H", "Content-Type: application/octet-stream", "-T", payload.path,
+                                 alpha.baseURL + "/api/v1/peers/bravo/transfer/push?destPath=/tmp/stalled-\(index)"]
+            process.standardOutput = out
+            try process.run()
+            return (process, out)
+        }
+        #expect(eventually(20) { stall.connections == 3 })
+        // Time for every buffer on the way to fill (32 MiB each; loopback moves that in well under a second).
+        usleep(1_500_000)
+        for round in 0..<5 {
+            let health = try run("/usr/bin/curl", ["-sf", "--max-time", "5", alpha.baseURL + "/api/v1/health"])
+            #expect(health.status == 0, "health check \(round) while uploads stall: \(health.stderr)")
+            #expect(try alpha.cli("context", "set", "during-stall-\(round)", "ok").status == 0)
+        }
+        #expect(uploads.allSatisfy { $0.0.isRunning })
+
+        stall.close()
+        for (process, out) in uploads {
+            process.waitUntilExit()
+            #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "502")
+        }
+        #expect(try alpha.client.contextGet("during-stall-4").value == "ok")
+    }
+
     @Test func removingAPeerRevokesItsCredentialAtOnce() throws {
         let alpha = try Self.named("alpha"), bravo = try Self.named("bravo", tls: true)
         defer { alpha.cleanUp(); bravo.cleanUp() }
@@ -250,5 +310,61 @@ import Testing
         #expect(result.stdout.contains("verified: called bravo through the local daemon"))
         // The key never appears in argv or output.
         #expect(!result.stdout.contains(bravo.apiKey))
+    }
+}
+
+/// A TCP listener that accepts connections and never reads from them: a peer that stalls.
+final class StallingListener: @unchecked Sendable {
+    private let listener: Int32
+    private let lock = NSLock()
+    private var accepted: [Int32] = []
+    private var closed = false
+
+    init(host: String, port: Int) throws {
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // A small window: what it never reads fills up sooner.
+        var small: Int32 = 4096
+        setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 16) == 0 else {
+            Glibc.close(listener)
+            throw HarnessError("cannot listen on \(host):\(port)")
+        }
+        let listening = listener
+        Thread { [self] in
+            while true {
+                let connection = accept(listening, nil, nil)
+                if connection < 0 { break }
+                lock.lock()
+                if closed { Glibc.close(connection) } else { accepted.append(connection) }
+                lock.unlock()
+            }
+        }.start()
+    }
+
+    var connections: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return accepted.count
+    }
+
+    /// Drops every connection, unread (the other side sees a reset), and stops listening.
+    func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else { return }
+        closed = true
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
+        accepted.forEach { _ = Glibc.close($0) }
+        accepted = []
     }
 }

@@ -112,6 +112,110 @@ import Glibc
         #expect([503, -1].contains(status.withLock { $0 }))
     }
 
+    /// Streams /hold bodies into a sink that holds the body back after its first piece, as an
+    /// upload whose disk is behind does, until `release`; /ping answers at once.
+    final class HoldingHandler: HTTPHandler, Sendable {
+        final class Sink: HTTPBodySink, Sendable {
+            private struct State {
+                var received = 0
+                var checksum: UInt64 = 14_695_981_039_346_656_037
+                var gate: BodyGate?
+                var released = false
+            }
+            private let state = PlainMutex(State())
+            let held = DispatchSemaphore(value: 0)
+
+            func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> BodyIntake {
+                state.withLock { state -> BodyIntake in
+                    for byte in bytes { state.checksum = (state.checksum ^ UInt64(byte)) &* 1_099_511_628_211 }
+                    state.received += bytes.count
+                    guard !state.released, state.gate == nil else { return .taken }
+                    let gate = BodyGate()
+                    state.gate = gate
+                    held.signal()
+                    return .held(gate)
+                }
+            }
+
+            var received: Int { state.withLock { $0.received } }
+            var summary: String { state.withLock { "\($0.received) \($0.checksum)" } }
+
+            func release() {
+                state.withLock { state in
+                    state.released = true
+                    state.gate?.open()
+                }
+            }
+        }
+        let sinks = PlainMutex<[Sink]>([])
+
+        func plan(for head: HTTPRequestHead) -> BodyPlan {
+            guard head.rawPath == "/hold" else { return .buffer(limit: 16) }
+            let sink = Sink()
+            sinks.withLock { $0.append(sink) }
+            return .stream(sink)
+        }
+        func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse { HTTPResponse(status: 413) }
+        func handle(_ request: HTTPRequest) -> HTTPResponse {
+            guard request.rawPath == "/hold", let sink = request.bodySink as? Sink else { return HTTPResponse(status: 200) }
+            return HTTPResponse(status: 200, body: Array(sink.summary.utf8))
+        }
+    }
+
+    private static func checksum(_ bytes: [UInt8]) -> UInt64 {
+        bytes.reduce(14_695_981_039_346_656_037) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+    }
+
+    /// Posts `body` to /hold on another thread; the semaphore is signalled with the outcome set.
+    private func post(_ body: [UInt8], to base: String) -> (DispatchSemaphore, PlainMutex<(Int, String)?>) {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = PlainMutex<(Int, String)?>(nil)
+        DispatchQueue.global().async {
+            let response = try? CurlHTTPClient(timeoutSeconds: 60).send(method: "POST", url: base + "/hold", body: body)
+            outcome.withLock { $0 = response.map { ($0.status, String(decoding: $0.body, as: UTF8.self)) } }
+            done.signal()
+        }
+        return (done, outcome)
+    }
+
+    /// A held body holds no worker thread: a server with one answers another client while an
+    /// upload waits for its sink, and every byte of the upload arrives, in order, once the
+    /// sink lets go. (A sink that waited on the thread instead kept the whole server waiting.)
+    @Test func aHeldBodyHoldsNoWorkerThread() throws {
+        let handler = HoldingHandler()
+        let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0, threads: 1))
+        try server.start()
+        defer { server.stop() }
+        let base = "http://127.0.0.1:\(server.port)"
+        let body = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 13) }
+        let (done, outcome) = post(body, to: base)
+        for _ in 0..<500 where handler.sinks.withLock({ $0.isEmpty }) { usleep(10_000) }
+        let sink = try #require(handler.sinks.withLock { $0.first })
+        #expect(sink.held.wait(timeout: .now() + 10) == .success)
+        #expect(try CurlHTTPClient(timeoutSeconds: 5).send(method: "GET", url: base + "/ping").status == 200)
+        #expect(sink.received < body.count)
+        #expect(outcome.withLock { $0 } == nil)
+        sink.release()
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        let answer = try #require(outcome.withLock { $0 })
+        #expect(answer.0 == 200)
+        #expect(answer.1 == "\(body.count) \(Self.checksum(body))")
+    }
+
+    /// Stopping with a body held lets go of it first: MHD aborts the process when stopped with
+    /// a connection suspended.
+    @Test func stoppingLetsGoOfAHeldBody() throws {
+        let handler = HoldingHandler()
+        let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0))
+        try server.start()
+        let (done, _) = post(Array(repeating: 0x61, count: 1 << 20), to: "http://127.0.0.1:\(server.port)")
+        for _ in 0..<500 where handler.sinks.withLock({ $0.isEmpty }) { usleep(10_000) }
+        let sink = try #require(handler.sinks.withLock { $0.first })
+        #expect(sink.held.wait(timeout: .now() + 10) == .success)
+        server.stop()
+        #expect(done.wait(timeout: .now() + 10) == .success)
+    }
+
     @Test func aPortInUseIsRefusedAndAnAddressThatIsNoLiteralIsAnError() throws {
         let (server, _) = try started()
         defer { server.stop() }

@@ -11,8 +11,9 @@ import Glibc
 #endif
 
 /// One request relayed to a peer. The request body flows through a pipe from MHD's thread to
-/// curl's (a full pipe holds the uploader back); the answer is deferred (the connection is
-/// suspended, no worker thread waits) until the peer's status line arrives, then its body flows
+/// curl's; a full pipe holds the uploader back (its connection waits suspended on a BodyGate
+/// until curl has read, no worker thread waits); the answer is deferred (the connection is
+/// suspended again) until the peer's status line arrives, then its body flows
 /// into an HTTPStream as curl receives it (a slow client holds curl back). Nothing is buffered
 /// whole. A client that goes away cancels the relay; a peer that fails mid-way aborts the
 /// client's response instead of ending it cleanly.
@@ -27,20 +28,29 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
 
     let stream = HTTPStream()
     let answer = DeferredResponse()
-    // The body pipe: written by MHD's thread, read by curl's; -1 once closed.
+    // The body pipe: read by curl's thread (blocking), -1 once closed; its write end is
+    // `body.fd`.
     private let bodyRead: Atomic<Int32>
-    private let bodyWrite: Atomic<Int32>
+    /// The pipe's write end (non-blocking, written on MHD's thread), what did not fit in the
+    /// pipe yet, and the gate the uploader waits on until it has.
+    private struct BodyState {
+        var fd: Int32
+        var pending: [UInt8] = []
+        var gate: BodyGate?
+    }
+    private let body: PlainMutex<BodyState>
     private let cancelled = Atomic<Bool>(false)
     private let answered = Atomic<Bool>(false)
 
     private init(pipe: (Int32, Int32)) {
         bodyRead = Atomic(pipe.0)
-        bodyWrite = Atomic(pipe.1)
+        _ = fcntl(pipe.1, F_SETFL, fcntl(pipe.1, F_GETFL) | O_NONBLOCK)
+        body = PlainMutex(BodyState(fd: pipe.1))
     }
 
     deinit {
         Self.close(bodyRead)
-        Self.close(bodyWrite)
+        closeBody()
     }
 
     private static func close(_ descriptor: borrowing Atomic<Int32>) {
@@ -103,7 +113,9 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
                 try http.relay(
                     method: method, url: url, headers: outgoing, bodyLength: hasBody ? bodyLength : nil,
                     read: hasBody ? { relay.readBody(into: $0) } : nil,
-                    isCancelled: { relay.cancelled.load(ordering: .relaxed) || relay.answer.isAbandoned },
+                    isCancelled: {
+                        relay.cancelled.load(ordering: .relaxed) || relay.answer.isAbandoned || relay.uploaderGone
+                    },
                     onHead: { status, headers in relay.answer(status: status, headers: headers) },
                     onData: { relay.forward($0) })
                 if !relay.answered.load(ordering: .acquiring) {
@@ -117,8 +129,10 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
                     relay.fail(target.describe(error, "\(method) /\(path)"))
                 }
             }
-            // An uploader still writing gets EPIPE instead of waiting on a pipe nobody reads.
+            // An uploader still sending gets EPIPE (its bytes are dropped) instead of waiting
+            // on a pipe nobody reads.
             Self.close(relay.bodyRead)
+            relay.openBody()
         }
         guard queued else {
             throw APIError(status: 503, code: .relayBusy,
@@ -152,30 +166,75 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
 
     // MARK: Request body (MHD's thread → pipe → curl's thread)
 
-    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
-        guard let base = bytes.baseAddress else { return nil }
-        var offset = 0
-        while offset < bytes.count {
-            let fd = bodyWrite.load(ordering: .acquiring)
-            guard fd >= 0 else { return nil }
-            let written = write(fd, base + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return nil  // curl stopped reading: its outcome becomes the answer
+    /// Writes what fits into the pipe; the rest waits in `pending`, and the uploader with it.
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> BodyIntake {
+        body.withLock { body -> BodyIntake in
+            guard body.fd >= 0, let base = bytes.baseAddress else { return .taken }
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(body.fd, base + offset, bytes.count - offset)
+                if written >= 0 {
+                    offset += written
+                } else if errno == EAGAIN {
+                    // Kept until curl has read; the gate opens then (or when curl stops).
+                    body.pending = Array(bytes[offset...])
+                    let gate = BodyGate()
+                    body.gate = gate
+                    return .held(gate)
+                } else if errno != EINTR {
+                    return .taken  // curl stopped reading: its outcome becomes the answer
+                }
             }
-            offset += written
+            return .taken
         }
-        return nil
     }
 
+    /// On curl's thread after it read from the pipe: moves what waits into the room made, and
+    /// lets the uploader go on once nothing waits.
+    private func flushPending() {
+        body.withLock { body in
+            guard !body.pending.isEmpty, body.fd >= 0 else { return }
+            let written = body.pending.withUnsafeBytes { write(body.fd, $0.baseAddress, $0.count) }
+            if written > 0 { body.pending.removeFirst(written) }
+            if body.pending.isEmpty || (written < 0 && errno != EAGAIN && errno != EINTR) {
+                body.pending = []
+                body.gate?.open()
+                body.gate = nil
+            }
+        }
+    }
+
+    /// Lets a held uploader go on, its waiting bytes dropped (curl is done with the body).
+    private func openBody() {
+        body.withLock { body in
+            body.pending = []
+            body.gate?.open()
+            body.gate = nil
+        }
+    }
+
+    private func closeBody() {
+        body.withLock { body in
+            if body.fd >= 0 { _ = Glibc.close(body.fd) }
+            body.fd = -1
+            body.pending = []
+            body.gate?.open()
+            body.gate = nil
+        }
+    }
+
+    /// The uploader's client hung up while its body was held (MHD watches no suspended
+    /// socket): curl gives up, which opens the gate, and MHD sees the hang-up.
+    private var uploaderGone: Bool { body.withLock { $0.gate }?.clientGone ?? false }
+
     func endBody() {
-        Self.close(bodyWrite)
+        closeBody()
     }
 
     /// The client went away: stop reading and sending, and let curl give up.
     func cancel() {
         cancelled.store(true, ordering: .relaxed)
-        Self.close(bodyWrite)
+        closeBody()
     }
 
     /// Stops the relay and breaks off what the client has of the answer (its credential ended).
@@ -195,6 +254,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         while true {
             let count = read(bodyRead.load(ordering: .acquiring), buffer.baseAddress, buffer.count)
             if cancelled.load(ordering: .relaxed) { return nil }  // abort, rather than send a cut body as whole
+            if count > 0 { flushPending() }
             if count >= 0 { return count }
             if errno != EINTR { return nil }
         }

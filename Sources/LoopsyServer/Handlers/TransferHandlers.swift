@@ -98,13 +98,15 @@ final class UploadSink: HTTPBodySink {
 
     init(_ upload: Upload) { self.upload = upload }
 
-    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> HTTPResponse? {
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> BodyIntake {
         do {
             try upload.consume(bytes)
-            return nil
         } catch {
-            return .error(error as? APIError ?? .badRequest("upload failed: \(error)", code: .badMultipart))
+            return .refused(.error(error as? APIError ?? .badRequest("upload failed: \(error)", code: .badMultipart)))
         }
+        // The disk is behind: the rest waits in the sender's socket, not on this thread.
+        let gate = BodyGate()
+        return upload.whenRoom { gate.open() } ? .held(gate) : .taken
     }
 
     func cancel() { upload.cancel() }

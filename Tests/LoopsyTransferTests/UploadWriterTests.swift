@@ -1,0 +1,90 @@
+import Crypto
+import Dispatch
+import LoopsyPOSIX
+import Testing
+@testable import LoopsyTransfer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The writer between a pushed body and its file, writing into a pipe that the test drains
+/// when it chooses: a disk that stops, then catches up.
+@Suite struct UploadWriterTests {
+    /// Reads the pipe to its end on a thread of its own once `go` is signalled.
+    final class Drain: @unchecked Sendable {
+        let go = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        var bytes: [UInt8] = []
+
+        init(_ fd: Int32) {
+            DispatchQueue.global().async { [self] in
+                go.wait()
+                var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 { break }
+                    bytes += buffer[..<count]
+                }
+                done.signal()
+            }
+        }
+    }
+
+    /// Past 8 MiB queued the upload takes no more, without waiting on the caller's thread (an
+    /// HTTP worker); the room callback comes once the disk catches up, and every byte reaches
+    /// the file in order with the right SHA-256.
+    @Test func aFullQueueAsksTheCallerToHoldOffInsteadOfWaiting() throws {
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read) }
+        let drain = Drain(pipe.read)
+        let writer = try #require(UploadWriter.start(fd: pipe.write))
+        let piece = (0..<(64 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 9) }
+        var sent: [UInt8] = []
+        // Nothing drains: the writer is stuck in its first write, and each submit returns at once.
+        while sent.count <= UploadWriter.maxQueuedBytes + piece.count {
+            try writer.submit(piece)
+            sent += piece
+        }
+        let room = DispatchSemaphore(value: 0)
+        #expect(writer.whenRoom { room.signal() })
+        #expect(room.wait(timeout: .now() + 0.3) == .timedOut)
+        drain.go.signal()
+        #expect(room.wait(timeout: .now() + 10) == .success)
+        // With room again, the upload goes on until its end.
+        try writer.submit(piece)
+        sent += piece
+        #expect(!writer.whenRoom { Issue.record("no room was asked for") })
+        writer.end()
+        let outcome = writer.finish()
+        close(pipe.write)
+        #expect(drain.done.wait(timeout: .now() + 10) == .success)
+        #expect(drain.bytes == sent)
+        #expect(outcome.error == nil)
+        #expect(outcome.digest == SHA256.hash(data: sent).map { String($0, radix: 16).leftPadded }.joined())
+    }
+
+    /// An upload that stops while it waits for room is let go of: the callback still comes.
+    @Test func aCancelledUploadLetsItsWaitingCallerGo() throws {
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read) }
+        let drain = Drain(pipe.read)
+        let writer = try #require(UploadWriter.start(fd: pipe.write))
+        let piece = [UInt8](repeating: 0x5A, count: 1 << 20)
+        for _ in 0...(UploadWriter.maxQueuedBytes >> 20) { try writer.submit(piece) }
+        let room = DispatchSemaphore(value: 0)
+        #expect(writer.whenRoom { room.signal() })
+        // The writer finishes the one write it is in once the pipe drains, then stops.
+        drain.go.signal()
+        writer.cancel()
+        #expect(room.wait(timeout: .now() + 10) == .success)
+        #expect(writer.finish().digest == nil)
+        #expect(throws: (any Error).self) { try writer.submit(piece) }
+        close(pipe.write)
+        #expect(drain.done.wait(timeout: .now() + 10) == .success)
+    }
+}
+
+private extension String {
+    var leftPadded: String { count == 1 ? "0" + self : self }
+}
