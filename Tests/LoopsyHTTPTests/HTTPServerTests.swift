@@ -202,6 +202,66 @@ import Glibc
         #expect(answer.1 == "\(body.count) \(Self.checksum(body))")
     }
 
+    /// The same with a chunked body in small chunks: MHD goes on through the chunks in its
+    /// buffer without waiting for the resume, so the handler is offered bytes while the body
+    /// is held; it takes none then, and none is lost or taken twice.
+    @Test func aHeldChunkedBodyArrivesWhole() throws {
+        let handler = HoldingHandler()
+        let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0, threads: 1))
+        try server.start()
+        defer { server.stop() }
+        let body = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 5 &+ $0 >> 11) }
+        // 1 KiB chunks, written as one stream, so that MHD's buffer holds many at a time.
+        var request = Array("POST /hold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8)
+        for start in stride(from: 0, to: body.count, by: 1024) {
+            let chunk = body[start..<min(start + 1024, body.count)]
+            request += Array((String(chunk.count, radix: 16) + "\r\n").utf8) + chunk + Array("\r\n".utf8)
+        }
+        request += Array("0\r\n\r\n".utf8)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = PlainMutex<String?>(nil)
+        let port = server.port
+        DispatchQueue.global().async { [request] in
+            let answer = Self.exchange(request, port: port)
+            outcome.withLock { $0 = answer }
+            done.signal()
+        }
+        for _ in 0..<500 where handler.sinks.withLock({ $0.isEmpty }) { usleep(10_000) }
+        let sink = try #require(handler.sinks.withLock { $0.first })
+        #expect(sink.held.wait(timeout: .now() + 10) == .success)
+        usleep(200_000)
+        let heldAt = sink.received
+        usleep(200_000)
+        #expect(sink.received == heldAt)
+        sink.release()
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        #expect(outcome.withLock { $0 } == "\(body.count) \(Self.checksum(body))")
+    }
+
+    /// Sends `request` to 127.0.0.1:`port` and gives the body of the answer (after its head).
+    private static func exchange(_ request: [UInt8], port: UInt16) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0, (try? FileIO.writeAll(fd, request)) != nil else { return "" }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            answer += buffer[..<count]
+        }
+        let end: [UInt8] = [13, 10, 13, 10]
+        guard let head = (0..<max(0, answer.count - 3)).first(where: { Array(answer[$0..<$0 + 4]) == end }) else { return "" }
+        return String(decoding: answer[(head + 4)...], as: UTF8.self)
+    }
+
     /// Stopping with a body held lets go of it first: MHD aborts the process when stopped with
     /// a connection suspended.
     @Test func stoppingLetsGoOfAHeldBody() throws {
