@@ -223,6 +223,8 @@ public final class Daemon: Sendable {
         // Pushed files being stored likewise: answered, or removed and refused.
         node.transfer.finishStores()
         servers.forEach { $0.stop() }
+        // Uploads cut off by the stop remove their partial files.
+        node.transfer.finishDiscards()
         auditLog.stop()
         unlink(options.dataDir.pidFile)
         unlink(options.dataDir.portFile)

@@ -186,6 +186,12 @@ public final class TransferService: Sendable {
         _ = Clock.waitUntil(60, { self.finishes.withLock { state in state.open.values.allSatisfy { $0.stage.withLock { $0 != .storing } } } })
     }
 
+    /// For a stopping daemon, once its connections are closed: waits up to `seconds` for the
+    /// uploads they ended to remove their partial files (their writers do, off the HTTP workers).
+    public func finishDiscards(waitingUpTo seconds: Double = 10) {
+        _ = Clock.waitUntil(seconds, { UploadWriter.cleanupsPending.load(ordering: .relaxed) == 0 })
+    }
+
     /// Takes pushed files again after `finishStores` (a daemon started again in one process).
     public func reopenStores() { finishes.withLock { $0.closed = false } }
 

@@ -288,16 +288,25 @@ public final class Upload: Sendable {
         state.writer = writer
     }
 
+    /// Removes the temporary file. A writer still running does it on its own thread once it is
+    /// out of the write it is in: the caller, often an HTTP worker, waits neither for that
+    /// write nor for the unlink of a large file.
     private static func discard(_ state: inout State) {
-        // The writer stops using the descriptor before it is closed (at most one write).
-        state.writer?.cancel()
-        state.writer = nil
-        if state.fd >= 0 { close(state.fd) }
+        let (fd, directoryFD, temporary) = (state.fd, state.directoryFD, state.temporary)
         state.fd = -1
-        if let temporary = state.temporary, state.directoryFD >= 0 { unlinkat(state.directoryFD, temporary, 0) }
-        state.temporary = nil
-        if state.directoryFD >= 0 { close(state.directoryFD) }
         state.directoryFD = -1
+        state.temporary = nil
+        let cleanup: @Sendable () -> Void = {
+            if fd >= 0 { close(fd) }
+            if let temporary, directoryFD >= 0 { unlinkat(directoryFD, temporary, 0) }
+            if directoryFD >= 0 { close(directoryFD) }
+        }
+        if let writer = state.writer {
+            state.writer = nil
+            writer.abandon(then: cleanup)
+        } else {
+            cleanup()
+        }
     }
 
     /// Creates (if missing) and opens directory `name` inside `parent`, never following a

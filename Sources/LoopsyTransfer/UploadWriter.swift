@@ -24,6 +24,8 @@ final class UploadWriter: @unchecked Sendable {
     static let maxQueuedInAll = 64 << 20
     static let pieceBytes = 64 << 10
     private static let queuedInAll = Atomic<Int>(0)
+    /// Abandoned uploads whose temporary file is not removed yet (see `abandon`).
+    static let cleanupsPending = Atomic<Int>(0)
     /// Bytes written between two starts of write-out to disk: the fsync at the end then waits
     /// for the last few MiB, not for the whole file.
     static let writeBehind: Int64 = 8 << 20
@@ -44,6 +46,8 @@ final class UploadWriter: @unchecked Sendable {
         var resumeAt = 0
         /// Called once there is room again (`whenRoom`).
         var room: (@Sendable () -> Void)?
+        /// Runs on the writer's thread once it has stopped using `fd` (`abandon`).
+        var cleanup: (@Sendable () -> Void)?
         var ended = false
         var cancelled = false
         var error: APIError?
@@ -125,6 +129,22 @@ final class UploadWriter: @unchecked Sendable {
         _ = finish()
     }
 
+    /// Stops the writer like `cancel`, without waiting for the write it is in (a slow disk can
+    /// hold one for long, and the caller may be an HTTP worker): `cleanup` runs on the writer's
+    /// thread once it no longer uses `fd`, or here at once if it has stopped already.
+    func abandon(then cleanup: @escaping @Sendable () -> Void) {
+        let (stopped, wakeWriter) = state.withLock { state -> (Bool, Bool) in
+            if state.outcome != nil { return (true, false) }
+            state.cancelled = true
+            if state.cleanup == nil { Self.cleanupsPending.add(1, ordering: .relaxed) }
+            state.cleanup = cleanup
+            defer { state.writerWaiting = false }
+            return (false, state.writerWaiting)
+        }
+        if stopped { cleanup() }
+        if wakeWriter { work.signal() }
+    }
+
     /// Changes the state and wakes the writer if it waits for something to change.
     private func tellWriter(_ change: (inout State) -> Void) {
         let wakeWriter = state.withLock { state -> Bool in
@@ -180,12 +200,16 @@ final class UploadWriter: @unchecked Sendable {
                 }
                 // An upload still waiting for room is let go (it is ended or cancelled, so
                 // whatever it sends next is refused).
-                let room = state.withLock { state -> (@Sendable () -> Void)? in
+                let (room, cleanup) = state.withLock { state in
                     state.producerWaiting = false
-                    defer { state.room = nil }
-                    return state.room
+                    defer { state.room = nil; state.cleanup = nil }
+                    return (state.room, state.cleanup)
                 }
                 room?()
+                if let cleanup {
+                    cleanup()
+                    Self.cleanupsPending.subtract(1, ordering: .relaxed)
+                }
                 done.signal()
                 return
             case .bytes(let bytes):

@@ -83,6 +83,38 @@ import Glibc
         close(pipe.write)
         #expect(drain.done.wait(timeout: .now() + 10) == .success)
     }
+
+    /// An upload dropped while its writer is stuck in a write (a slow disk) does not wait for
+    /// it: the clean-up (closing and removing the partial file) runs on the writer's thread
+    /// once the write returns; dropped after the writer stopped, it runs at once.
+    @Test func anAbandonedUploadIsCleanedUpByItsWriterWithoutWaiting() throws {
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read) }
+        let drain = Drain(pipe.read)
+        let writer = try #require(UploadWriter.start(fd: pipe.write))
+        try writer.submit([UInt8](repeating: 1, count: 1 << 20))  // more than the pipe holds
+        // The writer is in its write once the pipe is full.
+        var queued: Int32 = 0
+        for _ in 0..<1000 where queued < 65_536 {
+            usleep(5_000)
+            _ = ioctl(pipe.read, UInt(FIONREAD), &queued)
+        }
+        #expect(queued >= 65_536)
+        let cleaned = DispatchSemaphore(value: 0)
+        let cleanedOn = PlainMutex<pthread_t?>(nil)
+        writer.abandon { cleanedOn.withLock { $0 = pthread_self() }; cleaned.signal() }
+        #expect(cleaned.wait(timeout: .now() + 0.3) == .timedOut)
+        #expect(UploadWriter.cleanupsPending.load(ordering: .relaxed) >= 1)
+        drain.go.signal()
+        #expect(cleaned.wait(timeout: .now() + 10) == .success)
+        #expect(cleanedOn.withLock { $0 }.map { pthread_equal($0, pthread_self()) == 0 } == true)
+        #expect(writer.finish().digest == nil)
+        let ranAtOnce = PlainMutex(false)
+        writer.abandon { ranAtOnce.withLock { $0 = true } }
+        #expect(ranAtOnce.withLock { $0 })
+        close(pipe.write)
+        #expect(drain.done.wait(timeout: .now() + 10) == .success)
+    }
 }
 
 private extension String {
