@@ -39,6 +39,9 @@ public final class BodyGate: Sendable {
 
     var isOpen: Bool { state.withLock { $0.open } }
 
+    /// A connection is suspended on the gate.
+    var isHolding: Bool { state.withLock { $0.connection != nil } }
+
     /// On MHD's thread, in the access handler: suspends `connection` until the gate opens.
     /// False, and nothing suspended, when it is open already.
     func hold(_ connection: OpaquePointer) -> Bool {

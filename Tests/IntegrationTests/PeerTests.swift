@@ -162,7 +162,7 @@ import Testing
             try process.run()
             return (process, out)
         }
-        #expect(eventually(20) { stall.connections == 3 })
+        #expect(eventually(20) { stall.connections >= 3 })
         // Time for every buffer on the way to fill (32 MiB each; loopback moves that in well under a second).
         usleep(1_500_000)
         for round in 0..<5 {

@@ -74,9 +74,16 @@ import Glibc
         for _ in 0...(UploadWriter.maxQueuedBytes >> 20) { try writer.submit(piece) }
         let room = DispatchSemaphore(value: 0)
         #expect(writer.whenRoom { room.signal() })
-        // The writer finishes the one write it is in once the pipe drains, then stops.
+        // Cancelled while stuck in a write, the writer stops once the pipe drains, and lets
+        // the waiting caller go then, with 9 MiB still queued.
+        let cancelled = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            writer.cancel()
+            cancelled.signal()
+        }
+        usleep(100_000)
         drain.go.signal()
-        writer.cancel()
+        #expect(cancelled.wait(timeout: .now() + 10) == .success)
         #expect(room.wait(timeout: .now() + 10) == .success)
         #expect(writer.finish().digest == nil)
         #expect(throws: (any Error).self) { try writer.submit(piece) }

@@ -37,7 +37,15 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
         var fd: Int32
         var pending: [UInt8] = []
         var gate: BodyGate?
+        /// When the uploader began to wait (monotonic seconds), while it does.
+        var heldSince: Double?
     }
+    /// A peer that takes none of the body for this long has the call stopped: a held upload
+    /// holds no thread of ours, but its connection and a relay thread, and MHD never times out
+    /// a suspended connection.
+    static let bodyStallLimit: Double = 120
+    /// Set when the call was stopped for that.
+    private let bodyStalled = Atomic<Bool>(false)
     private let body: PlainMutex<BodyState>
     private let cancelled = Atomic<Bool>(false)
     private let answered = Atomic<Bool>(false)
@@ -115,6 +123,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
                     read: hasBody ? { relay.readBody(into: $0) } : nil,
                     isCancelled: {
                         relay.cancelled.load(ordering: .relaxed) || relay.answer.isAbandoned || relay.uploaderGone
+                            || relay.bodyStalledTooLong()
                     },
                     onHead: { status, headers in relay.answer(status: status, headers: headers) },
                     onData: { relay.forward($0) })
@@ -125,6 +134,9 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
             } catch {
                 if relay.answered.load(ordering: .acquiring) {
                     relay.stream.abort()
+                } else if relay.bodyStalled.load(ordering: .relaxed) {
+                    relay.fail(APIError.badGateway("\(target.name) took none of the request body for "
+                        + "\(Int(bodyStallLimit)) s; the call was stopped"))
                 } else if !relay.cancelled.load(ordering: .relaxed) {
                     relay.fail(target.describe(error, "\(method) /\(path)"))
                 }
@@ -170,6 +182,12 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     func consume(_ bytes: UnsafeBufferPointer<UInt8>) -> BodyIntake {
         body.withLock { body -> BodyIntake in
             guard body.fd >= 0, let base = bytes.baseAddress else { return .taken }
+            if !body.pending.isEmpty {
+                // Offered while bytes still wait (only when a stopping server let the uploader
+                // go): they stay behind those, never ahead.
+                body.pending += bytes
+                return .held(hold(&body))
+            }
             var offset = 0
             while offset < bytes.count {
                 let written = write(body.fd, base + offset, bytes.count - offset)
@@ -178,15 +196,36 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
                 } else if errno == EAGAIN {
                     // Kept until curl has read; the gate opens then (or when curl stops).
                     body.pending = Array(bytes[offset...])
-                    let gate = BodyGate()
-                    body.gate = gate
-                    return .held(gate)
+                    return .held(hold(&body))
                 } else if errno != EINTR {
                     return .taken  // curl stopped reading: its outcome becomes the answer
                 }
             }
             return .taken
         }
+    }
+
+    private func hold(_ body: inout BodyState) -> BodyGate {
+        let gate = BodyGate()
+        body.gate = gate
+        if body.heldSince == nil { body.heldSince = Clock.monotonicSeconds() }
+        return gate
+    }
+
+    /// Lets the uploader go on; what still waits is dropped.
+    private static func release(_ body: inout BodyState) {
+        body.pending = []
+        body.gate?.open()
+        body.gate = nil
+        body.heldSince = nil
+    }
+
+    /// True (and remembered) once the uploader has waited past `bodyStallLimit`.
+    private func bodyStalledTooLong() -> Bool {
+        let since = body.withLock { $0.heldSince }
+        guard let since, Clock.monotonicSeconds() - since > Self.bodyStallLimit else { return false }
+        bodyStalled.store(true, ordering: .relaxed)
+        return true
     }
 
     /// On curl's thread after it read from the pipe: moves what waits into the room made, and
@@ -197,29 +236,21 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
             let written = body.pending.withUnsafeBytes { write(body.fd, $0.baseAddress, $0.count) }
             if written > 0 { body.pending.removeFirst(written) }
             if body.pending.isEmpty || (written < 0 && errno != EAGAIN && errno != EINTR) {
-                body.pending = []
-                body.gate?.open()
-                body.gate = nil
+                Self.release(&body)
             }
         }
     }
 
     /// Lets a held uploader go on, its waiting bytes dropped (curl is done with the body).
     private func openBody() {
-        body.withLock { body in
-            body.pending = []
-            body.gate?.open()
-            body.gate = nil
-        }
+        body.withLock { Self.release(&$0) }
     }
 
     private func closeBody() {
         body.withLock { body in
             if body.fd >= 0 { _ = Glibc.close(body.fd) }
             body.fd = -1
-            body.pending = []
-            body.gate?.open()
-            body.gate = nil
+            Self.release(&body)
         }
     }
 
@@ -280,7 +311,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     /// Hands bytes to the client, waiting while it is behind; false stops the relay.
     private func forward(_ bytes: [UInt8]) -> Bool {
         while !stream.write(bytes) {
-            if stream.isClosed || cancelled.load(ordering: .relaxed) || answer.isAbandoned { return false }
+            if stream.isClosed || cancelled.load(ordering: .relaxed) || answer.isAbandoned || uploaderGone { return false }
             usleep(2_000)
         }
         return true
