@@ -59,6 +59,8 @@ def commands(path):
     defined = set(re.findall(r"^\s*([\w-]+)\s*\(\)\s*\{", text, re.M))
     found = set()
     for line in text.splitlines():
+        # `; do cmd`: the separator's match takes the keyword, so the keyword gets one too.
+        line = re.sub(r"\b(then|do|else)\b", r"\1;", line)
         for word in COMMAND_POSITION.findall(line):
             if word not in SHELL_WORDS and word not in defined and not word.startswith("loopsy_"):
                 found.add(word)
