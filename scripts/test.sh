@@ -8,9 +8,9 @@ source scripts/lib.sh
 
 # Multi-host tests: network namespaces (iproute2) each with its own dbus and avahi-daemon;
 # openssl, sqlite3 and curl check what the daemons wrote and sent; chromium and its driver
-# run the dashboard tests in a real browser.
+# run the dashboard tests in a real browser; fuse3 mounts the slow disk of the durability tests.
 LOOPSY_TEST_PACKAGES="iproute2 dbus-daemon dbus-bin avahi-daemon avahi-utils openssl sqlite3 curl util-linux
-    python3 python3-venv tcpdump chromium chromium-driver tmux"
+    python3 python3-venv tcpdump chromium chromium-driver tmux fuse3 libfuse3-3"
 loopsy_apt $LOOPSY_BUILD_PACKAGES $LOOPSY_TEST_PACKAGES
 # Every program the scripts call is installed by them (a fresh machine has only the base system).
 loopsy_log "checking the scripts' programs against what they install"
@@ -63,6 +63,11 @@ bash Tests/Fuzz/run.sh 15
 # .build/test-artifacts/dashboard.
 loopsy_log "dashboard tests (chromium + selenium)"
 python_suite dashboard Tests/Dashboard
+
+# A stopping daemon with pushed files still being stored, on a FUSE mount whose fsync is slow
+# (needs /dev/fuse and root, as in CI).
+loopsy_log "slow-disk tests (FUSE)"
+python_suite slowdisk Tests/SlowDisk
 
 # The Debian package, built and installed on this machine (needs root, as in CI; without it
 # the script says so and fails).
