@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension StringProtocol {
     /// A–Z folded to a–z and nothing else: how HTTP header names (RFC 9110 tokens) and host
     /// names (RFC 4343) compare. Unicode folding would also turn "K" (U+212A, the Kelvin sign)
@@ -6,6 +10,28 @@ extension StringProtocol {
     public func asciiLowercased() -> String {
         let isUpper = { (byte: UInt8) in byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
         guard utf8.contains(where: isUpper) else { return String(self) }
-        return String(decoding: utf8.map { isUpper($0) ? $0 + 32 : $0 }, as: UTF8.self)
+        let bytes = utf8
+        return String(unsafeUninitializedCapacity: bytes.count) { buffer in
+            var count = 0
+            for byte in bytes {
+                buffer[count] = isUpper(byte) ? byte + 32 : byte
+                count += 1
+            }
+            return count
+        }
+    }
+}
+
+extension String {
+    /// A NUL-terminated header name, lower-cased as it is copied (one pass, no second string).
+    init(asciiLowercasing name: UnsafePointer<CChar>) {
+        let length = strlen(name)
+        self.init(unsafeUninitializedCapacity: length) { buffer in
+            for index in 0..<length {
+                let byte = UInt8(bitPattern: name[index])
+                buffer[index] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+            }
+            return length
+        }
     }
 }

@@ -360,8 +360,7 @@ public final class HTTPServer: @unchecked Sendable {
         _ = MHD_get_connection_values(connection, kind, { cls, _, key, value in
             guard let cls, let key else { return .YES }
             let collector = Unmanaged<Collector>.fromOpaque(cls).takeUnretainedValue()
-            var name = String(cString: key)
-            if collector.lowercase { name = name.asciiLowercased() }
+            let name = collector.lowercase ? String(asciiLowercasing: key) : String(cString: key)
             let text = value.map { String(cString: $0) } ?? ""
             if let previous = collector.values[name] {
                 collector.values[name] = previous + ", " + text

@@ -1,4 +1,4 @@
-import LoopsyHTTP
+@testable import LoopsyHTTP
 import Testing
 
 @Suite struct ASCIICaseTests {
@@ -6,6 +6,8 @@ import Testing
                       ("LEO.Local", "leo.local"), ("CAFÉ", "cafÉ"), ("coo\u{212A}ie", "coo\u{212A}ie")])
     func foldsOnlyASCIICapitals(text: String, folded: String) {
         #expect(text.asciiLowercased() == folded)
+        #expect(text.withCString { String(asciiLowercasing: $0) } == folded)
+        #expect(text[...].asciiLowercased() == folded)
     }
 
     /// A Kelvin sign (U+212A) folds to "k" in Unicode: such a header is not Cookie.

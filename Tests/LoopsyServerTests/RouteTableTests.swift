@@ -168,11 +168,13 @@ import Testing
     let policy = HostPolicy(hostnames: ["leo"])
 
     @Test(arguments: ["127.0.0.1:19532", "localhost", "LOCALHOST:1", "[::1]:19532", "10.1.2.3", "leo", "leo.local:19532",
-                      "app.localhost", "localhost.", "LEO.Local:1", "[::1]", "::1", "192.168.0.10:8080"])
+                      "app.localhost", "localhost.", "LEO.Local:1", "[::1]", "::1", "192.168.0.10:8080", "127.0.0.1.",
+                      "127.0.0.1.:80", "[FE80::1]:80", "FE80::1"])
     func acceptsThisNode(host: String) { #expect(policy.allows(host: host)) }
 
     @Test(arguments: ["evil.com", "127.0.0.1.evil.com", "leo.evil.com", "localhost.evil.com:80", "300.1.1.1", "1.2.3",
-                      "1.2.3.4.5", "1..2.3", "1.2.3.4444", "[evil.com]:80", "LEO.EVIL.COM"])
+                      "1.2.3.4.5", "1..2.3", "1.2.3.4444", "[evil.com]:80", "LEO.EVIL.COM", ":80",
+                      "1.2.3.4..", ".1.2.3.4", "1.2.3.256:80", "1.2.3.4 "])
     func refusesOtherNames(host: String) { #expect(!policy.allows(host: host)) }
 
     @Test func originMustBeTheSameOrigin() {

@@ -40,20 +40,35 @@ public struct HostPolicy: Sendable {
     }
 
     public func allows(host hostHeader: String?) -> Bool {
-        guard let hostHeader, !hostHeader.isEmpty else { return true }  // HTTP/1.0 without Host
+        guard var hostHeader, !hostHeader.isEmpty else { return true }  // HTTP/1.0 without Host
+        // An IPv4 literal (most requests: 127.0.0.1:port) is recognised on the header's bytes,
+        // without building any string.
+        if hostHeader.withUTF8({ Self.isIPv4Literal(host: $0) }) { return true }
         var host = Self.hostName(hostHeader)
         if host.utf8.last == UInt8(ascii: ".") { host = String(host.dropLast()) }
         return HostAddress.isIPLiteral(host) || names.contains(host) || host.hasSuffix(".localhost")
     }
 
+    /// Is the host of `header` (its port, if any, left out) an IPv4 literal?
+    private static func isIPv4Literal(host header: UnsafeBufferPointer<UInt8>) -> Bool {
+        var end = header.count
+        if let colon = header.firstIndex(of: UInt8(ascii: ":")) {
+            // host:port; a second colon means IPv6, which the slower path handles.
+            guard !header[(colon + 1)...].contains(UInt8(ascii: ":")) else { return false }
+            end = colon
+        }
+        if end > 0 && header[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        return HostAddress.isIPLiteral(bytes: header[..<end])
+    }
+
     /// Host and Origin of a request, or the 403 that refuses it.
     public func check(_ request: HTTPRequest) throws {
-        let host = request.header("host")
+        let host = request.headers["host"]
         guard allows(host: host) else {
             throw APIError.forbidden("Host '\(host ?? "")' does not name this node; use its IP address or localhost",
                                      code: .hostForbidden)
         }
-        guard allows(origin: request.header("origin"), host: host) else {
+        guard allows(origin: request.headers["origin"], host: host) else {
             throw APIError.forbidden("cross-origin requests are refused", code: .originForbidden)
         }
     }
