@@ -6,10 +6,13 @@ public enum HostAddress {
     }
 
     /// An IPv4 dotted quad or an IPv6 literal (no name lookup).
-    public static func isIPLiteral(_ host: String) -> Bool { isIPLiteral(bytes: host.utf8) }
+    public static func isIPLiteral(_ host: String) -> Bool {
+        var host = host
+        return host.withUTF8 { isIPLiteral(bytes: $0) }
+    }
 
     /// The same on bytes (hex digits of IPv6 in lower case).
-    public static func isIPLiteral<Bytes: Collection<UInt8>>(bytes: Bytes) -> Bool {
+    public static func isIPLiteral(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         if bytes.contains(UInt8(ascii: ":")) {
             return bytes.allSatisfy { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || isHexDigit($0) }
         }

@@ -58,7 +58,7 @@ public struct HostPolicy: Sendable {
             end = colon
         }
         if end > 0 && header[end - 1] == UInt8(ascii: ".") { end -= 1 }
-        return HostAddress.isIPLiteral(bytes: header[..<end])
+        return HostAddress.isIPLiteral(bytes: UnsafeBufferPointer(rebasing: header[..<end]))
     }
 
     /// Host and Origin of a request, or the 403 that refuses it.
