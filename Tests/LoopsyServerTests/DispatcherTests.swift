@@ -64,6 +64,14 @@ import Testing
         #expect(send("GET", "/api/v1/status").0 == 200)
         #expect(send("GET", "/api/v1/status", auth: String(repeating: "h", count: 40)).0 == 200)
         #expect(send("GET", "/api/v1/health", auth: nil).0 == 200)
+        // The scheme's name in any case; nothing else in its place.
+        for scheme in ["bearer ", "BEARER ", "bEaReR "] {
+            #expect(send("GET", "/api/v1/status", auth: nil, headers: ["authorization": scheme + key]).0 == 200)
+        }
+        for scheme in ["Bearer\t", "Bearer\0", "Bearer:", "Basic  ", "Bearér ", "B\u{212A}arer "] {
+            let refused = send("GET", "/api/v1/status", auth: nil, headers: ["authorization": scheme + key])
+            #expect(refused.0 == 401 && refused.1?.error.message.contains("must be 'Bearer") == true, "\(scheme)")
+        }
         // Unknown paths do not reveal themselves without credentials.
         #expect(send("GET", "/api/v1/nothing", auth: nil).0 == 401)
         #expect(send("GET", "/api/v1/nothing").0 == 404)
