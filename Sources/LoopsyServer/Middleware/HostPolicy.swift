@@ -19,46 +19,31 @@ public struct HostPolicy: Sendable {
         self.names = names
     }
 
-    /// Host without port, lower-cased, brackets removed from IPv6 literals.
-    static func hostName(_ hostHeader: String) -> String {
-        let bytes = hostHeader.utf8
-        let name: Substring.UTF8View
-        if bytes.first == UInt8(ascii: "[") {
-            let end = bytes.firstIndex(of: UInt8(ascii: "]")) ?? bytes.endIndex
-            name = bytes[bytes.index(after: bytes.startIndex)..<end]
-        } else {
+    /// The host in a Host header: its port and IPv6 brackets left out, and one trailing dot.
+    private static func hostPart(_ header: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        var range = 0..<header.count
+        if header.first == UInt8(ascii: "[") {
+            range = 1..<(header.firstIndex(of: UInt8(ascii: "]")) ?? header.count)
+        } else if let colon = header.firstIndex(of: UInt8(ascii: ":")),
+                  !header[(colon + 1)...].contains(UInt8(ascii: ":")) {
             // One colon is host:port; more is a bare IPv6 literal.
-            var colons = 0
-            var colon = bytes.endIndex
-            for index in bytes.indices where bytes[index] == UInt8(ascii: ":") {
-                colons += 1
-                colon = index
-            }
-            name = bytes[..<(colons == 1 ? colon : bytes.endIndex)]
+            range = 0..<colon
         }
-        return Substring(name).asciiLowercased()
+        if !range.isEmpty && header[range.upperBound - 1] == UInt8(ascii: ".") { range = range.dropLast() }
+        return UnsafeBufferPointer(rebasing: header[range])
     }
 
+    /// Works on the header's bytes: an IP literal (most requests: 127.0.0.1:port) is
+    /// recognised without building a string.
     public func allows(host hostHeader: String?) -> Bool {
         guard var hostHeader, !hostHeader.isEmpty else { return true }  // HTTP/1.0 without Host
-        // An IPv4 literal (most requests: 127.0.0.1:port) is recognised on the header's bytes,
-        // without building any string.
-        if hostHeader.withUTF8({ Self.isIPv4Literal(host: $0) }) { return true }
-        var host = Self.hostName(hostHeader)
-        if host.utf8.last == UInt8(ascii: ".") { host = String(host.dropLast()) }
-        return HostAddress.isIPLiteral(host) || names.contains(host) || host.hasSuffix(".localhost")
-    }
-
-    /// Is the host of `header` (its port, if any, left out) an IPv4 literal?
-    private static func isIPv4Literal(host header: UnsafeBufferPointer<UInt8>) -> Bool {
-        var end = header.count
-        if let colon = header.firstIndex(of: UInt8(ascii: ":")) {
-            // host:port; a second colon means IPv6, which the slower path handles.
-            guard !header[(colon + 1)...].contains(UInt8(ascii: ":")) else { return false }
-            end = colon
+        return hostHeader.withUTF8 { header in
+            let host = Self.hostPart(header)
+            if HostAddress.isIPLiteral(bytes: host) { return true }
+            let name = String(decoding: host, as: UTF8.self).asciiLowercased()
+            // Lower-cased, an IPv6 literal in capitals is one too.
+            return HostAddress.isIPLiteral(name) || names.contains(name) || name.hasSuffix(".localhost")
         }
-        if end > 0 && header[end - 1] == UInt8(ascii: ".") { end -= 1 }
-        return HostAddress.isIPLiteral(bytes: UnsafeBufferPointer(rebasing: header[..<end]))
     }
 
     /// Host and Origin of a request, or the 403 that refuses it.
