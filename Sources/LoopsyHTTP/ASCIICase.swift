@@ -8,13 +8,12 @@ extension StringProtocol {
     /// into "k", so a name that is not `cookie` could be read as one. Runs on every request:
     /// text without capitals is returned as it is.
     public func asciiLowercased() -> String {
-        let isUpper = { (byte: UInt8) in byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
-        guard utf8.contains(where: isUpper) else { return String(self) }
+        guard utf8.contains(where: ASCIICase.isUpper) else { return String(self) }
         let bytes = utf8
         return String(unsafeUninitializedCapacity: bytes.count) { buffer in
             var count = 0
             for byte in bytes {
-                buffer[count] = isUpper(byte) ? byte + 32 : byte
+                buffer[count] = ASCIICase.lower(byte)
                 count += 1
             }
             return count
@@ -22,15 +21,17 @@ extension StringProtocol {
     }
 }
 
+enum ASCIICase {
+    static func isUpper(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
+    static func lower(_ byte: UInt8) -> UInt8 { isUpper(byte) ? byte + 32 : byte }
+}
+
 extension String {
     /// A NUL-terminated header name, lower-cased as it is copied (one pass, no second string).
     init(asciiLowercasing name: UnsafePointer<CChar>) {
         let length = strlen(name)
         self.init(unsafeUninitializedCapacity: length) { buffer in
-            for index in 0..<length {
-                let byte = UInt8(bitPattern: name[index])
-                buffer[index] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
-            }
+            for index in 0..<length { buffer[index] = ASCIICase.lower(UInt8(bitPattern: name[index])) }
             return length
         }
     }

@@ -102,12 +102,8 @@ public final class Authenticator: Sendable {
             return .failure(.unauthorized("missing credentials: send 'Authorization: Bearer <api key>' "
                 + "(the key is in config.yaml; `loopsy key show` prints it)"))
         }
-        // "Bearer " in any case, compared on bytes (it runs on every request): for a letter,
-        // byte | 0x20 is its lower case, and only its two cases map there.
-        let scheme = authorization.utf8.prefix(7)
-        guard scheme.count == 7, zip(scheme, "bearer ".utf8).allSatisfy({ sent, expected in
-            expected == UInt8(ascii: " ") ? sent == expected : sent | 0x20 == expected
-        }) else {
+        // "Bearer " in any case (ASCII folding only: it runs on every request).
+        guard String(decoding: authorization.utf8.prefix(7), as: UTF8.self).asciiLowercased() == "bearer " else {
             return .failure(.unauthorized("the Authorization header must be 'Bearer <api key>'"))
         }
         let token = authorization.dropFirst(7).trimming()
