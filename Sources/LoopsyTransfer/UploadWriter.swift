@@ -54,7 +54,7 @@ final class UploadWriter: @unchecked Sendable {
         var outcome: Outcome?
     }
 
-    /// The file's descriptor: its owner closes it only once `finish` or `cancel` returned.
+    /// The file's descriptor: its owner closes it once `finish` returned, or hands that to `abandon`.
     private let fd: Int32
     private let state = PlainMutex(State())
     private let work = DispatchSemaphore(value: 0)
@@ -102,7 +102,7 @@ final class UploadWriter: @unchecked Sendable {
 
     /// After `submit`: false when the upload may take more bytes now. Otherwise true, and
     /// `room` is called once, on the writer's thread, when it may: enough is written, or the
-    /// writer stopped (an error, `cancel`, or every byte written).
+    /// writer stopped (an error, `abandon`, or every byte written).
     func whenRoom(_ room: @escaping @Sendable () -> Void) -> Bool {
         state.withLock { state in
             guard state.producerWaiting, state.outcome == nil else { return false }
@@ -118,20 +118,13 @@ final class UploadWriter: @unchecked Sendable {
     func finish() -> Outcome {
         if let outcome = state.withLock({ $0.outcome }) { return outcome }
         done.wait()
-        done.signal()  // a later caller (cancel after finish) does not wait
+        done.signal()  // a later call does not wait
         return state.withLock { $0.outcome } ?? Outcome(digest: nil, error: nil)
     }
 
-    /// Stops the writer (what is queued is dropped) and waits until it no longer uses `fd`:
-    /// at most the write it is in.
-    func cancel() {
-        tellWriter { $0.cancelled = true }
-        _ = finish()
-    }
-
-    /// Stops the writer like `cancel`, without waiting for the write it is in (a slow disk can
-    /// hold one for long, and the caller may be an HTTP worker): `cleanup` runs on the writer's
-    /// thread once it no longer uses `fd`, or here at once if it has stopped already.
+    /// Stops the writer (what is queued is dropped) without waiting for the write it is in (a
+    /// slow disk can hold one for long, and the caller may be an HTTP worker): `cleanup` runs
+    /// on the writer's thread once it no longer uses `fd`, or here at once if it has stopped.
     func abandon(then cleanup: @escaping @Sendable () -> Void) {
         let (stopped, wakeWriter) = state.withLock { state -> (Bool, Bool) in
             if state.outcome != nil { return (true, false) }
@@ -188,7 +181,7 @@ final class UploadWriter: @unchecked Sendable {
                 work.wait()
                 continue
             case .stop:
-                state.withLock { state in
+                let (room, cleanup) = state.withLock { state in
                     // What a cancel dropped leaves the count of all uploads.
                     let dropped = state.items[state.head...].reduce(0) { $0 + $1.count }
                     Self.queuedInAll.subtract(dropped, ordering: .relaxed)
@@ -197,10 +190,8 @@ final class UploadWriter: @unchecked Sendable {
                     state.queuedBytes = 0
                     state.outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
                                             error: state.error)
-                }
-                // An upload still waiting for room is let go (it is ended or cancelled, so
-                // whatever it sends next is refused).
-                let (room, cleanup) = state.withLock { state in
+                    // An upload still waiting for room is let go (it is ended or cancelled, so
+                    // whatever it sends next is refused).
                     state.producerWaiting = false
                     defer { state.room = nil; state.cleanup = nil }
                     return (state.room, state.cleanup)

@@ -78,7 +78,8 @@ import Glibc
         // the waiting caller go then, with 9 MiB still queued.
         let cancelled = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
-            writer.cancel()
+            writer.abandon {}
+            _ = writer.finish()
             cancelled.signal()
         }
         usleep(100_000)
