@@ -24,7 +24,8 @@ public enum Routes {
             OperationDoc.Response(status: 200, description: "Whatever the peer answers (status, body and headers)",
                                   schema: nil),
             .error(404, "Unknown peer"), .error(409, "The name matches several peers"),
-            .error(502, "The peer is unreachable or presented a TLS key other than the pinned one")]
+            .error(502, "The peer is unreachable, presented a TLS key other than the pinned one, or took none of "
+                + "the request body for 120 s")]
         return [
             Route(.get, API.aiTasks, access: .grant(.tasks), doc: OperationDoc(
                 "listTasks", "Claude Code tasks on this node, newest first", tag: "ai-tasks",
