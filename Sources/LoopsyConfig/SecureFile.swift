@@ -16,13 +16,16 @@ public struct FileError: Error, CustomStringConvertible {
 /// Writes files that may hold secrets: created with the given mode from the start (never
 /// briefly world-readable), fsynced, and renamed into place so readers see old or new, whole.
 public enum SecureFile {
-    public static func write(_ path: String, contents: String, mode: mode_t = 0o600) throws {
+    /// `durable: false` skips the fsync, for files that describe only the running process (the
+    /// daemon's pid and port): a crash makes them stale anyway, and their readers check that.
+    /// Readers still never see a half-written file (the rename is atomic).
+    public static func write(_ path: String, contents: String, mode: mode_t = 0o600, durable: Bool = true) throws {
         let temporary = path + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw FileError(path: temporary, operation: "create", errno: errno) }
         var ok = fchmod(fd, mode) == 0
         ok = ok && (try? FileIO.writeAll(fd, contents)) != nil
-        ok = ok && fsync(fd) == 0
+        ok = ok && (!durable || fsync(fd) == 0)
         let savedErrno = errno
         close(fd)
         guard ok else {
