@@ -228,6 +228,11 @@ public final class Daemon: Sendable {
         // Uploads cut off by the stop remove their partial files.
         node.transfer.finishDiscards()
         auditLog.stop()
+        do {
+            try node.pool.checkpoint()
+        } catch {
+            node.logger.warn("could not checkpoint the database at stop (the next start replays its WAL): \(error)")
+        }
         unlink(options.dataDir.pidFile)
         unlink(options.dataDir.portFile)
         node.logger.info("loopsyd stopped")

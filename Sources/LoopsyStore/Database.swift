@@ -113,6 +113,14 @@ public final class DatabasePool: Sendable {
         try writer.withLock { database in try body(database) }
     }
 
+    /// Copies the WAL into the database file and empties it. A stopping daemon calls this last:
+    /// the file alone then holds everything (a copy of it is a backup), and the next start does
+    /// not read back a WAL that grew over many runs (opening replays the whole WAL). It waits
+    /// (up to the busy timeout) for readers still in a transaction.
+    public func checkpoint() throws {
+        try write { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE);") }
+    }
+
     /// Runs `body` on a reader connection, opened on first need and reused afterwards.
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         let database = try readers.withLock { $0.popLast() } ?? Database(path: path)

@@ -33,9 +33,19 @@ import Testing
         defer { node.cleanUp() }
         try node.start()
         let first = try node.client.health().nodeId
+        _ = try node.client.contextSet("kept", value: "in the file", ttl: nil)
         #expect(FileManager.default.fileExists(atPath: node.dataDir + "/daemon.pid"))
         #expect(node.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: node.dataDir + "/daemon.pid"))
+        // The stop checkpointed: the WAL is empty and loopsy.db alone holds everything (a copy of
+        // it is a whole backup), so the next start has no WAL to replay.
+        let wal = (try? FileManager.default.attributesOfItem(atPath: node.dataDir + "/loopsy.db-wal")[.size] as? Int) ?? 0
+        #expect(wal == 0)
+        let copy = node.dataDir + "/copy.db"
+        try FileManager.default.copyItem(atPath: node.dataDir + "/loopsy.db", toPath: copy)
+        let values = try Database(path: copy).prepare("SELECT value FROM context WHERE key = 'kept'")
+            .rows { $0.text(0) }
+        #expect(values == ["in the file"])
         try node.start()
         #expect(try node.client.health().nodeId == first)
     }
