@@ -18,12 +18,12 @@ let package = Package(
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
                        providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        // No pkgConfig: its cflags carry -D_REENTRANT, which SwiftPM refuses; the headers are in /usr/include.
-        .systemLibrary(name: "CAvahi", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "CPosix"),
 
         // libcurl, dlopened on first use (see its header): only libcurl4-gnutls-dev's headers at build time.
         .target(name: "CCurl"),
+        // avahi-client, dlopened when discovery starts (see its header): libavahi-client-dev's headers at build time.
+        .target(name: "CAvahi"),
         .target(name: "LoopsyPOSIX", dependencies: ["CPosix"]),
         .target(name: "LoopsyHTTP", dependencies: ["CMicroHTTPD", "LoopsyPOSIX"]),
         .target(name: "LoopsyAPI"),

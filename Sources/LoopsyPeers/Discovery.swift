@@ -44,13 +44,17 @@ public final class Discovery: @unchecked Sendable {
     }
 
     public func start() {
-        guard let poll = avahi_threaded_poll_new() else {
+        if let why = cavahi_load_error() {
+            logger.warn("mDNS disabled: \(String(cString: why)); peers can still be added with `loopsy peers add`")
+            return
+        }
+        guard let poll = cavahi_threaded_poll_new() else {
             logger.warn("mDNS disabled: cannot create the avahi poll loop")
             return
         }
         self.poll = poll
         connect()
-        avahi_threaded_poll_start(poll)
+        cavahi_threaded_poll_start(poll)
     }
 
     /// Withdraws the service and stops browsing (the daemon keeps its peers).
@@ -58,12 +62,12 @@ public final class Discovery: @unchecked Sendable {
         guard let poll else { return }
         // Retries run on `events` and read `self.poll`: after this, they find nothing to do.
         events.sync { self.poll = nil }
-        avahi_threaded_poll_stop(poll)
-        if let client { avahi_client_free(client) }  // frees its groups, browsers and resolvers
+        cavahi_threaded_poll_stop(poll)
+        if let client { cavahi_client_free(client) }  // frees its groups, browsers and resolvers
         client = nil
         group = nil
         browser = nil
-        avahi_threaded_poll_free(poll)
+        cavahi_threaded_poll_free(poll)
     }
 
     private var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
@@ -71,15 +75,15 @@ public final class Discovery: @unchecked Sendable {
     private func connect() {
         guard let poll else { return }
         var error: Int32 = 0
-        client = avahi_client_new(avahi_threaded_poll_get(poll), AVAHI_CLIENT_NO_FAIL, clientCallback, context, &error)
+        client = cavahi_client_new(cavahi_threaded_poll_get(poll), AVAHI_CLIENT_NO_FAIL, clientCallback, context, &error)
         guard client == nil else { return }
         // No system bus at all (NO_FAIL only covers a bus without avahi): try again later.
-        warnUnreachable(String(cString: avahi_strerror(error)))
+        warnUnreachable(String(cString: cavahi_strerror(error)))
         events.asyncAfter(deadline: .now() + .seconds(10)) { [weak self] in
             guard let self, let poll = self.poll else { return }
-            avahi_threaded_poll_lock(poll)
+            cavahi_threaded_poll_lock(poll)
             if self.client == nil { self.connect() }
-            avahi_threaded_poll_unlock(poll)
+            cavahi_threaded_poll_unlock(poll)
         }
     }
 
@@ -100,20 +104,20 @@ public final class Discovery: @unchecked Sendable {
             browse()
         case AVAHI_CLIENT_S_COLLISION, AVAHI_CLIENT_S_REGISTERING:
             // The host name is being (re)negotiated: withdraw until running again.
-            if let group { avahi_entry_group_reset(group) }
+            if let group { cavahi_entry_group_reset(group) }
         case AVAHI_CLIENT_CONNECTING:
             warnUnreachable("avahi-daemon is not on the system bus")
         case AVAHI_CLIENT_FAILURE:
-            let error = avahi_client_errno(client)
+            let error = cavahi_client_errno(client)
             group = nil
             browser = nil
-            avahi_client_free(client)
+            cavahi_client_free(client)
             self.client = nil
             if error == AVAHI_ERR_DISCONNECTED {
                 // avahi-daemon went away: wait for it to come back.
                 connect()
             } else {
-                logger.warn("mDNS stopped: \(String(cString: avahi_strerror(error)))")
+                logger.warn("mDNS stopped: \(String(cString: cavahi_strerror(error)))")
             }
         default:
             break
@@ -122,24 +126,24 @@ public final class Discovery: @unchecked Sendable {
 
     private func publish() {
         guard let client else { return }
-        if group == nil { group = avahi_entry_group_new(client, groupCallback, context) }
+        if group == nil { group = cavahi_entry_group_new(client, groupCallback, context) }
         guard let group else {
-            logger.warn("mDNS: cannot publish: \(String(cString: avahi_strerror(avahi_client_errno(client))))")
+            logger.warn("mDNS: cannot publish: \(String(cString: cavahi_strerror(cavahi_client_errno(client))))")
             return
         }
-        guard avahi_entry_group_is_empty(group) != 0 else { return }
+        guard cavahi_entry_group_is_empty(group) != 0 else { return }
         var list: UnsafeMutablePointer<AvahiStringList>?
-        for entry in txt.reversed() { list = avahi_string_list_add(list, entry) }
-        defer { avahi_string_list_free(list) }
-        let result = avahi_entry_group_add_service_strlst(
+        for entry in txt.reversed() { list = cavahi_string_list_add(list, entry) }
+        defer { cavahi_string_list_free(list) }
+        let result = cavahi_entry_group_add_service_strlst(
             group, AvahiIfIndex(AVAHI_IF_UNSPEC), AvahiProtocol(AVAHI_PROTO_INET), AvahiPublishFlags(0), serviceName, Self.serviceType, nil, nil,
             port, list)
         if result == AVAHI_ERR_COLLISION {
             renameAfterCollision()
             return
         }
-        guard result >= 0, avahi_entry_group_commit(group) >= 0 else {
-            logger.warn("mDNS: cannot publish \(Self.serviceType): \(String(cString: avahi_strerror(result)))")
+        guard result >= 0, cavahi_entry_group_commit(group) >= 0 else {
+            logger.warn("mDNS: cannot publish \(Self.serviceType): \(String(cString: cavahi_strerror(result)))")
             return
         }
     }
@@ -152,28 +156,28 @@ public final class Discovery: @unchecked Sendable {
             renameAfterCollision()
         case AVAHI_ENTRY_GROUP_FAILURE:
             logger.warn("mDNS: publishing failed: "
-                + String(cString: avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(group)))))
+                + String(cString: cavahi_strerror(cavahi_client_errno(cavahi_entry_group_get_client(group)))))
         default:
             break
         }
     }
 
     private func renameAfterCollision() {
-        guard let alternative = avahi_alternative_service_name(serviceName) else { return }
+        guard let alternative = cavahi_alternative_service_name(serviceName) else { return }
         let next = String(cString: alternative)
-        avahi_free(alternative)
+        cavahi_free(alternative)
         logger.info("mDNS: service name '\(serviceName)' is taken on this network; using '\(next)'")
         serviceName = next
-        if let group { avahi_entry_group_reset(group) }
+        if let group { cavahi_entry_group_reset(group) }
         publish()
     }
 
     private func browse() {
         guard let client, browser == nil else { return }
-        browser = avahi_service_browser_new(client, AvahiIfIndex(AVAHI_IF_UNSPEC), AvahiProtocol(AVAHI_PROTO_INET), Self.serviceType, nil,
+        browser = cavahi_service_browser_new(client, AvahiIfIndex(AVAHI_IF_UNSPEC), AvahiProtocol(AVAHI_PROTO_INET), Self.serviceType, nil,
                                             AvahiLookupFlags(0), browseCallback, context)
         if browser == nil {
-            logger.warn("mDNS: cannot browse: \(String(cString: avahi_strerror(avahi_client_errno(client))))")
+            logger.warn("mDNS: cannot browse: \(String(cString: cavahi_strerror(cavahi_client_errno(client))))")
         }
     }
 
@@ -181,7 +185,7 @@ public final class Discovery: @unchecked Sendable {
                              name: UnsafePointer<CChar>?, type: UnsafePointer<CChar>?, domain: UnsafePointer<CChar>?) {
         guard event == AVAHI_BROWSER_NEW, let client, let name, let type, let domain else { return }
         // Freed in the resolve callback.
-        if avahi_service_resolver_new(client, interface, `protocol`, name, type, domain, AvahiProtocol(AVAHI_PROTO_INET),
+        if cavahi_service_resolver_new(client, interface, `protocol`, name, type, domain, AvahiProtocol(AVAHI_PROTO_INET),
                                       AvahiLookupFlags(0), resolveCallback, context) == nil {
             logger.debug("mDNS: cannot resolve \(String(cString: name))")
         }
@@ -276,21 +280,21 @@ private let browseCallback: AvahiServiceBrowserCallback = { _, interface, proto,
 
 private let resolveCallback: AvahiServiceResolverCallback = {
     resolver, _, _, event, _, _, _, _, address, port, txt, _, userdata in
-    defer { avahi_service_resolver_free(resolver) }
+    defer { cavahi_service_resolver_free(resolver) }
     guard event == AVAHI_RESOLVER_FOUND, let address, let discovery = discovery(userdata) else { return }
     var buffer = [CChar](repeating: 0, count: Int(AVAHI_ADDRESS_STR_MAX))
-    avahi_address_snprint(&buffer, buffer.count, address)
+    cavahi_address_snprint(&buffer, buffer.count, address)
     var entries: [String: String] = [:]
     var item = txt
     while let current = item {
-        let size = Int(avahi_string_list_get_size(current))
-        if let text = avahi_string_list_get_text(current), size <= 255 {
+        let size = Int(cavahi_string_list_get_size(current))
+        if let text = cavahi_string_list_get_text(current), size <= 255 {
             let entry = String(decoding: UnsafeBufferPointer(start: text, count: size), as: UTF8.self)
             if let equals = entry.firstIndex(of: "=") {
                 entries[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
             }
         }
-        item = avahi_string_list_get_next(current)
+        item = cavahi_string_list_get_next(current)
     }
     discovery.resolved(address: String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
                        port: port, txt: entries)

@@ -47,6 +47,10 @@ check "the packaged user unit passes systemd-analyze verify without a warning" b
 check "the package depends on the libcurl it loads at run time" bash -c '
     dpkg-deb -f "$0" Depends | grep -q "libcurl3-gnutls (>= 7.88)" &&
     ! readelf -d /usr/bin/loopsy /usr/bin/loopsyd | grep -q "NEEDED.*libcurl"' "$deb"
+# loopsyd dlopens avahi-client when discovery starts (Sources/CAvahi) likewise.
+check "the package depends on the avahi-client it loads at run time" bash -c '
+    dpkg-deb -f "$0" Depends | grep -q "libavahi-client3 (>= 0.8)" &&
+    ! readelf -d /usr/bin/loopsyd | grep -q "NEEDED.*libavahi"' "$deb"
 check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
 export HOME="$home"
 unset LOOPSY_DATA_DIR
