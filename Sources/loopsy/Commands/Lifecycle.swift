@@ -94,13 +94,26 @@ enum DaemonControl {
     static func stop(_ dataDir: DataDir) throws -> pid_t? {
         guard let pid = dataDir.runningDaemonPid() else { return nil }
         kill(pid, SIGTERM)
-        for _ in 0..<100 {
-            if kill(pid, 0) != 0 { return pid }
-            usleep(100_000)
+        // An idle daemon is gone in a few ms: look every 5 ms for the first second, then every 100 ms.
+        var waited = 0
+        while waited < 10_000_000 {
+            if !isRunning(pid) { return pid }
+            let step = waited < 1_000_000 ? 5_000 : 100_000
+            usleep(useconds_t(step))
+            waited += step
         }
         kill(pid, SIGKILL)
         throw CLIFailure(message: "loopsyd (pid \(pid)) did not stop within 10 s and was killed; "
             + "see \(dataDir.daemonLogFile)", code: CLIFailure.apiError)
+    }
+
+    /// Whether `pid` still runs. A daemon that has exited stays a zombie until whoever adopted
+    /// it reaps it (an init that reaps late kept `loopsy stop` waiting seconds for nothing).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? SecureFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[close...].dropFirst().drop(while: { $0 == " " }).first
+        return state != "Z" && state != "X"
     }
 }
 
