@@ -228,6 +228,8 @@ public final class Daemon: Sendable {
         // Uploads cut off by the stop remove their partial files.
         node.transfer.finishDiscards()
         auditLog.stop()
+        // Upkeep that began before `running` went false writes to the end: then the checkpoint.
+        upkeepQueue.sync {}
         do {
             try node.pool.checkpoint()
         } catch {

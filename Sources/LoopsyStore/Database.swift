@@ -116,9 +116,16 @@ public final class DatabasePool: Sendable {
     /// Copies the WAL into the database file and empties it. A stopping daemon calls this last:
     /// the file alone then holds everything (a copy of it is a backup), and the next start does
     /// not read back a WAL that grew over many runs (opening replays the whole WAL). It waits
-    /// (up to the busy timeout) for readers still in a transaction.
+    /// (up to the busy timeout) for readers still in a transaction, and throws if one kept it
+    /// from finishing (SQLite reports that as success with a busy flag, not as an error).
     public func checkpoint() throws {
-        try write { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE);") }
+        try write { database in
+            let code = sqlite3_wal_checkpoint_v2(database.handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+            if code == SQLITE_BUSY {
+                throw DatabaseError(resultCode: code, message: "a reader kept the WAL checkpoint from finishing")
+            }
+            try database.check(code)
+        }
     }
 
     /// Runs `body` on a reader connection, opened on first need and reused afterwards.
