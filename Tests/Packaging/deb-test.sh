@@ -50,7 +50,7 @@ check "the package depends on the libcurl it loads at run time" bash -c '
 # loopsyd dlopens avahi-client when discovery starts (Sources/CAvahi) likewise.
 check "the package depends on the avahi-client it loads at run time" bash -c '
     dpkg-deb -f "$0" Depends | grep -q "libavahi-client3 (>= 0.8)" &&
-    ! readelf -d /usr/bin/loopsyd | grep -q "NEEDED.*libavahi"' "$deb"
+    ! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -q "NEEDED.*libavahi"' "$deb"
 check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
 export HOME="$home"
 unset LOOPSY_DATA_DIR

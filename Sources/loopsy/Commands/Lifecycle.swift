@@ -110,10 +110,12 @@ enum DaemonControl {
     /// Whether `pid` still runs. A daemon that has exited stays a zombie until whoever adopted
     /// it reaps it (an init that reaps late kept `loopsy stop` waiting seconds for nothing).
     static func isRunning(_ pid: pid_t) -> Bool {
-        guard kill(pid, 0) == 0 else { return false }
-        guard let stat = try? SecureFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[close...].dropFirst().drop(while: { $0 == " " }).first
-        return state != "Z" && state != "X"
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        // "pid (name) S …": the name may hold ')' and spaces, so the state follows the last ')'.
+        guard let stat = try? SecureFile.read("/proc/\(pid)/stat"),
+              let close = stat.utf8.lastIndex(of: UInt8(ascii: ")")) else { return true }
+        let state = stat.utf8[close...].dropFirst().drop(while: { $0 == UInt8(ascii: " ") }).first
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
     }
 }
 
