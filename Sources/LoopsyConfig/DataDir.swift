@@ -57,10 +57,18 @@ extension DataDir {
     /// crash, or a reused pid, does not count).
     public func runningDaemonPid() -> Int32? {
         guard let text = try? SecureFile.read(pidFile),
-              let pid = Int32(text.filter(\.isNumber)), pid > 0, kill(pid, 0) == 0 || errno == EPERM else {
+              let pid = Int32(text.filter(\.isNumber)), pid > 0, Self.isDaemon(pid) else {
             return nil
         }
+        return pid
+    }
+
+    /// Whether `pid` is a live loopsyd: it exists (ours to signal or not) and its command line
+    /// names loopsyd. A reused pid's does not, nor does a daemon that has exited and waits as a
+    /// zombie for whoever adopted it to reap it (its command line is empty).
+    public static func isDaemon(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
         let cmdline = (try? SecureFile.read("/proc/\(pid)/cmdline")) ?? ""
-        return cmdline.contains("loopsyd") ? pid : nil
+        return cmdline.contains("loopsyd")
     }
 }

@@ -97,7 +97,8 @@ enum DaemonControl {
         // An idle daemon is gone in a few ms: look every 5 ms for the first second, then every 100 ms.
         var waited = 0
         while waited < 10_000_000 {
-            if !isRunning(pid) { return pid }
+            // An exited daemon can stay a zombie for seconds where its adopter reaps late.
+            if !DataDir.isDaemon(pid) { return pid }
             let step = waited < 1_000_000 ? 5_000 : 100_000
             usleep(useconds_t(step))
             waited += step
@@ -105,17 +106,6 @@ enum DaemonControl {
         kill(pid, SIGKILL)
         throw CLIFailure(message: "loopsyd (pid \(pid)) did not stop within 10 s and was killed; "
             + "see \(dataDir.daemonLogFile)", code: CLIFailure.apiError)
-    }
-
-    /// Whether `pid` still runs. A daemon that has exited stays a zombie until whoever adopted
-    /// it reaps it (an init that reaps late kept `loopsy stop` waiting seconds for nothing).
-    static func isRunning(_ pid: pid_t) -> Bool {
-        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
-        // "pid (name) S …": the name may hold ')' and spaces, so the state follows the last ')'.
-        guard let stat = try? SecureFile.read("/proc/\(pid)/stat"),
-              let close = stat.utf8.lastIndex(of: UInt8(ascii: ")")) else { return true }
-        let state = stat.utf8[close...].dropFirst().drop(while: { $0 == UInt8(ascii: " ") }).first
-        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
     }
 }
 
