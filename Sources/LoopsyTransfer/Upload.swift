@@ -29,7 +29,7 @@ public final class Upload: Sendable {
     }
 
     private struct State {
-        var parser: MultipartParser
+        let parser: MultipartParser
         var field: String?
         var fieldValue: [UInt8] = []
         var destPath: String?
@@ -113,7 +113,9 @@ public final class Upload: Sendable {
     public func consume(_ bytes: UnsafeBufferPointer<UInt8>) throws {
         try state.withLock { state in
             do {
-                for event in try state.parser.feed(bytes) { try handle(event, &state) }
+                // The parser is a class: feeding it holds no access to `state`.
+                let parser = state.parser
+                try parser.feed(bytes) { try handle($0, &state) }
             } catch let error as APIError {
                 Self.discard(&state)
                 state.failure = error
@@ -218,7 +220,7 @@ public final class Upload: Sendable {
         }
     }
 
-    private func handle(_ event: MultipartParser.Event, _ state: inout State) throws {
+    private func handle(_ event: MultipartParser.Piece, _ state: inout State) throws {
         switch event {
         case .partStart(let name, _):
             state.field = name
@@ -236,10 +238,10 @@ public final class Upload: Sendable {
                 }
                 try state.writer?.submit(bytes)
             } else {
-                state.fieldValue += bytes
-                guard state.fieldValue.count <= 4096 else {
+                guard state.fieldValue.count + bytes.count <= 4096 else {
                     throw APIError.badRequest("field '\(state.field ?? "")' is too long", code: .badMultipart)
                 }
+                state.fieldValue += bytes
             }
         case .partEnd:
             let value = String(decoding: state.fieldValue, as: UTF8.self)

@@ -17,12 +17,18 @@ import Glibc
 /// once), give or take the piece just queued. Past its upload's limit the upload takes no more
 /// bytes (`whenRoom`; the HTTP server holds its connection suspended, no thread waits) until
 /// half is written; past the limit of all, until its upload holds no more than before (so it
-/// adds nothing). Small pieces are joined into pieces of up to `pieceBytes`: a sender that
-/// trickles a byte at a time does not get a queue entry per byte.
+/// adds nothing).
+///
+/// Bytes are copied into pieces of `pieceBytes`, and the writer is woken once a piece's worth
+/// waits (or the upload ends): the HTTP server hands on a body about 16 KiB at a time, and a
+/// write, a lock round and a thread wake-up for each cost more CPU than hashing them. Written
+/// pieces are kept for reuse (`spareLimit`), so a push does not allocate and fault in fresh
+/// pages for every piece.
 final class UploadWriter: @unchecked Sendable {
     static let maxQueuedBytes = 8 << 20
     static let maxQueuedInAll = 64 << 20
-    static let pieceBytes = 64 << 10
+    static let pieceBytes = 256 << 10
+    static let spareLimit = 2
     private static let queuedInAll = Atomic<Int>(0)
     /// Abandoned uploads whose temporary file is not removed yet (see `abandon`).
     static let cleanupsPending = Atomic<Int>(0)
@@ -39,6 +45,8 @@ final class UploadWriter: @unchecked Sendable {
     private struct State {
         var items: [[UInt8]] = []
         var head = 0
+        /// Written pieces, emptied, for `submit` to fill again.
+        var spare: [[UInt8]] = []
         var queuedBytes = 0
         var writerWaiting = false
         /// Too much is queued: the upload takes more once `resumeAt` bytes or fewer are.
@@ -72,22 +80,28 @@ final class UploadWriter: @unchecked Sendable {
     /// Queues `bytes`, never waiting (see `whenRoom`). Throws the write error that stopped the
     /// writer, if one did (then nothing more is queued).
     func submit(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBufferPointer { try submit($0) }
+    }
+
+    /// Queues a copy of `bytes` (see `submit(_:)` above).
+    func submit(_ bytes: UnsafeBufferPointer<UInt8>) throws {
         let wakeWriter = try state.withLock { state -> Bool in
             if let error = state.error { throw error }
             guard !state.ended, !state.cancelled else {
                 throw APIError.serviceUnavailable("the upload was stopped; nothing was stored")
             }
             let before = state.queuedBytes
-            // Joined to the last piece while the writer has not taken it and it is small.
+            // Into the last piece while the writer has not taken it and it has room.
             if state.head < state.items.count, state.items[state.items.count - 1].count + bytes.count <= Self.pieceBytes {
                 state.items[state.items.count - 1].append(contentsOf: bytes)
             } else {
-                state.items.append(bytes)
+                var piece = state.spare.popLast() ?? []
+                piece.reserveCapacity(max(Self.pieceBytes, bytes.count))
+                piece.append(contentsOf: bytes)
+                state.items.append(piece)
             }
             state.queuedBytes += bytes.count
             let inAll = Self.queuedInAll.add(bytes.count, ordering: .relaxed).newValue
-            let wakeWriter = state.writerWaiting
-            state.writerWaiting = false
             if state.queuedBytes > Self.maxQueuedBytes {
                 state.producerWaiting = true
                 state.resumeAt = Self.maxQueuedBytes / 2
@@ -95,6 +109,9 @@ final class UploadWriter: @unchecked Sendable {
                 state.producerWaiting = true
                 state.resumeAt = min(before, Self.maxQueuedBytes / 2)
             }
+            // The writer waits for a piece's worth, or for an upload that is held off (`run`).
+            let wakeWriter = state.writerWaiting && (state.queuedBytes >= Self.pieceBytes || state.producerWaiting)
+            if wakeWriter { state.writerWaiting = false }
             return wakeWriter
         }
         if wakeWriter { work.signal() }
@@ -158,7 +175,10 @@ final class UploadWriter: @unchecked Sendable {
             enum Next { case bytes([UInt8]), stop, wait }
             let next = state.withLock { state -> Next in
                 if state.cancelled { return .stop }
-                if state.head < state.items.count {
+                // Less than a piece's worth waits for more, unless no more comes (or none can
+                // until some is written).
+                if state.head < state.items.count,
+                   state.queuedBytes >= Self.pieceBytes || state.ended || state.producerWaiting {
                     let bytes = state.items[state.head]
                     state.items[state.head] = []
                     state.head += 1
@@ -186,6 +206,7 @@ final class UploadWriter: @unchecked Sendable {
                     let dropped = state.items[state.head...].reduce(0) { $0 + $1.count }
                     Self.queuedInAll.subtract(dropped, ordering: .relaxed)
                     state.items = []
+                    state.spare = []
                     state.head = 0
                     state.queuedBytes = 0
                     state.outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
@@ -203,7 +224,7 @@ final class UploadWriter: @unchecked Sendable {
                 }
                 done.signal()
                 return
-            case .bytes(let bytes):
+            case .bytes(var bytes):
                 var failure: APIError?
                 if !failed {
                     hasher.update(data: bytes)
@@ -219,10 +240,15 @@ final class UploadWriter: @unchecked Sendable {
                         failed = true
                     }
                 }
+                let count = bytes.count
+                bytes.removeAll(keepingCapacity: true)
                 let room = state.withLock { state -> (@Sendable () -> Void)? in
                     if let failure { state.error = failure }
-                    state.queuedBytes -= bytes.count
-                    Self.queuedInAll.subtract(bytes.count, ordering: .relaxed)
+                    state.queuedBytes -= count
+                    Self.queuedInAll.subtract(count, ordering: .relaxed)
+                    if state.spare.count < Self.spareLimit && bytes.capacity <= Self.pieceBytes * 2 {
+                        state.spare.append(bytes)
+                    }
                     guard state.producerWaiting, state.queuedBytes <= state.resumeAt || state.error != nil else {
                         return nil
                     }

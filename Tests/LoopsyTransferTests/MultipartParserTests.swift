@@ -13,7 +13,7 @@ import Testing
 
     /// Feeds `bytes` in pieces of the given sizes and reassembles what the parser reports.
     func parse(_ bytes: [UInt8], chunk: (Int) -> Int) throws -> (fields: [String: [UInt8]], complete: Bool) {
-        var parser = MultipartParser(boundary: boundary)
+        let parser = MultipartParser(boundary: boundary)
         var fields: [String: [UInt8]] = [:]
         var current: String?
         var offset = 0, step = 0
@@ -66,8 +66,25 @@ import Testing
     }
 
     @Test func partsWithoutANameAreRefused() {
-        var parser = MultipartParser(boundary: boundary)
+        let parser = MultipartParser(boundary: boundary)
         let bytes = Array("--\(boundary)\r\nContent-Type: text/plain\r\n\r\nx\r\n--\(boundary)--\r\n".utf8)
         #expect(throws: MultipartParser.Failure.self) { _ = try bytes.withUnsafeBufferPointer { try parser.feed($0) } }
+    }
+
+    /// Inside a part, bytes are handed on as they arrive: only an end that could begin a
+    /// delimiter waits for the next bytes, and it is handed on once they show it is not one.
+    @Test func partDataIsHandedOnAtOnceExceptAPossibleDelimiterStart() throws {
+        let parser = MultipartParser(boundary: boundary)
+        func data(_ text: String) throws -> [UInt8] {
+            try Array(text.utf8).withUnsafeBufferPointer { try parser.feed($0) }.reduce(into: []) { all, event in
+                if case .data(let bytes) = event { all += bytes }
+            }
+        }
+        _ = try data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n")
+        #expect(try data("plain bytes") == Array("plain bytes".utf8))
+        #expect(try data("more\r\n--XyZ") == Array("more".utf8))
+        #expect(try data("9 and on") == Array("\r\n--XyZ9 and on".utf8))
+        #expect(try data("end\r\n--\(boundary)--\r\n") == Array("end".utf8))
+        #expect(parser.isComplete)
     }
 }

@@ -64,6 +64,28 @@ import Glibc
         #expect(outcome.digest == SHA256.hash(data: sent).map { String($0, radix: 16).leftPadded }.joined())
     }
 
+    /// Small pieces wait to be written together (less than `pieceBytes` until more comes),
+    /// and the end of the upload writes what is left, in order.
+    @Test func smallPiecesAreWrittenTogetherAndAllAtTheEnd() throws {
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read) }
+        let drain = Drain(pipe.read)
+        drain.go.signal()
+        let writer = try #require(UploadWriter.start(fd: pipe.write))
+        var sent: [UInt8] = []
+        for index in 0..<300 {
+            let piece = [UInt8](repeating: UInt8(index % 251), count: 1000 + index)
+            try writer.submit(piece)
+            sent += piece
+        }
+        writer.end()
+        let outcome = writer.finish()
+        close(pipe.write)
+        #expect(drain.done.wait(timeout: .now() + 10) == .success)
+        #expect(drain.bytes == sent)
+        #expect(outcome.digest == SHA256.hash(data: sent).map { String($0, radix: 16).leftPadded }.joined())
+    }
+
     /// An upload that stops while it waits for room is let go of: the callback still comes.
     @Test func aCancelledUploadLetsItsWaitingCallerGo() throws {
         let pipe = try Descriptors.pipe()

@@ -23,7 +23,7 @@ public func fuzzMultipart(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 
 /// Events with adjacent data joined, or the failure.
 private func run(_ boundary: String, _ body: [UInt8], chunk: Int) -> String {
-    var parser = MultipartParser(boundary: boundary)
+    let parser = MultipartParser(boundary: boundary)
     var events: [MultipartParser.Event] = []
     var offset = 0
     repeat {
