@@ -37,17 +37,21 @@ public struct FileTransfers: Sendable {
         }
         let partial = local + ".loopsy-part"
         let offset = LocalFiles.size(partial) ?? 0
-        var hasher = SHA256()
-        if offset > 0 { try LocalFiles.hash(partial, into: &hasher) }
+        var resumed = SHA256()
+        if offset > 0 { try LocalFiles.hash(partial, into: &resumed) }
         let fd = open(partial, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ClientError.local("cannot write \(partial): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        // Hashing beside receiving and writing: done in turn on one thread, the three took a
+        // core and the pull ran at one core's speed.
+        let hasher = BackgroundSHA256(resumed)
+        defer { _ = hasher.finalize() }
         // The peer hashes large files while it sends them (it names small files' digests in a
         // header): ask now, so verification does not wait for a second read of the file.
         let remoteDigest = ConcurrentChecksum(client: client, remotePath: remote)
         var writeError: Int32 = 0
         let (status, headers) = try client.pull(remotePath: remote, offset: offset, progress: progress) { bytes in
-            hasher.update(data: bytes)
+            hasher.update(bytes)
             writeError = LocalFiles.writeAll(fd, bytes)
             return writeError == 0
         }
@@ -59,7 +63,7 @@ public struct FileTransfers: Sendable {
             unlink(partial)
             throw ClientError.local("the peer did not resume the transfer; run the pull again")
         }
-        let digest = Hex.encode(hasher.finalize())
+        let digest = hasher.finalize()
         let expected = try headers[TransferHeaders.sha256.lowercased()] ?? remoteDigest.value()
         guard digest == expected else {
             unlink(partial)
@@ -70,6 +74,53 @@ public struct FileTransfers: Sendable {
             throw ClientError.local("cannot move \(partial) to \(local): \(String(cString: strerror(errno)))")
         }
         return Pulled(size: LocalFiles.size(local) ?? 0, resumedAt: offset)
+    }
+}
+
+/// SHA-256 on a thread of its own, fed pieces as they arrive. At most `maxPieces` wait (the
+/// caller waits beyond that), so a slow hash bounds the memory, not the download.
+final class BackgroundSHA256: @unchecked Sendable {
+    static let maxPieces = 64
+    private let slots = DispatchSemaphore(value: maxPieces)
+    private let ready = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+    /// Pieces to hash; nil ends them.
+    private let queue = PlainMutex<[[UInt8]?]>([])
+    // Written on the hashing thread before `done.signal()`, read after `done.wait()`.
+    private var digest = ""
+    private var finished = false
+
+    init(_ start: SHA256) {
+        DispatchQueue.global().async { [self] in
+            var hasher = start
+            while true {
+                ready.wait()
+                guard let piece = queue.withLock({ $0.removeFirst() }) else { break }
+                hasher.update(data: piece)
+                slots.signal()
+            }
+            digest = Hex.encode(hasher.finalize())
+            done.signal()
+        }
+    }
+
+    /// Queues `piece` (no copy), waiting while `maxPieces` are queued.
+    func update(_ piece: [UInt8]) {
+        slots.wait()
+        queue.withLock { $0.append(piece) }
+        ready.signal()
+    }
+
+    /// The digest of every piece queued: waits for the hashing to finish. Called once more,
+    /// it gives the same digest.
+    func finalize() -> String {
+        if !finished {
+            finished = true
+            queue.withLock { $0.append(nil) }
+            ready.signal()
+            done.wait()
+        }
+        return digest
     }
 }
 
