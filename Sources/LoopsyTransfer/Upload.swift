@@ -244,6 +244,8 @@ public final class Upload: Sendable {
                 state.fieldValue += bytes
             }
         case .partEnd:
+            // The file is whole (a second file part is refused): what is queued goes to disk now.
+            if state.field == "file" { state.writer?.end() }
             let value = String(decoding: state.fieldValue, as: UTF8.self)
             switch state.field {
             case "destPath": state.destPath = value

@@ -21,14 +21,17 @@ import Glibc
 ///
 /// Bytes are copied into pieces of `pieceBytes`, and the writer is woken once a piece's worth
 /// waits (or the upload ends): the HTTP server hands on a body about 16 KiB at a time, and a
-/// write, a lock round and a thread wake-up for each cost more CPU than hashing them. Written
-/// pieces are kept for reuse (`spareLimit`), so a push does not allocate and fault in fresh
-/// pages for every piece.
+/// write, a lock round and a thread wake-up for each cost more CPU than hashing them. Less
+/// than a piece waits at most `linger` for more, so a sender that stalls or trickles keeps
+/// nothing queued for long. While an upload streams, written pieces are kept for reuse
+/// (`spareLimit`), so it does not allocate and fault in fresh pages for every piece; they are
+/// let go once it stalls or ends.
 final class UploadWriter: @unchecked Sendable {
     static let maxQueuedBytes = 8 << 20
     static let maxQueuedInAll = 64 << 20
     static let pieceBytes = 256 << 10
     static let spareLimit = 2
+    static let linger = DispatchTimeInterval.milliseconds(50)
     private static let queuedInAll = Atomic<Int>(0)
     /// Abandoned uploads whose temporary file is not removed yet (see `abandon`).
     static let cleanupsPending = Atomic<Int>(0)
@@ -49,6 +52,8 @@ final class UploadWriter: @unchecked Sendable {
         var spare: [[UInt8]] = []
         var queuedBytes = 0
         var writerWaiting = false
+        /// The writer waits with nothing held back (it lingered already): any bytes wake it.
+        var writerIdle = false
         /// Too much is queued: the upload takes more once `resumeAt` bytes or fewer are.
         var producerWaiting = false
         var resumeAt = 0
@@ -110,7 +115,8 @@ final class UploadWriter: @unchecked Sendable {
                 state.resumeAt = min(before, Self.maxQueuedBytes / 2)
             }
             // The writer waits for a piece's worth, or for an upload that is held off (`run`).
-            let wakeWriter = state.writerWaiting && (state.queuedBytes >= Self.pieceBytes || state.producerWaiting)
+            let wakeWriter = state.writerWaiting
+                && (state.queuedBytes >= Self.pieceBytes || state.producerWaiting || state.writerIdle)
             if wakeWriter { state.writerWaiting = false }
             return wakeWriter
         }
@@ -171,6 +177,8 @@ final class UploadWriter: @unchecked Sendable {
         var writeOutStarted: Int64 = 0
         // Only this thread sets `state.error`: after one, the rest is dropped unwritten.
         var failed = false
+        // Less than a piece waited `linger` without more coming: it is written as it is.
+        var lingered = false
         while true {
             enum Next { case bytes([UInt8]), stop, wait }
             let next = state.withLock { state -> Next in
@@ -178,7 +186,8 @@ final class UploadWriter: @unchecked Sendable {
                 // Less than a piece's worth waits for more, unless no more comes (or none can
                 // until some is written).
                 if state.head < state.items.count,
-                   state.queuedBytes >= Self.pieceBytes || state.ended || state.producerWaiting {
+                   state.queuedBytes >= Self.pieceBytes || state.ended || state.producerWaiting || lingered {
+                    lingered = false
                     let bytes = state.items[state.head]
                     state.items[state.head] = []
                     state.head += 1
@@ -194,11 +203,21 @@ final class UploadWriter: @unchecked Sendable {
                 }
                 if state.ended { return .stop }
                 state.writerWaiting = true
+                state.writerIdle = lingered
                 return .wait
             }
             switch next {
             case .wait:
-                work.wait()
+                if lingered {
+                    work.wait()
+                } else if work.wait(timeout: .now() + Self.linger) == .timedOut {
+                    // A signal sent meanwhile only makes the next wait return at once.
+                    state.withLock { state in
+                        state.writerWaiting = false
+                        state.spare = []
+                    }
+                    lingered = true
+                }
                 continue
             case .stop:
                 let (room, cleanup) = state.withLock { state in
@@ -246,7 +265,7 @@ final class UploadWriter: @unchecked Sendable {
                     if let failure { state.error = failure }
                     state.queuedBytes -= count
                     Self.queuedInAll.subtract(count, ordering: .relaxed)
-                    if state.spare.count < Self.spareLimit && bytes.capacity <= Self.pieceBytes * 2 {
+                    if state.spare.count < Self.spareLimit && bytes.capacity <= Self.pieceBytes * 2 && !state.ended {
                         state.spare.append(bytes)
                     }
                     guard state.producerWaiting, state.queuedBytes <= state.resumeAt || state.error != nil else {

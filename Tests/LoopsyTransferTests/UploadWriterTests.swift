@@ -86,6 +86,27 @@ import Glibc
         #expect(outcome.digest == SHA256.hash(data: sent).map { String($0, radix: 16).leftPadded }.joined())
     }
 
+    /// A sender that stalls with less than a piece queued does not keep it: the writer writes
+    /// it once it has waited `linger`, without an end.
+    @Test func aStalledUploadsBytesAreWrittenWithoutWaitingForMore() throws {
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read) }
+        let writer = try #require(UploadWriter.start(fd: pipe.write))
+        let piece = [UInt8](repeating: 0x33, count: 1000)
+        try writer.submit(piece)
+        var ready = pollfd(fd: pipe.read, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&ready, 1, 10_000) == 1)
+        var received = [UInt8](repeating: 0, count: 4096)
+        let count = received.withUnsafeMutableBytes { read(pipe.read, $0.baseAddress, $0.count) }
+        #expect(Array(received[..<max(count, 0)]) == piece)
+        // And after that, still without an end, the next bytes go as they come.
+        try writer.submit(piece)
+        #expect(poll(&ready, 1, 10_000) == 1)
+        writer.end()
+        #expect(writer.finish().error == nil)
+        close(pipe.write)
+    }
+
     /// An upload that stops while it waits for room is let go of: the callback still comes.
     @Test func aCancelledUploadLetsItsWaitingCallerGo() throws {
         let pipe = try Descriptors.pipe()
