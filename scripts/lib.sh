@@ -2,7 +2,8 @@
 # Sourced, not run.
 
 # C libraries loopsy links against (Debian 12 -dev packages).
-LOOPSY_BUILD_PACKAGES="pkg-config libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libavahi-client-dev libcurl4-gnutls-dev"
+LOOPSY_BUILD_PACKAGES="pkg-config libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libavahi-client-dev libcurl4-gnutls-dev
+    libstdc++-12-dev"
 
 loopsy_log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 loopsy_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -28,17 +29,24 @@ loopsy_swift() {
 # in the order packaging/symbol-order.txt gives (made by scripts/symbol-order.sh): the kernel maps
 # 64 KiB of the binary around each page a program touches, and start-up code spread over the
 # whole binary kept most of it resident.
+# The C++ runtime the Swift runtime (and BoringSSL) needs is linked in statically too: swiftc
+# asks for -lstdc++, and the first directory searched holds only libstdc++.a
+# (loopsy_static_cxx). Loading libstdc++.so cost each program about 1.7 MiB of RSS (its pages
+# and those its relocations dirty) for the few dozen functions it uses.
 LOOPSY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOOPSY_STATIC_CXX="$LOOPSY_ROOT/.build/static-cxx"
 LOOPSY_LAYOUT_FLAGS=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections)
 LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath --disable-local-rpath
     -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
     "${LOOPSY_LAYOUT_FLAGS[@]}" -Xlinker "--symbol-ordering-file=$LOOPSY_ROOT/packaging/symbol-order.txt"
+    -Xswiftc -Xclang-linker -Xswiftc "-L$LOOPSY_STATIC_CXX"
     -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
 # SwiftPM does not see the symbol order's contents, only its path: a program being built that is
 # older than the order file is removed, so that it is linked again.
 loopsy_build_release() {
+    loopsy_static_cxx
     bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
     local programs=("$@") program
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
@@ -51,6 +59,16 @@ loopsy_build_release() {
         swift build "${LOOPSY_RELEASE_FLAGS[@]}" >/dev/null
     fi
     for program in "$@"; do swift build "${LOOPSY_RELEASE_FLAGS[@]}" --product "$program" >/dev/null; done
+}
+
+# Makes $LOOPSY_STATIC_CXX hold libstdc++.a (from libstdc++-12-dev, where the toolchain's clang
+# finds it) for the release link (see LOOPSY_RELEASE_FLAGS).
+loopsy_static_cxx() {
+    local archive
+    archive="$(clang -print-file-name=libstdc++.a)"
+    [ -f "$archive" ] || loopsy_die "libstdc++.a not found (install libstdc++-12-dev)"
+    mkdir -p "$LOOPSY_STATIC_CXX"
+    ln -sfn "$archive" "$LOOPSY_STATIC_CXX/libstdc++.a"
 }
 
 # For benchmarks: the release binaries in $bin, built unless LOOPSY_BENCH_BUILT is set (bench/all.sh

@@ -20,6 +20,7 @@ for ((i = 0; i < ${#LOOPSY_RELEASE_FLAGS[@]}; i++)); do
     flags+=("${LOOPSY_RELEASE_FLAGS[i]}")
 done
 loopsy_log "building release binaries with symbols"
+loopsy_static_cxx
 swift build "${flags[@]}" >/dev/null
 built="$(swift build "${flags[@]}" --show-bin-path)"
 
