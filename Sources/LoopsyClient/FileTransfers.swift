@@ -78,7 +78,8 @@ public struct FileTransfers: Sendable {
 }
 
 /// SHA-256 on a thread of its own, fed pieces as they arrive. At most `maxPieces` wait (the
-/// caller waits beyond that), so a slow hash bounds the memory, not the download.
+/// caller waits beyond that), so a slow hash bounds the memory, not the download. With no
+/// thread to be had it hashes on the caller's thread.
 final class BackgroundSHA256: @unchecked Sendable {
     static let maxPieces = 64
     private let slots = DispatchSemaphore(value: maxPieces)
@@ -88,10 +89,14 @@ final class BackgroundSHA256: @unchecked Sendable {
     private let queue = PlainMutex<[[UInt8]?]>([])
     // Written on the hashing thread before `done.signal()`, read after `done.wait()`.
     private var digest = ""
+    // The caller's thread only.
     private var finished = false
+    private var inline: SHA256?
 
     init(_ start: SHA256) {
-        DispatchQueue.global().async { [self] in
+        // A thread of our own, not a DispatchQueue.global() worker: it blocks while it waits for
+        // pieces, and loopsy-mcp's pull already holds a global worker (see DedicatedThread).
+        let started = DedicatedThread.start("loopsy-hash", stackBytes: 512 << 10) { [self] in
             var hasher = start
             while true {
                 ready.wait()
@@ -102,10 +107,15 @@ final class BackgroundSHA256: @unchecked Sendable {
             digest = Hex.encode(hasher.finalize())
             done.signal()
         }
+        if !started { inline = start }
     }
 
     /// Queues `piece` (no copy), waiting while `maxPieces` are queued.
     func update(_ piece: [UInt8]) {
+        if inline != nil {
+            inline?.update(data: piece)
+            return
+        }
         slots.wait()
         queue.withLock { $0.append(piece) }
         ready.signal()
@@ -116,30 +126,41 @@ final class BackgroundSHA256: @unchecked Sendable {
     func finalize() -> String {
         if !finished {
             finished = true
-            queue.withLock { $0.append(nil) }
-            ready.signal()
-            done.wait()
+            if let inline {
+                digest = Hex.encode(inline.finalize())
+            } else {
+                queue.withLock { $0.append(nil) }
+                ready.signal()
+                done.wait()
+            }
         }
         return digest
     }
 }
 
-/// A `/transfer/checksum` request running beside the download.
+/// A `/transfer/checksum` request running beside the download, on a thread of its own (it
+/// blocks for as long as the download runs); with no thread to be had, made when asked for.
 final class ConcurrentChecksum: @unchecked Sendable {
-    private let group = DispatchGroup()
-    // Written once on the worker before `group.leave()`, read after `group.wait()`.
+    private let client: LoopsyClient
+    private let remotePath: String
+    private let done = DispatchSemaphore(value: 0)
+    private var started = false
+    // Written once on the thread before `done.signal()`, read after `done.wait()`.
     private var result: Result<String, any Error> = .failure(ClientError.local("no checksum"))
 
     init(client: LoopsyClient, remotePath: String) {
-        group.enter()
-        DispatchQueue.global().async { [self] in
+        self.client = client
+        self.remotePath = remotePath
+        started = DedicatedThread.start("loopsy-checksum") { [self] in
             result = Result { try client.checksum(remotePath: remotePath).sha256 }
-            group.leave()
+            done.signal()
         }
     }
 
     func value() throws -> String {
-        group.wait()
+        guard started else { return try client.checksum(remotePath: remotePath).sha256 }
+        done.wait()
+        done.signal()  // a later call does not wait
         return try result.get()
     }
 }
