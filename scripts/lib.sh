@@ -3,7 +3,7 @@
 
 # C libraries loopsy links against (Debian 12 -dev packages).
 LOOPSY_BUILD_PACKAGES="pkg-config libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libavahi-client-dev libcurl4-gnutls-dev
-    libstdc++-12-dev"
+    libstdc++-12-dev binutils"
 
 loopsy_log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 loopsy_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +59,12 @@ loopsy_build_release() {
         swift build "${LOOPSY_RELEASE_FLAGS[@]}" >/dev/null
     fi
     for program in "$@"; do swift build "${LOOPSY_RELEASE_FLAGS[@]}" --product "$program" >/dev/null; done
+    # lld quietly takes libstdc++.so when the archive is not where -L says.
+    for program in "${programs[@]}"; do
+        if readelf -d "$bin/$program" | grep -q "NEEDED.*libstdc++"; then
+            loopsy_die "$program was linked with libstdc++.so, not $LOOPSY_STATIC_CXX/libstdc++.a"
+        fi
+    done
 }
 
 # Makes $LOOPSY_STATIC_CXX hold libstdc++.a (from libstdc++-12-dev, where the toolchain's clang
