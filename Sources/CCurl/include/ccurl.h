@@ -1,9 +1,10 @@
 // libcurl for LoopsyClient, loaded on first use.
 //
-// Nothing links libcurl: linking it makes every process that merely starts (`loopsy --version`,
-// `loopsy help`, a daemon with no peers) load libcurl-gnutls and its 30-odd libraries (Kerberos,
-// LDAP, libssh2, OpenSSL's libcrypto, ...) and bind their symbols, about 5 ms and 7 MB of RSS
-// here. The first ccurl_ call dlopens it instead. curl.h is included for its types and
+// Neither loopsyd nor loopsy links libcurl: linking it makes every process that merely starts
+// (`loopsy --version`, `loopsy help`, a daemon with no peers) load libcurl-gnutls and its 30-odd
+// libraries (Kerberos, LDAP, libssh2, OpenSSL's libcrypto, ...) and bind their symbols, about
+// 5 ms and 7 MB of RSS here. The first ccurl_ call dlopens it instead. (loopsy-mcp still links
+// it, through the MCP SDK's FoundationNetworking.) curl.h is included for its types and
 // constants only.
 //
 // curl_easy_setopt and curl_easy_getinfo are variadic: one typed wrapper per argument kind.
