@@ -52,8 +52,9 @@ final class UploadWriter: @unchecked Sendable {
         var spare: [[UInt8]] = []
         var queuedBytes = 0
         var writerWaiting = false
-        /// The writer waits with nothing held back (it lingered already): any bytes wake it.
-        var writerIdle = false
+        /// Less than a piece waited `linger` without more coming: the writer writes what is
+        /// queued as it is, and any bytes wake it.
+        var lingered = false
         /// Too much is queued: the upload takes more once `resumeAt` bytes or fewer are.
         var producerWaiting = false
         var resumeAt = 0
@@ -116,7 +117,7 @@ final class UploadWriter: @unchecked Sendable {
             }
             // The writer waits for a piece's worth, or for an upload that is held off (`run`).
             let wakeWriter = state.writerWaiting
-                && (state.queuedBytes >= Self.pieceBytes || state.producerWaiting || state.writerIdle)
+                && (state.queuedBytes >= Self.pieceBytes || state.producerWaiting || state.lingered)
             if wakeWriter { state.writerWaiting = false }
             return wakeWriter
         }
@@ -177,17 +178,15 @@ final class UploadWriter: @unchecked Sendable {
         var writeOutStarted: Int64 = 0
         // Only this thread sets `state.error`: after one, the rest is dropped unwritten.
         var failed = false
-        // Less than a piece waited `linger` without more coming: it is written as it is.
-        var lingered = false
         while true {
-            enum Next { case bytes([UInt8]), stop, wait }
+            enum Next { case bytes([UInt8]), stop, wait(lingered: Bool) }
             let next = state.withLock { state -> Next in
                 if state.cancelled { return .stop }
                 // Less than a piece's worth waits for more, unless no more comes (or none can
                 // until some is written).
                 if state.head < state.items.count,
-                   state.queuedBytes >= Self.pieceBytes || state.ended || state.producerWaiting || lingered {
-                    lingered = false
+                   state.queuedBytes >= Self.pieceBytes || state.ended || state.producerWaiting || state.lingered {
+                    state.lingered = false
                     let bytes = state.items[state.head]
                     state.items[state.head] = []
                     state.head += 1
@@ -203,11 +202,10 @@ final class UploadWriter: @unchecked Sendable {
                 }
                 if state.ended { return .stop }
                 state.writerWaiting = true
-                state.writerIdle = lingered
-                return .wait
+                return .wait(lingered: state.lingered)
             }
             switch next {
-            case .wait:
+            case .wait(let lingered):
                 if lingered {
                     work.wait()
                 } else if work.wait(timeout: .now() + Self.linger) == .timedOut {
@@ -215,8 +213,8 @@ final class UploadWriter: @unchecked Sendable {
                     state.withLock { state in
                         state.writerWaiting = false
                         state.spare = []
+                        state.lingered = true
                     }
-                    lingered = true
                 }
                 continue
             case .stop:
