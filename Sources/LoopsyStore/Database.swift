@@ -38,6 +38,13 @@ public final class Database: @unchecked Sendable {
         }
     }
 
+    /// Runs one statement that returns no rows, prepared once per connection: for the
+    /// transaction control every write runs (BEGIN, SAVEPOINT, RELEASE, COMMIT), which
+    /// `execute` would parse again each time.
+    public func run(_ sql: String) throws {
+        try cached(sql).run()
+    }
+
     public func prepare(_ sql: String) throws -> Statement {
         try Statement(database: self, sql: sql)
     }
@@ -62,16 +69,25 @@ public final class Database: @unchecked Sendable {
         /// The write lock now, so a read-then-write never fails halfway with SQLITE_BUSY.
         case immediate = "IMMEDIATE"
         case exclusive = "EXCLUSIVE"
+
+        /// The statement that begins such a transaction (constant, so it is prepared once).
+        var begin: String {
+            switch self {
+            case .deferred: "BEGIN DEFERRED"
+            case .immediate: "BEGIN IMMEDIATE"
+            case .exclusive: "BEGIN EXCLUSIVE"
+            }
+        }
     }
 
     public func transaction<T>(mode: TransactionMode = .immediate, _ body: () throws -> T) throws -> T {
-        try execute("BEGIN \(mode.rawValue)")
+        try run(mode.begin)
         do {
             let result = try body()
-            try execute("COMMIT")
+            try run("COMMIT")
             return result
         } catch {
-            try? execute("ROLLBACK")
+            try? run("ROLLBACK")
             throw error
         }
     }

@@ -232,24 +232,24 @@ public final class GroupCommit: Sendable {
         ran.reserveCapacity(group.count)
         let failure: (any Error)? = pool.write { database -> (any Error)? in
             do {
-                try database.execute("BEGIN IMMEDIATE")
+                try database.run("BEGIN IMMEDIATE")
                 for job in group {
-                    try database.execute("SAVEPOINT write")
+                    try database.run("SAVEPOINT write")
                     let outcome = job.run(database)
                     ran.append(outcome)
                     if let error = outcome.error {
                         // Some failures (a full disk, an I/O error) end the whole transaction:
                         // that is then the group's failure, with its own cause.
                         if database.isAutocommit { throw error }
-                        try database.execute("ROLLBACK TO write")
+                        try database.run("ROLLBACK TO write")
                     }
-                    try database.execute("RELEASE write")
+                    try database.run("RELEASE write")
                 }
-                try database.execute("COMMIT")
+                try database.run("COMMIT")
             } catch {
                 // Not a write's own failure (those are undone to their savepoint) but the
                 // group's: an I/O error or a full disk took the transaction with it.
-                if !database.isAutocommit { try? database.execute("ROLLBACK") }
+                if !database.isAutocommit { try? database.run("ROLLBACK") }
                 return error
             }
             for outcome in ran where outcome.error == nil { outcome.committed() }
