@@ -96,6 +96,31 @@ import Testing
         return nil
     }
 
+    /// Every route is reached by a path made from its own pattern (parameters filled with a
+    /// value no literal has), with its parameters; another method there is refused with the
+    /// methods the path has. Matching first compares one segment's hash per route (where the
+    /// routes of a length differ most), so this walks every list and every position.
+    @Test func everyRouteIsReachedByItsOwnPattern() {
+        for route in router.routes {
+            var expected: [String: String] = [:]
+            let path = "/" + route.segments.map { segment -> String in
+                guard segment.hasPrefix("{") else { return String(segment) }
+                let name = segment.hasSuffix("+}") ? String(segment.dropFirst().dropLast(2))
+                    : String(segment.dropFirst().dropLast())
+                expected[name] = "v-\(name)"
+                return "v-\(name)"
+            }.joined(separator: "/")
+            let found = matched(route.method.rawValue, path)
+            #expect(found?.0 == route.pattern && found?.1 == expected, "\(route.method.rawValue) \(path)")
+            let others = router.routes.filter { $0.pattern == route.pattern }.map(\.method.rawValue)
+            if !others.contains("PATCH"), case .wrongMethod(let allowed) = router.match(method: "PATCH", rawPath: path) {
+                #expect(Set(allowed) == Set(others), "\(path)")
+            } else if !others.contains("PATCH") {
+                Issue.record("PATCH \(path): expected wrongMethod")
+            }
+        }
+    }
+
     @Test func parametersAreDecodedPerSegment() {
         #expect(matched("GET", "/api/v1/context/a%2Fb")?.1 == ["key": "a/b"])
         #expect(matched("GET", "/api/v1/context/%C3%BC%20x")?.1 == ["key": "ü x"])

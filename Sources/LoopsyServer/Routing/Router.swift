@@ -46,11 +46,39 @@ public struct Router<Entry: RoutePattern>: Sendable {
         return hash
     }
 
+    /// The routes a path of N segments can match, with a first test that reads no route:
+    /// `keys` holds each one's literal hash at `position` (0 where it has a parameter or a rest
+    /// segment there, or has no segment there), the place where these routes differ most, so
+    /// a path is compared in full only with the few whose literal there is the path's.
+    private struct Candidates: Sendable {
+        var list: [Compiled]
+        var position: Int
+        var keys: [UInt64]
+
+        init(_ list: [Compiled]) {
+            self.list = list
+            let longest = list.map(\.segments.count).max() ?? 0
+            let distinct = (0..<longest).map { position in
+                Set(list.compactMap { $0.hashes.indices.contains(position) ? $0.hashes[position] : nil }
+                    .filter { $0 != 0 }).count
+            }
+            position = distinct.indices.max { distinct[$0] < distinct[$1] } ?? 0
+            keys = list.map { [position] candidate in
+                candidate.hashes.indices.contains(position) ? candidate.hashes[position] : 0
+            }
+        }
+
+        /// Whether candidate `index` may match a path whose segment hashes are `hashes`.
+        func mayMatch(_ index: Int, hashes: [UInt64]) -> Bool {
+            keys[index] == 0 || (position < hashes.count && keys[index] == hashes[position])
+        }
+    }
+
     public let routes: [Entry]
     /// The routes a path of N segments can match, by N: those of exactly N segments, and those
     /// ending in a rest segment with fewer. Matching looks at one list, never copies a Route
     /// until one is chosen.
-    private let candidates: [[Compiled]]
+    private let candidates: [Candidates]
 
     public init(routes: [Entry]) {
         self.routes = routes
@@ -72,12 +100,12 @@ public struct Router<Entry: RoutePattern>: Sendable {
         }
         let longest = compiled.map(\.segments.count).max() ?? 0
         candidates = (0...longest + 1).map { count in
-            compiled.filter { $0.segments.count == count || ($0.hasRest && count > $0.segments.count) }
+            Candidates(compiled.filter { $0.segments.count == count || ($0.hasRest && count > $0.segments.count) })
         }
     }
 
     /// Rest routes take any number of segments past the longest pattern: that last list.
-    private func candidates(segments count: Int) -> [Compiled] {
+    private func candidates(segments count: Int) -> Candidates {
         candidates[min(count, candidates.count - 1)]
     }
 
@@ -102,10 +130,12 @@ public struct Router<Entry: RoutePattern>: Sendable {
         // A literal segment beats a parameter in the same place: /execute/jobs is never the job
         // "jobs", and only its own methods are allowed there. The methods allowed at the path are
         // listed only when the request's is not among them (one pass more, for a 405 or 404).
-        let list = candidates(segments: ranges.count)
+        let group = candidates(segments: ranges.count)
+        let list = group.list
         var topSpecificity = -1
         var best: (index: Int, specificity: Int)?
-        for index in list.indices where Self.matches(list[index], ranges: ranges, hashes: hashes, bytes: bytes) {
+        for index in list.indices where group.mayMatch(index, hashes: hashes)
+            && Self.matches(list[index], ranges: ranges, hashes: hashes, bytes: bytes) {
             let specificity = list[index].literals
             topSpecificity = max(topSpecificity, specificity)
             if specificity > best?.specificity ?? -1, list[index].method == method {
@@ -113,10 +143,11 @@ public struct Router<Entry: RoutePattern>: Sendable {
             }
         }
         guard let best, best.specificity == topSpecificity else {
-            let allowed = list.filter {
-                $0.literals == topSpecificity && Self.matches($0, ranges: ranges, hashes: hashes, bytes: bytes)
+            let allowed = list.indices.filter {
+                group.mayMatch($0, hashes: hashes) && list[$0].literals == topSpecificity
+                    && Self.matches(list[$0], ranges: ranges, hashes: hashes, bytes: bytes)
             }
-                .map(\.method)
+                .map { list[$0].method }
             return allowed.isEmpty ? .notFound : .wrongMethod(allowed: allowed)
         }
         let candidate = list[best.index]
