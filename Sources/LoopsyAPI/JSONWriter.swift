@@ -12,7 +12,18 @@ public struct JSONWriter {
     public mutating func openArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma = false }
     public mutating func closeArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
 
-    public mutating func key(_ name: String) {
+    /// A key written in the code: a plain identifier, copied as it is (no escaping to look for).
+    public mutating func key(_ name: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    /// A key that comes from data: escaped like any string.
+    public mutating func key(named name: String) {
         separate()
         appendEscaped(name)
         bytes.append(UInt8(ascii: ":"))
@@ -32,13 +43,14 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    public mutating func field(_ name: String, _ value: String) { key(name); string(value) }
-    public mutating func field(_ name: String, _ value: Int64) { key(name); integer(value) }
+    public mutating func field(_ name: StaticString, _ value: String) { key(name); string(value) }
+    public mutating func field(named name: String, _ value: String) { key(named: name); string(value) }
+    public mutating func field(_ name: StaticString, _ value: Int64) { key(name); integer(value) }
     /// Absent values are left out, as JSONEncoder does.
-    public mutating func field(_ name: String, _ value: Int64?) {
+    public mutating func field(_ name: StaticString, _ value: Int64?) {
         if let value { key(name); integer(value) }
     }
-    public mutating func field(_ name: String, _ value: Double) { key(name); number(value) }
+    public mutating func field(_ name: StaticString, _ value: Double) { key(name); number(value) }
 
     private mutating func separate() {
         if needsComma { bytes.append(UInt8(ascii: ",")) }

@@ -48,12 +48,19 @@ public enum Secrets {
     }
 
     /// Constant-time comparison of two secrets (time depends only on the lengths).
+    /// It runs on every authenticated request, so it reads both as contiguous bytes.
     public static func equal(_ lhs: String, _ rhs: String) -> Bool {
-        var difference = UInt8(lhs.utf8.count == rhs.utf8.count ? 0 : 1)
-        var right = rhs.utf8.makeIterator()
-        for byte in lhs.utf8 { difference |= byte ^ (right.next() ?? 0) }
-        while let extra = right.next() { difference |= extra | 1 }
-        return difference == 0
+        var lhs = lhs
+        var rhs = rhs
+        return lhs.withUTF8 { left in
+            rhs.withUTF8 { right in
+                var difference = UInt8(left.count == right.count ? 0 : 1)
+                for index in 0..<max(left.count, right.count) {
+                    difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
+                }
+                return difference == 0
+            }
+        }
     }
 
     /// What is stored of a key instead of the key: its SHA-256 as lowercase hex.

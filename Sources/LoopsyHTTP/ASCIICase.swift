@@ -21,6 +21,21 @@ extension StringProtocol {
     }
 }
 
+extension String {
+    /// The same for a String, on its bytes in place (the generic one above walks the UTF-8
+    /// view through a witness table: thousands of instructions for a short header name).
+    public func asciiLowercased() -> String {
+        var text = self
+        return text.withUTF8 { bytes in
+            guard bytes.contains(where: ASCIICase.isUpper) else { return self }
+            return String(unsafeUninitializedCapacity: bytes.count) { buffer in
+                for index in bytes.indices { buffer[index] = ASCIICase.lower(bytes[index]) }
+                return bytes.count
+            }
+        }
+    }
+}
+
 enum ASCIICase {
     static func isUpper(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
     static func lower(_ byte: UInt8) -> UInt8 { isUpper(byte) ? byte + 32 : byte }

@@ -100,7 +100,10 @@ public enum PercentDecoding {
     /// Decodes `%XX` escapes; returns nil for malformed escapes or bytes that are not UTF-8.
     /// `plusIsSpace` applies form encoding rules (query strings).
     public static func decode(_ text: Substring, plusIsSpace: Bool = false) -> String? {
-        if !text.contains("%") && !(plusIsSpace && text.contains("+")) { return String(text) }
+        // Byte-wise: Substring.contains(Character) would walk grapheme clusters.
+        if !text.utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && text.utf8.contains(UInt8(ascii: "+"))) {
+            return String(text)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()

@@ -345,7 +345,9 @@ public final class HTTPServer: @unchecked Sendable {
         guard let mhdResponse else { return .NO }
         defer { MHD_destroy_response(mhdResponse) }
         for (name, value) in response.headers {
-            _ = MHD_add_response_header(mhdResponse, name, value)
+            // withCString: most names and many values are small strings, which passing a
+            // String as a C pointer would copy to the heap first.
+            _ = name.withCString { name in value.withCString { MHD_add_response_header(mhdResponse, name, $0) } }
         }
         return MHD_queue_response(connection, UInt32(response.status), mhdResponse)
     }
@@ -354,6 +356,9 @@ public final class HTTPServer: @unchecked Sendable {
                                lowercase: Bool) -> [String: String] {
         final class Collector { var values: [String: String] = [:]; var lowercase = false }
         let collector = Collector()
+        // Room for a typical request's headers, so the table is not grown and rehashed twice.
+        // (Most requests have no query: that table stays empty and unallocated.)
+        if kind == .HEADER_KIND { collector.values.reserveCapacity(12) }
         collector.lowercase = lowercase
         // The collector lives on this stack frame for the whole synchronous iteration.
         let pointer = Unmanaged.passUnretained(collector).toOpaque()

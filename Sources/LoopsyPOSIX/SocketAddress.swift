@@ -61,9 +61,8 @@ public struct SocketAddress: Sendable {
             guard let base = buffer.baseAddress else { return "unknown" }
             base.initialize(repeating: 0, count: size)
             if family == AF_INET {
-                var copy = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-                guard inet_ntop(AF_INET, &copy, base, socklen_t(size)) != nil else { return "unknown" }
-                return String(cString: base)
+                let address = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                return dottedQuad(UInt32(bigEndian: address.s_addr))
             }
             var copy = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
             guard inet_ntop(AF_INET6, &copy, base, socklen_t(size)) != nil else { return "unknown" }
@@ -71,6 +70,32 @@ public struct SocketAddress: Sendable {
             // IPv4-mapped clients of a dual-stack socket read as plain IPv4.
             return text.hasPrefix("::ffff:") && text.contains(".") ? String(text.dropFirst(7)) : text
         }
+    }
+}
+
+/// "a.b.c.d" for an IPv4 address in host order (inet_ntop's text, without its formatting
+/// machinery: this runs for every request).
+func dottedQuad(_ address: UInt32) -> String {
+    String(unsafeUninitializedCapacity: 15) { buffer in
+        var count = 0
+        for shift in [24, 16, 8, 0] as [UInt32] {
+            let octet = UInt8(truncatingIfNeeded: address >> shift)
+            if shift != 24 {
+                buffer[count] = UInt8(ascii: ".")
+                count += 1
+            }
+            if octet >= 100 {
+                buffer[count] = UInt8(ascii: "0") + octet / 100
+                count += 1
+            }
+            if octet >= 10 {
+                buffer[count] = UInt8(ascii: "0") + octet / 10 % 10
+                count += 1
+            }
+            buffer[count] = UInt8(ascii: "0") + octet % 10
+            count += 1
+        }
+        return count
     }
 }
 

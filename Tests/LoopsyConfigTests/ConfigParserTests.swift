@@ -111,6 +111,20 @@ import Testing
         #expect(!Secrets.equal(first, second))
         #expect(!Secrets.equal(first, String(first.dropLast())))
         #expect(!Secrets.equal("", first))
+        #expect(!Secrets.equal(first, ""))
+        #expect(Secrets.equal("", ""))
+        // A prefix, an extension by a NUL byte, one byte changed anywhere, non-ASCII text.
+        #expect(!Secrets.equal(String(first.dropLast()), first))
+        #expect(!Secrets.equal(first + "\u{0}", first))
+        for index in [0, 31, 63] {
+            var bytes = Array(first.utf8)
+            bytes[index] ^= 1
+            #expect(!Secrets.equal(String(decoding: bytes, as: UTF8.self), first))
+        }
+        #expect(Secrets.equal("schlüssel-ключ-鍵🔑", "schlüssel-ключ-鍵🔑"))
+        #expect(!Secrets.equal("schlüssel-ключ-鍵🔑", "schlussel-ключ-鍵🔑"))
+        // Bridged or sliced strings compare by their bytes too.
+        #expect(Secrets.equal(String(("x" + first).dropFirst()), first))
     }
 
     @Test func nodeIdIsStableForAKey() throws {

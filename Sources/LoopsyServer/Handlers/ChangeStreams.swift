@@ -60,7 +60,7 @@ public final class ChangeStreams: Sendable {
         json.openObject()
         var fields = change.detail
         fields["topic"] = change.topic.rawValue
-        for (name, value) in fields.sorted(by: { $0.key < $1.key }) { json.field(name, value) }
+        for (name, value) in fields.sorted(by: { $0.key < $1.key }) { json.field(named: name, value) }
         json.field("time", change.time)
         json.closeObject()
         let event = Array("id: \(change.sequence)\nevent: change\ndata: ".utf8) + json.bytes + Array("\n\n".utf8)

@@ -102,11 +102,9 @@ public final class Authenticator: Sendable {
             return .failure(.unauthorized("missing credentials: send 'Authorization: Bearer <api key>' "
                 + "(the key is in config.yaml; `loopsy key show` prints it)"))
         }
-        // "Bearer " in any case (ASCII folding only: it runs on every request).
-        guard String(decoding: authorization.utf8.prefix(7), as: UTF8.self).asciiLowercased() == "bearer " else {
+        guard let token = Self.bearerToken(authorization) else {
             return .failure(.unauthorized("the Authorization header must be 'Bearer <api key>'"))
         }
-        let token = authorization.dropFirst(7).trimming()
         guard token.utf8.count >= 16 else {
             return .failure(.forbidden("invalid API key", code: .invalidCredentials))
         }
@@ -135,6 +133,29 @@ public final class Authenticator: Sendable {
             caller.claimedNode = nodeId
         }
         return .success(caller)
+    }
+
+    /// The credential of an `Authorization: Bearer <token>` header ("Bearer" in any case, ASCII
+    /// folding only), without the spaces, tabs and line breaks around it; nil for another scheme.
+    /// Byte-wise: it runs on every request.
+    static func bearerToken(_ authorization: String) -> String? {
+        var header = authorization
+        return header.withUTF8 { bytes -> String? in
+            let scheme: [UInt8] = Array("bearer ".utf8)
+            guard bytes.count >= scheme.count else { return nil }
+            for index in scheme.indices {
+                let byte = bytes[index]
+                guard (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == scheme[index] else {
+                    return nil
+                }
+            }
+            let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+            var start = scheme.count
+            var end = bytes.count
+            while start < end && isSpace(bytes[start]) { start += 1 }
+            while end > start && isSpace(bytes[end - 1]) { end -= 1 }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        }
     }
 
     private func currentKeys() -> Keys {
