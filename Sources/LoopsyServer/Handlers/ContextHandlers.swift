@@ -14,7 +14,7 @@ public enum ContextHandlers {
     /// connections share one commit).
     static func put(_ context: RequestContext) throws -> HTTPResponse {
         let key = try validKey(context)
-        let body = try context.decode(ContextPutRequest.self)
+        let body = try context.request.decodeJSON(ContextPutRequest.self, simply: ContextPutRequest.simplyDecoded)
         try checkLimits(value: body.value, ttl: body.ttl, context: context)
         // The outcome, error included: a compare-and-set miss is a 412 with a body, not an error.
         let written = Pending<Result<ContextEntry, any Error>>()

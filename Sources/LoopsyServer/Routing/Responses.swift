@@ -36,9 +36,11 @@ extension HTTPRequest {
     /// Decodes a JSON body, turning every decoding failure into a 400 that names the field.
     /// `requireContentType`: refuse a body not labelled application/json (an HTML form cannot
     /// send that cross-site without a CORS preflight); otherwise only a wrong label is refused.
-    public func decodeJSON<T: Decodable>(_ type: T.Type, requireContentType: Bool = false) throws -> T {
+    /// `simply` may read the common shapes of the body without JSONDecoder (nil: it cannot).
+    public func decodeJSON<T: Decodable>(_ type: T.Type, requireContentType: Bool = false,
+                                         simply: ((UnsafeRawBufferPointer) -> T?)? = nil) throws -> T {
         let contentType = header("content-type")
-        if let contentType, !contentType.lowercased().hasPrefix("application/json") {
+        if let contentType, !contentType.asciiLowercased().hasPrefix("application/json") {
             throw APIError.unsupportedMediaType("send the body as application/json, not \(contentType)")
         }
         if requireContentType && contentType == nil {
@@ -46,6 +48,10 @@ extension HTTPRequest {
         }
         guard !body.isEmpty else { throw APIError.badRequest("a JSON body is required", code: .badJson) }
         do {
+            if let simply, let value = body.withUnsafeBytes(simply) {
+                if let checked = value as? any RangeChecked { try checked.checkRanges() }
+                return value
+            }
             return try SafeJSON.decode(type, from: Data(body))
         } catch let error as DecodingError {
             throw APIError.badRequest(Self.describe(error), code: .badJson)
