@@ -28,6 +28,7 @@ run() { # name script args...
     fi
 }
 run http bench/http.sh 5 50
+run instructions bench/instructions.sh 2000
 run forward bench/forward.sh 64
 run broadcast bench/broadcast.sh 19 20
 run context bench/context.sh 100000 2 8
