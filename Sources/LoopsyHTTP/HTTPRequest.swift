@@ -9,7 +9,7 @@ public struct HTTPRequest: Sendable {
     /// Query parameters, percent-decoded; a bare `?flag` maps to "".
     public var query: [String: String]
     /// Header names lower-cased; repeated headers joined with ", ".
-    public var headers: [String: String]
+    public var headers: HTTPHeaders
     public var body: [UInt8]
     /// The peer's IP address as text ("127.0.0.1", "::1").
     public var remoteAddress: String
@@ -22,7 +22,7 @@ public struct HTTPRequest: Sendable {
     public var planNote: (any Sendable)?
 
     public init(method: String, rawPath: String, query: [String: String] = [:],
-                headers: [String: String] = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1",
+                headers: HTTPHeaders = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1",
                 bodySink: (any HTTPBodySink)? = nil, secure: Bool = false, planNote: (any Sendable)? = nil) {
         self.secure = secure
         self.planNote = planNote
@@ -44,12 +44,12 @@ public struct HTTPRequest: Sendable {
 public struct HTTPRequestHead: Sendable {
     public var method: String
     public var rawPath: String
-    public var headers: [String: String]
+    public var headers: HTTPHeaders
     public var query: [String: String]
     public var remoteAddress: String
     public var secure: Bool
 
-    public init(method: String, rawPath: String, headers: [String: String], query: [String: String] = [:],
+    public init(method: String, rawPath: String, headers: HTTPHeaders, query: [String: String] = [:],
                 remoteAddress: String = "127.0.0.1", secure: Bool = false) {
         self.secure = secure
         self.method = method
@@ -58,6 +58,78 @@ public struct HTTPRequestHead: Sendable {
         self.query = query
         self.remoteAddress = remoteAddress
     }
+}
+
+/// A request's header fields by lower-cased name, repeated fields joined with ", ". A request
+/// carries a handful, and looking one up by comparing names costs far less than hashing every
+/// name into a table (a third of a small GET's work went to that); past `indexedFrom` fields
+/// (a client may send thousands of tiny ones) a table indexes them, so neither adding nor
+/// looking up ever costs more than the table did.
+public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    public typealias Element = (key: String, value: String)
+
+    private var fields: [Element] = []
+    /// Where each name is in `fields`, once there are `indexedFrom` of them.
+    private var index: [String: Int]?
+    static let indexedFrom = 16
+
+    public init() {}
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        for (name, value) in elements { self[name] = value }
+    }
+
+    public init(_ dictionary: [String: String]) {
+        for (name, value) in dictionary { self[name] = value }
+    }
+
+    public var count: Int { fields.count }
+    public var isEmpty: Bool { fields.isEmpty }
+
+    private func position(of name: String) -> Int? {
+        if let index { return index[name] }
+        return fields.firstIndex { $0.key == name }
+    }
+
+    /// The value under exactly this (lower-case) name; setting nil removes it.
+    public subscript(name: String) -> String? {
+        get { position(of: name).map { fields[$0].value } }
+        set {
+            if let at = position(of: name) {
+                if let newValue {
+                    fields[at].value = newValue
+                } else {
+                    fields.remove(at: at)
+                    if index != nil { reindex() }
+                }
+            } else if let newValue {
+                fields.append((name, newValue))
+                if index != nil {
+                    index?[name] = fields.count - 1
+                } else if fields.count >= Self.indexedFrom {
+                    reindex()
+                }
+            }
+        }
+    }
+
+    /// Adds a field as it arrived: a repeated name gets the value appended after ", ".
+    public mutating func add(_ name: String, _ value: String) {
+        if let at = position(of: name) {
+            fields[at].value += ", " + value
+        } else {
+            self[name] = value
+        }
+    }
+
+    private mutating func reindex() {
+        var table: [String: Int] = [:]
+        table.reserveCapacity(fields.count)
+        for (offset, field) in fields.enumerated() { table[field.key] = offset }
+        index = table
+    }
+
+    public func makeIterator() -> IndexingIterator<[Element]> { fields.makeIterator() }
 }
 
 /// What a body sink did with the bytes it was given.

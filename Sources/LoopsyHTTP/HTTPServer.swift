@@ -192,7 +192,7 @@ public final class HTTPServer: @unchecked Sendable {
             // unless the plan is to refuse the request, we answer on a later call.
             let context = RequestContext(head: HTTPRequestHead(
                 method: String(cString: method), rawPath: String(cString: url),
-                headers: Self.values(connection, kind: .HEADER_KIND, lowercase: true), query: Self.query(connection),
+                headers: Self.headers(connection), query: Self.query(connection),
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
@@ -352,20 +352,30 @@ public final class HTTPServer: @unchecked Sendable {
         return MHD_queue_response(connection, UInt32(response.status), mhdResponse)
     }
 
-    private static func values(_ connection: OpaquePointer, kind: MHD_ValueKind,
-                               lowercase: Bool) -> [String: String] {
-        final class Collector { var values: [String: String] = [:]; var lowercase = false }
+    /// The request's header fields, names lower-cased.
+    private static func headers(_ connection: OpaquePointer) -> HTTPHeaders {
+        final class Collector { var headers = HTTPHeaders() }
         let collector = Collector()
-        // Room for a typical request's headers, so the table is not grown and rehashed twice.
-        // (Most requests have no query: that table stays empty and unallocated.)
-        if kind == .HEADER_KIND { collector.values.reserveCapacity(12) }
-        collector.lowercase = lowercase
+        // The collector lives on this stack frame for the whole synchronous iteration.
+        let pointer = Unmanaged.passUnretained(collector).toOpaque()
+        _ = MHD_get_connection_values(connection, .HEADER_KIND, { cls, _, key, value in
+            guard let cls, let key else { return .YES }
+            let collector = Unmanaged<Collector>.fromOpaque(cls).takeUnretainedValue()
+            collector.headers.add(String(asciiLowercasing: key), value.map { String(cString: $0) } ?? "")
+            return .YES
+        }, pointer)
+        return collector.headers
+    }
+
+    private static func values(_ connection: OpaquePointer, kind: MHD_ValueKind) -> [String: String] {
+        final class Collector { var values: [String: String] = [:] }
+        let collector = Collector()
         // The collector lives on this stack frame for the whole synchronous iteration.
         let pointer = Unmanaged.passUnretained(collector).toOpaque()
         _ = MHD_get_connection_values(connection, kind, { cls, _, key, value in
             guard let cls, let key else { return .YES }
             let collector = Unmanaged<Collector>.fromOpaque(cls).takeUnretainedValue()
-            let name = collector.lowercase ? String(asciiLowercasing: key) : String(cString: key)
+            let name = String(cString: key)
             let text = value.map { String(cString: $0) } ?? ""
             if let previous = collector.values[name] {
                 collector.values[name] = previous + ", " + text
@@ -380,7 +390,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Query arguments arrive still escaped (see `keepEscaped`); decode them here, form-style.
     private static func query(_ connection: OpaquePointer) -> [String: String] {
         var decoded: [String: String] = [:]
-        for (key, value) in values(connection, kind: .GET_ARGUMENT_KIND, lowercase: false) {
+        for (key, value) in values(connection, kind: .GET_ARGUMENT_KIND) {
             guard let name = PercentDecoding.decode(Substring(key), plusIsSpace: true) else { continue }
             decoded[name] = PercentDecoding.decode(Substring(value), plusIsSpace: true) ?? value
         }

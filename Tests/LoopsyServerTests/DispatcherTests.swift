@@ -44,7 +44,7 @@ import Testing
             query[String(field[0])] = field.count > 1 ? String(field[1]) : ""
         }
         var response = dispatcher.handle(HTTPRequest(method: method, rawPath: String(parts[0]), query: query,
-                                                     headers: allHeaders, body: Array((body ?? "").utf8)))
+                                                     headers: HTTPHeaders(allHeaders), body: Array((body ?? "").utf8)))
         // An answer that comes later (a write waits for its group commit), as MHD would wait.
         if let deferred = response.deferred {
             for _ in 0..<3000 where deferred.completedResponse == nil { usleep(10_000) }

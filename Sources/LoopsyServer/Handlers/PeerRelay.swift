@@ -82,7 +82,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     /// Starts relaying `method path?query` to the peer. A body, if any, is fed through
     /// `consume` and ended with `endBody`.
     static func start(service: PeerService, record: PeerRecord, method: String, path: String, query: String,
-                      headers: [String: String], hasBody: Bool) throws -> PeerRelay {
+                      headers: HTTPHeaders, hasBody: Bool) throws -> PeerRelay {
         let endpoint = try service.endpoint(for: record)
         guard let apiKey = endpoint.apiKey else {
             throw APIError.conflict("this node holds no key for peer \(record.info.name), so it cannot call it; add it "
@@ -100,7 +100,7 @@ final class PeerRelay: HTTPBodySink, @unchecked Sendable {
     }
 
     /// Starts relaying `method /api/v1/path?query` to `target`.
-    static func start(_ target: Target, method: String, path: String, query: String, headers: [String: String],
+    static func start(_ target: Target, method: String, path: String, query: String, headers: HTTPHeaders,
                       hasBody: Bool) throws -> PeerRelay {
         let pipe: (read: Int32, write: Int32)
         do {
