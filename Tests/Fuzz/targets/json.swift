@@ -1,5 +1,6 @@
-// JSON request bodies: our own order-keeping reader (JSONValue) and the Codable decoding of every
-// request type the daemon accepts (Foundation's JSONDecoder), plus hex fields (pairing, pins).
+// JSON request bodies: our own order-keeping reader (JSONValue), the context write's fast reader
+// (SimpleJSONObject, against JSONDecoder) and the Codable decoding of every request type the
+// daemon accepts (Foundation's JSONDecoder), plus hex fields (pairing, pins).
 import FoundationEssentials
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -13,6 +14,12 @@ public func fuzzJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     // Exactly as the daemon decodes request bodies and peers' answers.
     let body = Data(bytes)
+    // The write path's own reader: whatever it accepts, JSONDecoder reads the same way.
+    if let simple = bytes.withUnsafeBytes({ ContextPutRequest.simplyDecoded($0) }) {
+        let full = try? JSONDecoder().decode(ContextPutRequest.self, from: body)
+        precondition(full?.value == simple.value && full?.ttl == simple.ttl && full?.ifRevision == simple.ifRevision,
+                     "SimpleJSONObject read \(text) unlike JSONDecoder")
+    }
     let decoder = SafeDecoder()
     // Every number a decoder accepts is within its WireRange: the arithmetic the daemon does on
     // it cannot trap (a trap here is a crash there).
