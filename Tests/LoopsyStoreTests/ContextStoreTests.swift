@@ -165,3 +165,35 @@ import Testing
         #expect(try store.get(key: "race")?.revision == 200)
     }
 }
+
+@Suite struct ChangeLogMigrationTests {
+    /// 0012 drops AUTOINCREMENT from the change log: every change keeps its number, nothing is
+    /// left in sqlite_sequence for it, and numbering goes on after the newest change (a cursor
+    /// a watcher holds stays meaningful).
+    @Test func numbersAreKeptAndContinueAfterTheNewest() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-mig-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let all = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
+        #expect(all.contains { $0.id == 12 })
+        let database = try Database(path: directory + "/t.db")
+        try Migrator(migrations: all.filter { $0.id <= 11 }).migrate(database)
+        for index in 1...50 {
+            try database.prepare("INSERT INTO context_changes (key, kind, revision, at) VALUES (?, 'put', 1, 0)")
+                .run([.text("k\(index)")])
+        }
+        // Pruned from the oldest end, as the daemon does.
+        try database.execute("DELETE FROM context_changes WHERE seq <= 20")
+        let before = try database.prepare("SELECT seq, key FROM context_changes ORDER BY seq").rows { "\($0.int(0)):\($0.text(1))" }
+        #expect(try Migrator(migrations: all).migrate(database).contains(12))
+        let after = try database.prepare("SELECT seq, key FROM context_changes ORDER BY seq").rows { "\($0.int(0)):\($0.text(1))" }
+        #expect(after == before && after.count == 30)
+        #expect(try database.prepare("SELECT count(*) FROM sqlite_sequence WHERE name = 'context_changes'")
+            .rows { $0.int(0) } == [0])
+        try database.prepare("INSERT INTO context_changes (key, kind, revision, at) VALUES ('next', 'put', 1, 0)").run()
+        #expect(try database.prepare("SELECT max(seq) FROM context_changes").rows { $0.int(0) } == [51])
+        // The key index is back.
+        #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'context_changes_key'")
+            .rows { $0.int(0) } == [1])
+    }
+}
