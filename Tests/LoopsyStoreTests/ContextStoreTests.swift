@@ -166,6 +166,27 @@ import Testing
     }
 }
 
+@Suite struct ContextCacheBoundTests {
+    /// The cache counts what an entry holds in memory (its strings and about 380 bytes more),
+    /// not only its value: entries past the bound start it over, and never more are kept.
+    @Test func holdsNoMoreThanItsBound() {
+        func entry(_ index: Int) -> ContextEntry {
+            ContextEntry(key: "key-\(100 + index)", value: "the plan is to ship on friday", fromNodeId: String(repeating: "a", count: 32),
+                         createdAt: 0, updatedAt: 0, ttl: nil, expiresAt: nil, revision: 1)
+        }
+        #expect(ContextCache.cost(entry(1)) >= 2 * 7 + 29 + 32 + 380)
+        let cache = ContextCache(maxBytes: 10 * ContextCache.cost(entry(1)))
+        var most = 0
+        for index in 1...25 {
+            cache.written("key-\(100 + index)", entry(index))
+            let held = (1...index).filter { cache.lookup("key-\(100 + $0)", now: 0).entry != nil }.count
+            most = max(most, held)
+            #expect(cache.lookup("key-\(100 + index)", now: 0).entry == entry(index))
+        }
+        #expect(most == 10)
+    }
+}
+
 @Suite struct ChangeLogMigrationTests {
     /// 0012 drops AUTOINCREMENT from the change log: every change keeps its number, nothing is
     /// left in sqlite_sequence for it, and numbering goes on after the newest change (a cursor
