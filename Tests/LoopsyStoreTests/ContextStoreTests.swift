@@ -135,12 +135,17 @@ import Testing
     }
 }
 
+/// A new empty directory under the temp dir, and this build's migrations.
+private func scratch(_ prefix: String) throws -> (directory: String, migrations: [Migration]) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return (directory, try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil)))
+}
+
 @Suite struct ContextCacheCoherenceTests {
     @Test func readsSeeEveryCommittedWrite() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-cache-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (directory, migrations) = try scratch("loopsy-cache")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let migrations = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
         let store = ContextStore(pool: try DatabasePool(path: directory + "/t.db", migrations: migrations))
         _ = try store.put(key: "k", value: "1", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 0)
         #expect(try store.get(key: "k", now: 0)?.value == "1")  // now cached
@@ -192,10 +197,8 @@ import Testing
     /// left in sqlite_sequence for it, and numbering goes on after the newest change (a cursor
     /// a watcher holds stays meaningful).
     @Test func numbersAreKeptAndContinueAfterTheNewest() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-mig-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (directory, all) = try scratch("loopsy-mig")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let all = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
         #expect(all.contains { $0.id == 12 })
         let database = try Database(path: directory + "/t.db")
         try Migrator(migrations: all.filter { $0.id <= 11 }).migrate(database)
