@@ -29,6 +29,9 @@ public struct ContextStore: Sendable {
         static let columns = "key, value, from_node_id, created_at, updated_at, ttl, expires_at, revision"
         static let live = "(expires_at IS NULL OR expires_at > ?)"
         static let fetch = "SELECT \(columns) FROM context WHERE key = ? AND \(live)"
+        /// The row under a key, expired or not: a write then knows whether an expired row is
+        /// there to be replaced without a second statement to find out.
+        static let stored = "SELECT \(columns) FROM context WHERE key = ?"
         static let deleteKey = "DELETE FROM context WHERE key = ?"
         /// The message mirrors (`inbox:…`, `outbox:…`, written by the messaging service) are the
         /// node's own bookkeeping: they neither count against context.maxEntries nor show in
@@ -121,13 +124,16 @@ public struct ContextStore: Sendable {
     /// Writes one entry; the caller holds a transaction (or a savepoint in one).
     private static func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String,
                                maxEntries: Int, ifRevision: Int64?, now: Int64) throws -> ContextEntry {
-        let existing = try Self.fetch(db, key: key, now: now)
+        let stored = try db.cached(SQL.stored).rows([.text(key)], entry).first
+        // Live as SQL.live has it: an entry expires at its expiresAt, not a millisecond after.
+        let existing = stored.flatMap { stored in stored.expiresAt.map { $0 > now } ?? true ? stored : nil }
         if let ifRevision, ifRevision != (existing?.revision ?? 0) {
             throw ContextStoreError.revisionMismatch(expected: ifRevision, current: existing)
         }
         if existing == nil && !Self.isMirror(key) {
-            // An expired row under this key does not count and is replaced below.
-            try db.cached(SQL.deleteKey).run([.text(key)])
+            // An expired row under this key does not count and is replaced below. (A new key,
+            // the usual case, has no row: nothing to delete.)
+            if stored != nil { try db.cached(SQL.deleteKey).run([.text(key)]) }
             if try Self.liveEntries(db, atLeast: maxEntries, now: now) >= maxEntries {
                 throw ContextStoreError.full(limit: maxEntries)
             }

@@ -53,6 +53,29 @@ import Testing
         #expect(fresh.createdAt == 5000)
     }
 
+    /// A write sees the same boundary as a read: at its expiresAt an entry is gone, and writing
+    /// the key then starts a new entry in place of the expired row (counted once).
+    @Test func aWriteAtTheExpiryInstantStartsANewEntry() throws {
+        defer { cleanUp() }
+        _ = try store.put(key: "k", value: "old", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
+        #expect(try store.put(key: "k", value: "kept", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 999).revision == 2)
+        // Written at 999 with a TTL of 1 s: live until 1998, gone at 1999.
+        #expect(try store.get(key: "k", now: 1998) != nil)
+        #expect(try store.get(key: "k", now: 1999) == nil)
+        let fresh = try store.put(key: "k", value: "new", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 1999)
+        #expect(fresh.revision == 1)
+        #expect(fresh.createdAt == 1999)
+        #expect(try store.count(now: 2000) == 1)
+        #expect(try store.list(limit: 10, includeMirrors: false, now: 2000).map(\.value) == ["new"])
+        // With ifRevision, the expired entry is no entry (revision 0).
+        _ = try store.put(key: "t", value: "old", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
+        #expect(throws: ContextStoreError.self) {
+            try store.put(key: "t", value: "x", ttl: nil, fromNodeId: "n", maxEntries: 10, ifRevision: 1, now: 1000)
+        }
+        #expect(try store.put(key: "t", value: "x", ttl: nil, fromNodeId: "n", maxEntries: 10, ifRevision: 0, now: 1000).revision == 1)
+        #expect(try store.count(now: 1000) == 2)
+    }
+
     @Test func entryLimitRefusesNewKeysButAllowsUpdates() throws {
         defer { cleanUp() }
         _ = try store.put(key: "a", value: "1", ttl: nil, fromNodeId: "n", maxEntries: 2, now: 0)
