@@ -8,9 +8,10 @@ import Glibc
 /// own I/O loop), and orphans — processes a job or task left behind, which the kernel hands to
 /// loopsyd because it is a child subreaper.
 ///
-/// The reaper thread looks at loopsyd's children every second (and at once when a job or task
-/// ends). A child that is not a registered main process is an orphan. One that was seen in an
-/// ended job's tree (its I/O loop looks every second) goes at once. Any other is charged to the
+/// The reaper thread looks at loopsyd's children every second while it has any (and at once
+/// when a job or task starts or ends); with none, it sleeps until the next one starts. A child
+/// that is not a registered main process is an orphan. One that was seen in an ended job's
+/// tree (its I/O loop looks every second) goes at once. Any other is charged to the
 /// jobs and tasks that may own it: the one whose process group or session it is still in, else
 /// every one running when it was first seen. Once none of its owners runs any more it is
 /// killed with its whole tree (freeze then kill) and reaped with waitpid(pid, WNOHANG) — never
@@ -36,12 +37,15 @@ public final class ChildProcesses: Sendable {
 
     /// Runs `spawn` (which returns the new child's pid, or <= 0 when it failed) and registers
     /// the child before the reaper can look again, so a new job is never taken for an orphan.
+    /// The reaper, idle while loopsyd had no child, looks again from now on.
     func spawn(_ spawn: () -> pid_t) -> pid_t {
-        state.withLock { state in
+        let pid = state.withLock { state in
             let pid = spawn()
             if pid > 0 { state.owned.insert(pid) }
             return pid
         }
+        if pid > 0 { wake() }
+        return pid
     }
 
     /// The main process `pid` was reaped by its owner: what it left behind may go now.
@@ -74,14 +78,18 @@ public final class ChildProcesses: Sendable {
             logger.warn("prctl(PR_SET_CHILD_SUBREAPER) failed: \(error); processes that jobs leave behind go to init")
         }
         let started = DedicatedThread.start("loopsy-reaper") { [self] in
+            // With no child at all (no job or task has run, or all have ended and nothing they
+            // left is still here) there is nothing to look at until a spawn wakes the thread: an
+            // idle daemon does not wake up every second.
+            var watching = true
             while true {
                 var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-                _ = poll(&fds, 1, Self.interval)
+                _ = poll(&fds, 1, watching ? Self.interval : -1)
                 if fds[0].revents != 0 {
                     var value: UInt64 = 0
                     _ = read(wakeFD, &value, 8)
                 }
-                sweep()
+                watching = sweep()
             }
         }
         if !started { logger.warn("could not start the reaper thread") }
@@ -93,9 +101,13 @@ public final class ChildProcesses: Sendable {
     }
 
     /// Kills and reaps orphans nobody may want any more (every orphan when `all`, at shutdown).
-    func sweep(all: Bool = false) {
+    /// Returns whether loopsyd had any child or running job or task (more to watch).
+    @discardableResult
+    func sweep(all: Bool = false) -> Bool {
+        var watching = true
         let doomed = state.withLock { state -> [pid_t] in
             let children = ProcessTree.children(of: getpid())
+            watching = !children.isEmpty || !state.owned.isEmpty
             var doomed: [pid_t] = []
             var orphans: [pid_t: Set<pid_t>] = [:]
             for child in children where !state.owned.contains(child) {
@@ -123,7 +135,7 @@ public final class ChildProcesses: Sendable {
             state.leftovers = [:]
             return doomed
         }
-        guard !doomed.isEmpty else { return }
+        guard !doomed.isEmpty else { return watching }
         ProcessTree.freezeAndKill(doomed, includingRoots: true)
         var left = doomed
         for _ in 0..<50 where !left.isEmpty {
@@ -135,6 +147,7 @@ public final class ChildProcesses: Sendable {
             if !left.isEmpty { usleep(10_000) }
         }
         // Anything still dying is reaped on the next sweep.
+        return true
     }
 
     /// Daemon shutdown, after jobs and tasks were asked to stop: whatever of them has not

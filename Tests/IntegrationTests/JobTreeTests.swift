@@ -37,6 +37,31 @@ import Testing
         }
     }
 
+    /// How often loopsyd's reaper thread has gone to sleep (its voluntary context switches):
+    /// each look at the children ends in one.
+    static func reaperSleeps(of pid: Int32) -> Int? {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        for task in tasks {
+            let comm = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(task)/comm").map { String(decoding: $0, as: UTF8.self) }
+            guard comm == "loopsy-reaper\n",
+                  let status = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(task)/status") else { continue }
+            let line = String(decoding: status, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") }
+            return line.flatMap { Int($0.split(separator: "\t").last ?? "") }
+        }
+        return nil
+    }
+
+    /// Whether, within `seconds`, the reaper slept through a whole `quiet` seconds.
+    static func reaperGoesQuiet(_ pid: Int32, quiet: Double = 2.5, within seconds: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date().addingTimeInterval(quiet) <= deadline {
+            let before = reaperSleeps(of: pid)
+            Thread.sleep(forTimeInterval: quiet)
+            if let before, reaperSleeps(of: pid) == before { return true }
+        }
+        return false
+    }
+
     /// A unique sleep length, so parallel tests never see each other's processes.
     static func uniqueSeconds() -> String { String(Int.random(in: 100_000...999_999)) }
 
@@ -109,6 +134,25 @@ import Testing
             _ = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "(sleep 0.1 &); (setsid true &); true"]))
         }
         #expect(ExecuteTests.waitUntil(5) { Self.children(of: daemon).isEmpty }, "\(Self.children(of: daemon))")
+    }
+
+    /// With no child the reaper does not wake up at all (an idle daemon costs nothing); a job
+    /// wakes it, what the job left behind still goes, and then it sleeps again.
+    @Test func theReaperSleepsWhileTheDaemonHasNoChild() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let daemon = try #require(node.process?.processIdentifier)
+        #expect(Self.reaperSleeps(of: daemon) != nil, "no loopsy-reaper thread in loopsyd")
+        #expect(Self.reaperGoesQuiet(daemon), "the reaper of an idle daemon kept waking up")
+        let before = try #require(Self.reaperSleeps(of: daemon))
+        let left = Self.uniqueSeconds()
+        let result = try node.client.execute(ExecuteRequest(
+            command: "sh", args: ["-c", "(setsid sleep \(left) </dev/null >/dev/null 2>&1 &); echo done"]))
+        #expect(result.exitCode == 0)
+        #expect(ExecuteTests.waitUntil(5) { Self.processes(["sleep", left]).isEmpty }, "the job's leftover outlived it")
+        #expect(ExecuteTests.waitUntil(5) { Self.children(of: daemon).isEmpty }, "\(Self.children(of: daemon))")
+        #expect((Self.reaperSleeps(of: daemon) ?? 0) > before, "the job did not wake the reaper")
+        #expect(Self.reaperGoesQuiet(daemon), "the reaper kept waking up after the job and its leftover were gone")
     }
 
     /// A leftover the job's I/O loop saw in its tree (it looks every second) goes when the job
