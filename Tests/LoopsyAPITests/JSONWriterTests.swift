@@ -26,6 +26,25 @@ import Testing
         }
     }
 
+    /// Integers are written digit by digit into the output: the same text as `String(value)`.
+    @Test func integersAreWrittenAsSwiftPrintsThem() {
+        var values: [Int64] = [0, 1, -1, 9, 10, -10, 99, 100, 1_796_275_270_497, .max, .min, .max - 1, .min + 1]
+        for digits in 1...19 {
+            let power = (0..<digits - 1).reduce(Int64(1)) { value, _ in value * 10 }
+            values += [power, power - 1, -power, -(power - 1)]
+        }
+        var generator = SystemRandomNumberGenerator()
+        values += (0..<2000).map { _ in Int64.random(in: .min ... .max, using: &generator) >> Int64.random(in: 0...62) }
+        for value in values {
+            var writer = JSONWriter()
+            writer.openArray()
+            writer.integer(value)
+            writer.integer(value)
+            writer.closeArray()
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == "[\(value),\(value)]")
+        }
+    }
+
     @Test func listHealthAndErrorsRoundTrip() throws {
         let list = ContextListResponse(entries: [
             ContextEntry(key: "a", value: "1", fromNodeId: "n", createdAt: 1, updatedAt: 1, ttl: nil, expiresAt: nil, revision: 1),
