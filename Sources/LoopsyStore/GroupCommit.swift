@@ -44,10 +44,6 @@ public final class GroupCommit: Sendable {
         var committing = false
         /// `close` was called: writes are refused.
         var closed = false
-        /// The thread waits on `wake` until `expected` writes are queued (the write that makes
-        /// it so signals it, once) or `gatherMicros` pass.
-        var gathering = false
-        var expected = 0
     }
 
     /// Most writes in one transaction (a commit's WAL frames stay small)…
@@ -55,11 +51,6 @@ public final class GroupCommit: Sendable {
     /// …and most bytes: 256 values of 1 MiB would hold the writer lock for one 256 MiB
     /// transaction (and grow the WAL to that). A write larger than this goes alone.
     public static let maxGroupBytes = 4 << 20
-    /// A group that starts this soon after the last one ended means writes are streaming in…
-    private static let busyWindow = 0.002
-    /// …and it waits up to this long for as many as the last groups had (the connections
-    /// writing at once); a writer alone is not made to wait for others.
-    private static let gatherMicros = 200
     /// How long the thread waits for more writes before it ends (the next write starts it again).
     private static let idle: DispatchTimeInterval = .seconds(2)
 
@@ -96,16 +87,9 @@ public final class GroupCommit: Sendable {
                 state.threadRunning = true
                 return .start
             }
-            // The thread waits in one place at a time; one signal ends it (both flags go, so no
-            // second write signals it again).
-            if state.gathering, state.queue.count >= state.expected {
-                state.gathering = false
-                state.threadWaiting = false
-                return .wake
-            }
+            // One signal ends the thread's wait (the flag goes, so no second write signals it).
             guard state.threadWaiting else { return .nothing }
             state.threadWaiting = false
-            state.gathering = false
             return .wake
         }
         switch next {
@@ -146,19 +130,13 @@ public final class GroupCommit: Sendable {
     }
 
     private func run(once: Bool = false) {
-        var lastCommit = 0.0
-        // About how many writes the next group should have: as many as the last one, or half
-        // the one before (one short group, a client between two requests, does not shrink the
-        // next ones much; after a burst it falls back in a few groups).
-        var expected = 0
         while true {
-            // Under load (the last group ended moments ago), wait a little for the writes now on
-            // their way so they share this commit: one commit of n writes writes far fewer pages
-            // than n commits. A write that comes alone is not delayed, nor is one writer's
-            // stream of writes (its groups have one write: there is nobody to wait for).
-            if !once, expected > 1, lastCommit != 0, Clock.monotonicSeconds() - lastCommit < Self.busyWindow {
-                gather(min(expected, Self.maxGroup))
-            }
+            // A group is what queued while the last one was committed: the thread never waits
+            // for more. Waiting for as many writes as the last group had (up to 200 us) made
+            // the writes of all open connections one group, committed while the clients and the
+            // HTTP workers sat idle, then answered while the thread did; without the wait the
+            // groups overlap with the round trips of the writes in flight (about 10% more writes
+            // per second with 4 and 8 connections, in paired runs; see issue 24's notes).
             let group = state.withLock { state -> [Job] in
                 var count = 0, bytes = 0
                 while count < min(state.queue.count, Self.maxGroup),
@@ -171,10 +149,8 @@ public final class GroupCommit: Sendable {
                 return Array(state.queue.prefix(count))
             }
             if !group.isEmpty {
-                expected = max(group.count, expected / 2)
                 commit(group)
                 state.withLock { $0.committing = false }
-                lastCommit = Clock.monotonicSeconds()
                 continue
             }
             enum Next { case more, stop, wait }
@@ -202,29 +178,6 @@ public final class GroupCommit: Sendable {
             if signalled { wake.wait() }
             if end { return }
         }
-    }
-
-    /// Waits until `expected` writes are queued or `gatherMicros` pass.
-    private func gather(_ expected: Int) {
-        let waits = state.withLock { state -> Bool in
-            guard state.queue.count < expected else { return false }
-            state.gathering = true
-            state.expected = expected
-            return true
-        }
-        guard waits else { return }
-        if wake.wait(timeout: .now() + .microseconds(Self.gatherMicros)) == .success {
-            // A signal is a write's that found the queue full enough (it cleared `gathering`).
-            state.withLock { $0.gathering = false }
-            return
-        }
-        // Timed out. A write may have signalled meanwhile: then its signal is taken now, or the
-        // next wait would end at once on it.
-        let signalled = state.withLock { state -> Bool in
-            defer { state.gathering = false }
-            return !state.gathering
-        }
-        if signalled { wake.wait() }
     }
 
     private func commit(_ group: [Job]) {
