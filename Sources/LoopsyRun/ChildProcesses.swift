@@ -84,7 +84,8 @@ public final class ChildProcesses: Sendable {
             var watching = true
             while true {
                 var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-                _ = poll(&fds, 1, watching ? Self.interval : -1)
+                // Without an eventfd nothing could wake it: it keeps looking every second.
+                _ = poll(&fds, 1, watching || wakeFD < 0 ? Self.interval : -1)
                 if fds[0].revents != 0 {
                     var value: UInt64 = 0
                     _ = read(wakeFD, &value, 8)
