@@ -121,6 +121,19 @@ import Testing
         }
     }
 
+    /// The segment lists are temporary allocations sized by the path: on the stack for a few
+    /// segments, on the heap for thousands (a path can be as long as libmicrohttpd takes).
+    @Test func pathsOfManySegmentsMatchOrNotAsShorterOnes() {
+        #expect(matched("GET", "/") == nil)
+        #expect(matched("GET", "") == nil)
+        #expect(matched("GET", String(repeating: "/", count: 5000)) == nil)
+        #expect(matched("GET", "/api/v1/context" + String(repeating: "/x", count: 5000)) == nil)
+        let long = (0..<3000).map { "s\($0)" }.joined(separator: "/")
+        let relayed = matched("GET", "/api/v1/peers/p1/" + long)
+        #expect(relayed?.0 == "/api/v1/peers/{peer}/{path+}" && relayed?.1 == ["peer": "p1", "path": long])
+        #expect(matched("GET", "/api/v1/context/k")?.1 == ["key": "k"])
+    }
+
     @Test func parametersAreDecodedPerSegment() {
         #expect(matched("GET", "/api/v1/context/a%2Fb")?.1 == ["key": "a/b"])
         #expect(matched("GET", "/api/v1/context/%C3%BC%20x")?.1 == ["key": "ü x"])

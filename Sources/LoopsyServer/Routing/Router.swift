@@ -69,7 +69,7 @@ public struct Router<Entry: RoutePattern>: Sendable {
         }
 
         /// Whether candidate `index` may match a path whose segment hashes are `hashes`.
-        func mayMatch(_ index: Int, hashes: [UInt64]) -> Bool {
+        func mayMatch(_ index: Int, hashes: UnsafeBufferPointer<UInt64>) -> Bool {
             keys[index] == 0 || (position < hashes.count && keys[index] == hashes[position])
         }
     }
@@ -117,16 +117,28 @@ public struct Router<Entry: RoutePattern>: Sendable {
     private func match(method: String, bytes: UnsafeBufferPointer<UInt8>) -> Match {
         guard bytes.first == UInt8(ascii: "/") else { return .notFound }
         // Segment boundaries after the leading slash; empty segments are kept (and match nothing).
-        var ranges: [Range<Int>] = []
-        ranges.reserveCapacity(8)
-        var start = 1
-        for index in 1..<bytes.count where bytes[index] == UInt8(ascii: "/") {
-            ranges.append(start..<index)
-            start = index + 1
+        // Both lists are temporary (on the stack for a path of a few segments, on the heap for a
+        // long one: withUnsafeTemporaryAllocation decides by size).
+        let segments = 1 + bytes[1...].reduce(0) { $0 + ($1 == UInt8(ascii: "/") ? 1 : 0) }
+        return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: segments) { rangeSpace in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: segments) { hashSpace in
+                var count = 0, start = 1
+                for index in 1..<bytes.count where bytes[index] == UInt8(ascii: "/") {
+                    rangeSpace.initializeElement(at: count, to: start..<index)
+                    count += 1
+                    start = index + 1
+                }
+                rangeSpace.initializeElement(at: count, to: start..<bytes.count)
+                for index in 0..<segments { hashSpace.initializeElement(at: index, to: Self.hash(bytes[rangeSpace[index]])) }
+                // Trivial types: nothing to deinitialize.
+                return match(method: method, bytes: bytes, ranges: UnsafeBufferPointer(rangeSpace),
+                             hashes: UnsafeBufferPointer(hashSpace))
+            }
         }
-        ranges.append(start..<bytes.count)
-        let hashes = ranges.map { Self.hash(bytes[$0]) }
+    }
 
+    private func match(method: String, bytes: UnsafeBufferPointer<UInt8>, ranges: UnsafeBufferPointer<Range<Int>>,
+                       hashes: UnsafeBufferPointer<UInt64>) -> Match {
         // A literal segment beats a parameter in the same place: /execute/jobs is never the job
         // "jobs", and only its own methods are allowed there. The methods allowed at the path are
         // listed only when the request's is not among them (one pass more, for a 405 or 404).
@@ -152,7 +164,7 @@ public struct Router<Entry: RoutePattern>: Sendable {
         }
         let candidate = list[best.index]
         let (route, pattern) = (routes[candidate.index], candidate.segments)
-        var parameters: [String: String] = [:]
+        var parameters = [String: String](minimumCapacity: 2)
         for (segment, range) in zip(pattern, ranges) {
             if case .rest(let name) = segment {
                 parameters[name] = String(decoding: bytes[range.lowerBound..<bytes.count], as: UTF8.self)
@@ -167,7 +179,8 @@ public struct Router<Entry: RoutePattern>: Sendable {
     }
 
     /// Whether a path of these segments fits the candidate's pattern.
-    private static func matches(_ candidate: Compiled, ranges: [Range<Int>], hashes: [UInt64],
+    private static func matches(_ candidate: Compiled, ranges: UnsafeBufferPointer<Range<Int>>,
+                                hashes: UnsafeBufferPointer<UInt64>,
                                 bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         let pattern = candidate.segments
         guard pattern.count == ranges.count || (candidate.hasRest && ranges.count > pattern.count) else { return false }
