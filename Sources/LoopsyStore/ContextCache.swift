@@ -24,8 +24,7 @@ final class ContextCache: Sendable {
     /// The live cached entry, or nil (absent or expired) with the generation to pass to `fill`.
     func lookup(_ key: String, now: Int64) -> (entry: ContextEntry?, generation: UInt64) {
         state.withLock { state in
-            guard let entry = state.entries[key] else { return (nil, state.generation) }
-            if let expiresAt = entry.expiresAt, expiresAt <= now { return (nil, state.generation) }
+            guard let entry = state.entries[key], entry.isLive(at: now) else { return (nil, state.generation) }
             return (entry, state.generation)
         }
     }

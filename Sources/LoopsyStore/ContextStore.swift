@@ -125,8 +125,7 @@ public struct ContextStore: Sendable {
     private static func insert(_ db: Database, key: String, value: String, ttl: Int?, fromNodeId: String,
                                maxEntries: Int, ifRevision: Int64?, now: Int64) throws -> ContextEntry {
         let stored = try db.cached(SQL.stored).rows([.text(key)], entry).first
-        // Live as SQL.live has it: an entry expires at its expiresAt, not a millisecond after.
-        let existing = stored.flatMap { stored in stored.expiresAt.map { $0 > now } ?? true ? stored : nil }
+        let existing = stored?.isLive(at: now) == true ? stored : nil
         if let ifRevision, ifRevision != (existing?.revision ?? 0) {
             throw ContextStoreError.revisionMismatch(expected: ifRevision, current: existing)
         }
@@ -272,4 +271,10 @@ public struct ContextStore: Sendable {
                      updatedAt: row.int64(4), ttl: row.optionalInt64(5).map { Int($0) },
                      expiresAt: row.optionalInt64(6), revision: row.int64(7))
     }
+}
+
+extension ContextEntry {
+    /// Whether the entry is still there at `now` (epoch ms): it expires at its `expiresAt`, not
+    /// a millisecond after, as `SQL.live` has it in the store's queries.
+    func isLive(at now: Int64) -> Bool { expiresAt.map { $0 > now } ?? true }
 }
