@@ -28,6 +28,8 @@ public final class ChildProcesses: Sendable {
         /// at the next sweep whoever else is running.
         var leftovers: [pid_t: UInt64] = [:]
         var reaperStarted = false
+        /// The reaper's last sweep found nothing to watch: it sleeps until a spawn wakes it.
+        var reaperSleeping = false
     }
 
     private let state = PlainMutex(State())
@@ -37,14 +39,17 @@ public final class ChildProcesses: Sendable {
 
     /// Runs `spawn` (which returns the new child's pid, or <= 0 when it failed) and registers
     /// the child before the reaper can look again, so a new job is never taken for an orphan.
-    /// The reaper, idle while loopsyd had no child, looks again from now on.
+    /// A reaper sleeping for want of children is woken to watch again (one already watching
+    /// is left alone: a job's start needs no sweep).
     func spawn(_ spawn: () -> pid_t) -> pid_t {
-        let pid = state.withLock { state in
+        let (pid, sleeping) = state.withLock { state -> (pid_t, Bool) in
             let pid = spawn()
-            if pid > 0 { state.owned.insert(pid) }
-            return pid
+            guard pid > 0 else { return (pid, false) }
+            state.owned.insert(pid)
+            defer { state.reaperSleeping = false }
+            return (pid, state.reaperSleeping)
         }
-        if pid > 0 { wake() }
+        if sleeping { wake() }
         return pid
     }
 
@@ -109,6 +114,9 @@ public final class ChildProcesses: Sendable {
         let doomed = state.withLock { state -> [pid_t] in
             let children = ProcessTree.children(of: getpid())
             watching = !children.isEmpty || !state.owned.isEmpty
+            // Decided under the lock a spawn takes, so a spawn after it sees the flag and wakes
+            // the thread (the eventfd keeps the wake-up if it comes before the thread polls).
+            state.reaperSleeping = !watching && !all
             var doomed: [pid_t] = []
             var orphans: [pid_t: Set<pid_t>] = [:]
             for child in children where !state.owned.contains(child) {
