@@ -53,9 +53,9 @@ public struct JSONWriter {
 
     public mutating func number(_ value: Double) {
         guard value.isFinite else { return null() }
+        if abs(value) < 1e15 && value == Double(Int64(value)) { return integer(Int64(value)) }
         separate()
-        let integral = abs(value) < 1e15 && value == Double(Int64(value))
-        bytes.append(contentsOf: (integral ? String(Int64(value)) : "\(value)").utf8)
+        bytes.append(contentsOf: "\(value)".utf8)
         needsComma = true
     }
 
