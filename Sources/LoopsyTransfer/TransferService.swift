@@ -18,13 +18,17 @@ public final class TransferService: Sendable {
     public static let inlineChecksumLimit: Int64 = 64 * 1024 * 1024
 
     /// Digests already computed, by file identity: a pull's header and the checksum route (or a
-    /// repeated pull) then hash a file once, not once per request.
+    /// repeated pull) then hash a file once, not once per request. The change time is part of
+    /// it: the modification time alone can be put back (`cp -p`, `touch -r`, tar, rsync -t) on
+    /// a file rewritten in place, and its stale digest would then fail every pull of it.
     private struct FileIdentity: Hashable {
         var device: UInt64
         var inode: UInt64
         var size: Int64
         var modifiedSeconds: Int64
         var modifiedNanoseconds: Int64
+        var changedSeconds: Int64
+        var changedNanoseconds: Int64
     }
     private let digests = PlainMutex<[FileIdentity: String]>([:])
     private static let cachedDigests = 256
@@ -219,8 +223,8 @@ public final class TransferService: Sendable {
         return .later(answer)
     }
 
-    /// SHA-256 of a whole open file, from the cache when the same file (same inode, size and
-    /// modification time) was hashed before.
+    /// SHA-256 of a whole open file, from the cache when the same file (same inode, size,
+    /// modification and change times) was hashed before.
     func sha256(fd: Int32, isCancelled: () -> Bool = { false }) throws -> String {
         guard let identity = Self.identity(fd) else { return try Self.sha256(fd: fd, isCancelled: isCancelled) }
         if let known = digests.withLock({ $0[identity] }) { return known }
@@ -242,7 +246,8 @@ public final class TransferService: Sendable {
         guard fstat(fd, &info) == 0 else { return nil }
         // Seconds and nanoseconds apart: a time past 2262 would overflow as one nanosecond count.
         return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                            modifiedSeconds: Int64(info.st_mtim.tv_sec), modifiedNanoseconds: Int64(info.st_mtim.tv_nsec))
+                            modifiedSeconds: Int64(info.st_mtim.tv_sec), modifiedNanoseconds: Int64(info.st_mtim.tv_nsec),
+                            changedSeconds: Int64(info.st_ctim.tv_sec), changedNanoseconds: Int64(info.st_ctim.tv_nsec))
     }
 
     /// SHA-256 of a whole open file, read with pread so the file offset is untouched.

@@ -241,6 +241,34 @@ import Testing
         #expect(box.homeContents() == ["f", "secret"])
     }
 
+    /// `cp -p`, `touch -r`, tar and rsync -t put a file's old modification time back: a file
+    /// rewritten in place (same inode, same size) must still be hashed anew, or every pull of it
+    /// fails verification against the stale digest, and the checksum route lies.
+    @Test func aFileRewrittenWithItsOldModificationTimeIsHashedAnew() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let path = box.home + "/same-size"
+        try Data("first version".utf8).write(to: URL(fileURLWithPath: path))
+        var before = stat()
+        #expect(stat(path, &before) == 0)
+        #expect(try box.node.client.checksum(remotePath: path).sha256 == Self.sha256(Array("first version".utf8)))
+        // Rewritten in place (O_TRUNC keeps the inode), then its modification time put back.
+        let fd = open(path, O_WRONLY | O_TRUNC)
+        #expect(fd >= 0)
+        let second = Array("other version".utf8)
+        #expect(write(fd, second, second.count) == second.count)
+        close(fd)
+        var times = [before.st_atim, before.st_mtim]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        var after = stat()
+        #expect(stat(path, &after) == 0)
+        #expect(after.st_ino == before.st_ino && after.st_size == before.st_size)
+        #expect(after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec)
+        #expect(try box.node.client.checksum(remotePath: path).sha256 == Self.sha256(second))
+        let pulled = try box.pull(path)
+        #expect(pulled.headers["x-loopsy-sha256"] == Self.sha256(second))
+    }
+
     @Test func rangesResumeAndBadRangesAre416() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }
