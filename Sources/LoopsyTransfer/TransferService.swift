@@ -94,7 +94,7 @@ public final class TransferService: Sendable {
             default: type = "other"
             }
             files.append(FileEntry(name: name, path: entryPath, type: type, size: Int64(info.st_size),
-                                   modified: Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000,
+                                   modified: FileTimes.milliseconds(info.st_mtim),
                                    mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
         }
         return files.sorted { $0.name < $1.name }

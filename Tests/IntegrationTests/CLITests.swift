@@ -109,6 +109,37 @@ import Testing
         #expect(try node.http("GET", "/api/v1/status", key: newKey).status == 200)
     }
 
+    /// The daemon notices an edited config.yaml by its stat(2) times. A modification time past
+    /// 2262 once overflowed a nanosecond count there and stopped loopsyd at its next request;
+    /// and an edit in place that puts the old modification time back (same size, same inode)
+    /// is still noticed, by the change time.
+    @Test func aConfigDatedPast2262StopsNothingAndAnEditBehindItsOldTimeStillCounts() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let path = node.dataDir + "/config.yaml"
+        let year2300 = timespec(tv_sec: 10_413_792_000, tv_nsec: 0)
+        var times = [year2300, year2300]
+        try #require(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        Thread.sleep(forTimeInterval: 0.7)  // the daemon looks at the file at most every 0.5 s
+        #expect(try node.http("GET", "/api/v1/status").status == 200)
+        #expect(try node.http("GET", "/api/v1/health").status == 200)
+
+        // A new key of the same length, written in place, then the old times put back.
+        let oldKey = node.apiKey
+        let newKey = String(repeating: "7", count: oldKey.count)
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: oldKey, with: newKey)
+        let fd = open(path, O_WRONLY | O_TRUNC)
+        try #require(fd >= 0)
+        let bytes = Array(text.utf8)
+        #expect(write(fd, bytes, bytes.count) == bytes.count)
+        close(fd)
+        try #require(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        Thread.sleep(forTimeInterval: 0.7)
+        #expect(try node.http("GET", "/api/v1/status", key: oldKey).status == 403)
+        #expect(try node.http("GET", "/api/v1/status", key: newKey).status == 200)
+    }
+
     @Test func initKeepsTheKeyUnlessForced() throws {
         let node = try TestNode()
         defer { node.cleanUp() }

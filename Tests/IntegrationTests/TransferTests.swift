@@ -269,6 +269,31 @@ import Testing
         #expect(pulled.headers["x-loopsy-sha256"] == Self.sha256(second))
     }
 
+    /// tmpfs keeps any 64-bit second count as a file's time. Listing such a file once overflowed
+    /// a millisecond count and stopped loopsyd; it is shown at the ends of the range instead.
+    @Test func listingFilesDatedBeyondAnyCalendarNeitherStopsTheDaemonNorFails() throws {
+        let directory = "/dev/shm/loopsy-tr-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for (name, seconds) in [("future", 9_300_000_000_000_000), ("past", -9_300_000_000_000_000), ("now", 1_796_285_300)] {
+            try Data(name.utf8).write(to: URL(fileURLWithPath: directory + "/" + name))
+            var times = [timespec(tv_sec: seconds, tv_nsec: 0), timespec(tv_sec: seconds, tv_nsec: 0)]
+            try #require(utimensat(AT_FDCWD, directory + "/" + name, &times, 0) == 0, "tmpfs takes any time")
+        }
+        let node = try TestNode {
+            $0.replacingOccurrences(of: #"allowedPaths: ["~"]"#, with: #"allowedPaths: ["\#(directory)"]"#)
+        }
+        defer { node.cleanUp() }
+        try node.start()
+        let listed = try node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(directory)"}"#)
+        #expect(listed.status == 200)
+        let files = try JSONDecoder().decode(TransferListResponse.self, from: Data(listed.body)).files
+        let limit = Int64.max / 1000 - 1
+        #expect(files.map(\.name) == ["future", "now", "past"])
+        #expect(files.map(\.modified) == [limit * 1000, 1_796_285_300_000, -limit * 1000])
+        #expect(try node.http("GET", "/api/v1/health").status == 200)
+    }
+
     @Test func rangesResumeAndBadRangesAre416() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }

@@ -23,7 +23,7 @@ public final class Authenticator: Sendable {
     }
     private struct State {
         var keys: Keys
-        var stamp: (Int64, UInt64)?
+        var stamp: SecureFile.ChangeStamp?
         var checkedAt: Double
     }
 
@@ -164,7 +164,7 @@ public final class Authenticator: Sendable {
             guard let configPath, now - state.checkedAt >= 0.5 else { return state.keys }
             state.checkedAt = now
             let stamp = SecureFile.changeStamp(configPath)
-            guard let stamp, stamp != state.stamp ?? (0, 0) else { return state.keys }
+            guard let stamp, stamp != state.stamp else { return state.keys }
             state.stamp = stamp
             do {
                 let (config, _) = try ConfigParser.parse(try SecureFile.read(configPath))
