@@ -69,26 +69,4 @@ public enum SecureFile {
         guard stat(path, &info) == 0 else { return nil }
         return info.st_mode & 0o7777
     }
-
-    /// What tells a changed or replaced file cheaply: inode, size and times as stat(2) gives
-    /// them. Nothing is computed from them: a modification time far in the future (tmpfs takes
-    /// any 64-bit second count) once overflowed a nanosecond count here and stopped loopsyd at
-    /// its next request. The change time counts too: the modification time can be put back.
-    public struct ChangeStamp: Equatable, Sendable {
-        var device: UInt64
-        var inode: UInt64
-        var size: Int64
-        var modifiedSeconds: Int64
-        var modifiedNanoseconds: Int64
-        var changedSeconds: Int64
-        var changedNanoseconds: Int64
-    }
-
-    public static func changeStamp(_ path: String) -> ChangeStamp? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return ChangeStamp(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                           modifiedSeconds: Int64(info.st_mtim.tv_sec), modifiedNanoseconds: Int64(info.st_mtim.tv_nsec),
-                           changedSeconds: Int64(info.st_ctim.tv_sec), changedNanoseconds: Int64(info.st_ctim.tv_nsec))
-    }
 }

@@ -17,20 +17,9 @@ public final class TransferService: Sendable {
     /// are verified through `/transfer/checksum` so the first byte is not delayed.
     public static let inlineChecksumLimit: Int64 = 64 * 1024 * 1024
 
-    /// Digests already computed, by file identity: a pull's header and the checksum route (or a
-    /// repeated pull) then hash a file once, not once per request. The change time is part of
-    /// it: the modification time alone can be put back (`cp -p`, `touch -r`, tar, rsync -t) on
-    /// a file rewritten in place, and its stale digest would then fail every pull of it.
-    private struct FileIdentity: Hashable {
-        var device: UInt64
-        var inode: UInt64
-        var size: Int64
-        var modifiedSeconds: Int64
-        var modifiedNanoseconds: Int64
-        var changedSeconds: Int64
-        var changedNanoseconds: Int64
-    }
-    private let digests = PlainMutex<[FileIdentity: String]>([:])
+    /// Digests already computed, by file stamp (inode, size and times): a pull's header and the
+    /// checksum route (or a repeated pull) then hash a file once, not once per request.
+    private let digests = PlainMutex<[FileStamp: String]>([:])
     private static let cachedDigests = 256
 
     /// `dataDir`: the node's data dir, which transfers never reach (nor its sessions').
@@ -226,7 +215,7 @@ public final class TransferService: Sendable {
     /// SHA-256 of a whole open file, from the cache when the same file (same inode, size,
     /// modification and change times) was hashed before.
     func sha256(fd: Int32, isCancelled: () -> Bool = { false }) throws -> String {
-        guard let identity = Self.identity(fd) else { return try Self.sha256(fd: fd, isCancelled: isCancelled) }
+        guard let identity = FileStamp(fd: fd) else { return try Self.sha256(fd: fd, isCancelled: isCancelled) }
         if let known = digests.withLock({ $0[identity] }) { return known }
         let digest = try Self.sha256(fd: fd, isCancelled: isCancelled)
         digests.withLock { cache in
@@ -237,18 +226,10 @@ public final class TransferService: Sendable {
     }
 
     private func cachedDigest(fd: Int32) -> String? {
-        guard let identity = Self.identity(fd) else { return nil }
+        guard let identity = FileStamp(fd: fd) else { return nil }
         return digests.withLock { $0[identity] }
     }
 
-    private static func identity(_ fd: Int32) -> FileIdentity? {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { return nil }
-        // Seconds and nanoseconds apart: a time past 2262 would overflow as one nanosecond count.
-        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                            modifiedSeconds: Int64(info.st_mtim.tv_sec), modifiedNanoseconds: Int64(info.st_mtim.tv_nsec),
-                            changedSeconds: Int64(info.st_ctim.tv_sec), changedNanoseconds: Int64(info.st_ctim.tv_nsec))
-    }
 
     /// SHA-256 of a whole open file, read with pread so the file offset is untouched.
     static func sha256(fd: Int32, isCancelled: () -> Bool = { false }) throws -> String {

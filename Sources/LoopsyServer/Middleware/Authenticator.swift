@@ -23,7 +23,7 @@ public final class Authenticator: Sendable {
     }
     private struct State {
         var keys: Keys
-        var stamp: SecureFile.ChangeStamp?
+        var stamp: FileStamp?
         var checkedAt: Double
     }
 
@@ -47,7 +47,7 @@ public final class Authenticator: Sendable {
         self.peerForKeyHash = peerForKeyHash
         self.keyGrants = keyGrants
         state = PlainMutex(State(keys: Self.keys(from: auth, defaultGrants: defaultGrants),
-                            stamp: configPath.flatMap(SecureFile.changeStamp), checkedAt: Clock.monotonicSeconds()))
+                            stamp: configPath.flatMap { FileStamp(path: $0) }, checkedAt: Clock.monotonicSeconds()))
     }
 
     private static func keys(from auth: LoopsyConfig.Auth, defaultGrants: Set<Capability>) -> Keys {
@@ -163,7 +163,7 @@ public final class Authenticator: Sendable {
         return state.withLock { state in
             guard let configPath, now - state.checkedAt >= 0.5 else { return state.keys }
             state.checkedAt = now
-            let stamp = SecureFile.changeStamp(configPath)
+            let stamp = FileStamp(path: configPath)
             guard let stamp, stamp != state.stamp else { return state.keys }
             state.stamp = stamp
             do {
