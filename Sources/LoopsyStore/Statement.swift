@@ -34,8 +34,19 @@ public final class Statement {
             case nil: code = sqlite3_bind_null(handle, index)
             case .integer(let number): code = sqlite3_bind_int64(handle, index, number)
             case .real(let number): code = sqlite3_bind_double(handle, index, number)
-            case .text(let text):
-                code = text.withCString { csqlite_bind_text_transient(handle, index, $0, -1) }
+            case .text(var text):
+                // By byte count, not up to a NUL: text holding U+0000 (a JSON "\u0000") is kept
+                // whole. Through withCString it was cut at the NUL on disk while the answer and
+                // the cache showed all of it.
+                code = text.withUTF8 { bytes -> Int32 in
+                    guard bytes.count <= Int(Int32.max) else { return SQLITE_TOOBIG }
+                    guard let base = bytes.baseAddress, !bytes.isEmpty else {
+                        return csqlite_bind_text_transient(handle, index, "", 0)
+                    }
+                    return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                        csqlite_bind_text_transient(handle, index, $0, Int32(bytes.count))
+                    }
+                }
             }
             try database.check(code, sql: sql)
         }

@@ -183,6 +183,23 @@ import Testing
         #expect(try node.http("GET", "/api/v1/context/k1", key: helper).status == 429)
     }
 
+    /// JSON allows "\u0000" in a string. Such a value was cut at the NUL on disk while the
+    /// answer and the cache showed all of it: a list, or any read after a restart, lost the rest.
+    @Test func aValueHoldingNULIsStoredWhole() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let put = try node.http("PUT", "/api/v1/context/nul", body: #"{"value":"keep\u0000this part too"}"#)
+        #expect(put.status == 200)
+        let listed = try node.http("GET", "/api/v1/context?prefix=nul")
+        #expect(listed.status == 200)
+        #expect(String(decoding: listed.body, as: UTF8.self).contains(#""value":"keep\u0000this part too""#))
+        node.stop()
+        try node.start()
+        let entry = try node.client.contextGet("nul")
+        #expect(entry.value == "keep\u{0}this part too")
+    }
+
     @Test func foreignHostAndCrossOriginAreRefused() throws {
         let node = try TestNode()
         defer { node.cleanUp() }
