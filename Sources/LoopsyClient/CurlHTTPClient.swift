@@ -19,6 +19,8 @@ public struct CurlHTTPClient: Sendable {
         case pinMismatch(String)
         /// TLS could not be set up (e.g. the server speaks plain HTTP).
         case tlsFailed(String)
+        /// The answer was longer than `maxResponseBytes`.
+        case tooLarge(url: String, limit: Int)
         case other(code: Int32, message: String)
 
         public var description: String {
@@ -27,6 +29,7 @@ public struct CurlHTTPClient: Sendable {
             case .timedOut(let detail): return "timed out: \(detail)"
             case .pinMismatch(let detail): return "TLS key does not match the pinned fingerprint: \(detail)"
             case .tlsFailed(let detail): return "TLS handshake failed: \(detail)"
+            case .tooLarge(let url, let limit): return "\(url): the answer is longer than \(limit) bytes; nothing of it was used"
             case .other(_, let message): return message
             }
         }
@@ -44,6 +47,13 @@ public struct CurlHTTPClient: Sendable {
     /// verified: without a pin, TLS only hides the traffic from passive listeners.
     public var pinnedPublicKey: String?
     public var connectTimeoutSeconds = 10
+    /// Most bytes `send` and `upload` keep of a 2xx answer: a longer one fails the call
+    /// (`Failure.tooLarge`) instead of growing this process. Whoever answers decides the size,
+    /// and a peer, or any host on the LAN that mDNS brought, need not answer small.
+    public var maxResponseBytes = 512 << 20
+    /// Most bytes kept of an error answer's body (it carries a JSON message): past them the
+    /// transfer ends with what came.
+    static let maxErrorBodyBytes = 64 << 10
 
     public init(timeoutSeconds: Int = 30, pinnedPublicKey: String? = nil) {
         self.timeoutSeconds = timeoutSeconds
@@ -80,11 +90,13 @@ public struct CurlHTTPClient: Sendable {
     /// Sends a request and returns the whole response.
     public func send(method: String, url: String, headers: [String: String] = [:], body: [UInt8]? = nil) throws -> Response {
         var collected: [UInt8] = []
+        let limit = maxResponseBytes
         var response = try transfer(method: method, url: url, headers: headers, body: body.map { .bytes($0) } ?? .none,
                                     timeout: timeoutSeconds) {
             collected += $0
-            return true
+            return collected.count <= limit
         }
+        if collected.count > limit { throw Failure.tooLarge(url: url, limit: limit) }
         if (200..<300).contains(response.status) { response.body = collected }
         return response
     }
@@ -95,12 +107,14 @@ public struct CurlHTTPClient: Sendable {
                        read: @escaping (UnsafeMutableRawBufferPointer) -> Int?, rewind: @escaping () -> Bool,
                        progress: Progress? = nil) throws -> Response {
         var collected: [UInt8] = []
+        let limit = maxResponseBytes
         var response = try transfer(method: "POST", url: url, headers: headers,
                                     body: .reader(length: length, read: read, rewind: rewind),
                                     timeout: 0, progress: progress, isUpload: true) {
             collected += $0
-            return true
+            return collected.count <= limit
         }
+        if collected.count > limit { throw Failure.tooLarge(url: url, limit: limit) }
         if (200..<300).contains(response.status) { response.body = collected }
         return response
     }
@@ -262,8 +276,10 @@ private let writeBody: ccurl_write_callback = { data, size, count, userdata in
     let length = size * count
     let bytes = data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
     if sink.relayHead == nil && !(200..<300).contains(sink.status) {
-        sink.errorBody += bytes
-        return length
+        sink.errorBody += bytes.prefix(CurlHTTPClient.maxErrorBodyBytes - sink.errorBody.count)
+        if sink.errorBody.count < CurlHTTPClient.maxErrorBodyBytes { return length }
+        sink.stoppedByCaller = true  // enough of it: the answer is what came
+        return 0
     }
     if sink.onData(bytes) { return length }
     sink.stoppedByCaller = true

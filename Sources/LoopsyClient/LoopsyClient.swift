@@ -68,7 +68,12 @@ public struct LoopsyClient: Sendable {
         self.baseURL = baseURL
         self.apiKey = apiKey
         extraHeaders = headers
-        http = CurlHTTPClient(timeoutSeconds: timeoutSeconds, pinnedPublicKey: pinnedPublicKey)
+        var http = CurlHTTPClient(timeoutSeconds: timeoutSeconds, pinnedPublicKey: pinnedPublicKey)
+        // Calls without a credential (health checks, identity probes, pairing) go to hosts not
+        // yet trusted, some only announced over mDNS, and their answers are small: a host that
+        // answers with gigabytes is cut off at 1 MiB (it once took loopsyd to 4 GB of memory).
+        if apiKey == nil { http.maxResponseBytes = 1 << 20 }
+        self.http = http
     }
 
     /// The client of this machine's daemon for `dataDir`: its key from config.yaml and its port

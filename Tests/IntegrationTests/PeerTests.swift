@@ -180,6 +180,25 @@ import Testing
         #expect(try alpha.client.contextGet("during-stall-4").value == "ok")
     }
 
+    /// Whoever answers decides how long the answer is. A host that answers the identity probe
+    /// (and every health check after) with an endless 200 took loopsyd to 4 GB of memory; calls
+    /// without a credential now keep at most 1 MiB of an answer and give up past it.
+    @Test func aHostThatAnswersWithGigabytesIsCutOffAtOneMebibyte() throws {
+        let flood = try FloodingListener(bytes: 600 << 20)
+        defer { flood.close() }
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let pid = try #require(node.process?.processIdentifier)
+        let started = Date()
+        let added = try node.http("POST", "/api/v1/peers", body: #"{"address":"127.0.0.1","port":\#(flood.port)}"#)
+        #expect(!(200..<300).contains(added.status), "a host that is no loopsyd is not added")
+        #expect(Date().timeIntervalSince(started) < 8, "it gave up at the limit, not at the 10 s probe timeout")
+        let peakMiB = ExecuteTests.peakRSSKiB(pid) / 1024
+        #expect(peakMiB < 200, "peak \(peakMiB) MiB")
+        #expect(try node.http("GET", "/api/v1/health").status == 200)
+    }
+
     @Test func removingAPeerRevokesItsCredentialAtOnce() throws {
         let alpha = try Self.named("alpha"), bravo = try Self.named("bravo", tls: true)
         defer { alpha.cleanUp(); bravo.cleanUp() }
@@ -310,6 +329,54 @@ import Testing
         #expect(result.stdout.contains("verified: called bravo through the local daemon"))
         // The key never appears in argv or output.
         #expect(!result.stdout.contains(bravo.apiKey))
+    }
+}
+
+/// A TCP listener on an ephemeral loopback port that answers whatever it is sent with a 200
+/// promising 100 GB and sends up to `bytes` of it as fast as it can: a hostile peer.
+final class FloodingListener: @unchecked Sendable {
+    private let listener: Int32
+    let port: Int
+
+    init(bytes: Int) throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.listener = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        guard bound, listen(listener, 16) == 0 else {
+            Glibc.close(listener)
+            throw HarnessError("cannot listen on 127.0.0.1")
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let listening = listener
+        Thread {
+            while true {
+                let connection = accept(listening, nil, nil)
+                if connection < 0 { break }
+                Thread {
+                    defer { Glibc.close(connection) }
+                    var request = [UInt8](repeating: 0, count: 4096)
+                    guard recv(connection, &request, request.count, 0) > 0 else { return }
+                    let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n".utf8)
+                    guard send(connection, head, head.count, Int32(MSG_NOSIGNAL)) == head.count else { return }
+                    let chunk = [UInt8](repeating: UInt8(ascii: "7"), count: 1 << 20)
+                    var sent = 0
+                    while sent < bytes, send(connection, chunk, chunk.count, Int32(MSG_NOSIGNAL)) > 0 { sent += chunk.count }
+                }.start()
+            }
+        }.start()
+    }
+
+    func close() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
     }
 }
 
