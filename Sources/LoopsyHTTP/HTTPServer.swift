@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import LoopsyPOSIX
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -79,6 +80,36 @@ public final class HTTPServer: @unchecked Sendable {
     /// Bodies held back (BodyGate); opened at stop so no connection stays suspended.
     private let gates = WaitRegistry<BodyGate> { $0.isOpen }
     private let budget: ConnectionBudget
+
+    /// Most bytes of request bodies held in memory at once, by every connection of every server
+    /// in this process together (buffered bodies: JSON, context values; uploads stream to disk).
+    /// Each route bounds its own body (a context PUT up to 6 MiB), but one caller with a plain
+    /// peer credential held 3 GB with 500 connections that each sent all of such a body but its
+    /// last byte. Past this, a body is refused with 503 and Retry-After.
+    public static let bufferedBodyLimit = 64 << 20
+    private static let bufferedBodies = Atomic<Int>(0)
+
+    /// Takes `count` bytes of `bufferedBodyLimit` for `context`; false (nothing taken) if they
+    /// are not there.
+    private static func reserveBody(_ count: Int, for context: RequestContext) -> Bool {
+        let total = bufferedBodies.add(count, ordering: .relaxed).newValue
+        guard total <= bufferedBodyLimit else {
+            bufferedBodies.subtract(count, ordering: .relaxed)
+            return false
+        }
+        context.reserved += count
+        return true
+    }
+
+    /// Gives back what `context`'s body holds of `bufferedBodyLimit`.
+    fileprivate static func releaseBody(of context: RequestContext) {
+        guard context.reserved > 0 else { return }
+        bufferedBodies.subtract(context.reserved, ordering: .relaxed)
+        context.reserved = 0
+    }
+
+    /// Bytes of request bodies held now, all servers together (for tests and status).
+    public static var bufferedBodyBytes: Int { bufferedBodies.load(ordering: .relaxed) }
     /// Key, certificate and priorities as C strings for MHD (TLS only).
     private var tlsStrings: [UnsafeMutablePointer<CChar>?] = []
 
@@ -263,7 +294,18 @@ public final class HTTPServer: @unchecked Sendable {
             }
             guard context.body.count + count <= context.limit else {
                 context.body = []
+                Self.releaseBody(of: context)
                 context.refusal = handler.payloadTooLarge(for: context.head, limit: context.limit)
+                return .YES
+            }
+            guard Self.reserveBody(count, for: context) else {
+                context.body = []
+                Self.releaseBody(of: context)
+                var refusal = HTTPResponse.error(status: 503, message: "the daemon holds \(Self.bufferedBodyLimit >> 20) MiB "
+                    + "of request bodies still arriving; retry in a few seconds")
+                refusal.setHeader("Retry-After", "2")
+                refusal.setHeader("Connection", "close")
+                context.refusal = refusal
                 return .YES
             }
             context.body.append(contentsOf: bytes)
@@ -285,6 +327,9 @@ public final class HTTPServer: @unchecked Sendable {
                                   secure: head.secure, planNote: context.note)
         context.note = nil
         context.body = []
+        // The handler has the body now: it decodes it at once (a deferred answer keeps what
+        // it decoded, bounded by the route), so its bytes count no longer.
+        Self.releaseBody(of: context)
         let response = handler.handle(request)
         if let deferred = response.deferred {
             context.deferred = deferred
@@ -411,6 +456,8 @@ private final class RequestContext {
     let head: HTTPRequestHead
     var body: [UInt8] = []
     var limit = 0
+    /// What `body` holds of `HTTPServer.bufferedBodyLimit`.
+    var reserved = 0
     var sink: (any HTTPBodySink)?
     /// The plan's note for the handler (`BodyPlan.bufferNoting`).
     var note: (any Sendable)?
@@ -443,6 +490,7 @@ private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, 
     // Ended before it was answered (client gone, timeout, shutdown): whoever consumes the body
     // or prepares the answer must stop.
     if !context.answered { context.sink?.cancel() }
+    HTTPServer.releaseBody(of: context)
     context.deferred?.abandon()
     Unmanaged<RequestContext>.fromOpaque(pointer).release()
     state.pointee = nil

@@ -137,6 +137,52 @@ import Testing
         #expect(try node.client.health().status == "ok")
     }
 
+    /// Each route bounds its body, but many connections that each send all of a large body
+    /// but its last byte once held 3 GB: what the daemon holds of bodies still arriving, all
+    /// connections together, is bounded (HTTPServer.bufferedBodyLimit, 64 MiB), and a body past
+    /// it is answered 503 with Retry-After. Once those connections go, writes are served again.
+    @Test func bodiesStillArrivingAreHeldToOneBudgetForAllConnections() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        let length = 6_000_000  // a context PUT takes up to 6 MiB (6 x maxValueBytes + 4096)
+        func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+            var rest = bytes[...]
+            while !rest.isEmpty {
+                let sent = rest.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard sent > 0 else { return false }
+                rest = rest.dropFirst(sent)
+            }
+            return true
+        }
+        let head = Array(("PUT /api/v1/context/big HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(node.apiKey)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(length)\r\n\r\n").utf8)
+        let almost = [UInt8](repeating: UInt8(ascii: "v"), count: length - 1)
+        // 11 x 6 MB is just under 64 MiB: all of them are held.
+        var holders: [Int32] = []
+        defer { holders.forEach { _ = close($0) } }
+        for _ in 0..<11 {
+            let fd = try Self.connection(node.port, timeout: 10)
+            holders.append(fd)
+            #expect(sendAll(fd, head) && sendAll(fd, almost))
+        }
+        // The 12th does not fit: read and dropped, then refused.
+        let late = try Self.connection(node.port, timeout: 10)
+        defer { close(late) }
+        #expect(sendAll(late, head) && sendAll(late, almost + [UInt8(ascii: "v")]))
+        var reply = [UInt8](repeating: 0, count: 4096)
+        let count = recv(late, &reply, reply.count, 0)
+        let text = String(decoding: reply[0..<max(0, count)], as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 503"), "\(text.prefix(80))")
+        #expect(text.lowercased().contains("retry-after: 2"))
+        #expect(text.contains(#""code":"unavailable""#))
+        // The holders go; their share comes back, and a write goes through.
+        holders.forEach { _ = close($0) }
+        holders = []
+        #expect(eventually(5) { (try? node.http("PUT", "/api/v1/context/k", body: #"{"value":"v"}"#).status) == 200 })
+        #expect(try node.client.health().status == "ok")
+    }
+
     @Test func connectionsBeyondTheLimitWaitUntilOneCloses() throws {
         // One worker thread: libmicrohttpd splits the limit between its threads.
         let node = try TestNode {
