@@ -222,7 +222,7 @@ public final class HTTPServer: @unchecked Sendable {
             // First call: headers only. Queueing now would make MHD close the connection, so
             // unless the plan is to refuse the request, we answer on a later call.
             let context = RequestContext(head: HTTPRequestHead(
-                method: String(cString: method), rawPath: String(cString: url),
+                method: String(cString: method), rawPath: Self.target(url),
                 headers: Self.headers(connection), query: Self.query(connection),
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
@@ -354,6 +354,28 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     fileprivate func requestEnded(_ connection: OpaquePointer) { budget.requestEnded(connection) }
+
+    /// The request target as text. Bytes that are not UTF-8 are percent-encoded, so the path's
+    /// decoding refuses them as it refuses `%FF` (400 bad_path): read as text they became
+    /// U+FFFD, and keys made of different bytes met in one stored key.
+    static func target(_ url: UnsafePointer<CChar>) -> String {
+        if let text = String(validatingCString: url) { return text }
+        var encoded = ""
+        let digits = Array("0123456789ABCDEF".utf8)
+        var index = 0
+        while url[index] != 0 {
+            let byte = UInt8(bitPattern: url[index])
+            if byte < 0x80 {
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                encoded += "%"
+                encoded.unicodeScalars.append(Unicode.Scalar(digits[Int(byte >> 4)]))
+                encoded.unicodeScalars.append(Unicode.Scalar(digits[Int(byte & 0xF)]))
+            }
+            index += 1
+        }
+        return encoded
+    }
 
     /// Bytes of a refused body read and dropped so that its client can read the refusal.
     static let discardLimit = 16 << 20

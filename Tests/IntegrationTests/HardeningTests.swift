@@ -20,6 +20,31 @@ import Testing
         #expect(try node.client.health().status == "ok")
     }
 
+    /// Raw path bytes that are not UTF-8 were read as U+FFFD, so different byte strings met in
+    /// one stored key; they are refused like their percent-encoded forms. Raw UTF-8 still works.
+    @Test func pathBytesThatAreNotUTF8AreRefusedLikeTheirPercentForms() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        func put(_ key: [UInt8]) throws -> String {
+            let fd = try Self.connection(node.port)
+            defer { close(fd) }
+            let body = #"{"value":"v"}"#
+            let request = Array("PUT /api/v1/context/k".utf8) + key
+                + Array(" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(node.apiKey)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            var reply = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &reply, reply.count, 0)
+            return String(decoding: reply[0..<max(0, count)], as: UTF8.self)
+        }
+        for bytes: [UInt8] in [[0xFF, 0xFE], [0xFF], [0xC3], [0xE2, 0x82], [0xC0, 0xAF], [0xED, 0xA0, 0x80]] {
+            let reply = try put(bytes)
+            #expect(reply.hasPrefix("HTTP/1.1 400") && reply.contains(#""code":"bad_path""#), "\(bytes): \(reply.prefix(60))")
+        }
+        #expect(try put([0xC3, 0xA9]).hasPrefix("HTTP/1.1 200"))
+        #expect(try node.client.contextList(prefix: "k").map(\.key) == ["k\u{E9}"])
+    }
+
     /// Found by the `json` fuzz target: Foundation's JSONDecoder traps on nesting past 512, and
     /// one unauthenticated request to a pairing step stopped the daemon.
     @Test func deeplyNestedJSONIsA400NotACrash() throws {
