@@ -97,6 +97,18 @@ public final class MessageService: Sendable {
         return (record.nodeId, record.info.name)
     }
 
+    /// A message's id, and the ids it refers to, are 1–`maxIdBytes` bytes without control
+    /// characters, whoever made the message: this node's callers or a peer delivering.
+    private static func checkReferences(id: String, replyTo: String?, thread: String?) throws {
+        for (name, value) in [("id", id), ("replyTo", replyTo ?? "x"), ("thread", thread ?? "x")] {
+            guard !value.isEmpty, value.utf8.count <= Self.maxIdBytes, !value.unicodeScalars.contains(where: {
+                $0.properties.generalCategory == .control
+            }) else {
+                throw APIError.badRequest("\(name) must be 1–\(Self.maxIdBytes) bytes without control characters")
+            }
+        }
+    }
+
     private func makeMessage(body: String, type: MessageType, id: String?, replyTo: String?, thread: String?,
                              ttl: Int?) throws -> OutboxMessage {
         let limit = config.messages.maxBodyBytes
@@ -105,13 +117,7 @@ public final class MessageService: Sendable {
                 + "(messages.maxBodyBytes)")
         }
         let id = id ?? "msg_" + Secrets.apiKey().prefix(20)
-        for (name, value) in [("id", id), ("replyTo", replyTo ?? "x"), ("thread", thread ?? "x")] {
-            guard !value.isEmpty, value.utf8.count <= Self.maxIdBytes, !value.unicodeScalars.contains(where: {
-                $0.properties.generalCategory == .control
-            }) else {
-                throw APIError.badRequest("\(name) must be 1–\(Self.maxIdBytes) bytes without control characters")
-            }
-        }
+        try Self.checkReferences(id: id, replyTo: replyTo, thread: thread)
         let ttl = ttl ?? config.messages.defaultTtl
         guard (1...30 * 86_400).contains(ttl) else {
             throw APIError.badRequest("ttl must be from 1 to 2592000 seconds (30 days)", code: .badTtl)
@@ -178,9 +184,9 @@ public final class MessageService: Sendable {
         guard delivery.body.utf8.count <= config.messages.maxBodyBytes else {
             throw APIError.payloadTooLarge("message body is larger than messages.maxBodyBytes here")
         }
-        guard !delivery.id.isEmpty, delivery.id.utf8.count <= Self.maxIdBytes else {
-            throw APIError.badRequest("message id must be 1–\(Self.maxIdBytes) bytes")
-        }
+        // The same rules as for messages made here: a peer's thread and replyTo were bounded
+        // only by the route's body limit (a 320 kB thread was stored, twice with its mirror).
+        try Self.checkReferences(id: delivery.id, replyTo: delivery.replyTo, thread: delivery.thread)
         let now = Clock.nowMillis()
         let name = (try? peers.store.get(nodeId))?.info.name ?? String(delivery.fromName.prefix(64))
         var sanitized = delivery
@@ -385,7 +391,17 @@ public final class MessageService: Sendable {
     private func mirrorInbox(_ message: InboxMessage) {
         guard let json = try? SafeJSON.encoder.encode(message) else { return }
         let ttl = max(1, Int((message.expiresAt - Clock.nowMillis()) / 1000) + 7 * 86_400)
-        mirror("inbox:\(ownId):\(message.id)", String(decoding: json, as: UTF8.self), ttl: ttl)
+        let key = "inbox:\(ownId):\(message.id)"
+        // The key names no sender (as in the original): ids are the senders' own, so two may
+        // choose one. The first sender's message keeps it; another's with the same id is in
+        // the inbox but not mirrored, so no peer can replace what another peer's message says.
+        if let held = try? context.get(key: key),
+           let mirrored = try? SafeJSON.decode(InboxMessage.self, from: Array(held.value.utf8)),
+           mirrored.from != message.from {
+            logger.debug("messages: \(key) mirrors a message from \(mirrored.from); not mirroring \(message.from)'s")
+            return
+        }
+        mirror(key, String(decoding: json, as: UTF8.self), ttl: ttl)
     }
 
     private func mirror(_ key: String, _ value: String, ttl: Int) {

@@ -102,6 +102,37 @@ import Testing
         #expect(try bravo.client.health().status == "ok")
     }
 
+    /// A peer's delivery meets the rules of a message made here: its id, thread and replyTo are
+    /// 1–128 bytes without control characters (a 320 kB thread was stored, twice). And the
+    /// inbox mirror `inbox:<node>:<id>` names no sender: the first message keeps it, so another
+    /// sender choosing the same id cannot replace what the first one's mirror says.
+    @Test func aPeersDeliveryIsBoundedAndCannotTakeAnotherSendersMirror() throws {
+        let (alpha, bravo) = try MessageTests.connectedPair()
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        let key = try Self.credential(of: alpha, for: bravo)
+        let headers = ["X-Loopsy-Node-Id": try alpha.nodeId]
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        func deliver(_ fields: String) throws -> CurlHTTPClient.Response {
+            try Self.send(bravo, "POST", "/api/v1/messages/deliver",
+                          body: #"{"fromName":"alpha","type":"chat","createdAt":\#(now),"expiresAt":\#(now + 600_000),\#(fields)}"#,
+                          key: key, headers: headers)
+        }
+        let long = String(repeating: "t", count: 129)
+        for fields in [#""id":"a","body":"hi","thread":"\#(long)""#, #""id":"a","body":"hi","replyTo":"\#(long)""#,
+                       #""id":"a\u0007","body":"hi""#, #""id":"\#(long)","body":"hi""#, #""id":"a","body":"hi","thread":"""#] {
+            let refused = try deliver(fields)
+            #expect(refused.status == 400 && refused.errorCode == "bad_request", "\(fields.prefix(40)): \(refused.text)")
+        }
+        #expect(try deliver(#""id":"same","body":"from alpha","thread":"t1""#).status == 200)
+        // bravo's own message to itself with the same id: in the inbox, but the mirror stays alpha's.
+        let own = try bravo.http("POST", "/api/v1/messages", body: #"{"to":"local","body":"from bravo","id":"same"}"#)
+        #expect((200..<300).contains(own.status), "\(own.status) \(String(decoding: own.body, as: UTF8.self))")
+        #expect(Set(try bravo.client.inbox(unreadOnly: false).messages.map(\.body)) == ["from alpha", "from bravo"])
+        let mirror = try bravo.client.contextGet("inbox:\(try bravo.nodeId):same")
+        #expect(mirror.value.contains(#""body":"from alpha""#), "\(mirror.value)")
+        #expect(try bravo.client.health().status == "ok")
+    }
+
     // MARK: 3. FIFO
 
     @Test func aFIFOInsideAllowedPathsIsRefusedAtOnce() throws {
