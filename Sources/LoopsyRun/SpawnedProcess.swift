@@ -86,6 +86,13 @@ final class SpawnedProcess: Sendable {
             return APIError.badRequest("'\(what)' cannot be executed: \(String(cString: strerror(code)))",
                                        code: .commandNotExecutable)
         }
+        if code == E2BIG {
+            // The kernel's limits on arguments and environment (one string at most 128 KiB,
+            // all of them a quarter of the stack limit): the request's fault, not the daemon's.
+            return APIError(status: 413, code: .payloadTooLarge,
+                            message: "'\(what)' cannot be started: its arguments or environment are larger than the "
+                                + "kernel allows (one argument at most 128 KiB); pass large data on stdin or in a file")
+        }
         return APIError(status: 500, code: .spawnFailed,
                         message: "could not start '\(what)': \(String(cString: strerror(code)))")
     }

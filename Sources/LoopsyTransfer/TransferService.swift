@@ -252,6 +252,10 @@ public final class TransferService: Sendable {
         if code == ENOSPC || code == EDQUOT {
             return .insufficientStorage("the disk is full (\(operation)); nothing was stored")
         }
+        if code == ENAMETOOLONG {
+            return .badRequest("\(operation) failed: a name in the path is longer than the file system allows "
+                + "(255 bytes); nothing was stored")
+        }
         return APIError(status: 500, code: .ioError, message: "\(operation) failed: \(String(cString: strerror(code)))")
     }
 }

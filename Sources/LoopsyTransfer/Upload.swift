@@ -42,6 +42,9 @@ public final class Upload: Sendable {
         var directoryFD: Int32 = -1
         var targetName: String?
         var temporary: String?
+        /// Directories this upload created on the way to the target, outermost first, each by
+        /// its parent (open) and name: a failed upload removes them again, innermost first.
+        var createdDirectories: [(parent: Int32, name: String)] = []
         var fd: Int32 = -1
         /// Hashes and writes the file's bytes off the HTTP worker, from the file part's start
         /// until `store` (or a discard) stops it.
@@ -215,6 +218,8 @@ public final class Upload: Sendable {
             fsync(state.directoryFD)
             close(state.directoryFD)
             state.directoryFD = -1
+            for directory in state.createdDirectories { close(directory.parent) }
+            state.createdDirectories = []
             return TransferPushResult(path: final, size: state.size, sha256: digest,
                                       durationMs: (Clock.monotonicSeconds() - started) * 1000)
         }
@@ -264,20 +269,29 @@ public final class Upload: Sendable {
         }
         let target = try Self.checkDestination(destPath, overwrite: state.overwrite, policy: policy, access: access)
         var directoryFD = target.directoryFD
+        var created: [(parent: Int32, name: String)] = []
         do {
-            for name in target.missing { directoryFD = try Self.makeDirectory(name, in: directoryFD) }
+            for name in target.missing {
+                let parent = dup(directoryFD)
+                let (opened, made) = try Self.makeDirectory(name, in: directoryFD)
+                directoryFD = opened
+                if made && parent >= 0 { created.append((parent, name)) } else if parent >= 0 { close(parent) }
+            }
         } catch {
             close(directoryFD)
+            Self.removeDirectories(created)
             throw error
         }
         var random = SystemRandomNumberGenerator()
-        let temporary = ".\(target.name).loopsy-\(String(random.next() as UInt32, radix: 16)).part"
+        let temporary = "." + Self.temporaryStem(target.name) + ".loopsy-\(String(random.next() as UInt32, radix: 16)).part"
         let fd = openat(directoryFD, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno
             close(directoryFD)
+            Self.removeDirectories(created)
             throw TransferService.diskError("create", code)
         }
+        state.createdDirectories = created
         state.target = target.path
         state.targetName = target.name
         state.directoryFD = directoryFD
@@ -297,13 +311,16 @@ public final class Upload: Sendable {
     /// write nor for the unlink of a large file.
     private static func discard(_ state: inout State) {
         let (fd, directoryFD, temporary) = (state.fd, state.directoryFD, state.temporary)
+        let created = state.createdDirectories.map { CreatedDirectory(parent: $0.parent, name: $0.name) }
         state.fd = -1
         state.directoryFD = -1
         state.temporary = nil
+        state.createdDirectories = []
         let cleanup: @Sendable () -> Void = {
             if fd >= 0 { close(fd) }
             if let temporary, directoryFD >= 0 { unlinkat(directoryFD, temporary, 0) }
             if directoryFD >= 0 { close(directoryFD) }
+            removeDirectories(created.map { ($0.parent, $0.name) })
         }
         if let writer = state.writer {
             state.writer = nil
@@ -313,9 +330,36 @@ public final class Upload: Sendable {
         }
     }
 
+    /// The part of the destination's name its temporary file starts with: all of it, or as
+    /// much as leaves room for the ".", ".loopsy-<8 hex>.part" around it within NAME_MAX
+    /// (255 bytes), cut between characters. A name near the limit once made the temporary
+    /// name too long: a 500, and such files could never be pushed.
+    static func temporaryStem(_ name: String) -> String {
+        let room = 255 - 1 - ".loopsy-ffffffff.part".utf8.count
+        let bytes = Array(name.utf8)
+        guard bytes.count > room else { return name }
+        let cut = Array(bytes[..<room])
+        return String(decoding: cut[..<UTF8Boundary.lastComplete(cut)], as: UTF8.self)
+    }
+
+    private struct CreatedDirectory: Sendable {
+        var parent: Int32
+        var name: String
+    }
+
+    /// Removes the directories a failed upload created, innermost first, and closes their
+    /// parents. Only empty ones go (AT_REMOVEDIR): one that got other files meanwhile stays.
+    private static func removeDirectories(_ created: [(parent: Int32, name: String)]) {
+        for directory in created.reversed() {
+            unlinkat(directory.parent, directory.name, AT_REMOVEDIR)
+            close(directory.parent)
+        }
+    }
+
     /// Creates (if missing) and opens directory `name` inside `parent`, never following a
     /// symlink put there meanwhile; a new directory gets the user's umask. Closes `parent`.
-    private static func makeDirectory(_ name: String, in parent: Int32) throws -> Int32 {
+    /// Says whether it created it.
+    private static func makeDirectory(_ name: String, in parent: Int32) throws -> (fd: Int32, created: Bool) {
         defer { close(parent) }
         let created = mkdirat(parent, name, 0o700) == 0
         if !created && errno != EEXIST { throw TransferService.diskError("create directory", errno) }
@@ -328,6 +372,6 @@ public final class Upload: Sendable {
             throw TransferService.diskError("open directory", errno)
         }
         if created { fchmod(fd, 0o777 & ~UserUmask.value) }
-        return fd
+        return (fd, created)
     }
 }

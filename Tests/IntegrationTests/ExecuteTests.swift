@@ -44,6 +44,18 @@ import Testing
         }
     }
 
+    /// An argument longer than the kernel takes (128 KiB) is the request's fault: 413 with what
+    /// to do instead, not a 500.
+    @Test func argumentsLongerThanTheKernelTakesAreA413() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        let long = String(repeating: "a", count: 200_000)
+        let refused = try execute(node, #"{"command":"echo","args":["\#(long)"]}"#)
+        #expect(refused.status == 413, "\(String(decoding: refused.body, as: UTF8.self).prefix(200))")
+        #expect(refused.errorCode == "payload_too_large")
+        #expect(String(decoding: refused.body, as: UTF8.self).contains("stdin"))
+    }
+
     @Test func runsProgramsAndReportsHowTheyEnded() throws {
         let node = try node()
         defer { node.cleanUp() }

@@ -175,6 +175,41 @@ import Testing
         #expect(box.homeContents() == ["secret"])
     }
 
+    /// The temporary file's name is built from the target's: names up to the file system's
+    /// 255 bytes once failed with a 500 as the temporary name grew past it. A longer name is
+    /// the caller's error: a 400.
+    @Test func namesUpTo255BytesArePushedAndLongerOnesAreA400() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let local = try box.write("file", Self.random(1000))
+        for name in [String(repeating: "n", count: 255), String(repeating: "é", count: 127) + "x",
+                     String(repeating: "m", count: 236)] {
+            let pushed = try box.push(local, to: box.home + "/" + name)
+            #expect(pushed.status == 200, "\(name.utf8.count) bytes: \(String(decoding: pushed.body, as: UTF8.self))")
+            #expect(FileManager.default.fileExists(atPath: box.home + "/" + name))
+        }
+        let tooLong = try box.push(local, to: box.home + "/" + String(repeating: "l", count: 256))
+        #expect(tooLong.status == 400, "\(String(decoding: tooLong.body, as: UTF8.self))")
+        #expect(!box.homeContents().contains { $0.hasSuffix(".part") || $0.hasPrefix("l") })
+    }
+
+    /// A push creates the directories its path lacks; one that fails takes them away again
+    /// (only those it made, and only while they are empty).
+    @Test func aFailedPushLeavesNoDirectoryItMade() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let local = try box.write("file", Self.random(100_000))
+        let wrong = String(repeating: "0", count: 64)
+        #expect(try box.push(local, to: box.home + "/new/deeper/x.bin", sha256: wrong).status == 422)
+        #expect(box.homeContents() == ["secret"])
+        try FileManager.default.createDirectory(atPath: box.home + "/kept", withIntermediateDirectories: false)
+        #expect(try box.push(local, to: box.home + "/kept/made/x.bin", sha256: wrong).status == 422)
+        #expect(box.homeContents() == ["kept", "secret"])
+        // And one that succeeds keeps them.
+        #expect(try box.push(local, to: box.home + "/kept/made/x.bin").status == 200)
+        #expect(box.homeContents() == ["kept", "kept/made", "kept/made/x.bin", "secret"])
+    }
+
     @Test func everyEscapeIsRefusedAndWritesNothing() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }
