@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LoopsyAPI
 import LoopsyClient
 import Testing
@@ -199,6 +200,34 @@ import Testing
         #expect(try node.http("GET", "/api/v1/health").status == 200)
     }
 
+    /// Calls that wait on other machines run off the HTTP workers: three probes of a host that
+    /// accepts and never answers (10 s each) held both workers of a 2-core node, and /health
+    /// with them, for 19 s.
+    @Test func probesOfAHostThatNeverAnswersHoldNoWorker() throws {
+        let silent = try StallingListener(host: "127.0.0.1", port: 0)
+        defer { silent.close() }
+        let node = try TestNode { replacingLine($0, "  maxConnections: 1000", "  maxConnections: 1000\n  threads: 2") }
+        defer { node.cleanUp() }
+        try node.start()
+        let group = DispatchGroup()
+        let answered = Mutex<[Int]>([])
+        let port = silent.port
+        for _ in 0..<3 {
+            DispatchQueue.global().async(group: group) {
+                let status = (try? node.http("POST", "/api/v1/peers", body: #"{"address":"127.0.0.1","port":\#(port)}"#).status) ?? -1
+                answered.withLock { $0.append(status) }
+            }
+        }
+        #expect(eventually(5) { silent.connections >= 3 }, "the three probes are under way")
+        let started = Date()
+        #expect(try node.client.health().status == "ok")
+        #expect(try node.http("GET", "/api/v1/context/nothing").status == 404)
+        #expect(Date().timeIntervalSince(started) < 2, "answered while the probes wait")
+        group.wait()
+        let statuses = answered.withLock { $0 }
+        #expect(statuses.count == 3 && statuses.allSatisfy { $0 >= 400 }, "\(statuses)")
+    }
+
     @Test func removingAPeerRevokesItsCredentialAtOnce() throws {
         let alpha = try Self.named("alpha"), bravo = try Self.named("bravo", tls: true)
         defer { alpha.cleanUp(); bravo.cleanUp() }
@@ -386,6 +415,8 @@ final class StallingListener: @unchecked Sendable {
     private let lock = NSLock()
     private var accepted: [Int32] = []
     private var closed = false
+    /// The bound port (the one asked for, or the kernel's choice for 0).
+    private(set) var port = 0
 
     init(host: String, port: Int) throws {
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -405,6 +436,11 @@ final class StallingListener: @unchecked Sendable {
             Glibc.close(listener)
             throw HarnessError("cannot listen on \(host):\(port)")
         }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
         let listening = listener
         Thread { [self] in
             while true {

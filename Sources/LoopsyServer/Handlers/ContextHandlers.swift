@@ -30,11 +30,14 @@ public enum ContextHandlers {
     /// `POST /context/broadcast`: the entry here, then on every peer (each under the same rules).
     static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(ContextBroadcastRequest.self)
-        let response = try context.node.messages.broadcastContext(request) { entry in
-            _ = try put(key: try validKey(entry.key, caller: context.caller), value: entry.value, ttl: entry.ttl,
-                        context: context)
+        // It calls every peer: off the HTTP worker.
+        return try context.offload {
+            let response = try context.node.messages.broadcastContext(request) { entry in
+                _ = try put(key: try validKey(entry.key, caller: context.caller), value: entry.value, ttl: entry.ttl,
+                            context: context)
+            }
+            return try .json(response)
         }
-        return try .json(response)
     }
 
     /// A compare-and-set that found another revision: 412 with the entry as it is now.

@@ -6,13 +6,17 @@ import LoopsyHTTP
 /// Messages between agents: send, broadcast, inbox (with long-poll), read/ack, outbox; and the
 /// two node-to-node routes, deliver and receipt.
 public enum MessageHandlers {
+    // Both wait on the first delivery attempts (up to a second): off the HTTP worker.
     static func send(_ context: RequestContext) throws -> HTTPResponse {
-        let sent = try context.node.messages.send(try context.decode(MessageSendRequest.self))
-        return try .json(OutboxListResponse(messages: sent), status: 201)
+        let request = try context.decode(MessageSendRequest.self)
+        return try context.offload {
+            try .json(OutboxListResponse(messages: try context.node.messages.send(request)), status: 201)
+        }
     }
 
     static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
-        return try .json(try context.node.messages.broadcast(try context.decode(BroadcastRequest.self)))
+        let request = try context.decode(BroadcastRequest.self)
+        return try context.offload { try .json(try context.node.messages.broadcast(request)) }
     }
 
     static func inbox(_ context: RequestContext) throws -> HTTPResponse {

@@ -12,15 +12,18 @@ public enum PairingHandlers {
         return try .json(context.node.pairing.start(addresses: localAddresses()))
     }
 
+    // Both call the other machine: off the HTTP worker.
     static func initiate(_ context: RequestContext) throws -> HTTPResponse {
-        return try .json(withDefaults(try context.node.pairing.initiate(try context.decode(PairInitiateRequest.self)),
-                                      context))
+        let request = try context.decode(PairInitiateRequest.self)
+        return try context.offload { try .json(withDefaults(try context.node.pairing.initiate(request), context)) }
     }
 
     static func confirm(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(PairConfirmRequest.self)
-        return try .json(withDefaults(try context.node.pairing.confirm(accept: request.accept,
-                                                                        grants: request.grants.map(Set.init)), context))
+        return try context.offload {
+            try .json(withDefaults(try context.node.pairing.confirm(accept: request.accept,
+                                                                     grants: request.grants.map(Set.init)), context))
+        }
     }
 
     static func cancel(_ context: RequestContext) throws -> HTTPResponse {

@@ -23,12 +23,15 @@ public enum PeerHandlers {
 
     static func add(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(PeerAddRequest.self)
-        let (record, notes) = try context.node.peers.add(request)
-        for note in notes { context.node.logger.warn("peers add \(request.address): \(note)") }
-        context.node.monitor?.wake()
-        var response = try HTTPResponse.json(record.info, status: 201)
-        if !notes.isEmpty { response.setHeader("X-Loopsy-Notice", notes.joined(separator: " | ")) }
-        return response
+        // Probing the address takes up to 10 s per scheme: off the HTTP worker.
+        return try context.offload {
+            let (record, notes) = try context.node.peers.add(request)
+            for note in notes { context.node.logger.warn("peers add \(request.address): \(note)") }
+            context.node.monitor?.wake()
+            var response = try HTTPResponse.json(record.info, status: 201)
+            if !notes.isEmpty { response.setHeader("X-Loopsy-Notice", notes.joined(separator: " | ")) }
+            return response
+        }
     }
 
     static func remove(_ context: RequestContext) throws -> HTTPResponse {

@@ -1,6 +1,7 @@
 import LoopsyAPI
 import LoopsyCore
 import LoopsyHTTP
+import LoopsyPOSIX
 
 public enum HTTPMethod: String, Sendable, CaseIterable {
     case get = "GET", put = "PUT", post = "POST", delete = "DELETE"
@@ -60,6 +61,23 @@ public struct RequestContext: Sendable {
             }
             return HTTPResponse(deferred: deferred)
         }
+    }
+
+    /// Threads for handlers that wait on other machines (probing a peer, a pairing exchange,
+    /// a broadcast): HTTP workers never do. Three probes of a host that does not answer once
+    /// held both workers of a 2-core node for 19 s, and /health with them.
+    static let outbound = WorkPool(name: "loopsy-outbound", threads: 16, queueLimit: 64)
+
+    /// Runs `work` on `outbound` and answers with what it makes, the connection suspended
+    /// meanwhile; a full pool is a 503 with Retry-After.
+    public func offload(_ work: @escaping @Sendable () throws -> HTTPResponse) throws -> HTTPResponse {
+        let pending = Pending<HTTPResponse>()
+        guard Self.outbound.submit({ pending.complete(Result { try work() }) }) else {
+            throw APIError(status: 503, code: .unavailable,
+                           message: "\(Self.outbound.load) calls to other machines are under way here; retry in a few seconds",
+                           headers: ["Retry-After": "2"])
+        }
+        return try respond(.later(pending)) { $0 }
     }
 
     /// Like `respond` for long polls: a JSON answer that comes later is sent as a stream (200
