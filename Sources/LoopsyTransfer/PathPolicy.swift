@@ -209,11 +209,17 @@ public struct PathPolicy: Sendable {
             let fd = Self.openBeneath(rootFD, relative.isEmpty ? "." : relative.joined(separator: "/"), flags: flags)
             let code = errno
             let rewritten = fd < 0 && code == EXDEV ? Self.rewrite(rootFD, rootReal: root.real, relative) : nil
+            // A path that does not open may still lead, through a symlink inside the root, into
+            // a denied place: that is the answer (403), not whether something exists there
+            // (404 or 400 told it, as a pull's 403 did not).
+            let refusal = fd < 0 && rewritten == nil
+                ? refusalOfUnopened(rootFD, relative, asked: path, access: access, callerRoots: callerRoots) : nil
             close(rootFD)
             if let rewritten {
                 components = rewritten
                 continue
             }
+            if let refusal { throw refusal }
             guard fd >= 0 else { throw Self.openError(code, asked: path, directory: flags & O_DIRECTORY != 0) }
             do {
                 let real = try Self.realPath(of: fd, asked: path)
@@ -340,6 +346,30 @@ public struct PathPolicy: Sendable {
         let path = (directory == "/" ? "" : directory) + "/" + name
         try check(path, asked: asked, access: access, callerRoots: callerRoots)
         return path
+    }
+
+    /// Why a path that did not open beneath `rootFD` is refused, if it is: judged on where it
+    /// leads, the real path of its deepest ancestor that opens followed by the rest of its names.
+    private func refusalOfUnopened(_ rootFD: Int32, _ relative: [Substring], asked: String, access: TransferAccess,
+                                   callerRoots: [Root]?) -> (any Error)? {
+        var count = relative.count - 1
+        while count >= 0 {
+            let ancestor = count == 0 ? "." : relative[..<count].joined(separator: "/")
+            let fd = Self.openBeneath(rootFD, ancestor, flags: FileSystem.pathOnly | O_DIRECTORY)
+            if fd >= 0 {
+                defer { close(fd) }
+                guard let real = try? Self.realPath(of: fd, asked: asked) else { return nil }
+                let rest = relative[count...].joined(separator: "/")
+                do {
+                    try check((real == "/" ? "" : real) + "/" + rest, asked: asked, access: access, callerRoots: callerRoots)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            count -= 1
+        }
+        return nil
     }
 
     /// The decision on a real path (of an opened file, or where a new one will be).

@@ -210,6 +210,27 @@ import Testing
         #expect(box.homeContents() == ["kept", "kept/made", "kept/made/x.bin", "secret"])
     }
 
+    /// Through a symlink inside the allowed tree (dot -> .), a denied directory has a second
+    /// name. Whether something existed there once showed in the answer to a list (400 for a
+    /// file, 404 for nothing) while a pull said 403: every route now says 403 either way.
+    @Test func aDeniedPlaceReachedByAnotherNameRevealsNothingOfWhatIsThere() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        try FileManager.default.createSymbolicLink(atPath: box.home + "/dot", withDestinationPath: ".")
+        try Data("private".utf8).write(to: URL(fileURLWithPath: box.home + "/secret/d.txt"))
+        for name in ["d.txt", "nope", "nope/deeper", ""] {
+            let path = box.home + "/dot/secret" + (name.isEmpty ? "" : "/" + name)
+            let listed = try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(path)"}"#)
+            #expect(listed.status == 403 && listed.errorCode == "path_forbidden", "list \(name): \(listed.status)")
+            let checked = try box.node.http("POST", "/api/v1/transfer/checksum", body: #"{"path":"\#(path)"}"#)
+            #expect(checked.status == 403, "checksum \(name): \(checked.status)")
+            #expect(try box.pull(path).status == 403, "pull \(name)")
+        }
+        // Where the rules allow, a missing file is still a 404.
+        #expect(try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(box.home)/dot/nope"}"#).status == 404)
+        #expect(try box.pull(box.home + "/dot/nope").status == 404)
+    }
+
     @Test func everyEscapeIsRefusedAndWritesNothing() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }
