@@ -91,8 +91,12 @@ struct ExecutionPolicy: Sendable {
         let cwd = try directory(request.cwd ?? home)
         var environment = baseEnvironment
         for (name, value) in request.env ?? [:] {
-            guard !name.isEmpty, !name.contains("="), !name.contains("\0"), !value.contains("\0") else {
+            guard !name.isEmpty, !name.contains("="), !name.contains("\0") else {
                 throw APIError.badRequest("environment variable name '\(name)' is not valid", code: .badEnv)
+            }
+            guard !value.contains("\0") else {
+                throw APIError.badRequest("the value of environment variable \(name) must not contain NUL bytes",
+                                          code: .badEnv)
             }
             guard !Self.forbiddenVariable(name) else {
                 throw APIError.badRequest("env may not set \(name): it would change which program runs or what it "
@@ -234,6 +238,10 @@ struct ExecutionPolicy: Sendable {
     func directory(_ path: String) throws -> String {
         guard path.hasPrefix("/") else {
             throw APIError.badRequest("cwd must be an absolute path", code: .badCwd)
+        }
+        // stat(2) would read the path only up to a NUL: "/tmp\0/x" ran in /tmp.
+        guard !path.contains("\0") else {
+            throw APIError.badRequest("cwd must not contain NUL bytes", code: .badCwd)
         }
         var info = stat()
         guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, let real = realPath(path) else {

@@ -133,6 +133,9 @@ import Testing
         // The old holder's token no longer works.
         #expect(try Self.request(node, "DELETE", "/api/v1/locks/migration?token=\(crashed.token)").errorCode
                     == "lock_not_held")
+        // Without a token, the caller is told to send one (not that "token 0" does not hold it).
+        let tokenless = try Self.request(node, "DELETE", "/api/v1/locks/migration")
+        #expect(tokenless.status == 400 && tokenless.errorCode == "bad_query" && tokenless.text.contains("token=N"))
         // A wait that ends first is answered 409 with the holder.
         let gaveUp = try Self.request(node, "POST", "/api/v1/locks/migration?wait=1", body: #"{"holder":"x","ttl":5}"#)
         #expect(gaveUp.status == 409 && gaveUp.text.contains("next agent"))

@@ -321,6 +321,9 @@ import Testing
             (#"{"command":"no-such-program-here"}"#, 400, "command_not_found"),
             (#"{"command":"ls","cwd":"/no/such/dir"}"#, 400, "bad_cwd"),
             (#"{"command":"ls","cwd":"tmp"}"#, 400, "bad_cwd"),
+            // stat(2) reads up to the NUL: this once ran in /tmp.
+            (#"{"command":"ls","cwd":"/tmp\u0000/no/such/dir"}"#, 400, "bad_cwd"),
+            (#"{"command":"ls","env":{"X":"a\u0000b"}}"#, 400, "bad_env"),
             (#"{"command":"ls","args":"-l"}"#, 400, "bad_json"),
             (#"{"command":"ls","timeout":-5}"#, 400, "bad_timeout"),
             (#"{"command":"ls","env":{"LD_PRELOAD":"/tmp/x.so"}}"#, 400, "forbidden_env"),
@@ -333,6 +336,7 @@ import Testing
             #expect(response.errorCode == code, "\(body): \(response.text)")
         }
         #expect(try execute(node, #"{"command":"ls","env":{"LD_PRELOAD":"/tmp/x.so"}}"#).text.contains("LD_PRELOAD"))
+        #expect(try execute(node, #"{"command":"ls","env":{"X":"a\u0000b"}}"#).text.contains("value of environment variable X"))
     }
 
     @Test func executeIsRateLimitedPerCaller() throws {

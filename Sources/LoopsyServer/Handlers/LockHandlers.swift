@@ -32,6 +32,10 @@ public enum LockHandlers {
 
     static func release(_ context: RequestContext) throws -> HTTPResponse {
         let name = try validName(context)
+        guard context.request.query["token"] != nil else {
+            throw APIError.badRequest("send the fencing token the lock was acquired with: DELETE /locks/\(name)?token=N",
+                                      code: .badQuery)
+        }
         let token = try QueryValue.int(context, "token", default: 0, range: 1...Int.max)
         try context.node.locks.release(name, token: Int64(token), owner: owner(context))
         return try .json(LockReleased(released: true))
