@@ -3,7 +3,8 @@ public enum ByteRange {
     public static func parse(_ header: String, size: Int64) -> Range<Int64>? {
         guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
         let spec = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard spec.count == 2 else { return nil }
+        // Positions are digits only (RFC 9110 §14.1.2): Int64 would also take "+1".
+        guard spec.count == 2, spec.allSatisfy({ $0.utf8.allSatisfy { (48...57).contains($0) } }) else { return nil }
         if spec[0].isEmpty {  // bytes=-N: the last N bytes
             guard let suffix = Int64(spec[1]), suffix > 0, size > 0 else { return nil }
             return max(0, size - suffix)..<size

@@ -41,7 +41,7 @@ public struct HTTPResponse: Sendable {
     }
 
     /// A minimal JSON error, for the HTTP layer's own answers.
-    static func error(status: Int, message: String) -> HTTPResponse {
+    static func error(status: Int, code: String = "unavailable", message: String) -> HTTPResponse {
         var escaped = ""
         for scalar in message.unicodeScalars {
             switch scalar {
@@ -50,7 +50,7 @@ public struct HTTPResponse: Sendable {
             default: escaped.unicodeScalars.append(scalar)
             }
         }
-        let body = #"{"error":{"code":"unavailable","message":""# + escaped + #""}}"#
+        let body = #"{"error":{"code":""# + code + #"","message":""# + escaped + #""}}"#
         return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
     }
 

@@ -227,6 +227,15 @@ public final class HTTPServer: @unchecked Sendable {
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
+            if Self.hasConflictingLengths(context.head) {
+                // MHD reads the body by the first; a proxy in front may have used another: where
+                // this request ends is unclear, so it is refused and the connection closed.
+                var refusal = HTTPResponse.error(status: 400, code: "bad_request",
+                                                 message: "the request has Content-Length headers that differ")
+                refusal.setHeader("Connection", "close")
+                context.answered = true
+                return queue(refusal, on: connection)
+            }
             let plan = handler.plan(for: context.head)
             switch plan {
             case .respond(let response):
@@ -301,7 +310,7 @@ public final class HTTPServer: @unchecked Sendable {
             guard Self.reserveBody(count, for: context) else {
                 context.body = []
                 Self.releaseBody(of: context)
-                var refusal = HTTPResponse.error(status: 503, message: "the daemon holds \(Self.bufferedBodyLimit >> 20) MiB "
+                var refusal = HTTPResponse.error(status: 503, code: "unavailable", message: "the daemon holds \(Self.bufferedBodyLimit >> 20) MiB "
                     + "of request bodies still arriving; retry in a few seconds")
                 refusal.setHeader("Retry-After", "2")
                 refusal.setHeader("Connection", "close")
@@ -354,6 +363,13 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     fileprivate func requestEnded(_ connection: OpaquePointer) { budget.requestEnded(connection) }
+
+    /// Content-Length given more than once with different values (repeated fields arrive joined
+    /// with commas). The same value repeated is allowed (RFC 9110 §8.6).
+    static func hasConflictingLengths(_ head: HTTPRequestHead) -> Bool {
+        guard let lengths = head.headers["content-length"], lengths.contains(",") else { return false }
+        return Set(lengths.split(separator: ",").map { $0.filter { $0 != " " && $0 != "\t" } }).count > 1
+    }
 
     /// The request target as text. Bytes that are not UTF-8 are percent-encoded, so the path's
     /// decoding refuses them as it refuses `%FF` (400 bad_path): read as text they became
