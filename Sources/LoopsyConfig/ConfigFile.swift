@@ -33,7 +33,7 @@ public enum ConfigFile {
               maxConnections: \(defaults.server.maxConnections)     # from other machines, per listener; more are refused
               maxConnectionsPerAddress: \(defaults.server.maxConnectionsPerAddress)   # from one remote address
               loopbackReserve: \(defaults.server.loopbackReserve)     # extra slots only local clients can use
-              headerTimeout: \(defaults.server.headerTimeout)       # seconds a remote client has to send a request head
+              headerTimeout: \(defaults.server.headerTimeout)       # seconds a client has to send a request head
             auth:
               apiKey: \(apiKey)
               allowedKeys: {}          # name: key, for hand-made setups (pairing manages peer keys)

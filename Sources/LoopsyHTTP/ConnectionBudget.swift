@@ -11,10 +11,12 @@ import Glibc
 /// - Loopback clients (the CLI, loopsy-mcp, the dashboard) are not counted against either: on
 ///   top of `maxConnections`, MHD keeps `loopbackReserve` slots that only they can reach,
 ///   however many remote connections are open.
-/// - A remote connection must finish each request within `headerTimeout` seconds of connecting
-///   or of its previous request's end: its head, and its body unless it is a streamed upload
-///   the dispatcher has admitted (authenticated, within limits). MHD's own timeout is an idle
-///   one that a client dribbling a byte every few seconds never triggers.
+/// - Every connection, loopback ones too, must finish each request within `headerTimeout`
+///   seconds of connecting or of its previous request's end: its head, and its body unless it
+///   is a streamed upload the dispatcher has admitted (authenticated, within limits). MHD's own
+///   timeout is an idle one that a client dribbling a byte every few seconds never triggers.
+///   Loopback connections once had no deadline: any local process, with no key, held every
+///   slot (1,100 connections each sending a header line every 10 s kept the owner out).
 final class ConnectionBudget: Sendable {
     struct Limits: Sendable {
         var maxConnections: Int
@@ -139,13 +141,13 @@ final class ConnectionBudget: Sendable {
         }
     }
 
-    /// Cuts remote connections whose request head is overdue: shutdown() makes MHD see the end of
+    /// Cuts connections whose request head is overdue: shutdown() makes MHD see the end of
     /// the stream and close the connection on its own thread. Done under the lock that `closed`
     /// takes, so the descriptor is still this connection's.
     func sweep() {
         let cutoff = MonotonicClock.seconds() - limits.headerTimeout
         state.withLock { state in
-            for (key, entry) in state.entries where !entry.loopback && !entry.cut {
+            for (key, entry) in state.entries where !entry.cut {
                 guard let since = entry.waitingSince, since < cutoff else { continue }
                 shutdown(entry.fd, Int32(SHUT_RDWR))
                 state.entries[key]?.cut = true

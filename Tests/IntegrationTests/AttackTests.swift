@@ -245,6 +245,22 @@ import Testing
         #expect(report["openAtEnd"] as? Int == 0, "\(report)")
     }
 
+    /// Local connections meet the head deadline too: a local process with no key dribbling
+    /// header lines once held its connections, and with enough of them every slot, for good.
+    @Test func aLocalSlowlorisIsCutAtTheHeadDeadlineToo() throws {
+        let node = try TestNode { replacingLine($0, "  headerTimeout: 15", "  headerTimeout: 2") }
+        defer { node.cleanUp() }
+        try node.start()
+        let attack = try run("/usr/bin/python3", [Self.attackScript, "slowloris", "127.0.0.1", String(node.port), "100", "0.5", "7"])
+        let report = Self.json(attack.stdout)
+        // All admitted (loopback has its reserve and no per-address cap), none held past the
+        // deadline by much (2 s, swept every second), none open at the end.
+        #expect(report["admitted"] as? Int == 100, "\(attack.stdout) \(attack.stderr)")
+        #expect((report["longestHeld"] as? Double ?? 99) < 4.5, "\(attack.stdout)")
+        #expect(report["openAtEnd"] as? Int == 0, "\(attack.stdout)")
+        #expect(try node.client.health().status == "ok")
+    }
+
     // MARK: 6. Audit flood
 
     @Test func anAnonymousFloodOfLongPathsLeavesTheAuditLogSmall() throws {
