@@ -127,7 +127,7 @@ public final class TaskService: Sendable {
             }
         }
         if let budget = request.maxBudgetUsd, !(budget > 0 && budget <= 10_000) {
-            throw APIError.badRequest("maxBudgetUsd must be more than 0")
+            throw APIError.badRequest("maxBudgetUsd must be more than 0 and at most 10000")
         }
         if let resume = request.resumeSessionId,
            resume.isEmpty || resume.hasPrefix("-") || resume.utf8.count > 200 {

@@ -237,6 +237,11 @@ import Testing
         #expect(mode.status == 400)
         let flag = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x","model":"--help"}"#)
         #expect(flag.status == 400)
+        // The message names both ends of the budget's range (it said only "more than 0").
+        for budget in ["0", "1e308", "10000.01"] {
+            let over = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"x","maxBudgetUsd":\#(budget)}"#)
+            #expect(over.status == 400 && over.text.contains("at most 10000"), "\(budget): \(over.text)")
+        }
     }
 
     @Test func aTaskEndsWhenClaudeExitsEvenIfAHelperKeepsTheTerminal() throws {

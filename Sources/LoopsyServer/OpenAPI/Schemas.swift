@@ -169,7 +169,7 @@ public enum Schemas {
             ("cwd", ["type": "string", "description": "absolute directory (default: the daemon user's home)"]),
             ("model", string), ("permissionMode", ["type": "string", "enum": ["default", "acceptEdits", "plan", "bypassPermissions"]]),
             ("allowedTools", ["type": "array", "items": string]), ("disallowedTools", ["type": "array", "items": string]),
-            ("maxBudgetUsd", ["type": "number", "exclusiveMinimum": 0]), ("resumeSessionId", string),
+            ("maxBudgetUsd", ["type": "number", "exclusiveMinimum": 0, "maximum": 10_000]), ("resumeSessionId", string),
         ], required: ["prompt"])),
         ("PermissionRequest", object([
             ("requestId", string), ("toolName", string), ("toolInput", string), ("createdAt", integer), ("expiresAt", integer),
