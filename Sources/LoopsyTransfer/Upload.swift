@@ -42,9 +42,9 @@ public final class Upload: Sendable {
         var directoryFD: Int32 = -1
         var targetName: String?
         var temporary: String?
-        /// Directories this upload created on the way to the target, outermost first, each by
-        /// its parent (open) and name: a failed upload removes them again, innermost first.
-        var createdDirectories: [(parent: Int32, name: String)] = []
+        /// The directories this upload made on the way to the target, so that a failed upload
+        /// removes them again (see `MadeDirectories`).
+        var madeDirectories: MadeDirectories?
         var fd: Int32 = -1
         /// Hashes and writes the file's bytes off the HTTP worker, from the file part's start
         /// until `store` (or a discard) stops it.
@@ -218,8 +218,8 @@ public final class Upload: Sendable {
             fsync(state.directoryFD)
             close(state.directoryFD)
             state.directoryFD = -1
-            for directory in state.createdDirectories { close(directory.parent) }
-            state.createdDirectories = []
+            state.madeDirectories?.close()
+            state.madeDirectories = nil
             return TransferPushResult(path: final, size: state.size, sha256: digest,
                                       durationMs: (Clock.monotonicSeconds() - started) * 1000)
         }
@@ -268,18 +268,24 @@ public final class Upload: Sendable {
             throw APIError.badRequest("send the destPath field before the file part (or ?destPath=)", code: .badMultipart)
         }
         let target = try Self.checkDestination(destPath, overwrite: state.overwrite, policy: policy, access: access)
+        guard target.missing.count <= Self.maxNewDirectories else {
+            close(target.directoryFD)
+            throw APIError.badRequest("'\(destPath)' needs \(target.missing.count) new directories; one push makes at most "
+                + "\(Self.maxNewDirectories)", code: .badRequest)
+        }
         var directoryFD = target.directoryFD
-        var created: [(parent: Int32, name: String)] = []
+        var made = target.missing.isEmpty ? nil : MadeDirectories(base: dup(directoryFD), names: target.missing)
         do {
-            for name in target.missing {
-                let parent = dup(directoryFD)
-                let (opened, made) = try Self.makeDirectory(name, in: directoryFD)
+            for (index, name) in target.missing.enumerated() {
+                let parent = directoryFD
+                directoryFD = -1  // makeDirectory closes it, whatever happens
+                let (opened, created) = try Self.makeDirectory(name, in: parent)
                 directoryFD = opened
-                if made && parent >= 0 { created.append((parent, name)) } else if parent >= 0 { close(parent) }
+                made?.created[index] = created
             }
         } catch {
-            close(directoryFD)
-            Self.removeDirectories(created)
+            if directoryFD >= 0 { close(directoryFD) }
+            made?.removeAndClose()
             throw error
         }
         var random = SystemRandomNumberGenerator()
@@ -288,10 +294,10 @@ public final class Upload: Sendable {
         guard fd >= 0 else {
             let code = errno
             close(directoryFD)
-            Self.removeDirectories(created)
+            made?.removeAndClose()
             throw TransferService.diskError("create", code)
         }
-        state.createdDirectories = created
+        state.madeDirectories = made
         state.target = target.path
         state.targetName = target.name
         state.directoryFD = directoryFD
@@ -310,17 +316,16 @@ public final class Upload: Sendable {
     /// out of the write it is in: the caller, often an HTTP worker, waits neither for that
     /// write nor for the unlink of a large file.
     private static func discard(_ state: inout State) {
-        let (fd, directoryFD, temporary) = (state.fd, state.directoryFD, state.temporary)
-        let created = state.createdDirectories.map { CreatedDirectory(parent: $0.parent, name: $0.name) }
+        let (fd, directoryFD, temporary, made) = (state.fd, state.directoryFD, state.temporary, state.madeDirectories)
         state.fd = -1
         state.directoryFD = -1
         state.temporary = nil
-        state.createdDirectories = []
+        state.madeDirectories = nil
         let cleanup: @Sendable () -> Void = {
             if fd >= 0 { close(fd) }
             if let temporary, directoryFD >= 0 { unlinkat(directoryFD, temporary, 0) }
             if directoryFD >= 0 { close(directoryFD) }
-            removeDirectories(created.map { ($0.parent, $0.name) })
+            made?.removeAndClose()
         }
         if let writer = state.writer {
             state.writer = nil
@@ -342,17 +347,46 @@ public final class Upload: Sendable {
         return String(decoding: cut[..<UTF8Boundary.lastComplete(cut)], as: UTF8.self)
     }
 
-    private struct CreatedDirectory: Sendable {
-        var parent: Int32
-        var name: String
-    }
+    /// Most directories one push creates on the way to its file: `destPath` may hold about
+    /// 2,000 levels, and every one made is work to undo.
+    static let maxNewDirectories = 32
 
-    /// Removes the directories a failed upload created, innermost first, and closes their
-    /// parents. Only empty ones go (AT_REMOVEDIR): one that got other files meanwhile stays.
-    private static func removeDirectories(_ created: [(parent: Int32, name: String)]) {
-        for directory in created.reversed() {
-            unlinkat(directory.parent, directory.name, AT_REMOVEDIR)
-            close(directory.parent)
+    /// The directories an upload made below `base` (the deepest one that existed, kept open):
+    /// `names` in order, `created` saying which of them it made (another could appear meanwhile).
+    /// One descriptor per upload, whatever the depth.
+    struct MadeDirectories: Sendable {
+        let base: Int32
+        let names: [String]
+        var created: [Bool]
+
+        init(base: Int32, names: [String]) {
+            self.base = base
+            self.names = names
+            created = Array(repeating: false, count: names.count)
+        }
+
+        /// Removes those it made, innermost first, each reached from `base` without following
+        /// a symlink; only empty ones go (AT_REMOVEDIR: one that got files meanwhile stays).
+        /// Then closes `base`.
+        func removeAndClose() {
+            guard base >= 0 else { return }
+            for index in names.indices.reversed() where created[index] {
+                var parent = dup(base)
+                for name in names[..<index] where parent >= 0 {
+                    let next = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    Glibc.close(parent)
+                    parent = next
+                }
+                guard parent >= 0 else { continue }
+                unlinkat(parent, names[index], AT_REMOVEDIR)
+                Glibc.close(parent)
+            }
+            Glibc.close(base)
+        }
+
+        /// Keeps them: closes `base`.
+        func close() {
+            if base >= 0 { Glibc.close(base) }
         }
     }
 
@@ -365,6 +399,9 @@ public final class Upload: Sendable {
         if !created && errno != EEXIST { throw TransferService.diskError("create directory", errno) }
         let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
+            let code = errno
+            if created { unlinkat(parent, name, AT_REMOVEDIR) }  // ours, and nothing could enter it
+            errno = code
             if errno == ELOOP || errno == ENOTDIR {
                 throw APIError.forbidden("'\(name)' became a symbolic link or file while the upload was set up",
                                          code: .pathForbidden)

@@ -208,6 +208,23 @@ import Testing
         // And one that succeeds keeps them.
         #expect(try box.push(local, to: box.home + "/kept/made/x.bin").status == 200)
         #expect(box.homeContents() == ["kept", "kept/made", "kept/made/x.bin", "secret"])
+        // Failures hold no descriptor: a directory name the file system refuses, a checksum
+        // mismatch five levels down (a descriptor leaked, and one was closed twice, per push).
+        let pid = try #require(box.node.process?.processIdentifier)
+        func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+        let before = descriptors()
+        for round in 0..<5 {
+            let tooLong = try box.push(local, to: box.home + "/d\(round)/" + String(repeating: "n", count: 300) + "/x.bin")
+            #expect(tooLong.status == 400, "\(tooLong.status)")
+            #expect(try box.push(local, to: box.home + "/e\(round)/a/b/c/d/x.bin", sha256: wrong).status == 422)
+        }
+        #expect(box.homeContents() == ["kept", "kept/made", "kept/made/x.bin", "secret"])
+        #expect(eventually(3) { descriptors() <= before }, "\(before) descriptors before, \(descriptors()) after")
+        // One push makes at most 32 directories.
+        let deep = (0..<33).map { "l\($0)" }.joined(separator: "/")
+        let tooDeep = try box.push(local, to: box.home + "/" + deep + "/x.bin")
+        #expect(tooDeep.status == 400 && String(decoding: tooDeep.body, as: UTF8.self).contains("at most 32"))
+        #expect(try box.push(local, to: box.home + "/" + (0..<32).map { "m\($0)" }.joined(separator: "/") + "/x.bin").status == 200)
     }
 
     /// Through a symlink inside the allowed tree (dot -> .), a denied directory has a second
