@@ -91,8 +91,11 @@ public final class MessageService: Sendable {
         }
     }
 
+    /// Whether a message to `reference` stays on this node (no other machine is called).
+    public func isLocal(_ reference: String) -> Bool { ["local", "self", ownId].contains(reference) }
+
     private func recipient(_ reference: String) throws -> (nodeId: String, name: String) {
-        if ["local", "self", ownId].contains(reference) { return (ownId, peers.local.hostname) }
+        if isLocal(reference) { return (ownId, peers.local.hostname) }
         let record = try peers.resolve(reference)
         return (record.nodeId, record.info.name)
     }

@@ -137,6 +137,7 @@ public final class Daemon: Sendable {
         try SecureFile.write(dataDir.pidFile, contents: "\(getpid())\n", mode: 0o644, durable: false)
         try SecureFile.write(dataDir.portFile, contents: "\(port)\n", mode: 0o644, durable: false)
         running.store(true, ordering: .relaxed)
+        node.offloads.reopen()
         node.contextStore.reopenWrites()
         node.transfer.reopenStores()
         auditLog.start()
@@ -204,6 +205,11 @@ public final class Daemon: Sendable {
     /// Stops serving (in-flight requests finish), flushes the audit log, removes the pid file.
     public func stop() {
         guard running.exchange(false, ordering: .relaxed) else { return }
+        // Work waiting on other machines (a message being sent, a broadcast, a probe) finishes
+        // first, up to 10 s, while everything it uses still runs; new such work is refused.
+        if !node.offloads.finish(waitingUpTo: 10) {
+            node.logger.warn("stopping with calls to other machines still under way; their clients are told to retry")
+        }
         // Jobs first: their streams finish, which resumes every suspended connection before
         // MHD is stopped.
         discovery.withLock { discovery in

@@ -47,6 +47,8 @@ public final class NodeServices: Sendable {
     public let keyGrants: KeyGrantStore
     /// Permission prompts of live Claude Code sessions.
     public let approvals: ApprovalService
+    /// Where handlers that wait on other machines run (`RequestContext.offload`).
+    public let offloads = Offloads()
     public let startedAt = Clock.monotonicSeconds()
     private let portCell = PortCell()
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LoopsyAPI
 import LoopsyClient
 import Testing
@@ -54,6 +55,30 @@ import Testing
         #expect(sent.stdout.contains("queued"), "\(sent.stdout)")
         #expect(seconds < 2.5, "loopsy msg send took \(seconds) s")
         #expect(try eventually(20) { try Self.outbox(alpha, "hang-1").first?.state == "delivered" })
+    }
+
+    /// A send waits up to a second for its first delivery attempt, off the HTTP workers. A
+    /// daemon stopping meanwhile lets it finish: the message is in the outbox, so its client
+    /// must hear "queued", not "retry" (a retry without an id would send it twice).
+    @Test func aSendUnderWayWhenTheDaemonStopsIsAnsweredNotToldToRetry() throws {
+        let (alpha, bravo) = try Self.connectedPair()
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        let bravoPid = try #require(bravo.process?.processIdentifier)
+        let alphaPid = try #require(alpha.process?.processIdentifier)
+        kill(bravoPid, SIGSTOP)
+        defer { kill(bravoPid, SIGCONT) }
+        let answer = Mutex<CurlHTTPClient.Response?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let response = try? alpha.http("POST", "/api/v1/messages", body: #"{"to":"bravo","body":"bye","id":"at-stop"}"#)
+            answer.withLock { $0 = response }
+            done.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.3)  // the send is waiting on bravo
+        kill(alphaPid, SIGTERM)
+        #expect(done.wait(timeout: .now() + 15) == .success)
+        let response = answer.withLock { $0 }
+        #expect(response?.status == 201, "\(response?.status ?? 0) \(response?.text ?? "no answer")")
     }
 
     @Test func sendReadAndAckTravelBothWays() throws {

@@ -30,6 +30,7 @@ public enum ContextHandlers {
     /// `POST /context/broadcast`: the entry here, then on every peer (each under the same rules).
     static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(ContextBroadcastRequest.self)
+        let context = context.withoutBody
         // It calls every peer: off the HTTP worker.
         return try context.offload {
             let response = try context.node.messages.broadcastContext(request) { entry in

@@ -6,16 +6,20 @@ import LoopsyHTTP
 /// Messages between agents: send, broadcast, inbox (with long-poll), read/ack, outbox; and the
 /// two node-to-node routes, deliver and receipt.
 public enum MessageHandlers {
-    // Both wait on the first delivery attempts (up to a second): off the HTTP worker.
+    // Both wait on the first delivery attempts (up to a second): off the HTTP worker, unless
+    // the message stays on this node.
     static func send(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(MessageSendRequest.self)
-        return try context.offload {
-            try .json(OutboxListResponse(messages: try context.node.messages.send(request)), status: 201)
+        let context = context.withoutBody
+        let send = { @Sendable in
+            try HTTPResponse.json(OutboxListResponse(messages: try context.node.messages.send(request)), status: 201)
         }
+        return context.node.messages.isLocal(request.to) ? try send() : try context.offload(send)
     }
 
     static func broadcast(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(BroadcastRequest.self)
+        let context = context.withoutBody
         return try context.offload { try .json(try context.node.messages.broadcast(request)) }
     }
 

@@ -12,14 +12,16 @@ public enum PairingHandlers {
         return try .json(context.node.pairing.start(addresses: localAddresses()))
     }
 
-    // Both call the other machine: off the HTTP worker.
+    // These call the other machine: off the HTTP worker.
     static func initiate(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(PairInitiateRequest.self)
+        let context = context.withoutBody
         return try context.offload { try .json(withDefaults(try context.node.pairing.initiate(request), context)) }
     }
 
     static func confirm(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(PairConfirmRequest.self)
+        let context = context.withoutBody
         return try context.offload {
             try .json(withDefaults(try context.node.pairing.confirm(accept: request.accept,
                                                                      grants: request.grants.map(Set.init)), context))
@@ -27,7 +29,8 @@ public enum PairingHandlers {
     }
 
     static func cancel(_ context: RequestContext) throws -> HTTPResponse {
-        return try .json(context.node.pairing.cancel())
+        let context = context.withoutBody
+        return try context.offload { try .json(context.node.pairing.cancel()) }
     }
 
     static func status(_ context: RequestContext) throws -> HTTPResponse {

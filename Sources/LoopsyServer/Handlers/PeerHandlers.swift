@@ -23,6 +23,7 @@ public enum PeerHandlers {
 
     static func add(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(PeerAddRequest.self)
+        let context = context.withoutBody
         // Probing the address takes up to 10 s per scheme: off the HTTP worker.
         return try context.offload {
             let (record, notes) = try context.node.peers.add(request)

@@ -1,7 +1,6 @@
 import LoopsyAPI
 import LoopsyCore
 import LoopsyHTTP
-import LoopsyPOSIX
 
 public enum HTTPMethod: String, Sendable, CaseIterable {
     case get = "GET", put = "PUT", post = "POST", delete = "DELETE"
@@ -63,21 +62,28 @@ public struct RequestContext: Sendable {
         }
     }
 
-    /// Threads for handlers that wait on other machines (probing a peer, a pairing exchange,
-    /// a broadcast): HTTP workers never do. Three probes of a host that does not answer once
-    /// held both workers of a 2-core node for 19 s, and /health with them.
-    static let outbound = WorkPool(name: "loopsy-outbound", threads: 16, queueLimit: 64)
-
-    /// Runs `work` on `outbound` and answers with what it makes, the connection suspended
-    /// meanwhile; a full pool is a 503 with Retry-After.
+    /// Runs `work` on the node's `offloads` and answers with what it makes, the connection
+    /// suspended meanwhile; a full pool, or a daemon that is stopping, is a 503 with
+    /// Retry-After (nothing was done). `work` should capture what it needs, not the request's
+    /// body (see `withoutBody`).
     public func offload(_ work: @escaping @Sendable () throws -> HTTPResponse) throws -> HTTPResponse {
         let pending = Pending<HTTPResponse>()
-        guard Self.outbound.submit({ pending.complete(Result { try work() }) }) else {
-            throw APIError(status: 503, code: .unavailable,
-                           message: "\(Self.outbound.load) calls to other machines are under way here; retry in a few seconds",
-                           headers: ["Retry-After": "2"])
+        let offloads = node.offloads
+        guard offloads.submit({ pending.complete(Result { try work() }) }) else {
+            let message = offloads.isOpen
+                ? "\(offloads.load) calls to other machines are under way here; nothing was done, retry in a few seconds"
+                : "the daemon is shutting down; nothing was done, retry when it is back"
+            throw APIError(status: 503, code: .unavailable, message: message, headers: ["Retry-After": "2"])
         }
         return try respond(.later(pending)) { $0 }
+    }
+
+    /// This context without the request's body (decoded already): what offloaded work keeps,
+    /// so that a 6 MiB body is not held for as long as a broadcast takes.
+    public var withoutBody: RequestContext {
+        var context = self
+        context.request.body = []
+        return context
     }
 
     /// Like `respond` for long polls: a JSON answer that comes later is sent as a stream (200
