@@ -221,13 +221,15 @@ public final class HTTPServer: @unchecked Sendable {
         guard let existing = state.pointee else {
             // First call: headers only. Queueing now would make MHD close the connection, so
             // unless the plan is to refuse the request, we answer on a later call.
+            var headers = Self.headers(connection)
+            let conflictingLengths = Self.settleLengths(&headers)
             let context = RequestContext(head: HTTPRequestHead(
                 method: String(cString: method), rawPath: Self.target(url),
-                headers: Self.headers(connection), query: Self.query(connection),
+                headers: headers, query: Self.query(connection),
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
-            if Self.hasConflictingLengths(context.head) {
+            if conflictingLengths {
                 // MHD reads the body by the first; a proxy in front may have used another: where
                 // this request ends is unclear, so it is refused and the connection closed.
                 var refusal = HTTPResponse.error(status: 400, code: "bad_request",
@@ -364,11 +366,15 @@ public final class HTTPServer: @unchecked Sendable {
 
     fileprivate func requestEnded(_ connection: OpaquePointer) { budget.requestEnded(connection) }
 
-    /// Content-Length given more than once with different values (repeated fields arrive joined
-    /// with commas). The same value repeated is allowed (RFC 9110 §8.6).
-    static func hasConflictingLengths(_ head: HTTPRequestHead) -> Bool {
-        guard let lengths = head.headers["content-length"], lengths.contains(",") else { return false }
-        return Set(lengths.split(separator: ",").map { $0.filter { $0 != " " && $0 != "\t" } }).count > 1
+    /// A Content-Length given more than once (repeated fields arrive joined with commas): true
+    /// when the values differ; the same value repeated (allowed, RFC 9110 §8.6) becomes that
+    /// one value, which every reader of the header then parses as MHD does.
+    static func settleLengths(_ headers: inout HTTPHeaders) -> Bool {
+        guard let lengths = headers["content-length"], lengths.contains(",") else { return false }
+        let values = Set(lengths.split(separator: ",").map { $0.filter { $0 != " " && $0 != "\t" } })
+        guard values.count == 1, let value = values.first else { return true }
+        headers["content-length"] = String(value)
+        return false
     }
 
     /// The request target as text. Bytes that are not UTF-8 are percent-encoded, so the path's
