@@ -1,6 +1,5 @@
 import CMicroHTTPD
 import LoopsyPOSIX
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -81,35 +80,62 @@ public final class HTTPServer: @unchecked Sendable {
     private let gates = WaitRegistry<BodyGate> { $0.isOpen }
     private let budget: ConnectionBudget
 
-    /// Most bytes of request bodies held in memory at once, by every connection of every server
-    /// in this process together (buffered bodies: JSON, context values; uploads stream to disk).
-    /// Each route bounds its own body (a context PUT up to 6 MiB), but one caller with a plain
-    /// peer credential held 3 GB with 500 connections that each sent all of such a body but its
-    /// last byte. Past this, a body is refused with 503 and Retry-After.
+    /// Most bytes of request bodies held in memory at once (buffered bodies: JSON, context
+    /// values; uploads stream to disk), by the connections of every server in this process:
+    /// remote connections together, and loopback ones together, each this much. Each route
+    /// bounds its own body (a context PUT up to 6 MiB), but one caller with a plain peer
+    /// credential held 3 GB with 500 connections that each sent all of such a body but its
+    /// last byte. Past this, a body is refused with 503 and Retry-After. Remote and local
+    /// callers have budgets of their own, so no remote flood refuses the owner's writes.
     public static let bufferedBodyLimit = 64 << 20
-    private static let bufferedBodies = Atomic<Int>(0)
+    /// Of the remote budget, what one address (an IPv6 /64) may hold: a few hosts, not one,
+    /// are needed to fill it.
+    public static let bufferedBodyPerAddress = 16 << 20
 
-    /// Takes `count` bytes of `bufferedBodyLimit` for `context`; false (nothing taken) if they
-    /// are not there.
+    private struct BodyBudget {
+        var loopback = 0
+        var remote = 0
+        var byAddress: [String: Int] = [:]
+    }
+    private static let bodyBudget = PlainMutex(BodyBudget())
+
+    /// Takes `count` bytes of the budgets for `context`; false (nothing taken) if they are not
+    /// there.
     private static func reserveBody(_ count: Int, for context: RequestContext) -> Bool {
-        let total = bufferedBodies.add(count, ordering: .relaxed).newValue
-        guard total <= bufferedBodyLimit else {
-            bufferedBodies.subtract(count, ordering: .relaxed)
-            return false
+        let taken = bodyBudget.withLock { budget -> Bool in
+            guard let address = context.budgetAddress else {
+                guard budget.loopback + count <= bufferedBodyLimit else { return false }
+                budget.loopback += count
+                return true
+            }
+            let mine = budget.byAddress[address, default: 0]
+            guard budget.remote + count <= bufferedBodyLimit, mine + count <= bufferedBodyPerAddress else { return false }
+            budget.remote += count
+            budget.byAddress[address] = mine + count
+            return true
         }
-        context.reserved += count
-        return true
+        if taken { context.reserved += count }
+        return taken
     }
 
-    /// Gives back what `context`'s body holds of `bufferedBodyLimit`.
+    /// Gives back what `context`'s body holds of the budgets.
     fileprivate static func releaseBody(of context: RequestContext) {
         guard context.reserved > 0 else { return }
-        bufferedBodies.subtract(context.reserved, ordering: .relaxed)
+        let count = context.reserved
         context.reserved = 0
+        bodyBudget.withLock { budget in
+            guard let address = context.budgetAddress else {
+                budget.loopback -= count
+                return
+            }
+            budget.remote -= count
+            let left = budget.byAddress[address, default: count] - count
+            budget.byAddress[address] = left > 0 ? left : nil
+        }
     }
 
     /// Bytes of request bodies held now, all servers together (for tests and status).
-    public static var bufferedBodyBytes: Int { bufferedBodies.load(ordering: .relaxed) }
+    public static var bufferedBodyBytes: Int { bodyBudget.withLock { $0.loopback + $0.remote } }
     /// Key, certificate and priorities as C strings for MHD (TLS only).
     private var tlsStrings: [UnsafeMutablePointer<CChar>?] = []
 
@@ -227,6 +253,9 @@ public final class HTTPServer: @unchecked Sendable {
                 method: String(cString: method), rawPath: Self.target(url),
                 headers: headers, query: Self.query(connection),
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
+            if let address = cmhd_client_address(connection), !ConnectionBudget.isLoopback(address) {
+                context.budgetAddress = ConnectionBudget.budgetKey(address)
+            }
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
             if conflictingLengths {
@@ -312,8 +341,9 @@ public final class HTTPServer: @unchecked Sendable {
             guard Self.reserveBody(count, for: context) else {
                 context.body = []
                 Self.releaseBody(of: context)
-                var refusal = HTTPResponse.error(status: 503, code: "unavailable", message: "the daemon holds \(Self.bufferedBodyLimit >> 20) MiB "
-                    + "of request bodies still arriving; retry in a few seconds")
+                var refusal = HTTPResponse.error(status: 503, code: "unavailable", message: "the daemon holds as much of "
+                    + "request bodies still arriving as it takes\(context.budgetAddress == nil ? "" : " from this address"); "
+                    + "retry in a few seconds")
                 refusal.setHeader("Retry-After", "2")
                 refusal.setHeader("Connection", "close")
                 context.refusal = refusal
@@ -500,8 +530,10 @@ private final class RequestContext {
     let head: HTTPRequestHead
     var body: [UInt8] = []
     var limit = 0
-    /// What `body` holds of `HTTPServer.bufferedBodyLimit`.
+    /// What `body` holds of `HTTPServer`'s body budgets.
     var reserved = 0
+    /// The remote address whose share `reserved` counts against (nil: a loopback client).
+    var budgetAddress: String?
     var sink: (any HTTPBodySink)?
     /// The plan's note for the handler (`BodyPlan.bufferNoting`).
     var note: (any Sendable)?

