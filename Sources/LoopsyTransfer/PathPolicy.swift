@@ -359,9 +359,25 @@ public struct PathPolicy: Sendable {
             if fd >= 0 {
                 defer { close(fd) }
                 guard let real = try? Self.realPath(of: fd, asked: asked) else { return nil }
-                let rest = relative[count...].joined(separator: "/")
+                var base = real
+                var rest = relative[count...].map(String.init)
+                // The first name left may be a symlink (dangling, or to a file where a directory
+                // was asked): judged where it points, not where it sits.
+                var info = stat()
+                if let first = rest.first, fstatat(fd, first, &info, AT_SYMLINK_NOFOLLOW) == 0,
+                   info.st_mode & S_IFMT == S_IFLNK {
+                    var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+                    let length = buffer.withUnsafeMutableBytes {
+                        readlinkat(fd, first, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count)
+                    }
+                    if length > 0 {
+                        let target = String(decoding: buffer[0..<length], as: UTF8.self)
+                        if target.hasPrefix("/") { base = "/" }
+                        rest = target.split(separator: "/").map(String.init) + rest.dropFirst()
+                    }
+                }
                 do {
-                    try check((real == "/" ? "" : real) + "/" + rest, asked: asked, access: access, callerRoots: callerRoots)
+                    try check(Self.resolvingDots(base, rest), asked: asked, access: access, callerRoots: callerRoots)
                     return nil
                 } catch {
                     return error
@@ -485,6 +501,20 @@ public struct PathPolicy: Sendable {
     }
 
     /// `path` with `.`, empty and trailing components removed.
+    /// `names` appended to the absolute path `base`, "." dropped and ".." taking the name
+    /// before it (never above "/").
+    static func resolvingDots(_ base: String, _ names: [String]) -> String {
+        var parts = base.split(separator: "/").map(String.init)
+        for name in names {
+            switch name {
+            case "", ".": continue
+            case "..": if !parts.isEmpty { parts.removeLast() }
+            default: parts.append(name)
+            }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
     static func lexical(_ path: String) -> String {
         "/" + path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
     }

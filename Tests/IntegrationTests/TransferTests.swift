@@ -243,6 +243,17 @@ import Testing
             #expect(checked.status == 403, "checksum \(name): \(checked.status)")
             #expect(try box.pull(path).status == 403, "pull \(name)")
         }
+        // A symlink as the last name, to a file there or to nothing: 403 both ways.
+        try FileManager.default.createSymbolicLink(atPath: box.home + "/l1", withDestinationPath: "secret/d.txt")
+        try FileManager.default.createSymbolicLink(atPath: box.home + "/l2", withDestinationPath: "secret/nokey")
+        try FileManager.default.createSymbolicLink(atPath: box.home + "/l3", withDestinationPath: box.home + "/secret/nokey")
+        for link in ["l1", "l2", "l3"] {
+            let listed = try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(box.home)/\#(link)"}"#)
+            #expect(listed.status == 403, "list \(link): \(listed.status)")
+            let checked = try box.node.http("POST", "/api/v1/transfer/checksum", body: #"{"path":"\#(box.home)/\#(link)"}"#)
+            #expect(checked.status == 403, "checksum \(link): \(checked.status)")
+            #expect(try box.pull(box.home + "/" + link).status == 403, "pull \(link)")
+        }
         // Where the rules allow, a missing file is still a 404.
         #expect(try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(box.home)/dot/nope"}"#).status == 404)
         #expect(try box.pull(box.home + "/dot/nope").status == 404)
