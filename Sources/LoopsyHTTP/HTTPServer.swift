@@ -249,9 +249,10 @@ public final class HTTPServer: @unchecked Sendable {
             // unless the plan is to refuse the request, we answer on a later call.
             var headers = Self.headers(connection)
             let conflictingLengths = Self.settleLengths(&headers)
+            let query = Self.query(connection)
             let context = RequestContext(head: HTTPRequestHead(
                 method: String(cString: method), rawPath: Self.target(url),
-                headers: headers, query: Self.query(connection),
+                headers: headers, query: query ?? [:],
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
             if let address = cmhd_client_address(connection), !ConnectionBudget.isLoopback(address) {
                 context.budgetAddress = ConnectionBudget.budgetKey(address)
@@ -267,7 +268,9 @@ public final class HTTPServer: @unchecked Sendable {
                 context.answered = true
                 return queue(refusal, on: connection)
             }
-            let plan = handler.plan(for: context.head)
+            let plan = query != nil ? handler.plan(for: context.head)
+                : .respond(HTTPResponse.error(status: 400, code: "bad_query",
+                                              message: "the query string is not percent-encoded UTF-8"))
             switch plan {
             case .respond(let response):
                 if Self.readsBodyFirst(context.head) {
@@ -487,15 +490,22 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private static func values(_ connection: OpaquePointer, kind: MHD_ValueKind) -> [String: String] {
-        final class Collector { var values: [String: String] = [:] }
+        final class Collector {
+            var values: [String: String] = [:]
+            /// Query arguments: bytes that are not UTF-8 are percent-encoded (see `target`).
+            var encodesInvalid = false
+        }
         let collector = Collector()
+        collector.encodesInvalid = kind == .GET_ARGUMENT_KIND
         // The collector lives on this stack frame for the whole synchronous iteration.
         let pointer = Unmanaged.passUnretained(collector).toOpaque()
         _ = MHD_get_connection_values(connection, kind, { cls, _, key, value in
             guard let cls, let key else { return .YES }
             let collector = Unmanaged<Collector>.fromOpaque(cls).takeUnretainedValue()
-            let name = String(cString: key)
-            let text = value.map { String(cString: $0) } ?? ""
+            let encodes = collector.encodesInvalid
+            let name = encodes ? HTTPServer.target(key) : String(cString: key)
+            var text = ""
+            if let value { text = encodes ? HTTPServer.target(value) : String(cString: value) }
             if let previous = collector.values[name] {
                 collector.values[name] = previous + ", " + text
             } else {
@@ -507,11 +517,14 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Query arguments arrive still escaped (see `keepEscaped`); decode them here, form-style.
-    private static func query(_ connection: OpaquePointer) -> [String: String] {
+    /// Nil when a name or value is not percent-encoded UTF-8 (its raw bytes included): such a
+    /// value was kept as its escaped text, or as U+FFFD, and reached `destPath` that way.
+    private static func query(_ connection: OpaquePointer) -> [String: String]? {
         var decoded: [String: String] = [:]
         for (key, value) in values(connection, kind: .GET_ARGUMENT_KIND) {
-            guard let name = PercentDecoding.decode(Substring(key), plusIsSpace: true) else { continue }
-            decoded[name] = PercentDecoding.decode(Substring(value), plusIsSpace: true) ?? value
+            guard let name = PercentDecoding.decode(Substring(key), plusIsSpace: true),
+                  let text = PercentDecoding.decode(Substring(value), plusIsSpace: true) else { return nil }
+            decoded[name] = text
         }
         return decoded
     }

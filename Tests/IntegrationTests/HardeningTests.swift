@@ -70,6 +70,18 @@ import Testing
             #expect(reply.hasPrefix("HTTP/1.1 400") && reply.contains(#""code":"bad_path""#), "\(bytes): \(reply.prefix(60))")
         }
         #expect(try put([0xC3, 0xA9]).hasPrefix("HTTP/1.1 200"))
+        // In the query too: raw bytes that are not UTF-8, and escapes that decode to none.
+        for query in [Array("?prefix=k".utf8) + [0xFF, 0xFE], Array("?prefix=%FF".utf8), Array("?pre%FFfix=k".utf8),
+                      Array("?prefix=%C3".utf8)] {
+            let fd = try Self.connection(node.port)
+            defer { close(fd) }
+            let request = Array("GET /api/v1/context".utf8) + query
+                + Array(" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(node.apiKey)\r\n\r\n".utf8)
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            let reply = Self.readReply(fd)
+            #expect(reply.hasPrefix("HTTP/1.1 400") && reply.contains(#""code":"bad_query""#), "\(query): \(reply.prefix(80))")
+        }
+        #expect(try node.http("GET", "/api/v1/context?prefix=k%C3%A9").status == 200)
         #expect(try node.client.contextList(prefix: "k").map(\.key) == ["k\u{E9}"])
     }
 
