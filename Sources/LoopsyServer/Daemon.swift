@@ -206,8 +206,9 @@ public final class Daemon: Sendable {
     public func stop() {
         guard running.exchange(false, ordering: .relaxed) else { return }
         // Work waiting on other machines (a message being sent, a broadcast, a probe) finishes
-        // first, up to 10 s, while everything it uses still runs; new such work is refused.
-        if !node.offloads.finish(waitingUpTo: 10) {
+        // first, while everything it uses still runs; new such work is refused. At most 3 s:
+        // the rest of the stop must fit in the 10 s `loopsy stop` gives before SIGKILL.
+        if !node.offloads.finish(waitingUpTo: 3) {
             node.logger.warn("stopping with calls to other machines still under way; their clients are told to retry")
         }
         // Jobs first: their streams finish, which resumes every suspended connection before

@@ -213,7 +213,7 @@ public struct PathPolicy: Sendable {
             // a denied place: that is the answer (403), not whether something exists there
             // (404 or 400 told it, as a pull's 403 did not).
             let refusal = fd < 0 && rewritten == nil
-                ? refusalOfUnopened(rootFD, relative, asked: path, access: access, callerRoots: callerRoots) : nil
+                ? refusalOfUnopened(rootReal: root.real, relative, asked: path, access: access, callerRoots: callerRoots) : nil
             close(rootFD)
             if let rewritten {
                 components = rewritten
@@ -348,44 +348,54 @@ public struct PathPolicy: Sendable {
         return path
     }
 
-    /// Why a path that did not open beneath `rootFD` is refused, if it is: judged on where it
-    /// leads, the real path of its deepest ancestor that opens followed by the rest of its names.
-    private func refusalOfUnopened(_ rootFD: Int32, _ relative: [Substring], asked: String, access: TransferAccess,
+    /// Why a path that did not open beneath its root is refused, if it is: judged on where it
+    /// leads, every symlink on the way followed (chains and links through linked directories
+    /// too) as far as the names exist, the rest taken as written.
+    private func refusalOfUnopened(rootReal: String, _ relative: [Substring], asked: String, access: TransferAccess,
                                    callerRoots: [Root]?) -> (any Error)? {
-        var count = relative.count - 1
-        while count >= 0 {
-            let ancestor = count == 0 ? "." : relative[..<count].joined(separator: "/")
-            let fd = Self.openBeneath(rootFD, ancestor, flags: FileSystem.pathOnly | O_DIRECTORY)
-            if fd >= 0 {
-                defer { close(fd) }
-                guard let real = try? Self.realPath(of: fd, asked: asked) else { return nil }
-                var base = real
-                var rest = relative[count...].map(String.init)
-                // The first name left may be a symlink (dangling, or to a file where a directory
-                // was asked): judged where it points, not where it sits.
-                var info = stat()
-                if let first = rest.first, fstatat(fd, first, &info, AT_SYMLINK_NOFOLLOW) == 0,
-                   info.st_mode & S_IFMT == S_IFLNK {
-                    var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
-                    let length = buffer.withUnsafeMutableBytes {
-                        readlinkat(fd, first, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count)
-                    }
-                    if length > 0 {
-                        let target = String(decoding: buffer[0..<length], as: UTF8.self)
-                        if target.hasPrefix("/") { base = "/" }
-                        rest = target.split(separator: "/").map(String.init) + rest.dropFirst()
-                    }
-                }
-                do {
-                    try check(Self.resolvingDots(base, rest), asked: asked, access: access, callerRoots: callerRoots)
-                    return nil
-                } catch {
-                    return error
-                }
-            }
-            count -= 1
+        guard let leads = Self.whereItLeads(rootReal, relative.map(String.init)) else { return nil }
+        do {
+            try check(leads, asked: asked, access: access, callerRoots: callerRoots)
+            return nil
+        } catch {
+            return error
         }
-        return nil
+    }
+
+    /// `names` below the absolute path `base`, resolved as `realpath -m` does: each symlink met
+    /// is replaced by its target (at most `maxRewrites` of them; nil past that), "." dropped,
+    /// ".." taking the name before it, and names that do not exist kept as written. Only
+    /// lstat and readlink: nothing is opened.
+    static func whereItLeads(_ base: String, _ names: [String]) -> String? {
+        var resolved = base.split(separator: "/").map(String.init)
+        var pending = names[...]
+        var hops = 0
+        while let name = pending.first {
+            pending = pending.dropFirst()
+            switch name {
+            case "", ".": continue
+            case "..":
+                if !resolved.isEmpty { resolved.removeLast() }
+                continue
+            default: break
+            }
+            let candidate = "/" + (resolved + [name]).joined(separator: "/")
+            var info = stat()
+            guard lstat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else {
+                resolved.append(name)
+                continue
+            }
+            hops += 1
+            var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+            let length = buffer.withUnsafeMutableBytes {
+                readlink(candidate, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count)
+            }
+            guard hops <= maxRewrites, length > 0 else { return nil }
+            let target = String(decoding: buffer[0..<length], as: UTF8.self)
+            if target.hasPrefix("/") { resolved = [] }
+            pending = (target.split(separator: "/").map(String.init) + pending)[...]
+        }
+        return "/" + resolved.joined(separator: "/")
     }
 
     /// The decision on a real path (of an opened file, or where a new one will be).
@@ -501,20 +511,6 @@ public struct PathPolicy: Sendable {
     }
 
     /// `path` with `.`, empty and trailing components removed.
-    /// `names` appended to the absolute path `base`, "." dropped and ".." taking the name
-    /// before it (never above "/").
-    static func resolvingDots(_ base: String, _ names: [String]) -> String {
-        var parts = base.split(separator: "/").map(String.init)
-        for name in names {
-            switch name {
-            case "", ".": continue
-            case "..": if !parts.isEmpty { parts.removeLast() }
-            default: parts.append(name)
-            }
-        }
-        return "/" + parts.joined(separator: "/")
-    }
-
     static func lexical(_ path: String) -> String {
         "/" + path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
     }

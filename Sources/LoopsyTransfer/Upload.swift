@@ -373,7 +373,8 @@ public final class Upload: Sendable {
             for index in names.indices.reversed() where created[index] {
                 var parent = dup(base)
                 for name in names[..<index] where parent >= 0 {
-                    let next = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    // O_PATH: a directory on the way that is not readable (a drop box) still leads on.
+                    let next = openat(parent, name, FileSystem.pathOnly | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                     Glibc.close(parent)
                     parent = next
                 }

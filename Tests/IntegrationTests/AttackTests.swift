@@ -276,9 +276,10 @@ import Testing
         try Data(node.apiKey.utf8).write(to: URL(fileURLWithPath: keyFile))
         try Data("Authorization: Bearer \(node.apiKey)\n".utf8).write(to: URL(fileURLWithPath: headerFile))
         // 4 x 6 MB from one address: at most 2 fit in its 16 MiB.
+        let marker = node.dataDir + "/test-holding"
         let attack = try lab.spawn(2, ["python3", Self.attackScript, "bodies", lab.address(1), "19532", keyFile,
-                                       "4", "6000000", "3"])
-        Thread.sleep(forTimeInterval: 1.5)
+                                       "4", "6000000", "4", marker])
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: marker) }, "the bodies are held")
         // Meanwhile the owner, on loopback, stores a large value.
         let bodyFile = node.dataDir + "/test-body"
         try Data(#"{"value":"\#(String(repeating: "w", count: 900_000))"}"#.utf8).write(to: URL(fileURLWithPath: bodyFile))
@@ -292,6 +293,11 @@ import Testing
         #expect(report.allSatisfy { ($0["status"] as? Int == 503 && $0["code"] as? String == "unavailable")
             || ($0["status"] as? Int == 400 && $0["code"] as? String == "bad_json") }, "\(report)")
         #expect(refused.allSatisfy { ($0["message"] as? String ?? "").contains("from this address") }, "\(report)")
+        // Once they end, the address's share is free again.
+        let later = try lab.exec(2, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+                                     "-H", "@" + headerFile, "-H", "Content-Type: application/json",
+                                     "--data-binary", "@" + bodyFile, "http://\(lab.address(1)):19532/api/v1/context/theirs"])
+        #expect(later.stdout == "200", "\(later.stdout) \(later.stderr)")
     }
 
     // MARK: 6. Audit flood

@@ -74,7 +74,8 @@ import Testing
             answer.withLock { $0 = response }
             done.signal()
         }
-        Thread.sleep(forTimeInterval: 0.3)  // the send is waiting on bravo
+        // The send is under way (its message in the outbox, its first attempt waiting on bravo).
+        #expect(eventually(5) { (try? Self.outbox(alpha, "at-stop"))?.isEmpty == false })
         kill(alphaPid, SIGTERM)
         #expect(done.wait(timeout: .now() + 15) == .success)
         let response = answer.withLock { $0 }

@@ -10,9 +10,10 @@ and prints one JSON line of what it saw.
       Unauthenticated GETs with long paths on keep-alive connections; reports the statuses.
   attack.py mdns COUNT SECONDS PORT
       Announces COUNT fake _loopsy._tcp nodes with avahi-publish for SECONDS.
-  attack.py bodies HOST PORT KEYFILE CONNECTIONS BYTES SECONDS
-      Opens CONNECTIONS context PUTs of BYTES each with the key in KEYFILE, sends all of each body but its last
-      byte, waits SECONDS, then ends every body; reports each answer's status and error code.
+  attack.py bodies HOST PORT KEYFILE CONNECTIONS BYTES SECONDS MARKER
+      Opens CONNECTIONS context PUTs of BYTES each with the key in KEYFILE, sends all of each body
+      but its last byte, creates the file MARKER, waits SECONDS, then ends every body; reports
+      each answer's status and error code.
 """
 import json
 import os
@@ -119,7 +120,7 @@ def flood(host, port, requests, path_bytes):
     print(json.dumps({"sent": sent, "statuses": statuses}))
 
 
-def bodies(host, port, key_file, count, length, seconds):
+def bodies(host, port, key_file, count, length, seconds, marker):
     with open(key_file) as handle:
         key = handle.read().strip()
     head = (f"PUT /api/v1/context/held HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
@@ -129,6 +130,7 @@ def bodies(host, port, key_file, count, length, seconds):
         sock = socket.create_connection((host, port), timeout=30)
         sock.sendall(head + b"v" * (length - 1))
         socks.append(sock)
+    open(marker, "w").close()
     time.sleep(seconds)
     answers = []
     for sock in socks:
@@ -171,8 +173,8 @@ def main():
         slowloris(args[0], int(args[1]), int(args[2]), float(args[3]), float(args[4]))
     elif kind == "flood" and len(args) == 4:
         flood(args[0], int(args[1]), int(args[2]), int(args[3]))
-    elif kind == "bodies" and len(args) == 6:
-        bodies(args[0], int(args[1]), args[2], int(args[3]), int(args[4]), float(args[5]))
+    elif kind == "bodies" and len(args) == 7:
+        bodies(args[0], int(args[1]), args[2], int(args[3]), int(args[4]), float(args[5]), args[6])
     elif kind == "mdns" and len(args) == 3:
         mdns(int(args[0]), float(args[1]), int(args[2]))
     else:
