@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 size_mib="${1:-1024}"
 
-loopsy_apt $LOOPSY_BUILD_PACKAGES nginx-light openssh-server openssh-client bc
+loopsy_apt $LOOPSY_BUILD_PACKAGES nginx-light openssh-server openssh-client bc curl
 loopsy_swift
 loopsy_bench_build
 
