@@ -71,6 +71,8 @@ public enum OpenAPIDocument {
         if route.category != nil { common.append((429, "Rate limit reached")) }
         if route.maxBody > 0 && doc.requestBody != nil { common.append((413, "Body too large")) }
         if doc.requestBody != nil { common.append((415, "Wrong body content type")) }
+        // Bodies still arriving share a budget; work that calls other machines, a pool.
+        if doc.requestBody != nil { common.append((503, "Busy (see Retry-After) or shutting down")) }
         for (status, description) in common where !responses.contains(where: { $0.0 == String(status) }) {
             responses.append((String(status), ["description": .string(description), "content": [
                 "application/json": ["schema": Schemas.ref("Error")]]]))
