@@ -8,6 +8,10 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <poll.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <microhttpd.h>
 
 /// MHD_start_daemon is variadic: every option goes through one MHD_OPTION_ARRAY.
@@ -85,6 +89,52 @@ static inline struct MHD_OptionItem cmhd_option_end(void) {
 /// Copy mode for buffer responses (the enum case imports under an unstable Swift name).
 static inline struct MHD_Response *cmhd_response_copying(size_t size, const void *buffer) {
     return MHD_create_response_from_buffer(size, (void *)buffer, MHD_RESPMEM_MUST_COPY);
+}
+
+/// A file region as a response body, read with pread as MHD sends it. MHD's own file responses
+/// (MHD_create_response_from_fd) send with sendfile, and libmicrohttpd 0.9.75 does not notice
+/// a file that became shorter than the region: sendfile returns 0, MHD waits for the socket to
+/// become writable again, and the client waits until the connection's idle timeout. Here a
+/// read that finds the end early fails the response, so MHD closes the connection at once and
+/// the client sees a short body. MHD closes fd when it destroys the response.
+struct cmhd_file_region {
+    int fd;
+    uint64_t offset;
+};
+
+static ssize_t cmhd_file_region_read(void *cls, uint64_t position, char *buffer, size_t max) {
+    const struct cmhd_file_region *region = cls;
+    if (position > (uint64_t)INT64_MAX - region->offset) return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (max > (size_t)SSIZE_MAX) max = (size_t)SSIZE_MAX;
+    for (;;) {
+        ssize_t count = pread(region->fd, buffer, max, (off_t)(region->offset + position));
+        if (count > 0) return count;
+        if (count < 0 && errno == EINTR) continue;
+        // 0: the file ends before the length announced; < 0: it cannot be read.
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void cmhd_file_region_free(void *cls) {
+    struct cmhd_file_region *region = cls;
+    close(region->fd);
+    free(region);
+}
+
+/// NULL (and fd closed) when there is no memory for it.
+static inline struct MHD_Response *cmhd_response_from_file(uint64_t length, int fd, uint64_t offset,
+                                                          size_t block_size) {
+    struct cmhd_file_region *region = malloc(sizeof *region);
+    if (region == NULL) {
+        close(fd);
+        return NULL;
+    }
+    region->fd = fd;
+    region->offset = offset;
+    struct MHD_Response *response = MHD_create_response_from_callback(length, block_size, cmhd_file_region_read,
+                                                                      region, cmhd_file_region_free);
+    if (response == NULL) cmhd_file_region_free(region);
+    return response;
 }
 
 #endif

@@ -9,8 +9,8 @@ public struct HTTPResponse: Sendable {
     public var streamLength: UInt64?
     /// When set, this response is only a placeholder: the real one comes through it later.
     public var deferred: DeferredResponse?
-    /// When set, the body is this part of an open file, sent by the kernel (sendfile); the
-    /// server owns and closes the descriptor.
+    /// When set, the body is this part of an open file, read as it is sent (a file found
+    /// shorter than `length` ends the connection); the server owns and closes the descriptor.
     public var file: FileBody?
 
     public struct FileBody: Sendable {

@@ -456,9 +456,9 @@ public final class HTTPServer: @unchecked Sendable {
                                                             streamFree)
             if mhdResponse == nil { Unmanaged<HTTPStream>.fromOpaque(streamPointer).release() }
         } else if let file = response.file {
-            // MHD closes the descriptor when it destroys the response.
-            mhdResponse = MHD_create_response_from_fd_at_offset64(file.length, file.descriptor, file.offset)
-            if mhdResponse == nil { close(file.descriptor) }
+            // Read as sent, not sendfile (see cmhd_response_from_file): a file cut short fails the
+            // answer at once. MHD closes the descriptor when it destroys the response.
+            mhdResponse = cmhd_response_from_file(file.length, file.descriptor, file.offset, 256 * 1024)
         } else {
             mhdResponse = response.body.withUnsafeBytes { bytes in
                 cmhd_response_copying(bytes.count, bytes.baseAddress)

@@ -52,7 +52,7 @@ public final class TransferService: Sendable {
             throw APIError.forbidden("'\(path)' has \(info.st_nlink) hard links; only the node's owner may transfer "
                 + "a file with other names", code: .hardLinkRefused)
         }
-        // Regular files ignore O_NONBLOCK; clear it anyway so sendfile sees a plain descriptor.
+        // Regular files ignore O_NONBLOCK; clear it anyway so the reads see a plain descriptor.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return (fd, opened.real, Int64(info.st_size))
     }

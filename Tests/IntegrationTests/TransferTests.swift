@@ -406,6 +406,44 @@ import Testing
         #expect(beyond.headers["content-range"] == "bytes */10000")
     }
 
+    /// libmicrohttpd 0.9.75 sends file answers with sendfile and, when the file has become
+    /// shorter than the length it announced, waits for a socket that stays writable: the client
+    /// hung until the 30 s idle timeout. The daemon reads the file as it sends now, so a short
+    /// read ends the connection at once, and the client sees a body cut short.
+    @Test func aFileCutShortWhileItIsPulledEndsThePullAtOnce() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let path = box.home + "/shrinking.bin"
+        try Data(repeating: 0x5a, count: 64 << 20).write(to: URL(fileURLWithPath: path))
+        let headerFile = box.root + "/auth"
+        try Data("Authorization: Bearer \(box.node.apiKey)\n".utf8).write(to: URL(fileURLWithPath: headerFile))
+        let received = box.root + "/received.bin"
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sS", "-o", received, "--limit-rate", "4M", "-H", "@" + headerFile,
+                          "-H", "Content-Type: application/json", "-d", #"{"sourcePath":"\#(path)"}"#,
+                          box.node.baseURL + "/api/v1/transfer/pull"]
+        try curl.run()
+        let started = eventually(20) {
+            ((try? FileManager.default.attributesOfItem(atPath: received)[.size] as? Int) ?? 0) > 1 << 20
+        }
+        #expect(started)
+        #expect(truncate(path, 1 << 20) == 0)
+        // Well inside the 30 s idle timeout: only a connection ended by the daemon gets there.
+        let ended = eventually(10) { !curl.isRunning }
+        if !ended { kill(curl.processIdentifier, SIGKILL) }
+        curl.waitUntilExit()
+        #expect(ended)
+        #expect(curl.terminationStatus == 18)  // CURLE_PARTIAL_FILE: fewer bytes than announced
+        let size = (try FileManager.default.attributesOfItem(atPath: received)[.size] as? Int) ?? 0
+        #expect(size < 64 << 20)
+        // The daemon goes on serving, and the file as it is now pulls whole.
+        let now = try box.pull(path)
+        #expect(now.status == 200)
+        #expect(now.body.count == 1 << 20)
+        #expect(now.headers["x-loopsy-sha256"] == Self.sha256(now.body))
+    }
+
     @Test func listShowsEntriesButNotDeniedOnes() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }
