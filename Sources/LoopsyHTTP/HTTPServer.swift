@@ -458,7 +458,7 @@ public final class HTTPServer: @unchecked Sendable {
         } else if let file = response.file {
             // Read as sent, not sendfile (see cmhd_response_from_file): a file cut short fails the
             // answer at once. MHD closes the descriptor when it destroys the response.
-            mhdResponse = cmhd_response_from_file(file.length, file.descriptor, file.offset, 256 * 1024)
+            mhdResponse = cmhd_response_from_file(file.length, file.descriptor, file.offset, 64 * 1024)
         } else {
             mhdResponse = response.body.withUnsafeBytes { bytes in
                 cmhd_response_copying(bytes.count, bytes.baseAddress)
