@@ -20,10 +20,15 @@ public struct HTTPRequest: Sendable {
     /// What the handler's plan for this request found out from its head (`BodyPlan.buffer`'s
     /// note), so `handle` need not work it out again.
     public var planNote: (any Sendable)?
+    /// The query string is not percent-encoded UTF-8 (`query` is then empty). The handler
+    /// refuses such a request, after it has decided whether the caller may make it at all.
+    public var queryUndecodable: Bool
 
     public init(method: String, rawPath: String, query: [String: String] = [:],
                 headers: HTTPHeaders = [:], body: [UInt8] = [], remoteAddress: String = "127.0.0.1",
-                bodySink: (any HTTPBodySink)? = nil, secure: Bool = false, planNote: (any Sendable)? = nil) {
+                bodySink: (any HTTPBodySink)? = nil, secure: Bool = false, planNote: (any Sendable)? = nil,
+                queryUndecodable: Bool = false) {
+        self.queryUndecodable = queryUndecodable
         self.secure = secure
         self.planNote = planNote
         self.method = method
@@ -48,9 +53,12 @@ public struct HTTPRequestHead: Sendable {
     public var query: [String: String]
     public var remoteAddress: String
     public var secure: Bool
+    /// See HTTPRequest.queryUndecodable.
+    public var queryUndecodable: Bool
 
     public init(method: String, rawPath: String, headers: HTTPHeaders, query: [String: String] = [:],
-                remoteAddress: String = "127.0.0.1", secure: Bool = false) {
+                remoteAddress: String = "127.0.0.1", secure: Bool = false, queryUndecodable: Bool = false) {
+        self.queryUndecodable = queryUndecodable
         self.secure = secure
         self.method = method
         self.rawPath = rawPath

@@ -253,7 +253,7 @@ public final class HTTPServer: @unchecked Sendable {
             let context = RequestContext(head: HTTPRequestHead(
                 method: String(cString: method), rawPath: Self.target(url),
                 headers: headers, query: query ?? [:],
-                remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil))
+                remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil, queryUndecodable: query == nil))
             if let address = cmhd_client_address(connection), !ConnectionBudget.isLoopback(address) {
                 context.budgetAddress = ConnectionBudget.budgetKey(address)
             }
@@ -268,9 +268,7 @@ public final class HTTPServer: @unchecked Sendable {
                 context.answered = true
                 return queue(refusal, on: connection)
             }
-            let plan = query != nil ? handler.plan(for: context.head)
-                : .respond(HTTPResponse.error(status: 400, code: "bad_query",
-                                              message: "the query string is not percent-encoded UTF-8"))
+            let plan = handler.plan(for: context.head)
             switch plan {
             case .respond(let response):
                 if Self.readsBodyFirst(context.head) {
@@ -368,7 +366,7 @@ public final class HTTPServer: @unchecked Sendable {
         let head = context.head
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
                                   body: context.body, remoteAddress: head.remoteAddress, bodySink: context.sink,
-                                  secure: head.secure, planNote: context.note)
+                                  secure: head.secure, planNote: context.note, queryUndecodable: head.queryUndecodable)
         context.note = nil
         context.body = []
         // The handler has the body now: it decodes it at once (a deferred answer keeps what

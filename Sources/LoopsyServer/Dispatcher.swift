@@ -40,7 +40,8 @@ public final class Dispatcher: HTTPHandler, Sendable {
         }
         let started = Clock.monotonicSeconds()
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
-                                  remoteAddress: head.remoteAddress, secure: head.secure)
+                                  remoteAddress: head.remoteAddress, secure: head.secure,
+                                  queryUndecodable: head.queryUndecodable)
         var caller = Caller.anonymous(head.remoteAddress)
         let requestId = RequestID.make()
         guard let makeSink = route.bodySink else {
@@ -51,6 +52,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
                     try hostPolicy.check(request)
                     caller = try authenticator.authenticate(request).get()
                     guard route.access.admits(caller) else { throw route.access.refusal(for: caller, node: node.hostname) }
+                    try request.requireDecodableQuery()
                 } catch {
                     var refusal = finish(response(for: error, requestId: requestId), request: request, caller: caller,
                                          requestId: requestId, started: started)
@@ -172,6 +174,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
             caller = try authenticator.authenticate(request).get()
             guard route.access.admits(caller) else { throw route.access.refusal(for: caller, node: node.hostname) }
         }
+        try request.requireDecodableQuery()
         // Limits protect the node from others: its own key on loopback is exempt unless configured
         // otherwise. They are keyed on the credential, never on anything the caller says.
         let exempt = exemptLocalOwner && caller.isOwner && HostAddress.isLoopback(request.remoteAddress)
@@ -255,6 +258,17 @@ enum RequestID {
                 buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
             }
             return 16
+        }
+    }
+}
+
+extension HTTPRequest {
+    /// A query string that does not decode is refused once the caller is known to be allowed
+    /// the route (the Dispatcher's and the dashboard gateway's admission): someone without
+    /// credentials learns nothing from it but the 401, and nothing goes on without its query.
+    func requireDecodableQuery() throws {
+        if queryUndecodable {
+            throw APIError.badRequest("the query string is not percent-encoded UTF-8", code: .badQuery)
         }
     }
 }

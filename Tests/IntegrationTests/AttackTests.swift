@@ -457,6 +457,13 @@ import Testing
             return (String(cookie), try response.json(DashboardSessionResponse.self).csrfToken)
         }
         var (cookie, csrf) = try login(#"{"token":"\#(token)"}"#)
+        // A query that does not decode is refused once the session is known, not relayed without
+        // it; before that the answer is the 401.
+        let badQuery = "http://127.0.0.1:\(port)/nodes/main/api/v1/context?prefix=%FF"
+        let refused = try CurlHTTPClient().send(method: "GET", url: badQuery, headers: ["Cookie": cookie, "X-CSRF-Token": csrf],
+                                                body: nil)
+        #expect(refused.status == 400 && String(decoding: refused.body, as: UTF8.self).contains(#""code":"bad_query""#))
+        #expect(try CurlHTTPClient().send(method: "GET", url: badQuery, headers: [:], body: nil).status == 401)
         let relayed = try EventStream(port: port, path: "/nodes/main/api/v1/events",
                                       headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
         #expect(relayed.waitFor("event: ready", seconds: 5))

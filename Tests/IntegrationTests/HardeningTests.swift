@@ -80,6 +80,13 @@ import Testing
             #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
             let reply = Self.readReply(fd)
             #expect(reply.hasPrefix("HTTP/1.1 400") && reply.contains(#""code":"bad_query""#), "\(query): \(reply.prefix(80))")
+            // Without credentials the answer is the 401, whatever the query holds.
+            let anonymous = try Self.connection(node.port)
+            defer { close(anonymous) }
+            let bare = Array("GET /api/v1/context".utf8) + query + Array(" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+            #expect(send(anonymous, bare, bare.count, Int32(MSG_NOSIGNAL)) == bare.count)
+            let refused = Self.readReply(anonymous)
+            #expect(refused.hasPrefix("HTTP/1.1 401"), "\(query): \(refused.prefix(80))")
         }
         #expect(try node.http("GET", "/api/v1/context?prefix=k%C3%A9").status == 200)
         #expect(try node.client.contextList(prefix: "k").map(\.key) == ["k\u{E9}"])

@@ -93,7 +93,8 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         }
         // A relayed body (an upload) streams through: every check happens before its first byte.
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
-                                  remoteAddress: head.remoteAddress, secure: head.secure)
+                                  remoteAddress: head.remoteAddress, secure: head.secure,
+                                  queryUndecodable: head.queryUndecodable)
         do {
             return .stream(try startRelay(request, hasBody: true))
         } catch {
@@ -134,6 +135,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         switch Self.router.match(method: request.method, rawPath: request.rawPath) {
         case .found(let route, let parameters):
             if !route.open { _ = try authenticate(request) }
+            try request.requireDecodableQuery()
             return try route.handle(self, request, parameters)
         case .notFound, .wrongMethod, .badEncoding:
             // Only the page and the login are public: the rest of the shape is not.
@@ -211,6 +213,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     private func startRelay(_ request: HTTPRequest, hasBody: Bool) throws -> PeerRelay {
         try hostPolicy.check(request)
         _ = try authenticate(request)
+        try request.requireDecodableQuery()
         guard case .found(let route, let parameters) = Self.router.match(method: request.method, rawPath: request.rawPath),
               route.pattern == Self.relayPattern, let name = parameters["node"], let path = parameters["path"],
               path.hasPrefix("v1/") else {
