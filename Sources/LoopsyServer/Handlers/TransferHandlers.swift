@@ -7,7 +7,7 @@ import LoopsyTransfer
 import Glibc
 #endif
 
-/// File transfer: push (streamed to disk), pull (sent by the kernel, with Range), list, checksum.
+/// File transfer: push (streamed to disk), pull (read as it is sent, with Range), list, checksum.
 public enum TransferHandlers {
     /// What the caller may reach: the owner, or someone with less (no code-running dotfiles,
     /// no hard-linked files, and only below its own transfer paths when its grant has some).
