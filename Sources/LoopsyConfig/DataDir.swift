@@ -1,4 +1,7 @@
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The files of one Loopsy node: `~/.loopsy` or a session's `~/.loopsy/sessions/<name>`.
 public struct DataDir: Sendable, Equatable {
@@ -6,14 +9,22 @@ public struct DataDir: Sendable, Equatable {
 
     public init(root: String) { self.root = root }
 
-    /// `explicit` (a --data-dir flag), else `$LOOPSY_DATA_DIR`, else `~/.loopsy`.
-    public static func resolve(explicit: String? = nil,
-                               environment: [String: String] = ProcessInfo.processInfo.environment) -> DataDir {
-        if let explicit, !explicit.isEmpty { return DataDir(root: absolute(explicit)) }
-        if let fromEnvironment = environment["LOOPSY_DATA_DIR"], !fromEnvironment.isEmpty {
-            return DataDir(root: absolute(fromEnvironment))
+    /// `explicit` (a --data-dir flag), else `$LOOPSY_DATA_DIR`, else `~/.loopsy`. `environment`
+    /// stands in for the process's (nil: read it, one variable at a time).
+    public static func resolve(explicit: String? = nil, environment: [String: String]? = nil) -> DataDir {
+        if let explicit, !explicit.isEmpty { return DataDir(root: absolute(explicit, environment: environment)) }
+        if let fromEnvironment = variable("LOOPSY_DATA_DIR", in: environment), !fromEnvironment.isEmpty {
+            return DataDir(root: absolute(fromEnvironment, environment: environment))
         }
         return DataDir(root: homeDirectory(environment: environment) + "/.loopsy")
+    }
+
+    /// One variable of `environment`, or of the process's when it is nil. (Not
+    /// ProcessInfo.environment: that copies every variable into a dictionary, 1M instructions
+    /// of a 32M-instruction `loopsy context get`.)
+    static func variable(_ name: String, in environment: [String: String]?) -> String? {
+        if let environment { return environment[name] }
+        return getenv(name).map { String(cString: $0) }
     }
 
     public var configFile: String { root + "/config.yaml" }
@@ -28,29 +39,24 @@ public struct DataDir: Sendable, Equatable {
     public var tlsKeyFile: String { tlsDirectory + "/key.pem" }
     public var tlsCertificateFile: String { tlsDirectory + "/cert.pem" }
 
-    public static func homeDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let home = environment["HOME"], !home.isEmpty { return home }
+    public static func homeDirectory(environment: [String: String]? = nil) -> String {
+        if let home = variable("HOME", in: environment), !home.isEmpty { return home }
         return FileManager.default.homeDirectoryForCurrentUser.path
     }
 
     /// Expands a leading `~` to the home directory.
-    public static func expandTilde(_ path: String,
-                                   environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func expandTilde(_ path: String, environment: [String: String]? = nil) -> String {
         if path == "~" { return homeDirectory(environment: environment) }
         if path.hasPrefix("~/") { return homeDirectory(environment: environment) + path.dropFirst(1) }
         return path
     }
 
-    private static func absolute(_ path: String) -> String {
-        let expanded = expandTilde(path)
+    private static func absolute(_ path: String, environment: [String: String]?) -> String {
+        let expanded = expandTilde(path, environment: environment)
         if expanded.hasPrefix("/") { return expanded }
         return FileManager.default.currentDirectoryPath + "/" + expanded
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension DataDir {
     /// The pid in daemon.pid if that process is alive and is a loopsyd (a stale file left by a
