@@ -31,6 +31,7 @@ run http bench/http.sh 5 50
 run instructions bench/instructions.sh 2000
 run forward bench/forward.sh 64
 run broadcast bench/broadcast.sh 19 20
+run lan bench/lan.sh 20 3
 run context bench/context.sh 100000 2 8
 run longpoll bench/longpoll.sh 500
 run transfer bench/transfer.sh 512

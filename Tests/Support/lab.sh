@@ -4,7 +4,7 @@
 # DESIGN.md, "Tests across hosts"). Needs root.
 #
 #   lab.sh check                    exit 0 if this machine can run labs, else say what is missing
-#   lab.sh up LAB N                 create lab LAB ([a-z0-9]{1,6}) with hosts 1..N (N <= 6);
+#   lab.sh up LAB N                 create lab LAB ([a-z0-9]{1,6}) with hosts 1..N (N <= 20);
 #                                   prints "LAB-hI 10.77.0.I BUS_ADDRESS" per host
 #   lab.sh exec LAB I CMD [ARGS...] run CMD in host I (DBUS_SYSTEM_BUS_ADDRESS = its bus)
 #   lab.sh avahi LAB I stop|start   stop or (re)start host I's avahi-daemon
@@ -21,14 +21,14 @@ set -euo pipefail
 
 LAB_ROOT=/tmp/loopsy-lab
 SUBNET=10.77.0
-MAX_HOSTS=6
+MAX_HOSTS=20 # tests use a few; bench/lan.sh a 20-host LAN
 READY_TIMEOUT=15 # seconds to wait for a daemon to come up
 
 die() { printf 'lab.sh: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 check_lab() { [[ $1 =~ ^[a-z0-9]{1,6}$ ]] || die "bad lab id '$1' (want [a-z0-9], at most 6 chars)"; }
-check_index() { [[ $1 =~ ^[1-9]$ && $1 -le $MAX_HOSTS ]] || die "bad host index '$1' (want 1..$MAX_HOSTS)"; }
+check_index() { [[ $1 =~ ^[1-9][0-9]?$ && $1 -le $MAX_HOSTS ]] || die "bad host index '$1' (want 1..$MAX_HOSTS)"; }
 
 host_dir() { echo "$LAB_ROOT/$1/h$2"; }
 bus_address() { echo "unix:path=$(host_dir "$1" "$2")/bus"; }
@@ -286,7 +286,7 @@ up_failed() {
 cmd_up() {
     local lab=$1 n=$2 i
     check_lab "$lab"
-    [[ $n =~ ^[1-9]$ && $n -le $MAX_HOSTS ]] || die "bad host count '$n' (want 1..$MAX_HOSTS)"
+    [[ $n =~ ^[1-9][0-9]?$ && $n -le $MAX_HOSTS ]] || die "bad host count '$n' (want 1..$MAX_HOSTS)"
     [ "$(id -u)" -eq 0 ] || die "must run as root (lab.sh check says what else is needed)"
     cmd_down "$lab" # a lab left over from an earlier run
 
@@ -366,7 +366,7 @@ cmd_down() {
     local lab=$1 namespaces=() ns pids
     check_lab "$lab"
     while read -r ns _; do
-        [[ $ns =~ ^$lab-(sw|h[0-9])$ ]] && namespaces+=("$ns")
+        [[ $ns =~ ^$lab-(sw|h[0-9]+)$ ]] && namespaces+=("$ns")
     done < <(ip netns list 2>/dev/null || true)
     if [ ${#namespaces[@]} -gt 0 ]; then
         pids=$(ns_pids "${namespaces[@]}")
