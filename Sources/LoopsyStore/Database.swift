@@ -1,6 +1,10 @@
 import CSQLite
 import LoopsyPOSIX
 
+/// SQLite's process-wide settings, made once before the first connection opens (see
+/// csqlite_page_cache_on_demand). A failure only leaves SQLite's default in place.
+let pageCacheConfigured: Int32 = csqlite_page_cache_on_demand()
+
 /// One SQLite connection, opened NOMUTEX: it must be used by one thread at a time, which
 /// `DatabasePool` guarantees by handing it out under a lock (hence `@unchecked Sendable`).
 public final class Database: @unchecked Sendable {
@@ -8,6 +12,7 @@ public final class Database: @unchecked Sendable {
     private var statementCache: [String: Statement] = [:]
 
     public init(path: String, readOnly: Bool = false) throws {
+        _ = pageCacheConfigured
         var pointer: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
             | SQLITE_OPEN_NOMUTEX

@@ -25,4 +25,15 @@ import Testing
         let found = try database.prepare("SELECT id FROM t WHERE v = ?1").rows([.text("keep\u{0}this part too")]) { $0.int64(0) }
         #expect(found == [0])
     }
+
+    /// The page cache setting is made before SQLite initialises (after, sqlite3_config returns
+    /// SQLITE_MISUSE and each connection would keep taking room for 20 pages up front).
+    @Test func thePageCacheIsConfiguredBeforeTheFirstConnection() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-pc-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = try Database(path: directory + "/t.db")
+        try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        #expect(pageCacheConfigured == 0)  // SQLITE_OK
+    }
 }
