@@ -3,37 +3,43 @@ import Testing
 @testable import LoopsyStore
 
 @Suite struct StatementTests {
-    /// Text is bound by its byte count: U+0000 inside a value (JSON allows "\u0000") is stored
-    /// and read back whole, and the empty string stays an empty string, not NULL.
-    @Test func textWithNULAndEmptyTextRoundTrip() throws {
+    /// A connection to a new database in a temporary directory, removed afterwards.
+    static func withDatabase(_ body: (Database) throws -> Void) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-st-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let database = try Database(path: directory + "/t.db")
-        try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-        let values = ["keep\u{0}this part too", "", "\u{0}", "é\u{0}✓\u{0}", String(repeating: "x", count: 100_000)]
-        for (id, value) in values.enumerated() {
-            try database.prepare("INSERT INTO t (id, v) VALUES (?1, ?2)").run([.integer(Int64(id)), .text(value)])
+        try body(try Database(path: directory + "/t.db"))
+    }
+
+    /// Text is bound by its byte count: U+0000 inside a value (JSON allows "\u0000") is stored
+    /// and read back whole, and the empty string stays an empty string, not NULL.
+    @Test func textWithNULAndEmptyTextRoundTrip() throws {
+        try Self.withDatabase { database in
+            try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            let values = ["keep\u{0}this part too", "", "\u{0}", "é\u{0}✓\u{0}", String(repeating: "x", count: 100_000)]
+            for (id, value) in values.enumerated() {
+                try database.prepare("INSERT INTO t (id, v) VALUES (?1, ?2)").run([.integer(Int64(id)), .text(value)])
+            }
+            let stored = try database.prepare("SELECT v, v IS NULL, length(CAST(v AS BLOB)) FROM t ORDER BY id").rows([]) {
+                ($0.text(0), $0.int64(1) != 0, $0.int64(2))
+            }
+            #expect(stored.map(\.0) == values)
+            #expect(stored.map(\.1) == Array(repeating: false, count: values.count))
+            #expect(stored.map(\.2) == values.map { Int64($0.utf8.count) })
+            // A lookup by such a value finds it.
+            let found = try database.prepare("SELECT id FROM t WHERE v = ?1").rows([.text("keep\u{0}this part too")]) {
+                $0.int64(0)
+            }
+            #expect(found == [0])
         }
-        let stored = try database.prepare("SELECT v, v IS NULL, length(CAST(v AS BLOB)) FROM t ORDER BY id").rows([]) {
-            ($0.text(0), $0.int64(1) != 0, $0.int64(2))
-        }
-        #expect(stored.map(\.0) == values)
-        #expect(stored.map(\.1) == Array(repeating: false, count: values.count))
-        #expect(stored.map(\.2) == values.map { Int64($0.utf8.count) })
-        // A lookup by such a value finds it.
-        let found = try database.prepare("SELECT id FROM t WHERE v = ?1").rows([.text("keep\u{0}this part too")]) { $0.int64(0) }
-        #expect(found == [0])
     }
 
     /// The page cache setting is made before SQLite initialises (after, sqlite3_config returns
     /// SQLITE_MISUSE and each connection would keep taking room for 20 pages up front).
     @Test func thePageCacheIsConfiguredBeforeTheFirstConnection() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-pc-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let database = try Database(path: directory + "/t.db")
-        try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-        #expect(pageCacheConfigured == 0)  // SQLITE_OK
+        try Self.withDatabase { database in
+            try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            #expect(pageCacheConfigured == 0)  // SQLITE_OK
+        }
     }
 }
