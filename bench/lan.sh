@@ -23,8 +23,7 @@ bash "$lab_sh" check
 
 work="$(mktemp -d)"
 chmod 755 "$work"
-lab="b$$"
-lab="${lab:0:6}"
+lab="b$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n' | cut -c1-5)"
 cleanup() {
     bash "$lab_sh" down "$lab" >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -34,7 +33,7 @@ trap cleanup EXIT
 # Polls host 1's daemon (inside its namespace) until it lists every other host, then until every
 # one is online with a pinned key; prints both as Unix times. The key comes from a file.
 cat >"$work/watch.py" <<'PY'
-import json, sys, time, urllib.request
+import http.client, json, sys, time, urllib.request
 key_file, expected, deadline = sys.argv[1], int(sys.argv[2]), time.time() + float(sys.argv[3])
 key = open(key_file).read().strip()
 request = urllib.request.Request("http://127.0.0.1:19532/api/v1/peers", headers={"Authorization": "Bearer " + key})
@@ -42,13 +41,13 @@ discovered = online = None
 while time.time() < deadline and online is None:
     try:
         peers = json.load(urllib.request.urlopen(request, timeout=2))["peers"]
-    except OSError:
+    except (OSError, ValueError, KeyError, http.client.HTTPException):
         time.sleep(0.02)
         continue
     now = time.time()
     if discovered is None and len(peers) >= expected:
         discovered = now
-    if sum(1 for p in peers if p["status"] == "online" and p.get("fingerprint")) >= expected:
+    if sum(1 for p in peers if p.get("status") == "online" and p.get("fingerprint")) >= expected:
         online = now
     time.sleep(0.02)
 print(discovered if discovered else "-", online if online else "-")
@@ -56,18 +55,24 @@ PY
 
 # avahi-browse on host 1 until it has resolved N _loopsy._tcp services; prints the Unix time.
 cat >"$work/browse.py" <<'PY'
-import subprocess, sys, time
-expected, deadline = int(sys.argv[1]), time.time() + float(sys.argv[2])
+import subprocess, sys, threading, time
+expected, limit = int(sys.argv[1]), float(sys.argv[2])
 browse = subprocess.Popen(["avahi-browse", "-p", "-r", "-k", "_loopsy._tcp"], stdout=subprocess.PIPE, text=True)
+# avahi-browse goes quiet once it has printed what there is: the deadline cannot wait for a line.
+timer = threading.Timer(limit, browse.kill)
+timer.daemon = True
+timer.start()
 seen = set()
 for line in browse.stdout:
     fields = line.split(";")
     if fields[0] == "=" and len(fields) > 3:
         seen.add(fields[3])
-    if len(seen) >= expected or time.time() > deadline:
+    if len(seen) >= expected:
         break
+done = time.time()
+timer.cancel()
 browse.kill()
-print(time.time() if len(seen) >= expected else "-")
+print(done if len(seen) >= expected else "-")
 PY
 
 discovered_runs=() online_runs=() browse_runs=()
@@ -90,7 +95,8 @@ for round in $(seq "$rounds"); do
         bash "$lab_sh" exec "$lab" "$i" env LOOPSY_DATA_DIR="$work/h$i" "$bin/loopsyd" \
             >"$work/h$i.out" 2>"$work/h$i.err" &
     done
-    read -r discovered online < <(bash "$lab_sh" exec "$lab" 1 python3 "$work/watch.py" "$work/key" "$((hosts - 1))" 60)
+    read -r discovered online < <(bash "$lab_sh" exec "$lab" 1 python3 "$work/watch.py" "$work/key" "$((hosts - 1))" 60) ||
+        loopsy_die "round $round: the watcher on host 1 failed (see above)"
     wait "$browse_pid" || true
     browsed="$(cat "$work/browse.out")"
     [ "$discovered" != - ] || loopsy_die "round $round: host 1 did not list $((hosts - 1)) peers within 60 s"
