@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import LoopsyPOSIX
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,6 +79,11 @@ public final class HTTPServer: @unchecked Sendable {
     private let streams = StreamRegistry()
     /// Bodies held back (BodyGate); opened at stop so no connection stays suspended.
     private let gates = WaitRegistry<BodyGate> { $0.isOpen }
+    /// Requests MHD has begun and not yet reported complete (answer sent, or connection gone).
+    /// A stop lets them finish sending (bounded by `drainSeconds`) before it closes connections.
+    fileprivate let openRequests = Atomic<Int>(0)
+    /// How long a stop waits for answers already given to be sent.
+    static let drainSeconds = 2.0
     private let budget: ConnectionBudget
 
     /// Most bytes of request bodies held in memory at once (buffered bodies: JSON, context
@@ -213,6 +219,13 @@ public final class HTTPServer: @unchecked Sendable {
             streams.closeAll()
             for gate in gates.close() { gate.open() }
             budget.stop()
+            // MHD_stop_daemon closes every connection at once, answers half-sent with them: a
+            // pushed file stored just now (its 200) or the 503s above would reach nobody.
+            var waited = 0.0
+            while openRequests.load(ordering: .relaxed) > 0 && waited < Self.drainSeconds {
+                usleep(2000)
+                waited += 0.002
+            }
             MHD_stop_daemon(daemon)
             self.daemon = nil
         }
@@ -259,6 +272,7 @@ public final class HTTPServer: @unchecked Sendable {
             }
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
+            openRequests.add(1, ordering: .relaxed)
             if conflictingLengths {
                 // MHD reads the body by the first; a proxy in front may have used another: where
                 // this request ends is unclear, so it is refused and the connection closed.
@@ -569,10 +583,10 @@ private let accessHandler: MHD_AccessHandlerCallback = {
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, state, _ in
-    if let cls, let connection {
-        Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().requestEnded(connection)
-    }
+    let server = cls.map { Unmanaged<HTTPServer>.fromOpaque($0).takeUnretainedValue() }
+    if let server, let connection { server.requestEnded(connection) }
     guard let state, let pointer = state.pointee else { return }
+    defer { server?.openRequests.subtract(1, ordering: .relaxed) }
     let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeUnretainedValue()
     // Ended before it was answered (client gone, timeout, shutdown): whoever consumes the body
     // or prepares the answer must stop.
