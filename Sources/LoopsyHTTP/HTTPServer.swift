@@ -221,11 +221,8 @@ public final class HTTPServer: @unchecked Sendable {
             budget.stop()
             // MHD_stop_daemon closes every connection at once, answers half-sent with them: a
             // pushed file stored just now (its 200) or the 503s above would reach nobody.
-            var waited = 0.0
-            while openRequests.load(ordering: .relaxed) > 0 && waited < Self.drainSeconds {
-                usleep(2000)
-                waited += 0.002
-            }
+            let deadline = ContinuousClock.now + .seconds(Self.drainSeconds)
+            while openRequests.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline { usleep(2000) }
             MHD_stop_daemon(daemon)
             self.daemon = nil
         }
