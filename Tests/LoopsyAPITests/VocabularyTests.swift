@@ -27,5 +27,11 @@ import Testing
         #expect("\(TaskState.waitingApproval)" == "waiting_approval")
         #expect(ChangeTopic(path: "/api/v1/ai-tasks/t1") == .aiTasks)
         #expect(ChangeTopic(path: "/api/v1/health") == nil && ChangeTopic(path: "/dashboard/api/x") == nil)
+        // Empty segments are skipped, as in the router's split.
+        #expect(ChangeTopic(path: "/api/v1/context") == .context && ChangeTopic(path: "//api//v1//locks/x") == .locks)
+        for path in ["", "/", "/api", "/api/v1", "/api/v1/", "/api/v2/context", "/api/v1x/context", "/apii/v1/context",
+                     "/api/v1/contexts", "/api/v1/cont", "/api/v1/contéxt/k", "api"] {
+            #expect(ChangeTopic(path: path) == nil, "\(path)")
+        }
     }
 }
