@@ -51,9 +51,10 @@ check "the package depends on the libcurl it loads at run time" bash -c '
 check "the package depends on the avahi-client it loads at run time" bash -c '
     dpkg-deb -f "$0" Depends | grep -q "libavahi-client3 (>= 0.8)" &&
     ! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -q "NEEDED.*libavahi"' "$deb"
-# The C++ runtime is linked in (scripts/lib.sh, LOOPSY_RELEASE_FLAGS): no program loads libstdc++.
-check "no program loads libstdc++" bash -c '
-    ! readelf -d /usr/bin/loopsyd /usr/bin/loopsy /usr/bin/loopsy-mcp | grep -q "NEEDED.*libstdc++"'
+# The C++ runtime and the unwinder are linked in (scripts/lib.sh, LOOPSY_RELEASE_FLAGS): no program
+# loads libstdc++ or libgcc_s.
+check "no program loads libstdc++ or libgcc_s" bash -c '
+    ! readelf -d /usr/bin/loopsyd /usr/bin/loopsy /usr/bin/loopsy-mcp | grep -qE "NEEDED.*(libstdc\+\+|libgcc_s)"'
 check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
 export HOME="$home"
 unset LOOPSY_DATA_DIR
