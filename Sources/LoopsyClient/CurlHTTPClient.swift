@@ -35,6 +35,19 @@ public struct CurlHTTPClient: Sendable {
         }
     }
 
+    /// The status codes an answer may have: three digits.
+    static let statusRange = 100...999
+
+    /// The status of a status line (`HTTP/1.1 200 OK`): its second field, when that is three
+    /// digits. A server writes this line: `Int` of it would take -5 or 4294967296 too.
+    static func status(ofLine line: String) -> Int? {
+        let fields = line.utf8.split(maxSplits: 2, whereSeparator: { $0 == 0x20 || $0 == 0x0D || $0 == 0x0A })
+        guard let field = fields.dropFirst().first.flatMap({ Substring($0) }),
+              field.utf8.count == 3, field.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              let status = Int(field), statusRange.contains(status) else { return nil }
+        return status
+    }
+
     /// Loads libcurl now rather than in the first request (see ccurl.h), e.g. while waiting for
     /// something else. Nil when it is usable, else why not.
     @discardableResult
@@ -233,6 +246,11 @@ public struct CurlHTTPClient: Sendable {
         }
         var status = 0
         _ = ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+        // 0 is no answer at all (a transfer stopped before it); curl 7.88 passes on anything else a
+        // server writes in its status line, -5 or 99999999999 among it.
+        guard status == 0 || Self.statusRange.contains(status) else {
+            throw Failure.other(code: -1, message: "\(url): the answer's status line is not HTTP (status \(status))")
+        }
         reusable = code == CURLE_OK
         return Response(status: status, headers: sink.headers, body: sink.errorBody)
     }
@@ -294,9 +312,10 @@ private let writeHeader: ccurl_write_callback = { data, size, count, userdata in
         String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
     }
     if line.hasPrefix("HTTP/") {
-        // A new response (after a redirect or 100 Continue) starts over.
+        // A new response (after a redirect or 100 Continue) starts over. A status that is not
+        // three digits is none (0): the head is not relayed, and the transfer fails at its end.
         sink.headers = [:]
-        sink.status = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        sink.status = CurlHTTPClient.status(ofLine: line) ?? 0
     } else if let colon = line.firstIndex(of: ":") {
         sink.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimming()
     } else if line == "\r\n" || line == "\n", sink.status >= 200, let relayHead = sink.relayHead {

@@ -454,6 +454,14 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+        // The last line for a status from elsewhere (a peer's relayed answer is checked where it
+        // is read): UInt32(-5) would stop the process, and MHD refuses more than three digits.
+        guard (100...999).contains(response.status) else {
+            response.stream?.abort()
+            return queue(.error(status: 502, code: "peer_unreachable",
+                                message: "the answer had no valid HTTP status (\(response.status))"),
+                         on: connection)
+        }
         let mhdResponse: OpaquePointer?
         if let stream = response.stream {
             stream.attach(connection)

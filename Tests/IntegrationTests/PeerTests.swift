@@ -200,6 +200,50 @@ import Testing
         #expect(try node.http("GET", "/api/v1/health").status == 200)
     }
 
+    /// A peer's status line is read where it arrives. `Int` of it took -5 or 4294967296 (curl
+    /// passes both on), and the daemon stopped on sending that status back (UInt32 of it). A
+    /// peer answering so now gets its caller a 502; the daemon goes on.
+    @Test(arguments: ["status", "relay"])
+    func aPeerWhoseStatusLineIsNotHTTPGetsA502(mode: String) throws {
+        let bravo = try Self.named("bravo"), alpha = try Self.named("alpha")
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try bravo.start()
+        try alpha.start()
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        proxy.arguments = [URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Support/bad_status_peer.py").path, String(bravo.port), mode]
+        let output = Pipe()
+        proxy.standardOutput = output
+        try proxy.run()
+        // SIGKILL: a signal mask inherited from the test runner may block SIGTERM.
+        defer { kill(proxy.processIdentifier, SIGKILL); proxy.waitUntilExit() }
+        var ready = ""
+        while !ready.contains("\n") {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }  // it ended
+            ready += String(decoding: data, as: UTF8.self)
+        }
+        let port = try #require(ready.split(separator: "\n").first?.split(separator: " ").last.flatMap { Int($0) },
+                                "bad_status_peer.py said: \(ready)")
+        let add = #"{"address":"127.0.0.1","port":\#(port),"apiKey":"\#(bravo.apiKey)","allowInsecure":true}"#
+        let added = try alpha.http("POST", "/api/v1/peers", body: add)
+        guard mode == "relay" else {
+            // Its /status answers "-5": adding it fails with a 502 that says so.
+            #expect(added.status == 502 && added.text.contains("status"), "\(added.status) \(added.text)")
+            #expect(try alpha.http("GET", "/api/v1/health").status == 200)
+            return
+        }
+        #expect((200..<300).contains(added.status), "\(added.text)")
+        let peer = try bravo.nodeId
+        #expect(try alpha.http("GET", "/api/v1/peers/\(peer)/context/nothing").status == 404, "a good answer is relayed")
+        for broken in ["bad-1", "bad-2", "bad-3", "bad-4"] {
+            let relayed = try alpha.http("GET", "/api/v1/peers/\(peer)/context/\(broken)")
+            #expect(relayed.status == 502, "\(broken): \(relayed.status) \(relayed.text)")
+            #expect(try alpha.http("GET", "/api/v1/health").status == 200, "after \(broken)")
+        }
+    }
+
     /// Calls that wait on other machines run off the HTTP workers: three probes of a host that
     /// accepts and never answers (10 s each) held both workers of a 2-core node, and /health
     /// with them, for 19 s.
