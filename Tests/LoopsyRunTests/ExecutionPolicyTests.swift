@@ -39,6 +39,23 @@ import Testing
     @Test func commentsAndQuotedOperatorsAreNotCommands() {
         #expect(ShellWords.commands(in: "echo 'rm; dd' # rm -rf").map(\.first) == ["echo"])
     }
+
+    /// Substitutions nested past `maxNesting` stand for a command with a dynamic program (which
+    /// the policy refuses); 30,000 of them, opened or closed, are read at once.
+    @Test func deepSubstitutionsAreRefusedNotFollowed() {
+        let dynamic = String(ShellWords.dynamic)
+        let inside = ShellWords.maxNesting
+        let nested = String(repeating: "echo $(", count: inside) + "rm x" + String(repeating: ")", count: inside)
+        #expect(ShellWords.commands(in: nested).contains(["rm", "x"]))
+        let deeper = String(repeating: "echo $(", count: inside + 1) + "rm x" + String(repeating: ")", count: inside + 1)
+        #expect(!ShellWords.commands(in: deeper).contains(["rm", "x"]))
+        #expect(ShellWords.commands(in: deeper).contains([dynamic]))
+        for script in [String(repeating: "$(", count: 30_000) + String(repeating: ")", count: 30_000),
+                       String(repeating: "$(", count: 30_000), String(repeating: "\"$(", count: 30_000)] {
+            let commands = ShellWords.commands(in: "sh -c x; " + script)
+            #expect(commands.first == ["sh", "-c", "x"] && commands.contains([dynamic]))
+        }
+    }
 }
 
 @Suite struct ExecutionPolicyTests {
@@ -76,6 +93,16 @@ import Testing
         } else {
             #expect(code == "command_denied", "\(argv)")
         }
+    }
+
+    /// A script nested past ShellWords.maxNesting cannot be read through: it is refused, at once.
+    @Test func aScriptTooDeepToReadIsRefused() {
+        let depth = ShellWords.maxNesting + 1
+        let deep = String(repeating: "echo $(", count: depth) + "true" + String(repeating: ")", count: depth)
+        #expect(denied(["sh", "-c", deep]) != nil)
+        #expect(denied(["sh", "-c", String(repeating: "$(", count: 30_000)]) != nil)
+        let fine = String(repeating: "echo $(", count: 3) + "true" + String(repeating: ")", count: 3)
+        #expect(denied(["sh", "-c", fine]) == nil)
     }
 
     @Test func symlinkToADeniedProgramIsDenied() throws {
