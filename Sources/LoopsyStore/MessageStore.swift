@@ -189,9 +189,11 @@ public struct MessageStore: Sendable {
                     .rows([.text(nodeId), .text(delivery.id)], Self.inboxRow).first {
                     return (known, true)
                 }
-                let held = try db.cached(
-                    "SELECT count(*) FROM inbox WHERE from_node = ? AND state != 'acked' AND expires_at > ?")
-                    .rows([.text(nodeId), .integer(now)]) { $0.int(0) }.first ?? 0
+                // Every unacked row counts, expired or not: an expired row stays (with its context
+                // mirror) until `prune`, a week on, so a sender choosing a one-second lifetime
+                // would otherwise make room for a thousand more messages every second.
+                let held = try db.cached("SELECT count(*) FROM inbox WHERE from_node = ? AND state != 'acked'")
+                    .rows([.text(nodeId)]) { $0.int(0) }.first ?? 0
                 if held >= maxPerSender { throw MessageStoreError.inboxFull(limit: maxPerSender) }
                 try db.cached("""
                     INSERT OR IGNORE INTO inbox (id, from_node, from_name, type, body, reply_to, thread, created_at,
