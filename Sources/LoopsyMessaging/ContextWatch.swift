@@ -70,7 +70,9 @@ public final class ContextWatch: Sendable {
             guard let watcher = remove(id) else { return }
             (watcher.tryNow() ?? watcher.timeout)()
         }
-        if let recheckAt {
+        // Only a recheck that falls within the wait: one at an expiry years away would hold its
+        // closure (and the answer) that long after the wait ended, one more per request.
+        if let recheckAt, recheckAt - Clock.nowMillis() < Int64(seconds) * 1000 {
             let delay = max(0, Double(recheckAt - Clock.nowMillis()) / 1000) + 0.005
             queue.asyncAfter(deadline: .now() + delay) { [self] in check(id) }
         }
