@@ -251,21 +251,25 @@ public final class Daemon: Sendable {
     private func upkeep() {
         upkeepQueue.asyncAfter(deadline: .now() + 10) { [weak self] in
             guard let self, self.running.load(ordering: .relaxed) else { return }
-            do {
-                try self.node.contextStore.sweepExpired()
-                try self.node.contextStore.pruneChanges()
-                try self.node.locks.store.sweepExpired()
-                let audit = self.node.config.audit
-                let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
-                try self.node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries)
-                try self.node.execution.prune(olderThan: cutoff)
-                try self.node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000)
-                self.node.tasks.prune()
-                let unseen = Clock.nowMillis() - Int64(self.node.config.discovery.unpairedExpiry) * 1000
-                let forgotten = try self.node.peers.store.forgetUnseenUnpaired(before: unseen)
-                if forgotten > 0 { self.node.logger.info("mDNS: forgot \(forgotten) unpaired peer(s) unseen for a while") }
-            } catch {
-                self.node.logger.warn("upkeep failed: \(error)")
+            // Each step on its own: one that fails (a sweep on a full disk) must not skip the
+            // prunes after it, which are what frees room.
+            let node = self.node
+            func step(_ name: String, _ work: () throws -> Void) {
+                do { try work() } catch { node.logger.warn("upkeep: \(name) failed: \(error)") }
+            }
+            let audit = node.config.audit
+            let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
+            step("expired context entries") { try node.contextStore.sweepExpired() }
+            step("the context change log") { try node.contextStore.pruneChanges() }
+            step("expired locks") { try node.locks.store.sweepExpired() }
+            step("the audit log") { try node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries) }
+            step("finished jobs") { try node.execution.prune(olderThan: cutoff) }
+            step("old messages") { try node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000) }
+            node.tasks.prune()
+            step("unseen mDNS peers") {
+                let unseen = Clock.nowMillis() - Int64(node.config.discovery.unpairedExpiry) * 1000
+                let forgotten = try node.peers.store.forgetUnseenUnpaired(before: unseen)
+                if forgotten > 0 { node.logger.info("mDNS: forgot \(forgotten) unpaired peer(s) unseen for a while") }
             }
             self.rateLimiter.prune()
             self.upkeep()
