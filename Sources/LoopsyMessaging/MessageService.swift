@@ -354,32 +354,53 @@ public final class MessageService: Sendable {
             DispatchQueue.concurrentPerform(iterations: due.count) { index in
                 if attempt(due[index]) == nil { mirrorOutbox(due[index].id) }
             }
-            for receipt in try store.dueReceipts(now: now) { sendReceipt(receipt, now: now) }
+            // Receipts go one after another: after one to a node fails, the rest of this pass's
+            // to it wait for the next try without a call each (100 owed to a node that never
+            // answers took 1000 s of timeouts, and everyone else's receipts waited behind them).
+            var unreachable: Set<String> = []
+            for receipt in try store.dueReceipts(now: now) {
+                if unreachable.contains(receipt.to) {
+                    retryLater(receipt, now: now)
+                } else if !sendReceipt(receipt, now: now) {
+                    unreachable.insert(receipt.to)
+                }
+            }
         } catch {
             logger.warn("messages: delivery pass failed: \(error)")
         }
     }
 
-    private func sendReceipt(_ receipt: MessageStore.PendingReceipt, now: Int64) {
+    /// False when the sender could not be told (it is tried again later).
+    private func sendReceipt(_ receipt: MessageStore.PendingReceipt, now: Int64) -> Bool {
         let body = MessageReceipt(id: receipt.id, state: receipt.state, at: receipt.at, note: receipt.note)
         do {
             if receipt.to == ownId {
                 try applyReceipt(body, from: ownId)
             } else {
-                guard let record = try peers.store.get(receipt.to), record.apiKey != nil else {
-                    throw APIError.notFound("no key for the sender \(receipt.to)")
+                guard let record = try peers.store.get(receipt.to) else {
+                    // The sender was removed from the peers: there is nobody left to tell.
+                    try store.receiptSent(seq: receipt.seq, state: receipt.state)
+                    return true
                 }
+                guard record.apiKey != nil else { throw APIError.notFound("no key for the sender \(receipt.to)") }
                 _ = try peers.client(for: record, timeoutSeconds: 10)
                     .call("POST", API.messagesReceipt(), body: body, as: MessageDeliveryResult.self)
             }
             try store.receiptSent(seq: receipt.seq, state: receipt.state)
+            return true
         } catch ClientError.api(let error) where error.status == 404 {
             // The sender no longer has the message: nothing left to tell it.
             try? store.receiptSent(seq: receipt.seq, state: receipt.state)
+            return true
         } catch {
-            let delay = min(60_000, 1000 << min(receipt.attempts, 6))
-            try? store.receiptFailed(seq: receipt.seq, state: receipt.state, nextAttemptAt: now + Int64(delay))
+            retryLater(receipt, now: now)
+            return false
         }
+    }
+
+    private func retryLater(_ receipt: MessageStore.PendingReceipt, now: Int64) {
+        let delay = min(60_000, 1000 << min(receipt.attempts, 6))
+        try? store.receiptFailed(seq: receipt.seq, state: receipt.state, nextAttemptAt: now + Int64(delay))
     }
 
     // MARK: Context mirror

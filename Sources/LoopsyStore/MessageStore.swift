@@ -309,13 +309,14 @@ public struct MessageStore: Sendable {
         }
     }
 
-    /// Drops messages whose ttl passed `graceMillis` ago (inbox rows once handled or expired,
-    /// outbox rows in a final state).
+    /// Drops messages whose ttl passed `graceMillis` ago (inbox rows, with any receipt still
+    /// owed for them: the sender stopped waiting for it when the message expired; outbox rows
+    /// in a final state).
     @discardableResult
     public func prune(now: Int64, graceMillis: Int64) throws -> Int {
         try pool.write { db in
             let cutoff = now - graceMillis
-            try db.cached("DELETE FROM inbox WHERE expires_at < ? AND receipt IS NULL").run([.integer(cutoff)])
+            try db.cached("DELETE FROM inbox WHERE expires_at < ?").run([.integer(cutoff)])
             var removed = db.changes
             try db.cached("DELETE FROM outbox WHERE expires_at < ? AND state != 'queued'").run([.integer(cutoff)])
             removed += db.changes
