@@ -20,3 +20,20 @@ extension StringProtocol {
         return trimming(whitespace)
     }
 }
+
+extension String {
+    /// The text cut to at most `limit` UTF-8 bytes on a character boundary, marked with "…"
+    /// when cut (for text from elsewhere that goes into logs and error messages).
+    public func cut(toUTF8Bytes limit: Int) -> String {
+        guard utf8.count > limit else { return self }
+        var result = ""
+        var bytes = 0
+        for character in self {
+            let size = character.utf8.count
+            if bytes + size > limit - 3 { break }
+            result.append(character)
+            bytes += size
+        }
+        return result + "…"
+    }
+}

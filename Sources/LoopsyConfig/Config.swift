@@ -122,6 +122,9 @@ public struct LoopsyConfig: Sendable, Equatable {
     }
     public struct Logging: Sendable, Equatable {
         public var level = LogLevel.info
+        /// Largest size of the log file loopsyd writes (stderr, when that is a file: `loopsy
+        /// start` makes it logs/loopsyd.log) before it becomes `<file>.1` and a new one begins.
+        public var maxFileBytes = 10 << 20
     }
     public struct Context: Sendable, Equatable {
         /// Largest value in UTF-8 bytes.

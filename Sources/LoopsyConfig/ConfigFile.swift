@@ -94,6 +94,7 @@ public enum ConfigFile {
               unpairedExpiry: \(defaults.discovery.unpairedExpiry)       # seconds an unseen, unanswering mDNS-only peer is kept
             logging:
               level: \(defaults.logging.level.rawValue)
+              maxFileBytes: \(defaults.logging.maxFileBytes)   # the log file then becomes loopsyd.log.1 and a new one begins
 
             """
     }

@@ -133,6 +133,7 @@ extension Reader {
                     throw ConfigError("config key '\(path)' must be one of debug, info, warn, error, not '\(text)'")
                 }
                 logging.level = level
+            case "maxFileBytes": logging.maxFileBytes = try int(value, at: path, min: 65_536, max: 1 << 40)
             default: unknown(path)
             }
         }

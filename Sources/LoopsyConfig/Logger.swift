@@ -1,14 +1,29 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LoopsyAPI
+import LoopsyPOSIX
+import Synchronization
 
 /// Line-oriented log to stderr: `2026-11-28T12:00:00.123Z info message key=value`.
-/// Callers never pass secrets or bodies.
+/// Callers never pass secrets or bodies. What is bounded: each line (text from other hosts
+/// ends up in messages) and, when stderr is a file, the file (see `LogFile`).
 public final class Logger: Sendable {
     /// The lowest severity written; fixed for the logger's life.
     private let level: Int
+    private let descriptor: Int32
+    private let file: LogFile?
 
-    public init(level: LogLevel) { self.level = Self.index(level) }
+    /// Longest line written, in bytes; a longer message is cut.
+    public static let maxLineBytes = 8192
+
+    /// `maxFileBytes`: when `descriptor` writes to a regular file, the size at which that file is
+    /// renamed `<name>.1` and a new one begun (nil: never).
+    public init(level: LogLevel, maxFileBytes: Int? = nil, descriptor: Int32 = 2) {
+        self.level = Self.index(level)
+        self.descriptor = descriptor
+        file = maxFileBytes.flatMap { LogFile(descriptor: descriptor, limit: $0) }
+    }
 
     private static func index(_ level: LogLevel) -> Int { level.severity }
 
@@ -19,10 +34,13 @@ public final class Logger: Sendable {
 
     private func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
         guard Self.index(messageLevel) >= level else { return }
-        let line = "\(Self.timestamp()) \(messageLevel.rawValue) \(message())\n"
+        var line = "\(Self.timestamp()) \(messageLevel.rawValue) \(message())"
+        if line.utf8.count > Self.maxLineBytes - 1 { line = line.cut(toUTF8Bytes: Self.maxLineBytes - 1) }
+        line += "\n"
         // One write(2) per line keeps lines whole when threads log at once.
         var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        let written = bytes.withUnsafeMutableBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        if written > 0 { file?.wrote(written) }
     }
 
     static func timestamp() -> String {
@@ -38,5 +56,61 @@ public final class Logger: Sendable {
         return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T"
             + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))."
             + "\(pad(Int32(spec.tv_nsec / 1_000_000), 3))Z"
+    }
+}
+
+/// The regular file a descriptor writes to, kept under a size: past `limit` it is renamed
+/// `<path>.1` (replacing the one before) and a new file opened in its place on the same
+/// descriptor, so the log and whatever else writes to stderr (libmicrohttpd, the runtime) go on
+/// into the new one. At most about twice `limit` stays on disk.
+final class LogFile: Sendable {
+    private let descriptor: Int32
+    private let path: String
+    private let limit: Int
+    /// Bytes in the current file, as counted by the writes through the logger.
+    private let size: Atomic<Int>
+    private let rotating = PlainMutex(())
+
+    /// Nil unless `descriptor` writes to a regular file that is still at its path.
+    init?(descriptor: Int32, limit: Int) {
+        var status = stat()
+        guard limit > 0, fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
+              let path = Self.path(of: descriptor, matching: status) else { return nil }
+        self.descriptor = descriptor
+        self.path = path
+        self.limit = limit
+        size = Atomic(Int(status.st_size))
+    }
+
+    func wrote(_ count: Int) {
+        guard size.add(count, ordering: .relaxed).newValue > limit else { return }
+        rotating.withLock { _ in
+            var status = stat()
+            guard fstat(descriptor, &status) == 0 else { return }
+            // Another thread rotated meanwhile; or the file at the path is no longer ours (moved
+            // or deleted by someone else): then it is theirs to manage.
+            guard Int(status.st_size) > limit, Self.path(of: descriptor, matching: status) == path else {
+                size.store(Int(status.st_size), ordering: .relaxed)
+                return
+            }
+            guard rename(path, path + ".1") == 0 else { return }
+            let fresh = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fresh >= 0 else { return }
+            _ = dup2(fresh, descriptor)
+            close(fresh)
+            size.store(0, ordering: .relaxed)
+        }
+    }
+
+    /// The path `descriptor` was opened at, if the file there is still the one it writes to.
+    private static func path(of descriptor: Int32, matching status: stat) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/fd/\(descriptor)", &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        let path = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var there = stat()
+        guard path.hasPrefix("/"), stat(path, &there) == 0, there.st_dev == status.st_dev,
+              there.st_ino == status.st_ino else { return nil }
+        return path
     }
 }

@@ -79,6 +79,9 @@ public final class PeerMonitor: Sendable {
         }
     }
 
+    /// The longest reason for a failed check kept with the peer and logged.
+    static let maxFailureBytes = 512
+
     /// One health check: the peer must answer /health with its own nodeId (over its pinned key).
     func check(_ record: PeerRecord) {
         var failure: String?
@@ -86,7 +89,8 @@ public final class PeerMonitor: Sendable {
             // /health needs no credential: none is sent, so a peer reached over plain HTTP never sees one.
             let health = try service.client(for: record, timeoutSeconds: 5, authenticated: false).health()
             if health.nodeId != record.nodeId {
-                failure = "another node (\(health.nodeId)) answers at \(record.info.address):\(record.info.port)"
+                failure = "another node (\(health.nodeId.cut(toUTF8Bytes: 64))) answers at "
+                    + "\(record.info.address):\(record.info.port)"
             } else if record.publicKey == nil {
                 learnIdentity(record)
             }
@@ -94,6 +98,8 @@ public final class PeerMonitor: Sendable {
             failure = service.apiError(error, calling: record, context: "health check").message
             if !record.info.tls, case ClientError.network(_) = error { upgradeToTLS(record) }
         }
+        // What the host answered is its own choice of up to 1 MiB: it is stored and logged cut.
+        failure = failure?.cut(toUTF8Bytes: Self.maxFailureBytes)
         guard let change = try? service.store.recordCheck(record.nodeId, ok: failure == nil, error: failure,
                                                           offlineAfter: offlineAfter) else { return }
         if change.before != change.after {

@@ -48,7 +48,7 @@ public final class Daemon: Sendable {
         self.options = options
         let dataDir = options.dataDir
         let (config, warnings) = try ConfigFile.load(dataDir)
-        let logger = Logger(level: config.logging.level)
+        let logger = Logger(level: config.logging.level, maxFileBytes: config.logging.maxFileBytes)
         for warning in warnings { logger.warn(warning) }
         guard SecureFile.exists(dataDir.identityKeyFile) else {
             throw DaemonError("no node identity at \(dataDir.identityKeyFile); run `loopsy init`")

@@ -152,6 +152,34 @@ import Testing
         #expect(node.apiKey != key)
     }
 
+    /// `loopsy start` sends loopsyd's output to logs/loopsyd.log, which stays under
+    /// logging.maxFileBytes: past it the file becomes loopsyd.log.1 and a new one begins.
+    @Test func theDaemonLogFileStaysUnderItsLimit() throws {
+        let helperKey = String(repeating: "h", count: 40)
+        let node = try TestNode {
+            replacingLine(replacingLine($0, "  allowedKeys: {}", "  allowedKeys: {helper: \(helperKey)}"),
+                          "  maxFileBytes: 10485760", "  maxFileBytes: 65536")
+        }
+        defer {
+            _ = try? node.cli("stop")
+            node.cleanUp()
+        }
+        #expect(try node.cli("start", "--port", "0").status == 0)
+        node.port = try #require(Int(try String(contentsOfFile: node.dataDir + "/daemon.port", encoding: .utf8).trimming()))
+        // Each change of a key's grants logs a line (about 70 bytes): 1500 pass 64 KiB once.
+        for index in 0..<1500 {
+            let change = index % 2 == 0 ? #"{"grant":["exec"]}"# : #"{"revoke":["exec"]}"#
+            #expect(try node.http("POST", "/api/v1/grants/key:helper", body: change).status == 200)
+        }
+        let log = node.dataDir + "/logs/loopsyd.log"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int)
+        let previous = try #require(try FileManager.default.attributesOfItem(atPath: log + ".1")[.size] as? Int)
+        #expect(size <= 65_536 && previous > 60_000 && previous <= 65_536 + 8192, "\(size) and \(previous) bytes")
+        // It goes on writing to the new file.
+        #expect(try node.cli("stop").status == 0)
+        #expect(try String(contentsOfFile: log, encoding: .utf8).contains("loopsyd stopped"))
+    }
+
     @Test func startStopAndLogs() throws {
         let node = try TestNode()
         defer {

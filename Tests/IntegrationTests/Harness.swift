@@ -70,7 +70,8 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
 final class TestNode: @unchecked Sendable {
     let dataDir: String
     private(set) var process: Process?
-    private(set) var port = 0
+    /// Set by start(), or by a test that started the daemon another way (`loopsy start`).
+    var port = 0
     private var stderrPipe: Pipe?
     /// A command that runs the binaries elsewhere (`lab.sh exec LAB I` for a network namespace).
     var launcher: [String] = []

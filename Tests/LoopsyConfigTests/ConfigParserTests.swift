@@ -67,6 +67,7 @@ import Testing
         ("execution:\n  denylist: rm\n", "execution.denylist"),
         ("rateLimits:\n  context: -1\n", "rateLimits.context"),
         ("logging:\n  level: loud\n", "logging.level"),
+        ("logging:\n  maxFileBytes: 1000\n", "logging.maxFileBytes"),
         ("discovery:\n  manualPeers:\n    - port: 1\n", "discovery.manualPeers[0].address"),
         ("server: 5\n", "server"),
     ])

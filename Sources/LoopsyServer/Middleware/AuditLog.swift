@@ -149,16 +149,5 @@ public final class AuditLog: Sendable {
     }
 
     /// `text` cut to at most `limit` UTF-8 bytes on a character boundary, marked with "…".
-    static func cut(_ text: String, to limit: Int) -> String {
-        guard text.utf8.count > limit else { return text }
-        var result = ""
-        var bytes = 0
-        for character in text {
-            let size = character.utf8.count
-            if bytes + size > limit - 3 { break }
-            result.append(character)
-            bytes += size
-        }
-        return result + "…"
-    }
+    static func cut(_ text: String, to limit: Int) -> String { text.cut(toUTF8Bytes: limit) }
 }
