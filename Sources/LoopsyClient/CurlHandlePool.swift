@@ -33,6 +33,9 @@ final class CurlHandlePool: Sendable {
         let handle = idle.withLock { state -> Handle? in
             guard let handle = state.byKey[key]?.popLast() else { return nil }
             state.count -= 1
+            // No empty lists left behind: origins come and go (a host advertising itself on
+            // ever new ports would otherwise add a key per port, forever).
+            if state.byKey[key]?.isEmpty == true { state.byKey[key] = nil }
             return handle
         }
         return handle?.pointer ?? ccurl_easy_init()

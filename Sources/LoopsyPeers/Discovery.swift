@@ -21,6 +21,13 @@ public final class Discovery: @unchecked Sendable {
     /// discovery.maxUnpairedPeers and friends.
     private let limits: LoopsyConfig.Discovery
     private let capWarned = Atomic<Bool>(false)
+    /// Sightings waiting on `events`, at most `maxPendingSightings`: one can wait 5 s on a
+    /// health probe, and adverts come at whatever rate a host on the LAN sends them.
+    private let pendingSightings = Atomic<Int>(0)
+    static let maxPendingSightings = 256
+    private let queueWarned = Atomic<Bool>(false)
+    /// Set at stop: sightings still queued are dropped, not recorded (the stop waits for none).
+    private let stopping = Atomic<Bool>(false)
 
     // Owned by avahi's poll thread (touched elsewhere only under the poll lock, or before start
     // and after stop).
@@ -48,6 +55,7 @@ public final class Discovery: @unchecked Sendable {
             logger.warn("mDNS disabled: \(String(cString: why)); peers can still be added with `loopsy peers add`")
             return
         }
+        stopping.store(false, ordering: .relaxed)
         guard let poll = cavahi_threaded_poll_new() else {
             logger.warn("mDNS disabled: cannot create the avahi poll loop")
             return
@@ -60,6 +68,7 @@ public final class Discovery: @unchecked Sendable {
     /// Withdraws the service and stops browsing (the daemon keeps its peers).
     public func stop() {
         guard let poll else { return }
+        stopping.store(true, ordering: .relaxed)
         // Retries run on `events` and read `self.poll`: after this, they find nothing to do.
         events.sync { self.poll = nil }
         cavahi_threaded_poll_stop(poll)
@@ -195,7 +204,20 @@ public final class Discovery: @unchecked Sendable {
         guard let nodeId = txt["nodeId"], nodeId != service.local.identity.nodeId,
               nodeId.utf8.count == 32, nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
               port > 0 else { return }
-        events.async { [self] in sighted(nodeId: nodeId, address: address, port: Int(port), txt: txt) }
+        guard pendingSightings.add(1, ordering: .relaxed).newValue <= Self.maxPendingSightings else {
+            pendingSightings.subtract(1, ordering: .relaxed)
+            // Dropped: a real node announces itself again, and is health-checked where it is known.
+            if !queueWarned.exchange(true, ordering: .relaxed) {
+                logger.warn("mDNS: \(Self.maxPendingSightings) adverts are waiting to be looked at; dropping more "
+                    + "(someone on the network may be flooding it)")
+            }
+            return
+        }
+        events.async { [self] in
+            defer { pendingSightings.subtract(1, ordering: .relaxed) }
+            guard !stopping.load(ordering: .relaxed) else { return }
+            sighted(nodeId: nodeId, address: address, port: Int(port), txt: txt)
+        }
     }
 
     /// Records a node seen on the network. mDNS is unauthenticated, so a sighting never sets a
