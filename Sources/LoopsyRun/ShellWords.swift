@@ -82,16 +82,36 @@ enum ShellWords {
             }
             current.append(isDynamic ? word + String(dynamic) : word)
         }
+        // A substitution the shell would not close (it refuses the script) is not read: it
+        // stands for a command with a dynamic program, and nothing after it is read either.
+        func unreadable() {
+            parsed.commands.append([String(dynamic)])
+            index = end
+        }
         func substitution(from start: Int) {
-            let close = Self.substitutionEnd(characters, from: start, before: end)
+            guard let close = Self.substitutionEnd(characters, from: start, before: end) else { return unreadable() }
             let nested = parse(characters, start..<close, depth: depth + 1)
             parsed.commands += nested.commands
             parsed.assignments += nested.assignments
             index = close
         }
         func backtick() {
-            let close = characters[(index + 1)..<end].firstIndex(of: "`") ?? end
-            let nested = parse(characters, (index + 1)..<close, depth: depth + 1)
+            guard let close = Self.backtickEnd(characters, from: index + 1, before: end) else { return unreadable() }
+            // Inside backticks \`, \$ and \\ stand for the character itself: that is how they nest
+            // (`echo \`rm x\``). The inner text is read with them undone.
+            var inner: [Character] = []
+            var at = index + 1
+            while at < close {
+                if characters[at] == "\\", at + 1 < close, "`$\\".contains(characters[at + 1]) {
+                    inner.append(characters[at + 1])
+                    at += 2
+                    continue
+                }
+                inner.append(characters[at])
+                at += 1
+            }
+            inner.append("\n")
+            let nested = parse(inner, 0..<inner.count, depth: depth + 1)
             parsed.commands += nested.commands
             parsed.assignments += nested.assignments
             index = close
@@ -105,6 +125,9 @@ enum ShellWords {
                 quoted = true
                 index += 1
                 while index < end && characters[index] != "'" { word.append(characters[index]); index += 1 }
+                // Never closed: the shell refuses that, unless it was in a here-document's body, where
+                // the lines after it are commands, which this would take as one quoted word.
+                if index == end { unreadable() }
             case "\"":
                 inWord = true
                 quoted = true
@@ -127,6 +150,7 @@ enum ShellWords {
                     }
                     index += 1
                 }
+                if index == end { unreadable() }  // never closed (see above)
             case "\\":
                 if index + 1 < end {
                     index += 1
@@ -189,17 +213,111 @@ enum ShellWords {
         return parsed
     }
 
-    /// The index of the parenthesis that closes a `$(` whose text starts at `start` (`end` when
-    /// none does before it).
-    private static func substitutionEnd(_ characters: [Character], from start: Int, before end: Int) -> Int {
+    /// The index of the parenthesis that closes a `$(` whose text starts at `start`, read as
+    /// the shell reads it: a `)` in quotes, after a backslash or in a comment closes nothing
+    /// (`$(echo ")"; rm x)` runs rm; counting parentheses alone hid it). Nil when nothing closes
+    /// it before `end` (the shell refuses such a script) or quotes nest past `maxNesting`.
+    private static func substitutionEnd(_ characters: [Character], from start: Int, before end: Int,
+                                        level: Int = 0) -> Int? {
+        guard level <= maxNesting else { return nil }
         var depth = 1
         var index = start
+        var wordStart = true
+        // Inside `case … esac` a `)` ends a pattern, not the substitution. Any word `case` counts
+        // (even an argument: such a script is refused, never misread).
+        var cases = 0
         while index < end {
-            if characters[index] == "(" { depth += 1 }
-            if characters[index] == ")" { depth -= 1; if depth == 0 { break } }
+            let character = characters[index]
+            if wordStart, isWord("case", in: characters, at: index, before: end) {
+                cases += 1
+                index += 4
+                wordStart = false
+                continue
+            }
+            if wordStart, cases > 0, isWord("esac", in: characters, at: index, before: end) {
+                cases -= 1
+                index += 4
+                wordStart = false
+                continue
+            }
+            switch character {
+            case "\\":
+                index += 2
+                wordStart = false
+                continue
+            case "'":
+                guard let close = characters[(index + 1)..<end].firstIndex(of: "'") else { return nil }
+                index = close
+            case "\"":
+                guard let close = doubleQuoteEnd(characters, from: index + 1, before: end, level: level) else { return nil }
+                index = close
+            case "`":
+                guard let close = backtickEnd(characters, from: index + 1, before: end) else { return nil }
+                index = close
+            case "#" where wordStart:
+                while index < end && characters[index] != "\n" { index += 1 }
+                continue  // the newline is read next
+            case "(" where cases == 0:
+                depth += 1
+            case ")" where cases == 0:
+                depth -= 1
+                if depth == 0 { return index }
+            default:
+                break
+            }
+            wordStart = " \t\n;&|()".contains(character)
             index += 1
         }
-        return min(index, end)
+        return nil
+    }
+
+    /// Whether `word` stands at `index` as a word of its own.
+    private static func isWord(_ word: String, in characters: [Character], at index: Int, before end: Int) -> Bool {
+        let length = word.count
+        guard index + length <= end, characters[index..<(index + length)].elementsEqual(word) else { return false }
+        return index + length == end || " \t\n;&|()".contains(characters[index + length])
+    }
+
+    /// The index of the `"` that ends a double-quoted string whose text starts at `start`.
+    private static func doubleQuoteEnd(_ characters: [Character], from start: Int, before end: Int,
+                                       level: Int) -> Int? {
+        var index = start
+        while index < end {
+            switch characters[index] {
+            case "\\":
+                index += 2
+                continue
+            case "\"":
+                return index
+            case "$" where index + 1 < end && characters[index + 1] == "(":
+                guard let close = substitutionEnd(characters, from: index + 2, before: end, level: level + 1) else {
+                    return nil
+                }
+                index = close
+            case "`":
+                guard let close = backtickEnd(characters, from: index + 1, before: end) else { return nil }
+                index = close
+            default:
+                break
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// The index of the backtick that ends a backtick substitution whose text starts at `start`:
+    /// the first one not escaped (`\``, a backtick inside, is how they nest).
+    private static func backtickEnd(_ characters: [Character], from start: Int, before end: Int) -> Int? {
+        var index = start
+        while index < end {
+            if characters[index] == "\\" {
+                index += 2
+                continue
+            }
+            if characters[index] == "`" { return index }
+            index += 1
+        }
+        return nil
     }
 
     /// Reserved words before a command (`time` is not one: it is checked as the wrapper it is).

@@ -40,6 +40,45 @@ import Testing
         #expect(ShellWords.commands(in: "echo 'rm; dd' # rm -rf").map(\.first) == ["echo"])
     }
 
+    /// Checked against bash itself: for each script, if bash runs the program `zapfile` (a
+    /// stub that leaves a mark), the parser must list it as a command or give up on the script
+    /// (a dynamic program, which the policy refuses). Quotes, escapes and comments inside a
+    /// substitution once hid what followed them.
+    @Test(arguments: [
+        #"echo $(echo ")"; zapfile)"#, #"echo "$(echo ")"; zapfile)""#, #"echo $(echo \); zapfile)"#,
+        #"echo $('echo)' ; zapfile)"#, "echo $(# )\nzapfile)", #"echo `echo \`zapfile\``"#,
+        "cat <<EOF\n\"\nEOF\nzapfile", "cat <<EOF\n'\nEOF\nzapfile", "echo $(case x in x) zapfile;; esac)",
+        "echo ')'; zapfile", #"x=$(echo "a)b"); zapfile"#, #"echo "$(echo "$(zapfile)")""#, "echo $(( 1 + 2 )); zapfile",
+        "f() { zapfile; }; f", #"echo a\;zapfile"#, "echo $(echo `echo ')'`; zapfile)", #"echo "\"$(zapfile)""#,
+        "echo $(cat <<EOF\n)\nEOF\nzapfile)", "echo 'a\"'; zapfile", #"echo "it's"; zapfile"#,
+        "echo $(echo case; zapfile)", #"echo "$(echo '"')"; zapfile"#, #"echo $(echo \\); zapfile"#,
+        "echo ${x:-)}; zapfile", "echo $(echo ${x:-)}); zapfile", "echo $(echo ${x:-\")\"}); zapfile",
+        "echo $(case x in (x) zapfile;; esac)", "(echo ')'; zapfile)", "echo $( (zapfile) )",
+        #"echo `echo \\`; zapfile"#, "a=`echo '`'`; zapfile", "echo $(echo esac; zapfile)",
+    ])
+    func whatBashRunsIsSeen(script: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-sh-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let stub = directory + "/zapfile", mark = directory + "/ran"
+        try "#!/bin/sh\necho ran >> '\(mark)'\n".write(toFile: stub, atomically: true, encoding: .utf8)
+        #expect(chmod(stub, 0o755) == 0)
+        let bash = Process()
+        bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+        bash.arguments = ["-c", script]
+        bash.environment = ["PATH": directory + ":/usr/bin:/bin"]
+        bash.standardOutput = FileHandle.nullDevice
+        bash.standardError = FileHandle.nullDevice
+        try bash.run()
+        bash.waitUntilExit()
+        let ran = FileManager.default.fileExists(atPath: mark)
+        let commands = ShellWords.commands(in: script)
+        let seen = commands.contains { $0.first == "zapfile" || $0.first?.contains(ShellWords.dynamic) == true }
+        #expect(!ran || seen, "bash ran zapfile, the parser found \(commands)")
+        // The oracle is live: bash runs zapfile in all but these two.
+        #expect(ran == ![#"echo a\;zapfile"#, "a=`echo '`'`; zapfile"].contains(script), "bash ran it: \(ran)")
+    }
+
     /// Substitutions nested past `maxNesting` stand for a command with a dynamic program (which
     /// the policy refuses); 30,000 of them, opened or closed, are read at once.
     @Test func deepSubstitutionsAreRefusedNotFollowed() {
