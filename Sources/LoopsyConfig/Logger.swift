@@ -61,14 +61,20 @@ public final class Logger: Sendable {
 
 /// The regular file a descriptor writes to, kept under a size: past `limit` it is renamed
 /// `<path>.1` (replacing the one before) and a new file opened in its place on the same
-/// descriptor, so the log and whatever else writes to stderr (libmicrohttpd, the runtime) go on
-/// into the new one. At most about twice `limit` stays on disk.
+/// descriptor (and on stdout too when that writes to the same file, as under `loopsy start`), so
+/// the log and whatever else writes there (libmicrohttpd, the runtime) go on into the new one.
+/// At most about twice `limit` stays on disk.
 final class LogFile: Sendable {
     private let descriptor: Int32
+    /// Stdout, when it wrote to the same file at the start: moved along with `descriptor`.
+    private let alsoStdout: Bool
     private let path: String
     private let limit: Int
     /// Bytes in the current file, as counted by the writes through the logger.
     private let size: Atomic<Int>
+    /// The size at which the next rotation is tried: `limit`, or further on after one that could
+    /// not be done (each line would otherwise try again, under the lock).
+    private let threshold: Atomic<Int>
     private let rotating = PlainMutex(())
 
     /// Nil unless `descriptor` writes to a regular file that is still at its path.
@@ -76,29 +82,42 @@ final class LogFile: Sendable {
         var status = stat()
         guard limit > 0, fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
               let path = Self.path(of: descriptor, matching: status) else { return nil }
+        var output = stat()
+        alsoStdout = descriptor != 1 && fstat(1, &output) == 0 && output.st_dev == status.st_dev
+            && output.st_ino == status.st_ino
         self.descriptor = descriptor
         self.path = path
         self.limit = limit
         size = Atomic(Int(status.st_size))
+        threshold = Atomic(limit)
     }
 
     func wrote(_ count: Int) {
-        guard size.add(count, ordering: .relaxed).newValue > limit else { return }
+        guard size.add(count, ordering: .relaxed).newValue > threshold.load(ordering: .relaxed) else { return }
         rotating.withLock { _ in
             var status = stat()
             guard fstat(descriptor, &status) == 0 else { return }
-            // Another thread rotated meanwhile; or the file at the path is no longer ours (moved
-            // or deleted by someone else): then it is theirs to manage.
-            guard Int(status.st_size) > limit, Self.path(of: descriptor, matching: status) == path else {
-                size.store(Int(status.st_size), ordering: .relaxed)
+            let current = Int(status.st_size)
+            size.store(current, ordering: .relaxed)
+            guard current > limit else { return }  // another thread rotated meanwhile
+            // The file at the path is no longer ours (moved or deleted by someone else), or it
+            // cannot be replaced: try again after another `limit` bytes.
+            guard Self.path(of: descriptor, matching: status) == path, rename(path, path + ".1") == 0 else {
+                threshold.store(current + limit, ordering: .relaxed)
                 return
             }
-            guard rename(path, path + ".1") == 0 else { return }
             let fresh = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-            guard fresh >= 0 else { return }
+            guard fresh >= 0 else {
+                // Out of descriptors, say: the log stays where it was, under its own name.
+                _ = rename(path + ".1", path)
+                threshold.store(current + limit, ordering: .relaxed)
+                return
+            }
             _ = dup2(fresh, descriptor)
+            if alsoStdout { _ = dup2(fresh, 1) }
             close(fresh)
             size.store(0, ordering: .relaxed)
+            threshold.store(limit, ordering: .relaxed)
         }
     }
 

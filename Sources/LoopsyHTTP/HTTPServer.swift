@@ -457,7 +457,7 @@ public final class HTTPServer: @unchecked Sendable {
         // The last line for a status from elsewhere (a peer's relayed answer is checked where it
         // is read): UInt32(-5) would stop the process, and MHD refuses more than three digits.
         guard (100...999).contains(response.status) else {
-            response.stream?.abort()
+            response.stream?.detach()  // never sent: its producer is told the client is gone
             return queue(.error(status: 502, code: "peer_unreachable",
                                 message: "the answer had no valid HTTP status (\(response.status))"),
                          on: connection)

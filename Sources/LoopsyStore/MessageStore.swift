@@ -178,8 +178,9 @@ public struct MessageStore: Sendable {
 
     /// Stores a delivered message once per (sender, id). Returns the row and whether it was
     /// already there. The message's lifetime counts from its arrival here (the sender's clock may be off): its
-    /// ttl, clamped to 1 s–30 days. A sender holds at most `maxPerSender` unacked, unexpired
-    /// messages here: the oldest are kept, a new one beyond that is refused (`inboxFull`).
+    /// ttl, clamped to 1 s–30 days. A sender holds at most `maxPerSender` unacked messages here
+    /// (expired ones count until `prune` drops them): the oldest are kept, a new one beyond that
+    /// is refused (`inboxFull`).
     public func receive(_ delivery: MessageDelivery, from nodeId: String, now: Int64, maxPerSender: Int = .max) throws
         -> (message: InboxMessage, duplicate: Bool) {
         let lifetime = min(max(delivery.expiresAt - delivery.createdAt, 1000), 30 * 86_400_000)

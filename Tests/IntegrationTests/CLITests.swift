@@ -175,6 +175,12 @@ import Testing
         let size = try #require(try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int)
         let previous = try #require(try FileManager.default.attributesOfItem(atPath: log + ".1")[.size] as? Int)
         #expect(size <= 65_536 && previous > 60_000 && previous <= 65_536 + 8192, "\(size) and \(previous) bytes")
+        // Its stdout, which loopsy start pointed at the same file, moved with stderr.
+        let pid = try #require(Int(try String(contentsOfFile: node.dataDir + "/daemon.pid", encoding: .utf8).trimming()))
+        for descriptor in [1, 2] {
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(descriptor)")
+            #expect(target == log, "fd \(descriptor) writes to \(target)")
+        }
         // It goes on writing to the new file.
         #expect(try node.cli("stop").status == 0)
         #expect(try String(contentsOfFile: log, encoding: .utf8).contains("loopsyd stopped"))
