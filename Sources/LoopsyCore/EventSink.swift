@@ -15,8 +15,8 @@ public struct StreamedEvent: Sendable, Equatable {
 /// Where a domain's stream of events goes (in the server, a Server-Sent Events response).
 /// Called on the producer's thread, so it must not block.
 public protocol EventSink: AnyObject, Sendable {
-    /// `replayed`: from storage, before the live ones; those are never dropped. False when the
-    /// reader fell too far behind: it is dropped (and resumes with its cursor).
+    /// `replayed`: from storage, before the live ones. False when the reader fell too far
+    /// behind (or a replay filled its buffer): it is dropped, and resumes with its cursor.
     func send(_ event: StreamedEvent, replayed: Bool) -> Bool
     /// No more events: the producer ended (or dropped this reader).
     func finish()

@@ -480,19 +480,33 @@ public final class TaskService: Sendable {
         waiting.answer.succeed(PermissionDecision(approved: approval.approved, message: message))
     }
 
+    /// Events replayed in one subscription at most. A reader further behind gets them in
+    /// pieces: its stream ends after one, and it resumes from the last id (as SSE readers do),
+    /// instead of up to 100,000 stored events read into memory and its stream's buffer at once.
+    public static let replayPage = 1000
+
     /// Sends the task's events after `since` to `sink`, then live ones until it ends. Returns
-    /// what ends the subscription early (the reader left).
+    /// what ends the subscription early (the reader left). A reader behind by more than a
+    /// page (`replayPage` events, or the sink's buffer) gets that page and the end of the
+    /// stream; it resumes from its cursor.
     public func subscribe(_ id: String, since: Int64, _ sink: any EventSink) throws -> @Sendable () -> Void {
         guard try store.get(id) != nil else { throw APIError.notFound("task \(id)") }
+        /// Sends one page; true when that was all there was.
+        func replay() throws -> Bool {
+            let events = try store.events(id, after: since, limit: Self.replayPage)
+            for event in events where !sink.send(Self.streamed(event), replayed: true) { return false }
+            return events.count < Self.replayPage
+        }
         guard let live = tasks.withLock({ $0[id] }) else {
-            for event in try store.events(id, after: since) { _ = sink.send(Self.streamed(event), replayed: true) }
+            _ = try replay()
             sink.finish()
             return {}
         }
         let key = ObjectIdentifier(sink)
         try live.state.withLock { state in
-            for event in try store.events(id, after: since) { _ = sink.send(Self.streamed(event), replayed: true) }
-            if state.finished {
+            // Live events are stored before they are sent: a reader that comes back for the
+            // rest of its replay misses none.
+            if try !replay() || state.finished {
                 sink.finish()
             } else {
                 state.subscribers[key] = sink

@@ -210,6 +210,34 @@ import Testing
         #expect(again.map(\.data) == all.map(\.data))
     }
 
+    /// A reader far behind gets a task's history in pages: each stream ends after
+    /// TaskService.replayPage events and the next resumes from the last id (the CLI and the
+    /// dashboard do that), instead of every stored event read and buffered for one request.
+    @Test func aLongHistoryIsReplayedInPages() throws {
+        let (node, _) = try Self.node()
+        defer { node.cleanUp() }
+        let task = try node.client.startTask(AITaskRequest(prompt: "chatter 2500"))
+        #expect(try Self.finished(node.client, task.id).isFinished)
+        var pages: [Int] = []
+        var since: Int64 = 0
+        var ids: [Int64] = []
+        while pages.count < 10 {
+            let page = try Self.streamed(node.client, task.id, since: since).compactMap { $0.id.flatMap(Int64.init) }
+            guard let last = page.last else { break }
+            pages.append(page.count)
+            ids += page
+            since = last
+        }
+        #expect(pages.count >= 3 && pages.dropLast().allSatisfy { $0 == 1000 } && pages.last! <= 1000, "\(pages)")
+        #expect(ids == Array(1...Int64(ids.count)) && ids.count > 2500, "every event once, in order")
+        // The CLI shows all of it, followed or not.
+        for arguments in [["task", "show", "local", task.id, "--follow"], ["task", "show", "local", task.id]] {
+            let shown = try node.cli(arguments)
+            let text = shown.stdout + shown.stderr
+            #expect(shown.status == 0 && text.contains("note 0") && text.contains("note 2499"), "\(arguments)")
+        }
+    }
+
     @Test func cancelKillsTheWholeTaskAndLimitsHold() throws {
         let (node, _) = try Self.node { replacingLine($0, "  maxConcurrent: 3", "  maxConcurrent: 1") }
         defer { node.cleanUp() }

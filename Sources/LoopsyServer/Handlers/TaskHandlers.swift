@@ -79,8 +79,10 @@ final class SSEStreamSink: EventSink {
 
     init(_ stream: HTTPStream) { self.stream = stream }
 
+    /// Replayed or live, an event that does not fit the stream's buffer is refused (the reader
+    /// resumes from the last id it got): what one request holds is bounded either way.
     func send(_ event: StreamedEvent, replayed: Bool) -> Bool {
-        stream.write(Array("id: \(event.id)\nevent: \(event.name)\ndata: \(event.data)\n\n".utf8), bounded: !replayed)
+        stream.write(Array("id: \(event.id)\nevent: \(event.name)\ndata: \(event.data)\n\n".utf8))
     }
 
     func finish() { stream.finish() }

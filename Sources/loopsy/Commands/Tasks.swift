@@ -88,7 +88,14 @@ struct Task: ParsableCommand {
                     return
                 }
                 let task = try client.task(id)
-                for event in try client.taskEvents(id) { TaskWatcher.render(event.type, event.data) }
+                // In pages (the daemon answers at most 1000 events at a time).
+                var since: Int64 = 0
+                while true {
+                    let page = try client.taskEvents(id, since: since)
+                    for event in page { TaskWatcher.render(event.type, event.data) }
+                    guard let last = page.last else { break }
+                    since = last.seq
+                }
                 print("state: \(task.state)" + (task.error.map { " (\($0))" } ?? ""))
                 for request in task.pendingApprovals {
                     print("waiting for approval \(request.requestId): \(request.toolName) \(request.toolInput)")
@@ -168,8 +175,10 @@ struct TaskWatcher {
 
     func watch() throws -> AITaskInfo {
         var since: Int64 = 0
-        // A dropped stream resumes where it stopped.
+        // A dropped stream resumes where it stopped; so does one that ended after a page of a
+        // long replay (the daemon sends a reader far behind its events in pieces).
         while true {
+            let before = since
             do {
                 try client.streamTask(taskId, since: since) { event in
                     if let id = event.id.flatMap(Int64.init) { since = id }
@@ -180,6 +189,7 @@ struct TaskWatcher {
             } catch let error as ClientError {
                 if case .api = error { throw error }
             }
+            if since != before { continue }  // more may follow
             let task = try client.task(taskId)
             if task.isFinished {
                 let cost = task.costUsd.map { ", " + dollars($0) } ?? ""

@@ -671,17 +671,21 @@ function openTask(base, id) {
   let since = 0;
   const url = () => base + '/ai-tasks/' + encodeURIComponent(id) + '/stream?since=' + since;
   (async () => {
-    // Resumes after the last event seen if the connection breaks while the task runs.
-    for (let attempt = 0; attempt < 30 && !controller.signal.aborted; attempt++) {
+    // Resumes after the last event seen: if the connection breaks while the task runs, and
+    // when a long history comes in pieces (the daemon ends a stream after a page of it).
+    for (let failures = 0; failures < 30 && !controller.signal.aborted;) {
+      const before = since;
       try {
         await readStream(url(), controller.signal, (type, data, eventId) => {
           if (eventId) since = Number(eventId);
           appendTaskEvent(type, data);
           if (type === 'permission_request' || type === 'permission_decision' || type === 'exit') refreshTask();
         });
-        return;  // the task ended and the stream with it
+        if (since === before) return;  // nothing more: the task ended and the stream with it
+        continue;
       } catch (error) {
         if (controller.signal.aborted || error.status === 404) return;
+        failures++;
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
