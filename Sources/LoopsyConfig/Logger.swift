@@ -100,16 +100,23 @@ final class LogFile: Sendable {
             let current = Int(status.st_size)
             size.store(current, ordering: .relaxed)
             guard current > limit else { return }  // another thread rotated meanwhile
-            // The file at the path is no longer ours (moved or deleted by someone else), or it
-            // cannot be replaced: try again after another `limit` bytes.
-            guard Self.path(of: descriptor, matching: status) == path, rename(path, path + ".1") == 0 else {
+            // The file at the path is no longer ours (moved or deleted by someone else), or a
+            // new one cannot be opened (out of descriptors, say): the log stays as it is, and
+            // the next try is after another `limit` bytes. The new file is opened first, so a
+            // failure leaves both files as they were.
+            let next = path + ".new"
+            guard Self.path(of: descriptor, matching: status) == path else {
                 threshold.store(current + limit, ordering: .relaxed)
                 return
             }
-            let fresh = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            let fresh = open(next, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard fresh >= 0 else {
-                // Out of descriptors, say: the log stays where it was, under its own name.
-                _ = rename(path + ".1", path)
+                threshold.store(current + limit, ordering: .relaxed)
+                return
+            }
+            guard rename(path, path + ".1") == 0, rename(next, path) == 0 else {
+                close(fresh)
+                unlink(next)
                 threshold.store(current + limit, ordering: .relaxed)
                 return
             }

@@ -29,12 +29,15 @@ public final class HTTPStream: Sendable {
 
     /// Queues bytes for the client. False when the client has gone, or when it is so far behind
     /// that the buffer is full (the caller decides whether to drop or stop); `bounded: false`
-    /// queues regardless, for a final message that must arrive whole.
+    /// queues regardless, for a final message that must arrive whole. A piece larger than the
+    /// whole buffer is taken when the buffer is empty: refused every time, it would stop the
+    /// stream for good (a task's event can be up to 8 MiB).
     @discardableResult
     public func write(_ bytes: [UInt8], bounded: Bool = true) -> Bool {
         state.withLock { state in
             guard !state.closed, !state.finished else { return false }
-            if bounded && state.buffer.count - state.offset + bytes.count > bufferLimit { return false }
+            let waiting = state.buffer.count - state.offset
+            if bounded && waiting > 0 && waiting + bytes.count > bufferLimit { return false }
             state.buffer.append(contentsOf: bytes)
             Self.wake(&state)
             return true

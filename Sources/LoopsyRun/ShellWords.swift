@@ -12,9 +12,11 @@
 ///
 /// What it cannot see: a program made by a later command (`x=rm; $x` is refused by the above,
 /// but `printf rm > f; sh f` runs a file, which the policy refuses only in scripts and under an
-/// allowlist), functions and aliases are seen only through their bodies, and here-document
-/// bodies are read as commands (so more is refused, never less). A denylist stays a speed bump;
-/// the allowlist is the real control.
+/// allowlist), and functions and aliases are seen only through their bodies. What it cannot
+/// read with certainty stands for a command with a dynamic program, so the policy refuses the
+/// script: a here-document (its body is text in which `$( )` runs), a quote or substitution
+/// that is never closed, quotes inside `${…}` in double quotes, nesting past `maxNesting`. A
+/// denylist stays a speed bump; the allowlist is the real control.
 enum ShellWords {
     /// Marks a word whose text is only known when the script runs.
     static let dynamic: Character = "\0"
@@ -32,14 +34,17 @@ enum ShellWords {
     /// the rest of the script: 30,000 `$(` in a 90 KB request took gigabytes and the stack.)
     static let maxNesting = 32
 
+    /// Read as Unicode scalars, as the shell reads bytes: as Characters, "\r\n" is one that is
+    /// not "\n", and a quote followed by a combining mark one that is not a quote (each hid the
+    /// commands after it).
     static func parse(_ script: String) -> Parsed {
-        var characters = Array(script)
+        var characters = Array(script.unicodeScalars)
         characters.append("\n")
         return parse(characters, 0..<characters.count, depth: 0)
     }
 
     /// The commands in `characters[range]`; substitutions are read in place, not copied.
-    private static func parse(_ characters: [Character], _ range: Range<Int>, depth: Int) -> Parsed {
+    private static func parse(_ characters: [Unicode.Scalar], _ range: Range<Int>, depth: Int) -> Parsed {
         var parsed = Parsed()
         guard depth <= maxNesting else {
             parsed.commands.append([String(dynamic)])
@@ -95,14 +100,15 @@ enum ShellWords {
             parsed.assignments += nested.assignments
             index = close
         }
-        func backtick() {
+        func backtick(inDoubleQuotes: Bool = false) {
             guard let close = Self.backtickEnd(characters, from: index + 1, before: end) else { return unreadable() }
             // Inside backticks \`, \$ and \\ stand for the character itself: that is how they nest
-            // (`echo \`rm x\``). The inner text is read with them undone.
-            var inner: [Character] = []
+            // (`echo \`rm x\``); in double quotes \" too. The inner text is read with them undone.
+            let escaped: [Unicode.Scalar] = inDoubleQuotes ? ["`", "$", "\\", "\""] : ["`", "$", "\\"]
+            var inner: [Unicode.Scalar] = []
             var at = index + 1
             while at < close {
-                if characters[at] == "\\", at + 1 < close, "`$\\".contains(characters[at + 1]) {
+                if characters[at] == "\\", at + 1 < close, escaped.contains(characters[at + 1]) {
                     inner.append(characters[at + 1])
                     at += 2
                     continue
@@ -124,7 +130,7 @@ enum ShellWords {
                 inWord = true
                 quoted = true
                 index += 1
-                while index < end && characters[index] != "'" { word.append(characters[index]); index += 1 }
+                while index < end && characters[index] != "'" { word.unicodeScalars.append(characters[index]); index += 1 }
                 // Never closed: the shell refuses that, unless it was in a here-document's body, where
                 // the lines after it are commands, which this would take as one quoted word.
                 if index == end { unreadable() }
@@ -135,7 +141,7 @@ enum ShellWords {
                 while index < end && characters[index] != "\"" {
                     if characters[index] == "\\" && index + 1 < end {
                         index += 1
-                        if characters[index] != "\n" { word.append(characters[index]) }  // \<newline> joins lines
+                        if characters[index] != "\n" { word.unicodeScalars.append(characters[index]) }  // \<newline> joins lines
                     }
                     else if characters[index] == "$" && index + 1 < end && characters[index + 1] == "(" {
                         // A command substitution inside double quotes is a command too.
@@ -143,10 +149,20 @@ enum ShellWords {
                         substitution(from: index + 2)
                     } else if characters[index] == "`" {
                         isDynamic = true
-                        backtick()
+                        backtick(inDoubleQuotes: true)
+                    } else if characters[index] == "$" && index + 1 < end && characters[index + 1] == "{" {
+                        // In double quotes bash reads quotes inside ${…} its own way ("${x:-'"'}" is
+                        // one word): one with quotes or substitutions inside is not read.
+                        guard let close = Self.bracedEnd(characters, from: index + 2, before: end) else {
+                            unreadable()
+                            break
+                        }
+                        isDynamic = true
+                        word.unicodeScalars.append(contentsOf: characters[index...close])
+                        index = close
                     } else {
                         if characters[index] == "$" { isDynamic = true }
-                        word.append(characters[index])
+                        word.unicodeScalars.append(characters[index])
                     }
                     index += 1
                 }
@@ -156,9 +172,21 @@ enum ShellWords {
                     index += 1
                     if characters[index] != "\n" {  // \<newline> only joins lines
                         inWord = true
-                        word.append(characters[index])
+                        word.unicodeScalars.append(characters[index])
                     }
                 }
+            case "$" where index + 1 < end && characters[index + 1] == "'":
+                // $'…' (bash): backslash escapes inside, so \' does not end it; its text is made
+                // from those escapes ($'\x72m' is rm), so the word is dynamic.
+                inWord = true
+                quoted = true
+                isDynamic = true
+                guard let close = Self.ansiQuoteEnd(characters, from: index + 2, before: end) else {
+                    unreadable()
+                    break
+                }
+                word.unicodeScalars.append(contentsOf: characters[index...close])
+                index = close
             case "$" where index + 1 < end && characters[index + 1] == "(":
                 inWord = true  // the substitution's output is (part of) a word of this command
                 isDynamic = true
@@ -167,6 +195,10 @@ enum ShellWords {
                 inWord = true
                 isDynamic = true
                 backtick()
+            case "<" where Self.isHereDocument(characters, at: index, before: end):
+                // A here-document's body is text, and in it `$( )` runs: reading it as commands,
+                // a quote in it took the lines after it for one word. Not read.
+                unreadable()
             case "<", ">":
                 // A redirection: an fd number before it is not a word, and its target is not an argument.
                 if inWord && !quoted && !word.isEmpty && word.allSatisfy(\.isNumber) {
@@ -176,7 +208,7 @@ enum ShellWords {
                 } else {
                     endWord()
                 }
-                while index + 1 < end, "<>&|".contains(characters[index + 1]) { index += 1 }
+                while index + 1 < end, "<>&|".unicodeScalars.contains(characters[index + 1]) { index += 1 }
                 if index + 1 < end, characters[index + 1] == "(" {
                     break  // <( … ) and >( … ): the parenthesis starts the commands inside
                 }
@@ -194,17 +226,18 @@ enum ShellWords {
                 continue
             case "*", "?", "[", "{", "$":
                 inWord = true
-                if character != "{" || !word.isEmpty || (index + 1 < end && !" \t\n;".contains(characters[index + 1])) {
+                if character != "{" || !word.isEmpty
+                    || (index + 1 < end && !" \t\n;".unicodeScalars.contains(characters[index + 1])) {
                     isDynamic = true  // a glob, a brace expansion or a variable
                 }
-                word.append(character)
+                word.unicodeScalars.append(character)
             case "~" where !inWord:
                 inWord = true
                 isDynamic = true
-                word.append(character)
+                word.unicodeScalars.append(character)
             default:
                 inWord = true
-                word.append(character)
+                word.unicodeScalars.append(character)
             }
             index += 1
         }
@@ -217,7 +250,7 @@ enum ShellWords {
     /// the shell reads it: a `)` in quotes, after a backslash or in a comment closes nothing
     /// (`$(echo ")"; rm x)` runs rm; counting parentheses alone hid it). Nil when nothing closes
     /// it before `end` (the shell refuses such a script) or quotes nest past `maxNesting`.
-    private static func substitutionEnd(_ characters: [Character], from start: Int, before end: Int,
+    private static func substitutionEnd(_ characters: [Unicode.Scalar], from start: Int, before end: Int,
                                         level: Int = 0) -> Int? {
         guard level <= maxNesting else { return nil }
         var depth = 1
@@ -245,6 +278,11 @@ enum ShellWords {
                 index += 2
                 wordStart = false
                 continue
+            case "$" where index + 1 < end && characters[index + 1] == "'":
+                guard let close = ansiQuoteEnd(characters, from: index + 2, before: end) else { return nil }
+                index = close
+            case "<" where isHereDocument(characters, at: index, before: end):
+                return nil  // not read (see parse)
             case "'":
                 guard let close = characters[(index + 1)..<end].firstIndex(of: "'") else { return nil }
                 index = close
@@ -265,21 +303,63 @@ enum ShellWords {
             default:
                 break
             }
-            wordStart = " \t\n;&|()".contains(character)
+            wordStart = " \t\n;&|()".unicodeScalars.contains(character)
             index += 1
         }
         return nil
     }
 
     /// Whether `word` stands at `index` as a word of its own.
-    private static func isWord(_ word: String, in characters: [Character], at index: Int, before end: Int) -> Bool {
-        let length = word.count
-        guard index + length <= end, characters[index..<(index + length)].elementsEqual(word) else { return false }
-        return index + length == end || " \t\n;&|()".contains(characters[index + length])
+    private static func isWord(_ word: String, in characters: [Unicode.Scalar], at index: Int, before end: Int) -> Bool {
+        let length = word.unicodeScalars.count
+        guard index + length <= end, characters[index..<(index + length)].elementsEqual(word.unicodeScalars) else {
+            return false
+        }
+        return index + length == end || " \t\n;&|()".unicodeScalars.contains(characters[index + length])
+    }
+
+    /// Whether `<` at `index` starts a here-document (`<<`, `<<-`), not a here-string (`<<<`).
+    private static func isHereDocument(_ characters: [Unicode.Scalar], at index: Int, before end: Int) -> Bool {
+        index + 1 < end && characters[index + 1] == "<" && (index + 2 >= end || characters[index + 2] != "<")
+            && (index == 0 || characters[index - 1] != "<")
+    }
+
+    /// The index of the `'` that ends a `$'…'` whose text starts at `start` (`\'` is inside it).
+    private static func ansiQuoteEnd(_ characters: [Unicode.Scalar], from start: Int, before end: Int) -> Int? {
+        var index = start
+        while index < end {
+            if characters[index] == "\\" {
+                index += 2
+                continue
+            }
+            if characters[index] == "'" { return index }
+            index += 1
+        }
+        return nil
+    }
+
+    /// The index of the `}` that ends a `${…}` whose text starts at `start`, when nothing in it
+    /// is quoted or substituted (nil otherwise, or when nothing ends it).
+    private static func bracedEnd(_ characters: [Unicode.Scalar], from start: Int, before end: Int) -> Int? {
+        var depth = 1
+        var index = start
+        while index < end {
+            switch characters[index] {
+            case "'", "\"", "`", "\\": return nil
+            case "$" where index + 1 < end && characters[index + 1] == "(": return nil
+            case "{": depth += 1
+            case "}":
+                depth -= 1
+                if depth == 0 { return index }
+            default: break
+            }
+            index += 1
+        }
+        return nil
     }
 
     /// The index of the `"` that ends a double-quoted string whose text starts at `start`.
-    private static func doubleQuoteEnd(_ characters: [Character], from start: Int, before end: Int,
+    private static func doubleQuoteEnd(_ characters: [Unicode.Scalar], from start: Int, before end: Int,
                                        level: Int) -> Int? {
         var index = start
         while index < end {
@@ -294,6 +374,9 @@ enum ShellWords {
                     return nil
                 }
                 index = close
+            case "$" where index + 1 < end && characters[index + 1] == "{":
+                guard let close = bracedEnd(characters, from: index + 2, before: end) else { return nil }
+                index = close
             case "`":
                 guard let close = backtickEnd(characters, from: index + 1, before: end) else { return nil }
                 index = close
@@ -307,7 +390,7 @@ enum ShellWords {
 
     /// The index of the backtick that ends a backtick substitution whose text starts at `start`:
     /// the first one not escaped (`\``, a backtick inside, is how they nest).
-    private static func backtickEnd(_ characters: [Character], from start: Int, before end: Int) -> Int? {
+    private static func backtickEnd(_ characters: [Unicode.Scalar], from start: Int, before end: Int) -> Int? {
         var index = start
         while index < end {
             if characters[index] == "\\" {

@@ -55,6 +55,13 @@ import Testing
         "echo ${x:-)}; zapfile", "echo $(echo ${x:-)}); zapfile", "echo $(echo ${x:-\")\"}); zapfile",
         "echo $(case x in (x) zapfile;; esac)", "(echo ')'; zapfile)", "echo $( (zapfile) )",
         #"echo `echo \\`; zapfile"#, "a=`echo '`'`; zapfile", "echo $(echo esac; zapfile)",
+        // From a second review: CRLF and combining marks (once read as Characters), $'…',
+        // a quote in a here-document closed later, \" in backticks in double quotes, and quotes
+        // in ${…} in double quotes.
+        "echo a\r\nzapfile", "echo 'a'\u{301}; zapfile \\'", #"echo $'\'' ; zapfile ; echo \'"#,
+        "cat <<EOF\necho '\nEOF\nzapfile \\'", #"echo "`echo \"'\"; zapfile; echo \"'\"`""#,
+        #"echo "${x:-'"'}"; zapfile; echo \'"#, "cat <<'EOF'\n$(\nEOF\nzapfile", "echo $(( 1 << 2 )); zapfile",
+        "# comment\r\nzapfile",
     ])
     func whatBashRunsIsSeen(script: String) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-sh-\(UUID().uuidString)").path

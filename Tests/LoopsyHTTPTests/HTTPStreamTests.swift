@@ -1,0 +1,22 @@
+import Testing
+@testable import LoopsyHTTP
+
+/// What a stream's producer may queue for a slow client.
+@Suite struct HTTPStreamTests {
+    @Test func itHoldsUpToItsLimitAndOnePieceLargerThanTheLimitWhenEmpty() {
+        let stream = HTTPStream(bufferLimit: 1000)
+        // One piece larger than the whole buffer goes when nothing waits (else it never would).
+        #expect(stream.write([UInt8](repeating: 1, count: 1500)))
+        // Anything more waits for the client to take that.
+        #expect(!stream.write([1]))
+        var sink = [CChar](repeating: 0, count: 2000)
+        guard case .bytes(1500) = stream.read(into: &sink, max: 2000) else {
+            Issue.record("the large piece was not there whole")
+            return
+        }
+        #expect(stream.write([UInt8](repeating: 2, count: 600)))
+        #expect(!stream.write([UInt8](repeating: 3, count: 600)), "600 + 600 is over the limit")
+        #expect(stream.write([UInt8](repeating: 3, count: 400)))
+        #expect(stream.write([UInt8](repeating: 4, count: 5000), bounded: false), "unbounded writes always go")
+    }
+}
