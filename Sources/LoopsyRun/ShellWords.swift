@@ -38,9 +38,71 @@ enum ShellWords {
     /// not "\n", and a quote followed by a combining mark one that is not a quote (each hid the
     /// commands after it).
     static func parse(_ script: String) -> Parsed {
-        var characters = Array(script.unicodeScalars)
+        var characters = joiningContinuations(Array(script.unicodeScalars))
         characters.append("\n")
         return parse(characters, 0..<characters.count, depth: 0)
+    }
+
+    /// The script with every backslash-newline the shell removes before it reads anything else
+    /// removed: `$\⏎(`, `<\⏎<` and `ca\⏎se` are `$(`, `<<` and `case` to the shell. Not in
+    /// single quotes, `$'…'` or comments, where the shell keeps them. (Double quotes are not
+    /// tracked through nesting; the parser refuses a `$` or `<` still followed by one.)
+    static func joiningContinuations(_ scalars: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(scalars.count)
+        var index = 0
+        var wordStart = true
+        var inDouble = false
+        while index < scalars.count {
+            let scalar = scalars[index]
+            if scalar == "\\" {
+                if index + 1 < scalars.count, scalars[index + 1] == "\n" {
+                    index += 2
+                    continue
+                }
+                out.append(contentsOf: scalars[index..<min(index + 2, scalars.count)])
+                index += 2
+                wordStart = false
+                continue
+            }
+            if !inDouble && scalar == "'" {
+                // Quoted text (or $'…', where \' is inside) is copied as it is.
+                let ansi = out.last == "$"
+                out.append(scalar)
+                index += 1
+                while index < scalars.count, scalars[index] != "'" {
+                    if ansi, scalars[index] == "\\", index + 1 < scalars.count {
+                        out.append(scalars[index])
+                        index += 1
+                    }
+                    out.append(scalars[index])
+                    index += 1
+                }
+                if index < scalars.count {
+                    out.append(scalars[index])
+                    index += 1
+                }
+                wordStart = false
+                continue
+            }
+            if !inDouble && scalar == "#" && wordStart {
+                while index < scalars.count, scalars[index] != "\n" {
+                    out.append(scalars[index])
+                    index += 1
+                }
+                continue
+            }
+            if scalar == "\"" { inDouble.toggle() }
+            out.append(scalar)
+            wordStart = !inDouble && " \t\n;&|()".unicodeScalars.contains(scalar)
+            index += 1
+        }
+        return out
+    }
+
+    /// Whether a backslash-newline follows `index` (one `joiningContinuations` left).
+    private static func continuationFollows(_ characters: [Unicode.Scalar], _ index: Int, before end: Int) -> Bool {
+        index + 2 < end && characters[index + 1] == "\\" && characters[index + 2] == "\n"
     }
 
     /// The commands in `characters[range]`; substitutions are read in place, not copied.
@@ -143,7 +205,10 @@ enum ShellWords {
                         index += 1
                         if characters[index] != "\n" { word.unicodeScalars.append(characters[index]) }  // \<newline> joins lines
                     }
-                    else if characters[index] == "$" && index + 1 < end && characters[index + 1] == "(" {
+                    else if characters[index] == "$" && Self.continuationFollows(characters, index, before: end) {
+                        unreadable()  // see joiningContinuations
+                        break
+                    } else if characters[index] == "$" && index + 1 < end && characters[index + 1] == "(" {
                         // A command substitution inside double quotes is a command too.
                         isDynamic = true
                         substitution(from: index + 2)
@@ -175,6 +240,20 @@ enum ShellWords {
                         word.unicodeScalars.append(characters[index])
                     }
                 }
+            case "$" where continuationFollows(characters, index, before: end),
+                 "<" where continuationFollows(characters, index, before: end):
+                unreadable()  // joinable to `$(`, `<<`…: not read (see joiningContinuations)
+            case "$" where index + 1 < end && characters[index + 1] == "{":
+                // ${…} is one piece of a word, spaces and all (`${x:- #}` is no comment); one with
+                // quotes, escapes or substitutions inside is not read.
+                guard let close = Self.bracedEnd(characters, from: index + 2, before: end) else {
+                    unreadable()
+                    break
+                }
+                inWord = true
+                isDynamic = true
+                word.unicodeScalars.append(contentsOf: characters[index...close])
+                index = close
             case "$" where index + 1 < end && characters[index + 1] == "'":
                 // $'…' (bash): backslash escapes inside, so \' does not end it; its text is made
                 // from those escapes ($'\x72m' is rm), so the word is dynamic.
@@ -275,6 +354,9 @@ enum ShellWords {
             }
             switch character {
             case "\\":
+                // One joiningContinuations left (it does not follow quotes through nesting):
+                // `ca\⏎se` would be `case` to the shell. Not read.
+                if index + 1 < end, characters[index + 1] == "\n" { return nil }
                 index += 2
                 wordStart = false
                 continue
@@ -365,6 +447,7 @@ enum ShellWords {
         while index < end {
             switch characters[index] {
             case "\\":
+                if index + 1 < end, characters[index + 1] == "\n" { return nil }  // see substitutionEnd
                 index += 2
                 continue
             case "\"":
