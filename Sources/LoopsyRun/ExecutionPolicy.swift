@@ -140,6 +140,13 @@ struct ExecutionPolicy: Sendable {
         }
         let given = basename(program)
         let shown = program.replacing(String(ShellWords.dynamic), with: "…")
+        if program == ShellWords.unreadable {
+            // ShellWords gave up on part of a script (the command standing for it).
+            throw APIError.forbidden("part of the script cannot be read with certainty (a here-document, a quote or "
+                + "substitution left open, quotes inside \"${…}\", or nesting deeper than \(ShellWords.maxNesting)), "
+                + "so what it runs cannot be checked; refused. Rewrite that part (printf instead of a here-document, "
+                + "say)", code: .commandDenied)
+        }
         if program.contains(ShellWords.dynamic) || program.isEmpty {
             throw APIError.forbidden("the program '\(shown)' is only known when the command runs (an expansion, a glob, "
                 + "or find's/xargs' input), so it cannot be checked; refused", code: .commandDenied)

@@ -20,6 +20,9 @@
 enum ShellWords {
     /// Marks a word whose text is only known when the script runs.
     static let dynamic: Character = "\0"
+    /// The program of the command that stands for a part of a script that could not be read
+    /// (dynamic, so refused; the policy says why).
+    static let unreadable = String(dynamic) + "unreadable" + String(dynamic)
 
     struct Parsed {
         var commands: [[String]] = []
@@ -109,7 +112,7 @@ enum ShellWords {
     private static func parse(_ characters: [Unicode.Scalar], _ range: Range<Int>, depth: Int) -> Parsed {
         var parsed = Parsed()
         guard depth <= maxNesting else {
-            parsed.commands.append([String(dynamic)])
+            parsed.commands.append([Self.unreadable])
             return parsed
         }
         let end = range.upperBound
@@ -152,7 +155,7 @@ enum ShellWords {
         // A substitution the shell would not close (it refuses the script) is not read: it
         // stands for a command with a dynamic program, and nothing after it is read either.
         func unreadable() {
-            parsed.commands.append([String(dynamic)])
+            parsed.commands.append([Self.unreadable])
             index = end
         }
         func substitution(from start: Int) {
