@@ -97,7 +97,7 @@ enum ShellWords {
             }
             if scalar == "\"" { inDouble.toggle() }
             out.append(scalar)
-            wordStart = !inDouble && " \t\n;&|()".unicodeScalars.contains(scalar)
+            wordStart = !inDouble && wordBreaks.contains(scalar)
             index += 1
         }
         return out
@@ -166,7 +166,9 @@ enum ShellWords {
             index = close
         }
         func backtick(inDoubleQuotes: Bool = false) {
-            guard let close = Self.backtickEnd(characters, from: index + 1, before: end) else { return unreadable() }
+            guard let close = Self.unescapedEnd("`", characters, from: index + 1, before: end) else {
+                return unreadable()
+            }
             // Inside backticks \`, \$ and \\ stand for the character itself: that is how they nest
             // (`echo \`rm x\``); in double quotes \" too. The inner text is read with them undone.
             let escaped: [Unicode.Scalar] = inDoubleQuotes ? ["`", "$", "\\", "\""] : ["`", "$", "\\"]
@@ -263,7 +265,7 @@ enum ShellWords {
                 inWord = true
                 quoted = true
                 isDynamic = true
-                guard let close = Self.ansiQuoteEnd(characters, from: index + 2, before: end) else {
+                guard let close = Self.unescapedEnd("'", characters, from: index + 2, before: end) else {
                     unreadable()
                     break
                 }
@@ -364,7 +366,7 @@ enum ShellWords {
                 wordStart = false
                 continue
             case "$" where index + 1 < end && characters[index + 1] == "'":
-                guard let close = ansiQuoteEnd(characters, from: index + 2, before: end) else { return nil }
+                guard let close = unescapedEnd("'", characters, from: index + 2, before: end) else { return nil }
                 index = close
             case "<" where isHereDocument(characters, at: index, before: end):
                 return nil  // not read (see parse)
@@ -375,7 +377,7 @@ enum ShellWords {
                 guard let close = doubleQuoteEnd(characters, from: index + 1, before: end, level: level) else { return nil }
                 index = close
             case "`":
-                guard let close = backtickEnd(characters, from: index + 1, before: end) else { return nil }
+                guard let close = unescapedEnd("`", characters, from: index + 1, before: end) else { return nil }
                 index = close
             case "#" where wordStart:
                 while index < end && characters[index] != "\n" { index += 1 }
@@ -388,7 +390,7 @@ enum ShellWords {
             default:
                 break
             }
-            wordStart = " \t\n;&|()".unicodeScalars.contains(character)
+            wordStart = wordBreaks.contains(character)
             index += 1
         }
         return nil
@@ -400,27 +402,13 @@ enum ShellWords {
         guard index + length <= end, characters[index..<(index + length)].elementsEqual(word.unicodeScalars) else {
             return false
         }
-        return index + length == end || " \t\n;&|()".unicodeScalars.contains(characters[index + length])
+        return index + length == end || wordBreaks.contains(characters[index + length])
     }
 
     /// Whether `<` at `index` starts a here-document (`<<`, `<<-`), not a here-string (`<<<`).
     private static func isHereDocument(_ characters: [Unicode.Scalar], at index: Int, before end: Int) -> Bool {
         index + 1 < end && characters[index + 1] == "<" && (index + 2 >= end || characters[index + 2] != "<")
             && (index == 0 || characters[index - 1] != "<")
-    }
-
-    /// The index of the `'` that ends a `$'…'` whose text starts at `start` (`\'` is inside it).
-    private static func ansiQuoteEnd(_ characters: [Unicode.Scalar], from start: Int, before end: Int) -> Int? {
-        var index = start
-        while index < end {
-            if characters[index] == "\\" {
-                index += 2
-                continue
-            }
-            if characters[index] == "'" { return index }
-            index += 1
-        }
-        return nil
     }
 
     /// The index of the `}` that ends a `${…}` whose text starts at `start`, when nothing in it
@@ -464,7 +452,7 @@ enum ShellWords {
                 guard let close = bracedEnd(characters, from: index + 2, before: end) else { return nil }
                 index = close
             case "`":
-                guard let close = backtickEnd(characters, from: index + 1, before: end) else { return nil }
+                guard let close = unescapedEnd("`", characters, from: index + 1, before: end) else { return nil }
                 index = close
             default:
                 break
@@ -474,20 +462,25 @@ enum ShellWords {
         return nil
     }
 
-    /// The index of the backtick that ends a backtick substitution whose text starts at `start`:
-    /// the first one not escaped (`\``, a backtick inside, is how they nest).
-    private static func backtickEnd(_ characters: [Unicode.Scalar], from start: Int, before end: Int) -> Int? {
+    /// The index of the first `closing` not escaped by a backslash from `start` on: the end of a
+    /// backtick substitution (`\``, a backtick inside, is how they nest) or of a `$'…'` (where
+    /// `\'` is inside).
+    private static func unescapedEnd(_ closing: Unicode.Scalar, _ characters: [Unicode.Scalar], from start: Int,
+                                     before end: Int) -> Int? {
         var index = start
         while index < end {
             if characters[index] == "\\" {
                 index += 2
                 continue
             }
-            if characters[index] == "`" { return index }
+            if characters[index] == closing { return index }
             index += 1
         }
         return nil
     }
+
+    /// What ends a word (and so may start a comment or a keyword after it).
+    private static let wordBreaks: Set<Unicode.Scalar> = [" ", "\t", "\n", ";", "&", "|", "(", ")"]
 
     /// Reserved words before a command (`time` is not one: it is checked as the wrapper it is).
     private static let startKeywords: Set<String> = ["if", "then", "else", "elif", "do", "while", "until", "!", "fi",
