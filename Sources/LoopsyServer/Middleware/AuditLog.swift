@@ -73,10 +73,10 @@ public final class AuditLog: Sendable {
 
     public func record(_ entry: AuditEntry) {
         var entry = entry
-        entry.path = Self.cut(entry.path, to: Self.maxPathBytes)
-        entry.caller = Self.cut(entry.caller, to: Self.maxCallerBytes)
-        entry.method = Self.cut(entry.method, to: 16)
-        entry.remote = Self.cut(entry.remote, to: 64)
+        entry.path = entry.path.cut(toUTF8Bytes: Self.maxPathBytes)
+        entry.caller = entry.caller.cut(toUTF8Bytes: Self.maxCallerBytes)
+        entry.method = entry.method.cut(toUTF8Bytes: 16)
+        entry.remote = entry.remote.cut(toUTF8Bytes: 64)
         // Anything without credentials is sampled (open routes answer 200 to anyone too).
         let refusedAnonymous = entry.caller.hasPrefix("anonymous@")
         let summarised = (entry.method == "GET" || entry.method == "HEAD") && entry.status < 400 && !refusedAnonymous
@@ -124,7 +124,7 @@ public final class AuditLog: Sendable {
             var row = summary.last
             row.method = "*"
             row.path = "(\(summary.count) more requests without credentials, last: \(summary.last.method) "
-                + Self.cut(summary.last.path, to: 64) + ")"
+                + summary.last.path.cut(toUTF8Bytes: 64) + ")"
             if address == "other addresses" {
                 row.caller = "anonymous@(other addresses)"
                 row.remote = "(several)"
@@ -147,7 +147,4 @@ public final class AuditLog: Sendable {
         running.store(false, ordering: .relaxed)
         queue.sync { flush() }
     }
-
-    /// `text` cut to at most `limit` UTF-8 bytes on a character boundary, marked with "…".
-    static func cut(_ text: String, to limit: Int) -> String { text.cut(toUTF8Bytes: limit) }
 }
