@@ -23,7 +23,16 @@ public final class Logger: Sendable {
         self.level = Self.index(level)
         self.descriptor = descriptor
         file = maxFileBytes.flatMap { LogFile(descriptor: descriptor, limit: $0) }
+        var status = stat()
+        if let maxFileBytes, file == nil, fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG {
+            warn("the log file is not kept under logging.maxFileBytes (\(maxFileBytes)): its path cannot be "
+                 + "found through /proc/self/fd (is /proc mounted?)")
+        }
     }
+
+    /// Rotates the log file if what others wrote there (libmicrohttpd, the runtime) took it
+    /// past its limit; the logger's own lines are checked as they are written.
+    public func checkFileSize() { file?.check() }
 
     private static func index(_ level: LogLevel) -> Int { level.severity }
 
@@ -34,13 +43,39 @@ public final class Logger: Sendable {
 
     private func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
         guard Self.index(messageLevel) >= level else { return }
-        var line = "\(Self.timestamp()) \(messageLevel.rawValue) \(message())"
+        var text = message()
+        // Cut before escaping too: escaping can make a message several times longer.
+        if text.utf8.count > Self.maxLineBytes { text = text.cut(toUTF8Bytes: Self.maxLineBytes) }
+        var line = "\(Self.timestamp()) \(messageLevel.rawValue) \(Self.escapingControls(text))"
         if line.utf8.count > Self.maxLineBytes - 1 { line = line.cut(toUTF8Bytes: Self.maxLineBytes - 1) }
         line += "\n"
         // One write(2) per line keeps lines whole when threads log at once.
         var bytes = Array(line.utf8)
         let written = bytes.withUnsafeMutableBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
         if written > 0 { file?.wrote(written) }
+    }
+
+    /// `text` with line breaks and other control characters (from other hosts: a peer's name, an
+    /// mDNS record) written as `\u{…}`, so no one can forge a line of the log or send escape
+    /// sequences to the terminal that shows it. Tabs stay.
+    static func escapingControls(_ text: String) -> String {
+        func isControl(_ scalar: Unicode.Scalar) -> Bool {
+            (scalar.value < 0x20 && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
+                || scalar == "\u{2028}" || scalar == "\u{2029}"
+        }
+        // Most lines have none: one pass over the bytes (0xC2 leads U+0080-U+00BF, 0xE2 U+2028).
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }),
+              text.unicodeScalars.contains(where: isControl) else { return text }
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count + 16)
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) {
+                escaped += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 
     static func timestamp() -> String {
@@ -63,7 +98,14 @@ public final class Logger: Sendable {
 /// `<path>.1` (replacing the one before) and a new file opened in its place on the same
 /// descriptor (and on stdout too when that writes to the same file, as under `loopsy start`), so
 /// the log and whatever else writes there (libmicrohttpd, the runtime) go on into the new one.
-/// At most about twice `limit` stays on disk.
+/// The size is counted from the logger's own writes and checked with fstat when the count
+/// passes the limit, and by `check()` (the daemon's upkeep) for what others write there.
+///
+/// When the file at the path is no longer the one written (deleted, or moved aside by
+/// logrotate), the path is opened again (created if need be) and the descriptor moved to it:
+/// a deleted log is not written for ever where nobody sees it and its space is never freed.
+/// When no new file can be had (no descriptors left, the directory not writable), the file is
+/// emptied once it reaches twice `limit`. So at most about three times `limit` stays on disk.
 final class LogFile: Sendable {
     private let descriptor: Int32
     /// Stdout, when it wrote to the same file at the start: moved along with `descriptor`.
@@ -72,7 +114,7 @@ final class LogFile: Sendable {
     private let limit: Int
     /// Bytes in the current file, as counted by the writes through the logger.
     private let size: Atomic<Int>
-    /// The size at which the next rotation is tried: `limit`, or further on after one that could
+    /// The size at which the next rotation is tried: `limit`, or twice it after one that could
     /// not be done (each line would otherwise try again, under the lock).
     private let threshold: Atomic<Int>
     private let rotating = PlainMutex(())
@@ -94,38 +136,69 @@ final class LogFile: Sendable {
 
     func wrote(_ count: Int) {
         guard size.add(count, ordering: .relaxed).newValue > threshold.load(ordering: .relaxed) else { return }
+        check()
+    }
+
+    /// Rotates the file if it is past its limit, whoever wrote it there.
+    func check() {
         rotating.withLock { _ in
             var status = stat()
             guard fstat(descriptor, &status) == 0 else { return }
             let current = Int(status.st_size)
             size.store(current, ordering: .relaxed)
             guard current > limit else { return }  // another thread rotated meanwhile
-            // The file at the path is no longer ours (moved or deleted by someone else), or a
-            // new one cannot be opened (out of descriptors, say): the log stays as it is, and
-            // the next try is after another `limit` bytes. The new file is opened first, so a
-            // failure leaves both files as they were.
+            if rotate(status) {
+                size.store(0, ordering: .relaxed)
+                threshold.store(limit, ordering: .relaxed)
+            } else if current >= 2 * limit {
+                // The last resort: old lines go, the disk is not filled. (O_APPEND writes go
+                // on at the new end.)
+                _ = ftruncate(descriptor, 0)
+                size.store(0, ordering: .relaxed)
+                threshold.store(limit, ordering: .relaxed)
+            } else {
+                threshold.store(2 * limit, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Moves `descriptor` (and stdout with it) to a new file at `path`; false if it could not.
+    private func rotate(_ status: stat) -> Bool {
+        let flags = O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC
+        let fresh: Int32
+        if Self.path(of: descriptor, matching: status) == path {
+            // A `.new` left by a crash, or planted (a link to another file), is removed, and the
+            // new one made where there was none.
             let next = path + ".new"
-            guard Self.path(of: descriptor, matching: status) == path else {
-                threshold.store(current + limit, ordering: .relaxed)
-                return
-            }
-            let fresh = open(next, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fresh >= 0 else {
-                threshold.store(current + limit, ordering: .relaxed)
-                return
-            }
-            guard rename(path, path + ".1") == 0, rename(next, path) == 0 else {
+            unlink(next)
+            fresh = open(next, flags | O_EXCL, 0o600)
+            guard fresh >= 0 else { return false }
+            guard rename(path, path + ".1") == 0 else {
                 close(fresh)
                 unlink(next)
-                threshold.store(current + limit, ordering: .relaxed)
-                return
+                return false
             }
-            _ = dup2(fresh, descriptor)
-            if alsoStdout { _ = dup2(fresh, 1) }
-            close(fresh)
-            size.store(0, ordering: .relaxed)
-            threshold.store(limit, ordering: .relaxed)
+            guard rename(next, path) == 0 else {
+                // The log goes back where it was.
+                _ = rename(path + ".1", path)
+                close(fresh)
+                unlink(next)
+                return false
+            }
+        } else {
+            // Not ours any more: the file now at the path (a new one logrotate made), or a new one.
+            fresh = open(path, flags, 0o600)
+            guard fresh >= 0 else { return false }
+            var opened = stat()
+            guard fstat(fresh, &opened) == 0, opened.st_mode & S_IFMT == S_IFREG else {
+                close(fresh)
+                return false
+            }
         }
+        defer { close(fresh) }
+        guard dup2(fresh, descriptor) >= 0 else { return false }
+        if alsoStdout { _ = dup2(fresh, 1) }
+        return true
     }
 
     /// The path `descriptor` was opened at, if the file there is still the one it writes to.

@@ -272,6 +272,8 @@ public final class Daemon: Sendable {
                 if forgotten > 0 { node.logger.info("mDNS: forgot \(forgotten) unpaired peer(s) unseen for a while") }
             }
             self.rateLimiter.prune()
+            // What libmicrohttpd or the runtime wrote to the log past its limit.
+            node.logger.checkFileSize()
             self.upkeep()
         }
     }

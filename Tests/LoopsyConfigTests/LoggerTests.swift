@@ -59,6 +59,106 @@ import Testing
         #expect(written[1].hasSuffix("warn next"))
     }
 
+    /// An open log file at `directory`/loopsyd.log and a logger writing to it under `limit`.
+    func logFile(limit: Int = 65_536) throws -> (path: String, descriptor: Int32, logger: Logger) {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/loopsyd.log"
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(descriptor >= 0)
+        return (path, descriptor, Logger(level: .info, maxFileBytes: limit, descriptor: descriptor))
+    }
+
+    func writesTo(_ descriptor: Int32) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)")
+    }
+
+    func size(_ path: String) -> Int {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+    }
+
+    /// A log deleted under the daemon (`rm loopsyd.log` to free space) is not written for ever
+    /// where nobody sees it: past the limit the path is made again and the log goes on there.
+    @Test func aDeletedLogBeginsAgainAtItsPath() throws {
+        let (path, descriptor, logger) = try logFile()
+        defer { close(descriptor); try? FileManager.default.removeItem(atPath: directory) }
+        unlink(path)
+        let filler = String(repeating: "x", count: 200)
+        for index in 0..<400 { logger.info("line \(index) \(filler)") }
+        #expect(writesTo(descriptor) == path)
+        #expect(size(path) > 0 && size(path) <= 65_536, "\(size(path)) bytes")
+        #expect(lines(path).last?.contains("line 399 ") == true)
+    }
+
+    /// logrotate (without copytruncate) moves the file aside and makes a new one: the log goes
+    /// on in the new one, and the one moved aside stops growing.
+    @Test func aLogMovedAsideGoesOnInTheFileNowAtThePath() throws {
+        let (path, descriptor, logger) = try logFile()
+        defer { close(descriptor); try? FileManager.default.removeItem(atPath: directory) }
+        #expect(rename(path, path + ".old") == 0)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("made by logrotate\n".utf8)))
+        let filler = String(repeating: "x", count: 200)
+        for index in 0..<400 { logger.info("line \(index) \(filler)") }
+        #expect(writesTo(descriptor) == path)
+        #expect(lines(path).first == "made by logrotate" && lines(path).last?.contains("line 399 ") == true)
+        #expect(size(path + ".old") <= 65_536 + 300, "\(size(path + ".old")) bytes")
+    }
+
+    /// A `.new` planted as a link to another file is not followed: the file it points at is
+    /// left as it was, and the rotation happens.
+    @Test func aPlantedLinkIsNotFollowed() throws {
+        let (path, descriptor, logger) = try logFile()
+        defer { close(descriptor); try? FileManager.default.removeItem(atPath: directory) }
+        let victim = directory + "/victim"
+        #expect(FileManager.default.createFile(atPath: victim, contents: Data("precious\n".utf8)))
+        #expect(symlink(victim, path + ".new") == 0)
+        let filler = String(repeating: "x", count: 200)
+        for index in 0..<400 { logger.info("line \(index) \(filler)") }
+        #expect(lines(victim) == ["precious"])
+        #expect(size(path + ".1") > 60_000)
+        #expect(lines(path).last?.contains("line 399 ") == true)
+    }
+
+    /// When no new file can be made (here `.new` is a directory, which is not removed), the log
+    /// is emptied at twice its limit rather than let grow: old lines go, the disk stays free.
+    @Test func aLogThatCannotBeRotatedIsEmptiedAtTwiceItsLimit() throws {
+        let (path, descriptor, logger) = try logFile()
+        defer { close(descriptor); try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: path + ".new", withIntermediateDirectories: false)
+        let filler = String(repeating: "x", count: 200)
+        var largest = 0
+        for index in 0..<2000 {
+            logger.info("line \(index) \(filler)")
+            largest = max(largest, size(path))
+        }
+        #expect(largest <= 2 * 65_536 + 300, "\(largest) bytes")
+        #expect(!FileManager.default.fileExists(atPath: path + ".1"))
+        #expect(lines(path).last?.contains("line 1999 ") == true)
+    }
+
+    /// What others write to the log's descriptor (libmicrohttpd, the runtime) is not counted as
+    /// it is written: the daemon's upkeep checks the file's size.
+    @Test func whatOthersWroteIsRotatedByTheCheck() throws {
+        let (path, descriptor, logger) = try logFile()
+        defer { close(descriptor); try? FileManager.default.removeItem(atPath: directory) }
+        let block = [UInt8](repeating: 0x61, count: 100_000)
+        #expect(block.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } == 100_000)
+        logger.checkFileSize()
+        #expect(size(path + ".1") == 100_000)
+        #expect(size(path) == 0)
+    }
+
+    /// Line breaks and escape sequences in a message (a peer's name, an mDNS record) cannot
+    /// forge a log line or reach the terminal that shows the log.
+    @Test func controlCharactersAreWrittenAsEscapes() throws {
+        let (path, descriptor, logger) = try logFile()
+        defer { close(descriptor); try? FileManager.default.removeItem(atPath: directory) }
+        logger.warn("peer hello\n2026-01-01T00:00:00.000Z error forged \u{1B}[31mred\u{85}\ttab")
+        let written = lines(path)
+        #expect(written.count == 1)
+        #expect(written[0].hasSuffix(#"warn peer hello\u{a}2026-01-01T00:00:00.000Z error forged \u{1b}[31mred\u{85}"#
+                                     + "\ttab"), "\(written)")
+    }
+
     @Test func aDescriptorThatIsNoFileIsNeverRotated() throws {
         var pipe: [Int32] = [0, 0]
         #expect(Glibc.pipe(&pipe) == 0)
