@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <poll.h>
@@ -13,6 +15,29 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <microhttpd.h>
+
+/// Where libmicrohttpd's own messages go (MHD_OPTION_EXTERNAL_LOGGER): `sink(cls, line)` with the
+/// message formatted, cut at 1 KiB and without its line break.
+typedef void (*cmhd_log_sink)(void *cls, const char *line);
+struct cmhd_logger {
+    cmhd_log_sink sink;
+    void *cls;
+};
+
+static inline void cmhd_log_formatted(void *cls, const char *format, va_list arguments) {
+    const struct cmhd_logger *logger = (const struct cmhd_logger *)cls;
+    char line[1024];
+    if (vsnprintf(line, sizeof line, format, arguments) < 0) return;
+    size_t end = strnlen(line, sizeof line);
+    while (end > 0 && (line[end - 1] == '\n' || line[end - 1] == '\r')) line[--end] = '\0';
+    logger->sink(logger->cls, line);
+}
+
+/// `logger` must live until MHD_stop_daemon has returned.
+static inline struct MHD_OptionItem cmhd_option_logger(const struct cmhd_logger *logger) {
+    struct MHD_OptionItem item = { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)&cmhd_log_formatted, (void *)logger };
+    return item;
+}
 
 /// MHD_start_daemon is variadic: every option goes through one MHD_OPTION_ARRAY.
 static inline struct MHD_Daemon *cmhd_start_daemon(unsigned int flags, uint16_t port,

@@ -26,11 +26,14 @@ public struct HTTPServerOptions: Sendable {
     /// SO_REUSEPORT, so a loopback listener and a wildcard one can share a port (the kernel
     /// prefers the socket bound to the exact address).
     public var sharePort: Bool
+    /// Where libmicrohttpd's own messages go (a client's malformed request, the connection limit
+    /// reached), at most `HTTPServer.libraryLinesPerSecond` a second; nil: to stderr, as they are.
+    public var log: (@Sendable (String) -> Void)?
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: Int = 2,
                 connectionTimeout: Int = 30, connectionLimit: Int = 1000, connectionsPerAddress: Int = 64,
                 loopbackReserve: Int = 64, headerTimeout: Int = 15, tls: TLSCredentials? = nil,
-                sharePort: Bool = false) {
+                sharePort: Bool = false, log: (@Sendable (String) -> Void)? = nil) {
         self.host = host
         self.port = port
         self.threads = threads
@@ -41,6 +44,7 @@ public struct HTTPServerOptions: Sendable {
         self.headerTimeout = headerTimeout
         self.tls = tls
         self.sharePort = sharePort
+        self.log = log
     }
 }
 
@@ -144,6 +148,12 @@ public final class HTTPServer: @unchecked Sendable {
     public static var bufferedBodyBytes: Int { bodyBudget.withLock { $0.loopback + $0.remote } }
     /// Key, certificate and priorities as C strings for MHD (TLS only).
     private var tlsStrings: [UnsafeMutablePointer<CChar>?] = []
+    /// Handed to MHD with its logger; freed once the daemon has stopped.
+    private var libraryLogger: UnsafeMutablePointer<cmhd_logger>?
+    /// Anyone can make libmicrohttpd log (a malformed request costs a line): past this many lines
+    /// a second the rest are counted, and the count logged.
+    public static let libraryLinesPerSecond = 20
+    private let libraryLines = PlainMutex((second: Int64(0), lines: 0, dropped: 0))
 
     public init(handler: any HTTPHandler, options: HTTPServerOptions) {
         self.handler = handler
@@ -177,7 +187,16 @@ public final class HTTPServer: @unchecked Sendable {
         // The server outlives every callback: stop() joins MHD's threads before `self` can go.
         let selfPointer = Unmanaged.passUnretained(self).toOpaque()
         daemon = bindAddress.withSockaddr { sockaddrPointer -> OpaquePointer? in
-            var items: [MHD_OptionItem] = [
+            var items: [MHD_OptionItem] = []
+            // First, or what MHD says while reading the others goes to stderr.
+            if options.log != nil {
+                if libraryLogger == nil {
+                    libraryLogger = .allocate(capacity: 1)
+                    libraryLogger?.initialize(to: cmhd_logger(sink: librarySink, cls: selfPointer))
+                }
+                if let libraryLogger { items.append(cmhd_option_logger(libraryLogger)) }
+            }
+            items += [
                 cmhd_option_int(.THREAD_POOL_SIZE, max(1, options.threads)),
                 cmhd_option_int(.CONNECTION_TIMEOUT, options.connectionTimeout),
                 cmhd_option_int(.CONNECTION_LIMIT, options.connectionLimit + max(0, options.loopbackReserve)),
@@ -227,6 +246,28 @@ public final class HTTPServer: @unchecked Sendable {
             self.daemon = nil
         }
         releaseTLSStrings()
+        libraryLogger?.deallocate()
+        libraryLogger = nil
+    }
+
+    /// One of libmicrohttpd's messages, passed on unless too many came this second.
+    fileprivate func libraryMessage(_ line: String) {
+        guard let log = options.log else { return }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let second = Int64(now.tv_sec)
+        let (pass, dropped) = libraryLines.withLock { state -> (Bool, Int) in
+            var dropped = 0
+            if state.second != second {
+                dropped = state.dropped
+                state = (second, 0, 0)
+            }
+            state.lines += 1
+            if state.lines > Self.libraryLinesPerSecond { state.dropped += 1 }
+            return (state.lines <= Self.libraryLinesPerSecond, dropped)
+        }
+        if dropped > 0 { log("libmicrohttpd: \(dropped) more message(s) in one second were not logged") }
+        if pass { log("libmicrohttpd: \(line)") }
     }
 
     private func releaseTLSStrings() {
@@ -577,6 +618,11 @@ private final class RequestContext {
     /// Set while the body is held back by its sink (the connection is suspended until it opens).
     var gate: BodyGate?
     init(head: HTTPRequestHead) { self.head = head }
+}
+
+private let librarySink: cmhd_log_sink = { cls, line in
+    guard let cls, let line else { return }
+    Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().libraryMessage(String(cString: line))
 }
 
 private let accessHandler: MHD_AccessHandlerCallback = {

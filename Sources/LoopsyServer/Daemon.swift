@@ -82,7 +82,7 @@ public final class Daemon: Sendable {
             HTTPServerOptions(host: host, port: port, threads: threads, connectionTimeout: server.connectionTimeout,
                               connectionLimit: server.maxConnections, connectionsPerAddress: server.maxConnectionsPerAddress,
                               loopbackReserve: server.loopbackReserve, headerTimeout: server.headerTimeout,
-                              tls: tls, sharePort: servesTLS)
+                              tls: tls, sharePort: servesTLS, log: { logger.warn($0) })
         }
         var servers = [HTTPServer(handler: dispatcher, options: serverOptions(host: host, threads: threads, tls: tlsCredentials))]
         if servesTLS {

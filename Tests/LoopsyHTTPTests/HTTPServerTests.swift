@@ -265,6 +265,31 @@ import Glibc
         #expect(sink.offeredWhileHeld == 0)
     }
 
+    /// libmicrohttpd's own messages, which anyone can make it write (a malformed header line),
+    /// go through the server's log, not past it to stderr; at most `libraryLinesPerSecond` a
+    /// second, the rest counted in a line of their own.
+    @Test func theLibrarysOwnMessagesAreLoggedAndBounded() throws {
+        let lines = PlainMutex<[String]>([])
+        let server = HTTPServer(handler: Handler(), options: HTTPServerOptions(
+            host: "127.0.0.1", port: 0, log: { line in lines.withLock { $0.append(line) } }))
+        try server.start()
+        defer { server.stop() }
+        let request = Array("GET /echo HTTP/1.1\r\nHost: x\r\nno colon here\r\nConnection: close\r\n\r\n".utf8)
+        let start = ContinuousClock.now
+        for _ in 0..<200 { _ = Self.exchange(request, port: server.port) }
+        let elapsed = start.duration(to: .now)
+        // The count of a second is logged with the first message of a later one.
+        usleep(1_100_000)
+        _ = Self.exchange(request, port: server.port)
+        let logged = lines.withLock { $0 }
+        #expect(logged.first?.hasPrefix("libmicrohttpd: ") == true, "\(logged.prefix(3))")
+        let counts = logged.filter { $0.contains("in one second were not logged") }
+        let direct = logged.count - counts.count
+        let seconds = Int(elapsed.components.seconds) + 3
+        #expect(direct <= HTTPServer.libraryLinesPerSecond * seconds, "\(direct) lines in about \(seconds) s")
+        if elapsed < .seconds(2) { #expect(!counts.isEmpty, "\(direct) lines, no count of those not logged: \(logged.prefix(30))") }
+    }
+
     /// Sends `request` to 127.0.0.1:`port` and gives the body of the answer (after its head).
     private static func exchange(_ request: [UInt8], port: UInt16) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
