@@ -484,18 +484,21 @@ public final class TaskService: Sendable {
     /// pieces: its stream ends after one, and it resumes from the last id (as SSE readers do),
     /// instead of up to 100,000 stored events read into memory and its stream's buffer at once.
     public static let replayPage = 1000
+    /// And at most this much event data (read from the database before any is sent; what the
+    /// stream buffers for a reader is bounded about as much), unless one event alone is more.
+    public static let replayPageBytes = 4 << 20
 
     /// Sends the task's events after `since` to `sink`, then live ones until it ends. Returns
     /// what ends the subscription early (the reader left). A reader behind by more than a
-    /// page (`replayPage` events, or the sink's buffer) gets that page and the end of the
+    /// page (`replayPage` events or `replayPageBytes`, or the sink's buffer) gets that page and the end of the
     /// stream; it resumes from its cursor.
     public func subscribe(_ id: String, since: Int64, _ sink: any EventSink) throws -> @Sendable () -> Void {
         guard try store.get(id) != nil else { throw APIError.notFound("task \(id)") }
         /// Sends one page; true when that was all there was.
         func replay() throws -> Bool {
-            let events = try store.events(id, after: since, limit: Self.replayPage)
-            for event in events where !sink.send(Self.streamed(event), replayed: true) { return false }
-            return events.count < Self.replayPage
+            let page = try store.eventsPage(id, after: since, limit: Self.replayPage, maxBytes: Self.replayPageBytes)
+            for event in page.events where !sink.send(Self.streamed(event), replayed: true) { return false }
+            return !page.more
         }
         guard let live = tasks.withLock({ $0[id] }) else {
             _ = try replay()

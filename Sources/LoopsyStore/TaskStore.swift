@@ -73,11 +73,30 @@ public struct TaskStore: Sendable {
     }
 
     public func events(_ id: String, after: Int64, limit: Int = 100_000) throws -> [AITaskEvent] {
+        try eventsPage(id, after: after, limit: limit).events
+    }
+
+    /// The task's events after `after`, in order: at most `limit` of them, and no more than
+    /// `maxBytes` of event data unless the first alone is larger (a page always moves a reader
+    /// on). `more`: events past the page remain. Events are up to a line of output each
+    /// (megabytes): a page of many is read up to its byte budget, not in full.
+    public func eventsPage(_ id: String, after: Int64, limit: Int,
+                           maxBytes: Int = .max) throws -> (events: [AITaskEvent], more: Bool) {
         try pool.read { db in
-            try db.cached("SELECT seq, time, type, data FROM ai_task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?")
-                .rows([.text(id), .integer(after), .integer(Int64(limit))]) {
-                    AITaskEvent(seq: $0.int64(0), time: $0.int64(1), type: $0.text(2), data: $0.text(3))
-                }
+            let statement = try db.cached(
+                "SELECT seq, time, type, data FROM ai_task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+            try statement.bind([.text(id), .integer(after), .integer(Int64(max(0, limit)))])
+            defer { statement.reset() }
+            var events: [AITaskEvent] = []
+            var bytes = 0
+            while try statement.step() {
+                let size = Int(statement.byteCount(2)) + Int(statement.byteCount(3))
+                if !events.isEmpty && size > maxBytes - bytes { return (events, true) }
+                bytes += size
+                events.append(AITaskEvent(seq: statement.int64(0), time: statement.int64(1), type: statement.text(2),
+                                          data: statement.text(3)))
+            }
+            return (events, events.count >= limit)
         }
     }
 

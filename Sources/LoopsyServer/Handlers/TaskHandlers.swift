@@ -36,8 +36,13 @@ public enum TaskHandlers {
         guard try context.node.tasks.info(id) != nil else { throw APIError.notFound("task \(id)") }
         let since = try QueryValue.int(context, "since", default: 0, range: 0...Int.max)
         let limit = try QueryValue.int(context, "limit", default: 1000, range: 1...10_000)
-        return try .json(AITaskEventsResponse(events: try context.node.tasks.store.events(id, after: Int64(since), limit: limit)))
+        let page = try context.node.tasks.store.eventsPage(id, after: Int64(since), limit: limit, maxBytes: eventsPageBytes)
+        return try .json(AITaskEventsResponse(events: page.events))
     }
+
+    /// Event data in one page of `events`, unless its first event alone is more: events are up
+    /// to a line of output each, and 10,000 of them would be built into one body.
+    static let eventsPageBytes = 16 << 20
 
     /// SSE from event `since` (or the Last-Event-ID a reconnecting client sends) onwards.
     static func stream(_ context: RequestContext) throws -> HTTPResponse {

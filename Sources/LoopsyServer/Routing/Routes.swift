@@ -52,7 +52,9 @@ public enum Routes {
             Route(.get, API.aiTaskEvents, access: .grant(.tasks), doc: OperationDoc(
                 "taskEvents", "A task's stored events after `since`", tag: "ai-tasks",
                 query: [.query("since", cursor, "only events with a larger number"),
-                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many")],
+                        .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000],
+                               "at most this many, and about 16 MiB of event data (at least one event): "
+                               + "ask again from the last one for the rest")],
                 responses: [.ok(Schemas.ref("TaskEvents")), .error(404, "No such task")]), TaskHandlers.events),
             Route(.post, API.aiTaskPermissions, access: .ownerKey, doc: OperationDoc(
                 "askPermission", "The task's PreToolUse hook asks; the answer comes once someone decides (or the "

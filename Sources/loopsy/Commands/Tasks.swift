@@ -92,8 +92,10 @@ struct Task: ParsableCommand {
                 var since: Int64 = 0
                 while true {
                     let page = try client.taskEvents(id, since: since)
-                    for event in page { TaskWatcher.render(event.type, event.data) }
-                    guard let last = page.last else { break }
+                    // Only events past the last one shown: a broken or hostile peer that
+                    // answers the same page again does not make this print for ever.
+                    for event in page where event.seq > since { TaskWatcher.render(event.type, event.data) }
+                    guard let last = page.last, last.seq > since else { break }
                     since = last.seq
                 }
                 print("state: \(task.state)" + (task.error.map { " (\($0))" } ?? ""))
@@ -181,7 +183,11 @@ struct TaskWatcher {
             let before = since
             do {
                 try client.streamTask(taskId, since: since) { event in
-                    if let id = event.id.flatMap(Int64.init) { since = id }
+                    // An event already shown is skipped, and only a larger id is progress.
+                    if let id = event.id.flatMap(Int64.init) {
+                        guard id > since else { return true }
+                        since = id
+                    }
                     Self.render(event.event, event.data)
                     if event.event == "permission_request" { ask(event.data) }
                     return true
@@ -196,6 +202,9 @@ struct TaskWatcher {
                 printError("task \(task.state)\(cost)" + (task.error.map { ": \($0)" } ?? ""))
                 return task
             }
+            // A stream that ended with nothing new while the task runs (dropped, or a peer that
+            // answers badly): a pause before the next try, not a loop of requests.
+            usleep(500_000)
         }
     }
 

@@ -677,7 +677,13 @@ function openTask(base, id) {
       const before = since;
       try {
         await readStream(url(), controller.signal, (type, data, eventId) => {
-          if (eventId) since = Number(eventId);
+          // An event already shown (a broken or hostile peer repeating itself) is skipped, and
+          // only a larger id counts as progress.
+          const number = eventId ? Number(eventId) : NaN;
+          if (Number.isSafeInteger(number)) {
+            if (number <= since) return;
+            since = number;
+          }
           appendTaskEvent(type, data);
           if (type === 'permission_request' || type === 'permission_decision' || type === 'exit') refreshTask();
         });
