@@ -233,6 +233,9 @@ public struct CurlHTTPClient: Sendable {
                 return ccurl_easy_perform(curl)
             }
         }
+        if sink.unreadableStatus {
+            throw Failure.other(code: -1, message: "\(url): the answer's status line is not HTTP")
+        }
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.stoppedByCaller)
             || (code == CURLE_ABORTED_BY_CALLBACK && sink.isCancelled?() == true) else {
             let message = String(cString: ccurl_easy_strerror(code))
@@ -247,8 +250,9 @@ public struct CurlHTTPClient: Sendable {
         var status = 0
         _ = ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
         // 0 is no answer at all (a transfer stopped before it); curl 7.88 passes on anything else a
-        // server writes in its status line, -5 or 99999999999 among it.
-        guard status == 0 || Self.statusRange.contains(status) else {
+        // server writes in its status line, -5 or 99999999999 among it, and reads 200 in lines
+        // such as "HTTP/1.1 200x": the status is what both it and `status(ofLine:)` read.
+        guard status == 0 || (Self.statusRange.contains(status) && status == sink.status) else {
             throw Failure.other(code: -1, message: "\(url): the answer's status line is not HTTP (status \(status))")
         }
         reusable = code == CURLE_OK
@@ -264,6 +268,8 @@ private final class TransferSink {
     var status = 0
     var errorBody: [UInt8] = []
     var stoppedByCaller = false
+    /// A relayed answer's body came under a status line that is not HTTP.
+    var unreadableStatus = false
     /// Set for relays: every body goes to onData, after the head went here.
     var relayHead: ((Int, [String: String]) -> Void)?
     var isCancelled: (() -> Bool)?
@@ -293,6 +299,12 @@ private let writeBody: ccurl_write_callback = { data, size, count, userdata in
     let sink = Unmanaged<TransferSink>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     let bytes = data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    if sink.relayHead != nil && sink.status < 200 {
+        // A body under a head that was not relayed (its status line is not HTTP): nothing of
+        // it goes on, and the transfer fails.
+        sink.unreadableStatus = true
+        return 0
+    }
     if sink.relayHead == nil && !(200..<300).contains(sink.status) {
         sink.errorBody += bytes.prefix(CurlHTTPClient.maxErrorBodyBytes - sink.errorBody.count)
         if sink.errorBody.count < CurlHTTPClient.maxErrorBodyBytes { return length }
