@@ -154,6 +154,8 @@ final class LogFile: Sendable {
                 // The last resort: old lines go, the disk is not filled. (O_APPEND writes go
                 // on at the new end.)
                 _ = ftruncate(descriptor, 0)
+                // A descriptor without O_APPEND (`loopsyd 2>file`) would write on at its offset.
+                _ = lseek(descriptor, 0, SEEK_SET)
                 size.store(0, ordering: .relaxed)
                 threshold.store(limit, ordering: .relaxed)
             } else {
@@ -166,7 +168,10 @@ final class LogFile: Sendable {
     private func rotate(_ status: stat) -> Bool {
         let flags = O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC
         let fresh: Int32
-        if Self.path(of: descriptor, matching: status) == path {
+        // Ours if the file at the path is the one written (through whatever links the path has
+        // now: a data directory moved and linked back is still ours).
+        var there = stat()
+        if stat(path, &there) == 0 && there.st_dev == status.st_dev && there.st_ino == status.st_ino {
             // A `.new` left by a crash, or planted (a link to another file), is removed, and the
             // new one made where there was none.
             let next = path + ".new"
@@ -186,11 +191,14 @@ final class LogFile: Sendable {
                 return false
             }
         } else {
-            // Not ours any more: the file now at the path (a new one logrotate made), or a new one.
+            // Not ours any more: the file now at the path (a new one logrotate made), or a new
+            // one. Only a file of our own with no other name: not another user's (a shared
+            // directory), not a hard link to some other file of ours.
             fresh = open(path, flags, 0o600)
             guard fresh >= 0 else { return false }
             var opened = stat()
-            guard fstat(fresh, &opened) == 0, opened.st_mode & S_IFMT == S_IFREG else {
+            guard fstat(fresh, &opened) == 0, opened.st_mode & S_IFMT == S_IFREG, opened.st_uid == geteuid(),
+                  opened.st_nlink == 1, opened.st_dev != status.st_dev || opened.st_ino != status.st_ino else {
                 close(fresh)
                 return false
             }

@@ -266,7 +266,7 @@ public final class HTTPServer: @unchecked Sendable {
             if state.lines > Self.libraryLinesPerSecond { state.dropped += 1 }
             return (state.lines <= Self.libraryLinesPerSecond, dropped)
         }
-        if dropped > 0 { log("libmicrohttpd: \(dropped) more message(s) in one second were not logged") }
+        if dropped > 0 { log("libmicrohttpd: \(dropped) more message(s) before this one were not logged (over \(Self.libraryLinesPerSecond) in a second)") }
         if pass { log("libmicrohttpd: \(line)") }
     }
 

@@ -85,18 +85,20 @@ public struct TaskStore: Sendable {
         try pool.read { db in
             let statement = try db.cached(
                 "SELECT seq, time, type, data FROM ai_task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?")
-            try statement.bind([.text(id), .integer(after), .integer(Int64(max(0, limit)))])
+            // One row more than the page, to know whether any remain.
+            try statement.bind([.text(id), .integer(after), .integer(Int64(min(max(0, limit), Int.max - 1)) + 1)])
             defer { statement.reset() }
             var events: [AITaskEvent] = []
             var bytes = 0
             while try statement.step() {
+                if events.count >= limit { return (events, true) }
                 let size = Int(statement.byteCount(2)) + Int(statement.byteCount(3))
                 if !events.isEmpty && size > maxBytes - bytes { return (events, true) }
                 bytes += size
                 events.append(AITaskEvent(seq: statement.int64(0), time: statement.int64(1), type: statement.text(2),
                                           data: statement.text(3)))
             }
-            return (events, events.count >= limit)
+            return (events, false)
         }
     }
 

@@ -103,6 +103,38 @@ import Testing
         #expect(size(path + ".old") <= 65_536 + 300, "\(size(path + ".old")) bytes")
     }
 
+    /// A data directory moved and linked back under its old name: the log at the old path is
+    /// still the one written, and it is rotated there (not opened again and again, growing).
+    @Test func aLogWhoseDirectoryWasMovedAndLinkedBackIsRotated() throws {
+        let (path, descriptor, logger) = try logFile()
+        let moved = directory + "-moved"
+        defer {
+            close(descriptor)
+            try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: moved)
+        }
+        #expect(rename(directory, moved) == 0 && symlink(moved, directory) == 0)
+        let filler = String(repeating: "x", count: 200)
+        for index in 0..<800 { logger.info("line \(index) \(filler)") }
+        #expect(size(moved + "/loopsyd.log.1") > 60_000)
+        #expect(size(path) <= 65_536, "\(size(path)) bytes")
+        #expect(lines(path).last?.contains("line 799 ") == true)
+    }
+
+    /// In the directory of a log that is gone, a hard link to another file of the daemon's user
+    /// is not taken for the new log.
+    @Test func aHardLinkAtThePathOfAGoneLogIsNotWrittenTo() throws {
+        let (path, descriptor, logger) = try logFile()
+        defer { close(descriptor); try? FileManager.default.removeItem(atPath: directory) }
+        let victim = directory + "/victim"
+        #expect(FileManager.default.createFile(atPath: victim, contents: Data("precious\n".utf8)))
+        unlink(path)
+        #expect(link(victim, path) == 0)
+        let filler = String(repeating: "x", count: 200)
+        for index in 0..<400 { logger.info("line \(index) \(filler)") }
+        #expect(lines(victim) == ["precious"])
+    }
+
     /// A `.new` planted as a link to another file is not followed: the file it points at is
     /// left as it was, and the rotation happens.
     @Test func aPlantedLinkIsNotFollowed() throws {

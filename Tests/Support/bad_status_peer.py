@@ -9,7 +9,8 @@ Listens on an ephemeral port of 127.0.0.1 and passes every request to the loopsy
   MODE status: GET /api/v1/status is answered "HTTP/2 -5 " (curl 7.88 reports -5).
   MODE relay:  GET /api/v1/context/bad-N is answered one of several broken heads:
                bad-1 a second status line "HTTP/1.1 4294967296 a: b" after a good one,
-               bad-2 "HTTP/1.1 -5 X", bad-3 "HTTP/2 99999999999 ", bad-4 "HTTP/1.1 2000 X".
+               bad-2 "HTTP/1.1 -5 X", bad-3 "HTTP/2 99999999999 ", bad-4 "HTTP/1.1 2000 X",
+               bad-5 "HTTP/1.1 200x OK" with a body.
 
 Prints "ready PORT" once it listens. Every answer closes its connection.
 """
@@ -23,6 +24,8 @@ BROKEN = {
     "bad-2": b"HTTP/1.1 -5 X\r\nContent-Length: 2\r\n\r\n{}",
     "bad-3": b"HTTP/2 99999999999 \r\nContent-Length: 2\r\n\r\n{}",
     "bad-4": b"HTTP/1.1 2000 X\r\nContent-Length: 2\r\n\r\n{}",
+    # curl 7.88 reads 200 here; status(ofLine:) does not.
+    "bad-5": b"HTTP/1.1 200x OK\r\nContent-Length: 2\r\n\r\n{}",
 }
 
 
