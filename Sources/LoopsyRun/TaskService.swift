@@ -490,8 +490,8 @@ public final class TaskService: Sendable {
 
     /// Sends the task's events after `since` to `sink`, then live ones until it ends. Returns
     /// what ends the subscription early (the reader left). A reader behind by more than a
-    /// page (`replayPage` events or `replayPageBytes`, or the sink's buffer) gets that page and the end of the
-    /// stream; it resumes from its cursor.
+    /// page (`replayPage` events or `replayPageBytes`, or the sink's buffer) gets that page and
+    /// the end of the stream; it resumes from its cursor.
     public func subscribe(_ id: String, since: Int64, _ sink: any EventSink) throws -> @Sendable () -> Void {
         guard try store.get(id) != nil else { throw APIError.notFound("task \(id)") }
         /// Sends one page; true when that was all there was.

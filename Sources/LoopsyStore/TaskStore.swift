@@ -72,10 +72,6 @@ public struct TaskStore: Sendable {
         }
     }
 
-    public func events(_ id: String, after: Int64, limit: Int = 100_000) throws -> [AITaskEvent] {
-        try eventsPage(id, after: after, limit: limit).events
-    }
-
     /// The task's events after `after`, in order: at most `limit` of them, and no more than
     /// `maxBytes` of event data unless the first alone is larger (a page always moves a reader
     /// on). `more`: events past the page remain. Events are up to a line of output each

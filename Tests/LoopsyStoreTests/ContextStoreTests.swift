@@ -158,13 +158,6 @@ import Testing
     }
 }
 
-/// A new empty directory under the temp dir, and this build's migrations.
-private func scratch(_ prefix: String) throws -> (directory: String, migrations: [Migration]) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    return (directory, try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil)))
-}
-
 @Suite struct ContextCacheCoherenceTests {
     @Test func readsSeeEveryCommittedWrite() throws {
         let (directory, migrations) = try scratch("loopsy-cache")

@@ -5,13 +5,13 @@ import Testing
 
 /// What the inbox keeps of other nodes' messages, and for how long.
 @Suite struct MessageStoreTests {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-msg-\(UUID().uuidString)").path
+    let directory: String
     let store: MessageStore
 
     init() throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let migrations = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
-        store = MessageStore(pool: try DatabasePool(path: directory + "/t.db", migrations: migrations))
+        let (directory, pool) = try scratchDatabase("loopsy-msg")
+        self.directory = directory
+        store = MessageStore(pool: pool)
     }
 
     func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }

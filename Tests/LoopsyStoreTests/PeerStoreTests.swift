@@ -5,13 +5,13 @@ import Testing
 
 /// The peers table on a real SQLite database.
 @Suite struct PeerStoreTests {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loopsy-peers-\(UUID().uuidString)").path
+    let directory: String
     let store: PeerStore
 
     init() throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let migrations = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
-        store = PeerStore(pool: try DatabasePool(path: directory + "/t.db", migrations: migrations))
+        let (directory, pool) = try scratchDatabase("loopsy-peers")
+        self.directory = directory
+        store = PeerStore(pool: pool)
     }
 
     func sighting(_ name: String, address: String = "10.0.0.2", fingerprint: String? = nil, tls: Bool = false,

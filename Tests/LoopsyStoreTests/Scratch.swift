@@ -1,0 +1,15 @@
+import Foundation
+@testable import LoopsyStore
+
+/// A new empty directory under the temp dir, and this build's migrations.
+func scratch(_ prefix: String) throws -> (directory: String, migrations: [Migration]) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return (directory, try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil)))
+}
+
+/// A new empty directory and a database in it with every migration applied.
+func scratchDatabase(_ prefix: String) throws -> (directory: String, pool: DatabasePool) {
+    let (directory, migrations) = try scratch(prefix)
+    return (directory, try DatabasePool(path: directory + "/t.db", migrations: migrations))
+}
