@@ -62,8 +62,8 @@ public enum Routes {
                 responses: [.ok(Schemas.ref("PermissionDecision")), .error(404, "No such running task")]),
                   TaskHandlers.permission),
             Route(.get, API.aiTaskStream, access: .grant(.tasks), doc: OperationDoc(
-                "streamTask", "Server-Sent Events with ids; resume with ?since= or Last-Event-ID (a reader more than "
-                    + "1000 events behind gets them in pages: the stream ends after one, and it resumes)",
+                "streamTask", "Server-Sent Events with ids; resume with ?since= or Last-Event-ID (a reader far behind "
+                    + "gets them in pages of up to 1000 events or 4 MiB: the stream ends after one, and it resumes)",
                 tag: "ai-tasks",
                 query: [.query("since", cursor, "events after this number")],
                 responses: [OperationDoc.Response(status: 200, description: "init, text, thinking, tool_use, tool_result, "

@@ -88,7 +88,7 @@ struct Task: ParsableCommand {
                     return
                 }
                 let task = try client.task(id)
-                // In pages (the daemon answers at most 1000 events at a time).
+                // In pages (the daemon answers at most 1000 events, or 16 MiB of them, at a time).
                 var since: Int64 = 0
                 while true {
                     let page = try client.taskEvents(id, since: since)
