@@ -3,7 +3,7 @@
 
 # C libraries loopsy links against (Debian 12 -dev packages).
 LOOPSY_BUILD_PACKAGES="pkg-config libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libavahi-client-dev libcurl4-gnutls-dev
-    libstdc++-12-dev binutils"
+    libstdc++-12-dev binutils python3"
 
 loopsy_log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 loopsy_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -35,13 +35,19 @@ loopsy_swift() {
 # and those its relocations dirty) for the few dozen functions it uses. The unwinder comes from
 # libgcc's archives for the same reason (-static-libgcc): libgcc_s.so was one more library to
 # map and relocate at every start, about 170 KiB of `loopsy --version`'s peak RSS.
+# The Swift runtime comes from copies of the toolchain's archives (loopsy_static_swift, lld's
+# --remap-inputs-file) in which --gc-sections may drop functions: the toolchain marks every one
+# "retain", so each function of every runtime object a link pulled in stayed (loopsyd 1.4 MB
+# larger, 0.75 MB more RSS when fresh: scripts/unretain-archives.py says why it is safe).
 LOOPSY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOOPSY_STATIC_CXX="$LOOPSY_ROOT/.build/static-cxx"
+LOOPSY_STATIC_SWIFT="$LOOPSY_ROOT/.build/static-swift"
 LOOPSY_LAYOUT_FLAGS=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections)
 LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath --disable-local-rpath
     -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
     "${LOOPSY_LAYOUT_FLAGS[@]}" -Xlinker "--symbol-ordering-file=$LOOPSY_ROOT/packaging/symbol-order.txt"
     -Xswiftc -Xclang-linker -Xswiftc "-L$LOOPSY_STATIC_CXX" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
+    -Xlinker "--remap-inputs-file=$LOOPSY_STATIC_SWIFT/remap.txt"
     -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
@@ -49,6 +55,7 @@ LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-st
 # older than the order file is removed, so that it is linked again.
 loopsy_build_release() {
     loopsy_static_cxx
+    loopsy_static_swift
     bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
     local programs=("$@") program
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
@@ -80,6 +87,15 @@ loopsy_static_cxx() {
     [ -f "$archive" ] || loopsy_die "libstdc++.a not found (install libstdc++-12-dev)"
     mkdir -p "$LOOPSY_STATIC_CXX"
     ln -sfn "$archive" "$LOOPSY_STATIC_CXX/libstdc++.a"
+}
+
+# The toolchain's static Swift runtime archives, copied with their functions no longer marked
+# "retain" (scripts/unretain-archives.py), and the remap file that makes the release link use them.
+loopsy_static_swift() {
+    local runtime
+    runtime="$(swiftc -print-target-info | python3 -c 'import json, sys; print(json.load(sys.stdin)["paths"]["runtimeResourcePath"])')"
+    python3 "$LOOPSY_ROOT/scripts/unretain-archives.py" "$runtime/../swift_static/linux" "$LOOPSY_STATIC_SWIFT" ||
+        loopsy_die "could not copy the Swift runtime's archives into $LOOPSY_STATIC_SWIFT"
 }
 
 # For benchmarks: the release binaries in $bin, built unless LOOPSY_BENCH_BUILT is set (bench/all.sh

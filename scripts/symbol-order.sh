@@ -21,6 +21,7 @@ for ((i = 0; i < ${#LOOPSY_RELEASE_FLAGS[@]}; i++)); do
 done
 loopsy_log "building release binaries with symbols"
 loopsy_static_cxx
+loopsy_static_swift
 swift build "${flags[@]}" >/dev/null
 built="$(swift build "${flags[@]}" --show-bin-path)"
 
