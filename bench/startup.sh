@@ -16,7 +16,16 @@ loopsy_bench_build
 work="$(mktemp -d)"
 # The second data dir's daemon (loopsy start below) goes too if the script stops half-way.
 trap '[ -d "$work/second" ] && LOOPSY_DATA_DIR="$work/second" "$bin/loopsy" stop >/dev/null 2>&1; loopsy_bench_cleanup "$work"' EXIT
+# loopsyd starts as after a boot: none of its binary in the page cache. How the cached pages got
+# there matters: the kernel (6.18 here) maps a whole large folio on a fault, so a binary just read
+# through with cat was 16.7 MiB of RSS at start, the same one paged in by its own faults 14.4 MiB.
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' \
+    "$bin/loopsyd"
 loopsy_bench_daemon "$work"
+# Fresh: 2 s after start (discovery and upkeep have begun), before any request.
+sleep 2
+fresh_rss="$(awk '/VmRSS/ {print $2}' /proc/$loopsyd_pid/status)"
+fresh_file="$(awk '/RssFile/ {print $2}' /proc/$loopsyd_pid/status)"
 key="$("$bin/loopsy" key show)"
 "$bin/loopsy" context set plan "the plan is to ship on friday" >/dev/null
 # curl reads the key from a file (-H @file), as loopsy does: no key in argv.
@@ -53,6 +62,8 @@ mcp_rss="$( { printf '%s\n' \
     '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
     '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
     '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'; sleep 0.5; } | peak "$bin/loopsy-mcp")"
+# Those of hyperfine's runs and warm-ups of context get and curl, and a few more.
+requests=$((2 * (runs + 10) + 4))
 daemon_rss="$(awk '/VmRSS/ {print $2}' /proc/$loopsyd_pid/status)"
 daemon_file="$(awk '/RssFile/ {print $2}' /proc/$loopsyd_pid/status)"
 
@@ -73,7 +84,9 @@ echo "loopsy start, the first of a data dir (it creates the database): $first_st
 echo
 printf '| %-34s | %10s |\n' "memory and size" "MiB"
 printf '|%s|%s|\n' "------------------------------------" "------------"
-printf '| %-34s | %10.1f |\n' "loopsyd RSS, fresh" "$(echo "$daemon_rss / 1024" | bc -l)"
+printf '| %-34s | %10.1f |\n' "loopsyd RSS, fresh" "$(echo "$fresh_rss / 1024" | bc -l)"
+printf '| %-34s | %10.1f |\n' "  of which file-backed" "$(echo "$fresh_file / 1024" | bc -l)"
+printf '| %-34s | %10.1f |\n' "loopsyd RSS after $requests requests" "$(echo "$daemon_rss / 1024" | bc -l)"
 printf '| %-34s | %10.1f |\n' "  of which file-backed" "$(echo "$daemon_file / 1024" | bc -l)"
 printf '| %-34s | %10.1f |\n' "loopsy-mcp peak RSS (init + list)" "$(echo "$mcp_rss / 1024" | bc -l)"
 for program in loopsyd loopsy loopsy-mcp; do
@@ -86,6 +99,8 @@ loopsy_bench_summary "loopsy context get k" "$(mean "$work/cli.json" "loopsy con
 loopsy_bench_summary "loopsy start until it returns" \
     "$(loopsy_bench_ms "$work/start.json" "loopsy start") ms median, $(mean "$work/start.json" "loopsy start") mean" \
     "first start of a data dir (creates the database) $first_start ms" "≤ 30 ms"
-loopsy_bench_summary "loopsyd RSS fresh" "$(echo "scale=1; $daemon_rss / 1024" | bc) MiB" "-" "≤ 15 MB"
-loopsy_bench_summary "loopsyd binary" "$(echo "scale=1; $(stat -c %s "$bin/loopsyd") / 1048576" | bc) MiB" "-" "≤ 15 MB"
+# The goals are in MB (10^6 bytes): both units are shown.
+loopsy_bench_summary "loopsyd RSS fresh" "$(echo "scale=1; $fresh_rss / 1024" | bc) MiB ($(echo "scale=2; $fresh_rss * 1024 / 1000000" | bc) MB)" \
+    "after $requests requests $(echo "scale=1; $daemon_rss / 1024" | bc) MiB" "≤ 15 MB"
+loopsy_bench_summary "loopsyd binary" "$(echo "scale=1; $(stat -c %s "$bin/loopsyd") / 1048576" | bc) MiB ($(echo "scale=2; $(stat -c %s "$bin/loopsyd") / 1000000" | bc) MB)" "-" "≤ 15 MB"
 loopsy_bench_summary "loopsy-mcp peak RSS" "$(echo "scale=1; $mcp_rss / 1024" | bc) MiB" "loopsy $(echo "scale=1; $get_rss / 1024" | bc) MiB" "≤ 25 MB"
