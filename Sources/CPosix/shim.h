@@ -4,6 +4,7 @@
 #ifndef CPOSIX_SHIM_H
 #define CPOSIX_SHIM_H
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/eventfd.h>

@@ -25,6 +25,10 @@ public enum ProcessControl {
     public static func becomeChildSubreaper() throws(Errno) {
         guard cposix_set_child_subreaper() == 0 else { throw Errno.current }
     }
+
+    /// Gives malloc's free memory back to the system (glibc's malloc_trim: the top of the heap,
+    /// and whole free pages inside it): for a long-lived process after a burst of work.
+    public static func returnFreeMemory() { _ = malloc_trim(0) }
 }
 
 /// File-system calls beyond Glibc's Swift view.
