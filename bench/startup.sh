@@ -94,13 +94,15 @@ for program in loopsyd loopsy loopsy-mcp; do
 done
 
 mean() { loopsy_bench_ms "$1" "$2" mean; }
-loopsy_bench_summary "loopsy --version" "$(mean "$work/cli.json" "loopsy --version") ms, $(echo "scale=1; $version_rss / 1024" | bc) MiB" "curl whole request $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 4 ms, ≤ 8 MB"
+# KiB (what /proc and time report) or bytes as MiB, and as MB (10^6 bytes, the goals' unit).
+kib_mib() { printf '%.1f MiB' "$(echo "$1 / 1024" | bc -l)"; }
+kib_both() { printf '%.1f MiB (%.2f MB)' "$(echo "$1 / 1024" | bc -l)" "$(echo "$1 * 1024 / 1000000" | bc -l)"; }
+daemon_size="$(stat -c %s "$bin/loopsyd")"
+loopsy_bench_summary "loopsy --version" "$(mean "$work/cli.json" "loopsy --version") ms, $(kib_both "$version_rss")" "curl whole request $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 4 ms, ≤ 8 MB"
 loopsy_bench_summary "loopsy context get k" "$(mean "$work/cli.json" "loopsy context get plan") ms" "curl $(mean "$work/cli.json" "curl GET /context/plan (reference)") ms" "≤ 1.5x curl"
 loopsy_bench_summary "loopsy start until it returns" \
     "$(loopsy_bench_ms "$work/start.json" "loopsy start") ms median, $(mean "$work/start.json" "loopsy start") mean" \
     "first start of a data dir (creates the database) $first_start ms" "≤ 30 ms"
-# The goals are in MB (10^6 bytes): both units are shown.
-loopsy_bench_summary "loopsyd RSS fresh" "$(echo "scale=1; $fresh_rss / 1024" | bc) MiB ($(echo "scale=2; $fresh_rss * 1024 / 1000000" | bc) MB)" \
-    "after $requests requests $(echo "scale=1; $daemon_rss / 1024" | bc) MiB" "≤ 15 MB"
-loopsy_bench_summary "loopsyd binary" "$(echo "scale=1; $(stat -c %s "$bin/loopsyd") / 1048576" | bc) MiB ($(echo "scale=2; $(stat -c %s "$bin/loopsyd") / 1000000" | bc) MB)" "-" "≤ 15 MB"
-loopsy_bench_summary "loopsy-mcp peak RSS" "$(echo "scale=1; $mcp_rss / 1024" | bc) MiB" "loopsy $(echo "scale=1; $get_rss / 1024" | bc) MiB" "≤ 25 MB"
+loopsy_bench_summary "loopsyd RSS fresh" "$(kib_both "$fresh_rss")" "after $requests requests $(kib_mib "$daemon_rss")" "≤ 15 MB"
+loopsy_bench_summary "loopsyd binary" "$(kib_both "$(echo "$daemon_size / 1024" | bc -l)")" "-" "≤ 15 MB"
+loopsy_bench_summary "loopsy-mcp peak RSS" "$(kib_both "$mcp_rss")" "loopsy $(kib_mib "$get_rss")" "≤ 25 MB"
