@@ -47,12 +47,13 @@ LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-st
     -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
     "${LOOPSY_LAYOUT_FLAGS[@]}" -Xlinker "--symbol-ordering-file=$LOOPSY_ROOT/packaging/symbol-order.txt"
     -Xswiftc -Xclang-linker -Xswiftc "-L$LOOPSY_STATIC_CXX" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
-    -Xlinker "--remap-inputs-file=$LOOPSY_STATIC_SWIFT/remap.txt"
+    -Xlinker "--remap-inputs-file=$LOOPSY_STATIC_SWIFT/remap.txt" -Xlinker "--dependency-file=$LOOPSY_STATIC_SWIFT/linked.d"
     -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
-# SwiftPM does not see the symbol order's contents, only its path: a program being built that is
-# older than the order file is removed, so that it is linked again.
+# SwiftPM does not see the contents of the symbol order or of the runtime copies' remap file, only
+# their paths: a program being built that is older than either is removed, so that it is linked
+# again.
 loopsy_build_release() {
     loopsy_static_cxx
     loopsy_static_swift
@@ -60,14 +61,22 @@ loopsy_build_release() {
     local programs=("$@") program
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
     for program in "${programs[@]}"; do
-        if [ -e "$bin/$program" ] && [ "$LOOPSY_ROOT/packaging/symbol-order.txt" -nt "$bin/$program" ]; then
+        if [ -e "$bin/$program" ] && { [ "$LOOPSY_ROOT/packaging/symbol-order.txt" -nt "$bin/$program" ] ||
+            [ "$LOOPSY_STATIC_SWIFT/remap.txt" -nt "$bin/$program" ]; }; then
             rm -f "$bin/$program"
         fi
     done
+    rm -f "$LOOPSY_STATIC_SWIFT/linked.d"
     if [ $# -eq 0 ]; then
         swift build "${LOOPSY_RELEASE_FLAGS[@]}" >/dev/null
     fi
     for program in "$@"; do swift build "${LOOPSY_RELEASE_FLAGS[@]}" --product "$program" >/dev/null; done
+    # lld remaps only a path it was given exactly as the remap file says it (another toolchain,
+    # a symlink): then it quietly links the toolchain's own archives. Its list of what this
+    # build linked (none when nothing was linked again) says which.
+    if [ -f "$LOOPSY_STATIC_SWIFT/linked.d" ] && ! grep -qF "$LOOPSY_STATIC_SWIFT/libswiftCore.a" "$LOOPSY_STATIC_SWIFT/linked.d"; then
+        loopsy_die "the release link used the toolchain's libswiftCore.a, not the copy in $LOOPSY_STATIC_SWIFT (see scripts/unretain-archives.py)"
+    fi
     # lld quietly takes libstdc++.so when the archive is not where -L says.
     for program in "${programs[@]}"; do
         if readelf -d "$bin/$program" | grep -q "NEEDED.*libstdc++"; then

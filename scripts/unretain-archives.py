@@ -11,12 +11,16 @@ now goes only when no relocation in the program reaches it; our links already ex
 symbols (--no-export-dynamic), so no dlsym could have found it either.
 
 Usage: unretain-archives.py SOURCE_DIR DEST_DIR
-Copies SOURCE_DIR/lib*.a whose copy is missing or older, and writes DEST_DIR/remap.txt for lld's
---remap-inputs-file (each line: toolchain archive=copy).
+Copies SOURCE_DIR/lib*.a whose copy is missing or was made from another file, and writes
+DEST_DIR/remap.txt for lld's --remap-inputs-file (each line: toolchain archive=copy), anew only
+when a copy changed, so that programs older than it can be linked again.
 """
+import fcntl
+import hashlib
 import os
 import struct
 import sys
+import tempfile
 
 SHF_GNU_RETAIN = 0x200000
 GLOB_CHARACTERS = set("*?[]\\")
@@ -45,49 +49,83 @@ def unretain_object(data, start, size):
     return cleared
 
 
-def unretain_archive(source, dest):
-    """Writes dest: source with its members' function sections unretained. Same size, so the
-    archive's symbol index (member offsets) stays valid."""
+def unretain_archive(source, dest_dir, name):
+    """Writes dest_dir/name: source with its members' function sections unretained. Same size, so
+    the archive's symbol index (member offsets) stays valid."""
     data = bytearray(open(source, "rb").read())
     if data[:8] != b"!<arch>\n":
-        raise ValueError("not an ar archive")
-    position, cleared = 8, 0
+        raise ValueError("not an ar archive (a thin archive?)")
+    position = 8
     while position + 60 <= len(data):
         size = int(data[position + 48:position + 58].decode("ascii").strip())
         if data[position + 58:position + 60] != b"`\n" or position + 60 + size > len(data):
             raise ValueError(f"bad member header at offset {position}")
-        cleared += unretain_object(data, position + 60, size)
+        unretain_object(data, position + 60, size)
         position += 60 + size + (size & 1)
-    partial = dest + ".partial"
-    with open(partial, "wb") as out:
-        out.write(data)
-    os.replace(partial, dest)
-    return cleared
+    write_atomically(dest_dir, name, data)
+
+
+def write_atomically(directory, name, data):
+    """Replaces directory/name with data: a reader sees the old file or the new one, never half."""
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, os.path.join(directory, name))
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def stamp(source):
+    """What identifies the archive a copy was made from, and how it was made: a new toolchain's
+    files keep their build dates (older than an earlier copy), but not their inode and size."""
+    info = os.stat(source)
+    script = hashlib.sha256(open(__file__, "rb").read()).hexdigest()
+    return f"{source} {info.st_ino} {info.st_size} {info.st_mtime_ns} {script}\n"
 
 
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: unretain-archives.py SOURCE_DIR DEST_DIR")
-    source_dir, dest_dir = (os.path.abspath(path) for path in sys.argv[1:])
+    source_dir, dest_dir = (os.path.realpath(path) for path in sys.argv[1:])
     os.makedirs(dest_dir, exist_ok=True)
     archives = sorted(name for name in os.listdir(source_dir) if name.startswith("lib") and name.endswith(".a"))
     if "libswiftCore.a" not in archives:
         sys.exit(f"unretain-archives: no libswiftCore.a in {source_dir}: not the Swift static runtime")
-    remap = []
-    for name in archives:
-        source, dest = os.path.join(source_dir, name), os.path.join(dest_dir, name)
-        if GLOB_CHARACTERS & set(source + dest):
-            sys.exit(f"unretain-archives: {source} or {dest} has a glob character, which lld's remap file would misread")
-        if not os.path.exists(dest) or os.path.getmtime(dest) < os.path.getmtime(source):
+    # Builds at once (setup, a bench, the .deb) take turns.
+    with open(os.path.join(dest_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        remap, changed = [], False
+        for name in archives:
+            source, dest = os.path.join(source_dir, name), os.path.join(dest_dir, name)
+            # lld reads each line as from-glob=to-file.
+            if set(source + dest) & (GLOB_CHARACTERS | {"="}):
+                sys.exit(f"unretain-archives: {source} or {dest} has a character lld's remap file would misread")
+            made_from = os.path.join(dest_dir, f".{name}.stamp")
+            wanted = stamp(source)
             try:
-                unretain_archive(source, dest)
-            except (ValueError, struct.error) as error:
-                sys.exit(f"unretain-archives: {source}: {error}")
-        remap.append(f"{source}={dest}\n")
-    partial = os.path.join(dest_dir, "remap.txt.partial")
-    with open(partial, "w") as out:
-        out.writelines(remap)
-    os.replace(partial, os.path.join(dest_dir, "remap.txt"))
+                current = open(made_from).read() if os.path.exists(dest) else None
+            except FileNotFoundError:
+                current = None
+            if current != wanted:
+                try:
+                    unretain_archive(source, dest_dir, name)
+                except (ValueError, struct.error) as error:
+                    sys.exit(f"unretain-archives: {source}: {error}")
+                write_atomically(dest_dir, f".{name}.stamp", wanted.encode())
+                changed = True
+            remap.append(f"{source}={dest}\n")
+        # Rewritten only when a copy changed: programs older than it are linked again.
+        text = "".join(remap)
+        remap_path = os.path.join(dest_dir, "remap.txt")
+        try:
+            unchanged = open(remap_path).read() == text
+        except FileNotFoundError:
+            unchanged = False
+        if changed or not unchanged:
+            write_atomically(dest_dir, "remap.txt", text.encode())
 
 
 if __name__ == "__main__":
