@@ -69,6 +69,10 @@ python_suite dashboard Tests/Dashboard
 loopsy_log "slow-disk tests (FUSE)"
 python_suite slowdisk Tests/SlowDisk
 
+# The release link's copies of the Swift runtime archives (scripts/unretain-archives.py).
+loopsy_log "runtime archive copies"
+bash Tests/Packaging/unretain-test.sh || loopsy_die "the runtime archive copies are not what the release link needs"
+
 # The Debian package, built and installed on this machine (needs root, as in CI; without it
 # the script says so and fails).
 loopsy_log "package test"
