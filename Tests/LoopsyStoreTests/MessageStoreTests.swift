@@ -5,16 +5,13 @@ import Testing
 
 /// What the inbox keeps of other nodes' messages, and for how long.
 @Suite struct MessageStoreTests {
-    let directory: String
+    let scratch: ScratchDatabase
     let store: MessageStore
 
     init() throws {
-        let (directory, pool) = try scratchDatabase("loopsy-msg")
-        self.directory = directory
-        store = MessageStore(pool: pool)
+        scratch = try ScratchDatabase("loopsy-msg")
+        store = MessageStore(pool: scratch.pool)
     }
-
-    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
 
     func delivery(_ id: String, lifetime: Int64 = 60_000) -> MessageDelivery {
         MessageDelivery(id: id, fromName: "alpha", type: .chat, body: "hi", replyTo: nil, thread: nil,
@@ -23,7 +20,6 @@ import Testing
 
     /// A message that expired is still held (a week), so it still counts against the sender's limit.
     @Test func expiredMessagesCountUntilTheyAreDropped() throws {
-        defer { cleanUp() }
         _ = try store.receive(delivery("m1"), from: "alpha-node", now: 10_000, maxPerSender: 2)
         _ = try store.receive(delivery("m2", lifetime: 1_000), from: "alpha-node", now: 10_000, maxPerSender: 2)
         #expect(throws: MessageStoreError.self) {
@@ -38,7 +34,6 @@ import Testing
 
     /// A receipt the sender never takes is not owed forever: it goes with its message.
     @Test func aReceiptStillOwedGoesWithItsExpiredMessage() throws {
-        defer { cleanUp() }
         let (message, _) = try store.receive(delivery("m1"), from: "alpha-node", now: 10_000)
         _ = try store.mark(seq: message.seq, state: "acked", note: nil, now: 11_000)
         #expect(try store.dueReceipts(now: 11_000).map(\.id) == ["m1"])

@@ -5,13 +5,12 @@ import Testing
 
 /// The peers table on a real SQLite database.
 @Suite struct PeerStoreTests {
-    let directory: String
+    let scratch: ScratchDatabase
     let store: PeerStore
 
     init() throws {
-        let (directory, pool) = try scratchDatabase("loopsy-peers")
-        self.directory = directory
-        store = PeerStore(pool: pool)
+        scratch = try ScratchDatabase("loopsy-peers")
+        store = PeerStore(pool: scratch.pool)
     }
 
     func sighting(_ name: String, address: String = "10.0.0.2", fingerprint: String? = nil, tls: Bool = false,
@@ -21,14 +20,12 @@ import Testing
     }
 
     @Test func namesFromOtherMachinesLoseControlCharacters() throws {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let stored = try store.upsert(sighting("evil\u{1B}[2J\u{07}name\u{9B}" + String(repeating: "x", count: 100)))
         #expect(stored.info.name == "evil[2Jname" + String(repeating: "x", count: 53))
         #expect(try store.upsert(sighting("\u{1B}\u{07}")).info.name == "unnamed")
     }
 
     @Test func aPinIsNeverReplacedOrDowngradedBySightings() throws {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let pin = String(repeating: "1", count: 64)
         _ = try store.upsert(sighting("bob", fingerprint: pin, tls: true, source: "manual"))
         let later = try store.upsert(sighting("bob", address: "10.0.0.9", fingerprint: String(repeating: "2", count: 64),
@@ -42,7 +39,6 @@ import Testing
     }
 
     @Test func acceptedKeysAreFoundByHashAndRevokedWithThePeer() throws {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let peer = try store.upsert(sighting("carol", source: "paired"))
         try store.setAcceptedCredential(peer.nodeId, keyHash: "hash-1")
         #expect(try store.nodeId(forKeyHash: "hash-1") == peer.nodeId)

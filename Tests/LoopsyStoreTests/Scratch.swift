@@ -8,8 +8,17 @@ func scratch(_ prefix: String) throws -> (directory: String, migrations: [Migrat
     return (directory, try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil)))
 }
 
-/// A new empty directory and a database in it with every migration applied.
-func scratchDatabase(_ prefix: String) throws -> (directory: String, pool: DatabasePool) {
-    let (directory, migrations) = try scratch(prefix)
-    return (directory, try DatabasePool(path: directory + "/t.db", migrations: migrations))
+/// A new empty directory and a database in it with every migration applied; the directory goes
+/// when the last reference does (a suite's instance, after its test).
+final class ScratchDatabase {
+    let directory: String
+    let pool: DatabasePool
+
+    init(_ prefix: String) throws {
+        let (directory, migrations) = try scratch(prefix)
+        self.directory = directory
+        pool = try DatabasePool(path: directory + "/t.db", migrations: migrations)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 }

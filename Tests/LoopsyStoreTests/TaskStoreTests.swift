@@ -5,21 +5,17 @@ import Testing
 
 /// A task's stored events, read back in pages.
 @Suite struct TaskStoreTests {
-    let directory: String
+    let scratch: ScratchDatabase
     let store: TaskStore
 
     init() throws {
-        let (directory, pool) = try scratchDatabase("loopsy-task")
-        self.directory = directory
-        store = TaskStore(pool: pool)
+        scratch = try ScratchDatabase("loopsy-task")
+        store = TaskStore(pool: scratch.pool)
     }
-
-    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
 
     /// Events are up to a line of output each: a page holds as many as fit its byte budget (not
     /// a thousand megabyte lines read at once), at least one, and says whether more remain.
     @Test func aPageStopsAtItsByteBudgetAndAlwaysMovesOn() throws {
-        defer { cleanUp() }
         try store.create(id: "t1", caller: "owner", prompt: "p", cwd: "/", options: "{}", now: 1)
         let line = String(repeating: "y", count: 100_000)
         for _ in 0..<10 { _ = try store.append("t1", type: "text", data: line, now: 2) }
