@@ -101,9 +101,7 @@ loopsy_static_cxx() {
 # The toolchain's static Swift runtime archives, copied with their functions no longer marked
 # "retain" (scripts/unretain-archives.py), and the remap file that makes the release link use them.
 loopsy_static_swift() {
-    local runtime
-    runtime="$(swiftc -print-target-info | python3 -c 'import json, sys; print(json.load(sys.stdin)["paths"]["runtimeResourcePath"])')"
-    python3 "$LOOPSY_ROOT/scripts/unretain-archives.py" "$runtime/../swift_static/linux" "$LOOPSY_STATIC_SWIFT" ||
+    python3 "$LOOPSY_ROOT/scripts/unretain-archives.py" "$LOOPSY_STATIC_SWIFT" ||
         loopsy_die "could not copy the Swift runtime's archives into $LOOPSY_STATIC_SWIFT"
 }
 

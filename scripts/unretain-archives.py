@@ -10,15 +10,18 @@ scans for conformances and types, so a dynamic cast still finds what it found be
 now goes only when no relocation in the program reaches it; our links already export no dynamic
 symbols (--no-export-dynamic), so no dlsym could have found it either.
 
-Usage: unretain-archives.py SOURCE_DIR DEST_DIR
+Usage: unretain-archives.py [SOURCE_DIR] DEST_DIR
+SOURCE_DIR is by default the static runtime of the swiftc on PATH (what SwiftPM builds with).
 Copies SOURCE_DIR/lib*.a whose copy is missing or was made from another file, and writes
 DEST_DIR/remap.txt for lld's --remap-inputs-file (each line: toolchain archive=copy), anew only
 when a copy changed, so that programs older than it can be linked again.
 """
 import fcntl
 import hashlib
+import json
 import os
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -86,10 +89,21 @@ def stamp(source):
     return f"{source} {info.st_ino} {info.st_size} {info.st_mtime_ns} {script}\n"
 
 
+def toolchain_runtime():
+    """The static runtime archives' directory of the swiftc on PATH."""
+    try:
+        info = subprocess.run(["swiftc", "-print-target-info"], check=True, capture_output=True, text=True).stdout
+        resources = json.loads(info)["paths"]["runtimeResourcePath"]
+    except (OSError, subprocess.CalledProcessError, ValueError, KeyError) as error:
+        sys.exit(f"unretain-archives: cannot ask swiftc where its runtime is: {error}")
+    return os.path.join(resources, "..", "swift_static", "linux")
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: unretain-archives.py SOURCE_DIR DEST_DIR")
-    source_dir, dest_dir = (os.path.realpath(path) for path in sys.argv[1:])
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: unretain-archives.py [SOURCE_DIR] DEST_DIR")
+    source = sys.argv[1] if len(sys.argv) == 3 else toolchain_runtime()
+    source_dir, dest_dir = os.path.realpath(source), os.path.realpath(sys.argv[-1])
     os.makedirs(dest_dir, exist_ok=True)
     archives = sorted(name for name in os.listdir(source_dir) if name.startswith("lib") and name.endswith(".a"))
     if "libswiftCore.a" not in archives:

@@ -23,8 +23,11 @@ check() { # description, then the command
     fi
 }
 
-runtime="$(swiftc -print-target-info | python3 -c 'import json, sys; print(json.load(sys.stdin)["paths"]["runtimeResourcePath"])')"
-toolchain="$(realpath "$runtime/../swift_static/linux")"
+# The toolchain's runtime, copied as the release link gets it (the script finds it through swiftc).
+python3 scripts/unretain-archives.py "$work/toolchain-copies"
+toolchain="$(sed -n 's|^\(.*\)/libswiftCore\.a=.*|\1|p' "$work/toolchain-copies/remap.txt")"
+found_toolchain() { [ -f "$toolchain/libswiftCore.a" ] && [ -f "$work/toolchain-copies/libswiftCore.a" ]; }
+check "without a source directory, the copies are of swiftc's own runtime" found_toolchain
 # A small source directory: two real archives (libswiftCore.a is required to be there).
 mkdir "$work/source"
 cp -p "$toolchain/libswiftCore.a" "$toolchain/libswiftSynchronization.a" "$work/source/"
