@@ -55,7 +55,7 @@ extension ClientError {
 public struct LoopsyClient: Sendable {
     public var baseURL: String
     private let apiKey: String?
-    let http: CurlHTTPClient
+    var http: CurlHTTPClient
     /// Sent with every request (a daemon calling a peer says who it is).
     var extraHeaders: [String: String]
     /// Set by `throughPeer`: API paths go to the local daemon's forwarding prefix.
@@ -88,6 +88,8 @@ public struct LoopsyClient: Sendable {
         var client = LoopsyClient(baseURL: "http://127.0.0.1:\(localPort(dataDir, config: config))",
                                   apiKey: config.auth.apiKey, timeoutSeconds: timeoutSeconds)
         client.dataDir = dataDir
+        // Plain requests to it skip libcurl (see LoopbackHTTP); streams and transfers use it.
+        client.http.usesLoopbackClient = true
         return client
     }
 
