@@ -52,8 +52,29 @@ enum LoopbackHTTP {
         let connection = try Connection(port: port, url: url, deadline: deadline,
                                         connectDeadline: deadline.earlier(seconds: connectTimeoutSeconds))
         defer { connection.close() }
-        try connection.write(request)
+        // A server may answer before it read the whole body (a 413 from the head) and close:
+        // that answer is what counts, as curl reads it while sending. Without one, the write's
+        // failure is the error.
+        var writeFailure: CurlHTTPClient.Failure?
+        do {
+            try connection.write(request)
+        } catch let failure as Connection.Unsent {
+            writeFailure = failure.failure
+        }
         var reader = AnswerReader(connection: connection)
+        if let writeFailure {
+            do {
+                return try Self.answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes)
+            } catch {
+                throw writeFailure
+            }
+        }
+        return try answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes)
+    }
+
+    /// Reads interim answers, then the final one.
+    private static func answer(_ reader: inout AnswerReader, method: String, url: String,
+                               maxResponseBytes: Int) throws -> CurlHTTPClient.Response {
         var answers = 0
         while true {
             let (status, headers) = try reader.head()
@@ -85,11 +106,15 @@ enum LoopbackHTTP {
         bytes.reserveCapacity(256 + (body?.count ?? 0))
         bytes += "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n".utf8
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
-            let unsafe: (UInt8) -> Bool = { $0 == 0x0D || $0 == 0x0A || $0 == 0 }
-            guard !name.isEmpty, !name.utf8.contains(where: { unsafe($0) || $0 == UInt8(ascii: ":") || $0 == 0x20 }),
-                  !value.utf8.contains(where: unsafe) else {
+            // A name is a token; the framing headers are this client's own; a value has no line
+            // break or NUL.
+            guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte),
+                  !["host", "content-length", "transfer-encoding", "connection"].contains(name.lowercased()),
+                  !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
                 throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): the header \(name.debugDescription) cannot be sent")
             }
+            // As with curl, a header without a value is not sent.
+            if value.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
             bytes += "\(name): \(value)\r\n".utf8
         }
         if let body { bytes += "Content-Length: \(body.count)\r\n".utf8 }
@@ -98,19 +123,34 @@ enum LoopbackHTTP {
         return bytes
     }
 
+    /// RFC 9110's tchar: what a header name is made of.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+        }
+    }
+
     /// When the exchange must be over (none for a timeout of 0, as curl's).
     struct Deadline {
         /// CLOCK_MONOTONIC milliseconds; nil: none.
         let at: Int64?
 
-        init(seconds: Int) { at = seconds > 0 ? Self.now() + Int64(seconds) * 1000 : nil }
+        init(seconds: Int) { at = seconds > 0 ? Self.now() + Self.milliseconds(seconds) : nil }
         private init(at: Int64?) { self.at = at }
 
         func earlier(seconds: Int) -> Deadline {
             guard seconds > 0 else { return self }
-            let other = Self.now() + Int64(seconds) * 1000
+            let other = Self.now() + Self.milliseconds(seconds)
             return Deadline(at: at.map { min($0, other) } ?? other)
         }
+
+        /// At most about 292 million years: a larger timeout is that one, not an overflow.
+        private static func milliseconds(_ seconds: Int) -> Int64 { Int64(min(seconds, Int(Int64.max / 4000))) * 1000 }
+
+        var passed: Bool { at.map { Self.now() >= $0 } ?? false }
 
         /// Milliseconds left for poll(2): -1 for none, 0 once passed.
         var pollTimeout: Int32 {
@@ -135,9 +175,7 @@ enum LoopbackHTTP {
             self.url = url
             self.deadline = deadline
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            guard fd >= 0 else {
-                throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): socket: \(Errno.current)")
-            }
+            guard fd >= 0 else { throw Self.connectFailure(errno, url: url) }
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = port.bigEndian
@@ -171,45 +209,53 @@ enum LoopbackHTTP {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
         }
 
+        /// Any failure to connect is curl's CURLE_COULDNT_CONNECT (the CLI then says the daemon
+        /// is not running), with the reason.
         private static func connectFailure(_ code: Int32, url: String) -> CurlHTTPClient.Failure {
-            let detail = "Failed to connect to 127.0.0.1: \(Errno(code))"
-            switch code {
-            case ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL:
-                return .couldNotConnect("\(url): Couldn't connect to server (\(detail))")
-            default:
-                return .other(code: -1, message: "\(url): \(detail)")
-            }
+            .couldNotConnect("\(url): Couldn't connect to server (Failed to connect to 127.0.0.1: \(Errno(code)))")
         }
 
         func close() { Glibc.close(fd) }
 
-        private func wait(for events: Int16, until deadline: Deadline) throws {
+        @discardableResult
+        private func wait(for events: Int16, until deadline: Deadline) throws -> Int16 {
             while true {
                 var poller = pollfd(fd: fd, events: events, revents: 0)
                 let ready = poll(&poller, 1, deadline.pollTimeout)
-                if ready > 0 { return }
+                if ready > 0 { return poller.revents }
                 if ready < 0 && errno == EINTR { continue }
                 if ready < 0 {
                     throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): poll: \(Errno.current)")
                 }
+                // poll waits at most 24.8 days at a time.
+                if !deadline.passed { continue }
                 throw CurlHTTPClient.Failure.timedOut("\(url): Timeout was reached")
             }
         }
 
+        /// The request could not be sent whole: the server closed, or answered before taking it all.
+        struct Unsent: Error { var failure: CurlHTTPClient.Failure }
+
+        /// Sends `bytes`, checking the deadline before every call (bytes that keep moving do
+        /// not hold it off).
         func write(_ bytes: [UInt8]) throws {
             var sent = 0
             while sent < bytes.count {
+                if deadline.passed { throw CurlHTTPClient.Failure.timedOut("\(url): Timeout was reached") }
                 let count = bytes.withUnsafeBytes { raw in
                     Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
                 }
                 if count > 0 {
                     sent += count
                 } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    try wait(for: Int16(POLLOUT), until: deadline)
+                    let ready = try wait(for: Int16(POLLOUT) | Int16(POLLIN), until: deadline)
+                    if ready & Int16(POLLIN) != 0 && ready & Int16(POLLOUT) == 0 {
+                        throw Unsent(failure: .other(code: -1, message: "\(url): the server answered before it took the whole request"))
+                    }
                 } else if count < 0 && errno == EINTR {
                     continue
                 } else {
-                    throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): Failed sending data to the peer (\(Errno.current))")
+                    throw Unsent(failure: .other(code: -1, message: "\(url): Failed sending data to the peer (\(Errno.current))"))
                 }
             }
         }
@@ -217,6 +263,7 @@ enum LoopbackHTTP {
         /// Up to `capacity` bytes into `buffer` from `offset`; 0 at the end of the stream.
         func read(into buffer: inout [UInt8], at offset: Int, capacity: Int) throws -> Int {
             while true {
+                if deadline.passed { throw CurlHTTPClient.Failure.timedOut("\(url): Timeout was reached") }
                 let count = buffer.withUnsafeMutableBytes { raw in
                     recv(fd, raw.baseAddress! + offset, capacity, 0)
                 }
@@ -274,6 +321,10 @@ enum LoopbackHTTP {
             var searched = start
             while true {
                 if let newline = buffer[searched..<end].firstIndex(of: 0x0A) {
+                    // Its CR counts: a limit of 2 takes an empty line.
+                    guard newline - start <= limit else {
+                        throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): \(what) is longer than \(limit) bytes")
+                    }
                     var line = Array(buffer[start..<newline])
                     if line.last == 0x0D { line.removeLast() }
                     start = newline + 1

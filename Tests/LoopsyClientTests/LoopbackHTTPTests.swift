@@ -33,11 +33,11 @@ import Glibc
     // MARK: Against libmicrohttpd, the same answers as libcurl's
 
     final class Canned: HTTPHandler, Sendable {
-        let last = PlainMutex<(method: String, body: [UInt8], auth: String?)>(("", [], nil))
+        let last = PlainMutex<(method: String, body: [UInt8], auth: String?, connection: String?)>(("", [], nil, nil))
         func plan(for head: HTTPRequestHead) -> BodyPlan { .buffer(limit: 1 << 20) }
         func payloadTooLarge(for head: HTTPRequestHead, limit: Int) -> HTTPResponse { HTTPResponse(status: 413) }
         func handle(_ request: HTTPRequest) -> HTTPResponse {
-            last.withLock { $0 = (request.method, request.body, request.headers["authorization"]) }
+            last.withLock { $0 = (request.method, request.body, request.headers["authorization"], request.headers["connection"]) }
             let json = [(name: "Content-Type", value: "application/json")]
             switch request.rawPath {
             case "/ok": return HTTPResponse(status: 200, headers: json + [("X-Thing", "  spaced  ")], body: Array(#"{"a":1}"#.utf8))
@@ -75,6 +75,8 @@ import Glibc
                 #expect(answer.headers[name] == expected.headers[name], "\(method) \(path) \(name)")
             }
             #expect(sent.method == sentThroughCurl.method && sent.body == sentThroughCurl.body && sent.auth == "Bearer k")
+            // The plain client ran (it closes; curl keeps the connection).
+            #expect(sent.connection == "close" && sentThroughCurl.connection == nil)
         }
         // A 2xx answer longer than maxResponseBytes is refused by both, not cut.
         for client in [curl, loopback] {
@@ -98,6 +100,7 @@ import Glibc
         client.http.usesLoopbackClient = true
         let response = try client.request("GET", "/ok")
         #expect(response.status == 200 && handler.last.withLock { $0.auth } == "Bearer secret")
+        #expect(handler.last.withLock { $0.connection } == "close")
         #expect {
             _ = try client.request("GET", "/missing")
         } throws: { error in
@@ -107,7 +110,7 @@ import Glibc
     }
 
     @Test func nothingListeningIsCouldNotConnect() throws {
-        let server = try RawServer(answer: [])
+        let server = try RawServer(.silent)
         let port = server.port
         server.stop()
         #expect {
@@ -121,10 +124,12 @@ import Glibc
     // MARK: Whatever else answers on the port
 
     @Test func theRequestIsOneCloseDelimitedHTTP11Request() throws {
-        let server = try RawServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".utf8))
+        let server = try RawServer(.answer(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".utf8)))
         defer { server.stop() }
+        // A header without a value is not sent (as with curl).
         let answer = try LoopbackHTTP.send(method: "POST", url: "http://127.0.0.1:\(server.port)/p?q=1", port: server.port,
-                                           path: "/p?q=1", headers: ["Authorization": "Bearer k"], body: Array("abc".utf8),
+                                           path: "/p?q=1", headers: ["Authorization": "Bearer k", "X-Empty": ""],
+                                           body: Array("abc".utf8),
                                            timeoutSeconds: 5, connectTimeoutSeconds: 5, maxResponseBytes: 100)
         #expect(answer.status == 200 && answer.body == Array("hi".utf8))
         let request = String(decoding: server.received(), as: UTF8.self)
@@ -140,10 +145,13 @@ import Glibc
         ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ""),
     ])
     func framingsAreRead(answer: String, body: String) throws {
-        let server = try RawServer(answer: Array(answer.utf8))
-        defer { server.stop() }
-        let response = try Self.send(port: server.port, timeout: 5)
-        #expect(response.status == 200 && String(decoding: response.body, as: UTF8.self) == body)
+        // In one write, and a byte at a time (every line and length split across reads).
+        for mode in [RawServer.Mode.answer(Array(answer.utf8)), .byteByByte(Array(answer.utf8))] {
+            let server = try RawServer(mode)
+            defer { server.stop() }
+            let response = try Self.send(port: server.port, timeout: 5)
+            #expect(response.status == 200 && String(decoding: response.body, as: UTF8.self) == body, "\(mode)")
+        }
     }
 
     /// Each of these fails with a message, in time, without a crash or a huge allocation.
@@ -155,27 +163,61 @@ import Glibc
         ("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", "Content-Length"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n", "Content-Length"),
-        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", "chunk's size"),
-        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", "chunk's size"),
-        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n", "partial"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", "size is not a size"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", "size is not a size"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 5000) + "\r\nX\r\n0\r\n\r\n",
+         "size line is longer than 1024"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n", "chunk's end is longer than 2"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "partial"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "transfer encoding"),
-        ("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 70_000) + "\r\n\r\n", "longer than"),
-        ("HTTP/1.1 200 OK\r\n" + String(repeating: "X: y\r\n", count: 12_000) + "\r\n", "longer than"),
+        ("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 70_000) + "\r\n\r\n", "head is longer than"),
+        ("HTTP/1.1 200 OK\r\n" + String(repeating: "X: y\r\n", count: 12_000) + "\r\n", "head is longer than"),
         (String(repeating: "HTTP/1.1 100 Continue\r\n\r\n", count: 9) + "HTTP/1.1 200 OK\r\n\r\n", "interim"),
     ])
     func hostileAnswersFailCleanly(answer: String, expected: String) throws {
-        let server = try RawServer(answer: Array(answer.utf8))
-        defer { server.stop() }
-        #expect {
-            _ = try Self.send(port: server.port, timeout: 5)
-        } throws: { error in
-            "\(error)".contains(expected)
+        for mode in [RawServer.Mode.answer(Array(answer.utf8)), .byteByByte(Array(answer.utf8))] where answer.count < 2000 || mode.isWhole {
+            let server = try RawServer(mode)
+            defer { server.stop() }
+            #expect {
+                _ = try Self.send(port: server.port, timeout: 5)
+            } throws: { error in
+                "\(error)".contains(expected)
+            }
         }
     }
 
+    /// A server that keeps sending (a chunk of one byte after another) does not hold the call
+    /// past its timeout.
+    @Test func bytesThatKeepComingDoNotHoldOffTheTimeout() throws {
+        let server = try RawServer(.trickle(head: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8),
+                                            forever: Array("1\r\nX\r\n".utf8)))
+        defer { server.stop() }
+        let started = LoopbackHTTP.Deadline.now()
+        #expect {
+            _ = try Self.send(port: server.port, timeout: 1, limit: 512 << 20)
+        } throws: { error in
+            if case CurlHTTPClient.Failure.timedOut = error { return true }
+            return false
+        }
+        let waited = LoopbackHTTP.Deadline.now() - started
+        #expect(waited >= 900 && waited < 5_000, "waited \(waited) ms")
+    }
+
+    /// A server that answers from the head (413) and does not read the body: the answer is
+    /// what the caller gets, as with curl, not a broken pipe.
+    @Test func anAnswerBeforeTheWholeBodyIsTheAnswer() throws {
+        let answer = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 43\r\n\r\n"
+            + #"{"error":{"code":"too_large","message":"x"}}"#.dropLast()
+        let server = try RawServer(.answerEarly(Array(answer.utf8)))
+        defer { server.stop() }
+        let response = try LoopbackHTTP.send(method: "PUT", url: "http://127.0.0.1:\(server.port)/", port: server.port, path: "/",
+                                             headers: [:], body: [UInt8](repeating: 0x61, count: 32 << 20), timeoutSeconds: 10,
+                                             connectTimeoutSeconds: 5, maxResponseBytes: 100)
+        #expect(response.status == 413 && response.body.count == 43)
+    }
+
     @Test func aLengthPastTheLimitIsTooLargeBeforeAnyOfItIsRead() throws {
-        let server = try RawServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n".utf8))
+        let server = try RawServer(.answer(Array("HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n".utf8)))
         defer { server.stop() }
         #expect {
             _ = try Self.send(port: server.port, timeout: 5, limit: 1 << 20)
@@ -186,7 +228,7 @@ import Glibc
     }
 
     @Test func aServerThatSaysNothingTimesOut() throws {
-        let server = try RawServer(answer: [], silent: true)
+        let server = try RawServer(.silent)
         defer { server.stop() }
         let started = LoopbackHTTP.Deadline.now()
         #expect {
@@ -199,9 +241,11 @@ import Glibc
         #expect(waited >= 900 && waited < 10_000, "waited \(waited) ms")
     }
 
-    @Test(arguments: [["X-Bad": "a\r\nInjected: yes"], ["X-Bad\r\nInjected": "1"], ["X:Bad": "1"], ["": "1"], ["X-Nul": "a\u{0}b"]])
-    func headersThatWouldAddLinesAreRefusedBeforeConnecting(headers: [String: String]) throws {
-        let server = try RawServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8))
+    @Test(arguments: [["X-Bad": "a\r\nInjected: yes"], ["X-Bad\r\nInjected": "1"], ["X:Bad": "1"], ["": "1"], ["X-Nul": "a\u{0}b"],
+                      ["X\tY": "1"], ["X Y": "1"], ["Host": "evil"], ["content-length": "5"], ["Transfer-Encoding": "chunked"],
+                      ["Connection": "keep-alive"]])
+    func headersThatWouldAddLinesOrFramingAreRefusedBeforeConnecting(headers: [String: String]) throws {
+        let server = try RawServer(.answer(Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8)))
         defer { server.stop() }
         #expect(throws: CurlHTTPClient.Failure.self) {
             _ = try LoopbackHTTP.send(method: "GET", url: "http://127.0.0.1:\(server.port)/", port: server.port, path: "/",
@@ -217,14 +261,38 @@ import Glibc
     }
 }
 
-/// A TCP server on 127.0.0.1 that reads each request's head (and a body of its Content-Length),
-/// writes `answer` and closes, or with `silent` writes nothing and waits for the client to go.
+/// A TCP server on 127.0.0.1 that reads each request's head (and a body of its Content-Length)
+/// and then answers as its mode says, one connection at a time.
 final class RawServer: @unchecked Sendable {
+    enum Mode: CustomStringConvertible {
+        /// Writes the answer in one go and closes.
+        case answer([UInt8])
+        /// Writes the answer a byte at a time, 1 ms apart, and closes.
+        case byteByByte([UInt8])
+        /// Writes nothing and waits for the client to go.
+        case silent
+        /// Writes `head`, then `forever` again and again until the client goes.
+        case trickle(head: [UInt8], forever: [UInt8])
+        /// Reads only the request's head, answers, and closes 300 ms later without reading the body.
+        case answerEarly([UInt8])
+
+        var isWhole: Bool { if case .answer = self { return true } else { return false } }
+        var description: String {
+            switch self {
+            case .answer: return "in one write"
+            case .byteByByte: return "a byte at a time"
+            case .silent: return "silent"
+            case .trickle: return "trickle"
+            case .answerEarly: return "answer early"
+            }
+        }
+    }
+
     let port: UInt16
     private let fd: Int32
-    private let state = PlainMutex<(received: [UInt8], connections: Int, stopped: Bool)>(([], 0, false))
+    private let state = PlainMutex<(received: [UInt8], connections: Int)>(([], 0))
 
-    init(answer: [UInt8], silent: Bool = false) throws {
+    init(_ mode: Mode) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -246,33 +314,63 @@ final class RawServer: @unchecked Sendable {
         DedicatedThread.start("raw-server") {
             while true {
                 let client = accept(listener, nil, nil)
-                guard client >= 0 else { return }
+                guard client >= 0 else {
+                    // Closed here, not in `stop`: its number is not free for another socket
+                    // while this thread may still accept on it.
+                    close(listener)
+                    return
+                }
                 state.withLock { $0.connections += 1 }
-                let request = RawServer.readRequest(client)
-                state.withLock { $0.received = request }
-                if silent {
+                var on: Int32 = 1
+                setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+                switch mode {
+                case .answer(let answer):
+                    state.withLock { $0.received = RawServer.readRequest(client) }
+                    _ = RawServer.write(client, answer)
+                case .byteByByte(let answer):
+                    state.withLock { $0.received = RawServer.readRequest(client) }
+                    for byte in answer {
+                        guard RawServer.write(client, [byte]) else { break }
+                        usleep(1000)
+                    }
+                case .silent:
+                    state.withLock { $0.received = RawServer.readRequest(client) }
                     var byte: UInt8 = 0
                     while recv(client, &byte, 1, 0) > 0 {}
-                } else {
-                    answer.withUnsafeBytes { raw in
-                        var sent = 0
-                        while sent < raw.count {
-                            let count = Glibc.send(client, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
-                            if count <= 0 { break }
-                            sent += count
-                        }
-                    }
+                case .trickle(let head, let forever):
+                    state.withLock { $0.received = RawServer.readRequest(client) }
+                    var more = RawServer.write(client, head)
+                    let many = Array([[UInt8]](repeating: forever, count: 64).joined())
+                    while more { more = RawServer.write(client, many) }
+                case .answerEarly(let answer):
+                    state.withLock { $0.received = RawServer.readRequest(client, headOnly: true) }
+                    _ = RawServer.write(client, answer)
+                    usleep(300_000)
                 }
                 close(client)
             }
         }
     }
 
-    private static func readRequest(_ client: Int32) -> [UInt8] {
+    /// False once the client is gone.
+    private static func write(_ client: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var sent = 0
+            while sent < raw.count {
+                let count = Glibc.send(client, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                if count <= 0 { return false }
+                sent += count
+            }
+            return true
+        }
+    }
+
+    private static func readRequest(_ client: Int32, headOnly: Bool = false) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             if let end = bytes.firstRange(of: Array("\r\n\r\n".utf8)) {
+                if headOnly { return bytes }
                 let head = String(decoding: bytes[..<end.lowerBound], as: UTF8.self).lowercased()
                 let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                     .flatMap { Int(String($0.dropFirst("content-length:".count)).trimming()) } ?? 0
@@ -287,8 +385,6 @@ final class RawServer: @unchecked Sendable {
     func received() -> [UInt8] { state.withLock { $0.received } }
     func connections() -> Int { state.withLock { $0.connections } }
 
-    func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-    }
+    /// The thread's next accept fails, and it closes the socket.
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
 }
