@@ -106,8 +106,11 @@ public enum API {
 }
 
 public enum PathEncoding {
-    /// Percent-encodes everything but RFC 3986 unreserved characters.
+    /// Percent-encodes everything but RFC 3986 unreserved characters, and the dots of a segment
+    /// that is "." or "..": clients remove such segments with the one before (curl does), so a
+    /// key or peer named ".." would name another path.
     public static func segment(_ text: String) -> String {
+        if text == "." || text == ".." { return String(repeating: "%2E", count: text.utf8.count) }
         var result = ""
         for byte in text.utf8 {
             switch byte {

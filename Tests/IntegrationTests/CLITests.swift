@@ -84,6 +84,10 @@ import Testing
         let missing = try node.cli("context", "get", "greeting")
         #expect(missing.status == 1)
         #expect(missing.stderr == "loopsy: context key 'greeting' not found\n")
+        // Keys of dots alone are keys like any other (their dots are percent-encoded in the path).
+        #expect(try node.cli("context", "set", "..", "up").status == 0)
+        #expect(try node.cli("context", "get", "..").stdout == "up\n")
+        #expect(try node.cli("context", "get", ".").status == 1)
     }
 
     @Test func usageErrorsExit64() throws {

@@ -15,6 +15,10 @@ import Testing
         #expect(API.contextEntry("a/b c?d#é") == "/api/v1/context/a%2Fb%20c%3Fd%23%C3%A9")
         #expect(API.inboxAck("m-1") == "/api/v1/messages/inbox/m-1/ack")
         #expect(API.contextEntry("unreserved-._~AZaz09") == "/api/v1/context/unreserved-._~AZaz09")
+        // A segment of dots alone would be removed by a client with the one before it (curl does).
+        #expect(API.contextEntry("..") == "/api/v1/context/%2E%2E" && API.contextEntry(".") == "/api/v1/context/%2E")
+        #expect(API.peerForward("..", "context/k") == "/api/v1/peers/%2E%2E/context/k")
+        #expect(API.contextEntry("...") == "/api/v1/context/..." && API.contextEntry("a..") == "/api/v1/context/a..")
         // `{path+}` is the rest of a path: its slashes stay.
         #expect(API.peerForward("my laptop", "context/k") == "/api/v1/peers/my%20laptop/context/k")
     }
