@@ -146,11 +146,19 @@ public struct CurlHTTPClient: Sendable {
     /// downloads); `onData` returns false to stop. An error response's body is returned whole
     /// instead, so the caller can decode it.
     /// `isCancelled` is polled about once a second even while nothing arrives; true stops.
+    /// An `eventStream` (SSE: small pieces, as they come) to this machine's daemon goes through
+    /// `LoopbackHTTP` when `usesLoopbackClient` is set; downloads stay on libcurl (its 256 KiB
+    /// reads, progress).
     public func stream(method: String, url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-                       progress: Progress? = nil, isCancelled: (() -> Bool)? = nil,
+                       progress: Progress? = nil, isCancelled: (() -> Bool)? = nil, eventStream: Bool = false,
                        onData: @escaping ([UInt8]) -> Bool) throws -> Response {
-        try transfer(method: method, url: url, headers: headers, body: body.map { .bytes($0) } ?? .none, timeout: 0,
-                     progress: progress, isCancelled: isCancelled, onData: onData)
+        if eventStream, usesLoopbackClient, progress == nil, let target = LoopbackHTTP.target(url) {
+            return try LoopbackHTTP.stream(method: method, url: url, port: target.port, path: target.path, headers: headers,
+                                           body: body, connectTimeoutSeconds: connectTimeoutSeconds,
+                                           isCancelled: isCancelled, onData: onData)
+        }
+        return try transfer(method: method, url: url, headers: headers, body: body.map { .bytes($0) } ?? .none, timeout: 0,
+                            progress: progress, isCancelled: isCancelled, onData: onData)
     }
 
     private func transfer(method: String, url: String, headers: [String: String], body: RequestBody, timeout: Int,

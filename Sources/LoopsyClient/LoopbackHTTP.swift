@@ -47,44 +47,85 @@ enum LoopbackHTTP {
     static func send(method: String, url: String, port: UInt16, path: String, headers: [String: String],
                      body: [UInt8]?, timeoutSeconds: Int, connectTimeoutSeconds: Int,
                      maxResponseBytes: Int) throws -> CurlHTTPClient.Response {
+        try exchange(method: method, url: url, port: port, path: path, headers: headers, body: body,
+                     timeoutSeconds: timeoutSeconds, connectTimeoutSeconds: connectTimeoutSeconds,
+                     maxResponseBytes: maxResponseBytes, isCancelled: nil, onData: nil)
+    }
+
+    /// As `CurlHTTPClient.stream` does: a 2xx answer's body goes to `onData` as it arrives
+    /// (false stops reading), another's comes back whole (at most `maxErrorBodyBytes`). No
+    /// overall timeout; `isCancelled` is asked every quarter of a second while nothing moves,
+    /// and true ends the call with what came (status 0 if no head yet).
+    static func stream(method: String, url: String, port: UInt16, path: String, headers: [String: String],
+                       body: [UInt8]?, connectTimeoutSeconds: Int, isCancelled: (() -> Bool)?,
+                       onData: @escaping ([UInt8]) -> Bool) throws -> CurlHTTPClient.Response {
+        try exchange(method: method, url: url, port: port, path: path, headers: headers, body: body, timeoutSeconds: 0,
+                     connectTimeoutSeconds: connectTimeoutSeconds, maxResponseBytes: Int.max, isCancelled: isCancelled,
+                     onData: onData)
+    }
+
+    private static func exchange(method: String, url: String, port: UInt16, path: String, headers: [String: String],
+                                 body: [UInt8]?, timeoutSeconds: Int, connectTimeoutSeconds: Int, maxResponseBytes: Int,
+                                 isCancelled: (() -> Bool)?,
+                                 onData: (([UInt8]) -> Bool)?) throws -> CurlHTTPClient.Response {
         let request = try Self.request(method: method, port: port, path: path, headers: headers, body: body, url: url)
         let deadline = Deadline(seconds: timeoutSeconds)
-        let connection = try Connection(port: port, url: url, deadline: deadline,
-                                        connectDeadline: deadline.earlier(seconds: connectTimeoutSeconds))
+        let connection: Connection
+        do {
+            connection = try Connection(port: port, url: url, deadline: deadline,
+                                        connectDeadline: deadline.earlier(seconds: connectTimeoutSeconds),
+                                        isCancelled: isCancelled)
+        } catch is Connection.Cancelled {
+            return CurlHTTPClient.Response(status: 0, headers: [:], body: [])
+        }
         defer { connection.close() }
         // A server may answer before it read the whole body (a 413 from the head) and close:
         // that answer is what counts, as curl reads it while sending. Without one, the write's
         // failure is the error.
-        var writeFailure: CurlHTTPClient.Failure?
-        do {
-            try connection.write(request)
-        } catch let failure as Connection.Unsent {
-            writeFailure = failure.failure
-        }
         var reader = AnswerReader(connection: connection)
-        if let writeFailure {
+        do {
+            var writeFailure: CurlHTTPClient.Failure?
             do {
-                return try Self.answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes)
-            } catch {
-                throw writeFailure
+                try connection.write(request)
+            } catch let failure as Connection.Unsent {
+                writeFailure = failure.failure
             }
+            if let writeFailure {
+                do {
+                    return try Self.answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes, onData: onData)
+                } catch is Connection.Cancelled {
+                    throw Connection.Cancelled()
+                } catch {
+                    throw writeFailure
+                }
+            }
+            return try answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes, onData: onData)
+        } catch is Connection.Cancelled {
+            return CurlHTTPClient.Response(status: reader.finalStatus, headers: reader.finalHeaders, body: [])
         }
-        return try answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes)
     }
 
-    /// Reads interim answers, then the final one.
-    private static func answer(_ reader: inout AnswerReader, method: String, url: String,
-                               maxResponseBytes: Int) throws -> CurlHTTPClient.Response {
+    /// Reads interim answers, then the final one: a 2xx body to `onData` when there is one,
+    /// else into the response (at most `maxResponseBytes`, `tooLarge` past it); another
+    /// status's body into the response, cut at `maxErrorBodyBytes`.
+    private static func answer(_ reader: inout AnswerReader, method: String, url: String, maxResponseBytes: Int,
+                               onData: (([UInt8]) -> Bool)?) throws -> CurlHTTPClient.Response {
         var answers = 0
         while true {
             let (status, headers) = try reader.head()
             if status >= 200 {
-                let limit = (200..<300).contains(status) ? maxResponseBytes : CurlHTTPClient.maxErrorBodyBytes
-                let body: [UInt8]
-                if method == "HEAD" || status == 204 || status == 304 {
-                    body = []
-                } else {
-                    body = try reader.body(headers: headers, limit: limit, cutAtLimit: !(200..<300).contains(status))
+                let success = (200..<300).contains(status)
+                var body: [UInt8] = []
+                if method != "HEAD" && status != 204 && status != 304 {
+                    if success, let onData {
+                        try reader.body(headers: headers, limit: Int.max, cutAtLimit: false, deliver: onData)
+                    } else {
+                        try reader.body(headers: headers, limit: success ? maxResponseBytes : CurlHTTPClient.maxErrorBodyBytes,
+                                        cutAtLimit: !success) { piece in
+                            body += piece
+                            return true
+                        }
+                    }
                 }
                 return CurlHTTPClient.Response(status: status, headers: headers, body: body)
             }
@@ -170,10 +211,16 @@ enum LoopbackHTTP {
         private let fd: Int32
         private let url: String
         private let deadline: Deadline
+        private let isCancelled: (() -> Bool)?
 
-        init(port: UInt16, url: String, deadline: Deadline, connectDeadline: Deadline) throws {
+        /// The caller's `isCancelled` said so.
+        struct Cancelled: Error {}
+
+        init(port: UInt16, url: String, deadline: Deadline, connectDeadline: Deadline,
+             isCancelled: (() -> Bool)? = nil) throws {
             self.url = url
             self.deadline = deadline
+            self.isCancelled = isCancelled
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard fd >= 0 else { throw Self.connectFailure(errno, url: url) }
             var address = sockaddr_in()
@@ -221,8 +268,11 @@ enum LoopbackHTTP {
         private func wait(for events: Int16, until deadline: Deadline) throws -> Int16 {
             while true {
                 var poller = pollfd(fd: fd, events: events, revents: 0)
-                let ready = poll(&poller, 1, deadline.pollTimeout)
+                var timeout = deadline.pollTimeout
+                if isCancelled != nil { timeout = timeout < 0 ? 250 : min(timeout, 250) }
+                let ready = poll(&poller, 1, timeout)
                 if ready > 0 { return poller.revents }
+                if isCancelled?() == true { throw Cancelled() }
                 if ready < 0 && errno == EINTR { continue }
                 if ready < 0 {
                     throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): poll: \(Errno.current)")
@@ -287,6 +337,9 @@ enum LoopbackHTTP {
         private var start = 0
         private var end = 0
         private var ended = false
+        /// The final answer's status and headers once its head is read (0 before).
+        private(set) var finalStatus = 0
+        private(set) var finalHeaders: [String: String] = [:]
 
         init(connection: Connection) { self.connection = connection }
 
@@ -362,17 +415,22 @@ enum LoopbackHTTP {
                 if used > maxHeadBytes {
                     throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): the answer's head is longer than \(maxHeadBytes) bytes")
                 }
-                if header.isEmpty { return (status, headers) }
+                if header.isEmpty {
+                    if status >= 200 { (finalStatus, finalHeaders) = (status, headers) }
+                    return (status, headers)
+                }
                 guard let colon = header.firstIndex(of: UInt8(ascii: ":")) else { continue }
                 let name = String(decoding: header[..<colon], as: UTF8.self).lowercased()
                 headers[name] = String(decoding: header[(colon + 1)...], as: UTF8.self).trimming()
             }
         }
 
-        /// The body framed as `headers` say: chunked, Content-Length, or up to the end of the
-        /// stream. Past `limit` bytes it fails with `tooLarge`, or with `cutAtLimit` ends there.
-        mutating func body(headers: [String: String], limit: Int, cutAtLimit: Bool) throws -> [UInt8] {
-            var body: [UInt8] = []
+        /// Hands the body, framed as `headers` say (chunked, Content-Length, or up to the end of
+        /// the stream), to `deliver` as it arrives; `deliver` returning false ends it. Past
+        /// `limit` bytes it fails with `tooLarge`, or with `cutAtLimit` ends there.
+        mutating func body(headers: [String: String], limit: Int, cutAtLimit: Bool,
+                           deliver: ([UInt8]) -> Bool) throws {
+            var total = 0
             if let coding = headers["transfer-encoding"] {
                 guard coding.lowercased() == "chunked" else {
                     throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): unsupported transfer encoding \(coding)")
@@ -380,12 +438,16 @@ enum LoopbackHTTP {
                 while true {
                     guard let sizeLine = try line(limit: 1024, what: "a chunk's size line") else { throw partial() }
                     let size = try Self.chunkSize(sizeLine, url: url)
-                    if size == 0 { return body }  // trailers, if any, go with the connection
-                    if body.count + size > limit {
-                        if cutAtLimit { return try take(limit - body.count, into: &body, atEnd: .partial) }
+                    if size == 0 { return }  // trailers, if any, go with the connection
+                    if size > limit - total {
+                        if cutAtLimit {
+                            _ = try take(limit - total, atEnd: .partial, deliver: deliver)
+                            return
+                        }
                         throw CurlHTTPClient.Failure.tooLarge(url: url, limit: limit)
                     }
-                    try take(size, into: &body, atEnd: .fail)
+                    guard try take(size, atEnd: .fail, deliver: deliver) else { return }
+                    total += size
                     guard let after = try line(limit: 2, what: "a chunk's end"), after.isEmpty else { throw partial() }
                 }
             }
@@ -395,45 +457,56 @@ enum LoopbackHTTP {
                     throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): the answer's Content-Length is not a length")
                 }
                 if length > limit {
-                    if cutAtLimit { return try take(limit, into: &body, atEnd: .partial) }
+                    if cutAtLimit {
+                        _ = try take(limit, atEnd: .partial, deliver: deliver)
+                        return
+                    }
                     throw CurlHTTPClient.Failure.tooLarge(url: url, limit: limit)
                 }
-                return try take(length, into: &body, atEnd: .fail)
+                _ = try take(length, atEnd: .fail, deliver: deliver)
+                return
             }
             // Neither: the body is what comes until the server closes.
             while true {
                 let available = end - start
-                if body.count + available > limit {
-                    if cutAtLimit { return body + buffer[start..<(start + limit - body.count)] }
-                    throw CurlHTTPClient.Failure.tooLarge(url: url, limit: limit)
+                if available > 0 {
+                    if available > limit - total {
+                        if cutAtLimit {
+                            _ = deliver(Array(buffer[start..<(start + limit - total)]))
+                            return
+                        }
+                        throw CurlHTTPClient.Failure.tooLarge(url: url, limit: limit)
+                    }
+                    let piece = Array(buffer[start..<end])
+                    start = end
+                    total += available
+                    guard deliver(piece) else { return }
                 }
-                body += buffer[start..<end]
-                start = end
-                guard try fill(cap: 256 << 10) else { return body }
+                guard try fill(cap: 256 << 10) else { return }
             }
         }
 
         private enum AtEnd { case fail, partial }
 
-        /// Appends `count` bytes to `body`; if the stream ends first, fails (`.fail`) or
-        /// returns what came (`.partial`).
-        @discardableResult
-        private mutating func take(_ count: Int, into body: inout [UInt8], atEnd: AtEnd) throws -> [UInt8] {
+        /// Hands `count` bytes to `deliver` as they come; if the stream ends first, fails
+        /// (`.fail`) or stops (`.partial`). False when `deliver` said to stop.
+        private mutating func take(_ count: Int, atEnd: AtEnd, deliver: ([UInt8]) -> Bool) throws -> Bool {
             var wanted = count
             while wanted > 0 {
                 if start == end {
                     guard try fill(cap: 256 << 10) else {
-                        if atEnd == .partial { return body }
+                        if atEnd == .partial { return true }
                         throw partial()
                     }
                     continue
                 }
-                let piece = min(wanted, end - start)
-                body += buffer[start..<(start + piece)]
-                start += piece
-                wanted -= piece
+                let length = min(wanted, end - start)
+                let piece = Array(buffer[start..<(start + length)])
+                start += length
+                wanted -= length
+                guard deliver(piece) else { return false }
             }
-            return body
+            return true
         }
 
         private func partial() -> CurlHTTPClient.Failure {

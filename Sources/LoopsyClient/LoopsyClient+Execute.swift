@@ -45,7 +45,7 @@ extension LoopsyClient {
         let response: CurlHTTPClient.Response
         do {
             response = try http.stream(method: method, url: url(path), headers: headers, body: body,
-                                       isCancelled: isCancelled, onData: onData)
+                                       isCancelled: isCancelled, eventStream: true, onData: onData)
         } catch {
             throw ClientError.from(error, baseURL: baseURL)
         }

@@ -90,6 +90,51 @@ import Glibc
         #expect(try loopback.send(method: "GET", url: base + "/huge-error").body.count == CurlHTTPClient.maxErrorBodyBytes)
     }
 
+    /// Event streams (exec output) take the plain path too: the same pieces in order, an error
+    /// answer returned whole, no limit on a 2xx body (the caller's onData decides).
+    @Test func anEventStreamReadsTheSameAsThroughLibcurl() throws {
+        let handler = Canned()
+        let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0))
+        try server.start()
+        defer { server.stop() }
+        var curl = CurlHTTPClient(timeoutSeconds: 5)
+        curl.maxResponseBytes = 1000
+        var loopback = curl
+        loopback.usesLoopbackClient = true
+        let base = "http://127.0.0.1:\(server.port)"
+        for path in ["/ok", "/big", "/missing", "/empty"] {
+            var viaCurl: [UInt8] = [], viaLoopback: [UInt8] = []
+            let expected = try curl.stream(method: "GET", url: base + path, eventStream: true) { viaCurl += $0; return true }
+            let answer = try loopback.stream(method: "GET", url: base + path, eventStream: true) { viaLoopback += $0; return true }
+            #expect(handler.last.withLock { $0.connection } == "close", "\(path)")
+            #expect(answer.status == expected.status && answer.body == expected.body && viaLoopback == viaCurl, "\(path)")
+        }
+        #expect(handler.last.withLock { $0.connection } == "close")
+    }
+
+    @Test func aStreamEndsWhenItsCallerSaysSo() throws {
+        // onData returning false stops a stream that would never end.
+        let trickle = try RawServer(.trickle(head: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8),
+                                             forever: Array("1\r\nX\r\n".utf8)))
+        defer { trickle.stop() }
+        var pieces = 0
+        let stopped = try LoopbackHTTP.stream(method: "GET", url: "http://127.0.0.1:\(trickle.port)/", port: trickle.port, path: "/",
+                                              headers: [:], body: nil, connectTimeoutSeconds: 5, isCancelled: nil) { _ in
+            pieces += 1
+            return pieces < 3
+        }
+        #expect(stopped.status == 200 && pieces == 3)
+        // isCancelled ends one where nothing comes, within a quarter of a second or so.
+        let silent = try RawServer(.silent)
+        defer { silent.stop() }
+        let started = LoopbackHTTP.Deadline.now()
+        let cancelled = try LoopbackHTTP.stream(method: "GET", url: "http://127.0.0.1:\(silent.port)/", port: silent.port, path: "/",
+                                                headers: [:], body: nil, connectTimeoutSeconds: 5,
+                                                isCancelled: { LoopbackHTTP.Deadline.now() - started > 300 }) { _ in true }
+        let waited = LoopbackHTTP.Deadline.now() - started
+        #expect(cancelled.status == 0 && waited >= 300 && waited < 3_000, "waited \(waited) ms")
+    }
+
     @Test func theLocalClientOfADataDirTakesThePlainPath() throws {
         let handler = Canned()
         let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0))
