@@ -51,16 +51,22 @@ import Glibc
         }
     }
 
-    @Test func libmicrohttpdAnswersReadTheSameAsThroughLibcurl() throws {
+    /// A real libmicrohttpd server with `Canned` answers, and two clients of it: libcurl, and the
+    /// same client with the plain path on.
+    private func cannedServer(maxResponseBytes: Int) throws -> (HTTPServer, Canned, CurlHTTPClient, CurlHTTPClient, String) {
         let handler = Canned()
         let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0))
         try server.start()
-        defer { server.stop() }
         var curl = CurlHTTPClient(timeoutSeconds: 5)
-        curl.maxResponseBytes = 200_000
+        curl.maxResponseBytes = maxResponseBytes
         var loopback = curl
         loopback.usesLoopbackClient = true
-        let base = "http://127.0.0.1:\(server.port)"
+        return (server, handler, curl, loopback, "http://127.0.0.1:\(server.port)")
+    }
+
+    @Test func libmicrohttpdAnswersReadTheSameAsThroughLibcurl() throws {
+        let (server, handler, curl, loopback, base) = try cannedServer(maxResponseBytes: 200_000)
+        defer { server.stop() }
         for (method, path, body) in [("GET", "/ok", nil), ("GET", "/empty", nil), ("GET", "/missing", nil),
                                      ("GET", "/huge-error", nil), ("POST", "/ok", Array(#"{"x":"y"}"#.utf8)),
                                      ("PUT", "/ok", [] as [UInt8]?), ("HEAD", "/ok", nil), ("DELETE", "/ok", nil)] {
@@ -93,15 +99,8 @@ import Glibc
     /// Event streams (exec output) take the plain path too: the same pieces in order, an error
     /// answer returned whole, no limit on a 2xx body (the caller's onData decides).
     @Test func anEventStreamReadsTheSameAsThroughLibcurl() throws {
-        let handler = Canned()
-        let server = HTTPServer(handler: handler, options: HTTPServerOptions(host: "127.0.0.1", port: 0))
-        try server.start()
+        let (server, handler, curl, loopback, base) = try cannedServer(maxResponseBytes: 1000)
         defer { server.stop() }
-        var curl = CurlHTTPClient(timeoutSeconds: 5)
-        curl.maxResponseBytes = 1000
-        var loopback = curl
-        loopback.usesLoopbackClient = true
-        let base = "http://127.0.0.1:\(server.port)"
         for path in ["/ok", "/big", "/missing", "/empty"] {
             var viaCurl: [UInt8] = [], viaLoopback: [UInt8] = []
             let expected = try curl.stream(method: "GET", url: base + path, eventStream: true) { viaCurl += $0; return true }
