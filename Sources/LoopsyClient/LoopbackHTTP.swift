@@ -96,7 +96,9 @@ enum LoopbackHTTP {
                 } catch is Connection.Cancelled {
                     throw Connection.Cancelled()
                 } catch {
-                    throw writeFailure
+                    // No answer came: the write's failure says what went wrong. Once one
+                    // began, its own error does.
+                    throw reader.finalStatus == 0 ? writeFailure : error
                 }
             }
             return try answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes, onData: onData)
@@ -283,6 +285,13 @@ enum LoopbackHTTP {
             }
         }
 
+        /// Before every recv and send: bytes that keep moving hold off neither the deadline nor a
+        /// cancel (poll, which looks at both, only runs when nothing is there).
+        private func checkStop() throws {
+            if deadline.passed { throw CurlHTTPClient.Failure.timedOut("\(url): Timeout was reached") }
+            if isCancelled?() == true { throw Cancelled() }
+        }
+
         /// The request could not be sent whole: the server closed, or answered before taking it all.
         struct Unsent: Error { var failure: CurlHTTPClient.Failure }
 
@@ -291,7 +300,7 @@ enum LoopbackHTTP {
         func write(_ bytes: [UInt8]) throws {
             var sent = 0
             while sent < bytes.count {
-                if deadline.passed { throw CurlHTTPClient.Failure.timedOut("\(url): Timeout was reached") }
+                try checkStop()
                 let count = bytes.withUnsafeBytes { raw in
                     Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
                 }
@@ -313,7 +322,7 @@ enum LoopbackHTTP {
         /// Up to `capacity` bytes into `buffer` from `offset`; 0 at the end of the stream.
         func read(into buffer: inout [UInt8], at offset: Int, capacity: Int) throws -> Int {
             while true {
-                if deadline.passed { throw CurlHTTPClient.Failure.timedOut("\(url): Timeout was reached") }
+                try checkStop()
                 let count = buffer.withUnsafeMutableBytes { raw in
                     recv(fd, raw.baseAddress! + offset, capacity, 0)
                 }
@@ -337,7 +346,8 @@ enum LoopbackHTTP {
         private var start = 0
         private var end = 0
         private var ended = false
-        /// The final answer's status and headers once its head is read (0 before).
+        /// The final answer's status once its status line is read (0 before), its headers once
+        /// its head is.
         private(set) var finalStatus = 0
         private(set) var finalHeaders: [String: String] = [:]
 
@@ -406,6 +416,8 @@ enum LoopbackHTTP {
             guard statusLine.starts(with: "HTTP/1.".utf8), let status = CurlHTTPClient.status(ofLine: text) else {
                 throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): the answer's status line is not HTTP")
             }
+            // What a cancel returns from here on (curl's response code is set by the status line).
+            if status >= 200 { finalStatus = status }
             var headers: [String: String] = [:]
             while true {
                 guard let header = try line(limit: maxHeadBytes - used, what: "the answer's head") else {
@@ -416,7 +428,7 @@ enum LoopbackHTTP {
                     throw CurlHTTPClient.Failure.other(code: -1, message: "\(url): the answer's head is longer than \(maxHeadBytes) bytes")
                 }
                 if header.isEmpty {
-                    if status >= 200 { (finalStatus, finalHeaders) = (status, headers) }
+                    if status >= 200 { finalHeaders = headers }
                     return (status, headers)
                 }
                 guard let colon = header.firstIndex(of: UInt8(ascii: ":")) else { continue }
