@@ -123,35 +123,29 @@ import Glibc
             return pieces < 3
         }
         #expect(stopped.status == 200 && pieces == 3)
-        // isCancelled ends one where nothing comes, within a quarter of a second or so.
-        let silent = try RawServer(.silent)
-        defer { silent.stop() }
-        let started = LoopbackHTTP.Deadline.now()
-        let cancelled = try LoopbackHTTP.stream(method: "GET", url: "http://127.0.0.1:\(silent.port)/", port: silent.port, path: "/",
-                                                headers: [:], body: nil, connectTimeoutSeconds: 5,
-                                                isCancelled: { LoopbackHTTP.Deadline.now() - started > 300 }) { _ in true }
-        let waited = LoopbackHTTP.Deadline.now() - started
-        #expect(cancelled.status == 0 && waited >= 300 && waited < 3_000, "waited \(waited) ms")
+        // isCancelled ends one where nothing comes, within a quarter of a second or so…
+        let silent = try Self.cancelledAfter300ms(.silent)
+        #expect(silent.status == 0 && silent.took >= 300 && silent.took < 3_000, "took \(silent.took) ms")
         // …and one where bytes keep coming that onData takes (SSE comments, a trickled head):
         // the cancel is looked at before every read, not only when nothing arrives.
-        let comments = try RawServer(.trickle(head: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8),
-                                              forever: Array("3\r\n:\n\n\r\n".utf8)))
-        defer { comments.stop() }
-        let begun = LoopbackHTTP.Deadline.now()
-        let held = try LoopbackHTTP.stream(method: "GET", url: "http://127.0.0.1:\(comments.port)/", port: comments.port, path: "/",
-                                           headers: [:], body: nil, connectTimeoutSeconds: 5,
-                                           isCancelled: { LoopbackHTTP.Deadline.now() - begun > 300 }) { _ in true }
-        let took = LoopbackHTTP.Deadline.now() - begun
-        #expect(held.status == 200 && took >= 300 && took < 3_000, "took \(took) ms")
-        let trickledHead = try RawServer(.byteByByte(Array(("HTTP/1.1 200 OK\r\n" + String(repeating: "X: y\r\n", count: 2000)).utf8)))
-        defer { trickledHead.stop() }
-        let headStarted = LoopbackHTTP.Deadline.now()
-        let inHead = try LoopbackHTTP.stream(method: "GET", url: "http://127.0.0.1:\(trickledHead.port)/", port: trickledHead.port,
-                                             path: "/", headers: [:], body: nil, connectTimeoutSeconds: 5,
-                                             isCancelled: { LoopbackHTTP.Deadline.now() - headStarted > 300 }) { _ in true }
-        let inHeadTook = LoopbackHTTP.Deadline.now() - headStarted
+        let comments = try Self.cancelledAfter300ms(.trickle(head: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8),
+                                                             forever: Array("3\r\n:\n\n\r\n".utf8)))
+        #expect(comments.status == 200 && comments.took >= 300 && comments.took < 3_000, "took \(comments.took) ms")
         // The status line was read: its status is what comes back, as from curl.
-        #expect(inHead.status == 200 && inHeadTook < 3_000, "took \(inHeadTook) ms")
+        let head = try Self.cancelledAfter300ms(.byteByByte(Array(("HTTP/1.1 200 OK\r\n" + String(repeating: "X: y\r\n", count: 2000)).utf8)))
+        #expect(head.status == 200 && head.took < 3_000, "took \(head.took) ms")
+    }
+
+    /// A stream from a server in `mode` whose isCancelled turns true after 300 ms: its status,
+    /// and the milliseconds it took.
+    private static func cancelledAfter300ms(_ mode: RawServer.Mode) throws -> (status: Int, took: Int64) {
+        let server = try RawServer(mode)
+        defer { server.stop() }
+        let started = LoopbackHTTP.Deadline.now()
+        let response = try LoopbackHTTP.stream(method: "GET", url: "http://127.0.0.1:\(server.port)/", port: server.port, path: "/",
+                                               headers: [:], body: nil, connectTimeoutSeconds: 5,
+                                               isCancelled: { LoopbackHTTP.Deadline.now() - started > 300 }) { _ in true }
+        return (response.status, LoopbackHTTP.Deadline.now() - started)
     }
 
     @Test func theLocalClientOfADataDirTakesThePlainPath() throws {
