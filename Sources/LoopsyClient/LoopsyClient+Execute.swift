@@ -22,8 +22,9 @@ extension LoopsyClient {
         try stream("POST", API.executeStream(), body: Array(try JSONEncoder().encode(request)),
                    isCancelled: isCancelled) { bytes in
             for event in parser.feed(bytes) where !onEvent(event) { return false }
-            return true
+            return !parser.overflowed
         }
+        try parser.checkOverflow(API.executeStream())
     }
 
     /// Runs `request` with output streamed and decoded: `onEvent` sees the start, each piece
@@ -50,5 +51,15 @@ extension LoopsyClient {
             throw ClientError.from(error, baseURL: baseURL)
         }
         try checkStatus(response, method: method, path: path)
+    }
+}
+
+// Here, not in SSEParser.swift: the fuzz target builds that file without the client.
+extension SSEParser {
+    /// Throws when the stream from `path` had an event longer than `maxEventBytes` (it was ended there).
+    func checkOverflow(_ path: String) throws {
+        if overflowed {
+            throw ClientError.badResponse("an event of the stream from \(path) is longer than \(Self.maxEventBytes) bytes")
+        }
     }
 }

@@ -39,7 +39,8 @@ extension LoopsyClient {
         try stream("GET", API.aiTaskStream(id, query: ["since": since]), body: nil,
                    isCancelled: isCancelled) { bytes in
             for event in parser.feed(bytes) where !onEvent(event) { return false }
-            return true
+            return !parser.overflowed
         }
+        try parser.checkOverflow(API.aiTaskStream(id))
     }
 }
