@@ -67,8 +67,9 @@ public struct CurlHTTPClient: Sendable {
     /// Most bytes kept of an error answer's body (it carries a JSON message): past them the
     /// transfer ends with what came.
     static let maxErrorBodyBytes = 64 << 10
-    /// `send` to `http://127.0.0.1:PORT/…` goes through `LoopbackHTTP` instead of libcurl (set
-    /// for this machine's daemon: `LoopsyClient.local`). Other calls still load libcurl.
+    /// `send`, and `stream` of an event stream, to `http://127.0.0.1:PORT/…` go through
+    /// `LoopbackHTTP` instead of libcurl (set for this machine's daemon: `LoopsyClient.local`).
+    /// Other calls still load libcurl.
     public var usesLoopbackClient = false
 
     public init(timeoutSeconds: Int = 30, pinnedPublicKey: String? = nil) {
@@ -106,11 +107,9 @@ public struct CurlHTTPClient: Sendable {
     /// Sends a request and returns the whole response.
     public func send(method: String, url: String, headers: [String: String] = [:], body: [UInt8]? = nil) throws -> Response {
         if usesLoopbackClient, let target = LoopbackHTTP.target(url) {
-            let response = try LoopbackHTTP.send(method: method, url: url, port: target.port, path: target.path,
-                                                 headers: headers, body: body, timeoutSeconds: timeoutSeconds,
-                                                 connectTimeoutSeconds: connectTimeoutSeconds,
-                                                 maxResponseBytes: maxResponseBytes)
-            return response
+            return try LoopbackHTTP.send(method: method, url: url, port: target.port, path: target.path,
+                                         headers: headers, body: body, timeoutSeconds: timeoutSeconds,
+                                         connectTimeoutSeconds: connectTimeoutSeconds, maxResponseBytes: maxResponseBytes)
         }
         var collected: [UInt8] = []
         let limit = maxResponseBytes

@@ -6,19 +6,20 @@ import Glibc
 
 /// A plain HTTP/1.1 client for the one server the CLI and loopsy-mcp talk to most: this
 /// machine's loopsyd, on 127.0.0.1. It sends one request on a connection of its own and reads
-/// one answer, and serves `CurlHTTPClient.send` for such URLs when the client says so
-/// (`CurlHTTPClient.usesLoopbackClient`, set by `LoopsyClient.local`).
+/// one answer, and serves `CurlHTTPClient.send` and event streams (`CurlHTTPClient.stream` with
+/// `eventStream`) for such URLs when the client says so (`CurlHTTPClient.usesLoopbackClient`,
+/// set by `LoopsyClient.local`).
 ///
 /// Why not libcurl: Debian's libcurl-gnutls brings 27 shared libraries (GnuTLS, OpenSSL's
 /// libcrypto, Kerberos, LDAP, SASL, libssh2, …). Loading and initialising them took 7-8 ms of
 /// `loopsy context get`'s 12 ms, and 8 MiB of its memory, for a request to loopback that needs
-/// none of them. Streams, uploads, downloads and every call to another host (TLS, pins) stay
-/// on libcurl.
+/// none of them. Uploads, downloads and every call to another host (TLS, pins) stay on libcurl.
 ///
 /// What answers on the port need not be loopsyd (its port was taken by another program), so
 /// the answer is read as carefully as curl would: the head is bounded, lengths and chunk sizes
 /// are range-checked where they are read, a 2xx body is bounded by `maxResponseBytes` and an
-/// error body by `CurlHTTPClient.maxErrorBodyBytes`, and the whole exchange by the timeout.
+/// error body by `CurlHTTPClient.maxErrorBodyBytes`, and every read and write by the timeout
+/// and the caller's cancel.
 enum LoopbackHTTP {
     /// Most bytes of an answer's head (status line and headers).
     static let maxHeadBytes = 64 << 10
@@ -54,8 +55,9 @@ enum LoopbackHTTP {
 
     /// As `CurlHTTPClient.stream` does: a 2xx answer's body goes to `onData` as it arrives
     /// (false stops reading), another's comes back whole (at most `maxErrorBodyBytes`). No
-    /// overall timeout; `isCancelled` is asked every quarter of a second while nothing moves,
-    /// and true ends the call with what came (status 0 if no head yet).
+    /// overall timeout; `isCancelled` is asked before every read and write and every quarter of
+    /// a second while nothing moves, and true ends the call with what came (status 0 if no
+    /// status line yet).
     static func stream(method: String, url: String, port: UInt16, path: String, headers: [String: String],
                        body: [UInt8]?, connectTimeoutSeconds: Int, isCancelled: (() -> Bool)?,
                        onData: @escaping ([UInt8]) -> Bool) throws -> CurlHTTPClient.Response {
@@ -93,8 +95,8 @@ enum LoopbackHTTP {
             if let writeFailure {
                 do {
                     return try Self.answer(&reader, method: method, url: url, maxResponseBytes: maxResponseBytes, onData: onData)
-                } catch is Connection.Cancelled {
-                    throw Connection.Cancelled()
+                } catch let cancelled as Connection.Cancelled {
+                    throw cancelled
                 } catch {
                     // No answer came: the write's failure says what went wrong. Once one
                     // began, its own error does.
@@ -169,10 +171,13 @@ enum LoopbackHTTP {
     /// RFC 9110's tchar: what a header name is made of.
     static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
-            return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            return false
         }
     }
 
@@ -211,7 +216,8 @@ enum LoopbackHTTP {
     /// A non-blocking TCP connection to 127.0.0.1 whose every wait ends at the deadline.
     final class Connection {
         private let fd: Int32
-        private let url: String
+        /// For error messages.
+        let url: String
         private let deadline: Deadline
         private let isCancelled: (() -> Bool)?
 
@@ -334,8 +340,6 @@ enum LoopbackHTTP {
                 }
             }
         }
-
-        var urlForErrors: String { url }
     }
 
     /// Reads heads and bodies from a connection through one buffer.
@@ -353,7 +357,7 @@ enum LoopbackHTTP {
 
         init(connection: Connection) { self.connection = connection }
 
-        private var url: String { connection.urlForErrors }
+        private var url: String { connection.url }
 
         /// Reads more into the buffer (moving the unread bytes to its front, growing it up to
         /// `cap`); false at the end of the stream.

@@ -88,7 +88,7 @@ public struct LoopsyClient: Sendable {
         var client = LoopsyClient(baseURL: "http://127.0.0.1:\(localPort(dataDir, config: config))",
                                   apiKey: config.auth.apiKey, timeoutSeconds: timeoutSeconds)
         client.dataDir = dataDir
-        // Plain requests to it skip libcurl (see LoopbackHTTP); streams and transfers use it.
+        // Requests and event streams to it skip libcurl (see LoopbackHTTP); transfers use it.
         client.http.usesLoopbackClient = true
         return client
     }
