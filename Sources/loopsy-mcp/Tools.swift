@@ -306,11 +306,16 @@ struct LoopsyTools: Sendable {
             let client = try client(peer: peer)
             var output: [OutputStreamName: [UInt8]] = [:]
             var final: ExecuteResult?
+            var dropped = false
             try client.executeEvents(request, isCancelled: { flag.isCancelled }) { event in
                 switch event {
                 case .output(let stream, let bytes):
-                    output[stream, default: []] += bytes
-                    progress.step(String(String(decoding: bytes, as: UTF8.self).prefix(500)))
+                    // A peer decides how much it sends (its execute.maxOutputBytes, or none if it
+                    // is hostile): what is kept here is bounded, the rest only counted as cut.
+                    let room = Self.maxKeptOutput - output[stream, default: []].count
+                    if bytes.count > room { dropped = true }
+                    output[stream, default: []] += bytes.prefix(max(0, room))
+                    progress.step(String(String(decoding: bytes.prefix(2_000), as: UTF8.self).prefix(500)))
                 case .exited(let result):
                     final = result
                 case .started:
@@ -323,6 +328,7 @@ struct LoopsyTools: Sendable {
             // Bytes that are not UTF-8 show as U+FFFD rather than vanish.
             result.stdout = String(decoding: output[.stdout] ?? [], as: UTF8.self)
             result.stderr = String(decoding: output[.stderr] ?? [], as: UTF8.self)
+            if dropped { result.truncated = true }
             return result
         }
         await progress.finish()
@@ -336,6 +342,9 @@ struct LoopsyTools: Sendable {
         return .init(content: [.text(text: text, annotations: nil, _meta: nil)], structuredContent: value(outcome),
                      isError: outcome.exitCode != 0)
     }
+
+    /// Most output kept of each stream of one execute call: execute.maxOutputBytes' default.
+    static let maxKeptOutput = 10 << 20
 
     /// Keeps a model's context small: head and tail of long output.
     static func clip(_ text: String, limit: Int = 20_000) -> String {

@@ -115,6 +115,25 @@ async def test_every_tool_on_this_machine(nodes):
         assert "acked" in text(check) and '"done"' in text(check)
 
 
+async def test_execute_keeps_at_most_10_mib_of_each_stream(nodes):
+    # The program's daemon lets 64 MiB through (a peer decides its own limit): loopsy-mcp keeps
+    # 10 MiB of stdout, says the output was cut, and keeps stderr apart.
+    node = nodes("alpha", edit=lambda config: config.replace(
+        "maxOutputBytes: 10485760", "maxOutputBytes: 67108864")).start()
+    async with mcp_session(node) as session:
+        result = await session.call_tool("loopsy_execute", {
+            "peer": "local", "command": "sh",
+            "args": ["-c", "head -c 12000000 /dev/zero | tr '\\0' a; echo warning >&2"]})
+        assert not result.is_error, text(result)
+        out = result.structured_content
+        assert out["exitCode"] == 0 and out["truncated"] is True
+        assert len(out["stdout"]) == 10 * 1024 * 1024 and set(out["stdout"]) == {"a"}
+        assert out["stderr"] == "warning\n"
+        assert "(output truncated)" in text(result) and "bytes omitted" in text(result)
+        small = await session.call_tool("loopsy_execute", {"peer": "local", "command": "echo", "args": ["ok"]})
+        assert small.structured_content["truncated"] is False and small.structured_content["stdout"] == "ok\n"
+
+
 async def test_coordination_tools_claim_work_without_races(nodes):
     node = nodes("alpha").start()
     async with mcp_session(node) as session:
