@@ -1,6 +1,7 @@
 import Foundation
 import LoopsyAPI
 import LoopsyClient
+import Synchronization
 import Testing
 
 /// Remote execution against a real loopsyd: results, streaming, policy, limits, cancellation.
@@ -407,5 +408,53 @@ import Testing
         #expect(process.terminationStatus == 130)
         #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("cancelling"))
         #expect(ExecuteTests.waitUntil(3) { !ExecuteTests.alive(pid) })
+    }
+
+    /// The first Ctrl-C asks for the job to be cancelled; a second one leaves at once even while
+    /// that cancel waits on a daemon that does not answer (it was asked on the queue the second
+    /// Ctrl-C is handled on, and held it for the request's 30 s timeout). Thawed, the daemon
+    /// ends the job: its client is gone.
+    @Test func aSecondCtrlCLeavesWhileTheCancelWaitsForAFrozenDaemon() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        try Data("\(node.port)\n".utf8).write(to: URL(fileURLWithPath: node.dataDir + "/daemon.port"))
+        let daemon = try #require(node.process?.processIdentifier)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Binaries.path("loopsy"))
+        process.arguments = ["exec", "local", "sh", "-c", "echo started; exec sleep 300"]
+        process.environment = ProcessInfo.processInfo.environment.merging(node.environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        var seen = Data()
+        while !seen.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen.append(chunk)
+        }
+        #expect(String(decoding: seen, as: UTF8.self) == "started\n")
+        let errors = Mutex(Data())
+        let reader = err.fileHandleForReading
+        DispatchQueue.global().async {
+            while case let chunk = reader.availableData, !chunk.isEmpty { errors.withLock { $0.append(chunk) } }
+        }
+
+        kill(daemon, SIGSTOP)
+        defer { kill(daemon, SIGCONT) }
+        kill(process.processIdentifier, SIGINT)
+        #expect(ExecuteTests.waitUntil(5) {
+            errors.withLock { String(decoding: $0, as: UTF8.self) }.contains("cancelling the remote job")
+        })
+        kill(process.processIdentifier, SIGINT)
+        #expect(ExecuteTests.waitUntil(10) { !process.isRunning }, "the second Ctrl-C did not end loopsy exec")
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+
+        kill(daemon, SIGCONT)
+        #expect(try eventually(15) { try node.client.jobs(includeFinished: false).isEmpty })
     }
 }

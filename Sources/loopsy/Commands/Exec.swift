@@ -77,7 +77,9 @@ final class ExecSession: Sendable {
             }
             if again { exit(130) }
             printError("loopsy: cancelling the remote job (Ctrl-C again to leave now)")
-            if let jobId { try? client.cancelJob(jobId) }
+            // Not on this queue: a cancel that waits (a peer that does not answer) would hold the
+            // second Ctrl-C's handler behind it for the request's whole timeout.
+            if let jobId { DispatchQueue.global().async { [client] in try? client.cancelJob(jobId) } }
         }
         source.resume()
         interruptSource = source
