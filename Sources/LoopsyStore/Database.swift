@@ -116,6 +116,8 @@ public final class DatabasePool: Sendable {
     public let path: String
     private let writer: PlainMutex<Database>
     private let readers = PlainMutex<[Database]>([])
+    /// Takes the writer's checkpoints off its commits.
+    private let checkpointer: Checkpointer
 
     /// Opens (creating if needed) the database in WAL mode and applies `migrations`.
     public init(path: String, migrations: [Migration]) throws {
@@ -130,7 +132,13 @@ public final class DatabasePool: Sendable {
         if try !Migrator(migrations: migrations).migrate(database).isEmpty {
             sqlite3_db_release_memory(database.handle)
         }
+        checkpointer = Checkpointer(path: path)
+        checkpointer.attach(to: database)
         writer = PlainMutex(database)
+    }
+
+    deinit {
+        writer.withLock { checkpointer.detach(from: $0) }
     }
 
     /// Runs `body` with exclusive use of the writer connection.
