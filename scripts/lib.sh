@@ -39,8 +39,6 @@ loopsy_swift() {
 # --remap-inputs-file) in which --gc-sections may drop functions: the toolchain marks every one
 # "retain", so each function of every runtime object a link pulled in stayed (loopsyd 1.4 MB
 # larger, 0.75 MB more RSS when fresh: scripts/unretain-archives.py says why it is safe).
-# The binaries carry no unwind tables (.eh_frame, 1.97 MB of loopsyd): nothing in them unwinds
-# (packaging/no-unwind-tables.ld says why).
 LOOPSY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOOPSY_STATIC_CXX="$LOOPSY_ROOT/.build/static-cxx"
 LOOPSY_STATIC_SWIFT="$LOOPSY_ROOT/.build/static-swift"
@@ -50,13 +48,12 @@ LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-st
     "${LOOPSY_LAYOUT_FLAGS[@]}" -Xlinker "--symbol-ordering-file=$LOOPSY_ROOT/packaging/symbol-order.txt"
     -Xswiftc -Xclang-linker -Xswiftc "-L$LOOPSY_STATIC_CXX" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
     -Xlinker "--remap-inputs-file=$LOOPSY_STATIC_SWIFT/remap.txt" -Xlinker "--dependency-file=$LOOPSY_STATIC_SWIFT/linked.d"
-    -Xlinker --no-warn-symbol-ordering -Xlinker "--script=$LOOPSY_ROOT/packaging/no-unwind-tables.ld"
-    -Xlinker --strip-all)
+    -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
-# SwiftPM does not see the contents of the symbol order, the linker script or the runtime copies'
-# remap file, only their paths: a program being built that is older than any of them is removed,
-# so that it is linked again.
+# SwiftPM does not see the contents of the symbol order or of the runtime copies' remap file, only
+# their paths: a program being built that is older than either is removed, so that it is linked
+# again.
 loopsy_build_release() {
     loopsy_static_cxx
     loopsy_static_swift
@@ -65,7 +62,6 @@ loopsy_build_release() {
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
     for program in "${programs[@]}"; do
         if [ -e "$bin/$program" ] && { [ "$LOOPSY_ROOT/packaging/symbol-order.txt" -nt "$bin/$program" ] ||
-            [ "$LOOPSY_ROOT/packaging/no-unwind-tables.ld" -nt "$bin/$program" ] ||
             [ "$LOOPSY_STATIC_SWIFT/remap.txt" -nt "$bin/$program" ]; }; then
             rm -f "$bin/$program"
         fi

@@ -55,10 +55,6 @@ check "the package depends on the avahi-client it loads at run time" bash -c '
 # loads libstdc++ or libgcc_s.
 check "no program loads libstdc++ or libgcc_s" bash -c '
     ! readelf -d /usr/bin/loopsyd /usr/bin/loopsy /usr/bin/loopsy-mcp | grep -qE "NEEDED.*(libstdc\+\+|libgcc_s)"'
-check "the binaries carry no unwind tables (packaging/no-unwind-tables.ld)" bash -c '
-    for program in /usr/bin/loopsyd /usr/bin/loopsy /usr/bin/loopsy-mcp; do
-        ! readelf -SW "$program" | grep -q " \.eh_frame " || { echo "$program has .eh_frame"; exit 1; }
-    done'
 check "the binaries carry no rpath into a build tree" bash -c '! readelf -d /usr/bin/loopsyd /usr/bin/loopsy | grep -qE "RPATH|RUNPATH"'
 export HOME="$home"
 unset LOOPSY_DATA_DIR
