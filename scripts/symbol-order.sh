@@ -142,12 +142,14 @@ for name, keep in [("version", start.__contains__), ("start", lambda symbol: Tru
         if symbol not in seen and keep(symbol):
             seen.add(symbol)
             order.append(symbol)
-functions = len(order)
-# Then every protocol conformance descriptor ("...Mc"), together at the start of .rodata: the
-# first dynamic cast or conformance lookup (ArgumentParser's, the JSON coders') makes the
-# runtime read all of them, about 4,500 records of 28-56 bytes. Where each object file left
-# them they were spread over 1.7 MB of .rodata, and the kernel maps 64 KiB around each page
-# read: about 1 MiB of every process's RSS (loopsy --version 8.6 -> 7.5 MiB).
+traced = len(order)
+# Then every protocol conformance descriptor ("...Mc"): the first dynamic cast or conformance
+# lookup (ArgumentParser's, the JSON coders') makes the runtime read all of them, about 4,500
+# records of 28-56 bytes. lld orders input sections, so what moves is each .rodata section
+# that holds one (most hold one descriptor; some hold a few, or an object's other constants
+# too: about 360 KB in all), to the start of .rodata. Where each object file left them they
+# were spread over 1.7 MB, and the kernel maps 64 KiB around each page read: about 1 MiB of
+# every process's RSS (loopsy --version 8.6 -> 7.5 MiB).
 for program in ("loopsyd", "loopsy", "loopsy-mcp"):
     symbols = subprocess.run(["nm", "--defined-only", f"{work}/bin/{program}"],
                              capture_output=True, text=True, check=True).stdout
@@ -162,7 +164,7 @@ with open(target, "w") as out:
     out.write("# descriptor. For the release link's --symbol-ordering-file.\n")
     out.write("# Made by scripts/symbol-order.sh; do not edit.\n")
     out.write("\n".join(order) + "\n")
-print(f"{functions} functions, {len(order) - functions} conformance descriptors")
+print(f"{traced} functions, {len(order) - traced} conformance descriptors")
 PY
 loopsy_log "wrote packaging/symbol-order.txt; linking the release binaries with it"
 loopsy_build_release

@@ -302,7 +302,7 @@ struct LoopsyTools: Sendable {
         let request = ExecuteRequest(command: try arguments.string("command"), args: try arguments.strings("args"),
                                      cwd: arguments.optionalString("cwd"), env: nil,
                                      timeout: try arguments.int("timeoutSeconds", range: 1...3600).map { $0 * 1000 })
-        let outcome: ExecuteResult = try await blocking { flag in
+        let (outcome, cutHere): (ExecuteResult, Bool) = try await blocking { flag in
             let client = try client(peer: peer)
             var output: [OutputStreamName: [UInt8]] = [:]
             var final: ExecuteResult?
@@ -310,8 +310,8 @@ struct LoopsyTools: Sendable {
             try client.executeEvents(request, isCancelled: { flag.isCancelled }) { event in
                 switch event {
                 case .output(let stream, let bytes):
-                    // A peer decides how much it sends (its execute.maxOutputBytes, or none if it
-                    // is hostile): what is kept here is bounded, the rest only counted as cut.
+                    // A peer decides how much it sends (its execution.maxOutputBytes, or no
+                    // limit if it is hostile): what is kept here is bounded, the rest dropped.
                     let room = Self.maxKeptOutput - output[stream, default: []].count
                     if bytes.count > room { dropped = true }
                     output[stream, default: []] += bytes.prefix(max(0, room))
@@ -329,13 +329,17 @@ struct LoopsyTools: Sendable {
             result.stdout = String(decoding: output[.stdout] ?? [], as: UTF8.self)
             result.stderr = String(decoding: output[.stderr] ?? [], as: UTF8.self)
             if dropped { result.truncated = true }
-            return result
+            return (result, dropped)
         }
         await progress.finish()
         let how = outcome.exitCode.map { "exit code \($0)" } ?? "signal \(outcome.signal ?? "?")"
         var text = "\(request.command) on \(peer) ended with \(how)"
         if outcome.timedOut { text += " (timed out)" }
-        if outcome.truncated { text += " (output truncated)" }
+        if cutHere {
+            text += " (output truncated: loopsy-mcp keeps \(Self.maxKeptOutput >> 20) MiB of each stream)"
+        } else if outcome.truncated {
+            text += " (output truncated at execution.maxOutputBytes where it ran)"
+        }
         text += ".\n"
         if !outcome.stdout.isEmpty { text += "stdout:\n\(Self.clip(outcome.stdout))\n" }
         if !outcome.stderr.isEmpty { text += "stderr:\n\(Self.clip(outcome.stderr))\n" }
@@ -343,7 +347,7 @@ struct LoopsyTools: Sendable {
                      isError: outcome.exitCode != 0)
     }
 
-    /// Most output kept of each stream of one execute call: execute.maxOutputBytes' default.
+    /// Most output kept of each stream of one execute call: execution.maxOutputBytes' default.
     static let maxKeptOutput = 10 << 20
 
     /// Keeps a model's context small: head and tail of long output.

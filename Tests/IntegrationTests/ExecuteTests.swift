@@ -429,18 +429,16 @@ import Testing
         process.standardError = err
         try process.run()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        var seen = Data()
-        while !seen.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen.append(chunk)
-        }
-        #expect(String(decoding: seen, as: UTF8.self) == "started\n")
-        let errors = Mutex(Data())
-        let reader = err.fileHandleForReading
+        // Both streams are read on threads of their own, so no step waits without a deadline.
+        let output = Mutex(Data()), errors = Mutex(Data())
+        let outReader = out.fileHandleForReading, errReader = err.fileHandleForReading
         DispatchQueue.global().async {
-            while case let chunk = reader.availableData, !chunk.isEmpty { errors.withLock { $0.append(chunk) } }
+            while case let chunk = outReader.availableData, !chunk.isEmpty { output.withLock { $0.append(chunk) } }
         }
+        DispatchQueue.global().async {
+            while case let chunk = errReader.availableData, !chunk.isEmpty { errors.withLock { $0.append(chunk) } }
+        }
+        #expect(ExecuteTests.waitUntil(10) { output.withLock { $0 } == Data("started\n".utf8) })
 
         kill(daemon, SIGSTOP)
         defer { kill(daemon, SIGCONT) }
@@ -455,6 +453,6 @@ import Testing
         #expect(process.terminationStatus == 130)
 
         kill(daemon, SIGCONT)
-        #expect(try eventually(15) { try node.client.jobs(includeFinished: false).isEmpty })
+        #expect(ExecuteTests.waitUntil(15) { (try? node.client.jobs(includeFinished: false).isEmpty) == true })
     }
 }

@@ -118,8 +118,12 @@ async def test_every_tool_on_this_machine(nodes):
 async def test_execute_keeps_at_most_10_mib_of_each_stream(nodes):
     # The program's daemon lets 64 MiB through (a peer decides its own limit): loopsy-mcp keeps
     # 10 MiB of stdout, says the output was cut, and keeps stderr apart.
-    node = nodes("alpha", edit=lambda config: config.replace(
-        "maxOutputBytes: 10485760", "maxOutputBytes: 67108864")).start()
+    def raise_limit(config):
+        raised = config.replace("maxOutputBytes: 10485760", "maxOutputBytes: 67108864")
+        assert raised != config, "config.yaml no longer has the default execution.maxOutputBytes"
+        return raised
+
+    node = nodes("alpha", edit=raise_limit).start()
     async with mcp_session(node) as session:
         result = await session.call_tool("loopsy_execute", {
             "peer": "local", "command": "sh",
@@ -129,7 +133,8 @@ async def test_execute_keeps_at_most_10_mib_of_each_stream(nodes):
         assert out["exitCode"] == 0 and out["truncated"] is True
         assert len(out["stdout"]) == 10 * 1024 * 1024 and set(out["stdout"]) == {"a"}
         assert out["stderr"] == "warning\n"
-        assert "(output truncated)" in text(result) and "bytes omitted" in text(result)
+        assert "(output truncated: loopsy-mcp keeps 10 MiB of each stream)" in text(result)
+        assert "bytes omitted" in text(result)
         small = await session.call_tool("loopsy_execute", {"peer": "local", "command": "echo", "args": ["ok"]})
         assert small.structured_content["truncated"] is False and small.structured_content["stdout"] == "ok\n"
 

@@ -75,7 +75,9 @@ final class ExecSession: Sendable {
                 defer { state.interrupted = true }
                 return (state.jobId, state.interrupted)
             }
-            if again { exit(130) }
+            // _exit: other threads are inside the HTTP client, which exit's handlers and
+            // destructors would tear down under them; everything written went to the fds already.
+            if again { _exit(130) }
             printError("loopsy: cancelling the remote job (Ctrl-C again to leave now)")
             // Not on this queue: a cancel that waits (a peer that does not answer) would hold the
             // second Ctrl-C's handler behind it for the request's whole timeout.
