@@ -1,6 +1,9 @@
 import CSQLite
 import Dispatch
 import LoopsyPOSIX
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Copies the WAL back into the database file on a thread of its own, so that a commit does not
 /// wait for it.
@@ -13,14 +16,17 @@ import LoopsyPOSIX
 /// needs, and readers go on.
 ///
 /// What it cannot do alone is bound the WAL. SQLite starts the WAL over only when a write
-/// begins with every frame already copied, and under steady writes frames keep arriving while
-/// the checkpoint copies. So at `hardFrames` the committing connection checkpoints itself, as
-/// the autocheckpoint did (most pages are then copied already), and the next write starts the
-/// WAL over. The WAL stays under about 64 MiB (journal_size_limit cuts it back to that).
+/// begins with every frame already copied (and no reader on an older snapshot), and under
+/// steady writes frames keep arriving while the checkpoint copies. So at `hardFrames` the
+/// committing connection checkpoints itself, after the thread's checkpoint if one is running
+/// (most pages are then copied already); no write can come meanwhile, so the next write starts
+/// the WAL over unless a reader still holds an older snapshot, as with SQLite's own
+/// checkpoints. The WAL then stays under about 63 MiB.
 final class Checkpointer: Sendable {
-    /// A checkpoint is asked for once a commit leaves this many frames (SQLite's default).
+    /// A checkpoint is asked for once this many frames wait to be copied (SQLite's default).
     static let softFrames: Int32 = 1_000
-    /// The committing connection checkpoints itself at this many: 16,000 frames of 4 KiB pages.
+    /// The committing connection checkpoints itself once the WAL holds this many frames: 16,000
+    /// of 4 KiB pages.
     static let hardFrames: Int32 = 16_000
     /// How long the thread waits for another request before it ends.
     private static let idle: DispatchTimeInterval = .seconds(2)
@@ -28,19 +34,31 @@ final class Checkpointer: Sendable {
     private struct State {
         var requested = false
         var running = false
-        /// The thread could not open or read the database: commits checkpoint inline again.
+        /// The thread waits on `wake` (a request then signals it, once).
+        var waiting = false
+        /// Frames of the WAL the last checkpoint had copied (the WAL's frames count from its
+        /// start over, so a smaller count than this means it started over).
+        var copied: Int32 = 0
+        /// The thread could not open or read the database, or found another file at its path:
+        /// commits checkpoint inline from then on, as SQLite's autocheckpoint did.
         var unavailable = false
     }
 
     private let path: String
+    /// The database file the writer opened (device and inode): the thread opens the same one.
+    private let file: (device: UInt64, inode: UInt64)?
     private let state = PlainMutex(State())
-    /// Held while either side checkpoints: a commit at `hardFrames` waits for the thread's
-    /// checkpoint to end and then copies what is left, instead of being refused (PASSIVE does
-    /// not wait) while the WAL grows on.
+    /// Held while anyone checkpoints: a commit at `hardFrames`, or the stop's TRUNCATE, waits
+    /// for the thread's checkpoint to end instead of being refused at once (a checkpoint takes
+    /// SQLite's checkpoint lock without a busy handler).
     private let checkpointing = PlainMutex(())
     private let wake = DispatchSemaphore(value: 0)
 
-    init(path: String) { self.path = path }
+    init(path: String) {
+        self.path = path
+        var info = stat()
+        file = stat(path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
+    }
 
     /// Makes `database` (the writer) hand its checkpoints to this checkpointer. The hook holds
     /// the checkpointer until `detach`.
@@ -63,19 +81,29 @@ final class Checkpointer: Sendable {
     /// After each commit of the writer, with the frames the WAL now holds.
     private func committed(_ handle: OpaquePointer, name: UnsafePointer<CChar>?, frames: Int32) {
         guard frames >= Self.softFrames else { return }
-        if frames >= Self.hardFrames || state.withLock({ $0.unavailable }) {
-            // Every write waits meanwhile (this runs under the writer's lock), so once it is done
-            // the next write starts the WAL over.
+        let (copied, unavailable) = state.withLock { ($0.copied, $0.unavailable) }
+        if frames >= Self.hardFrames || unavailable {
+            // Every write waits meanwhile (this runs under the writer's lock).
             checkpoint(handle, name: name)
-        } else {
+        } else if frames - (copied <= frames ? copied : 0) >= Self.softFrames {
             request(handle, name: name)
         }
     }
 
     /// Copies what it can of the WAL into the database file (PASSIVE: up to the oldest
-    /// snapshot a reader still uses, waiting for no one but the other side's checkpoint).
+    /// snapshot a reader still uses, waiting for no one but another checkpoint).
     private func checkpoint(_ handle: OpaquePointer, name: UnsafePointer<CChar>?) {
-        checkpointing.withLock { _ in _ = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil) }
+        var copied: Int32 = -1
+        let code = checkpointing.withLock { _ in
+            sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, nil, &copied)
+        }
+        if code == SQLITE_OK && copied >= 0 { state.withLock { $0.copied = copied } }
+    }
+
+    /// Runs `body` (the stop's TRUNCATE checkpoint) when no checkpoint is running, and keeps
+    /// others from starting until it returns.
+    func exclusively<T>(_ body: () throws -> T) rethrows -> T {
+        try checkpointing.withLock { _ in try body() }
     }
 
     private func request(_ handle: OpaquePointer, name: UnsafePointer<CChar>?) {
@@ -87,6 +115,8 @@ final class Checkpointer: Sendable {
                 state.running = true
                 return .start
             }
+            guard state.waiting else { return .nothing }
+            state.waiting = false
             return .signal
         }
         switch next {
@@ -105,16 +135,21 @@ final class Checkpointer: Sendable {
     private func run() {
         // Its own connection: the checkpoint takes no lock the writer needs. A connection finds
         // the WAL at its first read (until then sqlite3_wal_checkpoint_v2 does nothing and says
-        // SQLITE_OK), so it reads once first. If it cannot, commits checkpoint inline from then
-        // on, as SQLite's autocheckpoint did.
-        guard let database = try? Database(path: path), (try? database.execute("PRAGMA schema_version")) != nil else {
+        // SQLITE_OK), so it reads once first. It opens the file the writer has (never creating
+        // one, nor writing the old WAL's pages into a file put in its place).
+        guard let database = try? Database(path: path, create: false),
+              (try? database.execute("PRAGMA schema_version")) != nil, let file, sameFile(file) else {
             state.withLock { $0 = State(unavailable: true) }
             return
         }
         while true {
             let proceed = state.withLock { state -> Bool in
-                defer { state.requested = false }
-                return state.requested
+                guard state.requested else {
+                    state.waiting = true
+                    return false
+                }
+                state.requested = false
+                return true
             }
             if proceed {
                 checkpoint(database.handle, name: nil)
@@ -122,6 +157,7 @@ final class Checkpointer: Sendable {
             }
             if wake.wait(timeout: .now() + Self.idle) == .timedOut {
                 let stop = state.withLock { state -> Bool in
+                    state.waiting = false
                     if state.requested { return false }
                     state.running = false
                     return true
@@ -129,5 +165,10 @@ final class Checkpointer: Sendable {
                 if stop { return }
             }
         }
+    }
+
+    private func sameFile(_ file: (device: UInt64, inode: UInt64)) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && UInt64(info.st_dev) == file.device && UInt64(info.st_ino) == file.inode
     }
 }

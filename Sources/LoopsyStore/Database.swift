@@ -11,10 +11,11 @@ public final class Database: @unchecked Sendable {
     let handle: OpaquePointer
     private var statementCache: [String: Statement] = [:]
 
-    public init(path: String, readOnly: Bool = false) throws {
+    /// `create`: a missing file is created (else opening it fails).
+    public init(path: String, readOnly: Bool = false, create: Bool = true) throws {
         _ = pageCacheConfigured
         var pointer: OpaquePointer?
-        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0))
             | SQLITE_OPEN_NOMUTEX
         let code = sqlite3_open_v2(path, &pointer, flags, nil)
         guard code == SQLITE_OK, let pointer else {
@@ -153,7 +154,9 @@ public final class DatabasePool: Sendable {
     /// from finishing (SQLite reports that as success with a busy flag, not as an error).
     public func checkpoint() throws {
         try write { database in
-            let code = sqlite3_wal_checkpoint_v2(database.handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+            let code = checkpointer.exclusively {
+                sqlite3_wal_checkpoint_v2(database.handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+            }
             if code == SQLITE_BUSY {
                 throw DatabaseError(resultCode: code, message: "a reader kept the WAL checkpoint from finishing")
             }
