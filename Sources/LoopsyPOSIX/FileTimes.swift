@@ -53,4 +53,7 @@ public struct FileStamp: Hashable, Sendable {
         guard fstat(fd, &info) == 0 else { return nil }
         self.init(info)
     }
+
+    /// Whether both stamps are of one file (device and inode), whatever changed in it since.
+    public func isSameFile(as other: FileStamp) -> Bool { device == other.device && inode == other.inode }
 }

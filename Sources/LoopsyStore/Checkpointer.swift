@@ -1,9 +1,6 @@
 import CSQLite
 import Dispatch
 import LoopsyPOSIX
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Copies the WAL back into the database file on a thread of its own, so that a commit does not
 /// wait for it.
@@ -45,8 +42,8 @@ final class Checkpointer: Sendable {
     }
 
     private let path: String
-    /// The database file the writer opened (device and inode): the thread opens the same one.
-    private let file: (device: UInt64, inode: UInt64)?
+    /// The database file the writer opened: the thread opens the same one.
+    private let file: FileStamp?
     private let state = PlainMutex(State())
     /// Held while anyone checkpoints: a commit at `hardFrames`, or the stop's TRUNCATE, waits
     /// for the thread's checkpoint to end instead of being refused at once (a checkpoint takes
@@ -56,8 +53,7 @@ final class Checkpointer: Sendable {
 
     init(path: String) {
         self.path = path
-        var info = stat()
-        file = stat(path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : nil
+        file = FileStamp(path: path)
     }
 
     /// Makes `database` (the writer) hand its checkpoints to this checkpointer. The hook holds
@@ -138,7 +134,8 @@ final class Checkpointer: Sendable {
         // SQLITE_OK), so it reads once first. It opens the file the writer has (never creating
         // one, nor writing the old WAL's pages into a file put in its place).
         guard let database = try? Database(path: path, create: false),
-              (try? database.execute("PRAGMA schema_version")) != nil, let file, sameFile(file) else {
+              (try? database.execute("PRAGMA schema_version")) != nil, let file,
+              FileStamp(path: path)?.isSameFile(as: file) == true else {
             state.withLock { $0 = State(unavailable: true) }
             return
         }
@@ -165,10 +162,5 @@ final class Checkpointer: Sendable {
                 if stop { return }
             }
         }
-    }
-
-    private func sameFile(_ file: (device: UInt64, inode: UInt64)) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && UInt64(info.st_dev) == file.device && UInt64(info.st_ino) == file.inode
     }
 }
