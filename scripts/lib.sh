@@ -35,6 +35,13 @@ loopsy_swift() {
 # and those its relocations dirty) for the few dozen functions it uses. The unwinder comes from
 # libgcc's archives for the same reason (-static-libgcc): libgcc_s.so was one more library to
 # map and relocate at every start, about 170 KiB of `loopsy --version`'s peak RSS.
+# Unused types go too. -internalize-at-link: the compiler no longer marks every public symbol
+# "used" (retained), as it must for a library other programs link against; ours are linked into
+# one static program that exports nothing. And the program's own objects reach the linker as
+# copies in which each Swift type and conformance record depends on its type's descriptor
+# (scripts/lld-tied-records.py, the linker clang runs, and scripts/swift_records.py): retained,
+# the records kept every type's code whether or not anything used the type. Together 0.74 MB
+# of loopsyd (most of swift-crypto, types only the CLI uses).
 # The Swift runtime comes from copies of the toolchain's archives (loopsy_static_swift, lld's
 # --remap-inputs-file) in which --gc-sections may drop functions: the toolchain marks every one
 # "retain", so each function of every runtime object a link pulled in stayed (loopsyd 1.4 MB
@@ -42,18 +49,20 @@ loopsy_swift() {
 LOOPSY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOOPSY_STATIC_CXX="$LOOPSY_ROOT/.build/static-cxx"
 LOOPSY_STATIC_SWIFT="$LOOPSY_ROOT/.build/static-swift"
-LOOPSY_LAYOUT_FLAGS=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections)
+LOOPSY_LAYOUT_FLAGS=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections
+    -Xswiftc -Xfrontend -Xswiftc -internalize-at-link)
 LOOPSY_RELEASE_FLAGS=(-c release --static-swift-stdlib -Xswiftc -no-toolchain-stdlib-rpath --disable-local-rpath
     -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
     "${LOOPSY_LAYOUT_FLAGS[@]}" -Xlinker "--symbol-ordering-file=$LOOPSY_ROOT/packaging/symbol-order.txt"
     -Xswiftc -Xclang-linker -Xswiftc "-L$LOOPSY_STATIC_CXX" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
     -Xlinker "--remap-inputs-file=$LOOPSY_STATIC_SWIFT/remap.txt" -Xlinker "--dependency-file=$LOOPSY_STATIC_SWIFT/linked.d"
+    -Xswiftc -Xclang-linker -Xswiftc "--ld-path=$LOOPSY_ROOT/scripts/lld-tied-records.py"
     -Xlinker --no-warn-symbol-ordering -Xlinker --strip-all)
 
 # Builds the products named in "$@" (all when none) that way and sets bin to where they are.
-# SwiftPM does not see the contents of the symbol order or of the runtime copies' remap file, only
-# their paths: a program being built that is older than either is removed, so that it is linked
-# again.
+# SwiftPM does not see the contents of the symbol order, of the runtime copies' remap file or of
+# the scripts the link runs, only their paths: a program being built that is older than any of
+# them is removed, so that it is linked again.
 loopsy_build_release() {
     loopsy_static_cxx
     loopsy_static_swift
@@ -62,7 +71,9 @@ loopsy_build_release() {
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
     for program in "${programs[@]}"; do
         if [ -e "$bin/$program" ] && { [ "$LOOPSY_ROOT/packaging/symbol-order.txt" -nt "$bin/$program" ] ||
-            [ "$LOOPSY_STATIC_SWIFT/remap.txt" -nt "$bin/$program" ]; }; then
+            [ "$LOOPSY_STATIC_SWIFT/remap.txt" -nt "$bin/$program" ] ||
+            [ "$LOOPSY_ROOT/scripts/swift_records.py" -nt "$bin/$program" ] ||
+            [ "$LOOPSY_ROOT/scripts/lld-tied-records.py" -nt "$bin/$program" ]; }; then
             rm -f "$bin/$program"
         fi
     done

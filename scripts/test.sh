@@ -72,6 +72,9 @@ python_suite slowdisk Tests/SlowDisk
 # The release link's copies of the Swift runtime archives (scripts/unretain-archives.py).
 loopsy_log "runtime archive copies"
 bash Tests/Packaging/unretain-test.sh || loopsy_die "the runtime archive copies are not what the release link needs"
+# The release link's linker, which lets unused types' records go (scripts/lld-tied-records.py).
+loopsy_log "records tied to their types"
+bash Tests/Packaging/tie-records-test.sh || loopsy_die "linking with tied records does not give the program it should"
 
 # The Debian package, built and installed on this machine (needs root, as in CI; without it
 # the script says so and fails).

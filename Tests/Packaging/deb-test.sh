@@ -7,20 +7,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 [ "$(id -u)" -eq 0 ] || loopsy_die "the package test installs a .deb and needs root (run it with sudo)"
 
-passed=0
-failed=0
-check() { # description, command...
-    local description="$1"
-    shift
-    if "$@" >/tmp/loopsy-deb-check.log 2>&1; then
-        passed=$((passed + 1))
-        echo "ok   $description"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $description"
-        sed 's/^/     /' /tmp/loopsy-deb-check.log | tail -20
-    fi
-}
+source Tests/Packaging/checks.sh
 
 deb="$(bash scripts/build-deb.sh | tail -1)" || loopsy_die "building the package failed"
 [ -f "$deb" ] || loopsy_die "no package was built"
@@ -78,5 +65,4 @@ check "loopsy stop" loopsy stop
 check "dpkg -r removes the programs" bash -c 'dpkg -r loopsy && ! test -e /usr/bin/loopsyd'
 check "dpkg --purge leaves nothing registered" bash -c 'dpkg --purge loopsy && ! dpkg -s loopsy 2>/dev/null | grep -q "^Status: install"'
 
-echo "deb: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary deb

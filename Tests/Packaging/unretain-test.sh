@@ -10,18 +10,7 @@ loopsy_swift
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-check() { # description, then the command
-    local description="$1"
-    shift
-    if "$@"; then
-        printf 'ok   %s\n' "$description"
-        passed=$((passed + 1))
-    else
-        printf 'FAIL %s\n' "$description"
-        failed=$((failed + 1))
-    fi
-}
+source Tests/Packaging/checks.sh
 
 # The toolchain's runtime, copied as the release link gets it (the script finds it through swiftc).
 python3 scripts/unretain-archives.py "$work/toolchain-copies"
@@ -94,5 +83,4 @@ python3 scripts/unretain-archives.py "$work/source" "$work/copies" & second=$!
 together() { wait "$first" && wait "$second" && same_size; }
 check "two runs at once both succeed" together
 
-echo "unretain: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary unretain

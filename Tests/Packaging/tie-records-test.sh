@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Checks scripts/lld-tied-records.py (the release link's linker) on a real Swift program built
+# the way the release programs are: a public type nothing uses is dropped with its records and
+# code; the runtime still finds everything about the type that is used (casts to its protocols,
+# a conformance declared in another object, a generic requirement checked through the records
+# when Set<Used> is looked up by name); copies are made once and made again when an object
+# changes. The same program linked by ld.lld directly is the reference.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+loopsy_swift
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+source Tests/Packaging/checks.sh
+
+cat >"$work/Types.swift" <<'SWIFT'
+public protocol Greeter { func greet() -> String }
+
+public struct Used: Greeter, Hashable {
+    public var n: Int
+    public func greet() -> String { "used \(n)" }
+}
+
+extension Used: CustomStringConvertible {
+    public var description: String { "Used(\(n))" }
+}
+
+// Printed by its case name, which the runtime reads from the enum's field descriptor.
+public enum Shade { case light, dark }
+SWIFT
+cat >"$work/Unused.swift" <<'SWIFT'
+public struct NeverUsed: Greeter, Hashable {
+    public init() {}
+    public func greet() -> String { "never-used-type-was-linked" }
+}
+SWIFT
+cat >"$work/main.swift" <<'SWIFT'
+// Declared in another object than the type: this record stays retained.
+extension Used: Comparable {
+    public static func < (a: Used, b: Used) -> Bool { a.n < b.n }
+}
+
+@inline(never) func values() -> [Any] { [Used(n: CommandLine.arguments.count)] }
+
+for value in values() {
+    print((value as? any Greeter)?.greet() ?? "no Greeter conformance")
+    print((value as? any CustomStringConvertible)?.description ?? "no CustomStringConvertible conformance")
+    print(value is any Comparable ? "Comparable" : "no Comparable conformance")
+}
+// The runtime finds Used by its name, and Set's requirement Used: Hashable, through the records.
+print(_typeByName("Shy4main4UsedVG").map { "\($0)" } ?? "no Set<Used>")
+@inline(never) func shade() -> Shade { CommandLine.arguments.count > 5 ? .light : .dark }
+print(shade())
+SWIFT
+
+# Compiled as SwiftPM compiles a release module (one object per file) with the release flags
+# that matter here (LOOPSY_RELEASE_FLAGS).
+(cd "$work" && swiftc -O -wmo -num-threads 3 -module-name main -Xfrontend -function-sections \
+    -Xfrontend -internalize-at-link -c Types.swift Unused.swift main.swift)
+objects=("$work/Types.o" "$work/Unused.o" "$work/main.o")
+link() { # output, then extra flags
+    local output="$1"
+    shift
+    swiftc -use-ld=lld "${objects[@]}" -o "$output" -Xlinker --gc-sections "$@"
+}
+link "$work/plain"
+link "$work/tied" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
+expected=$'used 1\nUsed(1)\nComparable\nSet<Used>\ndark'
+
+plain_runs() { [ "$("$work/plain")" = "$expected" ]; }
+check "the program linked by ld.lld directly finds its types and conformances" plain_runs
+tied_runs() { [ "$("$work/tied")" = "$expected" ]; }
+check "linked with tied records it finds the same (casts, another object's conformance, Set<Used> by name, case names)" tied_runs
+plain_keeps() { grep -qa never-used-type-was-linked "$work/plain"; }
+check "directly linked, the unused type's code is in the program (its retained records keep it)" plain_keeps
+tied_drops() { ! grep -qa never-used-type-was-linked "$work/tied" && ! nm "$work/tied" | grep -q NeverUsed; }
+check "with tied records, the unused type is gone: no code, no symbol" tied_drops
+
+records() { # object: one line per record section, "name flags"
+    python3 - "$1" <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+import swift_records
+data = bytearray(open(sys.argv[1], "rb").read())
+elf = swift_records.ObjectFile(data, 0, len(data))
+for index, header in enumerate(elf.headers):
+    if elf.names[index] in ("swift5_type_metadata", "swift5_protocol_conformances"):
+        kind = "tied" if header[2] & swift_records.SHF_LINK_ORDER else (
+            "retained" if header[2] & swift_records.SHF_GNU_RETAIN else "loose")
+        print(elf.names[index], kind)
+PY
+}
+copy_of() { ls "$1".tied-* 2>/dev/null | head -1; }
+# swiftc does not put each file's code in the object named after it: find Used's by its descriptor.
+used_object=""
+for object in "${objects[@]}"; do
+    if nm "$object" | grep -q ' \$s4main4UsedVMn$'; then used_object="$object"; fi
+done
+types_tied() {
+    local copy
+    copy="$(copy_of "$used_object")"
+    [ -n "$copy" ] && records "$copy" | grep -q "swift5_type_metadata tied" &&
+        ! records "$copy" | grep -qv " tied$"
+}
+check "in the copy of Used's object every type and conformance record depends on its type" types_tied
+other_object_retained() {
+    local object copy
+    # main.swift's object: the one whose records name a type of another object.
+    for object in "${objects[@]}"; do
+        copy="$(copy_of "$object")"
+        records "${copy:-$object}" | grep -q "swift5_protocol_conformances retained" && return 0
+    done
+    return 1
+}
+check "a conformance whose type is in another object stays retained" other_object_retained
+
+first_copy="$(copy_of "$used_object")"
+touch -d '2000-01-01' "$first_copy" "$used_object"
+link "$work/tied2" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
+reused() { [ "$(stat -c %Y "$first_copy")" = "$(date -d 2000-01-01 +%s)" ]; }
+check "a second link reuses the copy of an unchanged object" reused
+touch "$used_object"
+link "$work/tied3" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
+remade() {
+    [ "$(stat -c %Y "$(copy_of "$used_object")")" = "$(stat -c %Y "$used_object")" ] &&
+        [ "$("$work/tied3")" = "$expected" ]
+}
+check "a changed object is copied again, and the program still runs" remade
+
+check_summary tie-records
