@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Modules where requests spend little of their time (configuration, setting up an exec, pairing
+// and discovery, messaging) are optimized for size in release builds: loopsyd 110 KB smaller.
+let optimizedForSize: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 let package = Package(
     name: "loopsy",
     platforms: [.macOS(.v15)],
@@ -30,7 +34,7 @@ let package = Package(
         .target(name: "LoopsyStore", dependencies: ["CSQLite", "LoopsyAPI", "LoopsyPOSIX"]),
         .target(name: "LoopsyConfig", dependencies: [
             "LoopsyAPI", "LoopsyPOSIX", .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], swiftSettings: optimizedForSize),
         // What every domain library shares: answers given later, the change bus.
         .target(name: "LoopsyCore", dependencies: ["LoopsyAPI", "LoopsyPOSIX", "LoopsyStore"]),
         // Domain libraries: what a node does, without HTTP (LoopsyServer's handlers serve them).
@@ -40,14 +44,14 @@ let package = Package(
         ]),
         .target(name: "LoopsyRun", dependencies: [
             "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyPOSIX",
-        ]),
+        ], swiftSettings: optimizedForSize),
         .target(name: "LoopsyPeers", dependencies: [
             "LoopsyCore", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyClient", "LoopsyPOSIX", "CAvahi",
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], swiftSettings: optimizedForSize),
         .target(name: "LoopsyMessaging", dependencies: [
             "LoopsyCore", "LoopsyPeers", "LoopsyAPI", "LoopsyConfig", "LoopsyStore", "LoopsyClient", "LoopsyPOSIX",
-        ]),
+        ], swiftSettings: optimizedForSize),
         .target(name: "LoopsyServer", dependencies: [
             "LoopsyCore", "LoopsyTransfer", "LoopsyRun", "LoopsyPeers", "LoopsyMessaging", "LoopsyHTTP", "LoopsyAPI", "LoopsyStore", "LoopsyConfig", "LoopsyClient", "LoopsyPOSIX",
             .product(name: "Crypto", package: "swift-crypto"),
