@@ -23,8 +23,8 @@ Only records whose type is certainly in the same object are tied:
   directly (TypeReferenceKind 0, "direct type descriptor"), relocated against a symbol
   defined here. Conformances of types from other objects (an extension of String, of a type
   another file of the module declares) stay retained, as do records of any other shape and
-  records of types whose descriptor is in a COMDAT group (imported C types: each object has
-  a copy, and the linker keeps one of them).
+  records of types whose descriptor is a weak symbol or in a COMDAT group (imported C types:
+  each object that uses one defines its descriptor, and the linker picks one of them).
 
 Protocol records (swift5_protocols) stay retained: mangled names refer to protocols by name
 (e.g. "$s6Crypto6CipherP" in loopsyd's swift5_typeref), and the runtime finds those through
@@ -47,6 +47,7 @@ SHT_SYMTAB = 2
 SHT_RELA = 4
 R_X86_64_PC32 = 2
 SHN_LORESERVE = 0xFF00
+STB_LOCAL, STB_GLOBAL = 0, 1
 # ProtocolConformanceFlags: TypeReferenceKind in bits 3-5; 0 is a direct type descriptor.
 TYPE_REFERENCE_KIND_SHIFT = 3
 TYPE_REFERENCE_KIND_MASK = 0x7
@@ -81,6 +82,8 @@ class ObjectFile:
                 self.symbols = [SYMBOL.unpack_from(data, start + header[4] + index * SYMBOL.size)
                                 for index in range(header[5] // SYMBOL.size)]
                 break
+        # Where weak symbols are defined: (section index, offset).
+        self.weak = {(symbol[3], symbol[4]) for symbol in self.symbols if symbol[1] >> 4 not in (STB_LOCAL, STB_GLOBAL)}
         # Relocation sections by the index of the section they apply to, read when first asked for.
         self.relocation_sections = {header[7]: index for index, header in enumerate(self.headers)
                                     if header[1] == SHT_RELA}
@@ -91,9 +94,17 @@ class ObjectFile:
         return bytes(self.data[first:self.data.index(b"\0", first)]).decode("utf-8", "replace")
 
     def target(self, section, offset):
+        """Where the relative pointer at `offset` in `section` points (see `pointee`), unless a
+        weak symbol is defined there: an imported C type's descriptor, which each module that
+        uses the type defines, may be the copy the linker does not pick (references then go to
+        another object's), and the assembler resolves a reference to it within its section."""
+        found = self.pointee(section, offset)
+        return None if found is None or found in self.weak else found
+
+    def pointee(self, section, offset):
         """(section index, offset) that the relative pointer at `offset` in `section` points
-        to, when that is in this object: relocated (R_X86_64_PC32) against a symbol defined
-        here, or not relocated at all (then into its own section); else None."""
+        to, when that is in this object: relocated (R_X86_64_PC32) against a local or global
+        symbol defined here, or not relocated at all (then into its own section); else None."""
         if section not in self.relocations:
             found = {}
             index = self.relocation_sections.get(section)
@@ -117,8 +128,10 @@ class ObjectFile:
         symbol, kind, addend = relocation
         if kind != R_X86_64_PC32 or symbol >= len(self.symbols):
             return None
-        shndx, value = self.symbols[symbol][3], self.symbols[symbol][4]
+        info, shndx, value = self.symbols[symbol][1], self.symbols[symbol][3], self.symbols[symbol][4]
         if shndx == 0 or shndx >= SHN_LORESERVE or shndx >= len(self.headers):
+            return None
+        if info >> 4 not in (STB_LOCAL, STB_GLOBAL):  # weak: see `target`
             return None
         # A relative pointer at P holds target - P, and the relocation writes S + A - P.
         return shndx, value + addend
@@ -164,8 +177,7 @@ def tie_records(data, start, size):
                         descriptor = elf.target(conformance[0], conformance[1] + 4)
         else:
             continue
-        # A descriptor in a COMDAT group (an imported C type's, emitted by each object that uses
-        # it) may be the copy the linker throws away while another object's is kept.
+        # Likewise a descriptor in a COMDAT group: the linker may keep another object's copy.
         if descriptor is not None and (elf.headers[descriptor[0]][2] | flags) & SHF_GROUP:
             descriptor = None
         if descriptor is None or descriptor[0] == index:

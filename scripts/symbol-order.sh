@@ -146,8 +146,8 @@ traced = len(order)
 # Then every protocol conformance descriptor ("...Mc"): the first dynamic cast or conformance
 # lookup (ArgumentParser's, the JSON coders') makes the runtime read all of them, about 4,500
 # records of 28-56 bytes. lld orders input sections, so what moves is each .rodata section
-# that holds one (most hold one descriptor; some hold a few, or an object's other constants
-# too: about 360 KB in all), to the start of .rodata. Where each object file left them they
+# that holds one (with -internalize-at-link, most objects keep their descriptors together in
+# one .rodata section with other constants), to the start of .rodata. Where each object file left them they
 # were spread over 1.7 MB, and the kernel maps 64 KiB around each page read: about 1 MiB of
 # every process's RSS (loopsy --version 8.6 -> 7.5 MiB).
 for program in ("loopsyd", "loopsy", "loopsy-mcp"):

@@ -3,8 +3,9 @@
 # the way the release programs are: a public type nothing uses is dropped with its records and
 # code; the runtime still finds everything about the type that is used (casts to its protocols,
 # a conformance declared in another object, a generic requirement checked through the records
-# when Set<Used> is looked up by name); copies are made once and made again when an object
-# changes. The same program linked by ld.lld directly is the reference.
+# when Set<Used> is looked up by name, enum case names, a conformance of an imported C type
+# whichever object's copy of its descriptor the linker picks); copies are made once and made
+# again when an object changes. The same program linked by ld.lld directly is the reference.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -72,6 +73,38 @@ plain_runs() { [ "$("$work/plain")" = "$expected" ]; }
 check "the program linked by ld.lld directly finds its types and conformances" plain_runs
 tied_runs() { [ "$("$work/tied")" = "$expected" ]; }
 check "linked with tied records it finds the same (casts, another object's conformance, Set<Used> by name, case names)" tied_runs
+# A conformance of an imported C type declared in another module: each module that uses
+# timespec defines its descriptor, as a weak symbol, and lld picks the copy it reads first.
+mkdir "$work/c"
+cat >"$work/c/Stamps.swift" <<'SWIFT'
+import Glibc
+
+extension timespec: @retroactive Equatable {
+    public static func == (a: timespec, b: timespec) -> Bool { a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec }
+}
+
+@inline(never) public func boxedStamp() -> Any { timespec(tv_sec: 3, tv_nsec: 4) }
+SWIFT
+cat >"$work/c/main.swift" <<'SWIFT'
+import Glibc
+import Stamps
+
+@inline(never) func stamps() -> [Any] { [timespec(tv_sec: CommandLine.arguments.count, tv_nsec: 2), boxedStamp()] }
+print(stamps().allSatisfy { $0 is any Equatable } ? "timespec Equatable" : "no timespec Equatable")
+SWIFT
+(cd "$work/c" && swiftc -O -wmo -parse-as-library -module-name Stamps -emit-module -emit-module-path Stamps.swiftmodule \
+    -Xfrontend -function-sections -Xfrontend -internalize-at-link -c Stamps.swift -o Stamps.o &&
+    swiftc -O -wmo -module-name stamps -I . -Xfrontend -function-sections -Xfrontend -internalize-at-link \
+        -c main.swift -o main.o)
+c_type_conformance() { # objects in link order
+    swiftc -use-ld=lld "$@" -o "$work/c/stamps" -Xlinker --gc-sections \
+        -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py" &&
+        [ "$("$work/c/stamps")" = "timespec Equatable" ]
+}
+check "a C type's conformance from another module stays, its module's object linked first" \
+    c_type_conformance "$work/c/Stamps.o" "$work/c/main.o"
+check "and linked last (lld then picks the other module's copy of the type's descriptor)" \
+    c_type_conformance "$work/c/main.o" "$work/c/Stamps.o"
 plain_keeps() { grep -qa never-used-type-was-linked "$work/plain"; }
 check "directly linked, the unused type's code is in the program (its retained records keep it)" plain_keeps
 tied_drops() { ! grep -qa never-used-type-was-linked "$work/tied" && ! nm "$work/tied" | grep -q NeverUsed; }
@@ -116,16 +149,16 @@ other_object_retained() {
 check "a conformance whose type is in another object stays retained" other_object_retained
 
 first_copy="$(copy_of "$used_object")"
-touch -d '2000-01-01' "$first_copy" "$used_object"
+first_changed="$(stat -c %z "$first_copy")"
 link "$work/tied2" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
-reused() { [ "$(stat -c %Y "$first_copy")" = "$(date -d 2000-01-01 +%s)" ]; }
+reused() { [ "$(copy_of "$used_object")" = "$first_copy" ] && [ "$(stat -c %z "$first_copy")" = "$first_changed" ]; }
 check "a second link reuses the copy of an unchanged object" reused
 touch "$used_object"
 link "$work/tied3" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
 remade() {
-    [ "$(stat -c %Y "$(copy_of "$used_object")")" = "$(stat -c %Y "$used_object")" ] &&
-        [ "$("$work/tied3")" = "$expected" ]
+    [ -n "$(copy_of "$used_object")" ] && [ "$(copy_of "$used_object")" != "$first_copy" ] &&
+        [ ! -e "$first_copy" ] && [ "$("$work/tied3")" = "$expected" ]
 }
-check "a changed object is copied again, and the program still runs" remade
+check "a changed object is copied again (the old copy removed), and the program still runs" remade
 
 check_summary tie-records
