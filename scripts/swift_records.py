@@ -15,7 +15,8 @@ what ld64 does on Apple platforms for these records (S_ATTR_LIVE_SUPPORT). A typ
 thus stay whenever anything refers to its descriptor, and every way to have a value of the
 type does (its metadata points to its descriptor), so whatever the runtime can be asked about
 a live type (a cast, a conformance a generic requirement needs, a name lookup) it still finds.
-Only records whose type is certainly in the same object are tied:
+A type that nothing refers to but a name string (`_typeByName("...")`, which loopsy never
+calls) is dropped with its records, as an unused one is. Only records whose type is certainly in the same object are tied:
 
 - a type record whose relative pointer is direct (its two low bits clear) and relocated
   against a symbol defined in this object;
@@ -82,8 +83,11 @@ class ObjectFile:
                 self.symbols = [SYMBOL.unpack_from(data, start + header[4] + index * SYMBOL.size)
                                 for index in range(header[5] // SYMBOL.size)]
                 break
-        # Where weak symbols are defined: (section index, offset).
-        self.weak = {(symbol[3], symbol[4]) for symbol in self.symbols if symbol[1] >> 4 not in (STB_LOCAL, STB_GLOBAL)}
+        # What weak symbols cover: section index -> [(first offset, end)].
+        self.weak = {}
+        for symbol in self.symbols:
+            if symbol[1] >> 4 not in (STB_LOCAL, STB_GLOBAL):
+                self.weak.setdefault(symbol[3], []).append((symbol[4], symbol[4] + max(symbol[5], 1)))
         # Relocation sections by the index of the section they apply to, read when first asked for.
         self.relocation_sections = {header[7]: index for index, header in enumerate(self.headers)
                                     if header[1] == SHT_RELA}
@@ -95,11 +99,13 @@ class ObjectFile:
 
     def target(self, section, offset):
         """Where the relative pointer at `offset` in `section` points (see `pointee`), unless a
-        weak symbol is defined there: an imported C type's descriptor, which each module that
+        weak symbol covers that place: an imported C type's descriptor, which each module that
         uses the type defines, may be the copy the linker does not pick (references then go to
         another object's), and the assembler resolves a reference to it within its section."""
         found = self.pointee(section, offset)
-        return None if found is None or found in self.weak else found
+        if found is None or any(first <= found[1] < end for first, end in self.weak.get(found[0], ())):
+            return None
+        return found
 
     def pointee(self, section, offset):
         """(section index, offset) that the relative pointer at `offset` in `section` points

@@ -107,7 +107,7 @@ check "and linked last (lld then picks the other module's copy of the type's des
     c_type_conformance "$work/c/main.o" "$work/c/Stamps.o"
 plain_keeps() { grep -qa never-used-type-was-linked "$work/plain"; }
 check "directly linked, the unused type's code is in the program (its retained records keep it)" plain_keeps
-tied_drops() { ! grep -qa never-used-type-was-linked "$work/tied" && ! nm "$work/tied" | grep -q NeverUsed; }
+tied_drops() { ! grep -qa never-used-type-was-linked "$work/tied" && ! nm "$work/tied" | grep NeverUsed >/dev/null; }
 check "with tied records, the unused type is gone: no code, no symbol" tied_drops
 
 records() { # object: one line per record section, "name flags"
@@ -125,16 +125,18 @@ for index, header in enumerate(elf.headers):
 PY
 }
 copy_of() { ls "$1".tied-* 2>/dev/null | head -1; }
+# (Pipes end in `grep >/dev/null`, not `grep -q`: with pipefail, a grep that quits at its first
+# match makes the writer's SIGPIPE the pipeline's status.)
 # swiftc does not put each file's code in the object named after it: find Used's by its descriptor.
 used_object=""
 for object in "${objects[@]}"; do
-    if nm "$object" | grep -q ' \$s4main4UsedVMn$'; then used_object="$object"; fi
+    if nm --defined-only "$object" | grep ' \$s4main4UsedVMn$' >/dev/null; then used_object="$object"; fi
 done
 types_tied() {
     local copy
     copy="$(copy_of "$used_object")"
-    [ -n "$copy" ] && records "$copy" | grep -q "swift5_type_metadata tied" &&
-        ! records "$copy" | grep -qv " tied$"
+    [ -n "$copy" ] && records "$copy" | grep "swift5_type_metadata tied" >/dev/null &&
+        ! records "$copy" | grep -v " tied$" >/dev/null
 }
 check "in the copy of Used's object every type and conformance record depends on its type" types_tied
 other_object_retained() {
@@ -142,13 +144,15 @@ other_object_retained() {
     # main.swift's object: the one whose records name a type of another object.
     for object in "${objects[@]}"; do
         copy="$(copy_of "$object")"
-        records "${copy:-$object}" | grep -q "swift5_protocol_conformances retained" && return 0
+        records "${copy:-$object}" | grep "swift5_protocol_conformances retained" >/dev/null && return 0
     done
     return 1
 }
 check "a conformance whose type is in another object stays retained" other_object_retained
 
+[ -n "$used_object" ] || loopsy_die "no object defines Used's type descriptor"
 first_copy="$(copy_of "$used_object")"
+[ -n "$first_copy" ] || loopsy_die "the wrapper made no copy of $used_object"
 first_changed="$(stat -c %z "$first_copy")"
 link "$work/tied2" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
 reused() { [ "$(copy_of "$used_object")" = "$first_copy" ] && [ "$(stat -c %z "$first_copy")" = "$first_changed" ]; }
