@@ -67,15 +67,13 @@ loopsy_build_release() {
     loopsy_static_cxx
     loopsy_static_swift
     bin="$(swift build "${LOOPSY_RELEASE_FLAGS[@]}" --show-bin-path)"
-    local programs=("$@") program
+    local programs=("$@") program input
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
     for program in "${programs[@]}"; do
-        if [ -e "$bin/$program" ] && { [ "$LOOPSY_ROOT/packaging/symbol-order.txt" -nt "$bin/$program" ] ||
-            [ "$LOOPSY_STATIC_SWIFT/remap.txt" -nt "$bin/$program" ] ||
-            [ "$LOOPSY_ROOT/scripts/swift_records.py" -nt "$bin/$program" ] ||
-            [ "$LOOPSY_ROOT/scripts/lld-tied-records.py" -nt "$bin/$program" ]; }; then
-            rm -f "$bin/$program"
-        fi
+        for input in "$LOOPSY_ROOT/packaging/symbol-order.txt" "$LOOPSY_STATIC_SWIFT/remap.txt" \
+            "$LOOPSY_ROOT/scripts/swift_records.py" "$LOOPSY_ROOT/scripts/lld-tied-records.py"; do
+            if [ -e "$bin/$program" ] && [ "$input" -nt "$bin/$program" ]; then rm -f "$bin/$program"; fi
+        done
     done
     rm -f "$LOOPSY_STATIC_SWIFT/linked.d"
     if [ $# -eq 0 ]; then

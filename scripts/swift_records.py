@@ -37,7 +37,7 @@ retain flag: a type's descriptor and a closure context's metadata refer to them,
 with what they describe.
 
 Everything works on ELF64 little-endian relocatable objects held in a bytearray, in place; no
-section changes size.
+section changes size. `ObjectFile` also serves scripts/unretain-archives.py.
 """
 import struct
 
@@ -163,12 +163,12 @@ def tie_records(data, start, size):
         flags, name = header[2], elf.names[index]
         if not flags & SHF_GNU_RETAIN or flags & SHF_LINK_ORDER:
             continue
-        descriptor = None
         # (Empty ones stay: swiftrt.o's mark where each section starts and ends.)
         if name in ("swift5_fieldmd", "swift5_capture") and header[5] > 0:
             elf.set_flags(index, flags & ~SHF_GNU_RETAIN)
             changed += 1
             continue
+        descriptor = None
         if name == "swift5_type_metadata" and header[5] == 4:
             descriptor = elf.target(index, 0)
             if descriptor is not None and descriptor[1] & 3:  # an indirect reference
@@ -183,7 +183,8 @@ def tie_records(data, start, size):
                         descriptor = elf.target(conformance[0], conformance[1] + 4)
         else:
             continue
-        # Likewise a descriptor in a COMDAT group: the linker may keep another object's copy.
+        # A descriptor in a COMDAT group may be a copy the linker drops for another object's,
+        # as a weak one may (`ObjectFile.target`).
         if descriptor is not None and (elf.headers[descriptor[0]][2] | flags) & SHF_GROUP:
             descriptor = None
         if descriptor is None or descriptor[0] == index:

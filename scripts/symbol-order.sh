@@ -147,9 +147,9 @@ traced = len(order)
 # lookup (ArgumentParser's, the JSON coders') makes the runtime read all of them, about 4,500
 # records of 28-56 bytes. lld orders input sections, so what moves is each .rodata section
 # that holds one (with -internalize-at-link, most objects keep their descriptors together in
-# one .rodata section with other constants), to the start of .rodata. Where each object file left them they
-# were spread over 1.7 MB, and the kernel maps 64 KiB around each page read: about 1 MiB of
-# every process's RSS (loopsy --version 8.6 -> 7.5 MiB).
+# one .rodata section with other constants), to the start of .rodata. Where each object file
+# left them they were spread over 1.7 MB, and the kernel maps 64 KiB around each page read:
+# about 1 MiB of every process's RSS (loopsy --version 8.6 -> 7.5 MiB).
 for program in ("loopsyd", "loopsy", "loopsy-mcp"):
     symbols = subprocess.run(["nm", "--defined-only", f"{work}/bin/{program}"],
                              capture_output=True, text=True, check=True).stdout

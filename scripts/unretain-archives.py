@@ -25,29 +25,22 @@ import subprocess
 import sys
 import tempfile
 
-SHF_GNU_RETAIN = 0x200000
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import swift_records  # noqa: E402  (its ELF reader)
+
 GLOB_CHARACTERS = set("*?[]\\")
 
 
 def unretain_object(data, start, size):
-    """Clears SHF_GNU_RETAIN on the .text.* sections of the ELF64 little-endian object at data[start:start+size]."""
-    if size < 64 or data[start:start + 4] != b"\x7fELF" or data[start + 4] != 2 or data[start + 5] != 1:
+    """Clears SHF_GNU_RETAIN on the .text.* sections of the ELF object at data[start:start+size];
+    a member that is not one (the archive's symbol index) is left as it is."""
+    if size < 4 or data[start:start + 4] != b"\x7fELF":
         return 0
-    (shoff,) = struct.unpack_from("<Q", data, start + 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, start + 0x3A)
-    if shoff == 0 or shentsize != 64 or shstrndx >= shnum or shoff + shnum * 64 > size:
-        raise ValueError("unexpected ELF section header table")
-    (names,) = struct.unpack_from("<Q", data, start + shoff + shstrndx * 64 + 0x18)
+    elf = swift_records.ObjectFile(data, start, size)
     cleared = 0
-    for index in range(shnum):
-        header = start + shoff + index * 64
-        (name,) = struct.unpack_from("<I", data, header)
-        (flags,) = struct.unpack_from("<Q", data, header + 8)
-        if not flags & SHF_GNU_RETAIN:
-            continue
-        first = start + names + name
-        if bytes(data[first:data.index(b"\0", first)]).startswith(b".text."):
-            struct.pack_into("<Q", data, header + 8, flags & ~SHF_GNU_RETAIN)
+    for index, header in enumerate(elf.headers):
+        if header[2] & swift_records.SHF_GNU_RETAIN and elf.names[index].startswith(".text."):
+            elf.set_flags(index, header[2] & ~swift_records.SHF_GNU_RETAIN)
             cleared += 1
     return cleared
 
@@ -85,7 +78,11 @@ def stamp(source):
     """What identifies the archive a copy was made from, and how it was made: a new toolchain's
     files keep their build dates (older than an earlier copy), but not their inode and size."""
     info = os.stat(source)
-    script = hashlib.sha256(open(__file__, "rb").read()).hexdigest()
+    digest = hashlib.sha256()
+    for script in (__file__, swift_records.__file__):
+        with open(script, "rb") as file:
+            digest.update(file.read())
+    script = digest.hexdigest()
     return f"{source} {info.st_ino} {info.st_size} {info.st_mtime_ns} {script}\n"
 
 

@@ -17,6 +17,7 @@ cleanup() {
     HOME="$home" loopsy stop >/dev/null 2>&1 || true
     dpkg --purge loopsy >/dev/null 2>&1 || true
     rm -rf "$home"
+    checks_cleanup
 }
 trap cleanup EXIT
 

@@ -11,8 +11,6 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 loopsy_swift
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 source Tests/Packaging/checks.sh
 
 cat >"$work/Types.swift" <<'SWIFT'

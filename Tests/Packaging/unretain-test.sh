@@ -8,8 +8,6 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 loopsy_swift
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 source Tests/Packaging/checks.sh
 
 # The toolchain's runtime, copied as the release link gets it (the script finds it through swiftc).
