@@ -157,6 +157,20 @@ public struct ContextStore: Sendable {
         return entry
     }
 
+    /// `get`, as the JSON `ContextEntry.write(to:)` writes (what a GET answers): kept with the
+    /// cached entry, so a key read again is not encoded again.
+    public func getJSON(key: String, now: Int64 = Clock.nowMillis()) throws -> [UInt8]? {
+        let (cached, json, generation) = cache.lookupWithJSON(key, now: now)
+        if let json { return json }
+        let found = try cached ?? pool.read { db in try Self.fetch(db, key: key, now: now) }
+        guard let entry = found else { return nil }
+        var writer = JSONWriter()
+        entry.write(to: &writer)
+        // Kept only if no write came since the lookup (as `get` keeps what it read).
+        cache.fill(entry, json: writer.bytes, generation: generation)
+        return writer.bytes
+    }
+
     /// Removes `key`; true if a live entry was there. With `ifRevision`, only when the live
     /// entry has that revision.
     public func delete(key: String, ifRevision: Int64? = nil, now: Int64 = Clock.nowMillis()) throws -> Bool {

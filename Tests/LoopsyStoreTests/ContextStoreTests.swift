@@ -156,6 +156,32 @@ import Testing
         try audit.prune(olderThan: 1000, keep: 3)
         #expect(try audit.recent(limit: 10).map(\.requestId) == ["r2", "r3", "r4"])
     }
+
+    /// A GET's JSON is kept with the cached entry and follows every write: a new value, an
+    /// expiry, a delete.
+    @Test func theJSONKeptWithAnEntryFollowsItsWrites() throws {
+        defer { cleanUp() }
+        func encoded(_ entry: ContextEntry?) -> [UInt8]? {
+            guard let entry else { return nil }
+            var writer = JSONWriter()
+            entry.write(to: &writer)
+            return writer.bytes
+        }
+        #expect(try store.getJSON(key: "k", now: 0) == nil)
+        _ = try store.put(key: "k", value: "1", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 0)
+        let first = try store.getJSON(key: "k", now: 0)
+        #expect(try first != nil && first == encoded(store.get(key: "k", now: 0)))
+        #expect(try store.getJSON(key: "k", now: 0) == first)
+        _ = try store.put(key: "k", value: "2", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
+        let second = try store.getJSON(key: "k", now: 500)
+        #expect(try second == encoded(store.get(key: "k", now: 500)))
+        #expect(second.map { String(decoding: $0, as: UTF8.self).contains("\"value\":\"2\"") } == true)
+        #expect(try store.getJSON(key: "k", now: 1000) == nil)
+        _ = try store.put(key: "k", value: "3", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 2000)
+        #expect(try store.getJSON(key: "k", now: 2000) == encoded(store.get(key: "k", now: 2000)))
+        #expect(try store.delete(key: "k", now: 2000))
+        #expect(try store.getJSON(key: "k", now: 2000) == nil)
+    }
 }
 
 @Suite struct ContextCacheCoherenceTests {
@@ -184,6 +210,19 @@ import Testing
         }
         #expect(try store.get(key: "race")?.value == "200")
         #expect(try store.get(key: "race")?.revision == 200)
+
+        // The same for the JSON a GET answers (kept with the cached entry).
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for round in 201...400 {
+                if worker == 0 {
+                    _ = try? store.put(key: "race", value: String(round), ttl: nil, fromNodeId: "n", maxEntries: 10)
+                } else {
+                    _ = try? store.getJSON(key: "race")
+                }
+            }
+        }
+        let json = try store.getJSON(key: "race").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        #expect(json.contains("\"revision\":400") && json.contains("\"value\":\"400\""))
     }
 }
 
@@ -205,6 +244,17 @@ import Testing
             #expect(cache.lookup("key-\(100 + index)", now: 0).entry == entry(index))
         }
         #expect(most == 10)
+
+        // An entry's JSON counts too: with it, fewer entries fit.
+        let json = [UInt8](repeating: 0x20, count: ContextCache.cost(entry(1)))
+        let withJSON = ContextCache(maxBytes: 10 * ContextCache.cost(entry(1)))
+        most = 0
+        for index in 1...25 {
+            withJSON.fill(entry(index), json: json, generation: withJSON.lookup("none", now: 0).generation)
+            let held = (1...index).filter { withJSON.lookupWithJSON("key-\(100 + $0)", now: 0).json == json }.count
+            most = max(most, held)
+        }
+        #expect(most == 5)
     }
 }
 

@@ -79,8 +79,9 @@ public enum ContextHandlers {
         let store = context.node.contextStore
         let query = context.request.query
         guard query["afterRevision"] != nil || query["wait"] != nil else {
-            guard let entry = try store.get(key: key) else { throw APIError.notFound("context key '\(key)'") }
-            return try .json(entry)
+            // The entry's JSON, kept with the cached entry: a hot key is not encoded again.
+            guard let json = try store.getJSON(key: key) else { throw APIError.notFound("context key '\(key)'") }
+            return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: json)
         }
         // A watch: answered once the key is at another revision than `afterRevision` (0: absent),
         // or when the wait ends (with the key as it is then).
