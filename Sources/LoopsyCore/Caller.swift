@@ -12,6 +12,17 @@ import LoopsyAPI
 public struct Caller: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case owner, dashboard, key, peer, anonymous
+
+        /// Its bit in `RouteAccess`'s set of kinds.
+        var bit: UInt8 {
+            switch self {
+            case .owner: 1
+            case .dashboard: 2
+            case .key: 4
+            case .peer: 8
+            case .anonymous: 16
+            }
+        }
     }
 
     public var kind: Kind
@@ -75,8 +86,20 @@ public struct Caller: Sendable, Equatable {
 /// Who may call a route, declared in the route table and enforced once by the dispatcher:
 /// the caller kinds admitted and, for keys and peers, the grant they must hold.
 public struct RouteAccess: Sendable, Equatable {
-    public var kinds: Set<Caller.Kind>
+    /// The kinds of caller admitted, one bit each (`Caller.Kind.bit`): checked for every request,
+    /// where a `Set` hashed the kind each time.
+    private var kindBits: UInt8
     public var grant: Capability?
+
+    public var kinds: Set<Caller.Kind> {
+        get { Set(Caller.Kind.allCases.filter { kindBits & $0.bit != 0 }) }
+        set { kindBits = newValue.reduce(0) { $0 | $1.bit } }
+    }
+
+    public init(kinds: Set<Caller.Kind>, grant: Capability?) {
+        kindBits = kinds.reduce(0) { $0 | $1.bit }
+        self.grant = grant
+    }
 
     /// Anyone, without a credential (health, identity, the pairing steps, the dashboard's files).
     public static let open = RouteAccess(kinds: Set(Caller.Kind.allCases), grant: nil)
@@ -101,11 +124,11 @@ public struct RouteAccess: Sendable, Equatable {
     /// The owner or a peer introducing itself (handshakes).
     public static let ownerOrPeer = RouteAccess(kinds: [.owner, .dashboard, .peer], grant: nil)
 
-    public var isOpen: Bool { kinds.contains(.anonymous) }
+    public var isOpen: Bool { kindBits & Caller.Kind.anonymous.bit != 0 }
 
     /// Whether `caller` may call the route.
     public func admits(_ caller: Caller) -> Bool {
-        guard kinds.contains(caller.kind) else { return false }
+        guard kindBits & caller.kind.bit != 0 else { return false }
         guard let grant, !caller.isOwner else { return true }
         return caller.grants.contains(grant)
     }

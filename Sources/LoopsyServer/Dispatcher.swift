@@ -209,7 +209,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
 /// The route a request's head matched, carried from `plan` to `handle`.
 struct Routed: Sendable {
     let route: Route
-    let parameters: [String: String]
+    let parameters: PathParameters
 }
 
 /// A streamed upload that passed the dispatcher's checks: the route's sink plus what the

@@ -1,5 +1,6 @@
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyCore
 import Testing
 @testable import LoopsyServer
 
@@ -91,7 +92,7 @@ import Testing
 
     func matched(_ method: String, _ path: String) -> (String, [String: String])? {
         if case .found(let route, let parameters) = router.match(method: method, rawPath: path) {
-            return (route.pattern, parameters)
+            return (route.pattern, parameters.dictionary)
         }
         return nil
     }
@@ -193,7 +194,7 @@ import Testing
             Issue.record("expected the cancel route")
             return
         }
-        #expect(route.pattern == "/api/v1/execute/{jobId}" && parameters["jobId"] == "job_1")
+        #expect(route.pattern == "/api/v1/execute/{jobId}" && parameters["jobId"] == "job_1" && parameters["key"] == nil)
         if case .found(let route, _) = router.match(method: "GET", rawPath: "/api/v1/execute/jobs") {
             #expect(route.pattern == "/api/v1/execute/jobs")
         } else {
@@ -233,5 +234,46 @@ import Testing
         #expect(limiter.take(caller: "a", category: .context, now: 120) != nil)
         for _ in 0..<100 { #expect(limiter.take(caller: "a", category: .execute, now: 100) == nil) }
         #expect(limiter.take(caller: "a", category: .transfer, now: 100) == nil)
+    }
+}
+
+@Suite struct PathParametersTests {
+    /// Kept inline for up to two, in a list past that; a name set again takes the new value.
+    @Test func holdsEachNameOnce() {
+        var parameters = PathParameters()
+        #expect(parameters["a"] == nil && parameters.dictionary.isEmpty)
+        parameters.set("a", "1")
+        parameters.set("b", "2")
+        parameters.set("c", "3")
+        parameters.set("b", "two")
+        parameters.set("d", "4")
+        parameters.set("c", "three")
+        #expect(parameters["a"] == "1" && parameters["b"] == "two" && parameters["c"] == "three" && parameters["d"] == "4")
+        #expect(parameters["e"] == nil)
+        #expect(parameters.dictionary == ["a": "1", "b": "two", "c": "three", "d": "4"])
+    }
+}
+
+@Suite struct RouteAccessTests {
+    /// The kinds a route admits (kept as bits) read back as they were given, and decide
+    /// `admits` and `isOpen` for every kind of caller.
+    @Test func kindsRoundTripAndDecideAdmission() {
+        let accesses: [RouteAccess] = [.open, .owner, .ownerKey, .credential, .ownerOrPeer, .peer(),
+                                       .grant(.exec), .grantToPeers(.exec), .peer(.contextRead)]
+        let callers: [Caller] = [.local, .dashboard, .key("k", grants: [.exec], transferPaths: nil),
+                                 .peer("p", grants: [], transferPaths: nil), .anonymous("10.0.0.1")]
+        for access in accesses {
+            #expect(RouteAccess(kinds: access.kinds, grant: access.grant) == access)
+            #expect(access.isOpen == access.kinds.contains(.anonymous))
+            for caller in callers {
+                let expected = access.kinds.contains(caller.kind)
+                    && (access.grant == nil || caller.isOwner || caller.grants.contains(access.grant!))
+                #expect(access.admits(caller) == expected, "\(access.kinds) \(caller.kind)")
+            }
+        }
+        var changed = RouteAccess.owner
+        changed.kinds = [.peer, .key]
+        #expect(changed.kinds == [.peer, .key] && changed.admits(.peer("p", grants: [], transferPaths: nil)))
+        #expect(!changed.admits(.local))
     }
 }

@@ -151,7 +151,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         let pattern: String
         /// Open routes need no session (the page, its files, the login).
         let open: Bool
-        let handle: @Sendable (DashboardGateway, HTTPRequest, [String: String]) throws -> HTTPResponse
+        let handle: @Sendable (DashboardGateway, HTTPRequest, PathParameters) throws -> HTTPResponse
     }
 
     private static let router = Router<GatewayRoute>(routes: [

@@ -14,7 +14,7 @@ public enum RateCategory: String, Sendable {
 /// What a handler gets: the request, decoded path parameters, who is calling, and the node.
 public struct RequestContext: Sendable {
     public var request: HTTPRequest
-    public var parameters: [String: String]
+    public var parameters: PathParameters
     public var caller: Caller
     public var requestId: String
     public var node: NodeServices
@@ -126,6 +126,12 @@ public typealias BodySinkFactory = @Sendable (RequestContext) throws -> any HTTP
 /// One entry of the route table: method, path pattern (`{name}` matches one segment), who may
 /// call it (declared here, enforced by the dispatcher, shown in the OpenAPI document), policy
 /// and the OpenAPI description that documents it.
+/// Holds a route's `OperationDoc` (see `Route.doc`).
+private final class DocBox: Sendable {
+    let doc: OperationDoc
+    init(_ doc: OperationDoc) { self.doc = doc }
+}
+
 public struct Route: Sendable {
     public var method: HTTPMethod
     public var pattern: String
@@ -133,7 +139,14 @@ public struct Route: Sendable {
     public var category: RateCategory?
     /// Largest accepted request body.
     public var maxBody: Int
-    public var doc: OperationDoc
+    /// What the OpenAPI document says of it, kept in a box: a route is copied for every request
+    /// (the router's match, the dispatcher's plan), and a copy then costs one retain instead of
+    /// one for each string and list of the description.
+    public var doc: OperationDoc {
+        get { docBox.doc }
+        set { docBox = DocBox(newValue) }
+    }
+    private var docBox: DocBox
     public var handler: Handler
     /// For routes whose body streams (uploads): makes the sink once the request is admitted;
     /// the handler then finds it in `request.bodySink`.
@@ -148,7 +161,7 @@ public struct Route: Sendable {
         self.category = category
         self.maxBody = maxBody
         self.bodySink = bodySink
-        self.doc = doc
+        self.docBox = DocBox(doc)
         self.handler = handler
     }
 

@@ -13,7 +13,7 @@ import LoopsyHTTP
 /// standalone dashboard gateway's own small table share this one matcher.
 public struct Router<Entry: RoutePattern>: Sendable {
     public enum Match {
-        case found(Entry, [String: String])
+        case found(Entry, PathParameters)
         /// The path exists with other methods.
         case wrongMethod(allowed: [String])
         case notFound
@@ -164,16 +164,16 @@ public struct Router<Entry: RoutePattern>: Sendable {
         }
         let candidate = list[best.index]
         let (route, pattern) = (routes[candidate.index], candidate.segments)
-        var parameters = [String: String](minimumCapacity: 2)
+        var parameters = PathParameters()
         for (segment, range) in zip(pattern, ranges) {
             if case .rest(let name) = segment {
-                parameters[name] = String(decoding: bytes[range.lowerBound..<bytes.count], as: UTF8.self)
+                parameters.set(name, String(decoding: bytes[range.lowerBound..<bytes.count], as: UTF8.self))
                 continue
             }
             guard case .parameter(let name) = segment else { continue }
             let raw = String(decoding: bytes[range], as: UTF8.self)
             guard let decoded = PercentDecoding.decode(Substring(raw)) else { return .badEncoding }
-            parameters[name] = decoded
+            parameters.set(name, decoded)
         }
         return .found(route, parameters)
     }
@@ -211,3 +211,39 @@ extension RoutePattern {
 }
 
 extension Route: RoutePattern {}
+
+/// A matched route's path parameters, decoded. A route has one or two (three at most): they are
+/// kept inline, where a dictionary cost an allocation and a hash of each name per request.
+public struct PathParameters: Sendable {
+    private var first: (name: String, value: String)?
+    private var second: (name: String, value: String)?
+    private var more: [(name: String, value: String)] = []
+
+    public init() {}
+
+    public subscript(name: String) -> String? {
+        if let first, first.name == name { return first.value }
+        if let second, second.name == name { return second.value }
+        return more.first { $0.name == name }?.value
+    }
+
+    /// Sets `name` (a pattern names each parameter once; a repeated name replaces the value).
+    public mutating func set(_ name: String, _ value: String) {
+        if first == nil || first?.name == name {
+            first = (name, value)
+        } else if second == nil || second?.name == name {
+            second = (name, value)
+        } else if let at = more.firstIndex(where: { $0.name == name }) {
+            more[at].value = value
+        } else {
+            more.append((name, value))
+        }
+    }
+
+    /// Every parameter, by name.
+    public var dictionary: [String: String] {
+        var all: [String: String] = [:]
+        for pair in [first, second].compactMap({ $0 }) + more { all[pair.name] = pair.value }
+        return all
+    }
+}
