@@ -7,22 +7,32 @@ public struct AuditStore: Sendable {
 
     public init(pool: DatabasePool) { self.pool = pool }
 
-    /// Appends entries in one transaction (their ids are assigned here).
+    /// Rows per transaction (`append`).
+    static let rowsPerTransaction = 512
+
+    /// Appends entries, in order (their ids are assigned here), at most `rowsPerTransaction` to
+    /// a transaction: a large batch (a quarter second of writes at 12,000 a second, about 20,000
+    /// instructions a row) does not hold the writer lock, and with it every context write, for
+    /// tens of milliseconds at a time.
     public func append(_ entries: [AuditEntry]) throws {
-        guard !entries.isEmpty else { return }
-        try pool.write { db in
-            try db.transaction {
-                let insert = try db.cached("""
-                    INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote, count)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-                for entry in entries {
-                    insert.reset()
-                    try insert.run([.integer(entry.time), .text(entry.requestId), .text(entry.caller),
-                                    .text(entry.method), .text(entry.path), .integer(Int64(entry.status)),
-                                    .real(entry.durationMs), .text(entry.remote), .integer(Int64(max(1, entry.count)))])
+        var start = entries.startIndex
+        while start < entries.endIndex {
+            let end = min(start + Self.rowsPerTransaction, entries.endIndex)
+            try pool.write { db in
+                try db.transaction {
+                    let insert = try db.cached("""
+                        INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote, count)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """)
+                    for entry in entries[start..<end] {
+                        insert.reset()
+                        try insert.run([.integer(entry.time), .text(entry.requestId), .text(entry.caller),
+                                        .text(entry.method), .text(entry.path), .integer(Int64(entry.status)),
+                                        .real(entry.durationMs), .text(entry.remote), .integer(Int64(max(1, entry.count)))])
+                    }
                 }
             }
+            start = end
         }
     }
 
@@ -43,13 +53,16 @@ public struct AuditStore: Sendable {
     /// Drops entries older than `olderThan` (epoch ms) and all but the newest `keep`.
     @discardableResult
     public func prune(olderThan: Int64, keep: Int) throws -> Int {
-        try pool.write { db in
-            try db.cached("DELETE FROM audit WHERE time < ?").run([.integer(olderThan)])
-            var removed = db.changes
-            try db.cached("DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ?")
-                .run([.integer(Int64(keep))])
-            removed += db.changes
-            return removed
-        }
+        // Oldest first, `DatabasePool.pruneChunk` rows to a transaction: at 12,000 writes a
+        // second, the ten seconds of rows past the limit between two upkeeps went in one DELETE
+        // that held the writer lock, and every context write, for about 190 ms here.
+        let byAge = try pool.deleteInChunks(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ? ORDER BY id LIMIT ?)",
+            [.integer(olderThan)])
+        let byCount = try pool.deleteInChunks("""
+            DELETE FROM audit
+            WHERE id <= min((SELECT max(id) FROM audit) - ?, (SELECT min(id) FROM audit) + ? - 1)
+            """, [.integer(Int64(keep))])
+        return byAge + byCount
     }
 }

@@ -74,7 +74,11 @@ public struct ContextStore: Sendable {
             WHERE ch.seq > ? AND ch.key >= ? AND ch.key < ? ORDER BY ch.seq LIMIT ?
             """
         static let lastSeq = "SELECT coalesce(max(seq), 0) FROM context_changes"
-        static let prune = "DELETE FROM context_changes WHERE seq <= (SELECT max(seq) FROM context_changes) - ?"
+        /// The oldest changes past the newest `?1`, at most `?2` of them (see `deleteInChunks`).
+        static let prune = """
+            DELETE FROM context_changes
+            WHERE seq <= min((SELECT max(seq) FROM context_changes) - ?, (SELECT min(seq) FROM context_changes) + ? - 1)
+            """
     }
 
     /// Creates or replaces `key`, bumping its revision; a new key is refused once `maxEntries`
@@ -272,7 +276,7 @@ public struct ContextStore: Sendable {
 
     /// Keeps the newest `keptChanges` changes.
     public func pruneChanges(keep: Int64 = ContextStore.keptChanges) throws {
-        try pool.write { db in try db.cached(SQL.prune).run([.integer(keep)]) }
+        _ = try pool.deleteInChunks(SQL.prune, [.integer(keep)])
     }
 
     private static func fetch(_ db: Database, key: String, now: Int64) throws -> ContextEntry? {

@@ -157,6 +157,40 @@ import Testing
         #expect(try audit.recent(limit: 10).map(\.requestId) == ["r2", "r3", "r4"])
     }
 
+    /// Batches larger than one transaction keep their order; prunes larger than one chunk
+    /// remove exactly what they should, oldest first, however many chunks it takes.
+    @Test func largeAppendsAndPrunesGoInPiecesAndKeepTheirOrder() throws {
+        defer { cleanUp() }
+        let count = AuditStore.rowsPerTransaction * 2 + DatabasePool.pruneChunk * 2 + 37
+        let entries = (0..<count).map {
+            AuditEntry(id: 0, time: Int64($0), requestId: "r\($0)", caller: "local", method: "PUT",
+                       path: "/p", status: 200, durationMs: 0.5, remote: "127.0.0.1")
+        }
+        try audit.append(entries)
+        let all = try audit.recent(limit: count + 10)
+        #expect(all.map(\.requestId) == entries.map(\.requestId))
+        #expect(zip(all, all.dropFirst()).allSatisfy { $0.id + 1 == $1.id })
+        // By age: everything before time 1,500 (more than one chunk); then by count.
+        #expect(try audit.prune(olderThan: 1_500, keep: count) == 1_500)
+        #expect(try audit.recent(limit: 1).first?.requestId == "r\(count - 1)")
+        #expect(try audit.prune(olderThan: 0, keep: 10) == count - 1_500 - 10)
+        #expect(try audit.recent(limit: count).map(\.requestId) == entries.suffix(10).map(\.requestId))
+        #expect(try audit.prune(olderThan: 0, keep: 10) == 0)
+    }
+
+    /// The change log is pruned in chunks too, down to exactly the newest `keep`.
+    @Test func theChangeLogIsPrunedInChunks() throws {
+        defer { cleanUp() }
+        let writes = DatabasePool.pruneChunk * 2 + 250
+        for index in 0..<writes {
+            _ = try store.put(key: "k\(index % 7)", value: "v\(index)", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 0)
+        }
+        try store.pruneChanges(keep: 100)
+        let changes = try store.changes(prefix: "", after: 0, limit: 10_000).changes
+        #expect(changes.count == 100)
+        #expect(changes.last?.revision == Int64((writes - 1) / 7 + 1))
+    }
+
     /// A GET's JSON is kept with the cached entry and follows every write: a new value, an
     /// expiry, a delete.
     @Test func theJSONKeptWithAnEntryFollowsItsWrites() throws {
