@@ -56,12 +56,15 @@ public struct AuditStore: Sendable {
         // Oldest first, `DatabasePool.pruneChunk` rows to a transaction: at 12,000 writes a
         // second, the ten seconds of rows past the limit between two upkeeps went in one DELETE
         // that held the writer lock, and every context write, for about 190 ms here.
+        // Each chunk is a number of rows, never a range of ids (ids have gaps: rows go in by time
+        // and leave by age, and their times are not quite in id order). By time, the order the
+        // `audit_time` index reads them in: no scan of the table when nothing is that old.
         let byAge = try pool.deleteInChunks(
-            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ? ORDER BY id LIMIT ?)",
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ? ORDER BY time LIMIT ?)",
             [.integer(olderThan)])
         let byCount = try pool.deleteInChunks("""
-            DELETE FROM audit
-            WHERE id <= min((SELECT max(id) FROM audit) - ?, (SELECT min(id) FROM audit) + ? - 1)
+            DELETE FROM audit WHERE id IN (
+                SELECT id FROM audit WHERE id <= (SELECT max(id) FROM audit) - ? ORDER BY id LIMIT ?)
             """, [.integer(Int64(keep))])
         return byAge + byCount
     }

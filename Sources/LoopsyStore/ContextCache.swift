@@ -17,12 +17,26 @@ final class ContextCache: Sendable {
         var entry: ContextEntry
         /// The entry as `ContextEntry.write(to:)` writes it, once asked for.
         var json: [UInt8]?
-        /// `cost(entry)`, plus the JSON's bytes once it is kept.
+        /// `cost(entry)`, plus the JSON's buffer once it is kept.
         var cost: Int
     }
 
+    /// A key as SQLite tells keys apart: by their UTF-8 bytes. Swift's String == calls
+    /// canonically equivalent keys equal ("caf\u{e9}" and "cafe\u{301}"), which SQLite stores as
+    /// two: a GET of one was answered with the other's cached entry.
+    private struct Key: Hashable {
+        let key: String
+
+        static func == (lhs: Key, rhs: Key) -> Bool { lhs.key.utf8.elementsEqual(rhs.key.utf8) }
+
+        func hash(into hasher: inout Hasher) {
+            var key = key
+            key.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        }
+    }
+
     private struct State {
-        var entries: [String: Cached] = [:]
+        var entries: [Key: Cached] = [:]
         var bytes = 0
         var generation: UInt64 = 0
     }
@@ -41,7 +55,9 @@ final class ContextCache: Sendable {
     /// `lookup`, with the entry's JSON when it is kept.
     func lookupWithJSON(_ key: String, now: Int64) -> (entry: ContextEntry?, json: [UInt8]?, generation: UInt64) {
         state.withLock { state in
-            guard let cached = state.entries[key], cached.entry.isLive(at: now) else { return (nil, nil, state.generation) }
+            guard let cached = state.entries[Key(key: key)], cached.entry.isLive(at: now) else {
+                return (nil, nil, state.generation)
+            }
             return (cached.entry, cached.json, state.generation)
         }
     }
@@ -59,7 +75,7 @@ final class ContextCache: Sendable {
     func written(_ key: String, _ entry: ContextEntry?) {
         state.withLock { state in
             state.generation &+= 1
-            if let old = state.entries.removeValue(forKey: key) { state.bytes -= old.cost }
+            if let old = state.entries.removeValue(forKey: Key(key: key)) { state.bytes -= old.cost }
             if let entry { Self.insert(entry, json: nil, into: &state, maxBytes: maxBytes) }
         }
     }
@@ -74,13 +90,20 @@ final class ContextCache: Sendable {
     }
 
     private static func insert(_ entry: ContextEntry, json: [UInt8]?, into state: inout State, maxBytes: Int) {
-        let cost = cost(entry) + (json?.count ?? 0)
+        // The JSON's buffer, as allocated (JSONWriter reserves ahead), and its header.
+        var json = json
+        var cost = cost(entry) + (json.map { $0.capacity + 32 } ?? 0)
+        if cost > maxBytes / 4 && json != nil {
+            // Too large with its JSON: the entry alone, as `get` would keep it.
+            json = nil
+            cost = Self.cost(entry)
+        }
         guard cost <= maxBytes / 4 else { return }
         if state.bytes + cost > maxBytes {
             state.entries.removeAll(keepingCapacity: true)
             state.bytes = 0
         }
-        if let old = state.entries.updateValue(Cached(entry: entry, json: json, cost: cost), forKey: entry.key) {
+        if let old = state.entries.updateValue(Cached(entry: entry, json: json, cost: cost), forKey: Key(key: entry.key)) {
             state.bytes -= old.cost
         }
         state.bytes += cost

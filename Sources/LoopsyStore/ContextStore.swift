@@ -74,10 +74,11 @@ public struct ContextStore: Sendable {
             WHERE ch.seq > ? AND ch.key >= ? AND ch.key < ? ORDER BY ch.seq LIMIT ?
             """
         static let lastSeq = "SELECT coalesce(max(seq), 0) FROM context_changes"
-        /// The oldest changes past the newest `?1`, at most `?2` of them (see `deleteInChunks`).
+        /// The oldest changes past the newest `?1`, at most `?2` of them (see `deleteInChunks`):
+        /// a number of rows, not a range of numbers, which a gap would cut short.
         static let prune = """
-            DELETE FROM context_changes
-            WHERE seq <= min((SELECT max(seq) FROM context_changes) - ?, (SELECT min(seq) FROM context_changes) + ? - 1)
+            DELETE FROM context_changes WHERE seq IN (
+                SELECT seq FROM context_changes WHERE seq <= (SELECT max(seq) FROM context_changes) - ? ORDER BY seq LIMIT ?)
             """
     }
 

@@ -166,7 +166,8 @@ public final class DatabasePool: Sendable {
             }
             removed += count
             if count < Self.pruneChunk { return removed }
-            // A write waiting for the lock gets it before the next chunk.
+            // A write waiting for the lock may take it before the next chunk (the lock is not
+            // fair: this only makes that likely).
             sched_yield()
         }
     }
@@ -206,7 +207,18 @@ struct StatementKey: Hashable {
 
     init(_ sql: String) { self.sql = sql }
 
-    static func == (lhs: StatementKey, rhs: StatementKey) -> Bool { lhs.sql == rhs.sql }
+    /// Byte for byte, as the hash reads them (String's == would call canonically equivalent
+    /// texts equal); the same literal at once.
+    static func == (lhs: StatementKey, rhs: StatementKey) -> Bool {
+        var (left, right) = (lhs.sql, rhs.sql)
+        return left.withUTF8 { a in
+            right.withUTF8 { b in
+                guard a.count == b.count else { return false }
+                guard let first = a.baseAddress, let second = b.baseAddress, first != second else { return true }
+                return memcmp(first, second, a.count) == 0
+            }
+        }
+    }
 
     func hash(into hasher: inout Hasher) {
         var sql = sql

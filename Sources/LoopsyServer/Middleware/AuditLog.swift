@@ -135,7 +135,7 @@ public final class AuditLog: Sendable {
         do {
             try store.append(rows)
         } catch {
-            logger.error("audit: could not write \(rows.count) entries: \(error)")
+            logger.error("audit: could not write all of \(rows.count) entries: \(error)")
         }
     }
 

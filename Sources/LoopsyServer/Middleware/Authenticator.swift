@@ -135,11 +135,11 @@ public final class Authenticator: Sendable {
         return .success(caller)
     }
 
+    private static let bearerScheme: [UInt8] = Array("bearer ".utf8)
+
     /// The credential of an `Authorization: Bearer <token>` header ("Bearer" in any case, ASCII
     /// folding only), without the spaces, tabs and line breaks around it; nil for another scheme.
     /// Byte-wise: it runs on every request.
-    private static let bearerScheme: [UInt8] = Array("bearer ".utf8)
-
     static func bearerToken(_ authorization: String) -> String? {
         var header = authorization
         return header.withUTF8 { bytes -> String? in

@@ -123,15 +123,15 @@ public struct RequestContext: Sendable {
 public typealias Handler = @Sendable (RequestContext) throws -> HTTPResponse
 public typealias BodySinkFactory = @Sendable (RequestContext) throws -> any HTTPBodySink
 
-/// One entry of the route table: method, path pattern (`{name}` matches one segment), who may
-/// call it (declared here, enforced by the dispatcher, shown in the OpenAPI document), policy
-/// and the OpenAPI description that documents it.
 /// Holds a route's `OperationDoc` (see `Route.doc`).
 private final class DocBox: Sendable {
     let doc: OperationDoc
     init(_ doc: OperationDoc) { self.doc = doc }
 }
 
+/// One entry of the route table: method, path pattern (`{name}` matches one segment), who may
+/// call it (declared here, enforced by the dispatcher, shown in the OpenAPI document), policy
+/// and the OpenAPI description that documents it.
 public struct Route: Sendable {
     public var method: HTTPMethod
     public var pattern: String
