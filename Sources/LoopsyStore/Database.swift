@@ -12,7 +12,7 @@ let pageCacheConfigured: Int32 = csqlite_page_cache_on_demand()
 /// `DatabasePool` guarantees by handing it out under a lock (hence `@unchecked Sendable`).
 public final class Database: @unchecked Sendable {
     let handle: OpaquePointer
-    private var statementCache: [StatementKey: Statement] = [:]
+    private var statementCache: [String: Statement] = [:]
 
     /// `create`: a missing file is created (else opening it fails).
     public init(path: String, readOnly: Bool = false, create: Bool = true) throws {
@@ -60,12 +60,12 @@ public final class Database: @unchecked Sendable {
 
     /// A prepared statement kept for the life of the connection; reset before it is returned.
     public func cached(_ sql: String) throws -> Statement {
-        if let statement = statementCache[StatementKey(sql)] {
+        if let statement = statementCache[sql] {
             statement.reset()
             return statement
         }
         let statement = try prepare(sql)
-        statementCache[StatementKey(sql)] = statement
+        statementCache[sql] = statement
         return statement
     }
 
@@ -198,41 +198,3 @@ public final class DatabasePool: Sendable {
     }
 }
 
-/// What `Database.cached` finds a statement by: its SQL, hashed by its length and at most 48 of
-/// its bytes (the first, middle and last 16). The cache is looked up for every statement a
-/// request runs, and hashing a whole statement (100-300 bytes, SipHash) cost 1,000-2,700
-/// instructions a lookup. Statements whose sampled bytes agree are still told apart by `==`
-/// (immediate for the same string literal).
-struct StatementKey: Hashable {
-    let sql: String
-
-    init(_ sql: String) { self.sql = sql }
-
-    /// Byte for byte, as the hash reads them (String's == would call canonically equivalent
-    /// texts equal); the same literal at once.
-    static func == (lhs: StatementKey, rhs: StatementKey) -> Bool {
-        var (left, right) = (lhs.sql, rhs.sql)
-        return left.withUTF8 { a in
-            right.withUTF8 { b in
-                guard a.count == b.count else { return false }
-                guard let first = a.baseAddress, let second = b.baseAddress, first != second else { return true }
-                return memcmp(first, second, a.count) == 0
-            }
-        }
-    }
-
-    func hash(into hasher: inout Hasher) {
-        var sql = sql
-        sql.withUTF8 { bytes in
-            hasher.combine(bytes.count)
-            guard bytes.count > 48 else {
-                hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
-                return
-            }
-            let middle = bytes.count / 2 - 8
-            for start in [0, middle, bytes.count - 16] {
-                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<(start + 16)])))
-            }
-        }
-    }
-}
