@@ -60,8 +60,12 @@ public final class Dispatcher: HTTPHandler, Sendable {
                     return .respond(refusal)
                 }
             }
-            // The match goes along: the request is not routed a second time when it has arrived.
-            return .bufferNoting(limit: route.maxBody, note: Routed(route: route, parameters: parameters))
+            // The match goes along, and the caller authenticated here: the request is neither
+            // routed nor authenticated a second time when it has arrived. (A streamed upload is
+            // admitted at its head alike; a key revoked while a body arrives ends the requests
+            // after it, not the one already admitted.)
+            let admitted: Caller? = route.access.isOpen || route.maxBody <= 64 * 1024 ? nil : caller
+            return .bufferNoting(limit: route.maxBody, note: Routed(route: route, parameters: parameters, caller: admitted))
         }
         // A streamed body goes to disk: every check happens before its first byte is accepted.
         do {
@@ -147,11 +151,12 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     private func dispatch(_ request: HTTPRequest, requestId: String, caller: inout Caller) throws -> HTTPResponse {
-        let match = (request.planNote as? Routed).map { Router<Route>.Match.found($0.route, $0.parameters) }
+        let routed = request.planNote as? Routed
+        let match = routed.map { Router<Route>.Match.found($0.route, $0.parameters) }
             ?? router.match(method: request.method, rawPath: request.rawPath)
         switch match {
         case .found(let route, let parameters):
-            try admit(request, route: route, caller: &caller)
+            try admit(request, route: route, caller: &caller, authenticated: routed?.caller)
             return try route.handler(RequestContext(request: request, parameters: parameters, caller: caller,
                                                     requestId: requestId, node: node))
         case .notFound, .badEncoding, .wrongMethod:
@@ -167,11 +172,12 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     /// Host/Origin, credentials, the route's declared access and rate limit: what every request
-    /// to a route must pass. Handlers never check who may call them again.
-    private func admit(_ request: HTTPRequest, route: Route, caller: inout Caller) throws {
+    /// to a route must pass. Handlers never check who may call them again. `authenticated`: the
+    /// caller `plan` already authenticated from this request's head.
+    private func admit(_ request: HTTPRequest, route: Route, caller: inout Caller, authenticated: Caller? = nil) throws {
         try hostPolicy.check(request)
         if !route.access.isOpen {
-            caller = try authenticator.authenticate(request).get()
+            caller = try authenticated ?? authenticator.authenticate(request).get()
             guard route.access.admits(caller) else { throw route.access.refusal(for: caller, node: node.hostname) }
         }
         try request.requireDecodableQuery()
@@ -210,6 +216,9 @@ public final class Dispatcher: HTTPHandler, Sendable {
 struct Routed: Sendable {
     let route: Route
     let parameters: PathParameters
+    /// Who the head's credentials named, when `plan` checked them (routes whose body may pass
+    /// 64 KiB); nil: `handle` authenticates.
+    let caller: Caller?
 }
 
 /// A streamed upload that passed the dispatcher's checks: the route's sink plus what the
