@@ -71,6 +71,13 @@ static inline int cmhd_connection_fd(struct MHD_Connection *connection) {
     return info ? (int)info->connect_fd : -1;
 }
 
+/// What the connection notification (MHD_CONNECTION_NOTIFY_STARTED) put in the connection's
+/// socket context; NULL before it or after MHD_CONNECTION_NOTIFY_CLOSED.
+static inline void *cmhd_socket_context(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
 /// The listening socket, so the daemon can report the port it bound when asked for port 0.
 static inline int cmhd_listen_fd(struct MHD_Daemon *daemon) {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_LISTEN_FD);

@@ -1,5 +1,7 @@
 import Dispatch
+import CMicroHTTPD
 import LoopsyPOSIX
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,17 +26,40 @@ final class ConnectionBudget: Sendable {
         var headerTimeout: Double
     }
 
-    private struct Entry {
-        var fd: Int32
-        var address: String
-        var loopback: Bool
-        /// When the connection began waiting for a request head (nil while a request runs).
-        var waitingSince: Double?
-        var cut = false
+    /// One open connection, kept in MHD's socket context for the connection's life (retained
+    /// from `opened` to `closed`): a request's start and end change its deadline with one atomic
+    /// store, not a lock and a dictionary lookup.
+    final class Slot: Sendable {
+        let fd: Int32
+        /// The budget it counts against (`budgetKey`); nil for a loopback client.
+        let address: String?
+        /// When the connection began waiting for a request head, in monotonic nanoseconds;
+        /// `running` while a request runs.
+        fileprivate let waitingSince: Atomic<Int64>
+        static let running = Int64.max
+
+        fileprivate init(fd: Int32, address: String?, now: Int64) {
+            self.fd = fd
+            self.address = address
+            waitingSince = Atomic(now)
+        }
+
+        /// The request no longer counts against the deadline (its handler runs, or an
+        /// admitted upload streams).
+        func requestStarted() { waitingSince.store(Self.running, ordering: .relaxed) }
+
+        /// The request ended; the connection may carry another, whose head has its own deadline.
+        func requestEnded() { waitingSince.store(MonotonicClock.nanoseconds(), ordering: .relaxed) }
+
+        /// The slot `opened` put in `connection`'s socket context (nil before or after).
+        static func of(_ connection: OpaquePointer) -> Slot? {
+            cmhd_socket_context(connection).map { Unmanaged<Slot>.fromOpaque($0).takeUnretainedValue() }
+        }
     }
 
     private struct State {
-        var entries: [UInt: Entry] = [:]
+        /// Open connections by their slot; `true` once `sweep` has cut one.
+        var slots: [ObjectIdentifier: (slot: Slot, cut: Bool)] = [:]
         var perAddress: [String: Int] = [:]
         var remote = 0
         var timer: (any DispatchSourceTimer)?
@@ -86,38 +111,32 @@ final class ConnectionBudget: Sendable {
         }
     }
 
-    func opened(_ connection: OpaquePointer, fd: Int32, address: UnsafePointer<sockaddr>?) {
+    /// A connection opened: its slot, retained, goes in `context` (MHD's socket context).
+    func opened(_ connection: OpaquePointer, fd: Int32, address: UnsafePointer<sockaddr>?,
+                context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
         let loopback = address.map(Self.isLoopback) ?? false
-        let key = address.map(Self.budgetKey) ?? "unknown"
-        let now = MonotonicClock.seconds()
+        let slot = Slot(fd: fd, address: loopback ? nil : address.map(Self.budgetKey) ?? "unknown",
+                        now: MonotonicClock.nanoseconds())
+        context.pointee = Unmanaged.passRetained(slot).toOpaque()
         state.withLock { state in
-            state.entries[UInt(bitPattern: connection)] = Entry(fd: fd, address: key, loopback: loopback, waitingSince: now)
-            guard !loopback else { return }
+            state.slots[ObjectIdentifier(slot)] = (slot, false)
+            guard let key = slot.address else { return }
             state.remote += 1
             state.perAddress[key, default: 0] += 1
         }
     }
 
     /// MHD calls this before it closes the socket, so `sweep` never touches a reused descriptor.
-    func closed(_ connection: OpaquePointer) {
+    func closed(_ connection: OpaquePointer, context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        guard let pointer = context.pointee else { return }
+        context.pointee = nil
+        let slot = Unmanaged<Slot>.fromOpaque(pointer).takeRetainedValue()
         state.withLock { state in
-            guard let entry = state.entries.removeValue(forKey: UInt(bitPattern: connection)), !entry.loopback else { return }
+            guard state.slots.removeValue(forKey: ObjectIdentifier(slot)) != nil, let key = slot.address else { return }
             state.remote -= 1
-            let left = state.perAddress[entry.address, default: 1] - 1
-            state.perAddress[entry.address] = left > 0 ? left : nil
+            let left = state.perAddress[key, default: 1] - 1
+            state.perAddress[key] = left > 0 ? left : nil
         }
-    }
-
-    /// The request no longer counts against the deadline (its handler runs, or an admitted
-    /// upload streams).
-    func requestStarted(_ connection: OpaquePointer) {
-        state.withLock { $0.entries[UInt(bitPattern: connection)]?.waitingSince = nil }
-    }
-
-    /// The request ended; the connection may carry another, whose head has its own deadline.
-    func requestEnded(_ connection: OpaquePointer) {
-        let now = MonotonicClock.seconds()
-        state.withLock { $0.entries[UInt(bitPattern: connection)]?.waitingSince = now }
     }
 
     var remoteConnections: Int { state.withLock { $0.remote } }
@@ -145,21 +164,22 @@ final class ConnectionBudget: Sendable {
     /// the stream and close the connection on its own thread. Done under the lock that `closed`
     /// takes, so the descriptor is still this connection's.
     func sweep() {
-        let cutoff = MonotonicClock.seconds() - limits.headerTimeout
+        let cutoff = MonotonicClock.nanoseconds() - Int64(min(limits.headerTimeout, 1e6) * 1e9)
         state.withLock { state in
-            for (key, entry) in state.entries where !entry.cut {
-                guard let since = entry.waitingSince, since < cutoff else { continue }
-                shutdown(entry.fd, Int32(SHUT_RDWR))
-                state.entries[key]?.cut = true
+            for (key, entry) in state.slots where !entry.cut {
+                // A request that started since is cut all the same: its head came late.
+                guard entry.slot.waitingSince.load(ordering: .relaxed) < cutoff else { continue }
+                shutdown(entry.slot.fd, Int32(SHUT_RDWR))
+                state.slots[key]?.cut = true
             }
         }
     }
 }
 
 enum MonotonicClock {
-    static func seconds() -> Double {
+    static func nanoseconds() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 }

@@ -305,9 +305,8 @@ public final class HTTPServer: @unchecked Sendable {
                 method: String(cString: method), rawPath: Self.target(url),
                 headers: headers, query: query ?? [:],
                 remoteAddress: Self.remoteAddress(connection), secure: options.tls != nil, queryUndecodable: query == nil))
-            if let address = cmhd_client_address(connection), !ConnectionBudget.isLoopback(address) {
-                context.budgetAddress = ConnectionBudget.budgetKey(address)
-            }
+            let slot = ConnectionBudget.Slot.of(connection)
+            context.budgetAddress = slot?.address
             // Released in requestCompleted, which MHD calls exactly once per request.
             state.pointee = Unmanaged.passRetained(context).toOpaque()
             openRequests.add(1, ordering: .relaxed)
@@ -331,7 +330,7 @@ public final class HTTPServer: @unchecked Sendable {
                 return queue(response, on: connection)
             case .stream(let sink):
                 // An admitted upload (authenticated, within limits) may take as long as it needs.
-                budget.requestStarted(connection)
+                slot?.requestStarted()
                 context.sink = sink
             case .buffer(let limit), .bufferNoting(let limit, _):
                 context.limit = limit
@@ -413,7 +412,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         if context.answered { return .YES }
         context.answered = true
-        budget.requestStarted(connection)
+        ConnectionBudget.Slot.of(connection)?.requestStarted()
         if let refusal = context.refusal { return queue(refusal, on: connection) }
         let head = context.head
         let request = HTTPRequest(method: head.method, rawPath: head.rawPath, query: head.query, headers: head.headers,
@@ -439,15 +438,15 @@ public final class HTTPServer: @unchecked Sendable {
 
     fileprivate func admits(_ address: UnsafePointer<sockaddr>) -> Bool { budget.admits(address) }
 
-    fileprivate func connection(_ connection: OpaquePointer, code: MHD_ConnectionNotificationCode) {
+    fileprivate func connection(_ connection: OpaquePointer, code: MHD_ConnectionNotificationCode,
+                                context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
         if cmhd_connection_started(code) != 0 {
-            budget.opened(connection, fd: cmhd_connection_fd(connection), address: cmhd_client_address(connection))
+            budget.opened(connection, fd: cmhd_connection_fd(connection), address: cmhd_client_address(connection),
+                          context: context)
         } else {
-            budget.closed(connection)
+            budget.closed(connection, context: context)
         }
     }
-
-    fileprivate func requestEnded(_ connection: OpaquePointer) { budget.requestEnded(connection) }
 
     /// A Content-Length given more than once (repeated fields arrive joined with commas): true
     /// when the values differ; the same value repeated (allowed, RFC 9110 §8.6) becomes that
@@ -635,7 +634,7 @@ private let accessHandler: MHD_AccessHandlerCallback = {
 
 private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, state, _ in
     let server = cls.map { Unmanaged<HTTPServer>.fromOpaque($0).takeUnretainedValue() }
-    if let server, let connection { server.requestEnded(connection) }
+    if let connection { ConnectionBudget.Slot.of(connection)?.requestEnded() }
     guard let state, let pointer = state.pointee else { return }
     defer { server?.openRequests.subtract(1, ordering: .relaxed) }
     let context = Unmanaged<RequestContext>.fromOpaque(pointer).takeUnretainedValue()
@@ -653,9 +652,9 @@ private let acceptPolicy: MHD_AcceptPolicyCallback = { cls, address, _ in
     return Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().admits(address) ? .YES : .NO
 }
 
-private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, _, code in
-    guard let cls, let connection else { return }
-    Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().connection(connection, code: code)
+private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, context, code in
+    guard let cls, let connection, let context else { return }
+    Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().connection(connection, code: code, context: context)
 }
 
 private let streamRead: MHD_ContentReaderCallback = { cls, _, buffer, max in
