@@ -1,5 +1,6 @@
 import CPosix
-import LoopsyPOSIX
+import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,6 +42,41 @@ public enum DedicatedThread {
             return false
         }
         return true
+    }
+}
+
+/// Runs `pass` every `interval` on a thread of its own until `stop`: for periodic work that
+/// blocks (SQLite writes that wait for the writer lock behind context writes, pauses between
+/// prune chunks), which on the shared dispatch pool would hold a thread that wake-ups and
+/// long-poll answers need.
+public final class PeriodicThread: Sendable {
+    private let wake = DispatchSemaphore(value: 0)
+    private let ended = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+
+    private init() {}
+
+    public static func start(_ name: String, every interval: DispatchTimeInterval, stackBytes: Int = 1 << 20,
+                             _ pass: @escaping @Sendable () -> Void) -> PeriodicThread {
+        let periodic = PeriodicThread()
+        let loop: @Sendable () -> Void = {
+            while periodic.wake.wait(timeout: .now() + interval) == .timedOut, !periodic.stopping.load(ordering: .relaxed) {
+                pass()
+            }
+            periodic.ended.signal()
+        }
+        if !DedicatedThread.start(name, stackBytes: stackBytes, loop) {
+            // No thread to be had: on the shared pool (holding one of its threads) rather than not at all.
+            DispatchQueue.global().async(execute: loop)
+        }
+        return periodic
+    }
+
+    /// Ends the thread, after the pass it may be in. Once only.
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        wake.signal()
+        ended.wait()
     }
 }
 

@@ -42,7 +42,9 @@ public final class Daemon: Sendable {
     private let host: String
     private let running = Atomic<Bool>(false)
     private let discovery = PlainMutex<Discovery?>(nil)
-    private let upkeepQueue = DispatchQueue(label: "loopsy.upkeep")
+    /// The upkeep's thread while the daemon runs: its passes block (SQLite writes, pauses
+    /// between prune chunks), so not on the shared dispatch pool.
+    private let upkeepThread = PlainMutex<PeriodicThread?>(nil)
 
     public init(options: DaemonOptions) throws {
         self.options = options
@@ -150,7 +152,8 @@ public final class Daemon: Sendable {
             discovery.start()
             self.discovery.withLock { $0 = discovery }
         }
-        upkeep()
+        let upkeep = PeriodicThread.start("loopsy-upkeep", every: .seconds(10)) { [weak self] in self?.upkeep() }
+        upkeepThread.withLock { $0 = upkeep }
         node.logger.info("loopsyd \(LoopsyVersion.current) listening on \(host):\(port)"
             + (servers.count > 1 ? " (HTTPS for peers, HTTP on 127.0.0.1)" : "")
             + " node \(node.identity.nodeId) data \(dataDir.root)")
@@ -236,7 +239,11 @@ public final class Daemon: Sendable {
         node.transfer.finishDiscards()
         auditLog.stop()
         // Upkeep that began before `running` went false writes to the end: then the checkpoint.
-        upkeepQueue.sync {}
+        let upkeep = upkeepThread.withLock { thread in
+            defer { thread = nil }
+            return thread
+        }
+        upkeep?.stop()
         do {
             try node.pool.checkpoint()
         } catch {
@@ -247,34 +254,32 @@ public final class Daemon: Sendable {
         node.logger.info("loopsyd stopped")
     }
 
-    /// Expired context entries, old audit rows and idle rate-limit buckets, every 10 seconds.
+    /// Expired context entries, old audit rows and idle rate-limit buckets: one pass, every 10
+    /// seconds on the upkeep's thread.
     private func upkeep() {
-        upkeepQueue.asyncAfter(deadline: .now() + 10) { [weak self] in
-            guard let self, self.running.load(ordering: .relaxed) else { return }
-            // Each step on its own: one that fails (a sweep on a full disk) must not skip the
-            // prunes after it, which are what frees room.
-            let node = self.node
-            func step(_ name: String, _ work: () throws -> Void) {
-                do { try work() } catch { node.logger.warn("upkeep: \(name) failed: \(error)") }
-            }
-            let audit = node.config.audit
-            let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
-            step("expired context entries") { try node.contextStore.sweepExpired() }
-            step("the context change log") { try node.contextStore.pruneChanges() }
-            step("expired locks") { try node.locks.store.sweepExpired() }
-            step("the audit log") { try node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries) }
-            step("finished jobs") { try node.execution.prune(olderThan: cutoff) }
-            step("old messages") { try node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000) }
-            node.tasks.prune()
-            step("unseen mDNS peers") {
-                let unseen = Clock.nowMillis() - Int64(node.config.discovery.unpairedExpiry) * 1000
-                let forgotten = try node.peers.store.forgetUnseenUnpaired(before: unseen)
-                if forgotten > 0 { node.logger.info("mDNS: forgot \(forgotten) unpaired peer(s) unseen for a while") }
-            }
-            self.rateLimiter.prune()
-            // What libmicrohttpd or the runtime wrote to the log past its limit.
-            node.logger.checkFileSize()
-            self.upkeep()
+        guard running.load(ordering: .relaxed) else { return }
+        // Each step on its own: one that fails (a sweep on a full disk) must not skip the
+        // prunes after it, which are what frees room.
+        let node = self.node
+        func step(_ name: String, _ work: () throws -> Void) {
+            do { try work() } catch { node.logger.warn("upkeep: \(name) failed: \(error)") }
         }
+        let audit = node.config.audit
+        let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
+        step("expired context entries") { try node.contextStore.sweepExpired() }
+        step("the context change log") { try node.contextStore.pruneChanges() }
+        step("expired locks") { try node.locks.store.sweepExpired() }
+        step("the audit log") { try node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries) }
+        step("finished jobs") { try node.execution.prune(olderThan: cutoff) }
+        step("old messages") { try node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000) }
+        node.tasks.prune()
+        step("unseen mDNS peers") {
+            let unseen = Clock.nowMillis() - Int64(node.config.discovery.unpairedExpiry) * 1000
+            let forgotten = try node.peers.store.forgetUnseenUnpaired(before: unseen)
+            if forgotten > 0 { node.logger.info("mDNS: forgot \(forgotten) unpaired peer(s) unseen for a while") }
+        }
+        rateLimiter.prune()
+        // What libmicrohttpd or the runtime wrote to the log past its limit.
+        node.logger.checkFileSize()
     }
 }

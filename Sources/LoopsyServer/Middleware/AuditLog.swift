@@ -50,8 +50,11 @@ public final class AuditLog: Sendable {
     private let store: AuditStore
     private let logger: Logger
     private let pending = PlainMutex(Pending())
-    private let queue = DispatchQueue(label: "loopsy.audit")
-    private let running = Atomic<Bool>(false)
+    /// Flushes every 250 ms while started (they write to SQLite: not on the shared pool).
+    private let flusher = PlainMutex<PeriodicThread?>(nil)
+    /// Held through a flush, from taking what is pending to writing it: batches are written in
+    /// the order they were taken.
+    private let flushing = PlainMutex(())
 
     public init(store: AuditStore, logger: Logger) {
         self.store = store
@@ -59,16 +62,10 @@ public final class AuditLog: Sendable {
     }
 
     public func start() {
-        running.store(true, ordering: .relaxed)
-        scheduleFlush()
-    }
-
-    private func scheduleFlush() {
-        queue.asyncAfter(deadline: .now() + 0.25) { [weak self] in
-            guard let self, self.running.load(ordering: .relaxed) else { return }
-            self.flush()
-            self.scheduleFlush()
+        let thread = PeriodicThread.start("loopsy-audit", every: .milliseconds(250), stackBytes: 512 << 10) {
+            [weak self] in self?.flush()
         }
+        flusher.withLock { $0 = thread }
     }
 
     public func record(_ entry: AuditEntry) {
@@ -112,6 +109,10 @@ public final class AuditLog: Sendable {
 
     /// Writes what is pending now (also called at shutdown).
     public func flush() {
+        flushing.withLock { _ in flushPending() }
+    }
+
+    private func flushPending() {
         let (batch, dropped) = pending.withLock { pending -> ([AuditEntry], [String: (count: Int, last: AuditEntry)]) in
             defer { pending = Pending() }
             return (pending.entries, pending.dropped)
@@ -141,10 +142,15 @@ public final class AuditLog: Sendable {
 
     /// Writes what is pending, in order with the periodic flushes: a read of the audit log right
     /// after a request then shows it (`loopsy logs`).
-    public func flushNow() { queue.sync { flush() } }
+    public func flushNow() { flush() }
 
+    /// Stops the periodic flushes and writes what is pending.
     public func stop() {
-        running.store(false, ordering: .relaxed)
-        queue.sync { flush() }
+        let thread = flusher.withLock { thread in
+            defer { thread = nil }
+            return thread
+        }
+        thread?.stop()
+        flush()
     }
 }
