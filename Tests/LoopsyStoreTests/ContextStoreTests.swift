@@ -354,4 +354,30 @@ import Testing
         #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'context_changes_key'")
             .rows { $0.int(0) } == [1])
     }
+    /// 0013 checks a change's kind with comparisons: the rows stay, the rule is the same, and
+    /// an insert no longer builds a temporary b-tree for the IN list (what EXPLAIN shows).
+    @Test func theKindCheckKeepsItsRuleWithoutATemporaryTable() throws {
+        let (directory, all) = try scratch("loopsy-mig13")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(all.contains { $0.id == 13 })
+        let database = try Database(path: directory + "/t.db")
+        try Migrator(migrations: all.filter { $0.id <= 12 }).migrate(database)
+        let insert = "INSERT INTO context_changes (key, kind, revision, at) VALUES (?, ?, 1, 0)"
+        func opcodes() throws -> [String] { try database.prepare("EXPLAIN " + insert).rows { $0.text(1) } }
+        #expect(try opcodes().contains("OpenEphemeral"))
+        for (index, kind) in ["put", "delete", "expire"].enumerated() {
+            try database.prepare(insert).run([.text("k\(index)"), .text(kind)])
+        }
+        #expect(try Migrator(migrations: all).migrate(database) == [13])
+        #expect(try !opcodes().contains("OpenEphemeral"))
+        #expect(try database.prepare("SELECT seq, key, kind FROM context_changes ORDER BY seq")
+            .rows { "\($0.int(0)):\($0.text(1)):\($0.text(2))" } == ["1:k0:put", "2:k1:delete", "3:k2:expire"])
+        for kind in ["put", "delete", "expire"] { try database.prepare(insert).run([.text("ok"), .text(kind)]) }
+        for kind in ["PUT", "", "removed"] {
+            #expect(throws: DatabaseError.self) { try database.prepare(insert).run([.text("bad"), .text(kind)]) }
+        }
+        #expect(try database.prepare("SELECT count(*) FROM context_changes").rows { $0.int(0) } == [6])
+        #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'context_changes_key'")
+            .rows { $0.int(0) } == [1])
+    }
 }
