@@ -72,7 +72,8 @@ static inline int cmhd_connection_fd(struct MHD_Connection *connection) {
 }
 
 /// What the connection notification (MHD_CONNECTION_NOTIFY_STARTED) put in the connection's
-/// socket context; NULL before it or after MHD_CONNECTION_NOTIFY_CLOSED.
+/// socket context (NULL before it). Never after MHD_CONNECTION_NOTIFY_CLOSED: MHD frees the
+/// connection then.
 static inline void *cmhd_socket_context(struct MHD_Connection *connection) {
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return info ? info->socket_context : NULL;

@@ -51,7 +51,8 @@ final class ConnectionBudget: Sendable {
         /// The request ended; the connection may carry another, whose head has its own deadline.
         func requestEnded() { waitingSince.store(MonotonicClock.nanoseconds(), ordering: .relaxed) }
 
-        /// The slot `opened` put in `connection`'s socket context (nil before or after).
+        /// The slot `opened` put in `connection`'s socket context. Only on the connection's own
+        /// thread, between MHD's STARTED and CLOSED notifications (the connection is freed after).
         static func of(_ connection: OpaquePointer) -> Slot? {
             cmhd_socket_context(connection).map { Unmanaged<Slot>.fromOpaque($0).takeUnretainedValue() }
         }
@@ -167,7 +168,8 @@ final class ConnectionBudget: Sendable {
         let cutoff = MonotonicClock.nanoseconds() - Int64(min(limits.headerTimeout, 1e6) * 1e9)
         state.withLock { state in
             for (key, entry) in state.slots where !entry.cut {
-                // A request that started since is cut all the same: its head came late.
+                // (A request never counts: `running` is above every cutoff. One whose head came
+                // between this read and the shutdown is cut: the head came late all the same.)
                 guard entry.slot.waitingSince.load(ordering: .relaxed) < cutoff else { continue }
                 shutdown(entry.slot.fd, Int32(SHUT_RDWR))
                 state.slots[key]?.cut = true

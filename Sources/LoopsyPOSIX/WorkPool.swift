@@ -45,10 +45,10 @@ public enum DedicatedThread {
     }
 }
 
-/// Runs `pass` every `interval` on a thread of its own until `stop`: for periodic work that
-/// blocks (SQLite writes that wait for the writer lock behind context writes, pauses between
-/// prune chunks), which on the shared dispatch pool would hold a thread that wake-ups and
-/// long-poll answers need.
+/// Runs `pass` every `interval` on a thread of its own until `stop` (or until `pass` returns
+/// false: its owner is gone): for periodic work that blocks (SQLite writes that wait for the
+/// writer lock behind context writes, pauses between prune chunks), which on the shared
+/// dispatch pool would hold a thread that wake-ups and long-poll answers need.
 public final class PeriodicThread: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let ended = DispatchSemaphore(value: 0)
@@ -57,12 +57,11 @@ public final class PeriodicThread: Sendable {
     private init() {}
 
     public static func start(_ name: String, every interval: DispatchTimeInterval, stackBytes: Int = 1 << 20,
-                             _ pass: @escaping @Sendable () -> Void) -> PeriodicThread {
+                             _ pass: @escaping @Sendable () -> Bool) -> PeriodicThread {
         let periodic = PeriodicThread()
         let loop: @Sendable () -> Void = {
-            while periodic.wake.wait(timeout: .now() + interval) == .timedOut, !periodic.stopping.load(ordering: .relaxed) {
-                pass()
-            }
+            while periodic.wake.wait(timeout: .now() + interval) == .timedOut, !periodic.stopping.load(ordering: .relaxed),
+                  pass() {}
             periodic.ended.signal()
         }
         if !DedicatedThread.start(name, stackBytes: stackBytes, loop) {
@@ -72,9 +71,10 @@ public final class PeriodicThread: Sendable {
         return periodic
     }
 
-    /// Ends the thread, after the pass it may be in. Once only.
+    /// Ends the thread, after the pass it may be in (a later call returns at once). Not from
+    /// within `pass`: it would wait for itself.
     public func stop() {
-        stopping.store(true, ordering: .relaxed)
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
         wake.signal()
         ended.wait()
     }

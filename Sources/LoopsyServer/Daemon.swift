@@ -152,8 +152,15 @@ public final class Daemon: Sendable {
             discovery.start()
             self.discovery.withLock { $0 = discovery }
         }
-        let upkeep = PeriodicThread.start("loopsy-upkeep", every: .seconds(10)) { [weak self] in self?.upkeep() }
-        upkeepThread.withLock { $0 = upkeep }
+        let upkeep = PeriodicThread.start("loopsy-upkeep", every: .seconds(10)) { [weak self] in
+            guard let self else { return false }
+            self.upkeep()
+            return true
+        }
+        upkeepThread.withLock { previous in
+            defer { previous = upkeep }
+            return previous
+        }?.stop()
         node.logger.info("loopsyd \(LoopsyVersion.current) listening on \(host):\(port)"
             + (servers.count > 1 ? " (HTTPS for peers, HTTP on 127.0.0.1)" : "")
             + " node \(node.identity.nodeId) data \(dataDir.root)")

@@ -46,7 +46,8 @@ public final class Dispatcher: HTTPHandler, Sendable {
         let requestId = RequestID.make()
         guard let makeSink = route.bodySink else {
             // Nobody gets a large body held in memory before they are known and admitted: the
-            // refusal is answered from the head (and the full checks run again once it arrived).
+            // refusal is answered from the head (and the checks run again once it arrived, all
+            // but the authentication of a body that came quickly: see `Routed.caller`).
             if !route.access.isOpen && route.maxBody > 64 * 1024 {
                 do {
                     try hostPolicy.check(request)
@@ -60,12 +61,11 @@ public final class Dispatcher: HTTPHandler, Sendable {
                     return .respond(refusal)
                 }
             }
-            // The match goes along, and the caller authenticated here: the request is neither
-            // routed nor authenticated a second time when it has arrived. (A streamed upload is
-            // admitted at its head alike; a key revoked while a body arrives ends the requests
-            // after it, not the one already admitted.)
+            // The match goes along, and the caller authenticated here: the request is not routed
+            // a second time when it has arrived, nor authenticated again if it came quickly.
             let admitted: Caller? = route.access.isOpen || route.maxBody <= 64 * 1024 ? nil : caller
-            return .bufferNoting(limit: route.maxBody, note: Routed(route: route, parameters: parameters, caller: admitted))
+            return .bufferNoting(limit: route.maxBody, note: Routed(route: route, parameters: parameters, caller: admitted,
+                                                                    authenticatedAt: started))
         }
         // A streamed body goes to disk: every check happens before its first byte is accepted.
         do {
@@ -156,7 +156,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
             ?? router.match(method: request.method, rawPath: request.rawPath)
         switch match {
         case .found(let route, let parameters):
-            try admit(request, route: route, caller: &caller, authenticated: routed?.caller)
+            try admit(request, route: route, caller: &caller, authenticated: routed?.currentCaller())
             return try route.handler(RequestContext(request: request, parameters: parameters, caller: caller,
                                                     requestId: requestId, node: node))
         case .notFound, .badEncoding, .wrongMethod:
@@ -219,6 +219,17 @@ struct Routed: Sendable {
     /// Who the head's credentials named, when `plan` checked them (routes whose body may pass
     /// 64 KiB); nil: `handle` authenticates.
     let caller: Caller?
+    /// When `plan` authenticated (monotonic seconds).
+    let authenticatedAt: Double
+    /// How long a body may take to arrive for the head's authentication to stand: a key revoked,
+    /// a grant changed or a peer unpaired while a slow body trickles in (`server.headerTimeout`
+    /// may be 0) is seen when it has arrived, as before.
+    static let authenticationStandsFor = 1.0
+
+    /// `caller` while it may be used: nil if none was authenticated or the body took long.
+    func currentCaller(now: Double = Clock.monotonicSeconds()) -> Caller? {
+        now - authenticatedAt <= Self.authenticationStandsFor ? caller : nil
+    }
 }
 
 /// A streamed upload that passed the dispatcher's checks: the route's sink plus what the

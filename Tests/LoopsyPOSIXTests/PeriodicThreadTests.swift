@@ -19,6 +19,7 @@ import Glibc
             usleep(30_000)  // a pass longer than the interval: the next waits for it
             inPass.store(false, ordering: .sequentiallyConsistent)
             passes.add(1, ordering: .sequentiallyConsistent)
+            return true
         }
         let deadline = DispatchTime.now() + 10
         while passes.load(ordering: .sequentiallyConsistent) < 3 && DispatchTime.now() < deadline { usleep(5_000) }
@@ -46,11 +47,29 @@ import Glibc
     /// A thread stopped before its first interval ends runs no pass at all.
     @Test func stoppedBeforeTheFirstIntervalItRunsNothing() {
         let passes = Atomic<Int>(0)
-        let thread = PeriodicThread.start("loopsy-test", every: .seconds(60)) { passes.add(1, ordering: .relaxed) }
+        let thread = PeriodicThread.start("loopsy-test", every: .seconds(60)) {
+            passes.add(1, ordering: .relaxed)
+            return true
+        }
         let started = DispatchTime.now()
         thread.stop()
         #expect(passes.load(ordering: .relaxed) == 0)
         // stop wakes it: it does not wait out the interval.
         #expect(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds < 10_000_000_000)
+        thread.stop()  // again: returns at once
+    }
+
+    /// A pass that answers false (its owner is gone) ends the thread: no pass after it, and a
+    /// later stop does not wait.
+    @Test func aPassThatAnswersFalseEndsTheThread() {
+        let passes = Atomic<Int>(0)
+        let thread = PeriodicThread.start("loopsy-test", every: .milliseconds(10)) {
+            passes.add(1, ordering: .sequentiallyConsistent).newValue < 2
+        }
+        let deadline = DispatchTime.now() + 10
+        while passes.load(ordering: .sequentiallyConsistent) < 2 && DispatchTime.now() < deadline { usleep(5_000) }
+        usleep(100_000)
+        #expect(passes.load(ordering: .sequentiallyConsistent) == 2)
+        thread.stop()
     }
 }

@@ -32,7 +32,7 @@ import Testing
     func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
 
     func send(_ method: String, _ path: String, body: String? = nil, auth: String? = "default",
-              headers: [String: String] = [:]) -> (Int, ErrorBody?, HTTPResponse) {
+              headers: [String: String] = [:], planNote: (any Sendable)? = nil) -> (Int, ErrorBody?, HTTPResponse) {
         var allHeaders = headers
         if let auth { allHeaders["authorization"] = "Bearer " + (auth == "default" ? key : auth) }
         if body != nil && allHeaders["content-type"] == nil { allHeaders["content-type"] = "application/json" }
@@ -44,7 +44,8 @@ import Testing
             query[String(field[0])] = field.count > 1 ? String(field[1]) : ""
         }
         var response = dispatcher.handle(HTTPRequest(method: method, rawPath: String(parts[0]), query: query,
-                                                     headers: HTTPHeaders(allHeaders), body: Array((body ?? "").utf8)))
+                                                     headers: HTTPHeaders(allHeaders), body: Array((body ?? "").utf8),
+                                                     planNote: planNote))
         // An answer that comes later (a write waits for its group commit), as MHD would wait.
         if let deferred = response.deferred {
             for _ in 0..<3000 where deferred.completedResponse == nil { usleep(10_000) }
@@ -120,5 +121,50 @@ import Testing
         defer { cleanUp() }
         #expect(send("GET", "/api/v1/health").2.header("X-Request-Id")?.count == 16)
         #expect(send("GET", "/api/v1/x", auth: nil).2.header("X-Request-Id")?.count == 16)
+    }
+
+    /// A context PUT is authenticated from its head in `plan` (its body may pass 64 KiB). When
+    /// the body follows quickly that stands, and the request is not authenticated again; when
+    /// it took longer than `Routed.authenticationStandsFor`, it is, so a key revoked while the
+    /// body trickled in is refused then. (The request's credentials here are not valid, as
+    /// those of a key revoked meanwhile.)
+    @Test func theHeadsAuthenticationStandsOnlyForABodyThatCameQuickly() throws {
+        defer { cleanUp() }
+        var config = LoopsyConfig()
+        config.auth.apiKey = key
+        #expect(config.context.maxValueBytes > 64 * 1024)
+        let pool = try DatabasePool(path: directory + "/large.db", migrations: try Migration.load(
+            from: try Migration.locateDirectory(environment: [:], executablePath: nil)))
+        let node = NodeServices(config: config, dataDir: DataDir(root: directory), identity: .generate(), pool: pool,
+                                logger: Logger(level: .error))
+        let dispatcher = Dispatcher(routes: Routes.table(config: config), node: node, authenticator: node.authenticator,
+                                    rateLimiter: RateLimiter(perMinute: [:]), auditLog: nil)
+        func put(_ value: String, auth: String, note: Routed) -> HTTPResponse {
+            let body = Array(#"{"value":"\#(value)"}"#.utf8)
+            let headers: HTTPHeaders = ["authorization": "Bearer " + auth, "content-type": "application/json",
+                                        "content-length": "\(body.count)"]
+            var response = dispatcher.handle(HTTPRequest(method: "PUT", rawPath: "/api/v1/context/k", headers: headers,
+                                                         body: body, planNote: note))
+            if let deferred = response.deferred {
+                for _ in 0..<3000 where deferred.completedResponse == nil { usleep(10_000) }
+                response = deferred.completedResponse ?? .error(status: 599, message: "no answer within 30 s")
+            }
+            return response
+        }
+        let head = HTTPRequestHead(method: "PUT", rawPath: "/api/v1/context/k",
+                                   headers: ["authorization": "Bearer " + key, "content-length": "13",
+                                             "content-type": "application/json"])
+        guard case .bufferNoting(_, let note) = dispatcher.plan(for: head), let routed = note as? Routed else {
+            Issue.record("a context PUT was not planned with its route")
+            return
+        }
+        #expect(routed.caller?.isOwner == true)
+        let revoked = String(repeating: "r", count: 40)
+        #expect(put("x", auth: revoked, note: routed).status == 200)
+        let slow = Routed(route: routed.route, parameters: routed.parameters, caller: routed.caller,
+                          authenticatedAt: routed.authenticatedAt - Routed.authenticationStandsFor - 1)
+        let late = put("y", auth: revoked, note: slow)
+        #expect(late.status == 403)
+        #expect(try node.contextStore.get(key: "k")?.value == "x")
     }
 }

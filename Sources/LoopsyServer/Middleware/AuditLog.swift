@@ -63,9 +63,16 @@ public final class AuditLog: Sendable {
 
     public func start() {
         let thread = PeriodicThread.start("loopsy-audit", every: .milliseconds(250), stackBytes: 512 << 10) {
-            [weak self] in self?.flush()
+            [weak self] in
+            guard let self else { return false }
+            self.flush()
+            return true
         }
-        flusher.withLock { $0 = thread }
+        // Started twice, the first thread stops: one flusher at a time.
+        flusher.withLock { previous in
+            defer { previous = thread }
+            return previous
+        }?.stop()
     }
 
     public func record(_ entry: AuditEntry) {
