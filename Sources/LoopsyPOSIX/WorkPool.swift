@@ -71,6 +71,15 @@ public final class PeriodicThread: Sendable {
         return periodic
     }
 
+    /// Puts `thread` (nil: none) in `slot` and stops the one it replaces: a second start
+    /// replaces the first thread, and a stop is `replace(in: slot, with: nil)`.
+    public static func replace(in slot: PlainMutex<PeriodicThread?>, with thread: PeriodicThread?) {
+        slot.withLock { previous in
+            defer { previous = thread }
+            return previous
+        }?.stop()
+    }
+
     /// Ends the thread, after the pass it may be in (a later call returns at once). Not from
     /// within `pass`: it would wait for itself.
     public func stop() {

@@ -157,10 +157,7 @@ public final class Daemon: Sendable {
             self.upkeep()
             return true
         }
-        upkeepThread.withLock { previous in
-            defer { previous = upkeep }
-            return previous
-        }?.stop()
+        PeriodicThread.replace(in: upkeepThread, with: upkeep)
         node.logger.info("loopsyd \(LoopsyVersion.current) listening on \(host):\(port)"
             + (servers.count > 1 ? " (HTTPS for peers, HTTP on 127.0.0.1)" : "")
             + " node \(node.identity.nodeId) data \(dataDir.root)")
@@ -246,11 +243,7 @@ public final class Daemon: Sendable {
         node.transfer.finishDiscards()
         auditLog.stop()
         // Upkeep that began before `running` went false writes to the end: then the checkpoint.
-        let upkeep = upkeepThread.withLock { thread in
-            defer { thread = nil }
-            return thread
-        }
-        upkeep?.stop()
+        PeriodicThread.replace(in: upkeepThread, with: nil)
         do {
             try node.pool.checkpoint()
         } catch {

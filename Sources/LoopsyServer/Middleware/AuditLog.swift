@@ -69,10 +69,7 @@ public final class AuditLog: Sendable {
             return true
         }
         // Started twice, the first thread stops: one flusher at a time.
-        flusher.withLock { previous in
-            defer { previous = thread }
-            return previous
-        }?.stop()
+        PeriodicThread.replace(in: flusher, with: thread)
     }
 
     public func record(_ entry: AuditEntry) {
@@ -153,11 +150,7 @@ public final class AuditLog: Sendable {
 
     /// Stops the periodic flushes and writes what is pending.
     public func stop() {
-        let thread = flusher.withLock { thread in
-            defer { thread = nil }
-            return thread
-        }
-        thread?.stop()
+        PeriodicThread.replace(in: flusher, with: nil)
         flush()
     }
 }
