@@ -59,13 +59,16 @@ public struct AuditStore: Sendable {
         // Each chunk is a number of rows, never a range of ids (ids have gaps: rows go in by time
         // and leave by age, and their times are not quite in id order). By time, the order the
         // `audit_time` index reads them in: no scan of the table when nothing is that old.
-        let byAge = try pool.deleteInChunks(
-            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ? ORDER BY time LIMIT ?)",
-            [.integer(olderThan)])
+        // The newest row always stays, however old: ids are the newest plus one (0014), so a
+        // cursor of `GET /audit?after=` is never handed out again.
+        let byAge = try pool.deleteInChunks("""
+            DELETE FROM audit WHERE id IN (
+                SELECT id FROM audit WHERE time < ? AND id < (SELECT max(id) FROM audit) ORDER BY time LIMIT ?)
+            """, [.integer(olderThan)])
         let byCount = try pool.deleteInChunks("""
             DELETE FROM audit WHERE id IN (
                 SELECT id FROM audit WHERE id <= (SELECT max(id) FROM audit) - ? ORDER BY id LIMIT ?)
-            """, [.integer(Int64(keep))])
+            """, [.integer(Int64(max(1, keep)))])
         return byAge + byCount
     }
 }

@@ -198,6 +198,26 @@ import Testing
         #expect(try audit.recent(limit: count).map(\.requestId) == newest)
     }
 
+    /// Pruned by age when every row is old (an idle node), the log keeps its newest row, so the
+    /// next id follows it: a client's `after=` cursor is never handed out again.
+    @Test func aPruneByAgeKeepsTheNewestRowSoIdsAreNeverReused() throws {
+        defer { cleanUp() }
+        let entries = (0..<5).map {
+            AuditEntry(id: 0, time: Int64($0), requestId: "r\($0)", caller: "local", method: "PUT",
+                       path: "/p", status: 200, durationMs: 0.5, remote: "127.0.0.1")
+        }
+        try audit.append(entries)
+        let newest = try #require(try audit.recent(limit: 1).first)
+        #expect(try audit.prune(olderThan: 1_000_000, keep: 100) == 4)
+        #expect(try audit.recent(limit: 10).map(\.id) == [newest.id])
+        try audit.append([entries[0]])
+        #expect(try audit.recent(limit: 10, afterId: newest.id).map(\.id) == [newest.id + 1])
+        // By count, at least one stays too.
+        #expect(try audit.prune(olderThan: 0, keep: 0) == 1)
+        try audit.append([entries[1]])
+        #expect(try audit.recent(limit: 10).map(\.id) == [newest.id + 1, newest.id + 2])
+    }
+
     /// The change log is pruned in chunks too, down to exactly the newest `keep`.
     @Test func theChangeLogIsPrunedInChunks() throws {
         defer { cleanUp() }
@@ -354,6 +374,36 @@ import Testing
         #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'context_changes_key'")
             .rows { $0.int(0) } == [1])
     }
+    /// 0014 drops AUTOINCREMENT from the audit log: rows keep their ids, sqlite_sequence
+    /// forgets the table, and the next id is the one AUTOINCREMENT would have given. When the
+    /// row with the last number handed out is gone (pruned, or the log emptied), a row takes
+    /// that number, so numbering goes on from there.
+    @Test func auditIdsAreKeptAndContinueAfterTheLastHandedOut() throws {
+        for deleted in ["id <= 10", "id <= 10 OR id = 30", "1"] {
+            let (directory, all) = try scratch("loopsy-mig14")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            #expect(all.contains { $0.id == 14 })
+            let database = try Database(path: directory + "/t.db")
+            try Migrator(migrations: all.filter { $0.id <= 13 }).migrate(database)
+            let insert = """
+                INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote)
+                VALUES (?, ?, 'local', 'PUT', '/p', 200, 0.5, '127.0.0.1')
+                """
+            for index in 1...30 { try database.prepare(insert).run([.integer(Int64(index)), .text("r\(index)")]) }
+            try database.execute("DELETE FROM audit WHERE " + deleted)
+            let before = try database.prepare("SELECT id, request_id FROM audit ORDER BY id").rows { "\($0.int(0)):\($0.text(1))" }
+            #expect(try Migrator(migrations: all).migrate(database) == [14])
+            let after = try database.prepare("SELECT id, request_id FROM audit ORDER BY id").rows { "\($0.int(0)):\($0.text(1))" }
+            #expect(after == (before.last == "30:r30" ? before : before + ["30:migration-0014"]))
+            #expect(try database.prepare("SELECT count(*) FROM sqlite_sequence WHERE name = 'audit'").rows { $0.int(0) } == [0])
+            try database.prepare(insert).run([.integer(99), .text("next")])
+            // AUTOINCREMENT handed out 30 already: without the row at 30 the next id would be
+            // the newest left plus one (1 in an emptied log).
+            #expect(try database.prepare("SELECT max(id) FROM audit").rows { $0.int(0) } == [31])
+            #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'audit_time'").rows { $0.int(0) } == [1])
+        }
+    }
+
     /// 0013 checks a change's kind with comparisons: the rows stay, the rule is the same, and
     /// an insert no longer builds a temporary b-tree for the IN list (what EXPLAIN shows).
     @Test func theKindCheckKeepsItsRuleWithoutATemporaryTable() throws {
@@ -368,7 +418,7 @@ import Testing
         for (index, kind) in ["put", "delete", "expire"].enumerated() {
             try database.prepare(insert).run([.text("k\(index)"), .text(kind)])
         }
-        #expect(try Migrator(migrations: all).migrate(database) == [13])
+        #expect(try Migrator(migrations: all.filter { $0.id <= 13 }).migrate(database) == [13])
         #expect(try !opcodes().contains("OpenEphemeral"))
         #expect(try database.prepare("SELECT seq, key, kind FROM context_changes ORDER BY seq")
             .rows { "\($0.int(0)):\($0.text(1)):\($0.text(2))" } == ["1:k0:put", "2:k1:delete", "3:k2:expire"])
