@@ -23,9 +23,13 @@ import Glibc
 /// waits (or the upload ends): the HTTP server hands on a body about 16 KiB at a time, and a
 /// write, a lock round and a thread wake-up for each cost more CPU than hashing them. Less
 /// than a piece waits at most `linger` for more, so a sender that stalls or trickles keeps
-/// nothing queued for long. While an upload streams, written pieces are kept for reuse
-/// (`spareLimit`), so it does not allocate and fault in fresh pages for every piece; they are
-/// let go once it stalls or ends.
+/// nothing queued for long. While an upload streams, written pieces are kept for reuse, so it
+/// does not allocate and fault in fresh pages for every piece (with two kept, a push faulted
+/// in 44,000 pages of 512 MiB: the writer behind, the queue filled to its bound and emptied
+/// by half again and again, and what was freed went back to the system). An upload keeps
+/// `spareLimit`, and more while its queued and kept bytes together stay within its bound
+/// (`maxQueuedBytes`) and those of all uploads within theirs (`maxQueuedInAll`): what senders
+/// can make the daemon hold stays bounded. Kept pieces are let go once it stalls or ends.
 final class UploadWriter: @unchecked Sendable {
     static let maxQueuedBytes = 8 << 20
     static let maxQueuedInAll = 64 << 20
@@ -33,6 +37,8 @@ final class UploadWriter: @unchecked Sendable {
     static let spareLimit = 2
     static let linger = DispatchTimeInterval.milliseconds(50)
     private static let queuedInAll = Atomic<Int>(0)
+    /// Bytes of all uploads' kept pieces (their capacity).
+    static let keptInAll = Atomic<Int>(0)
     /// Abandoned uploads whose temporary file is not removed yet (see `abandon`).
     static let cleanupsPending = Atomic<Int>(0)
     /// Bytes written between two starts of write-out to disk: the fsync at the end then waits
@@ -48,8 +54,9 @@ final class UploadWriter: @unchecked Sendable {
     private struct State {
         var items: [[UInt8]] = []
         var head = 0
-        /// Written pieces, emptied, for `submit` to fill again.
+        /// Written pieces, emptied, for `submit` to fill again, and their capacity.
         var spare: [[UInt8]] = []
+        var spareBytes = 0
         var queuedBytes = 0
         var writerWaiting = false
         /// Less than a piece waited `linger` without more coming: the writer writes what is
@@ -101,7 +108,12 @@ final class UploadWriter: @unchecked Sendable {
             if state.head < state.items.count, state.items[state.items.count - 1].count + bytes.count <= Self.pieceBytes {
                 state.items[state.items.count - 1].append(contentsOf: bytes)
             } else {
-                var piece = state.spare.popLast() ?? []
+                var piece: [UInt8] = []
+                if let kept = state.spare.popLast() {
+                    state.spareBytes -= kept.capacity
+                    Self.keptInAll.subtract(kept.capacity, ordering: .relaxed)
+                    piece = kept
+                }
                 piece.reserveCapacity(max(Self.pieceBytes, bytes.count))
                 piece.append(contentsOf: bytes)
                 state.items.append(piece)
@@ -134,6 +146,9 @@ final class UploadWriter: @unchecked Sendable {
             return true
         }
     }
+
+    /// Bytes queued, and bytes of written pieces kept for reuse (tests look).
+    var held: (queued: Int, kept: Int) { state.withLock { ($0.queuedBytes, $0.spareBytes) } }
 
     /// No more bytes come; `finish` waits for the writer to have written them.
     func end() { tellWriter { $0.ended = true } }
@@ -212,7 +227,7 @@ final class UploadWriter: @unchecked Sendable {
                     // A signal sent meanwhile only makes the next wait return at once.
                     state.withLock { state in
                         state.writerWaiting = false
-                        state.spare = []
+                        Self.letKeptGo(&state)
                         state.lingered = true
                     }
                 }
@@ -223,7 +238,7 @@ final class UploadWriter: @unchecked Sendable {
                     let dropped = state.items[state.head...].reduce(0) { $0 + $1.count }
                     Self.queuedInAll.subtract(dropped, ordering: .relaxed)
                     state.items = []
-                    state.spare = []
+                    Self.letKeptGo(&state)
                     state.head = 0
                     state.queuedBytes = 0
                     state.outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
@@ -263,7 +278,9 @@ final class UploadWriter: @unchecked Sendable {
                     if let failure { state.error = failure }
                     state.queuedBytes -= count
                     Self.queuedInAll.subtract(count, ordering: .relaxed)
-                    if state.spare.count < Self.spareLimit && bytes.capacity <= Self.pieceBytes * 2 && !state.ended {
+                    if bytes.capacity <= Self.pieceBytes * 2 && !state.ended && Self.mayKeep(bytes.capacity, state) {
+                        state.spareBytes += bytes.capacity
+                        Self.keptInAll.add(bytes.capacity, ordering: .relaxed)
                         state.spare.append(bytes)
                     }
                     guard state.producerWaiting, state.queuedBytes <= state.resumeAt || state.error != nil else {
@@ -276,5 +293,18 @@ final class UploadWriter: @unchecked Sendable {
                 room?()
             }
         }
+    }
+
+    /// Whether a written piece of `capacity` bytes may be kept for reuse (see the type's notes).
+    private static func mayKeep(_ capacity: Int, _ state: State) -> Bool {
+        if state.spare.count < spareLimit { return true }
+        return state.queuedBytes + state.spareBytes + capacity <= maxQueuedBytes
+            && queuedInAll.load(ordering: .relaxed) + keptInAll.load(ordering: .relaxed) + capacity <= maxQueuedInAll
+    }
+
+    private static func letKeptGo(_ state: inout State) {
+        keptInAll.subtract(state.spareBytes, ordering: .relaxed)
+        state.spare = []
+        state.spareBytes = 0
     }
 }

@@ -51,6 +51,11 @@ import Glibc
         #expect(room.wait(timeout: .now() + 0.3) == .timedOut)
         drain.go.signal()
         #expect(room.wait(timeout: .now() + 10) == .success)
+        // The pieces written meanwhile are kept to be filled again (not freed and faulted in
+        // anew), more than `spareLimit` of them, within the upload's bound.
+        let held = writer.held
+        #expect(held.kept > UploadWriter.spareLimit * UploadWriter.pieceBytes)
+        #expect(held.queued + held.kept <= UploadWriter.maxQueuedBytes)
         // With room again, the upload goes on until its end.
         try writer.submit(piece)
         sent += piece
@@ -62,6 +67,8 @@ import Glibc
         #expect(drain.bytes == sent)
         #expect(outcome.error == nil)
         #expect(outcome.digest == SHA256.hash(data: sent).map { String($0, radix: 16).leftPadded }.joined())
+        // Ended, it keeps nothing.
+        #expect(writer.held.kept == 0)
     }
 
     /// Small pieces wait to be written together (less than `pieceBytes` until more comes),
