@@ -22,11 +22,12 @@ CREATE TABLE audit_new (
 INSERT INTO audit_new (id, time, request_id, caller, method, path, status, duration_ms, remote, count)
 SELECT id, time, request_id, caller, method, path, status, duration_ms, remote, count FROM audit ORDER BY id;
 
--- The row with the number handed out last may be gone (every row pruned by age on an idle
--- node): a row takes that number, and numbering goes on from there as AUTOINCREMENT's would.
+-- The row with the number handed out last may be gone (pruned by age: on an idle node every
+-- row, or after a clock step back the newest): a row takes the next number (the one handed
+-- out last may have been seen by a client), and numbering goes on after it.
 INSERT INTO audit_new (id, time, request_id, caller, method, path, status, duration_ms, remote, count)
-SELECT seq, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'migration-0014', 'loopsyd', '*',
-       '(the audit log was empty; its numbering goes on from here)', 0, 0, '', 1
+SELECT seq + 1, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'migration-0014', 'loopsyd', '*',
+       '(the newest entries were pruned; numbering goes on from here)', 0, 0, '', 1
 FROM sqlite_sequence WHERE name = 'audit' AND seq > (SELECT coalesce(max(id), 0) FROM audit);
 
 DROP TABLE audit;

@@ -47,7 +47,7 @@ public final class Dispatcher: HTTPHandler, Sendable {
         guard let makeSink = route.bodySink else {
             // Nobody gets a large body held in memory before they are known and admitted: the
             // refusal is answered from the head (and the checks run again once it arrived, all
-            // but the authentication of a body that came quickly: see `Routed.caller`).
+            // but the authentication of a body that came quickly: see `Routed.currentCaller`).
             if !route.access.isOpen && route.maxBody > 64 * 1024 {
                 do {
                     try hostPolicy.check(request)

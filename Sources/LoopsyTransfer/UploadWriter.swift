@@ -28,8 +28,9 @@ import Glibc
 /// in 44,000 pages of 512 MiB: the writer behind, the queue filled to its bound and emptied
 /// by half again and again, and what was freed went back to the system). An upload keeps
 /// `spareLimit`, and more while its queued and kept bytes together stay within its bound
-/// (`maxQueuedBytes`) and those of all uploads within theirs (`maxQueuedInAll`): what senders
-/// can make the daemon hold stays bounded. Kept pieces are let go once it stalls or ends.
+/// (`maxQueuedBytes`) and those of all uploads within theirs (`maxQueuedInAll`, which holds
+/// uploads off on queued and kept bytes together): what senders can make the daemon hold stays
+/// bounded. Kept pieces are let go once it stalls or ends.
 final class UploadWriter: @unchecked Sendable {
     static let maxQueuedBytes = 8 << 20
     static let maxQueuedInAll = 64 << 20
@@ -123,7 +124,8 @@ final class UploadWriter: @unchecked Sendable {
             if state.queuedBytes > Self.maxQueuedBytes {
                 state.producerWaiting = true
                 state.resumeAt = Self.maxQueuedBytes / 2
-            } else if inAll > Self.maxQueuedInAll {
+            } else if inAll + Self.keptInAll.load(ordering: .relaxed) > Self.maxQueuedInAll {
+                // Kept pieces count too: what all uploads hold stays within the bound.
                 state.producerWaiting = true
                 state.resumeAt = min(before, Self.maxQueuedBytes / 2)
             }
@@ -224,12 +226,14 @@ final class UploadWriter: @unchecked Sendable {
                 if lingered {
                     work.wait()
                 } else if work.wait(timeout: .now() + Self.linger) == .timedOut {
-                    // A signal sent meanwhile only makes the next wait return at once.
-                    state.withLock { state in
+                    // A signal sent meanwhile only makes the next wait return at once. The kept
+                    // pieces are freed after the lock, which `submit` may be waiting for.
+                    let kept = state.withLock { state in
                         state.writerWaiting = false
-                        Self.letKeptGo(&state)
                         state.lingered = true
+                        return Self.letKeptGo(&state)
                     }
+                    withExtendedLifetime(kept) {}
                 }
                 continue
             case .stop:
@@ -238,7 +242,7 @@ final class UploadWriter: @unchecked Sendable {
                     let dropped = state.items[state.head...].reduce(0) { $0 + $1.count }
                     Self.queuedInAll.subtract(dropped, ordering: .relaxed)
                     state.items = []
-                    Self.letKeptGo(&state)
+                    _ = Self.letKeptGo(&state)
                     state.head = 0
                     state.queuedBytes = 0
                     state.outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
@@ -302,9 +306,13 @@ final class UploadWriter: @unchecked Sendable {
             && queuedInAll.load(ordering: .relaxed) + keptInAll.load(ordering: .relaxed) + capacity <= maxQueuedInAll
     }
 
-    private static func letKeptGo(_ state: inout State) {
+    /// Takes the kept pieces out of the count and gives them to the caller to drop.
+    private static func letKeptGo(_ state: inout State) -> [[UInt8]] {
         keptInAll.subtract(state.spareBytes, ordering: .relaxed)
-        state.spare = []
-        state.spareBytes = 0
+        defer {
+            state.spare = []
+            state.spareBytes = 0
+        }
+        return state.spare
     }
 }

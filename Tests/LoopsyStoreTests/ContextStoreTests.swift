@@ -375,9 +375,9 @@ import Testing
             .rows { $0.int(0) } == [1])
     }
     /// 0014 drops AUTOINCREMENT from the audit log: rows keep their ids, sqlite_sequence
-    /// forgets the table, and the next id is the one AUTOINCREMENT would have given. When the
-    /// row with the last number handed out is gone (pruned, or the log emptied), a row takes
-    /// that number, so numbering goes on from there.
+    /// forgets the table, and no number handed out before is handed out again. When the row
+    /// with the last number handed out is gone (pruned, or the log emptied), a row takes the
+    /// next number, so numbering goes on after it.
     @Test func auditIdsAreKeptAndContinueAfterTheLastHandedOut() throws {
         for deleted in ["id <= 10", "id <= 10 OR id = 30", "1"] {
             let (directory, all) = try scratch("loopsy-mig14")
@@ -394,12 +394,14 @@ import Testing
             let before = try database.prepare("SELECT id, request_id FROM audit ORDER BY id").rows { "\($0.int(0)):\($0.text(1))" }
             #expect(try Migrator(migrations: all).migrate(database) == [14])
             let after = try database.prepare("SELECT id, request_id FROM audit ORDER BY id").rows { "\($0.int(0)):\($0.text(1))" }
-            #expect(after == (before.last == "30:r30" ? before : before + ["30:migration-0014"]))
+            let marked = before.last != "30:r30"
+            #expect(after == (marked ? before + ["31:migration-0014"] : before))
             #expect(try database.prepare("SELECT count(*) FROM sqlite_sequence WHERE name = 'audit'").rows { $0.int(0) } == [0])
             try database.prepare(insert).run([.integer(99), .text("next")])
-            // AUTOINCREMENT handed out 30 already: without the row at 30 the next id would be
-            // the newest left plus one (1 in an emptied log).
-            #expect(try database.prepare("SELECT max(id) FROM audit").rows { $0.int(0) } == [31])
+            // AUTOINCREMENT handed out 30 already: without the marker the next id would be the
+            // newest left plus one (30 when only it was pruned, 1 in an emptied log).
+            #expect(try database.prepare("SELECT id FROM audit WHERE request_id = 'next'").rows { $0.int(0) }
+                == [marked ? 32 : 31])
             #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'audit_time'").rows { $0.int(0) } == [1])
         }
     }
