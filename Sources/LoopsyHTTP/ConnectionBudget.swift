@@ -113,8 +113,7 @@ final class ConnectionBudget: Sendable {
     }
 
     /// A connection opened: its slot, retained, goes in `context` (MHD's socket context).
-    func opened(_ connection: OpaquePointer, fd: Int32, address: UnsafePointer<sockaddr>?,
-                context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+    func opened(fd: Int32, address: UnsafePointer<sockaddr>?, context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
         let loopback = address.map(Self.isLoopback) ?? false
         let slot = Slot(fd: fd, address: loopback ? nil : address.map(Self.budgetKey) ?? "unknown",
                         now: MonotonicClock.nanoseconds())
@@ -128,7 +127,7 @@ final class ConnectionBudget: Sendable {
     }
 
     /// MHD calls this before it closes the socket, so `sweep` never touches a reused descriptor.
-    func closed(_ connection: OpaquePointer, context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+    func closed(context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
         guard let pointer = context.pointee else { return }
         context.pointee = nil
         let slot = Unmanaged<Slot>.fromOpaque(pointer).takeRetainedValue()

@@ -441,10 +441,9 @@ public final class HTTPServer: @unchecked Sendable {
     fileprivate func connection(_ connection: OpaquePointer, code: MHD_ConnectionNotificationCode,
                                 context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
         if cmhd_connection_started(code) != 0 {
-            budget.opened(connection, fd: cmhd_connection_fd(connection), address: cmhd_client_address(connection),
-                          context: context)
+            budget.opened(fd: cmhd_connection_fd(connection), address: cmhd_client_address(connection), context: context)
         } else {
-            budget.closed(connection, context: context)
+            budget.closed(context: context)
         }
     }
 

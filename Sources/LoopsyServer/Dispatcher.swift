@@ -48,10 +48,13 @@ public final class Dispatcher: HTTPHandler, Sendable {
             // Nobody gets a large body held in memory before they are known and admitted: the
             // refusal is answered from the head (and the checks run again once it arrived, all
             // but the authentication of a body that came quickly: see `Routed.currentCaller`).
+            // Who that found goes along (see `Routed.caller`).
+            var admitted: Caller?
             if !route.access.isOpen && route.maxBody > 64 * 1024 {
                 do {
                     try hostPolicy.check(request)
                     caller = try authenticator.authenticate(request).get()
+                    admitted = caller
                     guard route.access.admits(caller) else { throw route.access.refusal(for: caller, node: node.hostname) }
                     try request.requireDecodableQuery()
                 } catch {
@@ -63,7 +66,6 @@ public final class Dispatcher: HTTPHandler, Sendable {
             }
             // The match goes along, and the caller authenticated here: the request is not routed
             // a second time when it has arrived, nor authenticated again if it came quickly.
-            let admitted: Caller? = route.access.isOpen || route.maxBody <= 64 * 1024 ? nil : caller
             return .bufferNoting(limit: route.maxBody, note: Routed(route: route, parameters: parameters, caller: admitted,
                                                                     authenticatedAt: started))
         }
