@@ -37,7 +37,7 @@ final class UploadWriter: @unchecked Sendable {
     static let pieceBytes = 256 << 10
     static let spareLimit = 2
     static let linger = DispatchTimeInterval.milliseconds(50)
-    private static let queuedInAll = Atomic<Int>(0)
+    fileprivate static let queuedInAll = Atomic<Int>(0)
     /// Bytes of all uploads' kept pieces (their capacity).
     static let keptInAll = Atomic<Int>(0)
     /// Abandoned uploads whose temporary file is not removed yet (see `abandon`).
@@ -52,10 +52,11 @@ final class UploadWriter: @unchecked Sendable {
         var error: APIError?
     }
 
-    private struct State {
+    fileprivate struct State {
         var items: [[UInt8]] = []
         var head = 0
-        /// Written pieces, emptied, for `submit` to fill again, and their capacity.
+        /// Written pieces, emptied, for `submit` to fill again (`takeKept`, `keep`, `letKeptGo`
+        /// keep `spareBytes` and `keptInAll` with them), and their capacity.
         var spare: [[UInt8]] = []
         var spareBytes = 0
         var queuedBytes = 0
@@ -109,12 +110,7 @@ final class UploadWriter: @unchecked Sendable {
             if state.head < state.items.count, state.items[state.items.count - 1].count + bytes.count <= Self.pieceBytes {
                 state.items[state.items.count - 1].append(contentsOf: bytes)
             } else {
-                var piece: [UInt8] = []
-                if let kept = state.spare.popLast() {
-                    state.spareBytes -= kept.capacity
-                    Self.keptInAll.subtract(kept.capacity, ordering: .relaxed)
-                    piece = kept
-                }
+                var piece = state.takeKept() ?? []
                 piece.reserveCapacity(max(Self.pieceBytes, bytes.count))
                 piece.append(contentsOf: bytes)
                 state.items.append(piece)
@@ -231,7 +227,7 @@ final class UploadWriter: @unchecked Sendable {
                     let kept = state.withLock { state in
                         state.writerWaiting = false
                         state.lingered = true
-                        return Self.letKeptGo(&state)
+                        return state.letKeptGo()
                     }
                     withExtendedLifetime(kept) {}
                 }
@@ -242,7 +238,7 @@ final class UploadWriter: @unchecked Sendable {
                     let dropped = state.items[state.head...].reduce(0) { $0 + $1.count }
                     Self.queuedInAll.subtract(dropped, ordering: .relaxed)
                     state.items = []
-                    _ = Self.letKeptGo(&state)
+                    _ = state.letKeptGo()
                     state.head = 0
                     state.queuedBytes = 0
                     state.outcome = Outcome(digest: state.cancelled || state.error != nil ? nil : Hex.encode(hasher.finalize()),
@@ -282,10 +278,8 @@ final class UploadWriter: @unchecked Sendable {
                     if let failure { state.error = failure }
                     state.queuedBytes -= count
                     Self.queuedInAll.subtract(count, ordering: .relaxed)
-                    if bytes.capacity <= Self.pieceBytes * 2 && !state.ended && Self.mayKeep(bytes.capacity, state) {
-                        state.spareBytes += bytes.capacity
-                        Self.keptInAll.add(bytes.capacity, ordering: .relaxed)
-                        state.spare.append(bytes)
+                    if bytes.capacity <= Self.pieceBytes * 2 && !state.ended && state.mayKeep(bytes.capacity) {
+                        state.keep(bytes)
                     }
                     guard state.producerWaiting, state.queuedBytes <= state.resumeAt || state.error != nil else {
                         return nil
@@ -298,21 +292,38 @@ final class UploadWriter: @unchecked Sendable {
             }
         }
     }
+}
 
+extension UploadWriter.State {
     /// Whether a written piece of `capacity` bytes may be kept for reuse (see the type's notes).
-    private static func mayKeep(_ capacity: Int, _ state: State) -> Bool {
-        if state.spare.count < spareLimit { return true }
-        return state.queuedBytes + state.spareBytes + capacity <= maxQueuedBytes
-            && queuedInAll.load(ordering: .relaxed) + keptInAll.load(ordering: .relaxed) + capacity <= maxQueuedInAll
+    func mayKeep(_ capacity: Int) -> Bool {
+        if spare.count < UploadWriter.spareLimit { return true }
+        return queuedBytes + spareBytes + capacity <= UploadWriter.maxQueuedBytes
+            && UploadWriter.queuedInAll.load(ordering: .relaxed) + UploadWriter.keptInAll.load(ordering: .relaxed)
+                + capacity <= UploadWriter.maxQueuedInAll
     }
 
-    /// Takes the kept pieces out of the count and gives them to the caller to drop.
-    private static func letKeptGo(_ state: inout State) -> [[UInt8]] {
-        keptInAll.subtract(state.spareBytes, ordering: .relaxed)
+    mutating func keep(_ piece: [UInt8]) {
+        spareBytes += piece.capacity
+        UploadWriter.keptInAll.add(piece.capacity, ordering: .relaxed)
+        spare.append(piece)
+    }
+
+    /// A kept piece to fill again, out of the counts.
+    mutating func takeKept() -> [UInt8]? {
+        guard let piece = spare.popLast() else { return nil }
+        spareBytes -= piece.capacity
+        UploadWriter.keptInAll.subtract(piece.capacity, ordering: .relaxed)
+        return piece
+    }
+
+    /// Takes the kept pieces out of the counts and gives them to the caller to drop.
+    mutating func letKeptGo() -> [[UInt8]] {
+        UploadWriter.keptInAll.subtract(spareBytes, ordering: .relaxed)
         defer {
-            state.spare = []
-            state.spareBytes = 0
+            spare = []
+            spareBytes = 0
         }
-        return state.spare
+        return spare
     }
 }
