@@ -81,7 +81,7 @@ public enum ContextHandlers {
         guard query["afterRevision"] != nil || query["wait"] != nil else {
             // The entry's JSON, kept with the cached entry: a hot key is not encoded again.
             guard let json = try store.getJSON(key: key) else { throw APIError.notFound("context key '\(key)'") }
-            return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: json)
+            return .json(encoded: json)
         }
         // A watch: answered once the key is at another revision than `afterRevision` (0: absent),
         // or when the wait ends (with the key as it is then).

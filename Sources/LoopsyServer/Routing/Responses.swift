@@ -14,7 +14,12 @@ extension HTTPResponse {
         } else {
             body = Array(try jsonEncoder.encode(value))
         }
-        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: body)
+        return .json(encoded: body, status: status)
+    }
+
+    /// A body that is JSON already.
+    public static func json(encoded body: [UInt8], status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: body)
     }
 
     public static func error(_ error: APIError) -> HTTPResponse {
