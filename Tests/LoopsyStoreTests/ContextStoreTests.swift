@@ -273,15 +273,18 @@ import Testing
         #expect(try store.get(key: "k", now: 2000) == nil)
 
         // Readers racing a writer never end up with an older value than the last write.
-        DispatchQueue.concurrentPerform(iterations: 4) { worker in
-            for round in 1...200 {
-                if worker == 0 {
-                    _ = try? store.put(key: "race", value: String(round), ttl: nil, fromNodeId: "n", maxEntries: 10)
-                } else {
-                    _ = try? store.get(key: "race")
+        func race(_ rounds: ClosedRange<Int>, read: @Sendable () -> Void) {
+            DispatchQueue.concurrentPerform(iterations: 4) { worker in
+                for round in rounds {
+                    if worker == 0 {
+                        _ = try? store.put(key: "race", value: String(round), ttl: nil, fromNodeId: "n", maxEntries: 10)
+                    } else {
+                        read()
+                    }
                 }
             }
         }
+        race(1...200) { _ = try? store.get(key: "race") }
         #expect(try store.get(key: "race")?.value == "200")
         #expect(try store.get(key: "race")?.revision == 200)
 
@@ -298,15 +301,7 @@ import Testing
         #expect(try store.getJSON(key: composed, now: 0).map { String(decoding: $0, as: UTF8.self).contains("\"nfc\"") } == true)
 
         // The same for the JSON a GET answers (kept with the cached entry).
-        DispatchQueue.concurrentPerform(iterations: 4) { worker in
-            for round in 201...400 {
-                if worker == 0 {
-                    _ = try? store.put(key: "race", value: String(round), ttl: nil, fromNodeId: "n", maxEntries: 10)
-                } else {
-                    _ = try? store.getJSON(key: "race")
-                }
-            }
-        }
+        race(201...400) { _ = try? store.getJSON(key: "race") }
         let json = try store.getJSON(key: "race").map { String(decoding: $0, as: UTF8.self) } ?? ""
         #expect(json.contains("\"revision\":400") && json.contains("\"value\":\"400\""))
     }
