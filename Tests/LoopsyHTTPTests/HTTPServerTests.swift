@@ -74,6 +74,25 @@ import Glibc
         #expect(String(decoding: response.body, as: UTF8.self) == "over 16")
     }
 
+    /// The connection's memory pool (`HTTPServerOptions.connectionMemory`, 16 KiB) holds the
+    /// request head and a copy of its Cookie field (libmicrohttpd parses cookies in a copy): a
+    /// 10 KiB head with 4 KiB of cookies fits; a 40 KiB one is refused with 431 and the server
+    /// goes on answering.
+    @Test func aLargeRequestHeadFitsAndAnOversizedOneIs431() throws {
+        let (server, base) = try started()
+        defer { server.stop() }
+        let fits = try CurlHTTPClient().send(method: "GET", url: base + "/echo",
+                                             headers: ["X-Test": "yes", "Cookie": String(repeating: "c", count: 4 << 10),
+                                                       "X-Padding": String(repeating: "p", count: 6 << 10)])
+        #expect(fits.status == 200)
+        #expect(fits.headers["x-seen"] == "yes")
+        let oversized = try CurlHTTPClient().send(method: "GET", url: base + "/echo",
+                                                  headers: ["X-Padding": String(repeating: "p", count: 40 << 10)])
+        #expect(oversized.status == 431)
+        let after = try CurlHTTPClient().send(method: "GET", url: base + "/echo?q=after")
+        #expect(String(decoding: after.body, as: UTF8.self) == "GET after ")
+    }
+
     @Test func aDeferredAnswerArrivesFromAnotherThread() throws {
         let (server, base) = try started()
         defer { server.stop() }
