@@ -20,6 +20,9 @@ public struct LoopsyConfig: Sendable, Equatable {
         /// Seconds a remote client has to send a whole request head, from connecting or from its
         /// previous request's end.
         public var headerTimeout = 15
+        /// KiB of memory per connection for the request head (with a copy of its cookies) and
+        /// the reads of a body (see `HTTPServerOptions.connectionMemory`).
+        public var connectionMemoryKiB = 16
     }
     public struct Auth: Sendable, Equatable {
         public var apiKey = ""

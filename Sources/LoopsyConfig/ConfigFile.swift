@@ -34,6 +34,7 @@ public enum ConfigFile {
               maxConnectionsPerAddress: \(defaults.server.maxConnectionsPerAddress)   # from one remote address
               loopbackReserve: \(defaults.server.loopbackReserve)     # extra slots only local clients can use
               headerTimeout: \(defaults.server.headerTimeout)       # seconds a client has to send a request head
+              connectionMemoryKiB: \(defaults.server.connectionMemoryKiB)   # per connection: request head and cookies up to about a third of it
             auth:
               apiKey: \(apiKey)
               allowedKeys: {}          # name: key, for hand-made setups (pairing manages peer keys)

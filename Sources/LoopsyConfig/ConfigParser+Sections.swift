@@ -12,6 +12,7 @@ extension Reader {
             case "maxConnectionsPerAddress": server.maxConnectionsPerAddress = try int(value, at: path, min: 1, max: 100_000)
             case "loopbackReserve": server.loopbackReserve = try int(value, at: path, max: 10_000)
             case "headerTimeout": server.headerTimeout = try int(value, at: path, max: 3600)
+            case "connectionMemoryKiB": server.connectionMemoryKiB = try int(value, at: path, min: 8, max: 1024)
             default: unknown(path)
             }
         }

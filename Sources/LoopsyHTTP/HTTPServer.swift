@@ -29,21 +29,26 @@ public struct HTTPServerOptions: Sendable {
     /// Where libmicrohttpd's own messages go (a client's malformed request, the connection limit
     /// reached), at most `HTTPServer.libraryLinesPerSecond` a second; nil: to stderr, as they are.
     public var log: (@Sendable (String) -> Void)?
-    /// Bytes of libmicrohttpd's memory pool per connection. It holds the request head and a copy
-    /// of its Cookie field (the two together over about 15 KiB are refused with 431; nginx
-    /// refuses a header line over 8 KiB by default), the buffer a body is read into (half of it:
-    /// one `recv` reads at most that much) and the response head. libmicrohttpd 0.9.75 zeroes
-    /// the whole pool after every request and half of it once each request head is read, so every
-    /// small request writes 1.5 times this: with its default of 32 KiB, 48 KiB a request, which
-    /// with 50 connections pushed what the caches held out for each GET. 16 KiB takes about 10%
-    /// off the CPU of a small request and adds about 6% to a 512 MiB push over loopback (8 KB
-    /// reads instead of 16 KB); see issue 24's notes in the README.
+    /// Bytes of libmicrohttpd's memory pool per connection (`server.connectionMemoryKiB`). It
+    /// holds the request head, a copy of its Cookie field (MHD parses cookies in a copy), 64
+    /// bytes for each header field, query argument and cookie, the buffer a body is read into
+    /// (half of the pool: one `recv` reads at most that much) and then the response head. A head
+    /// too large for it gets 431, or, when only the response head no longer fits, no answer
+    /// (`poolMessage` says which setting to raise). libmicrohttpd 0.9.75 zeroes the whole pool
+    /// after every request and half of it once each request head is read, so every small request
+    /// writes 1.5 times this: with its default of 32 KiB, 48 KiB a request, which with 50
+    /// connections pushed what the caches held out for each GET. 16 KiB takes 3-12% off the CPU
+    /// of a small request and adds about 6% to a 512 MiB push over loopback (8 KB reads instead
+    /// of 16 KB); see issue 24's notes in the README.
     public var connectionMemory: Int
+    /// Added to libmicrohttpd's messages that say a request did not fit the pool (what to raise).
+    public var poolMessage: String?
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: Int = 2,
                 connectionTimeout: Int = 30, connectionLimit: Int = 1000, connectionsPerAddress: Int = 64,
                 loopbackReserve: Int = 64, headerTimeout: Int = 15, tls: TLSCredentials? = nil,
-                sharePort: Bool = false, log: (@Sendable (String) -> Void)? = nil, connectionMemory: Int = 16 << 10) {
+                sharePort: Bool = false, log: (@Sendable (String) -> Void)? = nil, connectionMemory: Int = 16 << 10,
+                poolMessage: String? = nil) {
         self.host = host
         self.port = port
         self.threads = threads
@@ -56,6 +61,7 @@ public struct HTTPServerOptions: Sendable {
         self.sharePort = sharePort
         self.log = log
         self.connectionMemory = connectionMemory
+        self.poolMessage = poolMessage
     }
 }
 
@@ -279,7 +285,14 @@ public final class HTTPServer: @unchecked Sendable {
             return (state.lines <= Self.libraryLinesPerSecond, dropped)
         }
         if dropped > 0 { log("libmicrohttpd: \(dropped) more message(s) before this one were not logged (over \(Self.libraryLinesPerSecond) in a second)") }
-        if pass { log("libmicrohttpd: \(line)") }
+        guard pass else { return }
+        // Its words for a request head that did not fit the connection's pool (0.9.75).
+        if let hint = options.poolMessage,
+           ["memory in pool", "header was too big", "failed to create response header"].contains(where: line.contains) {
+            log("libmicrohttpd: \(line) (\(hint))")
+        } else {
+            log("libmicrohttpd: \(line)")
+        }
     }
 
     private func releaseTLSStrings() {

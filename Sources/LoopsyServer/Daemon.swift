@@ -84,7 +84,9 @@ public final class Daemon: Sendable {
             HTTPServerOptions(host: host, port: port, threads: threads, connectionTimeout: server.connectionTimeout,
                               connectionLimit: server.maxConnections, connectionsPerAddress: server.maxConnectionsPerAddress,
                               loopbackReserve: server.loopbackReserve, headerTimeout: server.headerTimeout,
-                              tls: tls, sharePort: servesTLS, log: { logger.warn($0) })
+                              tls: tls, sharePort: servesTLS, log: { logger.warn($0) },
+                              connectionMemory: server.connectionMemoryKiB << 10,
+                              poolMessage: "a request too large for server.connectionMemoryKiB: \(server.connectionMemoryKiB)")
         }
         var servers = [HTTPServer(handler: dispatcher, options: serverOptions(host: host, threads: threads, tls: tlsCredentials))]
         if servesTLS {

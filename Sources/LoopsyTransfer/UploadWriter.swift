@@ -20,7 +20,7 @@ import Glibc
 /// adds nothing).
 ///
 /// Bytes are copied into pieces of `pieceBytes`, and the writer is woken once a piece's worth
-/// waits (or the upload ends): the HTTP server hands on a body about 16 KiB at a time, and a
+/// waits (or the upload ends): the HTTP server hands on a body about 8 KiB at a time, and a
 /// write, a lock round and a thread wake-up for each cost more CPU than hashing them. Less
 /// than a piece waits at most `linger` for more, so a sender that stalls or trickles keeps
 /// nothing queued for long. While an upload streams, written pieces are kept for reuse, so it

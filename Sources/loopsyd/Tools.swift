@@ -20,7 +20,10 @@ func serveDashboard(dataDir: DataDir, port: Int, stopSignals: sigset_t) -> Never
     guard port == 0 || Port.isFree(host: "127.0.0.1", port: UInt16(port)) else {
         fail("port \(port) on 127.0.0.1 is in use (another `loopsy dashboard`?); pick another with -p", code: 69)
     }
-    let server = HTTPServer(handler: gateway, options: HTTPServerOptions(host: "127.0.0.1", port: UInt16(port), threads: 2))
+    // Only browsers come here, with every cookie they hold for 127.0.0.1: libmicrohttpd's own
+    // 32 KiB a connection, not the daemon's 16 KiB (made for the CLI's small requests).
+    let server = HTTPServer(handler: gateway, options: HTTPServerOptions(host: "127.0.0.1", port: UInt16(port), threads: 2,
+                                                                        connectionMemory: 32 << 10))
     do {
         try server.start()
     } catch {

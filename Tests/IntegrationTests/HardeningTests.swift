@@ -125,6 +125,26 @@ import Testing
         #expect(try node.client.health().status == "ok")
     }
 
+    /// A browser brings every cookie it holds for the host: 10 KB of them do not fit the
+    /// default 16 KiB a connection (431, and the log names the setting); with
+    /// `server.connectionMemoryKiB: 32` they do.
+    @Test func cookiesBeyondTheConnectionMemoryAre431UntilTheConfigGivesMore() throws {
+        let cookies = ["Cookie": (0..<40).map { "c\($0)=" + String(repeating: "v", count: 250) }.joined(separator: "; ")]
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        #expect(try node.http("GET", "/api/v1/status", headers: cookies).status == 431)
+        #expect(try node.http("GET", "/api/v1/status").status == 200)
+        _ = node.stop()
+        let log = node.stderrText() + ((try? String(contentsOfFile: node.dataDir + "/logs/loopsyd.log", encoding: .utf8)) ?? "")
+        #expect(log.contains("(a request too large for server.connectionMemoryKiB: 16)"), "\(log.suffix(2000))")
+
+        let roomy = try TestNode { replacingLine($0, "  connectionMemoryKiB: 16", "  connectionMemoryKiB: 32") }
+        defer { roomy.cleanUp() }
+        try roomy.start()
+        #expect(try roomy.http("GET", "/api/v1/status", headers: cookies).status == 200)
+    }
+
     @Test func hostHeaderVariantsAreCheckedOnEveryRoute() throws {
         let node = try TestNode()
         defer { node.cleanUp() }

@@ -63,6 +63,8 @@ import Testing
     @Test(arguments: [
         ("server:\n  port: abc\n", "server.port"),
         ("server:\n  port: 70000\n", "server.port"),
+        ("server:\n  connectionMemoryKiB: 4\n", "server.connectionMemoryKiB"),
+        ("server:\n  connectionMemoryKiB: 2048\n", "server.connectionMemoryKiB"),
         ("tls:\n  enabled: yes please\n", "tls.enabled"),
         ("execution:\n  denylist: rm\n", "execution.denylist"),
         ("rateLimits:\n  context: -1\n", "rateLimits.context"),
@@ -77,6 +79,11 @@ import Testing
         } throws: { error in
             "\(error)".contains("'\(key)'")
         }
+    }
+
+    @Test func connectionMemoryIsReadInKiB() throws {
+        #expect(LoopsyConfig().server.connectionMemoryKiB == 16)
+        #expect(try ConfigParser.parse("server:\n  connectionMemoryKiB: 64\n").config.server.connectionMemoryKiB == 64)
     }
 
     @Test func unknownKeysWarnAndAreIgnored() throws {
