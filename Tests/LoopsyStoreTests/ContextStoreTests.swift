@@ -365,9 +365,9 @@ import Testing
             .rows { $0.int(0) } == [0])
         try database.prepare("INSERT INTO context_changes (key, kind, revision, at) VALUES ('next', 'put', 1, 0)").run()
         #expect(try database.prepare("SELECT max(seq) FROM context_changes").rows { $0.int(0) } == [51])
-        // The key index is back.
+        // 0012 put the key index back; 0015 drops it (a watch reads the log in seq order).
         #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'context_changes_key'")
-            .rows { $0.int(0) } == [1])
+            .rows { $0.int(0) } == [0])
     }
     /// 0014 drops AUTOINCREMENT from the audit log: rows keep their ids, sqlite_sequence
     /// forgets the table, and no number handed out before is handed out again. When the row
@@ -387,7 +387,7 @@ import Testing
             for index in 1...30 { try database.prepare(insert).run([.integer(Int64(index)), .text("r\(index)")]) }
             try database.execute("DELETE FROM audit WHERE " + deleted)
             let before = try database.prepare("SELECT id, request_id FROM audit ORDER BY id").rows { "\($0.int(0)):\($0.text(1))" }
-            #expect(try Migrator(migrations: all).migrate(database) == [14])
+            #expect(try Migrator(migrations: all.filter { $0.id <= 14 }).migrate(database) == [14])
             let after = try database.prepare("SELECT id, request_id FROM audit ORDER BY id").rows { "\($0.int(0)):\($0.text(1))" }
             let marked = before.last != "30:r30"
             #expect(after == (marked ? before + ["31:migration-0014"] : before))
@@ -399,6 +399,47 @@ import Testing
                 == [marked ? 32 : 31])
             #expect(try database.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'audit_time'").rows { $0.int(0) } == [1])
         }
+    }
+
+    /// 0015 drops the change log's key index, which every context write updated and no read
+    /// used: a watch's question (changes after a cursor, of keys in a prefix's range, oldest
+    /// first) reads the log in seq order from the cursor, before and after, with the same answers.
+    @Test func theChangeLogIsWrittenWithoutAKeyIndexAndReadInSeqOrder() throws {
+        let (directory, all) = try scratch("loopsy-mig15")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(all.contains { $0.id == 15 })
+        let database = try Database(path: directory + "/t.db")
+        try Migrator(migrations: all.filter { $0.id <= 14 }).migrate(database)
+        let insert = "INSERT INTO context_changes (key, kind, revision, at) VALUES (?, 'put', 1, 0)"
+        for index in 1...300 { try database.prepare(insert).run([.text("\(["a", "b", "c"][index % 3])/\(index)")]) }
+        func indexWrites() throws -> Int { try database.prepare("EXPLAIN " + insert).rows { $0.text(1) }.filter { $0 == "IdxInsert" }.count }
+        let watch = """
+            SELECT ch.seq, ch.key, c.value FROM context_changes ch
+            LEFT JOIN context c ON c.key = ch.key AND c.revision = ch.revision AND ch.kind = 'put'
+            WHERE ch.seq > ? AND ch.key >= ? AND ch.key < ? ORDER BY ch.seq LIMIT ?
+            """
+        func plan() throws -> String {
+            try database.prepare("EXPLAIN QUERY PLAN " + watch).rows { $0.text(3) }.joined(separator: "; ")
+        }
+        func answers() throws -> [[String]] {
+            try [(290, "", "\u{10FFFF}", 100), (0, "b/", "b/\u{10FFFF}", 5), (250, "a/", "a/\u{10FFFF}", 100), (0, "z", "z\u{10FFFF}", 10)]
+                .map { after, low, high, limit in
+                    try database.prepare(watch).rows([.integer(Int64(after)), .text(low), .text(high), .integer(Int64(limit))]) {
+                        "\($0.int(0)):\($0.text(1))"
+                    }
+                }
+        }
+        #expect(try indexWrites() == 1)
+        let planBefore = try plan(), before = try answers()
+        #expect(try Migrator(migrations: all).migrate(database) == [15])
+        #expect(try indexWrites() == 0)
+        let planAfter = try plan()
+        #expect(planBefore == planAfter && planAfter.contains("INTEGER PRIMARY KEY (rowid>?)"), "\(planBefore) / \(planAfter)")
+        #expect(!planAfter.contains("TEMP B-TREE"))
+        #expect(try answers() == before)
+        #expect(before[0] == (291...300).map { "\($0):\(["a", "b", "c"][$0 % 3])/\($0)" })
+        #expect(before[1] == ["1:b/1", "4:b/4", "7:b/7", "10:b/10", "13:b/13"])
+        #expect(before[3].isEmpty)
     }
 
     /// 0013 checks a change's kind with comparisons: the rows stay, the rule is the same, and
