@@ -342,6 +342,16 @@ import Testing
 }
 
 @Suite struct ChangeLogMigrationTests {
+    /// A scratch database with the migrations before `id` applied, every migration there is
+    /// (`id` among them), and the directory to remove.
+    private func migrated(before id: Int) throws -> (database: Database, all: [Migration], directory: String) {
+        let (directory, all) = try scratch("loopsy-mig\(id)")
+        #expect(all.contains { $0.id == id })
+        let database = try Database(path: directory + "/t.db")
+        try Migrator(migrations: all.filter { $0.id < id }).migrate(database)
+        return (database, all, directory)
+    }
+
     /// 0012 drops AUTOINCREMENT from the change log: every change keeps its number, nothing is
     /// left in sqlite_sequence for it, and numbering goes on after the newest change (a cursor
     /// a watcher holds stays meaningful).
@@ -375,11 +385,8 @@ import Testing
     /// next number, so numbering goes on after it.
     @Test func auditIdsAreKeptAndContinueAfterTheLastHandedOut() throws {
         for deleted in ["id <= 10", "id <= 10 OR id = 30", "1"] {
-            let (directory, all) = try scratch("loopsy-mig14")
+            let (database, all, directory) = try migrated(before: 14)
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            #expect(all.contains { $0.id == 14 })
-            let database = try Database(path: directory + "/t.db")
-            try Migrator(migrations: all.filter { $0.id <= 13 }).migrate(database)
             let insert = """
                 INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote)
                 VALUES (?, ?, 'local', 'PUT', '/p', 200, 0.5, '127.0.0.1')
@@ -405,11 +412,8 @@ import Testing
     /// used: a watch's question (changes after a cursor, of keys in a prefix's range, oldest
     /// first) reads the log in seq order from the cursor, before and after, with the same answers.
     @Test func theChangeLogIsWrittenWithoutAKeyIndexAndReadInSeqOrder() throws {
-        let (directory, all) = try scratch("loopsy-mig15")
+        let (database, all, directory) = try migrated(before: 15)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        #expect(all.contains { $0.id == 15 })
-        let database = try Database(path: directory + "/t.db")
-        try Migrator(migrations: all.filter { $0.id <= 14 }).migrate(database)
         let insert = "INSERT INTO context_changes (key, kind, revision, at) VALUES (?, 'put', 1, 0)"
         for index in 1...300 { try database.prepare(insert).run([.text("\(["a", "b", "c"][index % 3])/\(index)")]) }
         func indexWrites() throws -> Int { try database.prepare("EXPLAIN " + insert).rows { $0.text(1) }.filter { $0 == "IdxInsert" }.count }
@@ -445,11 +449,8 @@ import Testing
     /// 0013 checks a change's kind with comparisons: the rows stay, the rule is the same, and
     /// an insert no longer builds a temporary b-tree for the IN list (what EXPLAIN shows).
     @Test func theKindCheckKeepsItsRuleWithoutATemporaryTable() throws {
-        let (directory, all) = try scratch("loopsy-mig13")
+        let (database, all, directory) = try migrated(before: 13)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        #expect(all.contains { $0.id == 13 })
-        let database = try Database(path: directory + "/t.db")
-        try Migrator(migrations: all.filter { $0.id <= 12 }).migrate(database)
         let insert = "INSERT INTO context_changes (key, kind, revision, at) VALUES (?, ?, 1, 0)"
         func opcodes() throws -> [String] { try database.prepare("EXPLAIN " + insert).rows { $0.text(1) } }
         #expect(try opcodes().contains("OpenEphemeral"))
