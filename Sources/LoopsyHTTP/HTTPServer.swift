@@ -37,9 +37,9 @@ public struct HTTPServerOptions: Sendable {
     /// (`poolMessage` says which setting to raise). libmicrohttpd 0.9.75 zeroes the whole pool
     /// after every request and half of it once each request head is read, so every small request
     /// writes 1.5 times this: with its default of 32 KiB, 48 KiB a request, which with 50
-    /// connections pushed what the caches held out for each GET. 16 KiB takes 3-12% off the CPU
-    /// of a small request and adds about 6% to a 512 MiB push over loopback (8 KB reads instead
-    /// of 16 KB); see issue 24's notes in the README.
+    /// connections pushed what the caches held out for each GET. 16 KiB takes about 5% off the
+    /// CPU of a small request, halves what an open connection holds, and adds about 6% to a
+    /// 512 MiB push over loopback (8 KB reads instead of 16 KB); see issue 24's notes in the README.
     public var connectionMemory: Int
     /// Added to libmicrohttpd's messages that say a request did not fit the pool (what to raise).
     public var poolMessage: String?
