@@ -174,6 +174,30 @@ import Testing
         #expect(try bravo.client.locks().isEmpty)
     }
 
+    /// A watch reads on from where its last read ended: one by a caller who is not the owner,
+    /// whose first `limit` changes are all message mirrors (not shown to it), is answered at once
+    /// with the change after them, where it waited out its time and got nothing.
+    @Test func aWatchGetsPastChangesItIsNotShown() throws {
+        let helper = String(repeating: "h", count: 40)
+        let node = try TestNode { replacingLine($0, "  allowedKeys: {}", "  allowedKeys: {helper: \(helper)}") }
+        defer { node.cleanUp() }
+        try node.start()
+        let cursor = try node.client.contextChanges(prefix: "", after: nil, wait: 0).cursor
+        for key in ["inbox:one", "outbox:two", "plan"] {
+            #expect(try node.http("PUT", "/api/v1/context/\(key)", body: #"{"value":"v"}"#).status == 200)
+        }
+        let started = Date()
+        let page = try node.http("GET", "/api/v1/context?prefix=&after=\(cursor)&limit=2&wait=10", key: helper)
+        #expect(page.status == 200, "\(page.text)")
+        let changes = try page.json(ContextChangesResponse.self)
+        #expect(changes.changes.map(\.key) == ["plan"], "\(page.text)")
+        #expect(changes.cursor == cursor + 3)
+        #expect(Date().timeIntervalSince(started) < 5)
+        // The owner sees the mirrors when its prefix asks for them.
+        let owner = try node.client.contextChanges(prefix: "inbox:", after: cursor, wait: 0)
+        #expect(owner.changes.map(\.key) == ["inbox:one"])
+    }
+
     /// A watcher that follows the change log by cursor sees every revision once and in order,
     /// while the daemon restarts under it.
     @Test func aWatchSeesEveryRevisionInOrderAcrossADaemonRestart() throws {

@@ -2,6 +2,7 @@ import LoopsyAPI
 import LoopsyMessaging
 import LoopsyCore
 import LoopsyHTTP
+import LoopsyPOSIX
 import LoopsyStore
 
 /// The shared key-value store.
@@ -138,9 +139,18 @@ public enum ContextHandlers {
         let after = Int64(try QueryValue.int(context, "after", default: Int(try store.lastChange()), range: 0...Int.max))
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...300)
         let mirrors = isReserved(prefix) && context.caller.isOwner
+        // Where the next read starts. A read that finds nothing to show moves it to the cursor it
+        // got back (no change up to there is one to show), so a watch woken by a write under its
+        // prefix reads what came since its last read, not again everything after `after`: a
+        // watch with an old cursor whose changes were all mirrors (hidden from peers) re-read up
+        // to the whole log on every write under its prefix, and never got past `limit` of them.
+        let from = PlainMutex(after)
         @Sendable func read() throws -> ContextChangesResponse {
-            let (changes, cursor) = try store.changes(prefix: prefix, after: after, limit: limit)
-            return ContextChangesResponse(changes: mirrors ? changes : changes.filter { !isReserved($0.key) }, cursor: cursor)
+            let start = from.withLock { $0 }
+            let (changes, cursor) = try store.changes(prefix: prefix, after: start, limit: limit)
+            let shown = mirrors ? changes : changes.filter { !isReserved($0.key) }
+            if shown.isEmpty { from.withLock { $0 = max($0, cursor) } }
+            return ContextChangesResponse(changes: shown, cursor: cursor)
         }
         let answer = try context.node.contextWatch.wait(
             prefix: prefix, exact: false, seconds: wait,
