@@ -12,7 +12,8 @@ extension Reader {
             case "maxConnectionsPerAddress": server.maxConnectionsPerAddress = try int(value, at: path, min: 1, max: 100_000)
             case "loopbackReserve": server.loopbackReserve = try int(value, at: path, max: 10_000)
             case "headerTimeout": server.headerTimeout = try int(value, at: path, max: 3600)
-            case "connectionMemoryKiB": server.connectionMemoryKiB = try int(value, at: path, min: 8, max: 1024)
+            // Every open connection holds this much: 128 KiB × 2,128 connections is 266 MiB.
+            case "connectionMemoryKiB": server.connectionMemoryKiB = try int(value, at: path, min: 8, max: 128)
             default: unknown(path)
             }
         }

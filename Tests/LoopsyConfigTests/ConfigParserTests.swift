@@ -64,7 +64,7 @@ import Testing
         ("server:\n  port: abc\n", "server.port"),
         ("server:\n  port: 70000\n", "server.port"),
         ("server:\n  connectionMemoryKiB: 4\n", "server.connectionMemoryKiB"),
-        ("server:\n  connectionMemoryKiB: 2048\n", "server.connectionMemoryKiB"),
+        ("server:\n  connectionMemoryKiB: 129\n", "server.connectionMemoryKiB"),
         ("tls:\n  enabled: yes please\n", "tls.enabled"),
         ("execution:\n  denylist: rm\n", "execution.denylist"),
         ("rateLimits:\n  context: -1\n", "rateLimits.context"),
