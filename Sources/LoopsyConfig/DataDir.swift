@@ -1,4 +1,5 @@
 import FoundationEssentials
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,9 @@ public struct DataDir: Sendable, Equatable {
 
     public static func homeDirectory(environment: [String: String]? = nil) -> String {
         if let home = variable("HOME", in: environment), !home.isEmpty { return home }
-        return FileManager.default.homeDirectoryForCurrentUser.path
+        // No HOME (a service started with a scrubbed environment): the account's.
+        if let entry = getpwuid(getuid()), let directory = entry.pointee.pw_dir { return String(cString: directory) }
+        return "/"
     }
 
     /// Expands a leading `~` to the home directory.
@@ -54,7 +57,9 @@ public struct DataDir: Sendable, Equatable {
     private static func absolute(_ path: String, environment: [String: String]?) -> String {
         let expanded = expandTilde(path, environment: environment)
         if expanded.hasPrefix("/") { return expanded }
-        return FileManager.default.currentDirectoryPath + "/" + expanded
+        guard let directory = getcwd(nil, 0) else { return "/" + expanded }
+        defer { free(directory) }
+        return String(cString: directory) + "/" + expanded
     }
 }
 
@@ -75,6 +80,6 @@ extension DataDir {
     public static func isDaemon(_ pid: Int32) -> Bool {
         guard kill(pid, 0) == 0 || errno == EPERM else { return false }
         let cmdline = (try? SecureFile.read("/proc/\(pid)/cmdline")) ?? ""
-        return cmdline.contains("loopsyd")
+        return cmdline.includes("loopsyd")
     }
 }

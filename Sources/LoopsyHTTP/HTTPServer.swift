@@ -288,7 +288,7 @@ public final class HTTPServer: @unchecked Sendable {
         guard pass else { return }
         // Its words for a request head that did not fit the connection's pool (0.9.75).
         if let hint = options.poolMessage,
-           ["memory in pool", "header was too big", "failed to create response header"].contains(where: line.contains) {
+           ["memory in pool", "header was too big", "failed to create response header"].contains(where: line.includes) {
             log("libmicrohttpd: \(line) (\(hint))")
         } else {
             log("libmicrohttpd: \(line)")

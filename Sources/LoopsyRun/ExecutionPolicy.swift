@@ -1,5 +1,6 @@
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -139,7 +140,7 @@ struct ExecutionPolicy: Sendable {
             throw APIError.forbidden("the command nests wrappers too deeply to check", code: .commandDenied)
         }
         let given = basename(program)
-        let shown = program.replacing(String(ShellWords.dynamic), with: "…")
+        let shown = program.replacingEvery(String(ShellWords.dynamic), with: "…")
         if program == ShellWords.unreadable {
             // ShellWords gave up on part of a script (the command standing for it).
             throw APIError.forbidden("part of the script cannot be read with certainty (a here-document, a quote or "

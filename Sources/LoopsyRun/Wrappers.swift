@@ -1,4 +1,5 @@
 import LoopsyAPI
+import LoopsyPOSIX
 
 /// How a wrapper's option takes a value.
 enum OptionArity: Sendable, Hashable {
@@ -643,7 +644,7 @@ enum Wrappers {
         if argv.isEmpty { argv = ["echo"] }
         // With -I the input replaces a string in the words; without it, it is appended to them.
         if let replace, !replace.isEmpty {
-            argv = argv.map { $0.replacing(replace, with: String(ShellWords.dynamic)) }
+            argv = argv.map { $0.replacingEvery(replace, with: String(ShellWords.dynamic)) }
         }
         return [InnerCommand(argv: argv, cwd: context.cwd, open: replace == nil, fromScript: context.fromScript)]
     }
@@ -658,7 +659,7 @@ enum Wrappers {
                 var command: [String] = []
                 index += 1
                 while index < args.count, args[index] != ";", args[index] != "+" {
-                    command.append(args[index].replacing("{}", with: String(ShellWords.dynamic)))
+                    command.append(args[index].replacingEvery("{}", with: String(ShellWords.dynamic)))
                     index += 1
                 }
                 // -execdir runs in each found file's directory: a relative program there is unknown.

@@ -1,4 +1,8 @@
 import FoundationEssentials
+import LoopsyPOSIX
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One schema change: `migrations/NNNN_name.sql`, immutable once landed.
 public struct Migration: Sendable, Equatable {
@@ -14,7 +18,12 @@ public struct Migration: Sendable, Equatable {
 
     /// Reads every `NNNN_name.sql` in `directory`, sorted by number.
     public static func load(from directory: String) throws -> [Migration] {
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }
+        let files: [String]
+        do {
+            files = try Directory.entries(directory).map(\.name).filter { $0.hasSuffix(".sql") }
+        } catch {
+            throw SystemCallFailure("reading the migrations directory \(directory)", error)
+        }
         var migrations: [Migration] = []
         for file in files {
             let stem = file.dropLast(4)
@@ -22,9 +31,8 @@ public struct Migration: Sendable, Equatable {
                   stem.distance(from: stem.startIndex, to: underscore) == 4 else {
                 throw MigrationError.badFileName(file)
             }
-            let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file))
-            migrations.append(Migration(id: id, name: String(stem[stem.index(after: underscore)...]),
-                                        sql: String(decoding: data, as: UTF8.self)))
+            let sql = try contents(of: directory + "/" + file)
+            migrations.append(Migration(id: id, name: String(stem[stem.index(after: underscore)...]), sql: sql))
         }
         migrations.sort { $0.id < $1.id }
         for (first, second) in zip(migrations, migrations.dropFirst()) where first.id == second.id {
@@ -40,17 +48,35 @@ public struct Migration: Sendable, Equatable {
                                        executablePath: String? = CommandLine.arguments.first) throws -> String {
         var candidates: [String] = []
         if let explicit = environment["LOOPSY_MIGRATIONS_DIR"] { candidates.append(explicit) }
-        if let executable = executablePath.map({ URL(fileURLWithPath: $0).resolvingSymlinksInPath() }) {
-            candidates.append(executable.deletingLastPathComponent()
-                .appendingPathComponent("../share/loopsy/migrations").standardizedFileURL.path)
+        // The binary's real directory (a symlink in /usr/local/bin leads to where it lives).
+        if let executable = executablePath, let resolved = realpath(executable, nil) {
+            let path = String(cString: resolved)
+            free(resolved)
+            candidates.append(parent(of: parent(of: path)) + "/share/loopsy/migrations")
         }
         candidates.append("/usr/share/loopsy/migrations")
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../migrations").standardizedFileURL.path)
-        for candidate in candidates where (try? FileManager.default.contentsOfDirectory(atPath: candidate)) != nil {
+        candidates.append(parent(of: parent(of: parent(of: #filePath))) + "/migrations")
+        for candidate in candidates where (try? Directory.entries(candidate)) != nil {
             return candidate
         }
         throw MigrationError.directoryNotFound(searched: candidates)
+    }
+
+    /// The path without its last component ("/a/b" → "/a", "/a" → "/").
+    private static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    private static func contents(of path: String) throws -> String {
+        let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemCallFailure("opening the migration \(path)") }
+        defer { close(fd) }
+        do {
+            return String(decoding: try FileIO.readAll(fd), as: UTF8.self)
+        } catch {
+            throw SystemCallFailure("reading the migration \(path)", error)
+        }
     }
 }
 

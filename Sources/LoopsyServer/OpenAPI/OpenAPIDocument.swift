@@ -1,5 +1,6 @@
 import LoopsyAPI
 import LoopsyCore
+import LoopsyPOSIX
 
 /// Builds the OpenAPI 3.1 document from the route table.
 public enum OpenAPIDocument {
@@ -8,7 +9,7 @@ public enum OpenAPIDocument {
         for route in routes {
             let operation = self.operation(route)
             // OpenAPI has no multi-segment parameter: "{path+}" is documented as "{path}".
-            let path = route.pattern.replacing("+}", with: "}")
+            let path = route.pattern.replacingEvery("+}", with: "}")
             if let index = paths.firstIndex(where: { $0.0 == path }), case .object(var methods) = paths[index].1 {
                 methods.append((route.method.rawValue.lowercased(), operation))
                 paths[index].1 = .object(methods)

@@ -81,7 +81,7 @@ private struct Checks {
         do {
             let (parsed, warnings) = try ConfigFile.load(dataDir)
             config = parsed
-            let unknown = warnings.filter { $0.contains("unknown config key") }
+            let unknown = warnings.filter { $0.includes("unknown config key") }
             findings.append(unknown.isEmpty ? ok("config", "\(dataDir.configFile) parses")
                             : warn("config", unknown.joined(separator: "; "), "remove or fix those keys"))
         } catch {

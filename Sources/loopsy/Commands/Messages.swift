@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import LoopsyAPI
 import LoopsyClient
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,7 +64,7 @@ struct Messages: ParsableCommand {
                 for message in inbox.messages {
                     print("[\(TerminalText.safe(message.id))] \(message.type.rawValue) from peer \(TerminalText.safe(message.fromName)) (\(message.from.prefix(12))), "
                         + "\(message.state) — data from another machine, not an instruction:")
-                    print("  " + TerminalText.safe(message.body).replacing("\n", with: "\n  "))
+                    print("  " + TerminalText.safe(message.body).replacingEvery("\n", with: "\n  "))
                 }
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LoopsyConfig
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,7 +20,7 @@ enum UserService {
 
     /// A systemd command-line word: quoted, with `%` (specifiers) doubled.
     static func word(_ text: String) -> String {
-        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("%", with: "%%") + "\""
+        "\"" + text.replacingEvery("\\", with: "\\\\").replacingEvery("\"", with: "\\\"").replacingEvery("%", with: "%%") + "\""
     }
 
     static func unit(loopsyd: String, dataDir: DataDir, isDefault: Bool, path: String?) -> String {

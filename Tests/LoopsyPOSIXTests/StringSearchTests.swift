@@ -1,0 +1,33 @@
+import LoopsyPOSIX
+import Testing
+
+/// `includes` and `replacingEvery` stand in for the standard library's `contains(_:)` and
+/// `replacing(_:with:)` in the programs linked without the regex engine: same answers for the
+/// text loopsy compares (ASCII markers, words, UTF-8 around them).
+@Suite struct StringSearchTests {
+    @Test func includesFindsTextAnywhereAndOnlyWholeSequences() {
+        #expect("/proc/12/cmdline loopsyd --port".includes("loopsyd"))
+        #expect("abc".includes("abc") && "abc".includes("c") && "abc".includes(""))
+        #expect(!"abc".includes("abcd") && !"ab".includes("bc") && !"".includes("a"))
+        #expect("naïve café".includes("café") && !"naïve café".includes("cafe"))
+        #expect("aaab"[...].includes("aab"))  // a partial match before the real one
+        for (text, needle) in [("x memory in pool y", "memory in pool"), ("日本語", "本"), ("a\0b", "\0b"), ("ab", "ba")] {
+            #expect(text.includes(needle) == text.contains(needle), "\(text) / \(needle)")
+        }
+    }
+
+    @Test func replacingEveryReplacesLeftToRightWithoutOverlaps() {
+        #expect("/files/{path+}".replacingEvery("+}", with: "}") == "/files/{path}")
+        #expect("cp {} {}.bak".replacingEvery("{}", with: "\u{1}") == "cp \u{1} \u{1}.bak")
+        #expect("aaaa".replacingEvery("aa", with: "b") == "bb")
+        #expect("aaa".replacingEvery("aa", with: "a") == "aa")
+        #expect("abc".replacingEvery("", with: "x") == "abc")
+        #expect("abc".replacingEvery("z", with: "x") == "abc")
+        #expect("a\\b\"c%".replacingEvery("\\", with: "\\\\").replacingEvery("%", with: "%%") == "a\\\\b\"c%%")
+        #expect("é-é".replacingEvery("é", with: "e") == "e-e")
+        #expect("line\nnext\n".replacingEvery("\n", with: "\n  ") == "line\n  next\n  ")
+        for (text, target, replacement) in [("a.b.c", ".", "::"), ("日本語日本", "日本", "x"), ("", "a", "b")] {
+            #expect(text.replacingEvery(target, with: replacement) == text.replacing(target, with: replacement))
+        }
+    }
+}
