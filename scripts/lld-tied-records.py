@@ -26,6 +26,10 @@ import swift_records  # noqa: E402
 # Options whose value is the next argument, and may end in ".o" without being an input.
 VALUE_OPTIONS = {"-o", "--output", "-R", "--just-symbols", "-T", "--script", "-Map", "--dependency-file"}
 
+# The programs linked without Swift's regex engine (see without_regex). loopsy-mcp keeps it: the
+# MCP SDK and Foundation are not ours to keep from it.
+WITHOUT_REGEX = {"loopsyd", "loopsy"}
+
 
 def gnu_tokens(text):
     """Splits a response file as LLVM's GNU tokenizer does: whitespace separates, quotes group,
@@ -112,31 +116,159 @@ def tied_copy(path, made_by):
     return copy
 
 
-def linker():
+def tool(name):
+    """The LLVM tool `name` beside the swiftc on PATH (the toolchain clang runs), else on PATH."""
     swiftc = shutil.which("swiftc")
     if swiftc:
-        beside = os.path.join(os.path.dirname(os.path.realpath(swiftc)), "ld.lld")
+        beside = os.path.join(os.path.dirname(os.path.realpath(swiftc)), name)
         if os.access(beside, os.X_OK):
             return beside
-    found = shutil.which("ld.lld")
+    found = shutil.which(name)
     if not found:
-        sys.exit("lld-tied-records: no ld.lld beside swiftc or on PATH")
+        sys.exit(f"lld-tied-records: no {name} beside swiftc or on PATH")
     return found
+
+
+def library(name, arguments):
+    """Where ld.lld finds -l`name` (lib`name`.a) on the -L paths in `arguments`, or None."""
+    directories, previous = [], None
+    for argument in arguments:
+        if previous == "-L":
+            directories.append(argument)
+        elif argument.startswith("-L") and len(argument) > 2:
+            directories.append(argument[2:])
+        previous = argument
+    for directory in directories:
+        path = os.path.join(directory, f"lib{name}.a")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def strong_symbols(archives):
+    """{symbol: is it code} for the global symbols the archives define strongly."""
+    listing = subprocess.run([tool("llvm-nm"), "--defined-only", "--extern-only", "--format=posix", *archives],
+                             capture_output=True, text=True, check=True).stdout
+    symbols = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1] in ("T", "D", "R", "B"):
+            symbols[fields[0]] = fields[1] == "T"
+    return symbols
+
+
+def stub_object(symbols, directory, made_by, archives):
+    """An object that defines each of `symbols` weakly: code as a function that says what
+    happened on stderr and stops the program (ud2), data as zeros. Made once per set of
+    archives and version of these scripts, in `directory`."""
+    stamp = hashlib.sha256(made_by.encode())
+    for archive in archives:
+        info = os.stat(archive)
+        stamp.update(f"{archive} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}".encode())
+    path = os.path.join(directory, f".regex-absent-{stamp.hexdigest()[:16]}.o")
+    if os.path.exists(path):
+        return path
+    message = ("loopsy: this program was linked without Swift's regular-expression engine (_StringProcessing, "
+               "scripts/lld-tied-records.py) and has just called into it: please report this as a bug\\n")
+    lines = [
+        '.section .text.loopsy_regex_absent,"ax",@progbits', ".p2align 4",
+        "loopsy_regex_absent:",
+        "mov $1, %eax", "mov $2, %edi", "lea .Lmessage(%rip), %rsi", "mov $(.Lend - .Lmessage), %edx",
+        "syscall", "ud2",
+        '.section .rodata.loopsy_regex_absent,"a",@progbits', ".p2align 4",
+        "loopsy_regex_absent_data:", ".zero 256",
+        f'.Lmessage: .ascii "{message}"', ".Lend:",
+    ]
+    for symbol, code in sorted(symbols.items()):
+        name = '"' + symbol.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines += [f".weak {name}", f".type {name},@{'function' if code else 'object'}",
+                  f".set {name}, loopsy_regex_absent{'' if code else '_data'}"]
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".regex-absent.", suffix=".o")
+    os.close(descriptor)
+    try:
+        subprocess.run([tool("clang"), "-c", "-x", "assembler", "-", "-o", temporary],
+                       input="\n".join(lines) + "\n", text=True, check=True)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    for stale in glob.glob(os.path.join(glob.escape(directory), ".regex-absent-*.o")):
+        if stale != path:
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
+    return path
+
+
+def without_regex(arguments, objects, output, made_by):
+    """The arguments with Swift's regex engine (-lswift_StringProcessing, -lswift_RegexParser;
+    1.3 MB of code, kept whole by anything that refers to it) replaced by a stub object.
+
+    Every Swift module imports _StringProcessing implicitly, so the compiler asks for it in every
+    link, and FoundationEssentials refers to it from code loopsy never runs (String's
+    `.regularExpression` search, URL templates, the regex conformances of ISO 8601 styles).
+    The program's own objects must not refer to it at all, or the link stops here and says
+    where; what the runtime archives refer to binds to the stub, which stops the program with
+    a message should it ever be reached. The Swift runtime compares protocol and type
+    descriptors by address when it scans conformance records, so records that name a regex
+    protocol (Date.ISO8601FormatStyle: RegexComponent) are passed over without being read."""
+    names = ("swift_StringProcessing", "swift_RegexParser")
+    archives = [library(name, arguments) for name in names]
+    if None in archives:
+        return arguments
+    symbols = strong_symbols(archives)
+    listing = subprocess.run([tool("llvm-nm"), "--undefined-only", "--format=posix", *objects],
+                             capture_output=True, text=True, check=True).stdout
+    uses, current = [], None
+    for line in listing.splitlines():
+        if line.endswith(":") and " " not in line:
+            current = line[:-1]
+        elif line.split() and line.split()[0] in symbols:
+            uses.append((current, line.split()[0]))
+    if uses:
+        shown = uses[:12]
+        demangled = subprocess.run([tool("swift-demangle"), "--simplified"], input="\n".join(s for _, s in shown),
+                                   capture_output=True, text=True).stdout.splitlines()
+        where = "\n".join(f"  {os.path.basename(o).split('.tied-')[0]}: {d}" for (o, _), d in zip(shown, demangled))
+        sys.exit(f"lld-tied-records: {os.path.basename(output)} is linked without Swift's regex engine "
+                 f"(_StringProcessing), which these refer to:\n{where}\n"
+                 "Write them without it: LoopsyPOSIX's `includes(_:)` and `replacingEvery(_:with:)` for "
+                 "String's `contains(_:)` and `replacing(_:with:)`, no Regex.")
+    stub = stub_object(symbols, os.path.dirname(os.path.abspath(output)), made_by, archives)
+    result, placed = [], False
+    for argument in arguments:
+        if argument in ("-l" + name for name in names) or os.path.basename(argument) in (f"lib{n}.a" for n in names):
+            if not placed:
+                result.append(stub)
+                placed = True
+            continue
+        result.append(argument)
+    return result
 
 
 def main():
     made_by = version()
-    arguments, previous = [], None
+    arguments, objects, output, previous = [], [], None, None
     for argument in expand(sys.argv[1:]):
-        if (argument.endswith(".o") and not argument.startswith("-") and previous not in VALUE_OPTIONS
+        if previous in ("-o", "--output"):
+            output = argument
+        elif (argument.endswith(".o") and not argument.startswith("-") and previous not in VALUE_OPTIONS
                 and os.path.isfile(argument)):
             try:
                 argument = tied_copy(argument, made_by)
             except (OSError, ValueError, struct.error) as error:
                 sys.exit(f"lld-tied-records: {argument}: {error}")
+            objects.append(argument)
         arguments.append(argument)
         previous = argument
-    lld = linker()
+    if output and os.path.basename(output) in WITHOUT_REGEX:
+        try:
+            arguments = without_regex(arguments, objects, output, made_by)
+        except (OSError, subprocess.CalledProcessError) as error:
+            sys.exit(f"lld-tied-records: linking {output} without the regex engine: {error}")
+    lld = tool("ld.lld")
     # Hundreds of object paths, expanded from clang's own response files, could pass the limit
     # of a command line: ld.lld reads them from a file.
     with tempfile.NamedTemporaryFile("w", prefix="lld-tied-records.", suffix=".rsp",

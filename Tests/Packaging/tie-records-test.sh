@@ -6,6 +6,7 @@
 # when Set<Used> is looked up by name, enum case names, a conformance of an imported C type
 # whichever object's copy of its descriptor the linker picks); copies are made once and made
 # again when an object changes. The same program linked by ld.lld directly is the reference.
+# Then the programs it links without Swift's regex engine (loopsyd, loopsy).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -162,5 +163,73 @@ remade() {
         [ ! -e "$first_copy" ] && [ "$("$work/tied3")" = "$expected" ]
 }
 check "a changed object is copied again (the old copy removed), and the program still runs" remade
+
+# loopsyd and loopsy are linked without Swift's regex engine (without_regex in the wrapper): a
+# program of that name, static as the release programs are, gets a stub in its place.
+mkdir "$work/rx"
+cat >"$work/rx/main.swift" <<'SWIFT'
+import FoundationEssentials
+
+protocol NothingConforms {}
+struct Sample: Codable, Hashable { var name: String }
+
+let arguments = CommandLine.arguments.dropFirst()
+if arguments.first == "subpaths" {
+    // FoundationEssentials calls the engine's trimmingPrefix(_:) here (a function of the stub).
+    print(try FileManager.default.subpathsOfDirectory(atPath: arguments.last!).count)
+} else if arguments.first == "template" {
+    // It parses a URL template with a Regex, whose type it needs first.
+    print(URL.Template("http://example.com/{name}") != nil)
+} else {
+    let json = String(decoding: try JSONEncoder().encode(Sample(name: "x\(arguments.count)")), as: UTF8.self)
+    let value: Any = try JSONDecoder().decode(Sample.self, from: Data(json.utf8))
+    // Casts scan the conformance records, among them FoundationEssentials' records of regex protocols.
+        let style: Any = Date.ISO8601FormatStyle()
+    print(json, value is any Hashable, value is any NothingConforms, style is any Hashable)
+}
+SWIFT
+cat >"$work/rx/uses.swift" <<'SWIFT'
+print(CommandLine.arguments.joined().contains("needle"))
+SWIFT
+rx_link() { # output, sources...
+    local output="$1"
+    shift
+    swiftc -O -static-stdlib -use-ld=lld "$@" -o "$output" -Xlinker --gc-sections \
+        -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
+}
+rx_link "$work/rx/reference" "$work/rx/main.swift"
+rx_link "$work/rx/loopsyd" "$work/rx/main.swift"
+rx_expected='{"name":"x0"} true false true'
+rx_runs() { [ "$("$work/rx/reference")" = "$rx_expected" ] && [ "$("$work/rx/loopsyd")" = "$rx_expected" ]; }
+check "a program linked without the regex engine runs as one linked with it (JSON, casts past regex conformances)" rx_runs
+engine() { nm "$1" | grep -c ' [tT] \$s17_StringProcessing9Processor' || true; }
+rx_dropped() {
+    echo "with the engine: $(engine "$work/rx/reference") Processor functions, without: $(engine "$work/rx/loopsyd")"
+    [ "$(engine "$work/rx/reference")" -gt 0 ] && [ "$(engine "$work/rx/loopsyd")" -eq 0 ]
+}
+check "the engine's code is in the reference and not in the program named loopsyd" rx_dropped
+rx_trap() {
+    local status=0
+    mkdir -p "$work/rx/tree/sub" && touch "$work/rx/tree/sub/file"
+    [ "$("$work/rx/reference" subpaths "$work/rx/tree")" = 2 ] && [ "$("$work/rx/reference" template)" = true ]
+    "$work/rx/loopsyd" subpaths "$work/rx/tree" >"$work/rx/trap.out" 2>"$work/rx/trap.err" || status=$?
+    cat "$work/rx/trap.out" "$work/rx/trap.err"
+    # SIGILL (ud2) after the message, never an answer.
+    [ "$status" -eq 132 ] && [ ! -s "$work/rx/trap.out" ] &&
+        grep "linked without Swift's regular-expression engine" "$work/rx/trap.err" >/dev/null || return 1
+    # Where the runtime needs a regex type's metadata first, it reads the stub's zeros: SIGSEGV.
+    status=0
+    "$work/rx/loopsyd" template >"$work/rx/trap.out" 2>/dev/null || status=$?
+    echo "template: status $status"
+    [ "$status" -eq 139 ] && [ ! -s "$work/rx/trap.out" ]
+}
+check "reaching the engine anyway through FoundationEssentials stops the program (the stub's message, or SIGSEGV on a regex type), never answers" rx_trap
+rx_refused() {
+    if rx_link "$work/rx/loopsy" "$work/rx/uses.swift" 2>"$work/rx/refused.err"; then return 1; fi
+    cat "$work/rx/refused.err"
+    grep "loopsy is linked without Swift's regex engine" "$work/rx/refused.err" >/dev/null &&
+        grep "StringProtocol.contains(_:)" "$work/rx/refused.err" >/dev/null && [ ! -e "$work/rx/loopsy" ]
+}
+check "a program of its own that uses the engine (String.contains) is not linked, and the error names the call" rx_refused
 
 check_summary tie-records
