@@ -42,9 +42,15 @@ public struct DataDir: Sendable, Equatable {
 
     public static func homeDirectory(environment: [String: String]? = nil) -> String {
         if let home = variable("HOME", in: environment), !home.isEmpty { return home }
-        // No HOME (a service started with a scrubbed environment): the account's.
-        if let entry = getpwuid(getuid()), let directory = entry.pointee.pw_dir { return String(cString: directory) }
-        return "/"
+        // No HOME (a service started with a scrubbed environment): the account's, as
+        // FoundationEssentials gives it (the effective user; /var/empty when there is none).
+        var entry = passwd()
+        var found: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16 * 1024)
+        if getpwuid_r(geteuid(), &entry, &buffer, buffer.count, &found) == 0, found != nil, let directory = entry.pw_dir {
+            return String(cString: directory)
+        }
+        return "/var/empty"
     }
 
     /// Expands a leading `~` to the home directory.

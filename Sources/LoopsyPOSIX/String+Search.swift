@@ -4,8 +4,11 @@ extension StringProtocol {
     /// The standard library's `contains(_:)` and `replacing(_:with:)` for strings live in
     /// _StringProcessing, Swift's regex engine, which loopsyd and loopsy are linked without
     /// (1.3 MB; scripts/lld-tied-records.py stops a release link that refers to it). These two
-    /// serve instead. Byte comparison differs from theirs only for text that Unicode would call
-    /// equal in other bytes (a precomposed é and e + U+0301), which no caller compares.
+    /// serve instead. They compare UTF-8 bytes, not Characters: a match may start or end inside
+    /// a grapheme cluster ("a\r\nb" includes "\n"; "e\u{301}" includes "e") and text Unicode
+    /// calls equal in other bytes (precomposed é against e + U+0301) does not match. That is
+    /// what the callers want: xargs -I and find's {} substitute bytes, and escaping quotes for
+    /// systemd must catch a quote that a combining mark follows.
     public func includes(_ text: some StringProtocol) -> Bool {
         firstByteOffset(of: Array(text.utf8), in: Array(utf8), from: 0) != nil
     }

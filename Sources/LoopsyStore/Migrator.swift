@@ -45,10 +45,11 @@ public struct Migration: Sendable, Equatable {
     /// (`../share/loopsy/migrations`), `/usr/share/loopsy/migrations`, then the source checkout
     /// this binary was built from.
     public static func locateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment,
-                                       executablePath: String? = CommandLine.arguments.first) throws -> String {
+                                       executablePath: String? = "/proc/self/exe") throws -> String {
         var candidates: [String] = []
         if let explicit = environment["LOOPSY_MIGRATIONS_DIR"] { candidates.append(explicit) }
-        // The binary's real directory (a symlink in /usr/local/bin leads to where it lives).
+        // The binary's real directory (a symlink in /usr/local/bin leads to where it lives;
+        // /proc/self/exe names it however it was started, by a bare name through PATH too).
         if let executable = executablePath, let resolved = realpath(executable, nil) {
             let path = String(cString: resolved)
             free(resolved)

@@ -16,6 +16,15 @@ import Testing
         }
     }
 
+    /// Bytes, not Characters: where the standard library sees one grapheme cluster, these see
+    /// its bytes, and canonically equal text in other bytes is other text.
+    @Test func bytesNotCharacters() {
+        #expect("a\r\nb".includes("\n") && !"a\r\nb".contains("\n"))
+        #expect("e\u{301}".includes("e") && !"e\u{301}".contains("e"))
+        #expect(!"caf\u{E9}".includes("cafe\u{301}") && "caf\u{E9}".contains("cafe\u{301}"))
+        #expect("\"\u{301}".replacingEvery("\"", with: "\\\"") == "\\\"\u{301}")
+    }
+
     @Test func replacingEveryReplacesLeftToRightWithoutOverlaps() {
         #expect("/files/{path+}".replacingEvery("+}", with: "}") == "/files/{path}")
         #expect("cp {} {}.bak".replacingEvery("{}", with: "\u{1}") == "cp \u{1} \u{1}.bak")

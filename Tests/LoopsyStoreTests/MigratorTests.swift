@@ -62,6 +62,27 @@ import Testing
         #expect(throws: MigrationError.badFileName("2_bad.sql")) { try Migration.load(from: directory) }
     }
 
+    /// An installed binary finds `../share/loopsy/migrations` from where it really lives, when
+    /// it is run through a symlink elsewhere; a directory that cannot be read says which.
+    @Test func findsTheMigrationsBesideTheRealBinaryAndNamesAnUnreadableDirectory() throws {
+        defer { cleanUp() }
+        let base = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        try FileManager.default.createDirectory(atPath: base + "/prefix/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: base + "/prefix/share/loopsy/migrations", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: base + "/prefix/bin/loopsyd", contents: Data())
+        try FileManager.default.createSymbolicLink(atPath: base + "/loopsyd", withDestinationPath: base + "/prefix/bin/loopsyd")
+        #expect(try Migration.locateDirectory(environment: [:], executablePath: base + "/loopsyd")
+            == base + "/prefix/share/loopsy/migrations")
+        #expect(try Migration.locateDirectory(environment: ["LOOPSY_MIGRATIONS_DIR": base + "/prefix/bin"],
+                                              executablePath: base + "/loopsyd") == base + "/prefix/bin")
+        do {
+            _ = try Migration.load(from: base + "/missing")
+            Issue.record("loaded migrations from a missing directory")
+        } catch {
+            #expect("\(error)".contains("reading the migrations directory \(base)/missing: No such file or directory"))
+        }
+    }
+
     @Test func projectMigrationsApplyToAnEmptyDatabase() throws {
         defer { cleanUp() }
         let migrations = try Migration.load(from: try Migration.locateDirectory(environment: [:], executablePath: nil))
