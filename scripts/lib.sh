@@ -71,7 +71,8 @@ loopsy_build_release() {
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
     for program in "${programs[@]}"; do
         for input in "$LOOPSY_ROOT/packaging/symbol-order.txt" "$LOOPSY_STATIC_SWIFT/remap.txt" \
-            "$LOOPSY_ROOT/scripts/swift_records.py" "$LOOPSY_ROOT/scripts/lld-tied-records.py"; do
+            "$LOOPSY_ROOT/scripts/swift_records.py" "$LOOPSY_ROOT/scripts/lld-tied-records.py" \
+            "$LOOPSY_ROOT/scripts/regex-engine-users.txt"; do
             if [ -e "$bin/$program" ] && [ "$input" -nt "$bin/$program" ]; then rm -f "$bin/$program"; fi
         done
     done

@@ -145,21 +145,29 @@ def library(name, arguments):
     return None
 
 
+def nm_symbols(arguments):
+    """(file, symbol, type letter) for each line llvm-nm prints with `arguments`; the file is
+    "archive[member]" for an archive's member. Swift symbol names may hold spaces: the name is
+    what lies between the file's ": " and the last three fields."""
+    listing = subprocess.run([tool("llvm-nm"), "--print-file-name", "--format=posix", *arguments],
+                             capture_output=True, text=True, check=True).stdout
+    for line in listing.splitlines():
+        file, _, rest = line.partition(": ")
+        fields = rest.rsplit(" ", 3)
+        if len(fields) == 4:
+            yield file, fields[0], fields[1]
+
+
 def strong_symbols(archives):
     """{symbol: is it code} for the global symbols the archives define strongly."""
-    listing = subprocess.run([tool("llvm-nm"), "--defined-only", "--extern-only", "--format=posix", *archives],
-                             capture_output=True, text=True, check=True).stdout
-    symbols = {}
-    for line in listing.splitlines():
-        fields = line.split()
-        if len(fields) >= 2 and fields[1] in ("T", "D", "R", "B"):
-            symbols[fields[0]] = fields[1] == "T"
-    return symbols
+    return {symbol: kind == "T" for _, symbol, kind in nm_symbols(["--defined-only", "--extern-only", *archives])
+            if kind in ("T", "D", "R", "B")}
 
 
 def stub_object(symbols, directory, made_by, archives):
     """An object that defines each of `symbols` weakly: code as a function that says what
-    happened on stderr and stops the program (ud2), data as zeros. Made once per set of
+    happened on stderr and stops the program (ud2), data as zeros, each at an address of its
+    own (the runtime tells protocols and types apart by address). Made once per set of
     archives and version of these scripts, in `directory`."""
     stamp = hashlib.sha256(made_by.encode())
     for archive in archives:
@@ -175,14 +183,17 @@ def stub_object(symbols, directory, made_by, archives):
         "loopsy_regex_absent:",
         "mov $1, %eax", "mov $2, %edi", "lea .Lmessage(%rip), %rsi", "mov $(.Lend - .Lmessage), %edx",
         "syscall", "ud2",
-        '.section .rodata.loopsy_regex_absent,"a",@progbits', ".p2align 4",
-        "loopsy_regex_absent_data:", ".zero 256",
         f'.Lmessage: .ascii "{message}"', ".Lend:",
     ]
-    for symbol, code in sorted(symbols.items()):
+    for index, (symbol, code) in enumerate(sorted(symbols.items())):
         name = '"' + symbol.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines += [f".weak {name}", f".type {name},@{'function' if code else 'object'}",
-                  f".set {name}, loopsy_regex_absent{'' if code else '_data'}"]
+        lines += [f".weak {name}", f".type {name},@{'function' if code else 'object'}"]
+        if code:
+            lines.append(f".set {name}, loopsy_regex_absent")
+        else:
+            # A section each, so that --gc-sections keeps only those something refers to.
+            lines += [f'.section .rodata.loopsy_regex_absent.{index},"a",@progbits', ".p2align 4",
+                      f"{name}:", ".zero 64"]
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".regex-absent.", suffix=".o")
     os.close(descriptor)
     try:
@@ -202,44 +213,76 @@ def stub_object(symbols, directory, made_by, archives):
     return path
 
 
+def demangled(symbols):
+    """The symbols as swift-demangle words them, or as they are when it is not at hand."""
+    swift_demangle = shutil.which("swift-demangle", path=os.path.dirname(tool("ld.lld")) + os.pathsep +
+                                  os.environ.get("PATH", ""))
+    if not swift_demangle:
+        return list(symbols)
+    words = subprocess.run([swift_demangle, "--simplified"], input="\n".join(symbols),
+                           capture_output=True, text=True).stdout.splitlines()
+    return words if len(words) == len(symbols) else list(symbols)
+
+
+def reviewed_users():
+    """The (archive[member], symbol) pairs of the Swift runtime that may refer to the regex
+    engine in a program linked without it: scripts/regex-engine-users.txt."""
+    with open(os.path.join(os.path.dirname(os.path.realpath(__file__)), "regex-engine-users.txt"),
+              encoding="utf-8") as file:
+        return {tuple(line.split(" ", 1)) for line in file.read().splitlines()
+                if line.strip() and not line.startswith("#")}
+
+
 def without_regex(arguments, objects, output, made_by):
     """The arguments with Swift's regex engine (-lswift_StringProcessing, -lswift_RegexParser;
-    1.3 MB of code, kept whole by anything that refers to it) replaced by a stub object.
+    1.27 MB, kept whole by anything that refers to it) replaced by a stub object.
 
-    Every Swift module imports _StringProcessing implicitly, so the compiler asks for it in every
-    link, and FoundationEssentials refers to it from code loopsy never runs (String's
-    `.regularExpression` search, URL templates, the regex conformances of ISO 8601 styles).
-    The program's own objects must not refer to it at all, or the link stops here and says
-    where; what the runtime archives refer to binds to the stub, which stops the program with
-    a message should it ever be reached. The Swift runtime compares protocol and type
-    descriptors by address when it scans conformance records, so records that name a regex
-    protocol (Date.ISO8601FormatStyle: RegexComponent) are passed over without being read."""
+    Every Swift module imports _StringProcessing implicitly, so the compiler asks for it in
+    every link, and FoundationEssentials refers to it. Two checks stop the link:
+    - the program's own objects must not refer to it at all (the error names the calls);
+    - the runtime archives in the link may refer to it only as scripts/regex-engine-users.txt
+      lists, each member there reviewed as code loopsy does not run (a new toolchain that
+      calls the engine from elsewhere stops the link until someone looks).
+    What is left binds to the stub, which stops the program (the stub's message and SIGILL, or
+    SIGSEGV where the runtime reads a regex type's descriptor first) should it be reached. The
+    runtime compares protocol descriptors by address when it scans conformance records, so
+    the records of types conforming to regex protocols (Date.ISO8601FormatStyle) are passed
+    over without being read."""
+    program = os.path.basename(output)
     names = ("swift_StringProcessing", "swift_RegexParser")
     archives = [library(name, arguments) for name in names]
-    if None in archives:
-        return arguments
+    if None in archives or not all(("-l" + name) in arguments for name in names):
+        sys.exit(f"lld-tied-records: {program} is to be linked without Swift's regex engine, but the link "
+                 "does not ask for its static archives as -lswift_StringProcessing -lswift_RegexParser "
+                 "(a link with the static Swift runtime, --static-swift-stdlib, does)")
     symbols = strong_symbols(archives)
-    listing = subprocess.run([tool("llvm-nm"), "--undefined-only", "--format=posix", *objects],
-                             capture_output=True, text=True, check=True).stdout
-    uses, current = [], None
-    for line in listing.splitlines():
-        if line.endswith(":") and " " not in line:
-            current = line[:-1]
-        elif line.split() and line.split()[0] in symbols:
-            uses.append((current, line.split()[0]))
+    uses = [(file, symbol) for file, symbol, kind in nm_symbols(["--undefined-only", *objects])
+            if symbol in symbols]
     if uses:
         shown = uses[:12]
-        demangled = subprocess.run([tool("swift-demangle"), "--simplified"], input="\n".join(s for _, s in shown),
-                                   capture_output=True, text=True).stdout.splitlines()
-        where = "\n".join(f"  {os.path.basename(o).split('.tied-')[0]}: {d}" for (o, _), d in zip(shown, demangled))
-        sys.exit(f"lld-tied-records: {os.path.basename(output)} is linked without Swift's regex engine "
+        where = "\n".join(f"  {os.path.basename(file).split('.tied-')[0]}: {words}"
+                          for (file, _), words in zip(shown, demangled([symbol for _, symbol in shown])))
+        sys.exit(f"lld-tied-records: {program} is linked without Swift's regex engine "
                  f"(_StringProcessing), which these refer to:\n{where}\n"
                  "Write them without it: LoopsyPOSIX's `includes(_:)` and `replacingEvery(_:with:)` for "
                  "String's `contains(_:)` and `replacing(_:with:)`, no Regex.")
+    engine_directory = os.path.dirname(archives[0])
+    runtime = [path for argument in arguments if argument.startswith("-l") and argument[2:] not in names
+               for path in [library(argument[2:], arguments)] if path and os.path.dirname(path) == engine_directory]
+    found = {(os.path.basename(file), symbol) for file, symbol, _ in nm_symbols(["--undefined-only", *sorted(set(runtime))])
+             if symbol in symbols}
+    unreviewed = sorted(found - reviewed_users())
+    if unreviewed:
+        where = "\n".join(f"  {file}: {words}" for (file, _), words in
+                          zip(unreviewed[:12], demangled([symbol for _, symbol in unreviewed[:12]])))
+        sys.exit(f"lld-tied-records: {program} is linked without Swift's regex engine, and the Swift runtime "
+                 f"refers to it where nobody has checked that {program} cannot get there:\n{where}\n"
+                 "If none of it can run in loopsy, add the pairs (archive[member] symbol) to "
+                 "scripts/regex-engine-users.txt, saying why; otherwise link the engine.")
     stub = stub_object(symbols, os.path.dirname(os.path.abspath(output)), made_by, archives)
     result, placed = [], False
     for argument in arguments:
-        if argument in ("-l" + name for name in names) or os.path.basename(argument) in (f"lib{n}.a" for n in names):
+        if argument in ("-l" + name for name in names):
             if not placed:
                 result.append(stub)
                 placed = True
@@ -254,6 +297,8 @@ def main():
     for argument in expand(sys.argv[1:]):
         if previous in ("-o", "--output"):
             output = argument
+        elif argument.startswith("--output="):
+            output = argument[len("--output="):]
         elif (argument.endswith(".o") and not argument.startswith("-") and previous not in VALUE_OPTIONS
                 and os.path.isfile(argument)):
             try:

@@ -189,7 +189,7 @@ if arguments.first == "subpaths" {
 }
 SWIFT
 cat >"$work/rx/uses.swift" <<'SWIFT'
-print(CommandLine.arguments.joined().contains("needle"))
+print(CommandLine.arguments.joined().contains("needle"), CommandLine.arguments.joined().replacing("a", with: "b"))
 SWIFT
 rx_link() { # output, sources...
     local output="$1"
@@ -202,12 +202,12 @@ rx_link "$work/rx/loopsyd" "$work/rx/main.swift"
 rx_expected='{"name":"x0"} true false true'
 rx_runs() { [ "$("$work/rx/reference")" = "$rx_expected" ] && [ "$("$work/rx/loopsyd")" = "$rx_expected" ]; }
 check "a program linked without the regex engine runs as one linked with it (JSON, casts past regex conformances)" rx_runs
-engine() { nm "$1" | grep -c ' [tT] \$s17_StringProcessing9Processor' || true; }
+engine() { nm "$1" | grep -c -E ' [tT] \$s(17_StringProcessing9Processor|12_RegexParser)' || true; }
 rx_dropped() {
-    echo "with the engine: $(engine "$work/rx/reference") Processor functions, without: $(engine "$work/rx/loopsyd")"
-    [ "$(engine "$work/rx/reference")" -gt 0 ] && [ "$(engine "$work/rx/loopsyd")" -eq 0 ]
+    echo "with the engine: $(engine "$work/rx/reference") of its functions, without: $(engine "$work/rx/loopsyd")"
+    [ "$(engine "$work/rx/reference")" -gt 100 ] && [ "$(engine "$work/rx/loopsyd")" -eq 0 ]
 }
-check "the engine's code is in the reference and not in the program named loopsyd" rx_dropped
+check "the engine's code (_StringProcessing, _RegexParser) is in the reference and not in the program named loopsyd" rx_dropped
 rx_trap() {
     local status=0
     mkdir -p "$work/rx/tree/sub" && touch "$work/rx/tree/sub/file"
@@ -228,8 +228,31 @@ rx_refused() {
     if rx_link "$work/rx/loopsy" "$work/rx/uses.swift" 2>"$work/rx/refused.err"; then return 1; fi
     cat "$work/rx/refused.err"
     grep "loopsy is linked without Swift's regex engine" "$work/rx/refused.err" >/dev/null &&
-        grep "StringProtocol.contains(_:)" "$work/rx/refused.err" >/dev/null && [ ! -e "$work/rx/loopsy" ]
+        grep "StringProtocol.contains(_:)" "$work/rx/refused.err" >/dev/null &&
+        grep "replacing" "$work/rx/refused.err" >/dev/null && [ ! -e "$work/rx/loopsy" ]
 }
-check "a program of its own that uses the engine (String.contains) is not linked, and the error names the call" rx_refused
+check "a program of its own that uses the engine (contains, replacing) is not linked, and the error names the calls" rx_refused
+# The runtime may refer to the engine only where scripts/regex-engine-users.txt says: the same
+# wrapper with a list that lacks URL.Template's pairs refuses the link and names them.
+mkdir "$work/rx/scripts"
+cp scripts/lld-tied-records.py scripts/swift_records.py "$work/rx/scripts/"
+grep -v 'URLTemplate_Expression' scripts/regex-engine-users.txt >"$work/rx/scripts/regex-engine-users.txt"
+rx_unreviewed() {
+    if swiftc -O -static-stdlib -use-ld=lld "$work/rx/main.swift" -o "$work/rx/unreviewed/loopsyd" -Xlinker --gc-sections \
+        -Xclang-linker "--ld-path=$work/rx/scripts/lld-tied-records.py" 2>"$work/rx/unreviewed.err"; then return 1; fi
+    cat "$work/rx/unreviewed.err"
+    grep "refers to it where nobody has checked" "$work/rx/unreviewed.err" >/dev/null &&
+        grep "URLTemplate_Expression.swift.o" "$work/rx/unreviewed.err" >/dev/null
+}
+mkdir "$work/rx/unreviewed"
+check "a runtime archive's reference to the engine that the reviewed list lacks stops the link" rx_unreviewed
+rx_stub_reused() { # the stub object is made once for these archives and this wrapper
+    local stubs
+    stubs="$(ls -a "$work/rx" | grep -c '^\.regex-absent-.*\.o$' || true)"
+    echo "stub objects: $stubs"
+    rx_link "$work/rx/loopsyd" "$work/rx/main.swift" && [ "$stubs" -eq 1 ] &&
+        [ "$(ls -a "$work/rx" | grep -c '^\.regex-absent')" -eq 1 ] && [ "$("$work/rx/loopsyd")" = "$rx_expected" ]
+}
+check "linking again reuses the one stub object" rx_stub_reused
 
 check_summary tie-records
