@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import swift_records  # noqa: E402
@@ -168,11 +169,12 @@ def stub_object(symbols, directory, made_by, archives):
     """An object that defines each of `symbols` weakly: code as a function that says what
     happened on stderr and stops the program (ud2), data as zeros, each at an address of its
     own (the runtime tells protocols and types apart by address). Made once per set of
-    archives and version of these scripts, in `directory`."""
+    archives, set of symbols and version of these scripts, in `directory`."""
     stamp = hashlib.sha256(made_by.encode())
     for archive in archives:
         info = os.stat(archive)
         stamp.update(f"{archive} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}".encode())
+    stamp.update("\n".join(f"{symbol} {code}" for symbol, code in sorted(symbols.items())).encode())
     path = os.path.join(directory, f".regex-absent-{stamp.hexdigest()[:16]}.o")
     if os.path.exists(path):
         return path
@@ -204,12 +206,14 @@ def stub_object(symbols, directory, made_by, archives):
     except BaseException:
         os.unlink(temporary)
         raise
+    # Older stubs go, but not one made in the last hour: another program's link running now may
+    # be using it (two programs whose own objects define different engine symbols have two).
     for stale in glob.glob(os.path.join(glob.escape(directory), ".regex-absent-*.o")):
-        if stale != path:
-            try:
+        try:
+            if stale != path and os.stat(stale).st_mtime < time.time() - 3600:
                 os.unlink(stale)
-            except FileNotFoundError:
-                pass
+        except FileNotFoundError:
+            pass
     return path
 
 
@@ -256,8 +260,8 @@ def without_regex(arguments, objects, output, made_by):
                  "does not ask for its static archives as -lswift_StringProcessing -lswift_RegexParser "
                  "(a link with the static Swift runtime, --static-swift-stdlib, does)")
     symbols = strong_symbols(archives)
-    uses = [(file, symbol) for file, symbol, kind in nm_symbols(["--undefined-only", *objects])
-            if symbol in symbols]
+    own = list(nm_symbols(objects)) if objects else []
+    uses = [(file, symbol) for file, symbol, kind in own if kind == "U" and symbol in symbols]
     if uses:
         shown = uses[:12]
         where = "\n".join(f"  {os.path.basename(file).split('.tied-')[0]}: {words}"
@@ -266,11 +270,16 @@ def without_regex(arguments, objects, output, made_by):
                  f"(_StringProcessing), which these refer to:\n{where}\n"
                  "Write them without it: LoopsyPOSIX's `includes(_:)` and `replacingEvery(_:with:)` for "
                  "String's `contains(_:)` and `replacing(_:with:)`, no Regex.")
-    engine_directory = os.path.dirname(archives[0])
-    runtime = [path for argument in arguments if argument.startswith("-l") and argument[2:] not in names
-               for path in [library(argument[2:], arguments)] if path and os.path.dirname(path) == engine_directory]
-    found = {(os.path.basename(file), symbol) for file, symbol, _ in nm_symbols(["--undefined-only", *sorted(set(runtime))])
-             if symbol in symbols}
+    # The Swift runtime's other archives: those in the engine's directory that the link asks for.
+    engine_directory = os.path.realpath(os.path.dirname(archives[0]))
+    runtime = sorted({path for argument in arguments if argument.startswith("-l") and argument[2:] not in names
+                      for path in [library(argument[2:], arguments)]
+                      if path and os.path.realpath(os.path.dirname(path)) == engine_directory})
+    if "-lFoundationEssentials" in arguments and not any(path.endswith("/libFoundationEssentials.a") for path in runtime):
+        sys.exit(f"lld-tied-records: {program}: libFoundationEssentials.a is not beside the engine's archives "
+                 f"({engine_directory}), so what it refers to in the engine could not be checked")
+    listing = list(nm_symbols(runtime)) if runtime else []
+    found = {(os.path.basename(file), symbol) for file, symbol, kind in listing if kind == "U" and symbol in symbols}
     unreviewed = sorted(found - reviewed_users())
     if unreviewed:
         where = "\n".join(f"  {file}: {words}" for (file, _), words in
@@ -279,6 +288,10 @@ def without_regex(arguments, objects, output, made_by):
                  f"refers to it where nobody has checked that {program} cannot get there:\n{where}\n"
                  "If none of it can run in loopsy, add the pairs (archive[member] symbol) to "
                  "scripts/regex-engine-users.txt, saying why; otherwise link the engine.")
+    # A symbol the program or the runtime defines itself must not be met by the stub first: the
+    # stub comes before the runtime's archives, and the linker would take its weak definition.
+    defined = {symbol for _, symbol, kind in own + listing if kind not in ("U", "w", "v")}
+    symbols = {symbol: code for symbol, code in symbols.items() if symbol not in defined}
     stub = stub_object(symbols, os.path.dirname(os.path.abspath(output)), made_by, archives)
     result, placed = [], False
     for argument in arguments:

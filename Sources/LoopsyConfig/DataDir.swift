@@ -42,13 +42,23 @@ public struct DataDir: Sendable, Equatable {
 
     public static func homeDirectory(environment: [String: String]? = nil) -> String {
         if let home = variable("HOME", in: environment), !home.isEmpty { return home }
-        // No HOME (a service started with a scrubbed environment): the account's, as
-        // FoundationEssentials gives it (the effective user; /var/empty when there is none).
-        var entry = passwd()
-        var found: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 16 * 1024)
-        if getpwuid_r(geteuid(), &entry, &buffer, buffer.count, &found) == 0, found != nil, let directory = entry.pw_dir {
-            return String(cString: directory)
+        // No HOME (a service started with a scrubbed environment): the effective user's account
+        // entry's, /var/empty when there is none. The entry's strings live in the buffer: they
+        // are read while it is held, and a buffer too small for them is doubled.
+        var size = 4096
+        while size <= 1 << 20 {
+            var status: Int32 = 0
+            let home = withUnsafeTemporaryAllocation(of: CChar.self, capacity: size) { buffer -> String? in
+                var entry = passwd()
+                var found: UnsafeMutablePointer<passwd>?
+                guard let base = buffer.baseAddress else { return nil }
+                status = getpwuid_r(geteuid(), &entry, base, buffer.count, &found)
+                guard status == 0, found != nil, let directory = entry.pw_dir else { return nil }
+                return String(cString: directory)
+            }
+            if let home { return home }
+            guard status == ERANGE else { break }
+            size *= 2
         }
         return "/var/empty"
     }

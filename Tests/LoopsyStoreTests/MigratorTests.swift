@@ -63,8 +63,9 @@ import Testing
     }
 
     /// An installed binary finds `../share/loopsy/migrations` from where it really lives, when
-    /// it is run through a symlink elsewhere; a directory that cannot be read says which.
-    @Test func findsTheMigrationsBesideTheRealBinaryAndNamesAnUnreadableDirectory() throws {
+    /// it is run through a symlink elsewhere (the default, /proc/self/exe, is always the real
+    /// binary); a directory that cannot be read says which.
+    @Test func findsTheMigrationsBesideTheRealBinaryAndNamesAMissingDirectory() throws {
         defer { cleanUp() }
         let base = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
         try FileManager.default.createDirectory(atPath: base + "/prefix/bin", withIntermediateDirectories: true)

@@ -247,10 +247,12 @@ rx_unreviewed() {
 mkdir "$work/rx/unreviewed"
 check "a runtime archive's reference to the engine that the reviewed list lacks stops the link" rx_unreviewed
 rx_stub_reused() { # the stub object is made once for these archives and this wrapper
-    local stubs
-    stubs="$(ls -a "$work/rx" | grep -c '^\.regex-absent-.*\.o$' || true)"
-    echo "stub objects: $stubs"
-    rx_link "$work/rx/loopsyd" "$work/rx/main.swift" && [ "$stubs" -eq 1 ] &&
+    local before after
+    before="$(stat -c '%n %i %Y' "$work"/rx/.regex-absent-*.o)"
+    rx_link "$work/rx/loopsyd" "$work/rx/main.swift" || return 1
+    after="$(stat -c '%n %i %Y' "$work"/rx/.regex-absent-*.o)"
+    echo "before: $before"$'\n'"after: $after"
+    [ "$(echo "$before" | wc -l)" -eq 1 ] && [ "$before" = "$after" ] &&
         [ "$(ls -a "$work/rx" | grep -c '^\.regex-absent')" -eq 1 ] && [ "$("$work/rx/loopsyd")" = "$rx_expected" ]
 }
 check "linking again reuses the one stub object" rx_stub_reused
