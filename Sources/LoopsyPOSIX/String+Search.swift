@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension StringProtocol {
     /// Whether `text` occurs in it, compared byte for byte in UTF-8 (the empty text always does).
     ///
@@ -10,7 +14,8 @@ extension StringProtocol {
     /// what the callers want: xargs -I and find's {} substitute bytes, and escaping quotes for
     /// systemd must catch a quote that a combining mark follows.
     public func includes(_ text: some StringProtocol) -> Bool {
-        firstByteOffset(of: Array(text.utf8), in: Array(utf8), from: 0) != nil
+        let needle = Array(text.utf8)
+        return Array(utf8).withUnsafeBufferPointer { ByteSearch.firstIndex(of: needle, in: $0) } != nil
     }
 
     /// Every occurrence of `target` replaced by `replacement`, found left to right without
@@ -21,10 +26,12 @@ extension StringProtocol {
         var result: [UInt8] = []
         result.reserveCapacity(bytes.count)
         var start = 0
-        while let found = firstByteOffset(of: needle, in: bytes, from: start) {
-            result += bytes[start..<found]
-            result += replacement.utf8
-            start = found + needle.count
+        bytes.withUnsafeBufferPointer { haystack in
+            while let found = ByteSearch.firstIndex(of: needle, in: haystack, from: start) {
+                result += haystack[start..<found]
+                result += replacement.utf8
+                start = found + needle.count
+            }
         }
         result += bytes[start...]
         // Whole UTF-8 sequences are cut and joined only where a whole target began or ended.
@@ -32,11 +39,22 @@ extension StringProtocol {
     }
 }
 
-private func firstByteOffset(of needle: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
-    guard !needle.isEmpty else { return start }
-    guard bytes.count - start >= needle.count else { return nil }
-    for offset in start...(bytes.count - needle.count) where bytes[offset] == needle[0] {
-        if bytes[offset..<(offset + needle.count)].elementsEqual(needle) { return offset }
+/// Finding bytes in bytes: memchr finds the candidates, memcmp checks them (a multipart
+/// parser runs this over every byte of an upload).
+public enum ByteSearch {
+    /// The index of the first `needle` in `haystack` at or after `start`; the empty needle is
+    /// found at `start`.
+    public static func firstIndex(of needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> Int? {
+        guard let first = needle.first else { return start <= haystack.count ? start : nil }
+        guard let base = haystack.baseAddress, start >= 0, haystack.count - start >= needle.count else { return nil }
+        var index = start
+        let last = haystack.count - needle.count
+        while index <= last {
+            guard let hit = memchr(base + index, Int32(first), last - index + 1) else { return nil }
+            index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if memcmp(base + index, needle, needle.count) == 0 { return index }
+            index += 1
+        }
+        return nil
     }
-    return nil
 }

@@ -1,3 +1,4 @@
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -160,19 +161,8 @@ final class MultipartParser {
         throw Failure(message: "a multipart part has no Content-Disposition name")
     }
 
-    /// Index of `needle` in `haystack` (memchr finds candidates: this runs over every byte of
-    /// an upload).
     private static func find(_ needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard let first = needle.first, let base = haystack.baseAddress, haystack.count >= needle.count else { return nil }
-        var index = 0
-        let last = haystack.count - needle.count
-        while index <= last {
-            guard let hit = memchr(base + index, Int32(first), last - index + 1) else { return nil }
-            index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
-            if memcmp(base + index, needle, needle.count) == 0 { return index }
-            index += 1
-        }
-        return nil
+        ByteSearch.firstIndex(of: needle, in: haystack)
     }
 
     /// Where the longest end of `haystack` that could begin `needle` (a proper prefix of it)

@@ -14,7 +14,7 @@ out=.build/fuzz
 api=$(ls Sources/LoopsyAPI/*.swift)
 declare -A sources=(
     [json]="$api"
-    [multipart]="Sources/LoopsyTransfer/MultipartParser.swift Sources/LoopsyAPI/String+Trimming.swift"
+    [multipart]="Sources/LoopsyTransfer/MultipartParser.swift Sources/LoopsyAPI/String+Trimming.swift Sources/LoopsyPOSIX/String+Search.swift"
     [sse]="Sources/LoopsyClient/SSEParser.swift Sources/LoopsyAPI/JSONValue.swift"
     [config]="Sources/LoopsyConfig/YAML.swift Sources/LoopsyConfig/Config.swift Sources/LoopsyConfig/ConfigParser.swift
               Sources/LoopsyConfig/ConfigParser+Sections.swift $api"

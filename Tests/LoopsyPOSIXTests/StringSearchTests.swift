@@ -16,6 +16,20 @@ import Testing
         }
     }
 
+    /// The byte search under both (and under the multipart parser): from a start, at the ends.
+    @Test func byteSearchFromAStart() {
+        let bytes = Array("abcabc".utf8)
+        bytes.withUnsafeBufferPointer { haystack in
+            #expect(ByteSearch.firstIndex(of: Array("bc".utf8), in: haystack) == 1)
+            #expect(ByteSearch.firstIndex(of: Array("bc".utf8), in: haystack, from: 2) == 4)
+            #expect(ByteSearch.firstIndex(of: Array("bc".utf8), in: haystack, from: 5) == nil)
+            #expect(ByteSearch.firstIndex(of: Array("abcabcd".utf8), in: haystack) == nil)
+            #expect(ByteSearch.firstIndex(of: [], in: haystack, from: 6) == 6)
+            #expect(ByteSearch.firstIndex(of: [], in: haystack, from: 7) == nil)
+        }
+        #expect([UInt8]().withUnsafeBufferPointer { ByteSearch.firstIndex(of: [0x61], in: $0) } == nil)
+    }
+
     /// Bytes, not Characters: where the standard library sees one grapheme cluster, these see
     /// its bytes, and canonically equal text in other bytes is other text.
     @Test func bytesNotCharacters() {
