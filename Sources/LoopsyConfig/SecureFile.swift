@@ -40,13 +40,10 @@ public enum SecureFile {
     }
 
     public static func read(_ path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
-        defer { close(fd) }
         do {
-            return String(decoding: try FileIO.readAll(fd), as: UTF8.self)
+            return String(decoding: try FileIO.readAll(path: path), as: UTF8.self)
         } catch {
-            throw FileError(path: path, operation: "read", errno: error.code)
+            throw FileError(path: path, operation: error.call, errno: error.errno.code)
         }
     }
 

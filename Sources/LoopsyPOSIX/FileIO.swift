@@ -28,6 +28,19 @@ public enum FileIO {
         try writeAll(fd, Array(text.utf8))
     }
 
+    /// The whole file at `path`, opened read-only. A failure names the call that failed
+    /// ("open" or "read").
+    public static func readAll(path: String) throws(SystemCallFailure) -> [UInt8] {
+        let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemCallFailure("open") }
+        defer { close(fd) }
+        do {
+            return try readAll(fd)
+        } catch {
+            throw SystemCallFailure("read", error)
+        }
+    }
+
     /// Reads until end of file, or until more than `limit` bytes arrived (then the first
     /// `limit + 1` bytes are returned, so a caller can tell "exactly limit" from "more").
     public static func readAll(_ fd: Int32, limit: Int = Int.max - 1) throws(Errno) -> [UInt8] {

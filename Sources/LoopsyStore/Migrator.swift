@@ -31,7 +31,12 @@ public struct Migration: Sendable, Equatable {
                   stem.distance(from: stem.startIndex, to: underscore) == 4 else {
                 throw MigrationError.badFileName(file)
             }
-            let sql = try contents(of: directory + "/" + file)
+            let sql: String
+            do {
+                sql = String(decoding: try FileIO.readAll(path: directory + "/" + file), as: UTF8.self)
+            } catch {
+                throw SystemCallFailure("reading the migration \(directory)/\(file) (\(error.call))", error.errno)
+            }
             migrations.append(Migration(id: id, name: String(stem[stem.index(after: underscore)...]), sql: sql))
         }
         migrations.sort { $0.id < $1.id }
@@ -69,16 +74,6 @@ public struct Migration: Sendable, Equatable {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
-    private static func contents(of path: String) throws -> String {
-        let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC) }
-        guard fd >= 0 else { throw SystemCallFailure("opening the migration \(path)") }
-        defer { close(fd) }
-        do {
-            return String(decoding: try FileIO.readAll(fd), as: UTF8.self)
-        } catch {
-            throw SystemCallFailure("reading the migration \(path)", error)
-        }
-    }
 }
 
 /// Applies migrations in order, each in its own `BEGIN IMMEDIATE` transaction together with
