@@ -217,15 +217,18 @@ def stub_object(symbols, directory, made_by, archives):
     return path
 
 
-def demangled(symbols):
-    """The symbols as swift-demangle words them, or as they are when it is not at hand."""
+def described(uses):
+    """Lines "  file: symbol" for the first (file, symbol) pairs of `uses`, the symbols as
+    swift-demangle words them (as they are when it is not at hand)."""
+    shown = uses[:12]
+    symbols = [symbol for _, symbol in shown]
     swift_demangle = shutil.which("swift-demangle", path=os.path.dirname(tool("ld.lld")) + os.pathsep +
                                   os.environ.get("PATH", ""))
-    if not swift_demangle:
-        return list(symbols)
-    words = subprocess.run([swift_demangle, "--simplified"], input="\n".join(symbols),
-                           capture_output=True, text=True).stdout.splitlines()
-    return words if len(words) == len(symbols) else list(symbols)
+    words = subprocess.run([swift_demangle, "--simplified"], input="\n".join(symbols), capture_output=True,
+                           text=True).stdout.splitlines() if swift_demangle else []
+    if len(words) != len(symbols):
+        words = symbols
+    return "\n".join(f"  {file}: {word}" for (file, _), word in zip(shown, words))
 
 
 def reviewed_users():
@@ -263,9 +266,7 @@ def without_regex(arguments, objects, output, made_by):
     own = list(nm_symbols(objects)) if objects else []
     uses = [(file, symbol) for file, symbol, kind in own if kind == "U" and symbol in symbols]
     if uses:
-        shown = uses[:12]
-        where = "\n".join(f"  {os.path.basename(file).split('.tied-')[0]}: {words}"
-                          for (file, _), words in zip(shown, demangled([symbol for _, symbol in shown])))
+        where = described([(os.path.basename(file).split(".tied-")[0], symbol) for file, symbol in uses])
         sys.exit(f"lld-tied-records: {program} is linked without Swift's regex engine "
                  f"(_StringProcessing), which these refer to:\n{where}\n"
                  "Write them without it: LoopsyPOSIX's `includes(_:)` and `replacingEvery(_:with:)` for "
@@ -282,8 +283,7 @@ def without_regex(arguments, objects, output, made_by):
     found = {(os.path.basename(file), symbol) for file, symbol, kind in listing if kind == "U" and symbol in symbols}
     unreviewed = sorted(found - reviewed_users())
     if unreviewed:
-        where = "\n".join(f"  {file}: {words}" for (file, _), words in
-                          zip(unreviewed[:12], demangled([symbol for _, symbol in unreviewed[:12]])))
+        where = described(unreviewed)
         sys.exit(f"lld-tied-records: {program} is linked without Swift's regex engine, and the Swift runtime "
                  f"refers to it where nobody has checked that {program} cannot get there:\n{where}\n"
                  "If none of it can run in loopsy, add the pairs (archive[member] symbol) to "
