@@ -28,7 +28,8 @@ loopsy_swift() {
 # unused ones (0.6 MB of BoringSSL) and the linker can lay out first the code that start-up runs,
 # in the order packaging/symbol-order.txt gives (made by scripts/symbol-order.sh): the kernel maps
 # 64 KiB of the binary around each page a program touches, and start-up code spread over the
-# whole binary kept most of it resident.
+# whole binary kept most of it resident. The functions the compiler leaves unnamed are named
+# for it (scripts/unnamed_functions.py, in the linker below).
 # The C++ runtime the Swift runtime (and BoringSSL) needs is linked in statically too: swiftc
 # asks for -lstdc++, and the first directory searched holds only libstdc++.a
 # (loopsy_static_cxx). Loading libstdc++.so cost each program about 1.7 MiB of RSS (its pages
@@ -71,7 +72,8 @@ loopsy_build_release() {
     [ $# -gt 0 ] || programs=(loopsyd loopsy loopsy-mcp)
     for program in "${programs[@]}"; do
         for input in "$LOOPSY_ROOT/packaging/symbol-order.txt" "$LOOPSY_STATIC_SWIFT/remap.txt" \
-            "$LOOPSY_ROOT/scripts/swift_records.py" "$LOOPSY_ROOT/scripts/lld-tied-records.py" \
+            "$LOOPSY_ROOT/scripts/swift_records.py" "$LOOPSY_ROOT/scripts/unnamed_functions.py" \
+            "$LOOPSY_ROOT/scripts/lld-tied-records.py" \
             "$LOOPSY_ROOT/scripts/regex-engine-users.txt"; do
             if [ -e "$bin/$program" ] && [ "$input" -nt "$bin/$program" ]; then rm -f "$bin/$program"; fi
         done

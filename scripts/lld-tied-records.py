@@ -3,9 +3,12 @@
 Swift type and conformance record depends on its type (scripts/swift_records.py says how and
 why), so that --gc-sections drops the records, and the code, of types nothing uses.
 
+In the same copies, each function the compiler left without a name gets a local one
+(scripts/unnamed_functions.py), so that the release link's symbol order can place it.
+
 clang runs it in place of ld.lld (`-Xclang-linker --ld-path=...`, LOOPSY_RELEASE_FLAGS in
 scripts/lib.sh) with ld.lld's arguments. Each object file (.o) among them, or in a response
-file they name, that has records to tie is copied to `<object>.tied-<stamp>` next to it, the
+file they name, that has records to tie or functions to name is copied to `<object>.tied-<stamp>` next to it, the
 stamp naming the object's device, inode, size and time and these scripts' contents (a copy is
 made again only when one of them changed), and the copy is linked in its place; everything
 else goes to ld.lld as given, in a response file of its own. ld.lld is the one beside the
@@ -23,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import swift_records  # noqa: E402
+import unnamed_functions  # noqa: E402
 
 # Options whose value is the next argument, and may end in ".o" without being an input.
 VALUE_OPTIONS = {"-o", "--output", "-R", "--just-symbols", "-T", "--script", "-Map", "--dependency-file"}
@@ -81,7 +85,7 @@ def quoted(argument):
 def version():
     """What tells copies made by these scripts from those an earlier version of them made."""
     digest = hashlib.sha256()
-    for script in (__file__, swift_records.__file__):
+    for script in (__file__, swift_records.__file__, unnamed_functions.__file__):
         with open(script, "rb") as file:
             digest.update(file.read())
     return digest.hexdigest()
@@ -96,7 +100,11 @@ def tied_copy(path, made_by):
         return copy
     with open(path, "rb") as file:
         data = bytearray(file.read())
-    if swift_records.tie_records(data, 0, len(data)) == 0:
+    tied = swift_records.tie_records(data, 0, len(data))
+    # "<module>.<file>" of ".../<module>.build/<file>.swift.o", for the names of its unnamed functions.
+    label = os.path.basename(os.path.dirname(path)).removesuffix(".build") + "." + \
+        os.path.basename(path).split(".")[0]
+    if tied + unnamed_functions.name_unnamed_functions(data, label) == 0:
         return path
     # Links of several programs at once share objects: each writes a whole copy and renames it.
     descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tie.")

@@ -164,6 +164,56 @@ remade() {
 }
 check "a changed object is copied again (the old copy removed), and the program still runs" remade
 
+# Functions the compiler leaves without a name (.text..L__unnamed_N, here the == and hashing
+# that the enums' and structs' conformances share) get a local name in the copy
+# (scripts/unnamed_functions.py), so that an order file, like the release link's, places them.
+mkdir "$work/kinds.build"
+cat >"$work/kinds.build/types.swift" <<'SWIFT'
+public enum Shade { case light, dark }
+public enum Tone { case warm, cool, neutral }
+public struct Pair: Codable, Hashable { public var n: Int; public var name: String }
+@inline(never) public func same<T: Equatable>(_ a: T, _ b: T) -> Bool { a == b }
+SWIFT
+cat >"$work/kinds.build/main.swift" <<'SWIFT'
+print(same(Shade.light, .dark), same(Tone.warm, .warm), same(Pair(n: 1, name: "a"), Pair(n: 1, name: "a")))
+SWIFT
+(cd "$work/kinds.build" && swiftc -O -wmo -num-threads 2 -module-name kinds -Xfrontend -function-sections \
+    -Xfrontend -internalize-at-link -c types.swift main.swift)
+kinds_link() { # output, then extra flags
+    local output="$1"
+    shift
+    swiftc -use-ld=lld "$work/kinds.build/types.o" "$work/kinds.build/main.o" -o "$output" -Xlinker --gc-sections "$@"
+}
+kinds_link "$work/kinds.build/plain"
+kinds_link "$work/kinds.build/named" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
+unnamed_named() {
+    local original copy sections named left
+    original="$work/kinds.build/main.o"
+    copy="$(copy_of "$original")"
+    [ -n "$copy" ] || return 1
+    # readelf shows a section symbol by its section's name.
+    sections="$(readelf -sW "$original" | awk '$4 == "SECTION" && $8 ~ /^\.text\.\.L/' | wc -l)"
+    named="$(readelf -sW "$copy" | awk '$4 == "FUNC" && $5 == "LOCAL" && $8 ~ /^__loopsy_unnamed\.kinds\.main\.__unnamed_[0-9]+$/' | wc -l)"
+    left="$(readelf -sW "$copy" | awk '$4 == "SECTION" && $8 ~ /^\.text\.\.L/' | wc -l)"
+    echo "unnamed sections with a section symbol: $sections; named in the copy: $named; left unnamed: $left"
+    [ "$sections" -gt 0 ] && [ "$named" -eq "$sections" ] && [ "$left" -eq 0 ]
+}
+check "each unnamed function of an object gets a local name in its copy" unnamed_named
+named_runs() { [ "$("$work/kinds.build/named")" = "$("$work/kinds.build/plain")" ] && [ "$("$work/kinds.build/plain")" = "false true true" ]; }
+check "the program linked with them named runs as the one linked directly" named_runs
+unnamed_ordered() { # the last of them, named in an order file, comes first in .text
+    local last first
+    last="$(nm -n "$work/kinds.build/named" | awk '$3 ~ /^__loopsy_unnamed\.kinds\.main\./ {name = $3} END {print name}')"
+    [ -n "$last" ] || return 1
+    printf '%s\n' "$last" >"$work/kinds.build/order.txt"
+    kinds_link "$work/kinds.build/ordered" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py" \
+        -Xlinker "--symbol-ordering-file=$work/kinds.build/order.txt"
+    first="$(nm -n "$work/kinds.build/ordered" | awk '$2 ~ /^[tT]$/ {print $3; exit}')"
+    echo "ordered: $last; first in .text: $first"
+    [ "$first" = "$last" ] && [ "$("$work/kinds.build/ordered")" = "false true true" ]
+}
+check "an order file that names one places it first" unnamed_ordered
+
 # loopsyd and loopsy are linked without Swift's regex engine (without_regex in the wrapper): a
 # program of that name, static as the release programs are, gets a stub in its place.
 mkdir "$work/rx"
@@ -235,7 +285,7 @@ check "a program of its own that uses the engine (contains, replacing) is not li
 # The runtime may refer to the engine only where scripts/regex-engine-users.txt says: the same
 # wrapper with a list that lacks URL.Template's pairs refuses the link and names them.
 mkdir "$work/rx/scripts"
-cp scripts/lld-tied-records.py scripts/swift_records.py "$work/rx/scripts/"
+cp scripts/lld-tied-records.py scripts/swift_records.py scripts/unnamed_functions.py "$work/rx/scripts/"
 grep -v 'URLTemplate_Expression' scripts/regex-engine-users.txt >"$work/rx/scripts/regex-engine-users.txt"
 rx_unreviewed() {
     if swiftc -O -static-stdlib -use-ld=lld "$work/rx/main.swift" -o "$work/rx/unreviewed/loopsyd" -Xlinker --gc-sections \
