@@ -91,8 +91,21 @@ def version():
     return digest.hexdigest()
 
 
+def object_label(path):
+    """What tells an object's unnamed functions from another's (unnamed_functions.py): for
+    ".../<module>.build/<dirs>/<file>.swift.o", "<module>.<dirs>.<file>.swift"; for an object in
+    no such directory, its directory's name and its own. An order file entry applies to every
+    local symbol of that name in any object, so two objects of one link must not share one."""
+    parts = os.path.abspath(path).split(os.sep)
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index].endswith(".build"):
+            return ".".join([parts[index].removesuffix(".build")] + parts[index + 1:]).removesuffix(".o")
+    return ".".join(parts[-2:]).removesuffix(".o")
+
+
 def tied_copy(path, made_by):
-    """The path of a copy of object `path` with its records tied, or `path` when none are to be."""
+    """The path of a copy of object `path` with its records tied and its unnamed functions
+    named, or `path` when there is nothing of either."""
     info = os.stat(path)
     stamp = hashlib.sha256(f"{made_by} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}".encode())
     copy = f"{path}.tied-{stamp.hexdigest()[:16]}"
@@ -101,10 +114,7 @@ def tied_copy(path, made_by):
     with open(path, "rb") as file:
         data = bytearray(file.read())
     tied = swift_records.tie_records(data, 0, len(data))
-    # "<module>.<file>" of ".../<module>.build/<file>.swift.o", for the names of its unnamed functions.
-    label = os.path.basename(os.path.dirname(path)).removesuffix(".build") + "." + \
-        os.path.basename(path).split(".")[0]
-    if tied + unnamed_functions.name_unnamed_functions(data, label) == 0:
+    if tied + unnamed_functions.name_unnamed_functions(data, object_label(path)) == 0:
         return path
     # Links of several programs at once share objects: each writes a whole copy and renames it.
     descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tie.")

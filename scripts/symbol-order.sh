@@ -4,7 +4,10 @@
 # descriptors, which it lays out together. It records them with valgrind's
 # callgrind while loopsyd starts and answers a few requests, while loopsy runs a few commands
 # against it, and while loopsy-mcp starts. Run it when start-up code has changed much: an
-# out-of-date list still links (names no longer there are skipped), it only packs less.
+# out-of-date list still links (names no longer there are skipped), it only packs less. The
+# names the release link gives unnamed functions (scripts/unnamed_functions.py) are numbered in
+# the order the compiler made them: after edits, an old entry may name another function of the
+# same file, which only places that one badly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -67,6 +70,7 @@ daemon_trace() { # name, then whether to send requests
     # started, and code left out of the order lies scattered, each page of it mapping 64-128
     # KiB of the binary around it. Valgrind runs it some 30 times slower.
     sleep 5
+    kill -0 "$daemon" 2>/dev/null || loopsy_die "loopsyd exited under valgrind: $(cat "$work/$1.err")"
     if [ "$2" = requests ]; then
         local url
         url="http://127.0.0.1:$(cat "$LOOPSY_DATA_DIR/daemon.port")/api/v1"

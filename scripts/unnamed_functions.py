@@ -11,9 +11,9 @@ unordered code did. loopsyd ran 179 of them at start-up; each page one of them w
 64-128 KiB of the binary around it.
 
 `name_unnamed_functions` turns each such section symbol into a local function symbol (same
-section, value 0, the section's size) named `__loopsy_unnamed.<label>.N`, `label` telling the
-object (e.g. `LoopsyAPI.PairingTypes`), so every relocation against it resolves exactly as
-before. The names are added at the end of the object's string table, which moves to the end of
+section, value 0, the section's size) named `__loopsy_unnamed.<label>.<rest of the section's
+name>`, `label` telling the object (e.g. `LoopsyAPI.PairingTypes.swift`), so every relocation
+against it resolves exactly as before. Sections in COMDAT groups are left alone. The names are added at the end of the object's string table, which moves to the end of
 the file; nothing else moves. They are local: other objects neither see nor clash with them,
 and the release link strips them with the rest of the symbol table.
 """
@@ -21,7 +21,8 @@ import struct
 
 import swift_records
 
-SHT_PROGBITS = 1
+SHT_PROGBITS, SHT_GROUP = 1, 17
+SHF_EXECINSTR = 0x4
 STT_FUNC, STT_SECTION = 2, 3
 PREFIX = ".text..L"
 
@@ -33,8 +34,12 @@ def name_unnamed_functions(data, label):
         elf = swift_records.ObjectFile(data, 0, len(data))
     except ValueError:
         return 0
+    # A section in a COMDAT group is left as it is: a group's signature may be its section
+    # symbol, and renaming that would change which copies the linker takes as one.
+    signatures = {header[7] for header in elf.headers if header[1] == SHT_GROUP}
     unnamed = {index for index, (name, header) in enumerate(zip(elf.names, elf.headers))
-               if name.startswith(PREFIX) and header[1] == SHT_PROGBITS and header[2] & 0x4}  # SHF_EXECINSTR
+               if name.startswith(PREFIX) and header[1] == SHT_PROGBITS
+               and header[2] & SHF_EXECINSTR and not header[2] & swift_records.SHF_GROUP}
     symtab = next((index for index, header in enumerate(elf.headers) if header[1] == swift_records.SHT_SYMTAB), None)
     if not unnamed or symtab is None:
         return 0
@@ -45,7 +50,7 @@ def name_unnamed_functions(data, label):
     table = bytearray(data[table_offset:table_offset + table_size])
     renames = []
     for index, (_, info, other, shndx, _, _) in enumerate(elf.symbols):
-        if info == (swift_records.STB_LOCAL << 4) | STT_SECTION and shndx in unnamed:
+        if info == (swift_records.STB_LOCAL << 4) | STT_SECTION and shndx in unnamed and index not in signatures:
             name = f"__loopsy_unnamed.{label}.{elf.names[shndx][len(PREFIX):]}".encode()
             renames.append((index, len(table), other, shndx))
             table += name + b"\0"

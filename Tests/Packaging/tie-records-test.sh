@@ -187,23 +187,29 @@ kinds_link() { # output, then extra flags
 kinds_link "$work/kinds.build/plain"
 kinds_link "$work/kinds.build/named" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py"
 unnamed_named() {
-    local original copy sections named left
-    original="$work/kinds.build/main.o"
-    copy="$(copy_of "$original")"
-    [ -n "$copy" ] || return 1
-    # readelf shows a section symbol by its section's name.
-    sections="$(readelf -sW "$original" | awk '$4 == "SECTION" && $8 ~ /^\.text\.\.L/' | wc -l)"
-    named="$(readelf -sW "$copy" | awk '$4 == "FUNC" && $5 == "LOCAL" && $8 ~ /^__loopsy_unnamed\.kinds\.main\.__unnamed_[0-9]+$/' | wc -l)"
-    left="$(readelf -sW "$copy" | awk '$4 == "SECTION" && $8 ~ /^\.text\.\.L/' | wc -l)"
-    echo "unnamed sections with a section symbol: $sections; named in the copy: $named; left unnamed: $left"
-    [ "$sections" -gt 0 ] && [ "$named" -eq "$sections" ] && [ "$left" -eq 0 ]
+    local file original copy sections named left total=0
+    for file in main types; do
+        original="$work/kinds.build/$file.o"
+        # readelf shows a section symbol by its section's name.
+        sections="$(readelf -sW "$original" | awk '$4 == "SECTION" && $8 ~ /^\.text\.\.L/' | wc -l)"
+        total=$((total + sections))
+        [ "$sections" -gt 0 ] || continue
+        copy="$(copy_of "$original")"
+        [ -n "$copy" ] || return 1
+        named="$(readelf -sW "$copy" | awk -v label="__loopsy_unnamed.kinds.$file." \
+            '$4 == "FUNC" && $5 == "LOCAL" && index($8, label) == 1 && length($8) > length(label)' | wc -l)"
+        left="$(readelf -sW "$copy" | awk '$4 == "SECTION" && $8 ~ /^\.text\.\.L/' | wc -l)"
+        echo "$file.o: unnamed sections with a section symbol: $sections; named in the copy: $named; left unnamed: $left"
+        [ "$named" -eq "$sections" ] && [ "$left" -eq 0 ] || return 1
+    done
+    [ "$total" -gt 0 ]
 }
 check "each unnamed function of an object gets a local name in its copy" unnamed_named
 named_runs() { [ "$("$work/kinds.build/named")" = "$("$work/kinds.build/plain")" ] && [ "$("$work/kinds.build/plain")" = "false true true" ]; }
 check "the program linked with them named runs as the one linked directly" named_runs
 unnamed_ordered() { # the last of them, named in an order file, comes first in .text
     local last first
-    last="$(nm -n "$work/kinds.build/named" | awk '$3 ~ /^__loopsy_unnamed\.kinds\.main\./ {name = $3} END {print name}')"
+    last="$(nm -n "$work/kinds.build/named" | awk '$3 ~ /^__loopsy_unnamed\.kinds\./ {name = $3} END {print name}')"
     [ -n "$last" ] || return 1
     printf '%s\n' "$last" >"$work/kinds.build/order.txt"
     kinds_link "$work/kinds.build/ordered" -Xclang-linker "--ld-path=$PWD/scripts/lld-tied-records.py" \
