@@ -120,6 +120,12 @@ static inline int cposix_o_path(void) {
 
 extern int sync_file_range(int fd, off_t offset, off_t nbytes, unsigned int flags);
 
+/// The first `needle` in `haystack` (glibc's memmem: for needles up to 256 bytes it skips
+/// through the haystack by a table of byte pairs, so a long needle in bytes that rarely hold
+/// its pieces is found at a fraction of a byte-by-byte pass). Declared in string.h only under
+/// _GNU_SOURCE.
+extern void *memmem(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
+
 /// Starts write-out of a file's dirty pages in [offset, offset + length) without waiting for
 /// it (SYNC_FILE_RANGE_WRITE): the disk works while more data arrives, and the final fsync
 /// has only the tail left. Declared in fcntl.h only under _GNU_SOURCE.

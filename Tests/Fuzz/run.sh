@@ -32,7 +32,8 @@ for target in "${targets[@]}"; do
     for file in ${sources[$target]}; do sed '/^import Loopsy/d' "$file" >"$src/$(basename "$file")"; done
     cp "Tests/Fuzz/targets/$target.swift" "$src/FuzzTarget.swift"
     loopsy_log "fuzz: building $target"
-    swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name Fuzz"${target^}" "$src"/*.swift \
+    # CPosix (glibc's GNU extensions) is a module map with a header: found on the include path.
+    swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name Fuzz"${target^}" -I Sources/CPosix "$src"/*.swift \
         -o "$out/$target" 2>"$out/$target.build.log" || { cat "$out/$target.build.log" >&2; loopsy_die "building $target failed"; }
     loopsy_log "fuzz: running $target for $seconds s"
     status=0
