@@ -48,17 +48,24 @@ final class ContextCache: Sendable {
 
     /// The live cached entry, or nil (absent or expired) with the generation to pass to `fill`.
     func lookup(_ key: String, now: Int64) -> (entry: ContextEntry?, generation: UInt64) {
-        let (entry, _, generation) = lookupWithJSON(key, now: now)
-        return (entry, generation)
+        state.withLock { state in
+            guard let cached = state.entries[Key(key: key)], cached.entry.isLive(at: now) else {
+                return (nil, state.generation)
+            }
+            return (cached.entry, state.generation)
+        }
     }
 
-    /// `lookup`, with the entry's JSON when it is kept.
-    func lookupWithJSON(_ key: String, now: Int64) -> (entry: ContextEntry?, json: [UInt8]?, generation: UInt64) {
+    /// The live cached entry's JSON when it is kept, else the entry as `lookup` gives it. With
+    /// the JSON the entry is not copied: a copy retains each of its strings, whose reference
+    /// counts every worker's reads of the key would then pass between them.
+    func lookupJSON(_ key: String, now: Int64) -> (json: [UInt8]?, entry: ContextEntry?, generation: UInt64) {
         state.withLock { state in
             guard let cached = state.entries[Key(key: key)], cached.entry.isLive(at: now) else {
                 return (nil, nil, state.generation)
             }
-            return (cached.entry, cached.json, state.generation)
+            if let json = cached.json { return (json, nil, state.generation) }
+            return (nil, cached.entry, state.generation)
         }
     }
 

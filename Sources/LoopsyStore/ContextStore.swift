@@ -165,7 +165,7 @@ public struct ContextStore: Sendable {
     /// `get`, as the JSON `ContextEntry.write(to:)` writes (what a GET answers): kept with the
     /// cached entry, so a key read again is not encoded again.
     public func getJSON(key: String, now: Int64 = Clock.nowMillis()) throws -> [UInt8]? {
-        let (cached, json, generation) = cache.lookupWithJSON(key, now: now)
+        let (json, cached, generation) = cache.lookupJSON(key, now: now)
         if let json { return json }
         let found = try cached ?? pool.read { db in try Self.fetch(db, key: key, now: now) }
         guard let entry = found else { return nil }

@@ -333,11 +333,17 @@ import Testing
         most = 0
         for index in 1...25 {
             withJSON.fill(entry(index), json: json, generation: withJSON.lookup("none", now: 0).generation)
-            let held = (1...index).filter { withJSON.lookupWithJSON("key-\(100 + $0)", now: 0).json == json }.count
+            let held = (1...index).filter { withJSON.lookupJSON("key-\(100 + $0)", now: 0).json == json }.count
             most = max(most, held)
         }
         #expect(most == 10 * ContextCache.cost(entry(1)) / perEntry)
         #expect(most == 4)
+        // With its JSON kept, a key gives the JSON alone; without, the entry.
+        let kept = withJSON.lookupJSON("key-125", now: 0)
+        #expect(kept.json == json && kept.entry == nil)
+        let plain = cache.lookupJSON("key-125", now: 0)
+        #expect(plain.json == nil && plain.entry == entry(25))
+        #expect(withJSON.lookupJSON("key-999", now: 0).json == nil && withJSON.lookupJSON("key-999", now: 0).entry == nil)
     }
 }
 
