@@ -17,7 +17,7 @@ trap 'loopsy_bench_cleanup "$work"' EXIT
 
 loopsy_bench_daemon "$work"
 
-ssh_port=$((loopsyd_port + 1))
+ssh_port="$(loopsy_free_port)"
 loopsy_bench_sshd "$work" "$ssh_port"
 ssh_cmd="ssh ${ssh_opts[*]} -p $ssh_port $(id -un)@127.0.0.1 true"
 for _ in $(seq 50); do $ssh_cmd 2>/dev/null && break; sleep 0.1; done

@@ -27,10 +27,10 @@ curl -fsS -X PUT -H "Authorization: Bearer $key" -H 'Content-Type: application/j
 # nginx serving a file of the same size as the context response.
 mkdir -p "$work/www"
 cp "$work/entry.json" "$work/www/entry.json"
-nginx_port=$((port + 1))
+nginx_port="$(loopsy_free_port)"
 loopsy_bench_nginx "$work" "$work/www" "$nginx_port"
 curl -fsS "http://127.0.0.1:$nginx_port/entry.json" >/dev/null
-small_port=$((port + 2))
+small_port="$(loopsy_free_port)"
 loopsy_bench_nginx "$work" "$work/www" "$small_port" small
 curl -fsS "http://127.0.0.1:$small_port/entry.json" >/dev/null
 

@@ -87,7 +87,7 @@ read -r put_total put_memset < <(count_instructions "$loopsyd_pid" \
 
 mkdir -p "$work/www"
 cp "$work/entry.json" "$work/www/entry.json"
-nginx_port=$((port + 1))
+nginx_port="$(loopsy_free_port)"
 cat >"$work/nginx.conf" <<CONF
 daemon off;
 master_process off;

@@ -44,7 +44,7 @@ cp "$work/wrk.txt" "$work/loopsyd.csv" "$work/loopsyd.err" .build/ 2>/dev/null |
 
 reference=$(( minutes < 5 ? minutes : 5 ))
 loopsy_log "reference: nginx under the same connections for $reference min"
-nginx_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+nginx_port="$(loopsy_free_port)"
 loopsy_bench_nginx "$work" "$work/files" "$nginx_port"
 nginx_pid="$(cat "$work/nginx.pid")"
 worker="$(pgrep -P "$nginx_pid" | head -1)"

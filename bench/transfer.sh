@@ -34,11 +34,11 @@ cp "$work/source.bin" "$work/www/served.bin"
 bytes=$((size_mib * 1024 * 1024))
 
 # nginx for the pull reference.
-nginx_port=$((loopsyd_port + 1))
+nginx_port="$(loopsy_free_port)"
 loopsy_bench_nginx "$work" "$work/www" "$nginx_port"
 
 # A private sshd for scp.
-ssh_port=$((loopsyd_port + 2))
+ssh_port="$(loopsy_free_port)"
 loopsy_bench_sshd "$work" "$ssh_port"
 scp_opts=("${ssh_opts[@]}" -P "$ssh_port")
 

@@ -6,6 +6,13 @@ LOOPSY_BUILD_PACKAGES="pkg-config libmicrohttpd-dev libsqlite3-dev libgnutls28-d
     libstdc++-12-dev binutils python3"
 
 loopsy_log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+
+# For benchmarks: a TCP port on 127.0.0.1 that nothing listens on now, as the kernel picks one
+# (the daemon's port + 1, as the scripts took before, is in the ephemeral range, where a
+# client's connection could hold it: nginx then failed to bind).
+loopsy_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 loopsy_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Puts swift on PATH (the toolchain lives in /opt/swift on our machines).
