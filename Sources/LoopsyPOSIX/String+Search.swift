@@ -40,8 +40,8 @@ extension StringProtocol {
     }
 }
 
-/// Finding bytes in bytes: memchr finds the candidates, memcmp checks them (a multipart
-/// parser runs this over every byte of an upload).
+/// Finding bytes in bytes, with glibc's memmem (a multipart parser runs this over every byte of
+/// an upload).
 public enum ByteSearch {
     /// The index of the first `needle` in `haystack` at or after `start`; the empty needle is
     /// found at `start`.

@@ -73,7 +73,6 @@ public struct Migration: Sendable, Equatable {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
-
 }
 
 /// Applies migrations in order, each in its own `BEGIN IMMEDIATE` transaction together with

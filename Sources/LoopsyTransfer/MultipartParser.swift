@@ -32,6 +32,8 @@ final class MultipartParser {
     private var buffer: [UInt8] = []
     private var state = State.preamble
     private static let maxHeaderBytes = 8192
+    /// What ends a part's headers.
+    private static let headersEnd = Array("\r\n\r\n".utf8)
 
     var isComplete: Bool { state == .done }
 
@@ -74,7 +76,7 @@ final class MultipartParser {
             return try parseBuffer(handle)
         }
         // Inside a part with nothing held back: its bytes go on from where they lie.
-        if let found = Self.find(delimiter, in: bytes) {
+        if let found = ByteSearch.firstIndex(of: delimiter, in: bytes) {
             if found > 0 { try handle(.data(UnsafeBufferPointer(rebasing: bytes[..<found]))) }
             buffer.append(contentsOf: bytes[found...])
             return try parseBuffer(handle)
@@ -90,7 +92,7 @@ final class MultipartParser {
             progress = false
             switch state {
             case .preamble:
-                guard let found = buffer.withUnsafeBufferPointer({ Self.find(delimiter, in: $0) }) else {
+                guard let found = buffer.withUnsafeBufferPointer({ ByteSearch.firstIndex(of: delimiter, in: $0) }) else {
                     // Keep only what could still be the start of the delimiter.
                     if buffer.count > delimiter.count { buffer.removeFirst(buffer.count - delimiter.count) }
                     break
@@ -99,7 +101,7 @@ final class MultipartParser {
                 try boundaryLine(after: found)
                 progress = true
             case .headers:
-                guard let end = buffer.withUnsafeBufferPointer({ Self.find(Array("\r\n\r\n".utf8), in: $0) }) else {
+                guard let end = buffer.withUnsafeBufferPointer({ ByteSearch.firstIndex(of: Self.headersEnd, in: $0) }) else {
                     if buffer.count > Self.maxHeaderBytes { throw Failure(message: "multipart part headers are too large") }
                     break
                 }
@@ -110,7 +112,7 @@ final class MultipartParser {
                 state = .body
                 progress = true
             case .body:
-                let found = buffer.withUnsafeBufferPointer { Self.find(delimiter, in: $0) }
+                let found = buffer.withUnsafeBufferPointer { ByteSearch.firstIndex(of: delimiter, in: $0) }
                 // Part data: all before a delimiter, or else all that cannot be the start of one.
                 let data = found ?? buffer.withUnsafeBufferPointer { Self.delimiterStart(delimiter, in: $0) }
                 if data > 0 {
@@ -159,10 +161,6 @@ final class MultipartParser {
             return (name, filename)
         }
         throw Failure(message: "a multipart part has no Content-Disposition name")
-    }
-
-    private static func find(_ needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
-        ByteSearch.firstIndex(of: needle, in: haystack)
     }
 
     /// Where the longest end of `haystack` that could begin `needle` (a proper prefix of it)
