@@ -21,7 +21,7 @@ import struct
 
 import swift_records
 
-SHT_PROGBITS, SHT_GROUP = 1, 17
+SHT_PROGBITS, SHT_STRTAB, SHT_GROUP = 1, 3, 17
 SHF_EXECINSTR = 0x4
 STT_FUNC, STT_SECTION = 2, 3
 PREFIX = ".text..L"
@@ -44,7 +44,7 @@ def name_unnamed_functions(data, label):
     if not unnamed or symtab is None:
         return 0
     strtab = elf.headers[symtab][6]
-    if strtab >= len(elf.headers) or elf.headers[strtab][1] != 3:  # SHT_STRTAB
+    if strtab >= len(elf.headers) or elf.headers[strtab][1] != SHT_STRTAB:
         return 0
     table_offset, table_size = elf.headers[strtab][4], elf.headers[strtab][5]
     table = bytearray(data[table_offset:table_offset + table_size])
