@@ -74,6 +74,45 @@ import Testing
         #expect(try store.changes(prefix: "", after: 0, limit: 100).changes.map(\.key) == ["a", "c", "a"])
     }
 
+    /// A write that fails after it changed rows (here: it removed an expired row under its key,
+    /// then found the store full) is undone alone too, in a group that runs without a savepoint
+    /// per write until then: the expired row is still there, and every neighbour is answered
+    /// once, as if the write had never been queued.
+    @Test func aWriteThatFailsAfterChangingRowsIsUndoneAlone() throws {
+        defer { cleanUp() }
+        _ = try store.put(key: "old", value: "x", ttl: 1, fromNodeId: "n", maxEntries: 2,
+                          now: Clock.nowMillis() - 10_000)
+        // The writer held while the writes queue, so all but the first meet in one group.
+        let held = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            self.pool.write { _ in
+                held.signal()
+                _ = release.wait(timeout: .now() + 30)
+            }
+        }
+        held.wait()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { release.signal() }
+        let answers = putAll([("first", "1", nil), ("a", "1", nil), ("old", "2", nil), ("b", "1", nil),
+                              ("a", "2", 1)], maxEntries: 2)
+        #expect(try answers[0].get().revision == 1)
+        #expect(try answers[1].get().revision == 1)
+        for index in [2, 3] {
+            guard case .failure(let error) = answers[index] else {
+                Issue.record("write \(index) was stored past the limit: \(answers[index])")
+                continue
+            }
+            #expect(error as? ContextStoreError == .full(limit: 2))
+        }
+        #expect(try answers[4].get().revision == 2)
+        let oldRows = try pool.read { db in
+            try db.cached("SELECT count(*) FROM context WHERE key = 'old'").rows([]) { $0.int(0) }.first
+        }
+        #expect(oldRows == 1)
+        #expect(try store.get(key: "old") == nil)
+        #expect(try store.changes(prefix: "", after: 0, limit: 100).changes.map(\.key) == ["old", "first", "a", "a"])
+    }
+
     /// The entry limit holds across the writes of one group: exactly the room left is used.
     @Test func theEntryLimitHoldsWithinAGroup() throws {
         defer { cleanUp() }

@@ -34,6 +34,27 @@ import Testing
         }
     }
 
+    /// The statement cache hashes a few bytes of the SQL, not all: texts that share their length
+    /// and both ends are still different statements, and the same text built anew (another
+    /// string, another address) finds the statement prepared for the first.
+    @Test func theStatementCacheTellsTextsApartByEveryByte() throws {
+        try Self.withDatabase { database in
+            try database.execute("CREATE TABLE t (a INTEGER, b INTEGER)")
+            try database.execute("INSERT INTO t (a, b) VALUES (1, 2)")
+            let first = "SELECT a FROM t WHERE 1 = 1 AND 2 = 2 -- the same ends"
+            let second = "SELECT b FROM t WHERE 1 = 1 AND 2 = 2 -- the same ends"
+            #expect(first.utf8.count == second.utf8.count)
+            #expect(try database.cached(first).rows([]) { $0.int(0) } == [1])
+            #expect(try database.cached(second).rows([]) { $0.int(0) } == [2])
+            let rebuilt = String(decoding: Array(first.utf8), as: UTF8.self)
+            #expect(try database.cached(rebuilt) === database.cached(first))
+            #expect(try database.cached(second) !== database.cached(first))
+            // Short texts (under 16 bytes) are hashed whole.
+            #expect(try database.cached("SELECT 1").rows([]) { $0.int(0) } == [1])
+            #expect(try database.cached("SELECT 2").rows([]) { $0.int(0) } == [2])
+        }
+    }
+
     /// The page cache setting is made before SQLite initialises (after, sqlite3_config returns
     /// SQLITE_MISUSE and each connection would keep taking room for 20 pages up front).
     @Test func thePageCacheIsConfiguredBeforeTheFirstConnection() throws {
