@@ -135,12 +135,14 @@ public struct ContextStore: Sendable {
             throw ContextStoreError.revisionMismatch(expected: ifRevision, current: existing)
         }
         if existing == nil && !Self.isMirror(key) {
-            // An expired row under this key does not count and is replaced below. (A new key,
-            // the usual case, has no row: nothing to delete.)
-            if stored != nil { try db.cached(SQL.deleteKey).run([.text(key)]) }
+            // Checked before anything changes, so a write refused for room leaves nothing to
+            // undo (see GroupCommit). An expired row under this key counts neither before its
+            // delete (it is among the rows and among the expired ones) nor after.
             if try Self.liveEntries(db, atLeast: maxEntries, now: now) >= maxEntries {
                 throw ContextStoreError.full(limit: maxEntries)
             }
+            // The expired row is replaced below. (A new key, the usual case, has no row.)
+            if stored != nil { try db.cached(SQL.deleteKey).run([.text(key)]) }
         }
         let entry = ContextEntry(
             key: key, value: value, fromNodeId: fromNodeId, createdAt: existing?.createdAt ?? now,

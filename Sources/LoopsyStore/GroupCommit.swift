@@ -6,8 +6,10 @@ import Glibc
 #endif
 
 /// Writes from many callers committed together: one thread of its own takes every write that
-/// is waiting, runs them in one transaction (one WAL commit for the group) with a savepoint
-/// each, so a write that fails is undone alone, and answers each caller after the commit.
+/// is waiting, runs them in one transaction (one WAL commit for the group), and answers each
+/// caller after the commit. A write that fails is undone alone: one that fails before it
+/// changed anything needs no undoing; one that fails after makes the group start over with a
+/// savepoint around each write (see `commit`).
 ///
 /// Callers never wait: `write` queues and returns, and the answer comes on the commit thread.
 /// An HTTP worker that hands its write here and suspends its connection is free for the next
@@ -65,6 +67,14 @@ public final class GroupCommit: Sendable {
     /// `done` with the value, off the lock. If `body` throws, its changes are undone and `done`
     /// gets the error; if the group cannot be committed, every write of it gets that error.
     /// `bytes` is about what it writes (a value's size), so one group stays small.
+    ///
+    /// `body` may run twice (its group starts over when another write fails after changing
+    /// rows), so it must do nothing outside the database: what the caller should see goes in
+    /// `committed` and `done`, which run once. Whether a failing body changed rows is told by
+    /// SQLite's count of changed rows, so its changes must be rows that statements run to their
+    /// end insert, update or delete: no schema changes, no INSERT OR REPLACE (the rows that
+    /// replaces are not counted), no statement left part-way (a RETURNING whose rows it stops
+    /// reading).
     public func write<T: Sendable>(bytes: Int = 0, _ body: @escaping @Sendable (Database) throws -> T,
                                    committed: @escaping @Sendable (T) -> Void = { _ in },
                                    done: @escaping @Sendable (Result<T, any Error>) -> Void) {
@@ -186,9 +196,12 @@ public final class GroupCommit: Sendable {
         // write, which cost two statements a write and a copy of every page a write changed that
         // an earlier one in the group had changed already. Only a write that fails after it
         // changed rows needs one to be undone alone: then the group starts over with savepoints.
-        var outcome = commit(group, savepoints: false)
-        if outcome == nil { outcome = commit(group, savepoints: true) }
-        guard let (ran, failure) = outcome else { return }
+        guard let (ran, failure) = commit(group, savepoints: false) ?? commit(group, savepoints: true) else {
+            // Not reached: with savepoints a group always runs to its end. Were it, every
+            // caller still gets an answer.
+            for job in group { job.fail(DatabaseError(resultCode: SQLITE_INTERNAL, message: "the group did not finish")) }
+            return
+        }
         for outcome in ran { outcome.answer(failure) }
         if let failure {
             // Those the failure came before: nothing of theirs is in the database.
@@ -226,8 +239,8 @@ public final class GroupCommit: Sendable {
                 }
                 try database.run("COMMIT")
             } catch {
-                // Not a write's own failure (those are undone to their savepoint) but the
-                // group's: an I/O error or a full disk took the transaction with it.
+                // Not a write's own failure (those are undone alone) but the group's: an I/O
+                // error or a full disk took the transaction with it.
                 if !database.isAutocommit { try? database.run("ROLLBACK") }
                 return error
             }

@@ -23,17 +23,24 @@ import Testing
     /// Queues every write at once (so they share groups) and waits for all the answers.
     private func putAll(_ writes: [(key: String, value: String, ifRevision: Int64?)], maxEntries: Int)
         -> [Result<ContextEntry, any Error>] {
-        let answers = Mutex<[Int: Result<ContextEntry, any Error>]>([:])
+        let answers = Mutex<[Int: [Result<ContextEntry, any Error>]]>([:])
         let finished = DispatchSemaphore(value: 0)
         for (index, write) in writes.enumerated() {
             store.put(key: write.key, value: write.value, ttl: nil, fromNodeId: "n", maxEntries: maxEntries,
                       ifRevision: write.ifRevision) { result in
-                answers.withLock { $0[index] = result }
+                answers.withLock { $0[index, default: []].append(result) }
                 finished.signal()
             }
         }
         for _ in writes { #expect(finished.wait(timeout: .now() + 30) == .success) }
-        return answers.withLock { answers in writes.indices.map { answers[$0]! } }
+        // Each write is answered once.
+        #expect(finished.wait(timeout: .now() + 0.05) == .timedOut)
+        return answers.withLock { answers in
+            writes.indices.map { index in
+                #expect(answers[index]?.count == 1, "write \(index) was answered \(answers[index]?.count ?? 0) times")
+                return answers[index]![0]
+            }
+        }
     }
 
     @Test func everyWriteIsAnsweredAndStoredAndOneKeysRevisionsFollowTheQueue() throws {
@@ -74,11 +81,9 @@ import Testing
         #expect(try store.changes(prefix: "", after: 0, limit: 100).changes.map(\.key) == ["a", "c", "a"])
     }
 
-    /// A write that fails after it changed rows (here: it removed an expired row under its key,
-    /// then found the store full) is undone alone too, in a group that runs without a savepoint
-    /// per write until then: the expired row is still there, and every neighbour is answered
-    /// once, as if the write had never been queued.
-    @Test func aWriteThatFailsAfterChangingRowsIsUndoneAlone() throws {
+    /// A write refused for room in a group leaves an expired row under its key where it was
+    /// (the limit is checked before the row would be replaced), and its neighbours stay.
+    @Test func aWriteRefusedForRoomLeavesTheExpiredRowUnderItsKey() throws {
         defer { cleanUp() }
         _ = try store.put(key: "old", value: "x", ttl: 1, fromNodeId: "n", maxEntries: 2,
                           now: Clock.nowMillis() - 10_000)
@@ -111,6 +116,51 @@ import Testing
         #expect(oldRows == 1)
         #expect(try store.get(key: "old") == nil)
         #expect(try store.changes(prefix: "", after: 0, limit: 100).changes.map(\.key) == ["old", "first", "a", "a"])
+    }
+
+    /// A write that fails after it changed rows is undone alone: its group, which ran without
+    /// a savepoint per write, starts over with them. The rows of the writes around it stay,
+    /// each write is answered once, and `committed` runs once for each write kept.
+    @Test func aWriteThatFailsAfterChangingRowsIsUndoneAlone() throws {
+        defer { cleanUp() }
+        struct Refused: Error {}
+        let group = GroupCommit(pool: pool)
+        let insert = "INSERT INTO context (key, value, from_node_id, created_at, updated_at, revision) VALUES (?, 'x', 'n', 0, 0, 1)"
+        // The writer held while the writes queue, so all but the first meet in one group.
+        let held = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            self.pool.write { _ in
+                held.signal()
+                _ = release.wait(timeout: .now() + 30)
+            }
+        }
+        held.wait()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { release.signal() }
+        let keys = ["first", "a", "refused", "b", "c"]
+        let answers = Mutex<[String: [Bool]]>([:])
+        let committed = Mutex<[String: Int]>([:])
+        let finished = DispatchSemaphore(value: 0)
+        for key in keys {
+            group.write({ database -> String in
+                try database.cached(insert).run([.text(key)])
+                if key == "refused" { throw Refused() }
+                return key
+            }, committed: { key in
+                committed.withLock { $0[key, default: 0] += 1 }
+            }, done: { result in
+                answers.withLock { $0[key, default: []].append((try? result.get()) != nil) }
+                finished.signal()
+            })
+        }
+        for _ in keys { #expect(finished.wait(timeout: .now() + 30) == .success) }
+        #expect(finished.wait(timeout: .now() + 0.05) == .timedOut)
+        #expect(answers.withLock { $0 } == ["first": [true], "a": [true], "refused": [false], "b": [true], "c": [true]])
+        #expect(committed.withLock { $0 } == ["first": 1, "a": 1, "b": 1, "c": 1])
+        let stored = try pool.read { db in
+            try db.cached("SELECT key FROM context ORDER BY key").rows([]) { $0.text(0) }
+        }
+        #expect(stored == ["a", "b", "c", "first"])
     }
 
     /// The entry limit holds across the writes of one group: exactly the room left is used.

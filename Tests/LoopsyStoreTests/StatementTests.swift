@@ -41,11 +41,12 @@ import Testing
         try Self.withDatabase { database in
             try database.execute("CREATE TABLE t (a INTEGER, b INTEGER)")
             try database.execute("INSERT INTO t (a, b) VALUES (1, 2)")
-            let first = "SELECT a FROM t WHERE 1 = 1 AND 2 = 2 -- the same ends"
-            let second = "SELECT b FROM t WHERE 1 = 1 AND 2 = 2 -- the same ends"
+            // The same length, first 8 and last 16 bytes: the same hash, told apart by bytes.
+            let first = "SELECT 1 AS x, a FROM t WHERE 1 = 1 AND 2 = 2 -- the same ends"
+            let second = "SELECT 1 AS x, b FROM t WHERE 1 = 1 AND 2 = 2 -- the same ends"
             #expect(first.utf8.count == second.utf8.count)
-            #expect(try database.cached(first).rows([]) { $0.int(0) } == [1])
-            #expect(try database.cached(second).rows([]) { $0.int(0) } == [2])
+            #expect(try database.cached(first).rows([]) { $0.int(1) } == [1])
+            #expect(try database.cached(second).rows([]) { $0.int(1) } == [2])
             let rebuilt = String(decoding: Array(first.utf8), as: UTF8.self)
             #expect(try database.cached(rebuilt) === database.cached(first))
             #expect(try database.cached(second) !== database.cached(first))
