@@ -43,6 +43,21 @@ import Testing
         }
     }
 
+    /// Holds the writer for `seconds` from now on another thread, so the writes queued
+    /// meanwhile (all but the first, which the commit thread takes at once) meet in one group.
+    private func holdWriter(seconds: Double) {
+        let held = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            self.pool.write { _ in
+                held.signal()
+                _ = release.wait(timeout: .now() + 30)
+            }
+        }
+        held.wait()
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { release.signal() }
+    }
+
     @Test func everyWriteIsAnsweredAndStoredAndOneKeysRevisionsFollowTheQueue() throws {
         defer { cleanUp() }
         let writes = (0..<500).map { (key: "k\($0 % 50)", value: "v\($0)", ifRevision: Int64?.none) }
@@ -87,17 +102,7 @@ import Testing
         defer { cleanUp() }
         _ = try store.put(key: "old", value: "x", ttl: 1, fromNodeId: "n", maxEntries: 2,
                           now: Clock.nowMillis() - 10_000)
-        // The writer held while the writes queue, so all but the first meet in one group.
-        let held = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            self.pool.write { _ in
-                held.signal()
-                _ = release.wait(timeout: .now() + 30)
-            }
-        }
-        held.wait()
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { release.signal() }
+        holdWriter(seconds: 0.3)
         let answers = putAll([("first", "1", nil), ("a", "1", nil), ("old", "2", nil), ("b", "1", nil),
                               ("a", "2", 1)], maxEntries: 2)
         #expect(try answers[0].get().revision == 1)
@@ -126,17 +131,7 @@ import Testing
         struct Refused: Error {}
         let group = GroupCommit(pool: pool)
         let insert = "INSERT INTO context (key, value, from_node_id, created_at, updated_at, revision) VALUES (?, 'x', 'n', 0, 0, 1)"
-        // The writer held while the writes queue, so all but the first meet in one group.
-        let held = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            self.pool.write { _ in
-                held.signal()
-                _ = release.wait(timeout: .now() + 30)
-            }
-        }
-        held.wait()
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { release.signal() }
+        holdWriter(seconds: 0.3)
         let keys = ["first", "a", "refused", "b", "c"]
         let answers = Mutex<[String: [Bool]]>([:])
         let committed = Mutex<[String: Int]>([:])
