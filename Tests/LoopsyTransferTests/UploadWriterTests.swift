@@ -1,6 +1,7 @@
 import Crypto
 import Dispatch
 import LoopsyPOSIX
+import Synchronization
 import Testing
 @testable import LoopsyTransfer
 #if canImport(Glibc)
@@ -172,6 +173,103 @@ import Glibc
         #expect(ranAtOnce.withLock { $0 })
         close(pipe.write)
         #expect(drain.done.wait(timeout: .now() + 10) == .success)
+    }
+
+    /// Submits `piece` once the writer has room (as the HTTP server resumes a held-off upload).
+    private func submitWhenRoom(_ writer: UploadWriter, _ piece: [UInt8]) throws {
+        while true {
+            let room = DispatchSemaphore(value: 0)
+            if !writer.whenRoom({ room.signal() }) { break }
+            #expect(room.wait(timeout: .now() + 30) == .success)
+        }
+        try writer.submit(piece)
+    }
+
+    /// A large upload's file is flushed to disk while it arrives (every `flushEvery` bytes, one
+    /// flush at a time on another thread), so its last fsync has only the tail left; the bytes
+    /// and the digest are those sent.
+    @Test func aLargeUploadIsFlushedWhileItArrives() throws {
+        let path = "/tmp/loopsy-flush-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd); unlink(path) }
+        let writer = try #require(UploadWriter.start(fd: fd))
+        let piece = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) }
+        var hasher = SHA256()
+        let total = Int(UploadWriter.flushEvery) * 3 + (1 << 20)
+        var sent = 0
+        while sent < total {
+            try submitWhenRoom(writer, piece)
+            hasher.update(data: piece)
+            sent += piece.count
+        }
+        writer.end()
+        let outcome = writer.finish()
+        #expect(outcome.error == nil)
+        #expect(outcome.digest == hasher.finalize().map { String($0, radix: 16).leftPadded }.joined())
+        #expect(writer.flushesStarted >= 1)
+        var info = stat()
+        #expect(fstat(fd, &info) == 0 && Int(info.st_size) == total)
+    }
+
+    /// A flush that fails fails the upload: the kernel reports a write-back error once to the
+    /// file's open description, which the flush shares, so the last fsync would not see it.
+    /// (A pipe takes the writes and refuses fdatasync, with EINVAL.)
+    @Test func aFlushThatFailsFailsTheUpload() throws {
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read) }
+        let drain = Drain(pipe.read)
+        drain.go.signal()
+        let piece = [UInt8](repeating: 7, count: 1 << 20)
+        let writer = try #require(UploadWriter.start(fd: pipe.write))
+        for _ in 0...(Int(UploadWriter.flushEvery) >> 20) {
+            try submitWhenRoom(writer, piece)
+        }
+        writer.end()
+        let outcome = writer.finish()
+        close(pipe.write)
+        #expect(drain.done.wait(timeout: .now() + 10) == .success)
+        #expect(writer.flushesStarted >= 1)
+        #expect(outcome.digest == nil)
+        #expect(outcome.error?.message.contains("fsync failed") == true)
+    }
+
+    /// A flush still waiting in the pool's queue (the pool busy with other uploads' flushes on a
+    /// slow disk) is taken back, not waited for: `finish` returns at once, and the flush, when
+    /// the pool reaches it, does nothing. One that runs is waited for.
+    @Test func aQueuedFlushIsTakenBackNotWaitedFor() throws {
+        let pool = WorkPool(name: "flush-test", threads: 1, queueLimit: 4)
+        let release = DispatchSemaphore(value: 0)
+        let blocking = DispatchSemaphore(value: 0)
+        #expect(pool.submit { blocking.signal(); release.wait() })
+        #expect(blocking.wait(timeout: .now() + 10) == .success)
+        let path = "/tmp/loopsy-flush-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd); unlink(path) }
+        let flush = BackgroundFlush(pool: pool)
+        #expect(flush.start(fd))
+        #expect(flush.isQueued)
+        // One at a time per upload.
+        #expect(!flush.start(fd))
+        // On another thread, so a finish that waited for the queued flush fails the test
+        // instead of hanging it (the flush cannot run before the release below).
+        let finished = DispatchSemaphore(value: 0)
+        let code = Mutex<Int32>(-1)
+        DispatchQueue.global().async {
+            code.withLock { $0 = flush.finish() }
+            finished.signal()
+        }
+        #expect(finished.wait(timeout: .now() + 10) == .success)
+        #expect(code.withLock { $0 } == 0)
+        #expect(!flush.isQueued)
+        release.signal()
+        // The pool reaches the withdrawn flush, which does nothing; a new one runs and is waited for.
+        for _ in 0..<10_000 where pool.load > 0 { usleep(1_000) }
+        #expect(pool.load == 0)
+        #expect(flush.start(fd))
+        #expect(flush.finish() == 0)
+        #expect(flush.started == 2)
     }
 }
 
