@@ -93,15 +93,8 @@ public final class PeriodicThread: Sendable {
 /// `queueLimit` more wait. `submit` refuses beyond that, so a flood of slow requests gets a 503
 /// instead of an ever longer queue. Threads start on demand and end when the queue is empty.
 public final class WorkPool: Sendable {
-    /// A queued item, told apart from the others by identity (a submit whose thread could not
-    /// start takes back its own item, not whichever is last).
-    private final class Item: Sendable {
-        let work: @Sendable () -> Void
-        init(_ work: @escaping @Sendable () -> Void) { self.work = work }
-    }
-
     private struct State {
-        var queue: [Item] = []
+        var queue: [@Sendable () -> Void] = []
         var head = 0
         var workers = 0
         var running = 0
@@ -123,37 +116,28 @@ public final class WorkPool: Sendable {
     /// Queues `work`; false (and nothing queued) when the pool is full.
     @discardableResult
     public func submit(_ work: @escaping @Sendable () -> Void) -> Bool {
-        let item = Item(work)
         let startWorker = state.withLock { state -> Bool? in
             let waiting = state.queue.count - state.head
             guard waiting < queueLimit || state.workers < threads else { return nil }
-            state.queue.append(item)
+            state.queue.append(work)
             guard state.workers < threads else { return false }
             state.workers += 1
             return true
         }
         guard let startWorker else { return false }
         if startWorker, !DedicatedThread.start(name, { [self] in drain() }) {
-            // No thread now: what waits runs on the threads that exist. With none left, this
-            // item is taken back if no thread took it meanwhile (found by identity: another
-            // submit failing at the same time takes back its own). Items queued by submits that
-            // found a worker counted whose thread then failed to start wait for the next thread
-            // a submit starts (a worker runs until the queue is empty).
-            let takenBack = state.withLock { state -> Bool in
-                state.workers -= 1
-                guard state.workers == 0,
-                      let index = state.queue[state.head...].firstIndex(where: { $0 === item }) else { return false }
-                state.queue.remove(at: index)
-                return true
-            }
-            if takenBack { return false }
+            // No thread to be had: the worker counted drains on the shared dispatch pool instead
+            // (holding one of its threads, as PeriodicThread does) rather than not at all. Taking
+            // the item back instead could not be done right: a submit that found this worker
+            // counted had queued its own item and been told it would run.
+            DispatchQueue.global().async { [self] in drain() }
         }
         return true
     }
 
     private func drain() {
         while true {
-            let next = state.withLock { state -> Item? in
+            let next = state.withLock { state -> (@Sendable () -> Void)? in
                 guard state.head < state.queue.count else {
                     state.queue.removeAll(keepingCapacity: true)
                     state.head = 0
@@ -170,7 +154,7 @@ public final class WorkPool: Sendable {
                 return work
             }
             guard let next else { return }
-            next.work()
+            next()
             state.withLock { $0.running -= 1 }
         }
     }
