@@ -155,6 +155,8 @@ final class UploadWriter: @unchecked Sendable {
     var held: (queued: Int, kept: Int) { state.withLock { ($0.queuedBytes, $0.spareBytes) } }
     /// Flushes started while the upload was written (`BackgroundFlush`).
     var flushesStarted: Int { flush.started }
+    /// Whether a flush waits in its pool's queue.
+    var flushQueued: Bool { flush.isQueued }
 
     /// No more bytes come; `finish` waits for the writer to have written them.
     func end() { tellWriter { $0.ended = true } }
@@ -401,11 +403,15 @@ final class BackgroundFlush: Sendable {
             ended.signal()
         }
         if !submitted {
-            state.withLock { state in
+            // Not queued, so nothing else can have taken it (still checked: whoever takes the
+            // descriptor out of the state closes it, once).
+            let mine = state.withLock { state -> Bool in
+                guard state.queued == copy else { return false }
                 state.queued = nil
                 state.started -= 1
+                return true
             }
-            close(copy)
+            if mine { close(copy) }
         }
         return submitted
     }

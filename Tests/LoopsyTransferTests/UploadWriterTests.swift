@@ -225,6 +225,9 @@ import Glibc
         for _ in 0...(Int(UploadWriter.flushEvery) >> 20) {
             try submitWhenRoom(writer, piece)
         }
+        // Until the flush has started: the end would take back one still queued.
+        for _ in 0..<10_000 where writer.flushesStarted == 0 || writer.flushQueued { usleep(1_000) }
+        #expect(!writer.flushQueued)
         writer.end()
         let outcome = writer.finish()
         close(pipe.write)
@@ -268,8 +271,24 @@ import Glibc
         for _ in 0..<10_000 where pool.load > 0 { usleep(1_000) }
         #expect(pool.load == 0)
         #expect(flush.start(fd))
+        for _ in 0..<10_000 where flush.isQueued { usleep(1_000) }
+        #expect(!flush.isQueued)
         #expect(flush.finish() == 0)
         #expect(flush.started == 2)
+    }
+
+    /// A flush's error is what `finish` reports (fdatasync on a pipe fails with EINVAL).
+    @Test func aFlushsErrorIsWhatFinishReports() throws {
+        let pool = WorkPool(name: "flush-test", threads: 1, queueLimit: 4)
+        let pipe = try Descriptors.pipe()
+        defer { close(pipe.read); close(pipe.write) }
+        let flush = BackgroundFlush(pool: pool)
+        #expect(flush.start(pipe.write))
+        for _ in 0..<10_000 where flush.isQueued { usleep(1_000) }
+        #expect(!flush.isQueued)
+        #expect(flush.finish() == EINVAL)
+        // The first error stays.
+        #expect(flush.finish() == EINVAL)
     }
 }
 
