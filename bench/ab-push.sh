@@ -15,11 +15,7 @@ size_mib="${3:-512}" rounds="${4:-8}"
 for number in "$size_mib" "$rounds"; do
     [[ "$number" =~ ^[1-9][0-9]{0,4}$ ]] || loopsy_die "'$number' is not a count from 1 to 99999 ($usage)"
 done
-binaries=()
-for program in "$1" "$2"; do
-    [ -f "$program" ] && [ -x "$program" ] || loopsy_die "$program: not an executable loopsyd"
-    binaries+=("$(realpath "$program")")
-done
+loopsy_ab_binaries "$1" "$2"
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES bc coreutils
 loopsy_swift

@@ -19,11 +19,7 @@ case "$kind" in put | get) ;; *) loopsy_die "the kind is put or get, not '$kind'
 for number in "$rounds" "$seconds" "$connections"; do
     [[ "$number" =~ ^[1-9][0-9]{0,3}$ ]] || loopsy_die "'$number' is not a count from 1 to 9999 ($usage)"
 done
-binaries=()
-for program in "$1" "$2"; do
-    [ -f "$program" ] && [ -x "$program" ] || loopsy_die "$program: not an executable loopsyd"
-    binaries+=("$(realpath "$program")")
-done
+loopsy_ab_binaries "$1" "$2"
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES wrk curl
 loopsy_swift

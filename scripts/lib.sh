@@ -135,6 +135,17 @@ loopsy_bench_build() {
     fi
 }
 
+# For the paired benchmarks (bench/ab.sh, bench/ab-push.sh): the two loopsyd builds "$1" and "$2"
+# as absolute paths in the array binaries (dies if one is not an executable file).
+loopsy_ab_binaries() {
+    binaries=()
+    local program
+    for program in "$1" "$2"; do
+        [ -f "$program" ] && [ -x "$program" ] || loopsy_die "$program: not an executable loopsyd"
+        binaries+=("$(realpath "$program")")
+    done
+}
+
 # For benchmarks: milliseconds of the first hyperfine result in JSON file "$1" whose command
 # starts with "$2"; "$3" is the statistic (median, the default, or mean), "$4" the decimals (1).
 loopsy_bench_ms() {
