@@ -9,7 +9,7 @@ import Glibc
 /// is waiting, runs them in one transaction (one WAL commit for the group), and answers each
 /// caller after the commit. A write that fails is undone alone: one that fails before it
 /// changed anything needs no undoing; one that fails after makes the group start over with a
-/// savepoint around each write (see `commit`).
+/// savepoint around each write (see `run`).
 ///
 /// Callers never wait: `write` queues and returns, and the answer comes on the commit thread.
 /// An HTTP worker that hands its write here and suspends its connection is free for the next
@@ -191,17 +191,7 @@ public final class GroupCommit: Sendable {
     }
 
     private func commit(_ group: [Job]) {
-        // Most writes succeed, and most that fail (a full store, a revision that moved on)
-        // find out before they change anything: a group first runs without a savepoint per
-        // write, which cost two statements a write and a copy of every page a write changed that
-        // an earlier one in the group had changed already. Only a write that fails after it
-        // changed rows needs one to be undone alone: then the group starts over with savepoints.
-        guard let (ran, failure) = commit(group, savepoints: false) ?? commit(group, savepoints: true) else {
-            // Not reached: with savepoints a group always runs to its end. Were it, every
-            // caller still gets an answer.
-            for job in group { job.fail(DatabaseError(resultCode: SQLITE_INTERNAL, message: "the group did not finish")) }
-            return
-        }
+        let (ran, failure) = pool.write { database in run(group, in: database) }
         for outcome in ran { outcome.answer(failure) }
         if let failure {
             // Those the failure came before: nothing of theirs is in the database.
@@ -209,13 +199,20 @@ public final class GroupCommit: Sendable {
         }
     }
 
-    /// Runs `group` in one transaction; nil if a write failed after it changed rows and
-    /// `savepoints` is false (the transaction is then rolled back, and nothing was answered).
-    private func commit(_ group: [Job], savepoints: Bool) -> (ran: [Ran], failure: (any Error)?)? {
-        var ran: [Ran] = []
-        ran.reserveCapacity(group.count)
-        var startOver = false
-        let failure: (any Error)? = pool.write { database -> (any Error)? in
+    /// Runs `group` in one transaction and, once it is committed, each kept write's `committed`;
+    /// what each write did, and the group's failure if it could not be committed.
+    ///
+    /// Most writes succeed, and most that fail (a full store, a revision that moved on) find out
+    /// before they change anything: the group first runs without a savepoint per write, which
+    /// cost two statements a write and a copy of every page a write changed that an earlier one
+    /// in the group had changed already. Only a write that fails after it changed rows needs one
+    /// to be undone alone: then the transaction is rolled back and the group runs again, under
+    /// the same hold of the writer, with a savepoint around each write (so at most twice).
+    private func run(_ group: [Job], in database: Database) -> (ran: [Ran], failure: (any Error)?) {
+        var savepoints = false
+        attempt: while true {
+            var ran: [Ran] = []
+            ran.reserveCapacity(group.count)
             do {
                 try database.run("BEGIN IMMEDIATE")
                 for job in group {
@@ -229,9 +226,9 @@ public final class GroupCommit: Sendable {
                         if savepoints {
                             try database.run("ROLLBACK TO write")
                         } else if database.totalChanges != changes {
-                            startOver = true
                             try database.run("ROLLBACK")
-                            return nil
+                            savepoints = true
+                            continue attempt
                         }
                     }
                     ran.append(outcome)
@@ -242,12 +239,11 @@ public final class GroupCommit: Sendable {
                 // Not a write's own failure (those are undone alone) but the group's: an I/O
                 // error or a full disk took the transaction with it.
                 if !database.isAutocommit { try? database.run("ROLLBACK") }
-                return error
+                return (ran, error)
             }
             for outcome in ran where outcome.error == nil { outcome.committed() }
-            return nil
+            return (ran, nil)
         }
-        return startOver ? nil : (ran, failure)
     }
 }
 
