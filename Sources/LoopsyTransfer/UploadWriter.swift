@@ -42,8 +42,9 @@ final class UploadWriter: @unchecked Sendable {
     static let keptInAll = Atomic<Int>(0)
     /// Abandoned uploads whose temporary file is not removed yet (see `abandon`).
     static let cleanupsPending = Atomic<Int>(0)
-    /// Bytes written between two starts of write-out to disk: the fsync at the end then waits
-    /// for the last few MiB, not for the whole file.
+    /// Bytes written between two starts of write-out to disk (no waiting): the disk writes while
+    /// more arrives, also when no flush can be queued (`flushEvery`; the flush pool full). It
+    /// does not empty the disk's own cache, which only a flush or the last fsync does.
     static let writeBehind: Int64 = 8 << 20
     /// Bytes written between two starts of an fdatasync on another thread (`BackgroundFlush`).
     /// Write-out alone left the disk's own cache to be flushed at the end: on this project's VM
