@@ -32,6 +32,13 @@ import Testing
                                                                 body: body.map { Array($0.utf8) })
     }
 
+    /// The longest an owner's request may take while an attack runs. A request that waited on
+    /// the attack would wait for one of the attack's own limits: the 3-second head deadline these
+    /// tests set, the attackers' 3-second client limits, a minute of hashing, a 15-second poll.
+    /// Well under those, and well over what a loaded CI machine adds (over a second has been
+    /// seen with every suite running at once on two cores): it tells starved from slow.
+    static let served = 2.5
+
     /// Seconds `work` took.
     static func timed(_ work: () throws -> Void) rethrows -> Double {
         let started = Date()
@@ -152,10 +159,10 @@ import Testing
                     response = try Self.send(node, "POST", route, body: #"{"\#(field)":"\#(fifo)"}"#, seconds: 3)
                 }
                 #expect(response?.status == 400 && response?.errorCode == "not_a_file", "\(route)")
-                #expect(seconds < 2, "\(route) took \(seconds) s")
+                #expect(seconds < Self.served, "\(route) took \(seconds) s")
             }
         }
-        #expect(try Self.timed { _ = try node.client.health() } < 1)
+        #expect(try Self.timed { _ = try node.client.health() } < Self.served)
     }
 
     // MARK: 4. Hashing
@@ -191,7 +198,7 @@ import Testing
             var health: HealthResponse?
             let seconds = try Self.timed { health = try node.client.health() }
             #expect(health?.status == "ok")
-            #expect(seconds < 1, "/health took \(seconds) s while files were hashed")
+            #expect(seconds < Self.served, "/health took \(seconds) s while files were hashed")
             Thread.sleep(forTimeInterval: 0.3)
         }
         group.wait()
@@ -232,7 +239,7 @@ import Testing
             var status: CommandResult?
             let seconds = try Self.timed { status = try node.cli("status") }
             #expect(status?.status == 0, "\(status?.stderr ?? "")")
-            #expect(seconds < 1, "loopsy status took \(seconds) s during the slowloris")
+            #expect(seconds < Self.served, "loopsy status took \(seconds) s during the slowloris")
             Thread.sleep(forTimeInterval: 1)
         }
         let report = Self.json(attack.finish())
@@ -316,7 +323,7 @@ import Testing
         }
         let report = Self.json(flood?.stdout ?? "")
         #expect((report["statuses"] as? [String: Int])?["401"] == 3000, "\(flood?.stdout ?? "") \(flood?.stderr ?? "")")
-        #expect(try Self.timed { _ = try node.client.health() } < 1)
+        #expect(try Self.timed { _ = try node.client.health() } < Self.served)
         node.stop()
         let growth = Self.databaseBytes(node) - before
         // 3000 × 8 KB paths would be 24 MB. Cut to 256 bytes and sampled (per 250 ms flush, 50
@@ -514,7 +521,7 @@ import Testing
         #expect(try node.http("POST", "/api/v1/messages", body: #"{"to":"self","body":"wake up"}"#).status < 300)
         #expect(poll.waitFor("wake up", seconds: 10))
         let wake = Date().timeIntervalSince(sent)
-        #expect(wake < 1, "the long-poll was answered \(wake) s after the message arrived")
+        #expect(wake < Self.served, "the long-poll was answered \(wake) s after the message arrived")
         // A new job's first line arrives at once.
         let started = Date()
         let echo = try EventStream(port: node.port, path: "/api/v1/execute/stream", method: "POST",
@@ -522,13 +529,13 @@ import Testing
                                    body: #"{"command":"echo","args":["first line"]}"#)
         #expect(echo.waitFor("first line", seconds: 10))
         let first = Date().timeIntervalSince(started)
-        #expect(first < 1, "a new job's output took \(first) s")
+        #expect(first < Self.served, "a new job's output took \(first) s")
         jobs.forEach { $0.close() }
     }
 
     // MARK: All at once
 
-    @Test func underEveryAttackAtOnceTheOwnerIsStillServedWithinASecond() throws {
+    @Test func underEveryAttackAtOnceTheOwnerIsStillServedPromptly() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let fifo = directory.appendingPathComponent("pipe").path
@@ -574,7 +581,7 @@ import Testing
             Thread.sleep(forTimeInterval: 1)
         }
         let reports = attacks.map { Self.json($0.finish()) }
-        for (command, seconds) in slowest { #expect(seconds < 1, "loopsy \(command) took \(seconds) s under attack") }
+        for (command, seconds) in slowest { #expect(seconds < Self.served, "loopsy \(command) took \(seconds) s under attack") }
         #expect((reports[0]["admitted"] as? Int ?? 0) <= 70, "\(reports[0])")
         #expect(((reports[1]["statuses"] as? [String: Int])?["401"] ?? 0) > 0, "\(reports[1])")
         #expect(try node.peers().count <= 8)
