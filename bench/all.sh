@@ -32,7 +32,7 @@ run instructions bench/instructions.sh 2000
 run forward bench/forward.sh 64
 run broadcast bench/broadcast.sh 19 20
 run lan bench/lan.sh 20 3
-run context bench/context.sh 100000 2 8
+run context bench/context.sh 100000 2 50
 run longpoll bench/longpoll.sh 500
 run transfer bench/transfer.sh 512
 run startup bench/startup.sh 100

@@ -1,8 +1,8 @@
 import LoopsyAPI
 import LoopsyPOSIX
 
-/// Recently read or written context entries, so hot keys are served without a SQLite read
-/// transaction (whose file locks cost more than the rest of a GET).
+/// Recently read context entries, kept current by writes, so hot keys are served without a
+/// SQLite read transaction (whose file locks cost more than the rest of a GET).
 ///
 /// Coherent because every write goes through this process's `ContextStore`: writers update the
 /// cache after their transaction commits and bump `generation`; a reader that fetched from
@@ -78,11 +78,16 @@ final class ContextCache: Sendable {
         }
     }
 
-    /// After a committed write: the new entry (nil when deleted).
+    /// After a committed write: the new entry (nil when deleted). It replaces a cached entry
+    /// of the key, so a key being read stays cached; a key nobody has read is not cached by its
+    /// write (its first read is). Caching every write filled the cache with keys written once
+    /// and never read: 100,000 new keys grew the daemon by 32 MB, and cost every write an
+    /// insert here.
     func written(_ key: String, _ entry: ContextEntry?) {
         state.withLock { state in
             state.generation &+= 1
-            if let old = state.entries.removeValue(forKey: Key(key: key)) { state.bytes -= old.cost }
+            guard let old = state.entries.removeValue(forKey: Key(key: key)) else { return }
+            state.bytes -= old.cost
             if let entry { Self.insert(entry, json: nil, into: &state, maxBytes: maxBytes) }
         }
     }

@@ -307,6 +307,30 @@ import Testing
     }
 }
 
+@Suite struct ContextCacheWriteTests {
+    /// A write keeps a cached key current and leaves an uncached key uncached: keys written
+    /// once and never read took the cache's whole bound (32 MB at 100,000 new keys).
+    @Test func aWriteUpdatesACachedKeyAndCachesNoOther() {
+        func entry(_ key: String, _ value: String) -> ContextEntry {
+            ContextEntry(key: key, value: value, fromNodeId: "n", createdAt: 0, updatedAt: 0, ttl: nil, expiresAt: nil, revision: 1)
+        }
+        let cache = ContextCache()
+        cache.written("new", entry("new", "1"))
+        #expect(cache.lookup("new", now: 0).entry == nil)
+        cache.fill(entry("read", "1"), generation: cache.lookup("read", now: 0).generation)
+        #expect(cache.lookup("read", now: 0).entry?.value == "1")
+        cache.written("read", entry("read", "2"))
+        #expect(cache.lookup("read", now: 0).entry?.value == "2")
+        // A read that began before the write does not put its older value back.
+        let before = cache.lookup("new", now: 0).generation
+        cache.written("new", entry("new", "2"))
+        cache.fill(entry("new", "1"), generation: before)
+        #expect(cache.lookup("new", now: 0).entry == nil)
+        cache.written("read", nil)
+        #expect(cache.lookup("read", now: 0).entry == nil)
+    }
+}
+
 @Suite struct ContextCacheBoundTests {
     /// The cache counts what an entry holds in memory (its strings and about 380 bytes more),
     /// not only its value: entries past the bound start it over, and never more are kept.
@@ -319,7 +343,7 @@ import Testing
         let cache = ContextCache(maxBytes: 10 * ContextCache.cost(entry(1)))
         var most = 0
         for index in 1...25 {
-            cache.written("key-\(100 + index)", entry(index))
+            cache.fill(entry(index), generation: cache.lookup("none", now: 0).generation)
             let held = (1...index).filter { cache.lookup("key-\(100 + $0)", now: 0).entry != nil }.count
             most = max(most, held)
             #expect(cache.lookup("key-\(100 + index)", now: 0).entry == entry(index))
