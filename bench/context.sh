@@ -20,8 +20,9 @@ work="$(mktemp -d)"
 trap 'loopsy_bench_cleanup "$work"' EXIT
 export LOOPSY_DATA_DIR="$work/loopsy"
 "$bin/loopsy" init --no-mcp >/dev/null
-# Room for the whole run (the default limit is 10000 keys).
-sed -i "0,/^  maxEntries: 10000$/s//  maxEntries: $((target * 2))/" "$LOOPSY_DATA_DIR/config.yaml"
+# Room for the whole run (the default limit is 10000 keys): the last round passes the target by
+# a round's worth, and the 8-connection and one-writer rounds add theirs.
+sed -i "0,/^  maxEntries: 10000$/s//  maxEntries: $((target * 4))/" "$LOOPSY_DATA_DIR/config.yaml"
 loopsy_bench_daemon "$work"
 key="$("$bin/loopsy" key show)"
 
@@ -46,11 +47,13 @@ done
 wrk -t2 -c8 -d"${round}s" --latency -s bench/context-put.lua \
     -H "Authorization: Bearer $key" "http://127.0.0.1:$loopsyd_port" -- "eight" >"$work/eight.txt"
 eight_rps="$(awk '/Requests\/sec/ {print $2}' "$work/eight.txt")"
+! grep -q Non-2xx "$work/eight.txt" || loopsy_die "some writes at 8 connections failed: $(cat "$work/eight.txt")"
 # One writer alone (an agent writing keys one after another): nothing to group it with, so
 # its rate is one commit's round trip.
 wrk -t1 -c1 -d"${round}s" --latency -s bench/context-put.lua \
     -H "Authorization: Bearer $key" "http://127.0.0.1:$loopsyd_port" -- "one" >"$work/one.txt"
 one_rps="$(awk '/Requests\/sec/ {print $2}' "$work/one.txt")"
+! grep -q Non-2xx "$work/one.txt" || loopsy_die "some writes of the one writer failed: $(cat "$work/one.txt")"
 one_p50="$(awk '/^ +50%/ {print $2}' "$work/one.txt")"
 echo
 echo "8 connections: $eight_rps new keys/s"
