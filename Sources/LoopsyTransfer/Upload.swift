@@ -284,7 +284,7 @@ public final class Upload: Sendable {
                 made?.created[index] = created
             }
         } catch {
-            if directoryFD >= 0 { close(directoryFD) }
+            // Only makeDirectory throws, and it has closed the parent: nothing of ours is open.
             made?.removeAndClose()
             throw error
         }
