@@ -50,22 +50,34 @@ timed() { # prints seconds taken by the command
     echo "$end - $start" | bc -l
 }
 rate() { echo "scale=1; $bytes / 1048576 / $1" | bc -l; }
+# CPU time the whole machine spent (every process and the kernel, both cores; steal included,
+# what the host took), in clock ticks: a push hashes on both ends and copies five times where
+# dd copies twice, and on two cores that CPU is what bounds it.
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+hz="$(getconf CLK_TCK)"
+cpu_since() { awk -v a="$1" -v b="$(busy)" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz}'; }
 sync
 
 loopsy_log "running (the page cache is warm for every reader)"
 # Writes to disk vary run to run (writeback of the previous run, the virtual disk's cache):
 # dd and push take turns, three times each after a sync, and the medians count.
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
-disk_runs=() push_runs=()
+disk_runs=() push_runs=() disk_cpu=() push_cpu=()
 for round in 1 2 3; do
     rm -f "$work/dd.bin" "$work/files/pushed.bin"
     sync
+    before="$(busy)"
     disk_runs+=("$(timed dd if="$work/source.bin" of="$work/dd.bin" bs=1M conv=fsync status=none)")
+    disk_cpu+=("$(cpu_since "$before")")
     sync
+    before="$(busy)"
     push_runs+=("$(timed "$bin/loopsy" send local "$work/source.bin" "$work/files/pushed.bin")")
+    push_cpu+=("$(cpu_since "$before")")
 done
 t_disk="$(median3 "${disk_runs[@]}")"
 t_push="$(median3 "${push_runs[@]}")"
+c_disk="$(median3 "${disk_cpu[@]}")"
+c_push="$(median3 "${push_cpu[@]}")"
 # The same for pull and its reference: both write 512 MiB of new pages into the page cache,
 # which on this VM took curl 1.2-2 s of kernel time from one run to the next: single runs of
 # each put the pull anywhere from 0.75x to 2.4x nginx. Every pull is a first one: loopsyd keeps
@@ -97,9 +109,11 @@ printf '| %-48s | %9.2f | %8s |\n' "curl from nginx (reference, median of 3)" "$
 printf '| %-48s | %9.2f | %8s |\n' "scp download (reference)" "$t_scp_down" "$(rate "$t_scp_down")"
 echo
 echo "rounds (seconds): dd ${disk_runs[*]}; push ${push_runs[*]}; pull ${pull_runs[*]}; curl ${nginx_runs[*]}"
+echo "machine CPU-seconds (median of 3, both cores, every process): dd + fsync $c_disk, push $c_push" \
+    "(rounds: dd ${disk_cpu[*]}; push ${push_cpu[*]})"
 echo "loopsy pull / nginx: $(echo "scale=2; $t_nginx / $t_pull" | bc -l)"
-loopsy_bench_summary "loopsy send $size_mib MiB (push, fsync + sha256)" "$(rate "$t_push") MiB/s" \
-    "dd + fsync $(rate "$t_disk") MiB/s; HTTP on loopback (nginx → curl) $(rate "$t_nginx") MiB/s" \
+loopsy_bench_summary "loopsy send $size_mib MiB (push, fsync + sha256)" "$(rate "$t_push") MiB/s, $c_push CPU-s" \
+    "dd + fsync $(rate "$t_disk") MiB/s, $c_disk CPU-s; HTTP on loopback (nginx → curl) $(rate "$t_nginx") MiB/s" \
     "≥ 0.9x dd (now $(awk -v a="$t_disk" -v b="$t_push" 'BEGIN {printf "%.2f", a / b}')x)"
 loopsy_bench_summary "loopsy pull $size_mib MiB" "$(rate "$t_pull") MiB/s" "nginx + curl $(rate "$t_nginx") MiB/s" \
     "≥ 0.9x (now $(awk -v a="$t_nginx" -v b="$t_pull" 'BEGIN {printf "%.2f", a / b}')x)"
