@@ -41,20 +41,13 @@ done
 
 loopsy_log "writing a $size_mib MiB test file"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/source.bin"
-timed() { # seconds the command took
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null
-    end=$(date +%s.%N)
-    echo "$end - $start" | bc -l
-}
 push() { # side: seconds one push took, after a dd + fsync of the same file (its seconds first)
     rm -f "$work/dd.bin" "$work/files/pushed.bin"
     sync
     local disk
-    disk="$(timed dd if="$work/source.bin" of="$work/dd.bin" bs=1M conv=fsync status=none)"
+    disk="$(loopsy_timed dd if="$work/source.bin" of="$work/dd.bin" bs=1M conv=fsync status=none)"
     sync
-    echo "$disk $(LOOPSY_DATA_DIR="$work/$1" timed "$built/loopsy" send local "$work/source.bin" "$work/files/pushed.bin")"
+    echo "$disk $(LOOPSY_DATA_DIR="$work/$1" loopsy_timed "$built/loopsy" send local "$work/source.bin" "$work/files/pushed.bin")"
 }
 
 loopsy_log "push of $size_mib MiB, $rounds rounds, $(nproc) cores"
@@ -74,11 +67,8 @@ for number in $(seq "$rounds"); do
     echo "$time_a $time_b $disk_a $disk_b" >>"$work/times"
 done
 echo
-awk -v mib="$size_mib" '{a[NR] = $1; b[NR] = $2; d[2 * NR - 1] = $3; d[2 * NR] = $4; if ($2 < $1) won++}
-     function median(v, n,   i, j, t) {
-         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-         return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-     }
+awk -v mib="$size_mib" "$LOOPSY_AWK_MEDIAN"'
+     {a[NR] = $1; b[NR] = $2; d[2 * NR - 1] = $3; d[2 * NR] = $4; if ($2 < $1) won++}
      END {
          ma = median(a, NR); mb = median(b, NR); md = median(d, 2 * NR)
          printf "median: A %.3f s, B %.3f s (B / A %.2f); dd + fsync %.3f s\n", ma, mb, mb / ma, md

@@ -79,11 +79,8 @@ for number in $(seq "$rounds"); do
     echo "$a $b" >>"$work/rates"
 done
 echo
-awk '{a[NR] = $1; b[NR] = $2; sa += $1; sb += $2; if ($2 > $1) won++}
-     function median(v, n,   i, j, t) {
-         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-         return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-     }
+awk "$LOOPSY_AWK_MEDIAN"'
+     {a[NR] = $1; b[NR] = $2; sa += $1; sb += $2; if ($2 > $1) won++}
      END {
          printf "mean:   A %.0f, B %.0f req/s (B / A %.2f)\n", sa / NR, sb / NR, sb / sa
          ma = median(a, NR); mb = median(b, NR)

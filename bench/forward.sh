@@ -55,14 +55,13 @@ mkdir -p "$work/files"
 loopsy_log "writing a $size_mib MiB test file"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/files/served.bin"
 bytes=$((size_mib * 1024 * 1024))
-timed() { local start end; start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N); echo "$end - $start" | bc -l; }
 rate() { echo "scale=1; $bytes / 1048576 / $1" | bc -l; }
 body="{\"sourcePath\":\"$work/files/served.bin\"}"
-t_relay=$(timed curl -fsS -o "$work/relay.bin" -H "Authorization: Bearer $alpha_key" -H 'Content-Type: application/json' \
+t_relay=$(loopsy_timed curl -fsS -o "$work/relay.bin" -H "Authorization: Bearer $alpha_key" -H 'Content-Type: application/json' \
     -d "$body" "http://127.0.0.1:$loopsyd_port/api/v1/peers/bravo/transfer/pull")
-t_direct=$(timed curl -fsSk -o "$work/direct.bin" -H "Authorization: Bearer $bravo_key" -H 'Content-Type: application/json' \
+t_direct=$(loopsy_timed curl -fsSk -o "$work/direct.bin" -H "Authorization: Bearer $bravo_key" -H 'Content-Type: application/json' \
     -d "$body" "https://127.0.0.2:$bravo_port/api/v1/transfer/pull")
-t_cli=$(timed "$bin/loopsy" pull -f bravo "$work/files/served.bin" "$work/cli.bin")
+t_cli=$(loopsy_timed "$bin/loopsy" pull -f bravo "$work/files/served.bin" "$work/cli.bin")
 cmp -s "$work/relay.bin" "$work/files/served.bin" && cmp -s "$work/cli.bin" "$work/files/served.bin" ||
     loopsy_die "a relayed file differs from the original"
 

@@ -42,13 +42,6 @@ ssh_port="$(loopsy_free_port)"
 loopsy_bench_sshd "$work" "$ssh_port"
 scp_opts=("${ssh_opts[@]}" -P "$ssh_port")
 
-timed() { # prints seconds taken by the command
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null
-    end=$(date +%s.%N)
-    echo "$end - $start" | bc -l
-}
 rate() { echo "scale=1; $bytes / 1048576 / $1" | bc -l; }
 # CPU time the whole machine spent (every process and the kernel, both cores; steal included,
 # what the host took), in clock ticks: a push hashes on both ends and copies five times where
@@ -67,11 +60,11 @@ for round in 1 2 3; do
     rm -f "$work/dd.bin" "$work/files/pushed.bin"
     sync
     before="$(busy)"
-    disk_runs+=("$(timed dd if="$work/source.bin" of="$work/dd.bin" bs=1M conv=fsync status=none)")
+    disk_runs+=("$(loopsy_timed dd if="$work/source.bin" of="$work/dd.bin" bs=1M conv=fsync status=none)")
     disk_cpu+=("$(cpu_since "$before")")
     sync
     before="$(busy)"
-    push_runs+=("$(timed "$bin/loopsy" send local "$work/source.bin" "$work/files/pushed.bin")")
+    push_runs+=("$(loopsy_timed "$bin/loopsy" send local "$work/source.bin" "$work/files/pushed.bin")")
     push_cpu+=("$(cpu_since "$before")")
 done
 t_disk="$(median3 "${disk_runs[@]}")"
@@ -87,15 +80,15 @@ for round in 1 2 3; do
     rm -f "$work/pulled.bin" "$work/nginx.bin"
     touch "$work/files/served.bin"
     sync
-    pull_runs+=("$(timed "$bin/loopsy" pull -f local "$work/files/served.bin" "$work/pulled.bin")")
+    pull_runs+=("$(loopsy_timed "$bin/loopsy" pull -f local "$work/files/served.bin" "$work/pulled.bin")")
     [ "$round" = 3 ] || cmp -s "$work/source.bin" "$work/pulled.bin" || loopsy_die "pulled file differs"
     sync
-    nginx_runs+=("$(timed curl -fsS -o "$work/nginx.bin" "http://127.0.0.1:$nginx_port/served.bin")")
+    nginx_runs+=("$(loopsy_timed curl -fsS -o "$work/nginx.bin" "http://127.0.0.1:$nginx_port/served.bin")")
 done
 t_pull="$(median3 "${pull_runs[@]}")"
 t_nginx="$(median3 "${nginx_runs[@]}")"
-t_scp_up=$(timed scp "${scp_opts[@]}" "$work/source.bin" "$(id -un)@127.0.0.1:$work/scp-up.bin")
-t_scp_down=$(timed scp "${scp_opts[@]}" "$(id -un)@127.0.0.1:$work/source.bin" "$work/scp-down.bin")
+t_scp_up=$(loopsy_timed scp "${scp_opts[@]}" "$work/source.bin" "$(id -un)@127.0.0.1:$work/scp-up.bin")
+t_scp_down=$(loopsy_timed scp "${scp_opts[@]}" "$(id -un)@127.0.0.1:$work/source.bin" "$work/scp-down.bin")
 cmp -s "$work/source.bin" "$work/pulled.bin" || loopsy_die "pulled file differs"
 cmp -s "$work/source.bin" "$work/files/pushed.bin" || loopsy_die "pushed file differs"
 

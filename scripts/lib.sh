@@ -146,6 +146,22 @@ loopsy_ab_binaries() {
     done
 }
 
+# For benchmarks: the seconds the command "$@" took (its output discarded).
+loopsy_timed() {
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null
+    end=$(date +%s.%N)
+    awk -v start="$start" -v end="$end" 'BEGIN {printf "%.6f\n", end - start}'
+}
+
+# For the paired benchmarks' summaries: an awk function, median(values, count), that sorts the
+# array values[1..count] in place (a few dozen rounds) and returns its median.
+LOOPSY_AWK_MEDIAN='function median(v, n,   i, j, t) {
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}'
+
 # For benchmarks: milliseconds of the first hyperfine result in JSON file "$1" whose command
 # starts with "$2"; "$3" is the statistic (median, the default, or mean), "$4" the decimals (1).
 loopsy_bench_ms() {
