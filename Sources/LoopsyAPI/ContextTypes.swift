@@ -58,9 +58,29 @@ public struct RevisionMismatchBody: Codable, Sendable {
     }
 }
 
+/// A page of a context listing. `more`: entries remain past the last one; the next page is
+/// asked for with `afterKey` = `nextAfterKey` (the last entry's key). A daemon caps a page by
+/// bytes as well as by `limit`, so a page can end early with `more` set.
 public struct ContextListResponse: Codable, Sendable {
     public var entries: [ContextEntry]
-    public init(entries: [ContextEntry]) { self.entries = entries }
+    public var more: Bool
+    public var nextAfterKey: String?
+
+    public init(entries: [ContextEntry], more: Bool = false) {
+        self.entries = entries
+        self.more = more
+        nextAfterKey = more ? entries.last?.key : nil
+    }
+
+    private enum CodingKeys: String, CodingKey { case entries, more, nextAfterKey }
+
+    /// A daemon from before pages had neither field: its answer was the whole listing.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        entries = try container.decode([ContextEntry].self, forKey: .entries)
+        more = try container.decodeIfPresent(Bool.self, forKey: .more) ?? false
+        nextAfterKey = try container.decodeIfPresent(String.self, forKey: .nextAfterKey)
+    }
 }
 
 public struct DeletedResponse: Codable, Sendable {

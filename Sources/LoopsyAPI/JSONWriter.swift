@@ -132,6 +132,9 @@ extension ContextListResponse: JSONWritable {
         writer.openArray()
         for entry in entries { entry.write(to: &writer) }
         writer.closeArray()
+        writer.key("more")
+        writer.bool(more)
+        if let nextAfterKey { writer.field("nextAfterKey", nextAfterKey) }
         writer.closeObject()
     }
 }

@@ -213,7 +213,20 @@ public struct LoopsyClient: Sendable {
         _ = try call("DELETE", API.contextEntry(key, query: ["ifRevision": ifRevision]), as: DeletedResponse.self)
     }
 
-    public func contextList(prefix: String?) throws -> [ContextEntry] {
-        try call("GET", API.context(query: ["prefix": prefix]), as: ContextListResponse.self).entries
+    /// Live entries (keys starting with `prefix`), in key order: the first `limit` of them (the
+    /// daemon's own default), read a page at a time (a daemon caps a page at about 4 MiB).
+    public func contextList(prefix: String?, limit: Int = 1000) throws -> [ContextEntry] {
+        var entries: [ContextEntry] = []
+        var afterKey: String?
+        while entries.count < limit {
+            let page = try call("GET", API.context(query: ["prefix": prefix, "afterKey": afterKey,
+                                                           "limit": String(limit - entries.count)]),
+                                as: ContextListResponse.self)
+            entries += page.entries.prefix(limit - entries.count)
+            // Each page must move on: one that does not ends the listing.
+            guard page.more, let next = page.nextAfterKey ?? page.entries.last?.key, next != afterKey else { break }
+            afterKey = next
+        }
+        return entries
     }
 }

@@ -37,8 +37,11 @@ public final class ExecutionService: Sendable {
 
     public func running() -> [JobInfo] { runner.running() }
 
-    /// Finished jobs, newest first.
-    public func recent(limit: Int) throws -> [JobInfo] { try jobStore.recent(limit: limit) }
+    /// Finished jobs, newest first (only `caller`'s when given), at most `limit` and, past the
+    /// first, about `maxBytes` of commands and arguments.
+    public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> [JobInfo] {
+        try jobStore.recent(limit: limit, caller: caller, maxBytes: maxBytes)
+    }
 
     /// Forgets finished jobs older than `cutoff` (Unix ms), keeping the newest ones.
     public func prune(olderThan cutoff: Int64) throws { try jobStore.prune(olderThan: cutoff, keep: Self.keptJobs) }

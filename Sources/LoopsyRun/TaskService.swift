@@ -380,8 +380,10 @@ public final class TaskService: Sendable {
         try store.get(id).map(withPendingApprovals)
     }
 
-    public func list(limit: Int, caller: String?) throws -> [AITaskInfo] {
-        try store.list(limit: limit).filter { caller == nil || $0.caller == caller }.map(withPendingApprovals)
+    /// The newest tasks (only `caller`'s when given), at most `limit` and, past the first, about
+    /// `maxBytes` of prompts.
+    public func list(limit: Int, caller: String?, maxBytes: Int = .max) throws -> [AITaskInfo] {
+        try store.list(limit: limit, caller: caller, maxBytes: maxBytes).map(withPendingApprovals)
     }
 
     /// A stored task plus what it waits for now (running tasks only; kept in memory).

@@ -213,12 +213,44 @@ public struct ContextStore: Sendable {
     /// when `includeMirrors` is false.
     public func list(prefix: String = "", limit: Int = 10_000, includeMirrors: Bool = true,
                      now: Int64 = Clock.nowMillis()) throws -> [ContextEntry] {
+        try page(prefix: prefix, limit: limit, includeMirrors: includeMirrors, now: now).entries
+    }
+
+    /// Live entries whose key starts with `prefix` and sorts after `afterKey` (byte-wise), in
+    /// key order: at most `limit` of them, and past the first, no more than `maxBytes` of keys
+    /// and values together (as stored). `more`: entries remain past the last one (continue with
+    /// its key as `afterKey`). Without the message mirrors when `includeMirrors` is false.
+    public func page(prefix: String = "", afterKey: String? = nil, limit: Int = 10_000, maxBytes: Int = .max,
+                     includeMirrors: Bool = true,
+                     now: Int64 = Clock.nowMillis()) throws -> (entries: [ContextEntry], more: Bool) {
         let sql = includeMirrors ? SQL.list : SQL.listWithoutMirrors
+        // The range starts at the prefix, or at `afterKey` when that sorts later (the row of
+        // `afterKey` itself is passed over below): SQLite compares keys as bytes, as here.
+        var start = prefix
+        if let afterKey, prefix.utf8.lexicographicallyPrecedes(afterKey.utf8) { start = afterKey }
+        let limit = max(0, min(limit, Int(Int32.max)))
         return try pool.read { db in
+            let statement = try db.cached(sql)
             // A byte-wise range keeps the primary key index in use; U+10FFFF sorts after any
-            // continuation of the prefix.
-            try db.cached(sql).rows([.text(prefix), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit))],
-                          Self.entry)
+            // continuation of the prefix. Two rows more than the page: `afterKey`'s own, and one
+            // to know whether any remain.
+            try statement.bind([.text(start), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit) + 2)])
+            defer { statement.reset() }
+            var entries: [ContextEntry] = []
+            var bytes = 0
+            while try statement.step() {
+                let keyBytes = Int(statement.byteCount(0))
+                let size = keyBytes + Int(statement.byteCount(1))
+                // Bytes, not Strings, compared: two keys can be canonically equivalent Unicode.
+                if entries.isEmpty, let afterKey, keyBytes == afterKey.utf8.count,
+                   statement.text(0).utf8.elementsEqual(afterKey.utf8) {
+                    continue
+                }
+                if entries.count >= limit || (!entries.isEmpty && size > maxBytes - bytes) { return (entries, true) }
+                bytes += size
+                entries.append(Self.entry(statement))
+            }
+            return (entries, false)
         }
     }
 
@@ -255,15 +287,26 @@ public struct ContextStore: Sendable {
     }
 
     /// Changes after cursor `after` of keys starting with `prefix`, oldest first, and the cursor
-    /// to continue from (the last change returned, or the newest change when none matched).
-    public func changes(prefix: String, after: Int64, limit: Int = 1000,
+    /// to continue from (the last change returned, or the newest change when none matched): at
+    /// most `limit`, and past the first, no more than `maxBytes` of keys and values together.
+    public func changes(prefix: String, after: Int64, limit: Int = 1000, maxBytes: Int = .max,
                         now: Int64 = Clock.nowMillis()) throws -> (changes: [ContextChange], cursor: Int64) {
-        try pool.read { db in
+        let limit = max(0, min(limit, Int(Int32.max)))
+        return try pool.read { db in
             try db.transaction(mode: .deferred) {
-                let changes = try db.cached(SQL.changes).rows(
-                    [.integer(now), .integer(after), .text(prefix), .text(prefix + "\u{10FFFF}"), .integer(Int64(limit))]) {
-                    ContextChange(seq: $0.int64(0), key: $0.text(1), kind: $0.text(2), revision: $0.int64(3),
-                                  at: $0.int64(4), value: $0.isNull(5) ? nil : $0.text(5))
+                let statement = try db.cached(SQL.changes)
+                try statement.bind([.integer(now), .integer(after), .text(prefix), .text(prefix + "\u{10FFFF}"),
+                                    .integer(Int64(limit))])
+                defer { statement.reset() }
+                var changes: [ContextChange] = []
+                var bytes = 0
+                while try statement.step() {
+                    let size = Int(statement.byteCount(1)) + Int(statement.byteCount(5))
+                    if let last = changes.last, size > maxBytes - bytes { return (changes, last.seq) }
+                    bytes += size
+                    changes.append(ContextChange(seq: statement.int64(0), key: statement.text(1), kind: statement.text(2),
+                                                 revision: statement.int64(3), at: statement.int64(4),
+                                                 value: statement.isNull(5) ? nil : statement.text(5)))
                 }
                 if changes.count == limit, let last = changes.last { return (changes, last.seq) }
                 let newest = try db.cached(SQL.lastSeq).rows([]) { $0.int64(0) }.first ?? 0

@@ -87,6 +87,25 @@ public final class Statement {
         return result
     }
 
+    /// Maps rows until there are `limit`, or until the next would take what `size` counts of
+    /// the rows (their large text columns) past `maxBytes`; the first row always comes. So an
+    /// answer listing stored rows stays bounded, whatever they hold. `more`: a row was left
+    /// (the statement should ask for one row more than `limit`).
+    public func rows<T>(_ values: [DatabaseValue?], limit: Int, maxBytes: Int, size: (Statement) -> Int,
+                        _ map: (Statement) throws -> T) throws -> (rows: [T], more: Bool) {
+        try bind(values)
+        defer { reset() }
+        var result: [T] = []
+        var bytes = 0
+        while try step() {
+            let rowBytes = size(self)
+            if result.count >= limit || (!result.isEmpty && rowBytes > maxBytes - bytes) { return (result, true) }
+            bytes += rowBytes
+            result.append(try map(self))
+        }
+        return (result, false)
+    }
+
     public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
     public func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(handle, column)) }
     public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }

@@ -32,10 +32,14 @@ public struct TaskStore: Sendable {
         try pool.read { db in try db.cached("SELECT \(Self.columns) FROM ai_tasks WHERE id = ?").rows([.text(id)], Self.row).first }
     }
 
-    public func list(limit: Int) throws -> [AITaskInfo] {
-        try pool.read { db in
-            try db.cached("SELECT \(Self.columns) FROM ai_tasks ORDER BY created_at DESC LIMIT ?")
-                .rows([.integer(Int64(limit))], Self.row)
+    /// Tasks, newest first (only `caller`'s when given): at most `limit`, and past the first,
+    /// no more than `maxBytes` of prompts, directories and errors together.
+    public func list(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> [AITaskInfo] {
+        let limit = max(0, min(limit, Int(Int32.max)))
+        return try pool.read { db in
+            try db.cached("SELECT \(Self.columns) FROM ai_tasks WHERE ?1 IS NULL OR caller = ?1 ORDER BY created_at DESC LIMIT ?2")
+                .rows([caller.map { .text($0) }, .integer(Int64(limit) + 1)], limit: limit, maxBytes: maxBytes,
+                      size: { Int($0.byteCount(2)) + Int($0.byteCount(3)) + Int($0.byteCount(11)) }, Self.row).rows
         }
     }
 
@@ -78,23 +82,16 @@ public struct TaskStore: Sendable {
     /// (megabytes): a page of many is read up to its byte budget, not in full.
     public func eventsPage(_ id: String, after: Int64, limit: Int,
                            maxBytes: Int = .max) throws -> (events: [AITaskEvent], more: Bool) {
-        try pool.read { db in
-            let statement = try db.cached(
-                "SELECT seq, time, type, data FROM ai_task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+        let limit = max(0, min(limit, Int(Int32.max)))
+        return try pool.read { db in
             // One row more than the page, to know whether any remain.
-            try statement.bind([.text(id), .integer(after), .integer(Int64(min(max(0, limit), Int.max - 1)) + 1)])
-            defer { statement.reset() }
-            var events: [AITaskEvent] = []
-            var bytes = 0
-            while try statement.step() {
-                if events.count >= limit { return (events, true) }
-                let size = Int(statement.byteCount(2)) + Int(statement.byteCount(3))
-                if !events.isEmpty && size > maxBytes - bytes { return (events, true) }
-                bytes += size
-                events.append(AITaskEvent(seq: statement.int64(0), time: statement.int64(1), type: statement.text(2),
-                                          data: statement.text(3)))
-            }
-            return (events, false)
+            let (events, more) = try db.cached(
+                "SELECT seq, time, type, data FROM ai_task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+                .rows([.text(id), .integer(after), .integer(Int64(limit) + 1)], limit: limit, maxBytes: maxBytes,
+                      size: { Int($0.byteCount(2)) + Int($0.byteCount(3)) }) {
+                    AITaskEvent(seq: $0.int64(0), time: $0.int64(1), type: $0.text(2), data: $0.text(3))
+                }
+            return (events, more)
         }
     }
 

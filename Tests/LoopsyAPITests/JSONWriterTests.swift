@@ -51,7 +51,13 @@ import Testing
             ContextEntry(key: "b", value: "2", fromNodeId: "n", createdAt: 1, updatedAt: 1, ttl: 5, expiresAt: 5001, revision: 2),
         ])
         #expect(writerBytes(list) == (try encoderBytes(list)))
-        #expect(writerBytes(ContextListResponse(entries: [])) == #"{"entries":[]}"#)
+        #expect(writerBytes(ContextListResponse(entries: [])) == #"{"entries":[],"more":false}"#)
+        let page = ContextListResponse(entries: list.entries, more: true)
+        #expect(page.nextAfterKey == "b")
+        #expect(writerBytes(page) == (try encoderBytes(page)))
+        // A daemon from before pages answered with the entries alone.
+        let old = try JSONDecoder().decode(ContextListResponse.self, from: Data(#"{"entries":[]}"#.utf8))
+        #expect(old.entries.isEmpty && !old.more && old.nextAfterKey == nil)
         let health = HealthResponse(status: "ok", nodeId: "n", version: "1", uptime: 12.5)
         #expect(try JSONDecoder().decode(HealthResponse.self, from: Data(writerBytes(health).utf8)) == health)
         let error = ErrorBody(APIError.notFound("context key 'x\"'"))

@@ -144,6 +144,74 @@ import Testing
         #expect(try store.list(prefix: "%", now: 0).isEmpty)
     }
 
+    /// A listing read page by page (each capped by bytes or by count) gives every entry once,
+    /// in order; a page always holds at least one entry, however large.
+    @Test func pagesByBytesAndCountCoverTheListingOnce() throws {
+        defer { cleanUp() }
+        let keys = ["a", "b", "b\u{301}", "c", "é", "e\u{301}", "z"].map { "p/" + $0 }
+        for (index, key) in keys.enumerated() {
+            _ = try store.put(key: key, value: String(repeating: "v", count: 100 * (index + 1)), ttl: nil, fromNodeId: "n",
+                              maxEntries: 100, now: 0)
+        }
+        _ = try store.put(key: "q", value: "outside the prefix", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 0)
+        let sorted = keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        for (limit, maxBytes) in [(100, 1), (100, 250), (100, 700), (2, .max), (3, 1000), (100, .max)] {
+            var seen: [String] = []
+            var afterKey: String?
+            var pages = 0
+            while true {
+                let page = try store.page(prefix: "p/", afterKey: afterKey, limit: limit, maxBytes: maxBytes, now: 0)
+                pages += 1
+                #expect(!page.entries.isEmpty && page.entries.count <= limit)
+                let bytes = page.entries.map { $0.key.utf8.count + $0.value.utf8.count }
+                #expect(page.entries.count == 1 || bytes.reduce(0, +) <= maxBytes)
+                seen += page.entries.map(\.key)
+                guard page.more else { break }
+                afterKey = page.entries.last?.key
+                #expect(pages < 20)
+                if pages >= 20 { break }
+            }
+            #expect(seen == sorted, "limit \(limit), maxBytes \(maxBytes)")
+        }
+        // One byte per page: one entry per page.
+        #expect(try store.page(prefix: "p/", limit: 100, maxBytes: 1, now: 0).entries.map(\.key) == [sorted[0]])
+        // afterKey before the prefix starts at the prefix; past the last key there is nothing.
+        #expect(try store.page(prefix: "p/", afterKey: "a", now: 0).entries.map(\.key) == sorted)
+        let end = try store.page(prefix: "p/", afterKey: sorted.last, now: 0)
+        #expect(end.entries.isEmpty && !end.more)
+        // A key that is not stored still starts the page after where it would be (byte-wise:
+        // "p/b" + U+0301 sorts after "p/bb").
+        #expect(try store.page(prefix: "p/", afterKey: "p/bb", now: 0).entries.map(\.key)
+            == sorted.filter { "p/bb".utf8.lexicographicallyPrecedes($0.utf8) })
+        #expect(try store.page(prefix: "p/", afterKey: "p/bb", now: 0).entries.first?.key.utf8.elementsEqual("p/b\u{301}".utf8) == true)
+    }
+
+    /// A watch's changes are capped by bytes too, and its cursor then points at the last change
+    /// returned: following cursors gives every change once.
+    @Test func changesCappedByBytesContinueFromTheirCursor() throws {
+        defer { cleanUp() }
+        let start = try store.lastChange()
+        for index in 0..<6 {
+            _ = try store.put(key: "w/\(index)", value: String(repeating: "x", count: 1000), ttl: nil, fromNodeId: "n",
+                              maxEntries: 100, now: 0)
+        }
+        var cursor = start
+        var seen: [String] = []
+        for _ in 0..<10 {
+            let (changes, next) = try store.changes(prefix: "w/", after: cursor, limit: 100, maxBytes: 2100, now: 0)
+            if changes.isEmpty { break }
+            #expect(changes.count <= 2)
+            #expect(next == changes.last?.seq)
+            #expect(changes.allSatisfy { $0.value?.utf8.count == 1000 })
+            seen += changes.map(\.key)
+            cursor = next
+        }
+        #expect(seen == (0..<6).map { "w/\($0)" })
+        // A single change larger than the cap still comes (alone).
+        let (one, _) = try store.changes(prefix: "w/", after: start, limit: 100, maxBytes: 10, now: 0)
+        #expect(one.map(\.key) == ["w/0"])
+    }
+
     @Test func auditAppendsReadsAndPrunes() throws {
         defer { cleanUp() }
         let entries = (0..<5).map {

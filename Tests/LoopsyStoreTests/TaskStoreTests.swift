@@ -13,6 +13,42 @@ import Testing
         store = TaskStore(pool: scratch.pool)
     }
 
+    /// A listing holds the caller's own tasks (not the newest of everyone's, filtered after),
+    /// newest first, and past the first no more prompt bytes than its budget.
+    @Test func aListingIsTheCallersAndStopsAtItsByteBudget() throws {
+        let prompt = String(repeating: "p", count: 100_000)
+        for index in 0..<10 {
+            try store.create(id: "t\(index)", caller: index < 3 ? "peer" : "owner", prompt: prompt, cwd: "/", options: "{}",
+                             now: Int64(index))
+        }
+        #expect(try store.list(limit: 100).map(\.id) == (0..<10).reversed().map { "t\($0)" })
+        #expect(try store.list(limit: 2, caller: "peer").map(\.id) == ["t2", "t1"])
+        #expect(try store.list(limit: 100, caller: "peer").map(\.id) == ["t2", "t1", "t0"])
+        #expect(try store.list(limit: 100, caller: "nobody").isEmpty)
+        #expect(try store.list(limit: 100, maxBytes: 350_000).map(\.id) == ["t9", "t8", "t7"])
+        #expect(try store.list(limit: 100, maxBytes: 1).map(\.id) == ["t9"])
+    }
+
+    /// Finished jobs likewise: the caller's, newest first, within a byte budget of arguments.
+    @Test func finishedJobsAreTheCallersAndStopAtTheirByteBudget() throws {
+        let jobs = JobStore(pool: scratch.pool)
+        let argument = String(repeating: "a", count: 100_000)
+        for index in 0..<6 {
+            let id = "j\(index)"
+            try jobs.record(JobInfo(jobId: id, command: "echo", args: [argument], cwd: "/", pid: 1, startedAt: 0,
+                                    caller: index % 2 == 0 ? "peer" : "owner", streamed: false, state: .finished),
+                            result: ExecuteResult(jobId: id, exitCode: 0, signal: nil, stdout: "", stderr: "",
+                                                  durationMs: 1, timedOut: false, truncated: false, cancelled: false),
+                            finishedAt: Int64(index))
+        }
+        #expect(try jobs.recent(limit: 100).map(\.jobId) == ["j5", "j4", "j3", "j2", "j1", "j0"])
+        #expect(try jobs.recent(limit: 100, caller: "peer").map(\.jobId) == ["j4", "j2", "j0"])
+        #expect(try jobs.recent(limit: 1, caller: "owner").map(\.jobId) == ["j5"])
+        let capped = try jobs.recent(limit: 100, maxBytes: 250_000)
+        #expect(capped.map(\.jobId) == ["j5", "j4"] && capped.allSatisfy { $0.args == [argument] })
+        #expect(try jobs.recent(limit: 100, maxBytes: 1).map(\.jobId) == ["j5"])
+    }
+
     /// Events are up to a line of output each: a page holds as many as fit its byte budget (not
     /// a thousand megabyte lines read at once), at least one, and says whether more remain.
     @Test func aPageStopsAtItsByteBudgetAndAlwaysMovesOn() throws {

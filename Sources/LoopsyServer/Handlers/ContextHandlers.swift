@@ -124,12 +124,25 @@ public enum ContextHandlers {
         if context.request.query["after"] != nil || context.request.query["wait"] != nil {
             return try watch(context, prefix, limit: limit)
         }
+        let afterKey = context.request.query["afterKey"]
+        if let afterKey, afterKey.utf8.count > ContextLimits.maxKeyBytes {
+            throw APIError.badRequest("afterKey is \(afterKey.utf8.count) bytes; keys are at most \(ContextLimits.maxKeyBytes)",
+                                      code: .badKey)
+        }
         // The message mirrors are listed only when the prefix asks for them (and only to the
         // owner); they stay readable by name.
-        let entries = try context.node.contextStore.list(prefix: prefix, limit: limit,
-                                                         includeMirrors: isReserved(prefix) && context.caller.isOwner)
-        return try .json(ContextListResponse(entries: entries))
+        let page = try context.node.contextStore.page(prefix: prefix, afterKey: afterKey, limit: limit,
+                                                      maxBytes: pageBytes,
+                                                      includeMirrors: isReserved(prefix) && context.caller.isOwner)
+        return try .json(ContextListResponse(entries: page.entries, more: page.more))
     }
+
+    /// Most bytes of keys and values (as stored) in one page of a listing or a watch, past its
+    /// first entry. Without it, anyone who may read and write context could have the daemon
+    /// build answers of 10,000 values of 1 MiB (up to 6 bytes of JSON for each stored byte),
+    /// on a worker thread, and hold them for every slow reader. A page that ends here says so
+    /// (`more`, `nextAfterKey`; a watch's `cursor` points at its last change).
+    static let pageBytes = 4 << 20
 
     /// A prefix watch: the changes after cursor `after` (default: now), waiting up to `wait`
     /// seconds for the first; the answer's cursor is the next `after`, so nothing is missed or
@@ -147,7 +160,7 @@ public enum ContextHandlers {
         let from = PlainMutex(after)
         @Sendable func read() throws -> ContextChangesResponse {
             let start = from.withLock { $0 }
-            let (changes, cursor) = try store.changes(prefix: prefix, after: start, limit: limit)
+            let (changes, cursor) = try store.changes(prefix: prefix, after: start, limit: limit, maxBytes: pageBytes)
             let shown = mirrors ? changes : changes.filter { !isReserved($0.key) }
             if shown.isEmpty { from.withLock { $0 = max($0, cursor) } }
             return ContextChangesResponse(changes: shown, cursor: cursor)

@@ -33,12 +33,16 @@ public enum ExecuteHandlers {
         // Both parameters are checked even when unused: a wrong one is a 400, not ignored.
         let all = try QueryValue.flag(context, "all")
         let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
-        var jobs = execution.running()
-        if all { jobs += try execution.recent(limit: limit) }
         // Jobs belong to the caller that started them; only the owner sees everyone's.
-        if !context.caller.isOwner { jobs = jobs.filter { $0.caller == context.caller.id } }
+        let caller = context.caller.isOwner ? nil : context.caller.id
+        var jobs = execution.running().filter { caller == nil || $0.caller == caller }
+        if all { jobs += try execution.recent(limit: limit, caller: caller, maxBytes: listBytes) }
         return try .json(JobListResponse(jobs: jobs))
     }
+
+    /// Most bytes of commands, arguments and directories (as stored) among the finished jobs of
+    /// one listing, past the newest: 1000 jobs of 1 MiB of arguments made an answer of gigabytes.
+    static let listBytes = 4 << 20
 
     static func cancel(_ context: RequestContext) throws -> HTTPResponse {
         let id = context.parameter("jobId")

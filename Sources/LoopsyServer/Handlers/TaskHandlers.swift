@@ -15,8 +15,12 @@ public enum TaskHandlers {
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 50, range: 1...1000)
         return try .json(AITaskListResponse(tasks: try context.node.tasks.list(
-            limit: limit, caller: context.caller.isOwner ? nil : context.caller.id)))
+            limit: limit, caller: context.caller.isOwner ? nil : context.caller.id, maxBytes: listBytes)))
     }
+
+    /// Most bytes of prompts (as stored) in one listing, past the newest task: 1000 prompts of
+    /// 200 kB made answers of 200 MB.
+    static let listBytes = 4 << 20
 
     /// Only the node's own key, or whoever started the task.
     private static func authorized(_ context: RequestContext) throws -> String {

@@ -234,8 +234,9 @@ public enum Schemas {
             ("error", object([("code", string), ("message", string)], required: ["code", "message"])),
             ("current", ["oneOf": [ref("ContextEntry"), ["type": "null"]]]),
         ], required: ["error", "current"])),
-        ("ContextList", object([("entries", ["type": "array", "items": ref("ContextEntry")])],
-                               required: ["entries"])),
+        ("ContextList", object([("entries", ["type": "array", "items": ref("ContextEntry")]),
+                                ("more", ["type": "boolean"]), ("nextAfterKey", string)],
+                               required: ["entries", "more"])),
         ("Deleted", object([("deleted", ["type": "boolean"])], required: ["deleted"])),
         ("ContextChange", object([
             ("seq", ["type": "integer", "minimum": 1]), ("key", string),

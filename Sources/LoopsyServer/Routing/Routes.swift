@@ -28,7 +28,8 @@ public enum Routes {
                 + "the request body for 120 s")]
         return [
             Route(.get, API.aiTasks, access: .grant(.tasks), doc: OperationDoc(
-                "listTasks", "Claude Code tasks on this node, newest first", tag: "ai-tasks",
+                "listTasks", "Claude Code tasks on this node (the caller's; the owner sees all), newest first: at "
+                    + "most `limit`, and past the first, about 4 MiB of prompts", tag: "ai-tasks",
                 query: [.query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "at most this many")],
                 responses: [.ok(Schemas.ref("TaskList"))]), TaskHandlers.list),
             Route(.post, API.aiTasks, access: .grant(.tasks), category: .execute, maxBody: 1 << 20, doc: OperationDoc(
@@ -99,10 +100,14 @@ public enum Routes {
                         .query("after", cursor, "only entries with a larger id")],
                 responses: [.ok(Schemas.ref("AuditList"))]), SystemHandlers.audit),
             Route(.get, API.context, access: .grant(.contextRead), category: .context, doc: OperationDoc(
-                "listContext", "List live entries, optionally by key prefix; with `after` or `wait`, watch: the "
-                    + "changes after cursor `after` (default: now), waiting up to `wait` seconds for one",
+                "listContext", "List live entries in key order, optionally by key prefix, a page at a time (at most "
+                    + "`limit` entries and about 4 MiB of keys and values; `more` and `nextAfterKey` say where the next "
+                    + "page starts); with `after` or `wait`, watch: the changes after cursor `after` (default: now), "
+                    + "waiting up to `wait` seconds for one",
                 tag: "context",
                 query: [.query("prefix", ["type": "string"], "only keys starting with this"),
+                        .query("afterKey", ["type": "string"],
+                               "only keys after this one, byte-wise (the previous page's nextAfterKey; at most 512 bytes)"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "at most this many"),
                         .query("after", cursor, "watch: changes after this cursor"),
                         .query("wait", ["type": "integer", "minimum": 0, "maximum": 300], "watch: seconds to wait")],
@@ -145,7 +150,9 @@ public enum Routes {
                             .error(429, "Too many jobs running (execution.maxConcurrent) or rate limit")]),
                   ExecuteHandlers.execute),
             Route(.get, API.executeJobs, access: .grant(.exec), doc: OperationDoc(
-                "listJobs", "Running jobs; with all=1 also recently finished ones", tag: "execute",
+                "listJobs", "Running jobs (the caller's; the owner sees all); with all=1 also recently finished "
+                    + "ones, newest first: at most `limit`, and past the first, about 4 MiB of commands and arguments",
+                tag: "execute",
                 query: [.query("all", ["type": "string", "enum": ["0", "1", "true", "false"]], "include finished jobs"),
                         .query("limit", ["type": "integer", "minimum": 1, "maximum": 1000], "finished jobs to include")],
                 responses: [.ok(Schemas.ref("JobList"))]), ExecuteHandlers.jobs),

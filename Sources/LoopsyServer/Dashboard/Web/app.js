@@ -470,6 +470,11 @@ async function loadContext() {
           el('button', { type: 'button', class: 'small danger', 'aria-label': 'Delete ' + entry.key,
                          onclick: () => deleteContext(entry.key) }, 'Delete')))),
     prefix ? 'No keys start with “' + prefix + '”.' : 'The context store is empty.');
+  // One page: the daemon stops at 1000 entries or about 4 MiB of keys and values.
+  $('context-more').hidden = !list.more;
+  $('context-more').textContent = list.more
+    ? 'Showing the first ' + list.entries.length + ' keys (up to “' + list.nextAfterKey + '”); filter by prefix to see the others.'
+    : '';
   const locks = await api(state.node.base, '/locks');
   table($('locks-table'), ['Lock', 'Held by', 'Fencing token', 'Lease left'], locks.locks.map((lock) =>
     el('tr', {},
