@@ -213,6 +213,13 @@ public struct LoopsyClient: Sendable {
         _ = try call("DELETE", API.contextEntry(key, query: ["ifRevision": ifRevision]), as: DeletedResponse.self)
     }
 
+    /// Whether a page that ends at `next` moved past `previous` (byte-wise, as the daemon pages:
+    /// two different keys can be equal as Strings). A page that does not, or an empty one, ends
+    /// a listing: a broken or hostile daemon could otherwise keep a client asking forever.
+    static func movesOn(from previous: String?, to next: String) -> Bool {
+        previous.map { $0.utf8.lexicographicallyPrecedes(next.utf8) } ?? true
+    }
+
     /// Live entries (keys starting with `prefix`), in key order: the first `limit` of them (the
     /// daemon's own default), read a page at a time (a daemon caps a page at about 4 MiB).
     public func contextList(prefix: String?, limit: Int = 1000) throws -> [ContextEntry] {
@@ -223,8 +230,8 @@ public struct LoopsyClient: Sendable {
                                                            "limit": String(limit - entries.count)]),
                                 as: ContextListResponse.self)
             entries += page.entries.prefix(limit - entries.count)
-            // Each page must move on: one that does not ends the listing.
-            guard page.more, let next = page.nextAfterKey ?? page.entries.last?.key, next != afterKey else { break }
+            guard page.more, !page.entries.isEmpty, let next = page.nextAfterKey ?? page.entries.last?.key,
+                  Self.movesOn(from: afterKey, to: next) else { break }
             afterKey = next
         }
         return entries

@@ -91,7 +91,11 @@ public final class ContextWatch: Sendable {
     private func changed(_ keys: [String]) {
         let matching = state.withLock { state in
             state.watchers.filter { _, watcher in
-                keys.contains { watcher.exact ? $0 == watcher.prefix : $0.hasPrefix(watcher.prefix) }
+                // Bytes, as the store's ranges: String's == and hasPrefix compare characters
+                // ("e" + U+0301 does not start with "e" there).
+                keys.contains {
+                    watcher.exact ? $0.utf8.elementsEqual(watcher.prefix.utf8) : $0.utf8.starts(with: watcher.prefix.utf8)
+                }
             }.map(\.key)
         }
         guard !matching.isEmpty else { return }

@@ -73,6 +73,14 @@ public struct ContextStore: Sendable {
                 AND (c.expires_at IS NULL OR c.expires_at > ?)
             WHERE ch.seq > ? AND ch.key >= ? AND ch.key < ? ORDER BY ch.seq LIMIT ?
             """
+        static let changesWithoutMirrors = """
+            SELECT ch.seq, ch.key, ch.kind, ch.revision, ch.at, c.value FROM context_changes ch
+            LEFT JOIN context c ON c.key = ch.key AND c.revision = ch.revision AND ch.kind = 'put'
+                AND (c.expires_at IS NULL OR c.expires_at > ?)
+            WHERE ch.seq > ? AND ch.key >= ? AND ch.key < ?
+                AND NOT (ch.key >= 'inbox:' AND ch.key < 'inbox;') AND NOT (ch.key >= 'outbox:' AND ch.key < 'outbox;')
+            ORDER BY ch.seq LIMIT ?
+            """
         static let lastSeq = "SELECT coalesce(max(seq), 0) FROM context_changes"
         /// The oldest changes past the newest `?1`, at most `?2` of them (see `deleteInChunks`):
         /// a number of rows, not a range of numbers, which a gap would cut short.
@@ -202,6 +210,24 @@ public struct ContextStore: Sendable {
         return existed
     }
 
+    /// The least string above every key that starts with `prefix` (byte-wise, as SQLite
+    /// compares keys): the prefix without its trailing U+10FFFF, its last scalar one higher.
+    /// `prefix + U+10FFFF` left out keys with U+10FFFF there. With nothing left (an empty
+    /// prefix), one above every key a store can hold (at most `maxKeyBytes`).
+    static func rangeEnd(_ prefix: String) -> String {
+        var scalars = Array(prefix.unicodeScalars)
+        while scalars.last?.value == 0x10FFFF { scalars.removeLast() }
+        guard let last = scalars.popLast() else {
+            return String(repeating: "\u{10FFFF}", count: ContextLimits.maxKeyBytes / 4 + 1)
+        }
+        // The scalar after U+D7FF is U+E000 (the surrogates are no scalars).
+        let next = last.value == 0xD7FF ? 0xE000 : last.value + 1
+        var end = String.UnicodeScalarView()
+        end.append(contentsOf: scalars)
+        if let scalar = Unicode.Scalar(next) { end.append(scalar) }
+        return String(end)
+    }
+
     /// Whether `key` is one of the message mirrors (`inbox:…`, `outbox:…`). Byte-wise, as the SQL
     /// that counts entries (`hasPrefix` compares characters: "inbox:" + U+0301 would not match
     /// there, and such keys would be neither reserved nor counted).
@@ -231,10 +257,9 @@ public struct ContextStore: Sendable {
         let limit = max(0, min(limit, Int(Int32.max)))
         return try pool.read { db in
             let statement = try db.cached(sql)
-            // A byte-wise range keeps the primary key index in use; U+10FFFF sorts after any
-            // continuation of the prefix. Two rows more than the page: `afterKey`'s own, and one
-            // to know whether any remain.
-            try statement.bind([.text(start), .text(prefix + "\u{10FFFF}"), .integer(now), .integer(Int64(limit) + 2)])
+            // A byte-wise range keeps the primary key index in use. Two rows more than the page:
+            // `afterKey`'s own, and one to know whether any remain.
+            try statement.bind([.text(start), .text(Self.rangeEnd(prefix)), .integer(now), .integer(Int64(limit) + 2)])
             defer { statement.reset() }
             var entries: [ContextEntry] = []
             var bytes = 0
@@ -290,12 +315,15 @@ public struct ContextStore: Sendable {
     /// to continue from (the last change returned, or the newest change when none matched): at
     /// most `limit`, and past the first, no more than `maxBytes` of keys and values together.
     public func changes(prefix: String, after: Int64, limit: Int = 1000, maxBytes: Int = .max,
+                        includeMirrors: Bool = true,
                         now: Int64 = Clock.nowMillis()) throws -> (changes: [ContextChange], cursor: Int64) {
         let limit = max(0, min(limit, Int(Int32.max)))
         return try pool.read { db in
             try db.transaction(mode: .deferred) {
-                let statement = try db.cached(SQL.changes)
-                try statement.bind([.integer(now), .integer(after), .text(prefix), .text(prefix + "\u{10FFFF}"),
+                // Without the mirrors, they are left out by the query: hidden rows take no room
+                // in a page (a page of them shows nothing and makes a watch wait it out).
+                let statement = try db.cached(includeMirrors ? SQL.changes : SQL.changesWithoutMirrors)
+                try statement.bind([.integer(now), .integer(after), .text(prefix), .text(Self.rangeEnd(prefix)),
                                     .integer(Int64(limit))])
                 defer { statement.reset() }
                 var changes: [ContextChange] = []

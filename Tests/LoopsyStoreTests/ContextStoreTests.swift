@@ -18,6 +18,14 @@ import Testing
 
     func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
 
+    /// Writes each key with a value of `valueBytes` bytes, in order.
+    func put(_ keys: [String], valueBytes: Int) throws {
+        for key in keys {
+            _ = try store.put(key: key, value: String(repeating: "x", count: valueBytes), ttl: nil, fromNodeId: "n",
+                              maxEntries: 100, now: 0)
+        }
+    }
+
     @Test func putGetAndRevisionGrowsOnEveryWrite() throws {
         defer { cleanUp() }
         let first = try store.put(key: "k", value: "v1", ttl: nil, fromNodeId: "n", maxEntries: 10, now: 1000)
@@ -186,15 +194,47 @@ import Testing
         #expect(try store.page(prefix: "p/", afterKey: "p/bb", now: 0).entries.first?.key.utf8.elementsEqual("p/b\u{301}".utf8) == true)
     }
 
+    /// Keys with U+10FFFF in them are in their prefix's range (the range once ended at the
+    /// prefix + U+10FFFF, and left them out of every listing and watch).
+    @Test func keysWithTheHighestScalarAreListedAndWatched() throws {
+        defer { cleanUp() }
+        let start = try store.lastChange()
+        let keys = ["x", "x\u{10FFFF}", "x\u{10FFFF}y", "y", "\u{10FFFF}", "\u{10FFFF}\u{10FFFF}z", "\u{D7FF}", "\u{E000}"]
+        for key in keys { _ = try store.put(key: key, value: "v", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 0) }
+        let bytes = { (list: [String]) in list.map { Array($0.utf8) } }
+        let sorted = keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        #expect(bytes(try store.page(prefix: "", now: 0).entries.map(\.key)) == bytes(sorted))
+        #expect(bytes(try store.page(prefix: "x", now: 0).entries.map(\.key)) == bytes(["x", "x\u{10FFFF}", "x\u{10FFFF}y"]))
+        #expect(bytes(try store.page(prefix: "x\u{10FFFF}", now: 0).entries.map(\.key)) == bytes(["x\u{10FFFF}", "x\u{10FFFF}y"]))
+        #expect(bytes(try store.page(prefix: "\u{10FFFF}", now: 0).entries.map(\.key))
+            == bytes(["\u{10FFFF}", "\u{10FFFF}\u{10FFFF}z"]))
+        #expect(bytes(try store.page(prefix: "\u{D7FF}", now: 0).entries.map(\.key)) == bytes(["\u{D7FF}"]))
+        #expect(bytes(try store.changes(prefix: "x", after: start, now: 0).changes.map(\.key))
+            == bytes(["x", "x\u{10FFFF}", "x\u{10FFFF}y"]))
+        #expect(ContextStore.rangeEnd("a\u{D7FF}").unicodeScalars.map(\.value) == [0x61, 0xE000])
+        #expect(ContextStore.rangeEnd("ab\u{10FFFF}\u{10FFFF}") == "ac")
+        #expect(ContextStore.rangeEnd("").utf8.count > ContextLimits.maxKeyBytes)
+    }
+
+    /// A watch that may not see the message mirrors has them left out by the query, so a page
+    /// of them takes none of its room.
+    @Test func changesWithoutMirrorsLeaveThemOutOfThePage() throws {
+        defer { cleanUp() }
+        let start = try store.lastChange()
+        try put((0..<5).map { "inbox:p:\($0)" }, valueBytes: 1000)
+        _ = try store.put(key: "k", value: "v", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 0)
+        let hidden = try store.changes(prefix: "", after: start, limit: 100, maxBytes: 1500, includeMirrors: false, now: 0)
+        #expect(hidden.changes.map(\.key) == ["k"])
+        let all = try store.changes(prefix: "", after: start, limit: 100, maxBytes: 1500, now: 0)
+        #expect(all.changes.map(\.key) == ["inbox:p:0"])
+    }
+
     /// A watch's changes are capped by bytes too, and its cursor then points at the last change
     /// returned: following cursors gives every change once.
     @Test func changesCappedByBytesContinueFromTheirCursor() throws {
         defer { cleanUp() }
         let start = try store.lastChange()
-        for index in 0..<6 {
-            _ = try store.put(key: "w/\(index)", value: String(repeating: "x", count: 1000), ttl: nil, fromNodeId: "n",
-                              maxEntries: 100, now: 0)
-        }
+        try put((0..<6).map { "w/\($0)" }, valueBytes: 1000)
         var cursor = start
         var seen: [String] = []
         for _ in 0..<10 {

@@ -160,8 +160,8 @@ public enum ContextHandlers {
         let from = PlainMutex(after)
         @Sendable func read() throws -> ContextChangesResponse {
             let start = from.withLock { $0 }
-            let (changes, cursor) = try store.changes(prefix: prefix, after: start, limit: limit, maxBytes: pageBytes)
-            let shown = mirrors ? changes : changes.filter { !isReserved($0.key) }
+            let (shown, cursor) = try store.changes(prefix: prefix, after: start, limit: limit, maxBytes: pageBytes,
+                                                    includeMirrors: mirrors)
             if shown.isEmpty { from.withLock { $0 = max($0, cursor) } }
             return ContextChangesResponse(changes: shown, cursor: cursor)
         }
