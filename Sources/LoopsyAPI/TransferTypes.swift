@@ -43,9 +43,39 @@ public struct FileEntry: Codable, Sendable, Equatable {
     }
 }
 
+/// The body of `POST /transfer/list`: a directory, and where the page starts: after the name
+/// `afterName` (byte-wise; the previous page's `nextAfterName`).
+public struct TransferListRequest: Codable, Sendable {
+    public var path: String
+    public var afterName: String?
+    public init(path: String, afterName: String? = nil) {
+        self.path = path
+        self.afterName = afterName
+    }
+}
+
+/// A page of a directory listing, by name (byte-wise). `more`: names remain past the last
+/// entry; ask again with `afterName` = `nextAfterName`.
 public struct TransferListResponse: Codable, Sendable {
     public var files: [FileEntry]
-    public init(files: [FileEntry]) { self.files = files }
+    public var more: Bool
+    public var nextAfterName: String?
+
+    public init(files: [FileEntry], more: Bool = false) {
+        self.files = files
+        self.more = more
+        nextAfterName = more ? files.last?.name : nil
+    }
+
+    private enum CodingKeys: String, CodingKey { case files, more, nextAfterName }
+
+    /// A daemon from before pages had neither field: its answer was the whole directory.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        files = try container.decode([FileEntry].self, forKey: .files)
+        more = try container.decodeIfPresent(Bool.self, forKey: .more) ?? false
+        nextAfterName = try container.decodeIfPresent(String.self, forKey: .nextAfterName)
+    }
 }
 
 public struct ChecksumResponse: Codable, Sendable, Equatable {

@@ -59,18 +59,28 @@ public final class TransferService: Sendable {
 
     /// The entries of a directory under the path rules; entries the rules refuse this caller
     /// are not shown. Symlinks are listed as such, never followed.
-    public func list(_ path: String, access: TransferAccess) throws -> [FileEntry] {
+    /// Most entries in one page of a directory listing: each is a `fstatat` on the HTTP worker,
+    /// and a directory of a million files was one answer of a million entries.
+    public static let listPage = 10_000
+
+    /// The entries of directory `path` by name (byte-wise), those after `afterName`: at most
+    /// `limit`. `more`: names remain past the last one.
+    public func list(_ path: String, afterName: String? = nil, limit: Int = TransferService.listPage,
+                     access: TransferAccess) throws -> (files: [FileEntry], more: Bool) {
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
         defer { close(opened.fd) }
-        let names: [Directory.Entry]
+        var names: [String]
         do {
-            names = try Directory.entries(fd: opened.fd)
+            names = try Directory.entries(fd: opened.fd).map(\.name)
         } catch {
             throw PathPolicy.openError(error.code, asked: path, directory: true)
         }
+        if let afterName { names.removeAll { !afterName.utf8.lexicographicallyPrecedes($0.utf8) } }
+        names.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         let directory = opened.real
         var files: [FileEntry] = []
-        for name in names.map(\.name) {
+        for name in names {
+            if files.count >= limit { return (files, true) }
             let entryPath = directory == "/" ? "/" + name : directory + "/" + name
             if policy.refusal(entryPath, asked: entryPath, access: access) != nil { continue }
             var info = stat()
@@ -86,7 +96,7 @@ public final class TransferService: Sendable {
                                    modified: FileTimes.milliseconds(info.st_mtim),
                                    mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
         }
-        return files.sorted { $0.name < $1.name }
+        return (files, false)
     }
 
     /// Files up to this size are hashed on the request's own thread (well under a millisecond);

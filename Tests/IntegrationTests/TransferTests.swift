@@ -459,6 +459,30 @@ import Testing
         #expect(try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(box.home)/a.txt"}"#).errorCode == "not_a_directory")
     }
 
+    /// A directory of more than 10,000 entries is listed a page at a time, by name byte-wise,
+    /// and the client (and so `loopsy pull -r`) follows the pages to every entry once.
+    @Test func aLargeDirectoryIsListedInPagesThatTheClientFollows() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let directory = box.home + "/many"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let names = (0..<10_005).map { String(format: "f%05d", $0) } + ["e\u{301}", "\u{e9}", "Z"]
+        for name in names { #expect(FileManager.default.createFile(atPath: directory + "/" + name, contents: nil)) }
+        let bytewise = names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let first = try box.node.http("POST", "/api/v1/transfer/list", body: #"{"path":"\#(directory)"}"#)
+            .json(TransferListResponse.self)
+        #expect(first.files.count == 10_000 && first.more)
+        #expect(first.files.map(\.name) == Array(bytewise.prefix(10_000)))
+        #expect(first.nextAfterName == bytewise[9_999])
+        let body = try String(decoding: JSONEncoder().encode(TransferListRequest(path: directory, afterName: first.nextAfterName)),
+                              as: UTF8.self)
+        let second = try box.node.http("POST", "/api/v1/transfer/list", body: body).json(TransferListResponse.self)
+        #expect(second.files.map(\.name) == Array(bytewise.dropFirst(10_000)) && !second.more && second.nextAfterName == nil)
+        let all = try box.node.client.list(remotePath: directory)
+        #expect(all.count == names.count)
+        #expect(all.map(\.name).elementsEqual(bytewise) { $0.utf8.elementsEqual($1.utf8) })
+    }
+
     @Test func daemonMemoryStaysFlatWhileMovingHundredsOfMegabytes() throws {
         let box = try Sandbox()
         defer { box.cleanUp() }

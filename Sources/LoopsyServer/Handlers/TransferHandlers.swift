@@ -86,9 +86,9 @@ public enum TransferHandlers {
     }
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
-        let request = try context.decode(TransferPathRequest.self)
-        let files = try context.node.transfer.list(request.path, access: access(context))
-        return try .json(TransferListResponse(files: files))
+        let request = try context.decode(TransferListRequest.self)
+        let page = try context.node.transfer.list(request.path, afterName: request.afterName, access: access(context))
+        return try .json(TransferListResponse(files: page.files, more: page.more))
     }
 }
 

@@ -318,7 +318,12 @@ public enum Schemas {
             ("name", string), ("path", string), ("type", ["type": "string", "enum": ["file", "directory", "symlink", "other"]]),
             ("size", integer), ("modified", integer), ("mode", string),
         ], required: ["name", "path", "type", "size", "modified", "mode"])),
-        ("FileList", object([("files", ["type": "array", "items": ref("FileEntry")])], required: ["files"])),
+        ("FileList", object([("files", ["type": "array", "items": ref("FileEntry")]), ("more", ["type": "boolean"]),
+                             ("nextAfterName", string)], required: ["files", "more"])),
+        ("ListRequest", object([("path", ["type": "string", "description": "absolute path of a directory"]),
+                                ("afterName", ["type": "string",
+                                               "description": "only names after this one, byte-wise (the previous page's nextAfterName)"])],
+                               required: ["path"])),
         ("Cancelled", object([("jobId", string), ("cancelled", ["type": "boolean"])], required: ["jobId", "cancelled"])),
     ]
 

@@ -334,7 +334,8 @@ public enum Routes {
                 responses: [.ok(Schemas.ref("Checksum")), .error(404, "No such file"), busyHashing]),
                   TransferHandlers.checksum),
             Route(.post, API.transferList, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
-                "transferList", "List a directory", tag: "transfer", requestBody: Schemas.ref("PathRequest"),
+                "transferList", "List a directory by name, a page of at most 10,000 entries at a time (`more` and "
+                    + "`nextAfterName` say where the next starts)", tag: "transfer", requestBody: Schemas.ref("ListRequest"),
                 responses: [.ok(Schemas.ref("FileList")), .error(404, "No such directory")]), TransferHandlers.list),
             Route(.post, API.transferPull, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferPull", "Download a file (Range supported; X-Loopsy-Sha256 holds the whole file's digest "
