@@ -250,32 +250,18 @@ public struct ContextStore: Sendable {
                      includeMirrors: Bool = true,
                      now: Int64 = Clock.nowMillis()) throws -> (entries: [ContextEntry], more: Bool) {
         let sql = includeMirrors ? SQL.list : SQL.listWithoutMirrors
-        // The range starts at the prefix, or at `afterKey` when that sorts later (the row of
-        // `afterKey` itself is passed over below): SQLite compares keys as bytes, as here.
+        // The range starts at the prefix, or just past `afterKey` when that sorts later:
+        // `afterKey` + U+0000 is the least string above it, byte-wise, as SQLite compares keys.
         var start = prefix
-        if let afterKey, prefix.utf8.lexicographicallyPrecedes(afterKey.utf8) { start = afterKey }
+        if let afterKey, prefix.utf8.lexicographicallyPrecedes(afterKey.utf8) { start = afterKey + "\u{0}" }
         let limit = max(0, min(limit, Int(Int32.max)))
         return try pool.read { db in
-            let statement = try db.cached(sql)
-            // A byte-wise range keeps the primary key index in use. Two rows more than the page:
-            // `afterKey`'s own, and one to know whether any remain.
-            try statement.bind([.text(start), .text(Self.rangeEnd(prefix)), .integer(now), .integer(Int64(limit) + 2)])
-            defer { statement.reset() }
-            var entries: [ContextEntry] = []
-            var bytes = 0
-            while try statement.step() {
-                let keyBytes = Int(statement.byteCount(0))
-                let size = keyBytes + Int(statement.byteCount(1))
-                // Bytes, not Strings, compared: two keys can be canonically equivalent Unicode.
-                if entries.isEmpty, let afterKey, keyBytes == afterKey.utf8.count,
-                   statement.text(0).utf8.elementsEqual(afterKey.utf8) {
-                    continue
-                }
-                if entries.count >= limit || (!entries.isEmpty && size > maxBytes - bytes) { return (entries, true) }
-                bytes += size
-                entries.append(Self.entry(statement))
-            }
-            return (entries, false)
+            // A byte-wise range keeps the primary key index in use; one row more than the page,
+            // to know whether any remain.
+            let (entries, more) = try db.cached(sql).rows(
+                [.text(start), .text(Self.rangeEnd(prefix)), .integer(now), .integer(Int64(limit) + 1)],
+                limit: limit, maxBytes: maxBytes, size: { Int($0.byteCount(0)) + Int($0.byteCount(1)) }, Self.entry)
+            return (entries, more)
         }
     }
 
@@ -322,21 +308,14 @@ public struct ContextStore: Sendable {
             try db.transaction(mode: .deferred) {
                 // Without the mirrors, they are left out by the query: hidden rows take no room
                 // in a page (a page of them shows nothing and makes a watch wait it out).
-                let statement = try db.cached(includeMirrors ? SQL.changes : SQL.changesWithoutMirrors)
-                try statement.bind([.integer(now), .integer(after), .text(prefix), .text(Self.rangeEnd(prefix)),
-                                    .integer(Int64(limit))])
-                defer { statement.reset() }
-                var changes: [ContextChange] = []
-                var bytes = 0
-                while try statement.step() {
-                    let size = Int(statement.byteCount(1)) + Int(statement.byteCount(5))
-                    if let last = changes.last, size > maxBytes - bytes { return (changes, last.seq) }
-                    bytes += size
-                    changes.append(ContextChange(seq: statement.int64(0), key: statement.text(1), kind: statement.text(2),
-                                                 revision: statement.int64(3), at: statement.int64(4),
-                                                 value: statement.isNull(5) ? nil : statement.text(5)))
+                let (changes, more) = try db.cached(includeMirrors ? SQL.changes : SQL.changesWithoutMirrors).rows(
+                    [.integer(now), .integer(after), .text(prefix), .text(Self.rangeEnd(prefix)), .integer(Int64(limit) + 1)],
+                    limit: limit, maxBytes: maxBytes, size: { Int($0.byteCount(1)) + Int($0.byteCount(5)) }) {
+                    ContextChange(seq: $0.int64(0), key: $0.text(1), kind: $0.text(2), revision: $0.int64(3),
+                                  at: $0.int64(4), value: $0.isNull(5) ? nil : $0.text(5))
                 }
-                if changes.count == limit, let last = changes.last { return (changes, last.seq) }
+                // Cut short (by `limit` or by bytes): the next read starts after the last one.
+                if more, let last = changes.last { return (changes, last.seq) }
                 let newest = try db.cached(SQL.lastSeq).rows([]) { $0.int64(0) }.first ?? 0
                 return (changes, max(after, newest))
             }

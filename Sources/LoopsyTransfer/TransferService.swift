@@ -57,14 +57,13 @@ public final class TransferService: Sendable {
         return (fd, opened.real, Int64(info.st_size))
     }
 
-    /// The entries of a directory under the path rules; entries the rules refuse this caller
-    /// are not shown. Symlinks are listed as such, never followed.
     /// Most entries in one page of a directory listing: each is a `fstatat` on the HTTP worker,
     /// and a directory of a million files was one answer of a million entries.
     public static let listPage = 10_000
 
-    /// The entries of directory `path` by name (byte-wise), those after `afterName`: at most
-    /// `limit`. `more`: names remain past the last one.
+    /// The entries of directory `path` under the path rules, by name (byte-wise), those after
+    /// `afterName`: at most `limit`. Entries the rules refuse this caller are not shown;
+    /// symlinks are listed as such, never followed. `more`: names remain past the last one.
     public func list(_ path: String, afterName: String? = nil, limit: Int = TransferService.listPage,
                      access: TransferAccess) throws -> (files: [FileEntry], more: Bool) {
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
