@@ -149,10 +149,17 @@ public final class DeferredResponse: Sendable {
 
 /// What a server's connections wait on (deferred answers, held bodies), so that stop() can end
 /// the waits still open: MHD aborts the process when stopped with a connection suspended.
-/// Items that are `done` are dropped as new ones come.
+/// Items that are `done` are dropped as new ones come: all of them once the list has doubled
+/// since the last time, so an add costs O(1) on average however many wait. (Checked at every
+/// add, a PUT at 50 connections asked fifty deferred answers whether they were done, a lock
+/// each: 3% of its instructions.) So the list holds at most twice what waits, and `minimum`.
 final class WaitRegistry<Item: Sendable>: Sendable {
+    static var minimum: Int { 32 }
+
     private struct State {
         var items: [Item] = []
+        /// Prune when `items` reaches this many.
+        var pruneAt = WaitRegistry.minimum
         var closed = false
     }
     private let state = PlainMutex(State())
@@ -164,7 +171,10 @@ final class WaitRegistry<Item: Sendable>: Sendable {
     func add(_ item: Item) -> Bool {
         state.withLock { state in
             guard !state.closed else { return false }
-            state.items.removeAll(where: done)
+            if state.items.count >= state.pruneAt {
+                state.items.removeAll(where: done)
+                state.pruneAt = max(Self.minimum, 2 * state.items.count)
+            }
             state.items.append(item)
             return true
         }
@@ -172,11 +182,17 @@ final class WaitRegistry<Item: Sendable>: Sendable {
 
     func reopen() { state.withLock { $0.closed = false } }
 
+    /// Items held, done or not (tests look).
+    var count: Int { state.withLock { $0.items.count } }
+
     /// Takes no more, and gives the items not done yet.
     func close() -> [Item] {
         state.withLock { state in
             state.closed = true
-            defer { state.items.removeAll() }
+            defer {
+                state.items.removeAll()
+                state.pruneAt = Self.minimum
+            }
             return state.items.filter { !done($0) }
         }
     }
