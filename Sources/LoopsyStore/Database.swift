@@ -5,8 +5,8 @@ import Glibc
 #endif
 
 /// SQLite's process-wide settings, made once before the first connection opens (see
-/// csqlite_page_cache_on_demand). A failure only leaves SQLite's default in place.
-let pageCacheConfigured: Int32 = csqlite_page_cache_on_demand()
+/// csqlite_configure). A failure only leaves SQLite's default in place.
+let sqliteConfigured: Int32 = csqlite_configure()
 
 /// One SQLite connection, opened NOMUTEX: it must be used by one thread at a time, which
 /// `DatabasePool` guarantees by handing it out under a lock (hence `@unchecked Sendable`).
@@ -16,7 +16,7 @@ public final class Database: @unchecked Sendable {
 
     /// `create`: a missing file is created (else opening it fails).
     public init(path: String, readOnly: Bool = false, create: Bool = true) throws {
-        _ = pageCacheConfigured
+        _ = sqliteConfigured
         var pointer: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0))
             | SQLITE_OPEN_NOMUTEX

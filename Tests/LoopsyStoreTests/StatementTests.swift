@@ -1,4 +1,5 @@
 import Foundation
+import CSQLite
 import Testing
 @testable import LoopsyStore
 
@@ -74,12 +75,16 @@ import Testing
         }
     }
 
-    /// The page cache setting is made before SQLite initialises (after, sqlite3_config returns
-    /// SQLITE_MISUSE and each connection would keep taking room for 20 pages up front).
-    @Test func thePageCacheIsConfiguredBeforeTheFirstConnection() throws {
+    /// The process-wide settings are made before SQLite initialises (after, sqlite3_config
+    /// returns SQLITE_MISUSE: each connection would keep taking room for 20 pages up front, and
+    /// every allocation would take the statistics' mutex).
+    @Test func sqliteIsConfiguredBeforeTheFirstConnection() throws {
         try Self.withDatabase { database in
-            try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-            #expect(pageCacheConfigured == 0)  // SQLITE_OK
+            try database.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            try database.cached("INSERT INTO t (v) VALUES (?)").run([.text(String(repeating: "x", count: 10_000))])
+            #expect(sqliteConfigured == 0)  // SQLITE_OK
+            // Memory is not counted: SQLite reports none in use while a connection holds pages.
+            #expect(sqlite3_memory_used() == 0)
         }
     }
 }
