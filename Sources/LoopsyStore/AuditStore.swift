@@ -20,20 +20,60 @@ public struct AuditStore: Sendable {
             let end = min(start + Self.rowsPerTransaction, entries.endIndex)
             try pool.write { db in
                 try db.transaction {
-                    let insert = try db.cached("""
-                        INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote, count)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """)
-                    for entry in entries[start..<end] {
+                    // Rows go in `rowsPerInsert` to a statement: a statement's own work (opening
+                    // the table and its index, ending) cost as much as a row's.
+                    var next = start
+                    if end - next >= Self.rowsPerInsert {
+                        let insert = try db.cached(Self.insertMany)
+                        var values: [DatabaseValue?] = []
+                        values.reserveCapacity(Self.rowsPerInsert * Self.columns)
+                        while end - next >= Self.rowsPerInsert {
+                            values.removeAll(keepingCapacity: true)
+                            for entry in entries[next..<next + Self.rowsPerInsert] { Self.append(entry, to: &values) }
+                            insert.reset()
+                            try insert.run(values)
+                            next += Self.rowsPerInsert
+                        }
+                    }
+                    guard next < end else { return }
+                    let insert = try db.cached(Self.insertOne)
+                    var values: [DatabaseValue?] = []
+                    values.reserveCapacity(Self.columns)
+                    for entry in entries[next..<end] {
+                        values.removeAll(keepingCapacity: true)
+                        Self.append(entry, to: &values)
                         insert.reset()
-                        try insert.run([.integer(entry.time), .text(entry.requestId), .text(entry.caller),
-                                        .text(entry.method), .text(entry.path), .integer(Int64(entry.status)),
-                                        .real(entry.durationMs), .text(entry.remote), .integer(Int64(max(1, entry.count)))])
+                        try insert.run(values)
                     }
                 }
             }
             start = end
         }
+    }
+
+    /// Rows per INSERT statement in `append`.
+    static let rowsPerInsert = 16
+    private static let columns = 9
+
+    /// The INSERT of `rows` rows, in id order (the order of its VALUES).
+    private static func insert(rows: Int) -> String {
+        "INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote, count) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+    }
+    private static let insertOne = insert(rows: 1)
+    private static let insertMany = insert(rows: rowsPerInsert)
+
+    /// An entry's values, in `insert`'s column order.
+    private static func append(_ entry: AuditEntry, to values: inout [DatabaseValue?]) {
+        values.append(.integer(entry.time))
+        values.append(.text(entry.requestId))
+        values.append(.text(entry.caller))
+        values.append(.text(entry.method))
+        values.append(.text(entry.path))
+        values.append(.integer(Int64(entry.status)))
+        values.append(.real(entry.durationMs))
+        values.append(.text(entry.remote))
+        values.append(.integer(Int64(max(1, entry.count))))
     }
 
     /// The newest `limit` entries with id greater than `afterId`, oldest first.

@@ -265,6 +265,26 @@ import Testing
         #expect(try audit.recent(limit: 10).map(\.requestId) == ["r2", "r3", "r4"])
     }
 
+    /// Rows stored many to a statement keep every field, in order, as those stored one at a time.
+    @Test func auditRowsKeepEveryFieldWhetherInsertedManyOrOneAtATime() throws {
+        defer { cleanUp() }
+        let count = AuditStore.rowsPerInsert * 2 + 3
+        let entries = (0..<count).map {
+            AuditEntry(id: 0, time: 1_000 + Int64($0), requestId: "request-\($0)", caller: "peer:\($0 % 3)",
+                       method: $0 % 2 == 0 ? "PUT" : "DELETE", path: "/api/v1/context/k\($0)", status: 200 + $0,
+                       durationMs: Double($0) / 4, remote: "10.0.0.\($0)", count: 1 + $0 % 5)
+        }
+        try audit.append(entries)
+        let stored = try audit.recent(limit: count)
+        #expect(stored.count == count)
+        for (row, entry) in zip(stored, entries) {
+            #expect(row.time == entry.time && row.requestId == entry.requestId && row.caller == entry.caller)
+            #expect(row.method == entry.method && row.path == entry.path && row.status == entry.status)
+            #expect(row.durationMs == entry.durationMs && row.remote == entry.remote && row.count == entry.count)
+        }
+        #expect(zip(stored, stored.dropFirst()).allSatisfy { $0.id + 1 == $1.id })
+    }
+
     /// Batches larger than one transaction keep their order; prunes larger than one chunk
     /// remove exactly what they should, oldest first, however many chunks it takes.
     @Test func largeAppendsAndPrunesGoInPiecesAndKeepTheirOrder() throws {
