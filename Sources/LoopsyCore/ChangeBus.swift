@@ -28,13 +28,15 @@ public final class ChangeBus: Sendable {
 
     public init() {}
 
-    public func publish(_ topic: ChangeTopic, detail: [String: String] = [:]) {
+    /// `detail` is made only when someone listens (a dashboard open): every successful write
+    /// publishes.
+    public func publish(_ topic: ChangeTopic, detail: @autoclosure () -> [String: String] = [:]) {
         let (sequence, subscribers) = state.withLock { state -> (UInt64, [@Sendable (Change) -> Void]) in
             state.sequence += 1
             return (state.sequence, Array(state.subscribers.values))
         }
         guard !subscribers.isEmpty else { return }
-        let change = Change(sequence: sequence, topic: topic, detail: detail, time: Clock.nowMillis())
+        let change = Change(sequence: sequence, topic: topic, detail: detail(), time: Clock.nowMillis())
         for subscriber in subscribers { subscriber(change) }
     }
 
