@@ -115,6 +115,9 @@ public final class DeferredResponse: Sendable {
                 // hold the answer's Pending, which holds this: a cycle, one per answer, if kept).
                 state.onAbandon = []
                 state.finalize = nil
+                // MHD copies the body: nothing here holds it on (a context PUT's answer holds
+                // its value) while the server's WaitRegistry keeps this until its next prune.
+                state.response = nil
                 return response
             }
             state.connection = ConnectionHandle(pointer: connection)
@@ -131,6 +134,7 @@ public final class DeferredResponse: Sendable {
             state.abandoned = true
             state.connection = nil
             if let response = state.response, !state.taken { Self.discard(response) }
+            state.response = nil
             defer { state.onAbandon = [] }
             return state.onAbandon
         }
@@ -152,7 +156,10 @@ public final class DeferredResponse: Sendable {
 /// Items that are `done` are dropped as new ones come: all of them once the list has doubled
 /// since the last time, so an add costs O(1) on average however many wait. (Checked at every
 /// add, a PUT at 50 connections asked fifty deferred answers whether they were done, a lock
-/// each: 3% of its instructions.) So the list holds at most twice what waits, and `minimum`.
+/// each: 3% of its instructions.) So the list holds at most `minimum`, or twice what waited at
+/// the last prune; as no more wait than there are connections, at most twice the connection
+/// limit. A finished item must therefore hold little: a deferred answer lets go of its
+/// response once MHD has it (`take`) or nobody will send it (`abandon`).
 final class WaitRegistry<Item: Sendable>: Sendable {
     static var minimum: Int { 32 }
 

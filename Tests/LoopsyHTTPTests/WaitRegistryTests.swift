@@ -31,6 +31,27 @@ import Testing
         #expect(!registry.add(Wait(-1)))
     }
 
+    /// A finished deferred answer kept in the registry until its next prune holds no body: the
+    /// one MHD took, or the one nobody will send. (Up to twice the connection limit of them
+    /// can be kept, and a context PUT's answer holds its value.)
+    @Test func aFinishedDeferredAnswerHoldsNoBody() {
+        let body = [UInt8](repeating: 0x61, count: 1 << 20)
+        let sent = DeferredResponse()
+        sent.complete(HTTPResponse(status: 200, body: body))
+        #expect(sent.completedResponse?.body.count == body.count)
+        // The answer is ready, so no connection is suspended (the pointer is never used).
+        let taken = sent.take(suspending: OpaquePointer(bitPattern: 0x1)!)
+        #expect(taken?.body.count == body.count)
+        #expect(sent.completedResponse == nil)
+        #expect(!sent.isPending)
+
+        let dropped = DeferredResponse()
+        dropped.complete(HTTPResponse(status: 200, body: body))
+        dropped.abandon()
+        #expect(dropped.completedResponse == nil)
+        #expect(!dropped.isPending)
+    }
+
     /// Many waiting at once are all kept (pruning drops only what is done).
     @Test func keepsEveryWaitNotDone() {
         let registry = WaitRegistry<Wait> { $0.ended.load(ordering: .relaxed) }
