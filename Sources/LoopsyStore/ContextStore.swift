@@ -254,12 +254,10 @@ public struct ContextStore: Sendable {
         // `afterKey` + U+0000 is the least string above it, byte-wise, as SQLite compares keys.
         var start = prefix
         if let afterKey, prefix.utf8.lexicographicallyPrecedes(afterKey.utf8) { start = afterKey + "\u{0}" }
-        let limit = max(0, min(limit, Int(Int32.max)))
         return try pool.read { db in
-            // A byte-wise range keeps the primary key index in use; one row more than the page,
-            // to know whether any remain.
+            // A byte-wise range keeps the primary key index in use.
             let (entries, more) = try db.cached(sql).rows(
-                [.text(start), .text(Self.rangeEnd(prefix)), .integer(now), .integer(Int64(limit) + 1)],
+                [.text(start), .text(Self.rangeEnd(prefix)), .integer(now)],
                 limit: limit, maxBytes: maxBytes, size: { Int($0.byteCount(0)) + Int($0.byteCount(1)) }, Self.entry)
             return (entries, more)
         }
@@ -303,13 +301,12 @@ public struct ContextStore: Sendable {
     public func changes(prefix: String, after: Int64, limit: Int = 1000, maxBytes: Int = .max,
                         includeMirrors: Bool = true,
                         now: Int64 = Clock.nowMillis()) throws -> (changes: [ContextChange], cursor: Int64) {
-        let limit = max(0, min(limit, Int(Int32.max)))
-        return try pool.read { db in
+        try pool.read { db in
             try db.transaction(mode: .deferred) {
                 // Without the mirrors, they are left out by the query: hidden rows take no room
                 // in a page (a page of them shows nothing and makes a watch wait it out).
                 let (changes, more) = try db.cached(includeMirrors ? SQL.changes : SQL.changesWithoutMirrors).rows(
-                    [.integer(now), .integer(after), .text(prefix), .text(Self.rangeEnd(prefix)), .integer(Int64(limit) + 1)],
+                    [.integer(now), .integer(after), .text(prefix), .text(Self.rangeEnd(prefix))],
                     limit: limit, maxBytes: maxBytes, size: { Int($0.byteCount(1)) + Int($0.byteCount(5)) }) {
                     ContextChange(seq: $0.int64(0), key: $0.text(1), kind: $0.text(2), revision: $0.int64(3),
                                   at: $0.int64(4), value: $0.isNull(5) ? nil : $0.text(5))

@@ -25,13 +25,12 @@ public struct JobStore: Sendable {
     /// Finished jobs, newest first (only `caller`'s when given): at most `limit`, and past the
     /// first, no more than `maxBytes` of commands and arguments together.
     public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> [JobInfo] {
-        let limit = max(0, min(limit, Int(Int32.max)))
-        return try pool.read { db in
+        try pool.read { db in
             try db.cached("""
                 SELECT id, caller, command, args, cwd, pid, streamed, started_at, finished_at, exit_code, signal,
                        timed_out, truncated, cancelled, duration_ms
                 FROM jobs WHERE ?1 IS NULL OR caller = ?1 ORDER BY finished_at DESC LIMIT ?2
-                """).rows([caller.map { .text($0) }, .integer(Int64(limit) + 1)], limit: limit, maxBytes: maxBytes,
+                """).rows([caller.map { .text($0) }], limit: limit, maxBytes: maxBytes,
                           size: { Int($0.byteCount(2)) + Int($0.byteCount(3)) + Int($0.byteCount(4)) }) { row in
                 let args = (try? SafeJSON.decode([String].self, from: Data(row.text(3).utf8))) ?? []
                 return JobInfo(jobId: row.text(0), command: row.text(2), args: args, cwd: row.text(4), pid: row.int(5),

@@ -89,11 +89,13 @@ public final class Statement {
 
     /// Maps rows until there are `limit`, or until the next would take what `size` counts of
     /// the rows (their large text columns) past `maxBytes`; the first row always comes. So an
-    /// answer listing stored rows stays bounded, whatever they hold. `more`: a row was left
-    /// (the statement should ask for one row more than `limit`).
+    /// answer listing stored rows stays bounded, whatever they hold. `more`: a row was left.
+    /// The statement's last parameter is its LIMIT: `values` are the others, and it is bound
+    /// here to one row more than `limit` (clamped to 0...Int32.max), to know whether any remain.
     public func rows<T>(_ values: [DatabaseValue?], limit: Int, maxBytes: Int, size: (Statement) -> Int,
                         _ map: (Statement) throws -> T) throws -> (rows: [T], more: Bool) {
-        try bind(values)
+        let limit = max(0, min(limit, Int(Int32.max)))
+        try bind(values + [.integer(Int64(limit) + 1)])
         defer { reset() }
         var result: [T] = []
         var bytes = 0

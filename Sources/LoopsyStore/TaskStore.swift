@@ -35,10 +35,9 @@ public struct TaskStore: Sendable {
     /// Tasks, newest first (only `caller`'s when given): at most `limit`, and past the first,
     /// no more than `maxBytes` of prompts, directories and errors together.
     public func list(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> [AITaskInfo] {
-        let limit = max(0, min(limit, Int(Int32.max)))
-        return try pool.read { db in
+        try pool.read { db in
             try db.cached("SELECT \(Self.columns) FROM ai_tasks WHERE ?1 IS NULL OR caller = ?1 ORDER BY created_at DESC LIMIT ?2")
-                .rows([caller.map { .text($0) }, .integer(Int64(limit) + 1)], limit: limit, maxBytes: maxBytes,
+                .rows([caller.map { .text($0) }], limit: limit, maxBytes: maxBytes,
                       size: { Int($0.byteCount(2)) + Int($0.byteCount(3)) + Int($0.byteCount(11)) }, Self.row).rows
         }
     }
@@ -82,12 +81,10 @@ public struct TaskStore: Sendable {
     /// (megabytes): a page of many is read up to its byte budget, not in full.
     public func eventsPage(_ id: String, after: Int64, limit: Int,
                            maxBytes: Int = .max) throws -> (events: [AITaskEvent], more: Bool) {
-        let limit = max(0, min(limit, Int(Int32.max)))
-        return try pool.read { db in
-            // One row more than the page, to know whether any remain.
+        try pool.read { db in
             let (events, more) = try db.cached(
                 "SELECT seq, time, type, data FROM ai_task_events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?")
-                .rows([.text(id), .integer(after), .integer(Int64(limit) + 1)], limit: limit, maxBytes: maxBytes,
+                .rows([.text(id), .integer(after)], limit: limit, maxBytes: maxBytes,
                       size: { Int($0.byteCount(2)) + Int($0.byteCount(3)) }) {
                     AITaskEvent(seq: $0.int64(0), time: $0.int64(1), type: $0.text(2), data: $0.text(3))
                 }
