@@ -20,30 +20,18 @@ public struct AuditStore: Sendable {
             let end = min(start + Self.rowsPerTransaction, entries.endIndex)
             try pool.write { db in
                 try db.transaction {
-                    // Rows go in `rowsPerInsert` to a statement: a statement's own work (opening
-                    // the table and its index, ending) cost as much as a row's.
-                    var next = start
-                    if end - next >= Self.rowsPerInsert {
-                        let insert = try db.cached(Self.insertMany)
-                        var values: [DatabaseValue?] = []
-                        values.reserveCapacity(Self.rowsPerInsert * Self.columns)
-                        while end - next >= Self.rowsPerInsert {
-                            values.removeAll(keepingCapacity: true)
-                            for entry in entries[next..<next + Self.rowsPerInsert] { Self.append(entry, to: &values) }
-                            insert.reset()
-                            try insert.run(values)
-                            next += Self.rowsPerInsert
-                        }
-                    }
-                    guard next < end else { return }
-                    let insert = try db.cached(Self.insertOne)
+                    // Rows go in `rowsPerInsert` to a statement (the last statement takes the
+                    // rest): a statement's own work (opening the table and its index, ending)
+                    // cost as much as a row's.
                     var values: [DatabaseValue?] = []
-                    values.reserveCapacity(Self.columns)
-                    for entry in entries[next..<end] {
+                    values.reserveCapacity(Self.rowsPerInsert * Self.columns)
+                    var next = start
+                    while next < end {
+                        let count = min(Self.rowsPerInsert, end - next)
                         values.removeAll(keepingCapacity: true)
-                        Self.append(entry, to: &values)
-                        insert.reset()
-                        try insert.run(values)
+                        for entry in entries[next..<next + count] { Self.append(entry, to: &values) }
+                        try db.cached(Self.inserts[count - 1]).run(values)
+                        next += count
                     }
                 }
             }
@@ -55,15 +43,13 @@ public struct AuditStore: Sendable {
     static let rowsPerInsert = 16
     private static let columns = 9
 
-    /// The INSERT of `rows` rows, in id order (the order of its VALUES).
-    private static func insert(rows: Int) -> String {
+    /// The INSERTs of 1 to `rowsPerInsert` rows; rows get ids in the order of their VALUES.
+    private static let inserts = (1...rowsPerInsert).map { rows in
         "INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote, count) VALUES "
             + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
     }
-    private static let insertOne = insert(rows: 1)
-    private static let insertMany = insert(rows: rowsPerInsert)
 
-    /// An entry's values, in `insert`'s column order.
+    /// An entry's values, in the column order of `inserts`.
     private static func append(_ entry: AuditEntry, to values: inout [DatabaseValue?]) {
         values.append(.integer(entry.time))
         values.append(.text(entry.requestId))
