@@ -48,17 +48,11 @@ extension LoopsyClient {
     /// Every entry of a directory on the daemon, read a page at a time (a daemon answers at most
     /// 10,000 entries at once).
     public func list(remotePath: String) throws -> [FileEntry] {
-        var files: [FileEntry] = []
-        var afterName: String?
-        while true {
+        try Self.allPages { afterName, _ in
             let page = try call("POST", API.transferList(), body: TransferListRequest(path: remotePath, afterName: afterName),
                                 as: TransferListResponse.self)
-            files += page.files
-            guard page.more, !page.files.isEmpty, let next = page.nextAfterName ?? page.files.last?.name,
-                  Self.movesOn(from: afterName, to: next) else { break }
-            afterName = next
+            return (page.files, page.more, page.nextAfterName ?? page.files.last?.name)
         }
-        return files
     }
 
     public func checksum(remotePath: String) throws -> ChecksumResponse {

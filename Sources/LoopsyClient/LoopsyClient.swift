@@ -220,20 +220,31 @@ public struct LoopsyClient: Sendable {
         previous.map { $0.utf8.lexicographicallyPrecedes(next.utf8) } ?? true
     }
 
+    /// The first `limit` items of a listing the daemon answers a page at a time: `fetch(after,
+    /// wanted)` reads the page past cursor `after` (nil: the first), of at most `wanted` items,
+    /// and gives its items, whether more remain and the cursor of its last item. Stops at an
+    /// empty page or one that does not move on (`movesOn`).
+    static func allPages<Item>(limit: Int = .max,
+                               _ fetch: (_ after: String?, _ wanted: Int) throws -> (items: [Item], more: Bool, next: String?))
+        rethrows -> [Item] {
+        var items: [Item] = []
+        var after: String?
+        while items.count < limit {
+            let page = try fetch(after, limit - items.count)
+            items += page.items.prefix(limit - items.count)
+            guard page.more, !page.items.isEmpty, let next = page.next, movesOn(from: after, to: next) else { break }
+            after = next
+        }
+        return items
+    }
+
     /// Live entries (keys starting with `prefix`), in key order: the first `limit` of them (the
     /// daemon's own default), read a page at a time (a daemon caps a page at about 4 MiB).
     public func contextList(prefix: String?, limit: Int = 1000) throws -> [ContextEntry] {
-        var entries: [ContextEntry] = []
-        var afterKey: String?
-        while entries.count < limit {
-            let page = try call("GET", API.context(query: ["prefix": prefix, "afterKey": afterKey,
-                                                           "limit": String(limit - entries.count)]),
+        try Self.allPages(limit: limit) { afterKey, wanted in
+            let page = try call("GET", API.context(query: ["prefix": prefix, "afterKey": afterKey, "limit": String(wanted)]),
                                 as: ContextListResponse.self)
-            entries += page.entries.prefix(limit - entries.count)
-            guard page.more, !page.entries.isEmpty, let next = page.nextAfterKey ?? page.entries.last?.key,
-                  Self.movesOn(from: afterKey, to: next) else { break }
-            afterKey = next
+            return (page.entries, page.more, page.nextAfterKey ?? page.entries.last?.key)
         }
-        return entries
     }
 }
