@@ -30,6 +30,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case badTransferPaths = "bad_transfer_paths"
     case badTtl = "bad_ttl"
     case busyHashing = "busy_hashing"
+    case busyListing = "busy_listing"
     case busyWriting = "busy_writing"
     case checksumMismatch = "checksum_mismatch"
     case claudeMissing = "claude_missing"

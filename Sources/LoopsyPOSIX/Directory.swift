@@ -22,6 +22,15 @@ public enum Directory {
 
     /// The entries of the directory open as `fd`. The descriptor is the caller's: it stays open.
     public static func entries(fd: Int32) throws(Errno) -> [Entry] {
+        var entries: [Entry] = []
+        try visit(fd: fd) { entries.append($0); return true }
+        return entries
+    }
+
+    /// Gives `body` each entry of the directory open as `fd`, in the order the file system gives
+    /// them, holding none: a directory of millions of names costs one entry of memory here.
+    /// `body` returns false to stop early. The descriptor is the caller's: it stays open.
+    public static func visit(fd: Int32, _ body: (Entry) -> Bool) throws(Errno) {
         let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else { throw Errno.current }
         guard let handle = fdopendir(copy) else {
@@ -32,7 +41,7 @@ public enum Directory {
         defer { closedir(handle) }
         // A dup shares the offset: start at the beginning whatever the caller read before.
         rewinddir(handle)
-        return read(handle)
+        visit(handle, body)
     }
 
     /// The names of the entries of `path`; empty when it cannot be read.
@@ -42,11 +51,15 @@ public enum Directory {
 
     private static func read(_ handle: OpaquePointer) -> [Entry] {
         var entries: [Entry] = []
+        visit(handle) { entries.append($0); return true }
+        return entries
+    }
+
+    private static func visit(_ handle: OpaquePointer, _ body: (Entry) -> Bool) {
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name == "." || name == ".." { continue }
-            entries.append(Entry(name: name, type: entry.pointee.d_type))
+            guard body(Entry(name: name, type: entry.pointee.d_type)) else { return }
         }
-        return entries
     }
 }

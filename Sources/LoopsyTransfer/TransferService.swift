@@ -57,45 +57,113 @@ public final class TransferService: Sendable {
         return (fd, opened.real, Int64(info.st_size))
     }
 
-    /// Most entries in one page of a directory listing: each is a `fstatat` on the HTTP worker,
-    /// and a directory of a million files was one answer of a million entries.
+    /// Most entries in one page of a directory listing: each is a `fstatat`.
     public static let listPage = 10_000
+
+    /// A page of a directory listing, by name (byte-wise). `more`: names remain past the last.
+    public struct DirectoryPage: Sendable {
+        public var files: [FileEntry]
+        public var more: Bool
+    }
+
+    /// Lists directories off the HTTP workers: reading a directory of a million names, and a
+    /// `fstatat` for each entry shown, takes the disk's time, which no HTTP worker may wait.
+    /// Two at a time, eight more waiting, then 503 with Retry-After.
+    let listing = WorkPool(name: "loopsy-list", threads: 2, queueLimit: 8)
+
+    /// `list` on the listing pool. A caller that stops waiting stops the listing.
+    public func listLater(_ path: String, afterName: String?, access: TransferAccess) throws -> Answer<DirectoryPage> {
+        let answer = Pending<DirectoryPage>()
+        let queued = listing.submit { [self] in
+            answer.complete(Result {
+                try list(path, afterName: afterName, access: access, isCancelled: { answer.isCancelled })
+            })
+        }
+        guard queued else {
+            throw APIError(status: 503, code: .busyListing,
+                           message: "the daemon is listing \(listing.load) directories already; retry in a few seconds",
+                           headers: ["Retry-After": "2"])
+        }
+        return .later(answer)
+    }
 
     /// The entries of directory `path` under the path rules, by name (byte-wise), those after
     /// `afterName`: at most `limit`. Entries the rules refuse this caller are not shown;
-    /// symlinks are listed as such, never followed. `more`: names remain past the last one.
+    /// symlinks are listed as such, never followed. Blocks on the disk: see `listLater`.
     public func list(_ path: String, afterName: String? = nil, limit: Int = TransferService.listPage,
-                     access: TransferAccess) throws -> (files: [FileEntry], more: Bool) {
+                     access: TransferAccess, isCancelled: () -> Bool = { false }) throws -> DirectoryPage {
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
         defer { close(opened.fd) }
-        var names: [String]
-        do {
-            names = try Directory.entries(fd: opened.fd).map(\.name)
-        } catch {
-            throw PathPolicy.openError(error.code, asked: path, directory: true)
-        }
-        if let afterName { names.removeAll { !afterName.utf8.lexicographicallyPrecedes($0.utf8) } }
-        names.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         let directory = opened.real
+        let limit = max(1, limit)
         var files: [FileEntry] = []
-        for name in names {
-            if files.count >= limit { return (files, true) }
-            let entryPath = directory == "/" ? "/" + name : directory + "/" + name
-            if policy.refusal(entryPath, asked: entryPath, access: access) != nil { continue }
-            var info = stat()
-            guard fstatat(opened.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            let type: String
-            switch info.st_mode & S_IFMT {
-            case S_IFREG: type = "file"
-            case S_IFDIR: type = "directory"
-            case S_IFLNK: type = "symlink"
-            default: type = "other"
+        // The names come a window at a time, the smallest past `cursor`. Entries refused or gone
+        // since are skipped, so a window can show fewer than it holds: then the next window,
+        // twice as large up to sixteen pages, starts past the last name of this one.
+        var cursor = afterName
+        var window = limit + 1
+        while true {
+            let (names, truncated) = try Self.smallestNames(in: opened.fd, after: cursor, count: window, asked: path,
+                                                            isCancelled: isCancelled)
+            for name in names {
+                if files.count >= limit { return DirectoryPage(files: files, more: true) }
+                let entryPath = directory == "/" ? "/" + name : directory + "/" + name
+                if policy.refusal(entryPath, asked: entryPath, access: access) != nil { continue }
+                var info = stat()
+                guard fstatat(opened.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                let type: String
+                switch info.st_mode & S_IFMT {
+                case S_IFREG: type = "file"
+                case S_IFDIR: type = "directory"
+                case S_IFLNK: type = "symlink"
+                default: type = "other"
+                }
+                files.append(FileEntry(name: name, path: entryPath, type: type, size: Int64(info.st_size),
+                                       modified: FileTimes.milliseconds(info.st_mtim),
+                                       mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
             }
-            files.append(FileEntry(name: name, path: entryPath, type: type, size: Int64(info.st_size),
-                                   modified: FileTimes.milliseconds(info.st_mtim),
-                                   mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
+            guard truncated, let last = names.last else { return DirectoryPage(files: files, more: false) }
+            if isCancelled() { throw APIError.serviceUnavailable("the client went away") }
+            cursor = last
+            window = min(2 * window, 16 * (limit + 1))
         }
-        return (files, false)
+    }
+
+    /// The `count` smallest names (byte-wise) of the directory open as `fd` past `after`, in
+    /// order, holding at most twice `count` names however large the directory; `truncated`: it
+    /// has more past them.
+    static func smallestNames(in fd: Int32, after: String?, count: Int, asked: String,
+                              isCancelled: () -> Bool) throws -> (names: [String], truncated: Bool) {
+        let precedes: (String, String) -> Bool = { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var kept: [String] = []
+        // Once names have been dropped: the largest kept, past which none can be among the first.
+        var bound: String?
+        var seen = 0
+        var cancelled = false
+        func trim() {
+            kept.sort(by: precedes)
+            kept.removeSubrange(count...)
+            bound = kept.last
+        }
+        do {
+            try Directory.visit(fd: fd) { entry in
+                seen += 1
+                if seen % 4096 == 0 && isCancelled() {
+                    cancelled = true
+                    return false
+                }
+                if let after, !precedes(after, entry.name) { return true }
+                if let bound, !precedes(entry.name, bound) { return true }
+                kept.append(entry.name)
+                if kept.count >= 2 * count { trim() }
+                return true
+            }
+        } catch {
+            throw PathPolicy.openError(error.code, asked: asked, directory: true)
+        }
+        if cancelled { throw APIError.serviceUnavailable("the client went away") }
+        if kept.count > count { trim() } else { kept.sort(by: precedes) }
+        return (kept, bound != nil)
     }
 
     /// Files up to this size are hashed on the request's own thread (well under a millisecond);

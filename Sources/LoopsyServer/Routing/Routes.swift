@@ -336,7 +336,9 @@ public enum Routes {
             Route(.post, API.transferList, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferList", "List a directory by name, a page of at most 10,000 entries at a time (`more` and "
                     + "`nextAfterName` say where the next starts)", tag: "transfer", requestBody: Schemas.ref("ListRequest"),
-                responses: [.ok(Schemas.ref("FileList")), .error(404, "No such directory")]), TransferHandlers.list),
+                responses: [.ok(Schemas.ref("FileList")), .error(404, "No such directory"),
+                            .error(503, "The daemon is already listing as many directories as it queues "
+                                + "(busy_listing, with Retry-After)")]), TransferHandlers.list),
             Route(.post, API.transferPull, access: .grant(.transfer), category: .transfer, doc: OperationDoc(
                 "transferPull", "Download a file (Range supported; X-Loopsy-Sha256 holds the whole file's digest "
                     + "for files up to 64 MiB)", tag: "transfer", requestBody: Schemas.ref("PullRequest"),
