@@ -85,7 +85,7 @@ let package = Package(
         ]),
         .testTarget(name: "LoopsyRunTests", dependencies: ["LoopsyRun", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX"]),
         .testTarget(name: "LoopsyTransferTests", dependencies: [
-            "LoopsyTransfer", "LoopsyAPI", "LoopsyConfig", "LoopsyPOSIX", .product(name: "Crypto", package: "swift-crypto"),
+            "LoopsyTransfer", "LoopsyAPI", "LoopsyConfig", "LoopsyCore", "LoopsyPOSIX", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "LoopsyAPITests", dependencies: ["LoopsyAPI"]),
         .testTarget(name: "LoopsyHTTPTests", dependencies: ["LoopsyHTTP", "LoopsyClient", "LoopsyPOSIX"]),

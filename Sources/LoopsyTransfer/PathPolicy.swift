@@ -493,6 +493,11 @@ public struct PathPolicy: Sendable {
             return APIError.forbidden("'\(asked)' is not readable by the daemon", code: .permissionDenied)
         case ENOTDIR where directory:
             return APIError.badRequest("'\(asked)' is not a directory", code: .notADirectory)
+        case EMFILE, ENFILE, ENOMEM:
+            // The daemon's state, not the path's: a 404 would tell the caller the path is not there.
+            return APIError(status: 503, code: .unavailable,
+                            message: "the daemon is short of file descriptors or memory; retry in a few seconds",
+                            headers: ["Retry-After": "2"])
         default:
             return APIError.notFound("path '\(asked)'")
         }

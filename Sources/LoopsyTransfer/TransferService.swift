@@ -92,25 +92,33 @@ public final class TransferService: Sendable {
     /// symlinks are listed as such, never followed. Blocks on the disk: see `listLater`.
     public func list(_ path: String, afterName: String? = nil, limit: Int = TransferService.listPage,
                      access: TransferAccess, isCancelled: () -> Bool = { false }) throws -> DirectoryPage {
+        // A caller gone while this waited in the pool's queue costs no more than this.
+        if isCancelled() { throw APIError.serviceUnavailable("the client went away") }
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
         defer { close(opened.fd) }
         let directory = opened.real
         let limit = max(1, limit)
         var files: [FileEntry] = []
-        // The names come a window at a time, the smallest past `cursor`. Entries refused or gone
-        // since are skipped, so a window can show fewer than it holds: then the next window,
-        // twice as large up to sixteen pages, starts past the last name of this one.
+        func entryPath(_ name: String) -> String { directory == "/" ? "/" + name : directory + "/" + name }
+        // The names come a window at a time, the smallest past `cursor` that the rules allow.
+        // An entry gone since (a race with its removal) is skipped, so a window can show fewer
+        // than it holds: then the next window starts past the last name of this one.
         var cursor = afterName
-        var window = limit + 1
         while true {
-            let (names, truncated) = try Self.smallestNames(in: opened.fd, after: cursor, count: window, asked: path,
-                                                            isCancelled: isCancelled)
+            let (names, truncated) = try Self.smallestNames(
+                in: opened.fd, after: cursor, count: limit + 1, asked: path, isCancelled: isCancelled,
+                including: { [policy] name in
+                    let path = entryPath(name)
+                    return policy.refusal(path, asked: path, access: access) == nil
+                })
             for name in names {
                 if files.count >= limit { return DirectoryPage(files: files, more: true) }
-                let entryPath = directory == "/" ? "/" + name : directory + "/" + name
-                if policy.refusal(entryPath, asked: entryPath, access: access) != nil { continue }
                 var info = stat()
-                guard fstatat(opened.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                guard fstatat(opened.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                    // Readable but not searchable (mode 0644): no entry could be shown.
+                    if errno == ENOENT { continue }
+                    throw PathPolicy.openError(errno, asked: path, directory: true)
+                }
                 let type: String
                 switch info.st_mode & S_IFMT {
                 case S_IFREG: type = "file"
@@ -118,22 +126,23 @@ public final class TransferService: Sendable {
                 case S_IFLNK: type = "symlink"
                 default: type = "other"
                 }
-                files.append(FileEntry(name: name, path: entryPath, type: type, size: Int64(info.st_size),
+                files.append(FileEntry(name: name, path: entryPath(name), type: type, size: Int64(info.st_size),
                                        modified: FileTimes.milliseconds(info.st_mtim),
                                        mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
             }
             guard truncated, let last = names.last else { return DirectoryPage(files: files, more: false) }
+            if files.count >= limit { return DirectoryPage(files: files, more: true) }
             if isCancelled() { throw APIError.serviceUnavailable("the client went away") }
             cursor = last
-            window = min(2 * window, 16 * (limit + 1))
         }
     }
 
-    /// The `count` smallest names (byte-wise) of the directory open as `fd` past `after`, in
-    /// order, holding at most twice `count` names however large the directory; `truncated`: it
-    /// has more past them.
-    static func smallestNames(in fd: Int32, after: String?, count: Int, asked: String,
-                              isCancelled: () -> Bool) throws -> (names: [String], truncated: Bool) {
+    /// The `count` smallest names (byte-wise) of the directory open as `fd` past `after` that
+    /// `including` accepts, in order, holding at most twice `count` names however large the
+    /// directory; `truncated`: it has more past them. `including` sees only names that could
+    /// still be among the first (after the first window fills, few do).
+    static func smallestNames(in fd: Int32, after: String?, count: Int, asked: String, isCancelled: () -> Bool,
+                              including: (String) -> Bool = { _ in true }) throws -> (names: [String], truncated: Bool) {
         let precedes: (String, String) -> Bool = { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         var kept: [String] = []
         // Once names have been dropped: the largest kept, past which none can be among the first.
@@ -154,6 +163,7 @@ public final class TransferService: Sendable {
                 }
                 if let after, !precedes(after, entry.name) { return true }
                 if let bound, !precedes(entry.name, bound) { return true }
+                guard including(entry.name) else { return true }
                 kept.append(entry.name)
                 if kept.count >= 2 * count { trim() }
                 return true

@@ -1,6 +1,7 @@
 import Foundation
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyCore
 import Testing
 @testable import LoopsyTransfer
 
@@ -42,16 +43,17 @@ import Testing
         return shown
     }
 
-    /// The smallest fifty names are refused (so the first windows show nothing), then one in
-    /// seven: every page size still shows every other name once, by bytes ("e" + combining
-    /// accent before "n…", the precomposed "é" after).
+    /// "a" and the smallest fifty "n…" names are refused, then one in seven: every page size
+    /// still shows every other name once, by bytes ("e" + combining accent before "n…", the
+    /// precomposed "é" after).
     @Test func pagesShowEveryNameTheRulesAllowOnceInByteOrder() throws {
         let names = (0..<300).map { String(format: "n%03d", $0) } + ["\u{e9}", "e\u{301}", "Z", "a"]
         let folder = try Folder(names)
         let denied = ["a"] + (0..<300).filter { $0 < 50 || $0 % 7 == 0 }.map { String(format: "n%03d", $0) }
         let service = folder.service(denying: denied)
         let expected = Self.bytewise(names.filter { !denied.contains($0) })
-        #expect(expected.first == "Z" && expected.last == "\u{e9}" && expected.count == 300 + 4 - denied.count)
+        #expect(expected.first == "Z" && expected.count == 300 + 4 - denied.count)
+        #expect(expected.last.map { Array($0.utf8) } == [0xC3, 0xA9])
         for limit in [1, 2, 3, 7, 50, 299, 10_000] {
             let shown = try Self.follow(service, folder.root, limit: limit)
             #expect(shown.elementsEqual(expected) { $0.utf8.elementsEqual($1.utf8) }, "pages of \(limit)")
@@ -82,14 +84,91 @@ import Testing
         }
     }
 
-    /// A listing whose caller went away stops reading the directory and says why.
+    /// A listing whose caller went away stops: before it opens the directory when the caller
+    /// left while it waited, and within 4096 names when the caller leaves during the read.
     @Test func aCancelledListingStops() throws {
-        let folder = try Folder((0..<5_000).map { "g\($0)" })
+        let folder = try Folder((0..<10_000).map { "g\($0)" })
         let service = folder.service()
-        let error = #expect(throws: APIError.self) {
-            _ = try service.list(folder.root, access: TransferAccess(owner: false), isCancelled: { true })
+        let gone = #expect(throws: APIError.self) {
+            _ = try service.list(folder.root + "/no-such-directory", access: TransferAccess(owner: false),
+                                 isCancelled: { true })
         }
-        #expect(error?.status == 503)
-        #expect(error?.message.contains("went away") == true)
+        #expect(gone?.status == 503 && gone?.message.contains("went away") == true)
+        var asked = 0
+        let leaving = #expect(throws: APIError.self) {
+            _ = try service.list(folder.root, access: TransferAccess(owner: false), isCancelled: {
+                asked += 1
+                return asked > 1
+            })
+        }
+        #expect(leaving?.status == 503 && asked == 2)
     }
+
+    /// Listings wait for a pool of their own, two at a time and eight queued: past those the
+    /// next is refused at once with 503 busy_listing and Retry-After, and each admitted one is
+    /// answered. (Eight to ten are admitted: a pool thread may not have taken its first yet.)
+    @Test func listingsBeyondThePoolAreRefusedAndTheRestAnswered() throws {
+        let folder = try Folder((0..<20_000).map { "h\($0)" })
+        let service = folder.service()
+        let answered = DispatchSemaphore(value: 0)
+        let pages = LockedCounter()
+        var admitted = 0
+        var refusal: APIError?
+        while refusal == nil && admitted < 20 {
+            do {
+                guard case .later(let pending) = try service.listLater(folder.root, afterName: nil,
+                                                                        access: TransferAccess(owner: false)) else {
+                    Issue.record("a listing was answered on the caller's thread")
+                    continue
+                }
+                admitted += 1
+                pending.whenComplete { result in
+                    if case .success(let page) = result, page.files.count == TransferService.listPage, page.more {
+                        pages.add()
+                    }
+                    answered.signal()
+                }
+            } catch let error as APIError {
+                refusal = error
+            }
+        }
+        #expect((8...10).contains(admitted))
+        #expect(refusal?.status == 503 && refusal?.code == "busy_listing" && refusal?.headers["Retry-After"] == "2")
+        for _ in 0..<admitted { #expect(answered.wait(timeout: .now() + 120) == .success) }
+        #expect(pages.value == admitted)
+    }
+
+    /// A listing whose client hangs up while it waits in the queue ends without reading.
+    @Test func aListingCancelledInTheQueueEndsWith503() throws {
+        let folder = try Folder((0..<20_000).map { "k\($0)" })
+        let service = folder.service()
+        let answered = DispatchSemaphore(value: 0)
+        let outcomes = LockedCounter()
+        var pendings: [Pending<TransferService.DirectoryPage>] = []
+        for _ in 0..<4 {
+            guard case .later(let pending) = try service.listLater(folder.root, afterName: nil,
+                                                                    access: TransferAccess(owner: false)) else { continue }
+            pendings.append(pending)
+        }
+        // The last two wait behind the first two: cancelled, they end with 503.
+        for pending in pendings.suffix(2) { pending.cancel() }
+        for (index, pending) in pendings.enumerated() {
+            pending.whenComplete { result in
+                switch result {
+                case .success: if index < 2 { outcomes.add() }
+                case .failure(let error): if index >= 2, (error as? APIError)?.status == 503 { outcomes.add() }
+                }
+                answered.signal()
+            }
+        }
+        for _ in pendings { #expect(answered.wait(timeout: .now() + 120) == .success) }
+        #expect(pendings.count == 4 && outcomes.value == 4)
+    }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }
