@@ -54,9 +54,24 @@ public enum Secrets {
         var rhs = rhs
         return lhs.withUTF8 { left in
             rhs.withUTF8 { right in
-                var difference = UInt8(left.count == right.count ? 0 : 1)
-                for index in 0..<max(left.count, right.count) {
-                    difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
+                // Eight bytes at a time where both have them, then byte by byte; the longer one's
+                // extra bytes are read as well, so the time depends on the lengths alone.
+                let (shorter, longer) = left.count <= right.count ? (left, right) : (right, left)
+                var difference: UInt64 = left.count == right.count ? 0 : 1
+                var index = 0
+                let words = UnsafeRawBufferPointer(shorter), others = UnsafeRawBufferPointer(longer)
+                while index + 8 <= shorter.count {
+                    difference |= words.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                        ^ others.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    index += 8
+                }
+                while index < shorter.count {
+                    difference |= UInt64(shorter[index] ^ longer[index])
+                    index += 1
+                }
+                while index < longer.count {
+                    difference |= UInt64(longer[index])
+                    index += 1
                 }
                 return difference == 0
             }

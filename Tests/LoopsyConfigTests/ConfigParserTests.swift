@@ -124,10 +124,19 @@ import Testing
         // A prefix, an extension by a NUL byte, one byte changed anywhere, non-ASCII text.
         #expect(!Secrets.equal(String(first.dropLast()), first))
         #expect(!Secrets.equal(first + "\u{0}", first))
-        for index in [0, 31, 63] {
+        for index in 0..<64 {
             var bytes = Array(first.utf8)
             bytes[index] ^= 1
             #expect(!Secrets.equal(String(decoding: bytes, as: UTF8.self), first))
+        }
+        // Lengths on both sides of the eight-byte steps, and each one's prefixes either way.
+        for length in 0...19 {
+            let text = String(first.prefix(length))
+            #expect(Secrets.equal(text, String(first.prefix(length))))
+            for shorter in 0..<length {
+                #expect(!Secrets.equal(text, String(first.prefix(shorter))))
+                #expect(!Secrets.equal(String(first.prefix(shorter)), text))
+            }
         }
         #expect(Secrets.equal("schlüssel-ключ-鍵🔑", "schlüssel-ключ-鍵🔑"))
         #expect(!Secrets.equal("schlüssel-ключ-鍵🔑", "schlussel-ключ-鍵🔑"))
