@@ -96,6 +96,10 @@ public final class TransferService: Sendable {
         if isCancelled() { throw APIError.serviceUnavailable("the client went away") }
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
         defer { close(opened.fd) }
+        // A directory readable but not searchable (mode 0644) lists names none of which can be
+        // stat'ed: refused here, once, rather than skipped entry by entry, window after window.
+        var itself = stat()
+        guard fstatat(opened.fd, ".", &itself, 0) == 0 else { throw PathPolicy.openError(errno, asked: path, directory: true) }
         let directory = opened.real
         let limit = max(1, limit)
         var files: [FileEntry] = []
@@ -114,11 +118,9 @@ public final class TransferService: Sendable {
             for name in names {
                 if files.count >= limit { return DirectoryPage(files: files, more: true) }
                 var info = stat()
-                guard fstatat(opened.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                    // Readable but not searchable (mode 0644): no entry could be shown.
-                    if errno == ENOENT { continue }
-                    throw PathPolicy.openError(errno, asked: path, directory: true)
-                }
+                // Gone since, or one odd entry (a FUSE mount of another user, an I/O error on a
+                // network file system): skipped, as the directory's other entries are not.
+                guard fstatat(opened.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
                 let type: String
                 switch info.st_mode & S_IFMT {
                 case S_IFREG: type = "file"

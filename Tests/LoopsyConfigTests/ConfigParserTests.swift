@@ -133,6 +133,11 @@ import Testing
         for length in 0...19 {
             let text = String(first.prefix(length))
             #expect(Secrets.equal(text, String(first.prefix(length))))
+            for index in 0..<length {
+                var bytes = Array(text.utf8)
+                bytes[index] ^= 1
+                #expect(!Secrets.equal(String(decoding: bytes, as: UTF8.self), text))
+            }
             for shorter in 0..<length {
                 #expect(!Secrets.equal(text, String(first.prefix(shorter))))
                 #expect(!Secrets.equal(String(first.prefix(shorter)), text))

@@ -2,6 +2,7 @@ import Foundation
 import LoopsyAPI
 import LoopsyConfig
 import LoopsyCore
+import LoopsyPOSIX
 import Testing
 @testable import LoopsyTransfer
 
@@ -104,12 +105,26 @@ import Testing
         #expect(leaving?.status == 503 && asked == 2)
     }
 
-    /// Listings wait for a pool of their own, two at a time and eight queued: past those the
-    /// next is refused at once with 503 busy_listing and Retry-After, and each admitted one is
-    /// answered. (Eight to ten are admitted: a pool thread may not have taken its first yet.)
+    /// Holds both threads of `service`'s listing pool until `release`: what is submitted next
+    /// waits in the queue.
+    static func occupyThePool(of service: TransferService) -> DispatchSemaphore {
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        for _ in 0..<service.listing.threads {
+            #expect(service.listing.submit {
+                started.signal()
+                release.wait()
+            })
+        }
+        for _ in 0..<service.listing.threads { #expect(started.wait(timeout: .now() + 30) == .success) }
+        return release
+    }
+
+    /// Listings wait for a pool of their own, two at a time and eight queued: the next is
+    /// refused at once with 503 busy_listing and Retry-After, and each admitted one is answered.
     @Test func listingsBeyondThePoolAreRefusedAndTheRestAnswered() throws {
-        let folder = try Folder((0..<20_000).map { "h\($0)" })
+        let folder = try Folder((0..<12_000).map { "h\($0)" })
         let service = folder.service()
+        let release = Self.occupyThePool(of: service)
         let answered = DispatchSemaphore(value: 0)
         let pages = LockedCounter()
         var admitted = 0
@@ -119,7 +134,7 @@ import Testing
                 guard case .later(let pending) = try service.listLater(folder.root, afterName: nil,
                                                                         access: TransferAccess(owner: false)) else {
                     Issue.record("a listing was answered on the caller's thread")
-                    continue
+                    break
                 }
                 admitted += 1
                 pending.whenComplete { result in
@@ -132,37 +147,39 @@ import Testing
                 refusal = error
             }
         }
-        #expect((8...10).contains(admitted))
+        #expect(admitted == 8)
         #expect(refusal?.status == 503 && refusal?.code == "busy_listing" && refusal?.headers["Retry-After"] == "2")
+        for _ in 0..<service.listing.threads { release.signal() }
         for _ in 0..<admitted { #expect(answered.wait(timeout: .now() + 120) == .success) }
         #expect(pages.value == admitted)
     }
 
-    /// A listing whose client hangs up while it waits in the queue ends without reading.
-    @Test func aListingCancelledInTheQueueEndsWith503() throws {
-        let folder = try Folder((0..<20_000).map { "k\($0)" })
+    /// A listing whose client hangs up while it waits in the queue ends with 503 without
+    /// opening its directory (which does not exist: opened, it would answer 404).
+    @Test func aListingCancelledInTheQueueEndsWithoutOpeningItsDirectory() throws {
+        let folder = try Folder(["one"])
         let service = folder.service()
-        let answered = DispatchSemaphore(value: 0)
-        let outcomes = LockedCounter()
-        var pendings: [Pending<TransferService.DirectoryPage>] = []
-        for _ in 0..<4 {
-            guard case .later(let pending) = try service.listLater(folder.root, afterName: nil,
-                                                                    access: TransferAccess(owner: false)) else { continue }
-            pendings.append(pending)
+        let release = Self.occupyThePool(of: service)
+        guard case .later(let waiting) = try service.listLater(folder.root + "/absent", afterName: nil,
+                                                                access: TransferAccess(owner: false)),
+              case .later(let kept) = try service.listLater(folder.root + "/absent", afterName: nil,
+                                                             access: TransferAccess(owner: false)) else {
+            Issue.record("a listing was answered on the caller's thread")
+            return
         }
-        // The last two wait behind the first two: cancelled, they end with 503.
-        for pending in pendings.suffix(2) { pending.cancel() }
-        for (index, pending) in pendings.enumerated() {
+        waiting.cancel()
+        let answered = DispatchSemaphore(value: 0)
+        let statuses = LockedList()
+        for pending in [waiting, kept] {
             pending.whenComplete { result in
-                switch result {
-                case .success: if index < 2 { outcomes.add() }
-                case .failure(let error): if index >= 2, (error as? APIError)?.status == 503 { outcomes.add() }
-                }
+                if case .failure(let error as APIError) = result { statuses.add(error.status) }
                 answered.signal()
             }
         }
-        for _ in pendings { #expect(answered.wait(timeout: .now() + 120) == .success) }
-        #expect(pendings.count == 4 && outcomes.value == 4)
+        for _ in 0..<service.listing.threads { release.signal() }
+        for _ in 0..<2 { #expect(answered.wait(timeout: .now() + 60) == .success) }
+        // The one still awaited opened its directory and found none; the other did not look.
+        #expect(statuses.values.sorted() == [404, 503])
     }
 }
 
@@ -171,4 +188,11 @@ final class LockedCounter: @unchecked Sendable {
     private var count = 0
     func add() { lock.withLock { count += 1 } }
     var value: Int { lock.withLock { count } }
+}
+
+final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [Int] = []
+    func add(_ value: Int) { lock.withLock { list.append(value) } }
+    var values: [Int] { lock.withLock { list } }
 }
