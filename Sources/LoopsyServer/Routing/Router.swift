@@ -48,8 +48,11 @@ public struct Router<Entry: RoutePattern>: Sendable {
 
     /// The routes a path of N segments can match, with a first test that reads no route:
     /// `keys` holds each one's literal hash at `position` (0 where it has a parameter or a rest
-    /// segment there, or has no segment there), the place where these routes differ most, so
-    /// a path is compared in full only with the few whose literal there is the path's.
+    /// segment there, or has no segment there), so a path is compared in full only with the
+    /// routes whose literal there is the path's and those that take anything there. The
+    /// position is the one that leaves the fewest of those at worst: the last segment of
+    /// `/api/v1/{area}/{x}` has the most distinct literals, but also every `{id}` route of every
+    /// area, 11 full comparisons for a GET of a context key against 4 by its area.
     private struct Candidates: Sendable {
         var list: [Compiled]
         var position: Int
@@ -58,11 +61,13 @@ public struct Router<Entry: RoutePattern>: Sendable {
         init(_ list: [Compiled]) {
             self.list = list
             let longest = list.map(\.segments.count).max() ?? 0
-            let distinct = (0..<longest).map { position in
-                Set(list.compactMap { $0.hashes.indices.contains(position) ? $0.hashes[position] : nil }
-                    .filter { $0 != 0 }).count
+            let worst = (0..<longest).map { position -> Int in
+                let keys = list.map { $0.hashes.indices.contains(position) ? $0.hashes[position] : 0 }
+                let wildcards = keys.filter { $0 == 0 }.count
+                let buckets = Dictionary(grouping: keys.filter { $0 != 0 }, by: { $0 }).values.map(\.count)
+                return wildcards + (buckets.max() ?? 0)
             }
-            position = distinct.indices.max { distinct[$0] < distinct[$1] } ?? 0
+            position = worst.indices.min { worst[$0] < worst[$1] } ?? 0
             keys = list.map { [position] candidate in
                 candidate.hashes.indices.contains(position) ? candidate.hashes[position] : 0
             }
