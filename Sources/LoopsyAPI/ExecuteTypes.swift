@@ -86,9 +86,24 @@ public struct JobInfo: Codable, Sendable, Equatable {
     }
 }
 
+/// Running jobs, then (with `all=1`) finished ones, newest first. `more`: older finished jobs
+/// were left out (the `limit`, or about 4 MiB of commands and arguments).
 public struct JobListResponse: Codable, Sendable {
     public var jobs: [JobInfo]
-    public init(jobs: [JobInfo]) { self.jobs = jobs }
+    public var more: Bool
+    public init(jobs: [JobInfo], more: Bool = false) {
+        self.jobs = jobs
+        self.more = more
+    }
+
+    private enum CodingKeys: String, CodingKey { case jobs, more }
+
+    /// A daemon from before `more` did not send it.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        jobs = try container.decode([JobInfo].self, forKey: .jobs)
+        more = try container.decodeIfPresent(Bool.self, forKey: .more) ?? false
+    }
 }
 
 public struct CancelResponse: Codable, Sendable {

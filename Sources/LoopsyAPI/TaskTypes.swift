@@ -83,9 +83,24 @@ public struct AITaskInfo: Codable, Sendable, Equatable {
     public var isFinished: Bool { state.isFinished }
 }
 
+/// Tasks, newest first. `more`: older ones were left out (the `limit`, or about 4 MiB of
+/// prompts); a larger `limit` shows more of them.
 public struct AITaskListResponse: Codable, Sendable {
     public var tasks: [AITaskInfo]
-    public init(tasks: [AITaskInfo]) { self.tasks = tasks }
+    public var more: Bool
+    public init(tasks: [AITaskInfo], more: Bool = false) {
+        self.tasks = tasks
+        self.more = more
+    }
+
+    private enum CodingKeys: String, CodingKey { case tasks, more }
+
+    /// A daemon from before `more` did not send it.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        tasks = try container.decode([AITaskInfo].self, forKey: .tasks)
+        more = try container.decodeIfPresent(Bool.self, forKey: .more) ?? false
+    }
 }
 
 /// One stored event of a task; `data` is its JSON object as text (what the SSE event carries).

@@ -7,7 +7,12 @@ extension LoopsyClient {
     }
 
     public func tasks(limit: Int = 50) throws -> [AITaskInfo] {
-        try call("GET", API.aiTasks(query: ["limit": limit]), as: AITaskListResponse.self).tasks
+        try taskList(limit: limit).tasks
+    }
+
+    /// The newest `limit` tasks, and whether older ones were left out.
+    public func taskList(limit: Int = 50) throws -> AITaskListResponse {
+        try call("GET", API.aiTasks(query: ["limit": limit]), as: AITaskListResponse.self)
     }
 
     public func task(_ id: String) throws -> AITaskInfo {

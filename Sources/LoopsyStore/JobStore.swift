@@ -25,6 +25,11 @@ public struct JobStore: Sendable {
     /// Finished jobs, newest first (only `caller`'s when given): at most `limit`, and past the
     /// first, no more than `maxBytes` of commands and arguments together.
     public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> [JobInfo] {
+        try recentPage(limit: limit, caller: caller, maxBytes: maxBytes).jobs
+    }
+
+    /// `recent`, and whether older finished jobs were left out.
+    public func recentPage(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (jobs: [JobInfo], more: Bool) {
         try pool.read { db in
             try db.cached("""
                 SELECT id, caller, command, args, cwd, pid, streamed, started_at, finished_at, exit_code, signal,
@@ -39,7 +44,7 @@ public struct JobStore: Sendable {
                                exitCode: row.optionalInt64(9).map { Int($0) },
                                signal: row.isNull(10) ? nil : row.text(10), durationMs: row.double(14),
                                timedOut: row.int(11) == 1, truncated: row.int(12) == 1, cancelled: row.int(13) == 1)
-            }.rows
+            }
         }
     }
 

@@ -551,9 +551,10 @@ struct LoopsyTools: Sendable {
 
     private func listTasks(_ arguments: Arguments) async throws -> CallTool.Result {
         let peer = try arguments.string("peer")
-        let tasks = try await blocking { _ in try client(peer: peer).tasks() }
-        let lines = tasks.map { "- \($0.id): \($0.state) — \(Self.clip($0.prompt, limit: 100))" }
-        return result(tasks.isEmpty ? "no tasks on \(peer)" : lines.joined(separator: "\n"), AITaskListResponse(tasks: tasks))
+        let list = try await blocking { _ in try client(peer: peer).taskList() }
+        var lines = list.tasks.map { "- \($0.id): \($0.state) — \(Self.clip($0.prompt, limit: 100))" }
+        if list.more { lines.append("(older tasks not shown)") }
+        return result(list.tasks.isEmpty ? "no tasks on \(peer)" : lines.joined(separator: "\n"), list)
     }
 
     // MARK: Sessions

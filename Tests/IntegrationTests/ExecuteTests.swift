@@ -34,6 +34,18 @@ import Testing
         return condition()
     }
 
+    /// The list of finished jobs says when older ones were left out, and a larger limit shows them.
+    @Test func aJobListSaysWhenOlderJobsWereLeftOut() throws {
+        let node = try node()
+        defer { node.cleanUp() }
+        for _ in 0..<3 { #expect(try execute(node, #"{"command":"true"}"#).status == 200) }
+        let two = try node.http("GET", "/api/v1/execute/jobs?all=1&limit=2").json(JobListResponse.self)
+        #expect(two.jobs.count == 2 && two.more)
+        let all = try node.http("GET", "/api/v1/execute/jobs?all=1&limit=3").json(JobListResponse.self)
+        #expect(all.jobs.count == 3 && !all.more)
+        #expect(try !node.http("GET", "/api/v1/execute/jobs").json(JobListResponse.self).more)
+    }
+
     /// Found by schemathesis: query parameters outside the documented values are a 400, not ignored.
     @Test func jobListQueryParametersAreChecked() throws {
         let node = try node()

@@ -153,6 +153,16 @@ import Testing
         #expect(!events.contains { $0.data.contains("\\u001b") || $0.data.contains("[?25") }, "\(events.map(\.data))")
         let shown = try node.cli("task", "show", "local", task.id)
         #expect(shown.stdout.contains("note: all done") && !shown.stdout.contains("[?25"), "\(shown.stdout)")
+        // The list, newest first, says when older tasks were left out.
+        let second = try Self.finished(node.client, try node.client.startTask(AITaskRequest(prompt: "plain-line")).id)
+        let newest = try node.cli("task", "list", "local", "--limit", "1")
+        #expect(newest.status == 0 && newest.stdout.contains(second.id) && !newest.stdout.contains(task.id)
+            && newest.stdout.contains("older tasks not shown"), "\(newest.stdout)")
+        let both = try node.cli("task", "list", "local")
+        #expect(both.stdout.contains(task.id) && both.stdout.contains(second.id) && !both.stdout.contains("older"),
+                "\(both.stdout)")
+        let refused = try node.cli("task", "list", "local", "--limit", "0")
+        #expect(refused.status != 0 && refused.stderr.contains("--limit"), "\(refused.stderr)")
     }
 
     @Test func permissionRequestsWaitForAnAnswerThroughTheAPI() throws {

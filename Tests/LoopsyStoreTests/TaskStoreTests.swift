@@ -27,6 +27,11 @@ import Testing
         #expect(try store.list(limit: 100, caller: "nobody").isEmpty)
         #expect(try store.list(limit: 100, maxBytes: 350_000).map(\.id) == ["t9", "t8", "t7"])
         #expect(try store.list(limit: 100, maxBytes: 1).map(\.id) == ["t9"])
+        // Whether older tasks were left out, by the limit or by the budget.
+        #expect(try store.page(limit: 2, caller: "peer").more)
+        #expect(try !store.page(limit: 3, caller: "peer").more)
+        #expect(try !store.page(limit: 100).more)
+        #expect(try store.page(limit: 100, maxBytes: 350_000).more)
     }
 
     /// Finished jobs likewise: the caller's, newest first, within a byte budget of arguments.

@@ -36,8 +36,13 @@ public enum ExecuteHandlers {
         // Jobs belong to the caller that started them; only the owner sees everyone's.
         let caller = context.caller.isOwner ? nil : context.caller.id
         var jobs = execution.running().filter { caller == nil || $0.caller == caller }
-        if all { jobs += try execution.recent(limit: limit, caller: caller, maxBytes: listBytes) }
-        return try .json(JobListResponse(jobs: jobs))
+        var more = false
+        if all {
+            let finished = try execution.recent(limit: limit, caller: caller, maxBytes: listBytes)
+            jobs += finished.jobs
+            more = finished.more
+        }
+        return try .json(JobListResponse(jobs: jobs, more: more))
     }
 
     /// Most bytes of commands, arguments and directories (as stored) among the finished jobs of

@@ -14,8 +14,9 @@ public enum TaskHandlers {
 
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let limit = try QueryValue.int(context, "limit", default: 50, range: 1...1000)
-        return try .json(AITaskListResponse(tasks: try context.node.tasks.list(
-            limit: limit, caller: context.caller.isOwner ? nil : context.caller.id, maxBytes: listBytes)))
+        let page = try context.node.tasks.list(limit: limit, caller: context.caller.isOwner ? nil : context.caller.id,
+                                               maxBytes: listBytes)
+        return try .json(AITaskListResponse(tasks: page.tasks, more: page.more))
     }
 
     /// Most bytes of prompts (as stored) in one listing, past the newest task: 1000 prompts of

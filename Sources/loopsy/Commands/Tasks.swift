@@ -56,17 +56,23 @@ struct Task: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "Tasks on a machine.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Where: a peer, or local.") var peer: String = "local"
+        @Option(help: "How many of the newest tasks (1-1000).") var limit = 50
         @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
+        }
 
         func run() throws {
             try runReporting {
-                let tasks = try global.client(peer: peer).tasks()
-                if json { return print(try JSONLine.encode(AITaskListResponse(tasks: tasks), pretty: true)) }
-                guard !tasks.isEmpty else { return print("no tasks") }
-                for task in tasks {
+                let list = try global.client(peer: peer).taskList(limit: limit)
+                if json { return print(try JSONLine.encode(list, pretty: true)) }
+                guard !list.tasks.isEmpty else { return print("no tasks") }
+                for task in list.tasks {
                     let cost = task.costUsd.map { " " + dollars($0) } ?? ""
                     print("\(task.id)  \(task.state)\(cost)  \(task.prompt.prefix(60))")
                 }
+                if list.more { print("(older tasks not shown: --limit \(min(1000, limit * 2)) shows more)") }
             }
         }
     }
