@@ -383,7 +383,7 @@ public final class TaskService: Sendable {
     /// The newest tasks (only `caller`'s when given), at most `limit` and, past the first, about
     /// `maxBytes` of prompts.
     public func list(limit: Int, caller: String?, maxBytes: Int = .max) throws -> (tasks: [AITaskInfo], more: Bool) {
-        let page = try store.page(limit: limit, caller: caller, maxBytes: maxBytes)
+        let page = try store.list(limit: limit, caller: caller, maxBytes: maxBytes)
         return (page.tasks.map(withPendingApprovals), page.more)
     }
 

@@ -23,13 +23,9 @@ public struct JobStore: Sendable {
     }
 
     /// Finished jobs, newest first (only `caller`'s when given): at most `limit`, and past the
-    /// first, no more than `maxBytes` of commands and arguments together.
-    public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> [JobInfo] {
-        try recentPage(limit: limit, caller: caller, maxBytes: maxBytes).jobs
-    }
-
-    /// `recent`, and whether older finished jobs were left out.
-    public func recentPage(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (jobs: [JobInfo], more: Bool) {
+    /// first, no more than `maxBytes` of commands and arguments together. `more`: older ones
+    /// were left out.
+    public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (jobs: [JobInfo], more: Bool) {
         try pool.read { db in
             try db.cached("""
                 SELECT id, caller, command, args, cwd, pid, streamed, started_at, finished_at, exit_code, signal,

@@ -33,13 +33,9 @@ public struct TaskStore: Sendable {
     }
 
     /// Tasks, newest first (only `caller`'s when given): at most `limit`, and past the first,
-    /// no more than `maxBytes` of prompts, directories and errors together.
-    public func list(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> [AITaskInfo] {
-        try page(limit: limit, caller: caller, maxBytes: maxBytes).tasks
-    }
-
-    /// `list`, and whether older tasks were left out.
-    public func page(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (tasks: [AITaskInfo], more: Bool) {
+    /// no more than `maxBytes` of prompts, directories and errors together. `more`: older ones
+    /// were left out.
+    public func list(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (tasks: [AITaskInfo], more: Bool) {
         try pool.read { db in
             let page = try db.cached("SELECT \(Self.columns) FROM ai_tasks WHERE ?1 IS NULL OR caller = ?1 ORDER BY created_at DESC LIMIT ?2")
                 .rows([caller.map { .text($0) }], limit: limit, maxBytes: maxBytes,

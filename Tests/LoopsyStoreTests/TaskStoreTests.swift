@@ -21,17 +21,17 @@ import Testing
             try store.create(id: "t\(index)", caller: index < 3 ? "peer" : "owner", prompt: prompt, cwd: "/", options: "{}",
                              now: Int64(index))
         }
-        #expect(try store.list(limit: 100).map(\.id) == (0..<10).reversed().map { "t\($0)" })
-        #expect(try store.list(limit: 2, caller: "peer").map(\.id) == ["t2", "t1"])
-        #expect(try store.list(limit: 100, caller: "peer").map(\.id) == ["t2", "t1", "t0"])
-        #expect(try store.list(limit: 100, caller: "nobody").isEmpty)
-        #expect(try store.list(limit: 100, maxBytes: 350_000).map(\.id) == ["t9", "t8", "t7"])
-        #expect(try store.list(limit: 100, maxBytes: 1).map(\.id) == ["t9"])
+        #expect(try store.list(limit: 100).tasks.map(\.id) == (0..<10).reversed().map { "t\($0)" })
+        #expect(try store.list(limit: 2, caller: "peer").tasks.map(\.id) == ["t2", "t1"])
+        #expect(try store.list(limit: 100, caller: "peer").tasks.map(\.id) == ["t2", "t1", "t0"])
+        #expect(try store.list(limit: 100, caller: "nobody").tasks.isEmpty)
+        #expect(try store.list(limit: 100, maxBytes: 350_000).tasks.map(\.id) == ["t9", "t8", "t7"])
+        #expect(try store.list(limit: 100, maxBytes: 1).tasks.map(\.id) == ["t9"])
         // Whether older tasks were left out, by the limit or by the budget.
-        #expect(try store.page(limit: 2, caller: "peer").more)
-        #expect(try !store.page(limit: 3, caller: "peer").more)
-        #expect(try !store.page(limit: 100).more)
-        #expect(try store.page(limit: 100, maxBytes: 350_000).more)
+        #expect(try store.list(limit: 2, caller: "peer").more)
+        #expect(try !store.list(limit: 3, caller: "peer").more)
+        #expect(try !store.list(limit: 100).more)
+        #expect(try store.list(limit: 100, maxBytes: 350_000).more)
     }
 
     /// Finished jobs likewise: the caller's, newest first, within a byte budget of arguments.
@@ -46,12 +46,12 @@ import Testing
                                                   durationMs: 1, timedOut: false, truncated: false, cancelled: false),
                             finishedAt: Int64(index))
         }
-        #expect(try jobs.recent(limit: 100).map(\.jobId) == ["j5", "j4", "j3", "j2", "j1", "j0"])
-        #expect(try jobs.recent(limit: 100, caller: "peer").map(\.jobId) == ["j4", "j2", "j0"])
-        #expect(try jobs.recent(limit: 1, caller: "owner").map(\.jobId) == ["j5"])
-        let capped = try jobs.recent(limit: 100, maxBytes: 250_000)
+        #expect(try jobs.recent(limit: 100).jobs.map(\.jobId) == ["j5", "j4", "j3", "j2", "j1", "j0"])
+        #expect(try jobs.recent(limit: 100, caller: "peer").jobs.map(\.jobId) == ["j4", "j2", "j0"])
+        #expect(try jobs.recent(limit: 1, caller: "owner").jobs.map(\.jobId) == ["j5"])
+        let capped = try jobs.recent(limit: 100, maxBytes: 250_000).jobs
         #expect(capped.map(\.jobId) == ["j5", "j4"] && capped.allSatisfy { $0.args == [argument] })
-        #expect(try jobs.recent(limit: 100, maxBytes: 1).map(\.jobId) == ["j5"])
+        #expect(try jobs.recent(limit: 100, maxBytes: 1).jobs.map(\.jobId) == ["j5"])
     }
 
     /// Events are up to a line of output each: a page holds as many as fit its byte budget (not
