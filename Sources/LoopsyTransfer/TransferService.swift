@@ -60,20 +60,14 @@ public final class TransferService: Sendable {
     /// Most entries in one page of a directory listing: each is a `fstatat`.
     public static let listPage = 10_000
 
-    /// A page of a directory listing, by name (byte-wise). `more`: names remain past the last.
-    public struct DirectoryPage: Sendable {
-        public var files: [FileEntry]
-        public var more: Bool
-    }
-
     /// Lists directories off the HTTP workers: reading a directory of a million names, and a
     /// `fstatat` for each entry shown, takes the disk's time, which no HTTP worker may wait.
     /// Two at a time, eight more waiting, then 503 with Retry-After.
     let listing = WorkPool(name: "loopsy-list", threads: 2, queueLimit: 8)
 
     /// `list` on the listing pool. A caller that stops waiting stops the listing.
-    public func listLater(_ path: String, afterName: String?, access: TransferAccess) throws -> Answer<DirectoryPage> {
-        let answer = Pending<DirectoryPage>()
+    public func listLater(_ path: String, afterName: String?, access: TransferAccess) throws -> Answer<TransferListResponse> {
+        let answer = Pending<TransferListResponse>()
         let queued = listing.submit { [self] in
             answer.complete(Result {
                 try list(path, afterName: afterName, access: access, isCancelled: { answer.isCancelled })
@@ -91,7 +85,7 @@ public final class TransferService: Sendable {
     /// `afterName`: at most `limit`. Entries the rules refuse this caller are not shown;
     /// symlinks are listed as such, never followed. Blocks on the disk: see `listLater`.
     public func list(_ path: String, afterName: String? = nil, limit: Int = TransferService.listPage,
-                     access: TransferAccess, isCancelled: () -> Bool = { false }) throws -> DirectoryPage {
+                     access: TransferAccess, isCancelled: () -> Bool = { false }) throws -> TransferListResponse {
         // A caller gone while this waited in the pool's queue costs no more than this.
         if isCancelled() { throw APIError.serviceUnavailable("the client went away") }
         let opened = try policy.open(path, flags: O_RDONLY | O_DIRECTORY, access: access)
@@ -116,7 +110,7 @@ public final class TransferService: Sendable {
                     return policy.refusal(path, asked: path, access: access) == nil
                 })
             for name in names {
-                if files.count >= limit { return DirectoryPage(files: files, more: true) }
+                if files.count >= limit { return TransferListResponse(files: files, more: true) }
                 var info = stat()
                 // Gone since, or one odd entry (a FUSE mount of another user, an I/O error on a
                 // network file system): skipped, as the directory's other entries are not.
@@ -132,8 +126,8 @@ public final class TransferService: Sendable {
                                        modified: FileTimes.milliseconds(info.st_mtim),
                                        mode: "0" + String(info.st_mode & 0o7777, radix: 8)))
             }
-            guard truncated, let last = names.last else { return DirectoryPage(files: files, more: false) }
-            if files.count >= limit { return DirectoryPage(files: files, more: true) }
+            guard truncated, let last = names.last else { return TransferListResponse(files: files, more: false) }
+            if files.count >= limit { return TransferListResponse(files: files, more: true) }
             if isCancelled() { throw APIError.serviceUnavailable("the client went away") }
             cursor = last
         }

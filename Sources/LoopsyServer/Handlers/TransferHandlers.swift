@@ -88,7 +88,7 @@ public enum TransferHandlers {
     static func list(_ context: RequestContext) throws -> HTTPResponse {
         let request = try context.decode(TransferListRequest.self)
         let page = try context.node.transfer.listLater(request.path, afterName: request.afterName, access: access(context))
-        return try context.respond(page) { page in try .json(TransferListResponse(files: page.files, more: page.more)) }
+        return try context.respond(page) { page in try .json(page) }
     }
 }
 
