@@ -168,7 +168,7 @@ final class ConcurrentChecksum: @unchecked Sendable {
 /// Local file helpers for transfers.
 public enum LocalFiles {
     public static func basename(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
+        KernelPath.names(path).last.map(String.init) ?? path
     }
 
     public static func join(_ directory: String, _ name: String) -> String {
@@ -186,8 +186,8 @@ public enum LocalFiles {
     }
 
     public static func makeDirectory(_ path: String) throws {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
+        var current = KernelPath.isAbsolute(path) ? "" : "."
+        for component in KernelPath.names(path) {
             current += "/" + component
             if mkdir(current, 0o755) != 0 && errno != EEXIST {
                 throw ClientError.local("cannot create \(current): \(String(cString: strerror(errno)))")

@@ -86,12 +86,12 @@ public struct PathPolicy: Sendable {
         let home = DataDir.homeDirectory(environment: environment)
         func expand(_ path: String) -> String {
             let expanded = DataDir.expandTilde(path, environment: environment)
-            return Self.lexical(expanded.hasPrefix("/") ? expanded : home + "/" + expanded)
+            return Self.lexical(KernelPath.isAbsolute(expanded) ? expanded : home + "/" + expanded)
         }
         func both(_ path: String) -> [String] {
             let configured = expand(path)
             let real = Self.canonical(configured)
-            return real == configured ? [configured] : [configured, real]
+            return KernelPath.same(real, configured) ? [configured] : [configured, real]
         }
         allowed = config.allowedPaths.map { path in
             let configured = expand(path)
@@ -113,13 +113,14 @@ public struct PathPolicy: Sendable {
     // MARK: Rules on names
 
     /// The asked path's components: absolute, without NUL or `..`; `.` and empty ones dropped.
+    /// Split and compared as bytes, as the kernel will read them (see KernelPath).
     func components(_ path: String) throws -> [Substring] {
-        guard path.hasPrefix("/") else {
+        guard KernelPath.isAbsolute(path) else {
             throw APIError.badRequest("'\(path)' is not an absolute path", code: .badPath)
         }
-        guard !path.contains("\0") else { throw APIError.badRequest("the path contains a NUL byte", code: .badPath) }
-        let components = path.split(separator: "/").filter { $0 != "." }
-        guard !components.contains("..") else {
+        guard !path.utf8.contains(0) else { throw APIError.badRequest("the path contains a NUL byte", code: .badPath) }
+        let components = KernelPath.names(path).filter { !KernelPath.same($0, ".") }
+        guard !components.contains(where: { KernelPath.same($0, "..") }) else {
             throw APIError.forbidden("'\(path)' contains '..'; give the path without it", code: .pathForbidden)
         }
         return components
@@ -161,7 +162,7 @@ public struct PathPolicy: Sendable {
             var best: (real: String, depth: Int)?
             for root in roots {
                 for name in [root.configured, root.real] where Self.isInside(lexical, name) {
-                    let depth = name.split(separator: "/").count
+                    let depth = KernelPath.names(name).count
                     if best == nil || depth > best!.depth { best = (root.real, depth) }
                 }
             }
@@ -323,11 +324,11 @@ public struct PathPolicy: Sendable {
             close(fd)
             guard count > 0 else { return nil }
             let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let base = target.hasPrefix("/") ? [] : rootReal.split(separator: "/") + relative.prefix(index)
+            let base = KernelPath.isAbsolute(target) ? [] : KernelPath.names(rootReal) + relative.prefix(index)
             var result: [Substring] = []
-            for component in base + target.split(separator: "/") + relative.dropFirst(index + 1) {
-                if component == "." || component.isEmpty { continue }
-                if component == ".." {
+            for component in base + KernelPath.names(target) + relative.dropFirst(index + 1) {
+                if KernelPath.same(component, ".") || component.isEmpty { continue }
+                if KernelPath.same(component, "..") {
                     _ = result.popLast()
                     continue
                 }
@@ -367,17 +368,15 @@ public struct PathPolicy: Sendable {
     /// ".." taking the name before it, and names that do not exist kept as written. Only
     /// lstat and readlink: nothing is opened.
     static func whereItLeads(_ base: String, _ names: [String]) -> String? {
-        var resolved = base.split(separator: "/").map(String.init)
+        var resolved = KernelPath.names(base).map(String.init)
         var pending = names[...]
         var hops = 0
         while let name = pending.first {
             pending = pending.dropFirst()
-            switch name {
-            case "", ".": continue
-            case "..":
+            if name.isEmpty || KernelPath.same(name, ".") { continue }
+            if KernelPath.same(name, "..") {
                 if !resolved.isEmpty { resolved.removeLast() }
                 continue
-            default: break
             }
             let candidate = "/" + (resolved + [name]).joined(separator: "/")
             var info = stat()
@@ -392,8 +391,8 @@ public struct PathPolicy: Sendable {
             }
             guard hops <= maxRewrites, length > 0 else { return nil }
             let target = String(decoding: buffer[0..<length], as: UTF8.self)
-            if target.hasPrefix("/") { resolved = [] }
-            pending = (target.split(separator: "/").map(String.init) + pending)[...]
+            if KernelPath.isAbsolute(target) { resolved = [] }
+            pending = (KernelPath.names(target).map(String.init) + pending)[...]
         }
         return "/" + resolved.joined(separator: "/")
     }
@@ -415,7 +414,7 @@ public struct PathPolicy: Sendable {
         if fd < 0 && (errno == ENOSYS || errno == EINVAL) {
             let slash = Glibc.open("/", FileSystem.pathOnly | O_DIRECTORY | O_CLOEXEC)
             guard slash >= 0 else { throw openError(errno, asked: asked, directory: true) }
-            fd = walk(slash, root.split(separator: "/").joined(separator: "/"), flags: FileSystem.pathOnly | O_DIRECTORY)
+            fd = walk(slash, KernelPath.names(root).joined(separator: "/"), flags: FileSystem.pathOnly | O_DIRECTORY)
             close(slash)
         }
         guard fd >= 0 else {
@@ -446,7 +445,7 @@ public struct PathPolicy: Sendable {
     /// O_PATH | O_NOFOLLOW | O_DIRECTORY, the last with `flags | O_NOFOLLOW`. A symlink anywhere
     /// fails with EXDEV.
     static func walk(_ rootFD: Int32, _ relative: String, flags: Int32, mode: mode_t = 0) -> Int32 {
-        let parts = relative.split(separator: "/").filter { $0 != "." }.map(String.init)
+        let parts = KernelPath.names(relative).filter { !KernelPath.same($0, ".") }.map(String.init)
         guard let last = parts.last else { return openat(rootFD, ".", flags | O_CLOEXEC, mode) }
         var current = dup(rootFD)
         guard current >= 0 else { return -1 }
@@ -480,7 +479,9 @@ public struct PathPolicy: Sendable {
             throw APIError(status: 500, code: .ioError, message: "cannot tell where '\(asked)' is: /proc/self/fd is unreadable")
         }
         let real = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard real.hasPrefix("/"), !real.hasSuffix(" (deleted)") else { throw APIError.notFound("path '\(asked)'") }
+        guard KernelPath.isAbsolute(real), !real.utf8.reversed().starts(with: " (deleted)".utf8.reversed()) else {
+            throw APIError.notFound("path '\(asked)'")
+        }
         return real
     }
 
@@ -503,11 +504,9 @@ public struct PathPolicy: Sendable {
         }
     }
 
-    /// True when `path` is `root` or below it on a component boundary (`/home/al` is not inside
-    /// `/home/alice`'s sibling check: `/home/alice` is not inside `/home/al`).
-    static func isInside(_ path: String, _ root: String) -> Bool {
-        path == root || root == "/" || path.hasPrefix(root + "/")
-    }
+    /// True when `path` is `root` or below it on a component boundary (`/home/alice` is not
+    /// inside `/home/al`), byte for byte.
+    static func isInside(_ path: String, _ root: String) -> Bool { KernelPath.isInside(path, root) }
 
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
@@ -517,7 +516,7 @@ public struct PathPolicy: Sendable {
 
     /// `path` with `.`, empty and trailing components removed.
     static func lexical(_ path: String) -> String {
-        "/" + path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+        "/" + KernelPath.names(path).filter { !KernelPath.same($0, ".") }.joined(separator: "/")
     }
 
     /// A configured path's real location if it exists, else its lexical form.

@@ -233,6 +233,25 @@ import Testing
         #expect(try box.push(local, to: box.home + "/" + (0..<32).map { "m\($0)" }.joined(separator: "/") + "/x.bin").status == 200)
     }
 
+    /// A "/" followed by a combining mark is one Character to Swift and a separator to the
+    /// kernel: a push to `secret/\u{301}x` was outside the denied `secret` by Characters and
+    /// was written there, and `home/../\u{301}x` had no `..` and was written beside home.
+    @Test func aSlashHiddenBehindACombiningMarkIsStillASlash() throws {
+        let box = try Sandbox()
+        defer { box.cleanUp() }
+        let local = try box.write("payload", Array("run me".utf8))
+        for remote in [box.home + "/secret/\u{301}x", box.home + "/../\u{301}x", box.home + "/secret/\u{301}d/x"] {
+            let pushed = try box.push(local, to: remote)
+            #expect(pushed.status == 403, "\(remote): \(pushed.status) \(String(decoding: pushed.body, as: UTF8.self))")
+        }
+        #expect(box.homeContents() == ["secret"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: box.root).sorted() == ["home", "home2", "outside", "payload"])
+        // Allowed places take such names as the one name they are.
+        #expect(try box.push(local, to: box.home + "/\u{301}ok").status == 200)
+        // (Foundation's enumerator itself loses its way on that name: asked by its path.)
+        #expect(String(decoding: try Data(contentsOf: URL(fileURLWithPath: box.home + "/\u{301}ok")), as: UTF8.self) == "run me")
+    }
+
     /// Through a symlink inside the allowed tree (dot -> .), a denied directory has a second
     /// name. Whether something existed there once showed in the answer to a list (400 for a
     /// file, 404 for nothing) while a pull said 403: every route now says 403 either way.

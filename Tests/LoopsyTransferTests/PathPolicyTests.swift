@@ -144,6 +144,40 @@ import Testing
         close(other.fd)
     }
 
+    /// A "/" with a combining mark after it is one Character to Swift and a separator to the
+    /// kernel: split or compared as Characters, `<denied>/\u{301}x` was outside the rule, and
+    /// `<root>/../\u{301}x` had no `..`. Every rule reads bytes now.
+    @Test func aSlashFollowedByACombiningMarkIsASlash() throws {
+        let tree = try Tree()
+        let policy = tree.policy()
+        let guest = TransferAccess(owner: false)
+        let owner = TransferAccess(owner: true)
+        let home = tree.root + "/home"
+        for path in [home + "/.config/systemd/\u{301}evil.service", home + "/.ssh/\u{301}authorized_keys",
+                     tree.root + "/main/sessions/one/\u{301}config.yaml"] {
+            #expect(Self.code { _ = try policy.openForWriting(path, access: guest) } == "path_forbidden", "\(path)")
+        }
+        #expect(Self.code { _ = try policy.openForWriting(tree.root + "/main/\u{301}x", access: owner) } == "path_forbidden")
+        // `..` hidden behind a combining mark is still `..`; so is a NUL behind one.
+        let climbing = try #require(Self.code { _ = try policy.openForWriting(home + "/a/../\u{301}x", access: owner) })
+        #expect(climbing == "path_forbidden")
+        #expect(Self.code { _ = try policy.open(home + "/a/b/f\0\u{301}", flags: O_RDONLY, access: owner) } == "bad_path")
+        // A caller narrowed to home/a does not reach its sibling through a hidden slash.
+        let narrow = TransferAccess(owner: false, roots: [home + "/a"])
+        #expect(Self.code { _ = try policy.openForWriting(home + "/a/../\u{301}b/x", access: narrow) } == "path_forbidden")
+        // The name written is one name: its parents are the kernel's.
+        let target = try policy.openForWriting(home + "/a/b/\u{301}new", access: guest)
+        defer { close(target.directoryFD) }
+        #expect(target.name == "\u{301}new")
+        #expect(target.directory == home + "/a/b")
+        #expect(target.missing.isEmpty)
+        // Names that Swift calls equal but the disk does not (é and e + U+0301) are different roots.
+        #expect(!PathPolicy.isInside("/srv/cafe\u{301}/x", "/srv/caf\u{E9}"))
+        #expect(PathPolicy.isInside("/srv/caf\u{E9}/x", "/srv/caf\u{E9}"))
+        #expect(!PathPolicy.isInside("/srv/caf\u{E9}x", "/srv/caf\u{E9}"))
+        #expect(PathPolicy.lexical("/a/./b//\u{301}c/") == "/a/b/\u{301}c")
+    }
+
     @Test func aCallersRootsNarrowTheAllowedPaths() throws {
         let tree = try Tree()
         let policy = tree.policy()
