@@ -40,7 +40,8 @@ public final class ExecutionService: Sendable {
     /// Finished jobs, newest first (only `caller`'s when given), at most `limit` and, past the
     /// first, about `maxBytes` of commands and arguments.
     public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (jobs: [JobInfo], more: Bool) {
-        try jobStore.recent(limit: limit, caller: caller, maxBytes: maxBytes)
+        let page = try jobStore.recent(limit: limit, caller: caller, maxBytes: maxBytes)
+        return (page.rows, page.more)
     }
 
     /// Forgets finished jobs older than `cutoff` (Unix ms), keeping the newest ones.

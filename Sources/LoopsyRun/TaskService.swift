@@ -268,12 +268,15 @@ public final class TaskService: Sendable {
                                            "isError": item["is_error"] ?? false, "content": Self.flatten(item["content"])])
             }
         case "result":
+            // A cost no answer could carry (negative, past WireRange.costUsd) is not kept.
             let cost: Double? = {
+                let value: Double
                 switch message["total_cost_usd"] {
-                case .number(let value)?: return value
-                case .integer(let value)?: return Double(value)
+                case .number(let number)?: value = number
+                case .integer(let number)?: value = Double(number)
                 default: return nil
                 }
+                return WireRange.costUsd.contains(value) ? value : nil
             }()
             var session: String?
             if case .string(let value)? = message["session_id"] { session = value }

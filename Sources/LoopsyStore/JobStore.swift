@@ -25,7 +25,7 @@ public struct JobStore: Sendable {
     /// Finished jobs, newest first (only `caller`'s when given): at most `limit`, and past the
     /// first, no more than `maxBytes` of commands and arguments together. `more`: older ones
     /// were left out.
-    public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (jobs: [JobInfo], more: Bool) {
+    public func recent(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (rows: [JobInfo], more: Bool) {
         try pool.read { db in
             try db.cached("""
                 SELECT id, caller, command, args, cwd, pid, streamed, started_at, finished_at, exit_code, signal,

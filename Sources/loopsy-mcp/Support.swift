@@ -49,17 +49,10 @@ struct Arguments {
 
     func int(_ name: String, default fallback: Int? = nil, range: ClosedRange<Int>) throws -> Int? {
         guard let value = values[name], !value.isNull else { return fallback }
-        let number = value.intValue ?? value.doubleValue.flatMap { $0 == $0.rounded() ? Int($0) : nil }
+        // Int(exactly:): nil for 2.5, and for 1e300 too, which Int(_:) would stop the server on.
+        let number = value.intValue ?? value.doubleValue.flatMap { Int(exactly: $0) }
         guard let number, range.contains(number) else {
             throw ToolFailure("argument '\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return number
-    }
-
-    func double(_ name: String) throws -> Double? {
-        guard let value = values[name], !value.isNull else { return nil }
-        guard let number = value.doubleValue ?? value.intValue.map(Double.init), number > 0 else {
-            throw ToolFailure("argument '\(name)' must be a positive number")
         }
         return number
     }

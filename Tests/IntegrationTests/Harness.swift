@@ -239,3 +239,22 @@ func checkNoMalformedRequests(_ log: String, daemon: String) {
         Issue.record("loopsyd for \(daemon) logged \(lines.count) malformed request(s): \(lines.first ?? "")")
     }
 }
+
+/// A TCP socket listening on an ephemeral port of 127.0.0.1: its descriptor and the port.
+func listenOnLoopback() throws -> (descriptor: Int32, port: Int) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0
+        }
+    }
+    guard bound, listen(listener, 16) == 0 else {
+        close(listener)
+        throw HarnessError("cannot listen on 127.0.0.1")
+    }
+    return (listener, Int(UInt16(bigEndian: address.sin_port)))
+}

@@ -46,12 +46,12 @@ import Testing
                                                   durationMs: 1, timedOut: false, truncated: false, cancelled: false),
                             finishedAt: Int64(index))
         }
-        #expect(try jobs.recent(limit: 100).jobs.map(\.jobId) == ["j5", "j4", "j3", "j2", "j1", "j0"])
-        #expect(try jobs.recent(limit: 100, caller: "peer").jobs.map(\.jobId) == ["j4", "j2", "j0"])
-        #expect(try jobs.recent(limit: 1, caller: "owner").jobs.map(\.jobId) == ["j5"])
-        let capped = try jobs.recent(limit: 100, maxBytes: 250_000).jobs
+        #expect(try jobs.recent(limit: 100).rows.map(\.jobId) == ["j5", "j4", "j3", "j2", "j1", "j0"])
+        #expect(try jobs.recent(limit: 100, caller: "peer").rows.map(\.jobId) == ["j4", "j2", "j0"])
+        #expect(try jobs.recent(limit: 1, caller: "owner").rows.map(\.jobId) == ["j5"])
+        let capped = try jobs.recent(limit: 100, maxBytes: 250_000).rows
         #expect(capped.map(\.jobId) == ["j5", "j4"] && capped.allSatisfy { $0.args == [argument] })
-        #expect(try jobs.recent(limit: 100, maxBytes: 1).jobs.map(\.jobId) == ["j5"])
+        #expect(try jobs.recent(limit: 100, maxBytes: 1).rows.map(\.jobId) == ["j5"])
     }
 
     /// Events are up to a line of output each: a page holds as many as fit its byte budget (not

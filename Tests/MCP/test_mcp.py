@@ -192,6 +192,10 @@ async def test_failures_are_tool_errors_that_say_what_to_do(nodes):
         assert missing.is_error and "missing argument 'peer'" in text(missing)
         bad = await session.call_tool("loopsy_check_inbox", {"wait": 500})
         assert bad.is_error and "from 0 to 60" in text(bad)
+        # A number past Int's range (which Int(_:) stopped the server on) or with a fraction.
+        for number in (1e300, -1e300, 2.5):
+            odd = await session.call_tool("loopsy_check_inbox", {"wait": number})
+            assert odd.is_error and "must be an integer from 0 to 60" in text(odd), text(odd)
         with pytest.raises(MCPError):
             await session.call_tool("loopsy_no_such_tool", {})
         node.stop()

@@ -29,7 +29,11 @@ struct Exec: ParsableCommand {
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("name the program to run after the peer") }
-        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be a positive number of seconds") }
+        // Checked here, where it is read: `Int(nan * 1000)` would stop the program.
+        if let timeout, !(timeout > 0 && timeout * 1000 <= Double(WireRange.timeoutMillis.upperBound)) {
+            throw ValidationError("--timeout must be a number of seconds more than 0 and at most "
+                + "\(WireRange.timeoutMillis.upperBound / 1000) (30 days)")
+        }
     }
 
     func run() throws {

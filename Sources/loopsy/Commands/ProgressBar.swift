@@ -1,3 +1,4 @@
+import LoopsyAPI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,10 +28,10 @@ final class ProgressBar {
         var line = "\r\(label)  \(Self.size(done + offset))"
         if total > 0 {
             let whole = total + offset
-            line += " / \(Self.size(whole))  \(Int(Double(done + offset) * 100 / Double(max(whole, 1))))%"
+            line += " / \(Self.size(whole))  \(Int64(saturating: Double(done + offset) * 100 / Double(max(whole, 1))))%"
             if rate > 0 { line += "  ETA \(Self.duration(Double(total - done) / rate))" }
         }
-        line += "  \(Self.size(Int64(rate)))/s\u{1B}[K"
+        line += "  \(Self.size(Int64(saturating: rate)))/s\u{1B}[K"
         printError(line, newline: false)
     }
 
@@ -49,7 +50,7 @@ final class ProgressBar {
     }
 
     static func duration(_ seconds: Double) -> String {
-        let total = Int(seconds.rounded(.up))
+        let total = Int64(saturating: seconds.rounded(.up))
         return total >= 3600 ? "\(total / 3600)h\(total % 3600 / 60)m" : "\(total / 60):\(total % 60 < 10 ? "0" : "")\(total % 60)"
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import LoopsyAPI
 import LoopsyClient
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,7 +62,7 @@ struct Send: ParsableCommand {
             bar.finish()
             throw CLIFailure(message: "\(remote) exists on \(peer); use -f to replace it", code: CLIFailure.apiError)
         }
-        let rate = result.durationMs > 0 ? " at \(ProgressBar.size(Int64(Double(result.size) * 1000 / result.durationMs)))/s" : ""
+        let rate = result.durationMs > 0 ? " at \(ProgressBar.size(Int64(saturating: Double(result.size) * 1000 / result.durationMs)))/s" : ""
         print("sent \(local) → \(peer):\(result.path) (\(ProgressBar.size(result.size))\(rate), sha256 verified)")
     }
 }
@@ -101,7 +102,13 @@ struct Pull: ParsableCommand {
         var count = 0
         for entry in try client.list(remotePath: remote) {
             // Only plain names become local paths: nothing the peer says can point outside `local`.
-            guard !entry.name.contains("/"), entry.name != ".", entry.name != ".." else { continue }
+            // Judged on bytes, as the kernel reads them: `contains("/")` missed the "/" of
+            // "../\u{301}x", one Character with its combining mark (see KernelPath).
+            guard !entry.name.isEmpty, !KernelPath.hasSlash(entry.name), !KernelPath.isDots(entry.name),
+                  !entry.name.utf8.contains(0) else {
+                printError("loopsy: skipped \(entry.path) (the peer listed it as '\(entry.name)', not a plain file name)")
+                continue
+            }
             switch entry.type {
             case "directory": count += try pullTree(client, entry.path, local + "/" + entry.name)
             case "file":
