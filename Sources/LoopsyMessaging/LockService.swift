@@ -31,7 +31,9 @@ public final class LockService: Sendable {
     }
     private struct State {
         var next: UInt64 = 0
-        var waiters: [String: [Waiter]] = [:]
+        /// By the name's bytes, as the store tells locks apart (see BytewiseKey): keyed by String,
+        /// a waiter for "K" was handed "\u{212A}" (Kelvin sign), another lock in SQLite.
+        var waiters: [BytewiseKey: [Waiter]] = [:]
         var count = 0
     }
     private let state = PlainMutex(State())
@@ -60,7 +62,7 @@ public final class LockService: Sendable {
                 }
                 state.next += 1
                 state.count += 1
-                state.waiters[name, default: []].append(Waiter(id: state.next, holder: holder, owner: owner,
+                state.waiters[BytewiseKey(name), default: []].append(Waiter(id: state.next, holder: holder, owner: owner,
                                                                ttlMillis: ttlMillis, answer: answer))
                 return state.next
             }
@@ -133,7 +135,7 @@ public final class LockService: Sendable {
 
     /// The lock may be free: the first waiter still there takes it.
     private func handOver(_ name: String) {
-        while let waiter = state.withLock({ $0.waiters[name]?.first }) {
+        while let waiter = state.withLock({ $0.waiters[BytewiseKey(name)]?.first }) {
             if waiter.answer.isCancelled {
                 // Its client left: the answer still goes out, so the suspended connection ends.
                 if remove(name, id: waiter.id) != nil {
@@ -162,9 +164,10 @@ public final class LockService: Sendable {
 
     private func remove(_ name: String, id: UInt64) -> Waiter? {
         state.withLock { state in
-            guard let index = state.waiters[name]?.firstIndex(where: { $0.id == id }) else { return nil }
-            let waiter = state.waiters[name]!.remove(at: index)
-            if state.waiters[name]!.isEmpty { state.waiters[name] = nil }
+            let key = BytewiseKey(name)
+            guard let index = state.waiters[key]?.firstIndex(where: { $0.id == id }) else { return nil }
+            let waiter = state.waiters[key]!.remove(at: index)
+            if state.waiters[key]!.isEmpty { state.waiters[key] = nil }
             state.count -= 1
             return waiter
         }

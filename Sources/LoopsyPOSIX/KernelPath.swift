@@ -37,3 +37,21 @@ public enum KernelPath {
         return rest.first == UInt8(ascii: "/")
     }
 }
+
+/// A String as SQLite and the kernel tell strings apart: by its UTF-8 bytes, for dictionary
+/// keys. Swift's String == calls canonically equivalent strings equal ("caf\u{e9}" and
+/// "cafe\u{301}", "\u{212A}" and "K"), which SQLite stores as two rows and the disk as two names:
+/// keyed by String, a cache answered one key with the other's entry, and a lock's waiter was
+/// handed another lock.
+public struct BytewiseKey: Hashable, Sendable {
+    public let text: String
+
+    public init(_ text: String) { self.text = text }
+
+    public static func == (lhs: BytewiseKey, rhs: BytewiseKey) -> Bool { lhs.text.utf8.elementsEqual(rhs.text.utf8) }
+
+    public func hash(into hasher: inout Hasher) {
+        var text = text
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}

@@ -21,19 +21,8 @@ final class ContextCache: Sendable {
         var cost: Int
     }
 
-    /// A key as SQLite tells keys apart: by their UTF-8 bytes. Swift's String == calls
-    /// canonically equivalent keys equal ("caf\u{e9}" and "cafe\u{301}"), which SQLite stores as
-    /// two: a GET of one was answered with the other's cached entry.
-    private struct Key: Hashable {
-        let key: String
-
-        static func == (lhs: Key, rhs: Key) -> Bool { lhs.key.utf8.elementsEqual(rhs.key.utf8) }
-
-        func hash(into hasher: inout Hasher) {
-            var key = key
-            key.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        }
-    }
+    /// Keys as SQLite tells them apart: by their UTF-8 bytes (see BytewiseKey).
+    private typealias Key = BytewiseKey
 
     private struct State {
         var entries: [Key: Cached] = [:]
@@ -49,7 +38,7 @@ final class ContextCache: Sendable {
     /// The live cached entry, or nil (absent or expired) with the generation to pass to `fill`.
     func lookup(_ key: String, now: Int64) -> (entry: ContextEntry?, generation: UInt64) {
         state.withLock { state in
-            guard let cached = state.entries[Key(key: key)], cached.entry.isLive(at: now) else {
+            guard let cached = state.entries[Key(key)], cached.entry.isLive(at: now) else {
                 return (nil, state.generation)
             }
             return (cached.entry, state.generation)
@@ -61,7 +50,7 @@ final class ContextCache: Sendable {
     /// counts every worker's reads of the key would then pass between them.
     func lookupJSON(_ key: String, now: Int64) -> (json: [UInt8]?, entry: ContextEntry?, generation: UInt64) {
         state.withLock { state in
-            guard let cached = state.entries[Key(key: key)], cached.entry.isLive(at: now) else {
+            guard let cached = state.entries[Key(key)], cached.entry.isLive(at: now) else {
                 return (nil, nil, state.generation)
             }
             if let json = cached.json { return (json, nil, state.generation) }
@@ -86,7 +75,7 @@ final class ContextCache: Sendable {
     func written(_ key: String, _ entry: ContextEntry?) {
         state.withLock { state in
             state.generation &+= 1
-            guard let old = state.entries.removeValue(forKey: Key(key: key)) else { return }
+            guard let old = state.entries.removeValue(forKey: Key(key)) else { return }
             state.bytes -= old.cost
             if let entry { Self.insert(entry, json: nil, into: &state, maxBytes: maxBytes) }
         }
@@ -115,7 +104,7 @@ final class ContextCache: Sendable {
             state.entries.removeAll(keepingCapacity: true)
             state.bytes = 0
         }
-        if let old = state.entries.updateValue(Cached(entry: entry, json: json, cost: cost), forKey: Key(key: entry.key)) {
+        if let old = state.entries.updateValue(Cached(entry: entry, json: json, cost: cost), forKey: Key(entry.key)) {
             state.bytes -= old.cost
         }
         state.bytes += cost
