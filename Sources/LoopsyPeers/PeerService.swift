@@ -134,6 +134,17 @@ public final class PeerService: Sendable {
 
     // MARK: Resolving names
 
+    /// Whether one reference names both peers as `resolve` reads names (case aside, with or
+    /// without ".local"): "Alice" and "alice.local" clash with "alice". Compared exactly, a
+    /// handshake named "Alice" kept its name beside "alice", and "alice" named two peers.
+    static func namesClash(_ one: String, _ other: String) -> Bool {
+        func key(_ name: String) -> String {
+            let lowered = name.lowercased()
+            return lowered.hasSuffix(".local") ? String(lowered.dropLast(6)) : lowered
+        }
+        return key(one) == key(other)
+    }
+
     /// The one peer `reference` names: a nodeId, name, address or nodeId prefix.
     public func resolve(_ reference: String) throws -> PeerRecord {
         // A nodeId (what the CLI and MCP pass most) is one indexed lookup, not a table scan.
@@ -365,7 +376,7 @@ public final class PeerService: Sendable {
         // A name another peer already has is not taken over (commands and channels.approvers
         // name peers): the newcomer's gets its nodeId prefix.
         var name = PeerStore.displayName(request.hostname)
-        if try store.all().contains(where: { $0.nodeId != request.nodeId && $0.info.name == name }) {
+        if try store.all().contains(where: { $0.nodeId != request.nodeId && Self.namesClash($0.info.name, name) }) {
             name += "-" + request.nodeId.prefix(6)
         }
         let sighting = PeerSighting(
