@@ -210,10 +210,17 @@ public final class MessageService: Sendable {
         return MessageDeliveryResult(duplicate: duplicate)
     }
 
+    /// Bytes an ack's note may have, from this node's agents or in a peer's receipt.
+    public static let maxNoteBytes = 4096
+
     /// A read/acked receipt from the node a message was sent to.
     public func applyReceipt(_ receipt: MessageReceipt, from nodeId: String) throws {
         guard ["read", "acked"].contains(receipt.state) else {
             throw APIError.badRequest("state must be read or acked")
+        }
+        // The limit a local ack has (`mark`): a peer's note is stored and mirrored the same way.
+        if let note = receipt.note, note.utf8.count > Self.maxNoteBytes {
+            throw APIError.badRequest("note is limited to \(Self.maxNoteBytes) bytes")
         }
         guard try store.applyReceipt(id: receipt.id, from: nodeId, state: receipt.state, at: receipt.at,
                                      note: receipt.note) != nil else {
@@ -254,7 +261,9 @@ public final class MessageService: Sendable {
     /// Marks a message read or acked and queues the receipt for its sender.
     public func mark(id: String, from: String?, state: String, note: String?) throws -> InboxMessage {
         let target = try inboxMessage(id: id, from: from)
-        if let note, note.utf8.count > 4096 { throw APIError.badRequest("note is limited to 4096 bytes") }
+        if let note, note.utf8.count > Self.maxNoteBytes {
+            throw APIError.badRequest("note is limited to \(Self.maxNoteBytes) bytes")
+        }
         guard let updated = try store.mark(seq: target.seq, state: state, note: note, now: Clock.nowMillis()) else {
             throw APIError.notFound("message \(id) in the inbox")
         }

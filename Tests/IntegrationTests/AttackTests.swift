@@ -102,6 +102,11 @@ import Testing
         let receipt = try Self.send(bravo, "POST", "/api/v1/messages/receipt",
                                     body: #"{"id":"x","state":"read","at":-9223372036854775808}"#, key: key, headers: headers)
         #expect(receipt.status == 400 && receipt.errorCode == "out_of_range")
+        // A receipt's note has the limit a local ack's has (it is stored and mirrored the same way).
+        let note = String(repeating: "n", count: 4097)
+        let noted = try Self.send(bravo, "POST", "/api/v1/messages/receipt",
+                                  body: #"{"id":"x","state":"acked","at":0,"note":"\#(note)"}"#, key: key, headers: headers)
+        #expect(noted.status == 400 && noted.text.contains("note is limited to 4096 bytes"), "\(noted.text)")
         // The daemon is alive and a sane delivery goes through.
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let fine = try Self.send(bravo, "POST", "/api/v1/messages/deliver", body: delivery("ok", "\(now)", "\(now + 60_000)"),
