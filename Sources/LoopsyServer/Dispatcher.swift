@@ -186,8 +186,10 @@ public final class Dispatcher: HTTPHandler, Sendable {
         // Limits protect the node from others: its own key on loopback is exempt unless configured
         // otherwise. They are keyed on the credential, never on anything the caller says.
         let exempt = exemptLocalOwner && caller.isOwner && HostAddress.isLoopback(request.remoteAddress)
+        let anonymous = caller.kind == .anonymous
         if let category = route.category, !exempt,
-           let retryAfter = rateLimiter.take(caller: caller.id, category: category) {
+           let retryAfter = rateLimiter.take(caller: anonymous ? "anonymous@" + RateLimiter.networkKey(caller.name) : caller.id,
+                                             category: category, anonymous: anonymous) {
             throw APIError.tooManyRequests(
                 "rate limit for \(category.rawValue) requests reached (rateLimits.\(category.rawValue) per minute); "
                     + "retry in \(retryAfter) s", retryAfter: retryAfter)

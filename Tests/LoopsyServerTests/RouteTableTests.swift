@@ -235,6 +235,40 @@ import Testing
         for _ in 0..<100 { #expect(limiter.take(caller: "a", category: .execute, now: 100) == nil) }
         #expect(limiter.take(caller: "a", category: .transfer, now: 100) == nil)
     }
+
+    /// Without a credential, an IPv6 client is its /64: a new address per connection is the
+    /// same caller. At most `maxAnonymous` networks are tracked; past that a new one waits
+    /// until buckets have refilled and are forgotten, and callers with credentials go on.
+    @Test func callersWithoutACredentialAreCountedByNetworkAndBounded() {
+        #expect(RateLimiter.networkKey("2001:db8:1:2:3:4:5:6") == RateLimiter.networkKey("2001:db8:1:2::9"))
+        #expect(RateLimiter.networkKey("2001:db8:1:2::9") == "20:1:d:b8:0:1:0:2::/64")
+        #expect(RateLimiter.networkKey("2001:db8:1:3::9") != RateLimiter.networkKey("2001:db8:1:2::9"))
+        #expect(RateLimiter.networkKey("fe80::1%eth0") == RateLimiter.networkKey("fe80::2%eth1"))
+        #expect(RateLimiter.networkKey("::ffff:10.0.0.1") == "10.0.0.1")
+        #expect(RateLimiter.networkKey("10.0.0.1") == "10.0.0.1")
+        #expect(RateLimiter.networkKey("not an address") == "not an address")
+
+        let limiter = RateLimiter(perMinute: [.pairing: 2])
+        let one = RateLimiter.networkKey("2001:db8::1"), sameNetwork = RateLimiter.networkKey("2001:db8::2")
+        let other = RateLimiter.networkKey("2001:db8:0:1::1")
+        #expect(limiter.take(caller: one, category: .pairing, anonymous: true, now: 0) == nil)
+        #expect(limiter.take(caller: sameNetwork, category: .pairing, anonymous: true, now: 0) == nil)
+        #expect(limiter.take(caller: one, category: .pairing, anonymous: true, now: 0) != nil, "one network, one bucket")
+        #expect(limiter.take(caller: other, category: .pairing, anonymous: true, now: 0) == nil)
+        for index in 2..<RateLimiter.maxAnonymous {
+            #expect(limiter.take(caller: "10.\(index >> 16).\((index >> 8) & 255).\(index & 255)", category: .pairing,
+                                 anonymous: true, now: 1) == nil)
+        }
+        #expect(limiter.count == RateLimiter.maxAnonymous)
+        #expect(limiter.take(caller: "192.0.2.1", category: .pairing, anonymous: true, now: 2) == 60)
+        #expect(limiter.take(caller: "key:k", category: .pairing, now: 2) == nil, "a credential is not held up")
+        #expect(limiter.count == RateLimiter.maxAnonymous + 1)
+        // Once the first two networks' buckets have refilled, they are forgotten and a place is taken.
+        #expect(limiter.take(caller: "192.0.2.1", category: .pairing, anonymous: true, now: 60.5) == nil)
+        #expect(limiter.count == RateLimiter.maxAnonymous)
+        limiter.prune(now: 1000)
+        #expect(limiter.count == 0)
+    }
 }
 
 @Suite struct PathParametersTests {

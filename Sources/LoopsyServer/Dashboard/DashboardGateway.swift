@@ -181,7 +181,8 @@ public final class DashboardGateway: HTTPHandler, Sendable {
     private static let relayPattern = "/nodes/{node}/api/{path+}"
 
     private func login(_ request: HTTPRequest) throws -> HTTPResponse {
-        if let retry = loginLimiter.take(caller: request.remoteAddress, category: .pairing) {
+        if let retry = loginLimiter.take(caller: RateLimiter.networkKey(request.remoteAddress), category: .pairing,
+                                         anonymous: true) {
             throw APIError.tooManyRequests("too many login attempts; retry in \(retry) s", retryAfter: retry)
         }
         let nodes = localNodes()

@@ -1,30 +1,73 @@
 import LoopsyAPI
 import LoopsyPOSIX
 import LoopsyStore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Token buckets per (caller, category): a burst of the per-minute limit, refilled evenly.
+///
+/// Callers with a credential are as many as the node has keys and peers. Callers without one
+/// are counted by network (`networkKey`), and at most `maxAnonymous` of those are tracked:
+/// from an IPv6 /64 a single host can use a new address for every connection, which made a
+/// new bucket each (memory without bound, and no limit at all on it).
 public final class RateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
         var updatedAt: Double
+        var anonymous: Bool
     }
 
+    private struct State {
+        var buckets: [String: Bucket] = [:]
+        var anonymous = 0
+        var sweptAt = -Double.infinity
+
+        mutating func remove(where idle: (Bucket) -> Bool) {
+            buckets = buckets.filter { !idle($0.value) }
+            anonymous = buckets.values.count { $0.anonymous }
+        }
+    }
+
+    /// Networks without a credential tracked at once (about 200 bytes each).
+    public static let maxAnonymous = 10_000
+    /// A bucket left alone this long has refilled completely: forgetting it changes nothing.
+    static let refilledAfter = 60.0
+
     private let perMinute: [RateCategory: Int]
-    private let buckets = PlainMutex<[String: Bucket]>([:])
+    private let state = PlainMutex(State())
 
     public init(perMinute: [RateCategory: Int]) { self.perMinute = perMinute }
 
-    /// nil if allowed, else seconds until the next request would be.
-    public func take(caller: String, category: RateCategory, now: Double = Clock.monotonicSeconds()) -> Int? {
+    /// nil if allowed, else seconds until the next request would be. `anonymous`: the caller
+    /// has no credential and `caller` is its `networkKey`; when `maxAnonymous` such callers
+    /// are tracked already, a new one waits until a place frees.
+    public func take(caller: String, category: RateCategory, anonymous: Bool = false,
+                     now: Double = Clock.monotonicSeconds()) -> Int? {
         guard let limit = perMinute[category], limit > 0 else { return nil }
         let capacity = Double(limit)
         let refillPerSecond = capacity / 60
-        return buckets.withLock { buckets in
+        return state.withLock { state in
             let key = category.rawValue + "\u{0}" + caller
-            var bucket = buckets[key] ?? Bucket(tokens: capacity, updatedAt: now)
+            var bucket: Bucket
+            if let known = state.buckets[key] {
+                bucket = known
+            } else {
+                if anonymous && state.anonymous >= Self.maxAnonymous {
+                    // Full: forget the buckets that have refilled, at most once a second (each
+                    // new caller would otherwise repeat the pass over them all).
+                    if now - state.sweptAt >= 1 {
+                        state.sweptAt = now
+                        state.remove { now - $0.updatedAt >= Self.refilledAfter }
+                    }
+                    if state.anonymous >= Self.maxAnonymous { return Int(Self.refilledAfter) }
+                }
+                bucket = Bucket(tokens: capacity, updatedAt: now, anonymous: anonymous)
+                if anonymous { state.anonymous += 1 }
+            }
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updatedAt) * refillPerSecond)
             bucket.updatedAt = now
-            defer { buckets[key] = bucket }
+            defer { state.buckets[key] = bucket }
             if bucket.tokens >= 1 {
                 bucket.tokens -= 1
                 return nil
@@ -35,8 +78,23 @@ public final class RateLimiter: Sendable {
 
     /// Forgets buckets that have refilled completely, so idle callers cost no memory.
     public func prune(now: Double = Clock.monotonicSeconds()) {
-        buckets.withLock { buckets in
-            buckets = buckets.filter { now - $0.value.updatedAt < 120 }
+        state.withLock { state in state.remove { now - $0.updatedAt >= Self.refilledAfter * 2 } }
+    }
+
+    /// Buckets held now (for tests).
+    var count: Int { state.withLock { $0.buckets.count } }
+
+    /// What a caller without a credential at `address` is counted as: an IPv6 address by its
+    /// /64 (one host has a whole /64 to take addresses from), any other by itself.
+    public static func networkKey(_ address: String) -> String {
+        let host = address.split(separator: "%", maxSplits: 1).first.map(String.init) ?? address
+        var bytes = in6_addr()
+        guard inet_pton(AF_INET6, host, &bytes) == 1 else { return address }
+        let octets = withUnsafeBytes(of: bytes) { Array($0) }
+        // An IPv4-mapped address is an IPv4 client.
+        if octets[0..<10].allSatisfy({ $0 == 0 }) && octets[10] == 0xFF && octets[11] == 0xFF {
+            return octets[12...].map { String($0) }.joined(separator: ".")
         }
+        return octets[0..<8].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
     }
 }
