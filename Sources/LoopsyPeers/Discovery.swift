@@ -2,6 +2,7 @@ import CAvahi
 import Dispatch
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyPOSIX
 import LoopsyStore
 import Synchronization
 
@@ -21,10 +22,18 @@ public final class Discovery: @unchecked Sendable {
     /// discovery.maxUnpairedPeers and friends.
     private let limits: LoopsyConfig.Discovery
     private let capWarned = Atomic<Bool>(false)
-    /// Sightings waiting on `events`, at most `maxPendingSightings`: one can wait 5 s on a
-    /// health probe, and adverts come at whatever rate a host on the LAN sends them.
+    /// Sightings waiting on `events`, at most `maxPendingSightings`: adverts come at whatever
+    /// rate a host on the LAN sends them.
     private let pendingSightings = Atomic<Int>(0)
     static let maxPendingSightings = 256
+    /// A pinned peer advertised at another address is asked there (up to 5 s) on these threads,
+    /// never on `events`: one host advertising a pinned node at dead addresses, again and
+    /// again, held every other sighting behind those waits. At most one probe per node each
+    /// `probeInterval`, for at most `maxProbed` nodes at once; past that, adverts move nothing.
+    private let moveProbes = WorkPool(name: "mdns-move-probe", threads: 2, queueLimit: 16)
+    private let probedAt = PlainMutex<[String: Double]>([:])
+    static let probeInterval = 60.0
+    static let maxProbed = 256
     private let queueWarned = Atomic<Bool>(false)
     /// Set at stop: sightings still queued are dropped, not recorded (the stop waits for none).
     private let stopping = Atomic<Bool>(false)
@@ -243,20 +252,27 @@ public final class Discovery: @unchecked Sendable {
             }
             var movable = existing == nil || existing?.info.source == .mdns
             // An unpaired peer moving to another address counts against that address's cap too.
+            var capped = false
             if let existing, existing.info.source == .mdns, existing.info.address != address,
                existing.apiKey == nil, try service.store.unpairedCount(address: address).atAddress
                 >= limits.maxUnpairedPerAddress {
                 movable = false
+                capped = true
             }
+            // A pinned peer moves only once it answers there with its pinned key: asked apart.
+            var probe = false
             if let existing, existing.info.fingerprint != nil,
                existing.info.address != address || existing.info.port != port {
-                movable = answersWithPinnedKey(existing, address: address, port: port)
+                movable = false
+                probe = !capped
             }
             let capabilities = (txt["capabilities"] ?? "").split(separator: ",").map(String.init)
-            let record = try service.store.upsert(PeerSighting(
+            let sighting = PeerSighting(
                 nodeId: nodeId, name: existing?.info.name ?? txt["name"] ?? address, address: address, port: port,
                 platform: txt["platform"] ?? "", version: txt["version"] ?? "", capabilities: capabilities,
-                publicKey: nil, fingerprint: nil, tls: txt["tls"] == "1", source: .mdns), moveAddress: movable)
+                publicKey: nil, fingerprint: nil, tls: txt["tls"] == "1", source: .mdns)
+            let record = try service.store.upsert(sighting, moveAddress: movable)
+            if probe, let existing { probeMove(existing, to: sighting) }
             if existing == nil {
                 logger.info("mDNS: found node \(nodeId) at \(address):\(port)")
             } else if existing?.info.address != record.info.address || existing?.info.port != record.info.port {
@@ -270,6 +286,31 @@ public final class Discovery: @unchecked Sendable {
 }
 
 extension Discovery {
+    /// Asks, off `events`, whether the pinned peer `record` answers with its key where
+    /// `sighting` says it is, and moves it there if so. Skipped for a node asked less than
+    /// `probeInterval` ago, and when the probe threads are busy.
+    fileprivate func probeMove(_ record: PeerRecord, to sighting: PeerSighting, now: Double = Clock.monotonicSeconds()) {
+        let due = probedAt.withLock { probed -> Bool in
+            if let last = probed[record.nodeId], now - last < Self.probeInterval { return false }
+            if probed.count >= Self.maxProbed { probed = probed.filter { now - $0.value < Self.probeInterval } }
+            guard probed.count < Self.maxProbed else { return false }
+            probed[record.nodeId] = now
+            return true
+        }
+        guard due else { return }
+        _ = moveProbes.submit { [self] in
+            guard !stopping.load(ordering: .relaxed),
+                  answersWithPinnedKey(record, address: sighting.address, port: sighting.port) else { return }
+            do {
+                try service.store.upsert(sighting, moveAddress: true)
+                logger.info("mDNS: peer \(record.info.name) (\(record.nodeId)) moved to \(sighting.address):\(sighting.port)")
+                monitor?.wake()
+            } catch {
+                logger.warn("mDNS: cannot record node \(record.nodeId): \(error)")
+            }
+        }
+    }
+
     /// Does the pinned peer answer at this other address, with its own key?
     fileprivate func answersWithPinnedKey(_ record: PeerRecord, address: String, port: Int) -> Bool {
         var moved = record

@@ -91,6 +91,45 @@ import Testing
         #expect(plain.status != 0)
     }
 
+    /// Adverts are unauthenticated: a host announcing a pinned peer at addresses where nothing
+    /// answers moves nothing (the peer must answer there with its pinned key), and those
+    /// probes, up to 5 s each, wait on threads of their own. They ran on discovery's queue,
+    /// so every other advert (a new node here) waited behind them all.
+    @Test func advertsOfAPinnedPeerAtDeadAddressesHoldUpNoOtherSighting() throws {
+        let lab = try Lab(hosts: 3)
+        defer { lab.tearDown() }
+        let one = try lab.node(1, hostname: "one", configure: Self.fastChecks)
+        let two = try lab.node(2, hostname: "two", configure: Self.fastChecks)
+        try one.start(host: "0.0.0.0", port: 19532)
+        try two.start(host: "0.0.0.0", port: 19532)
+        let twoId = try two.nodeId
+        #expect(try eventually(20) {
+            try one.peers().first { $0.nodeId == twoId }?.fingerprint != nil
+        }, "one did not find and pin two")
+        // From host 3: two announced at eight addresses nobody has, each under its own name.
+        var publishers: [Lab.Spawned] = []
+        defer { for publisher in publishers { publisher.process.terminate() } }
+        for index in 0..<8 {
+            publishers.append(try lab.spawn(3, ["avahi-publish-address", "-R", "ghost\(index).local", "10.77.0.\(200 + index)"]))
+            publishers.append(try lab.spawn(3, ["avahi-publish-service", "-H", "ghost\(index).local", "ghost-\(index)",
+                                                "_loopsy._tcp", "19532", "nodeId=\(twoId)", "tls=1", "name=two"]))
+        }
+        #expect(try eventually(20) {
+            try lab.exec(1, ["avahi-browse", "-rpt", "_loopsy._tcp"]).stdout.components(separatedBy: "ghost").count > 8
+        }, "the ghost adverts did not reach host 1")
+        // A real node appears meanwhile: found as fast as without the ghosts (not after 8 × 5 s).
+        let three = try lab.node(3, hostname: "three", configure: Self.fastChecks)
+        try three.start(host: "0.0.0.0", port: 19532)
+        let threeId = try three.nodeId
+        #expect(try eventually(12) { try one.peers().contains { $0.nodeId == threeId } }, "three was not found in time")
+        // two stayed where it answers with its key, and is still online there.
+        let seen = try #require(try one.peers().first { $0.nodeId == twoId })
+        #expect(seen.address == lab.address(2) && seen.status == "online", "\(seen)")
+        one.stop()
+        let log = one.stderrText()
+        #expect(!log.contains("moved to"), "\(log)")
+    }
+
     @Test func withoutAvahiTheDaemonWarnsOnceAndManualPeersWork() throws {
         let lab = try Lab(hosts: 2)
         defer { lab.tearDown() }
