@@ -198,3 +198,11 @@ extension PairStartResponse: RangeChecked {
 extension IdentityResponse: RangeChecked {
     public func checkRanges() throws { try WireRange.check(port, WireRange.port, "port") }
 }
+
+extension LockHeldBody: RangeChecked {
+    public func checkRanges() throws { try current.checkRanges() }
+}
+
+extension RevisionMismatchBody: RangeChecked {
+    public func checkRanges() throws { try current?.checkRanges() }
+}

@@ -28,8 +28,9 @@ public final class Discovery: @unchecked Sendable {
     static let maxPendingSightings = 256
     /// A pinned peer advertised at another address is asked there (up to 5 s) on these threads,
     /// never on `events`: one host advertising a pinned node at dead addresses, again and
-    /// again, held every other sighting behind those waits. At most one probe per node each
-    /// `probeInterval`, for at most `maxProbed` nodes at once; past that, adverts move nothing.
+    /// again, held every other sighting behind those waits. At most one probe per node and
+    /// address each `probeInterval`, for at most `maxProbed` of those at once; past that (or
+    /// with the probe threads busy) an advert moves nothing and is looked at when it comes again.
     private let moveProbes = WorkPool(name: "mdns-move-probe", threads: 2, queueLimit: 16)
     private let probedAt = PlainMutex<[String: Double]>([:])
     static let probeInterval = 60.0
@@ -287,28 +288,37 @@ public final class Discovery: @unchecked Sendable {
 
 extension Discovery {
     /// Asks, off `events`, whether the pinned peer `record` answers with its key where
-    /// `sighting` says it is, and moves it there if so. Skipped for a node asked less than
-    /// `probeInterval` ago, and when the probe threads are busy.
+    /// `sighting` says it is, and moves it there if so. Skipped when that node was asked at that
+    /// address less than `probeInterval` ago, and when the probe threads are busy.
     fileprivate func probeMove(_ record: PeerRecord, to sighting: PeerSighting, now: Double = Clock.monotonicSeconds()) {
+        let key = "\(record.nodeId) \(sighting.address) \(sighting.port)"
         let due = probedAt.withLock { probed -> Bool in
-            if let last = probed[record.nodeId], now - last < Self.probeInterval { return false }
+            if let last = probed[key], now - last < Self.probeInterval { return false }
             if probed.count >= Self.maxProbed { probed = probed.filter { now - $0.value < Self.probeInterval } }
-            guard probed.count < Self.maxProbed else { return false }
-            probed[record.nodeId] = now
-            return true
+            return probed.count < Self.maxProbed
         }
         guard due else { return }
-        _ = moveProbes.submit { [self] in
+        let submitted = moveProbes.submit { [self] in
             guard !stopping.load(ordering: .relaxed),
-                  answersWithPinnedKey(record, address: sighting.address, port: sighting.port) else { return }
+                  answersWithPinnedKey(record, address: sighting.address, port: sighting.port),
+                  !stopping.load(ordering: .relaxed) else { return }
             do {
-                try service.store.upsert(sighting, moveAddress: true)
-                logger.info("mDNS: peer \(record.info.name) (\(record.nodeId)) moved to \(sighting.address):\(sighting.port)")
+                // Only the peer as it was asked about: not one removed meanwhile (nothing is
+                // recreated), nor one paired again with another key; its name as it is now.
+                guard let current = try service.store.get(record.nodeId),
+                      current.info.fingerprint == record.info.fingerprint else { return }
+                var moved = sighting
+                moved.name = current.info.name
+                guard try service.store.update(moved) != nil else { return }
+                logger.info("mDNS: peer \(current.info.name) (\(record.nodeId)) moved to \(sighting.address):\(sighting.port)")
                 monitor?.wake()
             } catch {
                 logger.warn("mDNS: cannot record node \(record.nodeId): \(error)")
             }
         }
+        // Counted only once it is under way: a probe the busy threads refused is tried again
+        // the next time the advert comes.
+        if submitted { probedAt.withLock { $0[key] = now } }
     }
 
     /// Does the pinned peer answer at this other address, with its own key?

@@ -134,15 +134,19 @@ public final class PeerService: Sendable {
 
     // MARK: Resolving names
 
-    /// Whether one reference names both peers as `resolve` reads names (case aside, with or
-    /// without ".local"): "Alice" and "alice.local" clash with "alice". Compared exactly, a
-    /// handshake named "Alice" kept its name beside "alice", and "alice" named two peers.
-    static func namesClash(_ one: String, _ other: String) -> Bool {
-        func key(_ name: String) -> String {
-            let lowered = name.lowercased()
-            return lowered.hasSuffix(".local") ? String(lowered.dropLast(6)) : lowered
+    /// Whether a reference that names a peer called `name` would, as `resolve` reads it, also
+    /// name the peer with `otherName`, `nodeId` and `address`: a name matches a reference case
+    /// aside and with or without ".local" ("Alice" and "alice.local" clash with "alice"), a
+    /// nodeId by a prefix of 6 or more, an address exactly. Compared exactly, a handshake named
+    /// "Alice", or the start of alice's nodeId, kept that name, and the reference named two peers.
+    static func nameClashes(_ name: String, withName otherName: String, nodeId: String, address: String) -> Bool {
+        let lowered = name.lowercased(), other = otherName.lowercased()
+        if lowered == other || lowered == other + ".local" || other == lowered + ".local" { return true }
+        // The references that name this peer by its name: itself, and without ".local".
+        let references = [lowered] + (lowered.hasSuffix(".local") ? [String(lowered.dropLast(6))] : [])
+        return references.contains { reference in
+            (reference.utf8.count >= 6 && nodeId.hasPrefix(reference)) || address.lowercased() == reference
         }
-        return key(one) == key(other)
     }
 
     /// The one peer `reference` names: a nodeId, name, address or nodeId prefix.
@@ -376,7 +380,10 @@ public final class PeerService: Sendable {
         // A name another peer already has is not taken over (commands and channels.approvers
         // name peers): the newcomer's gets its nodeId prefix.
         var name = PeerStore.displayName(request.hostname)
-        if try store.all().contains(where: { $0.nodeId != request.nodeId && Self.namesClash($0.info.name, name) }) {
+        if try store.all().contains(where: {
+            $0.nodeId != request.nodeId
+                && Self.nameClashes(name, withName: $0.info.name, nodeId: $0.nodeId, address: $0.info.address)
+        }) {
             name += "-" + request.nodeId.prefix(6)
         }
         let sighting = PeerSighting(

@@ -186,10 +186,12 @@ public final class Dispatcher: HTTPHandler, Sendable {
         // Limits protect the node from others: its own key on loopback is exempt unless configured
         // otherwise. They are keyed on the credential, never on anything the caller says.
         let exempt = exemptLocalOwner && caller.isOwner && HostAddress.isLoopback(request.remoteAddress)
+        // Callers without a credential count by network; all but loopback ones in a bounded table.
         let anonymous = caller.kind == .anonymous
         if let category = route.category, !exempt,
            let retryAfter = rateLimiter.take(caller: anonymous ? "anonymous@" + RateLimiter.networkKey(caller.name) : caller.id,
-                                             category: category, anonymous: anonymous) {
+                                             category: category,
+                                             anonymous: anonymous && !HostAddress.isLoopback(request.remoteAddress)) {
             throw APIError.tooManyRequests(
                 "rate limit for \(category.rawValue) requests reached (rateLimits.\(category.rawValue) per minute); "
                     + "retry in \(retryAfter) s", retryAfter: retryAfter)

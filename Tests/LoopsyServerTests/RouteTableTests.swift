@@ -237,13 +237,16 @@ import Testing
     }
 
     /// Without a credential, an IPv6 client is its /64: a new address per connection is the
-    /// same caller. At most `maxAnonymous` networks are tracked; past that a new one waits
-    /// until buckets have refilled and are forgotten, and callers with credentials go on.
+    /// same caller (but link-local ones, which every host on every link shares). At most
+    /// `maxAnonymous` networks are tracked; past that new ones share one bucket until older
+    /// buckets have refilled and are forgotten, and callers with credentials go on as before.
     @Test func callersWithoutACredentialAreCountedByNetworkAndBounded() {
         #expect(RateLimiter.networkKey("2001:db8:1:2:3:4:5:6") == RateLimiter.networkKey("2001:db8:1:2::9"))
         #expect(RateLimiter.networkKey("2001:db8:1:2::9") == "20:1:d:b8:0:1:0:2::/64")
         #expect(RateLimiter.networkKey("2001:db8:1:3::9") != RateLimiter.networkKey("2001:db8:1:2::9"))
-        #expect(RateLimiter.networkKey("fe80::1%eth0") == RateLimiter.networkKey("fe80::2%eth1"))
+        #expect(RateLimiter.networkKey("fe80::1") != RateLimiter.networkKey("fe80::2"))
+        #expect(RateLimiter.networkKey("febf::1") == "febf::1")
+        #expect(RateLimiter.networkKey("fec0::1") == RateLimiter.networkKey("fec0::2"))
         #expect(RateLimiter.networkKey("::ffff:10.0.0.1") == "10.0.0.1")
         #expect(RateLimiter.networkKey("10.0.0.1") == "10.0.0.1")
         #expect(RateLimiter.networkKey("not an address") == "not an address")
@@ -260,12 +263,15 @@ import Testing
                                  anonymous: true, now: 1) == nil)
         }
         #expect(limiter.count == RateLimiter.maxAnonymous)
-        #expect(limiter.take(caller: "192.0.2.1", category: .pairing, anonymous: true, now: 2) == 60)
-        #expect(limiter.take(caller: "key:k", category: .pairing, now: 2) == nil, "a credential is not held up")
+        // Full: newcomers share one bucket (a burst of 2 here), and nothing more is tracked.
+        #expect(limiter.take(caller: "192.0.2.1", category: .pairing, anonymous: true, now: 2) == nil)
+        #expect(limiter.take(caller: "192.0.2.2", category: .pairing, anonymous: true, now: 2) == nil)
+        #expect(limiter.take(caller: "192.0.2.3", category: .pairing, anonymous: true, now: 2) != nil)
         #expect(limiter.count == RateLimiter.maxAnonymous + 1)
+        #expect(limiter.take(caller: "key:k", category: .pairing, now: 2) == nil, "a credential is not held up")
         // Once the first two networks' buckets have refilled, they are forgotten and a place is taken.
-        #expect(limiter.take(caller: "192.0.2.1", category: .pairing, anonymous: true, now: 60.5) == nil)
-        #expect(limiter.count == RateLimiter.maxAnonymous)
+        #expect(limiter.take(caller: "192.0.2.4", category: .pairing, anonymous: true, now: 60.5) == nil)
+        #expect(limiter.count == RateLimiter.maxAnonymous + 1)
         limiter.prune(now: 1000)
         #expect(limiter.count == 0)
     }

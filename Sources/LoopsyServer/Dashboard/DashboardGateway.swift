@@ -182,7 +182,7 @@ public final class DashboardGateway: HTTPHandler, Sendable {
 
     private func login(_ request: HTTPRequest) throws -> HTTPResponse {
         if let retry = loginLimiter.take(caller: RateLimiter.networkKey(request.remoteAddress), category: .pairing,
-                                         anonymous: true) {
+                                         anonymous: !HostAddress.isLoopback(request.remoteAddress)) {
             throw APIError.tooManyRequests("too many login attempts; retry in \(retry) s", retryAfter: retry)
         }
         let nodes = localNodes()

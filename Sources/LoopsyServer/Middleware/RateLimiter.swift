@@ -10,7 +10,9 @@ import Glibc
 /// Callers with a credential are as many as the node has keys and peers. Callers without one
 /// are counted by network (`networkKey`), and at most `maxAnonymous` of those are tracked:
 /// from an IPv6 /64 a single host can use a new address for every connection, which made a
-/// new bucket each (memory without bound, and no limit at all on it).
+/// new bucket each (memory without bound, and no limit at all on it). While that many are
+/// tracked, a new network shares one bucket with every other newcomer (`overflowKey`): limited
+/// together, not locked out.
 public final class RateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
@@ -39,20 +41,23 @@ public final class RateLimiter: Sendable {
 
     public init(perMinute: [RateCategory: Int]) { self.perMinute = perMinute }
 
+    /// Where new networks without a credential are counted while `maxAnonymous` are tracked.
+    static let overflowKey = "anonymous (overflow)"
+
     /// nil if allowed, else seconds until the next request would be. `anonymous`: the caller
-    /// has no credential and `caller` is its `networkKey`; when `maxAnonymous` such callers
-    /// are tracked already, a new one waits until a place frees.
+    /// has no credential and `caller` is its `networkKey`.
     public func take(caller: String, category: RateCategory, anonymous: Bool = false,
                      now: Double = Clock.monotonicSeconds()) -> Int? {
         guard let limit = perMinute[category], limit > 0 else { return nil }
         let capacity = Double(limit)
         let refillPerSecond = capacity / 60
         return state.withLock { state in
-            let key = category.rawValue + "\u{0}" + caller
+            var key = category.rawValue + "\u{0}" + caller
             var bucket: Bucket
             if let known = state.buckets[key] {
                 bucket = known
             } else {
+                var tracked = anonymous
                 if anonymous && state.anonymous >= Self.maxAnonymous {
                     // Full: forget the buckets that have refilled, at most once a second (each
                     // new caller would otherwise repeat the pass over them all).
@@ -60,10 +65,13 @@ public final class RateLimiter: Sendable {
                         state.sweptAt = now
                         state.remove { now - $0.updatedAt >= Self.refilledAfter }
                     }
-                    if state.anonymous >= Self.maxAnonymous { return Int(Self.refilledAfter) }
+                    if state.anonymous >= Self.maxAnonymous {
+                        key = category.rawValue + "\u{0}" + Self.overflowKey
+                        tracked = false
+                    }
                 }
-                bucket = Bucket(tokens: capacity, updatedAt: now, anonymous: anonymous)
-                if anonymous { state.anonymous += 1 }
+                bucket = state.buckets[key] ?? Bucket(tokens: capacity, updatedAt: now, anonymous: tracked)
+                if tracked { state.anonymous += 1 }
             }
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updatedAt) * refillPerSecond)
             bucket.updatedAt = now
@@ -85,16 +93,17 @@ public final class RateLimiter: Sendable {
     var count: Int { state.withLock { $0.buckets.count } }
 
     /// What a caller without a credential at `address` is counted as: an IPv6 address by its
-    /// /64 (one host has a whole /64 to take addresses from), any other by itself.
+    /// /64 (one host has a whole /64 to take addresses from), any other by itself. Link-local
+    /// addresses (fe80::/10) are each their own: every host on every link shares that prefix.
     public static func networkKey(_ address: String) -> String {
-        let host = address.split(separator: "%", maxSplits: 1).first.map(String.init) ?? address
         var bytes = in6_addr()
-        guard inet_pton(AF_INET6, host, &bytes) == 1 else { return address }
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
         let octets = withUnsafeBytes(of: bytes) { Array($0) }
         // An IPv4-mapped address is an IPv4 client.
         if octets[0..<10].allSatisfy({ $0 == 0 }) && octets[10] == 0xFF && octets[11] == 0xFF {
             return octets[12...].map { String($0) }.joined(separator: ".")
         }
+        if octets[0] == 0xFE && octets[1] & 0xC0 == 0x80 { return address }
         return octets[0..<8].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
     }
 }

@@ -25,10 +25,12 @@ final class ProgressBar {
         lastDraw = now
         let elapsed = max(now - started, 0.001)
         let rate = Double(done) / elapsed
-        var line = "\r\(label)  \(Self.size(done + offset))"
+        // `total` is the peer's Content-Length (a resumed pull adds what is here): added without a trap.
+        let shown = done.addingReportingOverflow(offset).overflow ? Int64.max : done + offset
+        var line = "\r\(label)  \(Self.size(shown))"
         if total > 0 {
-            let whole = total + offset
-            line += " / \(Self.size(whole))  \(Int64(saturating: Double(done + offset) * 100 / Double(max(whole, 1))))%"
+            let whole = total.addingReportingOverflow(offset).overflow ? Int64.max : total + offset
+            line += " / \(Self.size(whole))  \(Int64(saturating: Double(shown) * 100 / Double(max(whole, 1))))%"
             if rate > 0 { line += "  ETA \(Self.duration(Double(total - done) / rate))" }
         }
         line += "  \(Self.size(Int64(saturating: rate)))/s\u{1B}[K"
