@@ -22,3 +22,24 @@ public enum UTF8Boundary {
         return needed > continuation ? index - 1 : bytes.count
     }
 }
+
+extension StringProtocol {
+    /// At most `maxBytes` of its UTF-8 from the start, cut between scalars. A limit in bytes must
+    /// not be applied with `prefix(_:)`, which counts Characters: one Character can be megabytes
+    /// of combining marks.
+    public func prefix(utf8Bytes maxBytes: Int) -> String {
+        guard utf8.count > maxBytes else { return String(self) }
+        let bytes = Array(utf8.prefix(Swift.max(0, maxBytes)))
+        return String(decoding: bytes[..<UTF8Boundary.lastComplete(bytes)], as: UTF8.self)
+    }
+
+    /// At most `maxBytes` of its UTF-8 from the end, cut between scalars (see `prefix(utf8Bytes:)`).
+    public func suffix(utf8Bytes maxBytes: Int) -> String {
+        guard utf8.count > maxBytes else { return String(self) }
+        var bytes = Array(utf8.suffix(Swift.max(0, maxBytes)))
+        // Continuation bytes of a sequence cut at the front are dropped.
+        let lead = bytes.prefix(3).prefix { $0 & 0xC0 == 0x80 }.count
+        bytes.removeFirst(lead)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -191,7 +191,7 @@ public final class MessageService: Sendable {
         // only by the route's body limit (a 320 kB thread was stored, twice with its mirror).
         try Self.checkReferences(id: delivery.id, replyTo: delivery.replyTo, thread: delivery.thread)
         let now = Clock.nowMillis()
-        let name = (try? peers.store.get(nodeId))?.info.name ?? String(delivery.fromName.prefix(64))
+        let name = (try? peers.store.get(nodeId))?.info.name ?? delivery.fromName.prefix(utf8Bytes: 256)
         var sanitized = delivery
         sanitized.fromName = name
         let (message, duplicate): (InboxMessage, Bool)

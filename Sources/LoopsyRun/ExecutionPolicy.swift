@@ -19,8 +19,10 @@ public struct ApprovedCommand: Sendable {
 /// options are parsed as they parse them, refusing what is not understood), optional allowlist
 /// (on the real file: PATH search, then realpath), cwd, environment and timeout rules.
 struct ExecutionPolicy: Sendable {
-    let denylist: Set<String>
-    let allowlist: Set<String>?
+    /// Program names and paths by their bytes, as the kernel names files (see BytewiseKey): as
+    /// Strings, an allowed "Kx" also allowed a file named "\u{212A}x".
+    let denylist: Set<BytewiseKey>
+    let allowlist: Set<BytewiseKey>?
     let defaultTimeoutMs: Int
     let maxTimeoutMs: Int
     /// PATH used to find programs: the daemon's own, never the caller's.
@@ -31,8 +33,8 @@ struct ExecutionPolicy: Sendable {
     let baseEnvironment: [String: String]
 
     init(config: LoopsyConfig.Execution, environment: [String: String]) {
-        denylist = Set(config.denylist)
-        allowlist = config.allowlist.map(Set.init)
+        denylist = Set(config.denylist.map(BytewiseKey.init))
+        allowlist = config.allowlist.map { Set($0.map(BytewiseKey.init)) }
         defaultTimeoutMs = config.defaultTimeout
         maxTimeoutMs = config.maxTimeout
         let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
@@ -92,8 +94,11 @@ struct ExecutionPolicy: Sendable {
         let cwd = try directory(request.cwd ?? home)
         var environment = baseEnvironment
         for (name, value) in request.env ?? [:] {
-            guard !name.isEmpty, !name.contains("="), !name.contains("\0") else {
-                throw APIError.badRequest("environment variable name '\(name)' is not valid", code: .badEnv)
+            // A name as the shell and getenv read it, by bytes: "GIT_SSH_COMMAND=\u{301}" has no "="
+            // Character, but the child's environment splits it at the "=" byte.
+            guard ShellWords.isName(name) else {
+                throw APIError.badRequest("environment variable name '\(name)' is not valid: ASCII letters, digits and _, "
+                    + "not starting with a digit", code: .badEnv)
             }
             guard !value.contains("\0") else {
                 throw APIError.badRequest("the value of environment variable \(name) must not contain NUL bytes",
@@ -152,7 +157,8 @@ struct ExecutionPolicy: Sendable {
             throw APIError.forbidden("the program '\(shown)' is only known when the command runs (an expansion, a glob, "
                 + "or find's/xargs' input), so it cannot be checked; refused", code: .commandDenied)
         }
-        if program.contains("/") && !program.hasPrefix("/") && command.cwd == nil {
+        // Slashes by byte, as execve reads them (a "/" before a combining mark is one Character).
+        if KernelPath.hasSlash(program) && !KernelPath.isAbsolute(program) && command.cwd == nil {
             throw APIError.forbidden("'\(program)' is a relative path in a directory only known when the command runs, so it "
                 + "cannot be checked; refused", code: .commandDenied)
         }
@@ -162,7 +168,7 @@ struct ExecutionPolicy: Sendable {
         // After `env -i`, `env -u PATH`, sudo, su, … the PATH is another one (glibc's, the shell's
         // built-in one, sudo's secure_path): the file found there is checked too.
         var others: [String] = []
-        if command.pathReset && !program.contains("/") {
+        if command.pathReset && !KernelPath.hasSlash(program) {
             // Each fallback searches these in its own order: every file found is one that may run.
             let found = Self.resetSearchPath.map { $0 + "/" + program }.filter(isExecutableFile).compactMap(realPath)
             for file in found where file != real && !others.contains(file) { others.append(file) }
@@ -178,13 +184,13 @@ struct ExecutionPolicy: Sendable {
         for file in (real.map { [$0] } ?? []) + others where !names.contains(basename(file)) {
             names.append(basename(file))
         }
-        if let denied = names.first(where: denylist.contains) {
+        if let denied = names.first(where: { denylist.contains(BytewiseKey($0)) }) {
             throw APIError.forbidden("'\(denied)' is in execution.denylist\(depth > 0 ? " (run through a wrapper)" : "")",
                                      code: .commandDenied)
         }
         if let allowlist {
             for file in (real.map { [$0] } ?? [nil]) + others {
-                guard let file, allowlist.contains(basename(file)) || allowlist.contains(file) else {
+                guard let file, allowlist.contains(BytewiseKey(basename(file))) || allowlist.contains(BytewiseKey(file)) else {
                     let what = file.map { "'\(given)' (\($0))" } ?? "'\(given)' (not found on the daemon's PATH)"
                     throw APIError.forbidden("\(what) is not in execution.allowlist\(depth > 0 ? " (run through a wrapper)" : "")",
                                              code: .commandNotAllowed)
@@ -195,7 +201,7 @@ struct ExecutionPolicy: Sendable {
         var name = realName ?? given
         if name == "busybox" && given != "busybox" {
             // A link to busybox runs the applet of its name: that name must be allowed too.
-            if let allowlist, !allowlist.contains(given) {
+            if let allowlist, !allowlist.contains(BytewiseKey(given)) {
                 throw APIError.forbidden("'\(given)' (busybox's applet) is not in execution.allowlist", code: .commandNotAllowed)
             }
             name = given
@@ -234,8 +240,8 @@ struct ExecutionPolicy: Sendable {
     static let resetSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/snap/bin"]
 
     func resolve(_ program: String, cwd: String) -> String? {
-        if program.contains("/") {
-            let path = program.hasPrefix("/") ? program : cwd + "/" + program
+        if KernelPath.hasSlash(program) {
+            let path = KernelPath.isAbsolute(program) ? program : cwd + "/" + program
             return isExecutableFile(path) ? path : nil
         }
         return searchPath.lazy.map { $0 + "/" + program }.first(where: isExecutableFile)
@@ -270,6 +276,6 @@ struct ExecutionPolicy: Sendable {
     }
 
     private func basename(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
+        KernelPath.names(path).last.map(String.init) ?? path
     }
 }

@@ -489,7 +489,26 @@ enum ShellWords {
     private static let wordKeywords: Set<String> = ["for", "select", "case", "function", "in"]
 
     static func isAssignment(_ word: String) -> Bool {
-        guard let equals = word.firstIndex(of: "="), equals != word.startIndex else { return false }
-        return word[..<equals].allSatisfy { $0 == "_" || $0.isLetter || $0.isNumber }
+        guard let name = assignedName(word) else { return false }
+        return isName(name)
+    }
+
+    /// A variable name as shells take it, by bytes: an ASCII letter or "_", then ASCII letters,
+    /// digits and "_". (Read as Characters, "X=\u{301}" had no "=" and "é=x" was a name; dash
+    /// and bash read the first as an assignment and run the second as a program.)
+    static func isName(_ name: some StringProtocol) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return name.utf8.allSatisfy {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_")
+        }
+    }
+
+    /// The bytes before the first "=" byte, when `word` has one: what env (strchr) and putenv
+    /// take as the variable's name.
+    static func assignedName(_ word: some StringProtocol) -> String? {
+        let bytes = Array(word.utf8)
+        guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+        return String(decoding: bytes[..<equals], as: UTF8.self)
     }
 }

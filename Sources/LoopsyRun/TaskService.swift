@@ -444,7 +444,7 @@ public final class TaskService: Sendable {
         }
         let now = Clock.nowMillis()
         let permission = PermissionRequest(requestId: "perm_" + Secrets.apiKey().prefix(12), toolName: question.toolName,
-                                           toolInput: String(question.toolInput.prefix(64 * 1024)), createdAt: now,
+                                           toolInput: question.toolInput.prefix(utf8Bytes: 64 * 1024), createdAt: now,
                                            expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000)
         let answer = Pending<PermissionDecision>()
         let open = task.state.withLock { state -> Bool in

@@ -136,9 +136,11 @@ struct Getopt {
     }
 
     private mutating func longOption(_ word: String) throws -> Option {
-        let body = word.dropFirst(2)
-        let name = String(body.prefix { $0 != "=" })
-        let attached = body.contains("=") ? String(body.drop { $0 != "=" }.dropFirst()) : nil
+        // Split at the first "=" byte, as getopt_long does (strchr).
+        let body = Array(word.utf8.dropFirst(2))
+        let equals = body.firstIndex(of: UInt8(ascii: "="))
+        let name = String(decoding: body[..<(equals ?? body.endIndex)], as: UTF8.self)
+        let attached = equals.map { String(decoding: body[($0 + 1)...], as: UTF8.self) }
         let spec: OptionTable.Spec
         if let exact = table.long[name] {
             spec = exact
@@ -332,7 +334,7 @@ enum Wrappers {
         }
         let parsed = ShellWords.parse(text)
         for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where ShellWords.isAssignment(word) {
-            let name = String(word.prefix { $0 != "=" })
+            let name = ShellWords.assignedName(word) ?? word
             if ExecutionPolicy.forbiddenVariable(name) {
                 throw APIError.forbidden("\(program): the script sets \(name), which changes which program runs or what "
                     + "it loads; refused", code: .commandDenied)
@@ -346,12 +348,12 @@ enum Wrappers {
     }
 
     private static func joined(_ cwd: String?, _ directory: String) -> String? {
-        if directory.hasPrefix("/") { return directory }
+        if KernelPath.isAbsolute(directory) { return directory }
         return cwd.map { $0 + "/" + directory }
     }
 
     private static func checkAssignment(_ program: String, _ assignment: String) throws {
-        let name = String(assignment.prefix { $0 != "=" })
+        let name = ShellWords.assignedName(assignment) ?? assignment
         if ExecutionPolicy.forbiddenVariable(name) {
             throw APIError.forbidden("\(program) may not set \(name): it would change which program runs or what it loads",
                                      code: .commandDenied)
@@ -390,7 +392,8 @@ enum Wrappers {
             operands.removeFirst()
             pathReset = true
         }
-        while let first = operands.first, first.contains("=") {
+        // env takes any word with an "=" byte as an assignment (strchr), whatever its name.
+        while let first = operands.first, ShellWords.assignedName(first) != nil {
             try checkAssignment("env", first)
             operands.removeFirst()
         }
@@ -401,20 +404,22 @@ enum Wrappers {
     /// Splits an `env -S` string as env does: quotes, backslash escapes, `#` comments. A `${VAR}`
     /// (expanded by env) or anything it would reject is refused.
     static func envSplit(_ text: String) throws -> [String] {
-        if text.contains(ShellWords.dynamic) || text.contains("$") {
+        if text.contains(ShellWords.dynamic) || text.utf8.contains(UInt8(ascii: "$")) {
             throw refused("env", "its -S string expands variables or is made when it runs")
         }
         var words: [String] = []
         var word = ""
         var inWord = false
-        let characters = Array(text)
+        // Unicode scalars, as env reads bytes: as Characters, a quote followed by a combining
+        // mark ('\u{301}) was a letter here and a quote to env.
+        let characters = Array(text.unicodeScalars)
         var index = 0
         func end() {
             if inWord { words.append(word) }
             word = ""
             inWord = false
         }
-        func escape(_ character: Character, quoted: Bool) throws -> Character? {
+        func escape(_ character: Unicode.Scalar, quoted: Bool) throws -> Unicode.Scalar? {
             switch character {
             case "\\", "\"", "'", "#", "$": return character
             case "_": return quoted ? " " : nil
@@ -435,10 +440,11 @@ enum Wrappers {
                 inWord = true
                 index += 1
                 while index < characters.count, characters[index] != "'" {
-                    if characters[index] == "\\", index + 1 < characters.count, "\\'".contains(characters[index + 1]) {
+                    if characters[index] == "\\", index + 1 < characters.count,
+                       characters[index + 1] == "\\" || characters[index + 1] == "'" {
                         index += 1
                     }
-                    word.append(characters[index])
+                    word.unicodeScalars.append(characters[index])
                     index += 1
                 }
                 guard index < characters.count else { throw refused("env", "its -S string has an unterminated quote") }
@@ -449,9 +455,9 @@ enum Wrappers {
                     if characters[index] == "\\", index + 1 < characters.count {
                         index += 1
                         if characters[index] == "c" { throw refused("env", "its -S string uses \\c inside quotes") }
-                        if let escaped = try escape(characters[index], quoted: true) { word.append(escaped) }
+                        if let escaped = try escape(characters[index], quoted: true) { word.unicodeScalars.append(escaped) }
                     } else {
-                        word.append(characters[index])
+                        word.unicodeScalars.append(characters[index])
                     }
                     index += 1
                 }
@@ -462,13 +468,13 @@ enum Wrappers {
                 if characters[index] == "c" { break scan }
                 if let escaped = try escape(characters[index], quoted: false) {
                     inWord = true
-                    word.append(escaped)
+                    word.unicodeScalars.append(escaped)
                 } else {
                     end()  // \_ outside quotes separates words
                 }
             default:
                 inWord = true
-                word.append(character)
+                word.unicodeScalars.append(character)
             }
             index += 1
         }
@@ -702,7 +708,7 @@ enum Wrappers {
             }
         }
         var operands = parser.operands
-        while let first = operands.first, first.contains("="), ShellWords.isAssignment(first) {
+        while let first = operands.first, ShellWords.isAssignment(first) {
             try checkAssignment("sudo", first)
             operands.removeFirst()
         }
@@ -778,7 +784,7 @@ enum Wrappers {
             return []
         }
         // busybox APPLET ARGS: the applet runs as the program of that name would.
-        return [InnerCommand(argv: [first.split(separator: "/").last.map(String.init) ?? first] + args.dropFirst(),
+        return [InnerCommand(argv: [KernelPath.names(first).last.map(String.init) ?? first] + args.dropFirst(),
                              cwd: context.cwd, open: context.open, fromScript: context.fromScript)]
     }
 
@@ -818,7 +824,7 @@ enum Wrappers {
             case "H", "M", "user": cwd = nil
             case "p":
                 // Properties can name programs (ExecStartPre=…): only a few harmless kinds are checked here.
-                let property = (option.value ?? "").prefix { $0 != "=" }
+                let property = ShellWords.assignedName(option.value ?? "") ?? (option.value ?? "")
                 if property.hasPrefix("Exec") || property == "Environment" || property == "EnvironmentFile" {
                     throw refused("systemd-run", "the property \(property) runs or configures programs")
                 }

@@ -353,7 +353,8 @@ struct LoopsyTools: Sendable {
     /// Keeps a model's context small: head and tail of long output.
     static func clip(_ text: String, limit: Int = 20_000) -> String {
         guard text.utf8.count > limit else { return text }
-        let head = String(text.prefix(limit / 2)), tail = String(text.suffix(limit / 2))
+        // By bytes: `prefix(_:)` counts Characters, and one can be megabytes of combining marks.
+        let head = text.prefix(utf8Bytes: limit / 2), tail = text.suffix(utf8Bytes: limit / 2)
         return head + "\n… [\(text.utf8.count - limit) bytes omitted; ask for less output, e.g. with tail] …\n" + tail
     }
 

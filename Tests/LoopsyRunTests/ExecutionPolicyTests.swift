@@ -510,6 +510,37 @@ import Testing
         #expect(Self.refusal(["id"], allowing)?.code == "command_not_allowed")
     }
 
+    /// "=", quotes and "/" followed by a combining mark are one Character to Swift and still
+    /// "=", a quote and "/" to getenv, env, the shells and execve: every such check reads bytes.
+    /// (Each of these ran what the policy refuses; checked against GNU env, dash and bash.)
+    @Test func aCombiningMarkHidesNoSeparator() throws {
+        let mark = "\u{301}"
+        // env names: only ASCII letters, digits and _, so no "=" hides in one.
+        for name in ["GIT_SSH_COMMAND=" + mark, "PATH=" + mark, "é", "1A", "A-B", "", "A\0"] {
+            let error = #expect(throws: APIError.self) {
+                try Self.denylistPolicy.approve(ExecuteRequest(command: "echo", env: [name: "x"]), home: "/tmp")
+            }
+            #expect(error?.code == "bad_env", "\(name)")
+        }
+        #expect(try Self.denylistPolicy.approve(ExecuteRequest(command: "echo", env: ["A1_b": "x", "_X": "y"]), home: "/tmp")
+            .environment.contains("A1_b=x"))
+        // A word with an "=" byte is an assignment to env and sudo; to a shell when its name is ASCII.
+        for argv in [["env", "X=" + mark, "rm", "-rf", "/x"], ["sudo", "X=" + mark, "rm", "x"],
+                     ["sh", "-c", "X=\(mark) rm -rf /x"], ["env", "-S", "-u '\(mark) true '\(mark) rm -rf /x"],
+                     ["env", "PATH=\(mark):/tmp/evil", "ls"], ["sh", "-c", "PATH=\(mark):/tmp ls"]] {
+            #expect(Self.refusal(argv)?.code == "command_denied", "\(argv)")
+        }
+        // Not a name to a shell: a program, which an allowlist then refuses.
+        #expect(Self.refusal(["sh", "-c", "é=x"], Self.strict(["dash"]))?.code == "command_not_allowed")
+        #expect(ShellWords.isAssignment("A_1=x") && !ShellWords.isAssignment("é=x") && !ShellWords.isAssignment("=x"))
+        #expect(ShellWords.assignedName("X=\(mark)y") == "X" && ShellWords.assignedName("X\(mark)") == nil)
+        #expect(try Wrappers.envSplit("-u '\(mark) true '\(mark) rm") == ["-u", "\(mark) true \(mark)", "rm"])
+        // A relative program whose "/" a mark follows is a relative path, not a name on PATH.
+        let relative = try #require(Self.refusal(["sh", "-c", "cd /tmp && a/\(mark)b"]))
+        #expect(relative.code == "command_denied" || relative.code == "command_not_found", "\(relative.message)")
+        #expect(Self.refusal(["a/\(mark)rm"], cwd: "/tmp")?.code == "command_not_found")
+    }
+
     @Test func envSplitsLikeEnv() throws {
         #expect(try Wrappers.envSplit(#"a 'b c' "d\te" f\_g #h"#) == ["a", "b c", "d\te", "f", "g"])
         #expect(throws: APIError.self) { try Wrappers.envSplit("${PROG} x") }
