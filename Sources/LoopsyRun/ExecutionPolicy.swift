@@ -70,18 +70,19 @@ struct ExecutionPolicy: Sendable {
     /// sudo -s run; POSIXLY_CORRECT: whether getopt permutes; the GIT_*, PAGER and EDITOR ones:
     /// commands an allowed git or less would run).
     static func forbiddenVariable(_ name: String) -> Bool {
-        name.hasPrefix("LD_") || name.hasPrefix("BASH_FUNC_") || name.hasPrefix("DYLD_") || name.hasPrefix("GIT_CONFIG")
-            || forbiddenNames.contains(name)
+        // By bytes, as getenv compares names.
+        ["LD_", "BASH_FUNC_", "DYLD_", "GIT_CONFIG"].contains { name.utf8.starts(with: $0.utf8) }
+            || forbiddenNames.contains(BytewiseKey(name))
     }
 
-    private static let forbiddenNames: Set<String> = [
+    private static let forbiddenNames: Set<BytewiseKey> = Set([
         "PATH", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "PS4", "GCONV_PATH", "HOSTALIASES", "NLSPATH",
         "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
         "NODE_PATH", "SHELL", "CDPATH", "GLOBIGNORE", "PROMPT_COMMAND", "ZDOTDIR", "POSIXLY_CORRECT", "GIT_SSH",
         "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_ASKPASS",
         "GIT_PROXY_COMMAND", "GIT_EXEC_PATH", "GIT_TEMPLATE_DIR", "PAGER", "MANPAGER", "EDITOR", "VISUAL", "SUDO_EDITOR",
         "LESSOPEN", "LESSCLOSE", "SSH_ASKPASS", "BROWSER",
-    ]
+    ].map(BytewiseKey.init))
 
     func approve(_ request: ExecuteRequest, home: String) throws -> ApprovedCommand {
         guard !request.command.isEmpty, !request.command.contains("\0") else {
@@ -94,11 +95,11 @@ struct ExecutionPolicy: Sendable {
         let cwd = try directory(request.cwd ?? home)
         var environment = baseEnvironment
         for (name, value) in request.env ?? [:] {
-            // A name as the shell and getenv read it, by bytes: "GIT_SSH_COMMAND=\u{301}" has no "="
-            // Character, but the child's environment splits it at the "=" byte.
-            guard ShellWords.isName(name) else {
-                throw APIError.badRequest("environment variable name '\(name)' is not valid: ASCII letters, digits and _, "
-                    + "not starting with a digit", code: .badEnv)
+            // By bytes, as getenv reads the child's environment: "GIT_SSH_COMMAND=\u{301}" has no "="
+            // Character, but the child splits it at the "=" byte into GIT_SSH_COMMAND.
+            guard !name.isEmpty, !name.utf8.contains(UInt8(ascii: "=")), !name.utf8.contains(0) else {
+                throw APIError.badRequest("environment variable name '\(name)' is not valid (empty, or with \"=\" or NUL)",
+                                          code: .badEnv)
             }
             guard !value.contains("\0") else {
                 throw APIError.badRequest("the value of environment variable \(name) must not contain NUL bytes",

@@ -130,6 +130,12 @@ enum ShellWords {
                 if isAssignment(first) { parsed.assignments.append(first) }
                 current.removeFirst()
             }
+            // "é=1 rm": dash and bash run the program "é=1"; zsh and yash in a UTF-8 locale take
+            // an assignment and run rm. Both are commands here.
+            if let first = current.first, current.count > 1, mayBeAssignment(first) {
+                parsed.assignments.append(first)
+                parsed.commands.append(Array(current.dropFirst()))
+            }
             if let first = current.first, wordKeywords.contains(first) { current = [] }
             if !current.isEmpty { parsed.commands.append(current) }
             current = []
@@ -489,8 +495,23 @@ enum ShellWords {
     private static let wordKeywords: Set<String> = ["for", "select", "case", "function", "in"]
 
     static func isAssignment(_ word: String) -> Bool {
-        guard let name = assignedName(word) else { return false }
+        guard let name = shellAssignedName(word) else { return false }
         return isName(name)
+    }
+
+    /// An assignment to some shell though not to POSIX ones: a name with bytes past ASCII
+    /// (letters to zsh, yash and fish in a UTF-8 locale).
+    static func mayBeAssignment(_ word: String) -> Bool {
+        guard let name = shellAssignedName(word), !isName(name), let first = name.utf8.first,
+              !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return name.utf8.allSatisfy { $0 >= 0x80 || isNameByte($0) }
+    }
+
+    /// The variable a shell assigns with `word`: the bytes before its first "=", without the
+    /// "+" of bash's and zsh's `NAME+=value` (which exports as `NAME=value` does).
+    static func shellAssignedName(_ word: some StringProtocol) -> String? {
+        guard let name = assignedName(word) else { return nil }
+        return name.utf8.last == UInt8(ascii: "+") ? String(decoding: name.utf8.dropLast(), as: UTF8.self) : name
     }
 
     /// A variable name as shells take it, by bytes: an ASCII letter or "_", then ASCII letters,
@@ -498,10 +519,12 @@ enum ShellWords {
     /// and bash read the first as an assignment and run the second as a program.)
     static func isName(_ name: some StringProtocol) -> Bool {
         guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
-        return name.utf8.allSatisfy {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_")
-        }
+        return name.utf8.allSatisfy(isNameByte)
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
     }
 
     /// The bytes before the first "=" byte, when `word` has one: what env (strchr) and putenv

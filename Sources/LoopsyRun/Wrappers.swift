@@ -66,6 +66,8 @@ struct Getopt {
     private var skipped: [String] = []
     private var cluster: Substring = ""
     private var ended = false
+    /// The options ended at `--` (not at an operand).
+    private(set) var sawDoubleDash = false
 
     init(_ program: String, _ table: OptionTable, _ args: [String]) {
         self.program = program
@@ -86,6 +88,7 @@ struct Getopt {
             if word == "--" {
                 index += 1
                 ended = true
+                sawDoubleDash = true
                 return nil
             }
             if word.hasPrefix("--") {
@@ -334,7 +337,7 @@ enum Wrappers {
         }
         let parsed = ShellWords.parse(text)
         for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where ShellWords.isAssignment(word) {
-            let name = ShellWords.assignedName(word) ?? word
+            let name = ShellWords.shellAssignedName(word) ?? word
             if ExecutionPolicy.forbiddenVariable(name) {
                 throw APIError.forbidden("\(program): the script sets \(name), which changes which program runs or what "
                     + "it loads; refused", code: .commandDenied)
@@ -614,10 +617,18 @@ enum Wrappers {
         let options = try parser.all()
         if options.contains(where: { ["p", "m", "h", "V"].contains($0.key) }) { return [] }
         let operands = parser.operands
-        // The priority, when given, comes first (it may be left out for the other/batch/idle policies).
-        let skip = operands.first.map { !$0.isEmpty && $0.allSatisfy(\.isNumber) } == true ? 1 : 0
+        // The priority, when given, comes first (it may be left out for the other/batch/idle
+        // policies): whatever strtol reads as a number ("+0", " 7", "-0"), by bytes.
+        let skip = operands.first.map(isDecimal) == true ? 1 : 0
         if context.open && operands.count <= skip { throw refused("chrt", "the program it runs would come from xargs' input") }
         return command("chrt", operands, context, skip: skip)
+    }
+
+    /// Whether strtol (base 10) reads all of `word` as a number: blanks, a sign, ASCII digits.
+    static func isDecimal(_ word: String) -> Bool {
+        var bytes = word.utf8.drop { [0x20, 0x09, 0x0A, 0x0B, 0x0C, 0x0D].contains($0) }
+        if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+        return !bytes.isEmpty && bytes.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
     }
 
     private static func taskset(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
@@ -664,7 +675,8 @@ enum Wrappers {
             if ["-exec", "-execdir", "-ok", "-okdir"].contains(word) {
                 var command: [String] = []
                 index += 1
-                while index < args.count, args[index] != ";", args[index] != "+" {
+                // By bytes: Swift's == takes U+037E (Greek question mark) for ";", find does not.
+                while index < args.count, !KernelPath.same(args[index], ";"), !KernelPath.same(args[index], "+") {
                     command.append(args[index].replacingEvery("{}", with: String(ShellWords.dynamic)))
                     index += 1
                 }
@@ -681,17 +693,32 @@ enum Wrappers {
         return commands
     }
 
+    private static let sudoTable = OptionTable("+Aa:BbC:c:D:Eeg:Hh::iKklNnPp:R:r:SsT:t:U:u:Vv", [
+        "askpass/A", "auth-type=/a", "background/b", "bell/B", "close-from=/C", "login-class=/c", "chdir=/D",
+        "preserve-env=?/E", "edit/e", "group=/g", "set-home/H", "help", "host=?/h", "login/i", "remove-timestamp/K",
+        "reset-timestamp/k", "list/l", "no-update/N", "non-interactive/n", "preserve-groups/P", "prompt=/p",
+        "chroot=/R", "role=/r", "stdin/S", "shell/s", "type=/t", "command-timeout=/T", "other-user=/U", "user=/u",
+        "version/V", "validate/v",
+    ])
+
     private static func sudo(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
-        var parser = Getopt("sudo", OptionTable("+Aa:BbC:c:D:Eeg:Hh::iKklNnPp:R:r:SsT:t:U:u:Vv", [
-            "askpass/A", "auth-type=/a", "background/b", "bell/B", "close-from=/C", "login-class=/c", "chdir=/D",
-            "preserve-env=?/E", "edit/e", "group=/g", "set-home/H", "help", "host=?/h", "login/i", "remove-timestamp/K",
-            "reset-timestamp/k", "list/l", "no-update/N", "non-interactive/n", "preserve-groups/P", "prompt=/p",
-            "chroot=/R", "role=/r", "stdin/S", "shell/s", "type=/t", "command-timeout=/T", "other-user=/U", "user=/u",
-            "version/V", "validate/v",
-        ]), args)
+        // sudo takes a word with an "=" byte that starts with neither "=" nor "/" as a variable,
+        // whatever its name, and reads options again after it (parse_args.c, is_envar), until "--".
+        var options: [Getopt.Option] = []
+        var remaining = args
+        var operands: [String]
+        while true {
+            var parser = Getopt("sudo", sudoTable, remaining)
+            options += try parser.all()
+            operands = parser.operands
+            guard !parser.sawDoubleDash, let first = operands.first, ShellWords.assignedName(first) != nil,
+                  let lead = first.utf8.first, lead != UInt8(ascii: "="), lead != UInt8(ascii: "/") else { break }
+            try checkAssignment("sudo", first)
+            remaining = Array(operands.dropFirst())
+        }
         var cwd = context.cwd
         var shell = false
-        for option in try parser.all() {
+        for option in options {
             switch option.key {
             case "e": throw refused("sudo", "-e runs an editor chosen by the environment")
             case "R":
@@ -706,11 +733,6 @@ enum Wrappers {
             case "h" where option.value == nil: return []
             default: break
             }
-        }
-        var operands = parser.operands
-        while let first = operands.first, ShellWords.isAssignment(first) {
-            try checkAssignment("sudo", first)
-            operands.removeFirst()
         }
         if context.open { throw refused("sudo", "the program it runs would come from xargs' input") }
         var commands = command("sudo", operands, context, cwd: .some(cwd))
@@ -878,6 +900,7 @@ enum Wrappers {
         let table = shellTable(name)
         var index = 0
         var command = false
+        var fromInput = false
         var startupFile = false
         // Long options first (bash: exact names only), then option clusters with - or +.
         while index < args.count, args[index].hasPrefix("--"), args[index] != "--" {
@@ -904,7 +927,10 @@ enum Wrappers {
                     guard index < args.count else { throw missingValue(name, "\(word.first!)\(letter)") }
                     index += 1  // -o NAME, +O NAME
                 } else if table.flags.contains(letter) {
-                    if letter == "c" && word.first == "-" { command = true }
+                    // bash, dash and zsh take `+c` as `-c`; `-s` reads commands from the input
+                    // even with operands (they are $1, $2, …).
+                    if letter == "c" { command = true }
+                    if letter == "s" { fromInput = true }
                 } else {
                     throw notUnderstood(name, "\(word.first!)\(letter)")
                 }
@@ -920,7 +946,10 @@ enum Wrappers {
             }
             return try script(name, text, WrapperContext(cwd: context.cwd, strict: context.strict, shell: context.shell))
         }
-        if let file = operands.first {
+        if fromInput && (context.fromScript || context.open) {
+            throw refused(name, "it reads its commands from its input")
+        }
+        if let file = operands.first, !fromInput {
             // A file's commands cannot be read here: with an allowlist that is a refusal; with only
             // a denylist (a speed bump) `sh FILE` runs, as it would typed at the top level.
             if context.strict || context.open {

@@ -515,21 +515,38 @@ import Testing
     /// (Each of these ran what the policy refuses; checked against GNU env, dash and bash.)
     @Test func aCombiningMarkHidesNoSeparator() throws {
         let mark = "\u{301}"
-        // env names: only ASCII letters, digits and _, so no "=" hides in one.
-        for name in ["GIT_SSH_COMMAND=" + mark, "PATH=" + mark, "é", "1A", "A-B", "", "A\0"] {
+        // env names: no "=" byte hides in one (getenv would split it there), nor a NUL.
+        for name in ["GIT_SSH_COMMAND=" + mark, "PATH=" + mark, "", "A\0", "=x"] {
             let error = #expect(throws: APIError.self) {
                 try Self.denylistPolicy.approve(ExecuteRequest(command: "echo", env: [name: "x"]), home: "/tmp")
             }
             #expect(error?.code == "bad_env", "\(name)")
         }
-        #expect(try Self.denylistPolicy.approve(ExecuteRequest(command: "echo", env: ["A1_b": "x", "_X": "y"]), home: "/tmp")
-            .environment.contains("A1_b=x"))
+        let named = try Self.denylistPolicy.approve(ExecuteRequest(command: "echo", env: [
+            "A1_b": "x", "my-var": "1", "spring.profiles.active": "p", "é": "y"]), home: "/tmp")
+        #expect(Set(named.environment).isSuperset(of: ["A1_b=x", "my-var=1", "spring.profiles.active=p", "é=y"]))
+        let forbidden = #expect(throws: APIError.self) {
+            try Self.denylistPolicy.approve(ExecuteRequest(command: "echo", env: ["LD_PRELOAD": "/tmp/x.so"]), home: "/tmp")
+        }
+        #expect(forbidden?.code == "forbidden_env")
         // A word with an "=" byte is an assignment to env and sudo; to a shell when its name is ASCII.
         for argv in [["env", "X=" + mark, "rm", "-rf", "/x"], ["sudo", "X=" + mark, "rm", "x"],
                      ["sh", "-c", "X=\(mark) rm -rf /x"], ["env", "-S", "-u '\(mark) true '\(mark) rm -rf /x"],
                      ["env", "PATH=\(mark):/tmp/evil", "ls"], ["sh", "-c", "PATH=\(mark):/tmp ls"]] {
             #expect(Self.refusal(argv)?.code == "command_denied", "\(argv)")
         }
+        // Words that are assignments to some shells or to sudo, and other ways a program hid.
+        for argv in [["sh", "-c", "é=1 rm -rf /x"], ["sudo", "é=1", "rm", "x"], ["sudo", "A-B=1", "rm", "x"],
+                     ["sudo", "X=1", "-u", "root", "rm", "x"], ["sudo", "X=1", "-s", "rm", "x"],
+                     ["bash", "-c", "X+=1 rm -rf /x"], ["bash", "-c", "LD_PRELOAD+=/tmp/evil.so ls"],
+                     ["bash", "+c", "rm -rf /x"], ["sh", "+c", "rm -rf /x"], ["sh", "-c", "echo 'rm -rf /x' | sh -s x"],
+                     ["chrt", "-o", "+0", "rm", "-rf", "/x"], ["chrt", "-o", " 0", "rm", "x"], ["chrt", "-o", "--", "-0", "rm", "x"]] {
+            #expect(Self.refusal(argv)?.code == "command_denied", "\(argv)")
+        }
+        #expect(Self.refusal(["chrt", "-o", "0", "echo", "hi"]) == nil)
+        // U+037E is ";" to Swift's ==, not to find: the program after -exec is still checked.
+        #expect(Self.refusal(["find", "/tmp", "-maxdepth", "0", "-exec", "\u{37E}", "x", ";"], Self.strict(["find"]))?.code
+            == "command_not_allowed")
         // Not a name to a shell: a program, which an allowlist then refuses.
         #expect(Self.refusal(["sh", "-c", "é=x"], Self.strict(["dash"]))?.code == "command_not_allowed")
         #expect(ShellWords.isAssignment("A_1=x") && !ShellWords.isAssignment("é=x") && !ShellWords.isAssignment("=x"))
