@@ -426,7 +426,11 @@ enum ShellWords {
             switch characters[index] {
             case "'", "\"", "`", "\\": return nil
             case "$" where index + 1 < end && characters[index + 1] == "(": return nil
-            case "{": depth += 1
+            case "{":
+                // Only a nested "${" opens a level: bash and dash end `${x:-{}` at its first "}".
+                // A bare "{" inside is not read further (the script is refused).
+                guard index > start, characters[index - 1] == "$" else { return nil }
+                depth += 1
             case "}":
                 depth -= 1
                 if depth == 0 { return index }

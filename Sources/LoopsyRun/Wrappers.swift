@@ -238,6 +238,16 @@ enum Wrappers {
     /// The commands `argv` runs through its program `name` (`env rm x` → [rm x]); [] when it
     /// runs none.
     static func innerCommands(of argv: [String], name: String, context: WrapperContext) throws -> [InnerCommand] {
+        let commands = try wrapped(argv, name: name, context: context)
+        // xargs appends its input to the wrapper's words: a wrapper that runs nothing as written
+        // (`ionice`, `env -u X`, `nice`) would run whatever the input names.
+        if commands.isEmpty && context.open && (wrappers.contains(name) || shells.contains(name)) {
+            throw refused(name, "the program it runs would come from xargs' input")
+        }
+        return commands
+    }
+
+    private static func wrapped(_ argv: [String], name: String, context: WrapperContext) throws -> [InnerCommand] {
         let args = Array(argv.dropFirst())
         if opaqueRunners.contains(name) {
             throw refused(name, "it runs other programs with options this daemon does not model")
@@ -335,6 +345,11 @@ enum Wrappers {
         if text.contains(ShellWords.dynamic) {
             throw refused(program, "the script it runs is made when it runs (from input or expansions)")
         }
+        // $'…' is a quote to bash, zsh and ksh; to dash and POSIX sh it is "$" and then '…', which
+        // ends elsewhere. Scripts are read as bash reads them, so others may not use it.
+        if !ansiQuotingShells.contains(program), text.includes("$'") {
+            throw refused(program, "its script uses $'…', which this shell reads otherwise than bash")
+        }
         let parsed = ShellWords.parse(text)
         for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where ShellWords.isAssignment(word) {
             let name = ShellWords.shellAssignedName(word) ?? word
@@ -350,6 +365,11 @@ enum Wrappers {
         }
     }
 
+    /// Shells that read $'…' as one quoted word.
+    private static let ansiQuotingShells: Set<String> = ["bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"]
+
+    /// Where a wrapper's directory option (env -C, sudo -D, unshare -w, systemd-run
+    /// --working-directory) runs its command: the last one given, from where the wrapper started.
     private static func joined(_ cwd: String?, _ directory: String) -> String? {
         if KernelPath.isAbsolute(directory) { return directory }
         return cwd.map { $0 + "/" + directory }
@@ -383,7 +403,7 @@ enum Wrappers {
                 guard splits < 8 else { throw refused("env", "it nests -S too deeply") }
                 let words = try envSplit(option.value ?? "")
                 parser = Getopt("env", envTable, words + parser.unparsed)
-            case "C": cwd = joined(cwd, option.value ?? "")
+            case "C": cwd = joined(context.cwd, option.value ?? "")
             case "i": pathReset = true
             case "u" where option.value == "PATH": pathReset = true
             case "help", "version": return []
@@ -555,7 +575,7 @@ enum Wrappers {
             case "R":
                 if context.strict { throw refused("unshare", "--root runs its command in another root directory") }
                 cwd = nil
-            case "w": cwd = joined(cwd, option.value ?? "")
+            case "w": cwd = joined(context.cwd, option.value ?? "")
             default: break
             }
         }
@@ -643,6 +663,8 @@ enum Wrappers {
     }
 
     private static func xargs(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {
+        // Run by another xargs (or find's `{} +`), its own options and command come from that input.
+        if context.open { throw refused("xargs", "its options and command would come from another xargs' input") }
         var parser = Getopt("xargs", OptionTable("+0a:E:e::i::I:l::L:n:oprs:txP:d:", [
             "null/0", "arg-file=/a", "delimiter=/d", "eof=?/e", "replace=?/i", "max-lines=?/l", "max-args=/n",
             "open-tty/o", "interactive/p", "no-run-if-empty/r", "max-chars=/s", "verbose/t", "show-limits", "exit/x",
@@ -653,6 +675,7 @@ enum Wrappers {
             switch option.key {
             case "I": replace = option.value
             case "i": replace = option.value ?? "{}"
+            case "process-slot-var": try checkAssignment("xargs", (option.value ?? "") + "=")
             case "help", "version": return []
             default: break
             }
@@ -676,14 +699,20 @@ enum Wrappers {
                 var command: [String] = []
                 index += 1
                 // By bytes: Swift's == takes U+037E (Greek question mark) for ";", find does not.
-                while index < args.count, !KernelPath.same(args[index], ";"), !KernelPath.same(args[index], "+") {
+                // "+" ends it only right after "{}" (then many names are appended, as by xargs).
+                var appends = false
+                while index < args.count, !KernelPath.same(args[index], ";") {
+                    if KernelPath.same(args[index], "+"), index > 0, KernelPath.same(args[index - 1], "{}") {
+                        appends = true
+                        break
+                    }
                     command.append(args[index].replacingEvery("{}", with: String(ShellWords.dynamic)))
                     index += 1
                 }
                 // -execdir runs in each found file's directory: a relative program there is unknown.
                 let cwd = word.hasSuffix("dir") ? nil : context.cwd
                 if !command.isEmpty {
-                    commands.append(InnerCommand(argv: command, cwd: cwd, fromScript: context.fromScript))
+                    commands.append(InnerCommand(argv: command, cwd: cwd, open: appends, fromScript: context.fromScript))
                 }
             } else if word == "-delete" {
                 commands.append(InnerCommand(argv: ["rm"], cwd: context.cwd))  // find -delete removes like rm
@@ -724,7 +753,7 @@ enum Wrappers {
             case "R":
                 if context.strict { throw refused("sudo", "--chroot runs its command in another root directory") }
                 cwd = nil
-            case "D": cwd = joined(cwd, option.value ?? "")
+            case "D": cwd = joined(context.cwd, option.value ?? "")
             case "i":
                 shell = true
                 cwd = nil  // the target user's home
@@ -840,7 +869,7 @@ enum Wrappers {
         for option in try parser.all() {
             switch option.key {
             case "E": try checkAssignment("systemd-run", option.value ?? "")
-            case "working-directory": cwd = joined(cwd, option.value ?? "")
+            case "working-directory": cwd = joined(context.cwd, option.value ?? "")
             case "S": shell = true
             case "h", "version": return []
             case "H", "M", "user": cwd = nil
@@ -902,9 +931,16 @@ enum Wrappers {
         var command = false
         var fromInput = false
         var startupFile = false
-        // Long options first (bash: exact names only), then option clusters with - or +.
-        while index < args.count, args[index].hasPrefix("--"), args[index] != "--" {
-            let option = String(args[index].dropFirst(2))
+        // Long options first (bash: exact names only, after "--" or one "-": -posix is --posix),
+        // then option clusters with - or +.
+        func longName(_ word: String) -> String? {
+            if word.hasPrefix("--") && word != "--" { return String(word.dropFirst(2)) }
+            if (name == "bash" || name == "rbash"), word.hasPrefix("-"), table.long[String(word.dropFirst())] != nil {
+                return String(word.dropFirst())
+            }
+            return nil
+        }
+        while index < args.count, let option = longName(args[index]) {
             guard let arity = table.long[option] else { throw notUnderstood(name, args[index]) }
             if option == "help" || option == "version" { return [] }
             index += 1
@@ -919,6 +955,10 @@ enum Wrappers {
             if word == "--" || word == "-" {
                 index += 1
                 break
+            }
+            if word == "+" {  // an empty option cluster to bash and dash, not a script file
+                index += 1
+                continue
             }
             guard word.count > 1, word.hasPrefix("-") || word.hasPrefix("+") else { break }
             index += 1

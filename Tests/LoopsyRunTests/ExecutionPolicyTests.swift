@@ -558,6 +558,44 @@ import Testing
         #expect(Self.refusal(["a/\(mark)rm"], cwd: "/tmp")?.code == "command_not_found")
     }
 
+    /// Allowlist bypasses a review confirmed against the real programs (findutils 4.9, coreutils
+    /// 9.1, util-linux 2.38, bash 5.2, dash): each ran a program the list does not name.
+    @Test func wrappersReadAsTheRealProgramsDo() {
+        let cases: [([String], [String])] = [
+            // xargs run by xargs: the outer input is the inner one's options and command.
+            (["xargs", "-d", "=", "-a", "/proc/self/environ", "xargs"], ["xargs", "echo"]),
+            // find's `{} +` appends many names: `env -u {} +` runs the second.
+            (["find", "/usr/bin/id", "/usr/bin/id", "-exec", "env", "-u", "{}", "+"], ["find", "env"]),
+            // "+" ends -exec only after "{}".
+            (["find", "/tmp", "-maxdepth", "0", "-exec", "flock", "+", "touch", "/tmp/x", ";"], ["find", "flock"]),
+            (["find", "/tmp", "-maxdepth", "0", "-exec", "sh", "+", "-c", "touch /tmp/x", ";"], ["find", "dash"]),
+            // bash takes long options after one dash.
+            (["bash", "-posix", "-c", "touch /tmp/x"], ["bash"]),
+            (["bash", "-rcfile", "echo", "-c", "true"], ["bash", "echo"]),
+            // dash has no $'…'; ${x:-{} ends at its first }.
+            (["sh", "-c", "echo $'\\' ; touch /tmp/x ; #'"], ["dash", "echo"]),
+            (["sh", "-c", "echo ${x:-{}; touch /tmp/x; echo }"], ["dash", "echo"]),
+            // A wrapper that runs nothing as written runs what xargs appends.
+            (["xargs", "-a", "/etc/hostname", "ionice"], ["xargs", "ionice"]),
+            (["xargs", "-a", "/etc/hostname", "env", "-u", "X"], ["xargs", "env"]),
+            // xargs sets the variable it is told to: not a forbidden one.
+            (["xargs", "--process-slot-var=BASH_ENV", "bash", "-c", "echo"], ["xargs", "bash", "echo"]),
+        ]
+        for (argv, allowed) in cases {
+            #expect(Self.refusal(argv, Self.strict(allowed)) != nil, "\(argv) with \(allowed)")
+        }
+        #expect(Self.refusal(["bash", "+", "-c", "rm -rf /x"])?.code == "command_denied")
+        // What those programs really do with ordinary requests still runs.
+        for (argv, allowed) in [(["bash", "-c", "echo $'a\\tb'"], ["bash", "echo"]),
+                                (["find", ".", "-maxdepth", "0", "-exec", "echo", "{}", "+"], ["find", "echo"]),
+                                (["find", ".", "-maxdepth", "0", "-exec", "echo", "+", ";"], ["find", "echo"]),
+                                (["bash", "-norc", "-c", "echo hi"], ["bash", "echo"]),
+                                (["sh", "-c", "echo ${x:-a}"], ["dash", "echo"])] {
+            let error = Self.refusal(argv, Self.strict(allowed))
+            #expect(error == nil, "\(argv): \(error?.message ?? "")")
+        }
+    }
+
     @Test func envSplitsLikeEnv() throws {
         #expect(try Wrappers.envSplit(#"a 'b c' "d\te" f\_g #h"#) == ["a", "b c", "d\te", "f", "g"])
         #expect(throws: APIError.self) { try Wrappers.envSplit("${PROG} x") }
