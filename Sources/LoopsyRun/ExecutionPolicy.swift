@@ -210,7 +210,7 @@ struct ExecutionPolicy: Sendable {
         if name == "newgrp" && given == "sg" { name = "sg" }  // sg is newgrp under another name
         let argv = command.argv
         let context = WrapperContext(cwd: command.cwd, strict: allowlist != nil, open: command.open,
-                                     fromScript: command.fromScript, shell: shell)
+                                     fromScript: command.fromScript, shell: command.shellReset ? "/bin/sh" : shell)
         let inner = try Wrappers.innerCommands(of: argv, name: name, context: context)
         // In a script, an expanded word can split into several and move into the program's place:
         // a wrapper whose words before the program it runs are made at run time cannot be checked.
@@ -220,6 +220,7 @@ struct ExecutionPolicy: Sendable {
         }
         for var inner in inner {
             inner.pathReset = inner.pathReset || command.pathReset
+            inner.shellReset = inner.shellReset || command.shellReset
             try check(inner, depth: depth + 1)
         }
     }

@@ -184,6 +184,8 @@ struct InnerCommand: Equatable {
     var fromScript = false
     /// Its PATH is not the daemon's (env -i, env -u PATH, sudo, su, doas, systemd-run).
     var pathReset = false
+    /// $SHELL is gone (env -i, env -u SHELL): flock -c, script and the like run /bin/sh.
+    var shellReset = false
 }
 
 /// What a wrapper needs to know besides its arguments.
@@ -395,6 +397,7 @@ enum Wrappers {
         var cwd = context.cwd
         var splits = 0
         var pathReset = false
+        var shellReset = false
         while let option = try parser.next() {
             switch option.key {
             case "S":
@@ -404,8 +407,11 @@ enum Wrappers {
                 let words = try envSplit(option.value ?? "")
                 parser = Getopt("env", envTable, words + parser.unparsed)
             case "C": cwd = joined(context.cwd, option.value ?? "")
-            case "i": pathReset = true
+            case "i":
+                pathReset = true
+                shellReset = true
             case "u" where option.value == "PATH": pathReset = true
+            case "u" where option.value == "SHELL": shellReset = true
             case "help", "version": return []
             default: break
             }
@@ -414,6 +420,7 @@ enum Wrappers {
         if operands.first == "-" {  // a lone "-" is -i
             operands.removeFirst()
             pathReset = true
+            shellReset = true
         }
         // env takes any word with an "=" byte as an assignment (strchr), whatever its name.
         while let first = operands.first, ShellWords.assignedName(first) != nil {
@@ -421,7 +428,7 @@ enum Wrappers {
             operands.removeFirst()
         }
         return try requireCommand("env", command("env", operands, context, cwd: .some(cwd)), context)
-            .map { var command = $0; command.pathReset = pathReset; return command }
+            .map { var command = $0; command.pathReset = pathReset; command.shellReset = shellReset; return command }
     }
 
     /// Splits an `env -S` string as env does: quotes, backslash escapes, `#` comments. A `${VAR}`

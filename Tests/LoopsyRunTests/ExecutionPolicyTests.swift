@@ -585,6 +585,15 @@ import Testing
             #expect(Self.refusal(argv, Self.strict(allowed)) != nil, "\(argv) with \(allowed)")
         }
         #expect(Self.refusal(["bash", "+", "-c", "rm -rf /x"])?.code == "command_denied")
+        // Without $SHELL, flock -c runs /bin/sh (dash here), whatever the daemon's SHELL is.
+        var config = LoopsyConfig().execution
+        config.allowlist = ["env", "flock", "bash", "echo"]
+        let bashShell = ExecutionPolicy(config: config, environment: ["PATH": "/usr/bin:/bin", "HOME": "/root",
+                                                                      "SHELL": "/bin/bash"])
+        #expect(Self.refusal(["flock", "/tmp/l", "-c", "echo hi"], bashShell) == nil)
+        for argv in [["env", "-u", "SHELL", "flock", "/tmp/l", "-c", "echo hi"], ["env", "-i", "flock", "/tmp/l", "-c", "echo hi"]] {
+            #expect(Self.refusal(argv, bashShell)?.code == "command_not_allowed", "\(argv)")
+        }
         // What those programs really do with ordinary requests still runs.
         for (argv, allowed) in [(["bash", "-c", "echo $'a\\tb'"], ["bash", "echo"]),
                                 (["find", ".", "-maxdepth", "0", "-exec", "echo", "{}", "+"], ["find", "echo"]),
