@@ -136,6 +136,13 @@ enum ShellWords {
                 parsed.assignments.append(first)
                 parsed.commands.append(Array(current.dropFirst()))
             }
+            // `for x do cmd` and `select x do cmd` (no ";" before do) carry a command after `do`.
+            if let first = current.first, first == "for" || first == "select",
+               let body = current.firstIndex(of: "do") {
+                current = Array(current[(body + 1)...])
+                endCommand()
+                return
+            }
             if let first = current.first, wordKeywords.contains(first) { current = [] }
             if !current.isEmpty { parsed.commands.append(current) }
             current = []
@@ -291,7 +298,14 @@ enum ShellWords {
                 unreadable()
             case "<", ">":
                 // A redirection: an fd number before it is not a word, and its target is not an argument.
-                if inWord && !quoted && !word.isEmpty && word.allSatisfy(\.isNumber) {
+                // By bytes: one ASCII digit is an fd number to every shell; a longer one is to bash
+                // (while it fits an int) and a word to dash, so such a script is not read.
+                let digits = !word.utf8.isEmpty && word.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+                if inWord && !quoted && digits && word.utf8.count > 1 {
+                    unreadable()
+                    continue
+                }
+                if inWord && !quoted && digits {
                     word = ""
                     inWord = false
                     isDynamic = false
@@ -310,6 +324,11 @@ enum ShellWords {
             case " ", "\t":
                 endWord()
                 if current.count == 1, startKeywords.contains(current[0]) { current = [] }
+            case "#" where !inWord && index > range.lowerBound && characters[index - 1] == ")":
+                // Right after `<(…)`, `a=(…)` or `@(…)` bash is still in a word: not a comment to
+                // it, and not read here.
+                unreadable()
+                continue
             case "#" where !inWord:
                 // A comment runs to the end of the line.
                 while index < end && characters[index] != "\n" { index += 1 }
@@ -352,10 +371,9 @@ enum ShellWords {
         while index < end {
             let character = characters[index]
             if wordStart, isWord("case", in: characters, at: index, before: end) {
-                cases += 1
-                index += 4
-                wordStart = false
-                continue
+                // `esac` as an argument inside ended the count early: `$(case x in x) (echo esac);
+                // rm;; esac)` ran rm unseen. A `case` in a substitution is not read.
+                return nil
             }
             if wordStart, cases > 0, isWord("esac", in: characters, at: index, before: end) {
                 cases -= 1

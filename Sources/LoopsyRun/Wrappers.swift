@@ -222,6 +222,7 @@ enum Wrappers {
         "setpriv", "prlimit", "numactl", "cgexec", "chpst", "catchsegv", "pkexec", "runcon", "newgrp", "expect",
         "sudoedit", "nocache", "torsocks", "proxychains", "proxychains4", "bwrap", "capsh", "daemonize", "start-stop-daemon",
         "dbus-launch", "xvfb-run", "rlwrap", "schroot", "machinectl", "flatpak-spawn", "nsjail",
+        "setarch", "linux32", "linux64", "i386", "x86_64", "choom", "uclampset", "scriptlive",
     ]
 
     static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "ksh93", "ash", "mksh", "yash", "fish", "rbash",
@@ -563,6 +564,8 @@ enum Wrappers {
         if context.open { throw refused("script", "xargs' input would be taken as its options") }
         let commands = options.filter { $0.key == "c" }.compactMap(\.value)
         guard let last = commands.last else {
+            // An interactive $SHELL, which reads its startup files (~/.bashrc): not known here.
+            if context.strict { throw refused("script", "it starts an interactive shell, which reads startup files") }
             return [InnerCommand(argv: [context.shell], cwd: context.cwd, fromScript: context.fromScript)]
         }
         return [InnerCommand(argv: [context.shell, "-c", last], cwd: context.cwd, fromScript: context.fromScript)]
@@ -950,6 +953,7 @@ enum Wrappers {
         while index < args.count, let option = longName(args[index]) {
             guard let arity = table.long[option] else { throw notUnderstood(name, args[index]) }
             if option == "help" || option == "version" { return [] }
+            if option == "login" || option == "interactive" { startupFile = true }  // ~/.profile, ~/.bashrc
             index += 1
             if arity == .required {
                 guard index < args.count else { throw missingValue(name, args[index - 1]) }
@@ -978,6 +982,7 @@ enum Wrappers {
                     // even with operands (they are $1, $2, …).
                     if letter == "c" { command = true }
                     if letter == "s" { fromInput = true }
+                    if letter == "i" || letter == "l" { startupFile = true }  // interactive or login: startup files
                 } else {
                     throw notUnderstood(name, "\(word.first!)\(letter)")
                 }

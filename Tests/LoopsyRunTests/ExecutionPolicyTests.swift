@@ -580,6 +580,18 @@ import Testing
             (["xargs", "-a", "/etc/hostname", "env", "-u", "X"], ["xargs", "env"]),
             // xargs sets the variable it is told to: not a forbidden one.
             (["xargs", "--process-slot-var=BASH_ENV", "bash", "-c", "echo"], ["xargs", "bash", "echo"]),
+            // Scripts misread (a second round): `for x do cmd`, `esac` as an argument in `$( )`,
+            // multi-digit or non-ASCII fd numbers, `#` right after `)`.
+            (["bash", "-c", "for x do touch /tmp/x; done", "sh", "1"], ["bash"]),
+            (["sh", "-c", "echo \"$(case x in x) (echo esac) ; touch /tmp/x;; esac)\""], ["dash", "echo"]),
+            (["sh", "-c", "timeout 10>/dev/null touch echo /tmp/x"], ["dash", "timeout", "echo"]),
+            (["bash", "-c", "env -u \u{663}>/dev/null touch echo /tmp/x"], ["bash", "env", "echo"]),
+            (["bash", "-c", "echo <(echo)#; touch /tmp/x"], ["bash", "echo"]),
+            // Startup files: a login or interactive shell, script without -c.
+            (["bash", "-l", "-c", "true"], ["bash", "true"]), (["bash", "-i", "-c", "true"], ["bash", "true"]),
+            (["bash", "--login", "-c", "true"], ["bash", "true"]), (["script", "-q", "/dev/null"], ["script", "dash"]),
+            // Wrappers not modelled are refused.
+            (["setarch", "x86_64", "touch", "/tmp/x"], ["setarch"]), (["choom", "-n", "0", "--", "touch", "/tmp/x"], ["choom"]),
         ]
         for (argv, allowed) in cases {
             #expect(Self.refusal(argv, Self.strict(allowed)) != nil, "\(argv) with \(allowed)")
@@ -599,7 +611,9 @@ import Testing
                                 (["find", ".", "-maxdepth", "0", "-exec", "echo", "{}", "+"], ["find", "echo"]),
                                 (["find", ".", "-maxdepth", "0", "-exec", "echo", "+", ";"], ["find", "echo"]),
                                 (["bash", "-norc", "-c", "echo hi"], ["bash", "echo"]),
-                                (["sh", "-c", "echo ${x:-a}"], ["dash", "echo"])] {
+                                (["sh", "-c", "echo ${x:-a}"], ["dash", "echo"]),
+                                (["bash", "-c", "for x in a b; do echo $x; done"], ["bash", "echo"]),
+                                (["sh", "-c", "echo hi 2>/dev/null"], ["dash", "echo"])] {
             let error = Self.refusal(argv, Self.strict(allowed))
             #expect(error == nil, "\(argv): \(error?.message ?? "")")
         }
