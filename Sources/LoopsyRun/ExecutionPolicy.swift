@@ -37,10 +37,13 @@ struct ExecutionPolicy: Sendable {
         allowlist = config.allowlist.map { Set($0.map(BytewiseKey.init)) }
         defaultTimeoutMs = config.defaultTimeout
         maxTimeoutMs = config.maxTimeout
-        let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        searchPath = path.split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
+        // Only absolute directories, and children get the same PATH as the one searched here: an
+        // empty or relative entry is the cwd to execvp, where `timeout 5 echo` ran ./bin/echo
+        // while /usr/bin/echo was the file checked.
+        let absolute = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { KernelPath.isAbsolute($0) }
+        searchPath = absolute.isEmpty ? ["/usr/local/bin", "/usr/bin", "/bin"] : absolute
         var daemon = environment
-        daemon["PATH"] = path
+        daemon["PATH"] = searchPath.joined(separator: ":")
         daemonEnvironment = daemon
         baseEnvironment = Self.environment(of: daemon, passing: config.environment)
     }

@@ -232,6 +232,9 @@ import Testing
         // What Claude Code gets: the same minimal set plus aiTasks.environment, nothing else.
         let task = policy.environment(passing: ["ANTHROPIC_API_KEY", "NOT_SET"])
         #expect(task == ["PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "ANTHROPIC_API_KEY": "k"])
+        // Children get the PATH searched here: no empty or relative entry (the cwd to execvp).
+        let relative = ExecutionPolicy(config: LoopsyConfig().execution, environment: ["PATH": "bin::/usr/bin:/bin:."])
+        #expect(try relative.approve(ExecuteRequest(command: "echo"), home: "/tmp").environment.contains("PATH=/usr/bin:/bin"))
         // SHELL decides what flock -c, script and sudo -s run: a caller may not set it.
         #expect(throws: APIError.self) { try policy.approve(ExecuteRequest(command: "echo", env: ["SHELL": "/tmp/x"]), home: "/tmp") }
     }
