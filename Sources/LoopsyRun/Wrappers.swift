@@ -794,12 +794,15 @@ enum Wrappers {
         var parser = Getopt(name, OptionTable(short, long, permute: true), args)
         var script: String?
         var shell = context.shell
+        var shellGiven = false
         var user: String?
         var login = false
         for option in try parser.all() {
             switch option.key {
             case "c", "session-command": script = option.value
-            case "s": shell = option.value ?? shell
+            case "s":
+                shell = option.value ?? shell
+                shellGiven = true
             case "l": login = true
             case "u": user = option.value
             case "h", "V": return []
@@ -816,9 +819,20 @@ enum Wrappers {
         if user != nil {  // runuser -u USER COMMAND…: the command itself
             return command(name, operands, context, cwd: .some(cwd))
         }
-        // su [USER [ARG…]]: the user's shell (or -s SHELL), with -c and the further arguments.
-        let argv = [shell] + (script.map { ["-c", $0] } ?? []) + operands.dropFirst()
-        return [InnerCommand(argv: argv, cwd: cwd, fromScript: context.fromScript)]
+        // su [USER [ARG…]]: the user's shell from the account database (or -s SHELL; $SHELL with
+        // -m/-p), with -c and the further arguments. Both the account's and $SHELL are checked.
+        if login && context.strict { throw refused(name, "a login shell reads startup files") }
+        var shells = [shell]
+        if !shellGiven {
+            guard let own = Account.loginShell(of: operands.first ?? "root") else {
+                throw refused(name, "the account '\(operands.first ?? "root")' and its shell are not known here")
+            }
+            if own != shell { shells.append(own) }
+        }
+        return shells.map { shell in
+            InnerCommand(argv: [shell] + (script.map { ["-c", $0] } ?? []) + operands.dropFirst(), cwd: cwd,
+                         fromScript: context.fromScript)
+        }
     }
 
     private static func doas(_ args: [String], _ context: WrapperContext) throws -> [InnerCommand] {

@@ -1,6 +1,7 @@
 import Foundation
 import LoopsyAPI
 import LoopsyConfig
+import LoopsyPOSIX
 import Testing
 @testable import LoopsyRun
 
@@ -563,7 +564,7 @@ import Testing
 
     /// Allowlist bypasses a review confirmed against the real programs (findutils 4.9, coreutils
     /// 9.1, util-linux 2.38, bash 5.2, dash): each ran a program the list does not name.
-    @Test func wrappersReadAsTheRealProgramsDo() {
+    @Test func wrappersReadAsTheRealProgramsDo() throws {
         let cases: [([String], [String])] = [
             // xargs run by xargs: the outer input is the inner one's options and command.
             (["xargs", "-d", "=", "-a", "/proc/self/environ", "xargs"], ["xargs", "echo"]),
@@ -600,6 +601,21 @@ import Testing
             #expect(Self.refusal(argv, Self.strict(allowed)) != nil, "\(argv) with \(allowed)")
         }
         #expect(Self.refusal(["bash", "+", "-c", "rm -rf /x"])?.code == "command_denied")
+        // su and runuser run the account's shell (root's here), not $SHELL, unless told with -s.
+        let rootShell = try #require(Account.loginShell(of: "root"))
+        #expect(Account.loginShell(of: "0") == rootShell && Account.loginShell(of: "no-such-user-here") == nil)
+        func sbin(_ allowlist: [String]) -> ExecutionPolicy {  // runuser is in /usr/sbin
+            var config = LoopsyConfig().execution
+            config.allowlist = allowlist
+            return ExecutionPolicy(config: config, environment: ["PATH": "/usr/sbin:/usr/bin:/bin", "HOME": "/root"])
+        }
+        let withoutRootShell = sbin(["runuser", "dash", "echo"])
+        if !rootShell.hasSuffix("/dash") && !rootShell.hasSuffix("/sh") {
+            #expect(Self.refusal(["runuser", "root", "-c", "echo hi"], withoutRootShell)?.code == "command_not_allowed")
+        }
+        #expect(Self.refusal(["runuser", "-s", "/bin/sh", "root", "-c", "echo hi"], withoutRootShell) == nil)
+        #expect(Self.refusal(["runuser", "-l", "root", "-c", "echo hi"], sbin(["runuser", "bash", "dash", "echo"]))?.message
+            .contains("a login shell reads startup files") == true)
         // Without $SHELL, flock -c runs /bin/sh (dash here), whatever the daemon's SHELL is.
         var config = LoopsyConfig().execution
         config.allowlist = ["env", "flock", "bash", "echo"]
