@@ -353,7 +353,26 @@ enum Wrappers {
         if !ansiQuotingShells.contains(program), text.includes("$'") {
             throw refused(program, "its script uses $'…', which this shell reads otherwise than bash")
         }
+        if context.strict, let why = runTimeCode(text) { throw refused(program, why) }
         let parsed = ShellWords.parse(text)
+        if context.strict {
+            for command in parsed.commands {
+                // printf -v NAME and test/[ -v NAME evaluate NAME's subscript, and printf -v sets
+                // any variable (PS4, BASH_ENV): code no reading of the words sees.
+                if ["printf", "test", "["].contains(command.first ?? ""), command.dropFirst().contains(where: {
+                    $0 == "-v" || (command.first == "printf" && $0.utf8.starts(with: "-v".utf8))
+                }) {
+                    throw refused(program, "its script uses \(command[0]) -v, which runs code the shell finds at run time")
+                }
+            }
+            // A literal subscript holding a substitution ('a[$(cmd)]') is run by bash wherever it is
+            // later used as a name: read, declare, unset, let, ${!x}, (( )), ${x:y}.
+            for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where word.includes("[")
+                && (word.includes("$(") || word.includes("`") || word.includes("$[")) {
+                throw refused(program, "its script holds '\(word)', a subscript with a command in it, which bash "
+                    + "runs when the text is used as a name")
+            }
+        }
         for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where ShellWords.isAssignment(word) {
             let name = ShellWords.shellAssignedName(word) ?? word
             if ExecutionPolicy.forbiddenVariable(name) {
@@ -366,6 +385,51 @@ enum Wrappers {
         return parsed.commands.map {
             InnerCommand(argv: $0, cwd: changesDirectory ? nil : context.cwd, open: false, fromScript: true)
         }
+    }
+
+    /// Why `text` (a script, read under an allowlist) is refused for code bash finds only when it
+    /// runs: `${x@P}` and `${!x}` (the value read as code or as a name), `$[ ]`, names and
+    /// subscripts in arithmetic, and `${NAME:=…}` setting a variable the caller may not set.
+    /// Nil when none is there. (A shell on the allowlist is otherwise trusted whole.)
+    static func runTimeCode(_ text: String) -> String? {
+        let bytes = Array(text.utf8)
+        func at(_ index: Int, _ literal: String) -> Bool {
+            let pattern = Array(literal.utf8)
+            return index + pattern.count <= bytes.count && Array(bytes[index..<(index + pattern.count)]) == pattern
+        }
+        func isNameByte(_ byte: UInt8) -> Bool {
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
+        }
+        var index = 0
+        while index < bytes.count {
+            if at(index, "@P}") || at(index, "${!") { return "its script uses ${…@P} or ${!…}, which read a value as code or a name" }
+            if at(index, "$[") { return "its script uses $[ ], arithmetic whose names bash evaluates" }
+            if at(index, "((") {
+                // Arithmetic: numbers and operators only; a name, subscript or substitution in it is
+                // evaluated as code.
+                var end = index + 2
+                while end < bytes.count, !at(end, "))") {
+                    let byte = bytes[end]
+                    if (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F || byte == UInt8(ascii: "[")
+                        || byte == UInt8(ascii: "$") || byte == UInt8(ascii: "`") {
+                        return "its script has a name or substitution in arithmetic (( )), which bash evaluates as code"
+                    }
+                    end += 1
+                }
+                index = end + 2
+                continue
+            }
+            if at(index, "${") {
+                var end = index + 2
+                while end < bytes.count, isNameByte(bytes[end]) { end += 1 }
+                let name = String(decoding: bytes[(index + 2)..<end], as: UTF8.self)
+                if !name.isEmpty, at(end, ":=") || at(end, "="), ExecutionPolicy.forbiddenVariable(name) {
+                    return "its script sets \(name) with ${\(name):=…}, which changes which program runs or what it loads"
+                }
+            }
+            index += 1
+        }
+        return nil
     }
 
     /// Shells that read $'…' as one quoted word.
