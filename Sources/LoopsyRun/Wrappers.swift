@@ -355,6 +355,7 @@ enum Wrappers {
         }
         if context.strict, let why = runTimeCode(text) { throw refused(program, why) }
         let parsed = ShellWords.parse(text)
+        let words = parsed.assignments + parsed.commands.flatMap { $0 }
         if context.strict {
             for command in parsed.commands {
                 // printf -v NAME and test/[ -v NAME evaluate NAME's subscript, and printf -v sets
@@ -367,13 +368,13 @@ enum Wrappers {
             }
             // A literal subscript holding a substitution ('a[$(cmd)]') is run by bash wherever it is
             // later used as a name: read, declare, unset, let, ${!x}, (( )), ${x:y}.
-            for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where word.includes("[")
+            for word in words where word.includes("[")
                 && (word.includes("$(") || word.includes("`") || word.includes("$[")) {
                 throw refused(program, "its script holds '\(word)', a subscript with a command in it, which bash "
                     + "runs when the text is used as a name")
             }
         }
-        for word in parsed.assignments + parsed.commands.flatMap({ $0 }) where ShellWords.isAssignment(word) {
+        for word in words where ShellWords.isAssignment(word) {
             let name = ShellWords.shellAssignedName(word) ?? word
             if ExecutionPolicy.forbiddenVariable(name) {
                 throw APIError.forbidden("\(program): the script sets \(name), which changes which program runs or what "
@@ -393,12 +394,10 @@ enum Wrappers {
     /// Nil when none is there. (A shell on the allowlist is otherwise trusted whole.)
     static func runTimeCode(_ text: String) -> String? {
         let bytes = Array(text.utf8)
-        func at(_ index: Int, _ literal: String) -> Bool {
-            let pattern = Array(literal.utf8)
-            return index + pattern.count <= bytes.count && Array(bytes[index..<(index + pattern.count)]) == pattern
-        }
-        func isNameByte(_ byte: UInt8) -> Bool {
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
+        func at(_ index: Int, _ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            guard index + count <= bytes.count else { return false }
+            return literal.withUTF8Buffer { bytes[index..<(index + count)].elementsEqual($0) }
         }
         var index = 0
         while index < bytes.count {
@@ -421,7 +420,7 @@ enum Wrappers {
             }
             if at(index, "${") {
                 var end = index + 2
-                while end < bytes.count, isNameByte(bytes[end]) { end += 1 }
+                while end < bytes.count, ShellWords.isNameByte(bytes[end]) { end += 1 }
                 let name = String(decoding: bytes[(index + 2)..<end], as: UTF8.self)
                 if !name.isEmpty, at(end, ":=") || at(end, "="), ExecutionPolicy.forbiddenVariable(name) {
                     return "its script sets \(name) with ${\(name):=…}, which changes which program runs or what it loads"
@@ -884,10 +883,11 @@ enum Wrappers {
             return command(name, operands, context, cwd: .some(cwd))
         }
         // su [USER [ARG…]]: the user's shell from the account database (or -s SHELL; $SHELL with
-        // -m/-p), with -c and the further arguments. Both the account's and $SHELL are checked.
+        // -m/-p), with -c and the further arguments. Under an allowlist both the account's and
+        // $SHELL are checked (the account database is read only then: it may be a network service).
         if login && context.strict { throw refused(name, "a login shell reads startup files") }
         var shells = [shell]
-        if !shellGiven {
+        if !shellGiven && context.strict {
             guard let own = Account.loginShell(of: operands.first ?? "root") else {
                 throw refused(name, "the account '\(operands.first ?? "root")' and its shell are not known here")
             }
