@@ -97,10 +97,7 @@ final class ConnectionBudget: Sendable {
             withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
         }
         // An IPv4-mapped address is an IPv4 client.
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
-            return SocketAddress.describe(address)
-        }
-        return bytes[0..<8].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+        return SocketAddress.network64(bytes) ?? SocketAddress.describe(address)
     }
 
     /// Accept policy: may a connection from `address` open?

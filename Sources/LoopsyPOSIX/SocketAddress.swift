@@ -52,6 +52,15 @@ public struct SocketAddress: Sendable {
         }
     }
 
+    /// The network the 16 bytes of an IPv6 address count as where one host must not count as
+    /// many (connection budgets, rate limits): its /64, which one host usually holds whole. Nil
+    /// for an IPv4-mapped address, an IPv4 client.
+    public static func network64(_ bytes: [UInt8]) -> String? {
+        guard bytes.count == 16 else { return nil }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return nil }
+        return bytes[0..<8].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
     /// Runs for every request: the text is formatted in a buffer on the stack.
     public static func describe(_ address: UnsafePointer<sockaddr>) -> String {
         let family = Int32(address.pointee.sa_family)

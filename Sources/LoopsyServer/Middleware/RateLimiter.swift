@@ -99,11 +99,8 @@ public final class RateLimiter: Sendable {
         var bytes = in6_addr()
         guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
         let octets = withUnsafeBytes(of: bytes) { Array($0) }
-        // An IPv4-mapped address is an IPv4 client.
-        if octets[0..<10].allSatisfy({ $0 == 0 }) && octets[10] == 0xFF && octets[11] == 0xFF {
-            return octets[12...].map { String($0) }.joined(separator: ".")
-        }
         if octets[0] == 0xFE && octets[1] & 0xC0 == 0x80 { return address }
-        return octets[0..<8].map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+        // An IPv4-mapped address is an IPv4 client.
+        return SocketAddress.network64(octets) ?? octets[12...].map { String($0) }.joined(separator: ".")
     }
 }
