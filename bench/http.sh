@@ -58,10 +58,13 @@ cmp -s <(curl -fsS -H "Authorization: Bearer x" "http://127.0.0.1:$floor_port/ap
     loopsy_die "the libmicrohttpd floor server did not answer with the context entry"
 
 hz="$(getconf CLK_TCK)"
-cpu_ticks() { # user and system ticks of the processes "$@", together
-    local total=0 pid
-    for pid in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
-    echo "$total"
+cpu_ticks() { # "user system" ticks of the processes "$@", together
+    local user=0 system=0 pid
+    for pid in "$@"; do
+        user=$((user + $(awk '{print $14}' "/proc/$pid/stat")))
+        system=$((system + $(awk '{print $15}' "/proc/$pid/stat")))
+    done
+    echo "$user $system"
 }
 run_wrk() { # name url header server-pid...
     local name="$1" url="$2" header="$3" file
@@ -80,18 +83,23 @@ run_wrk() { # name url header server-pid...
     errors="$(awk '/Non-2xx/ {print $NF}' "$file.txt")"
     total="$(awk '/requests in/ {print $1}' "$file.txt")"
     local server_us wrk_us
-    server_us="$(awk -v t=$((after - before)) -v hz="$hz" -v n="$total" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
+    # The server's CPU per request, and of it the part in its own code (user) apart from the
+    # kernel's (system: the socket calls, about the same for every server here).
+    server_us="$(awk -v a="$before" -v b="$after" -v hz="$hz" -v n="$total" 'BEGIN {split(a, x, " "); split(b, y, " ")
+        printf "%.1f (user %.1f)", (y[1] + y[2] - x[1] - x[2]) / hz * 1e6 / n, (y[1] - x[1]) / hz * 1e6 / n}')"
     wrk_us="$(awk -v cpu="$wrk_cpu" -v n="$total" 'BEGIN {split(cpu, c, " "); printf "%.1f", (c[1] + c[2]) * 1e6 / n}')"
-    printf '| %-34s | %12s | %10s | %10s | %8s | %12s | %10s |\n' "$name" "$rps" "$avg" "$p99" "${errors:-0}" \
+    printf '| %-34s | %12s | %10s | %10s | %8s | %18s | %10s |\n' "$name" "$rps" "$avg" "$p99" "${errors:-0}" \
         "$server_us" "$wrk_us"
     echo "$rps" >"$file.rps"
+    awk -v a="$before" -v b="$after" -v hz="$hz" -v n="$total" \
+        'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.2f\n", (y[1] - x[1]) / hz * 1e6 / n}' >"$file.user"
 }
 
 loopsy_log "wrk: ${duration}s per run, $connections connections, 2 threads, $(nproc) cores"
-printf '| %-34s | %12s | %10s | %10s | %8s | %12s | %10s |\n' "target" "requests/s" "latency" "p99" "non-2xx" \
-    "server µs/req" "wrk µs/req"
+printf '| %-34s | %12s | %10s | %10s | %8s | %18s | %10s |\n' "target" "requests/s" "latency" "p99" "non-2xx" \
+    "server CPU µs/req" "wrk µs/req"
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------------------" "--------------" "------------" "------------" \
-    "----------" "--------------" "------------"
+    "----------" "--------------------" "------------"
 run_wrk "nginx, sendfile on" "http://127.0.0.1:$nginx_port/entry.json" "X-Bench: 1" $(nginx_pids nginx)
 run_wrk "nginx, tuned for small files" "http://127.0.0.1:$small_port/entry.json" "X-Bench: 1" $(nginx_pids nginx-small)
 run_wrk "libmicrohttpd floor (mhd-floor.c)" "http://127.0.0.1:$floor_port/api/v1/context/plan" \
@@ -107,6 +115,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo
 echo "authenticated context GET / best nginx: $(ratio "$context" "$reference")"
 echo "libmicrohttpd floor / best nginx: $(ratio "$floor" "$reference") (the most loopsyd could reach on libmicrohttpd)"
+echo "loopsyd's own code per authenticated GET: $(awk -v a="$(cat "$work/loopsyd_GET__context_plan__auth_.user")" \
+    -v b="$(cat "$work/libmicrohttpd_floor__mhd_floor_c_.user")" 'BEGIN {printf "%.1f", a - b}') µs of user CPU (its user time less the floor's)"
 echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
 loopsy_bench_summary "authenticated GET /context/{key}, wrk -c$connections" "$(printf '%.0f' "$context") req/s" \
     "best nginx $(printf '%.0f' "$reference") req/s; libmicrohttpd floor $(printf '%.0f' "$floor") ($(ratio "$floor" "$reference")x)" \
