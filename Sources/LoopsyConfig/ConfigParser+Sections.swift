@@ -1,3 +1,5 @@
+import LoopsyAPI
+
 extension Reader {
     mutating func server(_ node: YAMLNode, into server: inout LoopsyConfig.Server) throws {
         for (key, value) in try mapping(node, at: "server") {
@@ -56,10 +58,10 @@ extension Reader {
             switch key {
             case "denylist": execution.denylist = try strings(value, at: path)
             case "allowlist": execution.allowlist = value.isNull ? nil : try strings(value, at: path)
-            case "maxConcurrent": execution.maxConcurrent = try int(value, at: path, min: 1)
-            case "defaultTimeout": execution.defaultTimeout = try int(value, at: path, min: 1)
-            case "maxTimeout": execution.maxTimeout = try int(value, at: path, min: 1)
-            case "maxOutputBytes": execution.maxOutputBytes = try int(value, at: path, min: 1)
+            case "maxConcurrent": execution.maxConcurrent = try int(value, at: path, min: 1, max: 1000)
+            case "defaultTimeout": execution.defaultTimeout = try int(value, at: path, min: 1, max: WireRange.timeoutMillis.upperBound)
+            case "maxTimeout": execution.maxTimeout = try int(value, at: path, min: 1, max: WireRange.timeoutMillis.upperBound)
+            case "maxOutputBytes": execution.maxOutputBytes = try int(value, at: path, min: 1, max: 1 << 30)
             case "environment": execution.environment = try strings(value, at: path)
             default: unknown(path)
             }
@@ -72,7 +74,7 @@ extension Reader {
             switch key {
             case "allowedPaths": transfer.allowedPaths = try strings(value, at: path)
             case "deniedPaths": transfer.deniedPaths = try strings(value, at: path)
-            case "maxFileSize": transfer.maxFileSize = try int(value, at: path, min: 1)
+            case "maxFileSize": transfer.maxFileSize = try int(value, at: path, min: 1, max: 1 << 50)
             case "allowedDotfiles": transfer.allowedDotfiles = try strings(value, at: path)
             default: unknown(path)
             }
@@ -83,10 +85,10 @@ extension Reader {
         for (key, value) in try mapping(node, at: "rateLimits") {
             let path = "rateLimits.\(key)"
             switch key {
-            case "execute": limits.execute = try int(value, at: path)
-            case "transfer": limits.transfer = try int(value, at: path)
-            case "context": limits.context = try int(value, at: path)
-            case "pairing": limits.pairing = try int(value, at: path)
+            case "execute": limits.execute = try int(value, at: path, max: 1_000_000)
+            case "transfer": limits.transfer = try int(value, at: path, max: 1_000_000)
+            case "context": limits.context = try int(value, at: path, max: 1_000_000)
+            case "pairing": limits.pairing = try int(value, at: path, max: 1_000_000)
             case "exemptLocalOwner": limits.exemptLocalOwner = try bool(value, at: path)
             default: unknown(path)
             }
@@ -146,7 +148,7 @@ extension Reader {
             let path = "context.\(key)"
             switch key {
             case "maxValueBytes": context.maxValueBytes = try int(value, at: path, min: 1, max: 64 * 1024 * 1024)
-            case "maxEntries": context.maxEntries = try int(value, at: path, min: 1)
+            case "maxEntries": context.maxEntries = try int(value, at: path, min: 1, max: 100_000_000)
             default: unknown(path)
             }
         }
@@ -156,8 +158,8 @@ extension Reader {
         for (key, value) in try mapping(node, at: "audit") {
             let path = "audit.\(key)"
             switch key {
-            case "retentionDays": audit.retentionDays = try int(value, at: path, min: 1)
-            case "maxEntries": audit.maxEntries = try int(value, at: path, min: 100)
+            case "retentionDays": audit.retentionDays = try int(value, at: path, min: 1, max: 36_500)
+            case "maxEntries": audit.maxEntries = try int(value, at: path, min: 100, max: 1_000_000_000)
             default: unknown(path)
             }
         }

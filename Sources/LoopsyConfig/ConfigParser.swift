@@ -98,10 +98,21 @@ struct Reader {
         return pairs.map { ($0.key, $0.value) }
     }
 
-    func int(_ node: YAMLNode, at path: String, min: Int = 0, max: Int = Int.max) throws -> Int {
-        guard let value = node.int else { throw typeError(path, "an integer", node) }
+    /// Every number names its range: values are multiplied into milliseconds, added to sizes
+    /// and used as counts, and one past what the daemon can hold must be refused here, not
+    /// trap later (a large audit.retentionDays stopped the daemon at its first upkeep).
+    func int(_ node: YAMLNode, at path: String, min: Int = 0, max: Int) throws -> Int {
+        guard let value = node.int else {
+            // Digits that do not fit in 64 bits are a number out of range, not a word.
+            if case .scalar(let text, _, _) = node, !text.isEmpty,
+               text.utf8.drop(while: { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") }).allSatisfy({ (48...57).contains($0) }),
+               text.utf8.contains(where: { (48...57).contains($0) }) {
+                throw ConfigError("config key '\(path)' must be between \(min) and \(max), not \(text) (line \(node.line))")
+            }
+            throw typeError(path, "an integer", node)
+        }
         guard value >= min && value <= max else {
-            throw ConfigError("config key '\(path)' must be between \(min) and \(max), not \(value)")
+            throw ConfigError("config key '\(path)' must be between \(min) and \(max), not \(value) (line \(node.line))")
         }
         return value
     }

@@ -267,7 +267,8 @@ public final class Daemon: Sendable {
             do { try work() } catch { node.logger.warn("upkeep: \(name) failed: \(error)") }
         }
         let audit = node.config.audit
-        let cutoff = Clock.nowMillis() - Int64(audit.retentionDays) * 86_400_000
+        // The parser bounds retentionDays (36,500); a Config made in code is held in range too.
+        let cutoff = Clock.nowMillis() - Int64(min(max(audit.retentionDays, 0), 36_500)) * 86_400_000
         step("expired context entries") { try node.contextStore.sweepExpired() }
         step("the context change log") { try node.contextStore.pruneChanges() }
         step("expired locks") { try node.locks.store.sweepExpired() }

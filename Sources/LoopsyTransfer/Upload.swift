@@ -65,7 +65,9 @@ public final class Upload: Sendable {
             throw APIError.unsupportedMediaType("send the upload as multipart/form-data with a destPath field and a file part")
         }
         // Known too large before a byte arrives (a little slack for the multipart framing).
-        if let length = head.contentLength, length > Int64(maxFileSize) + 65_536 {
+        let slack: Int64 = 65_536
+        let allowed = Int64(maxFileSize) > Int64.max - slack ? Int64.max : Int64(maxFileSize) + slack
+        if let length = head.contentLength, length > allowed {
             throw APIError.payloadTooLarge("the upload is \(length) bytes; transfer.maxFileSize is \(maxFileSize)")
         }
         self.policy = policy

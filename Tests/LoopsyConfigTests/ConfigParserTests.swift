@@ -81,6 +81,41 @@ import Testing
         }
     }
 
+    /// Every number in the template (every key `loopsy init` writes) has a range: 2^63 - 1 and
+    /// a number of 20 digits are refused with the key, its range and the line, never taken (a
+    /// large audit.retentionDays was taken and stopped the daemon at its first upkeep; a large
+    /// transfer.maxFileSize let any push stop it).
+    @Test func everyNumberInTheTemplateHasARange() throws {
+        let template = ConfigFile.template(apiKey: Secrets.apiKey(), port: 4000)
+        let lines = template.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var numeric = 0
+        var sections: [String] = []
+        for (index, line) in lines.enumerated() {
+            let indent = line.prefix { $0 == " " }.count
+            let text = line.dropFirst(indent).split(separator: "#", maxSplits: 1).first.map(String.init) ?? ""
+            guard let colon = text.firstIndex(of: ":"), !text.hasPrefix("-") else { continue }
+            let name = String(text[..<colon])
+            let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            sections = Array(sections.prefix(indent / 2))
+            guard !value.isEmpty else { sections.append(name); continue }
+            guard Int(value) != nil else { continue }
+            numeric += 1
+            let key = (sections + [name]).joined(separator: ".")
+            for huge in ["9223372036854775807", "99999999999999999999"] {
+                var changed = lines
+                changed[index] = String(line.prefix(indent)) + name + ": " + huge
+                #expect {
+                    try ConfigParser.parse(changed.joined(separator: "\n"))
+                } throws: { error in
+                    let message = "\(error)"
+                    return message.contains("'\(key)'") && message.contains("must be between")
+                        && message.contains("(line \(index + 1))")
+                }
+            }
+        }
+        #expect(numeric >= 35)
+    }
+
     @Test func connectionMemoryIsReadInKiB() throws {
         #expect(LoopsyConfig().server.connectionMemoryKiB == 16)
         #expect(try ConfigParser.parse("server:\n  connectionMemoryKiB: 64\n").config.server.connectionMemoryKiB == 64)
