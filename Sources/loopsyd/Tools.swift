@@ -32,7 +32,13 @@ func serveDashboard(dataDir: DataDir, port: Int, stopSignals: sigset_t) -> Never
     let sessions = SessionDirectory(main: dataDir).names()
     print("Loopsy dashboard for \(sessions.count + 1) local node(s): " + (["main"] + sessions).joined(separator: ", "))
     print("Open within 5 minutes (works once; afterwards log in with `loopsy key show`):")
-    print("  http://127.0.0.1:\(server.port)/dashboard/#login=\(gateway.makeLink())")
+    let link: String
+    do {
+        link = try gateway.makeLink()
+    } catch {
+        fail((error as? APIError)?.message ?? "\(error)", code: 78)
+    }
+    print("  http://127.0.0.1:\(server.port)/dashboard/#login=\(link)")
     print("Ctrl-C stops it.")
     fflush(nil)
     var signals = stopSignals

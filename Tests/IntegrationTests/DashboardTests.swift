@@ -137,11 +137,26 @@ import Testing
         let (cookie, csrf) = try Self.login(node)
         let headers = ["Cookie": cookie, "X-CSRF-Token": csrf]
         #expect(try node.http("GET", "/api/v1/status", key: "", headers: headers).status == 200)
+        // Login links minted with the old key (by whoever had it: rotating is what one does
+        // about a leaked key) die with it too, unused or not.
+        let links = try (0..<2).map { _ in
+            let minted = try node.http("POST", "/dashboard/api/link", key: node.apiKey)
+            #expect(minted.status == 201)
+            return try #require(minted.text.split(separator: "#login=").last?.split(separator: "\"").first.map(String.init))
+        }
         let rotated = try node.cli("key", "generate")
         #expect(rotated.status == 0, "\(rotated.stderr)")
         // The daemon notices the new key within half a second; the old key's session is over.
         #expect(eventually(5) { (try? node.http("GET", "/api/v1/status", key: "", headers: headers).status) == 401 })
+        for link in links {
+            let redeemed = try node.http("POST", "/dashboard/api/login", body: "{\"token\":\"\(link)\"}", key: "")
+            #expect(redeemed.errorCode == "link_expired", "\(redeemed.status) \(redeemed.text)")
+        }
         _ = try Self.login(node)  // the new key logs in
+        // A link minted with the new key works.
+        let minted = try node.http("POST", "/dashboard/api/link", key: node.apiKey)
+        let fresh = try #require(minted.text.split(separator: "#login=").last?.split(separator: "\"").first.map(String.init))
+        _ = try Self.login(node, body: "{\"token\":\"\(fresh)\"}")
     }
 
     @Test func onlyTheNodeKeyLogsInAndLinksWorkOnce() throws {

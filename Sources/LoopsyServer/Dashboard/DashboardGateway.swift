@@ -81,8 +81,8 @@ public final class DashboardGateway: HTTPHandler, Sendable {
                          apiKey: config.auth.apiKey)
     }
 
-    /// A one-time login link's token.
-    public func makeLink() -> String { sessions.makeLink() }
+    /// A one-time login link's token, bound to the main node's current key.
+    public func makeLink() throws -> String { sessions.makeLink(binding: Secrets.keyHash(try mainKey())) }
 
     // MARK: HTTPHandler
 

@@ -26,7 +26,8 @@ public final class DashboardSessions: Sendable {
 
     private struct State {
         var sessions: [String: Session] = [:]
-        var links: [String: Double] = [:]
+        /// Link token hashes → when each was made and the key hash current then.
+        var links: [String: (made: Double, binding: String)] = [:]
     }
 
     /// Per node, so dashboards of several local nodes (ports share cookies) do not log each other out.
@@ -110,25 +111,29 @@ public final class DashboardSessions: Sendable {
 
     public var count: Int { state.withLock { $0.sessions.count } }
 
-    /// A one-time login token.
-    public func makeLink() -> String {
+    /// A one-time login token, bound like a session to the key current now (`binding`, its
+    /// hash): minted with a key that leaked, it must not outlive that key's rotation.
+    public func makeLink(binding: String) -> String {
         let token = Secrets.apiKey()
         let time = now()
         state.withLock { state in
             prune(&state, at: time)
-            if state.links.count >= 16, let oldest = state.links.min(by: { $0.value < $1.value })?.key {
+            if state.links.count >= 16, let oldest = state.links.min(by: { $0.value.made < $1.value.made })?.key {
                 state.links[oldest] = nil
             }
-            state.links[Self.digest(token)] = time
+            state.links[Self.digest(token)] = (time, binding)
         }
         return token
     }
 
-    /// True once for a live link token; the token is spent either way.
-    public func redeem(_ token: String) -> Bool {
+    /// True once for a live link token made under the key `binding` names; the token is spent
+    /// either way, and a key changed since it was made refuses it (and every other link of the
+    /// old key).
+    public func redeem(_ token: String, binding: String) -> Bool {
         let time = now()
         return state.withLock { state in
             prune(&state, at: time)
+            state.links = state.links.filter { Secrets.equal($0.value.binding, binding) }
             return state.links.removeValue(forKey: Self.digest(token)) != nil
         }
     }
@@ -137,7 +142,7 @@ public final class DashboardSessions: Sendable {
         state.sessions = state.sessions.filter {
             time - $0.value.lastUsed < idleSeconds && time - $0.value.created < maxAgeSeconds
         }
-        state.links = state.links.filter { time - $0.value < linkSeconds }
+        state.links = state.links.filter { time - $0.value.made < linkSeconds }
     }
 
     // MARK: Requests

@@ -69,7 +69,7 @@ public enum DashboardWeb {
         let body = try request.decodeJSON(DashboardLoginRequest.self, requireContentType: true)
         let accepted: Bool
         if let token = body.token, !token.isEmpty {
-            accepted = sessions.redeem(token)
+            accepted = sessions.redeem(token, binding: binding)
             guard accepted else {
                 throw APIError.forbidden("this login link was used already or has expired; run `loopsy dashboard` "
                     + "again for a new one", code: .linkExpired)

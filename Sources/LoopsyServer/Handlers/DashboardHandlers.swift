@@ -39,7 +39,7 @@ public enum DashboardHandlers {
 
     /// A one-time login link for this daemon's dashboard (`loopsy dashboard --link`).
     static func link(_ context: RequestContext) throws -> HTTPResponse {
-        let token = context.node.dashboard.makeLink()
+        let token = context.node.dashboard.makeLink(binding: context.node.authenticator.sessionBinding)
         return try .json(DashboardLinkResponse(path: "/dashboard/#login=" + token,
                                                expiresIn: Int(context.node.dashboard.linkSeconds)), status: 201)
     }
