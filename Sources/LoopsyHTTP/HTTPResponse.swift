@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A response a handler returns: status, headers and a body held in memory.
 public struct HTTPResponse: Sendable {
     public var status: Int
@@ -57,6 +61,13 @@ public struct HTTPResponse: Sendable {
     public mutating func setHeader(_ name: String, _ value: String) {
         headers.removeAll { $0.name.lowercased() == name.lowercased() }
         headers.append((name, value))
+    }
+
+    /// Lets go of what an answer that will never be sent holds: its file's descriptor, and its
+    /// stream (ended as broken, so its producer stops).
+    public func discard() {
+        if let file { close(file.descriptor) }
+        stream?.abort()
     }
 
     public func header(_ name: String) -> String? {

@@ -17,6 +17,8 @@ public final class Dispatcher: HTTPHandler, Sendable {
     private let auditLog: AuditLog?
     private let hostPolicy: HostPolicy
     private let exemptLocalOwner: Bool
+    /// Streams cut when the credential that opened them ends.
+    let credentialWatch = CredentialWatch()
 
     public init(routes: [Route], node: NodeServices, authenticator: Authenticator, rateLimiter: RateLimiter,
                 auditLog: AuditLog?) {
@@ -123,10 +125,23 @@ public final class Dispatcher: HTTPHandler, Sendable {
             withoutBody.body = []
             withoutBody.bodySink = nil
             let head = withoutBody
+            // A read that waited (a long-poll, up to minutes) is not answered to a credential that
+            // ended meanwhile (a logout, a new key, a peer unpaired). Other methods waited for what
+            // they did (a write committed, a lock taken): their answer says what happened.
+            let stillValid = caller.kind == .anonymous || request.method != "GET" ? nil
+                : authenticator.stillValid(head, as: caller)
             deferred.finalize { [self] final in
-                finish(final, request: head, caller: caller, requestId: requestId, started: started)
+                guard let stillValid, !stillValid() else {
+                    return finish(final, request: head, caller: caller, requestId: requestId, started: started)
+                }
+                final.discard()
+                return finish(.error(Self.credentialEnded), request: head, caller: caller, requestId: requestId,
+                              started: started)
             }
             return response
+        }
+        if let stream = response.stream, caller.kind != .anonymous {
+            credentialWatch.watch(stream, while: authenticator.stillValid(request, as: caller))
         }
         var response = response
         if request.method != "GET", (200..<300).contains(response.status),
@@ -146,6 +161,10 @@ public final class Dispatcher: HTTPHandler, Sendable {
             remote: request.remoteAddress))
         return response
     }
+
+    static let credentialEnded = APIError.unauthorized(
+        "the credential this request came with ended while it waited (a logout, a new key, or this peer unpaired); "
+            + "nothing was sent. Authenticate again")
 
     private func response(for error: any Error, requestId: String) -> HTTPResponse {
         if let error = error as? APIError { return .error(error) }

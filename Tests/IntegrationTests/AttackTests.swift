@@ -617,6 +617,9 @@ final class EventStream: @unchecked Sendable {
 
     func close() { Glibc.close(fd) }
 
+    /// Everything received so far.
+    var text: String { received }
+
     /// Reads until `text` arrived; false after `seconds`.
     func waitFor(_ text: String, seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)

@@ -159,6 +159,43 @@ import Testing
         _ = try Self.login(node, body: "{\"token\":\"\(fresh)\"}")
     }
 
+    /// What a session opened goes on only while the session does: a long-poll answered after
+    /// the logout gets a 401 instead of the change, and a job's output stream opened by a
+    /// session is cut within about a second of a new key.
+    @Test func openAnswersEndWithTheSessionThatOpenedThem() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        try node.start()
+        var (cookie, csrf) = try Self.login(node)
+        var session = ["Cookie": cookie, "X-CSRF-Token": csrf, "Sec-Fetch-Site": "same-origin"]
+        let poll = try EventStream(port: node.port, path: "/api/v1/context?prefix=sec&wait=30", headers: session)
+        Thread.sleep(forTimeInterval: 0.5)
+        let out = try node.http("POST", "/dashboard/api/logout", key: "", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        #expect(out.status == 200)
+        #expect(try node.http("PUT", "/api/v1/context/secret1", body: #"{"value":"written after the logout"}"#).status == 200)
+        #expect(poll.waitFor("ended while it waited", seconds: 10))
+        #expect(poll.text.hasPrefix("HTTP/1.1 401"), "\(poll.text)")
+        #expect(!poll.text.contains("written after the logout"))
+
+        (cookie, csrf) = try Self.login(node)
+        session = ["Cookie": cookie, "X-CSRF-Token": csrf, "Content-Type": "application/json"]
+        let job = try EventStream(port: node.port, path: "/api/v1/execute/stream", method: "POST", headers: session,
+                                  body: #"{"command":"sh","args":["-c","echo started; sleep 1; echo tick; sleep 1; echo tock; sleep 30"]}"#)
+        #expect(job.waitFor("started", seconds: 10))
+        let rotated = try node.cli("key", "generate")
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        let ended = Date()
+        #expect(job.waitForEnd(seconds: 10))
+        #expect(Date().timeIntervalSince(ended) < 5, "the stream went on \(Date().timeIntervalSince(ended)) s")
+        #expect(!job.text.contains("event: exit"))
+        // The owner's own key (the new one) still streams.
+        let owner = try EventStream(port: node.port, path: "/api/v1/execute/stream", method: "POST",
+                                    headers: ["Authorization": "Bearer \(node.apiKey)", "Content-Type": "application/json"],
+                                    body: #"{"command":"echo","args":["still served"]}"#)
+        #expect(owner.waitFor("still served", seconds: 10))
+        #expect(owner.waitForEnd(seconds: 10))
+    }
+
     @Test func onlyTheNodeKeyLogsInAndLinksWorkOnce() throws {
         let helper = String(repeating: "h", count: 40)
         let node = try TestNode { $0.replacingOccurrences(of: "allowedKeys: {}", with: "allowedKeys: {helper: \(helper)}") }
