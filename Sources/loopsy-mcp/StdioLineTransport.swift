@@ -29,18 +29,30 @@ actor StdioLineTransport: Transport {
         let reader = Thread { [continuation, state] in
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             var line = Data()
+            // Set while the rest of a line past `maxLineBytes` is read and dropped.
+            var dropping = false
             while true {
                 let count = retryingInterrupts { read(0, &buffer, buffer.count) }
                 if count <= 0 { break }
                 var start = 0
                 for index in 0..<count where buffer[index] == UInt8(ascii: "\n") {
-                    line.append(contentsOf: buffer[start..<index])
+                    if !dropping {
+                        line.append(contentsOf: buffer[start..<index])
+                        if !line.isEmpty { Self.received(line, state: state, continuation: continuation) }
+                    }
+                    dropping = false
                     start = index + 1
-                    if !line.isEmpty { Self.received(line, state: state, continuation: continuation) }
                     line = Data()
                 }
+                guard !dropping else { continue }
                 line.append(contentsOf: buffer[start..<count])
+                if line.count > Self.maxLineBytes {
+                    dropping = true
+                    line = Data()
+                }
             }
+            // A last message without its newline is still a message.
+            if !dropping && !line.isEmpty { Self.received(line, state: state, continuation: continuation) }
             let done = state.lock.withLock { state -> Bool in
                 state.inputEnded = true
                 return state.pending.isEmpty
@@ -49,6 +61,10 @@ actor StdioLineTransport: Transport {
         }
         reader.start()
     }
+
+    /// The longest message taken (the client is Claude Code, which sends small ones; a longer
+    /// line is dropped whole rather than held).
+    static let maxLineBytes = 64 << 20
 
     private static func received(_ message: Data, state: PendingState,
                                  continuation: AsyncThrowingStream<Data, any Swift.Error>.Continuation) {
@@ -88,19 +104,29 @@ actor StdioLineTransport: Transport {
 
     func receive() -> AsyncThrowingStream<Data, any Swift.Error> { stream }
 
-    /// The id (as text) and method of a JSON-RPC message.
-    private static func requestInfo(_ data: Data) -> (String?, String?)? {
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        return (object["id"].map { "\($0)" }, object["method"] as? String)
+    private struct Envelope: Decodable {
+        var id: ID?
+        var method: String?
     }
 
-    private static func cancelledId(_ data: Data) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let params = object["params"] as? [String: Any], let id = params["requestId"] else { return nil }
-        return "\(id)"
+    private struct Cancelled: Decodable {
+        struct Parameters: Decodable { var requestId: ID }
+        var params: Parameters
+    }
+
+    /// The id and method of a JSON-RPC message, read as the SDK reads them: an id that is not a
+    /// string or an integer (an object, true, 1.5) is no request the SDK answers, so it is not
+    /// waited for (it kept loopsy-mcp running after stdin closed).
+    private static func requestInfo(_ data: Data) -> (ID?, String?)? {
+        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: data) else { return nil }
+        return (envelope.id, envelope.method)
+    }
+
+    private static func cancelledId(_ data: Data) -> ID? {
+        (try? JSONDecoder().decode(Cancelled.self, from: data))?.params.requestId
     }
 }
 
 final class PendingState: Sendable {
-    let lock = PlainMutex<(pending: Set<String>, inputEnded: Bool)>(([], false))
+    let lock = PlainMutex<(pending: Set<ID>, inputEnded: Bool)>(([], false))
 }
