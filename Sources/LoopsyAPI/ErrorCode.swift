@@ -8,6 +8,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case approvalExpired = "approval_expired"
     case approvalNotYours = "approval_not_yours"
     case approvalOwnerOnly = "approval_owner_only"
+    case approvalForAPerson = "approval_for_a_person"
     case badBehavior = "bad_behavior"
     case badCode = "bad_code"
     case badCommand = "bad_command"

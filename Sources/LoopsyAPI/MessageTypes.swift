@@ -182,9 +182,14 @@ public struct MessageAckRequest: Codable, Sendable {
     public var note: String?
     /// The sender's nodeId, when several senders used the same id.
     public var from: String?
-    public init(note: String? = nil, from: String? = nil) {
+    /// True: a permission prompt forwarded here (type approval) is left as it is (409
+    /// approval_for_a_person). loopsy-mcp sends it: a session must not hide a prompt from the
+    /// person who answers it (acked prompts leave `loopsy approvals`).
+    public var keepApprovals: Bool?
+    public init(note: String? = nil, from: String? = nil, keepApprovals: Bool? = nil) {
         self.note = note
         self.from = from
+        self.keepApprovals = keepApprovals
     }
 }
 

@@ -16,9 +16,12 @@ extension LoopsyClient {
                  as: InboxListResponse.self)
     }
 
-    public func markMessage(_ id: String, acked: Bool, note: String? = nil, from: String? = nil) throws -> InboxMessage {
+    /// `keepApprovals`: a forwarded permission prompt is refused (409 approval_for_a_person).
+    public func markMessage(_ id: String, acked: Bool, note: String? = nil, from: String? = nil,
+                            keepApprovals: Bool = false) throws -> InboxMessage {
         try call("POST", acked ? API.inboxAck(id) : API.inboxRead(id),
-                 body: MessageAckRequest(note: note, from: from), as: InboxMessage.self)
+                 body: MessageAckRequest(note: note, from: from, keepApprovals: keepApprovals ? true : nil),
+                 as: InboxMessage.self)
     }
 
     public func outbox(id: String? = nil, state: String? = nil, limit: Int = 100) throws -> [OutboxMessage] {

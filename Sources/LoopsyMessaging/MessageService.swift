@@ -259,8 +259,13 @@ public final class MessageService: Sendable {
     }
 
     /// Marks a message read or acked and queues the receipt for its sender.
-    public func mark(id: String, from: String?, state: String, note: String?) throws -> InboxMessage {
+    public func mark(id: String, from: String?, state: String, note: String?, keepApprovals: Bool = false) throws
+        -> InboxMessage {
         let target = try inboxMessage(id: id, from: from)
+        if keepApprovals && target.type == .approval {
+            throw APIError.conflict("message \(id) is a permission prompt forwarded from \(target.fromName): a person "
+                + "answers it with `loopsy approvals` / `loopsy approve \(id)`; it stays as it is", code: .approvalForAPerson)
+        }
         if let note, note.utf8.count > Self.maxNoteBytes {
             throw APIError.badRequest("note is limited to \(Self.maxNoteBytes) bytes")
         }

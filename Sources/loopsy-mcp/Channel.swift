@@ -110,7 +110,20 @@ final class ChannelPump: Sendable {
                     "type": message.type.rawValue]
         if let thread = message.thread { meta["thread"] = plain(thread) }
         if let replyTo = message.replyTo { meta["reply_to"] = plain(replyTo) }
-        return ChannelEvent.Parameters(content: message.body, meta: meta)
+        return ChannelEvent.Parameters(content: displayable(message.body), meta: meta)
+    }
+
+    /// A sender's text as a session may show it: lines and tabs kept, but no terminal control
+    /// (ESC sequences that clear or retitle the user's terminal, C1 controls) and no bidi
+    /// overrides or isolates, which could make it read as something else. Claude Code itself
+    /// neutralises a closing channel tag inside the content and escapes the attributes.
+    static func displayable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { scalar in
+            let value = scalar.value
+            if value == 0x0A || value == 0x09 { return true }
+            return value >= 0x20 && !(0x7F...0x9F).contains(value) && !(0x202A...0x202E).contains(value)
+                && !(0x2066...0x2069).contains(value) && value != 0x200E && value != 0x200F && value != 0x061C
+        }))
     }
 
     /// A peer-chosen name or id without control or format characters (bidi overrides, zero-width

@@ -595,9 +595,13 @@ struct LoopsyTools: Sendable {
         let inbox = try await blocking { _ in
             let client = try client(timeoutSeconds: wait + 30)
             var inbox = try client.inbox(unreadOnly: unreadOnly, wait: wait)
+            // Permission prompts forwarded from other machines are for a person (`loopsy
+            // approvals`), as in the channel: a session could answer or hide them itself.
+            inbox.messages.removeAll { $0.type == .approval }
             if markRead {
                 inbox.messages = try inbox.messages.map { message in
-                    message.state == "unread" ? try client.markMessage(message.id, acked: false, from: message.from)
+                    message.state == "unread"
+                        ? try client.markMessage(message.id, acked: false, from: message.from, keepApprovals: true)
                         : message
                 }
             }
@@ -613,7 +617,7 @@ struct LoopsyTools: Sendable {
                 + "\(message.fromName) (nodeId \(message.from))"
             if let replyTo = message.replyTo { text += ", reply to \(replyTo)" }
             if let thread = message.thread { text += ", thread \(thread)" }
-            text += " ---\n<<<\n\(Self.clip(message.body, limit: 8000))\n>>>\n"
+            text += " ---\n<<<\n\(Self.clip(ChannelPump.displayable(message.body), limit: 8000))\n>>>\n"
         }
         return result(text, inbox)
     }
@@ -621,7 +625,9 @@ struct LoopsyTools: Sendable {
     private func ackMessage(_ arguments: Arguments) async throws -> CallTool.Result {
         let id = try arguments.string("id")
         let note = arguments.optionalString("note"), from = arguments.optionalString("from")
-        let message = try await blocking { _ in try client().markMessage(id, acked: true, note: note, from: from) }
+        let message = try await blocking { _ in
+            try client().markMessage(id, acked: true, note: note, from: from, keepApprovals: true)
+        }
         return result("acked \(message.id) from \(message.fromName); the sender will see it", message)
     }
 

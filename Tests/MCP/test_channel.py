@@ -77,6 +77,19 @@ def test_messages_arrive_as_channel_events_across_a_daemon_restart(nodes):
         raw.process.kill()
 
 
+def test_channel_content_carries_no_terminal_controls(nodes):
+    one, two = pair(nodes)
+    raw = RawServer(one)
+    try:
+        raw.initialize()
+        body = "clear\x1b[2J title\x1b]0;pwned\x07 \u202eevil\u202c line\nnext\ttab \U0001F469\u200d\U0001F4BB"
+        assert two.cli("msg", "send", "one", body).returncode == 0
+        event = raw.wait_for(lambda m: m.get("method") == "notifications/claude/channel", timeout=5)
+        assert event["params"]["content"] == "clear[2J title]0;pwned evil line\nnext\ttab \U0001F469\u200d\U0001F4BB"
+    finally:
+        raw.process.kill()
+
+
 def test_a_thread_filter_lets_only_that_thread_through(nodes):
     one, two = pair(nodes)
     env = {**one.env, "LOOPSY_CHANNEL_THREAD": "ci"}
@@ -130,6 +143,25 @@ def test_a_permission_prompt_is_answered_on_the_approver_peer(nodes):
             listed = two.cli("approvals").stdout
             time.sleep(0.1)
         assert approval["id"] in listed and "Bash" in listed and "loopsy approve" in listed, listed
+
+        # A session on the approver's machine never sees the prompt through its tools, and
+        # cannot hide it from the person either (an acked prompt leaves `loopsy approvals`).
+        session = RawServer(two)
+        try:
+            session.initialize()
+            session.send({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
+                "name": "loopsy_check_inbox", "arguments": {"unreadOnly": False, "markRead": True}}})
+            inbox = session.wait_for(lambda m: m.get("id") == 41)
+            assert approval["id"] not in json.dumps(inbox), inbox
+            session.send({"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {
+                "name": "loopsy_ack_message", "arguments": {"id": approval["id"]}}})
+            acked = session.wait_for(lambda m: m.get("id") == 42)
+            assert acked["result"]["isError"] and "loopsy approve" in json.dumps(acked), acked
+        finally:
+            session.process.kill()
+        assert approval["id"] in two.cli("approvals").stdout
+        refused = two.api("POST", f"/api/v1/messages/inbox/{approval['id']}/ack", {"keepApprovals": True})
+        assert refused["error"]["code"] == "approval_for_a_person", refused
 
         # A peer it was not sent to cannot answer it, whatever its grants.
         foreign = three.api("POST", f"/api/v1/peers/one/approvals/{approval['id']}/answer", {"behavior": "allow"})

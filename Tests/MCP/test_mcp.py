@@ -325,6 +325,26 @@ def test_end_of_input_waits_for_answers_in_flight_and_stdout_is_only_protocol(no
         assert answer["result"]["structuredContent"]["stdout"] == f"done{request_id}\n"
 
 
+def test_odd_ids_a_last_line_without_newline_and_huge_lines(nodes):
+    node = nodes("alpha").start()
+    # Ids the SDK never answers (not a string or an integer) are not waited for at end of input.
+    for odd in ("true", "{}", "[1]", "1.5", "null"):
+        done = subprocess.run([str(BIN / "loopsy-mcp")], env=node.env, capture_output=True, text=True, timeout=10,
+                              input='{"jsonrpc":"2.0","id":%s,"method":"tools/list"}\n' % odd)
+        assert done.returncode == 0, (odd, done.stderr)
+    # A message that ends without its newline is still answered; a line past 64 MiB is dropped
+    # whole and the next one still read.
+    initialize = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+    done = subprocess.run([str(BIN / "loopsy-mcp")], env=node.env, capture_output=True, text=True, timeout=30,
+                          input='{"jsonrpc":"2.0","id":9,"method":"ping","params":{"x":"' + "a" * (65 << 20)
+                          + '"}}\n' + initialize)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [m.get("id") for m in answers] == [1], answers
+    assert answers[0]["result"]["serverInfo"]
+
+
 # ----- `loopsy mcp add|remove|status` -----
 
 def registration(home, *args, path=None, cwd=None):

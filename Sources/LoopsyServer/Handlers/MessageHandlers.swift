@@ -44,7 +44,8 @@ public enum MessageHandlers {
     private static func mark(_ context: RequestContext, state: String) throws -> HTTPResponse {
         let body = context.request.body.isEmpty ? MessageAckRequest() : try context.decode(MessageAckRequest.self)
         return try .json(try context.node.messages.mark(id: context.parameter("id"), from: body.from, state: state,
-                                                        note: state == "acked" ? body.note : nil))
+                                                        note: state == "acked" ? body.note : nil,
+                                                        keepApprovals: body.keepApprovals ?? false))
     }
 
     static func session(_ context: RequestContext) throws -> HTTPResponse {

@@ -153,7 +153,9 @@ public enum Schemas {
                       "state"])),
         ("InboxList", object([("messages", ["type": "array", "items": ref("InboxMessage")]), ("cursor", integer)],
                              required: ["messages", "cursor"])),
-        ("MessageAck", object([("note", string), ("from", ["type": "string", "description": "sender nodeId"])],
+        ("MessageAck", object([("note", string), ("from", ["type": "string", "description": "sender nodeId"]),
+                               ("keepApprovals", ["type": "boolean",
+                                                  "description": "true: a forwarded permission prompt is left as it is (409)"])],
                               required: [])),
         ("MessageDelivery", object([
             ("id", string), ("fromName", string), ("type", ["type": "string", "enum": ["chat", "request", "response", "broadcast", "approval"]]), ("body", string), ("replyTo", nullableString),
