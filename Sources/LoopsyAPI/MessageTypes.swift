@@ -126,10 +126,14 @@ public struct InboxMessage: Codable, Sendable, Equatable {
 public struct InboxListResponse: Codable, Sendable {
     public var messages: [InboxMessage]
     /// The highest seq this node has handed out: pass it as `after` to wait for newer ones.
+    /// When `more`, the last message's: the page was cut (by `limit` or by its bytes).
     public var cursor: Int64
-    public init(messages: [InboxMessage], cursor: Int64) {
+    /// True when messages past this page are already there.
+    public var more: Bool?
+    public init(messages: [InboxMessage], cursor: Int64, more: Bool? = nil) {
         self.messages = messages
         self.cursor = cursor
+        self.more = more
     }
 }
 

@@ -80,7 +80,7 @@ extension LoopsyClient {
             let page = try inbox(unreadOnly: false, after: cursor, limit: 1000)
             visit(page.messages)
             cursor = max(cursor, page.cursor)
-            if page.messages.count < 1000 { break }
+            if page.more != true { break }
         }
         return cursor
     }

@@ -212,18 +212,26 @@ public struct MessageStore: Sendable {
         }
     }
 
-    /// A page of the inbox after `after`, and the cursor to continue from: the last message
-    /// returned, or (when none matched) the newest seq seen by this same read.
-    public func inbox(unreadOnly: Bool, after: Int64, limit: Int) throws -> (messages: [InboxMessage], cursor: Int64) {
+    /// Bytes of bodies (and the other texts a sender chose) one page holds at most, past its
+    /// first message: a sender may store a thousand messages of 64 KiB, each of which the
+    /// answer's JSON may make six times larger.
+    public static let maxPageBytes = 4 << 20
+
+    /// A page of the inbox after `after` (at most `limit` messages, and `maxPageBytes`), and
+    /// the cursor to continue from: the last message returned when more follow (`more`), else
+    /// the newest seq seen by this same read. `limit` 0 gives that cursor alone.
+    public func inbox(unreadOnly: Bool, after: Int64, limit: Int) throws
+        -> (messages: [InboxMessage], cursor: Int64, more: Bool) {
         try pool.read { db in
             try db.transaction(mode: .deferred) {
-                let messages = try db.cached("""
+                let (messages, more) = try db.cached("""
                     SELECT \(Self.inboxColumns) FROM inbox
                     WHERE seq > ? AND (? = 0 OR state = 'unread') ORDER BY seq LIMIT ?
-                    """).rows([.integer(after), .integer(unreadOnly ? 1 : 0), .integer(Int64(limit))], Self.inboxRow)
-                if messages.count == limit, let last = messages.last { return (messages, last.seq) }
+                    """).rows([.integer(after), .integer(unreadOnly ? 1 : 0)], limit: limit, maxBytes: Self.maxPageBytes,
+                              size: { row in [1, 3, 5, 6, 7, 14].reduce(0) { $0 + Int(row.byteCount($1)) } }, Self.inboxRow)
+                if more, let last = messages.last { return (messages, last.seq, true) }
                 let newest = try db.cached("SELECT coalesce(max(seq), 0) FROM inbox").rows([]) { $0.int64(0) }.first ?? 0
-                return (messages, max(after, newest))
+                return (messages, max(after, newest), false)
             }
         }
     }

@@ -100,8 +100,10 @@ final class ChannelPump: Sendable {
         }
     }
 
-    /// The newest seq now: the session sees messages that arrive from here on.
-    static func tail(_ client: LoopsyClient) throws -> Int64 { try client.walkInbox() }
+    /// The newest seq now: the session sees messages that arrive from here on (asked for alone:
+    /// reading the whole inbox to find it cost a session start hundreds of MB when a peer had
+    /// filled it).
+    static func tail(_ client: LoopsyClient) throws -> Int64 { try client.inbox(unreadOnly: false, limit: 0).cursor }
 
     static func event(for message: InboxMessage) -> ChannelEvent.Parameters {
         // `user` is what Claude Code's terminal shows as the sender; never a `source` key (Claude

@@ -233,6 +233,11 @@ import Testing
         #expect(tooBig.status == 413)
         let nobody = try alpha.http("POST", "/api/v1/messages", body: #"{"to":"nobody","body":"hi"}"#)
         #expect(nobody.status == 404 && nobody.errorCode == "unknown_peer")
+        // Bodies are text: a control character (six bytes in every JSON copy) is refused; tabs,
+        // line feeds and carriage returns are taken.
+        let control = try alpha.http("POST", "/api/v1/messages", body: #"{"to":"local","body":"ring \u0007 bell"}"#)
+        #expect(control.status == 400 && control.text.contains("control character"), "\(control.text)")
+        #expect(try alpha.http("POST", "/api/v1/messages", body: #"{"to":"local","body":"a\tb\r\nc"}"#).status < 300)
         let badTTL = try alpha.http("POST", "/api/v1/messages", body: #"{"to":"local","body":"hi","ttl":0}"#)
         #expect(badTTL.status == 400 && badTTL.errorCode == "bad_ttl")
         // Deliveries must come from a node: a local client cannot forge one.
@@ -243,6 +248,6 @@ import Testing
         #expect(unknown.status == 1 && unknown.stderr.contains("message nope in the inbox not found"))
         // To itself works, for agents sharing one machine.
         #expect(try alpha.cli("msg", "send", "local", "note to self").stdout.contains("delivered"))
-        #expect(try alpha.client.inbox(unreadOnly: true).messages.map(\.body) == ["note to self"])
+        #expect(try alpha.client.inbox(unreadOnly: true).messages.map(\.body) == ["a\tb\r\nc", "note to self"])
     }
 }

@@ -18,6 +18,33 @@ import Testing
                         createdAt: 1_000, expiresAt: 1_000 + lifetime)
     }
 
+    /// A page holds at most maxPageBytes of what senders wrote past its first message (one peer
+    /// may store a thousand bodies of 64 KiB, each six times larger once escaped in JSON), says
+    /// when it was cut, and a limit of 0 gives the newest cursor alone.
+    @Test func pagesAreBoundedByBytesAndSayWhenMoreFollow() throws {
+        let large = String(repeating: "x", count: MessageStore.maxPageBytes / 2 + 1)
+        for id in ["a", "b", "c"] {
+            var message = delivery(id)
+            message.body = large
+            _ = try store.receive(message, from: "alpha-node", now: 10_000, maxPerSender: 10)
+        }
+        _ = try store.receive(delivery("d"), from: "alpha-node", now: 10_000, maxPerSender: 10)
+        var cursor: Int64 = 0
+        var pages: [[String]] = []
+        while pages.count < 10 {
+            let page = try store.inbox(unreadOnly: false, after: cursor, limit: 100)
+            pages.append(page.messages.map(\.id))
+            cursor = page.cursor
+            if !page.more { break }
+        }
+        #expect(pages == [["a"], ["b"], ["c", "d"]])
+        let newest = try store.inbox(unreadOnly: false, after: 0, limit: 0)
+        #expect(newest.messages.isEmpty && !newest.more && newest.cursor == cursor)
+        // The row limit still cuts too, and says so.
+        let first = try store.inbox(unreadOnly: false, after: 0, limit: 1)
+        #expect(first.messages.map(\.id) == ["a"] && first.more && first.cursor < cursor)
+    }
+
     /// A message that expired is still held (a week), so it still counts against the sender's limit.
     @Test func expiredMessagesCountUntilTheyAreDropped() throws {
         _ = try store.receive(delivery("m1"), from: "alpha-node", now: 10_000, maxPerSender: 2)

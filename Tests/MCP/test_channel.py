@@ -82,10 +82,15 @@ def test_channel_content_carries_no_terminal_controls(nodes):
     raw = RawServer(one)
     try:
         raw.initialize()
-        body = "clear\x1b[2J title\x1b]0;pwned\x07 \u202eevil\u202c line\nnext\ttab \U0001F469\u200d\U0001F4BB"
-        assert two.cli("msg", "send", "one", body).returncode == 0
+        # C0 controls (ESC, BEL) are refused as message text where it is sent, and by a receiver.
+        refused = two.cli("msg", "send", "one", "clear\x1b[2J")
+        assert refused.returncode != 0 and "control character" in refused.stderr, refused.stderr
+        # C1 controls (a one-byte CSI) and bidi overrides reach no session; lines, tabs and emoji do.
+        body = "clear\u009b2J \u202eevil\u202c \u2067x\u2069 line\nnext\ttab \U0001F469\u200d\U0001F4BB"
+        sent = two.cli("msg", "send", "one", body)
+        assert sent.returncode == 0, sent.stderr
         event = raw.wait_for(lambda m: m.get("method") == "notifications/claude/channel", timeout=5)
-        assert event["params"]["content"] == "clear[2J title]0;pwned evil line\nnext\ttab \U0001F469\u200d\U0001F4BB"
+        assert event["params"]["content"] == "clear2J evil x line\nnext\ttab \U0001F469\u200d\U0001F4BB"
     finally:
         raw.process.kill()
 

@@ -26,7 +26,8 @@ public enum MessageHandlers {
     static func inbox(_ context: RequestContext) throws -> HTTPResponse {
         let unread = try QueryValue.flag(context, "unread")
         let after = try QueryValue.int(context, "after", default: 0, range: 0...Int.max)
-        let limit = try QueryValue.int(context, "limit", default: 100, range: 1...1000)
+        // 0: no messages, only the cursor (the newest seq), as a live session starts from there.
+        let limit = try QueryValue.int(context, "limit", default: 100, range: 0...1000)
         let wait = try QueryValue.int(context, "wait", default: 0, range: 0...60)
         // Streamed, so a poller that leaves ends its wait at once (a suspended answer would wait on).
         return try context.respondAsStream(try context.node.messages.inbox(unreadOnly: unread, after: Int64(after),
