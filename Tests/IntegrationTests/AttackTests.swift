@@ -485,6 +485,12 @@ import Testing
                                                 body: nil)
         #expect(refused.status == 400 && String(decoding: refused.body, as: UTF8.self).contains(#""code":"bad_query""#))
         #expect(try CurlHTTPClient().send(method: "GET", url: badQuery, headers: [:], body: nil).status == 401)
+        // The gateway relays with the node's key; a route for that key alone (a task's permission
+        // prompts) stays as far from a gateway session as from the node's own dashboard.
+        let ownerKeyOnly = try CurlHTTPClient().send(
+            method: "POST", url: "http://127.0.0.1:\(port)/nodes/main/api/v1/ai-tasks/task_x/permissions",
+            headers: ["Cookie": cookie, "X-CSRF-Token": csrf, "Content-Type": "application/json"], body: Array("{}".utf8))
+        #expect(ownerKeyOnly.status == 403 && ownerKeyOnly.text.contains("owner_key_only"), "\(ownerKeyOnly.text)")
         let relayed = try EventStream(port: port, path: "/nodes/main/api/v1/events",
                                       headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
         #expect(relayed.waitFor("event: ready", seconds: 5))

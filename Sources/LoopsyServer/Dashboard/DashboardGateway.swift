@@ -2,6 +2,7 @@ import Dispatch
 import LoopsyAPI
 import LoopsyClient
 import LoopsyConfig
+import LoopsyCore
 import LoopsyHTTP
 import LoopsyPOSIX
 import LoopsyStore
@@ -210,6 +211,9 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         return try result.get()
     }
 
+    /// The daemon's route table, for the access each route declares.
+    private static let nodeRouter = Router(routes: Routes.table(config: LoopsyConfig()))
+
     /// `/nodes/<name>/api/v1/<path>` → that node's daemon.
     private func startRelay(_ request: HTTPRequest, hasBody: Bool) throws -> PeerRelay {
         try hostPolicy.check(request)
@@ -223,6 +227,13 @@ public final class DashboardGateway: HTTPHandler, Sendable {
         let rest = String(path.dropFirst(3))
         // The node may relay on to one of its peers: that is its own single hop.
         try PeerRelay.checkPath(rest, allowPeerHop: true)
+        // The node sees its own key on what is relayed: what its routes declare for a dashboard
+        // session is checked here (routes for the owner's key alone, such as a task's permission
+        // prompts, stay out of a browser's reach, as on the node's own dashboard).
+        if case .found(let route, _) = Self.nodeRouter.match(method: request.method, rawPath: "/api/v1/" + rest),
+           !route.access.admits(.dashboard) {
+            throw route.access.refusal(for: .dashboard, node: name)
+        }
         guard let node = localNodes().first(where: { $0.info.name == name }) else {
             throw APIError.notFound("local node '\(name)' (see `loopsy session list`)")
         }
