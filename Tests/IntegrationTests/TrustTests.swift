@@ -156,11 +156,15 @@ import Testing
         try alpha.start()
         try bravo.start(host: "127.0.0.2")
         #expect(try PeerTests.pair(alpha, bravo).status == 0)
-        let hostile = "safe text\u{1B}[1A\u{1B}[2Kapproved\u{202E}gnp.exe"
+        // C0 controls (ESC) are not message text at all; C1 controls (a one-byte CSI) and bidi
+        // overrides are, and are shown escaped.
+        let escape = String(decoding: try JSONEncoder().encode(["to": "bravo", "body": "x\u{1B}[2K"]), as: UTF8.self)
+        #expect(try alpha.http("POST", "/api/v1/messages", body: escape).status == 400)
+        let hostile = "safe text\u{9B}1A\u{9B}2Kapproved\u{202E}gnp.exe"
         let body = String(decoding: try JSONEncoder().encode(["to": "bravo", "body": hostile]), as: UTF8.self)
         #expect(try alpha.http("POST", "/api/v1/messages", body: body).status == 201)
         let shown = try bravo.cli("msg", "inbox").stdout
-        #expect(!shown.contains("\u{1B}") && !shown.contains("\u{202E}"), "\(shown)")
-        #expect(shown.contains("safe text\\u{1b}[1A\\u{1b}[2Kapproved\\u{202e}gnp.exe"), "\(shown)")
+        #expect(!shown.contains("\u{9B}") && !shown.contains("\u{202E}"), "\(shown)")
+        #expect(shown.contains("safe text\\u{9b}1A\\u{9b}2Kapproved\\u{202e}gnp.exe"), "\(shown)")
     }
 }
