@@ -63,16 +63,21 @@ public struct LoopsyClient: Sendable {
     /// For a local client: the data dir whose node should answer (checked when a key is refused).
     private var dataDir: DataDir?
 
+    /// `maxAnswerBytes`: the longest answer kept (longer ones fail the call). Calls without a
+    /// credential (health checks, identity probes, pairing) go to hosts not yet trusted, some
+    /// only announced over mDNS, and their answers are small: without a credential it is 1 MiB
+    /// unless given (a host answering with gigabytes once took loopsyd to 4 GB of memory).
     public init(baseURL: String, apiKey: String?, timeoutSeconds: Int = 30, pinnedPublicKey: String? = nil,
-                headers: [String: String] = [:]) {
+                headers: [String: String] = [:], maxAnswerBytes: Int? = nil) {
         self.baseURL = baseURL
         self.apiKey = apiKey
         extraHeaders = headers
         var http = CurlHTTPClient(timeoutSeconds: timeoutSeconds, pinnedPublicKey: pinnedPublicKey)
-        // Calls without a credential (health checks, identity probes, pairing) go to hosts not
-        // yet trusted, some only announced over mDNS, and their answers are small: a host that
-        // answers with gigabytes is cut off at 1 MiB (it once took loopsyd to 4 GB of memory).
-        if apiKey == nil { http.maxResponseBytes = 1 << 20 }
+        if let maxAnswerBytes {
+            http.maxResponseBytes = maxAnswerBytes
+        } else if apiKey == nil {
+            http.maxResponseBytes = 1 << 20
+        }
         self.http = http
     }
 

@@ -452,14 +452,19 @@ public final class PairingService: Sendable {
         guard payload.nodeId != peers.local.identity.nodeId else {
             throw APIError.badRequest("the other node claims to be this node", code: .pairingFailed)
         }
-        let where_ = HostAddress.isIPLiteral(payload.address) ? payload.address : address
         let fingerprint = TLSCertificate.fingerprint(of: publicKey)
         let store = peers.store
-        try store.upsert(PeerSighting(
-            nodeId: payload.nodeId, name: String(payload.hostname.prefix(64)), address: where_,
+        // As for a handshake: calls go to the address the pairing came from (or was sent to),
+        // or to the one the payload names once it answers there with the key just verified;
+        // and a name another peer has is not taken over. A paired node named 127.0.0.1 and our
+        // own port, and this node health-checked itself; it took another peer's name.
+        let sighting = PeerSighting(
+            nodeId: payload.nodeId, name: try peers.uniqueName(payload.hostname, nodeId: payload.nodeId), address: address,
             port: payload.port == 0 ? (fallbackPort ?? 19532) : payload.port, platform: payload.platform,
             version: payload.version, capabilities: payload.capabilities, publicKey: payload.publicKey,
-            fingerprint: payload.tls ? fingerprint : nil, tls: payload.tls, source: .paired))
+            fingerprint: payload.tls ? fingerprint : nil, tls: payload.tls, source: .paired)
+        try store.upsert(sighting)
+        peers.adopt(claimedAddress: payload.address, of: sighting, cameFrom: address)
         try store.setSource(payload.nodeId, .paired)
         if payload.tls { try store.setPin(payload.nodeId, fingerprint: fingerprint, replace: true) }
         try store.setOutgoingCredential(payload.nodeId, apiKey: payload.credential)

@@ -93,6 +93,12 @@ public final class PeerService: Sendable {
                         apiKey: record.apiKey)
     }
 
+    /// The longest answer the daemon keeps from a peer's API on its own calls (deliveries,
+    /// receipts, context broadcasts, handshakes, health: all answered in under a kilobyte). A
+    /// paired peer answering each call with 500 MiB held the daemon at a gigabyte on every
+    /// retry. What a person asks a peer for goes through the relay, which streams.
+    public static let maxAnswerBytes = 1 << 20
+
     /// A client for the peer's API, carrying our nodeId so its audit log says who called.
     /// `authenticated: false` leaves the credential out (health checks need none).
     public func client(for record: PeerRecord, timeoutSeconds: Int = 30, authenticated: Bool = true) throws
@@ -100,7 +106,7 @@ public final class PeerService: Sendable {
         let endpoint = try endpoint(for: record)
         return LoopsyClient(baseURL: endpoint.baseURL, apiKey: authenticated ? endpoint.apiKey : nil,
                             timeoutSeconds: timeoutSeconds, pinnedPublicKey: endpoint.pin,
-                            headers: ["X-Loopsy-Node-Id": local.identity.nodeId])
+                            headers: ["X-Loopsy-Node-Id": local.identity.nodeId], maxAnswerBytes: Self.maxAnswerBytes)
     }
 
     /// Logs and audits a peer presenting a TLS key other than the pinned one.
@@ -255,6 +261,39 @@ public final class PeerService: Sendable {
     }
 
     /// Addresses a claimed peer address may never be: this machine, link-local, unspecified.
+    /// The name a node introducing itself (a handshake, a pairing) is stored under: its own,
+    /// shown safely, unless another peer already has it (commands and channels.approvers name
+    /// peers), in which case the newcomer's gets its nodeId prefix.
+    func uniqueName(_ hostname: String, nodeId: String) throws -> String {
+        let name = PeerStore.displayName(hostname)
+        let clashes = try store.all().contains {
+            $0.nodeId != nodeId && Self.nameClashes(name, withName: $0.info.name, nodeId: $0.nodeId, address: $0.info.address)
+        }
+        return clashes ? name + "-" + nodeId.prefix(6) : name
+    }
+
+    /// Calls to a node go where its connection came from, or to the address it says it has
+    /// only once it answers there with its own (pinned) TLS key, checked off the caller's
+    /// thread; never a loopback, link-local or unspecified one. Otherwise whoever introduces
+    /// itself could aim this node's deliveries and health checks at any host and port.
+    func adopt(claimedAddress claimed: String, of sighting: PeerSighting, cameFrom remoteAddress: String) {
+        guard claimed != remoteAddress, sighting.tls, let fingerprint = sighting.fingerprint,
+              HostAddress.isIPLiteral(claimed), !Self.isLocalOnly(claimed) else { return }
+        let nodeId = sighting.nodeId
+        let submitted = handshakeProbes.submit { [self] in
+            if answersWithKey(address: claimed, port: sighting.port, fingerprint: fingerprint) {
+                var moved = sighting
+                moved.address = claimed
+                _ = try? store.update(moved)
+                logger.info("peer \(nodeId) answers at \(claimed) with its key: calls go there")
+            } else {
+                logger.info("peer \(nodeId) says it is at \(claimed) but did not answer there with its key; "
+                    + "calls go to \(remoteAddress)")
+            }
+        }
+        if !submitted { logger.warn("peer \(nodeId)'s claimed address not checked: too many introductions at once") }
+    }
+
     static func isLocalOnly(_ address: String) -> Bool {
         let lower = address.lowercased()
         return HostAddress.isLoopback(address) || address.hasPrefix("169.254.") || lower.hasPrefix("fe80:")
@@ -377,38 +416,13 @@ public final class PeerService: Sendable {
         // it somewhere this node would then send its own credential for it in clear.
         let existing = try store.get(request.nodeId)
         let moveAddress = existing == nil || existing?.info.fingerprint != nil || request.tls
-        // A name another peer already has is not taken over (commands and channels.approvers
-        // name peers): the newcomer's gets its nodeId prefix.
-        var name = PeerStore.displayName(request.hostname)
-        if try store.all().contains(where: {
-            $0.nodeId != request.nodeId
-                && Self.nameClashes(name, withName: $0.info.name, nodeId: $0.nodeId, address: $0.info.address)
-        }) {
-            name += "-" + request.nodeId.prefix(6)
-        }
         let sighting = PeerSighting(
-            nodeId: request.nodeId, name: name, address: remoteAddress, port: request.port,
-            platform: request.platform, version: request.version, capabilities: request.capabilities,
+            nodeId: request.nodeId, name: try uniqueName(request.hostname, nodeId: request.nodeId), address: remoteAddress,
+            port: request.port, platform: request.platform, version: request.version, capabilities: request.capabilities,
             publicKey: request.publicKey, fingerprint: request.tls ? fingerprint : nil, tls: request.tls,
             source: .manual)
         try store.upsert(sighting, moveAddress: moveAddress)
-        // The address the body names is used only once it answers there with the node's own key,
-        // checked off this worker; never a loopback, link-local or unspecified one.
-        let claimed = request.address
-        if claimed != remoteAddress, request.tls, HostAddress.isIPLiteral(claimed), !Self.isLocalOnly(claimed) {
-            let submitted = handshakeProbes.submit { [self] in
-                if answersWithKey(address: claimed, port: request.port, fingerprint: fingerprint) {
-                    var moved = sighting
-                    moved.address = claimed
-                    _ = try? store.update(moved)
-                    logger.info("peer \(request.nodeId) answers at \(claimed) with its key: calls go there")
-                } else {
-                    logger.info("peer \(request.nodeId) says it is at \(claimed) but did not answer there with its key; "
-                        + "calls go to \(remoteAddress)")
-                }
-            }
-            if !submitted { logger.warn("peer \(request.nodeId)'s claimed address not checked: too many handshakes at once") }
-        }
+        adopt(claimedAddress: request.address, of: sighting, cameFrom: remoteAddress)
         if request.tls { try store.setPin(request.nodeId, fingerprint: fingerprint) }
         var stored = false
         if let credential = request.credential, secure, credential.utf8.count >= 32 {

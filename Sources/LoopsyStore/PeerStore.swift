@@ -127,8 +127,11 @@ public final class PeerStore: Sendable {
     /// Names come from other machines: no control characters (they would reach terminals), at
     /// most 64 characters.
     public static func displayName(_ name: String) -> String {
+        // Format characters too (U+202E and the other bidi overrides, zero-width ones): a name
+        // "x\u{202E}gnp.exe" read as "xexe.png" wherever it was shown.
         let clean = String(String.UnicodeScalarView(name.unicodeScalars.filter {
             $0.value >= 0x20 && $0.value != 0x7F && !(0x80...0x9F).contains($0.value)
+                && $0.properties.generalCategory != .format
         }).prefix(64))
         return clean.isEmpty ? "unnamed" : clean
     }

@@ -74,7 +74,8 @@ func runReporting(_ body: () throws -> Void) throws {
         throw exit
     } catch {
         let failure = CLIFailure.from(error)
-        printError("loopsy: \(failure.message)")
+        // Messages may carry a peer's words (its error text, its name): shown, never obeyed.
+        printError("loopsy: \(TerminalText.safe(failure.message))")
         throw ExitCode(failure.code)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LoopsyAPI
+import LoopsyClient
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -83,6 +84,46 @@ import Glibc
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent) == ["tree"])
     }
 
+    /// An error's words may be a peer's (relayed) or a pairing host's: the CLI shows them with
+    /// control and format characters escaped, so they cannot retitle the terminal, erase the
+    /// line above or forge a "paired with …" line.
+    @Test func errorMessagesFromElsewhereCannotRewriteTheScreen() throws {
+        let node = try TestNode()
+        defer { node.cleanUp() }
+        let hostile = #"{"error":{"code":"conflict","message":"\u001b]0;OWNED\u0007\u001b[2K\rpaired with laptop \u202eexe.png"}}"#
+        let server = try CannedHTTPServer(answers: [:], failures: ["/api/v1/status": hostile])
+        defer { server.close() }
+        try Data("\(server.port)\n".utf8).write(to: URL(fileURLWithPath: node.dataDir + "/daemon.port"))
+        let result = try node.cli("status")
+        #expect(result.status != 0)
+        #expect(!result.stderr.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D
+            || $0.value == 0x202E }, "\(result.stderr.debugDescription)")
+        #expect(result.stderr.contains(#"\u{1b}]0;OWNED\u{7}\u{1b}[2K\u{d}paired with laptop \u{202e}exe.png"#),
+                "\(result.stderr)")
+    }
+
+    /// The daemon's own calls to a peer (deliveries, receipts, handshakes) keep at most
+    /// `maxAnswerBytes` of its answer: a paired peer answering every delivery with 500 MiB held
+    /// loopsyd at a gigabyte on each retry. Without the limit a keyed client takes large answers.
+    @Test func anAnswerPastTheClientsLimitFailsTheCallAndIsNotKept() throws {
+        let large = String(repeating: " ", count: (1 << 20) + 1) + "{}"
+        let server = try CannedHTTPServer(answers: ["/api/v1/status": large])
+        defer { server.close() }
+        let limited = LoopsyClient(baseURL: "http://127.0.0.1:\(server.port)", apiKey: String(repeating: "k", count: 64),
+                                   maxAnswerBytes: 1 << 20)
+        #expect {
+            _ = try limited.status()
+        } throws: { error in
+            "\(error)".contains("longer than 1048576 bytes")
+        }
+        let unlimited = LoopsyClient(baseURL: "http://127.0.0.1:\(server.port)", apiKey: String(repeating: "k", count: 64))
+        #expect {
+            _ = try unlimited.status()
+        } throws: { error in
+            !"\(error)".contains("longer than")
+        }
+    }
+
     /// Options that are numbers are checked where they are read: NaN passed `timeout <= 0` and
     /// `Int(nan * 1000)` stopped the program.
     @Test func execTimeoutMustBeAFiniteNumberInRange() throws {
@@ -108,18 +149,19 @@ final class CannedHTTPServer: @unchecked Sendable {
     /// The request lines it was sent.
     var requests: [String] { lock.withLock { seen } }
 
-    init(answers: [String: String]) throws {
+    /// `failures`: paths answered 409 with that body.
+    init(answers: [String: String], failures: [String: String] = [:]) throws {
         (listener, port) = try listenOnLoopback()
         Thread { [self] in
             while true {
                 let connection = accept(listener, nil, nil)
                 if connection < 0 { break }
-                answer(connection, answers)
+                answer(connection, answers, failures)
             }
         }.start()
     }
 
-    private func answer(_ connection: Int32, _ answers: [String: String]) {
+    private func answer(_ connection: Int32, _ answers: [String: String], _ failures: [String: String]) {
         defer { Glibc.close(connection) }
         var received = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -147,7 +189,7 @@ final class CannedHTTPServer: @unchecked Sendable {
         lock.withLock { seen.append(line) }
         let target = line.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
         let path = String(target.prefix { $0 != "?" })
-        let (status, body) = answers[path].map { ("200 OK", $0) }
+        let (status, body) = answers[path].map { ("200 OK", $0) } ?? failures[path].map { ("409 Conflict", $0) }
             ?? ("404 Not Found", #"{"error":{"code":"not_found","message":"no canned answer"}}"#)
         let response = Array(("HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
             + "Connection: close\r\n\r\n" + body).utf8)
