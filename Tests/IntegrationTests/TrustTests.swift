@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LoopsyAPI
 import LoopsyClient
@@ -150,6 +151,28 @@ import Testing
         #expect(answer.hasPrefix("HTTP/1.1 403") && answer.contains("invalid_credentials"), "\(answer)")
     }
 
+    /// What a pairing payload says of where the node is and what it is called follows the rules
+    /// a handshake's does: calls go where the pairing came from (a claimed loopback address is
+    /// never taken, nor any other before it answers there with the node's key), and a name
+    /// another peer has gets the newcomer's node id prefix.
+    @Test func aPairingPayloadChoosesNeitherWhereCallsGoNorAnotherPeersName() throws {
+        let alpha = try PeerTests.named("alpha"), bravo = try PeerTests.named("bravo", tls: true)
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        #expect(try PeerTests.pair(alpha, bravo).status == 0)
+        let started = try alpha.http("POST", "/api/v1/pair/start", body: "{}")
+        #expect(started.status < 300, "\(started.text)")
+        var stranger = HostilePairingInitiator(node: alpha, code: try started.json(PairStartResponse.self).code)
+        try stranger.introduce()
+        #expect(try alpha.http("POST", "/api/v1/pair/confirm", body: #"{"accept":true}"#).status < 300)
+        let nodeId = try stranger.exchange(address: "127.0.0.9", port: alpha.port, hostname: "bravo")
+        let stored = try #require(try alpha.peers().first { $0.nodeId == nodeId })
+        #expect(stored.address == "127.0.0.1", "\(stored)")
+        #expect(stored.name == "bravo-" + nodeId.prefix(6), "\(stored)")
+        #expect(try alpha.peers().filter { $0.name == "bravo" }.count == 1)
+    }
+
     @Test func peersWordsCannotRewriteTheScreen() throws {
         let alpha = try PeerTests.named("alpha"), bravo = try PeerTests.named("bravo", tls: true)
         defer { alpha.cleanUp(); bravo.cleanUp() }
@@ -166,5 +189,80 @@ import Testing
         let shown = try bravo.cli("msg", "inbox").stdout
         #expect(!shown.contains("\u{9B}") && !shown.contains("\u{202E}"), "\(shown)")
         #expect(shown.contains("safe text\\u{9b}1A\\u{9b}2Kapproved\\u{202e}gnp.exe"), "\(shown)")
+    }
+}
+
+/// A pairing initiator that follows the protocol (docs/pairing.md) but chooses its payload
+/// freely: what a stranger who got the invite code and the person's confirmation can send.
+struct HostilePairingInitiator {
+    let node: TestNode
+    let code: String
+    private static let version = "loopsy-pair-v1"
+    private let ephemeral = P256.KeyAgreement.PrivateKey()
+    private let nonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+    private var transcript: [UInt8] = []
+    private var keys: [UInt8] = []
+
+    init(node: TestNode, code: String) {
+        self.node = node
+        self.code = code
+    }
+
+    private static func hash(_ fields: [[UInt8]]) -> [UInt8] {
+        var hasher = SHA256()
+        for field in fields {
+            var length = UInt32(field.count).bigEndian
+            withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
+            hasher.update(data: field)
+        }
+        return Array(hasher.finalize())
+    }
+
+    private func post<T: Decodable>(_ path: String, _ body: [String: String], as type: T.Type) throws -> T {
+        let response = try node.http("POST", "/api/v1/pair/" + path,
+                                     body: String(decoding: try JSONEncoder().encode(body), as: UTF8.self), key: "")
+        guard response.status < 300 else { throw HarnessError("pair/\(path): \(response.status) \(response.text)") }
+        return try response.json(type)
+    }
+
+    /// Commit and reveal: both sides now show the same six digits.
+    mutating func introduce() throws {
+        let publicKey = Array(ephemeral.publicKey.x963Representation)
+        let commitment = Self.hash([Array("\(Self.version) commit".utf8), Array(code.utf8), publicKey, nonce])
+        let share = try post("commit", ["commitment": commitment.map { String(format: "%02x", $0) }.joined()],
+                             as: PairKeyShare.self)
+        let theirKey = Array(try #require(Data(base64Encoded: share.publicKey)))
+        let theirNonce = Array(try #require(Data(base64Encoded: share.nonce)))
+        struct Empty: Decodable {}
+        _ = try? post("reveal", ["publicKey": Data(publicKey).base64EncodedString(), "nonce": Data(nonce).base64EncodedString()],
+                      as: Empty.self)
+        transcript = Self.hash([Array("\(Self.version) transcript".utf8), commitment, theirKey, theirNonce, publicKey, nonce])
+        let secret = try ephemeral.sharedSecretFromKeyAgreement(with: P256.KeyAgreement.PublicKey(x963Representation: theirKey))
+        keys = secret.hkdfDerivedSymmetricKey(using: SHA256.self, salt: transcript,
+                                              sharedInfo: Array("\(Self.version) keys".utf8), outputByteCount: 96)
+            .withUnsafeBytes { Array($0) }
+    }
+
+    /// Sends an identity (proved, as the protocol asks) with this address, port and name; its
+    /// node id once the responder has stored it.
+    func exchange(address: String, port: Int, hostname: String) throws -> String {
+        let identity = P256.Signing.PrivateKey()
+        let identityKey = Array(identity.publicKey.x963Representation)
+        let nodeId = SHA256.hash(data: identityKey).prefix(16).map { String(format: "%02x", $0) }.joined()
+        let proof = try identity.signature(for: Array("\(Self.version) identity initiator".utf8) + transcript).derRepresentation
+        let payload: [String: Any] = [
+            "nodeId": nodeId, "hostname": hostname, "publicKey": Data(identityKey).base64EncodedString(), "tls": false,
+            "port": port, "address": address, "credential": String(repeating: "c", count: 64), "platform": "linux",
+            "version": "0.1.0", "capabilities": [String](), "proof": proof.base64EncodedString(),
+        ]
+        let sealed = try AES.GCM.seal(try JSONSerialization.data(withJSONObject: payload),
+                                      using: SymmetricKey(data: keys.prefix(32)),
+                                      authenticating: Array("initiator".utf8) + transcript)
+        let box = try #require(sealed.combined).base64EncodedString()
+        for _ in 0..<100 {
+            if try post("exchange", ["box": box], as: PairExchangeReply.self).state == "done" { return nodeId }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw HarnessError("the responder never finished the exchange")
     }
 }
