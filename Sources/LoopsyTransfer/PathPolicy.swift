@@ -82,6 +82,13 @@ public struct PathPolicy: Sendable {
         ".password-store", ".local/share/keyrings", ".config/loopsy",
     ]
 
+    /// Names that run code wherever they are, not only in the home directory: a repository's
+    /// `.git` (hooks, `core.fsmonitor` and other config that git runs when it runs there: an
+    /// allowlisted `git status` ran what a peer had pushed into .git/config), a project's
+    /// agent and editor settings (`.claude`, `.mcp.json`, `.cursor`, `.codex`, `.vscode`: hooks
+    /// and MCP servers a session started there loads), `.hg` and direnv's `.envrc`.
+    static let codeNamesAnywhere = [".git", ".hg", ".claude", ".mcp.json", ".cursor", ".codex", ".vscode", ".envrc"]
+
     public init(config: LoopsyConfig.Transfer, dataDir: DataDir?, environment: [String: String]) {
         let home = DataDir.homeDirectory(environment: environment)
         func expand(_ path: String) -> String {
@@ -136,7 +143,8 @@ public struct PathPolicy: Sendable {
             return APIError.forbidden("'\(asked)' is inside '\(rule)', which transfer.deniedPaths refuses",
                                       code: .pathForbidden)
         }
-        if !access.owner, let rule = dotfiles.first(where: { rule in
+        guard !access.owner else { return nil }
+        if let rule = (dotfiles + Self.codeNames(in: path)).first(where: { rule in
             Self.isInside(path, rule)
                 && !allowedDotfiles.contains { Self.isInside(path, $0) && Self.isInside($0, rule) }
         }) {
@@ -145,6 +153,17 @@ public struct PathPolicy: Sendable {
                 code: .pathForbidden)
         }
         return nil
+    }
+
+    /// The prefixes of `path` that end in one of `codeNamesAnywhere` (byte-wise).
+    static func codeNames(in path: String) -> [String] {
+        var prefix = ""
+        var found: [String] = []
+        for name in KernelPath.names(path) {
+            prefix += "/" + name
+            if codeNamesAnywhere.contains(where: { KernelPath.same($0, name) }) { found.append(prefix) }
+        }
+        return found
     }
 
     /// Whether a real path lies inside an allowed root and the caller's roots.

@@ -105,6 +105,27 @@ import Testing
         #expect(relaxed.refusal(home + "/.ssh/id_ed25519", asked: "x", access: guest) != nil)
     }
 
+    /// A repository's .git and a project's agent settings run code wherever they are: git runs
+    /// .git/config's core.fsmonitor and .git/hooks, and a session started in a directory loads
+    /// its .claude/settings.json hooks and .mcp.json servers. Not for other callers, at any depth.
+    @Test func codeRunningNamesAreForTheOwnerAtAnyDepth() throws {
+        let tree = try Tree()
+        let home = tree.root + "/home"
+        let guest = TransferAccess(owner: false)
+        let strict = tree.policy()
+        for name in ["work/repo/.git/config", "work/repo/.git/hooks/pre-commit", "work/.claude/settings.json",
+                     "work/app/.mcp.json", "a/b/.vscode/tasks.json", "p/.envrc", "p/.hg/hgrc", "p/.cursor/mcp.json"] {
+            #expect(strict.refusal(home + "/" + name, asked: name, access: guest)?.code == "path_forbidden", "\(name)")
+            #expect(strict.refusal(home + "/" + name, asked: name, access: TransferAccess(owner: true)) == nil, "\(name)")
+        }
+        for name in ["work/repo/.gitignore", "work/repo/src/git/config", "work/.github/workflows/ci.yml", "p/.envrc.example"] {
+            #expect(strict.refusal(home + "/" + name, asked: name, access: guest) == nil, "\(name)")
+        }
+        let relaxed = tree.policy(allowedDotfiles: ["~/shared/repo/.git"])
+        #expect(relaxed.refusal(home + "/shared/repo/.git/objects/ab", asked: "x", access: guest) == nil)
+        #expect(relaxed.refusal(home + "/other/.git/config", asked: "x", access: guest) != nil)
+    }
+
     @Test func symlinksLeavingTheRootAreFollowedByRewritingThePathUnderTheSameRules() throws {
         let tree = try Tree()
         let fm = FileManager.default
