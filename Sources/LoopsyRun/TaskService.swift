@@ -84,6 +84,14 @@ public final class TaskService: Sendable {
             throw APIError.forbidden("only this node's own key may start a task with bypassPermissions or allowedTools; "
                 + "a peer's task asks for each permission", code: .taskOptionsForbidden)
         }
+        // Another caller resumes only a session of a task it started itself: `--resume` also
+        // opens any session on this machine by its id or its title (the owner's conversations).
+        if !owner, let resume = request.resumeSessionId {
+            guard Self.isSessionId(resume), try store.hasSession(resume, caller: caller) else {
+                throw APIError.forbidden("a peer may resume only the session of a task it started here (that task's "
+                    + "sessionId)", code: .taskOptionsForbidden)
+            }
+        }
         // The same directory check as a command's: absolute, an existing directory, its real path.
         let cwd = try policy.directory(request.cwd ?? DataDir.homeDirectory())
         guard let claude = Programs.onPath(config.claudePath) else {
@@ -154,8 +162,12 @@ public final class TaskService: Sendable {
         return path
     }
 
-    private func arguments(_ request: AITaskRequest, settings: String) -> [String] {
+    private func arguments(_ request: AITaskRequest, settings: String, owner: Bool) -> [String] {
         var arguments = ["-p", "--output-format", "stream-json", "--verbose", "--settings", settings]
+        // `-p` skips the workspace trust dialog, so the directory's own .claude/settings.json
+        // (hooks that run at once, with no approval) and .mcp.json would apply: for another
+        // caller's task only the user's settings and this task's hook count, and no MCP server.
+        if !owner { arguments += ["--setting-sources", "user", "--strict-mcp-config"] }
         if let model = request.model { arguments += ["--model", model] }
         if let mode = request.permissionMode { arguments += ["--permission-mode", mode] }
         if let tools = request.allowedTools, !tools.isEmpty { arguments += ["--allowedTools", tools.joined(separator: ",")] }
@@ -179,7 +191,7 @@ public final class TaskService: Sendable {
         let pid: pid_t, master: Int32
         do {
             (pid, master) = try Subprocess.spawnOnTerminal(
-                executable: claude, argv: [claude] + arguments(task.request, settings: settings),
+                executable: claude, argv: [claude] + arguments(task.request, settings: settings, owner: task.startedByOwner),
                 environment: environment.map { "\($0.key)=\($0.value)" }, cwd: cwd, umask: UserUmask.value,
                 around: { ChildProcesses.shared.spawn($0) })
         } catch {
@@ -248,8 +260,9 @@ public final class TaskService: Sendable {
         }
         switch message["type"] {
         case "system":
-            if case .string(let session)? = message["session_id"] { try? store.recordResult(task.id, sessionId: session, costUsd: nil) }
-            emit(task, "init", ["sessionId": message["session_id"] ?? .null, "model": message["model"] ?? .null,
+            let session = Self.sessionId(message["session_id"])
+            if let session { try? store.recordResult(task.id, sessionId: session, costUsd: nil) }
+            emit(task, "init", ["sessionId": session.map { .string($0) } ?? .null, "model": message["model"] ?? .null,
                                 "cwd": message["cwd"] ?? .null])
         case "assistant":
             for item in Self.content(message) {
@@ -278,20 +291,34 @@ public final class TaskService: Sendable {
                 }
                 return WireRange.costUsd.contains(value) ? value : nil
             }()
-            var session: String?
-            if case .string(let value)? = message["session_id"] { session = value }
+            let session = Self.sessionId(message["session_id"])
             try? store.recordResult(task.id, sessionId: session, costUsd: cost)
             task.state.withLock { state in
                 state.sawResult = true
                 state.resultIsError = message["is_error"] == true
             }
             emit(task, "result", ["subtype": message["subtype"] ?? .null, "isError": message["is_error"] ?? false,
-                                  "costUsd": message["total_cost_usd"] ?? .null, "sessionId": message["session_id"] ?? .null,
+                                  "costUsd": message["total_cost_usd"] ?? .null,
+                                  "sessionId": session.map { .string($0) } ?? .null,
                                   "durationMs": message["duration_ms"] ?? .null, "numTurns": message["num_turns"] ?? .null,
                                   "result": message["result"] ?? .null])
         default:
             emit(task, "other", ["message": message])
         }
+    }
+
+    /// A session id as Claude Code makes them (a UUID): at most 64 letters, digits and dashes.
+    /// Anything else the program prints there is not kept (8 MB ones made each task list
+    /// hundreds of MB) and cannot be resumed.
+    static func sessionId(_ value: JSONValue?) -> String? {
+        guard case .string(let text)? = value, isSessionId(text) else { return nil }
+        return text
+    }
+
+    static func isSessionId(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.first != UInt8(ascii: "-")
+            && text.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0)
+                || (65...90).contains($0) || (97...122).contains($0) }
     }
 
     private static func content(_ message: JSONValue) -> [JSONValue] {

@@ -33,13 +33,13 @@ public struct TaskStore: Sendable {
     }
 
     /// Tasks, newest first (only `caller`'s when given): at most `limit`, and past the first,
-    /// no more than `maxBytes` of prompts, directories and errors together. `more`: older ones
+    /// no more than `maxBytes` of prompts, directories, session ids and errors together. `more`: older ones
     /// were left out.
     public func list(limit: Int, caller: String? = nil, maxBytes: Int = .max) throws -> (tasks: [AITaskInfo], more: Bool) {
         try pool.read { db in
             let page = try db.cached("SELECT \(Self.columns) FROM ai_tasks WHERE ?1 IS NULL OR caller = ?1 ORDER BY created_at DESC LIMIT ?2")
                 .rows([caller.map { .text($0) }], limit: limit, maxBytes: maxBytes,
-                      size: { Int($0.byteCount(2)) + Int($0.byteCount(3)) + Int($0.byteCount(11)) }, Self.row)
+                      size: { row in [2, 3, 9, 11].reduce(0) { $0 + Int(row.byteCount($1)) } }, Self.row)
             return (page.rows, page.more)
         }
     }
@@ -54,6 +54,14 @@ public struct TaskStore: Sendable {
                 WHERE id = ? AND state NOT IN ('completed', 'failed', 'cancelled')
                 """).run([.text(state.rawValue), .int(startedAt), .int(finishedAt), .int(exitCode), error.map { .text($0) },
                           .text(id)])
+        }
+    }
+
+    /// Whether a task of `caller` ran in this session.
+    public func hasSession(_ sessionId: String, caller: String) throws -> Bool {
+        try pool.read { db in
+            try db.cached("SELECT 1 FROM ai_tasks WHERE session_id = ? AND caller = ? LIMIT 1")
+                .rows([.text(sessionId), .text(caller)]) { _ in true }.first ?? false
         }
     }
 

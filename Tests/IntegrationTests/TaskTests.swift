@@ -141,6 +141,38 @@ import Testing
         #expect(try Self.userClaudeSettings() == settingsBefore)
     }
 
+    /// A task another caller starts runs without the directory's own Claude settings and MCP
+    /// servers (`-p` trusts the workspace: a pushed .claude/settings.json hook ran with no
+    /// approval), and resumes only a session of a task that caller started (`--resume` opens
+    /// any session on the machine by id or title: the owner's conversations).
+    @Test func anotherCallersTaskGetsNoProjectSettingsAndResumesOnlyItsOwnSessions() throws {
+        let helper = String(repeating: "h", count: 40)
+        let (node, argvFile) = try Self.node { replacingLine($0, "allowedKeys: {}", "allowedKeys: {helper: \(helper)}") }
+        defer { node.cleanUp() }
+        #expect(try node.cli("peers", "grant", "key:helper", "tasks").status == 0)
+        let own = try Self.finished(node.client, try node.client.startTask(AITaskRequest(prompt: "mine", cwd: node.dataDir)).id)
+        var argv = try #require(try Self.recorded(argvFile)["argv"] as? [String])
+        #expect(!argv.contains("--setting-sources") && !argv.contains("--strict-mcp-config"), "\(argv)")
+        func start(_ body: String) throws -> CurlHTTPClient.Response {
+            try node.http("POST", "/api/v1/ai-tasks", body: body, key: helper)
+        }
+        let started = try start(#"{"prompt":"theirs","cwd":"\#(node.dataDir)"}"#)
+        #expect(started.status == 201, "\(started.text)")
+        let theirs = try Self.finished(node.client, try started.json(AITaskInfo.self).id)
+        argv = try #require(try Self.recorded(argvFile)["argv"] as? [String])
+        let sources = try #require(argv.firstIndex(of: "--setting-sources"), "\(argv)")
+        #expect(argv[sources + 1] == "user" && argv.contains("--strict-mcp-config"), "\(argv)")
+        // Not the owner's session, not a title, not a made-up id; its own task's session, yes.
+        let ownSession = try #require(own.sessionId)
+        for resume in [ownSession, "Deploy script fix", "0b7e3a52-1111-4222-8333-944445555666"] {
+            let refused = try start(#"{"prompt":"x","resumeSessionId":"\#(resume)"}"#)
+            #expect(refused.status == 403 && refused.errorCode == "task_options_forbidden", "\(resume): \(refused.text)")
+        }
+        let resumed = try start(#"{"prompt":"again","resumeSessionId":"\#(try #require(theirs.sessionId))"}"#)
+        #expect(resumed.status == 201, "\(resumed.text)")
+        _ = try Self.finished(node.client, try resumed.json(AITaskInfo.self).id)
+    }
+
     /// The terminal's control sequences (cursor, colours) never reach stored events.
     @Test func textEventsCarryNoTerminalControlSequences() throws {
         let (node, _) = try Self.node()

@@ -228,20 +228,27 @@ struct TaskWatcher {
 
     static func render(_ type: String, _ data: String) {
         let event = (try? JSONValue.parse(data)) ?? .null
+        // What the program printed, or the model wrote, is shown, never obeyed by the terminal:
+        // an ESC sequence in a tool result could erase the line above and draw a false prompt.
         func text(_ key: String) -> String {
-            if case .string(let value)? = event[key] { return value }
+            if case .string(let value)? = event[key] { return TerminalText.safe(value) }
             return ""
+        }
+        /// The first `limit` characters, and how much was left out (a command padded past what
+        /// is shown must not hide its tail from the person approving it).
+        func clipped(_ text: String, _ limit: Int) -> String {
+            text.count <= limit ? text : "\(text.prefix(limit))… (\(text.count - limit) more characters)"
         }
         switch type {
         case "text": print(text("text"))
         case "output": print(text("text"))
         case "thinking": printError("  (thinking) " + text("text"))
         case "tool_use":
-            printError("  → \(text("name")) \((event["input"] ?? .null).serialized().prefix(200))")
-        case "tool_result": printError("  ← \(text("content").prefix(200))")
+            printError("  → \(text("name")) \(clipped(TerminalText.safe((event["input"] ?? .null).serialized()), 200))")
+        case "tool_result": printError("  ← \(clipped(text("content"), 200))")
         case "permission_request":
-            let input = event["toolInput"].map { $0.serialized() } ?? ""
-            printError("  ? permission wanted: \(text("toolName")) \(input.prefix(200)) [\(text("requestId"))]")
+            let input = TerminalText.safe(event["toolInput"].map { $0.serialized() } ?? "")
+            printError("  ? permission wanted: \(text("toolName")) \(clipped(input, 2000)) [\(text("requestId"))]")
         case "permission_decision":
             printError("  \(event["approved"] == true ? "✓ approved" : "✗ denied"): \(text("message"))")
         default: break
