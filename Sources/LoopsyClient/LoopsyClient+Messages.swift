@@ -80,7 +80,9 @@ extension LoopsyClient {
             let page = try inbox(unreadOnly: false, after: cursor, limit: 1000)
             visit(page.messages)
             cursor = max(cursor, page.cursor)
-            if page.more != true { break }
+            // A daemon from before `more` (binaries replaced, daemon not restarted) cut pages only
+            // at the limit.
+            if page.more != true && !(page.more == nil && page.messages.count == 1000) { break }
         }
         return cursor
     }

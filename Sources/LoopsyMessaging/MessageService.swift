@@ -253,7 +253,8 @@ public final class MessageService: Sendable {
     /// message (no thread waits); a caller that stops waiting (`Pending.cancel`) ends the wait.
     public func inbox(unreadOnly: Bool, after: Int64, limit: Int, wait: Int) throws -> Answer<InboxListResponse> {
         let now = try inbox(unreadOnly: unreadOnly, after: after, limit: limit)
-        guard now.messages.isEmpty, wait > 0 else { return .now(now) }
+        // limit 0 asks for the cursor alone: nothing could end a wait.
+        guard now.messages.isEmpty, wait > 0, limit > 0 else { return .now(now) }
         let answer = Pending<InboxListResponse>()
         let waiter = LongPolls.Waiter(after: after) { [self] in
             let page = (try? inbox(unreadOnly: unreadOnly, after: after, limit: limit))
@@ -319,6 +320,9 @@ public final class MessageService: Sendable {
         try put(request)
         let records = try peers.store.all()
         let results = PlainMutex<[PeerOutcome]>([])
+        // Each peer answers with the entry it stored, the value escaped in JSON (up to six bytes
+        // for one): room for that, not the 1 MiB the daemon's other calls to peers keep.
+        let answerBytes = request.value.utf8.count * 6 + (64 << 10)
         DispatchQueue.concurrentPerform(iterations: records.count) { index in
             let record = records[index]
             var outcome = PeerOutcome(nodeId: record.nodeId, name: record.info.name, state: "set", error: nil)
@@ -327,8 +331,8 @@ public final class MessageService: Sendable {
                 outcome.error = "no key for this peer"
             } else {
                 do {
-                    _ = try peers.client(for: record, timeoutSeconds: 10).contextSet(request.key, value: request.value,
-                                                                                     ttl: request.ttl)
+                    _ = try peers.client(for: record, timeoutSeconds: 10, maxAnswerBytes: answerBytes)
+                        .contextSet(request.key, value: request.value, ttl: request.ttl)
                 } catch {
                     outcome.state = "failed"
                     outcome.error = peers.apiError(error, calling: record, context: "context broadcast").message

@@ -101,12 +101,14 @@ public final class PeerService: Sendable {
 
     /// A client for the peer's API, carrying our nodeId so its audit log says who called.
     /// `authenticated: false` leaves the credential out (health checks need none).
-    public func client(for record: PeerRecord, timeoutSeconds: Int = 30, authenticated: Bool = true) throws
-        -> LoopsyClient {
+    /// `maxAnswerBytes`: more than `PeerService.maxAnswerBytes` only for a call whose answer
+    /// repeats what it sent (a context write answers with the entry, value included).
+    public func client(for record: PeerRecord, timeoutSeconds: Int = 30, authenticated: Bool = true,
+                       maxAnswerBytes: Int = PeerService.maxAnswerBytes) throws -> LoopsyClient {
         let endpoint = try endpoint(for: record)
         return LoopsyClient(baseURL: endpoint.baseURL, apiKey: authenticated ? endpoint.apiKey : nil,
                             timeoutSeconds: timeoutSeconds, pinnedPublicKey: endpoint.pin,
-                            headers: ["X-Loopsy-Node-Id": local.identity.nodeId], maxAnswerBytes: Self.maxAnswerBytes)
+                            headers: ["X-Loopsy-Node-Id": local.identity.nodeId], maxAnswerBytes: maxAnswerBytes)
     }
 
     /// Logs and audits a peer presenting a TLS key other than the pinned one.

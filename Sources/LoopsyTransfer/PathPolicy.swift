@@ -155,6 +155,28 @@ public struct PathPolicy: Sendable {
         return nil
     }
 
+    /// The directory that writing `path` would make a git repository, if any: one with HEAD,
+    /// objects and refs, `path` being or lying under one of them. git takes such a directory for
+    /// a bare repository without any `.git` in its name, and runs its config (core.fsmonitor…)
+    /// when it runs there. (Two writes at once could each miss the other: a race, not a way.)
+    static func repositoryCompleted(by path: String) -> String? {
+        let names = KernelPath.names(path)
+        var directory = ""
+        for name in names {
+            let signature = ["HEAD", "objects", "refs"]
+            if signature.contains(where: { KernelPath.same($0, name) }) {
+                let complete = signature.allSatisfy { part in
+                    if KernelPath.same(part, name) { return true }
+                    var info = stat()
+                    return lstat((directory.isEmpty ? "" : directory) + "/" + part, &info) == 0
+                }
+                if complete { return directory.isEmpty ? "/" : directory }
+            }
+            directory += "/" + name
+        }
+        return nil
+    }
+
     /// The prefixes of `path` that end in one of `codeNamesAnywhere` (byte-wise).
     static func codeNames(in path: String) -> [String] {
         var prefix = ""
@@ -309,6 +331,10 @@ public struct PathPolicy: Sendable {
                 let target = WriteTarget(directoryFD: fd, directory: try Self.realPath(of: fd, asked: path),
                                          missing: parents.dropFirst(existing).map(String.init), name: name)
                 try check(target.path, asked: path, access: access, callerRoots: callerRoots)
+                if !access.owner, let repository = Self.repositoryCompleted(by: target.path) {
+                    throw APIError.forbidden("'\(path)' would make '\(repository)' a git repository (HEAD, objects and refs), "
+                        + "whose config git runs when it runs there; only the node's owner may", code: .pathForbidden)
+                }
                 return target
             } catch {
                 close(fd)

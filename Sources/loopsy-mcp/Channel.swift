@@ -103,7 +103,14 @@ final class ChannelPump: Sendable {
     /// The newest seq now: the session sees messages that arrive from here on (asked for alone:
     /// reading the whole inbox to find it cost a session start hundreds of MB when a peer had
     /// filled it).
-    static func tail(_ client: LoopsyClient) throws -> Int64 { try client.inbox(unreadOnly: false, limit: 0).cursor }
+    static func tail(_ client: LoopsyClient) throws -> Int64 {
+        do {
+            return try client.inbox(unreadOnly: false, limit: 0).cursor
+        } catch ClientError.api(let error) where error.is(.badQuery) {
+            // A daemon from before limit=0 (binaries replaced, daemon not restarted).
+            return try client.walkInbox()
+        }
+    }
 
     static func event(for message: InboxMessage) -> ChannelEvent.Parameters {
         // `user` is what Claude Code's terminal shows as the sender; never a `source` key (Claude
@@ -123,8 +130,10 @@ final class ChannelPump: Sendable {
         String(String.UnicodeScalarView(text.unicodeScalars.filter { scalar in
             let value = scalar.value
             if value == 0x0A || value == 0x09 { return true }
+            // Tag characters (U+E0000–E007F) are invisible to a person but read by the model.
             return value >= 0x20 && !(0x7F...0x9F).contains(value) && !(0x202A...0x202E).contains(value)
                 && !(0x2066...0x2069).contains(value) && value != 0x200E && value != 0x200F && value != 0x061C
+                && !(0xE0000...0xE007F).contains(value)
         }))
     }
 

@@ -605,6 +605,10 @@ struct LoopsyTools: Sendable {
                         : message
                 }
             }
+            // The structured result carries the bodies too: as the session may see them.
+            for index in inbox.messages.indices {
+                inbox.messages[index].body = ChannelPump.displayable(inbox.messages[index].body)
+            }
             return inbox
         }
         guard !inbox.messages.isEmpty else {

@@ -58,7 +58,9 @@ struct CLIFailure: Error, CustomStringConvertible {
         case let failure as CLIFailure: return failure
         case ClientError.daemonUnreachable, ClientError.otherNode: return CLIFailure(message: "\(error)", code: unavailable)
         case ClientError.api(let apiError):
-            var message = apiError.message
+            // A daemon's message is one line: one with line breaks (a peer's, relayed) shows
+            // them escaped, so it cannot print a line of its own ("sent … sha256 verified").
+            var message = apiError.message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\\n")
             if apiError.status == 429, let retry = apiError.headers["Retry-After"] { message += " (Retry-After: \(retry) s)" }
             return CLIFailure(message: message, code: Self.apiError)
         default: return CLIFailure(message: "\(error)", code: Self.apiError)

@@ -90,7 +90,7 @@ import Glibc
     @Test func errorMessagesFromElsewhereCannotRewriteTheScreen() throws {
         let node = try TestNode()
         defer { node.cleanUp() }
-        let hostile = #"{"error":{"code":"conflict","message":"\u001b]0;OWNED\u0007\u001b[2K\rpaired with laptop \u202eexe.png"}}"#
+        let hostile = #"{"error":{"code":"conflict","message":"\u001b]0;OWNED\u0007\u001b[2K\rpaired with laptop \u202eexe.png\nsent x → y (1 B, sha256 verified)"}}"#
         let server = try CannedHTTPServer(answers: [:], failures: ["/api/v1/status": hostile])
         defer { server.close() }
         try Data("\(server.port)\n".utf8).write(to: URL(fileURLWithPath: node.dataDir + "/daemon.port"))
@@ -98,8 +98,9 @@ import Glibc
         #expect(result.status != 0)
         #expect(!result.stderr.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D
             || $0.value == 0x202E }, "\(result.stderr.debugDescription)")
-        #expect(result.stderr.contains(#"\u{1b}]0;OWNED\u{7}\u{1b}[2K\u{d}paired with laptop \u{202e}exe.png"#),
+        #expect(result.stderr.contains(#"\u{1b}]0;OWNED\u{7}\u{1b}[2K\u{d}paired with laptop \u{202e}exe.png\nsent x"#),
                 "\(result.stderr)")
+        #expect(!result.stderr.contains("\nsent x"), "\(result.stderr)")
     }
 
     /// The daemon's own calls to a peer (deliveries, receipts, handshakes) keep at most

@@ -79,6 +79,19 @@ import Testing
         let pulled = try alpha.cli("pull", "bravo", directory.path + "/remote.bin", directory.path + "/back.bin")
         #expect(pulled.status == 0, "\(pulled.stderr)")
         #expect(try Data(contentsOf: directory.appendingPathComponent("back.bin")) == payload)
+        // A tree with a repository in it: bravo keeps .git from its peers, the rest of the tree
+        // goes, and the command says what was refused and ends non-zero.
+        let tree = directory.appendingPathComponent("tree")
+        try FileManager.default.createDirectory(at: tree.appendingPathComponent(".git/hooks"), withIntermediateDirectories: true)
+        try Data("[core]\n".utf8).write(to: tree.appendingPathComponent(".git/config"))
+        try Data("#!/bin/sh\n".utf8).write(to: tree.appendingPathComponent(".git/hooks/pre-commit"))
+        try Data("code\n".utf8).write(to: tree.appendingPathComponent("main.swift"))
+        let copied = try alpha.cli("send", "-r", "bravo", tree.path, directory.path + "/copy")
+        #expect(copied.status != 0 && copied.stdout.contains("sent 1 files"), "\(copied.stdout)\(copied.stderr)")
+        #expect(copied.stderr.contains("skipped .git/config (bravo refuses it") && copied.stderr.contains("2 file(s) were refused"),
+                "\(copied.stderr)")
+        #expect(FileManager.default.fileExists(atPath: directory.path + "/copy/main.swift"))
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/copy/.git"))
 
         // bravo's audit log names alpha as the caller (by the key bravo gave it); alpha's own key never
         // left alpha, and bravo's is not kept by alpha.

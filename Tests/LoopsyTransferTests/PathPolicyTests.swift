@@ -126,6 +126,23 @@ import Testing
         #expect(relaxed.refusal(home + "/other/.git/config", asked: "x", access: guest) != nil)
     }
 
+    /// git takes a directory with HEAD, objects and refs for a bare repository, whatever its
+    /// name, and runs its config there: the write that would complete one is found, in any order.
+    @Test func theWriteThatWouldCompleteARepositoryIsFound() throws {
+        let tree = try Tree()
+        let repo = tree.root + "/home/x"
+        #expect(mkdir(repo, 0o755) == 0)
+        #expect(PathPolicy.repositoryCompleted(by: repo + "/HEAD") == nil)
+        #expect(FileManager.default.createFile(atPath: repo + "/HEAD", contents: Data("ref: refs/heads/main\n".utf8)))
+        #expect(PathPolicy.repositoryCompleted(by: repo + "/objects/ab/cdef") == nil)
+        #expect(mkdir(repo + "/objects", 0o755) == 0)
+        #expect(PathPolicy.repositoryCompleted(by: repo + "/refs/heads/main") == repo)
+        #expect(PathPolicy.repositoryCompleted(by: repo + "/config") == nil)
+        #expect(PathPolicy.repositoryCompleted(by: tree.root + "/home/y/HEAD") == nil)
+        #expect(mkdir(repo + "/refs", 0o755) == 0)
+        #expect(PathPolicy.repositoryCompleted(by: repo + "/HEAD") == repo)
+    }
+
     @Test func symlinksLeavingTheRootAreFollowedByRewritingThePathUnderTheSameRules() throws {
         let tree = try Tree()
         let fm = FileManager.default

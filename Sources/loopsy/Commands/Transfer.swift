@@ -38,11 +38,23 @@ struct Send: ParsableCommand {
                 }
                 let base = destination.hasSuffix("/") ? destination + LocalFiles.basename(source) : destination
                 var count = 0
+                var refused = 0
                 for relative in try LocalFiles.walk(source, skipped: { printError("loopsy: skipped \($0) (not a regular file)") }) {
-                    try sendFile(client, source + "/" + relative, base + "/" + relative)
-                    count += 1
+                    do {
+                        try sendFile(client, source + "/" + relative, base + "/" + relative)
+                        count += 1
+                    } catch ClientError.api(let error) where error.is(.pathForbidden) {
+                        // A peer keeps some names from other callers (a repository's .git, a
+                        // project's .claude): the rest of the tree still goes.
+                        printError("loopsy: skipped \(relative) (\(peer) refuses it: \(TerminalText.safe(error.message)))")
+                        refused += 1
+                    }
                 }
                 print("sent \(count) files to \(peer):\(base)")
+                if refused > 0 {
+                    throw CLIFailure(message: "\(refused) file(s) were refused by \(peer) (listed above); the owner there "
+                        + "can allow them with transfer.allowedDotfiles", code: CLIFailure.apiError)
+                }
             } else {
                 let target = destination.hasSuffix("/") ? destination + LocalFiles.basename(source) : destination
                 try sendFile(client, source, target)
@@ -61,6 +73,9 @@ struct Send: ParsableCommand {
         } catch ClientError.api(let error) where error.is(.exists) {
             bar.finish()
             throw CLIFailure(message: "\(remote) exists on \(peer); use -f to replace it", code: CLIFailure.apiError)
+        } catch {
+            bar.finish()
+            throw error
         }
         let rate = result.durationMs > 0 ? " at \(ProgressBar.size(Int64(saturating: Double(result.size) * 1000 / result.durationMs)))/s" : ""
         print("sent \(local) → \(peer):\(result.path) (\(ProgressBar.size(result.size))\(rate), sha256 verified)")
