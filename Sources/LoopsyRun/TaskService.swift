@@ -231,6 +231,13 @@ public final class TaskService: Sendable {
             guard fds[0].revents != 0 else { continue }
             let count = retryingInterrupts { read(master, &buffer, buffer.count) }
             if count <= 0 { break }  // EIO once the child and its terminal are gone
+            // A task cancelled or past its time is drained, not recorded: what its terminal
+            // still held (tens of thousands of short lines) kept it "running", its slot taken,
+            // for minutes after the cancel.
+            if task.state.withLock({ $0.cancelled || $0.timedOut }) {
+                line.removeAll(keepingCapacity: true)
+                continue
+            }
             for byte in buffer[0..<count] {
                 if byte == UInt8(ascii: "\n") {
                     handle(line, task)
