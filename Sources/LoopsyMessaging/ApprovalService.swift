@@ -62,16 +62,13 @@ public final class ApprovalService: Sendable {
             createdAt: now, expiresAt: now + Int64(config.approvalTimeoutSeconds) * 1000, answeredAt: nil)
         try store.insert(approval)
         changes.publish(.approvals, detail: ["id": id])
-        // Message bodies take no control characters (MessageService.checkBody): a prompt's text
-        // is shown with each as a space rather than not forwarded at all.
-        let body = String(String.UnicodeScalarView("""
+        // Message bodies take no control characters: a prompt's text is shown with each as a
+        // space rather than not forwarded at all.
+        let body = MessageService.asBody("""
             Claude Code on \(hostname) asks to use \(request.toolName): \(request.description)
             \(request.inputPreview)
             Answer with: loopsy approve \(id)   (or: loopsy approve \(id) --deny)
-            """.unicodeScalars.map { scalar in
-                (scalar.value < 0x20 && scalar != "\n" && scalar != "\t" && scalar != "\r") || scalar.value == 0x7F
-                    ? " " : scalar
-            }))
+            """)
         for approver in approvers {
             let accepted = forwarding.submit { [messages, logger, config] in
                 do {

@@ -117,10 +117,23 @@ public final class MessageService: Sendable {
     /// context mirror, every inbox page), so a peer's thousand messages of 64 KiB of them held
     /// 390 MB here; and none has anything to say to the person or the session reading it.
     static func checkBody(_ body: String) throws {
-        if body.utf8.contains(where: { ($0 < 0x20 && $0 != 0x0A && $0 != 0x09 && $0 != 0x0D) || $0 == 0x7F }) {
+        if body.utf8.contains(where: isRefused) {
             throw APIError.badRequest("the message body has a control character (only tab, line feed and carriage "
                 + "return are taken): send text")
         }
+    }
+
+    /// `text` as a body: each control character `checkBody` refuses becomes a space (for text
+    /// this node sends on another's behalf, such as a permission prompt's description).
+    public static func asBody(_ text: String) -> String {
+        guard text.utf8.contains(where: isRefused) else { return text }
+        return String(decoding: text.utf8.map { isRefused($0) ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+    }
+
+    /// A C0 control other than tab, line feed and carriage return, or DEL (bytes below 0x80 are
+    /// never part of a longer UTF-8 sequence, so this reads bytes safely).
+    private static func isRefused(_ byte: UInt8) -> Bool {
+        (byte < 0x20 && byte != 0x0A && byte != 0x09 && byte != 0x0D) || byte == 0x7F
     }
 
     private func makeMessage(body: String, type: MessageType, id: String?, replyTo: String?, thread: String?,
