@@ -10,15 +10,9 @@ import LoopsyPOSIX
 /// A subscriber that falls behind by a full buffer is dropped (its EventSource reconnects and
 /// refetches).
 public final class ChangeStreams: Sendable {
-    private struct Subscriber {
-        var stream: HTTPStream
-        /// False once the credential that opened the stream no longer holds (logout, new key).
-        var stillValid: @Sendable () -> Bool
-    }
     private struct State {
-        var subscribers: [ObjectIdentifier: Subscriber] = [:]
+        var subscribers: [ObjectIdentifier: HTTPStream] = [:]
         var heartbeat: (any DispatchSourceTimer)?
-        var ticks = 0
         var unsubscribe: (@Sendable () -> Void)?
     }
     private let state = PlainMutex(State())
@@ -31,14 +25,14 @@ public final class ChangeStreams: Sendable {
         self.maxSubscribers = maxSubscribers
     }
 
-    /// A new subscriber's stream, or nil when `maxSubscribers` are connected. The stream ends
-    /// within about half a second once `stillValid` says no.
-    public func subscribe(while stillValid: @escaping @Sendable () -> Bool = { true }) -> HTTPStream? {
+    /// A new subscriber's stream, or nil when `maxSubscribers` are connected. (The dispatcher's
+    /// CredentialWatch ends it, as every stream, when the credential that opened it ends.)
+    public func subscribe() -> HTTPStream? {
         let stream = HTTPStream(bufferLimit: 256 * 1024)
         let id = ObjectIdentifier(stream)
         let admitted: Bool = state.withLock { state in
             guard state.subscribers.count < maxSubscribers else { return false }
-            state.subscribers[id] = Subscriber(stream: stream, stillValid: stillValid)
+            state.subscribers[id] = stream
             if state.heartbeat == nil { state.heartbeat = startHeartbeat() }
             if state.unsubscribe == nil { state.unsubscribe = bus.subscribe { [weak self] in self?.send($0) } }
             return true
@@ -54,7 +48,7 @@ public final class ChangeStreams: Sendable {
 
     /// One change to every stream, as one line of JSON (an SSE data line ends at a newline).
     private func send(_ change: ChangeBus.Change) {
-        let subscribers = state.withLock { $0.subscribers.values.map(\.stream) }
+        let subscribers = state.withLock { Array($0.subscribers.values) }
         guard !subscribers.isEmpty else { return }
         var json = JSONWriter()
         json.openObject()
@@ -75,7 +69,7 @@ public final class ChangeStreams: Sendable {
             state.unsubscribe?()
             state.unsubscribe = nil
             defer { state.subscribers.removeAll() }
-            return state.subscribers.values.map(\.stream)
+            return Array(state.subscribers.values)
         }
         subscribers.forEach { $0.finish() }
     }
@@ -97,24 +91,16 @@ public final class ChangeStreams: Sendable {
         }
     }
 
-    /// Twice a second: streams whose credential ended are closed. Every 15 s a comment line
-    /// keeps proxies from closing idle streams and finds clients that left.
+    /// Every 15 s a comment line keeps proxies from closing idle streams and finds clients that
+    /// left.
     private func startHeartbeat() -> any DispatchSourceTimer {
         let timer = DispatchSource.makeTimerSource(queue: .global())
-        timer.schedule(deadline: .now() + 0.5, repeating: 0.5, leeway: .milliseconds(50))
+        timer.schedule(deadline: .now() + 15, repeating: 15, leeway: .milliseconds(500))
         timer.setEventHandler { [weak self] in
             guard let self else { return }
-            let (subscribers, ping) = state.withLock { state -> ([Subscriber], Bool) in
-                state.ticks += 1
-                return (Array(state.subscribers.values), state.ticks % 30 == 0)
-            }
-            for subscriber in subscribers {
-                if !subscriber.stillValid() {
-                    remove(ObjectIdentifier(subscriber.stream))
-                    subscriber.stream.finish()
-                } else if ping, !subscriber.stream.write(Array(": ping\n\n".utf8)) {
-                    drop(subscriber.stream)
-                }
+            for stream in state.withLock({ Array($0.subscribers.values) })
+            where !stream.write(Array(": ping\n\n".utf8)) {
+                drop(stream)
             }
         }
         timer.resume()
