@@ -36,6 +36,8 @@ public enum Routes {
                 "createTask", "Run Claude Code (claude -p) with a prompt in a directory of this machine", tag: "ai-tasks",
                 requestBody: Schemas.ref("TaskRequest"),
                 responses: [OperationDoc.Response(status: 201, description: "The task", schema: Schemas.ref("Task")),
+                            .error(403, "A caller other than the owner asked for bypassPermissions, allowedTools, "
+                                + "or to resume a session not of its own tasks (task_options_forbidden)"),
                             .error(429, "aiTasks.maxConcurrent tasks run already"),
                             .error(503, "The Claude Code CLI is not installed")]), TaskHandlers.create),
             Route(.delete, API.aiTask, access: .grant(.tasks), doc: OperationDoc(
@@ -236,12 +238,14 @@ public enum Routes {
                 "ackMessage", "Acknowledge a message (the sender sees acked)", tag: "messages",
                 requestBody: Schemas.ref("MessageAck"),
                 responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
-                            .error(409, "Several senders used this id: give from")]), MessageHandlers.ack),
+                            .error(409, "Several senders used this id: give from; or, with keepApprovals, a "
+                                + "forwarded permission prompt (approval_for_a_person)")]), MessageHandlers.ack),
             Route(.post, API.inboxRead, access: .owner, category: .context, doc: OperationDoc(
                 "readMessage", "Mark a message read (the sender sees read)", tag: "messages",
                 requestBody: Schemas.ref("MessageAck"),
                 responses: [.ok(Schemas.ref("InboxMessage")), .error(404, "No such message"),
-                            .error(409, "Several senders used this id: give from")]), MessageHandlers.read),
+                            .error(409, "Several senders used this id: give from; or, with keepApprovals, a "
+                                + "forwarded permission prompt (approval_for_a_person)")]), MessageHandlers.read),
             Route(.post, API.inboxSession, access: .owner, category: .context, doc: OperationDoc(
                 "sessionMessage", "Record that a live Claude Code session got the message (loopsy-mcp's channel); "
                     + "its state stays as it is", tag: "messages", requestBody: Schemas.ref("MessageAck"),

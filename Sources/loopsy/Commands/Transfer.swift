@@ -19,7 +19,7 @@ struct Send: ParsableCommand {
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Flag(name: .shortAndLong, help: "Send a directory recursively.") var recursive = false
+    @Flag(name: .shortAndLong, help: "Send a directory recursively (files the peer refuses, such as a .git, are listed and skipped; the exit status is then 1).") var recursive = false
     @Flag(name: [.customShort("f"), .long], help: "Replace files that exist on the peer.") var overwrite = false
     @Argument(help: "Where to send: a peer (name, nodeId or address), or local.") var peer: String
     @Argument(help: "Local file or directory.") var source: String
