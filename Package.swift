@@ -95,7 +95,7 @@ let package = Package(
         ]),
         .testTarget(name: "LoopsyConfigTests", dependencies: ["LoopsyConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "LoopsyAPI", "LoopsyClient", "LoopsyStore", .product(name: "Crypto", package: "swift-crypto"),
+            "LoopsyAPI", "LoopsyClient", "LoopsyConfig", "LoopsyStore", "LoopsyPeers", .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ]
 )

@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 import LoopsyAPI
 import LoopsyClient
+import LoopsyConfig
+@testable import LoopsyPeers
 import Testing
 
 /// What an extra key or a peer can no longer do with a header or a body field: pass as another
@@ -192,33 +194,22 @@ import Testing
     }
 }
 
-/// A pairing initiator that follows the protocol (docs/pairing.md) but chooses its payload
-/// freely: what a stranger who got the invite code and the person's confirmation can send.
+/// A pairing initiator that follows the protocol (the daemon's own PairingCrypto) but chooses
+/// its payload freely: what a stranger who got the invite code and the person's confirmation
+/// can send.
 struct HostilePairingInitiator {
     let node: TestNode
     let code: String
-    private static let version = "loopsy-pair-v1"
     private let ephemeral = P256.KeyAgreement.PrivateKey()
-    private let nonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
-    private var transcript: [UInt8] = []
-    private var keys: [UInt8] = []
+    private let nonce = PairingCrypto.randomBytes(32)
+    private var session: PairingCrypto.Session?
 
     init(node: TestNode, code: String) {
         self.node = node
         self.code = code
     }
 
-    private static func hash(_ fields: [[UInt8]]) -> [UInt8] {
-        var hasher = SHA256()
-        for field in fields {
-            var length = UInt32(field.count).bigEndian
-            withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: field)
-        }
-        return Array(hasher.finalize())
-    }
-
-    private func post<T: Decodable>(_ path: String, _ body: [String: String], as type: T.Type) throws -> T {
+    private func post<T: Decodable>(_ path: String, _ body: some Encodable, as type: T.Type) throws -> T {
         let response = try node.http("POST", "/api/v1/pair/" + path,
                                      body: String(decoding: try JSONEncoder().encode(body), as: UTF8.self), key: "")
         guard response.status < 300 else { throw HarnessError("pair/\(path): \(response.status) \(response.text)") }
@@ -228,39 +219,35 @@ struct HostilePairingInitiator {
     /// Commit and reveal: both sides now show the same six digits.
     mutating func introduce() throws {
         let publicKey = Array(ephemeral.publicKey.x963Representation)
-        let commitment = Self.hash([Array("\(Self.version) commit".utf8), Array(code.utf8), publicKey, nonce])
-        let share = try post("commit", ["commitment": commitment.map { String(format: "%02x", $0) }.joined()],
+        let commitment = PairingCrypto.commitment(code: code, publicKey: publicKey, nonce: nonce)
+        let share = try post("commit", PairCommit(commitment: commitment.map { String(format: "%02x", $0) }.joined()),
                              as: PairKeyShare.self)
         let theirKey = Array(try #require(Data(base64Encoded: share.publicKey)))
         let theirNonce = Array(try #require(Data(base64Encoded: share.nonce)))
         struct Empty: Decodable {}
-        _ = try? post("reveal", ["publicKey": Data(publicKey).base64EncodedString(), "nonce": Data(nonce).base64EncodedString()],
-                      as: Empty.self)
-        transcript = Self.hash([Array("\(Self.version) transcript".utf8), commitment, theirKey, theirNonce, publicKey, nonce])
-        let secret = try ephemeral.sharedSecretFromKeyAgreement(with: P256.KeyAgreement.PublicKey(x963Representation: theirKey))
-        keys = secret.hkdfDerivedSymmetricKey(using: SHA256.self, salt: transcript,
-                                              sharedInfo: Array("\(Self.version) keys".utf8), outputByteCount: 96)
-            .withUnsafeBytes { Array($0) }
+        _ = try? post("reveal", PairKeyShare(publicKey: Data(publicKey).base64EncodedString(),
+                                             nonce: Data(nonce).base64EncodedString()), as: Empty.self)
+        let transcript = PairingCrypto.transcript(commitment: commitment, responderKey: theirKey,
+                                                  responderNonce: theirNonce, initiatorKey: publicKey, initiatorNonce: nonce)
+        session = try PairingCrypto.derive(privateKey: ephemeral, peerKey: theirKey, transcript: transcript)
     }
 
     /// Sends an identity (proved, as the protocol asks) with this address, port and name; its
     /// node id once the responder has stored it.
     func exchange(address: String, port: Int, hostname: String) throws -> String {
+        let session = try #require(session)
         let identity = P256.Signing.PrivateKey()
         let identityKey = Array(identity.publicKey.x963Representation)
-        let nodeId = SHA256.hash(data: identityKey).prefix(16).map { String(format: "%02x", $0) }.joined()
-        let proof = try identity.signature(for: Array("\(Self.version) identity initiator".utf8) + transcript).derRepresentation
-        let payload: [String: Any] = [
-            "nodeId": nodeId, "hostname": hostname, "publicKey": Data(identityKey).base64EncodedString(), "tls": false,
-            "port": port, "address": address, "credential": String(repeating: "c", count: 64), "platform": "linux",
-            "version": "0.1.0", "capabilities": [String](), "proof": proof.base64EncodedString(),
-        ]
-        let sealed = try AES.GCM.seal(try JSONSerialization.data(withJSONObject: payload),
-                                      using: SymmetricKey(data: keys.prefix(32)),
-                                      authenticating: Array("initiator".utf8) + transcript)
-        let box = try #require(sealed.combined).base64EncodedString()
+        let nodeId = NodeIdentity.nodeId(for: identity.publicKey)
+        let proof = try identity.signature(for: PairPayload.signedBytes(role: "initiator", transcript: session.transcript))
+        let payload = PairPayload(nodeId: nodeId, hostname: hostname, publicKey: Data(identityKey).base64EncodedString(),
+                                  tls: false, port: port, address: address, credential: String(repeating: "c", count: 64),
+                                  platform: "linux", version: "0.1.0", capabilities: [],
+                                  proof: proof.derRepresentation.base64EncodedString())
+        let box = try PairingCrypto.seal(Array(try JSONEncoder().encode(payload)), key: session.toResponder,
+                                         label: "initiator", transcript: session.transcript)
         for _ in 0..<100 {
-            if try post("exchange", ["box": box], as: PairExchangeReply.self).state == "done" { return nodeId }
+            if try post("exchange", PairSealed(box: box), as: PairExchangeReply.self).state == "done" { return nodeId }
             Thread.sleep(forTimeInterval: 0.1)
         }
         throw HarnessError("the responder never finished the exchange")
