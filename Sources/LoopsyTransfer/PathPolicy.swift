@@ -160,17 +160,14 @@ public struct PathPolicy: Sendable {
     /// a bare repository without any `.git` in its name, and runs its config (core.fsmonitor…)
     /// when it runs there. (Two writes at once could each miss the other: a race, not a way.)
     static func repositoryCompleted(by path: String) -> String? {
-        let names = KernelPath.names(path)
+        let signature = ["HEAD", "objects", "refs"]
         var directory = ""
-        for name in names {
-            let signature = ["HEAD", "objects", "refs"]
-            if signature.contains(where: { KernelPath.same($0, name) }) {
-                let complete = signature.allSatisfy { part in
-                    if KernelPath.same(part, name) { return true }
-                    var info = stat()
-                    return lstat((directory.isEmpty ? "" : directory) + "/" + part, &info) == 0
-                }
-                if complete { return directory.isEmpty ? "/" : directory }
+        for name in KernelPath.names(path) {
+            if signature.contains(where: { KernelPath.same($0, name) }), signature.allSatisfy({ part in
+                var info = stat()
+                return KernelPath.same(part, name) || lstat(directory + "/" + part, &info) == 0
+            }) {
+                return directory.isEmpty ? "/" : directory
             }
             directory += "/" + name
         }
