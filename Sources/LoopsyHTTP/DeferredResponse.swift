@@ -141,9 +141,7 @@ public final class DeferredResponse: Sendable {
         callbacks.forEach { $0() }
     }
 
-    private static func discard(_ response: HTTPResponse) {
-        if let file = response.file { close(file.descriptor) }
-    }
+    private static func discard(_ response: HTTPResponse) { response.discard() }
 
     var isPending: Bool { state.withLock { !$0.completing && !$0.abandoned } }
 

@@ -64,10 +64,10 @@ public struct HTTPResponse: Sendable {
     }
 
     /// Lets go of what an answer that will never be sent holds: its file's descriptor, and its
-    /// stream (ended as broken, so its producer stops).
+    /// stream (closed: its producer stops, and whoever waits for its end hears of it).
     public func discard() {
         if let file { close(file.descriptor) }
-        stream?.abort()
+        stream?.detach()
     }
 
     public func header(_ name: String) -> String? {

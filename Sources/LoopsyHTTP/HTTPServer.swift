@@ -535,7 +535,10 @@ public final class HTTPServer: @unchecked Sendable {
             let streamPointer = Unmanaged.passRetained(stream).toOpaque()
             mhdResponse = MHD_create_response_from_callback(response.streamLength ?? UInt64.max, 64 * 1024, streamRead, streamPointer,
                                                             streamFree)
-            if mhdResponse == nil { Unmanaged<HTTPStream>.fromOpaque(streamPointer).release() }
+            if mhdResponse == nil {
+                Unmanaged<HTTPStream>.fromOpaque(streamPointer).release()
+                stream.detach()  // never sent: its producer stops, and whoever waits for its end hears of it
+            }
         } else if let file = response.file {
             // Read as sent, not sendfile (see cmhd_response_from_file): a file cut short fails the
             // answer at once. MHD closes the descriptor when it destroys the response.

@@ -17,6 +17,7 @@ public final class HTTPStream: Sendable {
         var connection: ConnectionHandle?
         var suspended = false
         var onClose: (@Sendable () -> Void)?
+        var onDone: [@Sendable () -> Void] = []
         /// Takes the stream out of its server's registry once MHD is done with it.
         var unregister: (@Sendable () -> Void)?
     }
@@ -86,6 +87,17 @@ public final class HTTPStream: Sendable {
         if runNow { handler() }
     }
 
+    /// Runs `handler` once when the stream is over for good: everything was sent, or the client
+    /// went away, or the response was never sent (at once if that is so already).
+    public func whenDone(_ handler: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.closed { return true }
+            state.onDone.append(handler)
+            return false
+        }
+        if runNow { handler() }
+    }
+
     // MARK: Called by HTTPServer on MHD's threads
 
     func attach(_ connection: OpaquePointer) {
@@ -126,9 +138,11 @@ public final class HTTPStream: Sendable {
         }
     }
 
-    /// The response is being destroyed: the client got everything, or went away.
+    /// The response is being destroyed: the client got everything, or went away (or it is
+    /// dropped before it was ever sent).
     func detach() {
-        let (handler, unregister) = state.withLock { state -> ((@Sendable () -> Void)?, (@Sendable () -> Void)?) in
+        let (handler, unregister, done) = state.withLock { state
+            -> ((@Sendable () -> Void)?, (@Sendable () -> Void)?, [@Sendable () -> Void]) in
             let wasFinished = state.finished && state.buffer.count == state.offset
             state.closed = true
             state.connection = nil
@@ -139,11 +153,13 @@ public final class HTTPStream: Sendable {
             defer {
                 state.onClose = nil
                 state.unregister = nil
+                state.onDone = []
             }
-            return (wasFinished ? nil : state.onClose, state.unregister)
+            return (wasFinished ? nil : state.onClose, state.unregister, state.onDone)
         }
         unregister?()
         handler?()
+        done.forEach { $0() }
     }
 
     private static func wake(_ state: inout State) {

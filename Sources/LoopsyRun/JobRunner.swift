@@ -16,6 +16,10 @@ public protocol JobSink: Sendable {
     /// Checked several times a second without sending anything: true once the consumer left.
     func clientGone() -> Bool
     func finished(_ result: ExecuteResult)
+    /// Runs `action` once, when the result has reached the consumer or the consumer is gone.
+    /// Until then the job keeps its place under `execution.maxConcurrent`: an answer a slow
+    /// client has not read yet is memory the daemon holds, as much as a running job's output.
+    func whenDelivered(_ action: @escaping @Sendable () -> Void)
 }
 
 /// Runs approved commands in their own process groups, enforcing the concurrency limit,
@@ -25,7 +29,13 @@ final class JobRunner: Sendable {
     private let maxConcurrent: Int
     private let maxOutputBytes: Int
     private let logger: Logger
-    private let jobs = PlainMutex<[String: RunningJob]>([:])
+    /// Jobs running, and finished jobs whose answers are still being sent: both count against
+    /// `maxConcurrent`.
+    private struct Slots {
+        var running: [String: RunningJob] = [:]
+        var delivering = 0
+    }
+    private let slots = PlainMutex(Slots())
     private let finishedGroup = DispatchGroup()
     /// Seconds between SIGTERM and SIGKILL.
     static let killGrace = 2.0
@@ -37,10 +47,10 @@ final class JobRunner: Sendable {
         self.logger = logger
     }
 
-    var runningCount: Int { jobs.withLock { $0.count } }
+    var runningCount: Int { slots.withLock { $0.running.count } }
 
     func running() -> [JobInfo] {
-        jobs.withLock { $0.values.map(\.info) }.sorted { $0.startedAt < $1.startedAt }
+        slots.withLock { $0.running.values.map(\.info) }.sorted { $0.startedAt < $1.startedAt }
     }
 
     /// Spawns the command and returns at once; output and the result go to `sink`.
@@ -49,28 +59,29 @@ final class JobRunner: Sendable {
                onStart: (JobInfo) -> Void = { _ in }) throws -> JobInfo {
         let id = JobID.make()
         // Reserve the slot before spawning so concurrent requests cannot overshoot the limit.
-        let reserved = jobs.withLock { jobs -> Bool in
-            guard jobs.count < maxConcurrent else { return false }
-            jobs[id] = RunningJob.placeholder(id: id)
+        let reserved = slots.withLock { slots -> Bool in
+            guard slots.running.count + slots.delivering < maxConcurrent else { return false }
+            slots.running[id] = RunningJob.placeholder(id: id)
             return true
         }
         guard reserved else {
             throw APIError(status: 429, code: .tooManyJobs,
-                           message: "\(maxConcurrent) jobs are already running (execution.maxConcurrent); "
-                               + "wait for one to finish or cancel one", headers: ["Retry-After": "1"])
+                           message: "\(maxConcurrent) jobs are already running or sending their results "
+                               + "(execution.maxConcurrent); wait for one to finish or cancel one",
+                           headers: ["Retry-After": "1"])
         }
         let process: SpawnedProcess
         do {
             process = try SpawnedProcess.spawn(command)
         } catch {
-            _ = jobs.withLock { $0.removeValue(forKey: id) }
+            _ = slots.withLock { $0.running.removeValue(forKey: id) }
             throw error
         }
         let info = JobInfo(jobId: id, command: command.argv[0], args: Array(command.argv.dropFirst()), cwd: command.cwd,
                            pid: Int(process.pid), startedAt: Clock.nowMillis(), caller: caller, streamed: streamed,
                            state: .running)
         let job = RunningJob(info: info, process: process)
-        jobs.withLock { $0[id] = job }
+        slots.withLock { $0.running[id] = job }
         onStart(info)
         finishedGroup.enter()
         let thread = JobIOLoop(job: job, process: process, timeoutMs: command.timeoutMs, maxOutputBytes: maxOutputBytes,
@@ -79,13 +90,17 @@ final class JobRunner: Sendable {
         // blocking loop on the shared dispatch pool would delay every other wake-up in the daemon.
         let work: @Sendable () -> Void = { [self] in
             let result = thread.run()
-            _ = jobs.withLock { $0.removeValue(forKey: id) }
+            slots.withLock { slots in
+                slots.running[id] = nil
+                slots.delivering += 1
+            }
             do {
                 try store.record(info, result: result)
             } catch {
                 logger.error("job \(id): could not record result: \(error)")
             }
             sink.finished(result)
+            sink.whenDelivered { [self] in slots.withLock { $0.delivering -= 1 } }
             finishedGroup.leave()
         }
         if !DedicatedThread.start("loopsy-job", work) { DispatchQueue.global().async(execute: work) }
@@ -94,14 +109,14 @@ final class JobRunner: Sendable {
 
     /// Asks a running job to stop (SIGTERM to its group, SIGKILL after the grace period).
     func cancel(_ id: String) -> Bool {
-        guard let job = jobs.withLock({ $0[id] }), job.process != nil else { return false }
+        guard let job = slots.withLock({ $0.running[id] }), job.process != nil else { return false }
         job.requestCancel()
         return true
     }
 
     /// Daemon shutdown: stop every job and wait (bounded) for them to be reaped.
     func shutdown() {
-        for job in jobs.withLock({ Array($0.values) }) { job.requestCancel() }
+        for job in slots.withLock({ Array($0.running.values) }) { job.requestCancel() }
         _ = finishedGroup.wait(timeout: .now() + Self.killGrace + 2)
     }
 }
@@ -135,4 +150,5 @@ enum JobID {
 
 extension JobSink {
     func clientGone() -> Bool { false }
+    public func whenDelivered(_ action: @escaping @Sendable () -> Void) { action() }
 }

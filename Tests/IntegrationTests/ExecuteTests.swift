@@ -237,15 +237,55 @@ import Testing
         #expect(try node.client.execute(ExecuteRequest(command: "true")).exitCode == 0)
     }
 
+    /// A result its client has not read yet keeps the job's place under execution.maxConcurrent:
+    /// the answers held for slow readers are bounded by that limit, not by how many jobs a
+    /// caller can run one after another.
+    @Test func anUnreadResultKeepsItsJobsPlace() throws {
+        let node = try node {
+            $0.replacingOccurrences(of: "maxConcurrent: 10", with: "maxConcurrent: 1")
+                .replacingOccurrences(of: "maxOutputBytes: 10485760", with: "maxOutputBytes: 33554432")
+        }
+        defer { node.cleanUp() }
+        // 24 MB of answer: more than the kernel buffers of a connection whose client reads nothing.
+        let body = #"{"command":"sh","args":["-c","head -c 24000000 /dev/zero | tr '\\0' a"]}"#
+        var fd = try HardeningTests.connection(node.port)
+        defer { if fd >= 0 { close(fd) } }
+        let request = "POST /api/v1/execute HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(node.apiKey)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        let bytes = Array(request.utf8)
+        #expect(bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == bytes.count)
+        // The job ends and its result is recorded; its answer waits for this client.
+        #expect(try eventually(20) { try node.client.jobs(includeFinished: true).contains { $0.state == "finished" } })
+        #expect(try node.client.status().jobs == 0)
+        let refused = try execute(node, #"{"command":"true"}"#)
+        #expect(refused.status == 429)
+        #expect(refused.errorCode == "too_many_jobs")
+        #expect(refused.text.contains("sending their results"))
+        close(fd)
+        fd = -1
+        // The client went away: the place is free again.
+        #expect(try eventually(10) { try execute(node, #"{"command":"true"}"#).status == 200 })
+    }
+
     @Test func hugeOutputIsCappedAndMemoryStaysBounded() throws {
         let node = try node { $0.replacingOccurrences(of: "maxOutputBytes: 10485760", with: "maxOutputBytes: 1048576") }
         defer { node.cleanUp() }
         let pid = try #require(node.process?.processIdentifier)
         let before = Self.peakRSSKiB(pid)
-        let result = try node.client.execute(ExecuteRequest(command: "head", args: ["-c", "300000000", "/dev/zero"]))
+        let result = try node.client.execute(ExecuteRequest(command: "sh", args: ["-c", "head -c 300000000 /dev/zero | tr '\\0' a"]))
         #expect(result.truncated)
         #expect(result.exitCode == 0)  // the program ran to the end; only its output was cut
         #expect(result.stdout.utf8.count == 1_048_576)
+        #expect(result.stdout.allSatisfy { $0 == "a" })
+        // The cap counts the answer's bytes: a NUL is six escaped (\u0000), so 1 MiB of answer
+        // holds 174,762 of them, where counting raw bytes made the answer 6 MiB.
+        let raw = try execute(node, #"{"command":"head","args":["-c","300000000","/dev/zero"]}"#)
+        #expect(raw.status == 200)
+        #expect(raw.body.count < 1_048_576 + 4096, "answer of \(raw.body.count) bytes")
+        let zeros = try raw.json(ExecuteResult.self)
+        #expect(zeros.truncated)
+        #expect(zeros.stdout.unicodeScalars.count == 174_762)
+        #expect(zeros.stdout.unicodeScalars.allSatisfy { $0.value == 0 })
         var streamedBytes = 0
         var streamedResult: ExecuteResult?
         try node.client.executeStream(ExecuteRequest(command: "head", args: ["-c", "300000000", "/dev/urandom"])) { event in

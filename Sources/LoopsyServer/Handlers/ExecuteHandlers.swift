@@ -9,8 +9,8 @@ public enum ExecuteHandlers {
     static func execute(_ context: RequestContext) throws -> HTTPResponse {
         let (execution, command) = try approve(context)
         let stream = HTTPStream()
-        let info = try execution.start(command, caller: context.caller.id, streamed: false,
-                                              sink: CollectingSink(stream: stream))
+        let sink = CollectingSink(stream: stream, maxTextBytes: context.node.config.execution.maxOutputBytes)
+        let info = try execution.start(command, caller: context.caller.id, streamed: false, sink: sink)
         stream.onClose { _ = execution.cancel(info.jobId) }
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("X-Loopsy-Job", info.jobId)],
                             stream: stream)

@@ -7,15 +7,40 @@ import LoopsyPOSIX
 /// Collects a job's output for `POST /execute` and writes one JSON result at the end.
 /// Heartbeats are single spaces (JSON allows leading whitespace): they let a vanished client
 /// be noticed, which cancels the job.
+///
+/// Each stream's text is kept as the answer will carry it, and capped there: at most
+/// `maxTextBytes` of JSON string per stream, escapes counted (a control byte is six bytes
+/// escaped, a stray non-UTF-8 byte three as U+FFFD). Counting raw bytes let a command's 10 MiB of
+/// control bytes become a 60 MiB answer held for a client that reads slowly.
 final class CollectingSink: JobSink {
-    private let stream: HTTPStream
-    private let output = PlainMutex<(stdout: [UInt8], stderr: [UInt8])>(([], []))
+    private struct Collected {
+        var text = ["", ""]
+        /// An incomplete UTF-8 sequence at the end of each stream, until its next bytes come.
+        var pending: [[UInt8]] = [[], []]
+        /// Bytes of escaped JSON each stream's text may still take.
+        var room: [Int]
+        var cut = false
+    }
 
-    init(stream: HTTPStream) { self.stream = stream }
+    private let stream: HTTPStream
+    private let collected: PlainMutex<Collected>
+
+    init(stream: HTTPStream, maxTextBytes: Int) {
+        self.stream = stream
+        collected = PlainMutex(Collected(room: [maxTextBytes, maxTextBytes]))
+    }
 
     func output(_ name: OutputStreamName, _ bytes: [UInt8]) -> Bool {
-        output.withLock { output in
-            if name == .stdout { output.stdout += bytes } else { output.stderr += bytes }
+        collected.withLock { collected in
+            let index = name == .stdout ? 0 : 1
+            guard collected.room[index] > 0 else {
+                collected.cut = collected.cut || !bytes.isEmpty
+                return
+            }
+            let joined = collected.pending[index] + bytes
+            let end = UTF8Boundary.lastComplete(joined)
+            collected.pending[index] = Array(joined[end...])
+            Self.append(String(decoding: joined[..<end], as: UTF8.self), to: &collected, index)
         }
         return !stream.isClosed
     }
@@ -24,14 +49,47 @@ final class CollectingSink: JobSink {
 
     func clientGone() -> Bool { stream.clientHungUp }
 
+    func whenDelivered(_ action: @escaping @Sendable () -> Void) { stream.whenDone(action) }
+
     func finished(_ result: ExecuteResult) {
         var complete = result
-        output.withLock { output in
-            complete.stdout = String(decoding: output.stdout, as: UTF8.self)
-            complete.stderr = String(decoding: output.stderr, as: UTF8.self)
+        collected.withLock { collected in
+            for index in 0..<2 where !collected.pending[index].isEmpty {
+                Self.append(String(decoding: collected.pending[index], as: UTF8.self), to: &collected, index)
+            }
+            complete.stdout = collected.text[0]
+            complete.stderr = collected.text[1]
+            if collected.cut { complete.truncated = true }
         }
         if let body = try? HTTPResponse.json(complete).body { stream.write(body, bounded: false) }
         stream.finish()
+    }
+
+    /// Adds what of `piece` fits in the stream's room, whole scalars only.
+    private static func append(_ piece: String, to collected: inout Collected, _ index: Int) {
+        var room = collected.room[index]
+        var end = piece.unicodeScalars.startIndex
+        for scalar in piece.unicodeScalars {
+            let cost = escapedLength(scalar)
+            guard cost <= room else {
+                collected.cut = true
+                room = 0
+                break
+            }
+            room -= cost
+            end = piece.unicodeScalars.index(after: end)
+        }
+        collected.room[index] = room
+        collected.text[index] += end == piece.unicodeScalars.endIndex ? piece : String(piece.unicodeScalars[..<end])
+    }
+
+    /// Bytes the scalar takes inside a JSON string as the daemon writes it.
+    static func escapedLength(_ scalar: Unicode.Scalar) -> Int {
+        switch scalar.value {
+        case 0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x22, 0x5C: return 2
+        case 0..<0x20: return 6
+        default: return UTF8.width(scalar)
+        }
     }
 }
 
@@ -68,6 +126,8 @@ final class EventStreamSink: JobSink {
     func heartbeat() -> Bool { stream.write(Array(": keepalive\n\n".utf8)) || !stream.isClosed }
 
     func clientGone() -> Bool { stream.clientHungUp }
+
+    func whenDelivered(_ action: @escaping @Sendable () -> Void) { stream.whenDone(action) }
 
     func finished(_ result: ExecuteResult) {
         let leftovers = state.withLock { state -> [(OutputStreamName, [UInt8])] in
