@@ -108,7 +108,7 @@ public struct AITaskEvent: Codable, Sendable, Equatable {
     public var seq: Int64
     public var time: Int64
     /// text, thinking, tool_use, tool_result, permission_request, permission_decision, result,
-    /// output (a line that is not stream-json), error, exit.
+    /// output (a line that is not stream-json), error, truncated (aiTasks.maxEventBytes reached), exit.
     public var type: String
     public var data: String
 

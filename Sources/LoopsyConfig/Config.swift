@@ -80,6 +80,9 @@ public struct LoopsyConfig: Sendable, Equatable {
         public var approvalTimeoutSeconds = 300
         /// Finished tasks (and their events) are kept this long.
         public var retentionDays = 7
+        /// Event data stored per task: past it, only the events a reader needs (the session, what
+        /// asks for a person, the result, the end) are kept.
+        public var maxEventBytes = 64 * 1024 * 1024
         /// Names of the daemon's environment variables Claude Code gets on top of the minimal set.
         public var environment = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL",
                                   "ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",

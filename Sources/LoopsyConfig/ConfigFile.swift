@@ -72,6 +72,7 @@ public enum ConfigFile {
               maxDurationSeconds: \(defaults.aiTasks.maxDurationSeconds)
               approvalTimeoutSeconds: \(defaults.aiTasks.approvalTimeoutSeconds)   # unanswered permission requests are denied
               retentionDays: \(defaults.aiTasks.retentionDays)
+              maxEventBytes: \(defaults.aiTasks.maxEventBytes)   # event data stored per task
               environment: [\(defaults.aiTasks.environment.joined(separator: ", "))]   # passed to claude
             channels:                  # Claude Code sessions with loopsy-mcp as a channel (see "Live sessions")
               approvers: []            # peers that get this machine's permission prompts (loopsy approve)

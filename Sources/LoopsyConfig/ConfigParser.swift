@@ -44,6 +44,8 @@ public enum ConfigParser {
                     case "approvalTimeoutSeconds":
                         config.aiTasks.approvalTimeoutSeconds = try reader.int(value, at: path, min: 1, max: 86_400)
                     case "retentionDays": config.aiTasks.retentionDays = try reader.int(value, at: path, min: 1, max: 3650)
+                    case "maxEventBytes":
+                        config.aiTasks.maxEventBytes = try reader.int(value, at: path, min: 65_536, max: 1 << 30)
                     case "environment": config.aiTasks.environment = try reader.strings(value, at: path)
                     default: reader.unknown(path)
                     }

@@ -39,6 +39,9 @@ public final class TaskService: Sendable {
             var finished = false
             /// Set once the process ended: a permission question that comes later is refused at once.
             var askingClosed = false
+            /// Event data stored so far, against `aiTasks.maxEventBytes`; events dropped past it.
+            var storedBytes = 0
+            var dropped = 0
         }
         let id: String
         let request: AITaskRequest
@@ -345,19 +348,40 @@ public final class TaskService: Sendable {
     private func emit(_ task: RunningTask, _ type: String, _ fields: KeyValuePairs<String, JSONValue>) {
         task.state.withLock { state in
             let data = Self.compact(.object(fields.map { ($0.key, $0.value) }))
-            guard let event = try? store.append(task.id, type: type, data: data, now: Clock.nowMillis()) else {
-                logger.warn("ai task \(task.id): could not store a \(type) event")
+            guard Self.essential.contains(type) || state.storedBytes + data.utf8.count <= config.maxEventBytes else {
+                state.dropped += 1
+                guard state.dropped == 1 else { return }
+                // Said once, where a reader sees it, in place of what is left out.
+                let note = Self.compact(.object([
+                    ("maxEventBytes", .integer(config.maxEventBytes)),
+                    ("message", .string("this task's events reached aiTasks.maxEventBytes: from here on only its "
+                                        + "permission requests, result and end are kept"))]))
+                store(note, as: "truncated", for: task, &state)
                 return
             }
-            let streamed = Self.streamed(event)
-            for (key, sink) in state.subscribers where !sink.send(streamed, replayed: false) {
-                sink.finish()  // a reader this far behind resumes with ?since=
-                state.subscribers.removeValue(forKey: key)
-            }
+            state.storedBytes += data.utf8.count
+            store(data, as: type, for: task, &state)
         }
         // Live views hear of what needs a person, and of the end.
         if ["permission_request", "permission_decision", "result"].contains(type) {
             changes?.publish(.aiTasks, detail: ["id": task.id, "event": type])
+        }
+    }
+
+    /// The events kept past `aiTasks.maxEventBytes`: at most a few per task, and what a reader
+    /// cannot do without.
+    static let essential: Set<String> = ["permission_request", "permission_decision", "result", "exit"]
+
+    /// Stores one event and sends it to the task's live streams (under the task's lock).
+    private func store(_ data: String, as type: String, for task: RunningTask, _ state: inout RunningTask.State) {
+        guard let event = try? store.append(task.id, type: type, data: data, now: Clock.nowMillis()) else {
+            logger.warn("ai task \(task.id): could not store a \(type) event")
+            return
+        }
+        let streamed = Self.streamed(event)
+        for (key, sink) in state.subscribers where !sink.send(streamed, replayed: false) {
+            sink.finish()  // a reader this far behind resumes with ?since=
+            state.subscribers.removeValue(forKey: key)
         }
     }
 

@@ -280,6 +280,26 @@ import Testing
         }
     }
 
+    /// A task stores at most aiTasks.maxEventBytes of events: past it, one `truncated` event
+    /// says so and only the result and the end are kept, however much the program says.
+    @Test func aTasksEventsAreCappedByMaxEventBytes() throws {
+        let (node, _) = try Self.node { $0.replacingOccurrences(of: "  maxEventBytes: 67108864", with: "  maxEventBytes: 65536") }
+        defer { node.cleanUp() }
+        let task = try node.client.startTask(AITaskRequest(prompt: "ramble 100 4000"))
+        let done = try Self.finished(node.client, task.id)
+        #expect(done.state.rawValue == "completed")
+        let events = try Self.streamed(node.client, task.id)
+        let kept = events.filter { $0.event == "text" && $0.data.contains("rrrr") }
+        #expect(kept.count == 16, "\(kept.count) of 100 text events of 4 KB kept under 64 KiB")
+        #expect(events.filter { $0.event != "truncated" }.reduce(0) { $0 + $1.data.utf8.count } <= 65536 + 1024,
+                "64 KiB of events, and a result and an exit")
+        #expect(events.filter { $0.event == "truncated" }.count == 1)
+        let notice = try #require(events.first { $0.event == "truncated" })
+        #expect(notice.data.contains("aiTasks.maxEventBytes") && notice.data.contains("65536"))
+        #expect(events.contains { $0.event == "result" })
+        #expect(events.last?.event == "exit")
+    }
+
     @Test func cancelKillsTheWholeTaskAndLimitsHold() throws {
         let (node, _) = try Self.node { replacingLine($0, "  maxConcurrent: 3", "  maxConcurrent: 1") }
         defer { node.cleanUp() }

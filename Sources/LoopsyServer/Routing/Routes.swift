@@ -70,7 +70,8 @@ public enum Routes {
                 tag: "ai-tasks",
                 query: [.query("since", cursor, "events after this number")],
                 responses: [OperationDoc.Response(status: 200, description: "init, text, thinking, tool_use, tool_result, "
-                    + "permission_request, permission_decision, result, output, exit", schema: Schemas.ref("ServerSentEvent"),
+                    + "permission_request, permission_decision, result, output, truncated, exit",
+                                                  schema: Schemas.ref("ServerSentEvent"),
                                                   contentType: "text/event-stream"),
                             .error(404, "No such task")]), TaskHandlers.stream),
             Route(.get, API.approvals, access: .owner, doc: OperationDoc(

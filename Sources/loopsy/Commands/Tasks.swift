@@ -251,6 +251,7 @@ struct TaskWatcher {
             printError("  ? permission wanted: \(text("toolName")) \(clipped(input, 2000)) [\(text("requestId"))]")
         case "permission_decision":
             printError("  \(event["approved"] == true ? "✓ approved" : "✗ denied"): \(text("message"))")
+        case "truncated": printError("  … \(text("message"))")
         default: break
         }
     }
