@@ -407,21 +407,31 @@ import Testing
     // MARK: 8. mDNS flood
 
     @Test func fakeMDNSAdvertsAreCappedAndForgotten() throws {
-        let lab = try Lab(hosts: 2)
+        let lab = try Lab(hosts: 3)
         defer { lab.tearDown() }
-        let node = try lab.node(1) { replacingLine($0, "  unpairedExpiry: 600", "  unpairedExpiry: 2") }
+        let node = try lab.node(1) {
+            replacingLine(replacingLine($0, "  unpairedExpiry: 600", "  unpairedExpiry: 2"),
+                          "  maxUnpairedPeers: 64", "  maxUnpairedPeers: 12")
+        }
         try node.start(host: "0.0.0.0", port: 19532)
-        let adverts = try lab.spawn(2, ["python3", Self.attackScript, "mdns", "40", "6", "19533"])
-        var most = 0
-        #expect(try eventually(10) {
-            most = max(most, try node.peers().count)
-            return most > 0
-        })
+        // Two hosts announce 40 nodes each.
+        let adverts = try [2, 3].map { try lab.spawn($0, ["python3", Self.attackScript, "mdns", "40", "12", "19533"]) }
+        var most = 0, mostAtOneAddress = 0
+        func look() throws -> Int {
+            let peers = try node.peers()
+            most = max(most, peers.count)
+            mostAtOneAddress = max(mostAtOneAddress, Dictionary(grouping: peers, by: \.address).values.map(\.count).max() ?? 0)
+            return peers.count
+        }
+        #expect(try eventually(15) { try look() >= 12 })
         Thread.sleep(forTimeInterval: 2)
-        most = max(most, try node.peers().count)
-        _ = adverts.finish()
-        // discovery.maxUnpairedPerAddress: 8 from one address, however many it announces.
-        #expect(most <= 8, "\(most) peers from one host")
+        _ = try look()
+        adverts.forEach { _ = $0.finish() }
+        // discovery.maxUnpairedPerAddress: 8 from one address, however many it announces; and
+        // discovery.maxUnpairedPeers: 12 in all, where two addresses would bring 16.
+        #expect(mostAtOneAddress <= 8, "\(mostAtOneAddress) peers from one host")
+        let seen = try node.peers().map { "\($0.name)@\($0.address) \($0.source)" }
+        #expect(most == 12, "\(most) unpaired peers at most; now \(seen)")
         // Gone once unseen (adverts withdrawn, health checks failing) past discovery.unpairedExpiry.
         #expect(try eventually(30) { try node.peers().isEmpty })
     }

@@ -1,6 +1,7 @@
 import Foundation
 import LoopsyClient
 import LoopsyAPI
+import LoopsyStore
 import Testing
 
 /// Limits the config names that no other test sets: each is set low in config.yaml and met
@@ -28,6 +29,52 @@ import Testing
         // Answering one makes room.
         #expect(try node.http("POST", "/api/v1/approvals/\(info.id)/answer", body: #"{"behavior":"deny"}"#).status == 200)
         #expect(try prompt("ccccc").status == 201)
+    }
+
+    /// audit.retentionDays (audit rows and finished jobs) and aiTasks.retentionDays (finished
+    /// tasks with their events): the daemon's upkeep forgets what is older and keeps the rest.
+    /// Rows a day or more old cannot be made by waiting: they are written into the database while
+    /// the daemon is stopped, dated in the past, and the daemon started again finds them.
+    @Test func retentionDaysForgetWhatIsOlder() throws {
+        let node = try TestNode {
+            replacingLine(replacingLine($0, "  retentionDays: 30", "  retentionDays: 2"), "  retentionDays: 7", "  retentionDays: 3")
+        }
+        defer { node.cleanUp() }
+        try node.start()
+        node.stop()
+        let now = Int64(Date().timeIntervalSince1970 * 1000), day: Int64 = 86_400_000
+        let ages: [(name: String, age: Int64)] = [("d1", day * 3 / 2), ("d2", day * 5 / 2), ("d3", day * 7 / 2)]
+        do {
+            let database = try Database(path: node.dataDir + "/loopsy.db")
+            for (name, age) in ages {
+                let time = now - age
+                try database.execute("""
+                    INSERT INTO audit (time, request_id, caller, method, path, status, duration_ms, remote)
+                        VALUES (\(time), 'r-\(name)', 'local', 'GET', '/old/\(name)', 200, 1, '127.0.0.1');
+                    INSERT INTO jobs (id, caller, command, args, cwd, pid, streamed, started_at, finished_at, exit_code,
+                                      timed_out, truncated, cancelled, duration_ms)
+                        VALUES ('job_old_\(name)', 'local', 'true', '[]', '/', 1, 0, \(time), \(time), 0, 0, 0, 0, 1);
+                    INSERT INTO ai_tasks (id, caller, prompt, cwd, state, created_at, finished_at, exit_code, last_seq)
+                        VALUES ('task_old_\(name)', 'local', 'old \(name)', '/', 'completed', \(time), \(time), 0, 1);
+                    INSERT INTO ai_task_events (task_id, seq, time, type, data)
+                        VALUES ('task_old_\(name)', 1, \(time), 'text', '{"text":"old"}');
+                    """)
+            }
+        }
+        try node.start()
+        // The upkeep runs every 10 seconds.
+        #expect(try eventually(25) { try !node.client.audit(limit: 1000).contains { $0.path == "/old/d2" } })
+        let paths = try node.client.audit(limit: 1000).map(\.path)
+        #expect(paths.contains("/old/d1") && !paths.contains("/old/d3"), "audit: \(paths.filter { $0.hasPrefix("/old/") })")
+        let jobs = try node.client.jobs(includeFinished: true).map(\.jobId)
+        #expect(jobs.contains("job_old_d1") && !jobs.contains("job_old_d2") && !jobs.contains("job_old_d3"), "jobs: \(jobs)")
+        let tasks = try node.client.tasks(limit: 100).map(\.id)
+        #expect(tasks.contains("task_old_d1") && tasks.contains("task_old_d2") && !tasks.contains("task_old_d3"),
+                "tasks: \(tasks)")
+        node.stop()
+        let database = try Database(path: node.dataDir + "/loopsy.db")
+        let events = try database.prepare("SELECT task_id FROM ai_task_events ORDER BY task_id").rows { $0.text(0) }
+        #expect(events == ["task_old_d1", "task_old_d2"], "a forgotten task's events go with it")
     }
 
     @Test func messagesLiveForTheDefaultTtlUnlessTheySayOtherwise() throws {

@@ -152,10 +152,10 @@ def bodies(host, port, key_file, count, length, seconds, marker):
 def mdns(count, seconds, port):
     children = []
     for index in range(count):
-        node_id = "%032x" % (0xFA4E0000 + index)
+        node_id = "%016x%016x" % (0xFA4E0000 + os.getpid(), index)  # distinct per announcing process
         children.append(subprocess.Popen(
-            ["avahi-publish", "-s", f"fake-{index}", "_loopsy._tcp", str(port), f"nodeId={node_id}",
-             f"name=fake-{index}", "version=0", "platform=linux", "tls=0"],
+            ["avahi-publish", "-s", f"fake-{os.getpid()}-{index}", "_loopsy._tcp", str(port), f"nodeId={node_id}",
+             f"name=fake-{os.getpid()}-{index}", "version=0", "platform=linux", "tls=0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(seconds)
     for child in children:
