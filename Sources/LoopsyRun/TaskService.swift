@@ -348,7 +348,13 @@ public final class TaskService: Sendable {
     private func emit(_ task: RunningTask, _ type: String, _ fields: KeyValuePairs<String, JSONValue>) {
         task.state.withLock { state in
             let data = Self.compact(.object(fields.map { ($0.key, $0.value) }))
-            guard Self.essential.contains(type) || state.storedBytes + data.utf8.count <= config.maxEventBytes else {
+            let cost = data.utf8.count + Self.eventOverhead
+            // Once one event was dropped, every later one but the essential is: a reader must not
+            // meet a gap in the middle of what is kept.
+            let kept = type == "exit"
+                || (Self.essential.contains(type) && state.storedBytes + cost <= config.maxEventBytes + Self.essentialSlack)
+                || (state.dropped == 0 && state.storedBytes + cost <= config.maxEventBytes)
+            guard kept else {
                 state.dropped += 1
                 guard state.dropped == 1 else { return }
                 // Said once, where a reader sees it, in place of what is left out.
@@ -359,7 +365,7 @@ public final class TaskService: Sendable {
                 store(note, as: "truncated", for: task, &state)
                 return
             }
-            state.storedBytes += data.utf8.count
+            state.storedBytes += cost
             store(data, as: type, for: task, &state)
         }
         // Live views hear of what needs a person, and of the end.
@@ -368,9 +374,14 @@ public final class TaskService: Sendable {
         }
     }
 
-    /// The events kept past `aiTasks.maxEventBytes`: at most a few per task, and what a reader
-    /// cannot do without.
-    static let essential: Set<String> = ["permission_request", "permission_decision", "result", "exit"]
+    /// The events kept past `aiTasks.maxEventBytes`, within `essentialSlack` more: what a reader
+    /// cannot do without. The end (`exit`, which only the daemon writes) is always kept; a
+    /// `result` is whatever line the program printed with that type, so these are capped too.
+    static let essential: Set<String> = ["permission_request", "permission_decision", "result"]
+    static let essentialSlack = 1 << 20
+    /// What an event costs besides its data (its row, number, time, type and index entry): many
+    /// empty events are not free.
+    static let eventOverhead = 64
 
     /// Stores one event and sends it to the task's live streams (under the task's lock).
     private func store(_ data: String, as type: String, for task: RunningTask, _ state: inout RunningTask.State) {

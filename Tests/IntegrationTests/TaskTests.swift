@@ -285,14 +285,17 @@ import Testing
     @Test func aTasksEventsAreCappedByMaxEventBytes() throws {
         let (node, _) = try Self.node { $0.replacingOccurrences(of: "  maxEventBytes: 67108864", with: "  maxEventBytes: 65536") }
         defer { node.cleanUp() }
-        let task = try node.client.startTask(AITaskRequest(prompt: "ramble 100 4000"))
+        let task = try node.client.startTask(AITaskRequest(prompt: "ramble 100 8000"))
         let done = try Self.finished(node.client, task.id)
         #expect(done.state.rawValue == "completed")
         let events = try Self.streamed(node.client, task.id)
         let kept = events.filter { $0.event == "text" && $0.data.contains("rrrr") }
-        #expect(kept.count == 16, "\(kept.count) of 100 text events of 4 KB kept under 64 KiB")
-        #expect(events.filter { $0.event != "truncated" }.reduce(0) { $0 + $1.data.utf8.count } <= 65536 + 1024,
+        // 8 KB of text and 64 bytes of overhead each: 8 fit in 64 KiB with the first events.
+        #expect(kept.count == 8, "\(kept.count) of 100 text events of 8 KB kept under 64 KiB")
+        #expect(events.filter { $0.event != "truncated" }.reduce(0) { $0 + $1.data.utf8.count + 64 } <= 65536 + 1024,
                 "64 KiB of events, and a result and an exit")
+        // What comes after the first dropped event is dropped too, small or not: no gap.
+        #expect(!events.contains { $0.data.contains("ramble done") })
         #expect(events.filter { $0.event == "truncated" }.count == 1)
         let notice = try #require(events.first { $0.event == "truncated" })
         #expect(notice.data.contains("aiTasks.maxEventBytes") && notice.data.contains("65536"))
