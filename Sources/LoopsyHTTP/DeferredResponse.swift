@@ -38,13 +38,13 @@ public final class DeferredResponse: Sendable {
         }
         guard let early else { return }
         let final = transform(early)
-        state.withLock { state in
-            if state.abandoned || state.taken {
-                Self.discard(final)
-            } else {
-                state.response = final
-            }
+        let unsent = state.withLock { state -> HTTPResponse? in
+            guard !state.abandoned && !state.taken else { return final }
+            state.response = final
+            return nil
         }
+        // Discarded outside the lock: a stream's close handlers run then.
+        unsent.map(Self.discard)
     }
 
     /// Runs `body` once the request ends without waiting for the answer (the client left or
@@ -73,24 +73,28 @@ public final class DeferredResponse: Sendable {
         var final = transform.map { $0(response) } ?? response
         while true {
             // A finalize set while the transform ran (or before none was) applies too.
-            let late = state.withLock { state -> (@Sendable (HTTPResponse) -> HTTPResponse)? in
-                if transform == nil, let finalize = state.finalize { return finalize }
-                if state.abandoned {
-                    // Nobody will send it: a file it holds is closed here, not leaked.
-                    Self.discard(final)
-                    return nil
-                }
+            enum Next { case transform(@Sendable (HTTPResponse) -> HTTPResponse), discard, done }
+            let next = state.withLock { state -> Next in
+                if transform == nil, let finalize = state.finalize { return .transform(finalize) }
+                // Nobody will send it: a file it holds is closed, not leaked (after the lock).
+                if state.abandoned { return .discard }
                 state.response = final
                 state.finalized = transform != nil
                 if state.suspended, let connection = state.connection {
                     state.suspended = false
                     MHD_resume_connection(connection.pointer)
                 }
-                return nil
+                return .done
             }
-            guard let late else { return }
-            transform = late
-            final = late(response)
+            switch next {
+            case .done: return
+            case .discard:
+                Self.discard(final)
+                return
+            case .transform(let late):
+                transform = late
+                final = late(response)
+            }
         }
     }
 
@@ -130,14 +134,15 @@ public final class DeferredResponse: Sendable {
     }
 
     func abandon() {
-        let callbacks = state.withLock { state -> [@Sendable () -> Void] in
+        let (callbacks, unsent) = state.withLock { state -> ([@Sendable () -> Void], HTTPResponse?) in
             state.abandoned = true
             state.connection = nil
-            if let response = state.response, !state.taken { Self.discard(response) }
+            let unsent = state.taken ? nil : state.response
             state.response = nil
             defer { state.onAbandon = [] }
-            return state.onAbandon
+            return (state.onAbandon, unsent)
         }
+        unsent.map(Self.discard)
         callbacks.forEach { $0() }
     }
 

@@ -63,6 +63,18 @@ public final class HTTPStream: Sendable {
         }
     }
 
+    /// Ends the response at once as broken, dropping what it holds for the client: for a client
+    /// that may no longer have it (its credential ended), where `abort` sends what is queued first.
+    public func cut() {
+        state.withLock { state in
+            state.buffer = []
+            state.offset = 0
+            state.finished = true
+            state.aborted = true
+            Self.wake(&state)
+        }
+    }
+
     /// True once the client disconnected or the response was torn down.
     public var isClosed: Bool { state.withLock { $0.closed } }
 

@@ -27,9 +27,11 @@ public final class ExecutionService: Sendable {
 
     /// Starts the command and returns at once; output and the result go to `sink`. `onStart`
     /// runs before any output reaches the sink.
-    public func start(_ command: ApprovedCommand, caller: String, streamed: Bool, sink: any JobSink,
+    /// Starts a job for `caller`; one that is not the node's owner (`owner` false) holds at most
+    /// half of `execution.maxConcurrent`.
+    public func start(_ command: ApprovedCommand, caller: String, owner: Bool, streamed: Bool, sink: any JobSink,
                       onStart: (JobInfo) -> Void = { _ in }) throws -> JobInfo {
-        try runner.start(command, caller: caller, streamed: streamed, sink: sink, onStart: onStart)
+        try runner.start(command, caller: caller, owner: owner, streamed: streamed, sink: sink, onStart: onStart)
     }
 
     /// Asks a running job to stop; false when no such job runs.

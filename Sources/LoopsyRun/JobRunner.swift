@@ -33,7 +33,14 @@ final class JobRunner: Sendable {
     /// `maxConcurrent`.
     private struct Slots {
         var running: [String: RunningJob] = [:]
-        var delivering = 0
+        /// Finished jobs whose results are being sent, by caller.
+        var delivering: [String: Int] = [:]
+
+        var total: Int { running.count + delivering.values.reduce(0, +) }
+
+        func held(by caller: String) -> Int {
+            running.values.count { $0.info.caller == caller } + delivering[caller, default: 0]
+        }
     }
     private let slots = PlainMutex(Slots())
     private let finishedGroup = DispatchGroup()
@@ -55,19 +62,32 @@ final class JobRunner: Sendable {
 
     /// Spawns the command and returns at once; output and the result go to `sink`.
     /// `onStart` runs before any output reaches the sink.
-    func start(_ command: ApprovedCommand, caller: String, streamed: Bool, sink: any JobSink,
+    /// The most jobs one caller other than the node's owner holds at once: half the limit
+    /// (rounded up), so a peer cannot take every place and lock the owner and the others out.
+    var callerShare: Int { (maxConcurrent + 1) / 2 }
+
+    func start(_ command: ApprovedCommand, caller: String, owner: Bool, streamed: Bool, sink: any JobSink,
                onStart: (JobInfo) -> Void = { _ in }) throws -> JobInfo {
         let id = JobID.make()
         // Reserve the slot before spawning so concurrent requests cannot overshoot the limit.
-        let reserved = slots.withLock { slots -> Bool in
-            guard slots.running.count + slots.delivering < maxConcurrent else { return false }
-            slots.running[id] = RunningJob.placeholder(id: id)
-            return true
+        enum Refusal { case full, share }
+        let refusal = slots.withLock { slots -> Refusal? in
+            guard slots.total < maxConcurrent else { return .full }
+            guard owner || slots.held(by: caller) < callerShare else { return .share }
+            slots.running[id] = RunningJob.placeholder(id: id, caller: caller)
+            return nil
         }
-        guard reserved else {
+        switch refusal {
+        case nil: break
+        case .full?:
             throw APIError(status: 429, code: .tooManyJobs,
                            message: "\(maxConcurrent) jobs are already running or sending their results "
                                + "(execution.maxConcurrent); wait for one to finish or cancel one",
+                           headers: ["Retry-After": "1"])
+        case .share?:
+            throw APIError(status: 429, code: .tooManyJobs,
+                           message: "this caller already has \(callerShare) jobs running or sending their results, "
+                               + "half of execution.maxConcurrent (\(maxConcurrent)); wait for one to finish",
                            headers: ["Retry-After": "1"])
         }
         let process: SpawnedProcess
@@ -92,7 +112,7 @@ final class JobRunner: Sendable {
             let result = thread.run()
             slots.withLock { slots in
                 slots.running[id] = nil
-                slots.delivering += 1
+                slots.delivering[caller, default: 0] += 1
             }
             do {
                 try store.record(info, result: result)
@@ -100,7 +120,12 @@ final class JobRunner: Sendable {
                 logger.error("job \(id): could not record result: \(error)")
             }
             sink.finished(result)
-            sink.whenDelivered { [self] in slots.withLock { $0.delivering -= 1 } }
+            sink.whenDelivered { [self] in
+                slots.withLock { slots in
+                    slots.delivering[caller, default: 1] -= 1
+                    if slots.delivering[caller] == 0 { slots.delivering[caller] = nil }
+                }
+            }
             finishedGroup.leave()
         }
         if !DedicatedThread.start("loopsy-job", work) { DispatchQueue.global().async(execute: work) }
@@ -131,9 +156,9 @@ final class RunningJob: Sendable {
         self.process = process
     }
 
-    static func placeholder(id: String) -> RunningJob {
+    static func placeholder(id: String, caller: String) -> RunningJob {
         RunningJob(info: JobInfo(jobId: id, command: "", args: [], cwd: "", pid: 0, startedAt: Clock.nowMillis(),
-                                 caller: "", streamed: false, state: .starting), process: nil)
+                                 caller: caller, streamed: false, state: .starting), process: nil)
     }
 
     func requestCancel() { process?.signalCancel() }

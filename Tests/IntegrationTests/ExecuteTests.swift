@@ -250,6 +250,9 @@ import Testing
         let body = #"{"command":"sh","args":["-c","head -c 24000000 /dev/zero | tr '\\0' a"]}"#
         var fd = try HardeningTests.connection(node.port)
         defer { if fd >= 0 { close(fd) } }
+        // A small receive buffer, so that however large the host's TCP buffers the answer waits.
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
         let request = "POST /api/v1/execute HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(node.apiKey)\r\n"
             + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         let bytes = Array(request.utf8)
@@ -265,6 +268,34 @@ import Testing
         fd = -1
         // The client went away: the place is free again.
         #expect(try eventually(10) { try execute(node, #"{"command":"true"}"#).status == 200 })
+    }
+
+    /// A caller other than the node's owner holds at most half of execution.maxConcurrent: a peer
+    /// cannot take every place, and the owner still runs commands while it holds its half.
+    @Test func aCallerOtherThanTheOwnerHoldsAtMostHalfTheJobs() throws {
+        let key = String(repeating: "h", count: 40)
+        let node = try node {
+            replacingLine(replacingLine($0, "maxConcurrent: 10", "maxConcurrent: 4"),
+                          "  allowedKeys: {}", "  allowedKeys: {helper: \(key)}")
+        }
+        defer { node.cleanUp() }
+        #expect(try node.cli("peers", "grant", "key:helper", "exec").status == 0)
+        let group = DispatchGroup()
+        for _ in 0..<2 {
+            group.enter()
+            DispatchQueue.global().async {
+                _ = try? node.http("POST", "/api/v1/execute", body: #"{"command":"sleep","args":["3"]}"#, key: key)
+                group.leave()
+            }
+        }
+        #expect(try eventually(3) { try node.client.status().jobs == 2 })
+        let refused = try node.http("POST", "/api/v1/execute", body: #"{"command":"true"}"#, key: key)
+        #expect(refused.status == 429 && refused.errorCode == "too_many_jobs")
+        #expect(refused.text.contains("half of execution.maxConcurrent"), "\(refused.text)")
+        // The owner is not held back by the helper's half, and has the rest.
+        #expect(try execute(node, #"{"command":"true"}"#).status == 200)
+        group.wait()
+        #expect(try node.http("POST", "/api/v1/execute", body: #"{"command":"true"}"#, key: key).status == 200)
     }
 
     @Test func hugeOutputIsCappedAndMemoryStaysBounded() throws {

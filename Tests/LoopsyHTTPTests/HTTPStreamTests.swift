@@ -19,4 +19,28 @@ import Testing
         #expect(stream.write([UInt8](repeating: 3, count: 400)))
         #expect(stream.write([UInt8](repeating: 4, count: 5000), bounded: false), "unbounded writes always go")
     }
+
+    /// `abort` sends what is queued and then breaks the response; `cut` breaks it at once.
+    @Test func cutDropsWhatIsQueuedWhereAbortSendsIt() {
+        var sink = [CChar](repeating: 0, count: 100)
+        let aborted = HTTPStream()
+        #expect(aborted.write(Array("queued".utf8)))
+        aborted.abort()
+        guard case .bytes(6) = aborted.read(into: &sink, max: 100) else {
+            Issue.record("abort dropped what was queued")
+            return
+        }
+        guard case .error = aborted.read(into: &sink, max: 100) else {
+            Issue.record("abort did not break the response")
+            return
+        }
+        let cut = HTTPStream()
+        #expect(cut.write(Array("queued".utf8)))
+        cut.cut()
+        guard case .error = cut.read(into: &sink, max: 100) else {
+            Issue.record("cut sent what was queued")
+            return
+        }
+        #expect(!cut.write([1]), "nothing is taken after a cut")
+    }
 }

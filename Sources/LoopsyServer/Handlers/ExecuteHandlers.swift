@@ -10,7 +10,8 @@ public enum ExecuteHandlers {
         let (execution, command) = try approve(context)
         let stream = HTTPStream()
         let sink = CollectingSink(stream: stream, maxTextBytes: context.node.config.execution.maxOutputBytes)
-        let info = try execution.start(command, caller: context.caller.id, streamed: false, sink: sink)
+        let info = try execution.start(command, caller: context.caller.id, owner: context.caller.isOwner,
+                                       streamed: false, sink: sink)
         stream.onClose { _ = execution.cancel(info.jobId) }
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("X-Loopsy-Job", info.jobId)],
                             stream: stream)
@@ -20,7 +21,8 @@ public enum ExecuteHandlers {
         let (execution, command) = try approve(context)
         let stream = HTTPStream()
         let sink = EventStreamSink(stream: stream)
-        let info = try execution.start(command, caller: context.caller.id, streamed: true, sink: sink) { info in
+        let info = try execution.start(command, caller: context.caller.id, owner: context.caller.isOwner,
+                                       streamed: true, sink: sink) { info in
             sink.started(info)
         }
         stream.onClose { _ = execution.cancel(info.jobId) }

@@ -44,7 +44,7 @@ final class CredentialWatch: Sendable {
             if item.stream.isClosed {
                 ended.append(ObjectIdentifier(item.stream))
             } else if !item.stillValid() {
-                item.stream.abort()
+                item.stream.cut()  // nothing more, not even what is queued, reaches the ended credential
                 ended.append(ObjectIdentifier(item.stream))
             }
         }
