@@ -45,12 +45,14 @@ public final class TaskService: Sendable {
         }
         let id: String
         let request: AITaskRequest
+        let caller: String
         /// Started with the node's own key (not by a peer).
         let startedByOwner: Bool
         let state = PlainMutex(State())
-        init(id: String, request: AITaskRequest, startedByOwner: Bool) {
+        init(id: String, request: AITaskRequest, caller: String, startedByOwner: Bool) {
             self.id = id
             self.request = request
+            self.caller = caller
             self.startedByOwner = startedByOwner
         }
     }
@@ -102,11 +104,18 @@ public final class TaskService: Sendable {
                 + "not installed on this machine; install it or set aiTasks.claudePath")
         }
         let id = "task_" + Secrets.apiKey().prefix(16)
-        let task = RunningTask(id: id, request: request, startedByOwner: owner)
+        let task = RunningTask(id: id, request: request, caller: caller, startedByOwner: owner)
         try tasks.withLock { tasks in
             guard tasks.count < config.maxConcurrent else {
                 throw APIError.tooManyRequests("\(tasks.count) tasks are running (aiTasks.maxConcurrent); wait for one "
                     + "to end or cancel one", retryAfter: 10)
+            }
+            // A caller other than the owner runs at most half of them (rounded up): a peer
+            // cannot take every place and lock the owner and the others out.
+            let share = (config.maxConcurrent + 1) / 2
+            guard owner || tasks.values.count(where: { $0.caller == caller }) < share else {
+                throw APIError.tooManyRequests("this caller already runs \(share) tasks, half of aiTasks.maxConcurrent "
+                    + "(\(config.maxConcurrent)); wait for one to end", retryAfter: 10)
             }
             tasks[id] = task
         }

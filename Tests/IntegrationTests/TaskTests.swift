@@ -303,6 +303,26 @@ import Testing
         #expect(events.last?.event == "exit")
     }
 
+    /// A caller other than the owner runs at most half of aiTasks.maxConcurrent (2 of 3): the
+    /// owner still has a place.
+    @Test func aCallerOtherThanTheOwnerRunsAtMostHalfTheTasks() throws {
+        let key = String(repeating: "t", count: 40)
+        let (node, _) = try Self.node { replacingLine($0, "  allowedKeys: {}", "  allowedKeys: {helper: \(key)}") }
+        defer { node.cleanUp() }
+        #expect(try node.cli("peers", "grant", "key:helper", "tasks").status == 0)
+        var started: [String] = []
+        for _ in 0..<2 {
+            let answer = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"sleep 30"}"#, key: key)
+            #expect(answer.status < 300, "\(answer.text)")
+            if let task = try? answer.json(AITaskInfo.self) { started.append(task.id) }
+        }
+        let refused = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"sleep 30"}"#, key: key)
+        #expect(refused.status == 429 && refused.text.contains("half of aiTasks.maxConcurrent"), "\(refused.text)")
+        let own = try node.client.startTask(AITaskRequest(prompt: "hello"))
+        #expect(try Self.finished(node.client, own.id).state.rawValue == "completed")
+        for id in started { _ = try? node.client.cancelTask(id) }
+    }
+
     @Test func cancelKillsTheWholeTaskAndLimitsHold() throws {
         let (node, _) = try Self.node { replacingLine($0, "  maxConcurrent: 3", "  maxConcurrent: 1") }
         defer { node.cleanUp() }
