@@ -96,7 +96,10 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
 
     private func position(of name: String) -> Int? {
         if let index { return index[name] }
-        return fields.firstIndex { $0.key == name }
+        // Lengths first: `==` of two different small strings takes the runtime's slow path (it
+        // looks for canonically equivalent forms), and most names differ in length anyway.
+        let length = name.utf8.count
+        return fields.firstIndex { $0.key.utf8.count == length && $0.key == name }
     }
 
     /// The value under exactly this (lower-case) name; setting nil removes it.
@@ -127,6 +130,8 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
         if fields.isEmpty { fields.reserveCapacity(8) }
         if let at = position(of: name) {
             fields[at].value += ", " + value
+        } else if index == nil && fields.count + 1 < Self.indexedFrom {
+            fields.append((name, value))
         } else {
             self[name] = value
         }

@@ -202,12 +202,13 @@ public final class Dispatcher: HTTPHandler, Sendable {
             guard route.access.admits(caller) else { throw route.access.refusal(for: caller, node: node.hostname) }
         }
         try request.requireDecodableQuery()
+        guard let category = route.category, rateLimiter.limits(category) else { return }
         // Limits protect the node from others: its own key on loopback is exempt unless configured
         // otherwise. They are keyed on the credential, never on anything the caller says.
         let exempt = exemptLocalOwner && caller.isOwner && HostAddress.isLoopback(request.remoteAddress)
         // Callers without a credential count by network; all but loopback ones in a bounded table.
         let anonymous = caller.kind == .anonymous
-        if let category = route.category, !exempt,
+        if !exempt,
            let retryAfter = rateLimiter.take(caller: anonymous ? "anonymous@" + RateLimiter.networkKey(caller.name) : caller.id,
                                              category: category,
                                              anonymous: anonymous && !HostAddress.isLoopback(request.remoteAddress)) {

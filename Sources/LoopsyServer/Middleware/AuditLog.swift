@@ -37,6 +37,9 @@ public final class AuditLog: Sendable {
         /// Successful reads, summarised: the first entry (count and total duration growing)
         /// and its place in `entries`.
         var reads: [ReadKey: Int] = [:]
+        /// The last read's key and place: a run of the same read (a poller, a benchmark) is
+        /// counted after one comparison, without hashing its key.
+        var lastRead: (key: ReadKey, index: Int)?
     }
 
     private struct ReadKey: Hashable {
@@ -85,12 +88,17 @@ public final class AuditLog: Sendable {
             if summarised {
                 let key = ReadKey(caller: entry.caller, method: entry.method, path: entry.path, status: entry.status,
                                   remote: entry.remote)
-                if let index = pending.reads[key] {
+                if let last = pending.lastRead, last.key == key {
+                    pending.entries[last.index].count += 1
+                    pending.entries[last.index].durationMs += entry.durationMs
+                } else if let index = pending.reads[key] {
+                    pending.lastRead = (key, index)
                     // durationMs holds the sum until the flush turns it into the mean.
                     pending.entries[index].count += 1
                     pending.entries[index].durationMs += entry.durationMs
                 } else {
                     pending.reads[key] = pending.entries.count
+                    pending.lastRead = (key, pending.entries.count)
                     pending.entries.append(entry)
                 }
                 return

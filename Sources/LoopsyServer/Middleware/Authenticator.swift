@@ -64,7 +64,8 @@ public final class Authenticator: Sendable {
     /// The caller of a request: its Authorization header if it has one, else its dashboard
     /// session cookie (CSRF-checked), else the 401 that says how to authenticate.
     public func authenticate(_ request: HTTPRequest) -> Result<Caller, APIError> {
-        let authorization = request.header("authorization")
+        // Names already lower-cased: looked up as they are (this runs for every request).
+        let authorization = request.headers["authorization"]
         if authorization == nil, let sessions,
            let result = sessions.authenticate(cookie: request.header("cookie"),
                                               csrfToken: request.header("x-csrf-token"),
@@ -72,7 +73,7 @@ public final class Authenticator: Sendable {
                                               binding: sessionBinding) {
             return result.map { _ in .dashboard }
         }
-        return authenticate(authorization: authorization, nodeId: request.header("x-loopsy-node-id"))
+        return authenticate(authorization: authorization, nodeId: request.headers["x-loopsy-node-id"])
     }
 
     /// Whether the credential that opened a long-lived answer (an event stream) still holds:

@@ -39,7 +39,16 @@ public final class RateLimiter: Sendable {
     private let perMinute: [RateCategory: Int]
     private let state = PlainMutex(State())
 
-    public init(perMinute: [RateCategory: Int]) { self.perMinute = perMinute }
+    /// The categories with a limit: asked on every request, where a dictionary lookup hashes.
+    private let limited: [RateCategory]
+
+    public init(perMinute: [RateCategory: Int]) {
+        self.perMinute = perMinute
+        limited = perMinute.filter { $0.value > 0 }.map(\.key)
+    }
+
+    /// Whether requests of `category` are limited at all (a limit of 0 is none).
+    public func limits(_ category: RateCategory) -> Bool { limited.contains(category) }
 
     /// Where new networks without a credential are counted while `maxAnonymous` are tracked.
     static let overflowKey = "anonymous (overflow)"
