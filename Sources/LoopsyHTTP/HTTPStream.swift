@@ -155,7 +155,8 @@ public final class HTTPStream: Sendable {
     func detach() {
         let (handler, unregister, done) = state.withLock { state
             -> ((@Sendable () -> Void)?, (@Sendable () -> Void)?, [@Sendable () -> Void]) in
-            let wasFinished = state.finished && state.buffer.count == state.offset
+            // Aborted or cut is not finished: its producer hears of the end (a relay, a job).
+            let wasFinished = state.finished && !state.aborted && state.buffer.count == state.offset
             state.closed = true
             state.connection = nil
             state.suspended = false

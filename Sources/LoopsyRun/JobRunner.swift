@@ -41,6 +41,8 @@ final class JobRunner: Sendable {
         func held(by caller: String) -> Int {
             running.values.count { $0.info.caller == caller } + delivering[caller, default: 0]
         }
+        /// Places (running or delivering) held by callers other than the owner.
+        var others = 0
     }
     private let slots = PlainMutex(Slots())
     private let finishedGroup = DispatchGroup()
@@ -63,17 +65,24 @@ final class JobRunner: Sendable {
     /// Spawns the command and returns at once; output and the result go to `sink`.
     /// `onStart` runs before any output reaches the sink.
     /// The most jobs one caller other than the node's owner holds at once: half the limit
-    /// (rounded up), so a peer cannot take every place and lock the owner and the others out.
+    /// (rounded up), so one peer cannot take every place from the others.
     var callerShare: Int { (maxConcurrent + 1) / 2 }
+    /// The most jobs callers other than the owner hold together: all but one place, kept for
+    /// the owner (with a limit of 1 there is nothing to keep).
+    var othersShare: Int { max(1, maxConcurrent - 1) }
 
     func start(_ command: ApprovedCommand, caller: String, owner: Bool, streamed: Bool, sink: any JobSink,
                onStart: (JobInfo) -> Void = { _ in }) throws -> JobInfo {
         let id = JobID.make()
         // Reserve the slot before spawning so concurrent requests cannot overshoot the limit.
-        enum Refusal { case full, share }
+        enum Refusal { case full, share, ownersPlace }
         let refusal = slots.withLock { slots -> Refusal? in
             guard slots.total < maxConcurrent else { return .full }
-            guard owner || slots.held(by: caller) < callerShare else { return .share }
+            if !owner {
+                guard slots.held(by: caller) < callerShare else { return .share }
+                guard slots.others < othersShare else { return .ownersPlace }
+                slots.others += 1
+            }
             slots.running[id] = RunningJob.placeholder(id: id, caller: caller)
             return nil
         }
@@ -89,12 +98,20 @@ final class JobRunner: Sendable {
                            message: "this caller already has \(callerShare) jobs running or sending their results, "
                                + "half of execution.maxConcurrent (\(maxConcurrent)); wait for one to finish",
                            headers: ["Retry-After": "1"])
+        case .ownersPlace?:
+            throw APIError(status: 429, code: .tooManyJobs,
+                           message: "the other places under execution.maxConcurrent (\(maxConcurrent)) are taken and "
+                               + "the last is kept for this node's owner; wait for one to finish",
+                           headers: ["Retry-After": "1"])
         }
         let process: SpawnedProcess
         do {
             process = try SpawnedProcess.spawn(command)
         } catch {
-            _ = slots.withLock { $0.running.removeValue(forKey: id) }
+            slots.withLock { slots in
+                slots.running[id] = nil
+                if !owner { slots.others -= 1 }
+            }
             throw error
         }
         let info = JobInfo(jobId: id, command: command.argv[0], args: Array(command.argv.dropFirst()), cwd: command.cwd,
@@ -124,6 +141,7 @@ final class JobRunner: Sendable {
                 slots.withLock { slots in
                     slots.delivering[caller, default: 1] -= 1
                     if slots.delivering[caller] == 0 { slots.delivering[caller] = nil }
+                    if !owner { slots.others -= 1 }
                 }
             }
             finishedGroup.leave()

@@ -110,12 +110,17 @@ public final class TaskService: Sendable {
                 throw APIError.tooManyRequests("\(tasks.count) tasks are running (aiTasks.maxConcurrent); wait for one "
                     + "to end or cancel one", retryAfter: 10)
             }
-            // A caller other than the owner runs at most half of them (rounded up): a peer
-            // cannot take every place and lock the owner and the others out.
+            // A caller other than the owner runs at most half of them (rounded up), so one peer
+            // cannot take every place from the others; and those callers together leave the
+            // last place to the owner (with a limit of 1 there is nothing to keep).
             let share = (config.maxConcurrent + 1) / 2
             guard owner || tasks.values.count(where: { $0.caller == caller }) < share else {
                 throw APIError.tooManyRequests("this caller already runs \(share) tasks, half of aiTasks.maxConcurrent "
                     + "(\(config.maxConcurrent)); wait for one to end", retryAfter: 10)
+            }
+            guard owner || tasks.values.count(where: { !$0.startedByOwner }) < max(1, config.maxConcurrent - 1) else {
+                throw APIError.tooManyRequests("the other places under aiTasks.maxConcurrent (\(config.maxConcurrent)) "
+                    + "are taken and the last is kept for this node's owner; wait for one to end", retryAfter: 10)
             }
             tasks[id] = task
         }

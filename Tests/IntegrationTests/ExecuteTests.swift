@@ -270,32 +270,56 @@ import Testing
         #expect(try eventually(10) { try execute(node, #"{"command":"true"}"#).status == 200 })
     }
 
-    /// A caller other than the node's owner holds at most half of execution.maxConcurrent: a peer
-    /// cannot take every place, and the owner still runs commands while it holds its half.
-    @Test func aCallerOtherThanTheOwnerHoldsAtMostHalfTheJobs() throws {
-        let key = String(repeating: "h", count: 40)
+    /// A caller other than the node's owner holds at most half of execution.maxConcurrent, and
+    /// such callers together leave the last place to the owner, who is held to neither.
+    @Test func callersOtherThanTheOwnerLeaveItAPlace() throws {
+        let helper = String(repeating: "h", count: 40), second = String(repeating: "s", count: 40)
         let node = try node {
             replacingLine(replacingLine($0, "maxConcurrent: 10", "maxConcurrent: 4"),
-                          "  allowedKeys: {}", "  allowedKeys: {helper: \(key)}")
+                          "  allowedKeys: {}", "  allowedKeys: {helper: \(helper), second: \(second)}")
         }
         defer { node.cleanUp() }
-        #expect(try node.cli("peers", "grant", "key:helper", "exec").status == 0)
+        for name in ["helper", "second"] { #expect(try node.cli("peers", "grant", "key:\(name)", "exec").status == 0) }
         let group = DispatchGroup()
-        for _ in 0..<2 {
+        func sleeper(_ key: String?) {
             group.enter()
             DispatchQueue.global().async {
-                _ = try? node.http("POST", "/api/v1/execute", body: #"{"command":"sleep","args":["3"]}"#, key: key)
+                _ = try? node.http("POST", "/api/v1/execute", body: #"{"command":"sleep","args":["30"]}"#, key: key)
                 group.leave()
             }
         }
-        #expect(try eventually(3) { try node.client.status().jobs == 2 })
-        let refused = try node.http("POST", "/api/v1/execute", body: #"{"command":"true"}"#, key: key)
-        #expect(refused.status == 429 && refused.errorCode == "too_many_jobs")
-        #expect(refused.text.contains("half of execution.maxConcurrent"), "\(refused.text)")
-        // The owner is not held back by the helper's half, and has the rest.
-        #expect(try execute(node, #"{"command":"true"}"#).status == 200)
+        func run(_ key: String?) throws -> CurlHTTPClient.Response {
+            try node.http("POST", "/api/v1/execute", body: #"{"command":"true"}"#, key: key)
+        }
+        sleeper(helper)
+        sleeper(helper)
+        #expect(try eventually(5) { try node.client.status().jobs == 2 })
+        // Half of 4 for one caller.
+        let overShare = try run(helper)
+        #expect(overShare.status == 429 && overShare.errorCode == "too_many_jobs")
+        #expect(overShare.text.contains("half of execution.maxConcurrent"), "\(overShare.text)")
+        // Three of 4 for every such caller together: the last is the owner's.
+        sleeper(second)
+        #expect(try eventually(5) { try node.client.status().jobs == 3 })
+        let ownersPlace = try run(second)
+        #expect(ownersPlace.status == 429 && ownersPlace.text.contains("kept for this node's owner"), "\(ownersPlace.text)")
+        #expect(try run(nil).status == 200)
+        for job in try node.client.jobs(includeFinished: false) { _ = try? node.client.cancelJob(job.jobId) }
         group.wait()
-        #expect(try node.http("POST", "/api/v1/execute", body: #"{"command":"true"}"#, key: key).status == 200)
+        #expect(try eventually(5) { try run(helper).status == 200 })
+        // The owner is held to neither: all 4 places, more than half and the last one too.
+        let other = try self.node { replacingLine($0, "maxConcurrent: 10", "maxConcurrent: 4") }
+        defer { other.cleanUp() }
+        for _ in 0..<4 {
+            group.enter()
+            DispatchQueue.global().async {
+                _ = try? other.http("POST", "/api/v1/execute", body: #"{"command":"sleep","args":["30"]}"#)
+                group.leave()
+            }
+        }
+        #expect(try eventually(5) { try other.client.status().jobs == 4 })
+        for job in try other.client.jobs(includeFinished: false) { _ = try? other.client.cancelJob(job.jobId) }
+        group.wait()
     }
 
     @Test func hugeOutputIsCappedAndMemoryStaysBounded() throws {

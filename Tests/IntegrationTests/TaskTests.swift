@@ -303,21 +303,28 @@ import Testing
         #expect(events.last?.event == "exit")
     }
 
-    /// A caller other than the owner runs at most half of aiTasks.maxConcurrent (2 of 3): the
-    /// owner still has a place.
-    @Test func aCallerOtherThanTheOwnerRunsAtMostHalfTheTasks() throws {
-        let key = String(repeating: "t", count: 40)
-        let (node, _) = try Self.node { replacingLine($0, "  allowedKeys: {}", "  allowedKeys: {helper: \(key)}") }
+    /// Callers other than the owner run at most half of aiTasks.maxConcurrent each (2 of 3) and
+    /// together leave the last place to the owner.
+    @Test func callersOtherThanTheOwnerLeaveItATask() throws {
+        let helper = String(repeating: "t", count: 40), second = String(repeating: "u", count: 40)
+        let (node, _) = try Self.node {
+            replacingLine($0, "  allowedKeys: {}", "  allowedKeys: {helper: \(helper), second: \(second)}")
+        }
         defer { node.cleanUp() }
-        #expect(try node.cli("peers", "grant", "key:helper", "tasks").status == 0)
+        for name in ["helper", "second"] { #expect(try node.cli("peers", "grant", "key:\(name)", "tasks").status == 0) }
+        func start(_ key: String) throws -> CurlHTTPClient.Response {
+            try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"sleep 30"}"#, key: key)
+        }
         var started: [String] = []
-        for _ in 0..<2 {
-            let answer = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"sleep 30"}"#, key: key)
+        for key in [helper, helper] {
+            let answer = try start(key)
             #expect(answer.status < 300, "\(answer.text)")
             if let task = try? answer.json(AITaskInfo.self) { started.append(task.id) }
         }
-        let refused = try node.http("POST", "/api/v1/ai-tasks", body: #"{"prompt":"sleep 30"}"#, key: key)
-        #expect(refused.status == 429 && refused.text.contains("half of aiTasks.maxConcurrent"), "\(refused.text)")
+        let overShare = try start(helper)
+        #expect(overShare.status == 429 && overShare.text.contains("half of aiTasks.maxConcurrent"), "\(overShare.text)")
+        let ownersPlace = try start(second)
+        #expect(ownersPlace.status == 429 && ownersPlace.text.contains("kept for this node's owner"), "\(ownersPlace.text)")
         let own = try node.client.startTask(AITaskRequest(prompt: "hello"))
         #expect(try Self.finished(node.client, own.id).state.rawValue == "completed")
         for id in started { _ = try? node.client.cancelTask(id) }

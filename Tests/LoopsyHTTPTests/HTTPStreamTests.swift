@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import LoopsyHTTP
 
@@ -42,5 +43,22 @@ import Testing
             return
         }
         #expect(!cut.write([1]), "nothing is taken after a cut")
+    }
+
+    /// A stream cut or aborted did not end well: its producer's close handler runs when MHD lets
+    /// go of it, even if nothing was left to send (a job is cancelled, a subscription removed).
+    @Test func aCutOrAbortedStreamTellsItsProducer() {
+        for end in ["cut", "abort", "finish"] {
+            let stream = HTTPStream()
+            let told = Mutex(false)
+            stream.onClose { told.withLock { $0 = true } }
+            switch end {
+            case "cut": stream.cut()
+            case "abort": stream.abort()
+            default: stream.finish()
+            }
+            stream.detach()
+            #expect(told.withLock { $0 } == (end != "finish"), "\(end)")
+        }
     }
 }

@@ -44,7 +44,7 @@ final class CredentialWatch: Sendable {
             if item.stream.isClosed {
                 ended.append(ObjectIdentifier(item.stream))
             } else if !item.stillValid() {
-                item.stream.cut()  // nothing more, not even what is queued, reaches the ended credential
+                item.stream.cut()  // what it still holds is dropped (bytes MHD copied already go out)
                 ended.append(ObjectIdentifier(item.stream))
             }
         }
