@@ -649,8 +649,7 @@ enum TerminalText {
                     }
                 }
             case 0x09: result.append(scalar)
-            case 0x00..<0x20, 0x7F, 0x80..<0xA0: break
-            default: result.append(scalar)
+            default: if !UnsafeText.isControl(scalar) { result.append(scalar) }
             }
         }
         return String(result)

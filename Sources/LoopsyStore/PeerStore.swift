@@ -130,8 +130,7 @@ public final class PeerStore: Sendable {
         // Format characters too (U+202E and the other bidi overrides, zero-width ones): a name
         // "x\u{202E}gnp.exe" read as "xexe.png" wherever it was shown.
         let clean = String(String.UnicodeScalarView(name.unicodeScalars.filter {
-            $0.value >= 0x20 && $0.value != 0x7F && !(0x80...0x9F).contains($0.value)
-                && $0.properties.generalCategory != .format
+            !UnsafeText.isControl($0) && !UnsafeText.disguises($0)
         }).prefix(64))
         return clean.isEmpty ? "unnamed" : clean
     }

@@ -122,27 +122,24 @@ final class ChannelPump: Sendable {
         return ChannelEvent.Parameters(content: displayable(message.body), meta: meta)
     }
 
-    /// A sender's text as a session may show it: lines and tabs kept, but no terminal control
-    /// (ESC sequences that clear or retitle the user's terminal, C1 controls) and no bidi
-    /// overrides or isolates, which could make it read as something else. Claude Code itself
-    /// neutralises a closing channel tag inside the content and escapes the attributes.
+    /// A sender's text as a session may show it: lines, tabs and the zero-width joiners of emoji
+    /// kept, but no terminal control (ESC sequences that clear or retitle the user's terminal, C1
+    /// controls) and no other format character (bidi overrides and isolates, tag characters a
+    /// person cannot see but the model reads), which could make it read as something else.
+    /// Claude Code itself neutralises a closing channel tag inside the content and escapes the
+    /// attributes.
     static func displayable(_ text: String) -> String {
         String(String.UnicodeScalarView(text.unicodeScalars.filter { scalar in
-            let value = scalar.value
-            if value == 0x0A || value == 0x09 { return true }
-            // Tag characters (U+E0000–E007F) are invisible to a person but read by the model.
-            return value >= 0x20 && !(0x7F...0x9F).contains(value) && !(0x202A...0x202E).contains(value)
-                && !(0x2066...0x2069).contains(value) && value != 0x200E && value != 0x200F && value != 0x061C
-                && !(0xE0000...0xE007F).contains(value)
+            if scalar == "\n" || scalar == "\t" || UnsafeText.isJoiner(scalar) { return true }
+            return !UnsafeText.isControl(scalar) && !UnsafeText.disguises(scalar)
         }))
     }
 
     /// A peer-chosen name or id without control or format characters (bidi overrides, zero-width
     /// characters, line separators), which could disguise who is speaking.
     static func plain(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { scalar in
-            scalar.value >= 0x20 && !(0x7F...0x9F).contains(scalar.value) && scalar.value != 0x2028
-                && scalar.value != 0x2029 && scalar.properties.generalCategory != .format
+        String(String.UnicodeScalarView(text.unicodeScalars.filter {
+            !UnsafeText.isControl($0) && !UnsafeText.disguises($0)
         }))
     }
 }

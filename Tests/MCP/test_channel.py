@@ -85,8 +85,10 @@ def test_channel_content_carries_no_terminal_controls(nodes):
         # C0 controls (ESC, BEL) are refused as message text where it is sent, and by a receiver.
         refused = two.cli("msg", "send", "one", "clear\x1b[2J")
         assert refused.returncode != 0 and "control character" in refused.stderr, refused.stderr
-        # C1 controls (a one-byte CSI) and bidi overrides reach no session; lines, tabs and emoji do.
-        body = "clear\u009b2J \u202eevil\u202c \u2067x\u2069 line\nnext\ttab \U0001F469\u200d\U0001F4BB"
+        # C1 controls (a one-byte CSI), bidi overrides, zero-width spaces and tag characters reach
+        # no session; lines, tabs and emoji (with their zero-width joiner) do.
+        body = ("clear\u009b2J \u202eevil\u202c \u2067x\u2069 li\u200bne\U000E0041\nnext\ttab "
+                "\U0001F469\u200d\U0001F4BB")
         sent = two.cli("msg", "send", "one", body)
         assert sent.returncode == 0, sent.stderr
         event = raw.wait_for(lambda m: m.get("method") == "notifications/claude/channel", timeout=5)

@@ -1,3 +1,5 @@
+import LoopsyAPI
+
 /// Text from other machines, made safe to print: control characters (other than newline and
 /// tab), C1 controls and Unicode format characters (bidi overrides, zero-width joiners, line and
 /// paragraph separators) are shown as \u{…}, so a peer's message can never move the cursor,
@@ -7,11 +9,9 @@ enum TerminalText {
         var result = ""
         result.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
         for scalar in text.unicodeScalars {
-            let value = scalar.value
-            let control = (value < 0x20 && value != 0x0A && value != 0x09) || (0x7F...0x9F).contains(value)
-            if control || scalar.properties.generalCategory == .format
-                || value == 0x2028 || value == 0x2029 {
-                result += "\\u{\(String(value, radix: 16))}"
+            let control = UnsafeText.isControl(scalar) && scalar != "\n" && scalar != "\t"
+            if control || UnsafeText.disguises(scalar) {
+                result += "\\u{\(String(scalar.value, radix: 16))}"
             } else {
                 result.unicodeScalars.append(scalar)
             }
