@@ -25,10 +25,9 @@ public final class ExecutionService: Sendable {
         try policy.approve(request, home: DataDir.homeDirectory())
     }
 
-    /// Starts the command and returns at once; output and the result go to `sink`. `onStart`
-    /// runs before any output reaches the sink.
-    /// Starts a job for `caller`; one that is not the node's owner (`owner` false) holds at most
-    /// half of `execution.maxConcurrent`.
+    /// Starts the command for `caller` and returns at once; output and the result go to `sink`.
+    /// `onStart` runs before any output reaches the sink. A caller that is not the node's owner
+    /// (`owner` false) gets a place under `execution.maxConcurrent` as `PlaceShares` says.
     public func start(_ command: ApprovedCommand, caller: String, owner: Bool, streamed: Bool, sink: any JobSink,
                       onStart: (JobInfo) -> Void = { _ in }) throws -> JobInfo {
         try runner.start(command, caller: caller, owner: owner, streamed: streamed, sink: sink, onStart: onStart)

@@ -26,23 +26,15 @@ public protocol JobSink: Sendable {
 /// timeouts, output caps, and cancellation (which kills the whole group).
 final class JobRunner: Sendable {
     private let store: JobStore
-    private let maxConcurrent: Int
+    private let shares: PlaceShares
     private let maxOutputBytes: Int
     private let logger: Logger
-    /// Jobs running, and finished jobs whose answers are still being sent: both count against
-    /// `maxConcurrent`.
+    /// Jobs running, and the places under `maxConcurrent`: a job holds its place from before it
+    /// is spawned until its result has been sent (a result a slow client has not read yet is
+    /// memory the daemon holds, as much as a running job's output).
     private struct Slots {
         var running: [String: RunningJob] = [:]
-        /// Finished jobs whose results are being sent, by caller.
-        var delivering: [String: Int] = [:]
-
-        var total: Int { running.count + delivering.values.reduce(0, +) }
-
-        func held(by caller: String) -> Int {
-            running.values.count { $0.info.caller == caller } + delivering[caller, default: 0]
-        }
-        /// Places (running or delivering) held by callers other than the owner.
-        var others = 0
+        var places: [String: (caller: String, owner: Bool)] = [:]
     }
     private let slots = PlainMutex(Slots())
     private let finishedGroup = DispatchGroup()
@@ -51,7 +43,8 @@ final class JobRunner: Sendable {
 
     init(store: JobStore, maxConcurrent: Int, maxOutputBytes: Int, logger: Logger) {
         self.store = store
-        self.maxConcurrent = maxConcurrent
+        shares = PlaceShares(limit: maxConcurrent, setting: "execution.maxConcurrent",
+                             holders: "jobs running or sending their results")
         self.maxOutputBytes = maxOutputBytes
         self.logger = logger
     }
@@ -63,45 +56,25 @@ final class JobRunner: Sendable {
     }
 
     /// Spawns the command and returns at once; output and the result go to `sink`.
-    /// `onStart` runs before any output reaches the sink.
-    /// The most jobs one caller other than the node's owner holds at once: half the limit
-    /// (rounded up), so one peer cannot take every place from the others.
-    var callerShare: Int { (maxConcurrent + 1) / 2 }
-    /// The most jobs callers other than the owner hold together: all but one place, kept for
-    /// the owner (with a limit of 1 there is nothing to keep).
-    var othersShare: Int { max(1, maxConcurrent - 1) }
-
+    /// `onStart` runs before any output reaches the sink. A caller that is not the owner gets a
+    /// place as `PlaceShares` says.
     func start(_ command: ApprovedCommand, caller: String, owner: Bool, streamed: Bool, sink: any JobSink,
                onStart: (JobInfo) -> Void = { _ in }) throws -> JobInfo {
         let id = JobID.make()
         // Reserve the slot before spawning so concurrent requests cannot overshoot the limit.
-        enum Refusal { case full, share, ownersPlace }
-        let refusal = slots.withLock { slots -> Refusal? in
-            guard slots.total < maxConcurrent else { return .full }
-            if !owner {
-                guard slots.held(by: caller) < callerShare else { return .share }
-                guard slots.others < othersShare else { return .ownersPlace }
-                slots.others += 1
+        let refusal = slots.withLock { slots -> PlaceShares.Refusal? in
+            let places = slots.places.values
+            if let refusal = shares.refusal(owner: owner, total: places.count,
+                                            byCaller: places.count { $0.caller == caller },
+                                            byOthers: places.count { !$0.owner }) {
+                return refusal
             }
+            slots.places[id] = (caller, owner)
             slots.running[id] = RunningJob.placeholder(id: id, caller: caller)
             return nil
         }
-        switch refusal {
-        case nil: break
-        case .full?:
-            throw APIError(status: 429, code: .tooManyJobs,
-                           message: "\(maxConcurrent) jobs are already running or sending their results "
-                               + "(execution.maxConcurrent); wait for one to finish or cancel one",
-                           headers: ["Retry-After": "1"])
-        case .share?:
-            throw APIError(status: 429, code: .tooManyJobs,
-                           message: "this caller already has \(callerShare) jobs running or sending their results, "
-                               + "half of execution.maxConcurrent (\(maxConcurrent)); wait for one to finish",
-                           headers: ["Retry-After": "1"])
-        case .ownersPlace?:
-            throw APIError(status: 429, code: .tooManyJobs,
-                           message: "the other places under execution.maxConcurrent (\(maxConcurrent)) are taken and "
-                               + "the last is kept for this node's owner; wait for one to finish",
+        if let refusal {
+            throw APIError(status: 429, code: .tooManyJobs, message: shares.message(refusal),
                            headers: ["Retry-After": "1"])
         }
         let process: SpawnedProcess
@@ -110,7 +83,7 @@ final class JobRunner: Sendable {
         } catch {
             slots.withLock { slots in
                 slots.running[id] = nil
-                if !owner { slots.others -= 1 }
+                slots.places[id] = nil
             }
             throw error
         }
@@ -127,23 +100,14 @@ final class JobRunner: Sendable {
         // blocking loop on the shared dispatch pool would delay every other wake-up in the daemon.
         let work: @Sendable () -> Void = { [self] in
             let result = thread.run()
-            slots.withLock { slots in
-                slots.running[id] = nil
-                slots.delivering[caller, default: 0] += 1
-            }
+            _ = slots.withLock { $0.running.removeValue(forKey: id) }
             do {
                 try store.record(info, result: result)
             } catch {
                 logger.error("job \(id): could not record result: \(error)")
             }
             sink.finished(result)
-            sink.whenDelivered { [self] in
-                slots.withLock { slots in
-                    slots.delivering[caller, default: 1] -= 1
-                    if slots.delivering[caller] == 0 { slots.delivering[caller] = nil }
-                    if !owner { slots.others -= 1 }
-                }
-            }
+            sink.whenDelivered { [self] in _ = slots.withLock { $0.places.removeValue(forKey: id) } }
             finishedGroup.leave()
         }
         if !DedicatedThread.start("loopsy-job", work) { DispatchQueue.global().async(execute: work) }

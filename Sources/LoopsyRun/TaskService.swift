@@ -105,22 +105,12 @@ public final class TaskService: Sendable {
         }
         let id = "task_" + Secrets.apiKey().prefix(16)
         let task = RunningTask(id: id, request: request, caller: caller, startedByOwner: owner)
+        let shares = PlaceShares(limit: config.maxConcurrent, setting: "aiTasks.maxConcurrent", holders: "tasks running")
         try tasks.withLock { tasks in
-            guard tasks.count < config.maxConcurrent else {
-                throw APIError.tooManyRequests("\(tasks.count) tasks are running (aiTasks.maxConcurrent); wait for one "
-                    + "to end or cancel one", retryAfter: 10)
-            }
-            // A caller other than the owner runs at most half of them (rounded up), so one peer
-            // cannot take every place from the others; and those callers together leave the
-            // last place to the owner (with a limit of 1 there is nothing to keep).
-            let share = (config.maxConcurrent + 1) / 2
-            guard owner || tasks.values.count(where: { $0.caller == caller }) < share else {
-                throw APIError.tooManyRequests("this caller already runs \(share) tasks, half of aiTasks.maxConcurrent "
-                    + "(\(config.maxConcurrent)); wait for one to end", retryAfter: 10)
-            }
-            guard owner || tasks.values.count(where: { !$0.startedByOwner }) < max(1, config.maxConcurrent - 1) else {
-                throw APIError.tooManyRequests("the other places under aiTasks.maxConcurrent (\(config.maxConcurrent)) "
-                    + "are taken and the last is kept for this node's owner; wait for one to end", retryAfter: 10)
+            if let refusal = shares.refusal(owner: owner, total: tasks.count,
+                                            byCaller: tasks.values.count { $0.caller == caller },
+                                            byOthers: tasks.values.count { !$0.startedByOwner }) {
+                throw APIError.tooManyRequests(shares.message(refusal), retryAfter: 10)
             }
             tasks[id] = task
         }
