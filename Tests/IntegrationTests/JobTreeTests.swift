@@ -142,7 +142,8 @@ import Testing
         let node = try node()
         defer { node.cleanUp() }
         let daemon = try #require(node.process?.processIdentifier)
-        #expect(Self.reaperSleeps(of: daemon) != nil, "no loopsy-reaper thread in loopsyd")
+        // The thread names itself once it runs: on a loaded machine, a moment after the daemon answers.
+        #expect(ExecuteTests.waitUntil(5) { Self.reaperSleeps(of: daemon) != nil }, "no loopsy-reaper thread in loopsyd")
         #expect(Self.reaperGoesQuiet(daemon), "the reaper of an idle daemon kept waking up")
         let before = try #require(Self.reaperSleeps(of: daemon))
         let left = Self.uniqueSeconds()
