@@ -3,13 +3,19 @@
 # (LOOPSY_RELEASE_FLAGS in scripts/lib.sh) lays out first, and the protocol conformance
 # descriptors, which it lays out together. It records them with valgrind's
 # callgrind while loopsyd starts and answers a few requests, while loopsy runs a few commands
-# against it, and while loopsy-mcp starts. Run it when start-up code has changed much: an
-# out-of-date list still links (names no longer there are skipped), it only packs less. The
+# against it, and while loopsy-mcp starts. Run it when start-up code has changed: an
+# out-of-date list still links (names no longer there are skipped), but each start-up function
+# it misses lies somewhere in 9 MB of code, and the kernel maps up to a whole large folio of
+# the binary around it (12 hours of changes cost a fresh loopsyd 1.8 MiB of RSS).
+# `scripts/symbol-order.sh --check` traces the same way, changes nothing and fails when the
+# list misses start-up functions (the test suite runs it). The
 # names the release link gives unnamed functions (scripts/unnamed_functions.py) are numbered in
 # the order the compiler made them: after edits, an old entry may name another function of the
 # same file, which only places that one badly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode="${1:-write}"
+[ "$mode" = write ] || [ "$mode" = --check ] || { echo "usage: scripts/symbol-order.sh [--check]" >&2; exit 2; }
 source scripts/lib.sh
 loopsy_apt $LOOPSY_BUILD_PACKAGES valgrind curl binutils python3
 loopsy_swift
@@ -99,9 +105,10 @@ trace status "$work/bin/loopsy" status
     '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'; sleep 3; } | trace mcp "$work/bin/loopsy-mcp"
 stop_daemon
 
-python3 - "$work" packaging/symbol-order.txt <<'PY'
+status=0
+python3 - "$work" packaging/symbol-order.txt "$mode" <<'PY' || status=$?
 import re, subprocess, sys
-work, target = sys.argv[1], sys.argv[2]
+work, target, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 ours = {f"{work}/bin/{program}" for program in ("loopsyd", "loopsy", "loopsy-mcp")}
 traces = {}
 for name in ["start", "requests", "version", "get", "set", "status", "mcp"]:
@@ -152,6 +159,22 @@ for name, keep in [("version", start.__contains__), ("start", lambda symbol: Tru
             seen.add(symbol)
             order.append(symbol)
 traced = len(order)
+if mode == "--check":
+    # A few may differ between two traces of the same code (what a timer ran in the first
+    # seconds); 55 missing from loopsyd's start-up cost it 1.8 MiB.
+    allowed = 10
+    listed = {line.strip() for line in open(target) if line.strip() and not line.startswith("#")}
+    stale = False
+    for name, what in (("start", "loopsyd's start-up"), ("version", "`loopsy --version`")):
+        missing = [symbol for symbol in traces[name] if symbol not in listed]
+        print(f"{what}: {len(missing)} of the {len(traces[name])} functions it runs are not in {target} "
+              f"(at most {allowed} may be)")
+        for symbol in missing[:10]:
+            print(f"  {symbol}")
+        stale = stale or len(missing) > allowed
+    if stale:
+        print(f"{target} is out of date: run scripts/symbol-order.sh and commit what it writes", file=sys.stderr)
+    sys.exit(1 if stale else 0)
 # Then every protocol conformance descriptor ("...Mc"): the first dynamic cast or conformance
 # lookup (ArgumentParser's, the JSON coders') makes the runtime read all of them, about 4,500
 # records of 28-56 bytes. lld orders input sections, so what moves is each .rodata section
@@ -175,5 +198,11 @@ with open(target, "w") as out:
     out.write("\n".join(order) + "\n")
 print(f"{traced} functions, {len(order) - traced} conformance descriptors")
 PY
-loopsy_log "wrote packaging/symbol-order.txt; linking the release binaries with it"
+if [ "$mode" = write ]; then
+    loopsy_log "wrote packaging/symbol-order.txt; linking the release binaries with it"
+else
+    # The traced binaries kept their symbols: the release ones are linked again, stripped.
+    rm -f "$built/loopsyd" "$built/loopsy" "$built/loopsy-mcp"
+fi
 loopsy_build_release
+exit "$status"

@@ -76,6 +76,12 @@ bash Tests/Packaging/unretain-test.sh || loopsy_die "the runtime archive copies 
 loopsy_log "records tied to their types"
 bash Tests/Packaging/tie-records-test.sh || loopsy_die "linking with tied records does not give the program it should"
 
+# The order in which the release link lays out start-up code (scripts/symbol-order.sh) must
+# still list what start-up runs: each function it misses maps more of the binary into every
+# fresh process.
+loopsy_log "symbol order (callgrind)"
+bash scripts/symbol-order.sh --check || loopsy_die "packaging/symbol-order.txt misses functions start-up runs"
+
 # The Debian package, built and installed on this machine (needs root, as in CI; without it
 # the script says so and fails).
 loopsy_log "package test"
