@@ -560,17 +560,18 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// The request's header fields, names lower-cased.
     private static func headers(_ connection: OpaquePointer) -> HTTPHeaders {
-        final class Collector { var headers = HTTPHeaders() }
-        let collector = Collector()
-        // The collector lives on this stack frame for the whole synchronous iteration.
-        let pointer = Unmanaged.passUnretained(collector).toOpaque()
-        _ = MHD_get_connection_values(connection, .HEADER_KIND, { cls, _, key, value in
-            guard let cls, let key else { return .YES }
-            let collector = Unmanaged<Collector>.fromOpaque(cls).takeUnretainedValue()
-            collector.headers.add(String(asciiLowercasing: key), value.map { String(cString: $0) } ?? "")
-            return .YES
-        }, pointer)
-        return collector.headers
+        var headers = HTTPHeaders()
+        // The iteration is synchronous: the pointer to this frame's variable outlives it (no
+        // object to allocate, no exclusivity check per field as a class's property had).
+        withUnsafeMutablePointer(to: &headers) { pointer in
+            _ = MHD_get_connection_values(connection, .HEADER_KIND, { cls, _, key, value in
+                guard let cls, let key else { return .YES }
+                cls.assumingMemoryBound(to: HTTPHeaders.self).pointee
+                    .add(String(asciiLowercasing: key), value.map { String(cString: $0) } ?? "")
+                return .YES
+            }, UnsafeMutableRawPointer(pointer))
+        }
+        return headers
     }
 
     private static func values(_ connection: OpaquePointer, kind: MHD_ValueKind) -> [String: String] {
@@ -604,6 +605,8 @@ public final class HTTPServer: @unchecked Sendable {
     /// Nil when a name or value is not percent-encoded UTF-8 (its raw bytes included): such a
     /// value was kept as its escaped text, or as U+FFFD, and reached `destPath` that way.
     private static func query(_ connection: OpaquePointer) -> [String: String]? {
+        // Most requests have no query: counted without an iterator, nothing is collected.
+        if MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, nil, nil) == 0 { return [:] }
         var decoded: [String: String] = [:]
         for (key, value) in values(connection, kind: .GET_ARGUMENT_KIND) {
             guard let name = PercentDecoding.decode(Substring(key), plusIsSpace: true),
@@ -623,26 +626,31 @@ public final class HTTPServer: @unchecked Sendable {
 private let tlsPriorities = "SECURE256:SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-SHA1"
 
 /// State of one request between MHD's calls to the access handler.
+///
+/// Only MHD's callbacks for its connection touch it, one at a time (the access handler, then
+/// `requestCompleted`), and none of its properties is passed inout across a call that could
+/// reach it again: the runtime's exclusivity checks (`swift_beginAccess`, a lookup in a
+/// per-thread set, several per request) are left out.
 private final class RequestContext {
     let head: HTTPRequestHead
-    var body: [UInt8] = []
-    var limit = 0
+    @exclusivity(unchecked) var body: [UInt8] = []
+    @exclusivity(unchecked) var limit = 0
     /// What `body` holds of `HTTPServer`'s body budgets.
-    var reserved = 0
+    @exclusivity(unchecked) var reserved = 0
     /// The remote address whose share `reserved` counts against (nil: a loopback client).
-    var budgetAddress: String?
-    var sink: (any HTTPBodySink)?
+    @exclusivity(unchecked) var budgetAddress: String?
+    @exclusivity(unchecked) var sink: (any HTTPBodySink)?
     /// The plan's note for the handler (`BodyPlan.bufferNoting`).
-    var note: (any Sendable)?
+    @exclusivity(unchecked) var note: (any Sendable)?
     /// A response decided while the body was still arriving.
-    var refusal: HTTPResponse?
+    @exclusivity(unchecked) var refusal: HTTPResponse?
     /// Bytes of a refused body dropped so far.
-    var discarded = 0
-    var answered = false
+    @exclusivity(unchecked) var discarded = 0
+    @exclusivity(unchecked) var answered = false
     /// Set while the answer waits on another thread (the connection is suspended).
-    var deferred: DeferredResponse?
+    @exclusivity(unchecked) var deferred: DeferredResponse?
     /// Set while the body is held back by its sink (the connection is suspended until it opens).
-    var gate: BodyGate?
+    @exclusivity(unchecked) var gate: BodyGate?
     init(head: HTTPRequestHead) { self.head = head }
 }
 
