@@ -27,7 +27,7 @@ run() { # name script args...
         tail -5 "$logs/$name.txt" >&2
     fi
 }
-run http bench/http.sh 5 50
+run http bench/http.sh 10 50
 run instructions bench/instructions.sh 2000
 run forward bench/forward.sh 64
 run broadcast bench/broadcast.sh 19 20

@@ -6,12 +6,20 @@
 # loopsyd's flags answering every request with the same body and headers and no work of its own
 # (bench/mhd-floor.c), so the gap to it is what loopsyd's own code costs. Each row also shows the
 # CPU time the server and wrk spent per request (both share the machine's cores).
-# Usage: bench/http.sh [seconds per run, default 10] [connections, default 32]
+# The targets take turns in short rounds, so that a change in the host's load (it moves requests
+# per second by 15% and more within minutes) falls on all of them: each row is the median round,
+# and the ratios are the median of each round's ratio.
+# Usage: bench/http.sh [seconds per target, default 10] [connections, default 32] [rounds, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 duration="${1:-10}"
 connections="${2:-32}"
+rounds="${3:-5}"
+for number in "$duration" "$connections" "$rounds"; do
+    [[ "$number" =~ ^[1-9][0-9]{0,3}$ ]] || loopsy_die "'$number' is not a count from 1 to 9999 (usage: bench/http.sh [seconds] [connections] [rounds])"
+done
+round_seconds=$(( duration / rounds > 0 ? duration / rounds : 1 ))
 
 loopsy_apt $LOOPSY_BUILD_PACKAGES wrk nginx-light curl procps
 loopsy_swift
@@ -66,6 +74,8 @@ cpu_ticks() { # "user system" ticks of the processes "$@", together
     done
     echo "$user $system"
 }
+# One round of one target: wrk for round_seconds, appending to "$work/<name>.rounds" a line
+# "requests/s latency p99 non-2xx requests server-user-ticks server-system-ticks wrk-seconds".
 run_wrk() { # name url header server-pid...
     local name="$1" url="$2" header="$3" file
     shift 3
@@ -73,52 +83,74 @@ run_wrk() { # name url header server-pid...
     local before after wrk_cpu
     before="$(cpu_ticks "$@")"
     # bash's time keyword: wrk's own user + system seconds.
-    wrk_cpu="$( { TIMEFORMAT='%3U %3S'; time wrk -t2 -c"$connections" -d"${duration}s" --latency -H "$header" "$url" \
+    wrk_cpu="$( { TIMEFORMAT='%3U %3S'; time wrk -t2 -c"$connections" -d"${round_seconds}s" --latency -H "$header" "$url" \
         >"$file.txt"; } 2>&1 )"
     after="$(cpu_ticks "$@")"
-    local rps avg p99 errors total
-    rps="$(awk '/Requests\/sec/ {print $2}' "$file.txt")"
-    avg="$(awk '/^    Latency/ {print $2}' "$file.txt")"
-    p99="$(awk '/^ +99%/ {print $2}' "$file.txt")"
-    errors="$(awk '/Non-2xx/ {print $NF}' "$file.txt")"
-    total="$(awk '/requests in/ {print $1}' "$file.txt")"
-    local server_us wrk_us
-    # The server's CPU per request, and of it the part in its own code (user) apart from the
-    # kernel's (system: the socket calls, about the same for every server here).
-    server_us="$(awk -v a="$before" -v b="$after" -v hz="$hz" -v n="$total" 'BEGIN {split(a, x, " "); split(b, y, " ")
-        printf "%.1f (user %.1f)", (y[1] + y[2] - x[1] - x[2]) / hz * 1e6 / n, (y[1] - x[1]) / hz * 1e6 / n}')"
-    wrk_us="$(awk -v cpu="$wrk_cpu" -v n="$total" 'BEGIN {split(cpu, c, " "); printf "%.1f", (c[1] + c[2]) * 1e6 / n}')"
-    printf '| %-34s | %12s | %10s | %10s | %8s | %18s | %10s |\n' "$name" "$rps" "$avg" "$p99" "${errors:-0}" \
-        "$server_us" "$wrk_us"
-    echo "$rps" >"$file.rps"
-    awk -v a="$before" -v b="$after" -v hz="$hz" -v n="$total" \
-        'BEGIN {split(a, x, " "); split(b, y, " "); printf "%.2f\n", (y[1] - x[1]) / hz * 1e6 / n}' >"$file.user"
+    awk -v a="$before" -v b="$after" -v cpu="$wrk_cpu" '
+        /Requests\/sec/ {rps = $2} /^    Latency/ {avg = $2} /^ +99%/ {p99 = $2} /Non-2xx/ {errors = $NF}
+        /requests in/ {total = $1}
+        END {split(a, x, " "); split(b, y, " "); split(cpu, c, " ")
+             printf "%s %s %s %d %d %d %d %.3f\n", rps, avg, p99, errors, total, y[1] - x[1], y[2] - x[2], c[1] + c[2]}' \
+        "$file.txt" >>"$file.rounds"
 }
 
-loopsy_log "wrk: ${duration}s per run, $connections connections, 2 threads, $(nproc) cores"
-printf '| %-34s | %12s | %10s | %10s | %8s | %18s | %10s |\n' "target" "requests/s" "latency" "p99" "non-2xx" \
-    "server CPU µs/req" "wrk µs/req"
+names=("nginx, sendfile on" "nginx, tuned for small files" "libmicrohttpd floor (mhd-floor.c)" "loopsyd GET /health"
+    "loopsyd GET /context/plan (auth)")
+round() {
+    run_wrk "${names[0]}" "http://127.0.0.1:$nginx_port/entry.json" "X-Bench: 1" $(nginx_pids nginx)
+    run_wrk "${names[1]}" "http://127.0.0.1:$small_port/entry.json" "X-Bench: 1" $(nginx_pids nginx-small)
+    run_wrk "${names[2]}" "http://127.0.0.1:$floor_port/api/v1/context/plan" "Authorization: Bearer $key" \
+        "$floor_pid"
+    run_wrk "${names[3]}" "http://127.0.0.1:$port/api/v1/health" "X-Bench: 1" "$loopsyd_pid"
+    run_wrk "${names[4]}" "http://127.0.0.1:$port/api/v1/context/plan" "Authorization: Bearer $key" \
+        "$loopsyd_pid"
+}
+rounds_file() { echo "$work/$(echo "$1" | tr -c 'a-zA-Z0-9\n' '_').rounds"; }
+
+loopsy_log "wrk: $rounds rounds of ${round_seconds}s per target, $connections connections, 2 threads, $(nproc) cores"
+for ((r = 1; r <= rounds; r++)); do round; done
+kill "$floor_pid"
+
+echo "requests/s in each round:"
+for name in "${names[@]}"; do
+    printf '  %-34s %s\n' "$name" "$(awk '{printf "%8.0f", $1}' "$(rounds_file "$name")")"
+done
+echo
+printf '| %-34s | %12s | %10s | %10s | %8s | %18s | %10s |\n' "target (median round)" "requests/s" "latency" "p99" \
+    "non-2xx" "server CPU µs/req" "wrk µs/req"
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------------------" "--------------" "------------" "------------" \
     "----------" "--------------------" "------------"
-run_wrk "nginx, sendfile on" "http://127.0.0.1:$nginx_port/entry.json" "X-Bench: 1" $(nginx_pids nginx)
-run_wrk "nginx, tuned for small files" "http://127.0.0.1:$small_port/entry.json" "X-Bench: 1" $(nginx_pids nginx-small)
-run_wrk "libmicrohttpd floor (mhd-floor.c)" "http://127.0.0.1:$floor_port/api/v1/context/plan" \
-    "Authorization: Bearer $key" "$floor_pid"
-run_wrk "loopsyd GET /health" "http://127.0.0.1:$port/api/v1/health" "X-Bench: 1" "$loopsyd_pid"
-run_wrk "loopsyd GET /context/plan (auth)" "http://127.0.0.1:$port/api/v1/context/plan" "Authorization: Bearer $key" \
-    "$loopsyd_pid"
-kill "$floor_pid"
-reference="$(cat "$work/nginx__sendfile_on.rps" "$work/nginx__tuned_for_small_files.rps" | sort -g | tail -1)"
-context="$(cat "$work/loopsyd_GET__context_plan__auth_.rps")"
-floor="$(cat "$work/libmicrohttpd_floor__mhd_floor_c_.rps")"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+# CPU per request over all rounds: the server's (and its user part, its own code) and wrk's.
+for name in "${names[@]}"; do
+    sort -g "$(rounds_file "$name")" | awk -v name="$name" -v hz="$hz" -v n="$rounds" '
+        {rps[NR] = $1; avg[NR] = $2; p99[NR] = $3; errors += $4; total += $5; user += $6; kernel += $7; wrk += $8}
+        END {m = int((n + 1) / 2)
+             printf "| %-34s | %12.0f | %10s | %10s | %8d | %18s | %10.1f |\n", name, rps[m], avg[m], p99[m], errors,
+                 sprintf("%.1f (user %.1f)", (user + kernel) / hz * 1e6 / total, user / hz * 1e6 / total), wrk * 1e6 / total}'
+done
+# Median of the rounds' ratios: "$1" over the better of the two nginx set-ups in the same round.
+round_ratio() {
+    paste -d' ' <(cut -d' ' -f1 "$(rounds_file "$1")") <(cut -d' ' -f1 "$(rounds_file "${names[0]}")") \
+        <(cut -d' ' -f1 "$(rounds_file "${names[1]}")") |
+        awk '{print $1 / ($2 > $3 ? $2 : $3)}' | sort -g | awk '{r[NR] = $1} END {printf "%.2f", r[int((NR + 1) / 2)]}'
+}
+median_rps() { sort -g "$(rounds_file "$1")" | awk '{r[NR] = $1} END {printf "%.0f", r[int((NR + 1) / 2)]}'; }
+best_nginx() { # the better nginx set-up's median round
+    local a b
+    a="$(median_rps "${names[0]}")" b="$(median_rps "${names[1]}")"
+    echo $((a > b ? a : b))
+}
+user_us() { awk -v hz="$hz" '{user += $6; total += $5} END {printf "%.2f", user / hz * 1e6 / total}' "$(rounds_file "$1")"; }
+context_ratio="$(round_ratio "${names[4]}")"
+floor_ratio="$(round_ratio "${names[2]}")"
 echo
-echo "authenticated context GET / best nginx: $(ratio "$context" "$reference")"
-echo "libmicrohttpd floor / best nginx: $(ratio "$floor" "$reference") (the most loopsyd could reach on libmicrohttpd)"
-echo "loopsyd's own code per authenticated GET: $(awk -v a="$(cat "$work/loopsyd_GET__context_plan__auth_.user")" \
-    -v b="$(cat "$work/libmicrohttpd_floor__mhd_floor_c_.user")" 'BEGIN {printf "%.1f", a - b}') µs of user CPU (its user time less the floor's)"
+echo "authenticated context GET / best nginx: $context_ratio (median of the rounds' ratios)"
+echo "libmicrohttpd floor / best nginx: $floor_ratio (the most loopsyd could reach on libmicrohttpd)"
+echo "loopsyd's own code per authenticated GET: $(awk -v a="$(user_us "${names[4]}")" -v b="$(user_us "${names[2]}")" \
+    'BEGIN {printf "%.1f", a - b}') µs of user CPU (its user time less the floor's)"
 echo "loopsyd peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$loopsyd_pid/status)"
-loopsy_bench_summary "authenticated GET /context/{key}, wrk -c$connections" "$(printf '%.0f' "$context") req/s" \
-    "best nginx $(printf '%.0f' "$reference") req/s; libmicrohttpd floor $(printf '%.0f' "$floor") ($(ratio "$floor" "$reference")x)" \
-    "≥ 1.0x (now $(ratio "$context" "$reference")x)"
+context="$(median_rps "${names[4]}")" floor="$(median_rps "${names[2]}")" reference="$(best_nginx)"
+loopsy_bench_summary "authenticated GET /context/{key}, wrk -c$connections, $rounds rounds" "$context req/s (median round)" \
+    "best nginx $reference req/s; libmicrohttpd floor $floor (${floor_ratio}x)" \
+    "≥ 1.0x (now ${context_ratio}x, median of the rounds' ratios)"
 loopsy_bench_summary "loopsyd peak RSS under wrk" "$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/$loopsyd_pid/status)" "-" "≤ 32 MB"
