@@ -356,6 +356,25 @@ public final class MessageService: Sendable {
         return BroadcastResponse(id: nil, results: results.withLock { $0 }.sorted { $0.name < $1.name })
     }
 
+    /// Old messages go (the daemon's upkeep): those whose ttl passed a week ago, and each
+    /// sender's acked ones beyond its newest `messages.maxInboxPerSender`, with their context
+    /// mirrors (mirrors are outside the owner's context quota: they must go with the message).
+    public func prune(now: Int64 = Clock.nowMillis()) throws {
+        try store.prune(now: now, graceMillis: 7 * 86_400_000)
+        for (id, from) in try store.forgetAcked(keepingPerSender: config.messages.maxInboxPerSender) {
+            let key = "inbox:\(ownId):\(id)"
+            // Only the mirror of this sender's message: another's with the same id may hold the key.
+            guard let held = try context.get(key: key),
+                  let mirrored = try? SafeJSON.decode(InboxMessage.self, from: Array(held.value.utf8)),
+                  mirrored.from == from else { continue }
+            do {
+                _ = try context.delete(key: key, ifRevision: held.revision)
+            } catch ContextStoreError.revisionMismatch {
+                continue  // written again meanwhile: a newer message of this id is mirrored there
+            }
+        }
+    }
+
     // MARK: Worker
 
     public func start() {

@@ -318,6 +318,24 @@ public struct MessageStore: Sendable {
         }
     }
 
+    /// Forgets each sender's acked messages beyond its newest `keep` acked ones, of those whose
+    /// receipt it has: a peer whose messages the owner (or the owner's agent) acks as they come
+    /// would otherwise have them all kept until their ttl + 7 days, up to 64 KiB each, as fast as
+    /// the rate limit lets it send. A row that goes takes its id with it, so a repeat would
+    /// arrive as new; a sender repeats a message only until it is delivered, long before the
+    /// receipt of its ack. Returns what went, as (id, sender), for the context mirrors.
+    public func forgetAcked(keepingPerSender keep: Int) throws -> [(id: String, from: String)] {
+        try pool.write { db in
+            try db.cached("""
+                DELETE FROM inbox WHERE receipt IS NULL AND seq IN (
+                    SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY from_node ORDER BY seq DESC) AS newer
+                                     FROM inbox WHERE state = 'acked')
+                    WHERE newer > ?)
+                RETURNING id, from_node
+                """).rows([.integer(Int64(max(keep, 0)))]) { (id: $0.text(0), from: $0.text(1)) }
+        }
+    }
+
     /// Drops messages whose ttl passed `graceMillis` ago (inbox rows, with any receipt still
     /// owed for them: the sender stopped waiting for it when the message expired; outbox rows
     /// in a final state).

@@ -404,6 +404,42 @@ import Testing
         #expect(try deliver("m7").status == 200)
     }
 
+    /// Messages the owner (or its agent) acks as they come make no room for unbounded storage:
+    /// a sender's acked messages beyond its newest `maxInboxPerSender` go, with their mirrors,
+    /// once it has their receipts.
+    @Test func aPeerWhoseMessagesAreAckedCannotPileThemUp() throws {
+        let alpha = try MessageTests.node("alpha", tls: false)
+        let bravo = try MessageTests.node("bravo") { replacingLine($0, "  maxInboxPerSender: 1000", "  maxInboxPerSender: 3") }
+        defer { alpha.cleanUp(); bravo.cleanUp() }
+        try alpha.start()
+        try bravo.start(host: "127.0.0.2")
+        try MessageTests.connect(alpha, bravo)
+        let ids = (1...7).map { "pile-\($0)" }
+        for id in ids {
+            let sent = try alpha.cli("msg", "send", "bravo", "a message to ack: \(id)", "--id", id)
+            #expect(sent.status == 0 && sent.stdout.contains("delivered"), "\(sent.stdout)\(sent.stderr)")
+            #expect(try bravo.cli("msg", "ack", id).status == 0)
+        }
+        #expect(try eventually(10) { try ids.allSatisfy { try MessageTests.outbox(alpha, $0).first?.state == "acked" } })
+        // The daemon's upkeep runs every 10 s.
+        let newest = Array(ids.suffix(3))
+        var held: [String] = []
+        #expect(try eventually(25) {
+            held = try bravo.client.inbox(unreadOnly: false).messages.map(\.id)
+            return held == newest
+        }, "\(held)")
+        let mirrors = try bravo.client.contextList(prefix: "inbox:").map(\.key)
+        let bravoId = try bravo.nodeId
+        #expect(mirrors == newest.map { "inbox:\(bravoId):\($0)" }, "\(mirrors)")
+        // Unacked ones still count on their own: three more are taken, the fourth waits in alpha's outbox.
+        for index in 8...10 {
+            #expect(try alpha.cli("msg", "send", "bravo", "unacked \(index)", "--id", "pile-\(index)").stdout.contains("delivered"))
+        }
+        let fourth = try alpha.cli("msg", "send", "bravo", "unacked 11", "--id", "pile-11")
+        #expect(fourth.stdout.contains("pile-11 → bravo: queued"), "\(fourth.stdout)")
+        #expect(try bravo.client.inbox(unreadOnly: true).messages.map(\.id) == ["pile-8", "pile-9", "pile-10"])
+    }
+
     // MARK: 8. mDNS flood
 
     @Test func fakeMDNSAdvertsAreCappedAndForgotten() throws {

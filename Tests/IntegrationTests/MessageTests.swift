@@ -7,10 +7,10 @@ import Testing
 /// Messages between real daemons on loopback addresses (alpha plain HTTP on 127.0.0.1, the others
 /// serving peers over TLS on 127.0.0.2), with health checks every second.
 @Suite struct MessageTests {
-    static func node(_ name: String, tls: Bool = true) throws -> TestNode {
+    static func node(_ name: String, tls: Bool = true, extra: (String) -> String = { $0 }) throws -> TestNode {
         try PeerTests.named(name, tls: tls) {
-            replacingLine(replacingLine($0, "  healthInterval: 30", "  healthInterval: 1"), "  offlineAfter: 3",
-                          "  offlineAfter: 1")
+            extra(replacingLine(replacingLine($0, "  healthInterval: 30", "  healthInterval: 1"), "  offlineAfter: 3",
+                                "  offlineAfter: 1"))
         }
     }
 
