@@ -318,16 +318,17 @@ public struct MessageStore: Sendable {
         }
     }
 
-    /// Forgets each sender's acked messages beyond its newest `keep` acked ones, of those whose
-    /// receipt it has: a peer whose messages the owner (or the owner's agent) acks as they come
-    /// would otherwise have them all kept until their ttl + 7 days, up to 64 KiB each, as fast as
-    /// the rate limit lets it send. A row that goes takes its id with it, so a repeat would
-    /// arrive as new; a sender repeats a message only until it is delivered, long before the
-    /// receipt of its ack. Returns what went, as (id, sender), for the context mirrors.
+    /// Forgets each sender's acked messages beyond its newest `keep` acked ones: a peer whose
+    /// messages the owner (or the owner's agent) acks as they come would otherwise have them all
+    /// kept until their ttl + 7 days, up to 64 KiB each, as fast as the rate limit lets it send.
+    /// A receipt still owed goes too (the sender's outbox then says delivered, not acked): a
+    /// sender that refused its receipts would otherwise keep every row. A row that goes takes its
+    /// id with it, so a repeat would arrive as new; a sender repeats a message only until it is
+    /// delivered. Returns what went, as (id, sender), for the context mirrors.
     public func forgetAcked(keepingPerSender keep: Int) throws -> [(id: String, from: String)] {
         try pool.write { db in
             try db.cached("""
-                DELETE FROM inbox WHERE receipt IS NULL AND seq IN (
+                DELETE FROM inbox WHERE seq IN (
                     SELECT seq FROM (SELECT seq, row_number() OVER (PARTITION BY from_node ORDER BY seq DESC) AS newer
                                      FROM inbox WHERE state = 'acked')
                     WHERE newer > ?)

@@ -405,8 +405,7 @@ import Testing
     }
 
     /// Messages the owner (or its agent) acks as they come make no room for unbounded storage:
-    /// a sender's acked messages beyond its newest `maxInboxPerSender` go, with their mirrors,
-    /// once it has their receipts.
+    /// a sender's acked messages beyond its newest `maxInboxPerSender` go, with their mirrors.
     @Test func aPeerWhoseMessagesAreAckedCannotPileThemUp() throws {
         let alpha = try MessageTests.node("alpha", tls: false)
         let bravo = try MessageTests.node("bravo") { replacingLine($0, "  maxInboxPerSender: 1000", "  maxInboxPerSender: 3") }
