@@ -357,20 +357,25 @@ public final class MessageService: Sendable {
     }
 
     /// Old messages go (the daemon's upkeep): those whose ttl passed a week ago, and each
-    /// sender's acked ones beyond its newest `messages.maxInboxPerSender`, with their context
-    /// mirrors (mirrors are outside the owner's context quota: they must go with the message).
+    /// sender's acked ones past the `messages.maxInboxPerSender` it acked last, with their
+    /// context mirrors (mirrors are outside the owner's context quota: they must go with the
+    /// message).
     public func prune(now: Int64 = Clock.nowMillis()) throws {
         try store.prune(now: now, graceMillis: 7 * 86_400_000)
-        for (id, from) in try store.forgetAcked(keepingPerSender: config.messages.maxInboxPerSender) {
+        for (seq, id, from) in try store.forgetAcked(keepingPerSender: config.messages.maxInboxPerSender) {
             let key = "inbox:\(ownId):\(id)"
-            // Only the mirror of this sender's message: another's with the same id may hold the key.
-            guard let held = try context.get(key: key),
-                  let mirrored = try? SafeJSON.decode(InboxMessage.self, from: Array(held.value.utf8)),
-                  mirrored.from == from else { continue }
             do {
+                // Only the mirror of that very message: another sender's message with the same
+                // id, or this sender's new one under a forgotten id, may hold the key by now.
+                guard let held = try context.get(key: key),
+                      let mirrored = try? SafeJSON.decode(InboxMessage.self, from: Array(held.value.utf8)),
+                      mirrored.from == from, mirrored.seq == seq else { continue }
                 _ = try context.delete(key: key, ifRevision: held.revision)
             } catch ContextStoreError.revisionMismatch {
-                continue  // written again meanwhile: a newer message of this id is mirrored there
+                continue  // written again meanwhile: the message it mirrors now is another
+            } catch {
+                // The rows are gone already: the other mirrors still go; this one ends with its ttl.
+                logger.warn("messages: the mirror \(key) of a forgotten message stays until its ttl: \(error)")
             }
         }
     }

@@ -318,32 +318,43 @@ public struct MessageStore: Sendable {
         }
     }
 
-    /// Forgets each sender's acked messages beyond its newest `keep` acked ones: a peer whose
-    /// messages the owner (or the owner's agent) acks as they come would otherwise have them all
-    /// kept until their ttl + 7 days, up to 64 KiB each, as fast as the rate limit lets it send.
-    /// A receipt still owed goes too (the sender's outbox then says delivered, not acked): a
-    /// sender that refused its receipts would otherwise keep every row. A row that goes takes its
-    /// id with it, so a repeat would arrive as new; a sender repeats a message only until it is
-    /// delivered. Returns what went, as (id, sender), for the context mirrors.
-    public func forgetAcked(keepingPerSender keep: Int) throws -> [(id: String, from: String)] {
+    /// Forgets each sender's acked messages past the `keep` it acked last: a peer whose messages
+    /// the owner (or the owner's agent) acks as they come would otherwise have them all kept
+    /// until their ttl + 7 days, up to 64 KiB each, as fast as the rate limit lets it send.
+    /// A row whose receipt the sender has not taken yet stays until `2 * keep` acked ones are
+    /// newer: a sender that is away gets its receipts, and one that refuses them cannot keep
+    /// every row that way. A row that goes takes its id with it: a repeat would arrive as new.
+    /// Deleted in chunks of `chunk` rows, the writer's lock given up between them. Returns what
+    /// went, as (seq, id, sender), for the context mirrors.
+    public func forgetAcked(keepingPerSender keep: Int, chunk: Int = 500) throws
+        -> [(seq: Int64, id: String, from: String)] {
         let keep = Int64(max(keep, 0))
         // Found without the writer's lock (the index inbox_acked): most of the time nobody is past it.
         let senders = try pool.read { db in
             try db.cached("SELECT from_node FROM inbox WHERE state = 'acked' GROUP BY from_node HAVING count(*) > ?")
                 .rows([.integer(keep)]) { $0.text(0) }
         }
-        guard !senders.isEmpty else { return [] }
-        return try pool.write { db in
-            try db.transaction {
-                try senders.flatMap { sender in
+        var gone: [(seq: Int64, id: String, from: String)] = []
+        for sender in senders {
+            while true {
+                let deleted = try pool.write { db in
                     try db.cached("""
                         DELETE FROM inbox WHERE seq IN (
-                            SELECT seq FROM inbox WHERE from_node = ?1 AND state = 'acked' ORDER BY seq DESC LIMIT -1 OFFSET ?2)
-                        RETURNING id, from_node
-                        """).rows([.text(sender), .integer(keep)]) { (id: $0.text(0), from: $0.text(1)) }
+                            SELECT seq FROM (
+                                SELECT seq, receipt, row_number() OVER (ORDER BY acked_at DESC, seq DESC) AS newer
+                                FROM inbox WHERE from_node = ?1 AND state = 'acked')
+                            WHERE newer > ?2 AND (receipt IS NULL OR newer > 2 * ?2)
+                            LIMIT ?3)
+                        RETURNING seq, id, from_node
+                        """).rows([.text(sender), .integer(keep), .integer(Int64(max(chunk, 1)))]) {
+                            (seq: $0.int64(0), id: $0.text(1), from: $0.text(2))
+                        }
                 }
+                gone += deleted
+                if deleted.count < max(chunk, 1) { break }
             }
         }
+        return gone
     }
 
     /// Drops messages whose ttl passed `graceMillis` ago (inbox rows, with any receipt still

@@ -59,30 +59,37 @@ import Testing
         #expect(try store.receive(delivery("m3"), from: "alpha-node", now: 20_000, maxPerSender: 2).duplicate == false)
     }
 
-    /// Each sender keeps its newest acked messages, as many as it may have unacked; older acked
-    /// ones go, a receipt still owed for them too (a sender that refused its receipts would
-    /// otherwise keep them all). Unacked ones stay.
-    @Test func eachSenderKeepsItsNewestAckedMessages() throws {
-        func ack(_ id: String, from sender: String, receiptSent: Bool = true) throws {
-            let (message, _) = try store.receive(delivery(id), from: sender, now: 10_000)
-            _ = try store.mark(seq: message.seq, state: "acked", note: nil, now: 11_000)
-            if receiptSent { try store.receiptSent(seq: message.seq, state: "acked") }
+    /// Each sender keeps the messages it acked last, as many as it may have unacked; older acked
+    /// ones go. One whose receipt is still owed stays until twice as many acked ones are newer
+    /// (a sender that refused its receipts would otherwise keep them all). Unacked ones stay.
+    @Test func eachSenderKeepsTheMessagesAckedLast() throws {
+        var clock: Int64 = 11_000
+        func receive(_ id: String, from sender: String = "alpha-node") throws -> Int64 {
+            try store.receive(delivery(id), from: sender, now: 10_000).message.seq
         }
-        try ack("a1", from: "alpha-node", receiptSent: false)
-        for index in 2...6 { try ack("a\(index)", from: "alpha-node") }
-        _ = try store.receive(delivery("a7"), from: "alpha-node", now: 10_000)
-        for index in 1...2 { try ack("b\(index)", from: "bravo-node") }
-        let gone = try store.forgetAcked(keepingPerSender: 3)
-        // alpha's newest three acked are a4, a5 and a6: a1 (its receipt owed) to a3 go. bravo has two.
-        #expect(gone.map(\.id).sorted() == ["a1", "a2", "a3"])
-        #expect(gone.allSatisfy { $0.from == "alpha-node" })
-        #expect(try store.inbox(unreadOnly: false, after: 0, limit: 100).messages.map(\.id) == ["a4", "a5", "a6", "a7", "b1", "b2"])
-        #expect(try store.dueReceipts(now: .max).isEmpty, "the owed receipt went with its message")
+        func ack(_ seq: Int64, receiptSent: Bool = true) throws {
+            clock += 1
+            _ = try store.mark(seq: seq, state: "acked", note: nil, now: clock)
+            if receiptSent { try store.receiptSent(seq: seq, state: "acked") }
+        }
+        func held() throws -> [String] { try store.inbox(unreadOnly: false, after: 0, limit: 100).messages.map(\.id) }
+        let early = try receive("a0")  // left unread while later ones are acked
+        for index in 1...5 { try ack(try receive("a\(index)"), receiptSent: index != 1) }
+        for index in 1...2 { try ack(try receive("b\(index)", from: "bravo-node")) }
+        _ = try receive("unacked")
+        try ack(early)
+        // alpha acked a0, a5 and a4 last: a3 and a2 go (two chunks of at most 2). a1's receipt is
+        // owed and only 5 acked ones are newer (at most 2 × 3): it stays. bravo has two.
+        let gone = try store.forgetAcked(keepingPerSender: 3, chunk: 2)
+        #expect(gone.map(\.id).sorted() == ["a2", "a3"] && gone.allSatisfy { $0.from == "alpha-node" })
+        #expect(try held() == ["a0", "a1", "a4", "a5", "b1", "b2", "unacked"])
         #expect(try store.forgetAcked(keepingPerSender: 3).isEmpty, "nothing more to forget")
-        // Acking the unacked one makes four acked: the oldest goes.
-        _ = try store.mark(seq: try #require(try store.inboxMessages(id: "a7", from: nil).first).seq, state: "acked",
-                           note: nil, now: 12_000)
-        #expect(try store.forgetAcked(keepingPerSender: 3).map(\.id) == ["a4"])
+        #expect(try store.dueReceipts(now: .max).map(\.id) == ["a1"])
+        // Three more acked: a0, a5 and a4 go, and a1, now the seventh newest, with its owed receipt.
+        for index in 6...8 { try ack(try receive("a\(index)")) }
+        #expect(try store.forgetAcked(keepingPerSender: 3).map(\.id).sorted() == ["a0", "a1", "a4", "a5"])
+        #expect(try held() == ["b1", "b2", "unacked", "a6", "a7", "a8"])
+        #expect(try store.dueReceipts(now: .max).isEmpty)
     }
 
     /// A receipt the sender never takes is not owed forever: it goes with its message.
