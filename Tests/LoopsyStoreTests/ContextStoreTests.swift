@@ -593,7 +593,7 @@ import Testing
         }
         #expect(try indexWrites() == 1)
         let planBefore = try plan(), before = try answers()
-        #expect(try Migrator(migrations: all).migrate(database) == [15])
+        #expect(try Migrator(migrations: all.filter { $0.id <= 15 }).migrate(database) == [15])
         #expect(try indexWrites() == 0)
         let planAfter = try plan()
         #expect(planBefore == planAfter && planAfter.contains("INTEGER PRIMARY KEY (rowid>?)"), "\(planBefore) / \(planAfter)")
