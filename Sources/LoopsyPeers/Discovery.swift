@@ -214,6 +214,10 @@ public final class Discovery: @unchecked Sendable {
         guard let nodeId = txt["nodeId"], nodeId != service.local.identity.nodeId,
               nodeId.utf8.count == 32, nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
               port > 0 else { return }
+        guard Self.isPeerAddress(address) else {
+            logger.debug("mDNS: ignoring node \(nodeId) advertised at \(address), which is not another host's address")
+            return
+        }
         guard pendingSightings.add(1, ordering: .relaxed).newValue <= Self.maxPendingSightings else {
             pendingSightings.subtract(1, ordering: .relaxed)
             // Dropped: a real node announces itself again, and is health-checked where it is known.
@@ -228,6 +232,16 @@ public final class Discovery: @unchecked Sendable {
             guard !stopping.load(ordering: .relaxed) else { return }
             sighted(nodeId: nodeId, address: address, port: Int(port), txt: txt)
         }
+    }
+
+    /// Whether an advert's address may be health-checked: a unicast IPv4 address of another
+    /// host. mDNS is unauthenticated: an advert naming 127.0.0.1 or 0.0.0.0 (which reaches this
+    /// host too) would have the daemon call whatever listens on its own loopback; multicast and
+    /// broadcast addresses reach many hosts. Adverts are resolved over IPv4 only.
+    static func isPeerAddress(_ address: String) -> Bool {
+        let parts = address.split(separator: ".", omittingEmptySubsequences: false)
+        guard HostAddress.isIPLiteral(address), parts.count == 4, let first = UInt8(parts[0]) else { return false }
+        return first != 0 && first != 127 && first < 224
     }
 
     /// Records a node seen on the network. mDNS is unauthenticated, so a sighting never sets a

@@ -471,6 +471,28 @@ import Testing
         #expect(try eventually(30) { try node.peers().isEmpty })
     }
 
+    /// An advert may name any address. One whose host name points at 127.0.0.1 would have the
+    /// node health-check whatever listens on its own loopback: it is ignored, while a real
+    /// advert from the same host is taken.
+    @Test func anAdvertPointingAtLoopbackIsIgnored() throws {
+        let lab = try Lab(hosts: 2)
+        defer { lab.tearDown() }
+        let node = try lab.node(1)
+        try node.start(host: "0.0.0.0", port: 19532)
+        let advert = try lab.spawn(2, ["python3", Self.attackScript, "mdns-at", "127.0.0.1", "15", "19532"])
+        defer { _ = advert.finish() }
+        var seen: [String] = []
+        func look() throws -> [String] {
+            seen = try node.peers().map { "\($0.name)@\($0.address)" }
+            return seen
+        }
+        #expect(try eventually(15) { try look().contains { $0.hasPrefix("control-") && $0.hasSuffix("@\(lab.address(2))") } },
+                "\(seen)")
+        // The pointed advert resolves as soon as the control one (same host, same moment): give it a few seconds more.
+        Thread.sleep(forTimeInterval: 3)
+        #expect(try !look().contains { $0.hasPrefix("pointed-") }, "\(seen)")
+    }
+
     // MARK: 9–10. Streams and stopping
 
     @Test func streamsEndWithTheirSessionAndKey() throws {

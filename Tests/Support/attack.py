@@ -10,6 +10,9 @@ and prints one JSON line of what it saw.
       Unauthenticated GETs with long paths on keep-alive connections; reports the statuses.
   attack.py mdns COUNT SECONDS PORT
       Announces COUNT fake _loopsy._tcp nodes with avahi-publish for SECONDS.
+  attack.py mdns-at ADDRESS SECONDS PORT
+      Announces for SECONDS two fake _loopsy._tcp nodes: one on a host name published at ADDRESS
+      (say 127.0.0.1, to have the listener call its own loopback), one at this host's own address.
   attack.py bodies HOST PORT KEYFILE CONNECTIONS BYTES SECONDS MARKER
       Opens CONNECTIONS context PUTs of BYTES each with the key in KEYFILE, sends all of each body
       but its last byte, creates the file MARKER, waits SECONDS, then ends every body; reports
@@ -165,6 +168,28 @@ def mdns(count, seconds, port):
     print(json.dumps({"announced": count}))
 
 
+def mdns_at(address, seconds, port):
+    pid = os.getpid()
+    host = f"elsewhere-{pid}.local"
+    pointed, control = "%016x%016x" % (0xFA4E0000 + pid, 1), "%016x%016x" % (0xFA4E0000 + pid, 2)
+    children = [
+        subprocess.Popen(["avahi-publish", "-a", "-R", host, address],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(["avahi-publish", "-s", "-H", host, f"pointed-{pid}", "_loopsy._tcp", str(port),
+                          f"nodeId={pointed}", f"name=pointed-{pid}", "version=0", "platform=linux", "tls=0"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(["avahi-publish", "-s", f"control-{pid}", "_loopsy._tcp", str(port),
+                          f"nodeId={control}", f"name=control-{pid}", "version=0", "platform=linux", "tls=0"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    print(json.dumps({"pointed": pointed, "control": control}), flush=True)
+    time.sleep(seconds)
+    for child in children:
+        child.kill()  # SIGKILL: a mask inherited from the test runner may block SIGTERM
+    for child in children:
+        child.wait()
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -177,6 +202,8 @@ def main():
         bodies(args[0], int(args[1]), args[2], int(args[3]), int(args[4]), float(args[5]), args[6])
     elif kind == "mdns" and len(args) == 3:
         mdns(int(args[0]), float(args[1]), int(args[2]))
+    elif kind == "mdns-at" and len(args) == 3:
+        mdns_at(args[0], float(args[1]), int(args[2]))
     else:
         sys.exit(__doc__)
 
