@@ -85,7 +85,7 @@ public enum ConfigFile {
             messages:
               maxBodyBytes: \(defaults.messages.maxBodyBytes)      # largest message body
               defaultTtl: \(defaults.messages.defaultTtl)        # seconds a message may wait for an offline peer
-              maxInboxPerSender: \(defaults.messages.maxInboxPerSender)   # unacked messages kept per sender; more are refused (and as many acked ones)
+              maxInboxPerSender: \(defaults.messages.maxInboxPerSender)   # unacked messages kept per sender; more are refused (and as many acked, or twice while receipts are owed)
             discovery:
               enabled: \(defaults.discovery.enabled)\(defaults.discovery.enabled ? " " : "")           # mDNS (_loopsy._tcp via avahi-daemon)
               manualPeers: []          # [{address: 192.168.1.20, port: 19532}] probed at start

@@ -356,27 +356,30 @@ public final class MessageService: Sendable {
         return BroadcastResponse(id: nil, results: results.withLock { $0 }.sorted { $0.name < $1.name })
     }
 
-    /// Old messages go (the daemon's upkeep): those whose ttl passed a week ago, and each
-    /// sender's acked ones past the `messages.maxInboxPerSender` it acked last, with their
-    /// context mirrors (mirrors are outside the owner's context quota: they must go with the
-    /// message).
-    public func prune(now: Int64 = Clock.nowMillis()) throws {
-        try store.prune(now: now, graceMillis: 7 * 86_400_000)
-        for (seq, id, from) in try store.forgetAcked(keepingPerSender: config.messages.maxInboxPerSender) {
-            let key = "inbox:\(ownId):\(id)"
-            do {
-                // Only the mirror of that very message: another sender's message with the same
-                // id, or this sender's new one under a forgotten id, may hold the key by now.
-                guard let held = try context.get(key: key),
-                      let mirrored = try? SafeJSON.decode(InboxMessage.self, from: Array(held.value.utf8)),
-                      mirrored.from == from, mirrored.seq == seq else { continue }
-                _ = try context.delete(key: key, ifRevision: held.revision)
-            } catch ContextStoreError.revisionMismatch {
-                continue  // written again meanwhile: the message it mirrors now is another
-            } catch {
-                // The rows are gone already: the other mirrors still go; this one ends with its ttl.
-                logger.warn("messages: the mirror \(key) of a forgotten message stays until its ttl: \(error)")
-            }
+    /// Each sender's acked messages past the `messages.maxInboxPerSender` it acked last go (the
+    /// daemon's upkeep), with their context mirrors: mirrors are outside the owner's context
+    /// quota, so they must go with the message. Those past their ttl by a week go in
+    /// `store.prune`.
+    public func forgetAcked() throws {
+        try store.forgetAcked(keepingPerSender: config.messages.maxInboxPerSender) { chunk in
+            for (seq, id, from) in chunk { forgetMirror(seq: seq, id: id, from: from) }
+        }
+    }
+
+    private func forgetMirror(seq: Int64, id: String, from: String) {
+        let key = "inbox:\(ownId):\(id)"
+        do {
+            // Only the mirror of that very message: another sender's message with the same id,
+            // or this sender's new one under a forgotten id, may hold the key by now.
+            guard let held = try context.get(key: key),
+                  let mirrored = try? SafeJSON.decode(InboxMessage.self, from: Array(held.value.utf8)),
+                  mirrored.from == from, mirrored.seq == seq else { return }
+            _ = try context.delete(key: key, ifRevision: held.revision)
+        } catch ContextStoreError.revisionMismatch {
+            return  // written again meanwhile: the message it mirrors now is another
+        } catch {
+            // The row is gone already: the other mirrors still go; this one ends with its ttl.
+            logger.warn("messages: the mirror \(key) of a forgotten message stays until its ttl: \(error)")
         }
     }
 

@@ -130,3 +130,28 @@ public enum Port {
         return address.withSockaddr { bind(fd, $0, address.length) } == 0
     }
 }
+
+/// The machine's network interfaces.
+public enum NetworkInterfaces {
+    /// Every IPv4 address of this machine's interfaces (loopback included), once each, in
+    /// dotted decimal; empty if the kernel would not list them.
+    public static func ipv4Addresses() -> [String] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return [] }
+        defer { freeifaddrs(list) }
+        var addresses: [String] = []
+        var entry: UnsafeMutablePointer<ifaddrs>? = first
+        while let current = entry {
+            defer { entry = current.pointee.ifa_next }
+            guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
+                var raw = ipv4.pointee.sin_addr
+                _ = inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
+            }
+            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if !text.isEmpty && !addresses.contains(text) { addresses.append(text) }
+        }
+        return addresses
+    }
+}

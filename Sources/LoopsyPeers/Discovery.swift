@@ -230,18 +230,28 @@ public final class Discovery: @unchecked Sendable {
         events.async { [self] in
             defer { pendingSightings.subtract(1, ordering: .relaxed) }
             guard !stopping.load(ordering: .relaxed) else { return }
+            // One of this machine's own addresses (docker0's, a VPN's) would reach services the
+            // LAN cannot: looked up here, off Avahi's thread, as interfaces come and go.
+            guard !NetworkInterfaces.ipv4Addresses().contains(address) else {
+                logger.debug("mDNS: ignoring node \(nodeId) advertised at \(address), an address of this machine")
+                return
+            }
             sighted(nodeId: nodeId, address: address, port: Int(port), txt: txt)
         }
     }
 
-    /// Whether an advert's address may be health-checked: a unicast IPv4 address of another
-    /// host. mDNS is unauthenticated: an advert naming 127.0.0.1 or 0.0.0.0 (which reaches this
-    /// host too) would have the daemon call whatever listens on its own loopback; multicast and
-    /// broadcast addresses reach many hosts. Adverts are resolved over IPv4 only.
+    /// Whether an advert's address may be health-checked, by its text: a unicast IPv4 address
+    /// that is not link-local. mDNS is unauthenticated: an advert naming 127.0.0.1 or 0.0.0.0
+    /// (which reaches this host too) would have the daemon call whatever listens on its own
+    /// loopback, one naming 169.254.169.254 a cloud's metadata service; multicast and broadcast
+    /// addresses reach many hosts. Link-local addresses are refused as a handshake's are
+    /// (`PeerService.isLocalOnly`). Adverts are resolved over IPv4 only. This machine's own
+    /// addresses are refused too, in `resolved`.
     static func isPeerAddress(_ address: String) -> Bool {
         let parts = address.split(separator: ".", omittingEmptySubsequences: false)
-        guard HostAddress.isIPLiteral(address), parts.count == 4, let first = UInt8(parts[0]) else { return false }
-        return first != 0 && first != 127 && first < 224
+        guard HostAddress.isIPLiteral(address), parts.count == 4, let first = UInt8(parts[0]),
+              let second = UInt8(parts[1]) else { return false }
+        return first != 0 && first != 127 && first < 224 && !(first == 169 && second == 254)
     }
 
     /// Records a node seen on the network. mDNS is unauthenticated, so a sighting never sets a

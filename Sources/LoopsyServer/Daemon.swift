@@ -274,7 +274,8 @@ public final class Daemon: Sendable {
         step("expired locks") { try node.locks.store.sweepExpired() }
         step("the audit log") { try node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries) }
         step("finished jobs") { try node.execution.prune(olderThan: cutoff) }
-        step("old messages") { try node.messages.prune() }
+        step("expired messages") { try node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000) }
+        step("old acked messages") { try node.messages.forgetAcked() }
         node.tasks.prune()
         step("unseen mDNS peers") {
             let unseen = Clock.nowMillis() - Int64(node.config.discovery.unpairedExpiry) * 1000

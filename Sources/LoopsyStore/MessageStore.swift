@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LoopsyAPI
 
 /// The `outbox` and `inbox` tables. States only move forward: an outbox row goes queued →
@@ -324,17 +327,23 @@ public struct MessageStore: Sendable {
     /// A row whose receipt the sender has not taken yet stays until `2 * keep` acked ones are
     /// newer: a sender that is away gets its receipts, and one that refuses them cannot keep
     /// every row that way. A row that goes takes its id with it: a repeat would arrive as new.
-    /// Deleted in chunks of `chunk` rows, the writer's lock given up between them. Returns what
-    /// went, as (seq, id, sender), for the context mirrors.
-    public func forgetAcked(keepingPerSender keep: Int, chunk: Int = 500) throws
-        -> [(seq: Int64, id: String, from: String)] {
-        let keep = Int64(max(keep, 0))
-        // Found without the writer's lock (the index inbox_acked): most of the time nobody is past it.
+    /// Deleted in chunks of `chunk` rows, oldest first (a row that goes moves up only those
+    /// acked before it, which are gone already: chunks end where one pass would), the writer's
+    /// lock given up between them; `forgotten`
+    /// gets each chunk's rows, as (seq, id, sender), once it is committed (for the context
+    /// mirrors: a later chunk that fails leaves no mirror of an earlier one behind). Returns how
+    /// many went.
+    @discardableResult
+    public func forgetAcked(keepingPerSender keep: Int, chunk: Int = 500,
+                            forgotten: ([(seq: Int64, id: String, from: String)]) -> Void = { _ in }) throws -> Int {
+        let keep = Int64(max(keep, 0)), chunk = max(chunk, 1)
+        // Found without the writer's lock, from the index inbox_acked alone (no row, no body is
+        // read): most of the time nobody is past it.
         let senders = try pool.read { db in
             try db.cached("SELECT from_node FROM inbox WHERE state = 'acked' GROUP BY from_node HAVING count(*) > ?")
                 .rows([.integer(keep)]) { $0.text(0) }
         }
-        var gone: [(seq: Int64, id: String, from: String)] = []
+        var removed = 0
         for sender in senders {
             while true {
                 let deleted = try pool.write { db in
@@ -344,17 +353,19 @@ public struct MessageStore: Sendable {
                                 SELECT seq, receipt, row_number() OVER (ORDER BY acked_at DESC, seq DESC) AS newer
                                 FROM inbox WHERE from_node = ?1 AND state = 'acked')
                             WHERE newer > ?2 AND (receipt IS NULL OR newer > 2 * ?2)
-                            LIMIT ?3)
+                            ORDER BY newer DESC LIMIT ?3)
                         RETURNING seq, id, from_node
-                        """).rows([.text(sender), .integer(keep), .integer(Int64(max(chunk, 1)))]) {
+                        """).rows([.text(sender), .integer(keep), .integer(Int64(chunk))]) {
                             (seq: $0.int64(0), id: $0.text(1), from: $0.text(2))
                         }
                 }
-                gone += deleted
-                if deleted.count < max(chunk, 1) { break }
+                if !deleted.isEmpty { forgotten(deleted) }
+                removed += deleted.count
+                if deleted.count < chunk { break }
+                usleep(200)  // the writer's lock is not fair: see `DatabasePool.deleteInChunks`
             }
         }
-        return gone
+        return removed
     }
 
     /// Drops messages whose ttl passed `graceMillis` ago (inbox rows, with any receipt still

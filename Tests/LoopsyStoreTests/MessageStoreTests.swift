@@ -78,17 +78,21 @@ import Testing
         for index in 1...2 { try ack(try receive("b\(index)", from: "bravo-node")) }
         _ = try receive("unacked")
         try ack(early)
-        // alpha acked a0, a5 and a4 last: a3 and a2 go (two chunks of at most 2). a1's receipt is
-        // owed and only 5 acked ones are newer (at most 2 × 3): it stays. bravo has two.
-        let gone = try store.forgetAcked(keepingPerSender: 3, chunk: 2)
+        // alpha acked a0, a5 and a4 last: a3 and a2 go. a1's receipt is owed and only 5 acked
+        // ones are newer (at most 2 × 3): it stays. bravo has two.
+        var gone: [(seq: Int64, id: String, from: String)] = []
+        #expect(try store.forgetAcked(keepingPerSender: 3) { gone += $0 } == 2)
         #expect(gone.map(\.id).sorted() == ["a2", "a3"] && gone.allSatisfy { $0.from == "alpha-node" })
         #expect(try held() == ["a0", "a1", "a4", "a5", "b1", "b2", "unacked"])
-        #expect(try store.forgetAcked(keepingPerSender: 3).isEmpty, "nothing more to forget")
+        #expect(try store.forgetAcked(keepingPerSender: 3) == 0, "nothing more to forget")
         #expect(try store.dueReceipts(now: .max).map(\.id) == ["a1"])
-        // Three more acked: a0, a5 and a4 go, and a1, now the seventh newest, with its owed receipt.
-        for index in 6...8 { try ack(try receive("a\(index)")) }
-        #expect(try store.forgetAcked(keepingPerSender: 3).map(\.id).sorted() == ["a0", "a1", "a4", "a5"])
-        #expect(try held() == ["b1", "b2", "unacked", "a6", "a7", "a8"])
+        // Four more acked: a0, a5, a4 and a6 go, and a1, now the eighth newest, with its owed
+        // receipt: five rows in chunks of 2, each chunk told as it is committed.
+        for index in 6...9 { try ack(try receive("a\(index)")) }
+        var chunks: [[String]] = []
+        #expect(try store.forgetAcked(keepingPerSender: 3, chunk: 2) { chunks.append($0.map(\.id)) } == 5)
+        #expect(chunks.map(\.count) == [2, 2, 1] && chunks.joined().sorted() == ["a0", "a1", "a4", "a5", "a6"], "\(chunks)")
+        #expect(try held() == ["b1", "b2", "unacked", "a7", "a8", "a9"])
         #expect(try store.dueReceipts(now: .max).isEmpty)
     }
 

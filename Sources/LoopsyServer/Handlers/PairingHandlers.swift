@@ -1,6 +1,7 @@
 import LoopsyAPI
 import LoopsyPeers
 import LoopsyHTTP
+import LoopsyPOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,22 +69,6 @@ public enum PairingHandlers {
 
     /// This machine's IPv4 addresses other than loopback, to tell the other person.
     static func localAddresses() -> [String] {
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0, let first = list else { return [] }
-        defer { freeifaddrs(list) }
-        var addresses: [String] = []
-        var entry: UnsafeMutablePointer<ifaddrs>? = first
-        while let current = entry {
-            defer { entry = current.pointee.ifa_next }
-            guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
-            var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
-                var raw = ipv4.pointee.sin_addr
-                _ = inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
-            }
-            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if !text.hasPrefix("127.") && !addresses.contains(text) { addresses.append(text) }
-        }
-        return addresses
+        NetworkInterfaces.ipv4Addresses().filter { !$0.hasPrefix("127.") }
     }
 }
