@@ -240,18 +240,17 @@ public final class Discovery: @unchecked Sendable {
         }
     }
 
-    /// Whether an advert's address may be health-checked, by its text: a unicast IPv4 address
-    /// that is not link-local. mDNS is unauthenticated: an advert naming 127.0.0.1 or 0.0.0.0
-    /// (which reaches this host too) would have the daemon call whatever listens on its own
-    /// loopback, one naming 169.254.169.254 a cloud's metadata service; multicast and broadcast
-    /// addresses reach many hosts. Link-local addresses are refused as a handshake's are
-    /// (`PeerService.isLocalOnly`). Adverts are resolved over IPv4 only. This machine's own
-    /// addresses are refused too, in `resolved`.
+    /// Whether an advert's address may be health-checked, by its text: an IPv4 address that a
+    /// handshake would not refuse as local-only (`PeerService.isLocalOnly`: loopback, 0/8,
+    /// link-local) and that is not multicast or broadcast. mDNS is unauthenticated: an advert
+    /// naming 127.0.0.1 or 0.0.0.0 (which reaches this host too) would have the daemon call
+    /// whatever listens on its own loopback, one naming 169.254.169.254 a cloud's metadata
+    /// service. Adverts are resolved over IPv4 only. This machine's own addresses are refused
+    /// too, in `resolved`.
     static func isPeerAddress(_ address: String) -> Bool {
-        let parts = address.split(separator: ".", omittingEmptySubsequences: false)
-        guard HostAddress.isIPLiteral(address), parts.count == 4, let first = UInt8(parts[0]),
-              let second = UInt8(parts[1]) else { return false }
-        return first != 0 && first != 127 && first < 224 && !(first == 169 && second == 254)
+        guard HostAddress.isIPLiteral(address), !address.contains(":"),
+              let first = address.split(separator: ".").first.flatMap({ UInt8($0) }) else { return false }
+        return first < 224 && !PeerService.isLocalOnly(address)
     }
 
     /// Records a node seen on the network. mDNS is unauthenticated, so a sighting never sets a
