@@ -51,30 +51,33 @@ public enum Secrets {
     /// It runs on every authenticated request, so it reads both as contiguous bytes.
     public static func equal(_ lhs: String, _ rhs: String) -> Bool {
         var lhs = lhs
+        return lhs.withUTF8 { equal($0, rhs) }
+    }
+
+    /// The same for bytes (a credential where it lies in its header).
+    public static func equal(_ left: UnsafeBufferPointer<UInt8>, _ rhs: String) -> Bool {
         var rhs = rhs
-        return lhs.withUTF8 { left in
-            rhs.withUTF8 { right in
-                // Eight bytes at a time where both have them, then byte by byte; the longer one's
-                // extra bytes are read as well, so the time depends on the lengths alone.
-                let (shorter, longer) = left.count <= right.count ? (left, right) : (right, left)
-                var difference: UInt64 = left.count == right.count ? 0 : 1
-                var index = 0
-                let words = UnsafeRawBufferPointer(shorter), others = UnsafeRawBufferPointer(longer)
-                while index + 8 <= shorter.count {
-                    difference |= words.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                        ^ others.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    index += 8
-                }
-                while index < shorter.count {
-                    difference |= UInt64(shorter[index] ^ longer[index])
-                    index += 1
-                }
-                while index < longer.count {
-                    difference |= UInt64(longer[index])
-                    index += 1
-                }
-                return difference == 0
+        return rhs.withUTF8 { right in
+            // Eight bytes at a time where both have them, then byte by byte; the longer one's
+            // extra bytes are read as well, so the time depends on the lengths alone.
+            let (shorter, longer) = left.count <= right.count ? (left, right) : (right, left)
+            var difference: UInt64 = left.count == right.count ? 0 : 1
+            var index = 0
+            let words = UnsafeRawBufferPointer(shorter), others = UnsafeRawBufferPointer(longer)
+            while index + 8 <= shorter.count {
+                difference |= words.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    ^ others.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                index += 8
             }
+            while index < shorter.count {
+                difference |= UInt64(shorter[index] ^ longer[index])
+                index += 1
+            }
+            while index < longer.count {
+                difference |= UInt64(longer[index])
+                index += 1
+            }
+            return difference == 0
         }
     }
 

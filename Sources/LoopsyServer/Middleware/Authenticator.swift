@@ -103,62 +103,79 @@ public final class Authenticator: Sendable {
             return .failure(.unauthorized("missing credentials: send 'Authorization: Bearer <api key>' "
                 + "(the key is in config.yaml; `loopsy key show` prints it)"))
         }
-        guard let token = Self.bearerToken(authorization) else {
+        // The token is compared where it lies in the header: a key is longer than a small
+        // string's 15 bytes, so taking it out as a String was an allocation per request.
+        enum Found { case notBearer, short, caller(Caller), unknown(token: String, Keys) }
+        var header = authorization
+        let found = header.withUTF8 { bytes -> Found in
+            guard let range = Self.bearerRange(bytes) else { return .notBearer }
+            let token = UnsafeBufferPointer(rebasing: bytes[range])
+            guard token.count >= 16 else { return .short }
+            let keys = currentKeys()
+            // Compare against every key so timing does not say which matched.
+            var caller: Caller?
+            if Secrets.equal(token, keys.apiKey) { caller = .local }
+            // An extra key shorter than 16 characters is never accepted (an empty one would match anything empty).
+            for (name, key) in keys.allowed where key.utf8.count >= 16 && Secrets.equal(token, key) && caller == nil {
+                let entry = keyGrants(name)
+                caller = .key(name, grants: entry?.grants ?? keys.defaultGrants, transferPaths: entry?.transferPaths)
+            }
+            return caller.map(Found.caller) ?? .unknown(token: String(decoding: token, as: UTF8.self), keys)
+        }
+        switch found {
+        case .notBearer:
             return .failure(.unauthorized("the Authorization header must be 'Bearer <api key>'"))
-        }
-        guard token.utf8.count >= 16 else {
+        case .short:
             return .failure(.forbidden("invalid API key", code: .invalidCredentials))
-        }
-        let keys = currentKeys()
-        // Compare against every key so timing does not say which matched.
-        var caller: Caller?
-        if Secrets.equal(token, keys.apiKey) { caller = .local }
-        // An extra key shorter than 16 characters is never accepted (an empty one would match anything empty).
-        for (name, key) in keys.allowed where key.utf8.count >= 16 && Secrets.equal(token, key) && caller == nil {
-            let entry = keyGrants(name)
-            caller = .key(name, grants: entry?.grants ?? keys.defaultGrants, transferPaths: entry?.transferPaths)
-        }
-        // Peer credentials are 256-bit random keys looked up by hash: the lookup leaks nothing
-        // an attacker could use to guess one.
-        if caller == nil, let peer = peerForKeyHash(Secrets.keyHash(String(token))) {
+        case .unknown(let token, let keys):
+            // Peer credentials are 256-bit random keys looked up by hash: the lookup leaks nothing
+            // an attacker could use to guess one.
+            guard let peer = peerForKeyHash(Secrets.keyHash(token)) else {
+                return .failure(.forbidden("invalid API key", code: .invalidCredentials))
+            }
             if let nodeId, nodeId != peer.nodeId {
                 return .failure(.forbidden("this credential belongs to another node", code: .credentialNodeMismatch))
             }
             return .success(.peer(peer.nodeId, grants: peer.grants ?? keys.defaultGrants,
                                   transferPaths: peer.transferPaths))
+        case .caller(var caller):
+            // The owner's key and extra keys are bound to no node: a node id they send identifies
+            // nothing (no rate limit, audit name or context author follows it); it is kept as a claim.
+            if let nodeId, nodeId.utf8.count == 32,
+               nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
+                caller.claimedNode = nodeId
+            }
+            return .success(caller)
         }
-        guard var caller else { return .failure(.forbidden("invalid API key", code: .invalidCredentials)) }
-        // The owner's key and extra keys are bound to no node: a node id they send identifies
-        // nothing (no rate limit, audit name or context author follows it); it is kept as a claim.
-        if let nodeId, nodeId.utf8.count == 32, nodeId.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
-            caller.claimedNode = nodeId
-        }
-        return .success(caller)
     }
 
     private static let bearerScheme: [UInt8] = Array("bearer ".utf8)
 
     /// The credential of an `Authorization: Bearer <token>` header ("Bearer" in any case, ASCII
     /// folding only), without the spaces, tabs and line breaks around it; nil for another scheme.
-    /// Byte-wise: it runs on every request.
     static func bearerToken(_ authorization: String) -> String? {
         var header = authorization
-        return header.withUTF8 { bytes -> String? in
-            let scheme = Self.bearerScheme
-            guard bytes.count >= scheme.count else { return nil }
-            for index in scheme.indices {
-                let byte = bytes[index]
-                guard (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == scheme[index] else {
-                    return nil
-                }
-            }
-            let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
-            var start = scheme.count
-            var end = bytes.count
-            while start < end && isSpace(bytes[start]) { start += 1 }
-            while end > start && isSpace(bytes[end - 1]) { end -= 1 }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        return header.withUTF8 { bytes in
+            bearerRange(bytes).map { String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
         }
+    }
+
+    /// Where that credential is in the header's bytes. Byte-wise: it runs on every request.
+    static func bearerRange(_ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
+        let scheme = Self.bearerScheme
+        guard bytes.count >= scheme.count else { return nil }
+        for index in scheme.indices {
+            let byte = bytes[index]
+            guard (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte) == scheme[index] else {
+                return nil
+            }
+        }
+        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        var start = scheme.count
+        var end = bytes.count
+        while start < end && isSpace(bytes[start]) { start += 1 }
+        while end > start && isSpace(bytes[end - 1]) { end -= 1 }
+        return start..<end
     }
 
     private func currentKeys() -> Keys {
