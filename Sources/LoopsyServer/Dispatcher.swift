@@ -116,7 +116,9 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     /// Adds the common headers and records the audit entry.
-    func finish(_ response: HTTPResponse, request: HTTPRequest, caller: Caller, requestId: String,
+    /// The response is taken, not copied: its headers grow in place (a copy shared the array,
+    /// which then had to be copied to grow).
+    func finish(_ response: consuming HTTPResponse, request: HTTPRequest, caller: Caller, requestId: String,
                 started: Double) -> HTTPResponse {
         if let deferred = response.deferred {
             // Headers and audit when the real answer arrives; the body is not kept meanwhile
@@ -143,7 +145,6 @@ public final class Dispatcher: HTTPHandler, Sendable {
         if let stream = response.stream, caller.kind != .anonymous {
             credentialWatch.watch(stream, while: authenticator.stillValid(request, as: caller))
         }
-        var response = response
         if request.method != "GET", (200..<300).contains(response.status),
            let topic = ChangeTopic(path: request.rawPath) {
             node.changes.publish(topic, detail: ["method": request.method, "path": request.rawPath])

@@ -19,14 +19,22 @@ extension HTTPResponse {
 
     /// A body that is JSON already.
     public static func json(encoded body: [UInt8], status: Int = 200) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: body)
+        HTTPResponse(status: status, headers: jsonHeaders(), body: body)
+    }
+
+    /// Content-Type, with room for what the dispatcher adds to every answer (three headers, and
+    /// `DashboardWeb.lockDown`'s two): the array is made once, not made and then grown.
+    static func jsonHeaders() -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(6)
+        headers.append(("Content-Type", "application/json"))
+        return headers
     }
 
     public static func error(_ error: APIError) -> HTTPResponse {
         var writer = JSONWriter()
         ErrorBody(error).write(to: &writer)
-        var response = HTTPResponse(status: error.status, headers: [("Content-Type", "application/json")],
-                                    body: writer.bytes)
+        var response = HTTPResponse(status: error.status, headers: jsonHeaders(), body: writer.bytes)
         for (name, value) in error.headers.sorted(by: { $0.key < $1.key }) { response.setHeader(name, value) }
         return response
     }
