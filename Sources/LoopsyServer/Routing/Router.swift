@@ -46,17 +46,24 @@ public struct Router<Entry: RoutePattern>: Sendable {
         return hash
     }
 
-    /// The routes a path of N segments can match, with a first test that reads no route:
-    /// `keys` holds each one's literal hash at `position` (0 where it has a parameter or a rest
-    /// segment there, or has no segment there), so a path is compared in full only with the
-    /// routes whose literal there is the path's and those that take anything there. The
+    /// The routes a path of N segments can match, with a first test that reads no route: each
+    /// one's literal hash at `position` (none where it has a parameter or a rest segment there,
+    /// or has no segment there), so a path is compared in full only with the routes whose
+    /// literal there is the path's and those that take anything there. The
     /// position is the one that leaves the fewest of those at worst: the last segment of
     /// `/api/v1/{area}/{x}` has the most distinct literals, but also every `{id}` route of every
     /// area, 11 full comparisons for a GET of a context key against 4 by its area.
     private struct Candidates: Sendable {
         var list: [Compiled]
         var position: Int
-        var keys: [UInt64]
+        /// The literal hashes found at `position`, sorted, and for each the candidates that may
+        /// match a path with it there (those with that literal and those that take anything
+        /// there), in `list` order: looked up by a binary search, so a path is never compared
+        /// with the whole list, even by hash.
+        var sortedKeys: [UInt64] = []
+        var byKey: [[Int]] = []
+        /// The candidates for a path whose segment there is none of those literals.
+        var wildcards: [Int] = []
 
         init(_ list: [Compiled]) {
             self.list = list
@@ -68,14 +75,24 @@ public struct Router<Entry: RoutePattern>: Sendable {
                 return wildcards + (buckets.max() ?? 0)
             }
             position = worst.indices.min { worst[$0] < worst[$1] } ?? 0
-            keys = list.map { [position] candidate in
+            let keys = list.map { [position] candidate in
                 candidate.hashes.indices.contains(position) ? candidate.hashes[position] : 0
             }
+            wildcards = keys.indices.filter { keys[$0] == 0 }
+            sortedKeys = Set(keys.filter { $0 != 0 }).sorted()
+            byKey = sortedKeys.map { key in keys.indices.filter { keys[$0] == 0 || keys[$0] == key } }
         }
 
-        /// Whether candidate `index` may match a path whose segment hashes are `hashes`.
-        func mayMatch(_ index: Int, hashes: UnsafeBufferPointer<UInt64>) -> Bool {
-            keys[index] == 0 || (position < hashes.count && keys[index] == hashes[position])
+        /// The candidates that may match a path whose segment hashes are `hashes`, in list order.
+        func indices(for hashes: UnsafeBufferPointer<UInt64>) -> [Int] {
+            guard position < hashes.count else { return wildcards }
+            let wanted = hashes[position]
+            var low = 0, high = sortedKeys.count
+            while low < high {
+                let middle = (low + high) / 2
+                if sortedKeys[middle] < wanted { low = middle + 1 } else { high = middle }
+            }
+            return low < sortedKeys.count && sortedKeys[low] == wanted ? byKey[low] : wildcards
         }
     }
 
@@ -149,10 +166,10 @@ public struct Router<Entry: RoutePattern>: Sendable {
         // listed only when the request's is not among them (one pass more, for a 405 or 404).
         let group = candidates(segments: ranges.count)
         let list = group.list
+        let indices = group.indices(for: hashes)
         var topSpecificity = -1
         var best: (index: Int, specificity: Int)?
-        for index in list.indices where group.mayMatch(index, hashes: hashes)
-            && Self.matches(list[index], ranges: ranges, hashes: hashes, bytes: bytes) {
+        for index in indices where Self.matches(list[index], ranges: ranges, hashes: hashes, bytes: bytes) {
             let specificity = list[index].literals
             topSpecificity = max(topSpecificity, specificity)
             if specificity > best?.specificity ?? -1, list[index].method == method {
@@ -160,8 +177,8 @@ public struct Router<Entry: RoutePattern>: Sendable {
             }
         }
         guard let best, best.specificity == topSpecificity else {
-            let allowed = list.indices.filter {
-                group.mayMatch($0, hashes: hashes) && list[$0].literals == topSpecificity
+            let allowed = indices.filter {
+                list[$0].literals == topSpecificity
                     && Self.matches(list[$0], ranges: ranges, hashes: hashes, bytes: bytes)
             }
                 .map { list[$0].method }
