@@ -47,8 +47,9 @@ public enum Secrets {
         return (0..<32).map { _ in hexByte(UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
-    /// Constant-time comparison of two secrets (time depends only on the lengths).
-    /// It runs on every authenticated request, so it reads both as contiguous bytes.
+    /// Constant-time comparison of two secrets (time depends only on the lengths). Every
+    /// authenticated request runs it (the byte form below, on the key where it lies in its
+    /// header), so it reads both as contiguous bytes.
     public static func equal(_ lhs: String, _ rhs: String) -> Bool {
         var lhs = lhs
         return lhs.withUTF8 { equal($0, rhs) }

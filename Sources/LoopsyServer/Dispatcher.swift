@@ -116,8 +116,9 @@ public final class Dispatcher: HTTPHandler, Sendable {
     }
 
     /// Adds the common headers and records the audit entry.
-    /// The response is taken, not copied: its headers grow in place (a copy shared the array,
-    /// which then had to be copied to grow).
+    /// The response is taken (`consuming`): a caller passing its last use of it does not copy
+    /// it, so its headers grow in place (a copy shared the array, which then had to be copied
+    /// to grow).
     func finish(_ response: consuming HTTPResponse, request: HTTPRequest, caller: Caller, requestId: String,
                 started: Double) -> HTTPResponse {
         if let deferred = response.deferred {

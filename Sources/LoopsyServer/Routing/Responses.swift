@@ -22,11 +22,12 @@ extension HTTPResponse {
         HTTPResponse(status: status, headers: jsonHeaders(), body: body)
     }
 
-    /// Content-Type, with room for what the dispatcher adds to every answer (three headers, and
-    /// `DashboardWeb.lockDown`'s two): the array is made once, not made and then grown.
-    static func jsonHeaders() -> [(name: String, value: String)] {
+    /// Content-Type, with room for `more` headers and for what the dispatcher adds to every
+    /// answer (three, and `DashboardWeb.lockDown`'s two), so that a plain answer's array is not
+    /// made and then grown.
+    static func jsonHeaders(more: Int = 0) -> [(name: String, value: String)] {
         var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(6)
+        headers.reserveCapacity(6 + more)
         headers.append(("Content-Type", "application/json"))
         return headers
     }
@@ -34,7 +35,9 @@ extension HTTPResponse {
     public static func error(_ error: APIError) -> HTTPResponse {
         var writer = JSONWriter()
         ErrorBody(error).write(to: &writer)
-        var response = HTTPResponse(status: error.status, headers: jsonHeaders(), body: writer.bytes)
+        // Its own headers, and a Connection: close that refusals add.
+        var response = HTTPResponse(status: error.status, headers: jsonHeaders(more: error.headers.count + 1),
+                                    body: writer.bytes)
         for (name, value) in error.headers.sorted(by: { $0.key < $1.key }) { response.setHeader(name, value) }
         return response
     }
