@@ -1,4 +1,7 @@
 import LoopsyAPI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum ContextStoreError: Error, Equatable {
     /// Creating another key would pass the configured entry limit.
@@ -60,13 +63,13 @@ public struct ContextStore: Sendable {
             SELECT \(columns) FROM context
             WHERE key >= ? AND key < ? AND \(live) AND \(notMirror) ORDER BY key LIMIT ?
             """
-        static let sweep = "DELETE FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?"
-        static let logChange = "INSERT INTO context_changes (key, kind, revision, at) VALUES (?, ?, ?, ?)"
-        static let logExpiries = """
-            INSERT INTO context_changes (key, kind, revision, at)
-            SELECT key, 'expire', revision, ? FROM context WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY key
+        /// Up to ?2 expired rows, found by the expires_at index, oldest expiry first.
+        static let sweepChunk = """
+            DELETE FROM context WHERE key IN (
+                SELECT key FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)
+            RETURNING key, revision
             """
-        static let expiring = "SELECT key FROM context WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        static let logChange = "INSERT INTO context_changes (key, kind, revision, at) VALUES (?, ?, ?, ?)"
         static let changes = """
             SELECT ch.seq, ch.key, ch.kind, ch.revision, ch.at, c.value FROM context_changes ch
             LEFT JOIN context c ON c.key = ch.key AND c.revision = ch.revision AND ch.kind = 'put'
@@ -278,21 +281,38 @@ public struct ContextStore: Sendable {
         return entries - expired
     }
 
-    /// Deletes expired rows; returns how many.
+    /// Rows a sweep deletes per transaction. A value may be 1 MiB (`context.maxValueBytes`),
+    /// and deleting it reads its overflow pages: one transaction for every expired row held the
+    /// writer's lock, which requests wait for on their worker threads, for as long as a peer
+    /// could make it by letting gigabytes expire in the same ten seconds.
+    public static let sweepChunk = 64
+
+    /// Deletes expired rows, oldest expiry first, in transactions of `chunk` rows with a pause
+    /// between them (the writer's lock is not fair: see `DatabasePool.deleteInChunks`); each
+    /// logs its rows' expiries in key order and tells watchers. Returns how many went.
     @discardableResult
-    public func sweepExpired(now: Int64 = Clock.nowMillis()) throws -> Int {
-        let keys = try pool.write { db -> [String] in
-            try db.transaction {
-                let keys = try db.cached(SQL.expiring).rows([.integer(now)]) { $0.text(0) }
-                guard !keys.isEmpty else { return [] }
-                try db.cached(SQL.logExpiries).run([.integer(now), .integer(now)])
-                try db.cached(SQL.sweep).run([.integer(now)])
-                cache.invalidateAll()
-                return keys
+    public func sweepExpired(now: Int64 = Clock.nowMillis(), chunk: Int = sweepChunk) throws -> Int {
+        var swept = 0
+        while true {
+            let keys = try pool.write { db -> [String] in
+                try db.transaction {
+                    let rows = try db.cached(SQL.sweepChunk).rows([.integer(now), .integer(Int64(chunk))]) {
+                        (key: $0.text(0), revision: $0.int64(1))
+                    }
+                    guard !rows.isEmpty else { return [] }
+                    for row in rows.sorted(by: { $0.key < $1.key }) {
+                        try db.cached(SQL.logChange).run([.text(row.key), .text("expire"), .integer(row.revision),
+                                                          .integer(now)])
+                    }
+                    cache.invalidateAll()
+                    return rows.map(\.key)
+                }
             }
+            if !keys.isEmpty { changed.signal(keys) }
+            swept += keys.count
+            if keys.count < chunk { return swept }
+            usleep(200)
         }
-        if !keys.isEmpty { changed.signal(keys) }
-        return keys.count
     }
 
     /// Changes after cursor `after` of keys starting with `prefix`, oldest first, and the cursor

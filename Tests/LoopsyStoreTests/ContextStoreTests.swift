@@ -53,6 +53,32 @@ import Testing
         #expect(try store.sweepExpired(now: 5000) == 1)
     }
 
+    /// A sweep goes in transactions of a few rows (each one holds the writer's lock, which
+    /// requests wait for): oldest expiry first, each chunk's expiries logged in key order with
+    /// the revision that went, and a row that has not expired yet, or was written again with a
+    /// later expiry, stays.
+    @Test func sweepingGoesInChunksOldestExpiryFirst() throws {
+        defer { cleanUp() }
+        // Expiries 1000 (e, d), 2000 (c, b), 3000 (a); "live" never; "later" at 9000.
+        for (key, ttl) in [("e", 1), ("d", 1), ("c", 2), ("b", 2), ("a", 3), ("later", 9)] {
+            _ = try store.put(key: key, value: "v", ttl: ttl, fromNodeId: "n", maxEntries: 100, now: 0)
+        }
+        _ = try store.put(key: "a", value: "v2", ttl: 3, fromNodeId: "n", maxEntries: 100, now: 0)
+        _ = try store.put(key: "live", value: "v", ttl: nil, fromNodeId: "n", maxEntries: 100, now: 0)
+        let before = try store.changes(prefix: "", after: 0, now: 0).cursor
+        #expect(try store.sweepExpired(now: 5000, chunk: 2) == 5)
+        let expired = try store.changes(prefix: "", after: before, now: 5000).changes
+        #expect(expired.map(\.kind) == Array(repeating: "expire", count: 5))
+        // Chunks [d, e] (expiry 1000), [b, c] (2000), [a] (3000), each in key order.
+        #expect(expired.map(\.key) == ["d", "e", "b", "c", "a"])
+        #expect(expired.map(\.revision) == [1, 1, 1, 1, 2])
+        #expect(expired.allSatisfy { $0.at == 5000 })
+        #expect(try store.list(now: 0).map(\.key).sorted() == ["later", "live"])
+        #expect(try store.count(now: 5000) == 2)
+        #expect(try store.sweepExpired(now: 5000, chunk: 2) == 0)
+        #expect(try store.sweepExpired(now: 9000) == 1)
+    }
+
     @Test func recreatingAnExpiredKeyStartsOver() throws {
         defer { cleanUp() }
         _ = try store.put(key: "k", value: "old", ttl: 1, fromNodeId: "n", maxEntries: 10, now: 0)
