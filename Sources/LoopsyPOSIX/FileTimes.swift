@@ -24,7 +24,7 @@ public enum FileTimes {
 public struct FileStamp: Hashable, Sendable {
     var device: UInt64
     var inode: UInt64
-    var size: Int64
+    public private(set) var size: Int64
     var modifiedSeconds: Int64
     var modifiedNanoseconds: Int64
     var changedSeconds: Int64

@@ -271,17 +271,21 @@ public final class TransferService: Sendable {
     /// Takes pushed files again after `finishStores` (a daemon started again in one process).
     public func reopenStores() { finishes.withLock { $0.closed = false } }
 
-    /// The SHA-256 of the open file `fd`: now for small or cached files, else later from the
-    /// hashing pool. `fd` stays the caller's, open until the answer is complete. A caller that
-    /// stops waiting (`Pending.cancel`, or a cancelled check) stops the hashing too.
+    /// The SHA-256 of the open file `fd`'s first `size` bytes (its size when opened: what a
+    /// pull sends and a checksum reports, however the file grows meanwhile): now for small or
+    /// cached files, else later from the hashing pool. `fd` stays the caller's, open until the
+    /// answer is complete. A caller that stops waiting (`Pending.cancel`, or a cancelled check)
+    /// stops the hashing too.
     public func digest(of fd: Int32, size: Int64) throws -> Answer<String> {
-        if let cached = cachedDigest(fd: fd) { return .now(cached) }
-        if size <= Self.inlineHashLimit { return .now(try sha256(fd: fd)) }
+        if let cached = cachedDigest(fd: fd, size: size) { return .now(cached) }
+        // On the HTTP worker: a file of at most 1 MiB, and no more of it than that even if it
+        // is being appended to.
+        if size <= Self.inlineHashLimit { return .now(try sha256(fd: fd, size: size)) }
         let answer = Pending<String>()
         let queued = hashing.submit { [self] in
             answer.complete(Result {
                 do {
-                    return try sha256(fd: fd, isCancelled: { answer.isCancelled })
+                    return try sha256(fd: fd, size: size, isCancelled: { answer.isCancelled })
                 } catch is HashCancelled {
                     throw APIError.serviceUnavailable("the client went away")
                 }
@@ -295,12 +299,15 @@ public final class TransferService: Sendable {
         return .later(answer)
     }
 
-    /// SHA-256 of a whole open file, from the cache when the same file (same inode, size,
-    /// modification and change times) was hashed before.
-    func sha256(fd: Int32, isCancelled: () -> Bool = { false }) throws -> String {
-        guard let identity = FileStamp(fd: fd) else { return try Self.sha256(fd: fd, isCancelled: isCancelled) }
+    /// SHA-256 of an open file's first `size` bytes, from the cache when the same file (same
+    /// inode, size, modification and change times) was hashed before. A file no longer `size`
+    /// bytes long is neither looked up nor kept: its digest is of part of it.
+    func sha256(fd: Int32, size: Int64, isCancelled: () -> Bool = { false }) throws -> String {
+        guard let identity = FileStamp(fd: fd), identity.size == size else {
+            return try Self.sha256(fd: fd, upTo: size, isCancelled: isCancelled)
+        }
         if let known = digests.withLock({ $0[identity] }) { return known }
-        let digest = try Self.sha256(fd: fd, isCancelled: isCancelled)
+        let digest = try Self.sha256(fd: fd, upTo: size, isCancelled: isCancelled)
         digests.withLock { cache in
             if cache.count >= Self.cachedDigests { cache.removeAll() }
             cache[identity] = digest
@@ -308,20 +315,21 @@ public final class TransferService: Sendable {
         return digest
     }
 
-    private func cachedDigest(fd: Int32) -> String? {
-        guard let identity = FileStamp(fd: fd) else { return nil }
+    private func cachedDigest(fd: Int32, size: Int64) -> String? {
+        guard let identity = FileStamp(fd: fd), identity.size == size else { return nil }
         return digests.withLock { $0[identity] }
     }
 
-
-    /// SHA-256 of a whole open file, read with pread so the file offset is untouched.
-    static func sha256(fd: Int32, isCancelled: () -> Bool = { false }) throws -> String {
+    /// SHA-256 of an open file's first `limit` bytes (fewer if it is shorter), read with pread
+    /// so the file offset is untouched.
+    static func sha256(fd: Int32, upTo limit: Int64, isCancelled: () -> Bool = { false }) throws -> String {
         var hasher = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var buffer = [UInt8](repeating: 0, count: Int(max(1, min(limit, 1 << 20))))
         var offset: off_t = 0
-        while true {
+        while Int64(offset) < limit {
             if isCancelled() { throw HashCancelled() }
-            let count = buffer.withUnsafeMutableBytes { raw in retryingInterrupts { pread(fd, raw.baseAddress, raw.count, offset) } }
+            let wanted = Int(min(Int64(buffer.count), limit - Int64(offset)))
+            let count = buffer.withUnsafeMutableBytes { raw in retryingInterrupts { pread(fd, raw.baseAddress, wanted, offset) } }
             guard count >= 0 else { throw TransferService.diskError("read", errno) }
             if count == 0 { break }
             hasher.update(data: buffer[0..<count])
