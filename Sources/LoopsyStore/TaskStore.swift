@@ -102,9 +102,15 @@ public struct TaskStore: Sendable {
         }
     }
 
+    /// Deletes a task and its events. The events (up to `aiTasks.maxEventBytes`, 64 MiB) go
+    /// first, `DatabasePool.pruneChunk` a transaction: in one, the writer's lock, which requests
+    /// wait for on their worker threads, was held while all of them were read and freed.
     public func delete(_ id: String) throws {
+        _ = try pool.deleteInChunks("""
+            DELETE FROM ai_task_events WHERE task_id = ?1
+                AND seq IN (SELECT seq FROM ai_task_events WHERE task_id = ?1 ORDER BY seq LIMIT ?2)
+            """, [.text(id)])
         try pool.write { db in
-            try db.cached("DELETE FROM ai_task_events WHERE task_id = ?").run([.text(id)])
             try db.cached("DELETE FROM ai_tasks WHERE id = ?").run([.text(id)])
         }
     }
@@ -123,15 +129,19 @@ public struct TaskStore: Sendable {
         }
     }
 
-    /// Keeps finished tasks for `retentionMillis` and at most `keep` of them (events go along).
+    /// Keeps finished tasks for `retentionMillis` and at most `keep` of them (events go along),
+    /// each deleted as `delete` does: one statement cascading to every pruned task's events held
+    /// the writer's lock for up to 64 MiB of events a task.
     @discardableResult
     public func prune(now: Int64, retentionMillis: Int64, keep: Int) throws -> Int {
-        try pool.write { db in
+        let finished = try pool.read { db in
             try db.cached("""
-                DELETE FROM ai_tasks WHERE state IN ('completed', 'failed', 'cancelled') AND
+                SELECT id FROM ai_tasks WHERE state IN ('completed', 'failed', 'cancelled') AND
                     (finished_at < ? OR id NOT IN (SELECT id FROM ai_tasks ORDER BY created_at DESC LIMIT ?))
-                """).run([.integer(now - retentionMillis), .integer(Int64(keep))])
-            return db.changes
+                """).rows([.integer(now - retentionMillis), .integer(Int64(keep))]) { $0.text(0) }
         }
+        // A finished task stays finished: those found are still to go.
+        for id in finished { try delete(id) }
+        return finished.count
     }
 }

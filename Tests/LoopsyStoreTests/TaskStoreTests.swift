@@ -34,6 +34,36 @@ import Testing
         #expect(try store.list(limit: 100, maxBytes: 350_000).more)
     }
 
+    /// A task's events (up to 64 MiB) go a chunk per transaction, when the task is deleted or
+    /// pruned, and only finished tasks past their retention (or past the newest `keep`) go.
+    @Test func deletingAndPruningTakeEveryEventInChunks() throws {
+        func events(_ id: String) throws -> Int {
+            try scratch.pool.read { db in
+                try db.cached("SELECT count(*) FROM ai_task_events WHERE task_id = ?").rows([.text(id)]) { $0.int(0) }.first ?? -1
+            }
+        }
+        for (id, created) in [("old", 1), ("recent", 2), ("running", 3)] {
+            try store.create(id: id, caller: "owner", prompt: "p", cwd: "/", options: "{}", now: Int64(created))
+        }
+        try store.update("old", state: .completed, finishedAt: 10)
+        try store.update("recent", state: .failed, finishedAt: 5_000)
+        try store.update("running", state: .running, startedAt: 3)
+        let chunks = DatabasePool.pruneChunk
+        for _ in 0..<(2 * chunks + 1) { _ = try store.append("old", type: "text", data: "line", now: 10) }
+        for _ in 0..<(chunks + 1) { _ = try store.append("recent", type: "text", data: "line", now: 10) }
+        _ = try store.append("running", type: "text", data: "line", now: 10)
+        // Retention 1 s at 5,500: "old" goes with all its events; "recent" and "running" stay.
+        #expect(try store.prune(now: 5_500, retentionMillis: 1_000, keep: 1000) == 1)
+        #expect(try store.get("old") == nil && events("old") == 0)
+        #expect(try events("recent") == chunks + 1 && events("running") == 1)
+        // Past the newest `keep`, a finished task goes however recent; a running one never.
+        #expect(try store.prune(now: 5_500, retentionMillis: 1_000_000, keep: 1) == 1)
+        #expect(try store.get("recent") == nil && events("recent") == 0)
+        #expect(try store.get("running") != nil && events("running") == 1)
+        try store.delete("running")
+        #expect(try store.get("running") == nil && events("running") == 0)
+    }
+
     /// Finished jobs likewise: the caller's, newest first, within a byte budget of arguments.
     @Test func finishedJobsAreTheCallersAndStopAtTheirByteBudget() throws {
         let jobs = JobStore(pool: scratch.pool)
