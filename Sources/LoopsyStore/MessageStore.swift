@@ -371,16 +371,18 @@ public struct MessageStore: Sendable {
     /// Drops messages whose ttl passed `graceMillis` ago (inbox rows, with any receipt still
     /// owed for them: the sender stopped waiting for it when the message expired; outbox rows
     /// in a final state).
+    /// Found by their expiry (migration 0017: no row is read to find them) and deleted a chunk
+    /// per transaction: a peer's messages that expire together may be 200 MiB of bodies.
     @discardableResult
     public func prune(now: Int64, graceMillis: Int64) throws -> Int {
-        try pool.write { db in
-            let cutoff = now - graceMillis
-            try db.cached("DELETE FROM inbox WHERE expires_at < ?").run([.integer(cutoff)])
-            var removed = db.changes
-            try db.cached("DELETE FROM outbox WHERE expires_at < ? AND state != 'queued'").run([.integer(cutoff)])
-            removed += db.changes
-            return removed
-        }
+        let cutoff = DatabaseValue.integer(now - graceMillis)
+        return try pool.deleteInChunks("""
+            DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE expires_at < ? ORDER BY expires_at LIMIT ?)
+            """, [cutoff])
+            + pool.deleteInChunks("""
+                DELETE FROM outbox WHERE (id, to_node) IN (
+                    SELECT id, to_node FROM outbox WHERE expires_at < ? AND state != 'queued' ORDER BY expires_at LIMIT ?)
+                """, [cutoff])
     }
 }
 

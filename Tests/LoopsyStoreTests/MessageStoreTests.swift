@@ -45,6 +45,31 @@ import Testing
         #expect(first.messages.map(\.id) == ["a"] && first.more && first.cursor < cursor)
     }
 
+    /// Expired messages are found by the expiry indexes (0017), no row read to find them, and
+    /// deleted a chunk per transaction: past `pruneChunk` of them, every one goes and only they.
+    @Test func expiredMessagesAreFoundByIndexAndDroppedInChunks() throws {
+        let expired = DatabasePool.pruneChunk + 5
+        for index in 0..<expired {
+            _ = try store.receive(delivery("old\(index)", lifetime: 1_000), from: "alpha-node", now: 10_000,
+                                  maxPerSender: 10_000)
+        }
+        for index in 0..<3 {
+            _ = try store.receive(delivery("live\(index)", lifetime: 30 * 86_400_000), from: "alpha-node", now: 10_000,
+                                  maxPerSender: 10_000)
+        }
+        #expect(try store.prune(now: 11_000 + 7 * 86_400_000 + 1, graceMillis: 7 * 86_400_000) == expired)
+        #expect(try store.inbox(unreadOnly: false, after: 0, limit: 100).messages.map(\.id) == ["live0", "live1", "live2"])
+        #expect(try store.prune(now: 11_000 + 7 * 86_400_000 + 1, graceMillis: 7 * 86_400_000) == 0)
+        let plans = try scratch.pool.read { db in
+            try [
+                "SELECT seq FROM inbox WHERE expires_at < 1 ORDER BY expires_at LIMIT 10",
+                "SELECT id, to_node FROM outbox WHERE expires_at < 1 AND state != 'queued' ORDER BY expires_at LIMIT 10",
+            ].map { query in try db.prepare("EXPLAIN QUERY PLAN " + query).rows { $0.text(3) }.joined(separator: "; ") }
+        }
+        #expect(plans[0].contains("COVERING INDEX inbox_expires"), "\(plans[0])")
+        #expect(plans[1].contains("COVERING INDEX outbox_expires"), "\(plans[1])")
+    }
+
     /// A message that expired is still held (a week), so it still counts against the sender's limit.
     @Test func expiredMessagesCountUntilTheyAreDropped() throws {
         _ = try store.receive(delivery("m1"), from: "alpha-node", now: 10_000, maxPerSender: 2)
