@@ -18,11 +18,14 @@ public struct DaemonOptions: Sendable {
     public var port: Int?
     /// Overrides `server.host`.
     public var host: String?
+    /// The process's environment, for what it says of a service manager (NOTIFY_SOCKET).
+    public var environment: [String: String]
 
-    public init(dataDir: DataDir, port: Int? = nil, host: String? = nil) {
+    public init(dataDir: DataDir, port: Int? = nil, host: String? = nil, environment: [String: String] = [:]) {
         self.dataDir = dataDir
         self.port = port
         self.host = host
+        self.environment = environment
     }
 }
 
@@ -65,8 +68,14 @@ public final class Daemon: Sendable {
             let files = try TLSFiles.ensure(dataDir, identity: identity)
             tlsCredentials = TLSCredentials(keyPEM: files.key, certificatePEM: files.certificate)
         }
+        // Migrations may build an index over every message body (0017): a service manager is
+        // told to wait longer for this start (systemd's default is 90 s, then a restart loop).
+        let environment = options.environment
         let pool = try DatabasePool(path: dataDir.databaseFile,
-                                    migrations: try Migration.load(from: try Migration.locateDirectory()))
+                                    migrations: try Migration.load(from: try Migration.locateDirectory())) { pending in
+            SystemdNotify.send("EXTEND_TIMEOUT_USEC=3600000000\nSTATUS=applying \(pending.count) database migration(s)",
+                               environment: environment)
+        }
         node = NodeServices(config: config, dataDir: dataDir, identity: identity, pool: pool, logger: logger,
                             servesTLS: servesTLS, monitorPeers: true)
         rateLimiter = RateLimiter(perMinute: [.execute: config.rateLimits.execute,
@@ -269,12 +278,17 @@ public final class Daemon: Sendable {
         let audit = node.config.audit
         // The parser bounds retentionDays (36,500); a Config made in code is held in range too.
         let cutoff = Clock.nowMillis() - Int64(min(max(audit.retentionDays, 0), 36_500)) * 86_400_000
-        step("expired context entries") { try node.contextStore.sweepExpired() }
+        step("expired context entries") {
+            try node.contextStore.sweepExpired(chunk: ContextStore.sweepChunk(forValuesUpTo: node.config.context.maxValueBytes))
+        }
         step("the context change log") { try node.contextStore.pruneChanges() }
         step("expired locks") { try node.locks.store.sweepExpired() }
         step("the audit log") { try node.auditStore.prune(olderThan: cutoff, keep: audit.maxEntries) }
         step("finished jobs") { try node.execution.prune(olderThan: cutoff) }
-        step("expired messages") { try node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000) }
+        step("expired messages") {
+            try node.messages.store.prune(now: Clock.nowMillis(), graceMillis: 7 * 86_400_000,
+                                          maxBodyBytes: node.config.messages.maxBodyBytes)
+        }
         step("old acked messages") { try node.messages.forgetAcked() }
         node.tasks.prune()
         step("unseen mDNS peers") {

@@ -281,17 +281,24 @@ public struct ContextStore: Sendable {
         return entries - expired
     }
 
-    /// Rows a sweep deletes per transaction. A value may be 1 MiB (`context.maxValueBytes`),
-    /// and deleting it reads its overflow pages: one transaction for every expired row held the
-    /// writer's lock, which requests wait for on their worker threads, for as long as a peer
-    /// could make it by letting gigabytes expire in the same ten seconds.
+    /// Rows a sweep deletes per transaction, with values of up to 1 MiB (the default
+    /// `context.maxValueBytes`). Deleting a value reads its overflow pages: one transaction for
+    /// every expired row held the writer's lock, which requests wait for on their worker
+    /// threads, for as long as a peer could make it by letting gigabytes expire in the same ten
+    /// seconds.
     public static let sweepChunk = 64
+
+    /// Rows per transaction for values of up to `maxValueBytes`: about 64 MiB of them at most.
+    public static func sweepChunk(forValuesUpTo maxValueBytes: Int) -> Int {
+        max(1, min(sweepChunk, (64 << 20) / max(1, maxValueBytes)))
+    }
 
     /// Deletes expired rows, oldest expiry first, in transactions of `chunk` rows with a pause
     /// between them (the writer's lock is not fair: see `DatabasePool.deleteInChunks`); each
     /// logs its rows' expiries in key order and tells watchers. Returns how many went.
     @discardableResult
     public func sweepExpired(now: Int64 = Clock.nowMillis(), chunk: Int = sweepChunk) throws -> Int {
+        let chunk = max(1, chunk)
         var swept = 0
         while true {
             let keys = try pool.write { db -> [String] in
@@ -300,11 +307,13 @@ public struct ContextStore: Sendable {
                         (key: $0.text(0), revision: $0.int64(1))
                     }
                     guard !rows.isEmpty else { return [] }
-                    for row in rows.sorted(by: { $0.key < $1.key }) {
+                    // Bytewise, as keys are ordered everywhere else.
+                    for row in rows.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
                         try db.cached(SQL.logChange).run([.text(row.key), .text("expire"), .integer(row.revision),
                                                           .integer(now)])
+                        // Only the keys that went: hot keys stay cached through a long sweep.
+                        cache.written(row.key, nil)
                     }
-                    cache.invalidateAll()
                     return rows.map(\.key)
                 }
             }

@@ -167,7 +167,8 @@ public final class DatabasePool: Sendable {
     private let checkpointer: Checkpointer
 
     /// Opens (creating if needed) the database in WAL mode and applies `migrations`.
-    public init(path: String, migrations: [Migration]) throws {
+    /// `willMigrate` hears of the migrations about to run (none: not called) before they do.
+    public init(path: String, migrations: [Migration], willMigrate: ([Migration]) -> Void = { _ in }) throws {
         self.path = path
         let database = try Database(path: path)
         // The WAL is cut back to 64 MiB whenever it starts over (a large transaction, or a
@@ -176,7 +177,7 @@ public final class DatabasePool: Sendable {
         try database.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;")
         // Migrations that ran leave every page they wrote in this connection's cache (about
         // 200 KiB for a new database), which nothing reads again soon: given back.
-        if try !Migrator(migrations: migrations).migrate(database).isEmpty {
+        if try !Migrator(migrations: migrations).migrate(database, willApply: willMigrate).isEmpty {
             sqlite3_db_release_memory(database.handle)
         }
         checkpointer = Checkpointer(path: path)
@@ -197,18 +198,19 @@ public final class DatabasePool: Sendable {
     public static let pruneChunk = 1_000
 
     /// Runs `sql`, a DELETE of at most `?N` rows whose last parameter is that N, with
-    /// `parameters` and then `pruneChunk`, in a transaction of its own each time until it removes
-    /// fewer: the writer lock, which every write waits for, is given up between chunks (a
+    /// `parameters` and then `chunk` (at least 1), in a transaction of its own each time until it
+    /// removes fewer: the writer lock, which every write waits for, is given up between chunks (a
     /// chunk holds it a few milliseconds). Returns the rows removed.
-    public func deleteInChunks(_ sql: String, _ parameters: [DatabaseValue?]) throws -> Int {
+    public func deleteInChunks(_ sql: String, _ parameters: [DatabaseValue?], chunk: Int = pruneChunk) throws -> Int {
+        let chunk = max(1, chunk)
         var removed = 0
         while true {
             let count = try write { database -> Int in
-                try database.cached(sql).run(parameters + [.integer(Int64(Self.pruneChunk))])
+                try database.cached(sql).run(parameters + [.integer(Int64(chunk))])
                 return database.changes
             }
             removed += count
-            if count < Self.pruneChunk { return removed }
+            if count < chunk { return removed }
             // The lock is not fair: taken again at once, it went to this loop chunk after chunk
             // while the writes woken for it slept on (a 3 s round of context writes read a
             // 100-140 ms p99 with each upkeep). A pause lets a waiting write in first.

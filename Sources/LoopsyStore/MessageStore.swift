@@ -372,17 +372,19 @@ public struct MessageStore: Sendable {
     /// owed for them: the sender stopped waiting for it when the message expired; outbox rows
     /// in a final state).
     /// Found by their expiry (migration 0017: no row is read to find them) and deleted a chunk
-    /// per transaction: a peer's messages that expire together may be 200 MiB of bodies.
+    /// per transaction: a peer's messages that expire together may be 200 MiB of bodies. With
+    /// bodies of up to `maxBodyBytes`, a chunk holds about 64 MiB of them at most.
     @discardableResult
-    public func prune(now: Int64, graceMillis: Int64) throws -> Int {
+    public func prune(now: Int64, graceMillis: Int64, maxBodyBytes: Int = 64 << 10) throws -> Int {
         let cutoff = DatabaseValue.integer(now - graceMillis)
+        let chunk = max(1, min(DatabasePool.pruneChunk, (64 << 20) / max(1, maxBodyBytes)))
         return try pool.deleteInChunks("""
             DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE expires_at < ? ORDER BY expires_at LIMIT ?)
-            """, [cutoff])
+            """, [cutoff], chunk: chunk)
             + pool.deleteInChunks("""
                 DELETE FROM outbox WHERE (id, to_node) IN (
                     SELECT id, to_node FROM outbox WHERE expires_at < ? AND state != 'queued' ORDER BY expires_at LIMIT ?)
-                """, [cutoff])
+                """, [cutoff], chunk: chunk)
     }
 }
 

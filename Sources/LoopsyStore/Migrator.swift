@@ -82,9 +82,11 @@ public struct Migrator {
 
     public init(migrations: [Migration]) { self.migrations = migrations }
 
-    /// Returns the ids it applied.
+    /// Applies the migrations not applied yet, in order; returns their ids. `willApply` hears
+    /// of them first (only when there are any): an index built over a large table can take
+    /// minutes on a slow disk, longer than a service manager waits for a start.
     @discardableResult
-    public func migrate(_ database: Database) throws -> [Int] {
+    public func migrate(_ database: Database, willApply: ([Migration]) -> Void = { _ in }) throws -> [Int] {
         try database.execute("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 id INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at INTEGER NOT NULL)
@@ -96,8 +98,10 @@ public struct Migrator {
             throw MigrationError.unknownApplied(id: unknown.id, name: unknown.name)
         }
         let done = Set(applied.map(\.id))
+        let pending = migrations.filter { !done.contains($0.id) }
+        if !pending.isEmpty { willApply(pending) }
         var newlyApplied: [Int] = []
-        for migration in migrations where !done.contains(migration.id) {
+        for migration in pending {
             try database.transaction {
                 try database.execute(migration.sql)
                 try database.prepare("INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)")

@@ -1,4 +1,7 @@
 import LoopsyAPI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `ai_tasks` and `ai_task_events` tables. Events are numbered per task from 1, in the
 /// order they happened; a stream resumes from any number.
@@ -140,8 +143,12 @@ public struct TaskStore: Sendable {
                     (finished_at < ? OR id NOT IN (SELECT id FROM ai_tasks ORDER BY created_at DESC LIMIT ?))
                 """).rows([.integer(now - retentionMillis), .integer(Int64(keep))]) { $0.text(0) }
         }
-        // A finished task stays finished: those found are still to go.
-        for id in finished { try delete(id) }
+        // A finished task stays finished: those found are still to go. Between tasks, a pause:
+        // the writer's lock is not fair (see `DatabasePool.deleteInChunks`).
+        for (index, id) in finished.enumerated() {
+            if index > 0 { usleep(200) }
+            try delete(id)
+        }
         return finished.count
     }
 }

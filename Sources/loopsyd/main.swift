@@ -78,7 +78,8 @@ case .checkDatabase: checkDatabase(DataDir.resolve(explicit: explicitDataDir))
 
 let daemon: Daemon
 do {
-    daemon = try Daemon(options: DaemonOptions(dataDir: DataDir.resolve(explicit: explicitDataDir), port: port, host: host))
+    daemon = try Daemon(options: DaemonOptions(dataDir: DataDir.resolve(explicit: explicitDataDir), port: port, host: host,
+                                               environment: ProcessInfo.processInfo.environment))
     let boundPort = try daemon.start()
     print("loopsyd \(LoopsyVersion.current) listening on port \(boundPort) node \(daemon.node.identity.nodeId)")
     fflush(nil)  // stdout is a pipe when tests read the port from it

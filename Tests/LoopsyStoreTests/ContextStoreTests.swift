@@ -77,6 +77,14 @@ import Testing
         #expect(try store.count(now: 5000) == 2)
         #expect(try store.sweepExpired(now: 5000, chunk: 2) == 0)
         #expect(try store.sweepExpired(now: 9000) == 1)
+        // A chunk below 1 is 1 (LIMIT 0 would never finish).
+        for key in ["x", "y"] { _ = try store.put(key: key, value: "v", ttl: 1, fromNodeId: "n", maxEntries: 100, now: 10_000) }
+        #expect(try store.sweepExpired(now: 20_000, chunk: 0) == 2)
+        // Chunks hold about 64 MiB of values at most, and 64 rows of small ones.
+        #expect(ContextStore.sweepChunk(forValuesUpTo: 1 << 20) == 64)
+        #expect(ContextStore.sweepChunk(forValuesUpTo: 4 << 20) == 16)
+        #expect(ContextStore.sweepChunk(forValuesUpTo: 64 << 20) == 1)
+        #expect(ContextStore.sweepChunk(forValuesUpTo: 100) == 64)
     }
 
     @Test func recreatingAnExpiredKeyStartsOver() throws {

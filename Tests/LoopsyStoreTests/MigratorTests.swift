@@ -32,6 +32,22 @@ import Testing
         #expect(try Migrator(migrations: [first, second]).migrate(database) == [2])
     }
 
+    /// Whoever opens the database hears of the migrations about to run, before they run (the
+    /// daemon asks systemd to wait longer), and of none when there are none.
+    @Test func theMigrationsAboutToRunAreToldFirst() throws {
+        defer { cleanUp() }
+        let database = try Database(path: directory + "/t.db")
+        var told: [[Int]] = []
+        #expect(try Migrator(migrations: [first]).migrate(database, willApply: { pending in
+            told.append(pending.map(\.id))
+            // Before it runs: its table is not there yet.
+            #expect(throws: (any Error).self) { try database.execute("INSERT INTO a VALUES (1)") }
+        }) == [1])
+        #expect(try Migrator(migrations: [first]).migrate(database, willApply: { told.append($0.map(\.id)) }) == [])
+        #expect(try Migrator(migrations: [first, second]).migrate(database, willApply: { told.append($0.map(\.id)) }) == [2])
+        #expect(told == [[1], [2]])
+    }
+
     @Test func refusesDatabaseFromNewerBuild() throws {
         defer { cleanUp() }
         let database = try Database(path: directory + "/t.db")
