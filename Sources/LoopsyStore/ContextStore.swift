@@ -1,7 +1,4 @@
 import LoopsyAPI
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum ContextStoreError: Error, Equatable {
     /// Creating another key would pass the configured entry limit.
@@ -290,23 +287,20 @@ public struct ContextStore: Sendable {
 
     /// Rows per transaction for values of up to `maxValueBytes`: about 64 MiB of them at most.
     public static func sweepChunk(forValuesUpTo maxValueBytes: Int) -> Int {
-        max(1, min(sweepChunk, (64 << 20) / max(1, maxValueBytes)))
+        DatabasePool.chunk(forRowsUpTo: maxValueBytes, atMost: sweepChunk)
     }
 
-    /// Deletes expired rows, oldest expiry first, in transactions of `chunk` rows with a pause
-    /// between them (the writer's lock is not fair: see `DatabasePool.deleteInChunks`); each
-    /// logs its rows' expiries in key order and tells watchers. Returns how many went.
+    /// Deletes expired rows, oldest expiry first, in transactions of `chunk` rows
+    /// (`DatabasePool.inChunks`); each logs its rows' expiries in key order and tells watchers.
+    /// Returns how many went.
     @discardableResult
     public func sweepExpired(now: Int64 = Clock.nowMillis(), chunk: Int = sweepChunk) throws -> Int {
-        let chunk = max(1, chunk)
-        var swept = 0
-        while true {
+        try pool.inChunks(of: chunk) { size in
             let keys = try pool.write { db -> [String] in
                 try db.transaction {
-                    let rows = try db.cached(SQL.sweepChunk).rows([.integer(now), .integer(Int64(chunk))]) {
+                    let rows = try db.cached(SQL.sweepChunk).rows([.integer(now), .integer(Int64(size))]) {
                         (key: $0.text(0), revision: $0.int64(1))
                     }
-                    guard !rows.isEmpty else { return [] }
                     // Bytewise, as keys are ordered everywhere else.
                     for row in rows.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
                         try db.cached(SQL.logChange).run([.text(row.key), .text("expire"), .integer(row.revision),
@@ -318,9 +312,7 @@ public struct ContextStore: Sendable {
                 }
             }
             if !keys.isEmpty { changed.signal(keys) }
-            swept += keys.count
-            if keys.count < chunk { return swept }
-            usleep(200)
+            return keys.count
         }
     }
 

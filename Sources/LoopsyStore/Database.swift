@@ -197,24 +197,38 @@ public final class DatabasePool: Sendable {
     /// Rows a bulk delete removes per transaction (`deleteInChunks`).
     public static let pruneChunk = 1_000
 
-    /// Runs `sql`, a DELETE of at most `?N` rows whose last parameter is that N, with
-    /// `parameters` and then `chunk` (at least 1), in a transaction of its own each time until it
-    /// removes fewer: the writer lock, which every write waits for, is given up between chunks (a
-    /// chunk holds it a few milliseconds). Returns the rows removed.
-    public func deleteInChunks(_ sql: String, _ parameters: [DatabaseValue?], chunk: Int = pruneChunk) throws -> Int {
+    /// Rows per transaction for rows of up to `maxRowBytes` (a value's, a body's configured
+    /// limit): about 64 MiB of them, and never more than `rows`.
+    public static func chunk(forRowsUpTo maxRowBytes: Int, atMost rows: Int = pruneChunk) -> Int {
+        max(1, min(rows, (64 << 20) / max(1, maxRowBytes)))
+    }
+
+    /// Runs `step`, one chunk of a bulk change (at most the count it is given, at least 1, in
+    /// a write of its own; it returns how many rows it changed), again and again until a step
+    /// changes fewer: the writer lock, which every write waits for, is given up between chunks
+    /// (a chunk holds it a few milliseconds). Returns the rows changed in all.
+    public func inChunks(of chunk: Int, _ step: (Int) throws -> Int) rethrows -> Int {
         let chunk = max(1, chunk)
-        var removed = 0
+        var changed = 0
         while true {
-            let count = try write { database -> Int in
-                try database.cached(sql).run(parameters + [.integer(Int64(chunk))])
-                return database.changes
-            }
-            removed += count
-            if count < chunk { return removed }
+            let count = try step(chunk)
+            changed += count
+            if count < chunk { return changed }
             // The lock is not fair: taken again at once, it went to this loop chunk after chunk
             // while the writes woken for it slept on (a 3 s round of context writes read a
             // 100-140 ms p99 with each upkeep). A pause lets a waiting write in first.
             usleep(200)
+        }
+    }
+
+    /// Runs `sql`, a DELETE of at most `?N` rows whose last parameter is that N, with
+    /// `parameters` and then the chunk's size, in `inChunks`. Returns the rows removed.
+    public func deleteInChunks(_ sql: String, _ parameters: [DatabaseValue?], chunk: Int = pruneChunk) throws -> Int {
+        try inChunks(of: chunk) { size in
+            try write { database -> Int in
+                try database.cached(sql).run(parameters + [.integer(Int64(size))])
+                return database.changes
+            }
         }
     }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import LoopsyAPI
 
 /// The `outbox` and `inbox` tables. States only move forward: an outbox row goes queued →
@@ -327,16 +324,15 @@ public struct MessageStore: Sendable {
     /// A row whose receipt the sender has not taken yet stays until `2 * keep` acked ones are
     /// newer: a sender that is away gets its receipts, and one that refuses them cannot keep
     /// every row that way. A row that goes takes its id with it: a repeat would arrive as new.
-    /// Deleted in chunks of `chunk` rows, oldest first (a row that goes moves up only those
-    /// acked before it, which are gone already: chunks end where one pass would), the writer's
-    /// lock given up between them; `forgotten`
-    /// gets each chunk's rows, as (seq, id, sender), once it is committed (for the context
-    /// mirrors: a later chunk that fails leaves no mirror of an earlier one behind). Returns how
-    /// many went.
+    /// Deleted in chunks of `chunk` rows (`DatabasePool.inChunks`), oldest first (a row that
+    /// goes moves up only those acked before it, which are gone already: chunks end where one
+    /// pass would); `forgotten` gets each chunk's rows, as (seq, id, sender), once it is
+    /// committed (for the context mirrors: a later chunk that fails leaves no mirror of an
+    /// earlier one behind). Returns how many went.
     @discardableResult
     public func forgetAcked(keepingPerSender keep: Int, chunk: Int = 500,
                             forgotten: ([(seq: Int64, id: String, from: String)]) -> Void = { _ in }) throws -> Int {
-        let keep = Int64(max(keep, 0)), chunk = max(chunk, 1)
+        let keep = Int64(max(keep, 0))
         // Found without the writer's lock, from the index inbox_acked alone (no row, no body is
         // read): most of the time nobody is past it.
         let senders = try pool.read { db in
@@ -345,7 +341,7 @@ public struct MessageStore: Sendable {
         }
         var removed = 0
         for sender in senders {
-            while true {
+            removed += try pool.inChunks(of: chunk) { size in
                 let deleted = try pool.write { db in
                     try db.cached("""
                         DELETE FROM inbox WHERE seq IN (
@@ -355,14 +351,12 @@ public struct MessageStore: Sendable {
                             WHERE newer > ?2 AND (receipt IS NULL OR newer > 2 * ?2)
                             ORDER BY newer DESC LIMIT ?3)
                         RETURNING seq, id, from_node
-                        """).rows([.text(sender), .integer(keep), .integer(Int64(chunk))]) {
+                        """).rows([.text(sender), .integer(keep), .integer(Int64(size))]) {
                             (seq: $0.int64(0), id: $0.text(1), from: $0.text(2))
                         }
                 }
                 if !deleted.isEmpty { forgotten(deleted) }
-                removed += deleted.count
-                if deleted.count < chunk { break }
-                usleep(200)  // the writer's lock is not fair: see `DatabasePool.deleteInChunks`
+                return deleted.count
             }
         }
         return removed
@@ -377,7 +371,7 @@ public struct MessageStore: Sendable {
     @discardableResult
     public func prune(now: Int64, graceMillis: Int64, maxBodyBytes: Int = 64 << 10) throws -> Int {
         let cutoff = DatabaseValue.integer(now - graceMillis)
-        let chunk = max(1, min(DatabasePool.pruneChunk, (64 << 20) / max(1, maxBodyBytes)))
+        let chunk = DatabasePool.chunk(forRowsUpTo: maxBodyBytes)
         return try pool.deleteInChunks("""
             DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE expires_at < ? ORDER BY expires_at LIMIT ?)
             """, [cutoff], chunk: chunk)

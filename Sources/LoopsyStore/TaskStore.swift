@@ -144,7 +144,7 @@ public struct TaskStore: Sendable {
                 """).rows([.integer(now - retentionMillis), .integer(Int64(keep))]) { $0.text(0) }
         }
         // A finished task stays finished: those found are still to go. Between tasks, a pause:
-        // the writer's lock is not fair (see `DatabasePool.deleteInChunks`).
+        // the writer's lock is not fair (see `DatabasePool.inChunks`).
         for (index, id) in finished.enumerated() {
             if index > 0 { usleep(200) }
             try delete(id)
