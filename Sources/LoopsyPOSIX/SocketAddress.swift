@@ -144,13 +144,8 @@ public enum NetworkInterfaces {
         while let current = entry {
             defer { entry = current.pointee.ifa_next }
             guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
-            var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
-                var raw = ipv4.pointee.sin_addr
-                _ = inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count))
-            }
-            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if !text.isEmpty && !addresses.contains(text) { addresses.append(text) }
+            let text = SocketAddress.describe(address)
+            if !addresses.contains(text) { addresses.append(text) }
         }
         return addresses
     }
