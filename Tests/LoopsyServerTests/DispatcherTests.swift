@@ -168,3 +168,13 @@ import Testing
         #expect(try node.contextStore.get(key: "k")?.value == "x")
     }
 }
+
+extension Authenticator {
+    /// The credential `bearerRange` finds in a header, as text.
+    static func bearerToken(_ authorization: String) -> String? {
+        var header = authorization
+        return header.withUTF8 { bytes in
+            bearerRange(bytes).map { String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
+        }
+    }
+}

@@ -151,16 +151,9 @@ public final class Authenticator: Sendable {
 
     private static let bearerScheme: [UInt8] = Array("bearer ".utf8)
 
-    /// The credential of an `Authorization: Bearer <token>` header ("Bearer" in any case, ASCII
-    /// folding only), without the spaces, tabs and line breaks around it; nil for another scheme.
-    static func bearerToken(_ authorization: String) -> String? {
-        var header = authorization
-        return header.withUTF8 { bytes in
-            bearerRange(bytes).map { String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
-        }
-    }
-
-    /// Where that credential is in the header's bytes. Byte-wise: it runs on every request.
+    /// Where the credential of an `Authorization: Bearer <token>` header is in its bytes
+    /// ("Bearer" in any case, ASCII folding only), without the spaces, tabs and line breaks
+    /// around it; nil for another scheme. Byte-wise: it runs on every request.
     static func bearerRange(_ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
         let scheme = Self.bearerScheme
         guard bytes.count >= scheme.count else { return nil }
